@@ -1,0 +1,144 @@
+"""`kansrijk`: run, migrate and try the platform (CONTRACT.md, "Running it")."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from services.registry import SERVICES
+from shared import migrations
+from shared.auth import ORG_TYPES, SCOPES, issue_token, load_or_create_dev_key
+from shared.settings import ServiceSettings
+
+app = typer.Typer(help="Kansrijke Start meldingen: consent-checked meldingen to JGZ and wijkteams.",
+                  no_args_is_help=True, add_completion=False)
+err = Console(stderr=True)
+
+ServiceName = Annotated[str, typer.Argument(help=f"one of: {', '.join(SERVICES)}")]
+
+
+def _entry(name: str):  # noqa: ANN202 - typer callback helper
+    if name not in SERVICES:
+        raise typer.BadParameter(f"unknown service {name!r}; choose from {', '.join(SERVICES)}")
+    return SERVICES[name]
+
+
+@app.command()
+def migrate(
+    service: Annotated[str | None, typer.Argument(help="one service; all when left out")] = None,
+    revision: Annotated[str, typer.Option(help="target revision")] = "head",
+    down: Annotated[bool, typer.Option("--down", help="downgrade to --revision (default: base)")] = False,
+) -> None:
+    """Apply (or undo) the database migrations of one service or all."""
+    names = [_entry(service).name] if service else list(SERVICES)
+    for name in names:
+        settings = SERVICES[name].settings()
+        if down:
+            migrations.downgrade(name, settings.database_url, "base" if revision == "head" else revision)
+        else:
+            migrations.upgrade(name, settings.database_url, revision)
+        err.print(f"[green]✓[/] {name}: migrated {'down to' if down else 'to'} {revision if not down or revision != 'head' else 'base'}")
+
+
+@app.command()
+def serve(
+    service: ServiceName,
+    port: Annotated[int | None, typer.Option(help="port (default: the service's, or KANSRIJK_<NAME>_PORT)")] = None,
+    host: Annotated[str | None, typer.Option(help="interface to listen on (default 127.0.0.1)")] = None,
+    migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate", help="apply migrations first")] = True,
+) -> None:
+    """Run one service — its API, outbox relay and consumers — until SIGTERM or Ctrl-C."""
+    import uvicorn
+
+    entry = _entry(service)
+    overrides = {k: v for k, v in {"port": port, "host": host}.items() if v is not None}
+    settings: ServiceSettings = entry.settings(**overrides)
+    if migrate_first:
+        migrations.upgrade(entry.name, settings.database_url)
+    application = entry.app_factory()(settings)
+    # Logging is configured by the app (JSON lines); uvicorn's own config would replace it.
+    uvicorn.run(application, host=settings.host, port=settings.port, log_config=None,
+                timeout_graceful_shutdown=int(settings.publish_timeout_seconds) + 5)
+
+
+@app.command()
+def up() -> None:
+    """Apply every service's migrations, then run all services until Ctrl-C / SIGTERM stops them all."""
+    for name, entry in SERVICES.items():
+        migrations.upgrade(name, entry.settings().database_url)
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    stopping = False
+
+    def stop(_signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    for name in SERVICES:
+        children[name] = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "serve", name, "--no-migrate"],
+            # Own process group: Ctrl-C reaches us, and we stop the children in order.
+            start_new_session=True,
+        )
+        settings = SERVICES[name].settings()
+        err.print(f"[green]▶[/] {name} on http://{settings.host}:{settings.port}  (docs: /docs)")
+    exit_code = 0
+    while not stopping:
+        for name, child in children.items():
+            if child.poll() is not None:
+                err.print(f"[red]✗[/] {name} exited with {child.returncode}; stopping the others")
+                stopping, exit_code = True, 1
+        time.sleep(0.2)
+    for child in children.values():
+        if child.poll() is None:
+            child.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 30
+    for name, child in children.items():
+        try:
+            child.wait(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            err.print(f"[yellow]![/] {name} did not stop in time; killing it")
+            child.kill()
+            child.wait()
+    err.print("stopped")
+    raise typer.Exit(exit_code)
+
+
+@app.command()
+def token(
+    org_id: Annotated[str, typer.Option(help="the organisation (URA number)")],
+    org_type: Annotated[str, typer.Option(help=", ".join(sorted(ORG_TYPES)))],
+    scope: Annotated[str, typer.Option(help=f"space-separated scopes: {' '.join(SCOPES)}")],
+    sub: Annotated[str, typer.Option(help="the acting user or system")] = "dev-user",
+    ttl: Annotated[int, typer.Option(help="lifetime in seconds")] = 3600,
+) -> None:
+    """Print a signed development JWT that services running with the development settings accept."""
+    if org_type not in ORG_TYPES:
+        raise typer.BadParameter(f"org_type must be one of {', '.join(sorted(ORG_TYPES))}", param_hint="--org-type")
+    unknown = [s for s in scope.split() if s not in SCOPES]
+    if unknown:
+        raise typer.BadParameter(f"unknown scope(s) {' '.join(unknown)}", param_hint="--scope")
+    settings = ServiceSettings()
+    if not settings.is_development:
+        err.print("[red]kansrijk token signs with the development key; production tokens come from the issuer[/]")
+        raise typer.Exit(2)
+    key = load_or_create_dev_key(settings.dev_key_dir)
+    typer.echo(issue_token(key, issuer=settings.jwt_issuer, audience=settings.jwt_audience, org_id=org_id,
+                           org_type=org_type, scopes=scope, sub=sub, ttl_seconds=ttl))
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    main()

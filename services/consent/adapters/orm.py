@@ -1,0 +1,33 @@
+"""The consent service's tables. Its database is its own: no other service reads it."""
+
+from sqlalchemy import Column, Date, Index, String, Table
+
+from shared.audit import audit_table
+from shared.db import UTCDateTime, new_metadata
+from shared.idempotency import idempotency_table
+from shared.messaging.outbox import outbox_table
+
+metadata = new_metadata()
+
+consents = Table(
+    "consents",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("bsn", String(9), nullable=False),
+    Column("recipient_types", String(64), nullable=False, comment="comma-separated, sorted"),
+    Column("purpose", String(64), nullable=False),
+    Column("method", String(16), nullable=False),
+    Column("given_at", Date, nullable=False),
+    Column("valid_until", Date, nullable=False),
+    Column("recorded_by_org_id", String(64), nullable=False),
+    Column("recorded_by_org_type", String(32), nullable=False),
+    Column("recorded_by_sub", String(200), nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("withdrawn_at", UTCDateTime(), nullable=True),
+    Column("withdrawal_reason", String(500), nullable=True),
+    Index("ix_consents_org_bsn", "recorded_by_org_id", "bsn"),
+)
+
+outbox = outbox_table(metadata)
+idempotency_keys = idempotency_table(metadata)
+audit_log = audit_table(metadata)

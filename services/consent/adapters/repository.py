@@ -1,0 +1,55 @@
+"""All SQL on consents."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select, update
+
+from services.consent.adapters.orm import consents
+from services.consent.domain.model import Consent
+from shared.db import UnitOfWork
+
+
+def _to_row(consent: Consent) -> dict[str, Any]:
+    return {
+        "id": consent.id, "bsn": consent.bsn, "recipient_types": ",".join(consent.recipient_types),
+        "purpose": consent.purpose, "method": consent.method, "given_at": consent.given_at,
+        "valid_until": consent.valid_until, "recorded_by_org_id": consent.recorded_by_org_id,
+        "recorded_by_org_type": consent.recorded_by_org_type, "recorded_by_sub": consent.recorded_by_sub,
+        "created_at": consent.created_at, "withdrawn_at": consent.withdrawn_at,
+        "withdrawal_reason": consent.withdrawal_reason,
+    }  # fmt: skip
+
+
+def _from_row(row: Any) -> Consent:
+    values = dict(row._mapping)
+    values["recipient_types"] = tuple(values["recipient_types"].split(","))
+    return Consent(**values)
+
+
+class ConsentRepository:
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.session = uow.session
+
+    async def add(self, consent: Consent) -> None:
+        await self.session.execute(consents.insert().values(**_to_row(consent)))
+
+    async def get(self, consent_id: str) -> Consent | None:
+        row = (await self.session.execute(select(consents).where(consents.c.id == consent_id))).first()
+        return _from_row(row) if row is not None else None
+
+    async def save_withdrawal(self, consent: Consent) -> None:
+        await self.session.execute(
+            update(consents)
+            .where(consents.c.id == consent.id)
+            .values(withdrawn_at=consent.withdrawn_at, withdrawal_reason=consent.withdrawal_reason)
+        )
+
+    async def for_patient(self, *, org_id: str, bsn: str) -> list[Consent]:
+        query = (
+            select(consents)
+            .where(consents.c.recorded_by_org_id == org_id, consents.c.bsn == bsn)
+            .order_by(consents.c.created_at.desc(), consents.c.id)
+        )
+        return [_from_row(row) for row in await self.session.execute(query)]

@@ -1,0 +1,114 @@
+"""HTTP routes of the consent service: parse, call a handler, shape the answer. No rules here."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from services.consent.api.deps import ConsentChecker, ConsentReader, ConsentWriter, DatabaseDep
+from services.consent.api.schemas import (
+    ConsentCheck,
+    ConsentCheckResult,
+    ConsentCreate,
+    ConsentList,
+    ConsentRead,
+    ConsentSearch,
+    ConsentWithdraw,
+)
+from services.consent.service_layer import handlers
+from shared.api import RequestId
+from shared.clock import today_nl
+from shared.idempotency import IdempotencyKey, fingerprint
+from shared.problems import problem_responses
+
+router = APIRouter(prefix="/v1/consents", tags=["consents"])
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=ConsentRead,
+    summary="Record a consent",
+    description="Records the patient's consent for the caller's organisation (from the token). "
+    "Send an `Idempotency-Key` so that a retry after a timeout returns the first consent instead of a second.",
+    responses={**problem_responses("validation", "idempotency-conflict"),
+               201: {"headers": {"Location": {"description": "/v1/consents/{id}", "schema": {"type": "string"}}}}},
+)
+async def record_consent(
+    body: ConsentCreate, response: Response, principal: ConsentWriter, database: DatabaseDep,
+    request_id: RequestId, idempotency_key: IdempotencyKey = None,
+) -> ConsentRead:
+    recorded = await handlers.record_consent(
+        database, principal=principal, bsn=body.patient.bsn, recipient_types=list(body.recipient_types),
+        purpose=body.purpose, method=body.method, given_at=body.given_at, valid_until=body.valid_until,
+        idempotency_key=idempotency_key, request_fingerprint=fingerprint("POST /v1/consents", body),
+        request_id=request_id,
+    )
+    response.headers["Location"] = f"/v1/consents/{recorded.consent.id}"
+    return ConsentRead.of(recorded.consent, today_nl())
+
+
+@router.post(
+    "/_search",
+    response_model=ConsentList,
+    summary="Find a patient's consents",
+    description="The caller's organisation's consents for one patient, newest first. "
+    "The BSN goes in the body: it never travels in a URL.",
+    responses=problem_responses("validation"),
+)
+async def search_consents(
+    body: ConsentSearch, principal: ConsentReader, database: DatabaseDep, request_id: RequestId
+) -> ConsentList:
+    found = await handlers.search_consents(database, principal=principal, bsn=body.bsn, request_id=request_id)
+    today = today_nl()
+    return ConsentList(items=[ConsentRead.of(c, today) for c in found])
+
+
+@router.post(
+    "/check",
+    response_model=ConsentCheckResult,
+    summary="May a melding go out under this consent? (services)",
+    description="For the platform's services: whether the consent exists, was recorded by `org_id` for "
+    "the same BSN, is active and covers every recipient type. `reason` says why not.",
+    responses=problem_responses("validation"),
+)
+async def check_consent(
+    body: ConsentCheck, principal: ConsentChecker, database: DatabaseDep, request_id: RequestId
+) -> ConsentCheckResult:
+    reason = await handlers.check_consent(
+        database, principal=principal, consent_id=body.consent_id, bsn=body.bsn, org_id=body.org_id,
+        recipient_types=list(body.recipient_types), request_id=request_id,
+    )
+    return ConsentCheckResult(allowed=reason is None, reason=reason)
+
+
+@router.get(
+    "/{consent_id}",
+    response_model=ConsentRead,
+    summary="Read a consent",
+    description="Only the recording organisation sees a consent; for any other it does not exist (404).",
+    responses=problem_responses("not-found"),
+)
+async def get_consent(
+    consent_id: str, principal: ConsentReader, database: DatabaseDep, request_id: RequestId
+) -> ConsentRead:
+    consent = await handlers.get_consent(database, principal=principal, consent_id=consent_id, request_id=request_id)
+    return ConsentRead.of(consent, today_nl())
+
+
+@router.post(
+    "/{consent_id}/withdraw",
+    response_model=ConsentRead,
+    summary="Withdraw a consent",
+    description="From now on nothing more is delivered under this consent, and recipients that received a "
+    "melding under it get a retraction. Withdrawing again is 200 and changes nothing.",
+    responses=problem_responses("not-found", "validation"),
+)
+async def withdraw_consent(
+    consent_id: str, principal: ConsentWriter, database: DatabaseDep, request_id: RequestId,
+    body: ConsentWithdraw | None = None,
+) -> ConsentRead:
+    consent = await handlers.withdraw_consent(
+        database, principal=principal, consent_id=consent_id, reason=body.reason if body else None,
+        request_id=request_id,
+    )
+    return ConsentRead.of(consent, today_nl())

@@ -1,0 +1,125 @@
+"""The consent API's request and response bodies (CONTRACT.md, consent service)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from services.consent.domain.model import PURPOSE, CheckReason, Consent, ConsentStatus
+from shared.api import RecipientType
+from shared.identifiers import Bsn
+
+
+def _no_repeats(values: list[str]) -> list[str]:
+    if len(set(values)) != len(values):
+        raise ValueError("each recipient type may appear once")
+    return values
+
+
+RecipientTypes = Annotated[list[RecipientType], Field(min_length=1), AfterValidator(_no_repeats)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class PatientRef(Strict):
+    bsn: Bsn
+
+
+class ConsentCreate(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "patient": {"bsn": "999999990"},
+                    "recipient_types": ["jgz", "wijkteam"],
+                    "purpose": "kansrijke-start-melding",
+                    "method": "verbal",
+                    "given_at": "2026-11-20",
+                    "valid_until": "2027-11-20",
+                }
+            ]
+        },
+    )
+
+    patient: PatientRef
+    recipient_types: RecipientTypes
+    purpose: Literal["kansrijke-start-melding"] = PURPOSE
+    method: Literal["verbal", "written"]
+    given_at: date = Field(description="The day the patient gave consent; not in the future.")
+    valid_until: date | None = Field(
+        None, description="Last day the consent holds (inclusive). Default: one year after given_at."
+    )
+
+
+class RecordedBy(BaseModel):
+    org_id: str
+    org_type: str
+    sub: str
+
+
+class ConsentRead(BaseModel):
+    id: str
+    patient: PatientRef
+    recipient_types: list[RecipientType]
+    purpose: str
+    method: str
+    given_at: date
+    valid_until: date
+    status: ConsentStatus
+    recorded_by: RecordedBy
+    created_at: datetime
+    withdrawn_at: datetime | None
+
+    @classmethod
+    def of(cls, consent: Consent, today: date) -> ConsentRead:
+        return cls(
+            id=consent.id, patient=PatientRef(bsn=consent.bsn), recipient_types=list(consent.recipient_types),
+            purpose=consent.purpose, method=consent.method, given_at=consent.given_at,
+            valid_until=consent.valid_until, status=consent.status(today),
+            recorded_by=RecordedBy(org_id=consent.recorded_by_org_id, org_type=consent.recorded_by_org_type,
+                                   sub=consent.recorded_by_sub),
+            created_at=consent.created_at, withdrawn_at=consent.withdrawn_at,
+        )
+
+
+class ConsentWithdraw(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "Cliënte trekt toestemming in."}]})
+
+    reason: str | None = Field(None, max_length=500)
+
+
+class ConsentSearch(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"bsn": "999999990"}]})
+
+    bsn: Bsn
+
+
+class ConsentList(BaseModel):
+    items: list[ConsentRead]
+
+
+class ConsentCheck(Strict):
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"consent_id": "6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10", "bsn": "999999990",
+                 "org_id": "12345678", "recipient_types": ["jgz"]}
+            ]
+        },
+    )
+
+    consent_id: str = Field(min_length=1, max_length=64)
+    bsn: Bsn
+    org_id: str = Field(min_length=1, max_length=64, description="The sending organisation (URA).")
+    recipient_types: RecipientTypes
+
+
+class ConsentCheckResult(BaseModel):
+    allowed: bool
+    reason: CheckReason | None = None

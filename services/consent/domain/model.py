@@ -1,0 +1,116 @@
+"""Consent: what a patient agreed to, and whether a melding may go out under it. No I/O here."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from datetime import date, datetime
+from enum import StrEnum
+
+from shared.errors import ValidationFailed
+
+PURPOSE = "kansrijke-start-melding"
+
+
+class ConsentStatus(StrEnum):
+    active = "active"
+    withdrawn = "withdrawn"
+    expired = "expired"
+
+
+class CheckReason(StrEnum):
+    not_found = "not-found"
+    other_patient = "other-patient"
+    other_organisation = "other-organisation"
+    withdrawn = "withdrawn"
+    expired = "expired"
+    out_of_scope = "out-of-scope"
+
+
+class InvalidConsent(ValidationFailed):
+    """A consent that breaks a rule no schema can see (dates relative to today)."""
+
+
+def one_year_after(day: date) -> date:
+    try:
+        return day.replace(year=day.year + 1)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + 1, day=28)
+
+
+@dataclass(frozen=True)
+class Consent:
+    id: str
+    bsn: str
+    recipient_types: tuple[str, ...]
+    purpose: str
+    method: str
+    given_at: date
+    valid_until: date
+    recorded_by_org_id: str
+    recorded_by_org_type: str
+    recorded_by_sub: str
+    created_at: datetime
+    withdrawn_at: datetime | None = None
+    withdrawal_reason: str | None = None
+
+    @classmethod
+    def record(
+        cls,
+        *,
+        bsn: str,
+        recipient_types: list[str],
+        purpose: str,
+        method: str,
+        given_at: date,
+        valid_until: date | None,
+        org_id: str,
+        org_type: str,
+        sub: str,
+        today: date,
+        now: datetime,
+    ) -> Consent:
+        """A new consent, checked against today's date."""
+        if given_at > today:
+            raise InvalidConsent("given_at", "given_at must not be in the future")
+        until = valid_until or one_year_after(given_at)
+        if until <= given_at:
+            raise InvalidConsent("valid_until", "valid_until must lie after given_at")
+        if until < today:
+            raise InvalidConsent("valid_until", "valid_until lies in the past: this consent would be expired already")
+        return cls(
+            id=str(uuid.uuid4()), bsn=bsn, recipient_types=tuple(sorted(set(recipient_types))), purpose=purpose,
+            method=method, given_at=given_at, valid_until=until, recorded_by_org_id=org_id,
+            recorded_by_org_type=org_type, recorded_by_sub=sub, created_at=now,
+        )
+
+    def status(self, today: date) -> ConsentStatus:
+        if self.withdrawn_at is not None:
+            return ConsentStatus.withdrawn
+        if today > self.valid_until:  # valid through the whole of its last day
+            return ConsentStatus.expired
+        return ConsentStatus.active
+
+    def withdraw(self, *, now: datetime, reason: str | None) -> Consent:
+        """Withdrawn from `now` on; withdrawing again changes nothing."""
+        if self.withdrawn_at is not None:
+            return self
+        return replace(self, withdrawn_at=now, withdrawal_reason=reason)
+
+    def check(self, *, bsn: str, org_id: str, recipient_types: list[str], today: date) -> CheckReason | None:
+        """Why a melding may not go out under this consent, or None if it may.
+
+        The organisation is compared first, so that another organisation learns nothing of the patient.
+        """
+        if org_id != self.recorded_by_org_id:
+            return CheckReason.other_organisation
+        if bsn != self.bsn:
+            return CheckReason.other_patient
+        status = self.status(today)
+        if status is ConsentStatus.withdrawn:
+            return CheckReason.withdrawn
+        if status is ConsentStatus.expired:
+            return CheckReason.expired
+        if not set(recipient_types) <= set(self.recipient_types):
+            return CheckReason.out_of_scope
+        return None

@@ -1,0 +1,34 @@
+"""The consent service: records, reads, searches, withdraws and checks patients' consents."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.consent.api.routes import router
+from services.consent.config import ConsentSettings
+from services.consent.service_layer.handlers import list_audit
+from services.consent.worker import workers
+from shared.api import audit_router
+from shared.app import build_runtime, create_service_app
+
+DESCRIPTION = """
+Records a patient's consent (toestemming) for a Kansrijke Start melding: for which recipient types
+(JGZ, wijkteam), for which purpose, until when — and its withdrawal, which stops and retracts
+meldingen sent under it.
+
+Every `/v1/` endpoint needs `Authorization: Bearer <JWT>` (RS256/ES256) whose claims name the
+organisation (`org_id`, `org_type`) and grant scopes (`consent:write`, `consent:read`, `consent:check`,
+`audit:read`). Errors are `application/problem+json` (RFC 9457).
+"""
+
+
+def create_app(settings: ConsentSettings | None = None, *, run_workers: bool = True) -> FastAPI:
+    runtime = build_runtime(settings or ConsentSettings())
+    return create_service_app(
+        runtime,
+        title="Kansrijke Start — consent service",
+        description=DESCRIPTION,
+        routers=[router, audit_router(list_audit)],
+        workers=workers,
+        run_workers=run_workers,
+    )

@@ -1,0 +1,64 @@
+"""Building blocks every service's API uses: request id, audit endpoint, common field types."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, Query, Request
+from pydantic import BaseModel, Field
+
+from shared.auth import Principal, require_scope
+from shared.problems import problem_responses
+
+RecipientType = Literal["jgz", "wijkteam"]
+
+
+def request_id(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+RequestId = Annotated[str | None, Depends(request_id)]
+
+
+class AuditRecord(BaseModel):
+    id: str
+    at: datetime
+    service: str
+    actor_sub: str
+    actor_org_id: str
+    actor_org_type: str
+    action: str = Field(examples=["read"])
+    resource_type: str = Field(examples=["consent"])
+    resource_id: str | None
+    patient_bsn: str | None
+    outcome: str = Field(examples=["success"])
+    request_id: str | None
+
+
+class AuditPage(BaseModel):
+    items: list[AuditRecord]
+
+
+def audit_router(list_records: Any) -> APIRouter:
+    """`GET /v1/audit` over a service's own audit log; `list_records(since=, limit=)` reads it."""
+    router = APIRouter(tags=["audit"])
+
+    @router.get(
+        "/v1/audit",
+        response_model=AuditPage,
+        summary="Read the audit log",
+        description="One record per access to personal data (the fields of NEN 7513), oldest first. "
+        "Append-only. Needs the scope `audit:read`.",
+        responses=problem_responses("validation"),
+    )
+    async def read_audit(
+        request: Request,
+        _: Annotated[Principal, Depends(require_scope("audit:read"))],
+        since: Annotated[datetime | None, Query(description="only records at or after this time")] = None,
+        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    ) -> AuditPage:
+        records = await list_records(request.app.state.database, since=since, limit=limit)
+        return AuditPage(items=[AuditRecord(**r) for r in records])
+
+    return router

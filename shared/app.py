@@ -1,0 +1,103 @@
+"""The frame every service's `create_app()` fills in: errors, observability, auth, database, broker, workers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, FastAPI
+
+from shared.auth import TokenVerifier
+from shared.db import Database
+from shared.messaging.broker import Broker
+from shared.observability import Metrics, configure_logging, install_observability
+from shared.problems import install_problem_handlers
+from shared.settings import ServiceSettings
+
+log = structlog.get_logger(__name__)
+
+Worker = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+
+
+@dataclass
+class ServiceRuntime:
+    """What a service's routes and workers share: built once in `create_app()`, nothing at import time."""
+
+    settings: ServiceSettings
+    database: Database
+    broker: Broker
+    metrics: Metrics
+    verifier: TokenVerifier
+    extras: dict[str, Any] = field(default_factory=dict)
+
+
+def build_runtime(settings: ServiceSettings) -> ServiceRuntime:
+    return ServiceRuntime(
+        settings=settings,
+        database=Database(settings.database_url),
+        broker=Broker(settings.amqp_url, client_name=f"kansrijk-{settings.service_name}"),
+        metrics=Metrics(settings.service_name),
+        verifier=TokenVerifier(settings),
+    )
+
+
+def create_service_app(
+    runtime: ServiceRuntime,
+    *,
+    title: str,
+    description: str,
+    routers: list[APIRouter],
+    workers: Callable[[ServiceRuntime], list[Worker]],
+    run_workers: bool = True,
+    configure_logs: bool = True,
+) -> FastAPI:
+    """A FastAPI app whose lifespan runs the service's workers (relay, consumers) beside the API.
+
+    Workers connect to the broker in the background, retrying, so the API serves (and its outbox
+    fills) even while RabbitMQ is away. On shutdown they are told to stop and given time to finish.
+    """
+    settings = runtime.settings
+    if configure_logs:
+        configure_logging(settings.service_name, settings.log_level)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        tasks = [asyncio.create_task(worker(stop)) for worker in workers(runtime)] if run_workers else []
+        log.info("service_started", workers=len(tasks))
+        try:
+            yield
+        finally:
+            stop.set()
+            if tasks:
+                done, pending = await asyncio.wait(tasks, timeout=settings.publish_timeout_seconds + 5)
+                for task in pending:
+                    task.cancel()
+                for task in done:
+                    if not task.cancelled() and task.exception() is not None:
+                        log.error("worker_failed", error_type=type(task.exception()).__name__)
+            await runtime.broker.close()
+            await runtime.database.dispose()
+            log.info("service_stopped")
+
+    app = FastAPI(
+        title=title,
+        description=description,
+        version="1.0.0",
+        lifespan=lifespan,
+        openapi_tags=[{"name": "operations", "description": "Health and metrics."}],
+    )
+    app.state.runtime = runtime
+    app.state.database = runtime.database
+    app.state.broker = runtime.broker
+    app.state.token_verifier = runtime.verifier
+    app.state.settings = settings
+    install_problem_handlers(app)
+    install_observability(app, runtime.metrics)
+    for router in routers:
+        app.include_router(router)
+    return app

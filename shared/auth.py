@@ -1,0 +1,255 @@
+"""Authentication and authorisation: the one module that uses python-jose.
+
+Tokens are JWTs signed with RS256 or ES256 — nothing else is accepted, whatever the token's header
+says, so neither `alg: none` nor an HMAC token "signed" with our public key gets through. `iss`, `aud`
+and `exp` are always checked. Claims become a `Principal`; routes ask for a scope with `require_scope`.
+
+Keys: in development, a key pair generated on first use under `<data dir>/keys/` (every service
+started with the development settings trusts it, and `kansrijk token` signs with it); in production,
+a PEM public key (`KANSRIJK_JWT_PUBLIC_KEY`) or a JWKS URL (`KANSRIJK_JWT_JWKS_URL`), fetched with
+httpx and cached.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import time
+import uuid
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from jose import jwt
+from jose.exceptions import ExpiredSignatureError, JWTClaimsError, JWTError
+
+from shared.errors import Forbidden, Unauthorized, Unavailable
+from shared.settings import ServiceSettings
+
+ALLOWED_ALGORITHMS = frozenset({"RS256", "ES256"})
+SENDER_TYPES = ("huisarts", "verloskundige", "gynaecoloog", "volwassenen-ggz", "verslavingszorg")
+RECIPIENT_TYPES = ("jgz", "wijkteam")
+ORG_TYPES = frozenset({*SENDER_TYPES, *RECIPIENT_TYPES, "operator", "service"})
+SCOPES = (
+    "consent:write", "consent:read", "consent:check", "melding:write", "melding:read",
+    "delivery:read", "delivery:write", "routing:admin", "audit:read",
+)  # fmt: skip
+CLOCK_LEEWAY_SECONDS = 30
+JWKS_MIN_REFETCH_SECONDS = 30.0
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: taken from the verified token, never from a request body."""
+
+    sub: str
+    org_id: str
+    org_type: str
+    scopes: frozenset[str]
+    token: str = ""
+
+
+# --- development keys ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SigningKey:
+    private_pem: bytes
+    public_pem: bytes
+    kid: str
+    algorithm: str = "RS256"
+
+
+def _kid_for(public_pem: bytes) -> str:
+    return base64.urlsafe_b64encode(hashlib.sha256(public_pem).digest()[:12]).decode().rstrip("=")
+
+
+def load_or_create_dev_key(key_dir: Path) -> SigningKey:
+    """The development key pair under `key_dir`, created on first use.
+
+    Several processes may start at once: the key is written to a temporary file and linked into
+    place, so exactly one key wins and every process reads that one.
+    """
+    private_path = key_dir / "dev-jwt-private.pem"
+    if not private_path.exists():
+        key_dir.mkdir(parents=True, exist_ok=True)
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+        tmp = key_dir / f".dev-jwt-private.{uuid.uuid4().hex}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(pem)
+        try:
+            os.link(tmp, private_path)
+        except FileExistsError:
+            pass  # another process won the race; use its key
+        finally:
+            tmp.unlink()
+    private_pem = private_path.read_bytes()
+    private_key = serialization.load_pem_private_key(private_pem, password=None)
+    public_pem = private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return SigningKey(private_pem=private_pem, public_pem=public_pem, kid=_kid_for(public_pem))
+
+
+def issue_token(
+    key: SigningKey,
+    *,
+    issuer: str,
+    audience: str,
+    org_id: str,
+    org_type: str,
+    scopes: list[str] | str,
+    sub: str = "dev-user",
+    ttl_seconds: int = 3600,
+) -> str:
+    """A signed JWT with the claims the services read."""
+    now = int(time.time())
+    scope = scopes if isinstance(scopes, str) else " ".join(scopes)
+    claims = {
+        "iss": issuer, "aud": audience, "sub": sub, "org_id": org_id, "org_type": org_type,
+        "scope": scope, "iat": now, "nbf": now, "exp": now + ttl_seconds, "jti": uuid.uuid4().hex,
+    }  # fmt: skip
+    return jwt.encode(claims, key.private_pem.decode(), algorithm=key.algorithm, headers={"kid": key.kid})
+
+
+# --- verification -------------------------------------------------------------------------------
+
+
+class TokenVerifier:
+    """Verifies bearer tokens against the trusted keys of the settings."""
+
+    def __init__(self, settings: ServiceSettings, http: httpx.AsyncClient | None = None) -> None:
+        self.issuer = settings.jwt_issuer
+        self.audience = settings.jwt_audience
+        self._static_keys: list[Any] = []
+        self._jwks_url = settings.jwt_jwks_url
+        self._jwks_ttl = settings.jwks_cache_seconds
+        self._jwks: dict[str, Any] = {}
+        self._jwks_fetched_at = float("-inf")
+        self._http = http
+        if settings.jwt_public_key:
+            text = settings.jwt_public_key
+            pem = text if text.lstrip().startswith("-----BEGIN") else Path(text).read_text()
+            self._static_keys.append(pem)
+        if settings.is_development and not self._static_keys and not self._jwks_url:
+            self._static_keys.append(load_or_create_dev_key(settings.dev_key_dir).public_pem.decode())
+
+    async def _fetch_jwks(self) -> None:
+        client = self._http or httpx.AsyncClient(timeout=5.0)
+        try:
+            response = await client.get(self._jwks_url or "")
+            response.raise_for_status()
+            keys = response.json().get("keys", [])
+        except (httpx.HTTPError, ValueError) as exc:
+            raise Unavailable("the token issuer's key set could not be fetched") from exc
+        finally:
+            if self._http is None:
+                await client.aclose()
+        self._jwks = {k.get("kid", ""): k for k in keys if isinstance(k, dict)}
+        self._jwks_fetched_at = time.monotonic()
+
+    async def _candidate_keys(self, kid: str | None) -> list[Any]:
+        if not self._jwks_url:
+            return self._static_keys
+        age = time.monotonic() - self._jwks_fetched_at
+        # An unknown kid may mean the issuer rotated its keys: refetch, but at most every 30 s.
+        if age > self._jwks_ttl or (kid not in self._jwks and age > JWKS_MIN_REFETCH_SECONDS):
+            await self._fetch_jwks()
+        if kid is not None:
+            return [self._jwks[kid]] if kid in self._jwks else []
+        return [*self._jwks.values(), *self._static_keys]
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except JWTError as exc:
+            raise Unauthorized("the bearer token is not a well-formed JWT") from exc
+        algorithm = header.get("alg")
+        if algorithm not in ALLOWED_ALGORITHMS:
+            raise Unauthorized("the token must be signed with RS256 or ES256")
+        keys = await self._candidate_keys(header.get("kid"))
+        claims: dict[str, Any] | None = None
+        for key in keys:
+            try:
+                claims = jwt.decode(
+                    token,
+                    key,
+                    algorithms=[algorithm],
+                    audience=self.audience,
+                    issuer=self.issuer,
+                    options={"require_exp": True, "require_iss": True, "require_aud": True,
+                             "leeway": CLOCK_LEEWAY_SECONDS},
+                )
+                break
+            except ExpiredSignatureError as exc:
+                raise Unauthorized("the token has expired") from exc
+            except JWTClaimsError as exc:
+                raise Unauthorized("the token's issuer or audience is not accepted here") from exc
+            except JWTError:
+                continue  # signature did not verify with this key; try the next
+        if claims is None:
+            raise Unauthorized("the token's signature does not verify against a trusted key")
+        return _principal_from_claims(claims, token)
+
+
+def _principal_from_claims(claims: dict[str, Any], token: str) -> Principal:
+    sub, org_id, org_type, scope = (claims.get(k) for k in ("sub", "org_id", "org_type", "scope"))
+    if not all(isinstance(v, str) and v for v in (sub, org_id, org_type)) or not isinstance(scope, str):
+        raise Unauthorized("the token lacks one of the claims sub, org_id, org_type, scope")
+    if org_type not in ORG_TYPES:
+        raise Unauthorized("the token's org_type is not one this platform knows")
+    return Principal(sub=sub, org_id=org_id, org_type=org_type, scopes=frozenset(scope.split()), token=token)
+
+
+def jwks_document(keys: list[SigningKey]) -> dict[str, Any]:
+    """A JWKS for the given keys (what an issuer publishes; used by tests and the dev tooling)."""
+    from jose import jwk
+
+    out = []
+    for key in keys:
+        entry = jwk.construct(key.public_pem.decode(), key.algorithm).to_dict()
+        entry.update({"kid": key.kid, "use": "sig", "alg": key.algorithm})
+        out.append({k: (v.decode() if isinstance(v, bytes) else v) for k, v in entry.items()})
+    return {"keys": out}
+
+
+# --- FastAPI dependencies -----------------------------------------------------------------------
+
+bearer_scheme = HTTPBearer(auto_error=False, description="A JWT from the platform's token issuer.")
+
+
+async def current_principal(
+    request: Request, credentials: HTTPAuthorizationCredentials | None = Depends(bearer_scheme)
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        raise Unauthorized("an Authorization: Bearer token is required")
+    verifier: TokenVerifier = request.app.state.token_verifier
+    principal = await verifier.verify(credentials.credentials)
+    request.state.principal = principal
+    return principal
+
+
+def require_scope(scope: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A dependency that yields the caller's principal if its token carries `scope`, else 403."""
+    if scope not in SCOPES:
+        raise ValueError(f"unknown scope {scope!r}")
+
+    async def dependency(principal: Principal = Depends(current_principal)) -> Principal:
+        if scope not in principal.scopes:
+            raise Forbidden(f"this action needs the scope {scope}")
+        return principal
+
+    dependency.__name__ = f"require_{scope.replace(':', '_')}"
+    return dependency
+

@@ -1,0 +1,72 @@
+"""Dutch identifiers: BSN, postcode, gemeente code — as functions and as pydantic field types.
+
+Error messages never repeat the value: a BSN must not reach an error body or a log line.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated
+
+from pydantic import AfterValidator, BeforeValidator, Field
+from stdnum.exceptions import ValidationError as StdnumValidationError
+from stdnum.nl import bsn as stdnum_bsn
+
+BSN_SYSTEM = "http://fhir.nl/fhir/NamingSystem/bsn"
+
+_BSN_FORMAT = re.compile(r"^[0-9]{9}$")
+_POSTCODE_FORMAT = re.compile(r"^([1-9][0-9]{3}) ?([A-Za-z]{2})$")
+_POSTCODE_FORBIDDEN_LETTERS = frozenset({"SA", "SD", "SS"})
+_GEMEENTE_FORMAT = re.compile(r"^GM[0-9]{4}$")
+_PC4_FORMAT = re.compile(r"^[1-9][0-9]{3}$")
+
+
+def is_valid_bsn(value: str) -> bool:
+    """Nine digits, not all zero, passing the elfproef (weights 9..2, -1)."""
+    if not isinstance(value, str) or not _BSN_FORMAT.fullmatch(value):
+        return False
+    try:
+        stdnum_bsn.validate(value)
+    except StdnumValidationError:
+        return False
+    return True
+
+
+def validate_bsn(value: str) -> str:
+    if not is_valid_bsn(value):
+        raise ValueError("not a valid BSN: 9 digits passing the elfproef")
+    return value
+
+
+def normalise_postcode(value: str) -> str:
+    """`1011 ab` -> `1011AB`; raises ValueError for anything that is not a Dutch postcode."""
+    match = _POSTCODE_FORMAT.fullmatch(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError("not a valid postcode: 4 digits (first not 0) and 2 letters, e.g. 1011AB")
+    letters = match.group(2).upper()
+    if letters in _POSTCODE_FORBIDDEN_LETTERS:
+        raise ValueError("not a valid postcode: the letters SA, SD and SS are not used")
+    return match.group(1) + letters
+
+
+def postcode_area(postcode: str) -> str:
+    """The 4-digit area (PC4) of a normalised postcode."""
+    return normalise_postcode(postcode)[:4]
+
+
+def validate_pc4(value: str) -> str:
+    if not isinstance(value, str) or not _PC4_FORMAT.fullmatch(value):
+        raise ValueError("not a valid 4-digit postcode area (1000-9999)")
+    return value
+
+
+def validate_gemeente_code(value: str) -> str:
+    if not isinstance(value, str) or not _GEMEENTE_FORMAT.fullmatch(value):
+        raise ValueError("not a valid CBS gemeente code: GM followed by 4 digits, e.g. GM0363")
+    return value
+
+
+Bsn = Annotated[str, AfterValidator(validate_bsn), Field(examples=["999999990"])]
+Postcode = Annotated[str, BeforeValidator(normalise_postcode), Field(examples=["1011AB"])]
+GemeenteCode = Annotated[str, AfterValidator(validate_gemeente_code), Field(examples=["GM0363"])]
+PostcodeArea = Annotated[str, AfterValidator(validate_pc4), Field(examples=["1011"])]

@@ -1,0 +1,72 @@
+"""One robust RabbitMQ connection per process, with the topology declared on it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aio_pika
+import structlog
+from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
+from yarl import URL
+
+from shared.messaging.topology import declare_exchanges
+
+log = structlog.get_logger(__name__)
+
+HEARTBEAT_SECONDS = 10  # a dead peer is noticed within ~2 heartbeats
+
+
+class Broker:
+    """The process's connection. `connect()` waits for the broker with backoff instead of failing."""
+
+    def __init__(self, url: str, *, client_name: str) -> None:
+        parsed = URL(url)
+        if "heartbeat" not in parsed.query:
+            parsed = parsed.update_query(heartbeat=HEARTBEAT_SECONDS)
+        self.url = str(parsed)
+        self.client_name = client_name
+        self.connection: AbstractRobustConnection | None = None
+        self._channel: AbstractRobustChannel | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def is_connected(self) -> bool:
+        return self.connection is not None and self.connection.connected.is_set()
+
+    async def connect(self, *, attempts: int | None = None) -> AbstractRobustConnection:
+        """Connect, retrying with backoff (forever unless `attempts` is given)."""
+        async with self._lock:
+            if self.connection is not None:
+                return self.connection
+            delay, tried = 0.5, 0
+            while True:
+                tried += 1
+                try:
+                    self.connection = await aio_pika.connect_robust(
+                        self.url, client_properties={"connection_name": self.client_name}, timeout=10
+                    )
+                    break
+                except (OSError, aio_pika.exceptions.AMQPError, asyncio.TimeoutError) as exc:
+                    if attempts is not None and tried >= attempts:
+                        raise
+                    log.warning("broker_unavailable", retry_in_s=delay, error_type=type(exc).__name__)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 10.0)
+            channel = await self.connection.channel(publisher_confirms=True)
+            await declare_exchanges(channel)
+            self._channel = channel
+            log.info("broker_connected")
+            return self.connection
+
+    async def channel(self) -> AbstractRobustChannel:
+        """The shared publishing channel (publisher confirms on); a robust channel survives reconnects."""
+        if self._channel is None:
+            await self.connect()
+        assert self._channel is not None
+        return self._channel
+
+    async def close(self) -> None:
+        if self.connection is not None:
+            await self.connection.close()
+        self.connection = None
+        self._channel = None

@@ -1,0 +1,237 @@
+"""The transactional outbox: messages are written in the caller's transaction and published by a relay.
+
+A state change and the message announcing it commit together or not at all. The relay claims a batch
+of unsent rows with a short lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so several relays never
+claim the same rows; SQLite serialises writers), publishes the batch with publisher confirms — all of
+it in flight at once, each publish with a timeout — and marks a row sent only after its confirm. A row
+whose publish failed, or whose relay died mid-way, is published again when its lease runs out:
+delivery is at-least-once and every message carries a stable `message_id` for consumers to dedupe.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import aio_pika
+import structlog
+from aio_pika.abc import AbstractExchange
+from pamqp.commands import Basic
+from pydantic import BaseModel
+from sqlalchemy import Boolean, Column, Index, Integer, MetaData, String, Table, Text, or_, select, update
+
+from shared.clock import now as utcnow
+from shared.db import Database, UnitOfWork, UTCDateTime
+from shared.messaging.broker import Broker
+from shared.observability import Metrics
+
+log = structlog.get_logger(__name__)
+
+
+def outbox_table(metadata: MetaData) -> Table:
+    """The `outbox` table, defined on a service's metadata (each service has its own)."""
+    return Table(
+        "outbox",
+        metadata,
+        Column("id", String(36), primary_key=True, comment="the AMQP message_id"),
+        Column("exchange", String(100), nullable=False),
+        Column("routing_key", String(200), nullable=False),
+        Column("message_type", String(100), nullable=False),
+        Column("body", Text, nullable=False, comment="the exact JSON published"),
+        Column("correlation_id", String(128), nullable=True),
+        Column("mandatory", Boolean, nullable=False, default=False),
+        Column("created_at", UTCDateTime(), nullable=False),
+        Column("sent_at", UTCDateTime(), nullable=True),
+        Column("locked_until", UTCDateTime(), nullable=True),
+        Column("attempts", Integer, nullable=False, default=0),
+        Index("ix_outbox_pending", "sent_at", "created_at"),
+    )
+
+
+async def add_message(
+    uow: UnitOfWork,
+    table: Table,
+    *,
+    exchange: str,
+    routing_key: str,
+    message_type: str,
+    body: BaseModel | dict[str, Any],
+    correlation_id: str | None = None,
+    mandatory: bool = False,
+    message_id: str | None = None,
+) -> str:
+    """Stage a message in the unit of work's transaction; it is published after commit. Returns its id."""
+    payload = body.model_dump(mode="json") if isinstance(body, BaseModel) else body
+    message_id = message_id or str(uuid.uuid4())
+    await uow.session.execute(
+        table.insert().values(
+            id=message_id,
+            exchange=exchange,
+            routing_key=routing_key,
+            message_type=message_type,
+            body=json.dumps(payload, separators=(",", ":"), sort_keys=True),
+            correlation_id=correlation_id,
+            mandatory=mandatory,
+            created_at=utcnow(),
+            attempts=0,
+        )
+    )
+    uow.notify_after_commit()
+    return message_id
+
+
+@dataclass(frozen=True)
+class _Row:
+    id: str
+    exchange: str
+    routing_key: str
+    message_type: str
+    body: str
+    correlation_id: str | None
+    mandatory: bool
+    created_at: Any
+
+
+class OutboxRelay:
+    """Publishes a service's outbox. Run one or several; `run()` ends after a last flush when stopped."""
+
+    def __init__(
+        self,
+        database: Database,
+        broker: Broker,
+        table: Table,
+        *,
+        service: str,
+        metrics: Metrics | None = None,
+        batch_size: int = 100,
+        poll_seconds: float = 1.0,
+        publish_timeout: float = 10.0,
+        lease_seconds: float = 30.0,
+    ) -> None:
+        self.database = database
+        self.broker = broker
+        self.table = table
+        self.service = service
+        self.metrics = metrics
+        self.batch_size = batch_size
+        self.poll_seconds = poll_seconds
+        self.publish_timeout = publish_timeout
+        self.lease = timedelta(seconds=max(lease_seconds, publish_timeout * 2))
+        self._wake = asyncio.Event()
+        self._exchanges: dict[str, AbstractExchange] = {}
+        database.on_commit(self._wake.set)  # a commit that staged a message wakes the relay at once
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.broker.connect()
+        delay = 0.5
+        while not stop.is_set():
+            try:
+                claimed = await self.relay_once()
+                delay = 0.5
+            except Exception as exc:  # database or broker away: back off and go on
+                log.warning("outbox_relay_error", error_type=type(exc).__name__, retry_in_s=delay)
+                claimed = 0
+                await _wait_any(stop, None, delay)
+                delay = min(delay * 2, 10.0)
+                continue
+            if claimed < self.batch_size:
+                await _wait_any(stop, self._wake, self.poll_seconds)
+                self._wake.clear()
+        # Stopping: publish what was committed up to now, once, so a clean shutdown leaves nothing behind.
+        try:
+            await asyncio.wait_for(self._flush(), timeout=self.publish_timeout)
+        except Exception as exc:
+            log.warning("outbox_final_flush_incomplete", error_type=type(exc).__name__)
+
+    async def _flush(self) -> None:
+        while await self.relay_once() == self.batch_size:
+            pass
+
+    async def relay_once(self) -> int:
+        """Claim, publish and mark one batch. Returns how many rows were claimed."""
+        if not self.broker.is_connected:
+            return 0
+        rows = await self._claim()
+        if not rows:
+            return 0
+        results = await asyncio.gather(*(self._publish(row) for row in rows), return_exceptions=True)
+        sent = [row.id for row, ok in zip(rows, results, strict=True) if ok is True]
+        failed = len(rows) - len(sent)
+        if sent:
+            async with self.database.unit_of_work() as uow:
+                await uow.session.execute(
+                    update(self.table).where(self.table.c.id.in_(sent)).values(sent_at=utcnow(), locked_until=None)
+                )
+                await uow.commit()
+        if self.metrics is not None:
+            self.metrics.outbox_published.labels(self.service).inc(len(sent))
+            self.metrics.outbox_failed.labels(self.service).inc(failed)
+        if failed:
+            # Left claimed: retried when the lease runs out, by this relay or another.
+            log.warning("outbox_publish_unconfirmed", count=failed)
+        return len(rows)
+
+    async def _claim(self) -> list[_Row]:
+        t = self.table
+        now = utcnow()
+        pending = (
+            select(t.c.id)
+            .where(t.c.sent_at.is_(None), or_(t.c.locked_until.is_(None), t.c.locked_until < now))
+            .order_by(t.c.created_at)
+            .limit(self.batch_size)
+        )
+        if not self.database.is_sqlite:
+            pending = pending.with_for_update(skip_locked=True)
+        async with self.database.unit_of_work() as uow:
+            ids = list((await uow.session.execute(pending)).scalars())
+            if not ids:
+                return []
+            await uow.session.execute(
+                update(t).where(t.c.id.in_(ids)).values(locked_until=now + self.lease, attempts=t.c.attempts + 1)
+            )
+            result = await uow.session.execute(
+                select(t.c.id, t.c.exchange, t.c.routing_key, t.c.message_type, t.c.body, t.c.correlation_id,
+                       t.c.mandatory, t.c.created_at).where(t.c.id.in_(ids)).order_by(t.c.created_at)
+            )
+            rows = [_Row(*r) for r in result]
+            await uow.commit()
+        return rows
+
+    async def _exchange(self, name: str) -> AbstractExchange:
+        if name not in self._exchanges:
+            channel = await self.broker.channel()
+            self._exchanges[name] = await channel.get_exchange(name, ensure=False)
+        return self._exchanges[name]
+
+    async def _publish(self, row: _Row) -> bool:
+        message = aio_pika.Message(
+            body=row.body.encode(),
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=row.id,
+            correlation_id=row.correlation_id,
+            type=row.message_type,
+            timestamp=row.created_at,
+            app_id=self.service,
+        )
+        exchange = await self._exchange(row.exchange)
+        confirmation = await exchange.publish(
+            message, routing_key=row.routing_key, mandatory=row.mandatory, timeout=self.publish_timeout
+        )
+        # An Ack is the broker's promise the message is stored; a returned (unroutable) message is not.
+        return isinstance(confirmation, Basic.Ack)
+
+
+async def _wait_any(stop: asyncio.Event, wake: asyncio.Event | None, timeout: float) -> None:
+    waiters = [asyncio.ensure_future(stop.wait())]
+    if wake is not None:
+        waiters.append(asyncio.ensure_future(wake.wait()))
+    try:
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

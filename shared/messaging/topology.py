@@ -1,0 +1,48 @@
+"""The RabbitMQ topology every service relies on, declared idempotently by whoever starts first."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aio_pika import ExchangeType
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
+
+EVENTS_EXCHANGE = "kansrijk.events"  # topic: facts other services act on, routing key = event type
+DELIVERIES_EXCHANGE = "kansrijk.deliveries"  # direct: meldingen to recipients, routing key = org id
+DEAD_LETTER_EXCHANGE = "kansrijk.dead-letter"  # fanout: what failed processing DELIVERY_LIMIT times
+DEAD_LETTER_QUEUE = "kansrijk.dead-letters"
+DELIVERY_LIMIT = 5
+
+
+def quorum_queue_arguments() -> dict[str, Any]:
+    """Quorum queue with a delivery limit and at-least-once dead-lettering (nothing dropped on the way)."""
+    return {
+        "x-queue-type": "quorum",
+        "x-delivery-limit": DELIVERY_LIMIT,
+        "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE,
+        # at-least-once dead-lettering needs reject-publish overflow; without it the broker falls
+        # back to at-most-once and a dead letter can vanish in a leader change.
+        "x-dead-letter-strategy": "at-least-once",
+        "x-overflow": "reject-publish",
+    }
+
+
+async def declare_exchanges(channel: AbstractChannel) -> dict[str, AbstractExchange]:
+    events = await channel.declare_exchange(EVENTS_EXCHANGE, ExchangeType.TOPIC, durable=True)
+    deliveries = await channel.declare_exchange(DELIVERIES_EXCHANGE, ExchangeType.DIRECT, durable=True)
+    dead = await channel.declare_exchange(DEAD_LETTER_EXCHANGE, ExchangeType.FANOUT, durable=True)
+    dead_letters = await channel.declare_queue(
+        DEAD_LETTER_QUEUE, durable=True, arguments={"x-queue-type": "quorum"}
+    )
+    await dead_letters.bind(dead)
+    return {EVENTS_EXCHANGE: events, DELIVERIES_EXCHANGE: deliveries, DEAD_LETTER_EXCHANGE: dead}
+
+
+async def declare_quorum_queue(
+    channel: AbstractChannel, name: str, *, exchange: str, routing_keys: list[str]
+) -> AbstractQueue:
+    """A durable quorum queue with dead-lettering, bound to `exchange` with each routing key."""
+    queue = await channel.declare_queue(name, durable=True, arguments=quorum_queue_arguments())
+    for key in routing_keys:
+        await queue.bind(exchange, routing_key=key)
+    return queue

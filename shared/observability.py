@@ -1,0 +1,180 @@
+"""Logs (one JSON object per line, with the request id), the request-id middleware, metrics and health.
+
+Log lines carry ids, counts and outcomes — never a BSN, name, address or note. Paths are logged
+(they hold only opaque ids by design); query strings and bodies are not.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+import time
+import uuid
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+REQUEST_ID_HEADER = "X-Request-ID"
+_REQUEST_ID_FORMAT = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+
+
+def configure_logging(service: str, level: str = "INFO") -> None:
+    """JSON lines on stdout for structlog and the standard library alike (uvicorn, aio-pika)."""
+    shared_processors: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    structlog.configure(
+        processors=[*shared_processors, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=True,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared_processors,
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            _add_service(service),
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ],
+    )
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # uvicorn's access log would repeat ours, with query strings; ours is the one to read.
+    logging.getLogger("uvicorn.access").disabled = True
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+
+
+def _add_service(service: str) -> Any:
+    def processor(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+        event.setdefault("service", service)
+        return event
+
+    return processor
+
+
+def new_request_id() -> str:
+    return uuid.uuid4().hex
+
+
+class Metrics:
+    """A service's own metrics registry (several services may share one process in tests)."""
+
+    def __init__(self, service: str) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "kansrijk_http_requests", "HTTP requests handled", ["service", "method", "route", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "kansrijk_http_request_seconds", "HTTP request latency", ["service", "method", "route"],
+            registry=self.registry,
+        )
+        self.outbox_published = Counter(
+            "kansrijk_outbox_published", "Outbox messages confirmed by the broker", ["service"],
+            registry=self.registry,
+        )
+        self.outbox_failed = Counter(
+            "kansrijk_outbox_publish_failures", "Outbox publishes not confirmed (will be retried)", ["service"],
+            registry=self.registry,
+        )
+        self.service = service
+
+
+class RequestContextMiddleware:
+    """`X-Request-ID` in and out, bound to every log line of the request; one access line per request.
+
+    A pure ASGI middleware, so that it wraps exception handlers and streaming alike.
+    """
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.log = structlog.get_logger("kansrijk.access")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        incoming = dict(scope.get("headers", [])).get(REQUEST_ID_HEADER.lower().encode(), b"").decode("latin-1")
+        request_id = incoming if _REQUEST_ID_FORMAT.fullmatch(incoming) else new_request_id()
+        scope.setdefault("state", {})["request_id"] = request_id
+        structlog.contextvars.bind_contextvars(request_id=request_id)
+        status = 500
+        started = time.perf_counter()
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [*message["headers"], (REQUEST_ID_HEADER.encode(), request_id.encode())]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            route_path = getattr(route, "path", "unmatched")  # a template: never an id or personal data
+            method = scope.get("method", "")
+            self.metrics.requests.labels(self.metrics.service, method, route_path, str(status)).inc()
+            self.metrics.latency.labels(self.metrics.service, method, route_path).observe(elapsed)
+            if not scope["path"].startswith(("/health", "/metrics")):
+                self.log.info("http_request", method=method, path=scope["path"], status=status,
+                              duration_ms=round(elapsed * 1000, 1))
+            structlog.contextvars.unbind_contextvars("request_id")
+
+
+def health_router() -> APIRouter:
+    """`/health/live`, `/health/ready` and `/metrics` — the same for every service."""
+    router = APIRouter(tags=["operations"])
+
+    @router.get("/health/live", summary="The process is up")
+    async def live() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @router.get(
+        "/health/ready",
+        summary="The service can do its job",
+        description="200 while the database answers, else 503. The broker is reported but does not "
+        "take the service out of rotation: the API keeps accepting work into its outbox while RabbitMQ "
+        "is away.",
+        responses={503: {"description": "the database does not answer"}},
+    )
+    async def ready(request: Request) -> JSONResponse:
+        state = request.app.state
+        checks: dict[str, str] = {}
+        try:
+            await state.database.ping()
+            checks["database"] = "ok"
+        except Exception as exc:  # any failure means not ready; the type is enough for the operator
+            checks["database"] = f"unavailable ({type(exc).__name__})"
+        broker = getattr(state, "broker", None)
+        checks["broker"] = "ok" if broker is not None and broker.is_connected else "unavailable"
+        ok = checks["database"] == "ok"
+        return JSONResponse({"status": "ok" if ok else "unavailable", "checks": checks}, status_code=200 if ok else 503)
+
+    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+    async def metrics(request: Request) -> Response:
+        return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+
+    return router
+
+
+def install_observability(app: FastAPI, metrics: Metrics) -> None:
+    app.state.metrics = metrics
+    app.add_middleware(RequestContextMiddleware, metrics=metrics)
+    app.include_router(health_router())

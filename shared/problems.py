@@ -1,0 +1,148 @@
+"""Problem details (RFC 9457) for every error, and the one place that maps errors to HTTP.
+
+Domain code raises `shared.errors.DomainError` subclasses, which know nothing of HTTP; `install_problem_handlers`
+turns them, FastAPI's validation errors and Starlette's HTTP errors into `application/problem+json`.
+No handler echoes request input: a BSN must never come back in an error body.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from shared.errors import DomainError, ValidationFailed
+
+PROBLEM_MEDIA_TYPE = "application/problem+json"
+PROBLEM_PREFIX = "urn:kansrijk:problem:"
+
+log = structlog.get_logger(__name__)
+
+
+STATUS_BY_SLUG = {
+    "validation": 422,
+    "unauthorized": 401,
+    "forbidden": 403,
+    "consent-required": 403,
+    "not-found": 404,
+    "conflict": 409,
+    "idempotency-conflict": 409,
+    "unavailable": 503,
+    "internal": 500,
+    "method-not-allowed": 405,
+    "bad-request": 400,
+}
+
+
+class FieldError(BaseModel):
+    field: str = Field(examples=["patient.bsn"])
+    message: str = Field(examples=["not a valid BSN: 9 digits passing the elfproef"])
+    code: str = Field(examples=["value_error"])
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem document."""
+
+    type: str = Field(examples=["urn:kansrijk:problem:validation"])
+    title: str = Field(examples=["Validation failed"])
+    status: int = Field(examples=[422])
+    detail: str = Field(examples=["1 field is invalid"])
+    instance: str | None = Field(None, description="The request id, to quote to the operators.")
+    errors: list[FieldError] | None = None
+
+
+def problem_response(
+    slug: str,
+    title: str,
+    detail: str,
+    *,
+    request: Request | None = None,
+    errors: list[dict[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    status = STATUS_BY_SLUG[slug]
+    body: dict[str, Any] = {"type": PROBLEM_PREFIX + slug, "title": title, "status": status, "detail": detail}
+    request_id = getattr(request.state, "request_id", None) if request is not None else None
+    if request_id:
+        body["instance"] = f"urn:kansrijk:request:{request_id}"
+    if errors is not None:
+        body["errors"] = errors
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_MEDIA_TYPE, headers=headers)
+
+
+def _field_path(location: tuple[Any, ...]) -> str:
+    # ("body", "patient", "bsn") -> "patient.bsn"; ("query", "limit") -> "limit"; list indexes kept.
+    parts = [str(p) for p in location]
+    if parts and parts[0] in {"body", "query", "path", "header"}:
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
+    """The errors of a failed validation, naming each field, without the offending input."""
+    out = []
+    for error in exc.errors():
+        message = str(error.get("msg", "invalid"))
+        # pydantic prefixes messages of our own validators; the rest of the message is ours.
+        message = message.removeprefix("Value error, ")
+        out.append({"field": _field_path(tuple(error.get("loc", ()))), "message": message, "code": error.get("type", "")})
+    return out
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    async def on_domain_error(request: Request, exc: DomainError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.slug == "unauthorized" else None
+        errors = None
+        if isinstance(exc, ValidationFailed):
+            errors = [{"field": exc.field, "message": exc.detail, "code": "value_error"}]
+        return problem_response(exc.slug, exc.title, exc.detail, request=request, headers=headers, errors=errors)
+
+    async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = validation_errors(exc)
+        detail = f"{len(errors)} field{'s are' if len(errors) != 1 else ' is'} invalid: " + ", ".join(
+            e["field"] for e in errors
+        )
+        return problem_response("validation", "Validation failed", detail, request=request, errors=errors)
+
+    async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        slug = {401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "method-not-allowed",
+                409: "conflict", 503: "unavailable"}.get(exc.status_code, "bad-request")
+        if exc.status_code == 422:
+            slug = "validation"
+        title = slug.replace("-", " ").capitalize()
+        detail = exc.detail if isinstance(exc.detail, str) else title
+        response = problem_response(slug, title, detail, request=request)
+        response.status_code = exc.status_code
+        return response
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # The exception text may carry input; log only its type, never the message.
+        log.error("unhandled_error", error_type=type(exc).__name__)
+        return problem_response("internal", "Internal error", "An unexpected error occurred.", request=request)
+
+    app.add_exception_handler(DomainError, on_domain_error)  # type: ignore[arg-type]
+    app.add_exception_handler(RequestValidationError, on_validation_error)  # type: ignore[arg-type]
+    app.add_exception_handler(StarletteHTTPException, on_http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+def problem_responses(*slugs: str) -> dict[int | str, dict[str, Any]]:
+    """`responses=` for a route: each error it can answer, so `/docs` shows them with the problem schema."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for slug in ("unauthorized", "forbidden", *slugs):
+        status = STATUS_BY_SLUG[slug]
+        entry = out.setdefault(
+            status,
+            {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {"examples": {}}}, "description": ""},
+        )
+        entry["content"][PROBLEM_MEDIA_TYPE]["examples"][slug] = {
+            "value": {"type": PROBLEM_PREFIX + slug, "title": slug.replace("-", " ").capitalize(),
+                      "status": status, "detail": "…"}
+        }
+        entry["description"] = " / ".join(filter(None, [entry["description"], slug]))
+    return out

@@ -1,0 +1,76 @@
+"""Settings: one pydantic-settings class per service on this shared base, read from `KANSRIJK_*`."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from pathlib import Path
+from typing import ClassVar
+from urllib.parse import urlsplit
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Values that ship as examples; a deployment that still carries one has forgotten to configure it.
+PLACEHOLDER_SECRETS = frozenset({"changethis", "changeme", "guest", "secret", "password", "postgres", "kansrijk"})
+
+
+class Environment(StrEnum):
+    development = "development"
+    production = "production"
+
+
+class ServiceSettings(BaseSettings):
+    """What every service reads. Subclasses add their own database URL and port."""
+
+    model_config = SettingsConfigDict(env_prefix="KANSRIJK_", extra="ignore", populate_by_name=True)
+
+    service_name: ClassVar[str] = ""
+    default_port: ClassVar[int] = 0
+
+    environment: Environment = Environment.development
+    data_dir: Path = Path("./var")
+    amqp_url: str = "amqp://guest:guest@localhost:5672/"
+    log_level: str = "INFO"
+
+    # Authentication. In development the services trust a key pair generated under the data dir;
+    # in production they trust `jwt_public_key` (PEM) or the keys published at `jwt_jwks_url`.
+    jwt_issuer: str = "kansrijk-dev"
+    jwt_audience: str = "kansrijk"
+    jwt_public_key: str | None = None
+    jwt_jwks_url: str | None = None
+    jwks_cache_seconds: int = 300
+
+    # Outbox relay
+    outbox_batch_size: int = 100
+    outbox_poll_seconds: float = 1.0
+    publish_timeout_seconds: float = 10.0
+    outbox_lease_seconds: float = 30.0
+
+    database_url: str = ""
+    port: int = 0
+    host: str = "127.0.0.1"
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment is Environment.development
+
+    @property
+    def dev_key_dir(self) -> Path:
+        return self.data_dir / "keys"
+
+    @model_validator(mode="after")
+    def _fill_defaults_and_refuse_placeholders(self) -> ServiceSettings:
+        if not self.database_url:
+            self.database_url = f"sqlite+aiosqlite:///{self.data_dir / (self.service_name + '.db')}"
+        if not self.port:
+            self.port = self.default_port
+        if not self.is_development:
+            for name, url in (("amqp_url", self.amqp_url), ("database_url", self.database_url)):
+                password = urlsplit(url).password
+                if password is not None and password.lower() in PLACEHOLDER_SECRETS:
+                    raise ValueError(f"{name} carries a placeholder password; set a real secret in production")
+            if not (self.jwt_public_key or self.jwt_jwks_url):
+                raise ValueError("production needs KANSRIJK_JWT_PUBLIC_KEY or KANSRIJK_JWT_JWKS_URL")
+            if self.jwt_issuer == "kansrijk-dev":
+                raise ValueError("production needs KANSRIJK_JWT_ISSUER set to the real token issuer")
+        return self
