@@ -121,6 +121,7 @@ class OutboxRelay:
         self.poll_seconds = poll_seconds
         self.publish_timeout = publish_timeout
         self.lease = timedelta(seconds=max(lease_seconds, publish_timeout * 2))
+        self.published = 0  # confirmed by the broker, by this relay
         self._wake = asyncio.Event()
         self._exchanges: dict[str, AbstractExchange] = {}
         database.on_commit(self._wake.set)  # a commit that staged a message wakes the relay at once
@@ -167,6 +168,7 @@ class OutboxRelay:
                     update(self.table).where(self.table.c.id.in_(sent)).values(sent_at=utcnow(), locked_until=None)
                 )
                 await uow.commit()
+        self.published += len(sent)
         if self.metrics is not None:
             self.metrics.outbox_published.labels(self.service).inc(len(sent))
             self.metrics.outbox_failed.labels(self.service).inc(failed)

@@ -31,6 +31,10 @@ class InvalidConsent(ValidationFailed):
     """A consent that breaks a rule no schema can see (dates relative to today)."""
 
 
+def new_consent_id() -> str:
+    return str(uuid.uuid4())
+
+
 def one_year_after(day: date) -> date:
     try:
         return day.replace(year=day.year + 1)
@@ -58,6 +62,7 @@ class Consent:
     def record(
         cls,
         *,
+        consent_id: str | None = None,
         bsn: str,
         recipient_types: list[str],
         purpose: str,
@@ -79,7 +84,7 @@ class Consent:
         if until < today:
             raise InvalidConsent("valid_until", "valid_until lies in the past: this consent would be expired already")
         return cls(
-            id=str(uuid.uuid4()), bsn=bsn, recipient_types=tuple(sorted(set(recipient_types))), purpose=purpose,
+            id=consent_id or new_consent_id(), bsn=bsn, recipient_types=tuple(sorted(set(recipient_types))), purpose=purpose,
             method=method, given_at=given_at, valid_until=until, recorded_by_org_id=org_id,
             recorded_by_org_type=org_type, recorded_by_sub=sub, created_at=now,
         )

@@ -9,7 +9,7 @@ from sqlalchemy.exc import IntegrityError
 
 from services.consent.adapters.orm import audit_log, idempotency_keys, outbox
 from services.consent.adapters.repository import ConsentRepository
-from services.consent.domain.model import CheckReason, Consent
+from services.consent.domain.model import CheckReason, Consent, new_consent_id
 from shared import audit, idempotency
 from shared.auth import Principal
 from shared.clock import now, today_nl
@@ -52,37 +52,39 @@ async def record_consent(
 ) -> Recorded:
     """Record a consent for the caller's organisation; a retry with the same key returns the first one."""
     for attempt in (1, 2):
-        async with database.unit_of_work() as uow:
-            repository = ConsentRepository(uow)
-            if idempotency_key is not None:
-                previous = await idempotency.find_previous(
-                    uow, idempotency_keys, org_id=principal.org_id, key=idempotency_key,
-                    request_fingerprint=request_fingerprint,
+        try:
+            async with database.unit_of_work() as uow:
+                repository = ConsentRepository(uow)
+                if idempotency_key is not None:
+                    previous = await idempotency.find_previous(
+                        uow, idempotency_keys, org_id=principal.org_id, key=idempotency_key,
+                        request_fingerprint=request_fingerprint,
+                    )
+                    if previous is not None:
+                        consent = await repository.get(previous.resource_id)
+                        assert consent is not None  # consents are never deleted
+                        return Recorded(consent, replayed=True)
+                    # The key first: a concurrent request with the same key waits here, then fails.
+                    consent_id = new_consent_id()
+                    await idempotency.remember(
+                        uow, idempotency_keys, org_id=principal.org_id, key=idempotency_key,
+                        request_fingerprint=request_fingerprint, status_code=201, resource_id=consent_id,
+                    )
+                else:
+                    consent_id = new_consent_id()
+                consent = Consent.record(
+                    consent_id=consent_id, bsn=bsn, recipient_types=recipient_types, purpose=purpose,
+                    method=method, given_at=given_at, valid_until=valid_until, org_id=principal.org_id,
+                    org_type=principal.org_type, sub=principal.sub, today=today_nl(), now=now(),
                 )
-                if previous is not None:
-                    consent = await repository.get(previous.resource_id)
-                    assert consent is not None  # consents are never deleted
-                    return Recorded(consent, replayed=True)
-            consent = Consent.record(
-                bsn=bsn, recipient_types=recipient_types, purpose=purpose, method=method, given_at=given_at,
-                valid_until=valid_until, org_id=principal.org_id, org_type=principal.org_type, sub=principal.sub,
-                today=today_nl(), now=now(),
-            )
-            await repository.add(consent)
-            if idempotency_key is not None:
-                await idempotency.remember(
-                    uow, idempotency_keys, org_id=principal.org_id, key=idempotency_key,
-                    request_fingerprint=request_fingerprint, status_code=201, resource_id=consent.id,
-                )
-            await _audit(uow, principal, "create", consent.id, bsn, request_id)
-            try:
+                await repository.add(consent)
+                await _audit(uow, principal, "create", consent.id, bsn, request_id)
                 await uow.commit()
-            except IntegrityError:
-                # A concurrent request with the same key committed first: answer as it did.
-                if idempotency_key is None or attempt == 2:
-                    raise
-                continue
-            return Recorded(consent, replayed=False)
+                return Recorded(consent, replayed=False)
+        except IntegrityError:
+            # A concurrent request with the same key committed first: answer as it did.
+            if idempotency_key is None or attempt == 2:
+                raise
     raise AssertionError("unreachable")
 
 

@@ -1,0 +1,201 @@
+"""Authentication and authorisation exactly as CONTRACT.md says: 401 for a bad token, 403 for a missing scope."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import time
+
+import httpx
+import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from shared.auth import SigningKey, TokenVerifier, issue_token, jwks_document, load_or_create_dev_key
+from shared.errors import Unauthorized
+from shared.settings import ServiceSettings
+from tests.support import RunEnvironment, Tokens
+
+BODY = {"bsn": "999999990"}
+SEARCH = "/v1/consents/_search"
+
+
+def b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def claims(**overrides: object) -> dict[str, object]:
+    now = int(time.time())
+    values: dict[str, object] = {"iss": "kansrijk-dev", "aud": "kansrijk", "sub": "u", "org_id": "12345678",
+                                 "org_type": "verloskundige", "scope": "consent:read", "iat": now, "exp": now + 300}
+    values.update(overrides)
+    return values
+
+
+def sign(key: SigningKey, **overrides: object) -> str:
+    from jose import jwt
+
+    return jwt.encode(claims(**overrides), key.private_pem.decode(), algorithm=key.algorithm, headers={"kid": key.kid})
+
+
+async def assert_unauthorized(client: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, object]:
+    response = await client.post(SEARCH, json=BODY, headers=headers)
+    assert response.status_code == 401, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["www-authenticate"] == "Bearer"
+    problem = response.json()
+    assert problem["type"] == "urn:kansrijk:problem:unauthorized"
+    return problem
+
+
+async def test_a_valid_token_with_the_scope_is_accepted(consent_client: httpx.AsyncClient, tokens: Tokens) -> None:
+    response = await consent_client.post(SEARCH, json=BODY, headers=tokens.bearer(scopes="consent:read"))
+    assert response.status_code == 200, response.text
+
+
+async def test_missing_token_is_401(consent_client: httpx.AsyncClient) -> None:
+    await assert_unauthorized(consent_client, {})
+
+
+@pytest.mark.parametrize("header", ["Bearer", "Bearer garbage", "Bearer a.b.c", "Basic Z3Vlc3Q6Z3Vlc3Q="])
+async def test_garbage_is_401(consent_client: httpx.AsyncClient, header: str) -> None:
+    await assert_unauthorized(consent_client, {"Authorization": header})
+
+
+async def test_expired_token_is_401(consent_client: httpx.AsyncClient, environment: RunEnvironment) -> None:
+    now = int(time.time())
+    token = sign(environment.dev_key, iat=now - 600, exp=now - 120)
+    problem = await assert_unauthorized(consent_client, {"Authorization": f"Bearer {token}"})
+    assert "expired" in str(problem["detail"])
+
+
+async def test_token_without_exp_is_401(consent_client: httpx.AsyncClient, environment: RunEnvironment) -> None:
+    from jose import jwt
+
+    values = claims()
+    del values["exp"]
+    token = jwt.encode(values, environment.dev_key.private_pem.decode(), algorithm="RS256")
+    await assert_unauthorized(consent_client, {"Authorization": f"Bearer {token}"})
+
+
+@pytest.mark.parametrize("claim", [{"iss": "https://evil.example"}, {"aud": "another-api"}])
+async def test_wrong_issuer_or_audience_is_401(
+    consent_client: httpx.AsyncClient, environment: RunEnvironment, claim: dict[str, str]
+) -> None:
+    token = sign(environment.dev_key, **claim)
+    await assert_unauthorized(consent_client, {"Authorization": f"Bearer {token}"})
+
+
+async def test_token_signed_with_another_key_is_401(
+    consent_client: httpx.AsyncClient, tmp_path: object
+) -> None:
+    other = load_or_create_dev_key(tmp_path / "other-keys")  # type: ignore[operator]
+    token = sign(other)
+    await assert_unauthorized(consent_client, {"Authorization": f"Bearer {token}"})
+
+
+async def test_alg_none_is_401(consent_client: httpx.AsyncClient) -> None:
+    header = b64(json.dumps({"alg": "none", "typ": "JWT"}).encode())
+    payload = b64(json.dumps(claims(scope="consent:read")).encode())
+    for token in (f"{header}.{payload}.", f"{header}.{payload}"):
+        await assert_unauthorized(consent_client, {"Authorization": f"Bearer {token}"})
+
+
+async def test_hs256_signed_with_the_public_key_as_secret_is_401(
+    consent_client: httpx.AsyncClient, environment: RunEnvironment
+) -> None:
+    """The classic key-confusion attack: HMAC with the (public) RSA key as the shared secret."""
+    header = b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode())
+    payload = b64(json.dumps(claims(scope="consent:read")).encode())
+    signing_input = f"{header}.{payload}".encode()
+    for secret in (environment.dev_key.public_pem, environment.dev_key.public_pem.strip()):
+        signature = b64(hmac.new(secret, signing_input, hashlib.sha256).digest())
+        token = f"{header}.{payload}.{signature}"
+        await assert_unauthorized(consent_client, {"Authorization": f"Bearer {token}"})
+
+
+async def test_token_with_an_unknown_org_type_is_401(consent_client: httpx.AsyncClient, environment: RunEnvironment) -> None:
+    token = sign(environment.dev_key, org_type="apotheek")
+    await assert_unauthorized(consent_client, {"Authorization": f"Bearer {token}"})
+
+
+async def test_token_without_org_id_is_401(consent_client: httpx.AsyncClient, environment: RunEnvironment) -> None:
+    token = sign(environment.dev_key, org_id="")
+    await assert_unauthorized(consent_client, {"Authorization": f"Bearer {token}"})
+
+
+async def test_missing_scope_is_403(consent_client: httpx.AsyncClient, tokens: Tokens) -> None:
+    response = await consent_client.post(SEARCH, json=BODY, headers=tokens.bearer(scopes="consent:write melding:read"))
+    assert response.status_code == 403
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["type"] == "urn:kansrijk:problem:forbidden"
+    assert "consent:read" in response.json()["detail"]
+
+
+async def test_auth_is_checked_before_the_body_is_looked_at(consent_client: httpx.AsyncClient) -> None:
+    """An unauthenticated caller learns nothing about validation rules."""
+    response = await consent_client.post("/v1/consents", json={"nonsense": True})
+    assert response.status_code == 401
+
+
+# --- the verifier on its own: production key settings -------------------------------------------------
+
+
+def es256_key() -> SigningKey:
+    private = ec.generate_private_key(ec.SECP256R1())
+    private_pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                        serialization.NoEncryption())
+    public_pem = private.public_key().public_bytes(serialization.Encoding.PEM,
+                                                   serialization.PublicFormat.SubjectPublicKeyInfo)
+    return SigningKey(private_pem=private_pem, public_pem=public_pem, kid="es-1", algorithm="ES256")
+
+
+def production_settings(tmp_path: object, **overrides: object) -> ServiceSettings:
+    values: dict[str, object] = {"environment": "production", "jwt_issuer": "https://issuer.example",
+                                 "amqp_url": "amqp://kansrijk:s3cr3t-value@mq/", "data_dir": tmp_path}
+    values.update(overrides)
+    return ServiceSettings(**values)
+
+
+async def test_es256_token_verifies_against_a_configured_public_key(tmp_path: object) -> None:
+    key = es256_key()
+    verifier = TokenVerifier(production_settings(tmp_path, jwt_public_key=key.public_pem.decode()))
+    token = issue_token(key, issuer="https://issuer.example", audience="kansrijk", org_id="11112222",
+                        org_type="jgz", scopes="delivery:read")
+    principal = await verifier.verify(token)
+    assert (principal.org_id, principal.org_type, principal.scopes) == ("11112222", "jgz", frozenset({"delivery:read"}))
+
+
+async def test_tokens_verify_against_a_jwks_url_fetched_once_and_cached(tmp_path: object) -> None:
+    key = es256_key()
+    fetches = 0
+
+    def issuer(request: httpx.Request) -> httpx.Response:
+        nonlocal fetches
+        fetches += 1
+        return httpx.Response(200, json=jwks_document([key]))
+
+    http = httpx.AsyncClient(transport=httpx.MockTransport(issuer))
+    verifier = TokenVerifier(production_settings(tmp_path, jwt_jwks_url="https://issuer.example/jwks"), http=http)
+    for _ in range(3):
+        token = issue_token(key, issuer="https://issuer.example", audience="kansrijk", org_id="1",
+                            org_type="huisarts", scopes="melding:write")
+        assert (await verifier.verify(token)).org_type == "huisarts"
+    assert fetches == 1
+    stranger = es256_key()
+    with pytest.raises(Unauthorized):
+        await verifier.verify(issue_token(stranger, issuer="https://issuer.example", audience="kansrijk",
+                                          org_id="1", org_type="huisarts", scopes=""))
+
+
+def test_production_refuses_placeholder_secrets(tmp_path: object) -> None:
+    with pytest.raises(ValueError, match="placeholder"):
+        production_settings(tmp_path, jwt_public_key="x", amqp_url="amqp://guest:guest@mq/")
+    with pytest.raises(ValueError, match="placeholder"):
+        production_settings(tmp_path, jwt_public_key="x", database_url="postgresql+asyncpg://k:changethis@db/k")
+    with pytest.raises(ValueError, match="JWKS"):
+        production_settings(tmp_path)
+    # development accepts the local defaults
+    assert ServiceSettings(amqp_url="amqp://guest:guest@localhost/").is_development

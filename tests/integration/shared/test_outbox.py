@@ -1,0 +1,143 @@
+"""The transactional outbox: what is committed is published, once per relay fleet, even across a broker outage."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator
+
+import aio_pika
+import httpx
+import pytest
+from sqlalchemy import select
+
+from services.consent.adapters.orm import outbox
+from services.consent.main import create_app as create_consent_app
+from shared.db import Database
+from shared.messaging.broker import Broker
+from shared.messaging.outbox import OutboxRelay, add_message
+from shared.messaging.topology import EVENTS_EXCHANGE, declare_exchanges
+from tests.conftest import consent_settings
+from tests.support import RunEnvironment, TcpProxy, Tokens, collect, running
+
+BSN = "999999990"
+
+
+@pytest.fixture
+async def amqp(environment: RunEnvironment) -> AsyncIterator[aio_pika.abc.AbstractChannel]:
+    connection = await aio_pika.connect_robust(environment.amqp_url)
+    channel = await connection.channel()
+    await declare_exchanges(channel)
+    yield channel
+    await connection.close()
+
+
+async def bound_queue(channel: aio_pika.abc.AbstractChannel, routing_key: str) -> aio_pika.abc.AbstractQueue:
+    queue = await channel.declare_queue(exclusive=True)
+    await queue.bind(EVENTS_EXCHANGE, routing_key=routing_key)
+    return queue
+
+
+async def record_and_withdraw(client: httpx.AsyncClient, tokens: Tokens, request_id: str) -> str:
+    headers = tokens.bearer(scopes="consent:write")
+    created = await client.post("/v1/consents", headers=headers, json={
+        "patient": {"bsn": BSN}, "recipient_types": ["jgz"], "method": "written", "given_at": "2026-11-01"})
+    assert created.status_code == 201
+    consent_id = created.json()["id"]
+    withdrawn = await client.post(f"/v1/consents/{consent_id}/withdraw", headers={**headers, "X-Request-ID": request_id})
+    assert withdrawn.status_code == 200
+    return consent_id
+
+
+async def test_a_withdrawal_is_published_as_a_persistent_event_with_a_stable_message_id(
+    consent_client: httpx.AsyncClient, tokens: Tokens, amqp: aio_pika.abc.AbstractChannel, consent_db: Database
+) -> None:
+    queue = await bound_queue(amqp, "consent.withdrawn")
+    consent_id = await record_and_withdraw(consent_client, tokens, "req-withdraw-1")
+
+    [message] = await collect(queue, expected=1, timeout=15)
+    async with consent_db.unit_of_work() as uow:
+        row = (await uow.session.execute(select(outbox))).one()
+    assert message.message_id == row.id
+    assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
+    assert message.content_type == "application/json"
+    assert message.type == "consent.withdrawn"
+    assert message.routing_key == "consent.withdrawn"
+    assert message.correlation_id == "req-withdraw-1"
+    body = json.loads(message.body)
+    assert body["consent_id"] == consent_id and body["org_id"] == "12345678" and body["withdrawn_at"]
+    assert BSN not in message.body.decode()
+    assert row.sent_at is not None
+
+
+async def test_an_event_committed_while_the_broker_is_unreachable_is_published_when_it_is_back(
+    environment: RunEnvironment, consent_db: Database, tokens: Tokens, amqp: aio_pika.abc.AbstractChannel
+) -> None:
+    queue = await bound_queue(amqp, "consent.withdrawn")
+    proxy = TcpProxy()  # not listening yet: the broker is "down"
+    app = create_consent_app(consent_settings(environment, amqp_url=environment.amqp_url_via(proxy.port)))
+    async with running(app):
+        async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://consent") as client:
+            consent_id = await record_and_withdraw(client, tokens, "req-while-down")
+            ready = await client.get("/health/ready")
+            assert ready.status_code == 200  # still accepting work into the outbox
+            assert ready.json()["checks"]["broker"] == "unavailable"
+            await asyncio.sleep(1.0)
+            assert await queue.get(fail=False, timeout=5) is None
+            async with consent_db.unit_of_work() as uow:
+                assert (await uow.session.execute(select(outbox.c.sent_at))).scalar_one() is None
+
+            await proxy.open()  # the broker is back
+            [message] = await collect(queue, expected=1, timeout=30)
+            assert json.loads(message.body)["consent_id"] == consent_id
+
+            # and once more across a cut of the established connection
+            await proxy.close()
+            second = await record_and_withdraw(client, tokens, "req-after-cut")
+            await asyncio.sleep(0.5)
+            await proxy.open()
+            [message] = await collect(queue, expected=1, timeout=40)
+            assert json.loads(message.body)["consent_id"] == second
+    await proxy.close()
+
+
+async def test_two_relays_running_at_once_publish_each_event_once(
+    environment: RunEnvironment, consent_db: Database, amqp: aio_pika.abc.AbstractChannel
+) -> None:
+    routing_key = f"test.relay.{uuid.uuid4().hex}"
+    queue = await bound_queue(amqp, routing_key)
+    total = 300
+    async with consent_db.unit_of_work() as uow:
+        for n in range(total):
+            await add_message(uow, outbox, exchange=EVENTS_EXCHANGE, routing_key=routing_key,
+                              message_type="test.event", body={"n": n})
+        await uow.commit()
+
+    stop = asyncio.Event()
+    relays, resources = [], []
+    for name in ("a", "b"):
+        database = Database(environment.database_urls["consent"])
+        broker = Broker(environment.amqp_url, client_name=f"test-relay-{name}")
+        resources.append((database, broker))
+        relays.append(OutboxRelay(database, broker, outbox, service="consent", batch_size=10, poll_seconds=0.05))
+    tasks = [asyncio.create_task(relay.run(stop)) for relay in relays]
+    try:
+        messages = await collect(queue, expected=total, timeout=60, settle=1.0)
+    finally:
+        stop.set()
+        await asyncio.gather(*tasks)
+        for database, broker in resources:
+            await broker.close()
+            await database.dispose()
+
+    assert all(relay.published > 0 for relay in relays), "both relays should have taken part"
+    assert sum(relay.published for relay in relays) == total
+    ids = Counter(m.message_id for m in messages)
+    assert len(ids) == total
+    assert max(ids.values()) == 1, "a message was published twice"
+    assert sorted(json.loads(m.body)["n"] for m in messages) == list(range(total))
+    async with consent_db.unit_of_work() as uow:
+        unsent = (await uow.session.execute(select(outbox.c.id).where(outbox.c.sent_at.is_(None)))).all()
+    assert unsent == []

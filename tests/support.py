@@ -1,0 +1,208 @@
+"""Test infrastructure: per-run RabbitMQ vhost and databases, tokens, a TCP proxy for broker faults."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote
+
+import asyncpg
+from sqlalchemy import text
+
+from shared.auth import SigningKey, issue_token, load_or_create_dev_key
+from shared.db import Database
+
+SERVICES = ("consent",)
+BACKEND = os.environ.get("KANSRIJK_TEST_DATABASE", "sqlite")
+POSTGRES_ADMIN_URL = os.environ.get("KANSRIJK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+AMQP_BASE = os.environ.get("KANSRIJK_TEST_AMQP_BASE", "amqp://guest:guest@127.0.0.1:5672")
+RABBITMQCTL = shutil.which("rabbitmqctl") or "rabbitmqctl"
+
+
+def rabbitmqctl(*args: str) -> None:
+    subprocess.run([RABBITMQCTL, "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+@dataclass
+class RunEnvironment:
+    """Where this test run lives: its own vhost, its own databases, its own data dir."""
+
+    run_id: str
+    backend: str
+    data_dir: Path
+    vhost: str
+    database_urls: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def amqp_url(self) -> str:
+        return f"{AMQP_BASE}/{quote(self.vhost, safe='')}"
+
+    def amqp_url_via(self, port: int) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{port}/{quote(self.vhost, safe='')}"
+
+    def env(self) -> dict[str, str]:
+        """Environment for a `kansrijk` subprocess of this run."""
+        out = {"KANSRIJK_DATA_DIR": str(self.data_dir), "KANSRIJK_AMQP_URL": self.amqp_url}
+        for service, url in self.database_urls.items():
+            out[f"KANSRIJK_{service.upper()}_DATABASE_URL"] = url
+        return out
+
+    @property
+    def dev_key(self) -> SigningKey:
+        return load_or_create_dev_key(self.data_dir / "keys")
+
+
+async def create_environment(base_dir: Path) -> RunEnvironment:
+    run_id = uuid.uuid4().hex[:10]
+    environment = RunEnvironment(run_id=run_id, backend=BACKEND, data_dir=base_dir / "data",
+                                  vhost=f"kansrijk-test-{run_id}")
+    await asyncio.to_thread(rabbitmqctl, "add_vhost", environment.vhost)
+    await asyncio.to_thread(rabbitmqctl, "set_permissions", "-p", environment.vhost, "guest", ".*", ".*", ".*")
+    for service in SERVICES:
+        environment.database_urls[service] = await create_database(environment, service)
+    return environment
+
+
+async def create_database(environment: RunEnvironment, service: str, suffix: str = "") -> str:
+    name = f"kansrijk_{environment.run_id}_{service}{suffix}"
+    if environment.backend == "postgresql":
+        connection = await asyncpg.connect(POSTGRES_ADMIN_URL)
+        try:
+            await connection.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await connection.close()
+        host_part = POSTGRES_ADMIN_URL.split("://", 1)[1].rsplit("/", 1)[0]
+        return f"postgresql+asyncpg://{host_part}/{name}"
+    environment.data_dir.mkdir(parents=True, exist_ok=True)
+    return f"sqlite+aiosqlite:///{environment.data_dir / (name + '.db')}"
+
+
+async def drop_database(environment: RunEnvironment, url: str) -> None:
+    if environment.backend == "postgresql":
+        name = url.rsplit("/", 1)[1]
+        connection = await asyncpg.connect(POSTGRES_ADMIN_URL)
+        try:
+            await connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await connection.close()
+
+
+async def destroy_environment(environment: RunEnvironment) -> None:
+    for url in environment.database_urls.values():
+        await drop_database(environment, url)
+    await asyncio.to_thread(rabbitmqctl, "delete_vhost", environment.vhost)
+
+
+async def empty_tables(database: Database) -> None:
+    """Each test starts from migrated, empty tables."""
+    async with database.engine.connect() as connection:
+        names = await connection.run_sync(
+            lambda sync: [t for t in sync.dialect.get_table_names(sync) if t != "alembic_version"]
+        )
+        for name in names:
+            await connection.execute(text(f'DELETE FROM "{name}"'))
+        await connection.commit()
+
+
+class Tokens:
+    """Development tokens for this run's services."""
+
+    def __init__(self, key: SigningKey, issuer: str = "kansrijk-dev", audience: str = "kansrijk") -> None:
+        self.key, self.issuer, self.audience = key, issuer, audience
+
+    def bearer(self, *, org_id: str = "12345678", org_type: str = "verloskundige", scopes: str = "",
+               sub: str = "test-user", ttl: int = 600) -> dict[str, str]:
+        token = issue_token(self.key, issuer=self.issuer, audience=self.audience, org_id=org_id,
+                            org_type=org_type, scopes=scopes, sub=sub, ttl_seconds=ttl)
+        return {"Authorization": f"Bearer {token}"}
+
+
+class TcpProxy:
+    """A loopback TCP proxy to RabbitMQ that a test can open, close and cut, to play a broker outage."""
+
+    def __init__(self, target_host: str = "127.0.0.1", target_port: int = 5672) -> None:
+        self.target = (target_host, target_port)
+        self.port = _free_port()
+        self._server: asyncio.Server | None = None
+        self._pipes: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def open(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+
+    async def close(self) -> None:
+        """Stop listening and cut every open connection: the broker is "down"."""
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self._server = None
+        for writer in list(self._writers):
+            writer.close()
+        for task in list(self._pipes):
+            task.cancel()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            upstream_reader, upstream_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self._writers.update({writer, upstream_writer})
+        for source, sink in ((reader, upstream_writer), (upstream_reader, writer)):
+            task = asyncio.create_task(_pipe(source, sink))
+            self._pipes.add(task)
+            task.add_done_callback(self._pipes.discard)
+
+
+async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    with contextlib.suppress(OSError, asyncio.CancelledError):
+        while data := await reader.read(65536):
+            writer.write(data)
+            await writer.drain()
+    writer.close()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.asynccontextmanager
+async def running(app) -> AsyncIterator[None]:  # noqa: ANN001 - any ASGI app with a lifespan
+    """Run an app's lifespan (workers included) around a block."""
+    async with app.router.lifespan_context(app):
+        yield
+
+
+async def collect(queue, *, expected: int, timeout: float, settle: float = 0.5) -> list:  # noqa: ANN001
+    """Messages from `queue` until `expected` arrived and `settle` seconds pass quietly, or `timeout`."""
+    import aio_pika
+
+    received: list[aio_pika.abc.AbstractIncomingMessage] = []
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    quiet_until: float | None = None
+    while loop.time() < deadline:
+        message = await queue.get(no_ack=False, fail=False, timeout=5)
+        if message is None:
+            if len(received) >= expected:
+                if quiet_until is None:
+                    quiet_until = loop.time() + settle
+                elif loop.time() >= quiet_until:
+                    break
+            await asyncio.sleep(0.05)
+            continue
+        quiet_until = None
+        await message.ack()
+        received.append(message)
+    return received

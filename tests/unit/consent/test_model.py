@@ -1,0 +1,79 @@
+"""Consent rules, without I/O."""
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from services.consent.domain.model import CheckReason, Consent, ConsentStatus, InvalidConsent, one_year_after
+
+TODAY = date(2026, 11, 23)
+NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
+
+
+def record(**overrides: object) -> Consent:
+    values: dict[str, object] = dict(
+        bsn="999999990", recipient_types=["wijkteam", "jgz"], purpose="kansrijke-start-melding", method="verbal",
+        given_at=date(2026, 11, 20), valid_until=None, org_id="12345678", org_type="verloskundige", sub="u",
+        today=TODAY, now=NOW,
+    )
+    values.update(overrides)
+    return Consent.record(**values)  # type: ignore[arg-type]
+
+
+def test_valid_until_defaults_to_one_year_after_given_at() -> None:
+    assert record().valid_until == date(2027, 11, 20)
+    assert one_year_after(date(2024, 2, 29)) == date(2025, 2, 28)
+
+
+def test_given_at_in_the_future_is_refused() -> None:
+    with pytest.raises(InvalidConsent) as info:
+        record(given_at=date(2026, 11, 24))
+    assert info.value.field == "given_at"
+
+
+@pytest.mark.parametrize("until", [date(2026, 11, 20), date(2026, 11, 1)])
+def test_valid_until_must_lie_after_given_at(until: date) -> None:
+    with pytest.raises(InvalidConsent) as info:
+        record(valid_until=until)
+    assert info.value.field == "valid_until"
+
+
+def test_a_consent_that_would_be_expired_already_is_refused() -> None:
+    with pytest.raises(InvalidConsent):
+        record(given_at=date(2026, 1, 1), valid_until=date(2026, 11, 22))
+
+
+def test_status_moves_from_active_to_expired_after_the_last_day() -> None:
+    consent = record(valid_until=date(2026, 12, 31))
+    assert consent.status(date(2026, 12, 31)) is ConsentStatus.active
+    assert consent.status(date(2027, 1, 1)) is ConsentStatus.expired
+
+
+def test_withdrawal_is_final_and_idempotent() -> None:
+    withdrawn = record().withdraw(now=NOW, reason="r")
+    assert withdrawn.status(TODAY) is ConsentStatus.withdrawn
+    assert withdrawn.withdraw(now=datetime(2027, 1, 1, tzinfo=UTC), reason="again") == withdrawn
+
+
+def check(consent: Consent, **overrides: object) -> CheckReason | None:
+    values: dict[str, object] = dict(bsn="999999990", org_id="12345678", recipient_types=["jgz"], today=TODAY)
+    values.update(overrides)
+    return consent.check(**values)  # type: ignore[arg-type]
+
+
+def test_check_allows_a_covered_melding() -> None:
+    assert check(record()) is None
+    assert check(record(), recipient_types=["jgz", "wijkteam"]) is None
+
+
+def test_check_reasons() -> None:
+    consent = record(recipient_types=["jgz"])
+    assert check(consent, org_id="87654321") is CheckReason.other_organisation
+    assert check(consent, bsn="123456782") is CheckReason.other_patient
+    assert check(consent, recipient_types=["jgz", "wijkteam"]) is CheckReason.out_of_scope
+    assert check(consent.withdraw(now=NOW, reason=None)) is CheckReason.withdrawn
+    assert check(consent, today=date(2028, 1, 1)) is CheckReason.expired
+
+
+def test_another_organisation_learns_nothing_about_the_patient() -> None:
+    assert check(record(), org_id="87654321", bsn="123456782") is CheckReason.other_organisation
