@@ -10,12 +10,13 @@ from typing import Any
 
 import structlog
 from fastapi import APIRouter, FastAPI
+from fastapi.openapi.utils import get_openapi
 
 from shared.auth import TokenVerifier
 from shared.db import Database
 from shared.messaging.broker import Broker
 from shared.observability import Metrics, configure_logging, install_observability
-from shared.problems import install_problem_handlers
+from shared.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
 from shared.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -91,6 +92,7 @@ def create_service_app(
         lifespan=lifespan,
         openapi_tags=[{"name": "operations", "description": "Health and metrics."}],
     )
+    _document_problems_as_problem_json(app)
     app.state.runtime = runtime
     app.state.database = runtime.database
     app.state.broker = runtime.broker
@@ -101,3 +103,22 @@ def create_service_app(
     for router in routers:
         app.include_router(router)
     return app
+
+
+def _document_problems_as_problem_json(app: FastAPI) -> None:
+    """FastAPI files a response model under application/json; errors are sent as problem+json, so say so."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                                 routes=app.routes, tags=app.openapi_tags)
+            for item in schema.get("paths", {}).values():
+                for operation in item.values():
+                    for status, response in operation.get("responses", {}).items():
+                        content = response.get("content", {})
+                        if status[:1] in "45" and PROBLEM_MEDIA_TYPE in content and "application/json" in content:
+                            content[PROBLEM_MEDIA_TYPE]["schema"] = content.pop("application/json")["schema"]
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]

@@ -144,5 +144,5 @@ def problem_responses(*slugs: str) -> dict[int | str, dict[str, Any]]:
             "value": {"type": PROBLEM_PREFIX + slug, "title": slug.replace("-", " ").capitalize(),
                       "status": status, "detail": "…"}
         }
-        entry["description"] = " / ".join(filter(None, [entry["description"], slug]))
+        entry["description"] = " / ".join(filter(None, [entry["description"], f"problem: {slug}"]))
     return out

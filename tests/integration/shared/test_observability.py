@@ -1,0 +1,93 @@
+"""Request ids, health, metrics, and logs that carry no personal data."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+
+import httpx
+import pytest
+
+from shared.observability import json_formatter
+from tests.support import Tokens
+
+BSN = "999999990"
+NOTE_LIKE = "Cliënte trekt in wegens verhuizing"
+
+
+async def test_request_id_is_taken_from_the_caller_or_made_and_always_returned(consent_client: httpx.AsyncClient) -> None:
+    given = await consent_client.get("/health/live", headers={"X-Request-ID": "ehr-trace-42"})
+    assert given.headers["x-request-id"] == "ehr-trace-42"
+    made = await consent_client.get("/health/live")
+    assert len(made.headers["x-request-id"]) == 32
+    hostile = await consent_client.get("/health/live", headers={"X-Request-ID": "bad id\u0000" + "x" * 300})
+    assert hostile.headers["x-request-id"] != "bad id"
+
+
+async def test_ready_reports_database_and_broker(consent_client: httpx.AsyncClient) -> None:
+    response = await consent_client.get("/health/ready")
+    assert response.status_code == 200
+    assert response.json()["checks"]["database"] == "ok"
+    assert set(response.json()["checks"]) == {"database", "broker"}
+
+
+async def test_ready_is_503_when_the_database_does_not_answer(consent_client: httpx.AsyncClient) -> None:
+    app = consent_client.app  # type: ignore[attr-defined]
+    real = app.state.database
+
+    class Broken:
+        async def ping(self) -> None:
+            raise ConnectionRefusedError("database down")
+
+    app.state.database = Broken()
+    try:
+        response = await consent_client.get("/health/ready")
+    finally:
+        app.state.database = real
+    assert response.status_code == 503
+    assert response.json()["checks"]["database"].startswith("unavailable")
+
+
+async def test_metrics_are_prometheus_text_labelled_by_route_template(
+    consent_client: httpx.AsyncClient, tokens: Tokens
+) -> None:
+    await consent_client.get("/v1/consents/11111111-2222-3333-4444-555555555555", headers=tokens.bearer(scopes="consent:read"))
+    response = await consent_client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    text = response.text
+    assert 'route="/v1/consents/{consent_id}"' in text
+    assert "11111111-2222" not in text
+
+
+async def test_log_lines_are_json_with_the_request_id_and_no_personal_data(
+    consent_client: httpx.AsyncClient, tokens: Tokens
+) -> None:
+    """Everything the process logs at DEBUG — ours, the drivers', the broker client's — rendered as in production."""
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(json_formatter("consent"))
+    root = logging.getLogger()
+    previous_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.DEBUG)
+    try:
+        headers = {**tokens.bearer(scopes="consent:write consent:read"), "X-Request-ID": "trace-log-1"}
+        created = await consent_client.post("/v1/consents", headers=headers, json={
+            "patient": {"bsn": BSN}, "recipient_types": ["jgz"], "method": "verbal", "given_at": "2026-11-01"})
+        await consent_client.post(f"/v1/consents/{created.json()['id']}/withdraw", headers=headers,
+                                  json={"reason": NOTE_LIKE})
+        await consent_client.post("/v1/consents/_search", headers=headers, json={"bsn": BSN})
+        await consent_client.post("/v1/consents", headers=headers, json={"patient": {"bsn": "999999991"}})
+        await asyncio.sleep(0.5)  # let the relay publish the withdrawal, and log about it
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous_level)
+    lines = buffer.getvalue().splitlines()
+    assert len(lines) >= 4
+    parsed = [json.loads(line) for line in lines]
+    assert any(p.get("request_id") == "trace-log-1" and p.get("event") == "http_request" for p in parsed)
+    for line in lines:
+        assert BSN not in line and "999999991" not in line and NOTE_LIKE not in line
