@@ -123,6 +123,42 @@ def issue_token(
     return jwt.encode(claims, key.private_pem.decode(), algorithm=key.algorithm, headers={"kid": key.kid})
 
 
+class ServiceTokens:
+    """Tokens a service presents to another (`org_type: service`), signed by its own key and cached."""
+
+    def __init__(self, key: SigningKey, *, issuer: str, audience: str, service: str, scopes: list[str]) -> None:
+        self.key, self.issuer, self.audience = key, issuer, audience
+        self.service, self.scopes = service, scopes
+        self._token, self._expires = "", 0.0
+
+    @classmethod
+    def for_settings(cls, settings: Any, *, scopes: list[str]) -> ServiceTokens:
+        if settings.service_token_key:
+            text = settings.service_token_key
+            pem = (text if text.lstrip().startswith("-----BEGIN") else Path(text).read_text()).encode()
+            private = serialization.load_pem_private_key(pem, password=None)
+            algorithm = "RS256" if isinstance(private, rsa.RSAPrivateKey) else "ES256"
+            public_pem = private.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            )
+            key = SigningKey(pem, public_pem, settings.service_token_kid or _kid_for(public_pem), algorithm)
+        elif settings.is_development:
+            key = load_or_create_dev_key(settings.dev_key_dir)
+        else:
+            raise ValueError("production needs KANSRIJK_SERVICE_TOKEN_KEY to call other services")
+        return cls(key, issuer=settings.jwt_issuer, audience=settings.jwt_audience,
+                   service=settings.service_name, scopes=scopes)
+
+    def token(self) -> str:
+        if time.time() > self._expires - 60:
+            ttl = 900
+            self._token = issue_token(self.key, issuer=self.issuer, audience=self.audience,
+                                      org_id=f"kansrijk-{self.service}", org_type="service", scopes=self.scopes,
+                                      sub=f"kansrijk-{self.service}", ttl_seconds=ttl)
+            self._expires = time.time() + ttl
+        return self._token
+
+
 # --- verification -------------------------------------------------------------------------------
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import ClassVar
 from urllib.parse import urlsplit
 
-from pydantic import model_validator
+from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Values that ship as examples; a deployment that still carries one has forgotten to configure it.
@@ -73,4 +73,22 @@ class ServiceSettings(BaseSettings):
                 raise ValueError("production needs KANSRIJK_JWT_PUBLIC_KEY or KANSRIJK_JWT_JWKS_URL")
             if self.jwt_issuer == "kansrijk-dev":
                 raise ValueError("production needs KANSRIJK_JWT_ISSUER set to the real token issuer")
+        return self
+
+
+class CallsConsentService(BaseSettings):
+    """Settings of a service that asks the consent service whether a melding may go out."""
+
+    consent_port: int = Field(8001, validation_alias=AliasChoices("KANSRIJK_CONSENT_PORT"))
+    consent_url: str = Field("", description="default: http://127.0.0.1:<KANSRIJK_CONSENT_PORT>")
+    consent_timeout_seconds: float = 5.0
+    # Production: the PEM private key (or its path) this service signs its own tokens with; its public
+    # key must be trusted by the consent service (through the issuer's JWKS).
+    service_token_key: str | None = None
+    service_token_kid: str | None = None
+
+    @model_validator(mode="after")
+    def _consent_url_default(self) -> CallsConsentService:
+        if not self.consent_url:
+            self.consent_url = f"http://127.0.0.1:{self.consent_port}"
         return self

@@ -43,6 +43,7 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("message_type", String(100), nullable=False),
         Column("body", Text, nullable=False, comment="the exact JSON published"),
         Column("correlation_id", String(128), nullable=True),
+        Column("request_id", String(128), nullable=True, comment="sent as the x-request-id header"),
         Column("mandatory", Boolean, nullable=False, default=False),
         Column("created_at", UTCDateTime(), nullable=False),
         Column("sent_at", UTCDateTime(), nullable=True),
@@ -61,6 +62,7 @@ async def add_message(
     message_type: str,
     body: BaseModel | dict[str, Any],
     correlation_id: str | None = None,
+    request_id: str | None = None,
     mandatory: bool = False,
     message_id: str | None = None,
 ) -> str:
@@ -75,6 +77,7 @@ async def add_message(
             message_type=message_type,
             body=json.dumps(payload, separators=(",", ":"), sort_keys=True),
             correlation_id=correlation_id,
+            request_id=request_id,
             mandatory=mandatory,
             created_at=utcnow(),
             attempts=0,
@@ -92,6 +95,7 @@ class _Row:
     message_type: str
     body: str
     correlation_id: str | None
+    request_id: str | None
     mandatory: bool
     created_at: Any
 
@@ -197,7 +201,7 @@ class OutboxRelay:
             )
             result = await uow.session.execute(
                 select(t.c.id, t.c.exchange, t.c.routing_key, t.c.message_type, t.c.body, t.c.correlation_id,
-                       t.c.mandatory, t.c.created_at).where(t.c.id.in_(ids)).order_by(t.c.created_at)
+                       t.c.request_id, t.c.mandatory, t.c.created_at).where(t.c.id.in_(ids)).order_by(t.c.created_at)
             )
             rows = [_Row(*r) for r in result]
             await uow.commit()
@@ -219,6 +223,7 @@ class OutboxRelay:
             type=row.message_type,
             timestamp=row.created_at,
             app_id=self.service,
+            headers={"x-request-id": row.request_id} if row.request_id else None,
         )
         exchange = await self._exchange(row.exchange)
         confirmation = await exchange.publish(

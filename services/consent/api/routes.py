@@ -11,6 +11,7 @@ from services.consent.api.schemas import (
     ConsentCreate,
     ConsentList,
     ConsentRead,
+    ConsentScope,
     ConsentSearch,
     ConsentWithdraw,
 )
@@ -74,11 +75,14 @@ async def search_consents(
 async def check_consent(
     body: ConsentCheck, principal: ConsentChecker, database: DatabaseDep, request_id: RequestId
 ) -> ConsentCheckResult:
-    reason = await handlers.check_consent(
+    reason, consent = await handlers.check_consent(
         database, principal=principal, consent_id=body.consent_id, bsn=body.bsn, org_id=body.org_id,
         recipient_types=list(body.recipient_types), request_id=request_id,
     )
-    return ConsentCheckResult(allowed=reason is None, reason=reason)
+    if reason is not None or consent is None:
+        return ConsentCheckResult(allowed=False, reason=reason)
+    scope = ConsentScope(id=consent.id, recipient_types=list(consent.recipient_types), valid_until=consent.valid_until)
+    return ConsentCheckResult(allowed=True, consent=scope)
 
 
 @router.get(

@@ -120,6 +120,15 @@ class ConsentCheck(Strict):
     recipient_types: RecipientTypes
 
 
+class ConsentScope(BaseModel):
+    """What a recipient needs to know of the consent a melding travels under."""
+
+    id: str
+    recipient_types: list[RecipientType]
+    valid_until: date
+
+
 class ConsentCheckResult(BaseModel):
     allowed: bool
     reason: CheckReason | None = None
+    consent: ConsentScope | None = Field(None, description="Present when allowed.")

@@ -121,7 +121,7 @@ async def withdraw_consent(
             uow, outbox, exchange=EVENTS_EXCHANGE, routing_key=CONSENT_WITHDRAWN, message_type=CONSENT_WITHDRAWN,
             body=ConsentWithdrawn(consent_id=consent.id, org_id=consent.recorded_by_org_id,
                                   withdrawn_at=consent.withdrawn_at),
-            correlation_id=request_id,
+            correlation_id=request_id, request_id=request_id,
         )
         await _audit(uow, principal, "withdraw", consent.id, consent.bsn, request_id)
         await uow.commit()
@@ -148,8 +148,8 @@ async def check_consent(
     org_id: str,
     recipient_types: list[str],
     request_id: str | None,
-) -> CheckReason | None:
-    """Whether a melding from `org_id` for this patient may go to `recipient_types` (None: it may)."""
+) -> tuple[CheckReason | None, Consent | None]:
+    """Whether a melding from `org_id` for this patient may go to `recipient_types` (reason None: it may)."""
     async with database.unit_of_work() as uow:
         consent = await ConsentRepository(uow).get(consent_id)
         reason = (
@@ -162,7 +162,7 @@ async def check_consent(
             outcome="allowed" if reason is None else f"refused:{reason.value}",
         )
         await uow.commit()
-        return reason
+        return reason, consent
 
 
 async def list_audit(database: Database, *, since: object, limit: int) -> list[dict]:

@@ -250,7 +250,7 @@ async def test_an_expired_consent_reads_as_expired(
         "/v1/consents/check", json={"consent_id": old.id, "bsn": BSN, "org_id": SENDER, "recipient_types": ["jgz"]},
         headers=tokens.bearer(org_id="platform", org_type="service", scopes="consent:check"),
     )
-    assert check.json() == {"allowed": False, "reason": "expired"}
+    assert check.json() == {"allowed": False, "consent": None, "reason": "expired"}
 
 
 # --- withdraw --------------------------------------------------------------------------------------
@@ -296,12 +296,13 @@ async def test_check_answers_every_reason(consent_client: httpx.AsyncClient, tok
         assert response.status_code == 200, response.text
         return response.json()
 
-    assert await check(jgz_only["id"]) == {"allowed": True, "reason": None}
-    assert await check("no-such-consent") == {"allowed": False, "reason": "not-found"}
-    assert await check(jgz_only["id"], bsn=OTHER_BSN) == {"allowed": False, "reason": "other-patient"}
-    assert await check(jgz_only["id"], org_id=OTHER_ORG) == {"allowed": False, "reason": "other-organisation"}
-    assert await check(withdrawn["id"]) == {"allowed": False, "reason": "withdrawn"}
-    assert await check(jgz_only["id"], types=["jgz", "wijkteam"]) == {"allowed": False, "reason": "out-of-scope"}
+    assert await check(jgz_only["id"]) == {"allowed": True, "reason": None, "consent": {
+        "id": jgz_only["id"], "recipient_types": ["jgz"], "valid_until": jgz_only["valid_until"]}}
+    assert await check("no-such-consent") == {"allowed": False, "consent": None, "reason": "not-found"}
+    assert await check(jgz_only["id"], bsn=OTHER_BSN) == {"allowed": False, "consent": None, "reason": "other-patient"}
+    assert await check(jgz_only["id"], org_id=OTHER_ORG) == {"allowed": False, "consent": None, "reason": "other-organisation"}
+    assert await check(withdrawn["id"]) == {"allowed": False, "consent": None, "reason": "withdrawn"}
+    assert await check(jgz_only["id"], types=["jgz", "wijkteam"]) == {"allowed": False, "consent": None, "reason": "out-of-scope"}
 
 
 async def test_check_needs_the_check_scope(consent_client: httpx.AsyncClient, tokens: Tokens) -> None:

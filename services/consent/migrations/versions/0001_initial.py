@@ -44,6 +44,7 @@ def upgrade() -> None:
         sa.Column("message_type", sa.String(100), nullable=False),
         sa.Column("body", sa.Text(), nullable=False, comment="the exact JSON published"),
         sa.Column("correlation_id", sa.String(128), nullable=True),
+        sa.Column("request_id", sa.String(128), nullable=True, comment="sent as the x-request-id header"),
         sa.Column("mandatory", sa.Boolean(), nullable=False),
         sa.Column("created_at", UTCDateTime(), nullable=False),
         sa.Column("sent_at", UTCDateTime(), nullable=True),

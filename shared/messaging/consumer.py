@@ -1,0 +1,162 @@
+"""Idempotent consumers: a message's effect and its `message_id` are committed together; ack after commit.
+
+Redelivery (a crash before the ack, a broker failover) finds the id already recorded and only acks.
+A handler that raises is nacked and requeued; the quorum queue counts deliveries and, past the
+delivery limit, dead-letters the message (see `topology`), so a poison message never loops forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from aio_pika.abc import AbstractIncomingMessage
+from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table
+from sqlalchemy.exc import IntegrityError
+
+from shared.clock import now
+from shared.db import Database, UnitOfWork, UTCDateTime
+from shared.messaging.broker import Broker
+from shared.messaging.topology import declare_quorum_queue
+
+log = structlog.get_logger(__name__)
+
+
+def processed_messages_table(metadata: MetaData) -> Table:
+    return Table(
+        "processed_messages",
+        metadata,
+        Column("consumer", String(64), nullable=False),
+        Column("message_id", String(64), nullable=False),
+        Column("processed_at", UTCDateTime(), nullable=False),
+        PrimaryKeyConstraint("consumer", "message_id"),
+    )
+
+
+@dataclass(frozen=True)
+class IncomingEvent:
+    message_id: str
+    type: str
+    body: dict[str, Any]
+    correlation_id: str | None = None
+    request_id: str | None = None
+    headers: dict[str, Any] = field(default_factory=dict)
+
+
+Handler = Callable[[UnitOfWork, IncomingEvent], Awaitable[None]]
+
+
+class PoisonMessage(Exception):
+    """A message that can never be processed (no id, not JSON): it goes straight to the dead letters."""
+
+
+class IdempotentConsumer:
+    """Consumes one quorum queue bound to `exchange` with the handlers' types as routing keys."""
+
+    def __init__(
+        self,
+        database: Database,
+        broker: Broker,
+        table: Table,
+        *,
+        name: str,
+        queue: str,
+        exchange: str,
+        handlers: dict[str, Handler],
+        prefetch: int = 20,
+    ) -> None:
+        self.database, self.broker, self.table = database, broker, table
+        self.name, self.queue_name, self.exchange = name, queue, exchange
+        self.handlers = handlers
+        self.prefetch = prefetch
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    async def declare(self) -> None:
+        connection = await self.broker.connect()
+        channel = await connection.channel()
+        await declare_quorum_queue(channel, self.queue_name, exchange=self.exchange, routing_keys=list(self.handlers))
+        await channel.close()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        connection = await self.broker.connect()
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=self.prefetch)
+        # A robust channel re-declares this queue and restarts the consumer after a reconnect.
+        queue = await declare_quorum_queue(channel, self.queue_name, exchange=self.exchange,
+                                           routing_keys=list(self.handlers))
+        tag = await queue.consume(self._on_message)
+        await stop.wait()
+        await queue.cancel(tag)
+        if self._in_flight:  # finish what was taken before stopping
+            await asyncio.wait(self._in_flight, timeout=10)
+        await channel.close()
+
+    async def _on_message(self, message: AbstractIncomingMessage) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self._in_flight.add(task)
+        try:
+            await self.handle(message)
+        finally:
+            if task is not None:
+                self._in_flight.discard(task)
+
+    async def handle(self, message: AbstractIncomingMessage) -> None:
+        try:
+            event = _decode(message)
+            handled = await self.process(event)
+        except PoisonMessage as exc:
+            log.error("message_rejected", consumer=self.name, reason=str(exc), message_type=message.type)
+            await message.reject(requeue=False)  # dead-lettered at once
+            return
+        except Exception as exc:
+            log.warning("message_failed", consumer=self.name, message_type=message.type,
+                        message_id=message.message_id, error_type=type(exc).__name__)
+            await message.nack(requeue=True)  # counted by the quorum queue against the delivery limit
+            return
+        await message.ack()
+        if not handled:
+            log.info("message_duplicate_dropped", consumer=self.name, message_id=message.message_id)
+
+    async def process(self, event: IncomingEvent) -> bool:
+        """Apply the event once. Returns False if it had been processed before."""
+        handler = self.handlers.get(event.type)
+        if handler is None:
+            raise PoisonMessage(f"no handler for message type {event.type!r}")
+        structlog.contextvars.bind_contextvars(request_id=event.request_id or event.correlation_id)
+        try:
+            async with self.database.unit_of_work() as uow:
+                try:
+                    # First, so that a concurrent duplicate waits on this row and then finds it taken.
+                    await uow.session.execute(
+                        self.table.insert().values(consumer=self.name, message_id=event.message_id, processed_at=now())
+                    )
+                except IntegrityError:
+                    return False
+                await handler(uow, event)
+                await uow.commit()
+                return True
+        finally:
+            structlog.contextvars.unbind_contextvars("request_id")
+
+
+def _decode(message: AbstractIncomingMessage) -> IncomingEvent:
+    if not message.message_id:
+        raise PoisonMessage("message without message_id")
+    try:
+        body = json.loads(message.body)
+    except ValueError as exc:
+        raise PoisonMessage("body is not JSON") from exc
+    if not isinstance(body, dict):
+        raise PoisonMessage("body is not a JSON object")
+    headers = dict(message.headers or {})
+    request_id = headers.get("x-request-id")
+    return IncomingEvent(
+        message_id=message.message_id, type=message.type or message.routing_key or "", body=body,
+        correlation_id=message.correlation_id,
+        request_id=request_id.decode() if isinstance(request_id, bytes) else request_id, headers=headers,
+    )
