@@ -26,4 +26,6 @@ class ServiceEntry:
 # Imported lazily so that `kansrijk token` does not load every service.
 SERVICES: dict[str, ServiceEntry] = {
     "consent": ServiceEntry("consent", "services.consent.config:ConsentSettings", "services.consent.main:create_app"),
+    "melding": ServiceEntry("melding", "services.melding.config:MeldingSettings", "services.melding.main:create_app"),
+    "routing": ServiceEntry("routing", "services.routing.config:RoutingSettings", "services.routing.main:create_app"),
 }

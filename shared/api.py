@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
+from sqlalchemy import Table
 
+from shared.audit import list_records
 from shared.auth import Principal, require_scope
 from shared.problems import problem_responses
 
@@ -40,8 +42,8 @@ class AuditPage(BaseModel):
     items: list[AuditRecord]
 
 
-def audit_router(list_records: Any) -> APIRouter:
-    """`GET /v1/audit` over a service's own audit log; `list_records(since=, limit=)` reads it."""
+def audit_router(table: Table) -> APIRouter:
+    """`GET /v1/audit` over a service's own audit log."""
     router = APIRouter(tags=["audit"])
 
     @router.get(
@@ -58,7 +60,8 @@ def audit_router(list_records: Any) -> APIRouter:
         since: Annotated[datetime | None, Query(description="only records at or after this time")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> AuditPage:
-        records = await list_records(request.app.state.database, since=since, limit=limit)
+        async with request.app.state.database.unit_of_work() as uow:
+            records = await list_records(uow, table, since=since, limit=limit)
         return AuditPage(items=[AuditRecord(**r) for r in records])
 
     return router

@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
 from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
+from sqlalchemy import Table
 
 from shared.auth import TokenVerifier
 from shared.db import Database
 from shared.messaging.broker import Broker
+from shared.messaging.outbox import OutboxRelay
 from shared.observability import Metrics, configure_logging, install_observability
 from shared.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
 from shared.settings import ServiceSettings
@@ -34,6 +36,17 @@ class ServiceRuntime:
     metrics: Metrics
     verifier: TokenVerifier
     extras: dict[str, Any] = field(default_factory=dict)
+    closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+def outbox_relay(runtime: ServiceRuntime, table: Table) -> OutboxRelay:
+    """The service's outbox relay, configured from its settings."""
+    settings = runtime.settings
+    return OutboxRelay(
+        runtime.database, runtime.broker, table, service=settings.service_name, metrics=runtime.metrics,
+        batch_size=settings.outbox_batch_size, poll_seconds=settings.outbox_poll_seconds,
+        publish_timeout=settings.publish_timeout_seconds, lease_seconds=settings.outbox_lease_seconds,
+    )
 
 
 def build_runtime(settings: ServiceSettings) -> ServiceRuntime:
@@ -81,6 +94,8 @@ def create_service_app(
                 for task in done:
                     if not task.cancelled() and task.exception() is not None:
                         log.error("worker_failed", error_type=type(task.exception()).__name__)
+            for close in runtime.closers:
+                await close()
             await runtime.broker.close()
             await runtime.database.dispose()
             log.info("service_stopped")

@@ -61,3 +61,49 @@ async def consent_client(environment: RunEnvironment, consent_db: Database) -> A
         async with httpx.AsyncClient(transport=transport, base_url="http://consent") as client:
             client.app = app  # type: ignore[attr-defined]
             yield client
+
+
+# --- the whole system, over real HTTP and real RabbitMQ ---------------------------------------------------
+
+
+def service_settings(environment: RunEnvironment, name: str, **overrides: object):  # noqa: ANN201
+    from services.registry import SERVICES
+
+    values: dict[str, object] = {
+        "data_dir": environment.data_dir, "amqp_url": environment.amqp_url,
+        "database_url": environment.database_urls[name], "publish_timeout_seconds": 3.0,
+        "outbox_poll_seconds": 0.2,
+    }
+    values.update(overrides)
+    return SERVICES[name].settings(**values)
+
+
+@pytest.fixture(scope="session")
+async def stack(environment: RunEnvironment) -> AsyncIterator[dict[str, str]]:
+    """consent, melding and routing as real servers on loopback ports, with their relays and consumers."""
+    from services.stack import run_stack
+    from tests.support import _free_port
+
+    ports = {name: _free_port() for name in ("consent", "melding", "routing")}
+    consent_url = f"http://127.0.0.1:{ports['consent']}"
+    settings = {
+        "consent": service_settings(environment, "consent", port=ports["consent"]),
+        "melding": service_settings(environment, "melding", port=ports["melding"], consent_url=consent_url),
+        "routing": service_settings(environment, "routing", port=ports["routing"], consent_url=consent_url,
+                                    reroute_interval_seconds=1.0),
+    }
+    async with run_stack(settings, migrate=False) as urls:
+        yield urls
+
+
+@pytest.fixture
+async def system(stack: dict[str, str], environment: RunEnvironment) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
+    """HTTP clients for each running service, with every service's tables emptied first."""
+    for name in ("consent", "melding", "routing"):
+        database = Database(environment.database_urls[name])
+        await empty_tables(database)
+        await database.dispose()
+    clients = {name: httpx.AsyncClient(base_url=url, timeout=15) for name, url in stack.items()}
+    yield clients
+    for client in clients.values():
+        await client.aclose()

@@ -3,15 +3,8 @@
 from __future__ import annotations
 
 from services.consent.adapters.orm import outbox
-from shared.app import ServiceRuntime, Worker
-from shared.messaging.outbox import OutboxRelay
+from shared.app import ServiceRuntime, Worker, outbox_relay
 
 
 def workers(runtime: ServiceRuntime) -> list[Worker]:
-    settings = runtime.settings
-    relay = OutboxRelay(
-        runtime.database, runtime.broker, outbox, service=settings.service_name, metrics=runtime.metrics,
-        batch_size=settings.outbox_batch_size, poll_seconds=settings.outbox_poll_seconds,
-        publish_timeout=settings.publish_timeout_seconds, lease_seconds=settings.outbox_lease_seconds,
-    )
-    return [relay.run]
+    return [outbox_relay(runtime, outbox).run]

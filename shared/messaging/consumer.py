@@ -10,12 +10,12 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
-from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table
+from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table, select
 from sqlalchemy.exc import IntegrityError
 
 from shared.clock import now
@@ -45,9 +45,12 @@ class IncomingEvent:
     correlation_id: str | None = None
     request_id: str | None = None
     headers: dict[str, Any] = field(default_factory=dict)
+    prepared: Any = None  # what the type's `prepare` step found before the transaction
 
 
 Handler = Callable[[UnitOfWork, IncomingEvent], Awaitable[None]]
+# Work that must not run inside the transaction (an HTTP call): its result reaches the handler as `prepared`.
+Prepare = Callable[[IncomingEvent], Awaitable[Any]]
 
 
 class PoisonMessage(Exception):
@@ -67,11 +70,13 @@ class IdempotentConsumer:
         queue: str,
         exchange: str,
         handlers: dict[str, Handler],
+        prepare: dict[str, Prepare] | None = None,
         prefetch: int = 20,
     ) -> None:
         self.database, self.broker, self.table = database, broker, table
         self.name, self.queue_name, self.exchange = name, queue, exchange
         self.handlers = handlers
+        self.prepare = prepare or {}
         self.prefetch = prefetch
         self._in_flight: set[asyncio.Task[None]] = set()
 
@@ -129,6 +134,10 @@ class IdempotentConsumer:
             raise PoisonMessage(f"no handler for message type {event.type!r}")
         structlog.contextvars.bind_contextvars(request_id=event.request_id or event.correlation_id)
         try:
+            if await self._already_processed(event):
+                return False
+            if event.type in self.prepare:
+                event = replace(event, prepared=await self.prepare[event.type](event))
             async with self.database.unit_of_work() as uow:
                 try:
                     # First, so that a concurrent duplicate waits on this row and then finds it taken.
@@ -142,6 +151,14 @@ class IdempotentConsumer:
                 return True
         finally:
             structlog.contextvars.unbind_contextvars("request_id")
+
+    async def _already_processed(self, event: IncomingEvent) -> bool:
+        """A cheap look before any preparation; the insert in the transaction is what guarantees once."""
+        async with self.database.unit_of_work() as uow:
+            found = await uow.session.execute(
+                select(self.table.c.message_id).where(self.table.c.consumer == self.name,
+                                                      self.table.c.message_id == event.message_id))
+            return found.first() is not None
 
 
 def _decode(message: AbstractIncomingMessage) -> IncomingEvent:

@@ -60,14 +60,19 @@ async def add_message(
     exchange: str,
     routing_key: str,
     message_type: str,
-    body: BaseModel | dict[str, Any],
+    body: BaseModel | dict[str, Any] | str,
     correlation_id: str | None = None,
     request_id: str | None = None,
     mandatory: bool = False,
     message_id: str | None = None,
 ) -> str:
     """Stage a message in the unit of work's transaction; it is published after commit. Returns its id."""
-    payload = body.model_dump(mode="json") if isinstance(body, BaseModel) else body
+    if isinstance(body, str):
+        text = body  # already the exact bytes to publish (a replayed dead letter)
+    elif isinstance(body, BaseModel):
+        text = json.dumps(body.model_dump(mode="json"), separators=(",", ":"), sort_keys=True)
+    else:
+        text = json.dumps(body, separators=(",", ":"), sort_keys=True)
     message_id = message_id or str(uuid.uuid4())
     await uow.session.execute(
         table.insert().values(
@@ -75,7 +80,7 @@ async def add_message(
             exchange=exchange,
             routing_key=routing_key,
             message_type=message_type,
-            body=json.dumps(payload, separators=(",", ":"), sort_keys=True),
+            body=text,
             correlation_id=correlation_id,
             request_id=request_id,
             mandatory=mandatory,
@@ -210,7 +215,9 @@ class OutboxRelay:
     async def _exchange(self, name: str) -> AbstractExchange:
         if name not in self._exchanges:
             channel = await self.broker.channel()
-            self._exchanges[name] = await channel.get_exchange(name, ensure=False)
+            # "" is the default exchange, which routes by queue name (used to replay a dead letter).
+            self._exchanges[name] = channel.default_exchange if name == "" else await channel.get_exchange(
+                name, ensure=False)
         return self._exchanges[name]
 
     async def _publish(self, row: _Row) -> bool:

@@ -47,6 +47,6 @@ async def test_every_v1_operation_is_secured_documented_and_has_an_example(servi
             schema = schemas[ref.rsplit("/", 1)[1]]
             assert schema.get("examples"), f"{where} has no example request"
             assert "application/problem+json" in operation["responses"]["422"]["content"], f"{where}: no 422 problem"
-        if "{" in path:
+        if "{" in path and method != "put":  # a PUT creates what it does not find
             assert "404" in operation["responses"], f"{where} addresses a resource but documents no 404"
     assert checked > 0

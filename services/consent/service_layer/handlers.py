@@ -164,7 +164,3 @@ async def check_consent(
         await uow.commit()
         return reason, consent
 
-
-async def list_audit(database: Database, *, since: object, limit: int) -> list[dict]:
-    async with database.unit_of_work() as uow:
-        return await audit.list_records(uow, audit_log, since=since, limit=limit)  # type: ignore[arg-type]

@@ -1,0 +1,60 @@
+"""The melding service's tables. The melding's personal content is one JSON document (`content`)."""
+
+from sqlalchemy import Column, ForeignKey, Index, Integer, String, Table, Text
+
+from shared.audit import audit_table
+from shared.db import UTCDateTime, new_metadata
+from shared.idempotency import idempotency_table
+from shared.messaging.consumer import processed_messages_table
+from shared.messaging.outbox import outbox_table
+
+metadata = new_metadata()
+
+meldingen = Table(
+    "meldingen",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("sender_org_id", String(64), nullable=False),
+    Column("sender_org_type", String(32), nullable=False),
+    Column("sender_sub", String(200), nullable=False),
+    Column("consent_id", String(64), nullable=False),
+    Column("consent", Text, nullable=False, comment="JSON: id, recipient_types, valid_until"),
+    Column("content", Text, nullable=False, comment="JSON: patient, pregnancy, risk domains, note, contact"),
+    Column("gemeente_code", String(6), nullable=True),
+    Column("gemeente_name", String(100), nullable=True),
+    Column("unroutable_types", String(32), nullable=False, default=""),
+    Column("routing_reported_unroutable", Integer, nullable=False, default=0),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("withdrawn_at", UTCDateTime(), nullable=True),
+    Index("ix_meldingen_sender_created", "sender_org_id", "created_at"),
+    Index("ix_meldingen_consent_id", "consent_id"),
+)
+
+melding_deliveries = Table(
+    "melding_deliveries",
+    metadata,
+    Column("delivery_id", String(36), primary_key=True),
+    Column("melding_id", String(36), ForeignKey("meldingen.id"), nullable=False, index=True),
+    Column("org_id", String(64), nullable=False),
+    Column("org_name", String(200), nullable=False),
+    Column("recipient_type", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+melding_history = Table(
+    "melding_history",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("melding_id", String(36), ForeignKey("meldingen.id"), nullable=False, index=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("detail", String(200), nullable=True),
+)
+
+outbox = outbox_table(metadata)
+processed_messages = processed_messages_table(metadata)
+idempotency_keys = idempotency_table(metadata)
+audit_log = audit_table(metadata)

@@ -1,0 +1,108 @@
+"""All SQL on meldingen, their deliveries and their history."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, update
+
+from services.melding.adapters.orm import melding_deliveries, melding_history, meldingen
+from services.melding.domain.model import DeliveryView, later_delivery_status, melding_status
+from shared.db import UnitOfWork
+from shared.pagination import newest_first
+
+
+class MeldingRepository:
+    def __init__(self, uow: UnitOfWork) -> None:
+        self.session = uow.session
+
+    async def add(self, *, melding_id: str, sender: dict[str, str], consent: dict[str, Any], content: dict[str, Any],
+                  at: datetime) -> None:
+        await self.session.execute(meldingen.insert().values(
+            id=melding_id, status="accepted", sender_org_id=sender["org_id"], sender_org_type=sender["org_type"],
+            sender_sub=sender["sub"], consent_id=consent["id"], consent=json.dumps(consent, default=str),
+            content=json.dumps(content), unroutable_types="", routing_reported_unroutable=0, created_at=at,
+            updated_at=at,
+        ))
+        await self.add_history(melding_id, at, "accepted", None)
+
+    async def get(self, melding_id: str) -> Any | None:
+        return (await self.session.execute(select(meldingen).where(meldingen.c.id == melding_id))).first()
+
+    async def page_for_sender(self, *, org_id: str, status: str | None, cursor: str | None, limit: int) -> list[Any]:
+        query = select(meldingen).where(meldingen.c.sender_org_id == org_id)
+        if status:
+            query = query.where(meldingen.c.status == status)
+        query = newest_first(query, at=meldingen.c.created_at, item_id=meldingen.c.id, cursor=cursor, limit=limit)
+        return list(await self.session.execute(query))
+
+    async def deliveries(self, melding_ids: list[str]) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {m: [] for m in melding_ids}
+        query = select(melding_deliveries).where(melding_deliveries.c.melding_id.in_(melding_ids)).order_by(
+            melding_deliveries.c.recipient_type)
+        for row in await self.session.execute(query):
+            out[row.melding_id].append(row)
+        return out
+
+    async def history(self, melding_ids: list[str]) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {m: [] for m in melding_ids}
+        query = select(melding_history).where(melding_history.c.melding_id.in_(melding_ids)).order_by(
+            melding_history.c.at, melding_history.c.id)
+        for row in await self.session.execute(query):
+            out[row.melding_id].append(row)
+        return out
+
+    async def add_history(self, melding_id: str, at: datetime, event: str, detail: str | None) -> None:
+        await self.session.execute(melding_history.insert().values(melding_id=melding_id, at=at, event=event,
+                                                                   detail=detail))
+
+    async def record_delivery(self, melding_id: str, delivery: DeliveryView, at: datetime) -> bool:
+        """Insert or move a delivery forward. Returns whether anything changed."""
+        current = (await self.session.execute(
+            select(melding_deliveries.c.status).where(melding_deliveries.c.delivery_id == delivery.delivery_id)
+        )).scalar_one_or_none()
+        status = later_delivery_status(current, delivery.status)
+        if current is None:
+            await self.session.execute(melding_deliveries.insert().values(
+                delivery_id=delivery.delivery_id, melding_id=melding_id, org_id=delivery.org_id,
+                org_name=delivery.org_name, recipient_type=delivery.recipient_type, status=status, updated_at=at))
+            return True
+        if status != current:
+            await self.session.execute(update(melding_deliveries).where(
+                melding_deliveries.c.delivery_id == delivery.delivery_id).values(status=status, updated_at=at))
+            return True
+        return False
+
+    async def set_routing(self, melding_id: str, *, gemeente: dict[str, str] | None, unroutable_types: list[str],
+                          reported_unroutable: bool, at: datetime) -> None:
+        values: dict[str, Any] = {"unroutable_types": ",".join(sorted(unroutable_types)), "updated_at": at}
+        if gemeente:
+            values.update(gemeente_code=gemeente["code"], gemeente_name=gemeente["name"])
+        if reported_unroutable:
+            values["routing_reported_unroutable"] = 1
+        await self.session.execute(update(meldingen).where(meldingen.c.id == melding_id).values(**values))
+        await self.refresh_status(melding_id, at)
+
+    async def withdraw_for_consent(self, consent_id: str, at: datetime) -> list[str]:
+        ids = list((await self.session.execute(
+            select(meldingen.c.id).where(meldingen.c.consent_id == consent_id, meldingen.c.withdrawn_at.is_(None))
+        )).scalars())
+        for melding_id in ids:
+            await self.session.execute(update(meldingen).where(meldingen.c.id == melding_id).values(
+                withdrawn_at=at, updated_at=at))
+            await self.add_history(melding_id, at, "withdrawn", "consent withdrawn")
+            await self.refresh_status(melding_id, at)
+        return ids
+
+    async def refresh_status(self, melding_id: str, at: datetime) -> None:
+        row = await self.get(melding_id)
+        if row is None:
+            return
+        deliveries = (await self.deliveries([melding_id]))[melding_id]
+        status = melding_status(withdrawn=row.withdrawn_at is not None, deliveries=len(deliveries),
+                                routing_reported_unroutable=bool(row.routing_reported_unroutable))
+        if status != row.status:
+            await self.session.execute(update(meldingen).where(meldingen.c.id == melding_id).values(
+                status=status.value, updated_at=at))

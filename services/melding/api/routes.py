@@ -1,0 +1,78 @@
+"""HTTP routes of the melding service."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query, Response, status
+
+from services.melding.api.deps import ConsentClientDep, DatabaseDep, MeldingReader, MeldingWriter
+from services.melding.api.schemas import MeldingCreate, MeldingPage, MeldingRead
+from services.melding.domain.model import MeldingStatus
+from services.melding.service_layer import handlers
+from shared.api import RequestId
+from shared.contracts.melding import MeldingContent
+from shared.idempotency import IdempotencyKey, fingerprint
+from shared.problems import problem_responses
+
+router = APIRouter(prefix="/v1/meldingen", tags=["meldingen"])
+
+
+@router.post(
+    "",
+    status_code=status.HTTP_202_ACCEPTED,
+    response_model=MeldingRead,
+    summary="Send a melding",
+    description="Checks the patient's consent with the consent service, stores the melding and hands it to "
+    "routing, which delivers it to the JGZ organisation and/or wijkteam serving the patient's address. "
+    "The sender comes from the token. 403 `consent-required` when the consent does not allow it; 503 when "
+    "the consent service cannot answer — retry with the same `Idempotency-Key`. Nothing is stored on any error.",
+    responses={**problem_responses("validation", "consent-required", "idempotency-conflict", "unavailable"),
+               202: {"headers": {"Location": {"description": "/v1/meldingen/{id}", "schema": {"type": "string"}}}}},
+)
+async def send_melding(
+    body: MeldingCreate, response: Response, principal: MeldingWriter, database: DatabaseDep,
+    consent_client: ConsentClientDep, request_id: RequestId, idempotency_key: IdempotencyKey = None,
+) -> MeldingRead:
+    content = MeldingContent.model_validate(body.model_dump(exclude={"consent_id"}), context={"stored": True})
+    sent = await handlers.send_melding(
+        database, consent_client, principal=principal, consent_id=body.consent_id, content=content,
+        idempotency_key=idempotency_key, request_fingerprint=fingerprint("POST /v1/meldingen", body),
+        request_id=request_id,
+    )
+    response.headers["Location"] = f"/v1/meldingen/{sent.melding['id']}"
+    return MeldingRead.model_validate(sent.melding, context={"stored": True})
+
+
+@router.get(
+    "",
+    response_model=MeldingPage,
+    summary="List your meldingen",
+    description="The caller's organisation's meldingen, newest first; pass `next_cursor` back as `cursor`.",
+    responses=problem_responses("validation"),
+)
+async def list_meldingen(
+    principal: MeldingReader, database: DatabaseDep, request_id: RequestId,
+    status_filter: Annotated[MeldingStatus | None, Query(alias="status")] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> MeldingPage:
+    items, next_cursor = await handlers.list_meldingen(
+        database, principal=principal, status=status_filter.value if status_filter else None, cursor=cursor,
+        limit=limit, request_id=request_id,
+    )
+    return MeldingPage(items=[MeldingRead.model_validate(i, context={"stored": True}) for i in items],
+                       next_cursor=next_cursor)
+
+
+@router.get(
+    "/{melding_id}",
+    response_model=MeldingRead,
+    summary="Read a melding and where it stands",
+    description="Status, deliveries with each recipient's status, and the history. Sender organisation only.",
+    responses=problem_responses("not-found"),
+)
+async def get_melding(melding_id: str, principal: MeldingReader, database: DatabaseDep,
+                      request_id: RequestId) -> MeldingRead:
+    view = await handlers.get_melding(database, principal=principal, melding_id=melding_id, request_id=request_id)
+    return MeldingRead.model_validate(view, context={"stored": True})

@@ -1,0 +1,42 @@
+"""The melding service: takes meldingen from EHRs, checks consent, and shows senders where they stand."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.melding.adapters.orm import audit_log
+from services.melding.api.routes import router
+from services.melding.config import MeldingSettings
+from services.melding.worker import workers
+from shared.api import audit_router
+from shared.app import build_runtime, create_service_app
+from shared.auth import ServiceTokens
+from shared.clients.consent import ConsentClient
+
+DESCRIPTION = """
+An EHR sends a **melding** (`POST /v1/meldingen`) with the patient's consent id; the service checks the
+consent with the consent service, stores the melding and hands it to routing, which delivers it to the
+JGZ organisation and/or wijkteam serving the patient's address. The sender follows its status with
+`GET /v1/meldingen/{id}`: `accepted` → `delivered` / `unroutable`, each recipient's `queued` →
+`received` → `contact_made` → `closed`, or `withdrawn` when the consent is withdrawn.
+
+Bearer JWT with `melding:write` / `melding:read`; the sender is the token's organisation.
+Errors are `application/problem+json` (RFC 9457).
+"""
+
+
+def create_app(settings: MeldingSettings | None = None, *, run_workers: bool = True) -> FastAPI:
+    settings = settings or MeldingSettings()
+    runtime = build_runtime(settings)
+    client = ConsentClient(settings.consent_url, ServiceTokens.for_settings(settings, scopes=["consent:check"]),
+                           timeout=settings.consent_timeout_seconds)
+    runtime.extras["consent_client"] = client
+    runtime.closers.append(client.aclose)
+    return create_service_app(
+        runtime,
+        title="Kansrijke Start — melding service",
+        description=DESCRIPTION,
+        routers=[router, audit_router(audit_log)],
+        workers=workers,
+        run_workers=run_workers,
+    )

@@ -1,0 +1,235 @@
+"""Use cases of the melding service: intake, the sender's reads, and the events that keep its view current."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+
+from services.melding.adapters.orm import audit_log, idempotency_keys, outbox
+from services.melding.adapters.repository import MeldingRepository
+from services.melding.domain.model import DeliveryView
+from shared import audit, idempotency
+from shared.auth import SENDER_TYPES, Principal
+from shared.clients.consent import ConsentClient
+from shared.clock import now
+from shared.contracts.events import ConsentWithdrawn
+from shared.contracts.melding import (
+    MELDING_ACCEPTED,
+    ConsentRef,
+    DeliveryStatusChanged,
+    MeldingAccepted,
+    MeldingContent,
+    MeldingRouted,
+    MeldingUnroutable,
+    Sender,
+)
+from shared.db import Database, UnitOfWork
+from shared.errors import ConsentRequired, Forbidden, NotFound
+from shared.messaging.consumer import IncomingEvent
+from shared.messaging.outbox import add_message
+from shared.messaging.topology import EVENTS_EXCHANGE
+from shared.pagination import encode_cursor
+
+SERVICE = "melding"
+
+CONSENT_REFUSALS = {
+    "not-found": "no consent with this id",
+    "other-organisation": "the consent was not recorded by your organisation",
+    "other-patient": "the consent is for another patient",
+    "withdrawn": "the consent has been withdrawn",
+    "expired": "the consent has expired",
+    "out-of-scope": "the consent does not cover every requested recipient type",
+}
+
+
+@dataclass(frozen=True)
+class Sent:
+    melding: dict[str, Any]
+    replayed: bool
+
+
+async def _audit(uow: UnitOfWork, principal: Principal, action: str, melding_id: str | None, bsn: str | None,
+                 request_id: str | None, outcome: str = "success") -> None:
+    await audit.record_access(uow, audit_log, service=SERVICE, principal=principal, action=action,
+                              resource_type="melding", resource_id=melding_id, patient_bsn=bsn,
+                              request_id=request_id, outcome=outcome)
+
+
+async def send_melding(
+    database: Database,
+    consent_client: ConsentClient,
+    *,
+    principal: Principal,
+    consent_id: str,
+    content: MeldingContent,
+    idempotency_key: str | None,
+    request_fingerprint: str,
+    request_id: str | None,
+) -> Sent:
+    """Check consent, then store the melding and its `melding.accepted` event in one transaction."""
+    if principal.org_type not in SENDER_TYPES:
+        raise Forbidden("only care providers of the Kansrijke Start programme send meldingen")
+    if idempotency_key is not None:
+        async with database.unit_of_work() as uow:
+            previous = await idempotency.find_previous(uow, idempotency_keys, org_id=principal.org_id,
+                                                       key=idempotency_key, request_fingerprint=request_fingerprint)
+            if previous is not None:
+                return Sent(await _read(uow, previous.resource_id), replayed=True)
+
+    # Over HTTP, outside any transaction: a slow consent service holds no database lock.
+    answer = await consent_client.check(consent_id=consent_id, bsn=content.patient.bsn, org_id=principal.org_id,
+                                        recipient_types=list(content.recipient_types), request_id=request_id)
+    if not answer.allowed or answer.consent is None:
+        async with database.unit_of_work() as uow:
+            await _audit(uow, principal, "create", None, content.patient.bsn, request_id,
+                         outcome=f"refused:{answer.reason}")
+            await uow.commit()
+        raise ConsentRequired(CONSENT_REFUSALS.get(answer.reason or "", "the consent does not allow this melding"))
+
+    melding_id = str(uuid.uuid4())
+    accepted_at = now()
+    sender = Sender(org_id=principal.org_id, org_type=principal.org_type, sub=principal.sub)
+    consent = ConsentRef.model_validate(answer.consent.model_dump())
+    try:
+        async with database.unit_of_work() as uow:
+            if idempotency_key is not None:
+                await idempotency.remember(uow, idempotency_keys, org_id=principal.org_id, key=idempotency_key,
+                                           request_fingerprint=request_fingerprint, status_code=202,
+                                           resource_id=melding_id)
+            await MeldingRepository(uow).add(melding_id=melding_id, sender=sender.model_dump(),
+                                             consent=consent.model_dump(mode="json"),
+                                             content=content.model_dump(mode="json"), at=accepted_at)
+            event = MeldingAccepted(melding_id=melding_id, accepted_at=accepted_at, sender=sender, consent=consent,
+                                    content=content)
+            await add_message(uow, outbox, exchange=EVENTS_EXCHANGE, routing_key=MELDING_ACCEPTED,
+                              message_type=MELDING_ACCEPTED, body=event, correlation_id=melding_id,
+                              request_id=request_id, message_id=f"accepted:{melding_id}")
+            await _audit(uow, principal, "create", melding_id, content.patient.bsn, request_id)
+            await uow.commit()
+            return Sent(await _read_after_commit(database, melding_id), replayed=False)
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        # A concurrent retry with the same key won: answer as it did.
+        async with database.unit_of_work() as uow:
+            previous = await idempotency.find_previous(uow, idempotency_keys, org_id=principal.org_id,
+                                                       key=idempotency_key, request_fingerprint=request_fingerprint)
+            assert previous is not None
+            return Sent(await _read(uow, previous.resource_id), replayed=True)
+
+
+async def _read_after_commit(database: Database, melding_id: str) -> dict[str, Any]:
+    async with database.unit_of_work() as uow:
+        return await _read(uow, melding_id)
+
+
+def _view(row: Any, deliveries: list[Any], history: list[Any]) -> dict[str, Any]:
+    content = json.loads(row.content)
+    return {
+        "id": row.id, "status": row.status, "created_at": row.created_at, "updated_at": row.updated_at,
+        "consent_id": row.consent_id, **content,
+        "sender": {"org_id": row.sender_org_id, "org_type": row.sender_org_type, "sub": row.sender_sub},
+        "gemeente": {"code": row.gemeente_code, "name": row.gemeente_name} if row.gemeente_code else None,
+        "unroutable_types": [t for t in row.unroutable_types.split(",") if t],
+        "deliveries": [{"delivery_id": d.delivery_id, "org_id": d.org_id, "org_name": d.org_name,
+                        "recipient_type": d.recipient_type, "status": d.status, "updated_at": d.updated_at}
+                       for d in deliveries],
+        "history": [{"at": h.at, "event": h.event, "detail": h.detail} for h in history],
+    }
+
+
+async def _read(uow: UnitOfWork, melding_id: str) -> dict[str, Any]:
+    repository = MeldingRepository(uow)
+    row = await repository.get(melding_id)
+    assert row is not None
+    deliveries = await repository.deliveries([melding_id])
+    history = await repository.history([melding_id])
+    return _view(row, deliveries[melding_id], history[melding_id])
+
+
+async def get_melding(database: Database, *, principal: Principal, melding_id: str,
+                      request_id: str | None) -> dict[str, Any]:
+    """One melding of the caller's organisation, with its deliveries and history."""
+    async with database.unit_of_work() as uow:
+        row = await MeldingRepository(uow).get(melding_id)
+        # Another organisation's melding is answered exactly like a missing one.
+        if row is None or row.sender_org_id != principal.org_id:
+            raise NotFound("no melding with this id for your organisation")
+        view = await _read(uow, melding_id)
+        await _audit(uow, principal, "read", melding_id, view["patient"]["bsn"], request_id)
+        await uow.commit()
+        return view
+
+
+async def list_meldingen(database: Database, *, principal: Principal, status: str | None, cursor: str | None,
+                         limit: int, request_id: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    """The caller's organisation's meldingen, newest first."""
+    async with database.unit_of_work() as uow:
+        repository = MeldingRepository(uow)
+        rows = await repository.page_for_sender(org_id=principal.org_id, status=status, cursor=cursor, limit=limit)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        ids = [r.id for r in rows]
+        deliveries, history = await repository.deliveries(ids), await repository.history(ids)
+        items = [_view(r, deliveries[r.id], history[r.id]) for r in rows]
+        for item in items:
+            await _audit(uow, principal, "read", item["id"], item["patient"]["bsn"], request_id)
+        await uow.commit()
+    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
+    return items, next_cursor
+
+
+# --- events from routing and consent -----------------------------------------------------------------
+
+
+def _delivery(d: Any, status: str) -> DeliveryView:
+    return DeliveryView(delivery_id=d.delivery_id, org_id=d.org_id, org_name=d.org_name,
+                        recipient_type=d.recipient_type, status=status)
+
+
+async def on_melding_routed(uow: UnitOfWork, event: IncomingEvent) -> None:
+    routed = MeldingRouted.model_validate(event.body)
+    repository = MeldingRepository(uow)
+    if await repository.get(routed.melding_id) is None:
+        return  # not ours (cannot happen unless the databases were reset): nothing to update
+    at = now()
+    for d in routed.deliveries:
+        await repository.record_delivery(routed.melding_id, _delivery(d, "queued"), at)
+    names = ", ".join(f"{d.recipient_type}: {d.org_name}" for d in routed.deliveries)
+    await repository.add_history(routed.melding_id, at, "routed", names[:200] or None)
+    await repository.set_routing(routed.melding_id, gemeente=routed.gemeente.model_dump() if routed.gemeente else None,
+                                 unroutable_types=routed.unroutable_types, reported_unroutable=False, at=at)
+
+
+async def on_melding_unroutable(uow: UnitOfWork, event: IncomingEvent) -> None:
+    unroutable = MeldingUnroutable.model_validate(event.body)
+    repository = MeldingRepository(uow)
+    if await repository.get(unroutable.melding_id) is None:
+        return
+    at = now()
+    await repository.add_history(unroutable.melding_id, at, "unroutable",
+                                 "no recipient yet for " + ", ".join(unroutable.unroutable_types))
+    await repository.set_routing(unroutable.melding_id,
+                                 gemeente=unroutable.gemeente.model_dump() if unroutable.gemeente else None,
+                                 unroutable_types=unroutable.unroutable_types, reported_unroutable=True, at=at)
+
+
+async def on_delivery_status_changed(uow: UnitOfWork, event: IncomingEvent) -> None:
+    changed = DeliveryStatusChanged.model_validate(event.body)
+    repository = MeldingRepository(uow)
+    if await repository.get(changed.melding_id) is None:
+        return
+    if await repository.record_delivery(changed.melding_id, _delivery(changed.delivery, changed.status), changed.at):
+        await repository.add_history(changed.melding_id, changed.at, f"delivery_{changed.status}",
+                                     f"{changed.delivery.recipient_type}: {changed.delivery.org_name}"[:200])
+        await repository.refresh_status(changed.melding_id, changed.at)
+
+
+async def on_consent_withdrawn(uow: UnitOfWork, event: IncomingEvent) -> None:
+    withdrawn = ConsentWithdrawn.model_validate(event.body)
+    await MeldingRepository(uow).withdraw_for_consent(withdrawn.consent_id, now())
+

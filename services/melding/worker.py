@@ -1,0 +1,29 @@
+"""The melding service's background work: its outbox relay and the consumer of routing's and consent's events."""
+
+from __future__ import annotations
+
+from services.melding.adapters.orm import outbox, processed_messages
+from services.melding.service_layer import handlers
+from shared.app import ServiceRuntime, Worker, outbox_relay
+from shared.contracts.events import CONSENT_WITHDRAWN
+from shared.contracts.melding import DELIVERY_STATUS_CHANGED, MELDING_ROUTED, MELDING_UNROUTABLE
+from shared.messaging.consumer import IdempotentConsumer
+from shared.messaging.topology import EVENTS_EXCHANGE
+
+QUEUE = "kansrijk.melding.events"
+
+
+def consumer(runtime: ServiceRuntime) -> IdempotentConsumer:
+    return IdempotentConsumer(
+        runtime.database, runtime.broker, processed_messages, name="melding", queue=QUEUE, exchange=EVENTS_EXCHANGE,
+        handlers={
+            MELDING_ROUTED: handlers.on_melding_routed,
+            MELDING_UNROUTABLE: handlers.on_melding_unroutable,
+            DELIVERY_STATUS_CHANGED: handlers.on_delivery_status_changed,
+            CONSENT_WITHDRAWN: handlers.on_consent_withdrawn,
+        },
+    )
+
+
+def workers(runtime: ServiceRuntime) -> list[Worker]:
+    return [outbox_relay(runtime, outbox).run, consumer(runtime).run]

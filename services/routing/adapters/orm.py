@@ -1,0 +1,136 @@
+"""The routing service's tables: the directory, the meldingen it routes, their deliveries, dead letters."""
+
+from sqlalchemy import Column, Float, ForeignKey, Index, Integer, PrimaryKeyConstraint, String, Table, Text, UniqueConstraint
+
+from shared.audit import audit_table
+from shared.db import UTCDateTime, new_metadata
+from shared.messaging.consumer import processed_messages_table
+from shared.messaging.outbox import outbox_table
+
+metadata = new_metadata()
+
+gemeenten = Table(
+    "gemeenten",
+    metadata,
+    Column("code", String(6), primary_key=True),
+    Column("name", String(100), nullable=False),
+    Column("source", String(100), nullable=False, comment="'manual' or the CBS edition it was loaded from"),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Column("ended_at", UTCDateTime(), nullable=True, comment="no longer in the current edition (merged)"),
+)
+
+gemeente_ranges = Table(
+    "gemeente_ranges",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("gemeente_code", String(6), ForeignKey("gemeenten.code"), nullable=False, index=True),
+    Column("from_pc4", String(4), nullable=False),
+    Column("to_pc4", String(4), nullable=False),
+    Index("ix_gemeente_ranges_span", "from_pc4", "to_pc4"),
+)
+
+straddling_areas = Table(
+    "straddling_areas",
+    metadata,
+    Column("pc4", String(4), nullable=False),
+    Column("gemeente_code", String(6), nullable=False),
+    Column("share", Float, nullable=False),
+    PrimaryKeyConstraint("pc4", "gemeente_code"),
+)
+
+directory_loads = Table(
+    "directory_loads",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime(), nullable=False),
+    Column("edition", String(100), nullable=False),
+    Column("gemeenten", Integer, nullable=False),
+    Column("postcode_areas", Integer, nullable=False),
+    Column("ended", Integer, nullable=False),
+)
+
+organisations = Table(
+    "organisations",
+    metadata,
+    Column("org_id", String(64), primary_key=True),
+    Column("name", String(200), nullable=False),
+    Column("type", String(16), nullable=False),
+    Column("active", Integer, nullable=False),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+)
+
+organisation_gemeenten = Table(
+    "organisation_gemeenten",
+    metadata,
+    Column("org_id", String(64), ForeignKey("organisations.org_id"), nullable=False),
+    Column("gemeente_code", String(6), nullable=False, index=True),
+    PrimaryKeyConstraint("org_id", "gemeente_code"),
+)
+
+organisation_ranges = Table(
+    "organisation_ranges",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("org_id", String(64), ForeignKey("organisations.org_id"), nullable=False, index=True),
+    Column("from_pc4", String(4), nullable=False),
+    Column("to_pc4", String(4), nullable=False),
+)
+
+routed_meldingen = Table(
+    "routed_meldingen",
+    metadata,
+    Column("melding_id", String(36), primary_key=True),
+    Column("consent_id", String(64), nullable=False, index=True),
+    Column("sender_org_id", String(64), nullable=False),
+    Column("status", String(16), nullable=False, comment="waiting | routed | withdrawn | refused"),
+    Column("accepted", Text, nullable=True, comment="the melding.accepted body; removed on withdrawal"),
+    Column("requested_types", String(32), nullable=False),
+    Column("unroutable_types", String(32), nullable=False),
+    Column("gemeente_code", String(6), nullable=True),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index("ix_routed_meldingen_status", "status", "created_at"),
+)
+
+consent_states = Table(
+    "consent_states",
+    metadata,
+    Column("consent_id", String(64), primary_key=True, comment="locked by routing and withdrawal alike"),
+    Column("withdrawn_at", UTCDateTime(), nullable=True),
+)
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("delivery_id", String(36), primary_key=True),
+    Column("melding_id", String(36), ForeignKey("routed_meldingen.melding_id"), nullable=False, index=True),
+    Column("org_id", String(64), nullable=False),
+    Column("org_name", String(200), nullable=False),
+    Column("recipient_type", String(16), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("status_note", String(500), nullable=True),
+    Column("message", Text, nullable=True, comment="the melding.delivered body; replaced on retraction"),
+    Column("created_at", UTCDateTime(), nullable=False),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("melding_id", "recipient_type", name="uq_deliveries_melding_type"),
+    Index("ix_deliveries_org_created", "org_id", "created_at"),
+)
+
+dead_letters = Table(
+    "dead_letters",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("queue", String(200), nullable=False),
+    Column("message_id", String(100), nullable=True),
+    Column("message_type", String(100), nullable=True),
+    Column("body", Text, nullable=False),
+    Column("correlation_id", String(128), nullable=True),
+    Column("reason", String(32), nullable=True),
+    Column("died_at", UTCDateTime(), nullable=False),
+    Column("replayed_at", UTCDateTime(), nullable=True),
+)
+
+outbox = outbox_table(metadata)
+processed_messages = processed_messages_table(metadata)
+audit_log = audit_table(metadata)

@@ -1,0 +1,16 @@
+"""Routing service settings."""
+
+from typing import ClassVar
+
+from pydantic import AliasChoices, Field
+
+from shared.settings import CallsConsentService, ServiceSettings
+
+
+class RoutingSettings(ServiceSettings, CallsConsentService):
+    service_name: ClassVar[str] = "routing"
+    default_port: ClassVar[int] = 8003
+
+    database_url: str = Field("", validation_alias=AliasChoices("KANSRIJK_ROUTING_DATABASE_URL"))
+    port: int = Field(0, validation_alias=AliasChoices("KANSRIJK_ROUTING_PORT"))
+    reroute_interval_seconds: float = Field(5.0, description="waiting meldingen are routed again this often")

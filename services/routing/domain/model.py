@@ -1,0 +1,62 @@
+"""Routing rules: which organisation serves an address, and how a delivery's status may move. No I/O here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.errors import Conflict, ValidationFailed
+
+STATUS_ORDER = {"queued": 0, "received": 1, "contact_made": 2, "closed": 3}
+REPORTABLE = ("received", "contact_made", "closed")
+
+
+@dataclass(frozen=True)
+class Pc4Range:
+    start: str  # "1011"
+    end: str  # "1109", inclusive
+
+    def __post_init__(self) -> None:
+        if self.start > self.end:
+            raise ValidationFailed("postcode_ranges", "a range's `from` must not lie after its `to`")
+
+    def contains(self, pc4: str) -> bool:
+        return self.start <= pc4 <= self.end
+
+    def overlaps(self, other: Pc4Range) -> bool:
+        return self.start <= other.end and other.start <= self.end
+
+
+@dataclass(frozen=True)
+class Candidate:
+    org_id: str
+    name: str
+    by_range: bool  # serves the address through a postcode range (beats a whole gemeente)
+
+
+def choose(candidates: list[Candidate]) -> Candidate | None:
+    """For one recipient type: a postcode range beats a whole gemeente (the overlap rule keeps each unique)."""
+    by_range = [c for c in candidates if c.by_range]
+    chosen = by_range or candidates
+    return sorted(chosen, key=lambda c: c.org_id)[0] if chosen else None
+
+
+def next_status(current: str, reported: str) -> str | None:
+    """The delivery's new status, or None if nothing changes. Forward only; a retracted delivery is closed to all."""
+    if current == "retracted":
+        raise Conflict("this delivery was retracted: the melding must be deleted, not reported on")
+    if reported == current:
+        return None
+    if STATUS_ORDER[reported] < STATUS_ORDER[current]:
+        raise Conflict(f"a delivery cannot go back from {current} to {reported}")
+    return reported
+
+
+def merge_ranges(pc4s: list[str]) -> list[Pc4Range]:
+    """Consecutive postcode areas as ranges: ["1011", "1012", "1014"] -> 1011-1012, 1014-1014."""
+    ranges: list[Pc4Range] = []
+    for pc4 in sorted(set(pc4s)):
+        if ranges and int(pc4) == int(ranges[-1].end) + 1:
+            ranges[-1] = Pc4Range(ranges[-1].start, pc4)
+        else:
+            ranges.append(Pc4Range(pc4, pc4))
+    return ranges

@@ -1,0 +1,41 @@
+"""The routing service: the directory of recipients, routing of meldingen to their queues, status back."""
+
+from __future__ import annotations
+
+from fastapi import FastAPI
+
+from services.routing.adapters.orm import audit_log
+from services.routing.api.routes import router
+from services.routing.config import RoutingSettings
+from services.routing.worker import workers
+from shared.api import audit_router
+from shared.app import build_runtime, create_service_app
+from shared.auth import ServiceTokens
+from shared.clients.consent import ConsentClient
+
+DESCRIPTION = """
+Finds the JGZ organisation and/or wijkteam that serves a patient's address (postcode → gemeente →
+the organisation serving it; a postcode range beats a whole gemeente) and delivers the melding on that
+organisation's own quorum queue `kansrijk.deliveries.<org_id>`. Recipients report back here.
+
+Operators (`routing:admin`) keep the directory and handle unroutable meldingen and dead letters;
+recipients (`delivery:read`, `delivery:write`) read and report on their deliveries.
+Errors are `application/problem+json` (RFC 9457).
+"""
+
+
+def create_app(settings: RoutingSettings | None = None, *, run_workers: bool = True) -> FastAPI:
+    settings = settings or RoutingSettings()
+    runtime = build_runtime(settings)
+    client = ConsentClient(settings.consent_url, ServiceTokens.for_settings(settings, scopes=["consent:check"]),
+                           timeout=settings.consent_timeout_seconds)
+    runtime.extras["consent_client"] = client
+    runtime.closers.append(client.aclose)
+    return create_service_app(
+        runtime,
+        title="Kansrijke Start — routing service",
+        description=DESCRIPTION,
+        routers=[router, audit_router(audit_log)],
+        workers=workers,
+        run_workers=run_workers,
+    )

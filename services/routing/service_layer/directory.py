@@ -1,0 +1,198 @@
+"""The directory: gemeenten with their postcode areas, recipient organisations and what they serve."""
+
+from __future__ import annotations
+
+import csv
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from services.routing.adapters.repository import DirectoryRepository
+from services.routing.domain.model import Candidate, Pc4Range, choose, merge_ranges
+from shared.clock import now
+from shared.db import Database
+from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.identifiers import validate_gemeente_code, validate_pc4
+
+
+@dataclass(frozen=True)
+class Saved:
+    document: dict[str, Any]
+    created: bool
+
+
+def _ranges_document(ranges: list[Pc4Range]) -> list[dict[str, str]]:
+    return [{"from": r.start, "to": r.end} for r in ranges]
+
+
+async def gemeente_document(repository: DirectoryRepository, code: str) -> dict[str, Any]:
+    row = await repository.gemeente(code)
+    if row is None:
+        raise NotFound("no gemeente with this code")
+    ranges = (await repository.ranges_of_gemeenten([code])).get(code, [])
+    return {"code": row.code, "name": row.name, "postcode_ranges": _ranges_document(ranges), "source": row.source,
+            "ended_at": row.ended_at}
+
+
+async def put_gemeente(database: Database, *, code: str, name: str, ranges: list[Pc4Range]) -> Saved:
+    async with database.unit_of_work() as uow:
+        repository = DirectoryRepository(uow)
+        taken = await repository.gemeente_ranges_overlapping(ranges, except_code=code)
+        if taken:
+            raise Conflict(f"these postcode areas already lie in gemeente {', '.join(taken)}")
+        created = await repository.save_gemeente(code=code, name=name, ranges=ranges, source="manual", at=now())
+        document = await gemeente_document(repository, code)
+        await uow.commit()
+        return Saved(document, created)
+
+
+async def get_gemeente(database: Database, code: str) -> dict[str, Any]:
+    async with database.unit_of_work() as uow:
+        return await gemeente_document(DirectoryRepository(uow), code)
+
+
+async def list_gemeenten(database: Database) -> list[dict[str, Any]]:
+    async with database.unit_of_work() as uow:
+        repository = DirectoryRepository(uow)
+        ranges = await repository.ranges_of_gemeenten()
+        return [{"code": g.code, "name": g.name, "postcode_ranges": _ranges_document(ranges.get(g.code, [])),
+                 "source": g.source, "ended_at": g.ended_at} for g in await repository.all_gemeenten()]
+
+
+async def organisation_documents(repository: DirectoryRepository, rows: list[Any]) -> list[dict[str, Any]]:
+    coverage = await repository.coverage([r.org_id for r in rows])
+    return [{"org_id": r.org_id, "name": r.name, "type": r.type, "active": bool(r.active),
+             "gemeenten": coverage[r.org_id][0], "postcode_ranges": _ranges_document(coverage[r.org_id][1]),
+             "queue": f"kansrijk.deliveries.{r.org_id}", "created_at": r.created_at, "updated_at": r.updated_at}
+            for r in rows]
+
+
+async def put_organisation(database: Database, *, org_id: str, name: str, org_type: str, gemeente_codes: list[str],
+                           ranges: list[Pc4Range], active: bool) -> Saved:
+    async with database.unit_of_work() as uow:
+        repository = DirectoryRepository(uow)
+        for index, code in enumerate(gemeente_codes):
+            if await repository.gemeente(code) is None:
+                raise ValidationFailed(f"gemeenten.{index}", "unknown gemeente: load or PUT it first")
+        if active:
+            conflicts = await repository.conflicting_organisations(org_id=org_id, org_type=org_type,
+                                                                   gemeente_codes=gemeente_codes, ranges=ranges)
+            if conflicts:
+                raise Conflict(f"active {org_type} organisation(s) {', '.join(conflicts)} already serve part of "
+                               "this area; one organisation per type may serve an address")
+        created = await repository.save_organisation(org_id=org_id, name=name, org_type=org_type, active=active,
+                                                     gemeente_codes=gemeente_codes, ranges=ranges, at=now())
+        [document] = await organisation_documents(repository, [await repository.organisation(org_id)])
+        await uow.commit()
+        return Saved(document, created)
+
+
+async def get_organisation(database: Database, org_id: str) -> dict[str, Any]:
+    async with database.unit_of_work() as uow:
+        repository = DirectoryRepository(uow)
+        row = await repository.organisation(org_id)
+        if row is None:
+            raise NotFound("no organisation with this id")
+        return (await organisation_documents(repository, [row]))[0]
+
+
+async def list_organisations(database: Database) -> list[dict[str, Any]]:
+    async with database.unit_of_work() as uow:
+        repository = DirectoryRepository(uow)
+        return await organisation_documents(repository, await repository.all_organisations())
+
+
+async def deactivate_organisation(database: Database, org_id: str) -> dict[str, Any]:
+    async with database.unit_of_work() as uow:
+        repository = DirectoryRepository(uow)
+        if await repository.organisation(org_id) is None:
+            raise NotFound("no organisation with this id")
+        await repository.deactivate(org_id, now())
+        [document] = await organisation_documents(repository, [await repository.organisation(org_id)])
+        await uow.commit()
+        return document
+
+
+async def preview_route(database: Database, postcode: str) -> dict[str, Any]:
+    """Where a melding from this address would go now."""
+    pc4 = postcode[:4]
+    async with database.unit_of_work() as uow:
+        repository = DirectoryRepository(uow)
+        gemeente = await repository.gemeente_for_pc4(pc4)
+        recipients: dict[str, Any] = {}
+        for recipient_type in ("jgz", "wijkteam"):
+            chosen: Candidate | None = choose(await repository.candidates(
+                org_type=recipient_type, pc4=pc4, gemeente_code=gemeente.code if gemeente else None))
+            recipients[recipient_type] = {"org_id": chosen.org_id, "name": chosen.name} if chosen else None
+        straddling = await repository.straddling(pc4)
+    document: dict[str, Any] = {
+        "postcode": postcode, "gemeente": {"code": gemeente.code, "name": gemeente.name} if gemeente else None,
+        "recipients": recipients}
+    if len(straddling) > 1:
+        document["note"] = (f"postcode area {pc4} straddles a gemeente border: routed to the gemeente with the "
+                            f"largest share of its addresses ({straddling[0].share:.0%}); for the other addresses "
+                            "this may be wrong")
+    return document
+
+
+# --- CBS reference data ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    gemeenten: int
+    postcode_areas: int
+    straddling: int
+    ended: int
+
+
+def read_cbs_files(gemeenten_file: Path, postcodes_file: Path) -> tuple[dict[str, str], list[dict[str, Any]]]:
+    """The two CBS files (format of shared/data/gemeenten.csv and pc4_gemeente.csv), checked."""
+    names: dict[str, str] = {}
+    with gemeenten_file.open(newline="", encoding="utf-8") as handle:
+        for line, row in enumerate(csv.DictReader(handle), start=2):
+            try:
+                names[validate_gemeente_code(row["code"])] = row["name"].strip()
+            except (KeyError, ValueError) as exc:
+                raise ValueError(f"{gemeenten_file.name} line {line}: not a gemeente row ({exc})") from None
+    areas = []
+    with postcodes_file.open(newline="", encoding="utf-8") as handle:
+        for line, row in enumerate(csv.DictReader(handle), start=2):
+            try:
+                areas.append({"pc4": validate_pc4(row["pc4"]), "gemeente_code": validate_gemeente_code(row["gemeente_code"]),
+                              "share": float(row["share"])})
+            except (KeyError, ValueError) as exc:
+                raise ValueError(f"{postcodes_file.name} line {line}: not a postcode row ({exc})") from None
+            if areas[-1]["gemeente_code"] not in names:
+                raise ValueError(f"{postcodes_file.name} line {line}: gemeente not in {gemeenten_file.name}")
+    return names, areas
+
+
+async def load_cbs(database: Database, *, gemeenten_file: Path, postcodes_file: Path, edition: str) -> LoadReport:
+    """Load an edition of the CBS files over the directory: gemeenten that merged away end (history stays)."""
+    names, areas = read_cbs_files(gemeenten_file, postcodes_file)
+    by_pc4: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for area in areas:
+        by_pc4[area["pc4"]].append(area)
+    # A postcode area on a border goes to the gemeente holding most of its addresses.
+    owner = {pc4: max(rows, key=lambda r: r["share"])["gemeente_code"] for pc4, rows in by_pc4.items()}
+    pc4s_of: dict[str, list[str]] = defaultdict(list)
+    for pc4, code in owner.items():
+        pc4s_of[code].append(pc4)
+    straddling = [r for rows in by_pc4.values() if len(rows) > 1 for r in rows]
+    at = now()
+    async with database.unit_of_work() as uow:
+        repository = DirectoryRepository(uow)
+        ended = await repository.end_gemeenten_except(set(names), at)
+        for code, name in names.items():
+            # Replace every range first: an area moving between gemeenten must not collide with itself.
+            await repository.save_gemeente(code=code, name=name, ranges=[], source=f"CBS {edition}", at=at)
+        for code, name in names.items():
+            await repository.save_gemeente(code=code, name=name, ranges=merge_ranges(pc4s_of.get(code, [])),
+                                           source=f"CBS {edition}", at=at)
+        await repository.replace_straddling(straddling)
+        await repository.record_load(edition=edition, gemeenten_count=len(names), areas=len(owner), ended=ended, at=at)
+        await uow.commit()
+    return LoadReport(gemeenten=len(names), postcode_areas=len(owner),
+                      straddling=sum(1 for rows in by_pc4.values() if len(rows) > 1), ended=ended)

@@ -1,0 +1,222 @@
+"""Use cases of the routing service: consuming meldingen and withdrawals, rerouting, recipients, dead letters."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import structlog
+from aio_pika.abc import AbstractIncomingMessage
+
+from services.routing.adapters.orm import audit_log, outbox
+from services.routing.adapters.repository import DirectoryRepository, RoutingRepository
+from services.routing.domain.model import choose
+from services.routing.domain.model import next_status
+from services.routing.service_layer.routing import (
+    announce_status,
+    check_consent,
+    parse_accepted,
+    route,
+    withdraw_consent,
+)
+from shared import audit
+from shared.auth import RECIPIENT_TYPES, Principal
+from shared.clients.consent import ConsentClient
+from shared.clock import now
+from shared.contracts.events import ConsentWithdrawn
+from shared.contracts.melding import MeldingAccepted
+from shared.db import Database, UnitOfWork
+from shared.errors import Forbidden, NotFound
+from shared.messaging.consumer import IncomingEvent
+from shared.messaging.outbox import add_message
+from shared.pagination import encode_cursor
+
+SERVICE = "routing"
+log = structlog.get_logger(__name__)
+
+
+# --- events -----------------------------------------------------------------------------------------
+
+
+async def prepare_accepted(client: ConsentClient, event: IncomingEvent) -> Any:
+    """Before the transaction: ask the consent service again (consent is checked twice)."""
+    accepted = MeldingAccepted.model_validate(event.body, context={"stored": True})
+    return await check_consent(client, accepted, event.request_id)
+
+
+async def on_melding_accepted(uow: UnitOfWork, event: IncomingEvent) -> None:
+    accepted = MeldingAccepted.model_validate(event.body, context={"stored": True})
+    repository = RoutingRepository(uow)
+    if await repository.melding(accepted.melding_id) is None:
+        at = now()
+        await repository.add_melding(
+            melding_id=accepted.melding_id, consent_id=accepted.consent.id, sender_org_id=accepted.sender.org_id,
+            status="new", accepted=accepted.model_dump_json(), requested_types=",".join(accepted.content.recipient_types),
+            unroutable_types="", created_at=at, updated_at=at)
+    await route(uow, accepted.melding_id, event.prepared, request_id=event.request_id)
+
+
+async def on_consent_withdrawn(uow: UnitOfWork, event: IncomingEvent) -> None:
+    withdrawn = ConsentWithdrawn.model_validate(event.body)
+    retracted = await withdraw_consent(uow, withdrawn.consent_id, request_id=event.request_id)
+    log.info("consent_withdrawn_applied", consent_id=withdrawn.consent_id, retracted=retracted)
+
+
+async def reroute(database: Database, client: ConsentClient, melding_id: str, *, request_id: str | None) -> str:
+    """Route one waiting melding again now."""
+    async with database.unit_of_work() as uow:
+        row = await RoutingRepository(uow).melding(melding_id)
+        if row is None or row.status not in ("new", "waiting"):
+            raise NotFound("no melding with this id is waiting for a recipient")
+        accepted = parse_accepted(row.accepted)
+    answer = await check_consent(client, accepted, request_id)
+    async with database.unit_of_work() as uow:
+        status = await route(uow, melding_id, answer, request_id=request_id)
+        await uow.commit()
+    return status
+
+
+async def reroute_waiting(database: Database, client: ConsentClient) -> int:
+    """Route again every waiting melding the directory now covers better. Returns how many were routed.
+
+    Runs on a schedule, so a directory change reaches waiting meldingen within one interval. The
+    consent service is asked only for meldingen that found a new recipient.
+    """
+    async with database.unit_of_work() as uow:
+        waiting = [row.melding_id for row in await RoutingRepository(uow).waiting()
+                   if await has_new_recipient(uow, row)]
+    routed = 0
+    for melding_id in waiting:
+        try:
+            if await reroute(database, client, melding_id, request_id=None) == "routed":
+                routed += 1
+        except NotFound:
+            continue  # routed or withdrawn meanwhile
+    return routed
+
+
+async def has_new_recipient(uow: UnitOfWork, row: Any) -> bool:
+    accepted = parse_accepted(row.accepted)
+    pc4 = accepted.content.patient.address.postcode[:4]
+    directory = DirectoryRepository(uow)
+    gemeente = await directory.gemeente_for_pc4(pc4)
+    served = {d.recipient_type for d in await RoutingRepository(uow).deliveries_of(row.melding_id)}
+    for recipient_type in set(accepted.content.recipient_types) - served:
+        if choose(await directory.candidates(org_type=recipient_type, pc4=pc4,
+                                             gemeente_code=gemeente.code if gemeente else None)):
+            return True
+    return False
+
+
+# --- recipients -----------------------------------------------------------------------------------
+
+
+def _require_recipient(principal: Principal) -> None:
+    if principal.org_type not in RECIPIENT_TYPES:
+        raise Forbidden("only JGZ organisations and wijkteams receive deliveries")
+
+
+def delivery_document(row: Any) -> dict[str, Any]:
+    return {**json.loads(row.message), "status": row.status}
+
+
+async def _audit(uow: UnitOfWork, principal: Principal, action: str, resource_type: str, resource_id: str | None,
+                 bsn: str | None, request_id: str | None) -> None:
+    await audit.record_access(uow, audit_log, service=SERVICE, principal=principal, action=action,
+                              resource_type=resource_type, resource_id=resource_id, patient_bsn=bsn,
+                              request_id=request_id)
+
+
+def _bsn_of(document: dict[str, Any]) -> str | None:
+    return (document.get("patient") or {}).get("bsn")
+
+
+async def list_deliveries(database: Database, *, principal: Principal, status: str | None, cursor: str | None,
+                          limit: int, request_id: str | None) -> tuple[list[dict[str, Any]], str | None]:
+    _require_recipient(principal)
+    async with database.unit_of_work() as uow:
+        rows = await RoutingRepository(uow).deliveries_page(org_id=principal.org_id, status=status, cursor=cursor,
+                                                            limit=limit)
+        more = len(rows) > limit
+        rows = rows[:limit]
+        documents = [delivery_document(r) for r in rows]
+        for document in documents:
+            await _audit(uow, principal, "read", "delivery", document["delivery_id"], _bsn_of(document), request_id)
+        await uow.commit()
+    return documents, (encode_cursor(rows[-1].created_at, rows[-1].delivery_id) if more and rows else None)
+
+
+async def _own_delivery(repository: RoutingRepository, principal: Principal, delivery_id: str) -> Any:
+    _require_recipient(principal)
+    row = await repository.delivery(delivery_id)
+    if row is None or row.org_id != principal.org_id:
+        raise NotFound("no delivery with this id for your organisation")
+    return row
+
+
+async def get_delivery(database: Database, *, principal: Principal, delivery_id: str,
+                       request_id: str | None) -> dict[str, Any]:
+    async with database.unit_of_work() as uow:
+        row = await _own_delivery(RoutingRepository(uow), principal, delivery_id)
+        document = delivery_document(row)
+        await _audit(uow, principal, "read", "delivery", delivery_id, _bsn_of(document), request_id)
+        await uow.commit()
+        return document
+
+
+async def report_status(database: Database, *, principal: Principal, delivery_id: str, status: str,
+                        note: str | None, request_id: str | None) -> dict[str, Any]:
+    """A recipient reports back. Forward only; the same status again changes nothing."""
+    async with database.unit_of_work() as uow:
+        repository = RoutingRepository(uow)
+        row = await _own_delivery(repository, principal, delivery_id)
+        new = next_status(row.status, status)
+        if new is None:
+            return delivery_document(row)
+        at = now()
+        await repository.update_delivery(delivery_id, status=new, status_note=note, updated_at=at)
+        await announce_status(uow, row, new, at, request_id=request_id)
+        await _audit(uow, principal, "status", "delivery", delivery_id, _bsn_of(json.loads(row.message)), request_id)
+        await uow.commit()
+        row = await repository.delivery(delivery_id)
+        return delivery_document(row)
+
+
+# --- dead letters ---------------------------------------------------------------------------------
+
+
+async def store_dead_letter(database: Database, message: AbstractIncomingMessage) -> None:
+    """Keep a message that failed processing, for an operator to read and replay."""
+    headers = dict(message.headers or {})
+    queue = headers.get("x-first-death-queue") or ""
+    reason = headers.get("x-first-death-reason") or ""
+    async with database.unit_of_work() as uow:
+        await RoutingRepository(uow).add_dead_letter(
+            id=str(uuid.uuid4()), queue=queue.decode() if isinstance(queue, bytes) else str(queue),
+            message_id=message.message_id, message_type=message.type, body=message.body.decode("utf-8", "replace"),
+            correlation_id=message.correlation_id, reason=reason.decode() if isinstance(reason, bytes) else str(reason),
+            died_at=now())
+        await uow.commit()
+
+
+async def list_dead_letters(database: Database, *, include_replayed: bool, limit: int) -> list[Any]:
+    async with database.unit_of_work() as uow:
+        return await RoutingRepository(uow).dead_letters(include_replayed=include_replayed, limit=limit)
+
+
+async def replay_dead_letter(database: Database, *, dead_letter_id: str, request_id: str | None) -> Any:
+    """Put a dead letter back on the queue it died in, with its own message id (consumers still dedupe)."""
+    async with database.unit_of_work() as uow:
+        repository = RoutingRepository(uow)
+        row = await repository.dead_letter(dead_letter_id)
+        if row is None:
+            raise NotFound("no dead letter with this id")
+        if row.replayed_at is None:
+            # The default exchange routes by queue name: straight back to where it failed, to no one else.
+            await add_message(uow, outbox, exchange="", routing_key=row.queue, message_type=row.message_type or "",
+                              body=row.body, message_id=row.message_id or str(uuid.uuid4()),
+                              correlation_id=row.correlation_id, request_id=request_id, mandatory=True)
+            await repository.mark_replayed(dead_letter_id, now())
+            await uow.commit()
+        return await repository.dead_letter(dead_letter_id)

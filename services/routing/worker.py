@@ -1,0 +1,97 @@
+"""The routing service's background work: relay, event consumer, dead-letter keeper, and the reroute loop."""
+
+from __future__ import annotations
+
+import asyncio
+from functools import partial
+
+import structlog
+from aio_pika.abc import AbstractIncomingMessage
+
+from services.routing.adapters.orm import outbox, processed_messages
+from services.routing.adapters.repository import DirectoryRepository
+from services.routing.service_layer import handlers
+from shared.app import ServiceRuntime, Worker, outbox_relay
+from shared.clients.consent import ConsentClient
+from shared.contracts.events import CONSENT_WITHDRAWN
+from shared.contracts.melding import MELDING_ACCEPTED
+from shared.messaging.broker import Broker
+from shared.messaging.consumer import IdempotentConsumer
+from shared.messaging.topology import DEAD_LETTER_QUEUE, DELIVERIES_EXCHANGE, EVENTS_EXCHANGE, declare_quorum_queue
+
+log = structlog.get_logger(__name__)
+QUEUE = "kansrijk.routing.events"
+
+
+def organisation_queue(org_id: str) -> str:
+    return f"kansrijk.deliveries.{org_id}"
+
+
+async def declare_organisation_queue(broker: Broker, org_id: str) -> bool:
+    """Declare an organisation's queue now, so nothing sent before its consumer connects is lost.
+
+    With the broker away this waits for nobody: deliveries are published `mandatory`, so one that
+    finds no queue is retried by the relay, and the worker declares every active queue on start.
+    """
+    if not broker.is_connected:
+        log.warning("organisation_queue_not_declared_yet", org_id=org_id)
+        return False
+    channel = await broker.channel()
+    await declare_quorum_queue(channel, organisation_queue(org_id), exchange=DELIVERIES_EXCHANGE, routing_keys=[org_id])
+    return True
+
+
+def consumer(runtime: ServiceRuntime) -> IdempotentConsumer:
+    client: ConsentClient = runtime.extras["consent_client"]
+    return IdempotentConsumer(
+        runtime.database, runtime.broker, processed_messages, name="routing", queue=QUEUE, exchange=EVENTS_EXCHANGE,
+        handlers={MELDING_ACCEPTED: handlers.on_melding_accepted, CONSENT_WITHDRAWN: handlers.on_consent_withdrawn},
+        prepare={MELDING_ACCEPTED: partial(handlers.prepare_accepted, client)},
+    )
+
+
+def workers(runtime: ServiceRuntime) -> list[Worker]:
+    async def declare_organisation_queues(stop: asyncio.Event) -> None:
+        await runtime.broker.connect()
+        async with runtime.database.unit_of_work() as uow:
+            org_ids = await DirectoryRepository(uow).active_org_ids()
+        for org_id in org_ids:
+            await declare_organisation_queue(runtime.broker, org_id)
+
+    async def keep_dead_letters(stop: asyncio.Event) -> None:
+        connection = await runtime.broker.connect()
+        channel = await connection.channel()
+        await channel.set_qos(prefetch_count=10)
+        queue = await channel.declare_queue(DEAD_LETTER_QUEUE, durable=True, arguments={"x-queue-type": "quorum"})
+
+        async def on_message(message: AbstractIncomingMessage) -> None:
+            try:
+                await handlers.store_dead_letter(runtime.database, message)
+            except Exception as exc:
+                log.error("dead_letter_not_stored", error_type=type(exc).__name__)
+                await message.nack(requeue=True)
+                return
+            await message.ack()
+
+        tag = await queue.consume(on_message)
+        await stop.wait()
+        await queue.cancel(tag)
+        await channel.close()
+
+    async def reroute_loop(stop: asyncio.Event) -> None:
+        client: ConsentClient = runtime.extras["consent_client"]
+        interval = runtime.settings.reroute_interval_seconds  # type: ignore[attr-defined]
+        while not stop.is_set():
+            try:
+                routed = await handlers.reroute_waiting(runtime.database, client)
+                if routed:
+                    log.info("waiting_meldingen_routed", count=routed)
+            except Exception as exc:  # consent service or database away: try again next round
+                log.warning("reroute_failed", error_type=type(exc).__name__)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+            except TimeoutError:
+                pass
+
+    return [outbox_relay(runtime, outbox).run, consumer(runtime).run, declare_organisation_queues,
+            keep_dead_letters, reroute_loop]

@@ -1,0 +1,49 @@
+"""All services in one process, each a real uvicorn server on its own port: for `kansrijk demo` and e2e tests."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+import uvicorn
+
+from services.registry import SERVICES
+from shared import migrations
+from shared.settings import ServiceSettings
+
+
+class _Server(uvicorn.Server):
+    def install_signal_handlers(self) -> None:  # the host process owns its signals
+        pass
+
+    @contextlib.contextmanager
+    def capture_signals(self):  # noqa: ANN202 - uvicorn >= 0.29 captures signals here
+        yield
+
+
+@contextlib.asynccontextmanager
+async def run_stack(settings: dict[str, ServiceSettings], *, migrate: bool = True) -> AsyncIterator[dict[str, str]]:
+    """Start every service in `settings` (migrated first); yields their base URLs; stops them all on exit."""
+    servers: list[tuple[_Server, asyncio.Task[None]]] = []
+    try:
+        for name, service_settings in settings.items():
+            if migrate:
+                await asyncio.to_thread(migrations.upgrade, name, service_settings.database_url)
+            app = SERVICES[name].app_factory()(service_settings)
+            server = _Server(uvicorn.Config(app, host=service_settings.host, port=service_settings.port,
+                                            log_config=None, lifespan="on"))
+            task = asyncio.create_task(server.serve())
+            servers.append((server, task))
+            while not server.started:
+                if task.done():
+                    task.result()  # raises what stopped it
+                    raise RuntimeError(f"{name} stopped while starting")
+                await asyncio.sleep(0.05)
+        yield {name: f"http://{s.host}:{s.port}" for name, s in settings.items()}
+    finally:
+        for server, _ in servers:
+            server.should_exit = True
+        for _, task in servers:
+            with contextlib.suppress(Exception):
+                await task

@@ -1,0 +1,212 @@
+"""The melding as it travels: intake validation, the events between melding and routing, and the message
+on a recipient's queue (CONTRACT.md). Shared because both services speak it; owned by neither's database."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Annotated, Literal
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
+
+from shared.api import RecipientType
+from shared.clock import today_nl
+from shared.identifiers import Bsn, GemeenteCode, Postcode
+
+MELDING_ACCEPTED = "melding.accepted"
+MELDING_ROUTED = "melding.routed"
+MELDING_UNROUTABLE = "melding.unroutable"
+DELIVERY_STATUS_CHANGED = "delivery.status_changed"
+MELDING_DELIVERED = "melding.delivered"
+MELDING_RETRACTED = "melding.retracted"
+
+MEDICAL_RISK_DOMAINS = ("verslaving", "psychiatrie", "lvb", "medisch-obstetrisch")
+SOCIAL_RISK_DOMAINS = (
+    "huiselijk-geweld", "financien-schulden", "huisvesting", "sociaal-netwerk", "opvoeding-eerdere-kinderen",
+    "jong-ouderschap", "ongeplande-zwangerschap", "overig",
+)  # fmt: skip
+RiskDomain = Literal[
+    "verslaving", "psychiatrie", "lvb", "medisch-obstetrisch", "huiselijk-geweld", "financien-schulden",
+    "huisvesting", "sociaal-netwerk", "opvoeding-eerdere-kinderen", "jong-ouderschap", "ongeplande-zwangerschap",
+    "overig",
+]
+DeliveryStatus = Literal["queued", "received", "contact_made", "closed", "retracted"]
+DELIVERY_STATUS_ORDER = {"queued": 0, "received": 1, "contact_made": 2, "closed": 3}
+
+PHONE_PATTERN = r"^\+?[0-9][0-9 -]{5,18}[0-9]$"
+
+
+def _unique(values: list[str]) -> list[str]:
+    if len(set(values)) != len(values):
+        raise ValueError("each value may appear once")
+    return values
+
+
+# Rules relative to today hold at intake. Stored meldingen and events are parsed with
+# `context=STORED`, so a melding that waited weeks for a recipient still reads.
+STORED = {"stored": True}
+
+
+def _stored(info: ValidationInfo) -> bool:
+    return bool(info.context and info.context.get("stored"))
+
+
+def _in_the_past(day: date, info: ValidationInfo) -> date:
+    if _stored(info):
+        return day
+    if day >= today_nl():
+        raise ValueError("must lie in the past")
+    return day
+
+
+def _plausible_due_date(day: date, info: ValidationInfo) -> date:
+    if _stored(info):
+        return day
+    today = today_nl()
+    if day < today - timedelta(days=30):
+        raise ValueError("may lie at most 30 days in the past")
+    if day > today + timedelta(days=300):
+        raise ValueError("may lie at most 300 days ahead")
+    return day
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Name(Strict):
+    given: str = Field(min_length=1, max_length=100)
+    family: str = Field(min_length=1, max_length=100)
+
+
+class Address(Strict):
+    postcode: Postcode
+    house_number: str = Field(min_length=1, max_length=5, pattern=r"^[1-9][0-9]{0,4}$")
+    house_number_suffix: str | None = Field(None, max_length=10)
+    city: str | None = Field(None, max_length=100)
+
+
+class Patient(Strict):
+    bsn: Bsn
+    name: Name
+    birth_date: Annotated[date, AfterValidator(_in_the_past)]
+    address: Address
+    phone: str | None = Field(None, pattern=PHONE_PATTERN)
+
+
+class Pregnancy(Strict):
+    expected_due_date: Annotated[date, AfterValidator(_plausible_due_date)]
+
+
+class Contact(Strict):
+    name: str = Field(min_length=1, max_length=200)
+    phone: str | None = Field(None, pattern=PHONE_PATTERN)
+
+
+class MeldingContent(Strict):
+    """What a sender says about the patient: the body of `POST /v1/meldingen` less the consent id."""
+
+    patient: Patient
+    pregnancy: Pregnancy
+    risk_domains: Annotated[list[RiskDomain], Field(min_length=1), AfterValidator(_unique)]
+    recipient_types: Annotated[list[RecipientType], Field(min_length=1), AfterValidator(_unique)]
+    urgency: Literal["regular", "urgent"] = "regular"
+    note: str | None = Field(None, max_length=2000)
+    contact: Contact | None = None
+
+
+class ConsentRef(BaseModel):
+    id: str
+    recipient_types: list[str]
+    valid_until: date
+
+
+class Sender(BaseModel):
+    org_id: str
+    org_type: str
+    sub: str
+
+
+class Gemeente(BaseModel):
+    code: GemeenteCode
+    name: str
+
+
+class MeldingAccepted(BaseModel):
+    """melding -> routing: a melding passed intake and waits to be routed. Carries personal data."""
+
+    melding_id: str
+    accepted_at: datetime
+    sender: Sender
+    consent: ConsentRef
+    content: MeldingContent
+
+
+class RoutedDelivery(BaseModel):
+    delivery_id: str
+    org_id: str
+    org_name: str
+    recipient_type: str
+
+
+class MeldingRouted(BaseModel):
+    """routing -> melding: deliveries were made (and, for some types perhaps, no recipient found)."""
+
+    melding_id: str
+    gemeente: Gemeente | None
+    deliveries: list[RoutedDelivery]
+    unroutable_types: list[str]
+
+
+class MeldingUnroutable(BaseModel):
+    """routing -> melding: no recipient for any requested type yet; it waits for the directory."""
+
+    melding_id: str
+    gemeente: Gemeente | None
+    unroutable_types: list[str]
+
+
+class DeliveryStatusChanged(BaseModel):
+    """routing -> melding: a recipient reported back, or a delivery was retracted."""
+
+    melding_id: str
+    delivery: RoutedDelivery
+    status: DeliveryStatus
+    at: datetime
+
+
+# --- the recipient's queue ------------------------------------------------------------------------
+
+
+class RecipientRef(BaseModel):
+    org_id: str
+    type: str
+
+
+class DeliverySender(BaseModel):
+    org_id: str
+    org_type: str
+    contact: Contact | None
+
+
+class MeldingDelivered(BaseModel):
+    """`melding.delivered` on `kansrijk.deliveries.<org_id>` (CONTRACT.md, the recipient's queue)."""
+
+    delivery_id: str
+    melding_id: str
+    sent_at: datetime
+    recipient: RecipientRef
+    gemeente: Gemeente | None
+    patient: Patient
+    pregnancy: Pregnancy
+    risk_domains: list[str]
+    urgency: str
+    note: str | None
+    sender: DeliverySender
+    consent: ConsentRef
+
+
+class MeldingRetracted(BaseModel):
+    delivery_id: str
+    melding_id: str
+    reason: Literal["consent-withdrawn"] = "consent-withdrawn"
+    retracted_at: datetime

@@ -1,0 +1,31 @@
+"""Keyset pagination: an opaque cursor naming the last item seen (its time and id), newest first."""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+
+from sqlalchemy import Column, Select, and_, or_
+
+from shared.errors import ValidationFailed
+
+
+def encode_cursor(at: datetime, item_id: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps([at.isoformat(), item_id]).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[datetime, str]:
+    try:
+        at, item_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+        return datetime.fromisoformat(at), str(item_id)
+    except (ValueError, TypeError) as exc:
+        raise ValidationFailed("cursor", "not a cursor this API gave out") from exc
+
+
+def newest_first(query: Select, *, at: Column, item_id: Column, cursor: str | None, limit: int) -> Select:
+    """`query` ordered newest first, after `cursor`, one more than `limit` (to know if a next page exists)."""
+    if cursor:
+        last_at, last_id = decode_cursor(cursor)
+        query = query.where(or_(at < last_at, and_(at == last_at, item_id < last_id)))
+    return query.order_by(at.desc(), item_id.desc()).limit(limit + 1)

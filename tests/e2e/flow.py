@@ -1,0 +1,132 @@
+"""Helpers for the end-to-end tests of the melding flow: a directory, a consent, a melding, a recipient."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any
+
+import aio_pika
+import httpx
+
+from shared.clock import today_nl
+from tests.support import Tokens
+
+BSN = "999999990"
+SENDER = "10000001"
+
+
+def new_org_id() -> str:
+    return str(uuid.uuid4().int)[:8]
+
+
+def admin(tokens: Tokens) -> dict[str, str]:
+    return tokens.bearer(org_id="ops", org_type="operator", scopes="routing:admin audit:read")
+
+
+def sender(tokens: Tokens, org_id: str = SENDER) -> dict[str, str]:
+    return tokens.bearer(org_id=org_id, org_type="verloskundige",
+                         scopes="consent:write consent:read melding:write melding:read")
+
+
+def recipient(tokens: Tokens, org_id: str, org_type: str = "jgz") -> dict[str, str]:
+    return tokens.bearer(org_id=org_id, org_type=org_type, scopes="delivery:read delivery:write")
+
+
+async def put_gemeente(system: dict[str, httpx.AsyncClient], tokens: Tokens, code: str, name: str,
+                       ranges: list[tuple[str, str]]) -> None:
+    response = await system["routing"].put(f"/v1/gemeenten/{code}", headers=admin(tokens), json={
+        "name": name, "postcode_ranges": [{"from": a, "to": b} for a, b in ranges]})
+    assert response.status_code in (200, 201), response.text
+
+
+async def put_organisation(system: dict[str, httpx.AsyncClient], tokens: Tokens, org_id: str, org_type: str, *,
+                           gemeenten: list[str] = (), ranges: list[tuple[str, str]] = (), name: str = "") -> dict:
+    response = await system["routing"].put(f"/v1/organisations/{org_id}", headers=admin(tokens), json={
+        "name": name or f"{org_type.upper()} {org_id}", "type": org_type, "gemeenten": list(gemeenten),
+        "postcode_ranges": [{"from": a, "to": b} for a, b in ranges], "active": True})
+    assert response.status_code in (200, 201), response.text
+    return response.json()
+
+
+async def record_consent(system: dict[str, httpx.AsyncClient], tokens: Tokens, *, org_id: str = SENDER,
+                         bsn: str = BSN, types: list[str] | None = None) -> str:
+    response = await system["consent"].post("/v1/consents", headers=sender(tokens, org_id), json={
+        "patient": {"bsn": bsn}, "recipient_types": types or ["jgz", "wijkteam"], "method": "verbal",
+        "given_at": (today_nl() - timedelta(days=2)).isoformat()})
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def melding_body(consent_id: str, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "consent_id": consent_id,
+        "patient": {"bsn": BSN, "name": {"given": "Sanne", "family": "de Vries"}, "birth_date": "1998-03-14",
+                    "address": {"postcode": "1011 ab", "house_number": "12", "house_number_suffix": "A",
+                                "city": "Amsterdam"}, "phone": "0612345678"},
+        "pregnancy": {"expected_due_date": (today_nl() + timedelta(days=160)).isoformat()},
+        "risk_domains": ["verslaving", "financien-schulden"],
+        "recipient_types": ["jgz", "wijkteam"],
+        "urgency": "regular",
+        "note": "Cliënte gebruikt methadon; schulden bij meerdere schuldeisers.",
+        "contact": {"name": "M. Jansen, verloskundige", "phone": "0201234567"},
+    }
+    body.update(overrides)
+    return body
+
+
+async def send(system: dict[str, httpx.AsyncClient], tokens: Tokens, body: dict[str, Any], *,
+               key: str | None = None, org_id: str = SENDER) -> httpx.Response:
+    headers = sender(tokens, org_id)
+    if key:
+        headers["Idempotency-Key"] = key
+    return await system["melding"].post("/v1/meldingen", headers=headers, json=body)
+
+
+async def eventually(probe: Callable[[], Awaitable[Any]], *, timeout: float = 15.0, interval: float = 0.2) -> Any:
+    """The probe's first truthy answer within `timeout`; fails with the last answer otherwise."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    last: Any = None
+    while asyncio.get_running_loop().time() < deadline:
+        last = await probe()
+        if last:
+            return last
+        await asyncio.sleep(interval)
+    raise AssertionError(f"not within {timeout}s; last answer: {last!r}")
+
+
+async def melding_status(system: dict[str, httpx.AsyncClient], tokens: Tokens, melding_id: str,
+                         org_id: str = SENDER) -> dict[str, Any]:
+    response = await system["melding"].get(f"/v1/meldingen/{melding_id}", headers=sender(tokens, org_id))
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+class RecipientQueue:
+    """An organisation's queue, read the way a recipient's consumer reads it."""
+
+    def __init__(self, channel: aio_pika.abc.AbstractChannel, org_id: str) -> None:
+        self.channel, self.org_id = channel, org_id
+
+    async def next(self, timeout: float = 20.0) -> aio_pika.abc.AbstractIncomingMessage:
+        queue = await self.channel.get_queue(f"kansrijk.deliveries.{self.org_id}", ensure=False)
+        deadline = asyncio.get_running_loop().time() + timeout
+        while asyncio.get_running_loop().time() < deadline:
+            message = await queue.get(no_ack=False, fail=False, timeout=5)
+            if message is not None:
+                await message.ack()
+                return message
+            await asyncio.sleep(0.1)
+        raise AssertionError(f"nothing arrived on {self.org_id}'s queue within {timeout}s")
+
+    async def empty(self, wait: float = 1.5) -> bool:
+        await asyncio.sleep(wait)
+        queue = await self.channel.get_queue(f"kansrijk.deliveries.{self.org_id}", ensure=False)
+        return await queue.get(no_ack=True, fail=False, timeout=5) is None
+
+
+def body_of(message: aio_pika.abc.AbstractIncomingMessage) -> dict[str, Any]:
+    return json.loads(message.body)
