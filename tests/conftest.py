@@ -66,12 +66,12 @@ async def consent_client(environment: RunEnvironment, consent_db: Database) -> A
 # --- the whole system, over real HTTP and real RabbitMQ ---------------------------------------------------
 
 
-def service_settings(environment: RunEnvironment, name: str, **overrides: object):  # noqa: ANN201
+def service_settings(environment: RunEnvironment, name: str, database_url: str, **overrides: object):  # noqa: ANN201
     from services.registry import SERVICES
 
     values: dict[str, object] = {
         "data_dir": environment.data_dir, "amqp_url": environment.amqp_url,
-        "database_url": environment.database_urls[name], "publish_timeout_seconds": 3.0,
+        "database_url": database_url, "publish_timeout_seconds": 3.0,
         "outbox_poll_seconds": 0.2,
     }
     values.update(overrides)
@@ -79,28 +79,41 @@ def service_settings(environment: RunEnvironment, name: str, **overrides: object
 
 
 @pytest.fixture(scope="session")
-async def stack(environment: RunEnvironment) -> AsyncIterator[dict[str, str]]:
+async def stack_databases(environment: RunEnvironment) -> AsyncIterator[dict[str, str]]:
+    """The running system's own databases: no other test's relay works on them."""
+    from tests.support import create_database, drop_database
+
+    urls = {name: await create_database(environment, name, suffix="_stack") for name in ("consent", "melding", "routing")}
+    yield urls
+    for url in urls.values():
+        await drop_database(environment, url)
+
+
+@pytest.fixture(scope="session")
+async def stack(environment: RunEnvironment, stack_databases: dict[str, str]) -> AsyncIterator[dict[str, str]]:
     """consent, melding and routing as real servers on loopback ports, with their relays and consumers."""
     from services.stack import run_stack
     from tests.support import _free_port
 
     ports = {name: _free_port() for name in ("consent", "melding", "routing")}
     consent_url = f"http://127.0.0.1:{ports['consent']}"
+    urls = stack_databases
     settings = {
-        "consent": service_settings(environment, "consent", port=ports["consent"]),
-        "melding": service_settings(environment, "melding", port=ports["melding"], consent_url=consent_url),
-        "routing": service_settings(environment, "routing", port=ports["routing"], consent_url=consent_url,
-                                    reroute_interval_seconds=1.0),
+        "consent": service_settings(environment, "consent", urls["consent"], port=ports["consent"]),
+        "melding": service_settings(environment, "melding", urls["melding"], port=ports["melding"],
+                                    consent_url=consent_url),
+        "routing": service_settings(environment, "routing", urls["routing"], port=ports["routing"],
+                                    consent_url=consent_url, reroute_interval_seconds=1.0),
     }
-    async with run_stack(settings, migrate=False) as urls:
-        yield urls
+    async with run_stack(settings) as base_urls:
+        yield base_urls
 
 
 @pytest.fixture
-async def system(stack: dict[str, str], environment: RunEnvironment) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
+async def system(stack: dict[str, str], stack_databases: dict[str, str]) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
     """HTTP clients for each running service, with every service's tables emptied first."""
-    for name in ("consent", "melding", "routing"):
-        database = Database(environment.database_urls[name])
+    for url in stack_databases.values():
+        database = Database(url)
         await empty_tables(database)
         await database.dispose()
     clients = {name: httpx.AsyncClient(base_url=url, timeout=15) for name, url in stack.items()}
