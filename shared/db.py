@@ -72,7 +72,10 @@ def _prepare_sqlite(engine: AsyncEngine) -> None:
 
 
 class Database:
-    """The engine and session factory of one service's database."""
+    """The engine and session factory of one service's database.
+
+    `hide_parameters`: a database error's text never carries the values (a BSN) of the statement.
+    """
 
     def __init__(self, url: str) -> None:
         parsed = make_url(url)
@@ -81,11 +84,12 @@ class Database:
         if self.is_sqlite:
             if parsed.database and parsed.database != ":memory:":
                 Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-            self.engine = create_async_engine(url, connect_args={"timeout": 30})
+            self.engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
             _prepare_sqlite(self.engine)
         else:
             # Sized for a small machine; pre-ping so a restarted PostgreSQL costs one retry, not errors.
-            self.engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+            self.engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True,
+                                              hide_parameters=True)
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._after_commit_hooks: list[Callable[[], None]] = []
 

@@ -10,7 +10,9 @@ import logging
 import re
 import sys
 import time
+import traceback
 import uuid
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -42,10 +44,33 @@ def json_formatter(service: str) -> logging.Formatter:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             _add_service(service),
-            structlog.processors.format_exc_info,
+            render_exception_safely,
             structlog.processors.JSONRenderer(),
         ],
     )
+
+
+def render_exception_safely(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    """An exception as its types and frames, never its messages: a message may quote input (a BSN).
+
+    Also drops the exception text some libraries put in the event itself (uvicorn's "Exception in ASGI
+    application" keeps it in `exc_info` only, which is what we render here).
+    """
+    exc_info = event.pop("exc_info", None)
+    if exc_info is True:
+        exc_info = sys.exc_info()
+    if isinstance(exc_info, BaseException):
+        exc_info = (type(exc_info), exc_info, exc_info.__traceback__)
+    if exc_info and exc_info[1] is not None:
+        chain, exc, seen = [], exc_info[1], set()
+        while exc is not None and id(exc) not in seen:
+            seen.add(id(exc))
+            frames = traceback.extract_tb(exc.__traceback__)[-3:]
+            where = " < ".join(f"{Path(f.filename).name}:{f.lineno} {f.name}" for f in reversed(frames))
+            chain.append(f"{type(exc).__module__}.{type(exc).__qualname__} at {where}")
+            exc = exc.__cause__ or exc.__context__
+        event["exception"] = " | caused by ".join(chain)
+    return event
 
 
 def configure_logging(service: str, level: str = "INFO") -> None:

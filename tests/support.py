@@ -14,7 +14,9 @@ from pathlib import Path
 from urllib.parse import quote
 
 import asyncpg
-from sqlalchemy import text
+from typing import Any
+
+from sqlalchemy import MetaData, text
 
 from shared.auth import SigningKey, issue_token, load_or_create_dev_key
 from shared.db import Database
@@ -102,12 +104,20 @@ async def destroy_environment(environment: RunEnvironment) -> None:
 
 async def empty_tables(database: Database) -> None:
     """Each test starts from migrated, empty tables."""
+    def dependants_first(sync_connection: Any) -> list[str]:
+        metadata = MetaData()
+        metadata.reflect(sync_connection)
+        return [t.name for t in reversed(metadata.sorted_tables) if t.name != "alembic_version"]
+
     async with database.engine.connect() as connection:
-        names = await connection.run_sync(
-            lambda sync: [t for t in sync.dialect.get_table_names(sync) if t != "alembic_version"]
-        )
-        for name in names:
-            await connection.execute(text(f'DELETE FROM "{name}"'))
+        names = await connection.run_sync(dependants_first)
+        if not names:
+            return
+        if connection.dialect.name == "postgresql":
+            await connection.execute(text("TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " CASCADE"))
+        else:
+            for name in names:
+                await connection.execute(text(f'DELETE FROM "{name}"'))
         await connection.commit()
 
 

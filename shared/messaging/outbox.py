@@ -37,7 +37,7 @@ def outbox_table(metadata: MetaData) -> Table:
     return Table(
         "outbox",
         metadata,
-        Column("id", String(36), primary_key=True, comment="the AMQP message_id"),
+        Column("id", String(64), primary_key=True, comment="the AMQP message_id"),
         Column("exchange", String(100), nullable=False),
         Column("routing_key", String(200), nullable=False),
         Column("message_type", String(100), nullable=False),

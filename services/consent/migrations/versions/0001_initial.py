@@ -38,7 +38,7 @@ def upgrade() -> None:
 
     op.create_table(
         "outbox",
-        sa.Column("id", sa.String(36), nullable=False, comment="the AMQP message_id"),
+        sa.Column("id", sa.String(64), nullable=False, comment="the AMQP message_id"),
         sa.Column("exchange", sa.String(100), nullable=False),
         sa.Column("routing_key", sa.String(200), nullable=False),
         sa.Column("message_type", sa.String(100), nullable=False),

@@ -68,7 +68,7 @@ def upgrade() -> None:
         batch_op.create_index('ix_meldingen_sender_created', ['sender_org_id', 'created_at'], unique=False)
 
     op.create_table('outbox',
-    sa.Column('id', sa.String(length=36), nullable=False, comment='the AMQP message_id'),
+    sa.Column('id', sa.String(length=64), nullable=False, comment='the AMQP message_id'),
     sa.Column('exchange', sa.String(length=100), nullable=False),
     sa.Column('routing_key', sa.String(length=200), nullable=False),
     sa.Column('message_type', sa.String(length=100), nullable=False),

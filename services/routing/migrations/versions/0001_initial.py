@@ -80,7 +80,7 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('org_id', name=op.f('pk_organisations'))
     )
     op.create_table('outbox',
-    sa.Column('id', sa.String(length=36), nullable=False, comment='the AMQP message_id'),
+    sa.Column('id', sa.String(length=64), nullable=False, comment='the AMQP message_id'),
     sa.Column('exchange', sa.String(length=100), nullable=False),
     sa.Column('routing_key', sa.String(length=200), nullable=False),
     sa.Column('message_type', sa.String(length=100), nullable=False),
