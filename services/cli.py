@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -133,6 +134,107 @@ def token(
     key = load_or_create_dev_key(settings.dev_key_dir)
     typer.echo(issue_token(key, issuer=settings.jwt_issuer, audience=settings.jwt_audience, org_id=org_id,
                            org_type=org_type, scopes=scope, sub=sub, ttl_seconds=ttl))
+
+
+directory_app = typer.Typer(help="The routing directory: reference data and organisations.", no_args_is_help=True)
+app.add_typer(directory_app, name="directory")
+
+
+@directory_app.command("load")
+def directory_load(
+    gemeenten: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="CBS gemeenten.csv (code,name,province)")],
+    postcodes: Annotated[Path, typer.Option(exists=True, dir_okay=False,
+                                            help="CBS pc4_gemeente.csv (pc4,gemeente_code,address_count,share)")],
+    edition: Annotated[str | None, typer.Option(help="label of this edition (default: the file's name and date)")] = None,
+) -> None:
+    """Load (or update to) an edition of the CBS gemeenten and postcode areas. Bron: CBS (CC BY 4.0)."""
+    import asyncio
+
+    from services.routing.service_layer.directory import load_cbs
+    from shared.db import Database
+
+    settings = SERVICES["routing"].settings()
+    migrations.upgrade("routing", settings.database_url)
+    label = edition or f"{gemeenten.name} {time.strftime('%Y-%m-%d', time.localtime(gemeenten.stat().st_mtime))}"
+
+    async def load() -> None:
+        database = Database(settings.database_url)
+        try:
+            report = await load_cbs(database, gemeenten_file=gemeenten, postcodes_file=postcodes, edition=label)
+        finally:
+            await database.dispose()
+        err.print(f"[green]✓[/] {report.gemeenten} gemeenten, {report.postcode_areas} postcode areas "
+                  f"({report.straddling} straddle a border: routed to the largest share), {report.ended} ended")
+
+    try:
+        asyncio.run(load())
+    except ValueError as exc:
+        err.print(f"[red]✗[/] {exc}")
+        raise typer.Exit(1) from None
+
+
+@app.command()
+def consume(
+    org_id: Annotated[str, typer.Option(help="the recipient organisation whose queue to read")],
+    org_type: Annotated[str, typer.Option(help="jgz or wijkteam (for the development token)")] = "jgz",
+    token: Annotated[str | None, typer.Option(envvar="KANSRIJK_TOKEN", help="bearer token (default: a dev token)")] = None,
+    count: Annotated[int | None, typer.Option(help="stop after this many messages")] = None,
+    idle_timeout: Annotated[float | None, typer.Option(help="stop after this many seconds without a message")] = None,
+    full: Annotated[bool, typer.Option("--full", help="print each melding in full, personal data included")] = False,
+) -> None:
+    """A reference recipient: print each delivery on the organisation's queue, ack it, post status `received`."""
+    import asyncio
+    import json as jsonlib
+
+    from services.reference_recipient import ReferenceRecipient
+
+    settings = SERVICES["routing"].settings()
+    if token is None:
+        if not settings.is_development:
+            err.print("[red]give --token (or KANSRIJK_TOKEN): development tokens exist only in development[/]")
+            raise typer.Exit(2)
+        key = load_or_create_dev_key(settings.dev_key_dir)
+        token = issue_token(key, issuer=settings.jwt_issuer, audience=settings.jwt_audience, org_id=org_id,
+                            org_type=org_type, scopes="delivery:read delivery:write", sub="kansrijk-consume")
+    out = Console()
+
+    def show(kind: str, body: dict) -> None:
+        if kind == "delivered":
+            out.print(f"[green]melding.delivered[/] delivery {body['delivery_id']} melding {body['melding_id']} "
+                      f"gemeente {(body.get('gemeente') or {}).get('code')} risk {','.join(body['risk_domains'])} "
+                      f"urgency {body['urgency']}")
+            if full:
+                out.print_json(jsonlib.dumps(body))
+        elif kind == "retracted":
+            out.print(f"[yellow]melding.retracted[/] delivery {body['delivery_id']}: deleted what was held")
+        elif kind == "duplicate":
+            out.print(f"[dim]duplicate {body['message_id']} dropped[/]")
+        elif kind == "reported":
+            out.print(f"  status received reported for {body['delivery_id']}")
+        else:
+            out.print(f"[red]status not reported for {body['delivery_id']} ({body['status']})[/]")
+
+    recipient = ReferenceRecipient(amqp_url=settings.amqp_url, org_id=org_id,
+                                   routing_url=f"http://127.0.0.1:{settings.port}", token=token, show=show)
+    try:
+        handled = asyncio.run(recipient.run(count=count, idle_timeout=idle_timeout))
+    except KeyboardInterrupt:
+        return
+    err.print(f"{handled} message(s) handled")
+
+
+@app.command()
+def demo() -> None:
+    """Walk one melding from consent to the recipient's queue, with every step shown (needs RabbitMQ)."""
+    import asyncio
+
+    from services.demo import DemoRefused, run_demo
+
+    try:
+        asyncio.run(run_demo(Console()))
+    except DemoRefused as exc:
+        err.print(f"[red]✗[/] {exc}")
+        raise typer.Exit(1) from None
 
 
 def main() -> None:

@@ -76,7 +76,7 @@ class ServiceSettings(BaseSettings):
         return self
 
 
-class CallsConsentService(BaseSettings):
+class CallsConsentService(ServiceSettings):
     """Settings of a service that asks the consent service whether a melding may go out."""
 
     consent_port: int = Field(8001, validation_alias=AliasChoices("KANSRIJK_CONSENT_PORT"))

@@ -4,10 +4,10 @@ from typing import ClassVar
 
 from pydantic import AliasChoices, Field
 
-from shared.settings import CallsConsentService, ServiceSettings
+from shared.settings import CallsConsentService
 
 
-class MeldingSettings(ServiceSettings, CallsConsentService):
+class MeldingSettings(CallsConsentService):
     service_name: ClassVar[str] = "melding"
     default_port: ClassVar[int] = 8002
 

@@ -10,7 +10,7 @@ from shared.contracts.melding import DELIVERY_STATUS_CHANGED, MELDING_ROUTED, ME
 from shared.messaging.consumer import IdempotentConsumer
 from shared.messaging.topology import EVENTS_EXCHANGE
 
-QUEUE = "kansrijk.melding.events"
+QUEUE = "kansrijk.melding.events"  # declared with its bindings in shared.messaging.topology
 
 
 def consumer(runtime: ServiceRuntime) -> IdempotentConsumer:

@@ -4,10 +4,10 @@ from typing import ClassVar
 
 from pydantic import AliasChoices, Field
 
-from shared.settings import CallsConsentService, ServiceSettings
+from shared.settings import CallsConsentService
 
 
-class RoutingSettings(ServiceSettings, CallsConsentService):
+class RoutingSettings(CallsConsentService):
     service_name: ClassVar[str] = "routing"
     default_port: ClassVar[int] = 8003
 

@@ -20,7 +20,7 @@ from shared.messaging.consumer import IdempotentConsumer
 from shared.messaging.topology import DEAD_LETTER_QUEUE, DELIVERIES_EXCHANGE, EVENTS_EXCHANGE, declare_quorum_queue
 
 log = structlog.get_logger(__name__)
-QUEUE = "kansrijk.routing.events"
+QUEUE = "kansrijk.routing.events"  # declared with its bindings in shared.messaging.topology
 
 
 def organisation_queue(org_id: str) -> str:
@@ -34,8 +34,11 @@ async def declare_organisation_queue(broker: Broker, org_id: str) -> bool:
     finds no queue is retried by the relay, and the worker declares every active queue on start.
     """
     if not broker.is_connected:
-        log.warning("organisation_queue_not_declared_yet", org_id=org_id)
-        return False
+        try:
+            await broker.connect(attempts=1)
+        except Exception as exc:  # the worker declares it once the broker is back
+            log.warning("organisation_queue_not_declared_yet", org_id=org_id, error_type=type(exc).__name__)
+            return False
     channel = await broker.channel()
     await declare_quorum_queue(channel, organisation_queue(org_id), exchange=DELIVERIES_EXCHANGE, routing_keys=[org_id])
     return True
@@ -51,12 +54,15 @@ def consumer(runtime: ServiceRuntime) -> IdempotentConsumer:
 
 
 def workers(runtime: ServiceRuntime) -> list[Worker]:
-    async def declare_organisation_queues(stop: asyncio.Event) -> None:
-        await runtime.broker.connect()
+    declared: set[str] = set()
+
+    async def ensure_organisation_queues() -> None:
+        """Every active organisation's queue exists (again, after a PUT made while the broker was away)."""
         async with runtime.database.unit_of_work() as uow:
             org_ids = await DirectoryRepository(uow).active_org_ids()
         for org_id in org_ids:
-            await declare_organisation_queue(runtime.broker, org_id)
+            if org_id not in declared and await declare_organisation_queue(runtime.broker, org_id):
+                declared.add(org_id)
 
     async def keep_dead_letters(stop: asyncio.Event) -> None:
         connection = await runtime.broker.connect()
@@ -67,8 +73,9 @@ def workers(runtime: ServiceRuntime) -> list[Worker]:
         async def on_message(message: AbstractIncomingMessage) -> None:
             try:
                 await handlers.store_dead_letter(runtime.database, message)
-            except Exception as exc:
+            except Exception as exc:  # the database is away: keep it on the queue, without a hot loop
                 log.error("dead_letter_not_stored", error_type=type(exc).__name__)
+                await asyncio.sleep(1.0)
                 await message.nack(requeue=True)
                 return
             await message.ack()
@@ -81,8 +88,10 @@ def workers(runtime: ServiceRuntime) -> list[Worker]:
     async def reroute_loop(stop: asyncio.Event) -> None:
         client: ConsentClient = runtime.extras["consent_client"]
         interval = runtime.settings.reroute_interval_seconds  # type: ignore[attr-defined]
+        await runtime.broker.connect()
         while not stop.is_set():
             try:
+                await ensure_organisation_queues()
                 routed = await handlers.reroute_waiting(runtime.database, client)
                 if routed:
                     log.info("waiting_meldingen_routed", count=routed)
@@ -93,5 +102,4 @@ def workers(runtime: ServiceRuntime) -> list[Worker]:
             except TimeoutError:
                 pass
 
-    return [outbox_relay(runtime, outbox).run, consumer(runtime).run, declare_organisation_queues,
-            keep_dead_letters, reroute_loop]
+    return [outbox_relay(runtime, outbox).run, consumer(runtime).run, keep_dead_letters, reroute_loop]

@@ -9,7 +9,7 @@ import structlog
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
 from yarl import URL
 
-from shared.messaging.topology import declare_exchanges
+from shared.messaging.topology import declare_topology
 
 log = structlog.get_logger(__name__)
 
@@ -53,7 +53,7 @@ class Broker:
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 10.0)
             channel = await self.connection.channel(publisher_confirms=True)
-            await declare_exchanges(channel)
+            await declare_topology(channel)
             self._channel = channel
             log.info("broker_connected")
             return self.connection

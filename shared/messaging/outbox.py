@@ -63,10 +63,13 @@ async def add_message(
     body: BaseModel | dict[str, Any] | str,
     correlation_id: str | None = None,
     request_id: str | None = None,
-    mandatory: bool = False,
+    mandatory: bool = True,
     message_id: str | None = None,
 ) -> str:
-    """Stage a message in the unit of work's transaction; it is published after commit. Returns its id."""
+    """Stage a message in the unit of work's transaction; it is published after commit. Returns its id.
+
+    `mandatory`: a message no queue takes is returned by the broker and retried, never silently dropped.
+    """
     if isinstance(body, str):
         text = body  # already the exact bytes to publish (a replayed dead letter)
     elif isinstance(body, BaseModel):

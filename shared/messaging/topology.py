@@ -13,6 +13,13 @@ DEAD_LETTER_EXCHANGE = "kansrijk.dead-letter"  # fanout: what failed processing 
 DEAD_LETTER_QUEUE = "kansrijk.dead-letters"
 DELIVERY_LIMIT = 5
 
+# Every consuming service's queue on kansrijk.events and the event types it takes. Declared by whichever
+# service connects first, so that an event is never published before the queue that must keep it exists.
+EVENT_QUEUES: dict[str, list[str]] = {
+    "kansrijk.melding.events": ["melding.routed", "melding.unroutable", "delivery.status_changed", "consent.withdrawn"],
+    "kansrijk.routing.events": ["melding.accepted", "consent.withdrawn"],
+}
+
 
 def quorum_queue_arguments() -> dict[str, Any]:
     """Quorum queue with a delivery limit and at-least-once dead-lettering (nothing dropped on the way)."""
@@ -27,7 +34,8 @@ def quorum_queue_arguments() -> dict[str, Any]:
     }
 
 
-async def declare_exchanges(channel: AbstractChannel) -> dict[str, AbstractExchange]:
+async def declare_topology(channel: AbstractChannel) -> dict[str, AbstractExchange]:
+    """Exchanges, the dead-letter queue and every service's event queue, idempotently."""
     events = await channel.declare_exchange(EVENTS_EXCHANGE, ExchangeType.TOPIC, durable=True)
     deliveries = await channel.declare_exchange(DELIVERIES_EXCHANGE, ExchangeType.DIRECT, durable=True)
     dead = await channel.declare_exchange(DEAD_LETTER_EXCHANGE, ExchangeType.FANOUT, durable=True)
@@ -35,6 +43,8 @@ async def declare_exchanges(channel: AbstractChannel) -> dict[str, AbstractExcha
         DEAD_LETTER_QUEUE, durable=True, arguments={"x-queue-type": "quorum"}
     )
     await dead_letters.bind(dead)
+    for queue_name, event_types in EVENT_QUEUES.items():
+        await declare_quorum_queue(channel, queue_name, exchange=EVENTS_EXCHANGE, routing_keys=event_types)
     return {EVENTS_EXCHANGE: events, DELIVERIES_EXCHANGE: deliveries, DEAD_LETTER_EXCHANGE: dead}
 
 

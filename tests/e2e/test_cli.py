@@ -11,7 +11,9 @@ from pathlib import Path
 
 import httpx
 
-from tests.support import RunEnvironment, _free_port
+from urllib.parse import quote
+
+from tests.support import RunEnvironment, _free_port, rabbitmqctl
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,12 +46,14 @@ async def wait_ready(base_url: str, process: subprocess.Popen[bytes], timeout: f
 async def test_kansrijk_up_then_token_then_curl_records_a_consent_and_sigterm_stops_everything(
     environment: RunEnvironment,
 ) -> None:
-    port = _free_port()
-    env = cli_env(environment, KANSRIJK_CONSENT_PORT=str(port))
+    ports = {name: _free_port() for name in ("consent", "melding", "routing")}
+    port = ports["consent"]
+    env = cli_env(environment, **{f"KANSRIJK_{n.upper()}_PORT": str(p) for n, p in ports.items()})
     process = subprocess.Popen([sys.executable, "-m", "services.cli", "up"], env=env, cwd=ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
-        await wait_ready(f"http://127.0.0.1:{port}", process)
+        for service_port in ports.values():
+            await wait_ready(f"http://127.0.0.1:{service_port}", process)
         minted = await run_cli("token", "--org-id", "12345678", "--org-type", "verloskundige",
                                "--scope", "consent:write consent:read", env=env)
         assert minted.returncode == 0, minted.stderr
@@ -72,11 +76,12 @@ async def test_kansrijk_up_then_token_then_curl_records_a_consent_and_sigterm_st
     assert b"999999990" not in output  # no BSN in any log line
     # nothing is left listening
     async with httpx.AsyncClient() as client:
-        try:
-            await client.get(f"http://127.0.0.1:{port}/health/live", timeout=2)
-            raise AssertionError("a service is still running after SIGTERM")
-        except httpx.ConnectError:
-            pass
+        for service_port in ports.values():
+            try:
+                await client.get(f"http://127.0.0.1:{service_port}/health/live", timeout=2)
+                raise AssertionError("a service is still running after SIGTERM")
+            except httpx.ConnectError:
+                pass
 
 
 async def test_kansrijk_serve_runs_one_service_on_the_given_port(environment: RunEnvironment) -> None:
@@ -107,3 +112,78 @@ async def test_kansrijk_migrate_down_and_up(environment: RunEnvironment, tmp_pat
     down = await run_cli("migrate", "consent", "--down", env=env)
     assert down.returncode == 0, down.stderr
     assert (await run_cli("migrate", "consent", env=env)).returncode == 0
+
+
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+
+async def test_kansrijk_demo_walks_a_melding_to_the_recipient_and_back(environment: RunEnvironment) -> None:
+    vhost = f"{environment.vhost}-demo"
+    await asyncio.to_thread(rabbitmqctl, "add_vhost", vhost)
+    await asyncio.to_thread(rabbitmqctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    try:
+        amqp_url = environment.amqp_url.rsplit("/", 1)[0] + "/" + quote(vhost, safe="")
+        result = await run_cli("demo", env=cli_env(environment, KANSRIJK_AMQP_URL=amqp_url))
+    finally:
+        await asyncio.to_thread(rabbitmqctl, "delete_vhost", vhost)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Melding sent" in result.stdout and "On the jgz's queue" in result.stdout
+    assert "The sender sees melding status 'delivered'" in result.stdout
+    assert result.stdout.count("received") >= 2
+    assert "999999990" not in result.stdout + result.stderr
+
+
+async def test_directory_load_reads_the_cbs_files_and_a_newer_edition_keeps_history(
+    environment: RunEnvironment, tmp_path: Path
+) -> None:
+    import csv
+
+    from services.routing.adapters.orm import directory_loads, gemeenten
+    from shared.db import Database
+    from sqlalchemy import select
+
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'routing.db'}"
+    env = cli_env(environment, KANSRIJK_ROUTING_DATABASE_URL=database_url)
+    first = await run_cli("directory", "load", "--gemeenten", str(SHARED_DATA / "gemeenten.csv"),
+                          "--postcodes", str(SHARED_DATA / "pc4_gemeente.csv"), "--edition", "2025", env=env)
+    assert first.returncode == 0, first.stderr
+    assert "342 gemeenten" in first.stderr and "4072 postcode areas" in first.stderr and "20 straddle" in first.stderr
+
+    # a newer edition in which Weesp's old code is gone (as after a merger)
+    newer_gemeenten = tmp_path / "gemeenten-next.csv"
+    rows = list(csv.DictReader((SHARED_DATA / "gemeenten.csv").open()))
+    with newer_gemeenten.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["code", "name", "province"])
+        writer.writeheader()
+        writer.writerows(r for r in rows if r["code"] != "GM0014")
+    newer_pc4 = tmp_path / "pc4-next.csv"
+    pc_rows = list(csv.DictReader((SHARED_DATA / "pc4_gemeente.csv").open()))
+    with newer_pc4.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=["pc4", "gemeente_code", "address_count", "share"])
+        writer.writeheader()
+        writer.writerows({**r, "gemeente_code": "GM0037"} if r["gemeente_code"] == "GM0014" else r for r in pc_rows)
+    second = await run_cli("directory", "load", "--gemeenten", str(newer_gemeenten), "--postcodes", str(newer_pc4),
+                           "--edition", "2026", env=env)
+    assert second.returncode == 0, second.stderr
+    assert "1 ended" in second.stderr
+
+    database = Database(database_url)
+    async with database.unit_of_work() as uow:
+        groningen = (await uow.session.execute(select(gemeenten).where(gemeenten.c.code == "GM0014"))).one()
+        loads = (await uow.session.execute(select(directory_loads.c.edition))).scalars().all()
+    await database.dispose()
+    assert groningen.name == "Groningen" and groningen.ended_at is not None  # kept, marked ended
+    assert loads == ["2025", "2026"]
+
+    broken = tmp_path / "broken.csv"
+    broken.write_text("code,name,province\nXX01,Nowhere,None\n")
+    bad = await run_cli("directory", "load", "--gemeenten", str(broken), "--postcodes", str(newer_pc4), env=env)
+    assert bad.returncode == 1 and "line 2" in bad.stderr
+
+
+async def test_kansrijk_demo_refuses_a_vhost_where_another_system_runs(
+    environment: RunEnvironment, stack: dict[str, str]
+) -> None:
+    result = await run_cli("demo", env=cli_env(environment))
+    assert result.returncode == 1
+    assert "another Kansrijk system is consuming on this RabbitMQ vhost" in result.stderr

@@ -125,6 +125,7 @@ dead_letters = Table(
     Column("message_id", String(100), nullable=True),
     Column("message_type", String(100), nullable=True),
     Column("body", Text, nullable=False),
+    Column("body_encoding", String(8), nullable=False, comment="utf-8, or base64 for an unreadable body"),
     Column("correlation_id", String(128), nullable=True),
     Column("reason", String(32), nullable=True),
     Column("died_at", UTCDateTime(), nullable=False),

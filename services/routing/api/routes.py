@@ -149,8 +149,9 @@ async def list_dead_letters(_: Admin, database: DatabaseDep,
 
 @router.post("/v1/dead-letters/{dead_letter_id}/replay", tags=["operations"], response_model=DeadLetterRead,
              summary="Put a dead letter back on its queue",
-             description="Republished with its own message id to the queue it died in; replaying twice does nothing.",
-             responses=problem_responses("not-found"))
+             description="Republished with its own message id to the queue it died in; replaying twice does nothing. "
+             "A message that was unreadable (not UTF-8 JSON) cannot be replayed (409).",
+             responses=problem_responses("not-found", "conflict"))
 async def replay_dead_letter(dead_letter_id: str, _: Admin, database: DatabaseDep,
                              request_id: RequestId) -> DeadLetterRead:
     row = await handlers.replay_dead_letter(database, dead_letter_id=dead_letter_id, request_id=request_id)

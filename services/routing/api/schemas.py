@@ -121,6 +121,7 @@ class DeadLetterRead(BaseModel):
     message_type: str | None
     correlation_id: str | None
     reason: str | None
+    body_encoding: str
     died_at: datetime
     replayed_at: datetime | None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import uuid
 from typing import Any
@@ -27,7 +28,7 @@ from shared.clock import now
 from shared.contracts.events import ConsentWithdrawn
 from shared.contracts.melding import MeldingAccepted
 from shared.db import Database, UnitOfWork
-from shared.errors import Forbidden, NotFound
+from shared.errors import Conflict, Forbidden, NotFound
 from shared.messaging.consumer import IncomingEvent
 from shared.messaging.outbox import add_message
 from shared.pagination import encode_cursor
@@ -191,10 +192,16 @@ async def store_dead_letter(database: Database, message: AbstractIncomingMessage
     headers = dict(message.headers or {})
     queue = headers.get("x-first-death-queue") or ""
     reason = headers.get("x-first-death-reason") or ""
+    try:
+        body, encoding = message.body.decode("utf-8"), "utf-8"
+        if "\x00" in body:  # PostgreSQL text holds no NUL
+            raise UnicodeDecodeError("utf-8", message.body, 0, 1, "NUL byte")
+    except UnicodeDecodeError:
+        body, encoding = base64.b64encode(message.body).decode(), "base64"
     async with database.unit_of_work() as uow:
         await RoutingRepository(uow).add_dead_letter(
             id=str(uuid.uuid4()), queue=queue.decode() if isinstance(queue, bytes) else str(queue),
-            message_id=message.message_id, message_type=message.type, body=message.body.decode("utf-8", "replace"),
+            message_id=message.message_id, message_type=message.type, body=body, body_encoding=encoding,
             correlation_id=message.correlation_id, reason=reason.decode() if isinstance(reason, bytes) else str(reason),
             died_at=now())
         await uow.commit()
@@ -212,6 +219,8 @@ async def replay_dead_letter(database: Database, *, dead_letter_id: str, request
         row = await repository.dead_letter(dead_letter_id)
         if row is None:
             raise NotFound("no dead letter with this id")
+        if row.body_encoding != "utf-8":
+            raise Conflict("this message was unreadable (not UTF-8 JSON): replaying it would fail again")
         if row.replayed_at is None:
             # The default exchange routes by queue name: straight back to where it failed, to no one else.
             await add_message(uow, outbox, exchange="", routing_key=row.queue, message_type=row.message_type or "",

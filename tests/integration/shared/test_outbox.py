@@ -18,7 +18,7 @@ from services.consent.main import create_app as create_consent_app
 from shared.db import Database
 from shared.messaging.broker import Broker
 from shared.messaging.outbox import OutboxRelay, add_message
-from shared.messaging.topology import EVENTS_EXCHANGE, declare_exchanges
+from shared.messaging.topology import EVENTS_EXCHANGE, declare_topology
 from tests.conftest import consent_settings
 from tests.support import RunEnvironment, TcpProxy, Tokens, collect, running
 
@@ -29,7 +29,7 @@ BSN = "999999990"
 async def amqp(environment: RunEnvironment) -> AsyncIterator[aio_pika.abc.AbstractChannel]:
     connection = await aio_pika.connect_robust(environment.amqp_url)
     channel = await connection.channel()
-    await declare_exchanges(channel)
+    await declare_topology(channel)
     yield channel
     await connection.close()
 

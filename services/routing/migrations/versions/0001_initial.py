@@ -47,6 +47,7 @@ def upgrade() -> None:
     sa.Column('message_id', sa.String(length=100), nullable=True),
     sa.Column('message_type', sa.String(length=100), nullable=True),
     sa.Column('body', sa.Text(), nullable=False),
+    sa.Column('body_encoding', sa.String(length=8), nullable=False, comment='utf-8, or base64 for an unreadable body'),
     sa.Column('correlation_id', sa.String(length=128), nullable=True),
     sa.Column('reason', sa.String(length=32), nullable=True),
     sa.Column('died_at', UTCDateTime(), nullable=False),

@@ -1,0 +1,36 @@
+"""Every service reads the environment of CONTRACT.md ("Running it")."""
+
+from pathlib import Path
+
+import pytest
+
+from services.registry import SERVICES
+
+PORTS = {"consent": 8001, "melding": 8002, "routing": 8003}
+
+
+@pytest.mark.parametrize("name", list(SERVICES))
+def test_each_service_reads_the_kansrijk_environment(name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("KANSRIJK_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("KANSRIJK_AMQP_URL", "amqp://guest:guest@mq.example:5672/kansrijk-vhost")
+    monkeypatch.setenv(f"KANSRIJK_{name.upper()}_PORT", "9100")
+    settings = SERVICES[name].settings()
+    assert settings.data_dir == tmp_path
+    assert settings.amqp_url.endswith("/kansrijk-vhost")
+    assert settings.port == 9100
+    assert settings.database_url == f"sqlite+aiosqlite:///{tmp_path / (name + '.db')}"
+    monkeypatch.setenv(f"KANSRIJK_{name.upper()}_DATABASE_URL", "postgresql+asyncpg://db/k")
+    assert SERVICES[name].settings().database_url == "postgresql+asyncpg://db/k"
+
+
+@pytest.mark.parametrize("name", list(SERVICES))
+def test_default_ports(name: str) -> None:
+    assert SERVICES[name].settings().port == PORTS[name]
+
+
+@pytest.mark.parametrize("name", ["melding", "routing"])
+def test_the_consent_service_is_found_by_its_port(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KANSRIJK_CONSENT_PORT", "9001")
+    assert SERVICES[name].settings().consent_url == "http://127.0.0.1:9001"
+    monkeypatch.setenv("KANSRIJK_CONSENT_URL", "http://consent:8001")
+    assert SERVICES[name].settings().consent_url == "http://consent:8001"
