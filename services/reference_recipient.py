@@ -74,10 +74,15 @@ class ReferenceRecipient:
             await self.report_received(http, body["delivery_id"])
 
     async def report_received(self, http: httpx.AsyncClient, delivery_id: str) -> None:
-        async for attempt in AsyncRetrying(stop=stop_after_attempt(5), wait=wait_exponential(0.2, max=5),
-                                           retry=retry_if_exception_type(httpx.TransportError), reraise=True):
-            with attempt:
-                response = await http.post(f"/v1/deliveries/{delivery_id}/status", json={"status": "received"})
+        """Best effort: the melding is kept whatever happens here; a recipient can report again later."""
+        try:
+            async for attempt in AsyncRetrying(stop=stop_after_attempt(4), wait=wait_exponential(0.2, max=2),
+                                               retry=retry_if_exception_type(httpx.TransportError), reraise=True):
+                with attempt:
+                    response = await http.post(f"/v1/deliveries/{delivery_id}/status", json={"status": "received"})
+        except httpx.TransportError:
+            self.show("status_failed", {"delivery_id": delivery_id, "status": "routing service unreachable"})
+            return
         if response.status_code not in (200, 409):
             self.show("status_failed", {"delivery_id": delivery_id, "status": response.status_code})
         else:

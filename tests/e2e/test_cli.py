@@ -7,12 +7,15 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
+from datetime import timedelta
 from pathlib import Path
 
 import httpx
 
 from urllib.parse import quote
 
+from shared.clock import today_nl
 from tests.support import RunEnvironment, _free_port, rabbitmqctl
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -68,6 +71,7 @@ async def test_kansrijk_up_then_token_then_curl_records_a_consent_and_sigterm_st
             assert read.json()["status"] == "active"
             docs = await client.get("/docs")
             assert docs.status_code == 200
+            await _the_readme_flow(env, ports, created.json()["id"])
     finally:
         process.send_signal(signal.SIGTERM)
         output, _ = await asyncio.to_thread(process.communicate, timeout=60)
@@ -82,6 +86,41 @@ async def test_kansrijk_up_then_token_then_curl_records_a_consent_and_sigterm_st
                 raise AssertionError("a service is still running after SIGTERM")
             except httpx.ConnectError:
                 pass
+
+
+async def _the_readme_flow(env: dict[str, str], ports: dict[str, int], consent_id: str) -> None:
+    """README: directory, melding, `kansrijk consume` shows it, and the sender sees `received`."""
+    async def token(org_id: str, org_type: str, scope: str) -> dict[str, str]:
+        minted = await run_cli("token", "--org-id", org_id, "--org-type", org_type, "--scope", scope, env=env)
+        return {"Authorization": f"Bearer {minted.stdout.strip()}"}
+
+    jgz = f"up-{uuid.uuid4().hex[:8]}"
+    admin = await token("ops", "operator", "routing:admin")
+    ehr = await token("12345678", "verloskundige", "melding:write melding:read")
+    async with httpx.AsyncClient(timeout=15) as client:
+        routing, melding = f"http://127.0.0.1:{ports['routing']}", f"http://127.0.0.1:{ports['melding']}"
+        assert (await client.put(f"{routing}/v1/gemeenten/GM0363", headers=admin, json={
+            "name": "Amsterdam", "postcode_ranges": [{"from": "1011", "to": "1109"}]})).status_code in (200, 201)
+        assert (await client.put(f"{routing}/v1/organisations/{jgz}", headers=admin, json={
+            "name": "GGD Amsterdam JGZ", "type": "jgz", "gemeenten": ["GM0363"]})).status_code in (200, 201)
+        sent = await client.post(f"{melding}/v1/meldingen", headers=ehr, json={
+            "consent_id": consent_id,
+            "patient": {"bsn": "999999990", "name": {"given": "Sanne", "family": "de Vries"},
+                        "birth_date": "1998-03-14", "address": {"postcode": "1011AB", "house_number": "12"}},
+            "pregnancy": {"expected_due_date": (today_nl() + timedelta(days=120)).isoformat()},
+            "risk_domains": ["verslaving"], "recipient_types": ["jgz"]})
+        assert sent.status_code == 202, sent.text
+        consumed = await run_cli("consume", "--org-id", jgz, "--count", "1", "--idle-timeout", "30", env=env)
+        assert consumed.returncode == 0, consumed.stderr
+        assert "melding.delivered" in consumed.stdout and sent.json()["id"] in consumed.stdout
+        assert "status received reported" in consumed.stdout
+        assert "999999990" not in consumed.stdout  # personal data only with --full
+        for _ in range(50):
+            view = (await client.get(f"{melding}/v1/meldingen/{sent.json()['id']}", headers=ehr)).json()
+            if view["deliveries"] and view["deliveries"][0]["status"] == "received":
+                break
+            await asyncio.sleep(0.2)
+        assert view["status"] == "delivered" and view["deliveries"][0]["status"] == "received"
 
 
 async def test_kansrijk_serve_runs_one_service_on_the_given_port(environment: RunEnvironment) -> None:

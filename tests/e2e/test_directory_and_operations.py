@@ -137,3 +137,29 @@ async def test_an_unreadable_message_is_dead_lettered_at_once(
     assert letter["body_encoding"] == "base64"
     refused = await system["routing"].post(f"/v1/dead-letters/{letter['id']}/replay", headers=admin(tokens))
     assert refused.status_code == 409
+
+
+async def test_cbs_reference_data_routes_a_straddling_postcode_to_the_largest_share_and_says_so(
+    system: Clients, tokens: Tokens, stack_databases: dict[str, str]
+) -> None:
+    from pathlib import Path
+
+    from services.routing.service_layer.directory import load_cbs
+    from shared.db import Database
+
+    data = Path(__file__).resolve().parents[3] / "shared" / "data"
+    database = Database(stack_databases["routing"])
+    report = await load_cbs(database, gemeenten_file=data / "gemeenten.csv", postcodes_file=data / "pc4_gemeente.csv",
+                            edition="2025")
+    await database.dispose()
+    assert (report.gemeenten, report.postcode_areas, report.straddling) == (342, 4072, 20)
+    headers = admin(tokens)
+    for postcode, code in (("1011AB", "GM0363"), ("3011AA", "GM0599"), ("2511AA", "GM0518"), ("3511AA", "GM0344"),
+                           ("5011AA", "GM0855"), ("9711AA", "GM0014"), ("1381AA", "GM0363"), ("3231AA", "GM1992")):
+        preview = (await system["routing"].get("/v1/route", headers=headers, params={"postcode": postcode})).json()
+        assert preview["gemeente"]["code"] == code, postcode
+        assert preview["note"] is None
+    # 1261 (Blaricum) has one address across the border with Laren
+    straddling = (await system["routing"].get("/v1/route", headers=headers, params={"postcode": "1261AA"})).json()
+    assert straddling["gemeente"]["code"] == "GM0376"
+    assert "straddles a gemeente border" in straddling["note"] and "99.98%" in straddling["note"]

@@ -52,7 +52,8 @@ async def test_a_melding_reaches_the_right_jgz_and_wijkteam_with_the_contract_me
     system: Clients, tokens: Tokens, amqp: aio_pika.abc.AbstractChannel, amsterdam: dict[str, str]
 ) -> None:
     consent_id = await record_consent(system, tokens)
-    response = await send(system, tokens, melding_body(consent_id), key="flow-1")
+    headers = {**_sender(tokens), "Idempotency-Key": "flow-1", "X-Request-ID": "ehr-trace-77"}
+    response = await system["melding"].post("/v1/meldingen", headers=headers, json=melding_body(consent_id))
     assert response.status_code == 202, response.text
     melding = response.json()
     assert response.headers["location"] == f"/v1/meldingen/{melding['id']}"
@@ -71,6 +72,7 @@ async def test_a_melding_reaches_the_right_jgz_and_wijkteam_with_the_contract_me
         assert message.type == "melding.delivered"
         assert message.message_id == body["delivery_id"]
         assert message.correlation_id == melding["id"]
+        assert message.headers["x-request-id"] == "ehr-trace-77"  # the EHR's request id, across services
         assert body["melding_id"] == melding["id"] and body["sent_at"]
         assert body["recipient"] == {"org_id": org_id, "type": recipient_type}
         assert body["gemeente"] == {"code": "GM0363", "name": "Amsterdam"}
@@ -408,3 +410,26 @@ async def test_withdrawal_after_delivery_retracts_and_before_delivery_stops(
 async def _delivery_retracted(system: Clients, tokens: Tokens, melding_id: str) -> bool:
     view = await melding_status(system, tokens, melding_id)
     return bool(view["deliveries"]) and view["deliveries"][0]["status"] == "retracted"
+
+
+async def test_the_reference_recipient_drops_transport_duplicates_by_message_id(
+    system: Clients, tokens: Tokens, amqp: aio_pika.abc.AbstractChannel, amsterdam: dict[str, str],
+    environment: RunEnvironment,
+) -> None:
+    from services.reference_recipient import ReferenceRecipient
+
+    consent_id = await record_consent(system, tokens, types=["jgz"])
+    await send(system, tokens, melding_body(consent_id, recipient_types=["jgz"]))
+    original = await RecipientQueue(amqp, amsterdam["jgz"]).next()
+    # the broker may hand the same message over twice (a redelivery after a lost ack): put it back twice
+    exchange = await amqp.get_exchange("kansrijk.deliveries", ensure=False)
+    for _ in range(2):
+        await exchange.publish(aio_pika.Message(original.body, message_id=original.message_id, type=original.type,
+                                                correlation_id=original.correlation_id), routing_key=amsterdam["jgz"])
+    seen: list[str] = []
+    recipient_token = recipient(tokens, amsterdam["jgz"])["Authorization"].split()[1]
+    consumer = ReferenceRecipient(amqp_url=environment.amqp_url, org_id=amsterdam["jgz"],
+                                  routing_url=str(system["routing"].base_url), token=recipient_token,
+                                  show=lambda kind, body: seen.append(kind))
+    assert await consumer.run(count=2, idle_timeout=10) == 2
+    assert seen.count("delivered") == 1 and seen.count("duplicate") == 1 and "reported" in seen

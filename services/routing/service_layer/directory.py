@@ -131,7 +131,7 @@ async def preview_route(database: Database, postcode: str) -> dict[str, Any]:
         "recipients": recipients}
     if len(straddling) > 1:
         document["note"] = (f"postcode area {pc4} straddles a gemeente border: routed to the gemeente with the "
-                            f"largest share of its addresses ({straddling[0].share:.0%}); for the other addresses "
+                            f"largest share of its addresses ({straddling[0].share:.2%}); for the other addresses "
                             "this may be wrong")
     return document
 
