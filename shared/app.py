@@ -13,13 +13,14 @@ from fastapi import APIRouter, FastAPI
 from fastapi.openapi.utils import get_openapi
 from sqlalchemy import Table
 
-from shared.auth import TokenVerifier
+from shared.auth import ServiceTokens, TokenVerifier
+from shared.clients.consent import ConsentClient
 from shared.db import Database
 from shared.messaging.broker import Broker
 from shared.messaging.outbox import OutboxRelay
 from shared.observability import Metrics, configure_logging, install_observability
 from shared.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
-from shared.settings import ServiceSettings
+from shared.settings import CallsConsentService, ServiceSettings
 
 log = structlog.get_logger(__name__)
 
@@ -37,6 +38,17 @@ class ServiceRuntime:
     verifier: TokenVerifier
     extras: dict[str, Any] = field(default_factory=dict)
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
+
+
+def attach_consent_client(runtime: ServiceRuntime) -> ConsentClient:
+    """The consent service's client for a service that checks consent; closed with the service."""
+    settings = runtime.settings
+    assert isinstance(settings, CallsConsentService)
+    client = ConsentClient(settings.consent_url, ServiceTokens.for_settings(settings, scopes=["consent:check"]),
+                           timeout=settings.consent_timeout_seconds)
+    runtime.extras["consent_client"] = client
+    runtime.closers.append(client.aclose)
+    return client
 
 
 def outbox_relay(runtime: ServiceRuntime, table: Table) -> OutboxRelay:

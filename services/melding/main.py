@@ -9,9 +9,7 @@ from services.melding.api.routes import router
 from services.melding.config import MeldingSettings
 from services.melding.worker import workers
 from shared.api import audit_router
-from shared.app import build_runtime, create_service_app
-from shared.auth import ServiceTokens
-from shared.clients.consent import ConsentClient
+from shared.app import attach_consent_client, build_runtime, create_service_app
 
 DESCRIPTION = """
 An EHR sends a **melding** (`POST /v1/meldingen`) with the patient's consent id; the service checks the
@@ -28,10 +26,7 @@ Errors are `application/problem+json` (RFC 9457).
 def create_app(settings: MeldingSettings | None = None, *, run_workers: bool = True) -> FastAPI:
     settings = settings or MeldingSettings()
     runtime = build_runtime(settings)
-    client = ConsentClient(settings.consent_url, ServiceTokens.for_settings(settings, scopes=["consent:check"]),
-                           timeout=settings.consent_timeout_seconds)
-    runtime.extras["consent_client"] = client
-    runtime.closers.append(client.aclose)
+    attach_consent_client(runtime)
     return create_service_app(
         runtime,
         title="Kansrijke Start — melding service",

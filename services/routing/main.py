@@ -9,9 +9,7 @@ from services.routing.api.routes import router
 from services.routing.config import RoutingSettings
 from services.routing.worker import workers
 from shared.api import audit_router
-from shared.app import build_runtime, create_service_app
-from shared.auth import ServiceTokens
-from shared.clients.consent import ConsentClient
+from shared.app import attach_consent_client, build_runtime, create_service_app
 
 DESCRIPTION = """
 Finds the JGZ organisation and/or wijkteam that serves a patient's address (postcode → gemeente →
@@ -27,10 +25,7 @@ Errors are `application/problem+json` (RFC 9457).
 def create_app(settings: RoutingSettings | None = None, *, run_workers: bool = True) -> FastAPI:
     settings = settings or RoutingSettings()
     runtime = build_runtime(settings)
-    client = ConsentClient(settings.consent_url, ServiceTokens.for_settings(settings, scopes=["consent:check"]),
-                           timeout=settings.consent_timeout_seconds)
-    runtime.extras["consent_client"] = client
-    runtime.closers.append(client.aclose)
+    attach_consent_client(runtime)
     return create_service_app(
         runtime,
         title="Kansrijke Start — routing service",
