@@ -216,3 +216,15 @@ async def collect(queue, *, expected: int, timeout: float, settle: float = 0.5) 
         await message.ack()
         received.append(message)
     return received
+
+
+@contextlib.asynccontextmanager
+async def scratch_vhost(environment: RunEnvironment, name: str) -> AsyncIterator[str]:
+    """A vhost of its own for one test (no other consumer competes there); yields its AMQP URL."""
+    vhost = f"{environment.vhost}-{name}"
+    await asyncio.to_thread(rabbitmqctl, "add_vhost", vhost)
+    await asyncio.to_thread(rabbitmqctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+    try:
+        yield f"{AMQP_BASE}/{quote(vhost, safe='')}"
+    finally:
+        await asyncio.to_thread(rabbitmqctl, "delete_vhost", vhost)

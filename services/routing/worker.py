@@ -34,11 +34,9 @@ async def declare_organisation_queue(broker: Broker, org_id: str) -> bool:
     finds no queue is retried by the relay, and the worker declares every active queue on start.
     """
     if not broker.is_connected:
-        try:
-            await broker.connect(attempts=1)
-        except Exception as exc:  # the worker declares it once the broker is back
-            log.warning("organisation_queue_not_declared_yet", org_id=org_id, error_type=type(exc).__name__)
-            return False
+        # Never wait for the broker in a request: the worker declares it within one round once it is back.
+        log.warning("organisation_queue_not_declared_yet", org_id=org_id)
+        return False
     channel = await broker.channel()
     await declare_quorum_queue(channel, organisation_queue(org_id), exchange=DELIVERIES_EXCHANGE, routing_keys=[org_id])
     return True

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from shared.clock import now
 from shared.db import Database, UnitOfWork, UTCDateTime
+from shared.errors import Unavailable
 from shared.messaging.broker import Broker
 from shared.messaging.topology import declare_quorum_queue
 
@@ -113,16 +114,31 @@ class IdempotentConsumer:
     async def handle(self, message: AbstractIncomingMessage) -> None:
         try:
             event = _decode(message)
-            handled = await self.process(event)
         except PoisonMessage as exc:
             log.error("message_rejected", consumer=self.name, reason=str(exc), message_type=message.type)
             await message.reject(requeue=False)  # dead-lettered at once
             return
-        except Exception as exc:
-            log.warning("message_failed", consumer=self.name, message_type=message.type,
-                        message_id=message.message_id, error_type=type(exc).__name__)
-            await message.nack(requeue=True)  # counted by the quorum queue against the delivery limit
-            return
+        delay = 0.5
+        while True:
+            try:
+                handled = await self.process(event)
+                break
+            except Unavailable:
+                # A service this one depends on is away: not the message's fault, so it must not use up
+                # the delivery limit. Wait it out here (the message stays unacked, nothing is lost).
+                log.warning("message_waits_for_dependency", consumer=self.name, message_type=event.type,
+                            retry_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 30.0)
+            except Exception as exc:
+                # Counted by the quorum queue; after DELIVERY_LIMIT it is dead-lettered. Back off first, so
+                # a short database outage is not mistaken for a poison message.
+                attempt = int((message.headers or {}).get("x-delivery-count") or 0)
+                log.warning("message_failed", consumer=self.name, message_type=message.type,
+                            message_id=message.message_id, error_type=type(exc).__name__, attempt=attempt + 1)
+                await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
+                await message.nack(requeue=True)
+                return
         await message.ack()
         if not handled:
             log.info("message_duplicate_dropped", consumer=self.name, message_id=message.message_id)
