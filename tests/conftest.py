@@ -15,7 +15,6 @@ from shared import migrations
 from shared.db import Database
 from tests.support import RunEnvironment, Tokens, create_environment, destroy_environment, empty_tables, running
 
-SHARED_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ import httpx
 from urllib.parse import quote
 
 from shared.clock import today_nl
-from tests.support import RunEnvironment, _free_port, rabbitmqctl
+from tests.support import SHARED_DATA, RunEnvironment, _free_port, rabbitmqctl
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -153,7 +153,6 @@ async def test_kansrijk_migrate_down_and_up(environment: RunEnvironment, tmp_pat
     assert (await run_cli("migrate", "consent", env=env)).returncode == 0
 
 
-SHARED_DATA = ROOT.parent / "shared" / "data"
 
 
 async def test_kansrijk_demo_walks_a_melding_to_the_recipient_and_back(environment: RunEnvironment) -> None:

@@ -142,12 +142,10 @@ async def test_an_unreadable_message_is_dead_lettered_at_once(
 async def test_cbs_reference_data_routes_a_straddling_postcode_to_the_largest_share_and_says_so(
     system: Clients, tokens: Tokens, stack_databases: dict[str, str]
 ) -> None:
-    from pathlib import Path
-
     from services.routing.service_layer.directory import load_cbs
     from shared.db import Database
+    from tests.support import SHARED_DATA as data
 
-    data = Path(__file__).resolve().parents[3] / "shared" / "data"
     database = Database(stack_databases["routing"])
     report = await load_cbs(database, gemeenten_file=data / "gemeenten.csv", postcodes_file=data / "pc4_gemeente.csv",
                             edition="2025")
