@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from datetime import timedelta
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ from shared.messaging.broker import Broker
 from shared.messaging.outbox import OutboxRelay
 from shared.observability import Metrics, configure_logging, install_observability
 from shared.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
+from shared.retention import Retention, pruning_worker
 from shared.settings import CallsConsentService, ServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -49,6 +51,20 @@ def attach_consent_client(runtime: ServiceRuntime) -> ConsentClient:
     runtime.extras["consent_client"] = client
     runtime.closers.append(client.aclose)
     return client
+
+
+def housekeeping(runtime: ServiceRuntime, *, outbox: Table, processed: Table | None = None,
+                 idempotency: Table | None = None) -> Worker:
+    """The service's pruning of sent outbox rows, old processed-message ids and expired idempotency keys."""
+    settings = runtime.settings
+    rules = [Retention(outbox, outbox.c.sent_at, timedelta(hours=settings.outbox_retention_hours))]
+    if processed is not None:
+        rules.append(Retention(processed, processed.c.processed_at,
+                               timedelta(hours=settings.processed_retention_hours)))
+    if idempotency is not None:
+        rules.append(Retention(idempotency, idempotency.c.created_at,
+                               timedelta(hours=settings.idempotency_retention_hours)))
+    return pruning_worker(runtime.database, rules, every_seconds=settings.prune_interval_seconds)
 
 
 def outbox_relay(runtime: ServiceRuntime, table: Table) -> OutboxRelay:

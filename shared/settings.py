@@ -46,6 +46,12 @@ class ServiceSettings(BaseSettings):
     publish_timeout_seconds: float = 10.0
     outbox_lease_seconds: float = 30.0
 
+    # Housekeeping (shared.retention): how long rows that served delivery or deduplication are kept.
+    outbox_retention_hours: float = 168.0
+    processed_retention_hours: float = 168.0
+    idempotency_retention_hours: float = 48.0
+    prune_interval_seconds: float = 3600.0
+
     database_url: str = ""
     port: int = 0
     host: str = "127.0.0.1"
@@ -53,6 +59,12 @@ class ServiceSettings(BaseSettings):
     @property
     def is_development(self) -> bool:
         return self.environment is Environment.development
+
+    @model_validator(mode="after")
+    def _idempotency_kept_a_day(self) -> ServiceSettings:
+        if self.idempotency_retention_hours < 24:
+            raise ValueError("idempotency keys must be kept at least 24 hours (CONTRACT.md)")
+        return self
 
     @property
     def dev_key_dir(self) -> Path:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from services.melding.adapters.orm import outbox, processed_messages
+from services.melding.adapters.orm import idempotency_keys, outbox, processed_messages
 from services.melding.service_layer import handlers
-from shared.app import ServiceRuntime, Worker, outbox_relay
+from shared.app import ServiceRuntime, Worker, housekeeping, outbox_relay
 from shared.contracts.events import CONSENT_WITHDRAWN
 from shared.contracts.melding import DELIVERY_STATUS_CHANGED, MELDING_ROUTED, MELDING_UNROUTABLE
 from shared.messaging.consumer import IdempotentConsumer
@@ -26,4 +26,5 @@ def consumer(runtime: ServiceRuntime) -> IdempotentConsumer:
 
 
 def workers(runtime: ServiceRuntime) -> list[Worker]:
-    return [outbox_relay(runtime, outbox).run, consumer(runtime).run]
+    return [outbox_relay(runtime, outbox).run, consumer(runtime).run,
+            housekeeping(runtime, outbox=outbox, processed=processed_messages, idempotency=idempotency_keys)]

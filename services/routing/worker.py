@@ -11,7 +11,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from services.routing.adapters.orm import outbox, processed_messages
 from services.routing.adapters.repository import DirectoryRepository
 from services.routing.service_layer import handlers
-from shared.app import ServiceRuntime, Worker, outbox_relay
+from shared.app import ServiceRuntime, Worker, housekeeping, outbox_relay
 from shared.clients.consent import ConsentClient
 from shared.contracts.events import CONSENT_WITHDRAWN
 from shared.contracts.melding import MELDING_ACCEPTED
@@ -100,4 +100,5 @@ def workers(runtime: ServiceRuntime) -> list[Worker]:
             except TimeoutError:
                 pass
 
-    return [outbox_relay(runtime, outbox).run, consumer(runtime).run, keep_dead_letters, reroute_loop]
+    return [outbox_relay(runtime, outbox).run, consumer(runtime).run, keep_dead_letters, reroute_loop,
+            housekeeping(runtime, outbox=outbox, processed=processed_messages)]

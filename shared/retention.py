@@ -1,0 +1,59 @@
+"""Housekeeping: rows that only served delivery or deduplication are removed once their window has passed.
+
+Sent outbox rows and processed-message ids are kept well beyond any redelivery RabbitMQ can make (a
+message is redelivered while unacked or dead-lettered and replayed: days at most), so deduplication is
+not weakened; idempotency keys are kept longer than the contract's 24 hours.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import Column, Table, delete
+
+from shared.clock import now
+from shared.db import Database
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class Retention:
+    table: Table
+    column: Column[Any]  # the moment after which a row may go (NULL: never)
+    keep: timedelta
+
+
+async def prune(database: Database, rules: list[Retention]) -> dict[str, int]:
+    """Delete what every rule lets go of. Returns the number of rows removed per table."""
+    removed: dict[str, int] = {}
+    async with database.unit_of_work() as uow:
+        for rule in rules:
+            result = await uow.session.execute(
+                delete(rule.table).where(rule.column.is_not(None), rule.column < now() - rule.keep))
+            removed[rule.table.name] = result.rowcount or 0
+        await uow.commit()
+    return removed
+
+
+def pruning_worker(database: Database, rules: list[Retention], *, every_seconds: float = 3600.0,
+                   ) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
+    async def run(stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                removed = await prune(database, rules)
+                if any(removed.values()):
+                    log.info("pruned", **removed)
+            except Exception as exc:  # the database is away: next round
+                log.warning("prune_failed", error_type=type(exc).__name__)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=every_seconds)
+            except TimeoutError:
+                pass
+
+    return run
