@@ -11,6 +11,8 @@ from sqlalchemy import Table
 
 from shared.audit import list_records
 from shared.auth import Principal, require_scope
+from shared.clients.consent import ConsentClient
+from shared.db import Database
 from shared.problems import problem_responses
 
 RecipientType = Literal["jgz", "wijkteam"]
@@ -21,6 +23,19 @@ def request_id(request: Request) -> str | None:
 
 
 RequestId = Annotated[str | None, Depends(request_id)]
+
+
+def database(request: Request) -> Database:
+    return request.app.state.database
+
+
+def consent_client(request: Request) -> ConsentClient:
+    """The consent service's client, in services that check consent (see `shared.app.attach_consent_client`)."""
+    return request.app.state.runtime.extras["consent_client"]
+
+
+DatabaseDep = Annotated[Database, Depends(database)]
+ConsentClientDep = Annotated[ConsentClient, Depends(consent_client)]
 
 
 class AuditRecord(BaseModel):

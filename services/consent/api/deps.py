@@ -2,17 +2,13 @@
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends
 
+from shared.api import DatabaseDep
 from shared.auth import Principal, require_scope
-from shared.db import Database
 
+__all__ = ["ConsentChecker", "ConsentReader", "ConsentWriter", "DatabaseDep"]
 
-def database(request: Request) -> Database:
-    return request.app.state.database
-
-
-DatabaseDep = Annotated[Database, Depends(database)]
 ConsentWriter = Annotated[Principal, Depends(require_scope("consent:write"))]
 ConsentReader = Annotated[Principal, Depends(require_scope("consent:read"))]
 ConsentChecker = Annotated[Principal, Depends(require_scope("consent:check"))]
