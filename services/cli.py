@@ -8,14 +8,14 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
 from services.registry import SERVICES
 from shared import migrations
-from shared.auth import ORG_TYPES, SCOPES, issue_token, load_or_create_dev_key
+from shared.auth import MAX_TOKEN_LIFETIME_SECONDS, ORG_TYPES, SCOPES, issue_token, load_or_create_dev_key
 from shared.settings import ServiceSettings
 
 app = typer.Typer(help="Kansrijke Start meldingen: consent-checked meldingen to JGZ and wijkteams.",
@@ -23,6 +23,23 @@ app = typer.Typer(help="Kansrijke Start meldingen: consent-checked meldingen to 
 err = Console(stderr=True)
 
 ServiceName = Annotated[str, typer.Argument(help=f"one of: {', '.join(SERVICES)}")]
+
+
+def _migrate_when_reachable(name: str, database_url: str) -> None:
+    """Apply the migrations, waiting (with backoff) for a database that is not up yet: services may start
+    in any order, and one that comes up before its database waits for it instead of crashing."""
+    from tenacity import Retrying, retry_if_exception, wait_exponential
+
+    from shared.db import is_database_unavailable
+
+    def tell(state: Any) -> None:
+        err.print(f"[yellow]…[/] {name}: database not reachable yet ({type(state.outcome.exception()).__name__}); "
+                  f"retrying in {state.next_action.sleep:.0f}s")
+
+    for attempt in Retrying(retry=retry_if_exception(is_database_unavailable), wait=wait_exponential(0.5, max=10),
+                            before_sleep=tell, reraise=True):
+        with attempt:
+            migrations.upgrade(name, database_url)
 
 
 def _entry(name: str):  # noqa: ANN202 - typer callback helper
@@ -54,6 +71,9 @@ def serve(
     port: Annotated[int | None, typer.Option(help="port (default: the service's, or KANSRIJK_<NAME>_PORT)")] = None,
     host: Annotated[str | None, typer.Option(help="interface to listen on (default 127.0.0.1)")] = None,
     migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate", help="apply migrations first")] = True,
+    workers: Annotated[bool, typer.Option("--workers/--no-workers",
+                                          help="also run the relay and consumers (--no-workers: the API alone, "
+                                               "with `kansrijk worker` run apart)")] = True,
 ) -> None:
     """Run one service — its API, outbox relay and consumers — until SIGTERM or Ctrl-C."""
     import uvicorn
@@ -62,18 +82,44 @@ def serve(
     overrides = {k: v for k, v in {"port": port, "host": host}.items() if v is not None}
     settings: ServiceSettings = entry.settings(**overrides)
     if migrate_first:
-        migrations.upgrade(entry.name, settings.database_url)
-    application = entry.app_factory()(settings)
+        _migrate_when_reachable(entry.name, settings.database_url)
+    application = entry.app_factory()(settings, run_workers=workers)
     # Logging is configured by the app (JSON lines); uvicorn's own config would replace it.
     uvicorn.run(application, host=settings.host, port=settings.port, log_config=None,
                 timeout_graceful_shutdown=int(settings.publish_timeout_seconds) + 5)
 
 
 @app.command()
+def worker(
+    service: ServiceName,
+    migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate", help="apply migrations first")] = True,
+) -> None:
+    """Run only a service's outbox relay and consumers, no API, until SIGTERM or Ctrl-C (scale them apart)."""
+    import asyncio
+
+    entry = _entry(service)
+    settings: ServiceSettings = entry.settings()
+    if migrate_first:
+        _migrate_when_reachable(entry.name, settings.database_url)
+    application = entry.app_factory()(settings)
+
+    async def run() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, stop.set)
+        # The app's lifespan is what starts and (gracefully) stops the workers; no HTTP server around it.
+        async with application.router.lifespan_context(application):
+            await stop.wait()
+
+    asyncio.run(run())
+
+
+@app.command()
 def up() -> None:
     """Apply every service's migrations, then run all services until Ctrl-C / SIGTERM stops them all."""
     for name, entry in SERVICES.items():
-        migrations.upgrade(name, entry.settings().database_url)
+        _migrate_when_reachable(name, entry.settings().database_url)
     children: dict[str, subprocess.Popen[bytes]] = {}
     stopping = False
 

@@ -8,6 +8,7 @@ On `melding.retracted`, delete what is held of that melding.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import Callable
 from typing import Any
@@ -22,38 +23,75 @@ from shared.messaging.topology import DELIVERIES_EXCHANGE, declare_topology, dec
 
 class ReferenceRecipient:
     def __init__(self, *, amqp_url: str, org_id: str, routing_url: str, token: str,
-                 show: Callable[[str, dict[str, Any]], None]) -> None:
+                 show: Callable[[str, dict[str, Any]], None], report_attempts: int = 4) -> None:
         self.amqp_url, self.org_id, self.routing_url, self.token = amqp_url, org_id, routing_url, token
         self.show = show
+        self.report_attempts = report_attempts
         self.seen: set[str] = set()  # a real recipient keeps these with the melding, durably
         self.held: dict[str, dict[str, Any]] = {}
+        self.consuming = asyncio.Event()
 
-    async def run(self, *, count: int | None = None, idle_timeout: float | None = None) -> int:
-        """Consume until `count` messages were handled (or idle for `idle_timeout` s, or forever)."""
-        connection = await aio_pika.connect_robust(self.amqp_url)
-        handled = 0
-        done = asyncio.Event()
-        try:
-            channel = await connection.channel()
-            await channel.set_qos(prefetch_count=10)
-            await declare_topology(channel)
-            queue = await declare_quorum_queue(channel, f"kansrijk.deliveries.{self.org_id}",
-                                               exchange=DELIVERIES_EXCHANGE, routing_keys=[self.org_id])
-            async with httpx.AsyncClient(base_url=self.routing_url, timeout=10,
-                                         headers={"Authorization": f"Bearer {self.token}"}) as http:
-                async with queue.iterator() as messages:
-                    while not done.is_set():
-                        try:
-                            message = await asyncio.wait_for(messages.__anext__(), timeout=idle_timeout)
-                        except TimeoutError:
+    async def run(self, *, count: int | None = None, idle_timeout: float | None = None,
+                  stop: asyncio.Event | None = None) -> int:
+        """Consume until `count` messages were handled, `idle_timeout` s pass without one, or `stop` is set.
+
+        A callback consumer on a robust connection: after a broker restart or a dropped connection the
+        channel, the queue and this consumer are restored and consumption goes on by itself.
+        """
+        loop = asyncio.get_running_loop()
+        stop = stop or asyncio.Event()
+        taken = handled = 0
+        last_message = loop.time()
+        async with httpx.AsyncClient(base_url=self.routing_url, timeout=10,
+                                     headers={"Authorization": f"Bearer {self.token}"}) as http:
+
+            async def on_message(message: AbstractIncomingMessage) -> None:
+                nonlocal taken, handled, last_message
+                taken += 1
+                if stop.is_set() or (count is not None and taken > count):
+                    await message.nack(requeue=True)  # not ours to take: left for the next consumer
+                    return
+                last_message = loop.time()
+                await self.handle(message, http)
+                handled += 1
+                if count is not None and handled >= count:
+                    stop.set()
+
+            connection, queue, tag = await self._start_consuming(on_message)
+            self.consuming.set()
+            try:
+                while not stop.is_set():
+                    wait = 1.0
+                    if idle_timeout is not None:
+                        wait = min(wait, last_message + idle_timeout - loop.time())
+                        if wait <= 0:
                             break
-                        await self.handle(message, http)
-                        handled += 1
-                        if count is not None and handled >= count:
-                            done.set()
-        finally:
-            await connection.close()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=wait)
+                with contextlib.suppress(Exception):
+                    await queue.cancel(tag)
+            finally:
+                await connection.close()
         return handled
+
+    async def _start_consuming(self, on_message: Callable[[AbstractIncomingMessage], Any]) -> tuple[Any, Any, str]:
+        """Connect, declare the queue and start the consumer. Until this has succeeded nothing is robust yet,
+        so a broker that is away (or goes away half-way) is waited for with backoff, as the services do."""
+        async for attempt in AsyncRetrying(wait=wait_exponential(0.5, max=10), reraise=True,
+                                           retry=retry_if_exception_type((OSError, aio_pika.exceptions.AMQPError))):
+            with attempt:
+                connection = await aio_pika.connect_robust(self.amqp_url)
+                try:
+                    channel = await connection.channel()
+                    await channel.set_qos(prefetch_count=10)
+                    await declare_topology(channel)
+                    queue = await declare_quorum_queue(channel, f"kansrijk.deliveries.{self.org_id}",
+                                                       exchange=DELIVERIES_EXCHANGE, routing_keys=[self.org_id])
+                    tag = await queue.consume(on_message)
+                except BaseException:
+                    await connection.close()
+                    raise
+        return connection, queue, tag
 
     async def handle(self, message: AbstractIncomingMessage, http: httpx.AsyncClient) -> None:
         message_id = message.message_id or ""
@@ -76,14 +114,22 @@ class ReferenceRecipient:
     async def report_received(self, http: httpx.AsyncClient, delivery_id: str) -> None:
         """Best effort: the melding is kept whatever happens here; a recipient can report again later."""
         try:
-            async for attempt in AsyncRetrying(stop=stop_after_attempt(4), wait=wait_exponential(0.2, max=2),
-                                               retry=retry_if_exception_type(httpx.TransportError), reraise=True):
+            async for attempt in AsyncRetrying(stop=stop_after_attempt(self.report_attempts),
+                                               wait=wait_exponential(0.2, max=2),
+                                               retry=retry_if_exception_type((httpx.TransportError, _TryAgain)),
+                                               reraise=True):
                 with attempt:
                     response = await http.post(f"/v1/deliveries/{delivery_id}/status", json={"status": "received"})
-        except httpx.TransportError:
+                    if response.status_code >= 500:  # 503 while its database restarts: the same report again
+                        raise _TryAgain
+        except (httpx.TransportError, _TryAgain):
             self.show("status_failed", {"delivery_id": delivery_id, "status": "routing service unreachable"})
             return
         if response.status_code not in (200, 409):
             self.show("status_failed", {"delivery_id": delivery_id, "status": response.status_code})
         else:
             self.show("reported", {"delivery_id": delivery_id, "status": "received"})
+
+
+class _TryAgain(Exception):
+    """The routing service answered 5xx: the report is retried like a transport error."""

@@ -108,20 +108,24 @@ def create_service_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        stop = asyncio.Event()
-        tasks = [asyncio.create_task(worker(stop)) for worker in workers(runtime)] if run_workers else []
-        log.info("service_started", workers=len(tasks))
+        # Two phases on shutdown: first the consumers and other work stop taking messages and finish what
+        # they hold (which may stage outbox rows), then the relays flush everything committed up to then.
+        stop_work, stop_relays = asyncio.Event(), asyncio.Event()
+        work: list[asyncio.Task[None]] = []
+        relays: list[asyncio.Task[None]] = []
+        for worker in workers(runtime) if run_workers else []:
+            if isinstance(getattr(worker, "__self__", None), OutboxRelay):
+                relays.append(asyncio.create_task(worker(stop_relays)))
+            else:
+                work.append(asyncio.create_task(worker(stop_work)))
+        log.info("service_started", workers=len(work) + len(relays))
         try:
             yield
         finally:
-            stop.set()
-            if tasks:
-                done, pending = await asyncio.wait(tasks, timeout=settings.publish_timeout_seconds + 5)
-                for task in pending:
-                    task.cancel()
-                for task in done:
-                    if not task.cancelled() and task.exception() is not None:
-                        log.error("worker_failed", error_type=type(task.exception()).__name__)
+            grace = settings.publish_timeout_seconds + 5
+            for event, tasks in ((stop_work, work), (stop_relays, relays)):
+                event.set()
+                await _finish(tasks, grace)
             for close in runtime.closers:
                 await close()
             await runtime.broker.close()
@@ -150,6 +154,19 @@ def create_service_app(
 
 def _document_problems_as_problem_json(app: FastAPI) -> None:
     """FastAPI files a response model under application/json; errors are sent as problem+json, so say so."""
+async def _finish(tasks: list[asyncio.Task[None]], timeout: float) -> None:
+    """Wait for workers that were told to stop; cancel what is still running after `timeout`."""
+    if not tasks:
+        return
+    done, pending = await asyncio.wait(tasks, timeout=timeout)
+    for task in pending:
+        log.warning("worker_stop_timed_out", worker=task.get_coro().__qualname__)
+        task.cancel()
+    for task in done:
+        if not task.cancelled() and task.exception() is not None:
+            log.error("worker_failed", error_type=type(task.exception()).__name__)
+
+
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:

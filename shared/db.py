@@ -10,6 +10,7 @@ from typing import Any
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, MetaData, event, text
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -22,6 +23,15 @@ NAMING_CONVENTION = {
     "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
     "pk": "pk_%(table_name)s",
 }
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """A fault of the database being there (restarting, unreachable, a dropped connection, SQLite busy),
+    not of the data: worth waiting out and retrying, never a reason to give up on a message or a request."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    return isinstance(exc, (OperationalError, InterfaceError, ConnectionError, TimeoutError)) or (
+        isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError))
 
 
 class UTCDateTime(TypeDecorator[datetime]):

@@ -16,12 +16,17 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from sqlalchemy.exc import DBAPIError
+
+from shared.db import is_database_unavailable
 from shared.errors import DomainError, ValidationFailed
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_PREFIX = "urn:kansrijk:problem:"
 
 log = structlog.get_logger(__name__)
+
+RETRY_AFTER_SECONDS = "2"  # sent with every 503: when a client may try again
 
 
 STATUS_BY_SLUG = {
@@ -97,6 +102,8 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
 def install_problem_handlers(app: FastAPI) -> None:
     async def on_domain_error(request: Request, exc: DomainError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.slug == "unauthorized" else None
+        if exc.slug == "unavailable":
+            headers = {"Retry-After": RETRY_AFTER_SECONDS}
         errors = None
         if isinstance(exc, ValidationFailed):
             errors = [{"field": exc.field, "message": exc.detail, "code": "value_error"}]
@@ -125,9 +132,21 @@ def install_problem_handlers(app: FastAPI) -> None:
         log.error("unhandled_error", error_type=type(exc).__name__)
         return problem_response("internal", "Internal error", "An unexpected error occurred.", request=request)
 
+    async def on_database_error(request: Request, exc: Exception) -> JSONResponse:
+        if not is_database_unavailable(exc):
+            return await on_unexpected(request, exc)
+        # Restarting or unreachable: the transaction was rolled back, so the client can safely try again.
+        log.warning("database_unavailable", error_type=type(exc).__name__)
+        return problem_response("unavailable", "Service unavailable",
+                                "The service's database cannot be reached just now; nothing was stored. "
+                                "Retry the request (with the same Idempotency-Key).",
+                                request=request, headers={"Retry-After": RETRY_AFTER_SECONDS})
+
     app.add_exception_handler(DomainError, on_domain_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, on_validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, on_http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(DBAPIError, on_database_error)
+    app.add_exception_handler(OSError, on_database_error)
     app.add_exception_handler(Exception, on_unexpected)
 
 

@@ -43,8 +43,10 @@ class ServiceSettings(BaseSettings):
     # Outbox relay
     outbox_batch_size: int = 100
     outbox_poll_seconds: float = 1.0
-    publish_timeout_seconds: float = 10.0
-    outbox_lease_seconds: float = 30.0
+    # A confirm from a healthy broker takes milliseconds. The lease is how long a relay that died holding
+    # rows delays them (another relay takes them over after it); it is at least twice the publish timeout.
+    publish_timeout_seconds: float = 5.0
+    outbox_lease_seconds: float = 12.0
 
     # Housekeeping (shared.retention): how long rows that served delivery or deduplication are kept.
     outbox_retention_hours: float = 168.0

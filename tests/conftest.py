@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,8 +14,24 @@ from services.consent.config import ConsentSettings
 from services.consent.main import create_app as create_consent_app
 from shared import migrations
 from shared.db import Database
-from tests.support import RunEnvironment, Tokens, create_environment, destroy_environment, empty_tables, running
+from tests.support import (
+    BACKEND, RunEnvironment, Tokens, create_environment, destroy_environment, empty_tables, running,
+)
 
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("kansrijk fault suite")
+    group.addoption("--fault-meldingen", type=int, default=int(os.environ.get("KANSRIJK_FAULT_MELDINGEN", "1000")),
+                    help="meldingen per fault scenario (default 1000; e.g. 10000 for the long run)")
+    group.addoption("--fault-rate", type=float, default=float(os.environ.get("KANSRIJK_FAULT_RATE", "40")),
+                    help="meldingen per second the simulated EHRs send together (default 40)")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    skip = pytest.mark.skip(reason="needs PostgreSQL (KANSRIJK_TEST_DATABASE=postgresql, as in CI)")
+    for item in items:
+        if BACKEND != "postgresql" and "postgres_only" in item.keywords:
+            item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import random
 import shutil
+import socket
+import struct
 import subprocess
 import uuid
 from collections.abc import AsyncIterator
@@ -138,11 +141,20 @@ class Tokens:
 
 
 class TcpProxy:
-    """A loopback TCP proxy to RabbitMQ that a test can open, close and cut, to play a broker outage."""
+    """A loopback TCP proxy to RabbitMQ that a test uses to play network faults between a service and the broker.
+
+    `close()`/`open()`: the broker is down (connections cut, new ones refused) and back. `blackhole()`:
+    connections stay open but no byte passes either way until `restore()` — a dead link, which only
+    heartbeats and timeouts can notice. `latency`: every chunk arrives that many seconds late (order kept).
+    `reset()`: every open connection is aborted with a TCP RST; new ones are let through.
+    """
 
     def __init__(self, target_host: str = "127.0.0.1", target_port: int = 5672) -> None:
         self.target = (target_host, target_port)
         self.port = _free_port()
+        self.latency = 0.0
+        self._flowing = asyncio.Event()
+        self._flowing.set()
         self._server: asyncio.Server | None = None
         self._pipes: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
@@ -154,10 +166,33 @@ class TcpProxy:
         """Stop listening and cut every open connection: the broker is "down"."""
         if self._server is not None:
             self._server.close()
-            await self._server.wait_closed()
             self._server = None
+        self._cut(abort=False)
+
+    def blackhole(self) -> None:
+        self._flowing.clear()
+
+    def restore(self) -> None:
+        self.latency = 0.0
+        self._flowing.set()
+
+    def reset(self) -> int:
+        """Abort every open connection with a RST (the peers see "connection reset"). Returns how many."""
+        count = len(self._writers) // 2
+        self._cut(abort=True)
+        return count
+
+    def _cut(self, *, abort: bool) -> None:
         for writer in list(self._writers):
-            writer.close()
+            if abort:
+                sock = writer.get_extra_info("socket")
+                if sock is not None:
+                    with contextlib.suppress(OSError):
+                        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                writer.transport.abort()
+            else:
+                writer.close()
+        self._writers.clear()
         for task in list(self._pipes):
             task.cancel()
 
@@ -169,25 +204,59 @@ class TcpProxy:
             return
         self._writers.update({writer, upstream_writer})
         for source, sink in ((reader, upstream_writer), (upstream_reader, writer)):
-            task = asyncio.create_task(_pipe(source, sink))
+            task = asyncio.create_task(self._pipe(source, sink))
             self._pipes.add(task)
             task.add_done_callback(self._pipes.discard)
 
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Copy one direction: each chunk is held while blackholed and delayed by `latency`, in order."""
+        loop = asyncio.get_running_loop()
+        chunks: asyncio.Queue[tuple[float, bytes]] = asyncio.Queue()
 
-async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    with contextlib.suppress(OSError, asyncio.CancelledError):
-        while data := await reader.read(65536):
-            writer.write(data)
-            await writer.drain()
-    writer.close()
+        async def deliver() -> None:
+            while True:
+                due, data = await chunks.get()
+                if data == b"":
+                    break
+                await self._flowing.wait()
+                if (wait := due - loop.time()) > 0:
+                    await asyncio.sleep(wait)
+                writer.write(data)
+                await writer.drain()
+
+        sender = asyncio.create_task(deliver())
+        try:
+            while data := await reader.read(65536):
+                chunks.put_nowait((loop.time() + self.latency, data))
+            chunks.put_nowait((0.0, b""))
+            await sender
+        except (OSError, asyncio.CancelledError):
+            pass
+        finally:
+            sender.cancel()
+            with contextlib.suppress(Exception):
+                writer.close()
+            self._writers.discard(writer)
 
 
 def _free_port() -> int:
-    import socket
+    """A free port below the kernel's ephemeral range (32768-60999 on Linux): a port handed out from that
+    range can be taken by an outgoing connection before the server that was meant to have it binds it."""
+    for _ in range(200):
+        port = random.randint(20000, 32000)
+        if port in _HANDED_OUT:  # given to a server that may not have bound it yet
+            continue
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            _HANDED_OUT.add(port)
+            return port
+    raise RuntimeError("no free port between 20000 and 32000")
 
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+
+_HANDED_OUT: set[int] = set()
 
 
 @contextlib.asynccontextmanager

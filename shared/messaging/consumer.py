@@ -19,12 +19,14 @@ from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table, se
 from sqlalchemy.exc import IntegrityError
 
 from shared.clock import now
-from shared.db import Database, UnitOfWork, UTCDateTime
+from shared.db import Database, UnitOfWork, UTCDateTime, is_database_unavailable
 from shared.errors import Unavailable
 from shared.messaging.broker import Broker
 from shared.messaging.topology import declare_quorum_queue
 
 log = structlog.get_logger(__name__)
+
+MAX_DEPENDENCY_WAIT_S = 10.0  # the longest pause between two tries while a dependency is away
 
 
 def processed_messages_table(metadata: MetaData) -> Table:
@@ -123,25 +125,27 @@ class IdempotentConsumer:
             try:
                 handled = await self.process(event)
                 break
-            except Unavailable:
-                # A service this one depends on is away: not the message's fault, so it must not use up
-                # the delivery limit. Wait it out here (the message stays unacked, nothing is lost).
-                log.warning("message_waits_for_dependency", consumer=self.name, message_type=event.type,
-                            retry_in_s=delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
             except Exception as exc:
-                # Counted by the quorum queue; after DELIVERY_LIMIT it is dead-lettered. Back off first, so
-                # a short database outage is not mistaken for a poison message.
-                attempt = int((message.headers or {}).get("x-delivery-count") or 0)
-                log.warning("message_failed", consumer=self.name, message_type=message.type,
-                            message_id=message.message_id, error_type=type(exc).__name__, attempt=attempt + 1)
-                await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
-                await message.nack(requeue=True)
-                return
+                if not (isinstance(exc, Unavailable) or is_database_unavailable(exc)):
+                    await self._give_back(message, exc)
+                    return
+                # The consent service or the database is away: not the message's fault, so it must not use
+                # up the delivery limit. Wait it out here (the message stays unacked, nothing is lost).
+                log.warning("message_waits_for_dependency", consumer=self.name, message_type=event.type,
+                            error_type=type(exc).__name__, retry_in_s=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, MAX_DEPENDENCY_WAIT_S)
         await message.ack()
         if not handled:
             log.info("message_duplicate_dropped", consumer=self.name, message_id=message.message_id)
+
+    async def _give_back(self, message: AbstractIncomingMessage, exc: Exception) -> None:
+        """A failure of the message itself: counted by the quorum queue, dead-lettered after DELIVERY_LIMIT."""
+        attempt = int((message.headers or {}).get("x-delivery-count") or 0)
+        log.warning("message_failed", consumer=self.name, message_type=message.type,
+                    message_id=message.message_id, error_type=type(exc).__name__, attempt=attempt + 1)
+        await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
+        await message.nack(requeue=True)
 
     async def process(self, event: IncomingEvent) -> bool:
         """Apply the event once. Returns False if it had been processed before."""

@@ -11,6 +11,7 @@ delivery is at-least-once and every message carries a stable `message_id` for co
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from dataclasses import dataclass
@@ -30,6 +31,8 @@ from shared.messaging.broker import Broker
 from shared.observability import Metrics
 
 log = structlog.get_logger(__name__)
+
+RETRY_UNCONFIRMED_AFTER = timedelta(seconds=1)
 
 
 def outbox_table(metadata: MetaData) -> Table:
@@ -122,7 +125,7 @@ class OutboxRelay:
         batch_size: int = 100,
         poll_seconds: float = 1.0,
         publish_timeout: float = 10.0,
-        lease_seconds: float = 30.0,
+        lease_seconds: float = 12.0,
     ) -> None:
         self.database = database
         self.broker = broker
@@ -185,7 +188,14 @@ class OutboxRelay:
             self.metrics.outbox_published.labels(self.service).inc(len(sent))
             self.metrics.outbox_failed.labels(self.service).inc(failed)
         if failed:
-            # Left claimed: retried when the lease runs out, by this relay or another.
+            # Not confirmed (timed out, returned, nacked): offered again in a moment rather than when the lease
+            # runs out. A late confirm makes it a duplicate publish, which consumers drop by message_id.
+            retry = [row.id for row in rows if row.id not in set(sent)]
+            with contextlib.suppress(Exception):  # the database is away: then the lease brings them back
+                async with self.database.unit_of_work() as uow:
+                    await uow.session.execute(update(self.table).where(self.table.c.id.in_(retry)).values(
+                        locked_until=utcnow() + RETRY_UNCONFIRMED_AFTER))
+                    await uow.commit()
             log.warning("outbox_publish_unconfirmed", count=failed)
         return len(rows)
 

@@ -13,10 +13,8 @@ from pathlib import Path
 
 import httpx
 
-from urllib.parse import quote
-
 from shared.clock import today_nl
-from tests.support import SHARED_DATA, RunEnvironment, _free_port, rabbitmqctl
+from tests.support import SHARED_DATA, RunEnvironment, _free_port, scratch_vhost
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -49,9 +47,16 @@ async def wait_ready(base_url: str, process: subprocess.Popen[bytes], timeout: f
 async def test_kansrijk_up_then_token_then_curl_records_a_consent_and_sigterm_stops_everything(
     environment: RunEnvironment,
 ) -> None:
+    # A vhost of its own: the in-process stack of the other e2e tests must not consume this system's queues.
+    async with scratch_vhost(environment, "up") as amqp_url:
+        await _kansrijk_up_on(environment, amqp_url)
+
+
+async def _kansrijk_up_on(environment: RunEnvironment, amqp_url: str) -> None:
     ports = {name: _free_port() for name in ("consent", "melding", "routing")}
     port = ports["consent"]
-    env = cli_env(environment, **{f"KANSRIJK_{n.upper()}_PORT": str(p) for n, p in ports.items()})
+    env = cli_env(environment, KANSRIJK_AMQP_URL=amqp_url,
+                  **{f"KANSRIJK_{n.upper()}_PORT": str(p) for n, p in ports.items()})
     process = subprocess.Popen([sys.executable, "-m", "services.cli", "up"], env=env, cwd=ROOT,
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
@@ -156,14 +161,8 @@ async def test_kansrijk_migrate_down_and_up(environment: RunEnvironment, tmp_pat
 
 
 async def test_kansrijk_demo_walks_a_melding_to_the_recipient_and_back(environment: RunEnvironment) -> None:
-    vhost = f"{environment.vhost}-demo"
-    await asyncio.to_thread(rabbitmqctl, "add_vhost", vhost)
-    await asyncio.to_thread(rabbitmqctl, "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
-    try:
-        amqp_url = environment.amqp_url.rsplit("/", 1)[0] + "/" + quote(vhost, safe="")
+    async with scratch_vhost(environment, "demo") as amqp_url:
         result = await run_cli("demo", env=cli_env(environment, KANSRIJK_AMQP_URL=amqp_url))
-    finally:
-        await asyncio.to_thread(rabbitmqctl, "delete_vhost", vhost)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Melding sent" in result.stdout and "On the jgz's queue" in result.stdout
     assert "The sender sees melding status 'delivered'" in result.stdout
@@ -225,3 +224,54 @@ async def test_kansrijk_demo_refuses_a_vhost_where_another_system_runs(
     result = await run_cli("demo", env=cli_env(environment))
     assert result.returncode == 1
     assert "another Kansrijk system is consuming on this RabbitMQ vhost" in result.stderr
+
+
+async def test_a_service_started_before_its_broker_and_database_waits_for_them(environment: RunEnvironment) -> None:
+    """Start-up in any order: RabbitMQ (and, on PostgreSQL, the database) come up after the service."""
+    from tests.support import BACKEND, TcpProxy, create_database, drop_database
+
+    broker_link = TcpProxy()  # not listening yet: the broker is "not up"
+    database_link = TcpProxy(target_port=5432)
+    url = await create_database(environment, "consent", suffix=f"_order_{uuid.uuid4().hex[:6]}")
+    served_url = url
+    if BACKEND == "postgresql":  # the database too is "not up" until its proxy opens
+        served_url = url.replace("@127.0.0.1:5432/", f"@127.0.0.1:{database_link.port}/")
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "serve", "consent", "--port", str(port)],
+        env=cli_env(environment, KANSRIJK_AMQP_URL=environment.amqp_url_via(broker_link.port),
+                    KANSRIJK_CONSENT_DATABASE_URL=served_url),
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        await asyncio.sleep(6)
+        assert process.poll() is None, "the service gave up instead of waiting"
+        if BACKEND == "postgresql":
+            await database_link.open()
+        async with httpx.AsyncClient(base_url=base, timeout=5) as client:
+            for _ in range(200):  # the API serves while the broker is still away, and says it is not ready
+                assert process.poll() is None, "the service gave up instead of waiting"
+                try:
+                    ready = await client.get("/health/ready")
+                    break
+                except httpx.TransportError:
+                    await asyncio.sleep(0.3)
+            # ready (it takes meldingen into its outbox), and says the broker is not there yet
+            assert ready.status_code == 200 and ready.json()["checks"]["broker"] == "unavailable", ready.text
+            await broker_link.open()
+            for _ in range(200):
+                if (await client.get("/health/ready")).json()["checks"]["broker"] == "ok":
+                    break
+                await asyncio.sleep(0.3)
+            else:
+                raise AssertionError("the service never connected to the broker once it was up")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        output, _ = await asyncio.to_thread(process.communicate, timeout=60)
+        await broker_link.close()
+        await database_link.close()
+        await drop_database(environment, url)
+    assert process.returncode in (0, -signal.SIGTERM), output.decode()
+    if BACKEND == "postgresql":
+        assert b"database not reachable yet" in output
+    assert b"broker_unavailable" in output

@@ -31,6 +31,15 @@ class MeldingRepository:
     async def get(self, melding_id: str) -> Any | None:
         return (await self.session.execute(select(meldingen).where(meldingen.c.id == melding_id))).first()
 
+    async def lock(self, melding_id: str) -> bool:
+        """Take the melding's row lock for this transaction; False if there is no such melding.
+
+        Events about one melding (routed, a delivery's status) may be handled at the same moment; each
+        reads then writes its deliveries, so they must take turns (SQLite's BEGIN IMMEDIATE already does).
+        """
+        query = select(meldingen.c.id).where(meldingen.c.id == melding_id).with_for_update()
+        return (await self.session.execute(query)).first() is not None
+
     async def page_for_sender(self, *, org_id: str, status: str | None, cursor: str | None, limit: int) -> list[Any]:
         query = select(meldingen).where(meldingen.c.sender_org_id == org_id)
         if status:

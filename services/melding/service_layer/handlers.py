@@ -194,7 +194,7 @@ def _delivery(d: Any, status: str) -> DeliveryView:
 async def on_melding_routed(uow: UnitOfWork, event: IncomingEvent) -> None:
     routed = MeldingRouted.model_validate(event.body)
     repository = MeldingRepository(uow)
-    if await repository.get(routed.melding_id) is None:
+    if not await repository.lock(routed.melding_id):
         return  # not ours (cannot happen unless the databases were reset): nothing to update
     at = now()
     for d in routed.deliveries:
@@ -208,7 +208,7 @@ async def on_melding_routed(uow: UnitOfWork, event: IncomingEvent) -> None:
 async def on_melding_unroutable(uow: UnitOfWork, event: IncomingEvent) -> None:
     unroutable = MeldingUnroutable.model_validate(event.body)
     repository = MeldingRepository(uow)
-    if await repository.get(unroutable.melding_id) is None:
+    if not await repository.lock(unroutable.melding_id):
         return
     at = now()
     await repository.add_history(unroutable.melding_id, at, "unroutable",
@@ -221,7 +221,7 @@ async def on_melding_unroutable(uow: UnitOfWork, event: IncomingEvent) -> None:
 async def on_delivery_status_changed(uow: UnitOfWork, event: IncomingEvent) -> None:
     changed = DeliveryStatusChanged.model_validate(event.body)
     repository = MeldingRepository(uow)
-    if await repository.get(changed.melding_id) is None:
+    if not await repository.lock(changed.melding_id):
         return
     if await repository.record_delivery(changed.melding_id, _delivery(changed.delivery, changed.status), changed.at):
         await repository.add_history(changed.melding_id, changed.at, f"delivery_{changed.status}",

@@ -1,0 +1,588 @@
+"""The fault suite's harness: the system as separate processes, EHRs sending at a steady rate, recipients
+reading every queue the way `kansrijk consume` does, and the Jepsen-style reckoning at the end.
+
+One `FaultRun` per scenario, each in its own vhost and its own databases. The services reach RabbitMQ
+through a `TcpProxy` per process, so a scenario can cut, hold, slow or reset one service's link.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import random
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from sqlalchemy import text
+
+from services.reference_recipient import ReferenceRecipient
+from shared import migrations
+from shared.auth import SENDER_TYPES
+from shared.clock import today_nl
+from shared.db import Database
+from tests.support import (
+    AMQP_BASE, RunEnvironment, TcpProxy, Tokens, _free_port, create_database, drop_database, rabbitmqctl,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+RECOVERY_LIMIT_S = 60.0  # everything accepted must be delivered this long after the fault ended
+WITHDRAW_SHARE = 0.03  # patients that withdraw consent right after their melding was accepted
+
+# The directory every scenario uses: three gemeenten, a JGZ organisation for each, two wijkteams.
+GEMEENTEN = {"GM0363": ("Amsterdam", 1011, 1109), "GM0599": ("Rotterdam", 3011, 3089),
+             "GM0344": ("Utrecht", 3511, 3585)}
+RECIPIENTS = {"jgz": {"GM0363": "jgz-ams", "GM0599": "jgz-rdam", "GM0344": "jgz-utr"},
+              "wijkteam": {"GM0363": "wt-ams", "GM0599": "wt-zuid", "GM0344": "wt-zuid"}}
+LETTERS = "ABCEGHJKLMNPRTVWXZ"  # never SA, SD or SS, which no postcode has
+EHRS = SENDER_TYPES[:4]  # huisarts, verloskundige, gynaecoloog, volwassenen-ggz: one EHR each
+
+
+def bsns(count: int, seed: int) -> list[str]:
+    """`count` distinct valid BSNs (the elfproef), deterministic for a seed."""
+    rng = random.Random(seed)
+    out: set[str] = set()
+    while len(out) < count:
+        digits = [rng.randint(1, 9)] + [rng.randint(0, 9) for _ in range(7)]
+        check = sum(d * w for d, w in zip(digits, range(9, 1, -1), strict=True)) % 11
+        if check < 10:
+            out.add("".join(map(str, digits)) + str(check))
+    return sorted(out)
+
+
+@dataclass
+class Patient:
+    index: int
+    bsn: str
+    ehr: str  # the sender's org id
+    ehr_type: str
+    gemeente: str
+    postcode: str
+    recipient_types: list[str]
+    consent_id: str = ""
+    melding_id: str = ""
+    accepted_at: float | None = None  # monotonic time of the 202
+    attempts: int = 0
+    withdraw: bool = False
+    withdrawn_at: float | None = None
+
+    def expected(self, org_ids: dict[str, dict[str, str]]) -> set[str]:
+        return {org_ids[t][self.gemeente] for t in self.recipient_types}
+
+
+# --- processes -----------------------------------------------------------------------------------------
+
+
+class ServiceProcess:
+    """One `kansrijk serve` or `kansrijk worker` process, its link to RabbitMQ through its own proxy."""
+
+    def __init__(self, label: str, argv: list[str], env: dict[str, str], log_path: Path, proxy: TcpProxy,
+                 port: int | None) -> None:
+        self.label, self.argv, self.env, self.log_path = label, argv, env, log_path
+        self.proxy, self.port = proxy, port
+        self.process: subprocess.Popen[bytes] | None = None
+        self.exits: list[int] = []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> None:
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen([sys.executable, "-m", "services.cli", *self.argv], cwd=REPO,
+                                        env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)
+        log.close()
+
+    async def ready(self, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        async with httpx.AsyncClient(timeout=2) as http:
+            while time.monotonic() < deadline:
+                assert self.process is not None and self.process.poll() is None, self.failure("exited while starting")
+                if self.port is None:
+                    if b"service_started" in self.log_path.read_bytes():
+                        return
+                else:
+                    with contextlib.suppress(httpx.HTTPError):
+                        if (await http.get(f"{self.url}/health/live")).status_code == 200:
+                            return
+                await asyncio.sleep(0.1)
+        raise AssertionError(self.failure("not ready in time"))
+
+    def kill9(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.exits.append(self.process.wait())
+
+    async def terminate(self, timeout: float = 40.0) -> int:
+        """SIGTERM and wait: the graceful shutdown (stop taking work, finish, flush)."""
+        assert self.process is not None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while self.process.poll() is None and time.monotonic() < deadline:
+            await asyncio.sleep(0.1)
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+            raise AssertionError(self.failure(f"still running {timeout:.0f}s after SIGTERM"))
+        self.exits.append(self.process.returncode)
+        return self.process.returncode
+
+    def failure(self, what: str) -> str:
+        tail = self.log_path.read_bytes()[-3000:].decode(errors="replace") if self.log_path.exists() else ""
+        return f"{self.label} {what}; the end of its log:\n{tail}"
+
+
+# --- the run -------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Counts:
+    scenario: str
+    backend: str
+    meldingen: int
+    rate: float
+    accepted: int = 0
+    delivered: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    redelivered: int = 0
+    unexpected: int = 0
+    withdrawn: int = 0
+    retracted: int = 0
+    not_retracted: int = 0
+    rejected: int = 0
+    retried_posts: int = 0
+    queues_empty: bool = False
+    outbox_empty: bool = False
+    recovery_s: float = 0.0
+    duration_s: float = 0.0
+    fault: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def passed(self) -> bool:
+        return (self.accepted == self.meldingen and self.lost == 0 and self.duplicated == 0 and self.unexpected == 0
+                and self.not_retracted == 0 and self.rejected == 0 and self.queues_empty and self.outbox_empty
+                and self.recovery_s <= RECOVERY_LIMIT_S)
+
+    def line(self) -> str:
+        return (f"{self.scenario}: accepted={self.accepted} delivered={self.delivered} lost={self.lost} "
+                f"duplicated={self.duplicated} redelivered={self.redelivered} unexpected={self.unexpected} "
+                f"withdrawn={self.withdrawn} retracted={self.retracted} not_retracted={self.not_retracted} "
+                f"rejected={self.rejected} retried_posts={self.retried_posts} queues_empty={self.queues_empty} "
+                f"outbox_empty={self.outbox_empty} recovery_s={self.recovery_s:.1f} {self.fault}")
+
+
+class FaultRun:
+    """The system of one scenario: its vhost, databases, processes, EHRs and recipients."""
+
+    def __init__(self, environment: RunEnvironment, tokens: Tokens, workdir: Path, *, scenario: str,
+                 meldingen: int, rate: float, replicas: int = 1) -> None:
+        self.environment, self.tokens, self.workdir = environment, tokens, workdir
+        self.scenario, self.meldingen, self.rate, self.replicas = scenario, meldingen, rate, replicas
+        self.tag = uuid.uuid4().hex[:6]
+        self.vhost = f"{environment.vhost}-fault-{self.tag}"
+        self.database_urls: dict[str, str] = {}
+        self.processes: dict[str, list[ServiceProcess]] = defaultdict(list)
+        self.org_ids = {t: {g: f"{o}-{self.tag}" for g, o in by_gemeente.items()} for t, by_gemeente in RECIPIENTS.items()}
+        self.patients: list[Patient] = []
+        # Fewer requests in flight than pooled connections: httpcore's pool can stall a queue of waiters.
+        self.http = httpx.AsyncClient(timeout=15, limits=httpx.Limits(max_connections=100,
+                                                                      max_keepalive_connections=100))
+        self._in_flight = asyncio.Semaphore(64)
+        self.recipients: list[ReferenceRecipient] = []
+        self.seen: list[dict[str, Any]] = []  # what recipients were handed, in order
+        self.redelivered = 0
+        self.rejections: Counter[str] = Counter()
+        self.fault_started: float | None = None
+        self.fault_ended: float | None = None
+        self.fault_info: dict[str, Any] = {}
+        self._stop_recipients = asyncio.Event()
+        self._recipient_tasks: list[asyncio.Task[int]] = []
+        self._started = time.monotonic()
+        self._withdrawals: set[asyncio.Task[None]] = set()
+        self._ehr_tokens: dict[str, dict[str, str]] = {}
+
+    # -- set-up ------------------------------------------------------------------------------------------
+
+    @property
+    def amqp_url(self) -> str:
+        return f"{AMQP_BASE}/{quote(self.vhost, safe='')}"
+
+    def _proxied_amqp(self, proxy: TcpProxy) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{proxy.port}/{quote(self.vhost, safe='')}"
+
+    async def start(self) -> None:
+        await asyncio.to_thread(rabbitmqctl, "add_vhost", self.vhost)
+        await asyncio.to_thread(rabbitmqctl, "set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
+        for name in ("consent", "melding", "routing"):
+            url = await create_database(self.environment, name, suffix=f"_fault_{self.tag}")
+            self.database_urls[name] = url
+            await asyncio.to_thread(migrations.upgrade, name, url)
+        for replica in range(self.replicas):
+            consent = await self._spawn("consent", replica, ["serve", "consent"], http=True)
+            consent_url = consent.url
+            await self._spawn("melding", replica, ["serve", "melding"], http=True, consent_url=consent_url)
+            await self._spawn("routing", replica, ["serve", "routing", "--no-workers"], http=True,
+                              consent_url=consent_url)
+            await self._spawn("routing-worker", replica, ["worker", "routing"], http=False, consent_url=consent_url)
+        for processes in self.processes.values():
+            for process in processes:
+                await process.ready()
+        await self._directory()
+        await self._patients()
+        for by_gemeente in self.org_ids.values():
+            for org_id in sorted(set(by_gemeente.values())):
+                self._recipient(org_id)
+        await asyncio.wait_for(asyncio.gather(*(r.consuming.wait() for r in self.recipients)), timeout=60)
+
+    async def _spawn(self, label: str, replica: int, argv: list[str], *, http: bool,
+                     consent_url: str | None = None) -> ServiceProcess:
+        proxy = TcpProxy()
+        await proxy.open()
+        service = argv[1]
+        env = {
+            "KANSRIJK_DATA_DIR": str(self.environment.data_dir),
+            "KANSRIJK_AMQP_URL": self._proxied_amqp(proxy),
+            f"KANSRIJK_{service.upper()}_DATABASE_URL": self.database_urls[service],
+            "KANSRIJK_LOG_LEVEL": "INFO",
+            "PYTHONUNBUFFERED": "1",
+        }
+        if consent_url:
+            env["KANSRIJK_CONSENT_URL"] = consent_url
+        port = None
+        if http:
+            port = _free_port()
+            argv = [*argv, "--port", str(port), "--no-migrate"]
+        else:
+            argv = [*argv, "--no-migrate"]
+        process = ServiceProcess(f"{label}[{replica}]", argv, env, self.workdir / f"{label}-{replica}.log", proxy, port)
+        process.start()
+        self.processes[label].append(process)
+        return process
+
+    def api(self, label: str, index: int = 0) -> str:
+        group = self.processes[label]
+        return group[index % len(group)].url
+
+    async def _call(self, method: str, url: str, *, ok: tuple[int, ...], deadline: float = 120.0,
+                    **kwargs: Any) -> httpx.Response:
+        """A call an integrator would make: retried on 5xx and transport errors, never on a 4xx."""
+        end = time.monotonic() + deadline
+        delay = 0.2
+        while True:
+            try:
+                response = await self.http.request(method, url, **kwargs)
+                if response.status_code in ok:
+                    return response
+                if response.status_code < 500:
+                    raise AssertionError(f"{method} {url.split('?')[0]}: {response.status_code} {response.text[:300]}")
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > end:
+                raise AssertionError(f"{method} {url}: no answer within {deadline}s")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    async def _directory(self) -> None:
+        admin = self.tokens.bearer(org_id="ops", org_type="operator", scopes="routing:admin")
+        routing = self.api("routing")
+        for code, (name, low, high) in GEMEENTEN.items():
+            await self._call("PUT", f"{routing}/v1/gemeenten/{code}", ok=(200, 201), headers=admin,
+                             json={"name": name, "postcode_ranges": [{"from": str(low), "to": str(high)}]})
+        for org_type, by_gemeente in self.org_ids.items():
+            served: dict[str, list[str]] = defaultdict(list)
+            for gemeente, org_id in by_gemeente.items():
+                served[org_id].append(gemeente)
+            for org_id, gemeenten in served.items():
+                await self._call("PUT", f"{routing}/v1/organisations/{org_id}", ok=(200, 201), headers=admin,
+                                 json={"name": f"{org_type} {org_id}", "type": org_type, "gemeenten": gemeenten,
+                                       "active": True})
+
+    async def _patients(self) -> None:
+        rng = random.Random(self.tag)
+        codes = sorted(GEMEENTEN)
+        for index, bsn in enumerate(bsns(self.meldingen, seed=int(self.tag, 16))):
+            gemeente = codes[index % len(codes)]
+            _, low, high = GEMEENTEN[gemeente]
+            ehr_type = EHRS[index % len(EHRS)]
+            self.patients.append(Patient(
+                index=index, bsn=bsn, ehr=f"ehr-{ehr_type}-{self.tag}", ehr_type=ehr_type, gemeente=gemeente,
+                postcode=f"{rng.randint(low, high)} {rng.choice(LETTERS)}{rng.choice(LETTERS)}",
+                recipient_types=["jgz", "wijkteam"] if index % 3 == 0 else ["jgz"],
+                withdraw=rng.random() < WITHDRAW_SHARE))
+        consent = self.api("consent")
+        gate = asyncio.Semaphore(16)
+
+        async def record(patient: Patient) -> None:
+            async with gate:
+                response = await self._call("POST", f"{consent}/v1/consents", ok=(201,), headers=self._ehr(patient),
+                                            json={"patient": {"bsn": patient.bsn}, "recipient_types": ["jgz", "wijkteam"],
+                                                  "method": "verbal",
+                                                  "given_at": (today_nl() - timedelta(days=3)).isoformat()})
+                patient.consent_id = response.json()["id"]
+
+        await asyncio.gather(*(record(p) for p in self.patients))
+
+    def _ehr(self, patient: Patient, **extra: str) -> dict[str, str]:
+        """The EHR's bearer token: one per EHR for the run, as a real integration would keep it."""
+        if patient.ehr not in self._ehr_tokens:
+            self._ehr_tokens[patient.ehr] = self.tokens.bearer(
+                org_id=patient.ehr, org_type=patient.ehr_type, sub=f"ehr-{patient.ehr_type}",
+                scopes="consent:write consent:read melding:write melding:read", ttl=3600)
+        return {**self._ehr_tokens[patient.ehr], **extra}
+
+    def _recipient(self, org_id: str) -> None:
+        org_type = "wijkteam" if org_id.startswith("wt-") else "jgz"
+        token = self.tokens.bearer(org_id=org_id, org_type=org_type, scopes="delivery:read delivery:write",
+                                   ttl=3600)["Authorization"].split()[1]
+
+        def show(kind: str, body: dict[str, Any]) -> None:
+            if kind == "duplicate":
+                self.redelivered += 1
+            elif kind in ("delivered", "retracted"):
+                self.seen.append({"kind": kind, "org_id": org_id, "melding_id": body["melding_id"],
+                                  "delivery_id": body["delivery_id"], "at": time.monotonic()})
+
+        recipient = ReferenceRecipient(amqp_url=self.amqp_url, org_id=org_id, routing_url=self.api("routing"),
+                                       token=token, show=show, report_attempts=30)
+        self.recipients.append(recipient)
+        self._recipient_tasks.append(asyncio.create_task(recipient.run(stop=self._stop_recipients)))
+
+    # -- traffic -----------------------------------------------------------------------------------------
+
+    async def send_all(self, during: Callable[[], Awaitable[None]] | None = None, *, fault_at: float = 0.3) -> None:
+        """Send every patient's melding at the steady rate; run `during` (the fault) once `fault_at` of them went."""
+        tasks: list[asyncio.Task[None]] = []
+        start = time.monotonic()
+        fault_task: asyncio.Task[None] | None = None
+        for patient in self.patients:
+            due = start + patient.index / self.rate
+            if (wait := due - time.monotonic()) > 0:
+                await asyncio.sleep(wait)
+            tasks.append(asyncio.create_task(self._send(patient)))
+            if during is not None and fault_task is None and patient.index >= fault_at * len(self.patients):
+                fault_task = asyncio.create_task(during())
+        # Every EHR must get its 202 within the recovery limit after the last send; a hang fails loudly.
+        done, pending = await asyncio.wait(tasks, timeout=RECOVERY_LIMIT_S + 60)
+        if pending:
+            for task in list(pending)[:3]:
+                task.print_stack()
+            raise AssertionError(f"{len(pending)} EHR requests still unanswered {RECOVERY_LIMIT_S + 60:.0f}s after "
+                                 "the last was sent")
+        for task in done:
+            task.result()
+        if fault_task is not None:
+            await fault_task
+
+    async def _send(self, patient: Patient) -> None:
+        """One EHR's POST, retried with its Idempotency-Key until it gets an answer that is not 5xx."""
+        key = str(uuid.uuid4())
+        body = {
+            "consent_id": patient.consent_id,
+            "patient": {"bsn": patient.bsn, "name": {"given": "Test", "family": f"Patiënt {patient.index}"},
+                        "birth_date": "1996-05-04", "address": {"postcode": patient.postcode, "house_number": "7"}},
+            "pregnancy": {"expected_due_date": (today_nl() + timedelta(days=150)).isoformat()},
+            "risk_domains": ["verslaving", "financien-schulden"],
+            "recipient_types": patient.recipient_types,
+            "urgency": "regular",
+            "note": "Fault-suite melding.",
+            "contact": {"name": "Fault suite", "phone": "0201234567"},
+        }
+        delay = 0.2
+        while True:
+            patient.attempts += 1
+            url = f"{self.api('melding', patient.index + patient.attempts)}/v1/meldingen"
+            try:
+                # An EHR's own time limit around each try: a request that hangs is a request to retry.
+                async with self._in_flight:
+                    response = await asyncio.wait_for(
+                        self.http.post(url, json=body, headers=self._ehr(patient, **{"Idempotency-Key": key})),
+                        timeout=20)
+            except (httpx.TransportError, TimeoutError):
+                response = None
+            if response is not None and response.status_code == 202:
+                patient.melding_id = response.json()["id"]
+                patient.accepted_at = time.monotonic()
+                if patient.withdraw:
+                    asyncio.get_running_loop().call_later(random.random() * 2, self._withdraw_later, patient)
+                return
+            if response is not None and response.status_code < 500:
+                self.rejections[f"{response.status_code} {response.headers.get('content-type', '')}"] += 1
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 2.0)
+
+    def _withdraw_later(self, patient: Patient) -> None:
+        task = asyncio.create_task(self._withdraw(patient))
+        self._withdrawals.add(task)
+        task.add_done_callback(self._withdrawals.discard)
+
+    async def _withdraw(self, patient: Patient) -> None:
+        await self._call("POST", f"{self.api('consent')}/v1/consents/{patient.consent_id}/withdraw", ok=(200,),
+                         headers=self._ehr(patient), json={"reason": "fault suite"})
+        patient.withdrawn_at = time.monotonic()
+
+    # -- faults ------------------------------------------------------------------------------------------
+
+    def fault_begins(self, **info: Any) -> None:
+        self.fault_started = time.monotonic()
+        self.fault_info.update(info)
+
+    def fault_ends(self, **info: Any) -> None:
+        self.fault_ended = time.monotonic()
+        self.fault_info.update(info)
+        self.fault_info["fault_s"] = round(self.fault_ended - (self.fault_started or self.fault_ended), 1)
+
+    async def restart(self, process: ServiceProcess) -> None:
+        process.start()
+        await process.ready()
+
+    async def unsent(self, service: str) -> int:
+        database = Database(self.database_urls[service])
+        try:
+            async with database.engine.connect() as connection:
+                return (await connection.execute(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))).scalar_one()
+        finally:
+            await database.dispose()
+
+    async def queue_depths(self) -> dict[str, tuple[int, int, int]]:
+        """Every queue of the run's vhost: (ready + unacked, unacked, consumers)."""
+        output = await asyncio.to_thread(subprocess.run, ["rabbitmqctl", "-q", "list_queues", "-p", self.vhost,
+                                                          "name", "messages", "messages_unacknowledged", "consumers"],
+                                         capture_output=True, text=True, timeout=60, check=True)
+        depths = {}
+        for line in output.stdout.splitlines():
+            parts = line.split("\t")
+            if len(parts) == 4 and parts[1].isdigit():
+                depths[parts[0]] = (int(parts[1]), int(parts[2]), int(parts[3]))
+        return depths
+
+    # -- the reckoning -----------------------------------------------------------------------------------
+
+    def _outcome(self) -> tuple[set[tuple[str, str]], set[str]]:
+        expected: set[tuple[str, str]] = set()
+        withdrawn: set[str] = set()
+        for patient in self.patients:
+            if not patient.melding_id:
+                continue
+            if patient.withdraw:
+                withdrawn.add(patient.melding_id)
+            else:
+                expected.update((patient.melding_id, org) for org in patient.expected(self.org_ids))
+        return expected, withdrawn
+
+    def _settled(self) -> bool:
+        expected, withdrawn = self._outcome()
+        delivered = {(s["melding_id"], s["org_id"]) for s in self.seen if s["kind"] == "delivered"}
+        if not expected <= delivered:
+            return False
+        held = {m for r in self.recipients for m in r.held}
+        return not (held & withdrawn) and all(p.withdrawn_at for p in self.patients if p.withdraw and p.melding_id)
+
+    async def settle_and_count(self) -> Counts:
+        """Wait until everything accepted arrived (or the recovery limit passed), drain, and count."""
+        last_accept = max((p.accepted_at or 0.0) for p in self.patients)
+        deadline = max(self.fault_ended or 0.0, last_accept) + RECOVERY_LIMIT_S
+        while time.monotonic() < deadline and not self._settled():
+            await asyncio.sleep(0.5)
+        # Quiet: the queues drain (retractions, status events, redeliveries) and no outbox keeps anything.
+        queues_empty = outbox_empty = False
+        quiet_deadline = time.monotonic() + 30
+        while time.monotonic() < quiet_deadline:
+            await asyncio.sleep(1.0)
+            depths = await self.queue_depths()
+            queues_empty = all(depth[0] == 0 for depth in depths.values())
+            outbox_empty = all([await self.unsent(s) == 0 for s in self.database_urls])
+            if queues_empty and outbox_empty:
+                break
+        self.fault_info["queues_left"] = {q: d for q, d in (await self.queue_depths()).items() if d[0]}
+        failed = [repr(t.exception()) for t in self._recipient_tasks if t.done() and t.exception() is not None]
+        if failed:
+            self.fault_info["recipients_failed"] = failed
+        return self.count(queues_empty=queues_empty, outbox_empty=outbox_empty)
+
+    def count(self, *, queues_empty: bool, outbox_empty: bool) -> Counts:
+        expected, withdrawn = self._outcome()
+        by_melding = {p.melding_id: p for p in self.patients if p.melding_id}
+        deliveries: dict[tuple[str, str], set[str]] = defaultdict(set)
+        first_seen: dict[tuple[str, str], float] = {}
+        unexpected = 0
+        for s in self.seen:
+            pair = (s["melding_id"], s["org_id"])
+            if s["kind"] != "delivered":
+                continue
+            patient = by_melding.get(s["melding_id"])
+            if patient is None or s["org_id"] not in patient.expected(self.org_ids):
+                unexpected += 1  # nobody sent it, or it reached an organisation that does not serve her
+            deliveries[pair].add(s["delivery_id"])
+            first_seen.setdefault(pair, s["at"])
+        held = {m for r in self.recipients for m in r.held}
+        recovery = 0.0
+        if self.fault_ended is not None:
+            for patient in by_melding.values():
+                if patient.accepted_at is not None and patient.accepted_at <= self.fault_ended and not patient.withdraw:
+                    for org in patient.expected(self.org_ids):
+                        arrived = first_seen.get((patient.melding_id, org), float("inf"))
+                        recovery = max(recovery, arrived - self.fault_ended)
+        return Counts(
+            scenario=self.scenario, backend=self.environment.backend, meldingen=self.meldingen, rate=self.rate,
+            accepted=len(by_melding),
+            delivered=len({d for ids in deliveries.values() for d in ids}),
+            lost=len(expected - set(deliveries)),
+            duplicated=sum(len(ids) - 1 for ids in deliveries.values()),
+            redelivered=self.redelivered,
+            unexpected=unexpected,
+            withdrawn=len(withdrawn),
+            retracted=sum(1 for s in self.seen if s["kind"] == "retracted"),
+            not_retracted=len(held & withdrawn),
+            rejected=sum(self.rejections.values()),
+            retried_posts=sum(p.attempts - 1 for p in self.patients),
+            queues_empty=queues_empty, outbox_empty=outbox_empty,
+            recovery_s=round(recovery, 1) if recovery != float("inf") else float("inf"),
+            duration_s=round(time.monotonic() - self._started, 1),
+            fault={**self.fault_info, **({"rejections": dict(self.rejections)} if self.rejections else {})},
+        )
+
+    # -- tear-down ---------------------------------------------------------------------------------------
+
+    async def stop(self) -> dict[str, list[int]]:
+        """SIGTERM every process (graceful), stop the recipients, drop the vhost and databases."""
+        exits: dict[str, list[int]] = {}
+        for label, processes in self.processes.items():
+            for process in processes:
+                if process.process is not None and process.process.poll() is None:
+                    with contextlib.suppress(AssertionError):
+                        await process.terminate()
+                exits[process.label] = process.exits
+                await process.proxy.close()
+        self._stop_recipients.set()
+        await asyncio.gather(*self._recipient_tasks, return_exceptions=True)
+        await self.http.aclose()
+        with contextlib.suppress(Exception):
+            await asyncio.to_thread(rabbitmqctl, "delete_vhost", self.vhost)
+        for url in self.database_urls.values():
+            with contextlib.suppress(Exception):
+                await drop_database(self.environment, url)
+        return exits
+
+
+def report(counts: Counts, path: Path) -> None:
+    """Print the counts and append them to the run's report (docs/reliability.md's table is made from it)."""
+    print(("PASS " if counts.passed else "FAIL ") + counts.line())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as out:
+        out.write(json.dumps({**asdict(counts), "passed": counts.passed}) + "\n")

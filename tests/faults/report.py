@@ -1,0 +1,39 @@
+"""The fault suite's counts as the Markdown table of docs/reliability.md.
+
+    uv run python -m tests.faults.report [var/faults/report.jsonl]
+
+Each scenario's most recent result in the file is shown, in scenario order.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+COLUMNS = ["accepted", "delivered", "lost", "duplicated", "redelivered", "unexpected", "withdrawn", "retracted",
+           "not_retracted", "retried_posts", "recovery_s"]
+
+
+def table(path: Path) -> str:
+    latest: dict[str, dict] = {}
+    for line in path.read_text().splitlines():
+        if line.strip():
+            row = json.loads(line)
+            latest[row["scenario"]] = row
+    head = ["scenario", *COLUMNS, "queues empty", "result"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for name in sorted(latest, key=lambda n: int(n.split()[0]) if n.split()[0].isdigit() else 99):
+        row = latest[name]
+        cells = [name, *(str(row[c]) for c in COLUMNS), "yes" if row["queues_empty"] and row["outbox_empty"] else "no",
+                 "pass" if row["passed"] else "**FAIL**"]
+        lines.append("| " + " | ".join(cells) + " |")
+    first = next(iter(latest.values()), {})
+    lines.append("")
+    lines.append(f"{first.get('meldingen', '?')} meldingen per scenario at {first.get('rate', '?')}/s, "
+                 f"database: {first.get('backend', '?')}.")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    print(table(Path(sys.argv[1] if len(sys.argv) > 1 else "var/faults/report.jsonl")))

@@ -1,0 +1,125 @@
+"""What the reliability guarantees rest on, each shown on its own: a silent broker is noticed, a database
+outage is waited out (never dead-lettered, never a 500), and PostgreSQL keeps its commits durable."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+import uuid
+
+import aio_pika
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
+
+from services.consent.config import ConsentSettings
+from services.consent.main import create_app as create_consent_app
+from shared.db import Database
+from shared.messaging.broker import Broker
+from shared.messaging.consumer import IdempotentConsumer, IncomingEvent
+from shared.messaging.topology import DEAD_LETTER_QUEUE, EVENTS_EXCHANGE
+from tests.support import BACKEND, RunEnvironment, TcpProxy, Tokens, _free_port, running, scratch_vhost
+
+
+async def test_a_silent_broker_is_noticed_within_30_seconds_and_the_connection_comes_back(
+    environment: RunEnvironment,
+) -> None:
+    proxy = TcpProxy()
+    await proxy.open()
+    broker = Broker(environment.amqp_url_via(proxy.port), client_name="kansrijk-test-heartbeat")
+    try:
+        await broker.connect(attempts=3)
+        assert broker.is_connected
+        proxy.blackhole()  # the link goes dead without a FIN or RST: only heartbeats can tell
+        started = time.monotonic()
+        while broker.is_connected and time.monotonic() - started < 45:
+            await asyncio.sleep(0.25)
+        noticed = time.monotonic() - started
+        assert not broker.is_connected and noticed <= 30, f"a dead broker went unnoticed for {noticed:.0f}s"
+
+        proxy.restore()
+        proxy.reset()  # what is left of the dead connections goes; the robust connection dials again
+        started = time.monotonic()
+        while not broker.is_connected and time.monotonic() - started < 30:
+            await asyncio.sleep(0.25)
+        assert broker.is_connected, "the connection did not come back after the link was restored"
+        channel = await broker.channel()
+        await channel.default_exchange.publish(aio_pika.Message(b"{}"), routing_key="no-such-queue", timeout=5)
+    finally:
+        await broker.close()
+        await proxy.close()
+
+
+async def test_a_request_while_the_database_is_away_is_a_503_with_retry_after(
+    environment: RunEnvironment, tokens: Tokens,
+) -> None:
+    nowhere = f"postgresql+asyncpg://postgres@127.0.0.1:{_free_port()}/kansrijk"
+    app = create_consent_app(ConsentSettings(data_dir=environment.data_dir, amqp_url=environment.amqp_url,
+                                             database_url=nowhere), run_workers=False)
+    async with running(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                               base_url="http://consent") as client:
+        response = await client.post("/v1/consents", headers=tokens.bearer(scopes="consent:write"), json={
+            "patient": {"bsn": "999999990"}, "recipient_types": ["jgz"], "method": "verbal",
+            "given_at": "2026-11-01"})
+        assert response.status_code == 503, response.text
+        assert response.headers["content-type"] == "application/problem+json"
+        assert response.headers["retry-after"] == "2"
+        assert response.json()["type"] == "urn:kansrijk:problem:unavailable"
+        assert "999999990" not in response.text
+        assert (await client.get("/health/ready")).status_code == 503
+
+
+async def test_a_consumer_waits_out_a_database_outage_instead_of_dead_lettering(environment: RunEnvironment) -> None:
+    """Longer than five backed-off deliveries would last: the message must not reach the dead letters."""
+    from services.melding.adapters.orm import processed_messages
+
+    database = Database(environment.database_urls["melding"])
+    outage_ends = time.monotonic() + 9
+    applied: list[str] = []
+
+    async def handler(uow, event: IncomingEvent) -> None:  # noqa: ANN001
+        if time.monotonic() < outage_ends:
+            raise OperationalError("SELECT 1", {}, ConnectionResetError("the database system is shutting down"))
+        applied.append(event.message_id)
+
+    async with scratch_vhost(environment, "db-outage") as amqp_url:
+        broker = Broker(amqp_url, client_name="kansrijk-test-db-outage")
+        consumer = IdempotentConsumer(database, broker, processed_messages, name=f"test-{uuid.uuid4().hex[:6]}",
+                                      queue="kansrijk.test.db-outage", exchange=EVENTS_EXCHANGE,
+                                      handlers={"test.happened": handler})
+        stop = asyncio.Event()
+        task = asyncio.create_task(consumer.run(stop))
+        try:
+            await consumer.declare()
+            channel = await broker.channel()
+            exchange = await channel.get_exchange(EVENTS_EXCHANGE, ensure=False)
+            message_id = str(uuid.uuid4())
+            await exchange.publish(aio_pika.Message(json.dumps({}).encode(), message_id=message_id, type="test.happened",
+                                                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                                   routing_key="test.happened")
+            for _ in range(200):
+                if applied:
+                    break
+                await asyncio.sleep(0.1)
+            assert applied == [message_id]
+            dead = await channel.declare_queue(DEAD_LETTER_QUEUE, passive=True)
+            assert dead.declaration_result.message_count == 0
+        finally:
+            stop.set()
+            await task
+            await broker.close()
+            await database.dispose()
+
+
+@pytest.mark.postgres_only
+async def test_postgresql_commits_are_durable_on_every_service_connection(environment: RunEnvironment) -> None:
+    assert BACKEND == "postgresql"
+    for url in environment.database_urls.values():
+        database = Database(url)
+        try:
+            async with database.engine.connect() as connection:
+                assert (await connection.execute(text("SHOW synchronous_commit"))).scalar_one() == "on"
+        finally:
+            await database.dispose()
