@@ -165,7 +165,8 @@ def token(
     org_type: Annotated[str, typer.Option(help=", ".join(sorted(ORG_TYPES)))],
     scope: Annotated[str, typer.Option(help=f"space-separated scopes: {' '.join(SCOPES)}")],
     sub: Annotated[str, typer.Option(help="the acting user or system")] = "dev-user",
-    ttl: Annotated[int, typer.Option(help="lifetime in seconds")] = 3600,
+    ttl: Annotated[int, typer.Option(help="lifetime in seconds (at most 12 hours)", min=1,
+                                     max=MAX_TOKEN_LIFETIME_SECONDS)] = 3600,
 ) -> None:
     """Print a signed development JWT that services running with the development settings accept."""
     if org_type not in ORG_TYPES:

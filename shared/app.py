@@ -11,10 +11,11 @@ from typing import Any
 
 import structlog
 from fastapi import APIRouter, FastAPI
+from fastapi.routing import APIRoute
 from fastapi.openapi.utils import get_openapi
 from sqlalchemy import Table
 
-from shared.auth import ServiceTokens, TokenVerifier
+from shared.auth import ServiceTokens, TokenVerifier, required_scopes
 from shared.clients.consent import ConsentClient
 from shared.db import Database
 from shared.messaging.broker import Broker
@@ -147,13 +148,12 @@ def create_service_app(
     app.state.settings = settings
     install_problem_handlers(app)
     install_observability(app, runtime.metrics)
+    app.state.routers = routers
     for router in routers:
         app.include_router(router)
     return app
 
 
-def _document_problems_as_problem_json(app: FastAPI) -> None:
-    """FastAPI files a response model under application/json; errors are sent as problem+json, so say so."""
 async def _finish(tasks: list[asyncio.Task[None]], timeout: float) -> None:
     """Wait for workers that were told to stop; cancel what is still running after `timeout`."""
     if not tasks:
@@ -167,11 +167,22 @@ async def _finish(tasks: list[asyncio.Task[None]], timeout: float) -> None:
             log.error("worker_failed", error_type=type(task.exception()).__name__)
 
 
+def _document_problems_as_problem_json(app: FastAPI) -> None:
+    """FastAPI files a response model under application/json; errors are sent as problem+json, so say so."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             schema = get_openapi(title=app.title, version=app.version, description=app.description,
                                  routes=app.routes, tags=app.openapi_tags)
+            # Each operation names the scope its token needs, read from the route's own dependencies: the
+            # authorisation-matrix test holds every /v1/ route to it, and integrators see it in /docs.
+            for route in (r for router in app.state.routers for r in router.routes):
+                if isinstance(route, APIRoute) and route.include_in_schema and (
+                        scopes := required_scopes(route.dependant)):
+                    for method in route.methods:
+                        operation = schema.get("paths", {}).get(route.path_format, {}).get(method.lower())
+                        if operation is not None:
+                            operation["x-required-scope"] = " ".join(sorted(scopes))
             for item in schema.get("paths", {}).values():
                 for operation in item.values():
                     for status, response in operation.get("responses", {}).items():

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import os
 import time
 import uuid
@@ -27,8 +28,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from jose import jwt
-from jose.exceptions import ExpiredSignatureError, JWTClaimsError, JWTError
+from jose import jwk, jwt
+from jose.exceptions import ExpiredSignatureError, JWKError, JWTClaimsError, JWTError
 
 from shared.errors import Forbidden, Unauthorized, Unavailable
 from shared.settings import ServiceSettings
@@ -42,6 +43,7 @@ SCOPES = (
     "delivery:read", "delivery:write", "routing:admin", "audit:read",
 )  # fmt: skip
 CLOCK_LEEWAY_SECONDS = 30
+MAX_TOKEN_LIFETIME_SECONDS = 12 * 3600  # exp - iat: a token for a working day at most
 JWKS_MIN_REFETCH_SECONDS = 30.0
 
 
@@ -174,6 +176,7 @@ class TokenVerifier:
         self._jwks: dict[str, Any] = {}
         self._jwks_fetched_at = float("-inf")
         self._http = http
+        self._parsed: dict[tuple[str, str], Any] = {}
         if settings.jwt_public_key:
             text = settings.jwt_public_key
             pem = text if text.lstrip().startswith("-----BEGIN") else Path(text).read_text()
@@ -206,6 +209,16 @@ class TokenVerifier:
             return [self._jwks[kid]] if kid in self._jwks else []
         return [*self._jwks.values(), *self._static_keys]
 
+    def _key_object(self, key: Any, algorithm: str) -> Any:
+        """The key parsed once per key and algorithm (parsing a PEM on every request costs more than verifying)."""
+        cache_key = (json.dumps(key, sort_keys=True) if isinstance(key, dict) else str(key), algorithm)
+        if cache_key not in self._parsed:
+            try:
+                self._parsed[cache_key] = jwk.construct(key, algorithm)
+            except JWKError:
+                self._parsed[cache_key] = key  # not a key for this algorithm: decoding with it fails as before
+        return self._parsed[cache_key]
+
     async def verify(self, token: str) -> Principal:
         try:
             header = jwt.get_unverified_header(token)
@@ -220,12 +233,12 @@ class TokenVerifier:
             try:
                 claims = jwt.decode(
                     token,
-                    key,
+                    self._key_object(key, algorithm),
                     algorithms=[algorithm],
                     audience=self.audience,
                     issuer=self.issuer,
-                    options={"require_exp": True, "require_iss": True, "require_aud": True,
-                             "leeway": CLOCK_LEEWAY_SECONDS},
+                    options={"require_exp": True, "require_iat": True, "require_iss": True, "require_aud": True,
+                             "verify_nbf": True, "leeway": CLOCK_LEEWAY_SECONDS},
                 )
                 break
             except ExpiredSignatureError as exc:
@@ -236,7 +249,20 @@ class TokenVerifier:
                 continue  # signature did not verify with this key; try the next
         if claims is None:
             raise Unauthorized("the token's signature does not verify against a trusted key")
+        _check_lifetime(claims)
         return _principal_from_claims(claims, token)
+
+
+def _check_lifetime(claims: dict[str, Any]) -> None:
+    """`iat` not in the future and the token not issued for longer than MAX_TOKEN_LIFETIME_SECONDS
+    (python-jose checks `exp` and `nbf`, and only the type of `iat`)."""
+    issued, expires = claims.get("iat"), claims.get("exp")
+    if not isinstance(issued, int) or not isinstance(expires, int):
+        raise Unauthorized("the token's iat and exp must be numeric dates")
+    if issued > time.time() + CLOCK_LEEWAY_SECONDS:
+        raise Unauthorized("the token is issued in the future")
+    if expires - issued > MAX_TOKEN_LIFETIME_SECONDS:
+        raise Unauthorized("the token lives longer than the platform accepts (12 hours)")
 
 
 def _principal_from_claims(claims: dict[str, Any], token: str) -> Principal:
@@ -250,8 +276,6 @@ def _principal_from_claims(claims: dict[str, Any], token: str) -> Principal:
 
 def jwks_document(keys: list[SigningKey]) -> dict[str, Any]:
     """A JWKS for the given keys (what an issuer publishes; used by tests and the dev tooling)."""
-    from jose import jwk
-
     out = []
     for key in keys:
         entry = jwk.construct(key.public_pem.decode(), key.algorithm).to_dict()
@@ -287,5 +311,14 @@ def require_scope(scope: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
         return principal
 
     dependency.__name__ = f"require_{scope.replace(':', '_')}"
+    dependency.required_scope = scope  # type: ignore[attr-defined]  # shown in OpenAPI as x-required-scope
     return dependency
+
+
+def required_scopes(dependant: Any) -> set[str]:
+    """The scopes a route's dependencies demand (from `require_scope`), searched through the whole tree."""
+    found = {getattr(dependant.call, "required_scope", None)} - {None}
+    for sub in dependant.dependencies:
+        found |= required_scopes(sub)
+    return found  # type: ignore[return-value]
 

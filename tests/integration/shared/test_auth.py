@@ -199,3 +199,27 @@ def test_production_refuses_placeholder_secrets(tmp_path: object) -> None:
         production_settings(tmp_path)
     # development accepts the local defaults
     assert ServiceSettings(amqp_url="amqp://guest:guest@localhost/").is_development
+
+
+@pytest.mark.parametrize("case", ["lifetime over 12 hours", "issued in the future", "not yet valid", "without iat"])
+async def test_token_lifetime_iat_and_nbf_are_honoured(tmp_path: object, case: str) -> None:
+    key = es256_key()
+    verifier = TokenVerifier(production_settings(tmp_path, jwt_public_key=key.public_pem.decode()))
+    now = int(time.time())
+    overrides: dict[str, object] = {
+        "lifetime over 12 hours": {"iat": now, "exp": now + 12 * 3600 + 120},
+        "issued in the future": {"iat": now + 600, "exp": now + 900},
+        "not yet valid": {"nbf": now + 600},
+        "without iat": {"iat": None},
+    }[case]
+    values = claims(iss="https://issuer.example", **overrides)
+    values = {k: v for k, v in values.items() if v is not None}
+    from jose import jwt
+
+    token = jwt.encode(values, key.private_pem.decode(), algorithm=key.algorithm, headers={"kid": key.kid})
+    with pytest.raises(Unauthorized):
+        await verifier.verify(token)
+    # the same token within the limits is accepted: the check above is about the one claim
+    fine = jwt.encode(claims(iss="https://issuer.example"), key.private_pem.decode(), algorithm=key.algorithm,
+                      headers={"kid": key.kid})
+    assert (await verifier.verify(fine)).org_id == "12345678"

@@ -1,0 +1,90 @@
+"""Authorisation that cannot be forgotten: every /v1/ route of every service, read from its own OpenAPI
+document, refuses a request without a token (401), with a token lacking the route's scope (403) and, for
+a route addressing an organisation's own resource, a token of another organisation (404).
+
+A route added without its `require_scope` dependency has no `x-required-scope` and answers without a
+token: this test fails for it.
+"""
+
+from __future__ import annotations
+
+import string
+import uuid
+
+import httpx
+
+from shared.auth import SCOPES
+from tests.e2e.flow import (
+    SENDER, eventually, melding_body, new_org_id, put_gemeente, put_organisation, record_consent, recipient, send,
+)
+from tests.support import Tokens
+
+# Path parameters naming a resource that belongs to one organisation, and the kind of organisation owning it.
+OWNED = {"consent_id": "verloskundige", "melding_id": "verloskundige", "delivery_id": "jgz"}
+# What an otherwise valid request sends, so that the answer is about who asks, not about the body.
+VALID_BODIES = {("post", "/v1/deliveries/{delivery_id}/status"): {"status": "received"}}
+
+
+def org_type_for(scope: str) -> str:
+    if scope.startswith("delivery:"):
+        return "jgz"
+    if scope in ("routing:admin", "audit:read"):
+        return "operator"
+    if scope == "consent:check":
+        return "service"
+    return "verloskundige"
+
+
+async def _resources_of_one_organisation(system: dict[str, httpx.AsyncClient], tokens: Tokens) -> dict[str, str]:
+    await put_gemeente(system, tokens, "GM0363", "Amsterdam", [("1011", "1109")])
+    jgz = new_org_id()
+    await put_organisation(system, tokens, jgz, "jgz", gemeenten=["GM0363"])
+    consent_id = await record_consent(system, tokens, types=["jgz"])
+    sent = await send(system, tokens, melding_body(consent_id, recipient_types=["jgz"]))
+    assert sent.status_code == 202, sent.text
+
+    async def delivery() -> str | None:
+        page = (await system["routing"].get("/v1/deliveries", headers=recipient(tokens, jgz))).json()
+        return page["items"][0]["delivery_id"] if page.get("items") else None
+
+    return {"consent_id": consent_id, "melding_id": sent.json()["id"], "delivery_id": await eventually(delivery),
+            "code": "GM0363", "org_id": jgz, "dead_letter_id": str(uuid.uuid4())}
+
+
+async def test_every_route_needs_a_token_its_scope_and_the_callers_own_resource(
+    system: dict[str, httpx.AsyncClient], tokens: Tokens
+) -> None:
+    ids = await _resources_of_one_organisation(system, tokens)
+    checked: list[str] = []
+    for service, client in system.items():
+        spec = (await client.get("/openapi.json")).json()
+        for path, item in spec["paths"].items():
+            if not path.startswith("/v1/"):
+                continue
+            for method, operation in item.items():
+                where = f"{service}: {method.upper()} {path}"
+                scope = operation.get("x-required-scope")
+                assert scope, f"{where} has no scope dependency (require_scope): anyone could call it"
+                params = {name for _, name, _, _ in string.Formatter().parse(path) if name}
+                url = path.format(**{name: ids[name] for name in params})
+                body = VALID_BODIES.get((method, path))
+
+                anonymous = await client.request(method, url, json=body)
+                assert anonymous.status_code == 401, f"{where} without a token: {anonymous.status_code}"
+
+                org_type = org_type_for(scope)
+                owner = SENDER if org_type == "verloskundige" else ids["org_id"] if org_type == "jgz" else "ops"
+                others = " ".join(s for s in SCOPES if s not in scope.split())
+                lacking = await client.request(method, url, json=body, headers=tokens.bearer(
+                    org_id=owner, org_type=org_type, scopes=others))
+                assert lacking.status_code == 403, f"{where} without {scope}: {lacking.status_code}"
+
+                owned = params & OWNED.keys()
+                if owned and scope != "routing:admin":
+                    stranger = tokens.bearer(org_id=new_org_id(), org_type=OWNED[owned.pop()], scopes=scope)
+                    foreign = await client.request(method, url, json=body, headers=stranger)
+                    assert foreign.status_code == 404, f"{where} by another organisation: {foreign.status_code}"
+                checked.append(where)
+    # Every service's routes were seen, the owned-resource routes among them.
+    assert {w.split(":")[0] for w in checked} == set(system)
+    assert any("{delivery_id}" in w for w in checked) and any("{melding_id}" in w for w in checked)
