@@ -2,7 +2,9 @@
 
 Take each message from the organisation's queue, drop duplicates by `message_id` (delivery is
 at-least-once), keep the melding (here: show it), ack, and report `received` to the routing service.
-On `melding.retracted`, delete what is held of that melding.
+On `melding.retracted`, delete what is held of that melding — and remember the retraction: with several
+relays publishing at once a retraction can overtake its delivery, and a delivery that arrives after its
+retraction must not be kept.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ class ReferenceRecipient:
         self.report_attempts = report_attempts
         self.seen: set[str] = set()  # a real recipient keeps these with the melding, durably
         self.held: dict[str, dict[str, Any]] = {}
+        self.retracted: set[str] = set()  # delivery ids; durably, like `seen`
         self.consuming = asyncio.Event()
 
     async def run(self, *, count: int | None = None, idle_timeout: float | None = None,
@@ -100,15 +103,19 @@ class ReferenceRecipient:
             await message.ack()
             return
         body = json.loads(message.body)
+        overtaken = message.type == "melding.delivered" and body["delivery_id"] in self.retracted
         if message.type == "melding.retracted":
+            self.retracted.add(body["delivery_id"])
             self.held.pop(body["melding_id"], None)
             self.show("retracted", body)
+        elif overtaken:  # its retraction came first: the consent was withdrawn, nothing is kept
+            self.show("dropped-retracted", {"delivery_id": body["delivery_id"], "melding_id": body["melding_id"]})
         else:
             self.held[body["melding_id"]] = body
             self.show("delivered", body)
         self.seen.add(message_id)
         await message.ack()
-        if message.type == "melding.delivered":
+        if message.type == "melding.delivered" and not overtaken:
             await self.report_received(http, body["delivery_id"])
 
     async def report_received(self, http: httpx.AsyncClient, delivery_id: str) -> None:
