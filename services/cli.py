@@ -16,16 +16,17 @@ from rich.console import Console
 from services.registry import SERVICES
 from shared import migrations
 from shared.auth import MAX_TOKEN_LIFETIME_SECONDS, ORG_TYPES, SCOPES, issue_token, load_or_create_dev_key
+from shared.crypto import cipher_for
 from shared.settings import ServiceSettings
 
 app = typer.Typer(help="Kansrijke Start meldingen: consent-checked meldingen to JGZ and wijkteams.",
                   no_args_is_help=True, add_completion=False)
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # one line per finding, whatever the width: operators grep it
 
 ServiceName = Annotated[str, typer.Argument(help=f"one of: {', '.join(SERVICES)}")]
 
 
-def _migrate_when_reachable(name: str, database_url: str) -> None:
+def _migrate_when_reachable(name: str, settings: Any) -> None:
     """Apply the migrations, waiting (with backoff) for a database that is not up yet: services may start
     in any order, and one that comes up before its database waits for it instead of crashing."""
     from tenacity import Retrying, retry_if_exception, wait_exponential
@@ -39,7 +40,7 @@ def _migrate_when_reachable(name: str, database_url: str) -> None:
     for attempt in Retrying(retry=retry_if_exception(is_database_unavailable), wait=wait_exponential(0.5, max=10),
                             before_sleep=tell, reraise=True):
         with attempt:
-            migrations.upgrade(name, database_url)
+            migrations.upgrade(name, settings.database_url, cipher=cipher_for(settings))
 
 
 def _entry(name: str):  # noqa: ANN202 - typer callback helper
@@ -59,9 +60,10 @@ def migrate(
     for name in names:
         settings = SERVICES[name].settings()
         if down:
-            migrations.downgrade(name, settings.database_url, "base" if revision == "head" else revision)
+            migrations.downgrade(name, settings.database_url, "base" if revision == "head" else revision,
+                                 cipher=cipher_for(settings))
         else:
-            migrations.upgrade(name, settings.database_url, revision)
+            migrations.upgrade(name, settings.database_url, revision, cipher=cipher_for(settings))
         err.print(f"[green]✓[/] {name}: migrated {'down to' if down else 'to'} {revision if not down or revision != 'head' else 'base'}")
 
 
@@ -82,7 +84,7 @@ def serve(
     overrides = {k: v for k, v in {"port": port, "host": host}.items() if v is not None}
     settings: ServiceSettings = entry.settings(**overrides)
     if migrate_first:
-        _migrate_when_reachable(entry.name, settings.database_url)
+        _migrate_when_reachable(entry.name, settings)
     application = entry.app_factory()(settings, run_workers=workers)
     # Logging is configured by the app (JSON lines); uvicorn's own config would replace it.
     uvicorn.run(application, host=settings.host, port=settings.port, log_config=None,
@@ -100,7 +102,7 @@ def worker(
     entry = _entry(service)
     settings: ServiceSettings = entry.settings()
     if migrate_first:
-        _migrate_when_reachable(entry.name, settings.database_url)
+        _migrate_when_reachable(entry.name, settings)
     application = entry.app_factory()(settings)
 
     async def run() -> None:
@@ -119,7 +121,7 @@ def worker(
 def up() -> None:
     """Apply every service's migrations, then run all services until Ctrl-C / SIGTERM stops them all."""
     for name, entry in SERVICES.items():
-        _migrate_when_reachable(name, entry.settings().database_url)
+        _migrate_when_reachable(name, entry.settings())
     children: dict[str, subprocess.Popen[bytes]] = {}
     stopping = False
 
@@ -201,11 +203,11 @@ def directory_load(
     from shared.db import Database
 
     settings = SERVICES["routing"].settings()
-    migrations.upgrade("routing", settings.database_url)
+    migrations.upgrade("routing", settings.database_url, cipher=cipher_for(settings))
     label = edition or f"{gemeenten.name} {time.strftime('%Y-%m-%d', time.localtime(gemeenten.stat().st_mtime))}"
 
     async def load() -> None:
-        database = Database(settings.database_url)
+        database = Database(settings.database_url, cipher=cipher_for(settings))
         try:
             report = await load_cbs(database, gemeenten_file=gemeenten, postcodes_file=postcodes, edition=label)
         finally:
@@ -268,6 +270,80 @@ def consume(
     except KeyboardInterrupt:
         return
     err.print(f"{handled} message(s) handled")
+
+
+audit_app = typer.Typer(help="The audit log (NEN 7513) of every service.", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+def _services_or_all(names: list[str] | None) -> list[str]:
+    chosen = names or list(SERVICES)
+    unknown = [n for n in chosen if n not in SERVICES]
+    if unknown:
+        err.print(f"[red]✗[/] unknown service(s): {', '.join(unknown)}; one of: {', '.join(SERVICES)}")
+        raise typer.Exit(2)
+    return chosen
+
+
+async def _with_database(name: str, work: Any) -> Any:
+    from shared.db import Database
+
+    settings = SERVICES[name].settings()
+    database = Database(settings.database_url, cipher=cipher_for(settings))
+    try:
+        return await work(database, settings)
+    finally:
+        await database.dispose()
+
+
+@audit_app.command("verify")
+def audit_verify(services: Annotated[list[str] | None, typer.Argument(help="default: all three")] = None) -> None:
+    """Walk each service's audit hash chain; exit 1 if a record was changed, removed or reordered."""
+    import asyncio
+    from importlib import import_module
+
+    from shared.audit import verify
+
+    broken = False
+    for name in _services_or_all(services):
+        tables = import_module(f"services.{name}.adapters.orm").audit
+        report = asyncio.run(_with_database(name, lambda db, _s, t=tables, n=name: verify(db, t, n)))
+        if report.intact:
+            span = f"records {report.first_seq}..{report.last_seq}" if report.records else "no records yet"
+            err.print(f"[green]✓[/] {name}: chain intact, {report.records} record(s) ({span})")
+        else:
+            broken = True
+            err.print(f"[red]✗[/] {name}: {len(report.problems)} problem(s) in {report.records} record(s)")
+            for problem in report.problems[:50]:
+                err.print(f"    {problem}")
+    if broken:
+        raise typer.Exit(1)
+
+
+@app.command()
+def purge(
+    services: Annotated[list[str] | None, typer.Argument(help="default: all three")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="only count what would be removed")] = False,
+) -> None:
+    """Remove what retention lets go of now (the workers do this every hour): personal data of meldingen
+    past their purpose, old consents, audit records past five years, spent outbox/dedup/idempotency rows."""
+    import asyncio
+    from importlib import import_module
+
+    from shared.retention import prune
+
+    for name in _services_or_all(services):
+        worker = import_module(f"services.{name}.worker")
+        retention = import_module(f"services.{name}.service_layer.retention")
+
+        async def run(database: Any, settings: Any, worker: Any = worker, retention: Any = retention) -> dict[str, int]:
+            counts = await retention.purge(database, settings, dry_run=dry_run)
+            counts.update(await prune(database, worker.rules(settings), dry_run=dry_run))
+            return counts
+
+        counts = asyncio.run(_with_database(name, run))
+        verb = "would remove" if dry_run else "removed"
+        err.print(f"[green]✓[/] {name} {verb}: " + ", ".join(f"{count} {what}" for what, count in counts.items()))
 
 
 @app.command()

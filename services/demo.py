@@ -22,6 +22,7 @@ from services.routing.service_layer.directory import load_cbs
 from services.stack import run_stack
 from shared.auth import issue_token, load_or_create_dev_key
 from shared.clock import today_nl
+from shared.crypto import cipher_for
 from shared.db import Database
 from shared.settings import ServiceSettings
 
@@ -91,7 +92,7 @@ async def run_demo(console: Console) -> None:
     console.print(Panel("Kansrijke Start — one melding from consent to the JGZ's queue", style="bold"))
     async with run_stack(settings) as urls:
         say("Services started", ", ".join(f"{n} {u}" for n, u in urls.items()))
-        directory_db = Database(settings["routing"].database_url)
+        directory_db = Database(settings["routing"].database_url, cipher=cipher_for(settings["routing"]))
         try:
             report = await load_cbs(directory_db, gemeenten_file=SAMPLE / "gemeenten.csv",
                                     postcodes_file=SAMPLE / "pc4_gemeente.csv", edition="sample")

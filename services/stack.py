@@ -10,6 +10,7 @@ import uvicorn
 
 from services.registry import SERVICES
 from shared import migrations
+from shared.crypto import cipher_for
 from shared.settings import ServiceSettings
 
 
@@ -29,7 +30,8 @@ async def run_stack(settings: dict[str, ServiceSettings], *, migrate: bool = Tru
     try:
         for name, service_settings in settings.items():
             if migrate:
-                await asyncio.to_thread(migrations.upgrade, name, service_settings.database_url)
+                await asyncio.to_thread(migrations.upgrade, name, service_settings.database_url,
+                                        cipher=cipher_for(service_settings))
             app = SERVICES[name].app_factory()(service_settings)
             server = _Server(uvicorn.Config(app, host=service_settings.host, port=service_settings.port,
                                             log_config=None, lifespan="on"))

@@ -5,15 +5,21 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
+import httpx
+import structlog
 from fastapi import APIRouter, Depends, Query, Request
-from pydantic import BaseModel, Field
-from sqlalchemy import Table
+from pydantic import BaseModel, ConfigDict, Field
 
-from shared.audit import list_records
+from shared.audit import ACTIONS, AuditQuery, AuditTables, list_records, record_access
 from shared.auth import Principal, require_scope
 from shared.clients.consent import ConsentClient
 from shared.db import Database
+from shared.errors import Unavailable
+from shared.identifiers import Bsn
+from shared.observability import REQUEST_ID_HEADER
 from shared.problems import problem_responses
+
+log = structlog.get_logger(__name__)
 
 RecipientType = Literal["jgz", "wijkteam"]
 
@@ -40,43 +46,140 @@ ConsentClientDep = Annotated[ConsentClient, Depends(consent_client)]
 
 class AuditRecord(BaseModel):
     id: str
+    seq: int = Field(description="position in this service's hash chain")
     at: datetime
-    service: str
+    service: str = Field(examples=["melding"])
     actor_sub: str
     actor_org_id: str
     actor_org_type: str
-    action: str = Field(examples=["read"])
-    resource_type: str = Field(examples=["consent"])
+    action: str = Field(examples=["read"], description="one of: " + ", ".join(ACTIONS))
+    resource_type: str = Field(examples=["melding"])
     resource_id: str | None
     patient_bsn: str | None
     outcome: str = Field(examples=["success"])
+    consent_checked: bool | None = Field(description="whether a consent check passed (null: none was made)")
     request_id: str | None
+    prev_hash: str
+    hash: str
 
 
 class AuditPage(BaseModel):
     items: list[AuditRecord]
+    next: str | None = Field(None, description="`after` value for the next page, if there is one")
 
 
-def audit_router(table: Table) -> APIRouter:
-    """`GET /v1/audit` over a service's own audit log."""
+class AuditSearch(BaseModel):
+    """Who accessed this patient's data, across the consent, melding and routing services."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"bsn": "999999990"}]})
+
+    bsn: Bsn
+    since: datetime | None = None
+    until: datetime | None = None
+    services: list[Literal["consent", "melding", "routing"]] | None = Field(
+        None, description="only these services' logs (default: all three)")
+
+
+class AuditSearchResult(BaseModel):
+    items: list[AuditRecord] = Field(description="every service's records for the patient, oldest first")
+    services: list[str] = Field(description="the services whose logs were searched")
+
+
+AUDIT_SEARCH_LIMIT = 10_000
+Auditor = Annotated[Principal, Depends(require_scope("audit:read"))]
+AuditAction = Literal[ACTIONS]  # type: ignore[valid-type]
+
+
+def audit_router(tables: AuditTables) -> APIRouter:
+    """`GET /v1/audit` and `POST /v1/audit/_search` over a service's own audit log (and its peers')."""
     router = APIRouter(tags=["audit"])
 
     @router.get(
         "/v1/audit",
         response_model=AuditPage,
         summary="Read the audit log",
-        description="One record per access to personal data (the fields of NEN 7513), oldest first. "
-        "Append-only. Needs the scope `audit:read`.",
+        description="One record per access to personal data (the fields of NEN 7513), in the order written "
+        "(`seq`), each with the hash of the one before it. Append-only. Filter by time range, acting "
+        "organisation and action; page with `after`. Needs the scope `audit:read`; the read is audited too.",
         responses=problem_responses("validation"),
     )
     async def read_audit(
         request: Request,
-        _: Annotated[Principal, Depends(require_scope("audit:read"))],
+        principal: Auditor,
+        request_id: RequestId,
         since: Annotated[datetime | None, Query(description="only records at or after this time")] = None,
+        until: Annotated[datetime | None, Query(description="only records before this time")] = None,
+        org_id: Annotated[str | None, Query(description="only accesses by this organisation", max_length=64)] = None,
+        action: Annotated[AuditAction | None, Query(description="only this action")] = None,
+        after: Annotated[int | None, Query(ge=0, description="continue after this `seq` (from `next`)")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> AuditPage:
-        async with request.app.state.database.unit_of_work() as uow:
-            records = await list_records(uow, table, since=since, limit=limit)
-        return AuditPage(items=[AuditRecord(**r) for r in records])
+        database: Database = request.app.state.database
+        query = AuditQuery(since=since, until=until, org_id=org_id, action=action, after_seq=after, limit=limit + 1)
+        async with database.unit_of_work() as uow:
+            records = await list_records(uow, tables, query)
+            record_access(uow, tables, service=_service(request), principal=principal, action="read",
+                          resource_type="audit_log", resource_id=None, patient_bsn=None, request_id=request_id)
+            await uow.commit()
+        more = len(records) > limit
+        records = records[:limit]
+        return AuditPage(items=[AuditRecord(**r) for r in records],
+                         next=str(records[-1]["seq"]) if more and records else None)
+
+    @router.post(
+        "/v1/audit/_search",
+        response_model=AuditSearchResult,
+        summary="Who accessed this patient's data?",
+        description="Every audit record naming the patient, from the consent, melding and routing services "
+        "(this service asks the others with the caller's token), oldest first. The BSN travels in the body, "
+        "never in a URL. The search is audited in each service. 503 if a service's log cannot be read: an "
+        "incomplete answer to this question would mislead. Needs the scope `audit:read`.",
+        responses=problem_responses("validation", "unavailable"),
+    )
+    async def search_audit(request: Request, principal: Auditor, request_id: RequestId,
+                           body: AuditSearch) -> AuditSearchResult:
+        me = _service(request)
+        wanted = body.services or ["consent", "melding", "routing"]
+        items: list[AuditRecord] = []
+        if me in wanted:
+            database: Database = request.app.state.database
+            query = AuditQuery(since=body.since, until=body.until, patient_ref=database.cipher.bsn_ref(body.bsn),
+                               limit=AUDIT_SEARCH_LIMIT)
+            async with database.unit_of_work() as uow:
+                items += [AuditRecord(**r) for r in await list_records(uow, tables, query)]
+                record_access(uow, tables, service=me, principal=principal, action="search",
+                              resource_type="audit_log", resource_id=None, patient_bsn=body.bsn,
+                              request_id=request_id)
+                await uow.commit()
+        peers: dict[str, str] = request.app.state.runtime.settings.audit_peers
+        for peer in (p for p in wanted if p != me):
+            items += await _search_peer(peer, peers.get(peer), request, body, request_id)
+        items.sort(key=lambda r: (r.at, r.service, r.seq))
+        return AuditSearchResult(items=items, services=sorted(wanted))
 
     return router
+
+
+def _service(request: Request) -> str:
+    return request.app.state.runtime.settings.service_name
+
+
+async def _search_peer(peer: str, base_url: str | None, request: Request, body: AuditSearch,
+                       request_id: str | None) -> list[AuditRecord]:
+    if not base_url:
+        raise Unavailable(f"the {peer} service's audit log is not configured (KANSRIJK_AUDIT_PEERS)")
+    headers = {"Authorization": request.headers["authorization"]}
+    if request_id:
+        headers[REQUEST_ID_HEADER] = request_id
+    payload = body.model_copy(update={"services": [peer]}).model_dump(mode="json")
+    try:
+        async with httpx.AsyncClient(base_url=base_url, timeout=15) as client:
+            response = await client.post("/v1/audit/_search", json=payload, headers=headers)
+    except httpx.HTTPError as exc:
+        log.warning("audit_peer_unreachable", peer=peer, error_type=type(exc).__name__)
+        raise Unavailable(f"the {peer} service's audit log could not be searched; retry later") from exc
+    if response.status_code != 200:
+        log.warning("audit_peer_refused", peer=peer, status=response.status_code)
+        raise Unavailable(f"the {peer} service's audit log could not be searched (it answered "
+                          f"{response.status_code}); retry later")
+    return [AuditRecord(**r) for r in response.json()["items"]]

@@ -15,14 +15,16 @@ from fastapi.routing import APIRoute
 from fastapi.openapi.utils import get_openapi
 from sqlalchemy import Table
 
+from shared.audit import AUDIT_RETENTION, AuditTables
 from shared.auth import ServiceTokens, TokenVerifier, required_scopes
 from shared.clients.consent import ConsentClient
+from shared.crypto import cipher_for
 from shared.db import Database
 from shared.messaging.broker import Broker
 from shared.messaging.outbox import OutboxRelay
 from shared.observability import Metrics, configure_logging, install_observability
 from shared.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
-from shared.retention import Retention, pruning_worker
+from shared.retention import Purge, Retention, pruning_worker
 from shared.settings import CallsConsentService, ServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -54,18 +56,25 @@ def attach_consent_client(runtime: ServiceRuntime) -> ConsentClient:
     return client
 
 
-def housekeeping(runtime: ServiceRuntime, *, outbox: Table, processed: Table | None = None,
-                 idempotency: Table | None = None) -> Worker:
-    """The service's pruning of sent outbox rows, old processed-message ids and expired idempotency keys."""
-    settings = runtime.settings
-    rules = [Retention(outbox, outbox.c.sent_at, timedelta(hours=settings.outbox_retention_hours))]
+def retention_rules(settings: ServiceSettings, *, outbox: Table, audit: AuditTables, processed: Table | None = None,
+                    idempotency: Table | None = None) -> list[Retention]:
+    """What a service deletes on a schedule: sent outbox rows, old processed-message ids, expired
+    idempotency keys, and audit records past their five years."""
+    rules = [Retention(outbox, outbox.c.sent_at, timedelta(hours=settings.outbox_retention_hours)),
+             Retention(audit.log, audit.log.c.at, AUDIT_RETENTION)]
     if processed is not None:
         rules.append(Retention(processed, processed.c.processed_at,
                                timedelta(hours=settings.processed_retention_hours)))
     if idempotency is not None:
         rules.append(Retention(idempotency, idempotency.c.created_at,
                                timedelta(hours=settings.idempotency_retention_hours)))
-    return pruning_worker(runtime.database, rules, every_seconds=settings.prune_interval_seconds)
+    return rules
+
+
+def housekeeping(runtime: ServiceRuntime, rules: list[Retention], *, purge: Purge | None = None) -> Worker:
+    """The service's scheduled pruning (`rules`) and purge of personal data that is due (`purge()`)."""
+    return pruning_worker(runtime.database, rules, every_seconds=runtime.settings.prune_interval_seconds,
+                          purge=purge)
 
 
 def outbox_relay(runtime: ServiceRuntime, table: Table) -> OutboxRelay:
@@ -81,7 +90,7 @@ def outbox_relay(runtime: ServiceRuntime, table: Table) -> OutboxRelay:
 def build_runtime(settings: ServiceSettings) -> ServiceRuntime:
     return ServiceRuntime(
         settings=settings,
-        database=Database(settings.database_url),
+        database=Database(settings.database_url, cipher=cipher_for(settings)),
         broker=Broker(settings.amqp_url, client_name=f"kansrijk-{settings.service_name}"),
         metrics=Metrics(settings.service_name),
         verifier=TokenVerifier(settings),

@@ -1,26 +1,62 @@
-"""The audit log (fields of NEN 7513): one append-only record per access to personal data.
+"""The audit log (NEN 7513): one append-only, hash-chained record per access to personal data.
 
-Each record is written in the same transaction as the access it describes, so an access that
-happened is never missing from the log. Nothing updates or deletes audit rows.
+A record is staged on the unit of work and written when it commits, in the same transaction as the
+access it describes: an access that happened is never missing from the log, and one that was rolled
+back leaves none. Accesses that are refused (another organisation's resource, no consent) are written
+by `record_refusal` in a transaction of their own once the refused request's transaction (which rolls
+back) has ended.
+
+Records of one service form a chain: each carries `seq` (1, 2, 3, …), the hash of the previous record
+and its own hash over its fields. Writers take turns on the one-row `audit_chain` head (locked last in
+the transaction, so no lock-order deadlock with the data it describes). Deleting, reordering or editing
+a record breaks the chain, which `verify` (`kansrijk audit verify`) reports. The database refuses
+UPDATE and DELETE on `audit_log` (triggers, see the migrations), except the deletion of records past
+the 5-year retention.
+
+The patient is stored twice: `patient_bsn` encrypted (shown to `audit:read`), `patient_ref` a keyed
+hash (searched by, `POST /v1/audit/_search`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import uuid
-from datetime import datetime
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Column, Index, MetaData, String, Table, select
+from sqlalchemy import Boolean, Column, Index, Integer, MetaData, String, Table, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from shared.auth import Principal
 from shared.clock import now as utcnow
-from shared.db import UnitOfWork, UTCDateTime
+from shared.crypto import EncryptedText, FieldCipher
+from shared.db import Database, UnitOfWork, UTCDateTime
+
+AUDIT_RETENTION = timedelta(days=5 * 365 + 2)  # NEN 7513 / WGBO practice: five years
+GENESIS = "0" * 64
+ACTIONS = ("create", "read", "update", "withdraw", "search", "check", "deliver", "retract", "status-change",
+           "export")  # fmt: skip
+HASHED_FIELDS = ("id", "seq", "at", "service", "actor_sub", "actor_org_id", "actor_org_type", "action",
+                 "resource_type", "resource_id", "patient_ref", "outcome", "consent_checked", "request_id",
+                 "prev_hash")  # fmt: skip
 
 
-def audit_table(metadata: MetaData) -> Table:
-    return Table(
+@dataclass(frozen=True)
+class AuditTables:
+    log: Table
+    chain: Table
+
+
+def audit_tables(metadata: MetaData) -> AuditTables:
+    log = Table(
         "audit_log",
         metadata,
         Column("id", String(36), primary_key=True),
+        Column("seq", Integer, nullable=False, unique=True),
         Column("at", UTCDateTime(), nullable=False),
         Column("service", String(32), nullable=False),
         Column("actor_sub", String(200), nullable=False),
@@ -29,16 +65,43 @@ def audit_table(metadata: MetaData) -> Table:
         Column("action", String(32), nullable=False),
         Column("resource_type", String(32), nullable=False),
         Column("resource_id", String(64), nullable=True),
-        Column("patient_bsn", String(9), nullable=True),
-        Column("outcome", String(32), nullable=False),
+        Column("patient_ref", String(64), nullable=True, comment="keyed hash of the BSN (shared.crypto)"),
+        Column("patient_bsn", EncryptedText("audit_log.patient_bsn"), nullable=True),
+        Column("outcome", String(64), nullable=False),
+        Column("consent_checked", Boolean, nullable=True, comment="whether a consent check passed (NULL: none)"),
         Column("request_id", String(128), nullable=True),
+        Column("prev_hash", String(64), nullable=False),
+        Column("hash", String(64), nullable=False),
         Index("ix_audit_log_at", "at"),
+        Index("ix_audit_log_patient_ref", "patient_ref"),
+        Index("ix_audit_log_actor_org_id", "actor_org_id", "at"),
     )
+    chain = Table(
+        "audit_chain",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=False),
+        Column("seq", Integer, nullable=False),
+        Column("hash", String(64), nullable=False),
+    )
+    return AuditTables(log, chain)
 
 
-async def record_access(
+def record_hash(values: dict[str, Any]) -> str:
+    canonical = {name: values.get(name) for name in HASHED_FIELDS}
+    canonical["at"] = values["at"].isoformat(timespec="microseconds")
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+@dataclass
+class _Staged:
+    tables: AuditTables
+    cipher: FieldCipher
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+
+def record_access(
     uow: UnitOfWork,
-    table: Table,
+    tables: AuditTables,
     *,
     service: str,
     principal: Principal,
@@ -48,19 +111,145 @@ async def record_access(
     patient_bsn: str | None,
     request_id: str | None,
     outcome: str = "success",
+    consent_checked: bool | None = None,
 ) -> None:
-    await uow.session.execute(
-        table.insert().values(
-            id=str(uuid.uuid4()), at=utcnow(), service=service, actor_sub=principal.sub,
-            actor_org_id=principal.org_id, actor_org_type=principal.org_type, action=action,
-            resource_type=resource_type, resource_id=resource_id, patient_bsn=patient_bsn,
-            outcome=outcome, request_id=request_id,
-        )
-    )
+    """Stage one record; it is chained and written when `uow` commits (and dropped if it does not)."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown audit action {action!r}")
+    key = f"audit:{tables.log.name}"
+    staged = uow.staged.get(key)
+    if staged is None:
+        staged = uow.staged[key] = _Staged(tables, uow.database.cipher)
+        uow.before_commit(key, _write_staged)
+    staged.records.append({
+        "id": str(uuid.uuid4()), "at": utcnow(), "service": service, "actor_sub": principal.sub,
+        "actor_org_id": principal.org_id, "actor_org_type": principal.org_type, "action": action,
+        "resource_type": resource_type, "resource_id": resource_id,
+        "patient_ref": staged.cipher.bsn_ref(patient_bsn) if patient_bsn else None, "patient_bsn": patient_bsn,
+        "outcome": outcome[:64], "consent_checked": consent_checked, "request_id": request_id,
+    })
 
 
-async def list_records(uow: UnitOfWork, table: Table, *, since: datetime | None, limit: int) -> list[dict]:
-    query = select(table).order_by(table.c.at, table.c.id).limit(limit)
-    if since is not None:
-        query = query.where(table.c.at >= since)
-    return [dict(row._mapping) for row in await uow.session.execute(query)]
+def record_refusal(uow: UnitOfWork, tables: AuditTables, **fields: Any) -> None:
+    """Record a refused access in a transaction of its own once `uow` has ended: the refused request's
+    transaction rolls back, and must not hold its locks while the record is written."""
+
+    async def write() -> None:
+        async with uow.database.unit_of_work() as own:
+            record_access(own, tables, **fields)
+            await own.commit()
+
+    uow.after_close(write)
+
+
+async def _write_staged(uow: UnitOfWork, key: str) -> None:
+    staged: _Staged = uow.staged.pop(key)
+    log, chain = staged.tables.log, staged.tables.chain
+    session = uow.session
+    head = (await session.execute(select(chain).where(chain.c.id == 1).with_for_update())).first()
+    if head is None:  # a new (or emptied) log: create the head; of two first writers one creates it
+        insert = pg_insert if uow.database.engine.dialect.name == "postgresql" else sqlite_insert
+        await session.execute(insert(chain).values(id=1, seq=0, hash=GENESIS).on_conflict_do_nothing())
+        head = (await session.execute(select(chain).where(chain.c.id == 1).with_for_update())).one()
+    seq, previous = head.seq, head.hash
+    for record in staged.records:
+        seq += 1
+        record.update(seq=seq, prev_hash=previous)
+        record["hash"] = previous = record_hash(record)
+    await session.execute(log.insert(), staged.records)
+    await session.execute(update(chain).where(chain.c.id == 1).values(seq=seq, hash=previous))
+
+
+# --- reading -------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class AuditQuery:
+    since: datetime | None = None
+    until: datetime | None = None
+    org_id: str | None = None
+    action: str | None = None
+    patient_ref: str | None = None
+    after_seq: int | None = None
+    limit: int = 100
+
+
+async def list_records(uow: UnitOfWork, tables: AuditTables, query: AuditQuery) -> list[dict[str, Any]]:
+    """Records matching `query`, oldest first (`seq` order), at most `query.limit`."""
+    log = tables.log
+    statement = select(log).order_by(log.c.seq).limit(query.limit)
+    conditions = [
+        (query.since, lambda: log.c.at >= query.since), (query.until, lambda: log.c.at < query.until),
+        (query.org_id, lambda: log.c.actor_org_id == query.org_id), (query.action, lambda: log.c.action == query.action),
+        (query.patient_ref, lambda: log.c.patient_ref == query.patient_ref),
+        (query.after_seq, lambda: log.c.seq > query.after_seq),
+    ]  # fmt: skip
+    for value, condition in conditions:
+        if value is not None:
+            statement = statement.where(condition())
+    return [dict(row._mapping) for row in await uow.session.execute(statement)]
+
+
+# --- verification ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class ChainReport:
+    service: str
+    records: int = 0
+    first_seq: int | None = None
+    last_seq: int | None = None
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def intact(self) -> bool:
+        return not self.problems
+
+
+async def _rows_in_order(database: Database, log: Table, batch: int = 1000) -> AsyncIterator[Any]:
+    after = 0
+    while True:
+        async with database.unit_of_work() as uow:
+            rows = list(await uow.session.execute(select(log).where(log.c.seq > after).order_by(log.c.seq).limit(batch)))
+        for row in rows:
+            yield row
+        if len(rows) < batch:
+            return
+        after = rows[-1].seq
+
+
+async def verify(database: Database, tables: AuditTables, service: str) -> ChainReport:
+    """Walk the chain: consecutive `seq`, each record linked to the previous one, each hash recomputed,
+    the BSN matching its keyed hash, and the head naming the last record. Messages carry no personal data.
+
+    The oldest remaining record's `prev_hash` is taken as given: records past the retention are removed.
+    """
+    report = ChainReport(service)
+    previous_seq, previous_hash = None, None
+    cipher = database.cipher
+    async for row in _rows_in_order(database, tables.log):
+        values = dict(row._mapping)
+        report.records += 1
+        report.first_seq = report.first_seq if report.first_seq is not None else row.seq
+        where = f"record {row.seq} ({row.id})"
+        if previous_seq is not None and row.seq != previous_seq + 1:
+            report.problems.append(f"records {previous_seq + 1}..{row.seq - 1} are missing before {where}")
+        if previous_hash is not None and row.prev_hash != previous_hash:
+            report.problems.append(f"{where} does not link to the record before it")
+        if record_hash(values) != row.hash:
+            report.problems.append(f"{where} was changed after it was written (its hash does not match)")
+        if (row.patient_bsn is None) != (row.patient_ref is None) or (
+                row.patient_bsn is not None and cipher.bsn_ref(row.patient_bsn) != row.patient_ref):
+            report.problems.append(f"{where} names another patient than its keyed hash")
+        previous_seq, previous_hash = row.seq, row.hash
+    report.last_seq = previous_seq
+    async with database.unit_of_work() as uow:
+        head = (await uow.session.execute(select(tables.chain).where(tables.chain.c.id == 1))).first()
+    if head is None and report.records:
+        report.problems.append("the chain head is missing")
+    if head is not None and (head.seq, head.hash) != (previous_seq or 0, previous_hash or GENESIS):
+        if head.seq > (previous_seq or 0):
+            report.problems.append(f"the last {head.seq - (previous_seq or 0)} record(s) are missing")
+        else:
+            report.problems.append("the chain head does not name the last record")
+    return report

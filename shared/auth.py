@@ -15,7 +15,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import os
 import time
 import uuid
 from collections.abc import Callable, Coroutine
@@ -31,6 +30,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jose import jwk, jwt
 from jose.exceptions import ExpiredSignatureError, JWKError, JWTClaimsError, JWTError
 
+from shared.crypto import write_once
 from shared.errors import Forbidden, Unauthorized, Unavailable
 from shared.settings import ServiceSettings
 
@@ -58,6 +58,10 @@ class Principal:
     token: str = ""
 
 
+# Who acts when the platform itself touches personal data (retention), as the audit log names it.
+PLATFORM = Principal(sub="kansrijk-retention", org_id="kansrijk-platform", org_type="service", scopes=frozenset())
+
+
 # --- development keys ---------------------------------------------------------------------------
 
 
@@ -76,27 +80,15 @@ def _kid_for(public_pem: bytes) -> str:
 def load_or_create_dev_key(key_dir: Path) -> SigningKey:
     """The development key pair under `key_dir`, created on first use.
 
-    Several processes may start at once: the key is written to a temporary file and linked into
-    place, so exactly one key wins and every process reads that one.
+    Several processes may start at once: exactly one key wins and every process reads that one.
     """
-    private_path = key_dir / "dev-jwt-private.pem"
-    if not private_path.exists():
-        key_dir.mkdir(parents=True, exist_ok=True)
+    def generate() -> bytes:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-        pem = key.private_bytes(
+        return key.private_bytes(
             serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
         )
-        tmp = key_dir / f".dev-jwt-private.{uuid.uuid4().hex}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(pem)
-        try:
-            os.link(tmp, private_path)
-        except FileExistsError:
-            pass  # another process won the race; use its key
-        finally:
-            tmp.unlink()
-    private_pem = private_path.read_bytes()
+
+    private_pem = write_once(key_dir / "dev-jwt-private.pem", generate)
     private_key = serialization.load_pem_private_key(private_pem, password=None)
     public_pem = private_key.public_key().public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -14,6 +14,8 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+from shared.crypto import CipherError, FieldCipher, attach_cipher
 
 # Constraint names fixed once, so that migrations are stable on every database (fastapi-best-practices).
 NAMING_CONVENTION = {
@@ -87,7 +89,7 @@ class Database:
     `hide_parameters`: a database error's text never carries the values (a BSN) of the statement.
     """
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, *, cipher: FieldCipher | None = None) -> None:
         parsed = make_url(url)
         self.url = url
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
@@ -100,8 +102,17 @@ class Database:
             # Sized for a small machine; pre-ping so a restarted PostgreSQL costs one retry, not errors.
             self.engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True,
                                               hide_parameters=True)
+        # The key ring of its encrypted columns (shared.crypto.EncryptedText) and of BSN lookups.
+        attach_cipher(self.engine, cipher)
+        self._cipher = cipher
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._after_commit_hooks: list[Callable[[], None]] = []
+
+    @property
+    def cipher(self) -> FieldCipher:
+        if self._cipher is None:
+            raise CipherError("this database has no field cipher: build it with Database(url, cipher=...)")
+        return self._cipher
 
     def on_commit(self, hook: Callable[[], None]) -> None:
         """Call `hook` after every commit of a unit of work that asked for it (see `UnitOfWork.notify`)."""
@@ -125,6 +136,11 @@ class UnitOfWork:
         self.database = database
         self._notify = False
         self._session: AsyncSession | None = None
+        # What is written at commit, last in the transaction (the audit records, see shared.audit).
+        self.staged: dict[str, Any] = {}
+        self._before_commit: dict[str, Callable[[UnitOfWork, str], Awaitable[None]]] = {}
+        # What is written after this transaction ends, whether it committed or not (refused accesses).
+        self._after_close: list[Callable[[], Awaitable[None]]] = []
 
     @property
     def session(self) -> AsyncSession:
@@ -135,6 +151,7 @@ class UnitOfWork:
     async def __aenter__(self) -> UnitOfWork:
         self._session = self.database.sessionmaker()
         self._notify = False
+        self.staged, self._before_commit, self._after_close = {}, {}, []
         return self
 
     async def __aexit__(
@@ -145,12 +162,27 @@ class UnitOfWork:
         finally:
             await self.session.close()
             self._session = None
+        # Only now: run in this transaction, a second one would wait for its locks (SQLite's write lock).
+        hooks, self._after_close = self._after_close, []
+        for hook in hooks:
+            await hook()
+
+    def after_close(self, hook: Callable[[], Awaitable[None]]) -> None:
+        """Run `hook()` once this transaction has ended, committed or rolled back."""
+        self._after_close.append(hook)
 
     def notify_after_commit(self) -> None:
         """Ask for the database's commit hooks (the outbox relay's wake-up) to run after this commit."""
         self._notify = True
 
+    def before_commit(self, key: str, hook: Callable[[UnitOfWork, str], Awaitable[None]]) -> None:
+        """Run `hook(self, key)` once, just before the next commit (hooks of one key are registered once)."""
+        self._before_commit.setdefault(key, hook)
+
     async def commit(self) -> None:
+        hooks, self._before_commit = self._before_commit, {}
+        for key, hook in hooks.items():
+            await hook(self, key)
         await self.session.commit()
         if self._notify:
             self._notify = False

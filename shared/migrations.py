@@ -10,24 +10,26 @@ from alembic.config import Config
 from sqlalchemy import MetaData
 from sqlalchemy.engine import Connection
 
+from shared.crypto import FieldCipher
 from shared.db import Database
 
 SERVICES_DIR = Path(__file__).resolve().parent.parent / "services"
 
 
-def alembic_config(service: str, database_url: str) -> Config:
+def alembic_config(service: str, database_url: str, cipher: FieldCipher | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(SERVICES_DIR / service / "migrations"))
     config.attributes["database_url"] = database_url
+    config.attributes["cipher"] = cipher  # the key ring, for steps that encrypt existing rows
     return config
 
 
-def upgrade(service: str, database_url: str, revision: str = "head") -> None:
-    command.upgrade(alembic_config(service, database_url), revision)
+def upgrade(service: str, database_url: str, revision: str = "head", *, cipher: FieldCipher | None = None) -> None:
+    command.upgrade(alembic_config(service, database_url, cipher), revision)
 
 
-def downgrade(service: str, database_url: str, revision: str = "base") -> None:
-    command.downgrade(alembic_config(service, database_url), revision)
+def downgrade(service: str, database_url: str, revision: str = "base", *, cipher: FieldCipher | None = None) -> None:
+    command.downgrade(alembic_config(service, database_url, cipher), revision)
 
 
 def run_environment(target_metadata: MetaData) -> None:
@@ -46,7 +48,7 @@ def run_environment(target_metadata: MetaData) -> None:
             context.run_migrations()
 
     async def run_async() -> None:
-        database = Database(url)
+        database = Database(url, cipher=context.config.attributes.get("cipher"))
         try:
             async with database.engine.connect() as connection:
                 await connection.run_sync(run)

@@ -14,7 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 import structlog
-from sqlalchemy import Column, Table, delete
+from sqlalchemy import Column, Table, delete, func, select
 
 from shared.clock import now
 from shared.db import Database
@@ -29,24 +29,32 @@ class Retention:
     keep: timedelta
 
 
-async def prune(database: Database, rules: list[Retention]) -> dict[str, int]:
-    """Delete what every rule lets go of. Returns the number of rows removed per table."""
+Purge = Callable[..., Coroutine[Any, Any, dict[str, int]]]  # a service's purge(dry_run=…) of personal data
+
+
+async def prune(database: Database, rules: list[Retention], *, dry_run: bool = False) -> dict[str, int]:
+    """Delete what every rule lets go of (with `dry_run`, count it). Returns the rows per table."""
     removed: dict[str, int] = {}
     async with database.unit_of_work() as uow:
         for rule in rules:
-            result = await uow.session.execute(
-                delete(rule.table).where(rule.column.is_not(None), rule.column < now() - rule.keep))
-            removed[rule.table.name] = result.rowcount or 0
+            due = (rule.column.is_not(None), rule.column < now() - rule.keep)
+            if dry_run:
+                removed[rule.table.name] = (await uow.session.execute(
+                    select(func.count()).select_from(rule.table).where(*due))).scalar_one()
+            else:
+                removed[rule.table.name] = (await uow.session.execute(delete(rule.table).where(*due))).rowcount or 0
         await uow.commit()
     return removed
 
 
 def pruning_worker(database: Database, rules: list[Retention], *, every_seconds: float = 3600.0,
-                   ) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
+                   purge: Purge | None = None) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
     async def run(stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
                 removed = await prune(database, rules)
+                if purge is not None:
+                    removed.update(await purge())
                 if any(removed.values()):
                     log.info("pruned", **removed)
             except Exception as exc:  # the database is away: next round

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from enum import StrEnum
 from pathlib import Path
 from typing import ClassVar
@@ -12,6 +13,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # Values that ship as examples; a deployment that still carries one has forgotten to configure it.
 PLACEHOLDER_SECRETS = frozenset({"changethis", "changeme", "guest", "secret", "password", "postgres", "kansrijk"})
+
+
+DEFAULT_PORTS = {"consent": 8001, "melding": 8002, "routing": 8003}
 
 
 class Environment(StrEnum):
@@ -40,6 +44,12 @@ class ServiceSettings(BaseSettings):
     jwt_jwks_url: str | None = None
     jwks_cache_seconds: int = 300
 
+    # Personal data at rest (shared.crypto). `encryption_keys`: `kid=base64key,…`, the first encrypts new
+    # writes, all decrypt (rotation: put a new key first, keep the old ones). `bsn_hash_key`: base64, for
+    # lookups by BSN. In development both are generated under the data dir.
+    encryption_keys: str | None = Field(None, repr=False)
+    bsn_hash_key: str | None = Field(None, repr=False)
+
     # Outbox relay
     outbox_batch_size: int = 100
     outbox_poll_seconds: float = 1.0
@@ -53,6 +63,12 @@ class ServiceSettings(BaseSettings):
     processed_retention_hours: float = 168.0
     idempotency_retention_hours: float = 48.0
     prune_interval_seconds: float = 3600.0
+    # Purpose-bound retention: a melding's personal data goes this long after its expected due date.
+    personal_data_retention_days: int = Field(365, ge=1)
+
+    # The other services' base URLs, for `POST /v1/audit/_search` across all three (JSON, e.g.
+    # {"melding": "http://melding:8002"}); default: 127.0.0.1 on their KANSRIJK_<NAME>_PORT.
+    audit_peers: dict[str, str] = Field(default_factory=dict)
 
     database_url: str = ""
     port: int = 0
@@ -78,6 +94,10 @@ class ServiceSettings(BaseSettings):
             self.database_url = f"sqlite+aiosqlite:///{self.data_dir / (self.service_name + '.db')}"
         if not self.port:
             self.port = self.default_port
+        for name, default_port in DEFAULT_PORTS.items():
+            if name != self.service_name and name not in self.audit_peers:
+                port = os.environ.get(f"KANSRIJK_{name.upper()}_PORT", str(default_port))
+                self.audit_peers[name] = f"http://127.0.0.1:{port}"
         if not self.is_development:
             for name, url in (("amqp_url", self.amqp_url), ("database_url", self.database_url)):
                 password = urlsplit(url).password
@@ -85,6 +105,8 @@ class ServiceSettings(BaseSettings):
                     raise ValueError(f"{name} carries a placeholder password; set a real secret in production")
             if not (self.jwt_public_key or self.jwt_jwks_url):
                 raise ValueError("production needs KANSRIJK_JWT_PUBLIC_KEY or KANSRIJK_JWT_JWKS_URL")
+            if not (self.encryption_keys and self.bsn_hash_key):
+                raise ValueError("production needs KANSRIJK_ENCRYPTION_KEYS and KANSRIJK_BSN_HASH_KEY")
             if self.jwt_issuer == "kansrijk-dev":
                 raise ValueError("production needs KANSRIJK_JWT_ISSUER set to the real token issuer")
         return self

@@ -62,7 +62,7 @@ def consent_settings(environment: RunEnvironment, **overrides: object) -> Consen
 
 @pytest.fixture
 async def consent_db(environment: RunEnvironment) -> AsyncIterator[Database]:
-    database = Database(environment.database_urls["consent"])
+    database = environment.database(environment.database_urls["consent"])
     await empty_tables(database)
     yield database
     await database.dispose()
@@ -114,22 +114,28 @@ async def stack(environment: RunEnvironment, stack_databases: dict[str, str]) ->
     ports = {name: _free_port() for name in ("consent", "melding", "routing")}
     consent_url = f"http://127.0.0.1:{ports['consent']}"
     urls = stack_databases
+    def peers(me: str) -> dict[str, str]:
+        return {name: f"http://127.0.0.1:{port}" for name, port in ports.items() if name != me}
+
     settings = {
-        "consent": service_settings(environment, "consent", urls["consent"], port=ports["consent"]),
+        "consent": service_settings(environment, "consent", urls["consent"], port=ports["consent"],
+                                    audit_peers=peers("consent")),
         "melding": service_settings(environment, "melding", urls["melding"], port=ports["melding"],
-                                    consent_url=consent_url),
+                                    consent_url=consent_url, audit_peers=peers("melding")),
         "routing": service_settings(environment, "routing", urls["routing"], port=ports["routing"],
-                                    consent_url=consent_url, reroute_interval_seconds=1.0),
+                                    consent_url=consent_url, reroute_interval_seconds=1.0,
+                                    audit_peers=peers("routing")),
     }
     async with run_stack(settings) as base_urls:
         yield base_urls
 
 
 @pytest.fixture
-async def system(stack: dict[str, str], stack_databases: dict[str, str]) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
+async def system(stack: dict[str, str], stack_databases: dict[str, str],
+                 environment: RunEnvironment) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
     """HTTP clients for each running service, with every service's tables emptied first."""
     for url in stack_databases.values():
-        database = Database(url)
+        database = environment.database(url)
         await empty_tables(database)
         await database.dispose()
     clients = {name: httpx.AsyncClient(base_url=url, timeout=15) for name, url in stack.items()}

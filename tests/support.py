@@ -22,6 +22,7 @@ from typing import Any
 from sqlalchemy import MetaData, text
 
 from shared.auth import SigningKey, issue_token, load_or_create_dev_key
+from shared.crypto import FieldCipher, load_or_create_dev_cipher
 from shared.db import Database
 
 SERVICES = ("consent", "melding", "routing")
@@ -65,6 +66,15 @@ class RunEnvironment:
     @property
     def dev_key(self) -> SigningKey:
         return load_or_create_dev_key(self.data_dir / "keys")
+
+    @property
+    def cipher(self) -> FieldCipher:
+        """The development key ring the services of this run encrypt personal data with."""
+        return load_or_create_dev_cipher(self.data_dir / "keys")
+
+    def database(self, url: str) -> Database:
+        """A service's database as the service opens it (its encrypted columns readable)."""
+        return Database(url, cipher=self.cipher)
 
 
 async def create_environment(base_dir: Path) -> RunEnvironment:
@@ -122,8 +132,15 @@ async def empty_tables(database: Database) -> None:
         if connection.dialect.name == "postgresql":
             await connection.execute(text("TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " CASCADE"))
         else:
+            # TRUNCATE skips row triggers on PostgreSQL; on SQLite the append-only triggers of the audit log
+            # are set aside while the tables are emptied, and put back as they were.
+            triggers = list(await connection.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")))
+            for name, _ in triggers:
+                await connection.execute(text(f'DROP TRIGGER "{name}"'))
             for name in names:
                 await connection.execute(text(f'DELETE FROM "{name}"'))
+            for _, sql in triggers:
+                await connection.execute(text(sql))
         await connection.commit()
 
 

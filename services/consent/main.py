@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from services.consent.api.routes import router
 from services.consent.config import ConsentSettings
-from services.consent.adapters.orm import audit_log
+from services.consent.adapters.orm import audit
 from services.consent.worker import workers
 from shared.api import audit_router
 from shared.app import build_runtime, create_service_app
@@ -28,7 +28,7 @@ def create_app(settings: ConsentSettings | None = None, *, run_workers: bool = T
         runtime,
         title="Kansrijke Start — consent service",
         description=DESCRIPTION,
-        routers=[router, audit_router(audit_log)],
+        routers=[router, audit_router(audit)],
         workers=workers,
         run_workers=run_workers,
     )

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
-from services.consent.adapters.orm import idempotency_keys, outbox
-from shared.app import ServiceRuntime, Worker, housekeeping, outbox_relay
+from functools import partial
+
+from services.consent.adapters.orm import audit, idempotency_keys, outbox
+from services.consent.service_layer import retention
+from shared.app import ServiceRuntime, Worker, housekeeping, outbox_relay, retention_rules
+from shared.retention import Retention
+from shared.settings import ServiceSettings
+
+
+def rules(settings: ServiceSettings) -> list[Retention]:
+    return retention_rules(settings, outbox=outbox, audit=audit, idempotency=idempotency_keys)
 
 
 def workers(runtime: ServiceRuntime) -> list[Worker]:
     return [outbox_relay(runtime, outbox).run,
-            housekeeping(runtime, outbox=outbox, idempotency=idempotency_keys)]
+            housekeeping(runtime, rules(runtime.settings),
+                         purge=partial(retention.purge, runtime.database, runtime.settings))]

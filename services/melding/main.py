@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.melding.adapters.orm import audit_log
+from services.melding.adapters.orm import audit
 from services.melding.api.routes import router
 from services.melding.config import MeldingSettings
 from services.melding.worker import workers
@@ -31,7 +31,7 @@ def create_app(settings: MeldingSettings | None = None, *, run_workers: bool = T
         runtime,
         title="Kansrijke Start — melding service",
         description=DESCRIPTION,
-        routers=[router, audit_router(audit_log)],
+        routers=[router, audit_router(audit)],
         workers=workers,
         run_workers=run_workers,
     )

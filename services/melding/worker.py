@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
-from services.melding.adapters.orm import idempotency_keys, outbox, processed_messages
-from services.melding.service_layer import handlers
-from shared.app import ServiceRuntime, Worker, housekeeping, outbox_relay
+from functools import partial
+
+from services.melding.adapters.orm import audit, idempotency_keys, outbox, processed_messages
+from services.melding.service_layer import handlers, retention
+from shared.app import ServiceRuntime, Worker, housekeeping, outbox_relay, retention_rules
 from shared.contracts.events import CONSENT_WITHDRAWN
 from shared.contracts.melding import DELIVERY_STATUS_CHANGED, MELDING_ROUTED, MELDING_UNROUTABLE
 from shared.messaging.consumer import IdempotentConsumer
 from shared.messaging.topology import EVENTS_EXCHANGE
+from shared.retention import Retention
+from shared.settings import ServiceSettings
 
 QUEUE = "kansrijk.melding.events"  # declared with its bindings in shared.messaging.topology
 
@@ -25,6 +29,12 @@ def consumer(runtime: ServiceRuntime) -> IdempotentConsumer:
     )
 
 
+def rules(settings: ServiceSettings) -> list[Retention]:
+    return retention_rules(settings, outbox=outbox, audit=audit, processed=processed_messages,
+                           idempotency=idempotency_keys)
+
+
 def workers(runtime: ServiceRuntime) -> list[Worker]:
     return [outbox_relay(runtime, outbox).run, consumer(runtime).run,
-            housekeeping(runtime, outbox=outbox, processed=processed_messages, idempotency=idempotency_keys)]
+            housekeeping(runtime, rules(runtime.settings),
+                         purge=partial(retention.purge, runtime.database, runtime.settings))]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.routing.adapters.orm import audit_log
+from services.routing.adapters.orm import audit
 from services.routing.api.routes import router
 from services.routing.config import RoutingSettings
 from services.routing.worker import workers
@@ -30,7 +30,7 @@ def create_app(settings: RoutingSettings | None = None, *, run_workers: bool = T
         runtime,
         title="Kansrijke Start — routing service",
         description=DESCRIPTION,
-        routers=[router, audit_router(audit_log)],
+        routers=[router, audit_router(audit)],
         workers=workers,
         run_workers=run_workers,
     )

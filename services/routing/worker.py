@@ -8,16 +8,18 @@ from functools import partial
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
-from services.routing.adapters.orm import outbox, processed_messages
+from services.routing.adapters.orm import audit, outbox, processed_messages
 from services.routing.adapters.repository import DirectoryRepository
-from services.routing.service_layer import handlers
-from shared.app import ServiceRuntime, Worker, housekeeping, outbox_relay
+from services.routing.service_layer import handlers, retention
+from shared.app import ServiceRuntime, Worker, housekeeping, outbox_relay, retention_rules
 from shared.clients.consent import ConsentClient
 from shared.contracts.events import CONSENT_WITHDRAWN
 from shared.contracts.melding import MELDING_ACCEPTED
 from shared.messaging.broker import Broker
 from shared.messaging.consumer import IdempotentConsumer
 from shared.messaging.topology import DEAD_LETTER_QUEUE, DELIVERIES_EXCHANGE, EVENTS_EXCHANGE, declare_quorum_queue
+from shared.retention import Retention
+from shared.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
 QUEUE = "kansrijk.routing.events"  # declared with its bindings in shared.messaging.topology
@@ -101,4 +103,9 @@ def workers(runtime: ServiceRuntime) -> list[Worker]:
                 pass
 
     return [outbox_relay(runtime, outbox).run, consumer(runtime).run, keep_dead_letters, reroute_loop,
-            housekeeping(runtime, outbox=outbox, processed=processed_messages)]
+            housekeeping(runtime, rules(runtime.settings),
+                         purge=partial(retention.purge, runtime.database, runtime.settings))]
+
+
+def rules(settings: ServiceSettings) -> list[Retention]:
+    return retention_rules(settings, outbox=outbox, audit=audit, processed=processed_messages)

@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from sqlalchemy import Boolean, Column, Index, Integer, MetaData, String, Table, Text, or_, select, update
 
 from shared.clock import now as utcnow
+from shared.crypto import EncryptedText
 from shared.db import Database, UnitOfWork, UTCDateTime
 from shared.messaging.broker import Broker
 from shared.observability import Metrics
@@ -44,7 +45,7 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("exchange", String(100), nullable=False),
         Column("routing_key", String(200), nullable=False),
         Column("message_type", String(100), nullable=False),
-        Column("body", Text, nullable=False, comment="the exact JSON published"),
+        Column("body", EncryptedText("outbox.body"), nullable=False, comment="the exact JSON published, encrypted"),
         Column("correlation_id", String(128), nullable=True),
         Column("request_id", String(128), nullable=True, comment="sent as the x-request-id header"),
         Column("mandatory", Boolean, nullable=False, default=False),

@@ -33,7 +33,7 @@ async def test_routing_waits_for_the_consent_service_instead_of_dead_lettering(
         consent = Consent.record(bsn=BSN, recipient_types=["jgz"], purpose="kansrijke-start-melding", method="verbal",
                                  given_at=today_nl(), valid_until=None, org_id=SENDER, org_type="verloskundige",
                                  sub="u", today=today_nl(), now=now())
-        consent_db = Database(urls["consent"])
+        consent_db = environment.database(urls["consent"])
         async with consent_db.unit_of_work() as uow:
             await ConsentRepository(uow).add(consent)
             await uow.commit()

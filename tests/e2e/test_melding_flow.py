@@ -24,6 +24,7 @@ from tests.e2e.flow import (
     recipient,
     send,
 )
+from shared.db import Database
 from tests.support import RunEnvironment, Tokens
 
 Clients = dict[str, httpx.AsyncClient]
@@ -109,14 +110,14 @@ async def _with_status(system: Clients, tokens: Tokens, melding_id: str, status:
 
 async def test_nothing_is_delivered_without_valid_consent_in_each_way_it_can_be_missing(
     system: Clients, tokens: Tokens, amqp: aio_pika.abc.AbstractChannel, amsterdam: dict[str, str],
-    stack_databases: dict[str, str],
+    stack_databases: dict[str, str], environment: RunEnvironment,
 ) -> None:
     jgz_only = await record_consent(system, tokens, types=["jgz"])
     other_org = await record_consent(system, tokens, org_id="10000002")
     other_patient = await record_consent(system, tokens, bsn="123456782")
     withdrawn = await record_consent(system, tokens)
     await system["consent"].post(f"/v1/consents/{withdrawn}/withdraw", headers=_sender(tokens))
-    expired = await _expired_consent(stack_databases["consent"])
+    expired = await _expired_consent(environment.database(stack_databases["consent"]))
     cases = {
         "not-found": melding_body("00000000-0000-0000-0000-000000000000"),
         "other-organisation": melding_body(other_org),
@@ -137,19 +138,17 @@ async def test_nothing_is_delivered_without_valid_consent_in_each_way_it_can_be_
         assert await RecipientQueue(amqp, org_id).empty(wait=0.3)
 
 
-async def _expired_consent(database_url: str) -> str:
+async def _expired_consent(database: Database) -> str:
     from datetime import timedelta
 
     from services.consent.adapters.repository import ConsentRepository
     from services.consent.domain.model import Consent
     from shared.clock import now, today_nl
-    from shared.db import Database
 
     long_ago = today_nl() - timedelta(days=400)
     consent = Consent.record(bsn=BSN, recipient_types=["jgz", "wijkteam"], purpose="kansrijke-start-melding",
                              method="written", given_at=long_ago, valid_until=None, org_id=SENDER,
                              org_type="verloskundige", sub="u", today=long_ago, now=now() - timedelta(days=400))
-    database = Database(database_url)
     async with database.unit_of_work() as uow:
         await ConsentRepository(uow).add(consent)
         await uow.commit()

@@ -2,7 +2,8 @@
 
 from sqlalchemy import Column, Date, Index, String, Table
 
-from shared.audit import audit_table
+from shared.audit import audit_tables
+from shared.crypto import EncryptedText
 from shared.db import UTCDateTime, new_metadata
 from shared.idempotency import idempotency_table
 from shared.messaging.outbox import outbox_table
@@ -13,7 +14,8 @@ consents = Table(
     "consents",
     metadata,
     Column("id", String(36), primary_key=True),
-    Column("bsn", String(9), nullable=False),
+    Column("bsn", EncryptedText("consents.bsn"), nullable=False),
+    Column("bsn_ref", String(64), nullable=False, comment="keyed hash of the BSN: what lookups compare"),
     Column("recipient_types", String(64), nullable=False, comment="comma-separated, sorted"),
     Column("purpose", String(64), nullable=False),
     Column("method", String(16), nullable=False),
@@ -25,9 +27,9 @@ consents = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("withdrawn_at", UTCDateTime(), nullable=True),
     Column("withdrawal_reason", String(500), nullable=True),
-    Index("ix_consents_org_bsn", "recorded_by_org_id", "bsn"),
+    Index("ix_consents_org_bsn_ref", "recorded_by_org_id", "bsn_ref"),
 )
 
 outbox = outbox_table(metadata)
 idempotency_keys = idempotency_table(metadata)
-audit_log = audit_table(metadata)
+audit = audit_tables(metadata)

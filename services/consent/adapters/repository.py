@@ -11,9 +11,9 @@ from services.consent.domain.model import Consent
 from shared.db import UnitOfWork
 
 
-def _to_row(consent: Consent) -> dict[str, Any]:
+def _to_row(consent: Consent, bsn_ref: str) -> dict[str, Any]:
     return {
-        "id": consent.id, "bsn": consent.bsn, "recipient_types": ",".join(consent.recipient_types),
+        "id": consent.id, "bsn": consent.bsn, "bsn_ref": bsn_ref, "recipient_types": ",".join(consent.recipient_types),
         "purpose": consent.purpose, "method": consent.method, "given_at": consent.given_at,
         "valid_until": consent.valid_until, "recorded_by_org_id": consent.recorded_by_org_id,
         "recorded_by_org_type": consent.recorded_by_org_type, "recorded_by_sub": consent.recorded_by_sub,
@@ -25,15 +25,17 @@ def _to_row(consent: Consent) -> dict[str, Any]:
 def _from_row(row: Any) -> Consent:
     values = dict(row._mapping)
     values["recipient_types"] = tuple(values["recipient_types"].split(","))
+    values.pop("bsn_ref")
     return Consent(**values)
 
 
 class ConsentRepository:
     def __init__(self, uow: UnitOfWork) -> None:
         self.session = uow.session
+        self.cipher = uow.database.cipher
 
     async def add(self, consent: Consent) -> None:
-        await self.session.execute(consents.insert().values(**_to_row(consent)))
+        await self.session.execute(consents.insert().values(**_to_row(consent, self.cipher.bsn_ref(consent.bsn))))
 
     async def get(self, consent_id: str) -> Consent | None:
         row = (await self.session.execute(select(consents).where(consents.c.id == consent_id))).first()
@@ -49,7 +51,7 @@ class ConsentRepository:
     async def for_patient(self, *, org_id: str, bsn: str) -> list[Consent]:
         query = (
             select(consents)
-            .where(consents.c.recorded_by_org_id == org_id, consents.c.bsn == bsn)
+            .where(consents.c.recorded_by_org_id == org_id, consents.c.bsn_ref == self.cipher.bsn_ref(bsn))
             .order_by(consents.c.created_at.desc(), consents.c.id)
         )
         return [_from_row(row) for row in await self.session.execute(query)]

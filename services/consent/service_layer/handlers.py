@@ -7,10 +7,11 @@ from datetime import date
 
 from sqlalchemy.exc import IntegrityError
 
-from services.consent.adapters.orm import audit_log, idempotency_keys, outbox
+from services.consent.adapters.orm import audit, idempotency_keys, outbox
 from services.consent.adapters.repository import ConsentRepository
 from services.consent.domain.model import CheckReason, Consent, new_consent_id
-from shared import audit, idempotency
+from shared import idempotency
+from shared.audit import record_access, record_refusal
 from shared.auth import Principal
 from shared.clock import now, today_nl
 from shared.contracts.events import CONSENT_WITHDRAWN, ConsentWithdrawn
@@ -28,12 +29,10 @@ class Recorded:
     replayed: bool
 
 
-async def _audit(uow: UnitOfWork, principal: Principal, action: str, consent_id: str | None, bsn: str | None,
-                 request_id: str | None) -> None:
-    await audit.record_access(
-        uow, audit_log, service=SERVICE, principal=principal, action=action, resource_type="consent",
-        resource_id=consent_id, patient_bsn=bsn, request_id=request_id,
-    )
+def _audit(uow: UnitOfWork, principal: Principal, action: str, consent_id: str | None, bsn: str | None,
+           request_id: str | None) -> None:
+    record_access(uow, audit, service=SERVICE, principal=principal, action=action, resource_type="consent",
+                  resource_id=consent_id, patient_bsn=bsn, request_id=request_id)
 
 
 async def record_consent(
@@ -78,7 +77,7 @@ async def record_consent(
                     org_type=principal.org_type, sub=principal.sub, today=today_nl(), now=now(),
                 )
                 await repository.add(consent)
-                await _audit(uow, principal, "create", consent.id, bsn, request_id)
+                _audit(uow, principal, "create", consent.id, bsn, request_id)
                 await uow.commit()
                 return Recorded(consent, replayed=False)
         except IntegrityError:
@@ -88,10 +87,15 @@ async def record_consent(
     raise AssertionError("unreachable")
 
 
-async def _own_consent(repository: ConsentRepository, consent_id: str, principal: Principal) -> Consent:
-    consent = await repository.get(consent_id)
+async def _own_consent(uow: UnitOfWork, consent_id: str, principal: Principal, action: str,
+                       request_id: str | None) -> Consent:
+    consent = await ConsentRepository(uow).get(consent_id)
     # Another organisation's consent is answered exactly like a missing one: its existence is not revealed.
+    # The attempt is audited (on its own: this transaction rolls back).
     if consent is None or consent.recorded_by_org_id != principal.org_id:
+        record_refusal(uow, audit, service=SERVICE, principal=principal, action=action,
+                       resource_type="consent", resource_id=consent_id, patient_bsn=None,
+                       request_id=request_id, outcome="not-found")
         raise NotFound("no consent with this id for your organisation")
     return consent
 
@@ -99,8 +103,8 @@ async def _own_consent(repository: ConsentRepository, consent_id: str, principal
 async def get_consent(database: Database, *, principal: Principal, consent_id: str, request_id: str | None) -> Consent:
     """One consent recorded by the caller's organisation."""
     async with database.unit_of_work() as uow:
-        consent = await _own_consent(ConsentRepository(uow), consent_id, principal)
-        await _audit(uow, principal, "read", consent.id, consent.bsn, request_id)
+        consent = await _own_consent(uow, consent_id, principal, "read", request_id)
+        _audit(uow, principal, "read", consent.id, consent.bsn, request_id)
         await uow.commit()
         return consent
 
@@ -111,7 +115,7 @@ async def withdraw_consent(
     """Withdraw a consent and announce it (`consent.withdrawn`, through the outbox). A repeat changes nothing."""
     async with database.unit_of_work() as uow:
         repository = ConsentRepository(uow)
-        consent = await _own_consent(repository, consent_id, principal)
+        consent = await _own_consent(uow, consent_id, principal, "withdraw", request_id)
         if consent.withdrawn_at is not None:
             return consent
         consent = consent.withdraw(now=now(), reason=reason)
@@ -123,7 +127,7 @@ async def withdraw_consent(
                                   withdrawn_at=consent.withdrawn_at),
             correlation_id=request_id, request_id=request_id,
         )
-        await _audit(uow, principal, "withdraw", consent.id, consent.bsn, request_id)
+        _audit(uow, principal, "withdraw", consent.id, consent.bsn, request_id)
         await uow.commit()
         return consent
 
@@ -134,7 +138,7 @@ async def search_consents(
     """The caller's organisation's consents for one patient."""
     async with database.unit_of_work() as uow:
         found = await ConsentRepository(uow).for_patient(org_id=principal.org_id, bsn=bsn)
-        await _audit(uow, principal, "search", None, bsn, request_id)
+        _audit(uow, principal, "search", None, bsn, request_id)
         await uow.commit()
         return found
 
@@ -156,10 +160,10 @@ async def check_consent(
             CheckReason.not_found if consent is None
             else consent.check(bsn=bsn, org_id=org_id, recipient_types=recipient_types, today=today_nl())
         )  # fmt: skip
-        await audit.record_access(
-            uow, audit_log, service=SERVICE, principal=principal, action="check", resource_type="consent",
+        record_access(
+            uow, audit, service=SERVICE, principal=principal, action="check", resource_type="consent",
             resource_id=consent_id if consent is not None else None, patient_bsn=bsn, request_id=request_id,
-            outcome="allowed" if reason is None else f"refused:{reason.value}",
+            outcome="allowed" if reason is None else f"refused:{reason.value}", consent_checked=reason is None,
         )
         await uow.commit()
         return reason, consent

@@ -1,8 +1,9 @@
 """The melding service's tables. The melding's personal content is one JSON document (`content`)."""
 
-from sqlalchemy import Column, ForeignKey, Index, Integer, String, Table, Text
+from sqlalchemy import Column, Date, ForeignKey, Index, Integer, String, Table, Text
 
-from shared.audit import audit_table
+from shared.audit import audit_tables
+from shared.crypto import EncryptedText
 from shared.db import UTCDateTime, new_metadata
 from shared.idempotency import idempotency_table
 from shared.messaging.consumer import processed_messages_table
@@ -20,7 +21,8 @@ meldingen = Table(
     Column("sender_sub", String(200), nullable=False),
     Column("consent_id", String(64), nullable=False),
     Column("consent", Text, nullable=False, comment="JSON: id, recipient_types, valid_until"),
-    Column("content", Text, nullable=False, comment="JSON: patient, pregnancy, risk domains, note, contact"),
+    Column("content", EncryptedText("meldingen.content"), nullable=True,
+           comment="JSON: patient, pregnancy, risk domains, note, contact; encrypted; NULL once purged"),
     Column("gemeente_code", String(6), nullable=True),
     Column("gemeente_name", String(100), nullable=True),
     Column("unroutable_types", String(32), nullable=False, default=""),
@@ -28,6 +30,10 @@ meldingen = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("withdrawn_at", UTCDateTime(), nullable=True),
+    Column("expected_due_date", Date, nullable=True, comment="kept after the purge: it dates the retention"),
+    Column("purged_at", UTCDateTime(), nullable=True),
+    Column("skeleton", Text, nullable=True, comment="JSON left after the purge: risk domains, recipient types"),
+    Index("ix_meldingen_expected_due_date", "expected_due_date"),
     Index("ix_meldingen_sender_created", "sender_org_id", "created_at"),
     Index("ix_meldingen_consent_id", "consent_id"),
 )
@@ -57,4 +63,4 @@ melding_history = Table(
 outbox = outbox_table(metadata)
 processed_messages = processed_messages_table(metadata)
 idempotency_keys = idempotency_table(metadata)
-audit_log = audit_table(metadata)
+audit = audit_tables(metadata)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -12,6 +12,11 @@ from services.melding.adapters.orm import melding_deliveries, melding_history, m
 from services.melding.domain.model import DeliveryView, later_delivery_status, melding_status
 from shared.db import UnitOfWork
 from shared.pagination import newest_first
+
+
+def _due_date(content: dict[str, Any]) -> date | None:
+    due = (content.get("pregnancy") or {}).get("expected_due_date")
+    return date.fromisoformat(due) if due else None
 
 
 class MeldingRepository:
@@ -23,7 +28,7 @@ class MeldingRepository:
         await self.session.execute(meldingen.insert().values(
             id=melding_id, status="accepted", sender_org_id=sender["org_id"], sender_org_type=sender["org_type"],
             sender_sub=sender["sub"], consent_id=consent["id"], consent=json.dumps(consent, default=str),
-            content=json.dumps(content), unroutable_types="", routing_reported_unroutable=0, created_at=at,
+            content=json.dumps(content), expected_due_date=_due_date(content), unroutable_types="", routing_reported_unroutable=0, created_at=at,
             updated_at=at,
         ))
         await self.add_history(melding_id, at, "accepted", None)

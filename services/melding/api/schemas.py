@@ -54,7 +54,7 @@ class MeldingRead(BaseModel):
     created_at: datetime
     updated_at: datetime
     consent_id: str
-    patient: Patient
+    patient: Patient | None = Field(description="null once the personal data is removed (see purged_at)")
     pregnancy: Pregnancy
     risk_domains: list[str]
     recipient_types: list[str]
@@ -66,6 +66,9 @@ class MeldingRead(BaseModel):
     unroutable_types: list[str]
     deliveries: list[DeliveryRead]
     history: list[HistoryEntry]
+    purged_at: datetime | None = Field(
+        None, description="when the personal data (patient, note, contact) was removed: a withdrawn melding at "
+        "once, any other a retention period after its expected due date")
 
 
 class MeldingPage(BaseModel):

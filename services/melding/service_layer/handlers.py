@@ -9,10 +9,11 @@ from typing import Any
 
 from sqlalchemy.exc import IntegrityError
 
-from services.melding.adapters.orm import audit_log, idempotency_keys, outbox
+from services.melding.adapters.orm import audit, idempotency_keys, outbox
 from services.melding.adapters.repository import MeldingRepository
 from services.melding.domain.model import DeliveryView
-from shared import audit, idempotency
+from shared import idempotency
+from shared.audit import record_access, record_refusal
 from shared.auth import SENDER_TYPES, Principal
 from shared.clients.consent import ConsentClient
 from shared.clock import now
@@ -52,11 +53,11 @@ class Sent:
     replayed: bool
 
 
-async def _audit(uow: UnitOfWork, principal: Principal, action: str, melding_id: str | None, bsn: str | None,
-                 request_id: str | None, outcome: str = "success") -> None:
-    await audit.record_access(uow, audit_log, service=SERVICE, principal=principal, action=action,
-                              resource_type="melding", resource_id=melding_id, patient_bsn=bsn,
-                              request_id=request_id, outcome=outcome)
+def _audit(uow: UnitOfWork, principal: Principal, action: str, melding_id: str | None, bsn: str | None,
+           request_id: str | None, outcome: str = "success", consent_checked: bool | None = None) -> None:
+    record_access(uow, audit, service=SERVICE, principal=principal, action=action, resource_type="melding",
+                  resource_id=melding_id, patient_bsn=bsn, request_id=request_id, outcome=outcome,
+                  consent_checked=consent_checked)
 
 
 async def send_melding(
@@ -85,8 +86,8 @@ async def send_melding(
                                         recipient_types=list(content.recipient_types), request_id=request_id)
     if not answer.allowed or answer.consent is None:
         async with database.unit_of_work() as uow:
-            await _audit(uow, principal, "create", None, content.patient.bsn, request_id,
-                         outcome=f"refused:{answer.reason}")
+            _audit(uow, principal, "create", None, content.patient.bsn, request_id,
+                   outcome=f"refused:{answer.reason}", consent_checked=False)
             await uow.commit()
         raise ConsentRequired(CONSENT_REFUSALS.get(answer.reason or "", "the consent does not allow this melding"))
 
@@ -108,7 +109,7 @@ async def send_melding(
             await add_message(uow, outbox, exchange=EVENTS_EXCHANGE, routing_key=MELDING_ACCEPTED,
                               message_type=MELDING_ACCEPTED, body=event, correlation_id=melding_id,
                               request_id=request_id, message_id=f"accepted:{melding_id}")
-            await _audit(uow, principal, "create", melding_id, content.patient.bsn, request_id)
+            _audit(uow, principal, "create", melding_id, content.patient.bsn, request_id, consent_checked=True)
             await uow.commit()
             return Sent(await _read_after_commit(database, melding_id), replayed=False)
     except IntegrityError:
@@ -127,11 +128,17 @@ async def _read_after_commit(database: Database, melding_id: str) -> dict[str, A
         return await _read(uow, melding_id)
 
 
+def _bsn_of(view: dict[str, Any]) -> str | None:
+    return (view.get("patient") or {}).get("bsn")
+
+
 def _view(row: Any, deliveries: list[Any], history: list[Any]) -> dict[str, Any]:
-    content = json.loads(row.content)
+    # Once purged (retention), only the anonymous skeleton is left: no patient, contact or note.
+    content = json.loads(row.content) if row.content is not None else json.loads(row.skeleton or "{}")
     return {
         "id": row.id, "status": row.status, "created_at": row.created_at, "updated_at": row.updated_at,
-        "consent_id": row.consent_id, **content,
+        "consent_id": row.consent_id, "patient": None, "note": None, "contact": None, **content,
+        "purged_at": row.purged_at,
         "sender": {"org_id": row.sender_org_id, "org_type": row.sender_org_type, "sub": row.sender_sub},
         "gemeente": {"code": row.gemeente_code, "name": row.gemeente_name} if row.gemeente_code else None,
         "unroutable_types": [t for t in row.unroutable_types.split(",") if t],
@@ -158,9 +165,13 @@ async def get_melding(database: Database, *, principal: Principal, melding_id: s
         row = await MeldingRepository(uow).get(melding_id)
         # Another organisation's melding is answered exactly like a missing one.
         if row is None or row.sender_org_id != principal.org_id:
+            # Audited on its own (this transaction rolls back): probing for others' meldingen is traceable.
+            record_refusal(uow, audit, service=SERVICE, principal=principal, action="read",
+                           resource_type="melding", resource_id=melding_id, patient_bsn=None,
+                           request_id=request_id, outcome="not-found")
             raise NotFound("no melding with this id for your organisation")
         view = await _read(uow, melding_id)
-        await _audit(uow, principal, "read", melding_id, view["patient"]["bsn"], request_id)
+        _audit(uow, principal, "read", melding_id, _bsn_of(view), request_id)
         await uow.commit()
         return view
 
@@ -177,7 +188,7 @@ async def list_meldingen(database: Database, *, principal: Principal, status: st
         deliveries, history = await repository.deliveries(ids), await repository.history(ids)
         items = [_view(r, deliveries[r.id], history[r.id]) for r in rows]
         for item in items:
-            await _audit(uow, principal, "read", item["id"], item["patient"]["bsn"], request_id)
+            _audit(uow, principal, "read", item["id"], _bsn_of(item), request_id)
         await uow.commit()
     next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
     return items, next_cursor

@@ -1,8 +1,9 @@
 """The routing service's tables: the directory, the meldingen it routes, their deliveries, dead letters."""
 
-from sqlalchemy import Column, Float, ForeignKey, Index, Integer, PrimaryKeyConstraint, String, Table, Text, UniqueConstraint
+from sqlalchemy import Column, Date, Float, ForeignKey, Index, Integer, PrimaryKeyConstraint, String, Table, Text, UniqueConstraint
 
-from shared.audit import audit_table
+from shared.audit import audit_tables
+from shared.crypto import EncryptedText
 from shared.db import UTCDateTime, new_metadata
 from shared.messaging.consumer import processed_messages_table
 from shared.messaging.outbox import outbox_table
@@ -84,12 +85,16 @@ routed_meldingen = Table(
     Column("consent_id", String(64), nullable=False, index=True),
     Column("sender_org_id", String(64), nullable=False),
     Column("status", String(16), nullable=False, comment="waiting | routed | withdrawn | refused"),
-    Column("accepted", Text, nullable=True, comment="the melding.accepted body; removed on withdrawal"),
+    Column("accepted", EncryptedText("routed_meldingen.accepted"), nullable=True,
+           comment="the melding.accepted body, encrypted; removed on withdrawal"),
     Column("requested_types", String(32), nullable=False),
     Column("unroutable_types", String(32), nullable=False),
     Column("gemeente_code", String(6), nullable=True),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    Column("expected_due_date", Date, nullable=True, comment="kept after the purge: it dates the retention"),
+    Column("purged_at", UTCDateTime(), nullable=True),
+    Index("ix_routed_meldingen_expected_due_date", "expected_due_date"),
     Index("ix_routed_meldingen_status", "status", "created_at"),
 )
 
@@ -109,8 +114,9 @@ deliveries = Table(
     Column("org_name", String(200), nullable=False),
     Column("recipient_type", String(16), nullable=False),
     Column("status", String(16), nullable=False),
-    Column("status_note", String(500), nullable=True),
-    Column("message", Text, nullable=True, comment="the melding.delivered body; replaced on retraction"),
+    Column("status_note", EncryptedText("deliveries.status_note"), nullable=True),
+    Column("message", EncryptedText("deliveries.message"), nullable=True,
+           comment="the melding.delivered body, encrypted; replaced on retraction"),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     UniqueConstraint("melding_id", "recipient_type", name="uq_deliveries_melding_type"),
@@ -124,7 +130,7 @@ dead_letters = Table(
     Column("queue", String(200), nullable=False),
     Column("message_id", String(100), nullable=True),
     Column("message_type", String(100), nullable=True),
-    Column("body", Text, nullable=False),
+    Column("body", EncryptedText("dead_letters.body"), nullable=False),
     Column("body_encoding", String(8), nullable=False, comment="utf-8, or base64 for an unreadable body"),
     Column("correlation_id", String(128), nullable=True),
     Column("reason", String(32), nullable=True),
@@ -134,4 +140,4 @@ dead_letters = Table(
 
 outbox = outbox_table(metadata)
 processed_messages = processed_messages_table(metadata)
-audit_log = audit_table(metadata)
+audit = audit_tables(metadata)

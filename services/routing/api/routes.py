@@ -140,10 +140,11 @@ async def reroute(melding_id: str, _: Admin, database: DatabaseDep, client: Cons
             summary="Messages that failed processing",
             description="Messages dead-lettered after the delivery limit (or rejected as unreadable), newest first.",
             responses=problem_responses("validation"))
-async def list_dead_letters(_: Admin, database: DatabaseDep,
+async def list_dead_letters(principal: Admin, database: DatabaseDep, request_id: RequestId,
                             include_replayed: bool = False,
                             limit: Annotated[int, Query(ge=1, le=500)] = 100) -> dict[str, Any]:
-    rows = await handlers.list_dead_letters(database, include_replayed=include_replayed, limit=limit)
+    rows = await handlers.list_dead_letters(database, principal=principal, include_replayed=include_replayed,
+                                            limit=limit, request_id=request_id)
     return {"items": [DeadLetterRead.model_validate(r, from_attributes=True) for r in rows]}
 
 

@@ -10,7 +10,7 @@ from typing import Any
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
-from services.routing.adapters.orm import audit_log, outbox
+from services.routing.adapters.orm import audit, outbox
 from services.routing.adapters.repository import DirectoryRepository, RoutingRepository
 from services.routing.domain.model import choose
 from services.routing.domain.model import next_status
@@ -21,7 +21,7 @@ from services.routing.service_layer.routing import (
     route,
     withdraw_consent,
 )
-from shared import audit
+from shared.audit import record_access, record_refusal
 from shared.auth import RECIPIENT_TYPES, Principal
 from shared.clients.consent import ConsentClient
 from shared.clock import now
@@ -54,7 +54,8 @@ async def on_melding_accepted(uow: UnitOfWork, event: IncomingEvent) -> None:
         await repository.add_melding(
             melding_id=accepted.melding_id, consent_id=accepted.consent.id, sender_org_id=accepted.sender.org_id,
             status="new", accepted=accepted.model_dump_json(), requested_types=",".join(accepted.content.recipient_types),
-            unroutable_types="", created_at=at, updated_at=at)
+            unroutable_types="", created_at=at, updated_at=at,
+            expected_due_date=accepted.content.pregnancy.expected_due_date)
     await route(uow, accepted.melding_id, event.prepared, request_id=event.request_id)
 
 
@@ -122,11 +123,10 @@ def delivery_document(row: Any) -> dict[str, Any]:
     return {**json.loads(row.message), "status": row.status}
 
 
-async def _audit(uow: UnitOfWork, principal: Principal, action: str, resource_type: str, resource_id: str | None,
-                 bsn: str | None, request_id: str | None) -> None:
-    await audit.record_access(uow, audit_log, service=SERVICE, principal=principal, action=action,
-                              resource_type=resource_type, resource_id=resource_id, patient_bsn=bsn,
-                              request_id=request_id)
+def _audit(uow: UnitOfWork, principal: Principal, action: str, resource_type: str, resource_id: str | None,
+           bsn: str | None, request_id: str | None) -> None:
+    record_access(uow, audit, service=SERVICE, principal=principal, action=action, resource_type=resource_type,
+                  resource_id=resource_id, patient_bsn=bsn, request_id=request_id)
 
 
 def _bsn_of(document: dict[str, Any]) -> str | None:
@@ -143,15 +143,20 @@ async def list_deliveries(database: Database, *, principal: Principal, status: s
         rows = rows[:limit]
         documents = [delivery_document(r) for r in rows]
         for document in documents:
-            await _audit(uow, principal, "read", "delivery", document["delivery_id"], _bsn_of(document), request_id)
+            _audit(uow, principal, "read", "delivery", document["delivery_id"], _bsn_of(document), request_id)
         await uow.commit()
     return documents, (encode_cursor(rows[-1].created_at, rows[-1].delivery_id) if more and rows else None)
 
 
-async def _own_delivery(repository: RoutingRepository, principal: Principal, delivery_id: str) -> Any:
+async def _own_delivery(uow: UnitOfWork, principal: Principal, delivery_id: str, action: str,
+                        request_id: str | None) -> Any:
     _require_recipient(principal)
-    row = await repository.delivery(delivery_id)
+    row = await RoutingRepository(uow).delivery(delivery_id)
     if row is None or row.org_id != principal.org_id:
+        # Audited on its own (this transaction rolls back): probing for others' deliveries is traceable.
+        record_refusal(uow, audit, service=SERVICE, principal=principal, action=action,
+                       resource_type="delivery", resource_id=delivery_id, patient_bsn=None,
+                       request_id=request_id, outcome="not-found")
         raise NotFound("no delivery with this id for your organisation")
     return row
 
@@ -159,9 +164,9 @@ async def _own_delivery(repository: RoutingRepository, principal: Principal, del
 async def get_delivery(database: Database, *, principal: Principal, delivery_id: str,
                        request_id: str | None) -> dict[str, Any]:
     async with database.unit_of_work() as uow:
-        row = await _own_delivery(RoutingRepository(uow), principal, delivery_id)
+        row = await _own_delivery(uow, principal, delivery_id, "read", request_id)
         document = delivery_document(row)
-        await _audit(uow, principal, "read", "delivery", delivery_id, _bsn_of(document), request_id)
+        _audit(uow, principal, "read", "delivery", delivery_id, _bsn_of(document), request_id)
         await uow.commit()
         return document
 
@@ -171,14 +176,15 @@ async def report_status(database: Database, *, principal: Principal, delivery_id
     """A recipient reports back. Forward only; the same status again changes nothing."""
     async with database.unit_of_work() as uow:
         repository = RoutingRepository(uow)
-        row = await _own_delivery(repository, principal, delivery_id)
+        row = await _own_delivery(uow, principal, delivery_id, "status-change", request_id)
         new = next_status(row.status, status)
         if new is None:
             return delivery_document(row)
         at = now()
         await repository.update_delivery(delivery_id, status=new, status_note=note, updated_at=at)
         await announce_status(uow, row, new, at, request_id=request_id)
-        await _audit(uow, principal, "status", "delivery", delivery_id, _bsn_of(json.loads(row.message)), request_id)
+        _audit(uow, principal, "status-change", "delivery", delivery_id, _bsn_of(json.loads(row.message)),
+               request_id)
         await uow.commit()
         row = await repository.delivery(delivery_id)
         return delivery_document(row)
@@ -207,9 +213,27 @@ async def store_dead_letter(database: Database, message: AbstractIncomingMessage
         await uow.commit()
 
 
-async def list_dead_letters(database: Database, *, include_replayed: bool, limit: int) -> list[Any]:
+async def list_dead_letters(database: Database, *, principal: Principal, include_replayed: bool, limit: int,
+                            request_id: str | None) -> list[Any]:
+    """Dead letters carry whole messages (personal data among them): handing them out is an audited export."""
     async with database.unit_of_work() as uow:
-        return await RoutingRepository(uow).dead_letters(include_replayed=include_replayed, limit=limit)
+        rows = await RoutingRepository(uow).dead_letters(include_replayed=include_replayed, limit=limit)
+        for row in rows:
+            _audit(uow, principal, "export", "dead_letter", row.id, _bsn_in(row.body), request_id)
+        await uow.commit()
+        return rows
+
+
+def _bsn_in(body: str) -> str | None:
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(document, dict):
+        return None
+    patient = document.get("patient") or (document.get("content") or {}).get("patient") or {}
+    bsn = patient.get("bsn") if isinstance(patient, dict) else None
+    return bsn if isinstance(bsn, str) and len(bsn) == 9 and bsn.isdigit() else None
 
 
 async def replay_dead_letter(database: Database, *, dead_letter_id: str, request_id: str | None) -> Any:

@@ -14,7 +14,7 @@ from typing import Any
 
 import structlog
 
-from services.routing.adapters.orm import outbox
+from services.routing.adapters.orm import audit, outbox
 from services.routing.adapters.repository import DirectoryRepository, RoutingRepository
 from services.routing.domain.model import choose
 from shared.clients.consent import ConsentCheckAnswer, ConsentClient
@@ -37,11 +37,23 @@ from shared.contracts.melding import (
     RecipientRef,
     RoutedDelivery,
 )
+from shared.audit import record_access
+from shared.auth import Principal
 from shared.db import UnitOfWork
 from shared.messaging.outbox import add_message
 from shared.messaging.topology import DELIVERIES_EXCHANGE, EVENTS_EXCHANGE
 
 log = structlog.get_logger(__name__)
+
+# Who acts when routing delivers or retracts on its own: the platform, not a person (NEN 7513 names it).
+ROUTING = Principal(sub="routing-service", org_id="kansrijk-platform", org_type="service", scopes=frozenset())
+
+
+def _audit(uow: UnitOfWork, action: str, resource_id: str, bsn: str | None, request_id: str | None, *,
+           outcome: str = "success", consent_checked: bool | None = None) -> None:
+    record_access(uow, audit, service="routing", principal=ROUTING, action=action, resource_type="delivery",
+                  resource_id=resource_id, patient_bsn=bsn, request_id=request_id, outcome=outcome,
+                  consent_checked=consent_checked)
 
 
 async def check_consent(client: ConsentClient, accepted: MeldingAccepted, request_id: str | None) -> ConsentCheckAnswer:
@@ -69,6 +81,10 @@ async def route(uow: UnitOfWork, melding_id: str, answer: ConsentCheckAnswer, *,
     if not answer.allowed:
         # The consent no longer allows it (expired, narrowed): nothing goes out.
         log.warning("routing_refused_by_consent", melding_id=melding_id, reason=answer.reason)
+        bsn = parse_accepted(row.accepted).content.patient.bsn if row.accepted else None
+        record_access(uow, audit, service="routing", principal=ROUTING, action="deliver", resource_type="melding",
+                      resource_id=melding_id, patient_bsn=bsn, request_id=request_id,
+                      outcome=f"refused:{answer.reason}", consent_checked=False)
         await repository.update_melding(melding_id, status="refused", accepted=None, updated_at=at)
         return "refused"
 
@@ -108,6 +124,7 @@ async def route(uow: UnitOfWork, melding_id: str, answer: ConsentCheckAnswer, *,
         await add_message(uow, outbox, exchange=DELIVERIES_EXCHANGE, routing_key=chosen.org_id,
                           message_type=MELDING_DELIVERED, body=message, message_id=delivery.delivery_id,
                           correlation_id=melding_id, request_id=request_id, mandatory=True)
+        _audit(uow, "deliver", delivery.delivery_id, accepted.content.patient.bsn, request_id, consent_checked=True)
         made.append(delivery)
 
     status = "waiting" if unroutable else "routed"
@@ -137,6 +154,7 @@ async def withdraw_consent(uow: UnitOfWork, consent_id: str, *, request_id: str 
     await repository.mark_consent_withdrawn(consent_id, at)
     retracted = 0
     for melding in await repository.meldingen_of_consent(consent_id):
+        bsn = parse_accepted(melding.accepted).content.patient.bsn if melding.accepted else None
         await repository.update_melding(melding.melding_id, status="withdrawn", accepted=None, updated_at=at)
         for delivery in await repository.deliveries_of(melding.melding_id):
             if delivery.status == "retracted":
@@ -151,6 +169,7 @@ async def withdraw_consent(uow: UnitOfWork, consent_id: str, *, request_id: str 
                               message_id=f"retract:{delivery.delivery_id}", correlation_id=melding.melding_id,
                               request_id=request_id, mandatory=True)
             await announce_status(uow, delivery, "retracted", at, request_id=request_id)
+            _audit(uow, "retract", delivery.delivery_id, bsn, request_id, outcome="consent-withdrawn")
             retracted += 1
     return retracted
 

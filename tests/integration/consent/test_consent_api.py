@@ -9,7 +9,7 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
-from services.consent.adapters.orm import audit_log, consents, idempotency_keys, outbox
+from services.consent.adapters.orm import audit, consents, idempotency_keys, outbox
 from services.consent.adapters.repository import ConsentRepository
 from services.consent.domain.model import Consent
 from shared.clock import now, today_nl
@@ -112,7 +112,7 @@ async def test_each_validation_rule_is_a_422_naming_the_field_and_stores_nothing
     assert problem["status"] == 422 and problem["title"] and problem["detail"]
     assert field in [e["field"] for e in problem["errors"]]
     assert "999999991" not in response.text and BSN not in response.text
-    for table in (consents, outbox, idempotency_keys, audit_log):
+    for table in (consents, outbox, idempotency_keys, audit.log):
         assert await count(consent_db, table) == 0
 
 

@@ -14,6 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from shared.auth import SigningKey, TokenVerifier, issue_token, jwks_document, load_or_create_dev_key
+from shared.crypto import new_key_ring_entry
 from shared.errors import Unauthorized
 from shared.settings import ServiceSettings
 from tests.support import RunEnvironment, Tokens
@@ -154,7 +155,8 @@ def es256_key() -> SigningKey:
 
 def production_settings(tmp_path: object, **overrides: object) -> ServiceSettings:
     values: dict[str, object] = {"environment": "production", "jwt_issuer": "https://issuer.example",
-                                 "amqp_url": "amqp://kansrijk:s3cr3t-value@mq/", "data_dir": tmp_path}
+                                 "amqp_url": "amqp://kansrijk:s3cr3t-value@mq/", "data_dir": tmp_path,
+                                 "encryption_keys": new_key_ring_entry("k1"), "bsn_hash_key": "a" * 43}
     values.update(overrides)
     return ServiceSettings(**values)
 
@@ -188,6 +190,47 @@ async def test_tokens_verify_against_a_jwks_url_fetched_once_and_cached(tmp_path
     with pytest.raises(Unauthorized):
         await verifier.verify(issue_token(stranger, issuer="https://issuer.example", audience="kansrijk",
                                           org_id="1", org_type="huisarts", scopes=""))
+
+
+async def test_a_rotated_issuer_key_is_fetched_once_and_unknown_kids_cannot_make_us_hammer_the_issuer(
+    tmp_path: object,
+) -> None:
+    old, new = es256_key(), SigningKey(**{**es256_key().__dict__, "kid": "es-2"})
+    published, fetches = [old], 0
+
+    def issuer(request: httpx.Request) -> httpx.Response:
+        nonlocal fetches
+        fetches += 1
+        return httpx.Response(200, json=jwks_document(published))
+
+    verifier = TokenVerifier(production_settings(tmp_path, jwt_jwks_url="https://issuer.example/jwks"),
+                             http=httpx.AsyncClient(transport=httpx.MockTransport(issuer)))
+
+    def token(key: SigningKey) -> str:
+        return issue_token(key, issuer="https://issuer.example", audience="kansrijk", org_id="1",
+                           org_type="huisarts", scopes="melding:write")
+
+    await verifier.verify(token(old))
+    assert fetches == 1
+    published = [new, old]  # the issuer rotates
+    for _ in range(5):  # within the rate limit an unknown kid is refused without asking the issuer again
+        with pytest.raises(Unauthorized):
+            await verifier.verify(token(new))
+    assert fetches == 1
+    verifier._jwks_fetched_at -= 31  # the rate limit's 30 s have passed
+    assert (await verifier.verify(token(new))).org_id == "1"
+    assert (await verifier.verify(token(old))).org_id == "1"  # the old key still verifies
+    assert fetches == 2  # exactly one refetch for the new kid
+    forged = SigningKey(**{**es256_key().__dict__, "kid": "es-9"})
+    for _ in range(5):
+        with pytest.raises(Unauthorized):
+            await verifier.verify(token(forged))
+    assert fetches == 2  # just after a fetch, unknown kids do not trigger another
+
+
+def test_production_needs_encryption_keys(tmp_path: object) -> None:
+    with pytest.raises(ValueError, match="ENCRYPTION_KEYS"):
+        production_settings(tmp_path, jwt_public_key="x", encryption_keys=None)
 
 
 def test_production_refuses_placeholder_secrets(tmp_path: object) -> None:

@@ -118,7 +118,7 @@ async def test_two_relays_running_at_once_publish_each_event_once(
     stop = asyncio.Event()
     relays, resources = [], []
     for name in ("a", "b"):
-        database = Database(environment.database_urls["consent"])
+        database = environment.database(environment.database_urls["consent"])
         broker = Broker(environment.amqp_url, client_name=f"test-relay-{name}")
         resources.append((database, broker))
         relays.append(OutboxRelay(database, broker, outbox, service="consent", batch_size=10, poll_seconds=0.05))

@@ -75,7 +75,7 @@ async def test_a_consumer_waits_out_a_database_outage_instead_of_dead_lettering(
     """Longer than five backed-off deliveries would last: the message must not reach the dead letters."""
     from services.melding.adapters.orm import processed_messages
 
-    database = Database(environment.database_urls["melding"])
+    database = environment.database(environment.database_urls["melding"])
     outage_ends = time.monotonic() + 9
     applied: list[str] = []
 

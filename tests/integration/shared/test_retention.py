@@ -8,9 +8,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from services.melding.adapters.orm import idempotency_keys, outbox, processed_messages
+from services.melding.adapters.orm import audit, idempotency_keys, outbox, processed_messages
 from services.melding.config import MeldingSettings
-from shared.app import build_runtime, housekeeping
+from shared.app import build_runtime, housekeeping, retention_rules
 from shared.clock import now
 from shared.db import Database
 from shared.retention import Retention, prune
@@ -19,7 +19,7 @@ from tests.support import RunEnvironment, empty_tables
 
 @pytest.fixture
 async def melding_db(environment: RunEnvironment) -> AsyncIterator[Database]:
-    database = Database(environment.database_urls["melding"])
+    database = environment.database(environment.database_urls["melding"])
     await empty_tables(database)
     yield database
     await database.dispose()
@@ -64,7 +64,8 @@ async def test_the_service_worker_prunes_on_its_schedule(environment: RunEnviron
     runtime = build_runtime(MeldingSettings(database_url=environment.database_urls["melding"],
                                             data_dir=environment.data_dir, prune_interval_seconds=0.1))
     stop = asyncio.Event()
-    task = asyncio.create_task(housekeeping(runtime, outbox=outbox, processed=processed_messages)(stop))
+    rules = retention_rules(runtime.settings, outbox=outbox, audit=audit, processed=processed_messages)
+    task = asyncio.create_task(housekeeping(runtime, rules)(stop))
     await asyncio.sleep(0.5)
     stop.set()
     await task

@@ -1,0 +1,29 @@
+"""Every log line the services emit during the end-to-end tests is checked for personal data."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+
+# The personal data the end-to-end tests send (tests/e2e/flow.py), and what a postcode with a house number
+# looks like in any spelling.
+PERSONAL = ("999999990", "123456782", "Sanne", "de Vries", "1998-03-14", "methadon", "schuldeisers",
+            "M. Jansen", "0201234567")
+POSTCODE_WITH_NUMBER = re.compile(r"\b[1-9]\d{3}\s?[A-Za-z]{2}\W{1,3}\d{1,5}\b")
+
+
+def personal_data_in(line: str) -> list[str]:
+    found = [value for value in PERSONAL if value in line]
+    return found + POSTCODE_WITH_NUMBER.findall(line)
+
+
+@pytest.fixture(autouse=True)
+def no_personal_data_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
+    yield  # at the level the services log at (INFO, as in production)
+    for when in ("setup", "call"):
+        for record in caplog.get_records(when):
+            line = f"{record.getMessage()} {record.exc_text or ''}"
+            assert not personal_data_in(line), f"personal data in a log line: {line[:300]}"
+

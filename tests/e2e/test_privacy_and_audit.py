@@ -1,0 +1,195 @@
+"""Issue 5 end to end: every access audited across the three services and answerable by BSN, personal
+data encrypted at rest, removed when its purpose is over."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+import httpx
+from sqlalchemy import text
+
+from shared.clock import today_nl
+from tests.e2e.flow import (
+    BSN, SENDER, admin, eventually, melding_body, new_org_id, put_gemeente, put_organisation, record_consent,
+    recipient, send, sender,
+)
+from tests.support import RunEnvironment, Tokens
+
+Clients = dict[str, httpx.AsyncClient]
+PERSONAL = (BSN, "Sanne", "de Vries", "methadon", "1998-03-14", "0201234567", "1011AB")
+
+
+async def _delivered(system: Clients, tokens: Tokens, *, due_in_days: int = 120, jgz: str | None = None
+                     ) -> dict[str, str]:
+    """A melding delivered to a JGZ serving Amsterdam (`jgz`, or a new one registered for it)."""
+    if jgz is None:
+        await put_gemeente(system, tokens, "GM0363", "Amsterdam", [("1011", "1109")])
+        jgz = new_org_id()
+        await put_organisation(system, tokens, jgz, "jgz", gemeenten=["GM0363"])
+    consent_id = await record_consent(system, tokens, types=["jgz"])
+    body = melding_body(consent_id, recipient_types=["jgz"])
+    body["pregnancy"]["expected_due_date"] = (today_nl() + timedelta(days=due_in_days)).isoformat()
+    sent = await send(system, tokens, body)
+    assert sent.status_code == 202, sent.text
+
+    async def delivery() -> str | None:
+        page = (await system["routing"].get("/v1/deliveries", headers=recipient(tokens, jgz))).json()
+        return page["items"][0]["delivery_id"] if page.get("items") else None
+
+    delivery_id = await eventually(delivery)
+    return {"jgz": jgz, "consent_id": consent_id, "melding_id": sent.json()["id"], "delivery_id": delivery_id}
+
+
+async def test_who_looked_at_my_data_is_answered_across_all_three_services(system: Clients, tokens: Tokens) -> None:
+    ids = await _delivered(system, tokens)
+    jgz = recipient(tokens, ids["jgz"])
+    assert (await system["routing"].get(f"/v1/deliveries/{ids['delivery_id']}", headers=jgz)).status_code == 200
+    reported = await system["routing"].post(f"/v1/deliveries/{ids['delivery_id']}/status", headers=jgz,
+                                            json={"status": "received"})
+    assert reported.status_code == 200
+    prying = await system["melding"].get(f"/v1/meldingen/{ids['melding_id']}", headers=sender(tokens, "10000009"))
+    assert prying.status_code == 404
+
+    auditor = admin(tokens)
+    for service in ("consent", "melding", "routing"):  # any service answers for all three
+        found = await system[service].post("/v1/audit/_search", headers=auditor, json={"bsn": BSN})
+        assert found.status_code == 200, found.text
+        assert found.json()["services"] == ["consent", "melding", "routing"]
+        seen = {(r["service"], r["action"], r["actor_org_id"]) for r in found.json()["items"]}
+        assert {("consent", "create", SENDER), ("consent", "check", "kansrijk-melding"),
+                ("melding", "create", SENDER), ("consent", "check", "kansrijk-routing"), ("routing", "deliver", "kansrijk-platform"),
+                ("routing", "read", ids["jgz"]), ("routing", "status-change", ids["jgz"])} <= seen, seen
+        assert all(r["patient_bsn"] == BSN for r in found.json()["items"])
+    created = next(r for r in found.json()["items"] if r["service"] == "melding" and r["action"] == "create")
+    assert created["consent_checked"] is True and created["actor_org_type"] == "verloskundige"
+    assert created["resource_id"] == ids["melding_id"] and created["request_id"] and created["hash"]
+
+    # The attempt on another organisation's melding is on record too, without revealing whose it is.
+    refused = (await system["melding"].get("/v1/audit", headers=auditor, params={
+        "org_id": "10000009", "action": "read"})).json()["items"]
+    assert [(r["resource_id"], r["outcome"], r["patient_bsn"]) for r in refused] == [
+        (ids["melding_id"], "not-found", None)]
+    # Reading the audit log is itself audited.
+    reads = (await system["melding"].get("/v1/audit", headers=auditor, params={"org_id": "ops"})).json()["items"]
+    assert any(r["resource_type"] == "audit_log" for r in reads)
+    assert (await system["melding"].post("/v1/audit/_search", headers=sender(tokens),
+                                         json={"bsn": BSN})).status_code == 403
+
+
+async def test_a_search_that_cannot_reach_every_log_says_so_instead_of_answering_half(
+    environment: RunEnvironment, tokens: Tokens, consent_db: object
+) -> None:
+    from services.consent.main import create_app
+    from tests.conftest import consent_settings
+    from tests.support import _free_port, running
+
+    closed = f"http://127.0.0.1:{_free_port()}"  # nothing listens there
+    app = create_app(consent_settings(environment, audit_peers={"melding": closed, "routing": closed}))
+    async with running(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as client:
+        everywhere = await client.post("/v1/audit/_search", headers=admin(tokens), json={"bsn": BSN})
+        assert everywhere.status_code == 503, everywhere.text
+        assert everywhere.headers["content-type"] == "application/problem+json"
+        assert "melding" in everywhere.json()["detail"] and BSN not in everywhere.text
+        own = await client.post("/v1/audit/_search", headers=admin(tokens), json={"bsn": BSN, "services": ["consent"]})
+        assert own.status_code == 200 and own.json()["services"] == ["consent"]
+
+
+async def test_personal_data_is_encrypted_at_rest_in_every_table_that_holds_it(
+    system: Clients, tokens: Tokens, stack_databases: dict[str, str], environment: RunEnvironment
+) -> None:
+    await _delivered(system, tokens)
+    # (consent's outbox carries no personal data: `consent.withdrawn` names only ids)
+    where = {"consent": ["consents", "audit_log"],
+             "melding": ["meldingen", "outbox", "audit_log"],
+             "routing": ["routed_meldingen", "deliveries", "outbox", "audit_log"]}
+    for service, tables in where.items():
+        database = environment.database(stack_databases[service])
+        try:
+            async with database.engine.connect() as connection:
+                for table in tables:
+                    rows = [json.dumps([str(v) for v in row]) for row in await connection.execute(
+                        text(f"SELECT * FROM {table}"))]
+                    assert rows, f"{service}.{table} is empty: the test proves nothing"
+                    for value in PERSONAL:
+                        assert not any(value in row for row in rows), f"{value!r} in plain in {service}.{table}"
+        finally:
+            await database.dispose()
+
+
+async def test_a_melding_past_its_purpose_keeps_only_an_anonymous_skeleton(
+    system: Clients, tokens: Tokens, stack_databases: dict[str, str], environment: RunEnvironment
+) -> None:
+    from services.melding.service_layer import retention as melding_retention
+    from services.routing.service_layer import retention as routing_retention
+    from services.registry import SERVICES
+
+    ids = await _delivered(system, tokens, due_in_days=-20)  # born 20 days ago
+    kept = await _delivered(system, tokens, due_in_days=100, jgz=ids["jgz"])
+    short = {"personal_data_retention_days": 10}
+    settings = {name: SERVICES[name].settings(**short) for name in ("melding", "routing")}
+    databases = {name: environment.database(stack_databases[name]) for name in ("melding", "routing")}
+    try:
+        dry = await melding_retention.purge(databases["melding"], settings["melding"], dry_run=True)
+        assert dry == {"meldingen (personal data)": 1}
+        assert await melding_retention.purge(databases["melding"], settings["melding"]) == dry
+        purged = await routing_retention.purge(databases["routing"], settings["routing"])
+        assert purged["routed meldingen (personal data)"] == 1
+        assert await melding_retention.purge(databases["melding"], settings["melding"], dry_run=True) == {
+            "meldingen (personal data)": 0}
+    finally:
+        for database in databases.values():
+            await database.dispose()
+
+    view = (await system["melding"].get(f"/v1/meldingen/{ids['melding_id']}", headers=sender(tokens))).json()
+    assert view["patient"] is None and view["note"] is None and view["contact"] is None and view["purged_at"]
+    assert view["risk_domains"] and view["recipient_types"] == ["jgz"] and view["pregnancy"]["expected_due_date"]
+    assert view["history"][-1]["event"] == "purged"
+    delivery = (await system["routing"].get(f"/v1/deliveries/{ids['delivery_id']}",
+                                            headers=recipient(tokens, ids["jgz"]))).json()
+    assert delivery["purged_at"] and not any(value in json.dumps(delivery) for value in PERSONAL)
+    untouched = (await system["melding"].get(f"/v1/meldingen/{kept['melding_id']}", headers=sender(tokens))).json()
+    assert untouched["patient"]["bsn"] == BSN and untouched["purged_at"] is None
+
+
+async def test_a_withdrawn_meldings_personal_data_goes_at_once(
+    system: Clients, tokens: Tokens, stack_databases: dict[str, str], environment: RunEnvironment
+) -> None:
+    from services.melding.service_layer import retention as melding_retention
+    from services.registry import SERVICES
+
+    ids = await _delivered(system, tokens)
+    withdrawn = await system["consent"].post(f"/v1/consents/{ids['consent_id']}/withdraw", headers=sender(tokens))
+    assert withdrawn.status_code == 200
+
+    async def is_withdrawn() -> bool:
+        view = (await system["melding"].get(f"/v1/meldingen/{ids['melding_id']}", headers=sender(tokens))).json()
+        return view["status"] == "withdrawn"
+
+    await eventually(is_withdrawn)
+    database = environment.database(stack_databases["melding"])
+    try:  # the default retention (12 months after the due date) does not hold a withdrawn melding back
+        assert await melding_retention.purge(database, SERVICES["melding"].settings()) == {
+            "meldingen (personal data)": 1}
+    finally:
+        await database.dispose()
+    view = (await system["melding"].get(f"/v1/meldingen/{ids['melding_id']}", headers=sender(tokens))).json()
+    assert view["patient"] is None and view["purged_at"]
+
+
+def test_the_log_check_recognises_personal_data() -> None:
+    from tests.e2e.conftest import personal_data_in
+
+    assert personal_data_in('{"event": "x", "bsn": "999999990"}') == ["999999990"]
+    assert personal_data_in("address 1011 AB, 12") and personal_data_in("1011AB 12")
+    assert not personal_data_in('{"event": "http_request", "status": 202, "duration_ms": 12.5}')
+
+
+async def test_metrics_carry_no_personal_data(system: Clients, tokens: Tokens) -> None:
+    from tests.e2e.conftest import personal_data_in
+
+    await _delivered(system, tokens)
+    for service, client in system.items():
+        metrics = (await client.get("/metrics")).text
+        assert "kansrijk" in metrics or "http" in metrics, f"{service}: no metrics to check"
+        assert not personal_data_in(metrics), f"{service}: {personal_data_in(metrics)}"
