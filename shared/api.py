@@ -8,6 +8,9 @@ from typing import Annotated, Literal
 import httpx
 import structlog
 from fastapi import APIRouter, Depends, Query, Request
+from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.audit import ACTIONS, AuditQuery, AuditTables, list_records, record_access
@@ -22,6 +25,31 @@ from shared.problems import problem_responses
 log = structlog.get_logger(__name__)
 
 RecipientType = Literal["jgz", "wijkteam"]
+
+
+def _query_parameters(dependant: Dependant) -> set[str]:
+    """The query parameters a route reads, its dependencies' included."""
+    names = {field.alias for field in dependant.query_params}
+    for dependency in dependant.dependencies:
+        names |= _query_parameters(dependency)
+    return names
+
+_KNOWN_QUERY: dict[int, frozenset[str]] = {}
+
+
+async def reject_unknown_query_parameters(request: Request) -> None:
+    """A query parameter the route does not know is a 422, as an unknown body field is: a misspelt filter
+    (`?stauts=withdrawn`) must not silently answer everything."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or not request.query_params:
+        return
+    known = _KNOWN_QUERY.get(id(route))
+    if known is None:
+        known = _KNOWN_QUERY[id(route)] = frozenset(_query_parameters(route.dependant))
+    unknown = sorted(set(request.query_params) - known)
+    if unknown:
+        raise RequestValidationError([{"type": "extra_forbidden", "loc": ("query", name), "input": None,
+                                       "msg": "unknown query parameter"} for name in unknown])
 
 
 def request_id(request: Request) -> str | None:
@@ -111,7 +139,8 @@ def audit_router(tables: AuditTables) -> APIRouter:
         until: Annotated[datetime | None, Query(description="only records before this time")] = None,
         org_id: Annotated[str | None, Query(description="only accesses by this organisation", max_length=64)] = None,
         action: Annotated[AuditAction | None, Query(description="only this action")] = None,
-        after: Annotated[int | None, Query(ge=0, description="continue after this `seq` (from `next`)")] = None,
+        after: Annotated[int | None, Query(ge=0, le=2**31 - 1,
+                                           description="continue after this `seq` (from `next`)")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> AuditPage:
         database: Database = request.app.state.database

@@ -10,11 +10,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from fastapi.routing import APIRoute
 from fastapi.openapi.utils import get_openapi
 from sqlalchemy import Table
 
+from shared.api import reject_unknown_query_parameters
 from shared.audit import AUDIT_RETENTION, AuditTables
 from shared.auth import ServiceTokens, TokenVerifier, required_scopes
 from shared.clients.consent import ConsentClient
@@ -148,6 +149,7 @@ def create_service_app(
         version="1.0.0",
         lifespan=lifespan,
         openapi_tags=[{"name": "operations", "description": "Health and metrics."}],
+        dependencies=[Depends(reject_unknown_query_parameters)],
     )
     _document_problems_as_problem_json(app)
     app.state.runtime = runtime

@@ -40,8 +40,10 @@ STATUS_BY_SLUG = {
     "unavailable": 503,
     "internal": 500,
     "method-not-allowed": 405,
-    "bad-request": 400,
 }
+
+
+NOT_JSON = {"field": "body", "message": "the body is not valid JSON", "code": "json_invalid"}
 
 
 class FieldError(BaseModel):
@@ -92,6 +94,9 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
     """The errors of a failed validation, naming each field, without the offending input."""
     out = []
     for error in exc.errors():
+        if error.get("type") == "json_invalid":  # located at a character offset, which names no field
+            out.append(NOT_JSON)
+            continue
         message = str(error.get("msg", "invalid"))
         # pydantic prefixes messages of our own validators; the rest of the message is ours.
         message = message.removeprefix("Value error, ")
@@ -117,10 +122,13 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response("validation", "Validation failed", detail, request=request, errors=errors)
 
     async def on_http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        if exc.status_code in (400, 422):
+            # The framework's 400 is a body it could not decode (not UTF-8, say): to the client that is one
+            # more invalid field, answered like every other (the contract knows no 400).
+            return problem_response("validation", "Validation failed", "1 field is invalid: body", request=request,
+                                    errors=[NOT_JSON])
         slug = {401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "method-not-allowed",
-                409: "conflict", 503: "unavailable"}.get(exc.status_code, "bad-request")
-        if exc.status_code == 422:
-            slug = "validation"
+                409: "conflict", 503: "unavailable"}.get(exc.status_code, "internal")
         title = slug.replace("-", " ").capitalize()
         detail = exc.detail if isinstance(exc.detail, str) else title
         response = problem_response(slug, title, detail, request=request)

@@ -23,6 +23,17 @@ def new_org_id() -> str:
     return str(uuid.uuid4().int)[:8]
 
 
+def org_type_for(scope: str) -> str:
+    """The kind of organisation a route's scope is meant for (recipients, operators, services, senders)."""
+    if scope.startswith("delivery:"):
+        return "jgz"
+    if scope in ("routing:admin", "audit:read"):
+        return "operator"
+    if scope == "consent:check":
+        return "service"
+    return "verloskundige"
+
+
 def admin(tokens: Tokens) -> dict[str, str]:
     return tokens.bearer(org_id="ops", org_type="operator", scopes="routing:admin audit:read")
 

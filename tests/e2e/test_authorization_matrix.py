@@ -15,7 +15,8 @@ import httpx
 
 from shared.auth import SCOPES
 from tests.e2e.flow import (
-    SENDER, eventually, melding_body, new_org_id, put_gemeente, put_organisation, record_consent, recipient, send,
+    SENDER, eventually, melding_body, new_org_id, org_type_for, put_gemeente, put_organisation, record_consent, recipient,
+    send,
 )
 from tests.support import Tokens
 
@@ -23,16 +24,6 @@ from tests.support import Tokens
 OWNED = {"consent_id": "verloskundige", "melding_id": "verloskundige", "delivery_id": "jgz"}
 # What an otherwise valid request sends, so that the answer is about who asks, not about the body.
 VALID_BODIES = {("post", "/v1/deliveries/{delivery_id}/status"): {"status": "received"}}
-
-
-def org_type_for(scope: str) -> str:
-    if scope.startswith("delivery:"):
-        return "jgz"
-    if scope in ("routing:admin", "audit:read"):
-        return "operator"
-    if scope == "consent:check":
-        return "service"
-    return "verloskundige"
 
 
 async def _resources_of_one_organisation(system: dict[str, httpx.AsyncClient], tokens: Tokens) -> dict[str, str]:

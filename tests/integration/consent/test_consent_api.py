@@ -124,6 +124,33 @@ async def test_a_body_that_is_not_json_is_a_422(consent_client: httpx.AsyncClien
     assert response.json()["type"] == "urn:kansrijk:problem:validation"
 
 
+async def test_a_body_that_is_not_even_text_is_a_422_not_an_undocumented_400(
+    consent_client: httpx.AsyncClient, tokens: Tokens, consent_db: Database
+) -> None:
+    response = await consent_client.post(
+        "/v1/consents", content=b'{"method": "\xff"}', headers={**tokens.bearer(scopes=WRITE), "Content-Type": "application/json"})
+    assert response.status_code == 422, response.text
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json()["errors"] == [{"field": "body", "message": "the body is not valid JSON", "code": "json_invalid"}]
+    assert await count(consent_db, consents) == 0
+
+
+async def test_an_unknown_query_parameter_is_a_422_naming_it(consent_client: httpx.AsyncClient, tokens: Tokens) -> None:
+    # A misspelt filter must not silently answer everything.
+    auditor = tokens.bearer(org_id="ops", org_type="operator", scopes="audit:read")
+    response = await consent_client.get("/v1/audit", headers=auditor, params={"actoin": "read", "limit": 5})
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == ["actoin"]
+    assert (await consent_client.get("/v1/audit", headers=auditor, params={"action": "read"})).status_code == 200
+
+
+async def test_an_audit_cursor_beyond_any_record_is_a_422_not_a_500(consent_client: httpx.AsyncClient, tokens: Tokens) -> None:
+    auditor = tokens.bearer(org_id="ops", org_type="operator", scopes="audit:read")
+    response = await consent_client.get("/v1/audit", headers=auditor, params={"after": str(10**28)})
+    assert response.status_code == 422, response.text
+    assert [e["field"] for e in response.json()["errors"]] == ["after"]
+
+
 # --- idempotency -----------------------------------------------------------------------------------
 
 

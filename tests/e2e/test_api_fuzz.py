@@ -1,0 +1,81 @@
+"""Schemathesis against each service's own OpenAPI document, over real HTTP to the running system.
+
+For every operation, requests generated from the document (valid ones and deliberately invalid ones)
+must never get a 5xx, and every answer must be one the document declares: its status code, content type,
+headers and body schema. A bounded number of examples per operation keeps CI short;
+`KANSRIJK_FUZZ_EXAMPLES` raises it for a longer hunt.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any
+
+import httpx
+import schemathesis
+from hypothesis import HealthCheck, Phase, given, settings
+from schemathesis import GenerationMode
+from schemathesis.core.failures import FailureGroup
+from schemathesis.checks import (
+    content_type_conformance, negative_data_rejection, not_a_server_error, response_headers_conformance,
+    response_schema_conformance, status_code_conformance,
+)
+
+from tests.e2e.flow import SENDER, org_type_for, put_gemeente
+from tests.support import Tokens
+
+EXAMPLES = int(os.environ.get("KANSRIJK_FUZZ_EXAMPLES", "15"))
+ALWAYS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
+          response_schema_conformance]
+CHECKS = {GenerationMode.POSITIVE: ALWAYS, GenerationMode.NEGATIVE: [*ALWAYS, negative_data_rejection]}
+
+
+def _headers_for(operation: Any, tokens: Tokens) -> dict[str, str]:
+    """A token of the kind of organisation the operation is for, with exactly its scope."""
+    scope = operation.definition.raw["x-required-scope"]
+    org_type = org_type_for(scope)
+    org_id = {"verloskundige": SENDER, "jgz": "20000002", "operator": "ops", "service": "kansrijk-test"}[org_type]
+    return tokens.bearer(org_id=org_id, org_type=org_type, scopes=scope)
+
+
+def _fuzz(spec: dict[str, Any], base_url: str, tokens: Tokens) -> list[str]:
+    """Run every /v1/ operation in both generation modes; the failures, one line each (no personal data:
+    the generated values are random)."""
+    schema = schemathesis.openapi.from_dict(spec)
+    failures: list[str] = []
+    for result in schema.get_all_operations():
+        operation = result.ok()
+        if not operation.path.startswith("/v1/"):
+            continue
+        headers = _headers_for(operation, tokens)
+        for mode in GenerationMode:
+
+            @given(case=operation.as_strategy(generation_mode=mode))
+            @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
+                      phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+            def exercise(case: schemathesis.Case) -> None:
+                case.call_and_validate(base_url=base_url, headers=headers, checks=CHECKS[mode], timeout=15)
+
+            try:
+                exercise()
+            except (AssertionError, FailureGroup) as failure:  # collected: one run reports every operation
+                failures.append(f"{operation.label} ({mode.value}): {str(failure)[:2000]}")
+    return failures
+
+
+async def test_generated_requests_never_get_a_5xx_nor_an_answer_outside_the_documented_schema(
+    system: dict[str, httpx.AsyncClient], tokens: Tokens
+) -> None:
+    # Something to route to, so that generated meldingen and route look-ups take their full paths.
+    await put_gemeente(system, tokens, "GM0363", "Amsterdam", [("1011", "1109")])
+    failures: list[str] = []
+    operations = 0
+    for service, client in system.items():
+        spec = (await client.get("/openapi.json")).json()
+        operations += sum(len(item) for path, item in spec["paths"].items() if path.startswith("/v1/"))
+        # Blocking HTTP in a thread: the servers run on this event loop and must keep serving.
+        failures += [f"{service}: {line}" for line in
+                     await asyncio.to_thread(_fuzz, spec, str(client.base_url), tokens)]
+    assert operations >= 25, f"only {operations} operations found: the fuzzing proves little"
+    assert not failures, "\n".join(failures)
