@@ -10,6 +10,7 @@ import sys
 import uuid
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -275,3 +276,51 @@ async def test_a_service_started_before_its_broker_and_database_waits_for_them(e
     if BACKEND == "postgresql":
         assert b"database not reachable yet" in output
     assert b"broker_unavailable" in output
+
+
+async def test_kansrijk_audit_verify_says_intact_then_names_the_tampered_record(
+    environment: RunEnvironment, consent_client: httpx.AsyncClient, consent_db: Any, tokens: Any
+) -> None:
+    from sqlalchemy import update
+
+    from services.consent.adapters.orm import audit
+    from tests.integration.shared.test_audit_chain import _accesses, triggers_off
+
+    await _accesses(consent_client, tokens, n=2)  # 4 records: two creates, two reads
+    env = cli_env(environment)
+    intact = await run_cli("audit", "verify", "consent", env=env)
+    assert intact.returncode == 0, intact.stderr
+    assert "consent: chain intact, 4 record(s)" in intact.stderr
+
+    async with triggers_off(consent_db), consent_db.unit_of_work() as uow:
+        await uow.session.execute(update(audit.log).where(audit.log.c.seq == 2).values(action="search"))
+        await uow.commit()
+    broken = await run_cli("audit", "verify", "consent", env=env)
+    assert broken.returncode == 1
+    assert "record 2" in broken.stderr and "was changed after it was written" in broken.stderr
+
+
+async def test_kansrijk_purge_dry_run_counts_and_removes_nothing(
+    environment: RunEnvironment, consent_db: Any
+) -> None:
+    from sqlalchemy import func, select
+
+    from services.consent.adapters.orm import outbox
+    from shared.clock import now
+
+    async with consent_db.unit_of_work() as uow:  # a message sent long ago: spent, to be pruned
+        await uow.session.execute(outbox.insert().values(
+            id=str(uuid.uuid4()), exchange="kansrijk.events", routing_key="consent.withdrawn", message_type="x",
+            body="{}", mandatory=False, attempts=1, created_at=now() - timedelta(days=30),
+            sent_at=now() - timedelta(days=30)))
+        await uow.commit()
+    env = cli_env(environment)
+    dry = await run_cli("purge", "consent", "--dry-run", env=env)
+    assert dry.returncode == 0, dry.stderr
+    assert "consent would remove" in dry.stderr and "1 outbox" in dry.stderr, dry.stderr
+    async with consent_db.unit_of_work() as uow:
+        assert (await uow.session.execute(select(func.count()).select_from(outbox))).scalar() == 1
+    done = await run_cli("purge", "consent", env=env)
+    assert done.returncode == 0 and "consent removed" in done.stderr and "1 outbox" in done.stderr, done.stderr
+    async with consent_db.unit_of_work() as uow:
+        assert (await uow.session.execute(select(func.count()).select_from(outbox))).scalar() == 0
