@@ -347,6 +347,45 @@ def purge(
 
 
 @app.command()
+def bench(
+    json_file: Annotated[Path | None, typer.Option("--json", help="also write every figure to this JSON file")] = None,
+    duration: Annotated[float, typer.Option(help="seconds per measured phase", min=1)] = 10.0,
+    rate: Annotated[float, typer.Option(help="meldingen per second of the end-to-end latency phase", min=0.5)] = 10.0,
+    postgres_url: Annotated[str, typer.Option(envvar="KANSRIJK_BENCH_POSTGRES_URL",
+                                              help="PostgreSQL server (the benchmark creates and drops its own "
+                                                   "databases there)")] = "postgresql://postgres@127.0.0.1:5432/postgres",
+    keep: Annotated[Path | None, typer.Option(help="keep the services' logs and data in this folder")] = None,
+    check: Annotated[bool, typer.Option("--check", help="exit 1 if a target is missed")] = False,
+) -> None:
+    """Measure the system against its own infrastructure on this machine (PostgreSQL, RabbitMQ): baselines,
+    end-to-end throughput, API and end-to-end latency, peak memory. Prints one table (docs/performance.md)."""
+    import asyncio
+
+    from rich.table import Table
+
+    from services.bench import BenchOptions, BenchUnavailable, run_bench, table_rows, timestamp, write_json
+
+    options = BenchOptions(duration=duration, rate=rate, postgres_url=postgres_url,
+                           amqp_url=ServiceSettings().amqp_url, work_dir=keep)
+    try:
+        result = asyncio.run(run_bench(options, progress=lambda line: err.print(f"[dim]…[/] {line}")))
+    except BenchUnavailable as exc:
+        err.print(f"[red]✗[/] {exc}")
+        raise typer.Exit(2) from None
+    result["measured_at"] = timestamp()
+    table = Table(title=f"kansrijk bench — {result['measured_at']}, {duration:g} s per phase")
+    for column in ("figure", "value", "ratio to the baselines", "target"):
+        table.add_column(column)
+    for row in table_rows(result):
+        table.add_row(*row)
+    Console(width=160).print(table)
+    if json_file is not None:
+        write_json(result, json_file)
+    if check and not all(result["verdicts"].values()):
+        raise typer.Exit(1)
+
+
+@app.command()
 def demo() -> None:
     """Walk one melding from consent to the recipient's queue, with every step shown (needs RabbitMQ)."""
     import asyncio

@@ -5,6 +5,7 @@ Error messages never repeat the value: a BSN must not reach an error body or a l
 
 from __future__ import annotations
 
+import random
 import re
 from typing import Annotated
 
@@ -30,6 +31,18 @@ def is_valid_bsn(value: str) -> bool:
     except StdnumValidationError:
         return False
     return True
+
+
+def sample_bsns(count: int, seed: int) -> list[str]:
+    """`count` distinct valid BSNs (the elfproef), deterministic for a seed: test and benchmark patients."""
+    rng = random.Random(seed)
+    out: set[str] = set()
+    while len(out) < count:
+        digits = [rng.randint(1, 9)] + [rng.randint(0, 9) for _ in range(7)]
+        check = sum(d * w for d, w in zip(digits, range(9, 1, -1), strict=True)) % 11
+        if check < 10:
+            out.add("".join(map(str, digits)) + str(check))
+    return sorted(out)
 
 
 def validate_bsn(value: str) -> str:

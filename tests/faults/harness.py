@@ -32,6 +32,7 @@ from services.reference_recipient import ReferenceRecipient
 from shared import migrations
 from shared.auth import SENDER_TYPES
 from shared.clock import today_nl
+from shared.identifiers import sample_bsns as bsns
 from shared.db import Database
 from tests.support import (
     AMQP_BASE, RunEnvironment, TcpProxy, Tokens, _free_port, create_database, drop_database, rabbitmqctl,
@@ -48,18 +49,6 @@ RECIPIENTS = {"jgz": {"GM0363": "jgz-ams", "GM0599": "jgz-rdam", "GM0344": "jgz-
               "wijkteam": {"GM0363": "wt-ams", "GM0599": "wt-zuid", "GM0344": "wt-zuid"}}
 LETTERS = "ABCEGHJKLMNPRTVWXZ"  # never SA, SD or SS, which no postcode has
 EHRS = SENDER_TYPES[:4]  # huisarts, verloskundige, gynaecoloog, volwassenen-ggz: one EHR each
-
-
-def bsns(count: int, seed: int) -> list[str]:
-    """`count` distinct valid BSNs (the elfproef), deterministic for a seed."""
-    rng = random.Random(seed)
-    out: set[str] = set()
-    while len(out) < count:
-        digits = [rng.randint(1, 9)] + [rng.randint(0, 9) for _ in range(7)]
-        check = sum(d * w for d, w in zip(digits, range(9, 1, -1), strict=True)) % 11
-        if check < 10:
-            out.add("".join(map(str, digits)) + str(check))
-    return sorted(out)
 
 
 @dataclass

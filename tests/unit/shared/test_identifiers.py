@@ -98,3 +98,11 @@ def test_bsn_error_does_not_repeat_the_value() -> None:
     with pytest.raises(ValueError) as info:
         validate_bsn("999999991")
     assert "999999991" not in str(info.value)
+
+
+def test_sample_bsns_are_distinct_valid_and_repeatable() -> None:
+    from shared.identifiers import sample_bsns
+
+    sample = sample_bsns(500, seed=7)
+    assert len(set(sample)) == 500 and all(is_valid_bsn(b) for b in sample)
+    assert sample == sample_bsns(500, seed=7) and sample != sample_bsns(500, seed=8)

@@ -1,0 +1,227 @@
+"""`kansrijk bench`: the system measured against its own infrastructure, in one run on one machine.
+
+Order: the three baselines (`B_pg`, `B_mq`, `B_api`), then the system started as `kansrijk up` starts it on
+PostgreSQL, then its phases — sustained end-to-end throughput (closed loop), API latency at half that
+throughput (open loop), end-to-end latency at a steady `--rate` (open loop) — and each service's peak
+memory. Everything runs in PostgreSQL databases and a RabbitMQ vhost of the benchmark's own, removed after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import asyncpg
+from yarl import URL
+
+from services.bench import baselines
+from services.bench.load import closed_loop, http_client, open_loop
+from services.bench.system import Recipient, Sender, end_to_end, free_port, running_system, set_up
+from services.registry import SERVICES
+
+CONCURRENCY = 32  # closed-loop callers for B_api and the system's throughput (the same load generator)
+TARGETS = {  # figure: (comparison, limit) — issue 6, on this 2-core machine
+    "throughput_vs_b_api": (">=", 0.25),
+    "api_p50_ms": ("<=", 20.0), "api_p99_ms": ("<=", 100.0), "api_errors": ("<=", 0),
+    "e2e_p50_ms": ("<=", 50.0), "e2e_p99_ms": ("<=", 250.0),
+    "peak_memory_mb": ("<=", 200.0),
+}
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    duration: float = 10.0  # seconds per measured phase
+    rate: float = 10.0  # meldingen per second of the end-to-end latency phase
+    postgres_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
+    amqp_url: str = "amqp://guest:guest@localhost:5672/"
+    work_dir: Path | None = None  # default: a temporary directory, removed after
+
+
+class BenchUnavailable(RuntimeError):
+    """What the benchmark needs is not there (PostgreSQL, RabbitMQ, rabbitmqctl)."""
+
+
+async def run_bench(options: BenchOptions, progress: Any = print) -> dict[str, Any]:
+    """Measure everything; the figures as one JSON-ready dict (see `TARGETS` for the verdicts)."""
+    tag = f"kansrijk_bench_{uuid.uuid4().hex[:8]}"
+    work_dir = Path(options.work_dir or tempfile.mkdtemp(prefix="kansrijk-bench-"))
+    work_dir.mkdir(parents=True, exist_ok=True)
+    vhost_url = await _create_vhost(options.amqp_url, tag)
+    databases = await _create_databases(options.postgres_url, tag, ["baseline", *SERVICES])
+    try:
+        progress("baselines: B_pg (asyncpg inserts, 16 concurrent)")
+        b_pg = await baselines.postgres_inserts(_plain(databases["baseline"]), duration=options.duration)
+        progress("baselines: B_mq (confirmed persistent 1 KB publishes to a quorum queue, 100 in flight)")
+        b_mq = await baselines.rabbitmq_publishes(vhost_url, duration=options.duration)
+        progress(f"baselines: B_api (FastAPI + one asyncpg insert, {CONCURRENCY} concurrent)")
+        b_api = await baselines.api_requests(_plain(databases["baseline"]), port=free_port(),
+                                             concurrency=CONCURRENCY, duration=options.duration)
+        system = await _measure_system(options, vhost_url, databases, work_dir, progress)
+    finally:
+        await _drop_databases(options.postgres_url, databases)
+        await _delete_vhost(tag)
+        if options.work_dir is None:
+            shutil.rmtree(work_dir, ignore_errors=True)
+    figures = {
+        "b_pg_per_s": b_pg, "b_mq_per_s": b_mq, "b_api_per_s": b_api.per_second,
+        "b_api_p50_ms": b_api.percentile(50), "b_api_p99_ms": b_api.percentile(99), **system,
+    }
+    figures["throughput_vs_b_api"] = figures["throughput_per_s"] / b_api.per_second
+    figures["throughput_vs_b_pg"] = figures["throughput_per_s"] / b_pg
+    figures["throughput_vs_b_mq"] = figures["throughput_per_s"] / b_mq
+    figures["api_p50_vs_b_api"] = figures["api_p50_ms"] / figures["b_api_p50_ms"]
+    figures["peak_memory_mb"] = max(figures["memory_mb"].values())
+    return {"options": {"duration": options.duration, "rate": options.rate, "concurrency": CONCURRENCY},
+            "figures": figures, "verdicts": verdicts(figures)}
+
+
+async def _measure_system(options: BenchOptions, amqp_url: str, databases: dict[str, str], work_dir: Path,
+                          progress: Any) -> dict[str, Any]:
+    progress("system: starting consent, melding and routing as `kansrijk up` does, on PostgreSQL")
+    recipient = Recipient(amqp_url)
+    async with running_system(database_urls={n: databases[n] for n in SERVICES}, amqp_url=amqp_url,
+                              data_dir=work_dir / "data", log_dir=work_dir) as system:
+        fixture = await set_up(system, work_dir / "data")
+        await recipient.start()
+        async with http_client(system.urls["melding"], CONCURRENCY) as client:
+            sender = Sender(client, fixture)
+            drain = max(60.0, options.duration * 6)
+
+            progress("system: warm-up")
+            await closed_loop(sender.send, concurrency=8, duration=min(3.0, options.duration))
+            await recipient.wait_for(list(sender.take()), drain)
+
+            progress(f"system: sustained end-to-end throughput ({CONCURRENCY} concurrent EHR requests)")
+            intake = await closed_loop(sender.send, concurrency=CONCURRENCY, duration=options.duration)
+            sent = sender.take()
+            await recipient.wait_for(list(sent), drain)
+            flow = end_to_end(sent, recipient)
+            throughput = len(flow.latencies_ms) / flow.seconds if flow.latencies_ms else 0.0
+
+            half = max(throughput / 2, 1.0)
+            progress(f"system: API latency at half that throughput ({half:.0f} meldingen/s)")
+            api = await open_loop(sender.send, rate=half, duration=options.duration)
+            await recipient.wait_for(list(sender.take()), drain)
+
+            progress(f"system: end-to-end latency at {options.rate:g} meldingen/s")
+            await open_loop(sender.send, rate=options.rate, duration=options.duration)
+            sent = sender.take()
+            await recipient.wait_for(list(sent), drain)
+            steady = end_to_end(sent, recipient)
+        memory = system.peak_memory_mb()
+        await recipient.stop()
+    return {
+        "throughput_per_s": throughput, "throughput_intake_per_s": intake.per_second,
+        "throughput_meldingen": len(flow.latencies_ms), "throughput_undelivered": flow.errors,
+        "api_rate_per_s": half, "api_p50_ms": api.percentile(50), "api_p99_ms": api.percentile(99),
+        "api_errors": api.errors + intake.errors, "api_unexpected_statuses": dict(sender.unexpected),
+        "e2e_rate_per_s": options.rate, "e2e_p50_ms": steady.percentile(50), "e2e_p99_ms": steady.percentile(99),
+        "e2e_meldingen": len(steady.latencies_ms), "e2e_undelivered": steady.errors,
+        "memory_mb": memory,
+    }
+
+
+def verdicts(figures: dict[str, Any]) -> dict[str, bool]:
+    out = {}
+    for name, (comparison, limit) in TARGETS.items():
+        value = figures[name]
+        out[name] = value >= limit if comparison == ">=" else value <= limit
+    # Every melding sent must have arrived, or the speed figures flatter the system.
+    out["all_delivered"] = figures["throughput_undelivered"] == 0 and figures["e2e_undelivered"] == 0
+    return out
+
+
+def table_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
+    """(figure, value, ratio to the baselines, target and verdict) for the printed table."""
+    f, v = result["figures"], result["verdicts"]
+
+    def verdict(name: str) -> str:
+        comparison, limit = TARGETS[name]
+        return f"{comparison} {limit:g}  {'met' if v[name] else 'MISSED'}"
+
+    memory = ", ".join(f"{name} {mb:.0f}" for name, mb in f["memory_mb"].items())
+    return [
+        ("B_pg: asyncpg one-row inserts, 16 concurrent", f"{f['b_pg_per_s']:.0f} /s", "", ""),
+        ("B_mq: confirmed persistent 1 KB publishes, 100 in flight", f"{f['b_mq_per_s']:.0f} /s", "", ""),
+        (f"B_api: FastAPI + one asyncpg insert, {CONCURRENCY} concurrent", f"{f['b_api_per_s']:.0f} /s",
+         f"p50 {f['b_api_p50_ms']:.1f} ms, p99 {f['b_api_p99_ms']:.1f} ms", ""),
+        ("end-to-end throughput (POST → JGZ queue consumed)", f"{f['throughput_per_s']:.1f} meldingen/s",
+         f"{f['throughput_vs_b_api']:.2f} × B_api, {f['throughput_vs_b_pg']:.3f} × B_pg, "
+         f"{f['throughput_vs_b_mq']:.3f} × B_mq", verdict("throughput_vs_b_api")),
+        (f"API latency p50 at {f['api_rate_per_s']:.0f}/s", f"{f['api_p50_ms']:.1f} ms",
+         f"{f['api_p50_vs_b_api']:.1f} × B_api p50", verdict("api_p50_ms")),
+        (f"API latency p99 at {f['api_rate_per_s']:.0f}/s", f"{f['api_p99_ms']:.1f} ms", "", verdict("api_p99_ms")),
+        ("API errors (all phases)", f"{f['api_errors']}", "", verdict("api_errors")),
+        (f"end-to-end latency p50 at {f['e2e_rate_per_s']:g}/s", f"{f['e2e_p50_ms']:.1f} ms", "",
+         verdict("e2e_p50_ms")),
+        (f"end-to-end latency p99 at {f['e2e_rate_per_s']:g}/s", f"{f['e2e_p99_ms']:.1f} ms", "",
+         verdict("e2e_p99_ms")),
+        ("peak resident memory per service (MB)", memory, "", verdict("peak_memory_mb")),
+        ("every melding delivered", "yes" if v["all_delivered"] else "NO", "", ""),
+    ]
+
+
+def write_json(result: dict[str, Any], path: Path) -> None:
+    path.write_text(json.dumps(result, indent=2, sort_keys=True, default=str) + "\n")
+
+
+# --- its own infrastructure --------------------------------------------------------------------------------
+
+
+def _plain(sqlalchemy_url: str) -> str:
+    return sqlalchemy_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+async def _create_databases(postgres_url: str, tag: str, names: list[str]) -> dict[str, str]:
+    try:
+        admin = await asyncpg.connect(postgres_url, timeout=10)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise BenchUnavailable(f"PostgreSQL is not reachable at the --postgres-url ({type(exc).__name__})") from exc
+    urls = {}
+    try:
+        for name in names:
+            await admin.execute(f'CREATE DATABASE "{tag}_{name}"')
+            urls[name] = str(URL(postgres_url).with_path(f"/{tag}_{name}")).replace(
+                "postgresql://", "postgresql+asyncpg://", 1)
+    finally:
+        await admin.close()
+    return urls
+
+
+async def _drop_databases(postgres_url: str, urls: dict[str, str]) -> None:
+    admin = await asyncpg.connect(postgres_url, timeout=10)
+    try:
+        for url in urls.values():
+            await admin.execute(f'DROP DATABASE IF EXISTS "{URL(url).path.lstrip("/")}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+def _rabbitmqctl(*args: str) -> None:
+    if shutil.which("rabbitmqctl") is None:
+        raise BenchUnavailable("the benchmark creates a RabbitMQ vhost of its own with rabbitmqctl, which is not here")
+    subprocess.run(["rabbitmqctl", "-q", *args], check=True, capture_output=True, timeout=60)
+
+
+async def _create_vhost(amqp_url: str, tag: str) -> str:
+    await asyncio.to_thread(_rabbitmqctl, "add_vhost", tag)
+    user = URL(amqp_url).user or "guest"
+    await asyncio.to_thread(_rabbitmqctl, "set_permissions", "-p", tag, user, ".*", ".*", ".*")
+    return str(URL(amqp_url).with_path("/" + quote(tag, safe="")))
+
+
+async def _delete_vhost(tag: str) -> None:
+    await asyncio.to_thread(_rabbitmqctl, "delete_vhost", tag)
+
+
+def timestamp() -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S %Z")

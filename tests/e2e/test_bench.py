@@ -1,0 +1,41 @@
+"""`kansrijk bench` keeps working: a few seconds of every phase, as CI runs it. Nothing is asserted about
+speed (the targets are the benchmark's own verdicts, on a full run: docs/performance.md)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.test_cli import ROOT, cli_env
+from tests.support import RunEnvironment
+
+pytestmark = pytest.mark.postgres_only  # it measures the system on PostgreSQL
+
+
+async def test_a_short_bench_measures_every_figure_and_every_melding_arrives(
+    environment: RunEnvironment, tmp_path: Path
+) -> None:
+    figures_file = tmp_path / "bench.json"
+    finished = await asyncio.to_thread(
+        subprocess.run, [sys.executable, "-m", "services.cli", "bench", "--duration", "1", "--rate", "5",
+                         "--json", str(figures_file)],
+        env=cli_env(environment), cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert finished.returncode == 0, finished.stderr[-3000:]
+    assert "end-to-end throughput" in finished.stdout and "B_api" in finished.stdout
+
+    result = json.loads(figures_file.read_text())
+    figures = result["figures"]
+    for name in ("b_pg_per_s", "b_mq_per_s", "b_api_per_s", "throughput_per_s", "api_p50_ms", "api_p99_ms",
+                 "e2e_p50_ms", "e2e_p99_ms", "peak_memory_mb", "throughput_vs_b_api"):
+        assert isinstance(figures[name], float) and math.isfinite(figures[name]) and figures[name] > 0, name
+    assert set(figures["memory_mb"]) == {"consent", "melding", "routing"}
+    assert figures["throughput_meldingen"] > 0 and figures["e2e_meldingen"] == 5
+    # Correctness is not a speed figure: every melding of every phase arrived, and none was refused.
+    assert result["verdicts"]["all_delivered"], figures
+    assert figures["api_errors"] == 0, figures["api_unexpected_statuses"]
