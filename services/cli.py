@@ -309,7 +309,8 @@ def audit_verify(services: Annotated[list[str] | None, typer.Argument(help="defa
         tables = import_module(f"services.{name}.adapters.orm").audit
         report = asyncio.run(_with_database(name, lambda db, _s, t=tables, n=name: verify(db, t, n)))
         if report.intact:
-            span = f"records {report.first_seq}..{report.last_seq}" if report.records else "no records yet"
+            span = ", ".join(f"chain {chain}: {first}..{last}" for chain, (first, last) in sorted(report.spans.items()))
+            span = span or "no records yet"
             err.print(f"[green]✓[/] {name}: chain intact, {report.records} record(s) ({span})")
         else:
             broken = True

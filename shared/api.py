@@ -20,6 +20,7 @@ from shared.db import Database
 from shared.errors import Unavailable
 from shared.identifiers import Bsn
 from shared.observability import REQUEST_ID_HEADER
+from shared.pagination import decode_cursor, encode_cursor
 from shared.problems import problem_responses
 
 log = structlog.get_logger(__name__)
@@ -74,7 +75,8 @@ ConsentClientDep = Annotated[ConsentClient, Depends(consent_client)]
 
 class AuditRecord(BaseModel):
     id: str
-    seq: int = Field(description="position in this service's hash chain")
+    chain: int = Field(description="which of this service's hash chains the record is on")
+    seq: int = Field(description="position in its chain")
     at: datetime
     service: str = Field(examples=["melding"])
     actor_sub: str
@@ -93,7 +95,7 @@ class AuditRecord(BaseModel):
 
 class AuditPage(BaseModel):
     items: list[AuditRecord]
-    next: str | None = Field(None, description="`after` value for the next page, if there is one")
+    next_cursor: str | None = Field(None, description="`cursor` for the next page, if there is one")
 
 
 class AuditSearch(BaseModel):
@@ -126,9 +128,9 @@ def audit_router(tables: AuditTables) -> APIRouter:
         "/v1/audit",
         response_model=AuditPage,
         summary="Read the audit log",
-        description="One record per access to personal data (the fields of NEN 7513), in the order written "
-        "(`seq`), each with the hash of the one before it. Append-only. Filter by time range, acting "
-        "organisation and action; page with `after`. Needs the scope `audit:read`; the read is audited too.",
+        description="One record per access to personal data (the fields of NEN 7513), oldest first, each "
+        "with the hash of the one before it on its chain. Append-only. Filter by time range, "
+        "acting organisation and action; page with `cursor`. Needs the scope `audit:read`; the read is audited too.",
         responses=problem_responses("validation"),
     )
     async def read_audit(
@@ -139,12 +141,12 @@ def audit_router(tables: AuditTables) -> APIRouter:
         until: Annotated[datetime | None, Query(description="only records before this time")] = None,
         org_id: Annotated[str | None, Query(description="only accesses by this organisation", max_length=64)] = None,
         action: Annotated[AuditAction | None, Query(description="only this action")] = None,
-        after: Annotated[int | None, Query(ge=0, le=2**31 - 1,
-                                           description="continue after this `seq` (from `next`)")] = None,
+        cursor: Annotated[str | None, Query(max_length=200, description="from `next_cursor`")] = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> AuditPage:
         database: Database = request.app.state.database
-        query = AuditQuery(since=since, until=until, org_id=org_id, action=action, after_seq=after, limit=limit + 1)
+        query = AuditQuery(since=since, until=until, org_id=org_id, action=action, limit=limit + 1,
+                           after=decode_cursor(cursor) if cursor else None)
         async with database.unit_of_work() as uow:
             records = await list_records(uow, tables, query)
             record_access(uow, tables, service=_service(request), principal=principal, action="read",
@@ -153,7 +155,7 @@ def audit_router(tables: AuditTables) -> APIRouter:
         more = len(records) > limit
         records = records[:limit]
         return AuditPage(items=[AuditRecord(**r) for r in records],
-                         next=str(records[-1]["seq"]) if more and records else None)
+                         next_cursor=encode_cursor(records[-1]["at"], records[-1]["id"]) if more else None)
 
     @router.post(
         "/v1/audit/_search",
@@ -183,7 +185,7 @@ def audit_router(tables: AuditTables) -> APIRouter:
         peers: dict[str, str] = request.app.state.runtime.settings.audit_peers
         for peer in (p for p in wanted if p != me):
             items += await _search_peer(peer, peers.get(peer), request, body, request_id)
-        items.sort(key=lambda r: (r.at, r.service, r.seq))
+        items.sort(key=lambda r: (r.at, r.service, r.id))
         return AuditSearchResult(items=items, services=sorted(wanted))
 
     return router

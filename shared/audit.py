@@ -6,10 +6,12 @@ back leaves none. Accesses that are refused (another organisation's resource, no
 by `record_refusal` in a transaction of their own once the refused request's transaction (which rolls
 back) has ended.
 
-Records of one service form a chain: each carries `seq` (1, 2, 3, …), the hash of the previous record
-and its own hash over its fields. Writers take turns on the one-row `audit_chain` head (locked last in
-the transaction, so no lock-order deadlock with the data it describes). Deleting, reordering or editing
-a record breaks the chain, which `verify` (`kansrijk audit verify`) reports. The database refuses
+Records of one service form chains: each record carries its `chain`, its `seq` in that chain (1, 2, 3,
+…), the hash of the previous record of the chain and its own hash over its fields. A writer locks one of
+the `AUDIT_CHAINS` heads in `audit_chain` (last in the transaction, so no lock-order deadlock with the data
+it describes) — the lowest-numbered one no other transaction holds (`SKIP LOCKED`), so concurrent accesses
+never queue behind each other's commit, and uncontended ones all stay on chain 1. Deleting, reordering or
+editing a record breaks its chain, which `verify` (`kansrijk audit verify`) reports. The database refuses
 UPDATE and DELETE on `audit_log` (triggers, see the migrations), except the deletion of records past
 the 5-year retention.
 
@@ -27,7 +29,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Boolean, Column, Index, Integer, MetaData, String, Table, select, update
+from sqlalchemy import (
+    Boolean, Column, Index, Integer, MetaData, String, Table, UniqueConstraint, and_, or_, select, update,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
@@ -38,9 +42,10 @@ from shared.db import Database, UnitOfWork, UTCDateTime
 
 AUDIT_RETENTION = timedelta(days=5 * 365 + 2)  # NEN 7513 / WGBO practice: five years
 GENESIS = "0" * 64
+AUDIT_CHAINS = 16  # heads per service: up to this many audited transactions commit side by side
 ACTIONS = ("create", "read", "update", "withdraw", "search", "check", "deliver", "retract", "status-change",
            "export")  # fmt: skip
-HASHED_FIELDS = ("id", "seq", "at", "service", "actor_sub", "actor_org_id", "actor_org_type", "action",
+HASHED_FIELDS = ("id", "chain", "seq", "at", "service", "actor_sub", "actor_org_id", "actor_org_type", "action",
                  "resource_type", "resource_id", "patient_ref", "outcome", "consent_checked", "request_id",
                  "prev_hash")  # fmt: skip
 
@@ -56,7 +61,8 @@ def audit_tables(metadata: MetaData) -> AuditTables:
         "audit_log",
         metadata,
         Column("id", String(36), primary_key=True),
-        Column("seq", Integer, nullable=False, unique=True),
+        Column("chain", Integer, nullable=False, comment="which of the service's hash chains"),
+        Column("seq", Integer, nullable=False, comment="position in its chain"),
         Column("at", UTCDateTime(), nullable=False),
         Column("service", String(32), nullable=False),
         Column("actor_sub", String(200), nullable=False),
@@ -72,7 +78,8 @@ def audit_tables(metadata: MetaData) -> AuditTables:
         Column("request_id", String(128), nullable=True),
         Column("prev_hash", String(64), nullable=False),
         Column("hash", String(64), nullable=False),
-        Index("ix_audit_log_at", "at"),
+        UniqueConstraint("chain", "seq"),
+        Index("ix_audit_log_at", "at", "id"),
         Index("ix_audit_log_patient_ref", "patient_ref"),
         Index("ix_audit_log_actor_org_id", "actor_org_id", "at"),
     )
@@ -146,18 +153,30 @@ async def _write_staged(uow: UnitOfWork, key: str) -> None:
     staged: _Staged = uow.staged.pop(key)
     log, chain = staged.tables.log, staged.tables.chain
     session = uow.session
-    head = (await session.execute(select(chain).where(chain.c.id == 1).with_for_update())).first()
-    if head is None:  # a new (or emptied) log: create the head; of two first writers one creates it
+    head = await _free_head(uow, chain)
+    if head is None:  # a new (or emptied) log: create the heads; of two first writers one creates them
         insert = pg_insert if uow.database.engine.dialect.name == "postgresql" else sqlite_insert
-        await session.execute(insert(chain).values(id=1, seq=0, hash=GENESIS).on_conflict_do_nothing())
+        await session.execute(insert(chain).values([{"id": n, "seq": 0, "hash": GENESIS}
+                                                    for n in range(1, AUDIT_CHAINS + 1)]).on_conflict_do_nothing())
         head = (await session.execute(select(chain).where(chain.c.id == 1).with_for_update())).one()
     seq, previous = head.seq, head.hash
     for record in staged.records:
         seq += 1
-        record.update(seq=seq, prev_hash=previous)
+        record.update(chain=head.id, seq=seq, prev_hash=previous)
         record["hash"] = previous = record_hash(record)
     await session.execute(log.insert(), staged.records)
-    await session.execute(update(chain).where(chain.c.id == 1).values(seq=seq, hash=previous))
+    await session.execute(update(chain).where(chain.c.id == head.id).values(seq=seq, hash=previous))
+
+
+async def _free_head(uow: UnitOfWork, chain: Table) -> Any:
+    """Lock the lowest-numbered head no other transaction holds; wait for chain 1 only if all are held.
+    (SQLite has one writer at a time: chain 1 always.)"""
+    heads = select(chain).order_by(chain.c.id).limit(1)
+    if not uow.database.is_sqlite:
+        free = (await uow.session.execute(heads.with_for_update(skip_locked=True))).first()
+        if free is not None:
+            return free
+    return (await uow.session.execute(heads.with_for_update())).first()
 
 
 # --- reading -------------------------------------------------------------------------------------------
@@ -170,19 +189,20 @@ class AuditQuery:
     org_id: str | None = None
     action: str | None = None
     patient_ref: str | None = None
-    after_seq: int | None = None
+    after: tuple[datetime, str] | None = None  # (at, id) of the last record seen
     limit: int = 100
 
 
 async def list_records(uow: UnitOfWork, tables: AuditTables, query: AuditQuery) -> list[dict[str, Any]]:
-    """Records matching `query`, oldest first (`seq` order), at most `query.limit`."""
+    """Records matching `query`, oldest first (time, then id), at most `query.limit`."""
     log = tables.log
-    statement = select(log).order_by(log.c.seq).limit(query.limit)
+    statement = select(log).order_by(log.c.at, log.c.id).limit(query.limit)
     conditions = [
         (query.since, lambda: log.c.at >= query.since), (query.until, lambda: log.c.at < query.until),
         (query.org_id, lambda: log.c.actor_org_id == query.org_id), (query.action, lambda: log.c.action == query.action),
         (query.patient_ref, lambda: log.c.patient_ref == query.patient_ref),
-        (query.after_seq, lambda: log.c.seq > query.after_seq),
+        (query.after, lambda: or_(log.c.at > query.after[0],
+                                  and_(log.c.at == query.after[0], log.c.id > query.after[1]))),
     ]  # fmt: skip
     for value, condition in conditions:
         if value is not None:
@@ -197,8 +217,7 @@ async def list_records(uow: UnitOfWork, tables: AuditTables, query: AuditQuery) 
 class ChainReport:
     service: str
     records: int = 0
-    first_seq: int | None = None
-    last_seq: int | None = None
+    spans: dict[int, tuple[int, int]] = field(default_factory=dict)  # chain -> (first seq, last seq) present
     problems: list[str] = field(default_factory=list)
 
     @property
@@ -207,49 +226,58 @@ class ChainReport:
 
 
 async def _rows_in_order(database: Database, log: Table, batch: int = 1000) -> AsyncIterator[Any]:
-    after = 0
+    """Every record, chain by chain, in `seq` order."""
+    after = (0, 0)
     while True:
         async with database.unit_of_work() as uow:
-            rows = list(await uow.session.execute(select(log).where(log.c.seq > after).order_by(log.c.seq).limit(batch)))
+            rows = list(await uow.session.execute(
+                select(log).where(or_(log.c.chain > after[0], and_(log.c.chain == after[0], log.c.seq > after[1])))
+                .order_by(log.c.chain, log.c.seq).limit(batch)))
         for row in rows:
             yield row
         if len(rows) < batch:
             return
-        after = rows[-1].seq
+        after = (rows[-1].chain, rows[-1].seq)
 
 
 async def verify(database: Database, tables: AuditTables, service: str) -> ChainReport:
-    """Walk the chain: consecutive `seq`, each record linked to the previous one, each hash recomputed,
-    the BSN matching its keyed hash, and the head naming the last record. Messages carry no personal data.
+    """Walk every chain: consecutive `seq`, each record linked to the previous one, each hash recomputed,
+    the BSN matching its keyed hash, and each head naming its chain's last record. Messages carry no
+    personal data.
 
-    The oldest remaining record's `prev_hash` is taken as given: records past the retention are removed.
+    A chain's oldest remaining record's `prev_hash` is taken as given: records past the retention go.
     """
     report = ChainReport(service)
-    previous_seq, previous_hash = None, None
+    last: dict[int, tuple[int, str]] = {}  # chain -> (seq, hash) of its last record
     cipher = database.cipher
     async for row in _rows_in_order(database, tables.log):
         values = dict(row._mapping)
         report.records += 1
-        report.first_seq = report.first_seq if report.first_seq is not None else row.seq
-        where = f"record {row.seq} ({row.id})"
-        if previous_seq is not None and row.seq != previous_seq + 1:
-            report.problems.append(f"records {previous_seq + 1}..{row.seq - 1} are missing before {where}")
-        if previous_hash is not None and row.prev_hash != previous_hash:
+        where = f"record {row.seq} of chain {row.chain} ({row.id})"
+        before = last.get(row.chain)
+        if before is not None and row.seq != before[0] + 1:
+            report.problems.append(f"records {before[0] + 1}..{row.seq - 1} of chain {row.chain} are missing "
+                                   f"before {where}")
+        if before is not None and row.prev_hash != before[1]:
             report.problems.append(f"{where} does not link to the record before it")
         if record_hash(values) != row.hash:
             report.problems.append(f"{where} was changed after it was written (its hash does not match)")
         if (row.patient_bsn is None) != (row.patient_ref is None) or (
                 row.patient_bsn is not None and cipher.bsn_ref(row.patient_bsn) != row.patient_ref):
             report.problems.append(f"{where} names another patient than its keyed hash")
-        previous_seq, previous_hash = row.seq, row.hash
-    report.last_seq = previous_seq
+        first = report.spans.get(row.chain, (row.seq, row.seq))[0]
+        report.spans[row.chain] = (first, row.seq)
+        last[row.chain] = (row.seq, row.hash)
     async with database.unit_of_work() as uow:
-        head = (await uow.session.execute(select(tables.chain).where(tables.chain.c.id == 1))).first()
-    if head is None and report.records:
-        report.problems.append("the chain head is missing")
-    if head is not None and (head.seq, head.hash) != (previous_seq or 0, previous_hash or GENESIS):
-        if head.seq > (previous_seq or 0):
-            report.problems.append(f"the last {head.seq - (previous_seq or 0)} record(s) are missing")
+        heads = {head.id: head for head in await uow.session.execute(select(tables.chain))}
+    for chain in sorted(set(last) - set(heads)):
+        report.problems.append(f"the head of chain {chain} is missing")
+    for chain, head in sorted(heads.items()):
+        seq, hash_ = last.get(chain, (0, GENESIS))
+        if (head.seq, head.hash) == (seq, hash_):
+            continue
+        if head.seq > seq:
+            report.problems.append(f"the last {head.seq - seq} record(s) of chain {chain} are missing")
         else:
-            report.problems.append("the chain head does not name the last record")
+            report.problems.append(f"the head of chain {chain} does not name its last record")
     return report

@@ -12,7 +12,7 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import context, op
 
-from shared.audit import GENESIS, audit_tables, record_hash
+from shared.audit import AUDIT_CHAINS, GENESIS, audit_tables, record_hash
 from shared.crypto import FieldCipher
 from shared.db import new_metadata
 
@@ -76,8 +76,8 @@ def _old_audit_table(metadata: sa.MetaData, name: str) -> sa.Table:
 
 
 def chain_audit_log() -> None:
-    """0001's audit log → the chained one: existing records keep their order (time, id) and get seq,
-    keyed patient hash, encrypted BSN and hashes."""
+    """0001's audit log → the chained one: existing records keep their order (time, id) on chain 1 and get
+    seq, keyed patient hash, encrypted BSN and hashes; the other chains start empty."""
     bind = op.get_bind()
     op.drop_index("ix_audit_log_at", table_name="audit_log")
     op.rename_table("audit_log", "audit_log_0001")
@@ -94,12 +94,13 @@ def chain_audit_log() -> None:
         records = []
         for row in rows:
             seq += 1
-            record = {**row._mapping, "seq": seq, "prev_hash": previous, "consent_checked": None,
+            record = {**row._mapping, "chain": 1, "seq": seq, "prev_hash": previous, "consent_checked": None,
                       "patient_ref": ring.bsn_ref(row.patient_bsn) if row.patient_bsn else None}
             record["hash"] = previous = record_hash(record)
             records.append(record)
         bind.execute(tables.log.insert(), records)  # patient_bsn is encrypted on the way in
-    bind.execute(tables.chain.insert().values(id=1, seq=seq, hash=previous))
+    bind.execute(tables.chain.insert(), [{"id": 1, "seq": seq, "hash": previous}] + [
+        {"id": n, "seq": 0, "hash": GENESIS} for n in range(2, AUDIT_CHAINS + 1)])
     op.drop_table("audit_log_0001")
     create_append_only_triggers()
 
@@ -111,7 +112,7 @@ def unchain_audit_log() -> None:
     count = bind.execute(sa.select(sa.func.count()).select_from(tables.log)).scalar_one()
     if count:
         needs_cipher("audit_log")
-    rows = [dict(r._mapping) for r in bind.execute(sa.select(tables.log).order_by(tables.log.c.seq))]
+    rows = [dict(r._mapping) for r in bind.execute(sa.select(tables.log).order_by(tables.log.c.at, tables.log.c.id))]
     op.drop_table("audit_chain")
     op.drop_table("audit_log")
     old = _old_audit_table(sa.MetaData(), "audit_log")

@@ -144,11 +144,13 @@ async def test_an_unknown_query_parameter_is_a_422_naming_it(consent_client: htt
     assert (await consent_client.get("/v1/audit", headers=auditor, params={"action": "read"})).status_code == 200
 
 
-async def test_an_audit_cursor_beyond_any_record_is_a_422_not_a_500(consent_client: httpx.AsyncClient, tokens: Tokens) -> None:
+async def test_an_audit_cursor_it_did_not_give_out_is_a_422_not_a_500(
+    consent_client: httpx.AsyncClient, tokens: Tokens
+) -> None:
     auditor = tokens.bearer(org_id="ops", org_type="operator", scopes="audit:read")
-    response = await consent_client.get("/v1/audit", headers=auditor, params={"after": str(10**28)})
+    response = await consent_client.get("/v1/audit", headers=auditor, params={"cursor": str(10**28)})
     assert response.status_code == 422, response.text
-    assert [e["field"] for e in response.json()["errors"]] == ["after"]
+    assert [e["field"] for e in response.json()["errors"]] == ["cursor"]
 
 
 # --- idempotency -----------------------------------------------------------------------------------
