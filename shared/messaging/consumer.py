@@ -49,6 +49,7 @@ class IncomingEvent:
     request_id: str | None = None
     headers: dict[str, Any] = field(default_factory=dict)
     prepared: Any = None  # what the type's `prepare` step found before the transaction
+    redelivered: bool = False  # the broker delivered it before (to us or to a consumer that died)
 
 
 Handler = Callable[[UnitOfWork, IncomingEvent], Awaitable[None]]
@@ -154,9 +155,11 @@ class IdempotentConsumer:
             raise PoisonMessage(f"no handler for message type {event.type!r}")
         structlog.contextvars.bind_contextvars(request_id=event.request_id or event.correlation_id)
         try:
-            if await self._already_processed(event):
-                return False
             if event.type in self.prepare:
+                # A redelivery was most likely processed already: look before preparing (an HTTP call). A first
+                # delivery skips the look; the insert below is what guarantees once, for every message.
+                if event.redelivered and await self._already_processed(event):
+                    return False
                 event = replace(event, prepared=await self.prepare[event.type](event))
             async with self.database.unit_of_work() as uow:
                 try:
@@ -196,4 +199,5 @@ def _decode(message: AbstractIncomingMessage) -> IncomingEvent:
         message_id=message.message_id, type=message.type or message.routing_key or "", body=body,
         correlation_id=message.correlation_id,
         request_id=request_id.decode() if isinstance(request_id, bytes) else request_id, headers=headers,
+        redelivered=bool(message.redelivered),
     )

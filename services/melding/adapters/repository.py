@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 from datetime import date, datetime
 from typing import Any
 
@@ -24,14 +25,17 @@ class MeldingRepository:
         self.session = uow.session
 
     async def add(self, *, melding_id: str, sender: dict[str, str], consent: dict[str, Any], content: dict[str, Any],
-                  at: datetime) -> None:
-        await self.session.execute(meldingen.insert().values(
+                  at: datetime) -> tuple[Any, Any]:
+        """Store a new melding and its first history entry; both rows as a read would return them."""
+        row = {column.name: None for column in meldingen.columns} | dict(
             id=melding_id, status="accepted", sender_org_id=sender["org_id"], sender_org_type=sender["org_type"],
             sender_sub=sender["sub"], consent_id=consent["id"], consent=json.dumps(consent, default=str),
-            content=json.dumps(content), expected_due_date=_due_date(content), unroutable_types="", routing_reported_unroutable=0, created_at=at,
-            updated_at=at,
-        ))
+            content=json.dumps(content), expected_due_date=_due_date(content), unroutable_types="",
+            routing_reported_unroutable=0, created_at=at, updated_at=at,
+        )
+        await self.session.execute(meldingen.insert().values(row))
         await self.add_history(melding_id, at, "accepted", None)
+        return SimpleNamespace(**row), SimpleNamespace(melding_id=melding_id, at=at, event="accepted", detail=None)
 
     async def get(self, melding_id: str) -> Any | None:
         return (await self.session.execute(select(meldingen).where(meldingen.c.id == melding_id))).first()

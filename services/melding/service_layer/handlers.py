@@ -101,9 +101,9 @@ async def send_melding(
                 await idempotency.remember(uow, idempotency_keys, org_id=principal.org_id, key=idempotency_key,
                                            request_fingerprint=request_fingerprint, status_code=202,
                                            resource_id=melding_id)
-            await MeldingRepository(uow).add(melding_id=melding_id, sender=sender.model_dump(),
-                                             consent=consent.model_dump(mode="json"),
-                                             content=content.model_dump(mode="json"), at=accepted_at)
+            row, accepted = await MeldingRepository(uow).add(
+                melding_id=melding_id, sender=sender.model_dump(), consent=consent.model_dump(mode="json"),
+                content=content.model_dump(mode="json"), at=accepted_at)
             event = MeldingAccepted(melding_id=melding_id, accepted_at=accepted_at, sender=sender, consent=consent,
                                     content=content)
             await add_message(uow, outbox, exchange=EVENTS_EXCHANGE, routing_key=MELDING_ACCEPTED,
@@ -111,7 +111,8 @@ async def send_melding(
                               request_id=request_id, message_id=f"accepted:{melding_id}")
             _audit(uow, principal, "create", melding_id, content.patient.bsn, request_id, consent_checked=True)
             await uow.commit()
-            return Sent(await _read_after_commit(database, melding_id), replayed=False)
+            # As a read right after the commit shows it, without reading back what was just written.
+            return Sent(_view(row, [], [accepted]), replayed=False)
     except IntegrityError:
         if idempotency_key is None:
             raise
@@ -121,11 +122,6 @@ async def send_melding(
                                                        key=idempotency_key, request_fingerprint=request_fingerprint)
             assert previous is not None
             return Sent(await _read(uow, previous.resource_id), replayed=True)
-
-
-async def _read_after_commit(database: Database, melding_id: str) -> dict[str, Any]:
-    async with database.unit_of_work() as uow:
-        return await _read(uow, melding_id)
 
 
 def _bsn_of(view: dict[str, Any]) -> str | None:
