@@ -101,10 +101,12 @@ async def _measure_system(options: BenchOptions, amqp_url: str, databases: dict[
             await recipient.wait_for(list(sender.take()), drain)
 
             progress(f"system: sustained end-to-end throughput ({CONCURRENCY} concurrent EHR requests)")
+            cpu_before = system.cpu_seconds()
             intake = await closed_loop(sender.send, concurrency=CONCURRENCY, duration=options.duration)
             sent = sender.take()
             await recipient.wait_for(list(sent), drain)
             flow = end_to_end(sent, recipient)
+            cpu_used = {name: spent - cpu_before[name] for name, spent in system.cpu_seconds().items()}
             throughput = len(flow.latencies_ms) / flow.seconds if flow.latencies_ms else 0.0
 
             half = max(throughput / 2, 1.0)
@@ -127,6 +129,8 @@ async def _measure_system(options: BenchOptions, amqp_url: str, databases: dict[
         "e2e_rate_per_s": options.rate, "e2e_p50_ms": steady.percentile(50), "e2e_p99_ms": steady.percentile(99),
         "e2e_meldingen": len(steady.latencies_ms), "e2e_undelivered": steady.errors,
         "memory_mb": memory,
+        # What one melding costs each service (throughput phase): the lever for throughput on 2 cores.
+        "cpu_ms_per_melding": {name: 1000 * spent / max(len(flow.latencies_ms), 1) for name, spent in cpu_used.items()},
     }
 
 
@@ -166,6 +170,8 @@ def table_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         (f"end-to-end latency p99 at {f['e2e_rate_per_s']:g}/s", f"{f['e2e_p99_ms']:.1f} ms", "",
          verdict("e2e_p99_ms")),
         ("peak resident memory per service (MB)", memory, "", verdict("peak_memory_mb")),
+        ("CPU per melding (ms, throughput phase)",
+         ", ".join(f"{name} {ms:.1f}" for name, ms in f["cpu_ms_per_melding"].items()), "", ""),
         ("every melding delivered", "yes" if v["all_delivered"] else "NO", "", ""),
     ]
 

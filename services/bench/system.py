@@ -55,6 +55,15 @@ class RunningSystem:
         """Each service's peak resident set size so far (VmHWM), in MB."""
         return {name: _vm_hwm_kb(process.pid) / 1024 for name, process in self.processes.items()}
 
+    def cpu_seconds(self) -> dict[str, float]:
+        """Each service's CPU time so far (user + system)."""
+        return {name: cpu_seconds(process.pid) for name, process in self.processes.items()}
+
+
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
 
 def _vm_hwm_kb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():

@@ -34,7 +34,8 @@ async def test_a_short_bench_measures_every_figure_and_every_melding_arrives(
     for name in ("b_pg_per_s", "b_mq_per_s", "b_api_per_s", "throughput_per_s", "api_p50_ms", "api_p99_ms",
                  "e2e_p50_ms", "e2e_p99_ms", "peak_memory_mb", "throughput_vs_b_api"):
         assert isinstance(figures[name], float) and math.isfinite(figures[name]) and figures[name] > 0, name
-    assert set(figures["memory_mb"]) == {"consent", "melding", "routing"}
+    services = {"consent", "melding", "routing"}
+    assert set(figures["memory_mb"]) == set(figures["cpu_ms_per_melding"]) == services
     assert figures["throughput_meldingen"] > 0 and figures["e2e_meldingen"] == 5
     # Correctness is not a speed figure: every melding of every phase arrived, and none was refused.
     assert result["verdicts"]["all_delivered"], figures
