@@ -99,6 +99,7 @@ async def _measure_system(options: BenchOptions, amqp_url: str, databases: dict[
             progress("system: warm-up")
             await closed_loop(sender.send, concurrency=8, duration=min(3.0, options.duration))
             await recipient.wait_for(list(sender.take()), drain)
+            await recipient.wait_until_quiet(drain)
 
             progress(f"system: sustained end-to-end throughput ({CONCURRENCY} concurrent EHR requests)")
             cpu_before = system.cpu_seconds()
@@ -107,15 +108,17 @@ async def _measure_system(options: BenchOptions, amqp_url: str, databases: dict[
             await recipient.wait_for(list(sent), drain)
             flow = end_to_end(sent, recipient)
             cpu_used = {name: spent - cpu_before[name] for name, spent in system.cpu_seconds().items()}
+            await recipient.wait_until_quiet(drain)
             throughput = len(flow.latencies_ms) / flow.seconds if flow.latencies_ms else 0.0
 
             half = max(throughput / 2, 1.0)
             progress(f"system: API latency at half that throughput ({half:.0f} meldingen/s)")
             api = await open_loop(sender.send, rate=half, duration=options.duration)
             await recipient.wait_for(list(sender.take()), drain)
+            await recipient.wait_until_quiet(drain)
 
             progress(f"system: end-to-end latency at {options.rate:g} meldingen/s")
-            await open_loop(sender.send, rate=options.rate, duration=options.duration)
+            paced = await open_loop(sender.send, rate=options.rate, duration=options.duration)
             sent = sender.take()
             await recipient.wait_for(list(sent), drain)
             steady = end_to_end(sent, recipient)
@@ -125,7 +128,9 @@ async def _measure_system(options: BenchOptions, amqp_url: str, databases: dict[
         "throughput_per_s": throughput, "throughput_intake_per_s": intake.per_second,
         "throughput_meldingen": len(flow.latencies_ms), "throughput_undelivered": flow.errors,
         "api_rate_per_s": half, "api_p50_ms": api.percentile(50), "api_p99_ms": api.percentile(99),
-        "api_errors": api.errors + intake.errors, "api_unexpected_statuses": dict(sender.unexpected),
+        "api_errors": intake.errors + api.errors + paced.errors, "api_unexpected_statuses": dict(sender.unexpected),
+        "api_error_types": {name: sum(phase.error_types.get(name, 0) for phase in (intake, api, paced))
+                            for name in {**intake.error_types, **api.error_types, **paced.error_types}},
         "e2e_rate_per_s": options.rate, "e2e_p50_ms": steady.percentile(50), "e2e_p99_ms": steady.percentile(99),
         "e2e_meldingen": len(steady.latencies_ms), "e2e_undelivered": steady.errors,
         "memory_mb": memory,
@@ -164,7 +169,9 @@ def table_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         (f"API latency p50 at {f['api_rate_per_s']:.0f}/s", f"{f['api_p50_ms']:.1f} ms",
          f"{f['api_p50_vs_b_api']:.1f} × B_api p50", verdict("api_p50_ms")),
         (f"API latency p99 at {f['api_rate_per_s']:.0f}/s", f"{f['api_p99_ms']:.1f} ms", "", verdict("api_p99_ms")),
-        ("API errors (all phases)", f"{f['api_errors']}", "", verdict("api_errors")),
+        ("API errors (all phases)", f"{f['api_errors']}" + "".join(
+            f", {count}× {name}" for name, count in {**f["api_unexpected_statuses"], **f["api_error_types"]}.items()),
+         "", verdict("api_errors")),
         (f"end-to-end latency p50 at {f['e2e_rate_per_s']:g}/s", f"{f['e2e_p50_ms']:.1f} ms", "",
          verdict("e2e_p50_ms")),
         (f"end-to-end latency p99 at {f['e2e_rate_per_s']:g}/s", f"{f['e2e_p99_ms']:.1f} ms", "",

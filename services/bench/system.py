@@ -32,6 +32,7 @@ from services.registry import SERVICES
 from shared.auth import issue_token, load_or_create_dev_key
 from shared.clock import today_nl
 from shared.identifiers import sample_bsns
+from shared.messaging.topology import EVENT_QUEUES
 
 SENDER = "10000001"
 JGZ = "90000001"
@@ -189,6 +190,23 @@ class Recipient:
     async def stop(self) -> None:
         if self._connection is not None:
             await self._connection.close()
+
+    async def wait_until_quiet(self, timeout: float, settle: float = 1.0) -> None:
+        """Until the services' own event queues are empty (the backlog of a phase must not slow the next)."""
+        channel = await self._connection.channel()
+        try:
+            deadline = time.perf_counter() + timeout
+            while time.perf_counter() < deadline:
+                waiting = 0
+                for name in EVENT_QUEUES:
+                    queue = await channel.declare_queue(name, passive=True)
+                    waiting += queue.declaration_result.message_count or 0
+                if waiting == 0:
+                    break
+                await asyncio.sleep(0.2)
+        finally:
+            await channel.close()
+        await asyncio.sleep(settle)  # what was taken but not yet acked
 
     async def wait_for(self, melding_ids: list[str], timeout: float) -> int:
         """Wait until every one of `melding_ids` is delivered (or `timeout`); how many were."""
