@@ -99,10 +99,8 @@ class Database:
             self.engine = create_async_engine(url, connect_args={"timeout": 30}, hide_parameters=True)
             _prepare_sqlite(self.engine)
         else:
-            # At most 20 connections, as before, but all kept: overflow connections were opened and closed
-            # again under load (TLS attempt, authentication, backend start-up each time). Pre-ping so that a
-            # restarted PostgreSQL costs one retry, not errors.
-            self.engine = create_async_engine(url, pool_size=20, max_overflow=0, pool_pre_ping=True,
+            # Sized for a small machine; pre-ping so a restarted PostgreSQL costs one retry, not errors.
+            self.engine = create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True,
                                               hide_parameters=True)
         # The key ring of its encrypted columns (shared.crypto.EncryptedText) and of BSN lookups.
         attach_cipher(self.engine, cipher)
