@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
+import aiohttp
 import httpx
 
 from services.bench.baselines import wait_until_answering

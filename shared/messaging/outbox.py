@@ -23,7 +23,7 @@ import structlog
 from aio_pika.abc import AbstractExchange
 from pamqp.commands import Basic
 from pydantic import BaseModel
-from sqlalchemy import Boolean, Column, Index, Integer, MetaData, String, Table, Text, or_, select, update
+from sqlalchemy import Boolean, Column, Index, Integer, MetaData, String, Table, or_, select, update
 
 from shared.clock import now as utcnow
 from shared.crypto import EncryptedText

@@ -15,7 +15,6 @@ from services.consent.domain.model import Consent
 from services.stack import run_stack
 from shared import migrations
 from shared.clock import now, today_nl
-from shared.db import Database
 from tests.conftest import service_settings
 from tests.e2e.flow import BSN, SENDER, admin, melding_body
 from tests.support import RunEnvironment, Tokens, _free_port, create_database, drop_database, running, scratch_vhost

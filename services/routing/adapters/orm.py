@@ -1,6 +1,6 @@
 """The routing service's tables: the directory, the meldingen it routes, their deliveries, dead letters."""
 
-from sqlalchemy import Column, Date, Float, ForeignKey, Index, Integer, PrimaryKeyConstraint, String, Table, Text, UniqueConstraint
+from sqlalchemy import Column, Date, Float, ForeignKey, Index, Integer, PrimaryKeyConstraint, String, Table, UniqueConstraint
 
 from shared.audit import audit_tables
 from shared.crypto import EncryptedText
