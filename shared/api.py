@@ -53,18 +53,18 @@ async def reject_unknown_query_parameters(request: Request) -> None:
                                        "msg": "unknown query parameter"} for name in unknown])
 
 
-def request_id(request: Request) -> str | None:
+async def request_id(request: Request) -> str | None:
     return getattr(request.state, "request_id", None)
 
 
 RequestId = Annotated[str | None, Depends(request_id)]
 
 
-def database(request: Request) -> Database:
+async def database(request: Request) -> Database:
     return request.app.state.database
 
 
-def consent_client(request: Request) -> ConsentClient:
+async def consent_client(request: Request) -> ConsentClient:
     """The consent service's client, in services that check consent (see `shared.app.attach_consent_client`)."""
     return request.app.state.runtime.extras["consent_client"]
 

@@ -11,7 +11,7 @@ from shared.messaging.broker import Broker
 __all__ = ["Admin", "BrokerDep", "ConsentClientDep", "DatabaseDep", "DeliveryReader", "DeliveryWriter"]
 
 
-def broker(request: Request) -> Broker:
+async def broker(request: Request) -> Broker:
     return request.app.state.broker
 
 
