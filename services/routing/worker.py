@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 from functools import partial
 
 import structlog
@@ -49,7 +50,8 @@ def consumer(runtime: ServiceRuntime) -> IdempotentConsumer:
     return IdempotentConsumer(
         runtime.database, runtime.broker, processed_messages, name="routing", queue=QUEUE, exchange=EVENTS_EXCHANGE,
         handlers={MELDING_ACCEPTED: handlers.on_melding_accepted, CONSENT_WITHDRAWN: handlers.on_consent_withdrawn},
-        prepare={MELDING_ACCEPTED: partial(handlers.prepare_accepted, client)},
+        prepare={MELDING_ACCEPTED: partial(handlers.prepare_accepted, client, recheck_after=timedelta(
+            seconds=runtime.settings.consent_recheck_after_seconds))},  # type: ignore[attr-defined]
     )
 
 

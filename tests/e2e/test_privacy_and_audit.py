@@ -57,13 +57,16 @@ async def test_who_looked_at_my_data_is_answered_across_all_three_services(syste
         assert found.status_code == 200, found.text
         assert found.json()["services"] == ["consent", "melding", "routing"]
         seen = {(r["service"], r["action"], r["actor_org_id"]) for r in found.json()["items"]}
+        # Routing re-checked the consent against its own record (the melding came straight from intake).
         assert {("consent", "create", SENDER), ("consent", "check", "kansrijk-melding"),
-                ("melding", "create", SENDER), ("consent", "check", "kansrijk-routing"), ("routing", "deliver", "kansrijk-platform"),
+                ("melding", "create", SENDER), ("routing", "deliver", "kansrijk-platform"),
                 ("routing", "read", ids["jgz"]), ("routing", "status-change", ids["jgz"])} <= seen, seen
         assert all(r["patient_bsn"] == BSN for r in found.json()["items"])
     created = next(r for r in found.json()["items"] if r["service"] == "melding" and r["action"] == "create")
     assert created["consent_checked"] is True and created["actor_org_type"] == "verloskundige"
     assert created["resource_id"] == ids["melding_id"] and created["request_id"] and created["hash"]
+    delivered = next(r for r in found.json()["items"] if r["service"] == "routing" and r["action"] == "deliver")
+    assert delivered["consent_checked"] is True and delivered["resource_id"] == ids["delivery_id"]
 
     # The attempt on another organisation's melding is on record too, without revealing whose it is.
     refused = (await system["melding"].get("/v1/audit", headers=auditor, params={

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, datetime, timedelta
 
 from shared.errors import Conflict, ValidationFailed
 
@@ -60,3 +61,30 @@ def merge_ranges(pc4s: list[str]) -> list[Pc4Range]:
         else:
             ranges.append(Pc4Range(pc4, pc4))
     return ranges
+
+
+# --- consent at delivery time ---------------------------------------------------------------------
+
+
+def consent_refusal(*, valid_until: date, consented_types: list[str], requested_types: list[str],
+                    today: date) -> str | None:
+    """Why the consent a melding was accepted under no longer lets it go out, or None if it does.
+
+    A consent never changes after it is recorded except by withdrawal (which routing keeps as its own
+    record, from `consent.withdrawn`) and by time: valid through the whole of its last day, as the
+    consent service counts it. Organisation and patient were compared at intake and cannot change.
+    The reasons are the consent service's (`POST /v1/consents/check`).
+    """
+    if today > valid_until:
+        return "expired"
+    if not set(requested_types) <= set(consented_types):
+        return "out-of-scope"
+    return None
+
+
+def intake_check_is_fresh(accepted_at: datetime, at: datetime, *, within: timedelta) -> bool:
+    """Was the melding accepted (its consent checked) so recently that routing's own record suffices?
+
+    Both ways, so a clock running ahead at the melding service does not make an old melding look new.
+    """
+    return abs(at - accepted_at) <= within

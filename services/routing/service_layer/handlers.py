@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from datetime import timedelta
 from typing import Any
 
 import structlog
@@ -13,7 +14,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from services.routing.adapters.orm import audit, outbox
 from services.routing.adapters.repository import DirectoryRepository, RoutingRepository
 from services.routing.domain.model import choose
-from services.routing.domain.model import next_status
+from services.routing.domain.model import intake_check_is_fresh, next_status
 from services.routing.service_layer.routing import (
     announce_status,
     check_consent,
@@ -40,9 +41,17 @@ log = structlog.get_logger(__name__)
 # --- events -----------------------------------------------------------------------------------------
 
 
-async def prepare_accepted(client: ConsentClient, event: IncomingEvent) -> Any:
-    """Before the transaction: ask the consent service again (consent is checked twice)."""
+async def prepare_accepted(client: ConsentClient, event: IncomingEvent, *, recheck_after: timedelta) -> Any:
+    """Before the transaction: ask the consent service again if the melding waited since its intake check.
+
+    A melding routed right after intake (the normal case) is checked against routing's own record in the
+    transaction (see `route`): the consent service answered for it moments ago, and any withdrawal since
+    reaches routing as `consent.withdrawn`. One that waited longer than `recheck_after` (a backlog after
+    an outage) is asked about again, so a withdrawal still on its way cannot let it out.
+    """
     accepted = MeldingAccepted.model_validate(event.body, context={"stored": True})
+    if intake_check_is_fresh(accepted.accepted_at, now(), within=recheck_after):
+        return None
     return await check_consent(client, accepted, event.request_id)
 
 

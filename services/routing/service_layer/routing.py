@@ -1,8 +1,12 @@
 """Routing a melding: postcode -> gemeente -> for each requested type the serving organisation -> delivery.
 
-The consent is asked of the consent service before the transaction (no lock held over HTTP), and the
-consent's local state is locked inside it, so a withdrawal is either seen here (nothing delivered) or
-comes after (and retracts what was delivered). Deliveries and their messages commit together.
+Consent is checked again just before delivery, inside the routing transaction, against routing's own
+record: the withdrawals it has received (`consent.withdrawn`, row locked here, so a withdrawal is either
+seen here and nothing is delivered, or comes after and retracts what was delivered) and the validity and
+scope the melding carries from its intake check. A melding that waited (longer than
+`consent_recheck_after_seconds` since intake: a backlog, an unroutable melding routed again) is checked
+with the consent service as well, before the transaction (no lock held over HTTP). Deliveries and their
+messages commit together.
 """
 
 from __future__ import annotations
@@ -16,9 +20,9 @@ import structlog
 
 from services.routing.adapters.orm import audit, outbox
 from services.routing.adapters.repository import DirectoryRepository, RoutingRepository
-from services.routing.domain.model import choose
+from services.routing.domain.model import choose, consent_refusal
 from shared.clients.consent import ConsentCheckAnswer, ConsentClient
-from shared.clock import now
+from shared.clock import now, today_nl
 from shared.contracts.melding import (
     DELIVERY_STATUS_CHANGED,
     MELDING_DELIVERED,
@@ -66,8 +70,13 @@ def parse_accepted(text: str) -> MeldingAccepted:
     return MeldingAccepted.model_validate(json.loads(text), context=STORED)
 
 
-async def route(uow: UnitOfWork, melding_id: str, answer: ConsentCheckAnswer, *, request_id: str | None) -> str:
-    """Route one melding now, as far as the directory allows. Returns its routing status."""
+async def route(uow: UnitOfWork, melding_id: str, answer: ConsentCheckAnswer | None, *,
+                request_id: str | None) -> str:
+    """Route one melding now, as far as the directory and the consent allow. Returns its routing status.
+
+    `answer` is the consent service's, when it was asked (a melding that waited); routing's own record
+    is consulted either way.
+    """
     repository = RoutingRepository(uow)
     row = await repository.melding(melding_id)
     assert row is not None
@@ -75,20 +84,22 @@ async def route(uow: UnitOfWork, melding_id: str, answer: ConsentCheckAnswer, *,
     if row.status in ("withdrawn", "refused", "routed"):  # "new" and "waiting" are routed
         return row.status
     at = now()
-    if consent.withdrawn_at is not None or answer.reason == "withdrawn":
+    if consent.withdrawn_at is not None or (answer is not None and answer.reason == "withdrawn"):
         await repository.update_melding(melding_id, status="withdrawn", accepted=None, updated_at=at)
         return "withdrawn"
-    if not answer.allowed:
-        # The consent no longer allows it (expired, narrowed): nothing goes out.
-        log.warning("routing_refused_by_consent", melding_id=melding_id, reason=answer.reason)
-        bsn = parse_accepted(row.accepted).content.patient.bsn if row.accepted else None
+    accepted = parse_accepted(row.accepted)
+    refusal = (answer.reason or "refused") if answer is not None and not answer.allowed else consent_refusal(
+        valid_until=accepted.consent.valid_until, consented_types=accepted.consent.recipient_types,
+        requested_types=list(accepted.content.recipient_types), today=today_nl())
+    if refusal is not None:
+        # The consent no longer allows it (expired since intake): nothing goes out.
+        log.warning("routing_refused_by_consent", melding_id=melding_id, reason=refusal)
         record_access(uow, audit, service="routing", principal=ROUTING, action="deliver", resource_type="melding",
-                      resource_id=melding_id, patient_bsn=bsn, request_id=request_id,
-                      outcome=f"refused:{answer.reason}", consent_checked=False)
+                      resource_id=melding_id, patient_bsn=accepted.content.patient.bsn, request_id=request_id,
+                      outcome=f"refused:{refusal}", consent_checked=False)
         await repository.update_melding(melding_id, status="refused", accepted=None, updated_at=at)
         return "refused"
 
-    accepted = parse_accepted(row.accepted)
     directory = DirectoryRepository(uow)
     pc4 = accepted.content.patient.address.postcode[:4]
     gemeente_row = await directory.gemeente_for_pc4(pc4)
