@@ -31,7 +31,10 @@ class ConsentClient:
     def __init__(self, base_url: str, tokens: ServiceTokens, *, timeout: float = 5.0,
                  transport: httpx.AsyncBaseTransport | None = None) -> None:
         self.tokens = tokens
-        self.http = httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport)
+        # A few kept connections serve a single consent process fully; httpcore looks at every pooled
+        # connection on each request, so a pool as large as the caller's concurrency costs CPU per call.
+        self.http = httpx.AsyncClient(base_url=base_url, timeout=timeout, transport=transport,
+                                      limits=httpx.Limits(max_connections=10, max_keepalive_connections=10))
 
     async def check(self, *, consent_id: str, bsn: str, org_id: str, recipient_types: list[str],
                     request_id: str | None = None) -> ConsentCheckAnswer:
