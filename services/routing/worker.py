@@ -24,6 +24,7 @@ from shared.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
 QUEUE = "kansrijk.routing.events"  # declared with its bindings in shared.messaging.topology
+WITHDRAWALS_QUEUE = "kansrijk.routing.withdrawals"
 
 
 def organisation_queue(org_id: str) -> str:
@@ -46,13 +47,37 @@ async def declare_organisation_queue(broker: Broker, org_id: str) -> bool:
 
 
 def consumer(runtime: ServiceRuntime) -> IdempotentConsumer:
+    """Meldingen to route (and withdrawals left on this queue by a version that bound them here)."""
     client: ConsentClient = runtime.extras["consent_client"]
     return IdempotentConsumer(
         runtime.database, runtime.broker, processed_messages, name="routing", queue=QUEUE, exchange=EVENTS_EXCHANGE,
         handlers={MELDING_ACCEPTED: handlers.on_melding_accepted, CONSENT_WITHDRAWN: handlers.on_consent_withdrawn},
+        routing_keys=[MELDING_ACCEPTED],
         prepare={MELDING_ACCEPTED: partial(handlers.prepare_accepted, client, recheck_after=timedelta(
             seconds=runtime.settings.consent_recheck_after_seconds))},  # type: ignore[attr-defined]
     )
+
+
+def withdrawals_consumer(runtime: ServiceRuntime) -> IdempotentConsumer:
+    """Withdrawals, on their own queue: what routing's consent re-check relies on is never behind meldingen."""
+    return IdempotentConsumer(
+        runtime.database, runtime.broker, processed_messages, name="routing-withdrawals", queue=WITHDRAWALS_QUEUE,
+        exchange=EVENTS_EXCHANGE, handlers={CONSENT_WITHDRAWN: handlers.on_consent_withdrawn})
+
+
+def consumers(runtime: ServiceRuntime) -> list[Worker]:
+    """Both consumers; meldingen start only once the withdrawals waiting on the broker are applied."""
+    withdrawals, meldingen = withdrawals_consumer(runtime), consumer(runtime)
+
+    async def route_meldingen(stop: asyncio.Event) -> None:
+        # Bounded: with the broker or database away, meldingen that wait long enough are checked with
+        # the consent service anyway (consent_recheck_after_seconds).
+        recheck_after = runtime.settings.consent_recheck_after_seconds  # type: ignore[attr-defined]
+        if recheck_after > 0:  # 0: every melding is checked with the consent service, nothing to wait for
+            await withdrawals.caught_up(timeout=recheck_after)
+        await meldingen.run(stop)
+
+    return [withdrawals.run, route_meldingen]
 
 
 def workers(runtime: ServiceRuntime) -> list[Worker]:
@@ -104,7 +129,7 @@ def workers(runtime: ServiceRuntime) -> list[Worker]:
             except TimeoutError:
                 pass
 
-    return [outbox_relay(runtime, outbox).run, consumer(runtime).run, keep_dead_letters, reroute_loop,
+    return [outbox_relay(runtime, outbox).run, *consumers(runtime), keep_dead_letters, reroute_loop,
             housekeeping(runtime, rules(runtime.settings),
                          purge=partial(retention.purge, runtime.database, runtime.settings))]
 

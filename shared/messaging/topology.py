@@ -17,8 +17,13 @@ DELIVERY_LIMIT = 5
 # service connects first, so that an event is never published before the queue that must keep it exists.
 EVENT_QUEUES: dict[str, list[str]] = {
     "kansrijk.melding.events": ["melding.routed", "melding.unroutable", "delivery.status_changed", "consent.withdrawn"],
-    "kansrijk.routing.events": ["melding.accepted", "consent.withdrawn"],
+    "kansrijk.routing.events": ["melding.accepted"],
+    # Withdrawals on a queue of their own: a backlog of meldingen never holds one back, and routing
+    # applies every waiting withdrawal before it routes (its consent re-check is its own record of them).
+    "kansrijk.routing.withdrawals": ["consent.withdrawn"],
 }
+# Bindings of earlier versions, removed on declaration (unbinding an absent binding is no error).
+RETIRED_BINDINGS: dict[str, list[str]] = {"kansrijk.routing.events": ["consent.withdrawn"]}
 
 
 def quorum_queue_arguments() -> dict[str, Any]:
@@ -44,7 +49,9 @@ async def declare_topology(channel: AbstractChannel) -> dict[str, AbstractExchan
     )
     await dead_letters.bind(dead)
     for queue_name, event_types in EVENT_QUEUES.items():
-        await declare_quorum_queue(channel, queue_name, exchange=EVENTS_EXCHANGE, routing_keys=event_types)
+        queue = await declare_quorum_queue(channel, queue_name, exchange=EVENTS_EXCHANGE, routing_keys=event_types)
+        for key in RETIRED_BINDINGS.get(queue_name, []):
+            await queue.unbind(EVENTS_EXCHANGE, routing_key=key)
     return {EVENTS_EXCHANGE: events, DELIVERIES_EXCHANGE: deliveries, DEAD_LETTER_EXCHANGE: dead}
 
 

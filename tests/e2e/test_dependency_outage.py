@@ -33,12 +33,27 @@ class Routing:
     """The routing service running without its consent service, and what a test needs around it."""
 
     environment: RunEnvironment
+    tokens: Tokens
     urls: dict[str, str]
     amqp_url: str
-    consent_port: int
+    consent_port: int  # where routing looks for the consent service
     consent: Consent  # recorded in the consent service's database
     channel: aio_pika.abc.AbstractChannel
-    queue: aio_pika.abc.AbstractQueue  # the JGZ's
+    queue: aio_pika.abc.AbstractQueue | None = None  # the JGZ's
+
+    @asynccontextmanager
+    async def serving(self) -> AsyncIterator[httpx.AsyncClient]:
+        """The routing service with its workers; no dead letters when it stops."""
+        from services.routing.main import create_app as create_routing
+
+        app = create_routing(service_settings(
+            self.environment, "routing", self.urls["routing"], amqp_url=self.amqp_url,
+            consent_url=f"http://127.0.0.1:{self.consent_port}", consent_timeout_seconds=1))
+        async with running(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
+                                                   base_url="http://routing") as client:
+            yield client
+            dead = (await client.get("/v1/dead-letters", headers=admin(self.tokens))).json()["items"]
+            assert dead == [], "a message was dead-lettered"
 
     async def publish(self, routing_key: str, body: dict[str, Any], message_id: str) -> None:
         exchange = await self.channel.get_exchange("kansrijk.events", ensure=False)
@@ -59,6 +74,7 @@ class Routing:
 
     async def delivered(self, timeout: float = 30.0) -> str | None:
         """The melding id of the next delivery on the JGZ's queue, or None if none comes within `timeout`."""
+        assert self.queue is not None
         deadline = asyncio.get_running_loop().time() + timeout
         while asyncio.get_running_loop().time() < deadline:
             message = await self.queue.get(fail=False, timeout=5)
@@ -90,8 +106,8 @@ class Routing:
 
 @asynccontextmanager
 async def routing_without_consent(environment: RunEnvironment, tokens: Tokens, tag: str) -> AsyncIterator[Routing]:
-    from services.routing.main import create_app as create_routing
-
+    """Routing's and the consent service's databases and a vhost; the directory has one JGZ for Amsterdam.
+    Routing itself runs within `Routing.serving()`; the consent service is not running."""
     urls = {n: await create_database(environment, n, suffix=f"_{tag}") for n in ("consent", "routing")}
     try:
         for name, url in urls.items():
@@ -106,28 +122,22 @@ async def routing_without_consent(environment: RunEnvironment, tokens: Tokens, t
         await consent_db.dispose()
 
         async with scratch_vhost(environment, tag) as amqp_url:
-            consent_port = _free_port()
-            routing = create_routing(service_settings(
-                environment, "routing", urls["routing"], amqp_url=amqp_url,
-                consent_url=f"http://127.0.0.1:{consent_port}", consent_timeout_seconds=1))
-            async with running(routing), httpx.AsyncClient(transport=httpx.ASGITransport(app=routing),
-                                                           base_url="http://routing") as client:
-                headers = admin(tokens)
-                await client.put("/v1/gemeenten/GM0363", headers=headers,
-                                 json={"name": "Amsterdam", "postcode_ranges": [{"from": "1011", "to": "1109"}]})
-                org_id = f"{tag}-{uuid.uuid4().hex[:6]}"
-                created = await client.put(f"/v1/organisations/{org_id}", headers=headers,
-                                           json={"name": "JGZ", "type": "jgz", "gemeenten": ["GM0363"]})
-                assert created.status_code == 201
-                connection = await aio_pika.connect_robust(amqp_url)
-                try:
-                    channel = await connection.channel()
-                    queue = await channel.get_queue(f"kansrijk.deliveries.{org_id}", ensure=False)
-                    yield Routing(environment, urls, amqp_url, consent_port, consent, channel, queue)
-                    dead = (await client.get("/v1/dead-letters", headers=headers)).json()["items"]
-                    assert dead == [], "a melding was dead-lettered"
-                finally:
-                    await connection.close()
+            connection = await aio_pika.connect_robust(amqp_url)
+            try:
+                channel = await connection.channel()
+                routing = Routing(environment, tokens, urls, amqp_url, _free_port(), consent, channel)
+                async with routing.serving() as client:
+                    headers = admin(tokens)
+                    await client.put("/v1/gemeenten/GM0363", headers=headers,
+                                     json={"name": "Amsterdam", "postcode_ranges": [{"from": "1011", "to": "1109"}]})
+                    org_id = f"{tag}-{uuid.uuid4().hex[:6]}"
+                    created = await client.put(f"/v1/organisations/{org_id}", headers=headers,
+                                               json={"name": "JGZ", "type": "jgz", "gemeenten": ["GM0363"]})
+                    assert created.status_code == 201
+                routing.queue = await channel.get_queue(f"kansrijk.deliveries.{org_id}", ensure=False)
+                yield routing
+            finally:
+                await connection.close()
     finally:
         for url in urls.values():
             await drop_database(environment, url)
@@ -136,7 +146,7 @@ async def routing_without_consent(environment: RunEnvironment, tokens: Tokens, t
 async def test_a_melding_that_waited_asks_the_consent_service_and_waits_for_it_instead_of_dead_lettering(
     environment: RunEnvironment, tokens: Tokens
 ) -> None:
-    async with routing_without_consent(environment, tokens, "outage") as routing:
+    async with routing_without_consent(environment, tokens, "outage") as routing, routing.serving():
         # Accepted an hour ago (routing was behind): a withdrawal may still be on its way, so routing asks.
         melding_id = await routing.accept(consent_id=routing.consent.id,
                                           accepted_at=datetime.now(UTC) - timedelta(hours=1))
@@ -153,7 +163,7 @@ async def test_a_melding_that_waited_asks_the_consent_service_and_waits_for_it_i
 async def test_a_melding_routed_right_after_intake_goes_by_routings_own_record_of_the_consent(
     environment: RunEnvironment, tokens: Tokens
 ) -> None:
-    async with routing_without_consent(environment, tokens, "fresh") as routing:
+    async with routing_without_consent(environment, tokens, "fresh") as routing, routing.serving():
         # A withdrawal routing has received stops a melding accepted just before it.
         withdrawn_id = str(uuid.uuid4())
         await routing.publish("consent.withdrawn", {"consent_id": withdrawn_id, "org_id": SENDER,
@@ -176,3 +186,18 @@ async def test_a_melding_routed_right_after_intake_goes_by_routings_own_record_o
 
 async def _status_is(routing: Routing, melding_id: str, status: str) -> bool:
     return await routing.status(melding_id) == status
+
+
+async def test_a_starting_routing_worker_applies_the_waiting_withdrawals_before_it_routes(
+    environment: RunEnvironment, tokens: Tokens
+) -> None:
+    async with routing_without_consent(environment, tokens, "restart") as routing:
+        # While routing is down: meldingen accepted under a consent, then its withdrawal, all waiting.
+        withdrawn_id = str(uuid.uuid4())
+        waiting = [await routing.accept(consent_id=withdrawn_id, accepted_at=now()) for _ in range(20)]
+        await routing.publish("consent.withdrawn", {"consent_id": withdrawn_id, "org_id": SENDER,
+                                                    "withdrawn_at": now().isoformat()}, f"withdrawn:{withdrawn_id}")
+        async with routing.serving():
+            for melding_id in waiting:
+                assert await eventually(lambda: _status_is(routing, melding_id, "withdrawn"), timeout=30)
+            assert await routing.delivered(timeout=2) is None, "delivered (and retracted) after its withdrawal"
