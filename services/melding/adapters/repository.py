@@ -7,7 +7,7 @@ from types import SimpleNamespace
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 
 from services.melding.adapters.orm import melding_deliveries, melding_history, meldingen
 from services.melding.domain.model import DeliveryView, later_delivery_status, melding_status
@@ -115,11 +115,14 @@ class MeldingRepository:
         return ids
 
     async def refresh_status(self, melding_id: str, at: datetime) -> None:
-        row = await self.get(melding_id)
+        # Only what the status depends on: the full row would decrypt the melding's content for nothing.
+        delivery_count = select(func.count()).where(melding_deliveries.c.melding_id == melding_id).scalar_subquery()
+        row = (await self.session.execute(select(
+            meldingen.c.status, meldingen.c.withdrawn_at, meldingen.c.routing_reported_unroutable,
+            delivery_count.label("deliveries")).where(meldingen.c.id == melding_id))).first()
         if row is None:
             return
-        deliveries = (await self.deliveries([melding_id]))[melding_id]
-        status = melding_status(withdrawn=row.withdrawn_at is not None, deliveries=len(deliveries),
+        status = melding_status(withdrawn=row.withdrawn_at is not None, deliveries=row.deliveries,
                                 routing_reported_unroutable=bool(row.routing_reported_unroutable))
         if status != row.status:
             await self.session.execute(update(meldingen).where(meldingen.c.id == melding_id).values(
