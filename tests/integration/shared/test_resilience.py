@@ -123,3 +123,55 @@ async def test_postgresql_commits_are_durable_on_every_service_connection(enviro
                 assert (await connection.execute(text("SHOW synchronous_commit"))).scalar_one() == "on"
         finally:
             await database.dispose()
+
+
+@pytest.mark.postgres_only
+async def test_pooled_connections_postgresql_closed_are_replaced_without_an_error(
+    environment: RunEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What pool_pre_ping did, without its three round trips per transaction (shared.db._check_on_checkout)."""
+    import asyncpg
+
+    from shared import db as db_module
+
+    database = Database(environment.database_urls["consent"])
+    try:
+        async def backend_pids() -> set[int]:
+            pids = set()
+            async with database.engine.connect() as connection:
+                pids.add((await connection.execute(text("SELECT pg_backend_pid()"))).scalar_one())
+            return pids
+
+        async def terminate(pids: set[int]) -> None:
+            admin = await asyncpg.connect(environment.database_urls["consent"].replace("+asyncpg", ""))
+            try:
+                for pid in pids:
+                    assert await admin.fetchval("SELECT pg_terminate_backend($1)", pid)
+            finally:
+                await admin.close()
+            await asyncio.sleep(0.3)  # the closed socket reaches the pooled connection
+
+        # Closed by PostgreSQL (a restart, an administrator): replaced as it is taken, no round trip.
+        first = await backend_pids()
+        await terminate(first)
+        second = await backend_pids()
+        assert second and second != first
+
+        # Idle for longer than the limit: pinged before use. A ping that fails replaces the connection.
+        monkeypatch.setattr(db_module, "PING_IDLE_AFTER_SECONDS", 0.0)
+        pings: list[str] = []
+        from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
+
+        real_ping = AsyncAdapt_asyncpg_connection.ping
+
+        def failing_ping(self: AsyncAdapt_asyncpg_connection) -> None:
+            pings.append("ping")
+            if len(pings) == 1:
+                raise ConnectionError("no answer")  # as from a connection a network fault has cut
+            real_ping(self)
+
+        monkeypatch.setattr(AsyncAdapt_asyncpg_connection, "ping", failing_ping)
+        third = await backend_pids()
+        assert pings == ["ping"] and third != second  # the unanswered connection was not handed out
+    finally:
+        await database.dispose()
