@@ -58,6 +58,7 @@ async def prepare_accepted(client: ConsentClient, event: IncomingEvent, *, reche
 async def on_melding_accepted(uow: UnitOfWork, event: IncomingEvent) -> None:
     accepted = MeldingAccepted.model_validate(event.body, context={"stored": True})
     repository = RoutingRepository(uow)
+    new = None
     if await repository.melding(accepted.melding_id) is None:
         at = now()
         await repository.add_melding(
@@ -65,7 +66,8 @@ async def on_melding_accepted(uow: UnitOfWork, event: IncomingEvent) -> None:
             status="new", accepted=accepted.model_dump_json(), requested_types=",".join(accepted.content.recipient_types),
             unroutable_types="", created_at=at, updated_at=at,
             expected_due_date=accepted.content.pregnancy.expected_due_date)
-    await route(uow, accepted.melding_id, event.prepared, request_id=event.request_id)
+        new = accepted
+    await route(uow, accepted.melding_id, event.prepared, request_id=event.request_id, new=new)
 
 
 async def on_consent_withdrawn(uow: UnitOfWork, event: IncomingEvent) -> None:

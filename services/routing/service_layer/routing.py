@@ -71,23 +71,28 @@ def parse_accepted(text: str) -> MeldingAccepted:
 
 
 async def route(uow: UnitOfWork, melding_id: str, answer: ConsentCheckAnswer | None, *,
-                request_id: str | None) -> str:
+                request_id: str | None, new: MeldingAccepted | None = None) -> str:
     """Route one melding now, as far as the directory and the consent allow. Returns its routing status.
 
     `answer` is the consent service's, when it was asked (a melding that waited); routing's own record
-    is consulted either way.
+    is consulted either way. `new`: the melding as this transaction just stored it (nothing to read back:
+    status "new", no deliveries yet).
     """
     repository = RoutingRepository(uow)
-    row = await repository.melding(melding_id)
-    assert row is not None
-    consent = await repository.lock_consent(row.consent_id)
-    if row.status in ("withdrawn", "refused", "routed"):  # "new" and "waiting" are routed
-        return row.status
+    if new is None:
+        row = await repository.melding(melding_id)
+        assert row is not None
+        status, consent_id, reported_unroutable = row.status, row.consent_id, row.unroutable_types
+    else:
+        status, consent_id, reported_unroutable = "new", new.consent.id, ""
+    consent = await repository.lock_consent(consent_id)
+    if status in ("withdrawn", "refused", "routed"):  # "new" and "waiting" are routed
+        return status
     at = now()
     if consent.withdrawn_at is not None or (answer is not None and answer.reason == "withdrawn"):
         await repository.update_melding(melding_id, status="withdrawn", accepted=None, updated_at=at)
         return "withdrawn"
-    accepted = parse_accepted(row.accepted)
+    accepted = new or parse_accepted(row.accepted)
     refusal = (answer.reason or "refused") if answer is not None and not answer.allowed else consent_refusal(
         valid_until=accepted.consent.valid_until, consented_types=accepted.consent.recipient_types,
         requested_types=list(accepted.content.recipient_types), today=today_nl())
@@ -104,7 +109,7 @@ async def route(uow: UnitOfWork, melding_id: str, answer: ConsentCheckAnswer | N
     pc4 = accepted.content.patient.address.postcode[:4]
     gemeente_row = await directory.gemeente_for_pc4(pc4)
     gemeente = Gemeente(code=gemeente_row.code, name=gemeente_row.name) if gemeente_row else None
-    existing = {d.recipient_type: d for d in await repository.deliveries_of(melding_id)}
+    existing = {} if new is not None else {d.recipient_type: d for d in await repository.deliveries_of(melding_id)}
     unroutable: list[str] = []
     made: list[RoutedDelivery] = []
     for recipient_type in accepted.content.recipient_types:
@@ -148,7 +153,7 @@ async def route(uow: UnitOfWork, melding_id: str, answer: ConsentCheckAnswer | N
                                    unroutable_types=unroutable)
         await add_message(uow, outbox, exchange=EVENTS_EXCHANGE, routing_key=MELDING_ROUTED,
                           message_type=MELDING_ROUTED, body=event, correlation_id=melding_id, request_id=request_id)
-    elif not existing and (row.status == "new" or row.unroutable_types != ",".join(unroutable)):
+    elif not existing and (status == "new" or reported_unroutable != ",".join(unroutable)):
         # Said once per outcome: a melding that keeps waiting is not announced again at every retry.
         event = MeldingUnroutable(melding_id=melding_id, gemeente=gemeente, unroutable_types=unroutable)
         await add_message(uow, outbox, exchange=EVENTS_EXCHANGE, routing_key=MELDING_UNROUTABLE,
