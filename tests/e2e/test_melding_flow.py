@@ -4,6 +4,7 @@ services, real RabbitMQ, the run's real databases."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import aio_pika
 import httpx
@@ -359,6 +360,47 @@ async def test_an_unroutable_melding_waits_and_is_delivered_after_a_directory_ch
     delivered = await eventually(lambda: _with_status(system, tokens, melding["id"], "delivered"))
     assert delivered["unroutable_types"] == []
     assert (await system["routing"].get("/v1/unroutable", headers=_admin(tokens))).json()["items"] == []
+
+
+async def test_a_waiting_melding_past_its_purpose_is_purged_and_holds_up_no_other(
+    system: Clients, tokens: Tokens, stack_databases: dict[str, str], environment: RunEnvironment,
+    amqp: aio_pika.abc.AbstractChannel,
+) -> None:
+    from services.registry import SERVICES
+    from services.routing.service_layer import retention as routing_retention
+    from shared.clock import today_nl
+
+    # Two meldingen for Utrecht, which no JGZ serves yet: the older one long past its due date.
+    await put_gemeente(system, tokens, "GM0344", "Utrecht", [("3500", "3585")])
+    address = {"postcode": "3511AB", "house_number": "7", "city": "Utrecht"}
+    waiting = {}
+    for name, due_in_days in (("old", -20), ("current", 100)):
+        consent_id = await record_consent(system, tokens, types=["jgz"])
+        body = melding_body(consent_id, recipient_types=["jgz"],
+                            patient={**melding_body(consent_id)["patient"], "address": address})
+        body["pregnancy"]["expected_due_date"] = (today_nl() + timedelta(days=due_in_days)).isoformat()
+        sent = await send(system, tokens, body)
+        assert sent.status_code == 202, sent.text
+        waiting[name] = sent.json()["id"]
+        await eventually(lambda: _with_status(system, tokens, waiting[name], "unroutable"))
+
+    database = environment.database(stack_databases["routing"])
+    try:
+        settings = SERVICES["routing"].settings(personal_data_retention_days=10)
+        assert (await routing_retention.purge(database, settings))["routed meldingen (personal data)"] == 1
+    finally:
+        await database.dispose()
+    listed = (await system["routing"].get("/v1/unroutable", headers=_admin(tokens))).json()["items"]
+    assert waiting["old"] not in [item["melding_id"] for item in listed]  # it can never go out now
+    again = await system["routing"].post(f"/v1/unroutable/{waiting['old']}/reroute", headers=_admin(tokens))
+    assert again.status_code == 404, again.text
+
+    # A JGZ for Utrecht: the current melding is routed within a reroute round, the purged one is not.
+    utrecht_jgz = new_org_id()
+    await put_organisation(system, tokens, utrecht_jgz, "jgz", gemeenten=["GM0344"])
+    queue = RecipientQueue(amqp, utrecht_jgz)
+    assert body_of(await queue.next(timeout=12))["melding_id"] == waiting["current"]
+    assert await queue.empty(wait=3.0)
 
 
 def _admin(tokens: Tokens) -> dict[str, str]:

@@ -206,8 +206,10 @@ class RoutingRepository:
             select(routed_meldingen).where(routed_meldingen.c.consent_id == consent_id)))
 
     async def waiting(self, limit: int = 100) -> list[Any]:
+        """Meldingen waiting for a recipient that can still be delivered (not purged by retention)."""
         return list(await self.session.execute(select(routed_meldingen).where(
-            routed_meldingen.c.status == "waiting").order_by(routed_meldingen.c.created_at).limit(limit)))
+            routed_meldingen.c.status == "waiting", routed_meldingen.c.purged_at.is_(None)).order_by(
+            routed_meldingen.c.created_at).limit(limit)))
 
     async def deliveries_of(self, melding_id: str) -> list[Any]:
         return list(await self.session.execute(

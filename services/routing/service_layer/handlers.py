@@ -80,7 +80,7 @@ async def reroute(database: Database, client: ConsentClient, melding_id: str, *,
     """Route one waiting melding again now."""
     async with database.unit_of_work() as uow:
         row = await RoutingRepository(uow).melding(melding_id)
-        if row is None or row.status not in ("new", "waiting"):
+        if row is None or row.status not in ("new", "waiting") or row.accepted is None:  # None: purged
             raise NotFound("no melding with this id is waiting for a recipient")
         accepted = parse_accepted(row.accepted)
     answer = await check_consent(client, accepted, request_id)

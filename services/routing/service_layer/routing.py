@@ -83,6 +83,8 @@ async def route(uow: UnitOfWork, melding_id: str, answer: ConsentCheckAnswer | N
         row = await repository.melding(melding_id)
         assert row is not None
         status, consent_id, reported_unroutable = row.status, row.consent_id, row.unroutable_types
+        if row.accepted is None:  # its personal data was purged (retention): it can never go out
+            return status
     else:
         status, consent_id, reported_unroutable = "new", new.consent.id, ""
     consent = await repository.lock_consent(consent_id)
