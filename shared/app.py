@@ -91,7 +91,8 @@ def outbox_relay(runtime: ServiceRuntime, table: Table) -> OutboxRelay:
 def build_runtime(settings: ServiceSettings) -> ServiceRuntime:
     return ServiceRuntime(
         settings=settings,
-        database=Database(settings.database_url, cipher=cipher_for(settings)),
+        database=Database(settings.database_url, cipher=cipher_for(settings), pool_size=settings.database_pool_size,
+                          max_overflow=settings.database_max_overflow),
         broker=Broker(settings.amqp_url, client_name=f"kansrijk-{settings.service_name}"),
         metrics=Metrics(settings.service_name),
         verifier=TokenVerifier(settings),

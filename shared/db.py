@@ -120,7 +120,8 @@ class Database:
     `hide_parameters`: a database error's text never carries the values (a BSN) of the statement.
     """
 
-    def __init__(self, url: str, *, cipher: FieldCipher | None = None) -> None:
+    def __init__(self, url: str, *, cipher: FieldCipher | None = None, pool_size: int = 10,
+                 max_overflow: int = 10) -> None:
         parsed = make_url(url)
         self.url = url
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
@@ -131,7 +132,8 @@ class Database:
             _prepare_sqlite(self.engine)
         else:
             # Sized for a small machine; a pooled connection is checked as it is taken (see _check_on_checkout).
-            self.engine = create_async_engine(url, pool_size=10, max_overflow=10, hide_parameters=True)
+            self.engine = create_async_engine(url, pool_size=pool_size, max_overflow=max_overflow,
+                                              hide_parameters=True)
             _check_on_checkout(self.engine)
         # The key ring of its encrypted columns (shared.crypto.EncryptedText) and of BSN lookups.
         attach_cipher(self.engine, cipher)

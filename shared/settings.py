@@ -50,6 +50,11 @@ class ServiceSettings(BaseSettings):
     encryption_keys: str | None = Field(None, repr=False)
     bsn_hash_key: str | None = Field(None, repr=False)
 
+    # PostgreSQL connections of one process: kept, and opened beyond that for a burst. Every process of
+    # every service counts against the server's max_connections (100 by default): size per deployment.
+    database_pool_size: int = Field(10, ge=1)
+    database_max_overflow: int = Field(10, ge=0)
+
     # Outbox relay
     outbox_batch_size: int = 100
     outbox_poll_seconds: float = 1.0

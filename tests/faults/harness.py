@@ -252,6 +252,10 @@ class FaultRun:
         }
         if consent_url:
             env["KANSRIJK_CONSENT_URL"] = consent_url
+        if self.replicas > 1:
+            # Sized as a deployment of 4 × replicas processes on one PostgreSQL (max_connections 100) must
+            # be: the default 10 + 10 per process could ask for 160 at a peak, and the harness needs a few.
+            env |= {"KANSRIJK_DATABASE_POOL_SIZE": "5", "KANSRIJK_DATABASE_MAX_OVERFLOW": "5"}
         port = None
         if http:
             port = _free_port()

@@ -34,3 +34,14 @@ def test_the_consent_service_is_found_by_its_port(name: str, monkeypatch: pytest
     assert SERVICES[name].settings().consent_url == "http://127.0.0.1:9001"
     monkeypatch.setenv("KANSRIJK_CONSENT_URL", "http://consent:8001")
     assert SERVICES[name].settings().consent_url == "http://consent:8001"
+
+
+def test_the_database_pool_is_sized_by_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    from shared.app import build_runtime
+
+    monkeypatch.setenv("KANSRIJK_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("KANSRIJK_MELDING_DATABASE_URL", "postgresql+asyncpg://db.example/k")  # never connected
+    monkeypatch.setenv("KANSRIJK_DATABASE_POOL_SIZE", "4")
+    monkeypatch.setenv("KANSRIJK_DATABASE_MAX_OVERFLOW", "2")
+    pool = build_runtime(SERVICES["melding"].settings()).database.engine.pool
+    assert (pool.size(), pool._max_overflow) == (4, 2)  # type: ignore[attr-defined]
