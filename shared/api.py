@@ -7,18 +7,20 @@ from typing import Annotated, Literal
 
 import httpx
 import structlog
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from pydantic import BaseModel, ConfigDict, Field
 
 from shared.audit import ACTIONS, AuditQuery, AuditTables, list_records, record_access
-from shared.auth import Principal, require_scope
+from shared.auth import OPERATOR_TYPES, Principal, require_scope
 from shared.clients.consent import ConsentClient
 from shared.db import Database
-from shared.errors import Unavailable
-from shared.identifiers import Bsn
+from shared.errors import Forbidden, Unavailable
+from shared.clock import Instant
+from shared.contracts.base import has_unstorable_text
+from shared.identifiers import ORG_ID_PATTERN, UUID_PATTERN, Bsn
 from shared.observability import REQUEST_ID_HEADER
 from shared.pagination import decode_cursor, encode_cursor
 from shared.problems import problem_responses
@@ -26,6 +28,15 @@ from shared.problems import problem_responses
 log = structlog.get_logger(__name__)
 
 RecipientType = Literal["jgz", "wijkteam"]
+
+# A path id that is not of the form the platform gives out names nothing that exists: 404, as an unknown id
+# (shared.problems answers path validation errors so), and it never reaches the database.
+IdInPath = Annotated[str, Path(pattern=UUID_PATTERN, max_length=36, description="a UUID the platform gave out",
+                               examples=["6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10"])]
+CursorQuery = Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9_-]+$",
+                                          description="the `next_cursor` of the page before (opaque)")]
+OrgIdInPath = Annotated[str, Path(pattern=ORG_ID_PATTERN, max_length=64, examples=["12345678"],
+                                  description="the organisation's URA (or another id of letters, digits, `._-`)")]
 
 
 def _query_parameters(dependant: Dependant) -> set[str]:
@@ -44,6 +55,11 @@ async def reject_unknown_query_parameters(request: Request) -> None:
     route = request.scope.get("route")
     if not isinstance(route, APIRoute) or not request.query_params:
         return
+    unstorable = sorted({name for name, value in request.query_params.multi_items()
+                         if has_unstorable_text(name) or has_unstorable_text(value)})
+    if unstorable:
+        raise RequestValidationError([{"type": "value_error", "loc": ("query", name), "input": None,
+                                       "msg": "must not contain a NUL character"} for name in unstorable])
     known = _KNOWN_QUERY.get(id(route))
     if known is None:
         known = _KNOWN_QUERY[id(route)] = frozenset(_query_parameters(route.dependant))
@@ -104,8 +120,8 @@ class AuditSearch(BaseModel):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"bsn": "999999990"}]})
 
     bsn: Bsn
-    since: datetime | None = None
-    until: datetime | None = None
+    since: Instant | None = None
+    until: Instant | None = None
     services: list[Literal["consent", "melding", "routing"]] | None = Field(
         None, description="only these services' logs (default: all three)")
 
@@ -130,22 +146,23 @@ def audit_router(tables: AuditTables) -> APIRouter:
         summary="Read the audit log",
         description="One record per access to personal data (the fields of NEN 7513), oldest first, each "
         "with the hash of the one before it on its chain. Append-only. Filter by time range, "
-        "acting organisation and action; page with `cursor`. Needs the scope `audit:read`; the read is audited too.",
+        "acting organisation and action; page with `cursor`. Needs the scope `audit:read`; the read is audited too. "
+        "Operators read every record; any other organisation only the records of its own accesses.",
         responses=problem_responses("validation"),
     )
     async def read_audit(
         request: Request,
         principal: Auditor,
         request_id: RequestId,
-        since: Annotated[datetime | None, Query(description="only records at or after this time")] = None,
-        until: Annotated[datetime | None, Query(description="only records before this time")] = None,
+        since: Annotated[Instant | None, Query(description="only records at or after this time (with offset)")] = None,
+        until: Annotated[Instant | None, Query(description="only records before this time (with offset)")] = None,
         org_id: Annotated[str | None, Query(description="only accesses by this organisation", max_length=64)] = None,
         action: Annotated[AuditAction | None, Query(description="only this action")] = None,
-        cursor: Annotated[str | None, Query(max_length=200, description="from `next_cursor`")] = None,
+        cursor: CursorQuery = None,
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> AuditPage:
         database: Database = request.app.state.database
-        query = AuditQuery(since=since, until=until, org_id=org_id, action=action, limit=limit + 1,
+        query = AuditQuery(since=since, until=until, org_id=_visible_org(principal, org_id), action=action, limit=limit + 1,
                            after=decode_cursor(cursor) if cursor else None)
         async with database.unit_of_work() as uow:
             records = await list_records(uow, tables, query)
@@ -175,7 +192,7 @@ def audit_router(tables: AuditTables) -> APIRouter:
         if me in wanted:
             database: Database = request.app.state.database
             query = AuditQuery(since=body.since, until=body.until, patient_ref=database.cipher.bsn_ref(body.bsn),
-                               limit=AUDIT_SEARCH_LIMIT)
+                               org_id=_visible_org(principal, None), limit=AUDIT_SEARCH_LIMIT)
             async with database.unit_of_work() as uow:
                 items += [AuditRecord(**r) for r in await list_records(uow, tables, query)]
                 record_access(uow, tables, service=me, principal=principal, action="search",
@@ -189,6 +206,15 @@ def audit_router(tables: AuditTables) -> APIRouter:
         return AuditSearchResult(items=items, services=sorted(wanted))
 
     return router
+
+
+def _visible_org(principal: Principal, org_id: str | None) -> str | None:
+    """Whose accesses the caller may read: an operator anyone's (`org_id` filters), others their own only."""
+    if principal.org_type in OPERATOR_TYPES:
+        return org_id
+    if org_id not in (None, principal.org_id):
+        raise Forbidden("your organisation may read only the records of its own accesses")
+    return principal.org_id
 
 
 def _service(request: Request) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import time
 import uuid
 from collections.abc import Callable, Coroutine
@@ -38,11 +39,27 @@ ALLOWED_ALGORITHMS = frozenset({"RS256", "ES256"})
 SENDER_TYPES = ("huisarts", "verloskundige", "gynaecoloog", "volwassenen-ggz", "verslavingszorg")
 RECIPIENT_TYPES = ("jgz", "wijkteam")
 ORG_TYPES = frozenset({*SENDER_TYPES, *RECIPIENT_TYPES, "operator", "service"})
-SCOPES = (
-    "consent:write", "consent:read", "consent:check", "melding:write", "melding:read",
-    "delivery:read", "delivery:write", "routing:admin", "audit:read",
-)  # fmt: skip
+OPERATOR_TYPES = ("operator",)
+SERVICE_TYPES = ("service",)
+# Who may hold each scope: a token whose org_type is not listed for a scope it carries is refused (403)
+# on that scope's routes, whatever the issuer put in it. docs/security.md explains each line.
+SCOPE_HOLDERS: dict[str, tuple[str, ...]] = {
+    "consent:write": SENDER_TYPES,
+    "consent:read": SENDER_TYPES,
+    "consent:check": SERVICE_TYPES,
+    "melding:write": SENDER_TYPES,
+    "melding:read": SENDER_TYPES,
+    "delivery:read": RECIPIENT_TYPES,
+    "delivery:write": RECIPIENT_TYPES,
+    "routing:admin": OPERATOR_TYPES,
+    # Operators (the platform's privacy officer among them) read every record; any other organisation
+    # only the records of its own accesses (see shared.api.audit_router).
+    "audit:read": (*OPERATOR_TYPES, *SENDER_TYPES, *RECIPIENT_TYPES),
+}
+SCOPES = tuple(SCOPE_HOLDERS)
 CLOCK_LEEWAY_SECONDS = 30
+# Claims are bounded like the columns that store them; printable, no NUL, no control characters.
+_CLAIM_FORMAT = {"org_id": re.compile(r"^[A-Za-z0-9._-]{1,64}$"), "sub": re.compile(r"^[\x20-\x7E\u00A0-\uD7FF\uE000-\uFFFD]{1,200}$")}
 MAX_TOKEN_LIFETIME_SECONDS = 12 * 3600  # exp - iat: a token for a working day at most
 JWKS_MIN_REFETCH_SECONDS = 30.0
 
@@ -216,10 +233,13 @@ class TokenVerifier:
             header = jwt.get_unverified_header(token)
         except JWTError as exc:
             raise Unauthorized("the bearer token is not a well-formed JWT") from exc
-        algorithm = header.get("alg")
-        if algorithm not in ALLOWED_ALGORITHMS:
+        algorithm, kid = header.get("alg"), header.get("kid")
+        # Compared as strings: a list or an object in the header is no algorithm (and must not reach a dict).
+        if not isinstance(algorithm, str) or algorithm not in ALLOWED_ALGORITHMS:
             raise Unauthorized("the token must be signed with RS256 or ES256")
-        keys = await self._candidate_keys(header.get("kid"))
+        if kid is not None and (not isinstance(kid, str) or not 0 < len(kid) <= 200):
+            raise Unauthorized("the token's kid must be a short string")
+        keys = await self._candidate_keys(kid)
         claims: dict[str, Any] | None = None
         for key in keys:
             try:
@@ -263,6 +283,11 @@ def _principal_from_claims(claims: dict[str, Any], token: str) -> Principal:
         raise Unauthorized("the token lacks one of the claims sub, org_id, org_type, scope")
     if org_type not in ORG_TYPES:
         raise Unauthorized("the token's org_type is not one this platform knows")
+    for name, pattern in _CLAIM_FORMAT.items():
+        if not pattern.fullmatch(claims[name]):
+            raise Unauthorized(f"the token's {name} claim is not of the accepted form (see docs/security.md)")
+    if len(scope) > 1000 or "\x00" in scope:
+        raise Unauthorized("the token's scope claim is too long")
     return Principal(sub=sub, org_id=org_id, org_type=org_type, scopes=frozenset(scope.split()), token=token)
 
 
@@ -297,9 +322,13 @@ def require_scope(scope: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
     if scope not in SCOPES:
         raise ValueError(f"unknown scope {scope!r}")
 
+    holders = SCOPE_HOLDERS[scope]
+
     async def dependency(principal: Principal = Depends(current_principal)) -> Principal:
         if scope not in principal.scopes:
             raise Forbidden(f"this action needs the scope {scope}")
+        if principal.org_type not in holders:
+            raise Forbidden(f"an organisation of type {principal.org_type} may not use the scope {scope}")
         return principal
 
     dependency.__name__ = f"require_{scope.replace(':', '_')}"

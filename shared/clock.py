@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime
+from typing import Annotated
 from zoneinfo import ZoneInfo
+
+from pydantic import AfterValidator, BeforeValidator, WithJsonSchema
 
 NL = ZoneInfo("Europe/Amsterdam")
 
@@ -15,3 +19,37 @@ def now() -> datetime:
 def today_nl() -> date:
     """Today's date in the Netherlands: an EHR recording at 00:30 local time is not 'in the future'."""
     return datetime.now(NL).date()
+
+
+def as_utc_instant(value: datetime) -> datetime:
+    """An instant in UTC, for a time a client sent; ValueError for a naive one or one no database stores.
+
+    A time without an offset is ambiguous (whose wall clock?) and a time at the edge of the calendar
+    (`0001-01-01T00:00:00+05:00`) overflows when moved to UTC: both are the client's error, not ours.
+    """
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError("must carry a UTC offset, e.g. 2026-01-01T00:00:00Z")
+    try:
+        instant = value.astimezone(UTC)
+    except OverflowError as exc:
+        raise ValueError("lies outside the supported range of years 1-9999") from exc
+    if not 1 <= instant.year <= 9998:
+        raise ValueError("lies outside the supported range of years 1-9998")
+    return instant
+
+
+def _iso_text(value: object) -> object:
+    """Only ISO 8601 text is a time here: a bare number (`0`, pydantic's Unix time) is not what it seems."""
+    if isinstance(value, str) and _ISO_START.match(value):
+        return value
+    if isinstance(value, datetime):
+        return value
+    raise ValueError("must be an ISO 8601 date-time with a UTC offset, e.g. 2026-01-01T00:00:00Z")
+
+
+_ISO_START = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ]")
+
+# A moment a client sends (a query filter, a body field): ISO 8601 with an offset, within the years
+# databases store.
+Instant = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(as_utc_instant),
+                    WithJsonSchema({"type": "string", "format": "date-time"})]

@@ -1,7 +1,8 @@
 """Logs (one JSON object per line, with the request id), the request-id middleware, metrics and health.
 
-Log lines carry ids, counts and outcomes — never a BSN, name, address or note. Paths are logged
-(they hold only opaque ids by design); query strings and bodies are not.
+Log lines carry ids, counts and outcomes — never a BSN, name, address or note. The access line names the
+route's template (`/v1/meldingen/{melding_id}`), never the path a client sent; query strings and bodies
+are not logged.
 """
 
 from __future__ import annotations
@@ -22,7 +23,21 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, H
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "X-Request-ID"
-_REQUEST_ID_FORMAT = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+# A request id the client sends is logged, echoed and stored in the audit log: it must not be able to carry
+# a BSN, a phone number or a date of birth. Accepted: a UUID (with or without hyphens), or a short token of
+# letters, digits and `._:-` with no run of more than four digits (`ehr-trace-42`). Anything else is
+# replaced by an id of our own.
+_UUID_FORMAT = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
+_TOKEN_FORMAT = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_DIGIT_RUN = re.compile(r"[0-9]{5}")
+
+
+def is_safe_request_id(value: str) -> bool:
+    """Whether a client's request id may be logged and passed on as it is (see above)."""
+    if _UUID_FORMAT.fullmatch(value):
+        return True
+    return _TOKEN_FORMAT.fullmatch(value) is not None and _DIGIT_RUN.search(value) is None
 
 
 # Drivers that log SQL parameters or message bodies at DEBUG/INFO: a BSN would reach the log. They
@@ -147,7 +162,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send)
             return
         incoming = dict(scope.get("headers", [])).get(REQUEST_ID_HEADER.lower().encode(), b"").decode("latin-1")
-        request_id = incoming if _REQUEST_ID_FORMAT.fullmatch(incoming) else new_request_id()
+        request_id = incoming if is_safe_request_id(incoming) else new_request_id()
         scope.setdefault("state", {})["request_id"] = request_id
         structlog.contextvars.bind_contextvars(request_id=request_id)
         status = 500
@@ -168,10 +183,13 @@ class RequestContextMiddleware:
             route = scope.get("route")
             route_path = getattr(route, "path", "unmatched")  # a template: never an id or personal data
             method = scope.get("method", "")
+            if method not in _METHODS:
+                method = "other"  # a client's made-up method must not grow the metrics or reach the log
             self.metrics.requests.labels(self.metrics.service, method, route_path, str(status)).inc()
             self.metrics.latency.labels(self.metrics.service, method, route_path).observe(elapsed)
             if not scope["path"].startswith(("/health", "/metrics")):
-                self.log.info("http_request", method=method, path=scope["path"], status=status,
+                # The route's template, never the raw path: a path may be anything a client typed (a BSN).
+                self.log.info("http_request", method=method, route=route_path, status=status,
                               duration_ms=round(elapsed * 1000, 1))
             structlog.contextvars.unbind_contextvars("request_id")
 

@@ -8,6 +8,8 @@ from datetime import datetime
 
 from sqlalchemy import Column, Select, and_, or_
 
+from shared.clock import as_utc_instant
+from shared.contracts.base import has_unstorable_text
 from shared.errors import ValidationFailed
 
 
@@ -18,7 +20,9 @@ def encode_cursor(at: datetime, item_id: str) -> str:
 def decode_cursor(cursor: str) -> tuple[datetime, str]:
     try:
         at, item_id = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        return datetime.fromisoformat(at), str(item_id)
+        if not isinstance(at, str) or not isinstance(item_id, str) or len(item_id) > 64 or has_unstorable_text(item_id):
+            raise TypeError("a cursor holds a time and an id")
+        return as_utc_instant(datetime.fromisoformat(at)), item_id
     except (ValueError, TypeError) as exc:
         raise ValidationFailed("cursor", "not a cursor this API gave out") from exc
 

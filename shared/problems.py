@@ -40,6 +40,7 @@ STATUS_BY_SLUG = {
     "unavailable": 503,
     "internal": 500,
     "method-not-allowed": 405,
+    "payload-too-large": 413,
 }
 
 
@@ -115,6 +116,10 @@ def install_problem_handlers(app: FastAPI) -> None:
         return problem_response(exc.slug, exc.title, exc.detail, request=request, headers=headers, errors=errors)
 
     async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        if request.method != "PUT" and exc.errors() and all(e.get("loc", ("",))[0] == "path" for e in exc.errors()):
+            # An id of a form the platform never gives out names nothing: as unknown as any other id.
+            # (A PUT names what it creates: there an ill-formed id is the client's input error, 422.)
+            return problem_response("not-found", "Not found", "no resource with this id", request=request)
         errors = validation_errors(exc)
         detail = f"{len(errors)} field{'s are' if len(errors) != 1 else ' is'} invalid: " + ", ".join(
             e["field"] for e in errors
@@ -128,10 +133,11 @@ def install_problem_handlers(app: FastAPI) -> None:
             return problem_response("validation", "Validation failed", "1 field is invalid: body", request=request,
                                     errors=[NOT_JSON])
         slug = {401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "method-not-allowed",
-                409: "conflict", 503: "unavailable"}.get(exc.status_code, "internal")
+                409: "conflict", 413: "payload-too-large", 503: "unavailable"}.get(exc.status_code, "internal")
         title = slug.replace("-", " ").capitalize()
         detail = exc.detail if isinstance(exc.detail, str) else title
-        response = problem_response(slug, title, detail, request=request)
+        # The framework's headers go along: a 405 names the methods the route has in `Allow`.
+        response = problem_response(slug, title, detail, request=request, headers=exc.headers)
         response.status_code = exc.status_code
         return response
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Annotated, Literal
 
+from shared.contracts.base import StrictModel
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
 from shared.api import RecipientType
@@ -69,7 +70,7 @@ def _plausible_due_date(day: date, info: ValidationInfo) -> date:
     return day
 
 
-class Strict(BaseModel):
+class Strict(StrictModel):
     model_config = ConfigDict(extra="forbid")
 
 

@@ -3,7 +3,6 @@ services, real RabbitMQ, the run's real databases."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import timedelta
 
 import aio_pika
@@ -29,13 +28,6 @@ from shared.db import Database
 from tests.support import RunEnvironment, Tokens
 
 Clients = dict[str, httpx.AsyncClient]
-
-
-@pytest.fixture
-async def amqp(environment: RunEnvironment) -> AsyncIterator[aio_pika.abc.AbstractChannel]:
-    connection = await aio_pika.connect_robust(environment.amqp_url)
-    yield await connection.channel()
-    await connection.close()
 
 
 @pytest.fixture
@@ -127,12 +119,16 @@ async def test_nothing_is_delivered_without_valid_consent_in_each_way_it_can_be_
         "expired": melding_body(expired),
         "out-of-scope": melding_body(jgz_only),  # asks for jgz and wijkteam
     }
+    details = {}
     for reason, body in cases.items():
         response = await send(system, tokens, body)
         assert response.status_code == 403, (reason, response.text)
         problem = response.json()
         assert problem["type"] == "urn:kansrijk:problem:consent-required", reason
         assert BSN not in response.text
+        details[reason] = problem["detail"]
+    # Another organisation's consent is answered as an unknown id: its existence is not revealed.
+    assert details["other-organisation"] == details["not-found"]
     listed = await system["melding"].get("/v1/meldingen", headers=_sender(tokens))
     assert listed.json()["items"] == []  # nothing stored
     for org_id in amsterdam.values():
@@ -175,7 +171,7 @@ async def test_the_consent_service_unreachable_is_503_and_nothing_is_stored(
     app = create_app(settings, run_workers=False)
     async with running(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://m") as client:
         response = await client.post("/v1/meldingen", headers={**_sender(tokens), "Idempotency-Key": "down-1"},
-                                     json=melding_body("any-consent"))
+                                     json=melding_body("6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10"))
         assert response.status_code == 503
         assert response.json()["type"] == "urn:kansrijk:problem:unavailable"
         assert (await client.get("/v1/meldingen", headers=_sender(tokens))).json()["items"] == []

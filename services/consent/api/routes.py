@@ -16,7 +16,7 @@ from services.consent.api.schemas import (
     ConsentWithdraw,
 )
 from services.consent.service_layer import handlers
-from shared.api import RequestId
+from shared.api import IdInPath, RequestId
 from shared.clock import today_nl
 from shared.idempotency import IdempotencyKey, fingerprint
 from shared.problems import problem_responses
@@ -93,7 +93,7 @@ async def check_consent(
     responses=problem_responses("not-found"),
 )
 async def get_consent(
-    consent_id: str, principal: ConsentReader, database: DatabaseDep, request_id: RequestId
+    consent_id: IdInPath, principal: ConsentReader, database: DatabaseDep, request_id: RequestId
 ) -> ConsentRead:
     consent = await handlers.get_consent(database, principal=principal, consent_id=consent_id, request_id=request_id)
     return ConsentRead.of(consent, today_nl())
@@ -108,7 +108,7 @@ async def get_consent(
     responses=problem_responses("not-found", "validation"),
 )
 async def withdraw_consent(
-    consent_id: str, principal: ConsentWriter, database: DatabaseDep, request_id: RequestId,
+    consent_id: IdInPath, principal: ConsentWriter, database: DatabaseDep, request_id: RequestId,
     body: ConsentWithdraw | None = None,
 ) -> ConsentRead:
     consent = await handlers.withdraw_consent(

@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
+from shared.contracts.base import StrictModel
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from services.consent.domain.model import PURPOSE, CheckReason, Consent, ConsentStatus
 from shared.api import RecipientType
-from shared.identifiers import Bsn
+from shared.identifiers import Bsn, OrgId, ResourceId
 
 
 def _no_repeats(values: list[str]) -> list[str]:
@@ -21,7 +22,7 @@ def _no_repeats(values: list[str]) -> list[str]:
 RecipientTypes = Annotated[list[RecipientType], Field(min_length=1), AfterValidator(_no_repeats)]
 
 
-class Strict(BaseModel):
+class Strict(StrictModel):
     model_config = ConfigDict(extra="forbid")
 
 
@@ -114,9 +115,9 @@ class ConsentCheck(Strict):
         },
     )
 
-    consent_id: str = Field(min_length=1, max_length=64)
+    consent_id: ResourceId
     bsn: Bsn
-    org_id: str = Field(min_length=1, max_length=64, description="The sending organisation (URA).")
+    org_id: OrgId = Field(description="The sending organisation (URA).")
     recipient_types: RecipientTypes
 
 

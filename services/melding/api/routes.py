@@ -10,7 +10,7 @@ from services.melding.api.deps import ConsentClientDep, DatabaseDep, MeldingRead
 from services.melding.api.schemas import MeldingCreate, MeldingPage, MeldingRead
 from services.melding.domain.model import MeldingStatus
 from services.melding.service_layer import handlers
-from shared.api import RequestId
+from shared.api import CursorQuery, IdInPath, RequestId
 from shared.contracts.melding import MeldingContent
 from shared.idempotency import IdempotencyKey, fingerprint
 from shared.problems import problem_responses
@@ -55,7 +55,7 @@ async def list_meldingen(
     principal: MeldingReader, database: DatabaseDep, request_id: RequestId,
     status_filter: Annotated[MeldingStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
+    cursor: CursorQuery = None,
 ) -> MeldingPage:
     items, next_cursor = await handlers.list_meldingen(
         database, principal=principal, status=status_filter.value if status_filter else None, cursor=cursor,
@@ -72,7 +72,7 @@ async def list_meldingen(
     description="Status, deliveries with each recipient's status, and the history. Sender organisation only.",
     responses=problem_responses("not-found"),
 )
-async def get_melding(melding_id: str, principal: MeldingReader, database: DatabaseDep,
+async def get_melding(melding_id: IdInPath, principal: MeldingReader, database: DatabaseDep,
                       request_id: RequestId) -> MeldingRead:
     view = await handlers.get_melding(database, principal=principal, melding_id=melding_id, request_id=request_id)
     return MeldingRead.model_validate(view, context={"stored": True})

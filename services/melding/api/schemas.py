@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.melding.domain.model import MeldingStatus
+from shared.identifiers import ResourceId
 from shared.contracts.melding import Contact, Gemeente, MeldingContent, Patient, Pregnancy, Sender
 
 EXAMPLE = {
@@ -30,7 +31,7 @@ EXAMPLE = {
 class MeldingCreate(MeldingContent):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE]})
 
-    consent_id: str = Field(min_length=1, max_length=64, description="The id the consent service gave the consent.")
+    consent_id: ResourceId = Field(description="The id the consent service gave the consent (a UUID).")
 
 
 class DeliveryRead(BaseModel):

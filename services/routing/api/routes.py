@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Path, Query, Response, status
+from fastapi import APIRouter, Query, Response, status
 
 from services.routing.adapters.repository import RoutingRepository
 from services.routing.api.deps import Admin, BrokerDep, ConsentClientDep, DatabaseDep, DeliveryReader, DeliveryWriter
@@ -28,13 +28,13 @@ from services.routing.api.schemas import (
 )
 from services.routing.service_layer import directory, handlers
 from services.routing.worker import declare_organisation_queue
-from shared.api import RequestId
+from shared.api import CursorQuery, IdInPath, OrgIdInPath, RequestId
 from shared.identifiers import GemeenteCode, Postcode
 from shared.problems import problem_responses
 
 log = structlog.get_logger(__name__)
 router = APIRouter()
-OrgId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$", examples=["12345678"])]
+OrgId = OrgIdInPath
 
 
 # --- directory --------------------------------------------------------------------------------------
@@ -130,7 +130,7 @@ async def list_unroutable(_: Admin, database: DatabaseDep) -> dict[str, Any]:
 @router.post("/v1/unroutable/{melding_id}/reroute", tags=["operations"], response_model=RerouteResult,
              summary="Route a waiting melding again now", description="Consent is checked again first.",
              responses=problem_responses("not-found", "unavailable"))
-async def reroute(melding_id: str, _: Admin, database: DatabaseDep, client: ConsentClientDep,
+async def reroute(melding_id: IdInPath, _: Admin, database: DatabaseDep, client: ConsentClientDep,
                   request_id: RequestId) -> RerouteResult:
     return RerouteResult(melding_id=melding_id,
                          status=await handlers.reroute(database, client, melding_id, request_id=request_id))
@@ -153,7 +153,7 @@ async def list_dead_letters(principal: Admin, database: DatabaseDep, request_id:
              description="Republished with its own message id to the queue it died in; replaying twice does nothing. "
              "A message that was unreadable (not UTF-8 JSON) cannot be replayed (409).",
              responses=problem_responses("not-found", "conflict"))
-async def replay_dead_letter(dead_letter_id: str, _: Admin, database: DatabaseDep,
+async def replay_dead_letter(dead_letter_id: IdInPath, _: Admin, database: DatabaseDep,
                              request_id: RequestId) -> DeadLetterRead:
     row = await handlers.replay_dead_letter(database, dead_letter_id=dead_letter_id, request_id=request_id)
     return DeadLetterRead.model_validate(row, from_attributes=True)
@@ -170,7 +170,7 @@ async def list_deliveries(principal: DeliveryReader, database: DatabaseDep, requ
                           status_filter: Annotated[str | None, Query(alias="status", pattern=
                                                                     "^(queued|received|contact_made|closed|retracted)$")] = None,
                           limit: Annotated[int, Query(ge=1, le=100)] = 20,
-                          cursor: Annotated[str | None, Query(max_length=200)] = None) -> dict[str, Any]:
+                          cursor: CursorQuery = None) -> dict[str, Any]:
     items, next_cursor = await handlers.list_deliveries(database, principal=principal, status=status_filter,
                                                         cursor=cursor, limit=limit, request_id=request_id)
     return {"items": items, "next_cursor": next_cursor}
@@ -180,7 +180,7 @@ async def list_deliveries(principal: DeliveryReader, database: DatabaseDep, requ
             summary="Fetch a delivery again",
             description="The same body as the queue message: a recipient that lost a message fetches it here.",
             responses=problem_responses("not-found"))
-async def get_delivery(delivery_id: str, principal: DeliveryReader, database: DatabaseDep,
+async def get_delivery(delivery_id: IdInPath, principal: DeliveryReader, database: DatabaseDep,
                        request_id: RequestId) -> dict[str, Any]:
     return await handlers.get_delivery(database, principal=principal, delivery_id=delivery_id, request_id=request_id)
 
@@ -190,7 +190,7 @@ async def get_delivery(delivery_id: str, principal: DeliveryReader, database: Da
              description="`received` → `contact_made` → `closed`, forward only. The same status again is 200 and "
              "changes nothing; going back, or any change to a retracted delivery, is 409. The sender sees it within "
              "seconds.", responses=problem_responses("not-found", "conflict", "validation"))
-async def report_status(delivery_id: str, body: StatusReport, principal: DeliveryWriter, database: DatabaseDep,
+async def report_status(delivery_id: IdInPath, body: StatusReport, principal: DeliveryWriter, database: DatabaseDep,
                         request_id: RequestId) -> dict[str, Any]:
     return await handlers.report_status(database, principal=principal, delivery_id=delivery_id, status=body.status,
                                         note=body.note, request_id=request_id)

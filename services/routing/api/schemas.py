@@ -5,15 +5,22 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from shared.contracts.base import StrictModel
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
 
 from services.routing.domain.model import Pc4Range
 from shared.api import RecipientType
 from shared.identifiers import GemeenteCode, PostcodeArea
 
 
-class Strict(BaseModel):
+class Strict(StrictModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+def _no_repeats(values: list[str]) -> list[str]:
+    if len(set(values)) != len(values):
+        raise ValueError("each gemeente may appear once")
+    return values
 
 
 def _ordered(r: PostcodeRange) -> PostcodeRange:
@@ -59,9 +66,9 @@ class OrganisationPut(Strict):
 
     name: str = Field(min_length=1, max_length=200)
     type: RecipientType
-    gemeenten: list[GemeenteCode] = Field(default_factory=list)
+    gemeenten: Annotated[list[GemeenteCode], AfterValidator(_no_repeats)] = Field(default_factory=list)
     postcode_ranges: PostcodeRanges = Field(default_factory=list)
-    active: bool = True
+    active: StrictBool = True
 
 
 class OrganisationRead(BaseModel):

@@ -327,7 +327,7 @@ async def test_check_answers_every_reason(consent_client: httpx.AsyncClient, tok
 
     assert await check(jgz_only["id"]) == {"allowed": True, "reason": None, "consent": {
         "id": jgz_only["id"], "recipient_types": ["jgz"], "valid_until": jgz_only["valid_until"]}}
-    assert await check("no-such-consent") == {"allowed": False, "consent": None, "reason": "not-found"}
+    assert await check("00000000-0000-0000-0000-000000000000") == {"allowed": False, "consent": None, "reason": "not-found"}
     assert await check(jgz_only["id"], bsn=OTHER_BSN) == {"allowed": False, "consent": None, "reason": "other-patient"}
     assert await check(jgz_only["id"], org_id=OTHER_ORG) == {"allowed": False, "consent": None, "reason": "other-organisation"}
     assert await check(withdrawn["id"]) == {"allowed": False, "consent": None, "reason": "withdrawn"}
@@ -337,7 +337,8 @@ async def test_check_answers_every_reason(consent_client: httpx.AsyncClient, tok
 async def test_check_needs_the_check_scope(consent_client: httpx.AsyncClient, tokens: Tokens) -> None:
     response = await consent_client.post(
         "/v1/consents/check", headers=tokens.bearer(scopes="consent:read consent:write"),
-        json={"consent_id": "x", "bsn": BSN, "org_id": SENDER, "recipient_types": ["jgz"]},
+        json={"consent_id": "6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10", "bsn": BSN, "org_id": SENDER,
+              "recipient_types": ["jgz"]},
     )
     assert response.status_code == 403
 

@@ -266,3 +266,83 @@ async def test_token_lifetime_iat_and_nbf_are_honoured(tmp_path: object, case: s
     fine = jwt.encode(claims(iss="https://issuer.example"), key.private_pem.decode(), algorithm=key.algorithm,
                       headers={"kid": key.kid})
     assert (await verifier.verify(fine)).org_id == "12345678"
+
+
+# --- malformed headers and claims are 401, never a 500 -----------------------------------------------------
+
+
+@pytest.mark.parametrize("header", [{"alg": ["RS256"]}, {"alg": {"RS256": 1}}, {"alg": None}, {"alg": 256},
+                                    {"alg": "RS256", "kid": ["x"]}, {"alg": "RS256", "kid": {"a": 1}}])
+async def test_a_header_whose_alg_or_kid_is_not_a_string_is_401(
+    consent_client: httpx.AsyncClient, header: dict[str, object]
+) -> None:
+    token = f"{b64(json.dumps(header).encode())}.{b64(json.dumps(claims()).encode())}.{b64(b'sig')}"
+    await assert_unauthorized(consent_client, {"Authorization": f"Bearer {token}"})
+
+
+async def test_a_list_kid_is_401_with_a_jwks_url_too(tmp_path: object) -> None:
+    http = httpx.AsyncClient(transport=httpx.MockTransport(lambda _: httpx.Response(200, json={"keys": []})))
+    verifier = TokenVerifier(production_settings(tmp_path, jwt_jwks_url="https://issuer.example/jwks"), http=http)
+    token = f"{b64(json.dumps({'alg': 'ES256', 'kid': ['x']}).encode())}.{b64(json.dumps(claims()).encode())}.c2ln"
+    with pytest.raises(Unauthorized):
+        await verifier.verify(token)
+
+
+@pytest.mark.parametrize("claim", [{"org_id": "1" * 65}, {"sub": "u" * 201}, {"org_id": "1234\x005678"},
+                                   {"sub": "dr.\x00jansen"}, {"org_id": "12 34"}, {"sub": "\ud800"},
+                                   {"scope": "consent:read\x00"}])
+async def test_a_signed_token_with_an_oversized_or_unstorable_claim_is_401(
+    consent_client: httpx.AsyncClient, environment: RunEnvironment, claim: dict[str, str]
+) -> None:
+    token = sign(environment.dev_key, **claim)
+    await assert_unauthorized(consent_client, {"Authorization": f"Bearer {token}"})
+
+
+# --- who may hold which scope (docs/security.md) ------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("org_type", "scope", "allowed"), [
+    ("verloskundige", "consent:write", True), ("huisarts", "consent:read", True),
+    ("jgz", "consent:write", False), ("wijkteam", "consent:read", False), ("operator", "consent:write", False),
+    ("service", "consent:check", True), ("verloskundige", "consent:check", False), ("operator", "consent:check", False),
+    ("operator", "audit:read", True), ("verloskundige", "audit:read", True), ("service", "audit:read", False),
+])
+async def test_each_scope_is_honoured_only_for_the_org_types_that_may_hold_it(
+    consent_client: httpx.AsyncClient, tokens: Tokens, org_type: str, scope: str, allowed: bool
+) -> None:
+    calls = {
+        "consent:write": ("POST", "/v1/consents", {"patient": {"bsn": "999999990"}, "recipient_types": ["jgz"],
+                                                   "method": "verbal", "given_at": "2026-11-01"}),
+        "consent:read": ("POST", SEARCH, BODY),
+        "consent:check": ("POST", "/v1/consents/check", {
+            "consent_id": "6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10", "bsn": "999999990", "org_id": "12345678",
+            "recipient_types": ["jgz"]}),
+        "audit:read": ("GET", "/v1/audit", None),
+    }
+    method, path, body = calls[scope]
+    response = await consent_client.request(method, path, json=body,
+                                            headers=tokens.bearer(org_type=org_type, scopes=scope))
+    if allowed:
+        assert response.status_code in (200, 201), response.text
+    else:
+        assert response.status_code == 403, response.text
+        assert f"type {org_type} may not use the scope {scope}" in response.json()["detail"]
+
+
+async def test_an_organisation_reads_only_the_audit_records_of_its_own_accesses(
+    consent_client: httpx.AsyncClient, tokens: Tokens
+) -> None:
+    mine, theirs = "10000001", "10000002"
+    for org_id in (mine, theirs):
+        await consent_client.post(SEARCH, json=BODY, headers=tokens.bearer(org_id=org_id, scopes="consent:read"))
+    own = tokens.bearer(org_id=mine, scopes="audit:read")
+    records = (await consent_client.get("/v1/audit", headers=own)).json()["items"]
+    assert records and {r["actor_org_id"] for r in records} == {mine}
+    refused = await consent_client.get("/v1/audit", params={"org_id": theirs}, headers=own)
+    assert refused.status_code == 403
+    searched = (await consent_client.post("/v1/audit/_search", json={"bsn": "999999990", "services": ["consent"]},
+                                          headers=own)).json()["items"]
+    assert searched and {r["actor_org_id"] for r in searched} == {mine}
+    operator = tokens.bearer(org_id="ops", org_type="operator", scopes="audit:read")
+    everyone = (await consent_client.get("/v1/audit", headers=operator)).json()["items"]
+    assert {mine, theirs} <= {r["actor_org_id"] for r in everyone}

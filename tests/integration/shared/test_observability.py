@@ -24,6 +24,17 @@ async def test_request_id_is_taken_from_the_caller_or_made_and_always_returned(c
     assert len(made.headers["x-request-id"]) == 32
     hostile = await consent_client.get("/health/live", headers={"X-Request-ID": "bad id\u0000" + "x" * 300})
     assert hostile.headers["x-request-id"] != "bad id"
+    uuid_given = await consent_client.get("/health/live", headers={"X-Request-ID": "6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10"})
+    assert uuid_given.headers["x-request-id"] == "6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10"
+
+
+@pytest.mark.parametrize("carrier", [BSN, "bsn-999999990", "0612345678", "19980314", "patient:12345"])
+async def test_a_request_id_that_could_carry_a_bsn_phone_or_birth_date_is_replaced(
+    consent_client: httpx.AsyncClient, carrier: str
+) -> None:
+    response = await consent_client.get("/health/live", headers={"X-Request-ID": carrier})
+    assert response.headers["x-request-id"] != carrier
+    assert len(response.headers["x-request-id"]) == 32
 
 
 async def test_ready_reports_database_and_broker(consent_client: httpx.AsyncClient) -> None:
@@ -91,3 +102,29 @@ async def test_log_lines_are_json_with_the_request_id_and_no_personal_data(
     assert any(p.get("request_id") == "trace-log-1" and p.get("event") == "http_request" for p in parsed)
     for line in lines:
         assert BSN not in line and "999999991" not in line and NOTE_LIKE not in line
+
+
+async def test_the_access_log_names_the_route_template_never_the_path_a_client_sent(
+    consent_client: httpx.AsyncClient, tokens: Tokens
+) -> None:
+    buffer = io.StringIO()
+    handler = logging.StreamHandler(buffer)
+    handler.setFormatter(json_formatter("consent"))
+    root = logging.getLogger()
+    previous_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        headers = tokens.bearer(scopes="consent:read")
+        await consent_client.get(f"/v1/consents/{BSN}", headers=headers)  # not an id: 404, still logged
+        await consent_client.get(f"/v1/no-such-route/{BSN}", headers=headers)
+        await consent_client.request("BREW", f"/v1/consents/{BSN}")
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous_level)
+    access = [json.loads(line) for line in buffer.getvalue().splitlines() if '"http_request"' in line]
+    assert [a["route"] for a in access] == ["/v1/consents/{consent_id}", "unmatched", "/v1/consents/{consent_id}"]
+    assert all("path" not in a for a in access)
+    assert BSN not in buffer.getvalue()
+    metrics = (await consent_client.get("/metrics")).text
+    assert BSN not in metrics and "BREW" not in metrics
