@@ -10,7 +10,9 @@ from typing import Any
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, MetaData, event, text
+from sqlalchemy import DateTime, MetaData, Row, Table, event, select, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.engine import make_url
@@ -221,3 +223,19 @@ class UnitOfWork:
             self._notify = False
             for hook in self.database._after_commit_hooks:
                 hook()
+
+
+async def lock_row_creating(session: AsyncSession, table: Table, **key: Any) -> Row[Any]:
+    """The row of `table` with this key (created empty if missing), locked until the transaction ends.
+
+    What two transactions must not interleave on (intake and a withdrawal of one consent) takes this lock
+    first: on PostgreSQL a row lock (`FOR UPDATE`), on SQLite the write lock `BEGIN IMMEDIATE` already holds.
+    Creating the row first means there is always a row to lock, even for the first of the two.
+    """
+    dialect = session.bind.dialect.name
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    await session.execute(insert(table).values(**key).on_conflict_do_nothing())
+    query = select(table).where(*(table.c[name] == value for name, value in key.items()))
+    if dialect == "postgresql":
+        query = query.with_for_update()
+    return (await session.execute(query)).one()

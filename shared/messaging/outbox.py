@@ -23,7 +23,7 @@ import structlog
 from aio_pika.abc import AbstractExchange
 from pamqp.commands import Basic
 from pydantic import BaseModel
-from sqlalchemy import Boolean, Column, Index, Integer, MetaData, String, Table, or_, select, update
+from sqlalchemy import Boolean, Column, Index, Integer, MetaData, String, Table, delete, or_, select, update
 
 from shared.clock import now as utcnow
 from shared.crypto import EncryptedText
@@ -97,6 +97,13 @@ async def add_message(
     )
     uow.notify_after_commit()
     return message_id
+
+
+async def stage_again(uow: UnitOfWork, table: Table, *, message_id: str, **message: Any) -> str:
+    """Stage a message under an id the outbox may still hold: a replayed dead letter keeps its message_id
+    (consumers dedupe by it), while its first publication's row waits for the pruning. That row is replaced."""
+    await uow.session.execute(delete(table).where(table.c.id == message_id))
+    return await add_message(uow, table, message_id=message_id, **message)
 
 
 @dataclass(frozen=True)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
+import aio_pika
 import pytest
+
+from tests.support import RunEnvironment
 
 # The personal data the end-to-end tests send (tests/e2e/flow.py), and what a postcode with a house number
 # looks like in any spelling.
@@ -27,3 +30,11 @@ def no_personal_data_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]
             line = f"{record.getMessage()} {record.exc_text or ''}"
             assert not personal_data_in(line), f"personal data in a log line: {line[:300]}"
 
+
+
+@pytest.fixture
+async def amqp(environment: RunEnvironment) -> AsyncIterator[aio_pika.abc.AbstractChannel]:
+    """A channel on this run's vhost, read as a recipient's consumer would."""
+    connection = await aio_pika.connect_robust(environment.amqp_url)
+    yield await connection.channel()
+    await connection.close()

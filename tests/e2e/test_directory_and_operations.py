@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator
 
 import aio_pika
 import httpx
-import pytest
 
-from tests.e2e.flow import admin, eventually, new_org_id, put_gemeente, put_organisation
-from tests.support import RunEnvironment, Tokens
+from tests.e2e.flow import admin, eventually, new_org_id, put_organisation
+from tests.support import Tokens
 
 Clients = dict[str, httpx.AsyncClient]
 
@@ -77,13 +75,6 @@ async def test_the_directory_needs_the_admin_scope(system: Clients, tokens: Toke
     assert (await system["routing"].get("/v1/gemeenten", headers=jgz)).status_code == 403
     assert (await system["routing"].put("/v1/gemeenten/GM0363", headers=jgz, json={"name": "x"})).status_code == 403
     assert (await system["routing"].get("/v1/gemeenten")).status_code == 401
-
-
-@pytest.fixture
-async def amqp(environment: RunEnvironment) -> AsyncIterator[aio_pika.abc.AbstractChannel]:
-    connection = await aio_pika.connect_robust(environment.amqp_url)
-    yield await connection.channel()
-    await connection.close()
 
 
 async def test_a_poison_message_ends_in_the_dead_letters_and_can_be_replayed(

@@ -158,6 +158,7 @@ async def test_a_melding_past_its_purpose_keeps_only_an_anonymous_skeleton(
 async def test_a_withdrawn_meldings_personal_data_goes_at_once(
     system: Clients, tokens: Tokens, stack_databases: dict[str, str], environment: RunEnvironment
 ) -> None:
+    """CONTRACT.md v1.1: removed in the transaction that records the withdrawal, not at the next purge."""
     from services.melding.service_layer import retention as melding_retention
     from services.registry import SERVICES
 
@@ -165,19 +166,25 @@ async def test_a_withdrawn_meldings_personal_data_goes_at_once(
     withdrawn = await system["consent"].post(f"/v1/consents/{ids['consent_id']}/withdraw", headers=sender(tokens))
     assert withdrawn.status_code == 200
 
-    async def is_withdrawn() -> bool:
+    async def withdrawn_view() -> dict | None:
         view = (await system["melding"].get(f"/v1/meldingen/{ids['melding_id']}", headers=sender(tokens))).json()
-        return view["status"] == "withdrawn"
+        return view if view["status"] == "withdrawn" else None
 
-    await eventually(is_withdrawn)
+    view = await eventually(withdrawn_view)
+    # The first read that shows it withdrawn shows it without personal data: no purge has run.
+    assert view["patient"] is None and view["note"] is None and view["contact"] is None and view["purged_at"]
+    assert view["risk_domains"] and view["pregnancy"]["expected_due_date"]
+    assert [h["event"] for h in view["history"]][-2:] == ["withdrawn", "purged"]
     database = environment.database(stack_databases["melding"])
-    try:  # the default retention (12 months after the due date) does not hold a withdrawn melding back
-        assert await melding_retention.purge(database, SERVICES["melding"].settings()) == {
-            "meldingen (personal data)": 1}
+    try:  # nothing is left for the scheduled purge
+        assert await melding_retention.purge(database, SERVICES["melding"].settings(), dry_run=True) == {
+            "meldingen (personal data)": 0}
     finally:
         await database.dispose()
-    view = (await system["melding"].get(f"/v1/meldingen/{ids['melding_id']}", headers=sender(tokens))).json()
-    assert view["patient"] is None and view["purged_at"]
+    audit = (await system["melding"].post("/v1/audit/_search", json={"bsn": BSN, "services": ["melding"]},
+                                          headers=tokens.bearer(org_id="ops", org_type="operator",
+                                                                scopes="audit:read"))).json()["items"]
+    assert any(r["resource_id"] == ids["melding_id"] and r["outcome"] == "purged:consent-withdrawn" for r in audit)
 
 
 def test_the_log_check_recognises_personal_data() -> None:

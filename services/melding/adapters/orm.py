@@ -60,6 +60,13 @@ melding_history = Table(
     Column("detail", String(200), nullable=True),
 )
 
+consent_states = Table(
+    "consent_states",
+    metadata,
+    Column("consent_id", String(64), primary_key=True, comment="locked by intake and withdrawal alike"),
+    Column("withdrawn_at", UTCDateTime(), nullable=True),
+)
+
 outbox = outbox_table(metadata)
 processed_messages = processed_messages_table(metadata)
 idempotency_keys = idempotency_table(metadata)

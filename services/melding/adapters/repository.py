@@ -9,9 +9,9 @@ from typing import Any
 
 from sqlalchemy import func, select, update
 
-from services.melding.adapters.orm import melding_deliveries, melding_history, meldingen
-from services.melding.domain.model import DeliveryView, later_delivery_status, melding_status
-from shared.db import UnitOfWork
+from services.melding.adapters.orm import consent_states, melding_deliveries, melding_history, meldingen
+from services.melding.domain.model import DeliveryView, later_delivery_status, melding_status, skeleton_of
+from shared.db import UnitOfWork, lock_row_creating
 from shared.pagination import newest_first
 
 
@@ -103,16 +103,40 @@ class MeldingRepository:
         await self.session.execute(update(meldingen).where(meldingen.c.id == melding_id).values(**values))
         await self.refresh_status(melding_id, at)
 
-    async def withdraw_for_consent(self, consent_id: str, at: datetime) -> list[str]:
-        ids = list((await self.session.execute(
-            select(meldingen.c.id).where(meldingen.c.consent_id == consent_id, meldingen.c.withdrawn_at.is_(None))
-        )).scalars())
-        for melding_id in ids:
-            await self.session.execute(update(meldingen).where(meldingen.c.id == melding_id).values(
+    async def lock_consent(self, consent_id: str) -> Any:
+        """The consent's state, locked: an intake and the consent's withdrawal never interleave."""
+        return await lock_row_creating(self.session, consent_states, consent_id=consent_id)
+
+    async def withdraw_for_consent(self, consent_id: str, at: datetime) -> list[tuple[str, str | None]]:
+        """Record the consent's withdrawal, then withdraw its meldingen and remove their personal data at once.
+
+        Returns each melding withdrawn now with the BSN its personal data named (for the audit log). Holding
+        the consent's lock: a melding whose intake commits after this sees the withdrawal and is refused.
+        """
+        await self.lock_consent(consent_id)
+        await self.session.execute(update(consent_states).where(
+            consent_states.c.consent_id == consent_id, consent_states.c.withdrawn_at.is_(None)).values(withdrawn_at=at))
+        rows = list(await self.session.execute(select(meldingen.c.id, meldingen.c.content).where(
+            meldingen.c.consent_id == consent_id, meldingen.c.withdrawn_at.is_(None))))
+        withdrawn = []
+        for row in rows:
+            await self.session.execute(update(meldingen).where(meldingen.c.id == row.id).values(
                 withdrawn_at=at, updated_at=at))
-            await self.add_history(melding_id, at, "withdrawn", "consent withdrawn")
-            await self.refresh_status(melding_id, at)
-        return ids
+            await self.add_history(row.id, at, "withdrawn", "consent withdrawn")
+            bsn = await self.purge(row.id, row.content, at, "personal data removed (consent withdrawn)")
+            await self.refresh_status(row.id, at)
+            withdrawn.append((row.id, bsn))
+        return withdrawn
+
+    async def purge(self, melding_id: str, content_json: str | None, at: datetime, detail: str) -> str | None:
+        """Remove a melding's personal data, keeping its anonymous skeleton. Returns the BSN it named."""
+        if content_json is None:
+            return None  # removed before
+        content = json.loads(content_json)
+        await self.session.execute(update(meldingen).where(meldingen.c.id == melding_id).values(
+            content=None, skeleton=json.dumps(skeleton_of(content)), purged_at=at))
+        await self.add_history(melding_id, at, "purged", detail)
+        return (content.get("patient") or {}).get("bsn")
 
     async def refresh_status(self, melding_id: str, at: datetime) -> None:
         # Only what the status depends on: the full row would decrypt the melding's content for nothing.

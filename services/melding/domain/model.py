@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
 
 DELIVERY_ORDER = {"queued": 0, "received": 1, "contact_made": 2, "closed": 3, "retracted": 4}
 
@@ -31,6 +32,15 @@ def later_delivery_status(current: str | None, reported: str) -> str:
     if current is None:
         return reported
     return reported if DELIVERY_ORDER[reported] > DELIVERY_ORDER[current] else current
+
+
+# What of a melding's content outlives its personal data: enough for the programme's figures, no person.
+SKELETON_FIELDS = ("pregnancy", "risk_domains", "recipient_types", "urgency")
+
+
+def skeleton_of(content: dict[str, Any]) -> dict[str, Any]:
+    """The anonymous part of a melding's content, kept once its personal data is removed."""
+    return {name: content.get(name) for name in SKELETON_FIELDS}
 
 
 @dataclass(frozen=True)

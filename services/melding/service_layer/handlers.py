@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import uuid
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from sqlalchemy.exc import IntegrityError
 
@@ -14,7 +14,7 @@ from services.melding.adapters.repository import MeldingRepository
 from services.melding.domain.model import DeliveryView
 from shared import idempotency
 from shared.audit import record_access, record_refusal
-from shared.auth import SENDER_TYPES, Principal
+from shared.auth import PLATFORM, Principal
 from shared.clients.consent import ConsentClient
 from shared.clock import now
 from shared.contracts.events import ConsentWithdrawn
@@ -29,7 +29,7 @@ from shared.contracts.melding import (
     Sender,
 )
 from shared.db import Database, UnitOfWork
-from shared.errors import ConsentRequired, Forbidden, NotFound
+from shared.errors import ConsentRequired, NotFound
 from shared.messaging.consumer import IncomingEvent
 from shared.messaging.outbox import add_message
 from shared.messaging.topology import EVENTS_EXCHANGE
@@ -39,7 +39,8 @@ SERVICE = "melding"
 
 CONSENT_REFUSALS = {
     "not-found": "no consent with this id",
-    "other-organisation": "the consent was not recorded by your organisation",
+    # Another organisation's consent is answered exactly like a missing one: its existence is not revealed.
+    "other-organisation": "no consent with this id",
     "other-patient": "the consent is for another patient",
     "withdrawn": "the consent has been withdrawn",
     "expired": "the consent has expired",
@@ -72,8 +73,6 @@ async def send_melding(
     request_id: str | None,
 ) -> Sent:
     """Check consent, then store the melding and its `melding.accepted` event in one transaction."""
-    if principal.org_type not in SENDER_TYPES:
-        raise Forbidden("only care providers of the Kansrijke Start programme send meldingen")
     if idempotency_key is not None:
         async with database.unit_of_work() as uow:
             previous = await idempotency.find_previous(uow, idempotency_keys, org_id=principal.org_id,
@@ -85,34 +84,13 @@ async def send_melding(
     answer = await consent_client.check(consent_id=consent_id, bsn=content.patient.bsn, org_id=principal.org_id,
                                         recipient_types=list(content.recipient_types), request_id=request_id)
     if not answer.allowed or answer.consent is None:
-        async with database.unit_of_work() as uow:
-            _audit(uow, principal, "create", None, content.patient.bsn, request_id,
-                   outcome=f"refused:{answer.reason}", consent_checked=False)
-            await uow.commit()
-        raise ConsentRequired(CONSENT_REFUSALS.get(answer.reason or "", "the consent does not allow this melding"))
+        await _refuse(database, principal, content, request_id, reason=answer.reason or "refused")
 
-    melding_id = str(uuid.uuid4())
-    accepted_at = now()
-    sender = Sender(org_id=principal.org_id, org_type=principal.org_type, sub=principal.sub)
     consent = ConsentRef.model_validate(answer.consent.model_dump())
     try:
-        async with database.unit_of_work() as uow:
-            if idempotency_key is not None:
-                await idempotency.remember(uow, idempotency_keys, org_id=principal.org_id, key=idempotency_key,
-                                           request_fingerprint=request_fingerprint, status_code=202,
-                                           resource_id=melding_id)
-            row, accepted = await MeldingRepository(uow).add(
-                melding_id=melding_id, sender=sender.model_dump(), consent=consent.model_dump(mode="json"),
-                content=content.model_dump(mode="json"), at=accepted_at)
-            event = MeldingAccepted(melding_id=melding_id, accepted_at=accepted_at, sender=sender, consent=consent,
-                                    content=content)
-            await add_message(uow, outbox, exchange=EVENTS_EXCHANGE, routing_key=MELDING_ACCEPTED,
-                              message_type=MELDING_ACCEPTED, body=event, correlation_id=melding_id,
-                              request_id=request_id, message_id=f"accepted:{melding_id}")
-            _audit(uow, principal, "create", melding_id, content.patient.bsn, request_id, consent_checked=True)
-            await uow.commit()
-            # As a read right after the commit shows it, without reading back what was just written.
-            return Sent(_view(row, [], [accepted]), replayed=False)
+        sent = await _store(database, principal=principal, consent=consent, content=content,
+                            idempotency_key=idempotency_key, request_fingerprint=request_fingerprint,
+                            request_id=request_id)
     except IntegrityError:
         if idempotency_key is None:
             raise
@@ -122,6 +100,50 @@ async def send_melding(
                                                        key=idempotency_key, request_fingerprint=request_fingerprint)
             assert previous is not None
             return Sent(await _read(uow, previous.resource_id), replayed=True)
+    if sent is None:
+        await _refuse(database, principal, content, request_id, reason="withdrawn")
+    return sent
+
+
+async def _store(database: Database, *, principal: Principal, consent: ConsentRef, content: MeldingContent,
+                 idempotency_key: str | None, request_fingerprint: str, request_id: str | None) -> Sent | None:
+    """The melding, its `melding.accepted` event and its audit record in one transaction; None (nothing
+    stored) if the consent's withdrawal reached this service since the consent service said yes."""
+    melding_id = str(uuid.uuid4())
+    accepted_at = now()
+    sender = Sender(org_id=principal.org_id, org_type=principal.org_type, sub=principal.sub)
+    async with database.unit_of_work() as uow:
+        repository = MeldingRepository(uow)
+        # Intake and the consent's withdrawal take one lock in turn: either the withdrawal came first and
+        # refuses this melding here, or it comes after and finds the melding committed, and withdraws it.
+        if (await repository.lock_consent(consent.id)).withdrawn_at is not None:
+            return None
+        if idempotency_key is not None:
+            await idempotency.remember(uow, idempotency_keys, org_id=principal.org_id, key=idempotency_key,
+                                       request_fingerprint=request_fingerprint, status_code=202,
+                                       resource_id=melding_id)
+        row, accepted = await repository.add(
+            melding_id=melding_id, sender=sender.model_dump(), consent=consent.model_dump(mode="json"),
+            content=content.model_dump(mode="json"), at=accepted_at)
+        event = MeldingAccepted(melding_id=melding_id, accepted_at=accepted_at, sender=sender, consent=consent,
+                                content=content)
+        await add_message(uow, outbox, exchange=EVENTS_EXCHANGE, routing_key=MELDING_ACCEPTED,
+                          message_type=MELDING_ACCEPTED, body=event, correlation_id=melding_id,
+                          request_id=request_id, message_id=f"accepted:{melding_id}")
+        _audit(uow, principal, "create", melding_id, content.patient.bsn, request_id, consent_checked=True)
+        await uow.commit()
+    # As a read right after the commit shows it, without reading back what was just written.
+    return Sent(_view(row, [], [accepted]), replayed=False)
+
+
+async def _refuse(database: Database, principal: Principal, content: MeldingContent, request_id: str | None, *,
+                  reason: str) -> NoReturn:
+    """Audit a melding refused for its consent (nothing of it is stored), then raise 403 consent-required."""
+    async with database.unit_of_work() as uow:
+        _audit(uow, principal, "create", None, content.patient.bsn, request_id, outcome=f"refused:{reason}",
+               consent_checked=False)
+        await uow.commit()
+    raise ConsentRequired(CONSENT_REFUSALS.get(reason, "the consent does not allow this melding"))
 
 
 def _bsn_of(view: dict[str, Any]) -> str | None:
@@ -237,6 +259,11 @@ async def on_delivery_status_changed(uow: UnitOfWork, event: IncomingEvent) -> N
 
 
 async def on_consent_withdrawn(uow: UnitOfWork, event: IncomingEvent) -> None:
+    """Withdraw the consent's meldingen and remove their personal data in this same transaction
+    (CONTRACT.md: "Withdrawal removes personal data at once"); intake refuses the consent from now on."""
     withdrawn = ConsentWithdrawn.model_validate(event.body)
-    await MeldingRepository(uow).withdraw_for_consent(withdrawn.consent_id, now())
+    for melding_id, bsn in await MeldingRepository(uow).withdraw_for_consent(withdrawn.consent_id, now()):
+        record_access(uow, audit, service=SERVICE, principal=PLATFORM, action="update", resource_type="melding",
+                      resource_id=melding_id, patient_bsn=bsn, request_id=event.request_id,
+                      outcome="purged:consent-withdrawn")
 

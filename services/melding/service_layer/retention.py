@@ -7,11 +7,10 @@ dates, gemeente, risk domains, recipient types, statuses — for the programme's
 
 from __future__ import annotations
 
-import json
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import func, or_, select
 
 from services.melding.adapters.orm import audit, meldingen
 from services.melding.adapters.repository import MeldingRepository
@@ -22,7 +21,6 @@ from shared.db import Database
 from shared.settings import ServiceSettings
 
 BATCH = 200
-SKELETON_FIELDS = ("pregnancy", "risk_domains", "recipient_types", "urgency")
 
 
 def _due(settings: ServiceSettings) -> Any:
@@ -44,14 +42,9 @@ async def purge(database: Database, settings: ServiceSettings, *, dry_run: bool 
                 select(meldingen.c.id, meldingen.c.content).where(*_due(settings)).limit(BATCH).with_for_update()))
             at = now()
             for row in rows:
-                content = json.loads(row.content)
-                skeleton = {name: content.get(name) for name in SKELETON_FIELDS}
-                await uow.session.execute(update(meldingen).where(meldingen.c.id == row.id).values(
-                    content=None, skeleton=json.dumps(skeleton), purged_at=at))
-                await MeldingRepository(uow).add_history(row.id, at, "purged", "personal data removed (retention)")
+                bsn = await MeldingRepository(uow).purge(row.id, row.content, at, "personal data removed (retention)")
                 record_access(uow, audit, service="melding", principal=PLATFORM, action="update",
-                              resource_type="melding", resource_id=row.id,
-                              patient_bsn=(content.get("patient") or {}).get("bsn"), request_id=None,
+                              resource_type="melding", resource_id=row.id, patient_bsn=bsn, request_id=None,
                               outcome="purged")
             await uow.commit()
         purged += len(rows)

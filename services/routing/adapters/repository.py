@@ -6,8 +6,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from services.routing.adapters.orm import (
     consent_states,
@@ -23,7 +21,7 @@ from services.routing.adapters.orm import (
     straddling_areas,
 )
 from services.routing.domain.model import Candidate, Pc4Range
-from shared.db import UnitOfWork
+from shared.db import UnitOfWork, lock_row_creating
 from shared.pagination import newest_first
 
 
@@ -178,13 +176,7 @@ class RoutingRepository:
 
     async def lock_consent(self, consent_id: str) -> Any:
         """The consent's row, locked: routing and withdrawal of one consent never interleave."""
-        dialect = self.session.bind.dialect.name
-        insert = pg_insert if dialect == "postgresql" else sqlite_insert
-        await self.session.execute(insert(consent_states).values(consent_id=consent_id).on_conflict_do_nothing())
-        query = select(consent_states).where(consent_states.c.consent_id == consent_id)
-        if dialect == "postgresql":
-            query = query.with_for_update()
-        return (await self.session.execute(query)).one()
+        return await lock_row_creating(self.session, consent_states, consent_id=consent_id)
 
     async def mark_consent_withdrawn(self, consent_id: str, at: datetime) -> None:
         await self.session.execute(update(consent_states).where(consent_states.c.consent_id == consent_id).values(
@@ -218,9 +210,9 @@ class RoutingRepository:
     async def add_delivery(self, **values: Any) -> None:
         await self.session.execute(deliveries.insert().values(**values))
 
-    async def delivery(self, delivery_id: str) -> Any | None:
-        return (await self.session.execute(
-            select(deliveries).where(deliveries.c.delivery_id == delivery_id))).first()
+    async def delivery(self, delivery_id: str, *, for_update: bool = False) -> Any | None:
+        query = select(deliveries).where(deliveries.c.delivery_id == delivery_id)
+        return (await self.session.execute(query.with_for_update() if for_update else query)).first()
 
     async def update_delivery(self, delivery_id: str, **values: Any) -> None:
         await self.session.execute(update(deliveries).where(deliveries.c.delivery_id == delivery_id).values(**values))
@@ -242,8 +234,9 @@ class RoutingRepository:
             query = query.where(dead_letters.c.replayed_at.is_(None))
         return list(await self.session.execute(query))
 
-    async def dead_letter(self, dead_letter_id: str) -> Any | None:
-        return (await self.session.execute(select(dead_letters).where(dead_letters.c.id == dead_letter_id))).first()
+    async def dead_letter(self, dead_letter_id: str, *, for_update: bool = False) -> Any | None:
+        query = select(dead_letters).where(dead_letters.c.id == dead_letter_id)
+        return (await self.session.execute(query.with_for_update() if for_update else query)).first()
 
     async def mark_replayed(self, dead_letter_id: str, at: datetime) -> None:
         await self.session.execute(update(dead_letters).where(dead_letters.c.id == dead_letter_id).values(

@@ -23,15 +23,15 @@ from services.routing.service_layer.routing import (
     withdraw_consent,
 )
 from shared.audit import record_access, record_refusal
-from shared.auth import RECIPIENT_TYPES, Principal
+from shared.auth import Principal
 from shared.clients.consent import ConsentClient
 from shared.clock import now
 from shared.contracts.events import ConsentWithdrawn
 from shared.contracts.melding import MeldingAccepted
 from shared.db import Database, UnitOfWork
-from shared.errors import Conflict, Forbidden, NotFound
+from shared.errors import Conflict, NotFound
 from shared.messaging.consumer import IncomingEvent
-from shared.messaging.outbox import add_message
+from shared.messaging.outbox import stage_again
 from shared.pagination import encode_cursor
 
 SERVICE = "routing"
@@ -125,11 +125,6 @@ async def has_new_recipient(uow: UnitOfWork, row: Any) -> bool:
 # --- recipients -----------------------------------------------------------------------------------
 
 
-def _require_recipient(principal: Principal) -> None:
-    if principal.org_type not in RECIPIENT_TYPES:
-        raise Forbidden("only JGZ organisations and wijkteams receive deliveries")
-
-
 def delivery_document(row: Any) -> dict[str, Any]:
     return {**json.loads(row.message), "status": row.status}
 
@@ -146,7 +141,6 @@ def _bsn_of(document: dict[str, Any]) -> str | None:
 
 async def list_deliveries(database: Database, *, principal: Principal, status: str | None, cursor: str | None,
                           limit: int, request_id: str | None) -> tuple[list[dict[str, Any]], str | None]:
-    _require_recipient(principal)
     async with database.unit_of_work() as uow:
         rows = await RoutingRepository(uow).deliveries_page(org_id=principal.org_id, status=status, cursor=cursor,
                                                             limit=limit)
@@ -160,9 +154,8 @@ async def list_deliveries(database: Database, *, principal: Principal, status: s
 
 
 async def _own_delivery(uow: UnitOfWork, principal: Principal, delivery_id: str, action: str,
-                        request_id: str | None) -> Any:
-    _require_recipient(principal)
-    row = await RoutingRepository(uow).delivery(delivery_id)
+                        request_id: str | None, *, for_update: bool = False) -> Any:
+    row = await RoutingRepository(uow).delivery(delivery_id, for_update=for_update)
     if row is None or row.org_id != principal.org_id:
         # Audited on its own (this transaction rolls back): probing for others' deliveries is traceable.
         record_refusal(uow, audit, service=SERVICE, principal=principal, action=action,
@@ -187,7 +180,9 @@ async def report_status(database: Database, *, principal: Principal, delivery_id
     """A recipient reports back. Forward only; the same status again changes nothing."""
     async with database.unit_of_work() as uow:
         repository = RoutingRepository(uow)
-        row = await _own_delivery(uow, principal, delivery_id, "status-change", request_id)
+        # Locked until commit: concurrent reports on one delivery (and its retraction) take turns, so each
+        # sees the status the one before it left and the status only moves forward.
+        row = await _own_delivery(uow, principal, delivery_id, "status-change", request_id, for_update=True)
         new = next_status(row.status, status)
         if new is None:
             return delivery_document(row)
@@ -251,14 +246,16 @@ async def replay_dead_letter(database: Database, *, dead_letter_id: str, request
     """Put a dead letter back on the queue it died in, with its own message id (consumers still dedupe)."""
     async with database.unit_of_work() as uow:
         repository = RoutingRepository(uow)
-        row = await repository.dead_letter(dead_letter_id)
+        # Locked: two operators replaying one letter at once replay it once.
+        row = await repository.dead_letter(dead_letter_id, for_update=True)
         if row is None:
             raise NotFound("no dead letter with this id")
         if row.body_encoding != "utf-8":
             raise Conflict("this message was unreadable (not UTF-8 JSON): replaying it would fail again")
         if row.replayed_at is None:
             # The default exchange routes by queue name: straight back to where it failed, to no one else.
-            await add_message(uow, outbox, exchange="", routing_key=row.queue, message_type=row.message_type or "",
+            # The same message_id as the first time (a delivery's id), though our outbox may still hold it.
+            await stage_again(uow, outbox, exchange="", routing_key=row.queue, message_type=row.message_type or "",
                               body=row.body, message_id=row.message_id or str(uuid.uuid4()),
                               correlation_id=row.correlation_id, request_id=request_id, mandatory=True)
             await repository.mark_replayed(dead_letter_id, now())

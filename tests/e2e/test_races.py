@@ -1,0 +1,173 @@
+"""Races that once changed what they should not, fired many times and counted (on PostgreSQL in CI).
+
+- a melding sent while its consent is withdrawn: every accepted one ends withdrawn, its personal data gone;
+- many status reports on one delivery at once: the status only moves forward, a retracted one stays so;
+- a rejected delivery replayed from the dead letters reaches its recipient again, under its own message id.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+import aio_pika
+import httpx
+
+from shared.contracts.melding import DELIVERY_STATUS_ORDER
+from tests.e2e.flow import (
+    RecipientQueue, admin, body_of, eventually, melding_body, new_org_id, put_gemeente, put_organisation,
+    record_consent, recipient, send, sender,
+)
+from tests.support import Tokens
+
+Clients = dict[str, httpx.AsyncClient]
+ROUNDS = 60  # races of intake against withdrawal
+AT_ONCE = 10
+
+
+async def _jgz_for_amsterdam(system: Clients, tokens: Tokens) -> str:
+    await put_gemeente(system, tokens, "GM0363", "Amsterdam", [("1011", "1109")])
+    jgz = new_org_id()
+    await put_organisation(system, tokens, jgz, "jgz", gemeenten=["GM0363"])
+    return jgz
+
+
+async def _race_intake_against_withdrawal(system: Clients, tokens: Tokens) -> str | None:
+    """One consent, its melding and its withdrawal sent at the same moment. The melding's id if accepted."""
+    consent_id = await record_consent(system, tokens, types=["jgz"])
+    sent, withdrawn = await asyncio.gather(
+        send(system, tokens, melding_body(consent_id, recipient_types=["jgz"])),
+        system["consent"].post(f"/v1/consents/{consent_id}/withdraw", headers=sender(tokens)))
+    assert withdrawn.status_code == 200, withdrawn.text
+    assert sent.status_code in (202, 403), sent.text  # accepted before the withdrawal, or refused after it
+    return sent.json()["id"] if sent.status_code == 202 else None
+
+
+async def test_every_melding_accepted_while_its_consent_is_withdrawn_ends_withdrawn_without_personal_data(
+    system: Clients, tokens: Tokens
+) -> None:
+    jgz = await _jgz_for_amsterdam(system, tokens)
+    accepted: list[str] = []
+    for _ in range(ROUNDS // AT_ONCE):
+        results = await asyncio.gather(*(_race_intake_against_withdrawal(system, tokens) for _ in range(AT_ONCE)))
+        accepted += [r for r in results if r]
+    assert accepted, "no melding was accepted: the race was never run"
+
+    async def stuck() -> list[str] | None:
+        left = []
+        for melding_id in accepted:
+            melding = (await system["melding"].get(f"/v1/meldingen/{melding_id}", headers=sender(tokens))).json()
+            done = (melding["status"] == "withdrawn" and melding["patient"] is None and melding["note"] is None
+                    and melding["contact"] is None and all(d["status"] == "retracted" for d in melding["deliveries"]))
+            if not done:
+                left.append(f"{melding_id}: {melding['status']}, patient kept: {melding['patient'] is not None}")
+        return left or None
+
+    async def settled() -> bool:
+        return await stuck() is None
+
+    try:
+        await eventually(settled, timeout=60, interval=1)
+    except AssertionError:
+        left = await stuck() or []
+        raise AssertionError(f"{len(left)} of {len(accepted)} accepted meldingen not withdrawn and purged: "
+                             f"{left[:5]}") from None
+    # Routing holds nothing of them either: each delivery it made was retracted.
+    deliveries = (await system["routing"].get("/v1/deliveries", params={"limit": 100},
+                                              headers=recipient(tokens, jgz))).json()["items"]
+    assert all(d["status"] == "retracted" for d in deliveries), [d["status"] for d in deliveries]
+
+
+async def _delivered(system: Clients, tokens: Tokens, jgz: str, count: int) -> tuple[str, list[str]]:
+    consent_id = await record_consent(system, tokens, types=["jgz"])
+    for _ in range(count):
+        assert (await send(system, tokens, melding_body(consent_id, recipient_types=["jgz"]))).status_code == 202
+
+    async def all_there() -> list[str] | None:
+        page = (await system["routing"].get("/v1/deliveries", params={"limit": 100},
+                                            headers=recipient(tokens, jgz))).json()["items"]
+        return [d["delivery_id"] for d in page] if len(page) >= count else None
+
+    return consent_id, await eventually(all_there, timeout=30)
+
+
+REPORTS = ("received", "contact_made", "closed")
+
+
+async def test_concurrent_status_reports_never_move_a_delivery_back(system: Clients, tokens: Tokens) -> None:
+    jgz = await _jgz_for_amsterdam(system, tokens)
+    _, delivery_ids = await _delivered(system, tokens, jgz, 20)
+    headers = recipient(tokens, jgz)
+    rng = random.Random(7)
+
+    async def post(delivery_id: str, status: str) -> tuple[str, httpx.Response]:
+        return status, await system["routing"].post(f"/v1/deliveries/{delivery_id}/status", headers=headers,
+                                                    json={"status": status})
+
+    backwards = []
+    for delivery_id in delivery_ids:
+        answers = await asyncio.gather(*(post(delivery_id, rng.choice(REPORTS)) for _ in range(30)))
+        assert all(r.status_code in (200, 409) for _, r in answers), [r.text for _, r in answers if r.status_code >= 500]
+        answered = max(DELIVERY_STATUS_ORDER[s] for s, r in answers if r.status_code == 200)
+        final = (await system["routing"].get(f"/v1/deliveries/{delivery_id}", headers=headers)).json()["status"]
+        if DELIVERY_STATUS_ORDER[final] < answered:
+            backwards.append(delivery_id)
+    assert not backwards, f"{len(backwards)} of {len(delivery_ids)} deliveries ended below a status answered 200"
+
+    async def sender_agrees() -> bool:
+        page = (await system["melding"].get("/v1/meldingen", params={"limit": 100}, headers=sender(tokens))).json()
+        seen = {d["delivery_id"]: d["status"] for m in page["items"] for d in m["deliveries"]}
+        routed = {d["delivery_id"]: d["status"] for d in (await system["routing"].get(
+            "/v1/deliveries", params={"limit": 100}, headers=headers)).json()["items"]}
+        return seen == routed
+
+    await eventually(sender_agrees, timeout=20)
+
+
+async def test_reports_racing_a_retraction_leave_every_delivery_retracted_and_closed_to_reports(
+    system: Clients, tokens: Tokens
+) -> None:
+    jgz = await _jgz_for_amsterdam(system, tokens)
+    consent_id, delivery_ids = await _delivered(system, tokens, jgz, 20)
+    headers = recipient(tokens, jgz)
+    rng = random.Random(11)
+    reports = [system["routing"].post(f"/v1/deliveries/{d}/status", headers=headers,
+                                      json={"status": rng.choice(REPORTS)}) for d in delivery_ids for _ in range(8)]
+    withdrawal = system["consent"].post(f"/v1/consents/{consent_id}/withdraw", headers=sender(tokens))
+    answers = await asyncio.gather(withdrawal, *reports)
+    assert all(a.status_code in (200, 409) for a in answers), [a.text for a in answers if a.status_code >= 500]
+
+    async def all_retracted() -> bool:
+        statuses = [(await system["routing"].get(f"/v1/deliveries/{d}", headers=headers)).json()["status"]
+                    for d in delivery_ids]
+        return all(s == "retracted" for s in statuses)
+
+    await eventually(all_retracted, timeout=20)
+    for delivery_id in delivery_ids:
+        late = await system["routing"].post(f"/v1/deliveries/{delivery_id}/status", headers=headers,
+                                            json={"status": "closed"})
+        assert late.status_code == 409, late.text
+
+
+async def test_a_rejected_delivery_replayed_from_the_dead_letters_reaches_the_recipient_under_its_own_id(
+    system: Clients, tokens: Tokens, amqp: aio_pika.abc.AbstractChannel
+) -> None:
+    jgz = await _jgz_for_amsterdam(system, tokens)
+    consent_id = await record_consent(system, tokens, types=["jgz"])
+    assert (await send(system, tokens, melding_body(consent_id, recipient_types=["jgz"]))).status_code == 202
+    queue = await amqp.get_queue(f"kansrijk.deliveries.{jgz}", ensure=False)
+    first = await eventually(lambda: queue.get(no_ack=False, fail=False, timeout=5), timeout=20)
+    await first.reject(requeue=False)  # the recipient's consumer could not take it: dead-lettered
+
+    async def letter() -> dict | None:
+        items = (await system["routing"].get("/v1/dead-letters", headers=admin(tokens))).json()["items"]
+        return next((d for d in items if d["message_id"] == first.message_id), None)
+
+    dead = await eventually(letter, timeout=20)
+    assert dead["queue"] == f"kansrijk.deliveries.{jgz}"
+    replays = await asyncio.gather(*(system["routing"].post(f"/v1/dead-letters/{dead['id']}/replay",
+                                                            headers=admin(tokens)) for _ in range(5)))
+    assert [r.status_code for r in replays] == [200] * 5, [r.text for r in replays]
+    again = await RecipientQueue(amqp, jgz).next()
+    assert again.message_id == first.message_id and body_of(again) == body_of(first)
+    assert await RecipientQueue(amqp, jgz).empty()  # five replays of one letter put it back once
