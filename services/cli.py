@@ -80,15 +80,15 @@ def serve(
     """Run one service — its API, outbox relay and consumers — until SIGTERM or Ctrl-C."""
     import uvicorn
 
+    from shared.server import server_config
+
     entry = _entry(service)
     overrides = {k: v for k, v in {"port": port, "host": host}.items() if v is not None}
     settings: ServiceSettings = entry.settings(**overrides)
     if migrate_first:
         _migrate_when_reachable(entry.name, settings)
     application = entry.app_factory()(settings, run_workers=workers)
-    # Logging is configured by the app (JSON lines); uvicorn's own config would replace it.
-    uvicorn.run(application, host=settings.host, port=settings.port, log_config=None,
-                timeout_graceful_shutdown=int(settings.publish_timeout_seconds) + 5)
+    uvicorn.Server(server_config(application, settings)).run()
 
 
 @app.command()

@@ -11,6 +11,7 @@ import uvicorn
 from services.registry import SERVICES
 from shared import migrations
 from shared.crypto import cipher_for
+from shared.server import server_config
 from shared.settings import ServiceSettings
 
 
@@ -33,8 +34,7 @@ async def run_stack(settings: dict[str, ServiceSettings], *, migrate: bool = Tru
                 await asyncio.to_thread(migrations.upgrade, name, service_settings.database_url,
                                         cipher=cipher_for(service_settings))
             app = SERVICES[name].app_factory()(service_settings)
-            server = _Server(uvicorn.Config(app, host=service_settings.host, port=service_settings.port,
-                                            log_config=None, lifespan="on"))
+            server = _Server(server_config(app, service_settings))
             task = asyncio.create_task(server.serve())
             servers.append((server, task))
             while not server.started:

@@ -25,6 +25,7 @@ from shared.messaging.broker import Broker
 from shared.messaging.outbox import OutboxRelay
 from shared.observability import Metrics, configure_logging, install_observability
 from shared.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
+from shared.server import BodyLimitMiddleware
 from shared.retention import Purge, Retention, pruning_worker
 from shared.settings import CallsConsentService, ServiceSettings
 
@@ -159,6 +160,7 @@ def create_service_app(
     app.state.token_verifier = runtime.verifier
     app.state.settings = settings
     install_problem_handlers(app)
+    app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     install_observability(app, runtime.metrics)
     app.state.routers = routers
     for router in routers:

@@ -75,6 +75,15 @@ class ServiceSettings(BaseSettings):
     # {"melding": "http://melding:8002"}); default: 127.0.0.1 on their KANSRIJK_<NAME>_PORT.
     audit_peers: dict[str, str] = Field(default_factory=dict)
 
+    # HTTP limits of every service (shared.server): a body over `max_body_bytes` is refused with 413 before
+    # it is read; a client gets `http_request_timeout_seconds` to send a whole request (head and body), so a
+    # slow client cannot hold a connection open (slowloris); an idle keep-alive connection closes after
+    # `http_keep_alive_seconds`; beyond `http_max_connections` open connections a process answers 503.
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+    http_request_timeout_seconds: float = Field(30.0, gt=0)
+    http_keep_alive_seconds: int = Field(5, ge=1)
+    http_max_connections: int = Field(1000, ge=10)
+
     database_url: str = ""
     port: int = 0
     host: str = "127.0.0.1"

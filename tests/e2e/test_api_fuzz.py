@@ -2,8 +2,10 @@
 
 For every operation, requests generated from the document (valid ones and deliberately invalid ones)
 must never get a 5xx, and every answer must be one the document declares: its status code, content type,
-headers and body schema. A bounded number of examples per operation keeps CI short;
-`KANSRIJK_FUZZ_EXAMPLES` raises it for a longer hunt.
+headers and body schema. Two phases: schemathesis's coverage phase (every declared constraint at and
+beyond its boundary, once each) and hypothesis generation, a bounded number of examples per operation
+and mode (`KANSRIJK_FUZZ_EXAMPLES`, 15 by default; CI runs more, on PostgreSQL, where the edge cases
+that only PostgreSQL refuses live).
 """
 
 from __future__ import annotations
@@ -61,6 +63,21 @@ def _fuzz(spec: dict[str, Any], base_url: str, tokens: Tokens) -> list[str]:
                 exercise()
             except (AssertionError, FailureGroup) as failure:  # collected: one run reports every operation
                 failures.append(f"{operation.label} ({mode.value}): {str(failure)[:2000]}")
+        failures += _cover(schema, operation, base_url, headers)
+    return failures
+
+
+def _cover(schema: Any, operation: Any, base_url: str, headers: dict[str, str]) -> list[str]:
+    """Schemathesis's coverage phase: the boundaries of every constraint the document declares (lengths,
+    patterns, enums, missing and extra fields, wrong types), each sent once, valid and invalid alike."""
+    failures: list[str] = []
+    config = schema.config.generation_for(operation=operation)
+    for case in schema.iter_coverage_cases(operation, generation_modes=list(GenerationMode), generation_config=config):
+        mode = case._meta.generation.mode if case._meta is not None else GenerationMode.POSITIVE
+        try:
+            case.call_and_validate(base_url=base_url, headers=headers, checks=CHECKS[mode], timeout=15)
+        except (AssertionError, FailureGroup) as failure:
+            failures.append(f"{operation.label} (coverage, {mode.value}): {str(failure)[:2000]}")
     return failures
 
 
