@@ -1,6 +1,7 @@
 """Authorisation that cannot be forgotten: every /v1/ route of every service, read from its own OpenAPI
-document, refuses a request without a token (401), with a token lacking the route's scope (403) and, for
-a route addressing an organisation's own resource, a token of another organisation (404).
+document, refuses a request without a token (401), with a token lacking the route's scope (403), with the
+scope in a token of an org_type that may not hold it (403) and, for a route addressing an organisation's
+own resource, a token of another organisation (404).
 
 A route added without its `require_scope` dependency has no `x-required-scope` and answers without a
 token: this test fails for it.
@@ -13,7 +14,7 @@ import uuid
 
 import httpx
 
-from shared.auth import SCOPES
+from shared.auth import ORG_TYPES, SCOPE_HOLDERS, SCOPES
 from tests.e2e.flow import (
     SENDER, eventually, melding_body, new_org_id, org_type_for, put_gemeente, put_organisation, record_consent, recipient,
     send,
@@ -69,6 +70,12 @@ async def test_every_route_needs_a_token_its_scope_and_the_callers_own_resource(
                 lacking = await client.request(method, url, json=body, headers=tokens.bearer(
                     org_id=owner, org_type=org_type, scopes=others))
                 assert lacking.status_code == 403, f"{where} without {scope}: {lacking.status_code}"
+
+                # The scope in a token of an org_type that may not hold it: refused just the same.
+                for wrong_type in sorted(ORG_TYPES - set(SCOPE_HOLDERS[scope])):
+                    wrong = await client.request(method, url, json=body, headers=tokens.bearer(
+                        org_id=owner, org_type=wrong_type, scopes=scope))
+                    assert wrong.status_code == 403, f"{where} by a {wrong_type} token: {wrong.status_code}"
 
                 owned = params & OWNED.keys()
                 if owned and scope != "routing:admin":
