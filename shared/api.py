@@ -17,7 +17,7 @@ from shared.audit import ACTIONS, AuditQuery, AuditTables, list_records, record_
 from shared.auth import OPERATOR_TYPES, Principal, require_scope
 from shared.clients.consent import ConsentClient
 from shared.db import Database
-from shared.errors import Forbidden, Unavailable
+from shared.errors import Forbidden, Unavailable, UnsupportedMediaType
 from shared.clock import Instant
 from shared.contracts.base import has_unstorable_text
 from shared.identifiers import ORG_ID_PATTERN, UUID_PATTERN, Bsn
@@ -67,6 +67,20 @@ async def reject_unknown_query_parameters(request: Request) -> None:
     if unknown:
         raise RequestValidationError([{"type": "extra_forbidden", "loc": ("query", name), "input": None,
                                        "msg": "unknown query parameter"} for name in unknown])
+
+
+async def require_json_body(request: Request) -> None:
+    """A body sent to a route that reads JSON must say it is JSON (`application/json` or `…+json`): anything
+    else is a 415 naming what to send, not a 422 about a field the client never meant to send."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or route.body_field is None:
+        return
+    headers = request.headers
+    if headers.get("content-length", "0") == "0" and "transfer-encoding" not in headers:
+        return  # no body: an optional one is absent, a required one is a 422 naming `body`
+    media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json" and not (media_type.startswith("application/") and media_type.endswith("+json")):
+        raise UnsupportedMediaType("this endpoint reads JSON: send the body with Content-Type: application/json")
 
 
 async def request_id(request: Request) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from functools import partial
 from datetime import timedelta
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
@@ -11,18 +12,19 @@ from typing import Any
 
 import structlog
 from fastapi import APIRouter, Depends, FastAPI
+from fastapi_offline import FastAPIOffline
 from fastapi.routing import APIRoute
 from fastapi.openapi.utils import get_openapi
 from sqlalchemy import Table
 
-from shared.api import reject_unknown_query_parameters
+from shared.api import reject_unknown_query_parameters, require_json_body
 from shared.audit import AUDIT_RETENTION, AuditTables
 from shared.auth import ServiceTokens, TokenVerifier, required_scopes
 from shared.clients.consent import ConsentClient
 from shared.crypto import cipher_for
 from shared.db import Database
 from shared.messaging.broker import Broker
-from shared.messaging.outbox import OutboxRelay
+from shared.messaging.outbox import OutboxRelay, report_backlog
 from shared.observability import Metrics, configure_logging, install_observability
 from shared.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
 from shared.server import BodyLimitMiddleware
@@ -32,6 +34,7 @@ from shared.settings import CallsConsentService, ServiceSettings
 log = structlog.get_logger(__name__)
 
 Worker = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+DOCS_ASSETS = "/docs/assets"
 
 
 @dataclass
@@ -107,6 +110,7 @@ def create_service_app(
     description: str,
     routers: list[APIRouter],
     workers: Callable[[ServiceRuntime], list[Worker]],
+    outbox: Table,
     run_workers: bool = True,
     configure_logs: bool = True,
 ) -> FastAPI:
@@ -145,13 +149,16 @@ def create_service_app(
             await runtime.database.dispose()
             log.info("service_stopped")
 
-    app = FastAPI(
+    # The documentation page's scripts, styles and icon come from the service itself (fastapi-offline ships
+    # Swagger UI and ReDoc): health-care networks are closed, and a page that loads from a CDN is blank there.
+    app = FastAPIOffline(
+        static_url=DOCS_ASSETS,
         title=title,
         description=description,
         version="1.0.0",
         lifespan=lifespan,
         openapi_tags=[{"name": "operations", "description": "Health and metrics."}],
-        dependencies=[Depends(reject_unknown_query_parameters)],
+        dependencies=[Depends(reject_unknown_query_parameters), Depends(require_json_body)],
     )
     _document_problems_as_problem_json(app)
     app.state.runtime = runtime
@@ -162,6 +169,7 @@ def create_service_app(
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     install_observability(app, runtime.metrics)
+    runtime.metrics.scrapers.append(partial(report_backlog, runtime.database, outbox, runtime.metrics))
     app.state.routers = routers
     for router in routers:
         app.include_router(router)

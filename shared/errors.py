@@ -45,6 +45,10 @@ class Forbidden(DomainError):
     slug, title = "forbidden", "Forbidden"
 
 
+class UnsupportedMediaType(DomainError):
+    slug, title = "unsupported-media-type", "Unsupported media type"
+
+
 class ValidationFailed(DomainError):
     """Input that passed the schema but breaks a rule only the domain can check (e.g. against today)."""
 

@@ -7,6 +7,7 @@ are not logged.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import sys
@@ -14,15 +15,20 @@ import time
 import traceback
 import uuid
 from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST, CollectorRegistry, Counter, GCCollector, Gauge, Histogram, PlatformCollector, ProcessCollector,
+    generate_latest,
+)
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 REQUEST_ID_HEADER = "X-Request-ID"
+SCRAPE_TIMEOUT_SECONDS = 5.0
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 # A request id the client sends is logged, echoed and stored in the audit log: it must not be able to carry
 # a BSN, a phone number or a date of birth. Accepted: a UUID (with or without hyphens), or a short token of
@@ -143,7 +149,43 @@ class Metrics:
             "kansrijk_outbox_publish_failures", "Outbox publishes not confirmed (will be retried)", ["service"],
             registry=self.registry,
         )
+        # Read from the database when /metrics is scraped (see `scrapers`): what an operator alerts on.
+        self.outbox_backlog = Gauge(
+            "kansrijk_outbox_backlog", "Outbox messages committed but not yet confirmed by the broker", ["service"],
+            registry=self.registry,
+        )
+        self.outbox_oldest = Gauge(
+            "kansrijk_outbox_oldest_unsent_seconds", "Age of the oldest unsent outbox message (0 when none)",
+            ["service"], registry=self.registry,
+        )
+        self.dead_letters = Gauge(
+            "kansrijk_dead_letters", "Dead-lettered messages not replayed yet (routing keeps them)", ["service"],
+            registry=self.registry,
+        )
+        self.unroutable = Gauge(
+            "kansrijk_unroutable_meldingen", "Meldingen waiting for a recipient (GET /v1/unroutable)", ["service"],
+            registry=self.registry,
+        )
+        self.consumer_failures = Counter(
+            "kansrijk_consumer_failures",
+            "Messages a consumer could not process: rejected as unreadable, given back, or waiting for a dependency",
+            ["service", "consumer", "error_type"], registry=self.registry,
+        )
+        # The standard process_* (CPU, memory, open files), python_info and python_gc_* metrics.
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
         self.service = service
+        # Called before each scrape to set the gauges that are read from the database.
+        self.scrapers: list[Callable[[], Awaitable[None]]] = []
+
+    async def refresh(self) -> None:
+        """Run the scrapers; one that fails (its database away) leaves its gauges as they were."""
+        for scraper in self.scrapers:
+            try:
+                await asyncio.wait_for(scraper(), timeout=SCRAPE_TIMEOUT_SECONDS)
+            except Exception as exc:  # the metrics endpoint answers regardless: the operator sees the staleness
+                structlog.get_logger(__name__).warning("metrics_refresh_failed", error_type=type(exc).__name__)
 
 
 class RequestContextMiddleware:
@@ -180,8 +222,7 @@ class RequestContextMiddleware:
             await self.app(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
-            route = scope.get("route")
-            route_path = getattr(route, "path", "unmatched")  # a template: never an id or personal data
+            route_path = _route_template(scope)
             method = scope.get("method", "")
             if method not in _METHODS:
                 method = "other"  # a client's made-up method must not grow the metrics or reach the log
@@ -192,6 +233,17 @@ class RequestContextMiddleware:
                 self.log.info("http_request", method=method, route=route_path, status=status,
                               duration_ms=round(elapsed * 1000, 1))
             structlog.contextvars.unbind_contextvars("request_id")
+
+
+def _route_template(scope: Scope) -> str:
+    """What the request matched, as a template (never an id or personal data): a route's path, a mount's
+    prefix (the documentation's assets), or `unmatched`."""
+    route = scope.get("route")
+    if route is not None:
+        return str(route.path)
+    if scope.get("endpoint") is not None and scope.get("root_path"):
+        return str(scope["root_path"])  # a mounted app (static files): its prefix
+    return "unmatched"
 
 
 def health_router() -> APIRouter:
@@ -225,7 +277,9 @@ def health_router() -> APIRouter:
 
     @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
     async def metrics(request: Request) -> Response:
-        return Response(generate_latest(request.app.state.metrics.registry), media_type=CONTENT_TYPE_LATEST)
+        metrics: Metrics = request.app.state.metrics
+        await metrics.refresh()
+        return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     return router
 

@@ -41,6 +41,7 @@ STATUS_BY_SLUG = {
     "internal": 500,
     "method-not-allowed": 405,
     "payload-too-large": 413,
+    "unsupported-media-type": 415,
 }
 
 
@@ -133,7 +134,8 @@ def install_problem_handlers(app: FastAPI) -> None:
             return problem_response("validation", "Validation failed", "1 field is invalid: body", request=request,
                                     errors=[NOT_JSON])
         slug = {401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "method-not-allowed",
-                409: "conflict", 413: "payload-too-large", 503: "unavailable"}.get(exc.status_code, "internal")
+                409: "conflict", 413: "payload-too-large", 415: "unsupported-media-type",
+                503: "unavailable"}.get(exc.status_code, "internal")
         title = slug.replace("-", " ").capitalize()
         detail = exc.detail if isinstance(exc.detail, str) else title
         # The framework's headers go along: a 405 names the methods the route has in `Allow`.

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 
 from services.consent.api.routes import router
 from services.consent.config import ConsentSettings
-from services.consent.adapters.orm import audit
+from services.consent.adapters.orm import audit, outbox
 from services.consent.worker import workers
 from shared.api import audit_router
 from shared.app import build_runtime, create_service_app
@@ -30,5 +30,6 @@ def create_app(settings: ConsentSettings | None = None, *, run_workers: bool = T
         description=DESCRIPTION,
         routers=[router, audit_router(audit)],
         workers=workers,
+        outbox=outbox,
         run_workers=run_workers,
     )

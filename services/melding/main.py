@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
-from services.melding.adapters.orm import audit
+from services.melding.adapters.orm import audit, outbox
 from services.melding.api.routes import router
 from services.melding.config import MeldingSettings
 from services.melding.worker import workers
@@ -33,5 +33,6 @@ def create_app(settings: MeldingSettings | None = None, *, run_workers: bool = T
         description=DESCRIPTION,
         routers=[router, audit_router(audit)],
         workers=workers,
+        outbox=outbox,
         run_workers=run_workers,
     )

@@ -19,7 +19,8 @@ QUEUE = "kansrijk.melding.events"  # declared with its bindings in shared.messag
 
 def consumer(runtime: ServiceRuntime) -> IdempotentConsumer:
     return IdempotentConsumer(
-        runtime.database, runtime.broker, processed_messages, name="melding", queue=QUEUE, exchange=EVENTS_EXCHANGE,
+        runtime.database, runtime.broker, processed_messages, metrics=runtime.metrics, name="melding", queue=QUEUE,
+        exchange=EVENTS_EXCHANGE,
         handlers={
             MELDING_ROUTED: handlers.on_melding_routed,
             MELDING_UNROUTABLE: handlers.on_melding_unroutable,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import FastAPI
 
-from services.routing.adapters.orm import audit
+from services.routing.adapters.orm import audit, outbox
 from services.routing.api.routes import router
 from services.routing.config import RoutingSettings
+from services.routing.service_layer import handlers
 from services.routing.worker import workers
 from shared.api import audit_router
 from shared.app import attach_consent_client, build_runtime, create_service_app
@@ -26,11 +29,13 @@ def create_app(settings: RoutingSettings | None = None, *, run_workers: bool = T
     settings = settings or RoutingSettings()
     runtime = build_runtime(settings)
     attach_consent_client(runtime)
+    runtime.metrics.scrapers.append(partial(handlers.report_gauges, runtime.database, runtime.metrics))
     return create_service_app(
         runtime,
         title="Kansrijke Start — routing service",
         description=DESCRIPTION,
         routers=[router, audit_router(audit)],
         workers=workers,
+        outbox=outbox,
         run_workers=run_workers,
     )

@@ -50,7 +50,8 @@ def consumer(runtime: ServiceRuntime) -> IdempotentConsumer:
     """Meldingen to route (and withdrawals left on this queue by a version that bound them here)."""
     client: ConsentClient = runtime.extras["consent_client"]
     return IdempotentConsumer(
-        runtime.database, runtime.broker, processed_messages, name="routing", queue=QUEUE, exchange=EVENTS_EXCHANGE,
+        runtime.database, runtime.broker, processed_messages, metrics=runtime.metrics, name="routing", queue=QUEUE,
+        exchange=EVENTS_EXCHANGE,
         handlers={MELDING_ACCEPTED: handlers.on_melding_accepted, CONSENT_WITHDRAWN: handlers.on_consent_withdrawn},
         routing_keys=[MELDING_ACCEPTED],
         prepare={MELDING_ACCEPTED: partial(handlers.prepare_accepted, client, recheck_after=timedelta(
@@ -61,7 +62,8 @@ def consumer(runtime: ServiceRuntime) -> IdempotentConsumer:
 def withdrawals_consumer(runtime: ServiceRuntime) -> IdempotentConsumer:
     """Withdrawals, on their own queue: what routing's consent re-check relies on is never behind meldingen."""
     return IdempotentConsumer(
-        runtime.database, runtime.broker, processed_messages, name="routing-withdrawals", queue=WITHDRAWALS_QUEUE,
+        runtime.database, runtime.broker, processed_messages, metrics=runtime.metrics, name="routing-withdrawals",
+        queue=WITHDRAWALS_QUEUE,
         exchange=EVENTS_EXCHANGE, handlers={CONSENT_WITHDRAWN: handlers.on_consent_withdrawn})
 
 

@@ -24,6 +24,7 @@ from shared.db import Database, UnitOfWork, UTCDateTime, is_database_unavailable
 from shared.errors import Unavailable
 from shared.messaging.broker import Broker
 from shared.messaging.topology import declare_quorum_queue
+from shared.observability import Metrics
 
 log = structlog.get_logger(__name__)
 
@@ -78,7 +79,9 @@ class IdempotentConsumer:
         prepare: dict[str, Prepare] | None = None,
         prefetch: int = 20,
         routing_keys: list[str] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics
         self.database, self.broker, self.table = database, broker, table
         self.name, self.queue_name, self.exchange = name, queue, exchange
         self.handlers = handlers
@@ -151,6 +154,7 @@ class IdempotentConsumer:
             event = _decode(message)
         except PoisonMessage as exc:
             log.error("message_rejected", consumer=self.name, reason=str(exc), message_type=message.type)
+            self._count_failure(exc)
             await message.reject(requeue=False)  # dead-lettered at once
             return
         delay = 0.5
@@ -166,14 +170,20 @@ class IdempotentConsumer:
                 # up the delivery limit. Wait it out here (the message stays unacked, nothing is lost).
                 log.warning("message_waits_for_dependency", consumer=self.name, message_type=event.type,
                             error_type=type(exc).__name__, retry_in_s=delay)
+                self._count_failure(exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_DEPENDENCY_WAIT_S)
         await message.ack()
         if not handled:
             log.info("message_duplicate_dropped", consumer=self.name, message_id=message.message_id)
 
+    def _count_failure(self, exc: Exception) -> None:
+        if self.metrics is not None:  # the exception's type only: its message may quote the message's content
+            self.metrics.consumer_failures.labels(self.metrics.service, self.name, type(exc).__name__).inc()
+
     async def _give_back(self, message: AbstractIncomingMessage, exc: Exception) -> None:
         """A failure of the message itself: counted by the quorum queue, dead-lettered after DELIVERY_LIMIT."""
+        self._count_failure(exc)
         attempt = int((message.headers or {}).get("x-delivery-count") or 0)
         log.warning("message_failed", consumer=self.name, message_type=message.type,
                     message_id=message.message_id, error_type=type(exc).__name__, attempt=attempt + 1)

@@ -15,7 +15,7 @@ import contextlib
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aio_pika
@@ -23,7 +23,7 @@ import structlog
 from aio_pika.abc import AbstractExchange
 from pamqp.commands import Basic
 from pydantic import BaseModel
-from sqlalchemy import Boolean, Column, Index, Integer, MetaData, String, Table, delete, or_, select, update
+from sqlalchemy import Boolean, Column, Index, Integer, MetaData, String, Table, delete, func, or_, select, update
 
 from shared.clock import now as utcnow
 from shared.crypto import EncryptedText
@@ -97,6 +97,23 @@ async def add_message(
     )
     uow.notify_after_commit()
     return message_id
+
+
+async def report_backlog(database: Database, table: Table, metrics: Metrics) -> None:
+    """Set the outbox gauges: how many messages wait for the broker, and how long the oldest has waited."""
+    async with database.unit_of_work() as uow:
+        count, oldest = (await uow.session.execute(
+            select(func.count(), func.min(table.c.created_at)).where(table.c.sent_at.is_(None)))).one()
+    metrics.outbox_backlog.labels(metrics.service).set(count)
+    age = (utcnow() - _aware(oldest)).total_seconds() if oldest is not None else 0.0
+    metrics.outbox_oldest.labels(metrics.service).set(max(age, 0.0))
+
+
+def _aware(moment: Any) -> Any:
+    # An aggregate bypasses the column's type on SQLite: the naive UTC text comes back as it is stored.
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 async def stage_again(uow: UnitOfWork, table: Table, *, message_id: str, **message: Any) -> str:

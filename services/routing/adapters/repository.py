@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, func, select, update
 
 from services.routing.adapters.orm import (
     consent_states,
@@ -202,6 +202,16 @@ class RoutingRepository:
         return list(await self.session.execute(select(routed_meldingen).where(
             routed_meldingen.c.status == "waiting", routed_meldingen.c.purged_at.is_(None)).order_by(
             routed_meldingen.c.created_at).limit(limit)))
+
+    async def count_waiting(self) -> int:
+        """How many meldingen `waiting()` would list (purged ones can never go out and are not counted)."""
+        return (await self.session.execute(select(func.count()).select_from(routed_meldingen).where(
+            routed_meldingen.c.status == "waiting", routed_meldingen.c.purged_at.is_(None)))).scalar_one()
+
+    async def count_dead_letters(self) -> int:
+        """Dead letters an operator has not replayed yet."""
+        return (await self.session.execute(select(func.count()).select_from(dead_letters).where(
+            dead_letters.c.replayed_at.is_(None)))).scalar_one()
 
     async def deliveries_of(self, melding_id: str) -> list[Any]:
         return list(await self.session.execute(

@@ -32,6 +32,7 @@ from shared.db import Database, UnitOfWork
 from shared.errors import Conflict, NotFound
 from shared.messaging.consumer import IncomingEvent
 from shared.messaging.outbox import stage_again
+from shared.observability import Metrics
 from shared.pagination import encode_cursor
 
 SERVICE = "routing"
@@ -261,3 +262,15 @@ async def replay_dead_letter(database: Database, *, dead_letter_id: str, request
             await repository.mark_replayed(dead_letter_id, now())
             await uow.commit()
         return await repository.dead_letter(dead_letter_id)
+
+
+# --- what operators alert on ----------------------------------------------------------------------
+
+
+async def report_gauges(database: Database, metrics: Metrics) -> None:
+    """Set routing's gauges for /metrics: meldingen waiting for a recipient, dead letters not replayed."""
+    async with database.unit_of_work() as uow:
+        repository = RoutingRepository(uow)
+        waiting, dead = await repository.count_waiting(), await repository.count_dead_letters()
+    metrics.unroutable.labels(metrics.service).set(waiting)
+    metrics.dead_letters.labels(metrics.service).set(dead)

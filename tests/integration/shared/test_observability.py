@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from shared.observability import json_formatter
-from tests.support import Tokens
+from tests.support import RunEnvironment, Tokens
 
 BSN = "999999990"
 NOTE_LIKE = "Cliënte trekt in wegens verhuizing"
@@ -128,3 +128,24 @@ async def test_the_access_log_names_the_route_template_never_the_path_a_client_s
     assert BSN not in buffer.getvalue()
     metrics = (await consent_client.get("/metrics")).text
     assert BSN not in metrics and "BREW" not in metrics
+
+
+async def test_an_outbox_message_the_broker_has_not_confirmed_shows_as_backlog_with_its_age(
+    environment: RunEnvironment, consent_db: object, tokens: Tokens
+) -> None:
+    from services.consent.main import create_app
+    from tests.conftest import consent_settings
+    from tests.support import running
+
+    app = create_app(consent_settings(environment), run_workers=False)  # no relay: nothing leaves the outbox
+    async with running(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as client:
+        headers = tokens.bearer(scopes="consent:write consent:read")
+        created = await client.post("/v1/consents", headers=headers, json={
+            "patient": {"bsn": BSN}, "recipient_types": ["jgz"], "method": "verbal", "given_at": "2026-11-01"})
+        await client.post(f"/v1/consents/{created.json()['id']}/withdraw", headers=headers)
+        await asyncio.sleep(1.1)
+        metrics = (await client.get("/metrics")).text
+    backlog = [line for line in metrics.splitlines() if line.startswith("kansrijk_outbox_backlog{")]
+    oldest = [line for line in metrics.splitlines() if line.startswith("kansrijk_outbox_oldest_unsent_seconds{")]
+    assert backlog == ['kansrijk_outbox_backlog{service="consent"} 1.0']
+    assert len(oldest) == 1 and float(oldest[0].rsplit(" ", 1)[1]) >= 1.0
