@@ -104,6 +104,15 @@ ConsentClientDep = Annotated[ConsentClient, Depends(consent_client)]
 
 
 class AuditRecord(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": "0b6f2d1e-8c41-4c55-9a7e-3f1c2a9e7d1b", "chain": 3, "seq": 1187, "at": "2026-11-20T10:16:40Z",
+        "service": "melding", "actor_sub": "m.jansen", "actor_org_id": "12345678", "actor_org_type": "verloskundige",
+        "action": "read", "resource_type": "melding", "resource_id": "2d7a6f0c-1c1e-4f7e-9c1e-0d7f3b2a9e10",
+        "patient_bsn": "999999990", "outcome": "success", "consent_checked": None,
+        "request_id": "3f1c2a9e7d1b4c559a7e0b6f2d1e8c41",
+        "prev_hash": "9c1e0d7f3b2a9e106f0c1c1e2d7a4f7e9c1e0d7f3b2a9e106f0c1c1e2d7a4f7e",
+        "hash": "4c559a7e0b6f2d1e8c413f1c2a9e7d1b4c559a7e0b6f2d1e8c413f1c2a9e7d1b"}]})
+
     id: str
     chain: int = Field(description="which of this service's hash chains the record is on")
     seq: int = Field(description="position in its chain")
@@ -142,7 +151,8 @@ class AuditSearch(BaseModel):
 
 class AuditSearchResult(BaseModel):
     items: list[AuditRecord] = Field(description="every service's records for the patient, oldest first")
-    services: list[str] = Field(description="the services whose logs were searched")
+    services: list[str] = Field(description="the services whose logs were searched",
+                                examples=[["consent", "melding", "routing"]])
 
 
 AUDIT_SEARCH_LIMIT = 10_000

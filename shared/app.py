@@ -13,20 +13,19 @@ from typing import Any
 import structlog
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi_offline import FastAPIOffline
-from fastapi.routing import APIRoute
-from fastapi.openapi.utils import get_openapi
 from sqlalchemy import Table
 
 from shared.api import reject_unknown_query_parameters, require_json_body
 from shared.audit import AUDIT_RETENTION, AuditTables
-from shared.auth import ServiceTokens, TokenVerifier, required_scopes
+from shared.auth import ServiceTokens, TokenVerifier
 from shared.clients.consent import ConsentClient
 from shared.crypto import cipher_for
 from shared.db import Database
 from shared.messaging.broker import Broker
 from shared.messaging.outbox import OutboxRelay, report_backlog
 from shared.observability import Metrics, configure_logging, install_observability
-from shared.problems import PROBLEM_MEDIA_TYPE, install_problem_handlers
+from shared.openapi import install_openapi
+from shared.problems import install_problem_handlers
 from shared.server import BodyLimitMiddleware
 from shared.retention import Purge, Retention, pruning_worker
 from shared.settings import CallsConsentService, ServiceSettings
@@ -160,7 +159,7 @@ def create_service_app(
         openapi_tags=[{"name": "operations", "description": "Health and metrics."}],
         dependencies=[Depends(reject_unknown_query_parameters), Depends(require_json_body)],
     )
-    _document_problems_as_problem_json(app)
+    install_openapi(app)
     app.state.runtime = runtime
     app.state.database = runtime.database
     app.state.broker = runtime.broker
@@ -187,31 +186,3 @@ async def _finish(tasks: list[asyncio.Task[None]], timeout: float) -> None:
     for task in done:
         if not task.cancelled() and task.exception() is not None:
             log.error("worker_failed", error_type=type(task.exception()).__name__)
-
-
-def _document_problems_as_problem_json(app: FastAPI) -> None:
-    """FastAPI files a response model under application/json; errors are sent as problem+json, so say so."""
-
-    def openapi() -> dict[str, Any]:
-        if app.openapi_schema is None:
-            schema = get_openapi(title=app.title, version=app.version, description=app.description,
-                                 routes=app.routes, tags=app.openapi_tags)
-            # Each operation names the scope its token needs, read from the route's own dependencies: the
-            # authorisation-matrix test holds every /v1/ route to it, and integrators see it in /docs.
-            for route in (r for router in app.state.routers for r in router.routes):
-                if isinstance(route, APIRoute) and route.include_in_schema and (
-                        scopes := required_scopes(route.dependant)):
-                    for method in route.methods:
-                        operation = schema.get("paths", {}).get(route.path_format, {}).get(method.lower())
-                        if operation is not None:
-                            operation["x-required-scope"] = " ".join(sorted(scopes))
-            for item in schema.get("paths", {}).values():
-                for operation in item.values():
-                    for status, response in operation.get("responses", {}).items():
-                        content = response.get("content", {})
-                        if status[:1] in "45" and PROBLEM_MEDIA_TYPE in content and "application/json" in content:
-                            content[PROBLEM_MEDIA_TYPE]["schema"] = content.pop("application/json")["schema"]
-            app.openapi_schema = schema
-        return app.openapi_schema
-
-    app.openapi = openapi  # type: ignore[method-assign]

@@ -166,6 +166,38 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(Exception, on_unexpected)
 
 
+# What each problem looks like, for the OpenAPI documents: the details are real ones the services send.
+EXAMPLE_DETAILS = {
+    "validation": "2 fields are invalid: patient.bsn, patient.address.postcode",
+    "unauthorized": "the token has expired",
+    "forbidden": "this action needs the scope melding:write",
+    "consent-required": "the consent has been withdrawn",
+    "not-found": "no melding with this id for your organisation",
+    "conflict": "active jgz organisation(s) 87654321 already serve part of these gemeenten or postcode ranges",
+    "idempotency-conflict": "this Idempotency-Key was used before with a different request",
+    "unavailable": "the consent service did not answer; retry with the same Idempotency-Key",
+    "payload-too-large": "the request body may hold at most 1048576 bytes",
+    "unsupported-media-type": "this endpoint reads JSON: send the body with Content-Type: application/json",
+    "method-not-allowed": "Method Not Allowed",
+    "internal": "An unexpected error occurred.",
+}
+EXAMPLE_ERRORS = [
+    {"field": "patient.bsn", "message": "not a valid BSN: 9 digits passing the elfproef", "code": "value_error"},
+    {"field": "patient.address.postcode", "message": "not a valid postcode: the letters SA, SD and SS are not used",
+     "code": "value_error"},
+]
+
+
+def problem_example(slug: str) -> dict[str, Any]:
+    """A realistic problem document of this type (the `validation` one with its `errors` list)."""
+    example: dict[str, Any] = {"type": PROBLEM_PREFIX + slug, "title": slug.replace("-", " ").capitalize(),
+                               "status": STATUS_BY_SLUG[slug], "detail": EXAMPLE_DETAILS[slug],
+                               "instance": "urn:kansrijk:request:3f1c2a9e7d1b4c559a7e0b6f2d1e8c41"}
+    if slug == "validation":
+        example["errors"] = EXAMPLE_ERRORS
+    return example
+
+
 def problem_responses(*slugs: str) -> dict[int | str, dict[str, Any]]:
     """`responses=` for a route: each error it can answer, so `/docs` shows them with the problem schema."""
     out: dict[int | str, dict[str, Any]] = {}
@@ -175,9 +207,6 @@ def problem_responses(*slugs: str) -> dict[int | str, dict[str, Any]]:
             status,
             {"model": Problem, "content": {PROBLEM_MEDIA_TYPE: {"examples": {}}}, "description": ""},
         )
-        entry["content"][PROBLEM_MEDIA_TYPE]["examples"][slug] = {
-            "value": {"type": PROBLEM_PREFIX + slug, "title": slug.replace("-", " ").capitalize(),
-                      "status": status, "detail": "…"}
-        }
+        entry["content"][PROBLEM_MEDIA_TYPE]["examples"][slug] = {"value": problem_example(slug)}
         entry["description"] = " / ".join(filter(None, [entry["description"], f"problem: {slug}"]))
     return out

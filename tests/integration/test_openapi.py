@@ -50,3 +50,50 @@ async def test_every_v1_operation_is_secured_documented_and_has_an_example(servi
         if "{" in path and method != "put":  # a PUT creates what it does not find
             assert "404" in operation["responses"], f"{where} addresses a resource but documents no 404"
     assert checked > 0
+
+
+def _validator(spec: dict, schema: dict):  # noqa: ANN202
+    import jsonschema_rs
+
+    return jsonschema_rs.validator_for({**schema, "components": spec["components"]})
+
+
+@pytest.mark.parametrize("service", SERVICES)
+async def test_every_answer_is_documented_with_an_example_that_fits_its_schema(service: str) -> None:
+    """What an integrator reads in /docs: a realistic example of every success answer and every problem,
+    validation problems with their `errors` list, 404 (never FastAPI's HTTPValidationError) for ids in
+    paths, 413 and 415 wherever a body is sent, and the Dutch identifiers' rules as patterns."""
+    spec = app_for(service).openapi()
+    assert "HTTPValidationError" not in str(spec), "a response still documents FastAPI's own validation error"
+    for path, method, operation in operations(spec):
+        if not path.startswith("/v1/"):
+            continue
+        where = f"{method.upper()} {path}"
+        for status, response in operation["responses"].items():
+            for media_type, content in response.get("content", {}).items():
+                examples = [content["example"]] if "example" in content else [
+                    e["value"] for e in content.get("examples", {}).values()]
+                assert examples, f"{where} {status} {media_type} has no example"
+                validator = _validator(spec, content["schema"])
+                for example in examples:
+                    assert validator.is_valid(example), f"{where} {status}: its example does not fit its schema"
+                if status[0] in "45":
+                    assert media_type == "application/problem+json", f"{where} {status} is not a problem"
+        if "requestBody" in operation:
+            assert {"413", "415", "422"} <= set(operation["responses"]), f"{where} takes a body: 413/415/422"
+            validation = operation["responses"]["422"]["content"]["application/problem+json"]["examples"]
+            assert validation["validation"]["value"]["errors"], f"{where}: the 422 example names no field"
+        if "{" in path and method != "put":
+            assert "404" in operation["responses"], f"{where} addresses a resource but documents no 404"
+    schemas = spec["components"]["schemas"]
+    text = str(spec)
+    assert "^[0-9]{9}$" in text or service == "routing"  # the BSN's form wherever a BSN is sent
+    if service == "melding":
+        consent_check = str(schemas["MeldingCreate"])
+        assert "^([1-9][0-9]{3}) ?([A-Za-z]{2})$" in str(schemas["Address"]) and "elfproef" in str(schemas)
+        assert "[0-9a-fA-F]{8}" in consent_check  # the consent id is a UUID
+    if service == "routing":
+        delivered = schemas["DeliveredDocument"]
+        assert delivered.get("additionalProperties") is not True and {"patient", "consent", "status"} <= set(
+            delivered["properties"])
+        assert "^GM[0-9]{4}$" in str(spec["paths"]["/v1/gemeenten/{code}"])

@@ -63,7 +63,18 @@ class RecordedBy(BaseModel):
     sub: str
 
 
+CONSENT_EXAMPLE = {
+    "id": "6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10", "patient": {"bsn": "999999990"},
+    "recipient_types": ["jgz", "wijkteam"], "purpose": "kansrijke-start-melding", "method": "verbal",
+    "given_at": "2026-11-20", "valid_until": "2027-11-20", "status": "active",
+    "recorded_by": {"org_id": "12345678", "org_type": "verloskundige", "sub": "m.jansen"},
+    "created_at": "2026-11-20T10:15:02Z", "withdrawn_at": None,
+}
+
+
 class ConsentRead(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [CONSENT_EXAMPLE]})
+
     id: str
     patient: PatientRef
     recipient_types: list[RecipientType]
@@ -124,12 +135,22 @@ class ConsentCheck(Strict):
 class ConsentScope(BaseModel):
     """What a recipient needs to know of the consent a melding travels under."""
 
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"id": "6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10", "recipient_types": ["jgz", "wijkteam"],
+         "valid_until": "2027-11-20"}]})
+
     id: str
     recipient_types: list[RecipientType]
     valid_until: date
 
 
 class ConsentCheckResult(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"allowed": True, "reason": None, "consent": {"id": "6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10",
+                                                      "recipient_types": ["jgz", "wijkteam"],
+                                                      "valid_until": "2027-11-20"}},
+        {"allowed": False, "reason": "withdrawn", "consent": None}]})
+
     allowed: bool
     reason: CheckReason | None = None
     consent: ConsentScope | None = Field(None, description="Present when allowed.")

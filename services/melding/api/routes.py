@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from services.melding.api.deps import ConsentClientDep, DatabaseDep, MeldingReader, MeldingWriter
-from services.melding.api.schemas import MeldingCreate, MeldingPage, MeldingRead
+from services.melding.api.schemas import ACCEPTED_EXAMPLE, MeldingCreate, MeldingPage, MeldingRead
 from services.melding.domain.model import MeldingStatus
 from services.melding.service_layer import handlers
 from shared.api import CursorQuery, IdInPath, RequestId
@@ -28,7 +28,8 @@ router = APIRouter(prefix="/v1/meldingen", tags=["meldingen"])
     "The sender comes from the token. 403 `consent-required` when the consent does not allow it; 503 when "
     "the consent service cannot answer — retry with the same `Idempotency-Key`. Nothing is stored on any error.",
     responses={**problem_responses("validation", "consent-required", "idempotency-conflict", "unavailable"),
-               202: {"headers": {"Location": {"description": "/v1/meldingen/{id}", "schema": {"type": "string"}}}}},
+               202: {"headers": {"Location": {"description": "/v1/meldingen/{id}", "schema": {"type": "string"}}},
+                     "content": {"application/json": {"example": ACCEPTED_EXAMPLE}}}},
 )
 async def send_melding(
     body: MeldingCreate, response: Response, principal: MeldingWriter, database: DatabaseDep,

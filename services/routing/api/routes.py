@@ -162,10 +162,11 @@ async def replay_dead_letter(dead_letter_id: IdInPath, _: Admin, database: Datab
 # --- recipients -----------------------------------------------------------------------------------
 
 
-@router.get("/v1/deliveries", tags=["deliveries"], response_model=DeliveryPage,
+@router.get("/v1/deliveries", tags=["deliveries"], response_model=None,
             summary="Your organisation's deliveries",
             description="Newest first, each as its queue message (`melding.delivered`, or the retraction) with "
-            "`status`. Pass `next_cursor` back as `cursor`.", responses=problem_responses("validation"))
+            "`status`. Pass `next_cursor` back as `cursor`.",
+            responses={**problem_responses("validation"), 200: {"model": DeliveryPage}})
 async def list_deliveries(principal: DeliveryReader, database: DatabaseDep, request_id: RequestId,
                           status_filter: Annotated[str | None, Query(alias="status", pattern=
                                                                     "^(queued|received|contact_made|closed|retracted)$")] = None,
@@ -176,20 +177,20 @@ async def list_deliveries(principal: DeliveryReader, database: DatabaseDep, requ
     return {"items": items, "next_cursor": next_cursor}
 
 
-@router.get("/v1/deliveries/{delivery_id}", tags=["deliveries"], response_model=DeliveryDocument,
+@router.get("/v1/deliveries/{delivery_id}", tags=["deliveries"], response_model=None,
             summary="Fetch a delivery again",
             description="The same body as the queue message: a recipient that lost a message fetches it here.",
-            responses=problem_responses("not-found"))
+            responses={**problem_responses("not-found"), 200: {"model": DeliveryDocument}})
 async def get_delivery(delivery_id: IdInPath, principal: DeliveryReader, database: DatabaseDep,
                        request_id: RequestId) -> dict[str, Any]:
     return await handlers.get_delivery(database, principal=principal, delivery_id=delivery_id, request_id=request_id)
 
 
-@router.post("/v1/deliveries/{delivery_id}/status", tags=["deliveries"], response_model=DeliveryDocument,
+@router.post("/v1/deliveries/{delivery_id}/status", tags=["deliveries"], response_model=None,
              status_code=status.HTTP_200_OK, summary="Report back on a delivery",
              description="`received` → `contact_made` → `closed`, forward only. The same status again is 200 and "
              "changes nothing; going back, or any change to a retracted delivery, is 409. The sender sees it within "
-             "seconds.", responses=problem_responses("not-found", "conflict", "validation"))
+             "seconds.", responses={**problem_responses("not-found", "conflict", "validation"), 200: {"model": DeliveryDocument}})
 async def report_status(delivery_id: IdInPath, body: StatusReport, principal: DeliveryWriter, database: DatabaseDep,
                         request_id: RequestId) -> dict[str, Any]:
     return await handlers.report_status(database, principal=principal, delivery_id=delivery_id, status=body.status,

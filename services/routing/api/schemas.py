@@ -6,10 +6,11 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from shared.contracts.base import StrictModel
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, StrictBool
 
 from services.routing.domain.model import Pc4Range
 from shared.api import RecipientType
+from shared.contracts.melding import MeldingDelivered, MeldingRetracted
 from shared.identifiers import GemeenteCode, PostcodeArea
 
 
@@ -49,6 +50,10 @@ class GemeentePut(Strict):
 
 
 class GemeenteRead(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "code": "GM0363", "name": "Amsterdam", "postcode_ranges": [{"from": "1011", "to": "1109"}],
+        "source": "CBS Wijk- en Buurtkaart 2025", "ended_at": None}]})
+
     code: str
     name: str
     postcode_ranges: list[dict[str, str]]
@@ -72,6 +77,11 @@ class OrganisationPut(Strict):
 
 
 class OrganisationRead(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "org_id": "87654321", "name": "GGD Amsterdam JGZ", "type": "jgz", "active": True, "gemeenten": ["GM0363"],
+        "postcode_ranges": [], "queue": "kansrijk.deliveries.87654321", "created_at": "2026-11-02T09:00:00Z",
+        "updated_at": "2026-11-02T09:00:00Z"}]})
+
     org_id: str
     name: str
     type: str
@@ -98,6 +108,11 @@ class GemeenteRef(BaseModel):
 
 
 class RoutePreview(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "postcode": "1011AB", "gemeente": {"code": "GM0363", "name": "Amsterdam"},
+        "recipients": {"jgz": {"org_id": "87654321", "name": "GGD Amsterdam JGZ"}, "wijkteam": None},
+        "note": None}]})
+
     postcode: str
     gemeente: GemeenteRef | None
     recipients: dict[str, RouteRecipient | None]
@@ -105,6 +120,11 @@ class RoutePreview(BaseModel):
 
 
 class UnroutableItem(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "melding_id": "2d7a6f0c-1c1e-4f7e-9c1e-0d7f3b2a9e10", "gemeente_code": "GM0599",
+        "requested_types": ["jgz", "wijkteam"], "unroutable_types": ["wijkteam"],
+        "waiting_since": "2026-11-20T10:16:41Z"}]})
+
     melding_id: str
     gemeente_code: str | None
     requested_types: list[str]
@@ -117,11 +137,20 @@ class UnroutableList(BaseModel):
 
 
 class RerouteResult(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [
+        {"melding_id": "2d7a6f0c-1c1e-4f7e-9c1e-0d7f3b2a9e10", "status": "routed"}]})
+
     melding_id: str
     status: str = Field(description="routed, waiting (still no recipient for some type), withdrawn or refused")
 
 
 class DeadLetterRead(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "id": "c1e0d7f3-b2a9-4e10-8f0c-1c1e2d7a4f7e", "queue": "kansrijk.deliveries.87654321",
+        "message_id": "9e10c1e0-d7f3-4b2a-8f0c-1c1e2d7a4f7e", "message_type": "melding.delivered",
+        "correlation_id": "2d7a6f0c-1c1e-4f7e-9c1e-0d7f3b2a9e10", "reason": "rejected", "body_encoding": "utf-8",
+        "died_at": "2026-11-20T10:17:05Z", "replayed_at": None}]})
+
     id: str
     queue: str
     message_id: str | None
@@ -145,16 +174,61 @@ class StatusReport(Strict):
     note: str | None = Field(None, max_length=500)
 
 
-class DeliveryDocument(BaseModel):
-    """The queue message as the recipient got it (`melding.delivered`), or its retraction, with `status`."""
+DELIVERED_EXAMPLE = {
+    "delivery_id": "9e10c1e0-d7f3-4b2a-8f0c-1c1e2d7a4f7e", "melding_id": "2d7a6f0c-1c1e-4f7e-9c1e-0d7f3b2a9e10",
+    "sent_at": "2026-11-20T10:16:41Z", "recipient": {"org_id": "87654321", "type": "jgz"},
+    "gemeente": {"code": "GM0363", "name": "Amsterdam"},
+    "patient": {"bsn": "999999990", "name": {"given": "Sanne", "family": "de Vries"}, "birth_date": "1998-03-14",
+                "address": {"postcode": "1011AB", "house_number": "12", "house_number_suffix": "A",
+                            "city": "Amsterdam"}, "phone": "0612345678"},
+    "pregnancy": {"expected_due_date": "2027-05-01"}, "risk_domains": ["verslaving", "financien-schulden"],
+    "urgency": "regular", "note": "Cliënte gebruikt methadon; schulden bij meerdere schuldeisers.",
+    "sender": {"org_id": "12345678", "org_type": "verloskundige",
+               "contact": {"name": "M. Jansen, verloskundige", "phone": "0201234567"}},
+    "consent": {"id": "6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10", "recipient_types": ["jgz", "wijkteam"],
+                "valid_until": "2027-11-20"},
+    "status": "received",
+}
 
-    model_config = ConfigDict(extra="allow")
+
+class DeliveredDocument(MeldingDelivered):
+    """`melding.delivered` as it was put on the queue, with the delivery's status now."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [DELIVERED_EXAMPLE]})
+
+    status: Literal["queued", "received", "contact_made", "closed"]
+
+
+class RetractedDocument(MeldingRetracted):
+    """A retracted delivery: the retraction that replaced it (its personal content is deleted here too)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "delivery_id": "9e10c1e0-d7f3-4b2a-8f0c-1c1e2d7a4f7e", "melding_id": "2d7a6f0c-1c1e-4f7e-9c1e-0d7f3b2a9e10",
+        "reason": "consent-withdrawn", "retracted_at": "2026-11-22T08:30:00Z", "status": "retracted"}]})
+
+    status: Literal["retracted"]
+
+
+class PurgedDocument(BaseModel):
+    """A delivery whose personal content was removed when its purpose was over (retention)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "delivery_id": "9e10c1e0-d7f3-4b2a-8f0c-1c1e2d7a4f7e", "melding_id": "2d7a6f0c-1c1e-4f7e-9c1e-0d7f3b2a9e10",
+        "purged_at": "2028-05-02T03:00:00Z", "status": "closed"}]})
 
     delivery_id: str
     melding_id: str
-    status: str
+    purged_at: datetime
+    status: Literal["queued", "received", "contact_made", "closed"]
+
+
+class DeliveryDocument(RootModel[DeliveredDocument | RetractedDocument | PurgedDocument]):
+    """The queue message as the recipient got it (`melding.delivered`), or its retraction, with `status`.
+
+    Documentation only: the answer is the stored message itself, not re-validated against today's intake rules.
+    """
 
 
 class DeliveryPage(BaseModel):
-    items: list[dict[str, Any]]
-    next_cursor: str | None
+    items: list[DeliveryDocument]
+    next_cursor: str | None = Field(description="`cursor` for the next page, if there is one")
