@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from yarl import URL
 
 from services.registry import SERVICES
 from shared import migrations
@@ -33,14 +36,30 @@ def _migrate_when_reachable(name: str, settings: Any) -> None:
 
     from shared.db import is_database_unavailable
 
-    def tell(state: Any) -> None:
-        err.print(f"[yellow]…[/] {name}: database not reachable yet ({type(state.outcome.exception()).__name__}); "
-                  f"retrying in {state.next_action.sleep:.0f}s")
+    where = f"{_without_password(settings.database_url)} (KANSRIJK_{name.upper()}_DATABASE_URL)"
 
-    for attempt in Retrying(retry=retry_if_exception(is_database_unavailable), wait=wait_exponential(0.5, max=10),
-                            before_sleep=tell, reraise=True):
-        with attempt:
-            migrations.upgrade(name, settings.database_url, cipher=cipher_for(settings))
+    def tell(state: Any) -> None:
+        err.print(f"[yellow]…[/] {name}: the database at {where} does not answer yet "
+                  f"({type(state.outcome.exception()).__name__}); retrying in {state.next_action.sleep:.0f}s")
+
+    try:
+        for attempt in Retrying(retry=retry_if_exception(is_database_unavailable), wait=wait_exponential(0.5, max=10),
+                                before_sleep=tell, reraise=True):
+            with attempt:
+                migrations.upgrade(name, settings.database_url, cipher=cipher_for(settings))
+    except Exception as exc:  # what waiting cannot fix: a wrong database name, user or password, a bad URL
+        reason = (str(getattr(exc, "orig", None) or exc).splitlines() or [""])[0][:200]
+        err.print(f"[red]✗[/] {name}: cannot use the database at {where}: {type(exc).__name__}: {reason}")
+        raise typer.Exit(1) from None
+
+
+def _without_password(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not even a URL: say so without repeating it
+        return "<not a database URL>"
 
 
 def _entry(name: str):  # noqa: ANN202 - typer callback helper
@@ -85,6 +104,7 @@ def serve(
     entry = _entry(service)
     overrides = {k: v for k, v in {"port": port, "host": host}.items() if v is not None}
     settings: ServiceSettings = entry.settings(**overrides)
+    _refuse_taken_port(entry.name, settings)
     if migrate_first:
         _migrate_when_reachable(entry.name, settings)
     application = entry.app_factory()(settings, run_workers=workers)
@@ -120,8 +140,11 @@ def worker(
 @app.command()
 def up() -> None:
     """Apply every service's migrations, then run all services until Ctrl-C / SIGTERM stops them all."""
-    for name, entry in SERVICES.items():
-        _migrate_when_reachable(name, entry.settings())
+    settings = {name: entry.settings() for name, entry in SERVICES.items()}
+    for name, service_settings in settings.items():
+        _refuse_taken_port(name, service_settings)
+    for name, service_settings in settings.items():
+        _migrate_when_reachable(name, service_settings)
     children: dict[str, subprocess.Popen[bytes]] = {}
     stopping = False
 
@@ -137,15 +160,25 @@ def up() -> None:
             # Own process group: Ctrl-C reaches us, and we stop the children in order.
             start_new_session=True,
         )
-        settings = SERVICES[name].settings()
-        err.print(f"[green]▶[/] {name} on http://{settings.host}:{settings.port}  (docs: /docs)")
     exit_code = 0
+    announced: set[str] = set()
     while not stopping:
         for name, child in children.items():
             if child.poll() is not None:
                 err.print(f"[red]✗[/] {name} exited with {child.returncode}; stopping the others")
                 stopping, exit_code = True, 1
+            elif name not in announced and _listening(settings[name]):
+                announced.add(name)  # said once it answers, not when it was merely started
+                err.print(f"[green]▶[/] {name} on http://{settings[name].host}:{settings[name].port}  (docs: /docs)")
         time.sleep(0.2)
+    # The services that call the consent service stop first, so their last work can still check consent.
+    for group in ([n for n in children if n != "consent"], ["consent"]):
+        _stop_children({name: children[name] for name in group if name in children})
+    err.print("stopped")
+    raise typer.Exit(exit_code)
+
+
+def _stop_children(children: dict[str, subprocess.Popen[bytes]]) -> None:
     for child in children.values():
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
@@ -157,8 +190,30 @@ def up() -> None:
             err.print(f"[yellow]![/] {name} did not stop in time; killing it")
             child.kill()
             child.wait()
-    err.print("stopped")
-    raise typer.Exit(exit_code)
+
+
+def _listening(settings: ServiceSettings) -> bool:
+    import httpx
+
+    try:
+        return httpx.get(f"http://{settings.host}:{settings.port}/health/live", timeout=0.5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _refuse_taken_port(name: str, settings: ServiceSettings) -> None:
+    """A port another process holds: say which variable moves the service, rather than uvicorn's errno."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((settings.host, settings.port))
+        except OSError:
+            err.print(f"[red]✗[/] {name}: port {settings.port} on {settings.host} is already in use (another "
+                      f"kansrijk up?): stop that process, or choose another port with KANSRIJK_{name.upper()}_PORT "
+                      "(or --port)")
+            raise typer.Exit(1) from None
 
 
 @app.command()
@@ -194,17 +249,22 @@ def directory_load(
     gemeenten: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="CBS gemeenten.csv (code,name,province)")],
     postcodes: Annotated[Path, typer.Option(exists=True, dir_okay=False,
                                             help="CBS pc4_gemeente.csv (pc4,gemeente_code,address_count,share)")],
-    edition: Annotated[str | None, typer.Option(help="label of this edition (default: the file's name and date)")] = None,
+    edition: Annotated[str | None, typer.Option(
+        help="the CBS edition, e.g. 2025 (default: read from the file name or a SOURCES.md beside it)")] = None,
 ) -> None:
     """Load (or update to) an edition of the CBS gemeenten and postcode areas. Bron: CBS (CC BY 4.0)."""
     import asyncio
 
-    from services.routing.service_layer.directory import load_cbs
+    from services.routing.service_layer.directory import cbs_edition, load_cbs
     from shared.db import Database
 
     settings = SERVICES["routing"].settings()
     migrations.upgrade("routing", settings.database_url, cipher=cipher_for(settings))
-    label = edition or f"{gemeenten.name} {time.strftime('%Y-%m-%d', time.localtime(gemeenten.stat().st_mtime))}"
+    label = edition or cbs_edition(gemeenten)
+    if label is None:
+        err.print(f"[red]✗[/] which CBS edition is {gemeenten.name}? Neither its name nor a SOURCES.md beside it says: "
+                  "give --edition (e.g. --edition 2025)")
+        raise typer.Exit(2)
 
     async def load() -> None:
         database = Database(settings.database_url, cipher=cipher_for(settings))
@@ -227,49 +287,93 @@ def consume(
     org_id: Annotated[str, typer.Option(help="the recipient organisation whose queue to read")],
     org_type: Annotated[str, typer.Option(help="jgz or wijkteam (for the development token)")] = "jgz",
     token: Annotated[str | None, typer.Option(envvar="KANSRIJK_TOKEN", help="bearer token (default: a dev token)")] = None,
+    routing_url: Annotated[str | None, typer.Option(
+        envvar="KANSRIJK_ROUTING_URL", help="the routing service (default: http://127.0.0.1:<KANSRIJK_ROUTING_PORT>)")] = None,
     count: Annotated[int | None, typer.Option(help="stop after this many messages")] = None,
     idle_timeout: Annotated[float | None, typer.Option(help="stop after this many seconds without a message")] = None,
     full: Annotated[bool, typer.Option("--full", help="print each melding in full, personal data included")] = False,
 ) -> None:
     """A reference recipient: print each delivery on the organisation's queue, ack it, post status `received`."""
     import asyncio
-    import json as jsonlib
 
-    from services.reference_recipient import ReferenceRecipient
+    from services.reference_recipient import BrokerRefused, QueueMissing, ReferenceRecipient
 
     settings = SERVICES["routing"].settings()
-    if token is None:
-        if not settings.is_development:
-            err.print("[red]give --token (or KANSRIJK_TOKEN): development tokens exist only in development[/]")
-            raise typer.Exit(2)
-        key = load_or_create_dev_key(settings.dev_key_dir)
-        token = issue_token(key, issuer=settings.jwt_issuer, audience=settings.jwt_audience, org_id=org_id,
-                            org_type=org_type, scopes="delivery:read delivery:write", sub="kansrijk-consume")
-    out = Console()
-
-    def show(kind: str, body: dict) -> None:
-        if kind == "delivered":
-            out.print(f"[green]melding.delivered[/] delivery {body['delivery_id']} melding {body['melding_id']} "
-                      f"gemeente {(body.get('gemeente') or {}).get('code')} risk {','.join(body['risk_domains'])} "
-                      f"urgency {body['urgency']}")
-            if full:
-                out.print_json(jsonlib.dumps(body))
-        elif kind == "retracted":
-            out.print(f"[yellow]melding.retracted[/] delivery {body['delivery_id']}: deleted what was held")
-        elif kind == "duplicate":
-            out.print(f"[dim]duplicate {body['message_id']} dropped[/]")
-        elif kind == "reported":
-            out.print(f"  status received reported for {body['delivery_id']}")
-        else:
-            out.print(f"[red]status not reported for {body['delivery_id']} ({body['status']})[/]")
-
-    recipient = ReferenceRecipient(amqp_url=settings.amqp_url, org_id=org_id,
-                                   routing_url=f"http://127.0.0.1:{settings.port}", token=token, show=show)
+    token = token or _dev_token(settings, org_id=org_id, org_type=org_type, scopes="delivery:read delivery:write",
+                                sub="kansrijk-consume")
+    base_url = routing_url or f"http://127.0.0.1:{settings.port}"
+    known = _recipient_queue(base_url, token, org_id)
+    out = Console(soft_wrap=True)  # ids whole on one line, also when the output is a file or a pipe
+    recipient = ReferenceRecipient(amqp_url=settings.amqp_url, org_id=org_id, routing_url=base_url, token=token,
+                                   show=partial(_show_message, out, full=full))
+    broker = URL(settings.amqp_url)
+    err.print(f"reading queue {known['queue']} ({known['name']}, {known['type']}) on RabbitMQ "
+              f"{broker.host}:{broker.port or 5672}, vhost {broker.path[1:] or '/'}; waiting for messages "
+              "(Ctrl-C stops)")
     try:
         handled = asyncio.run(recipient.run(count=count, idle_timeout=idle_timeout))
     except KeyboardInterrupt:
         return
+    except BrokerRefused as refused:
+        err.print(f"[red]✗[/] {refused.problem.cause}\n  fix: {refused.problem.fix}")
+        raise typer.Exit(1) from None
+    except QueueMissing as missing:
+        err.print(f"[red]✗[/] the queue {missing.queue} does not exist on this vhost, though the routing service at "
+                  f"{base_url} knows the organisation: is that routing service using this RabbitMQ vhost "
+                  "(KANSRIJK_AMQP_URL)? Every terminal needs the same KANSRIJK_* environment.")
+        raise typer.Exit(1) from None
     err.print(f"{handled} message(s) handled")
+
+
+def _dev_token(settings: ServiceSettings, **claims: str) -> str:
+    if not settings.is_development:
+        err.print("[red]give --token (or KANSRIJK_TOKEN): development tokens exist only in development[/]")
+        raise typer.Exit(2)
+    key = load_or_create_dev_key(settings.dev_key_dir)
+    return issue_token(key, issuer=settings.jwt_issuer, audience=settings.jwt_audience, org_id=claims["org_id"],
+                       org_type=claims["org_type"], scopes=claims["scopes"], sub=claims["sub"])
+
+
+def _recipient_queue(base_url: str, token: str, org_id: str) -> dict[str, Any]:
+    """Ask the routing service whether it knows the organisation (and where its queue is) before consuming:
+    a consumer of an organisation the directory does not know would wait forever on an orphan queue."""
+    import httpx
+
+    try:
+        response = httpx.get(f"{base_url}/v1/deliveries/queue", headers={"Authorization": f"Bearer {token}"},
+                             timeout=10)
+    except httpx.HTTPError as exc:
+        err.print(f"[red]✗[/] the routing service at {base_url} does not answer ({type(exc).__name__}): start it "
+                  "(kansrijk up), or give --routing-url / KANSRIJK_ROUTING_PORT")
+        raise typer.Exit(1) from None
+    if response.status_code == 404:
+        err.print(f"[red]✗[/] organisation {org_id} is not in the routing directory at {base_url}: register it "
+                  f"first (PUT /v1/organisations/{org_id}, scope routing:admin)")
+        raise typer.Exit(1)
+    if response.status_code != 200:
+        detail = response.json().get("detail", "") if response.headers.get("content-type", "").endswith("json") else ""
+        err.print(f"[red]✗[/] the routing service refused ({response.status_code}): {detail}")
+        raise typer.Exit(1)
+    return dict(response.json())
+
+
+def _show_message(out: Console, kind: str, body: dict[str, Any], *, full: bool) -> None:
+    if kind == "delivered":
+        out.print(f"[green]melding.delivered[/] delivery {body['delivery_id']} melding {body['melding_id']} "
+                  f"gemeente {(body.get('gemeente') or {}).get('code')} risk {','.join(body['risk_domains'])} "
+                  f"urgency {body['urgency']}")
+        if full:
+            out.print_json(json.dumps(body))
+    elif kind == "retracted":
+        out.print(f"[yellow]melding.retracted[/] delivery {body['delivery_id']}: deleted what was held")
+    elif kind == "dropped-retracted":
+        out.print(f"[yellow]melding.delivered[/] delivery {body['delivery_id']} dropped: retracted before it arrived")
+    elif kind == "duplicate":
+        out.print(f"[dim]duplicate {body['message_id']} dropped[/]")
+    elif kind == "reported":
+        out.print(f"  status received reported for {body['delivery_id']}")
+    else:
+        out.print(f"[red]status not reported for {body['delivery_id']} ({body['status']})[/]")
 
 
 audit_app = typer.Typer(help="The audit log (NEN 7513) of every service.", no_args_is_help=True)
@@ -394,10 +498,39 @@ def demo() -> None:
     from services.demo import DemoRefused, run_demo
 
     try:
-        asyncio.run(run_demo(Console()))
+        asyncio.run(_until_interrupted(run_demo(Console(soft_wrap=True))))
     except DemoRefused as exc:
         err.print(f"[red]✗[/] {exc}")
         raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        err.print("demo stopped")
+        raise typer.Exit(130) from None
+
+
+async def _until_interrupted(work: Any) -> Any:
+    """Run `work` until it ends or Ctrl-C / SIGTERM: then cancel it and give it 10 s to stop its services.
+
+    (A cancellation that lands while in-process servers start or stop can be absorbed by them; this makes
+    the interrupt win regardless.)"""
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    task = asyncio.ensure_future(work)
+    interrupted = asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, interrupted.set)
+    waiter = asyncio.ensure_future(interrupted.wait())
+    try:
+        await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(signum)
+        waiter.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    await asyncio.wait({task}, timeout=10)
+    raise KeyboardInterrupt
 
 
 def main() -> None:

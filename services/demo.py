@@ -81,7 +81,8 @@ async def run_demo(console: Console) -> None:
         return {"Authorization": f"Bearer {jwt}"}
 
     suffix = uuid.uuid4().hex[:6]
-    jgz_id, wijkteam_id = f"demo-jgz-{suffix}", f"demo-wijkteam-{suffix}"
+    # The JGZ by a URA, the wijkteam (run by the gemeente, without a URA) by the documented wijkteam-<name> form.
+    jgz_id, wijkteam_id = f"9{int(suffix, 16) % 10**7:07d}", f"wijkteam-demo-{suffix}"
     step = 0
 
     def say(title: str, detail: str = "") -> None:

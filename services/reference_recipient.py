@@ -18,14 +18,17 @@ from typing import Any
 import aio_pika
 import httpx
 from aio_pika.abc import AbstractIncomingMessage
-from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
+from tenacity import AsyncRetrying, retry_if_exception, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from shared.messaging.topology import DELIVERIES_EXCHANGE, declare_topology, declare_quorum_queue
+from shared.messaging.broker import BrokerProblem, explain_broker_error
+from shared.messaging.topology import organisation_queue
 
 
 class ReferenceRecipient:
     def __init__(self, *, amqp_url: str, org_id: str, routing_url: str, token: str,
-                 show: Callable[[str, dict[str, Any]], None], report_attempts: int = 4) -> None:
+                 show: Callable[[str, dict[str, Any]], None], report_attempts: int = 4,
+                 queue_wait_seconds: float = 30.0) -> None:
+        self.queue_wait_seconds = queue_wait_seconds
         self.amqp_url, self.org_id, self.routing_url, self.token = amqp_url, org_id, routing_url, token
         self.show = show
         self.report_attempts = report_attempts
@@ -78,23 +81,47 @@ class ReferenceRecipient:
         return handled
 
     async def _start_consuming(self, on_message: Callable[[AbstractIncomingMessage], Any]) -> tuple[Any, Any, str]:
-        """Connect, declare the queue and start the consumer. Until this has succeeded nothing is robust yet,
-        so a broker that is away (or goes away half-way) is waited for with backoff, as the services do."""
-        async for attempt in AsyncRetrying(wait=wait_exponential(0.5, max=10), reraise=True,
-                                           retry=retry_if_exception_type((OSError, aio_pika.exceptions.AMQPError))):
-            with attempt:
-                connection = await aio_pika.connect_robust(self.amqp_url)
-                try:
-                    channel = await connection.channel()
-                    await channel.set_qos(prefetch_count=10)
-                    await declare_topology(channel)
-                    queue = await declare_quorum_queue(channel, f"kansrijk.deliveries.{self.org_id}",
-                                                       exchange=DELIVERIES_EXCHANGE, routing_keys=[self.org_id])
-                    tag = await queue.consume(on_message)
-                except BaseException:
-                    await connection.close()
-                    raise
+        """Connect, find the queue and start the consumer. Until this has succeeded nothing is robust yet, so a
+        broker that is away (or goes away half-way) is waited for with backoff, as the services do; a refused
+        login or vhost is not (waiting will not fix it): `BrokerRefused` says what to do."""
+
+        def transient(exc: BaseException) -> bool:
+            return isinstance(exc, OSError | aio_pika.exceptions.AMQPError) and not isinstance(exc, QueueMissing) \
+                and not explain_broker_error(exc, self.amqp_url).configuration
+
+        try:
+            async for attempt in AsyncRetrying(wait=wait_exponential(0.5, max=10), reraise=True,
+                                               retry=retry_if_exception(transient)):
+                with attempt:
+                    connection = await aio_pika.connect_robust(self.amqp_url)
+                    try:
+                        queue = await self._existing_queue(connection)
+                        tag = await queue.consume(on_message)
+                    except BaseException:
+                        await connection.close()
+                        raise
+        except (OSError, aio_pika.exceptions.AMQPError) as exc:
+            if isinstance(exc, QueueMissing):
+                raise
+            raise BrokerRefused(explain_broker_error(exc, self.amqp_url)) from exc
         return connection, queue, tag
+
+    async def _existing_queue(self, connection: Any) -> Any:
+        """The organisation's queue, declared passively: the platform declares it when the organisation is
+        registered; a recipient never creates queues or exchanges (in a vhost where no platform runs, it
+        would create an orphan nobody delivers to). A queue that is not there yet is waited for a while
+        (the routing worker declares it within one round after a registration the broker missed)."""
+        name = organisation_queue(self.org_id)
+        deadline = asyncio.get_running_loop().time() + self.queue_wait_seconds
+        while True:
+            channel = await connection.channel()
+            await channel.set_qos(prefetch_count=10)
+            try:
+                return await channel.declare_queue(name, passive=True)
+            except aio_pika.exceptions.ChannelNotFoundEntity:
+                if asyncio.get_running_loop().time() >= deadline:
+                    raise QueueMissing(name) from None
+                await asyncio.sleep(1.0)
 
     async def handle(self, message: AbstractIncomingMessage, http: httpx.AsyncClient) -> None:
         message_id = message.message_id or ""
@@ -136,6 +163,22 @@ class ReferenceRecipient:
             self.show("status_failed", {"delivery_id": delivery_id, "status": response.status_code})
         else:
             self.show("reported", {"delivery_id": delivery_id, "status": "received"})
+
+
+class QueueMissing(aio_pika.exceptions.AMQPError):
+    """The organisation's queue does not exist on this vhost: the platform has not registered it here."""
+
+    def __init__(self, queue: str) -> None:
+        super().__init__(queue)
+        self.queue = queue
+
+
+class BrokerRefused(Exception):
+    """RabbitMQ refused the login or the vhost: a configuration error, said with its fix."""
+
+    def __init__(self, problem: BrokerProblem) -> None:
+        super().__init__(problem.cause)
+        self.problem = problem
 
 
 class _TryAgain(Exception):

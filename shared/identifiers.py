@@ -74,9 +74,11 @@ def validate_pc4(value: str) -> str:
 
 
 def validate_gemeente_code(value: str) -> str:
-    if not isinstance(value, str) or not _GEMEENTE_FORMAT.fullmatch(value):
+    """`gm0599` -> `GM0599` (normalised like a postcode); ValueError for anything that is not a CBS code."""
+    normalised = value.strip().upper() if isinstance(value, str) else value
+    if not isinstance(normalised, str) or not _GEMEENTE_FORMAT.fullmatch(normalised):
         raise ValueError("not a valid CBS gemeente code: GM followed by 4 digits, e.g. GM0363")
-    return value
+    return normalised
 
 
 # The patterns are documented in the OpenAPI (what a client or a fuzzer generates from) and enforced by the
@@ -87,8 +89,9 @@ Bsn = Annotated[str, AfterValidator(validate_bsn), Field(
 Postcode = Annotated[str, BeforeValidator(normalise_postcode), Field(
     examples=["1011AB"], description="Dutch postcode: 4 digits (first not 0) and 2 letters, not SA, SD or SS; "
     "a space and lower case are accepted and normalised", json_schema_extra={"pattern": _POSTCODE_FORMAT.pattern})]
-GemeenteCode = Annotated[str, AfterValidator(validate_gemeente_code), Field(
-    examples=["GM0363"], description="CBS gemeente code", json_schema_extra={"pattern": _GEMEENTE_FORMAT.pattern})]
+GemeenteCode = Annotated[str, BeforeValidator(validate_gemeente_code), Field(
+    examples=["GM0363"], description="CBS gemeente code (`gm0363` is read as `GM0363`)",
+    json_schema_extra={"pattern": "^[Gg][Mm][0-9]{4}$"})]
 PostcodeArea = Annotated[str, AfterValidator(validate_pc4), Field(
     examples=["1011"], description="4-digit postcode area (PC4)", json_schema_extra={"pattern": _PC4_FORMAT.pattern})]
 

@@ -18,17 +18,15 @@ from shared.contracts.events import CONSENT_WITHDRAWN
 from shared.contracts.melding import MELDING_ACCEPTED
 from shared.messaging.broker import Broker
 from shared.messaging.consumer import IdempotentConsumer
-from shared.messaging.topology import DEAD_LETTER_QUEUE, DELIVERIES_EXCHANGE, EVENTS_EXCHANGE, declare_quorum_queue
+from shared.messaging.topology import (
+    DEAD_LETTER_QUEUE, DELIVERIES_EXCHANGE, EVENTS_EXCHANGE, declare_quorum_queue, organisation_queue,
+)
 from shared.retention import Retention
 from shared.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
 QUEUE = "kansrijk.routing.events"  # declared with its bindings in shared.messaging.topology
 WITHDRAWALS_QUEUE = "kansrijk.routing.withdrawals"
-
-
-def organisation_queue(org_id: str) -> str:
-    return f"kansrijk.deliveries.{org_id}"
 
 
 async def declare_organisation_queue(broker: Broker, org_id: str) -> bool:

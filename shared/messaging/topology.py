@@ -26,6 +26,11 @@ EVENT_QUEUES: dict[str, list[str]] = {
 RETIRED_BINDINGS: dict[str, list[str]] = {"kansrijk.routing.events": ["consent.withdrawn"]}
 
 
+def organisation_queue(org_id: str) -> str:
+    """The quorum queue a recipient organisation's deliveries wait on (CONTRACT.md, the recipient's queue)."""
+    return f"{DELIVERIES_EXCHANGE}.{org_id}"
+
+
 def quorum_queue_arguments() -> dict[str, Any]:
     """Quorum queue with a delivery limit and at-least-once dead-lettering (nothing dropped on the way)."""
     return {

@@ -100,7 +100,7 @@ async def _the_readme_flow(env: dict[str, str], ports: dict[str, int], consent_i
         minted = await run_cli("token", "--org-id", org_id, "--org-type", org_type, "--scope", scope, env=env)
         return {"Authorization": f"Bearer {minted.stdout.strip()}"}
 
-    jgz = f"up-{uuid.uuid4().hex[:8]}"
+    jgz = str(uuid.uuid4().int)[:8]  # a URA
     admin = await token("ops", "operator", "routing:admin")
     ehr = await token("12345678", "verloskundige", "melding:write melding:read")
     async with httpx.AsyncClient(timeout=15) as client:
@@ -215,8 +215,40 @@ async def test_directory_load_reads_the_cbs_files_and_a_newer_edition_keeps_hist
 
     broken = tmp_path / "broken.csv"
     broken.write_text("code,name,province\nXX01,Nowhere,None\n")
-    bad = await run_cli("directory", "load", "--gemeenten", str(broken), "--postcodes", str(newer_pc4), env=env)
+    bad = await run_cli("directory", "load", "--gemeenten", str(broken), "--postcodes", str(newer_pc4),
+                        "--edition", "2027", env=env)
     assert bad.returncode == 1 and "line 2" in bad.stderr
+
+
+async def test_directory_load_labels_an_edition_by_cbs_never_by_the_files_date(
+    environment: RunEnvironment, tmp_path: Path
+) -> None:
+    import shutil
+
+    from services.routing.adapters.orm import directory_loads
+    from shared.db import Database
+    from sqlalchemy import select
+
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'routing.db'}"
+    env = cli_env(environment, KANSRIJK_ROUTING_DATABASE_URL=database_url)
+    kit = await run_cli("directory", "load", "--gemeenten", str(SHARED_DATA / "gemeenten.csv"),
+                        "--postcodes", str(SHARED_DATA / "pc4_gemeente.csv"), env=env)  # SOURCES.md beside it
+    assert kit.returncode == 0, kit.stderr
+    named = tmp_path / "gemeenten_2024.csv"
+    shutil.copy(SHARED_DATA / "gemeenten.csv", named)
+    by_name = await run_cli("directory", "load", "--gemeenten", str(named),
+                            "--postcodes", str(SHARED_DATA / "pc4_gemeente.csv"), env=env)
+    assert by_name.returncode == 0, by_name.stderr
+    unnamed = tmp_path / "gemeenten.csv"
+    shutil.copy(SHARED_DATA / "gemeenten.csv", unnamed)
+    unknown = await run_cli("directory", "load", "--gemeenten", str(unnamed),
+                            "--postcodes", str(SHARED_DATA / "pc4_gemeente.csv"), env=env)
+    assert unknown.returncode == 2 and "--edition" in unknown.stderr
+    database = Database(database_url)
+    async with database.unit_of_work() as uow:
+        loads = (await uow.session.execute(select(directory_loads.c.edition))).scalars().all()
+    await database.dispose()
+    assert loads == ["Wijk- en Buurtkaart 2025", "2024"]
 
 
 async def test_kansrijk_demo_refuses_a_vhost_where_another_system_runs(
@@ -324,3 +356,84 @@ async def test_kansrijk_purge_dry_run_counts_and_removes_nothing(
     assert done.returncode == 0 and "consent removed" in done.stderr and "1 outbox" in done.stderr, done.stderr
     async with consent_db.unit_of_work() as uow:
         assert (await uow.session.execute(select(func.count()).select_from(outbox))).scalar() == 0
+
+
+# --- errors that say what to do -------------------------------------------------------------------------
+
+
+async def _registered_jgz(stack: dict[str, str], environment: RunEnvironment) -> str:
+    from tests.support import Tokens
+
+    jgz = str(uuid.uuid4().int)[:8]
+    admin = Tokens(environment.dev_key).bearer(org_id="ops", org_type="operator", scopes="routing:admin")
+    async with httpx.AsyncClient(base_url=stack["routing"]) as client:
+        await client.put("/v1/gemeenten/GM0363", headers=admin, json={"name": "Amsterdam"})
+        made = await client.put(f"/v1/organisations/{jgz}", headers=admin, json={"name": "GGD Amsterdam JGZ",
+                                                                                  "type": "jgz"})
+        assert made.status_code == 201, made.text
+    return jgz
+
+
+async def test_consume_says_where_it_reads_and_refuses_an_organisation_the_directory_does_not_know(
+    environment: RunEnvironment, stack: dict[str, str]
+) -> None:
+    import aio_pika
+
+    jgz = await _registered_jgz(stack, environment)
+    env = cli_env(environment)
+    reading = await run_cli("consume", "--org-id", jgz, "--routing-url", stack["routing"], "--idle-timeout", "1",
+                            env=env)
+    assert reading.returncode == 0, reading.stderr
+    assert f"reading queue kansrijk.deliveries.{jgz} (GGD Amsterdam JGZ, jgz)" in reading.stderr
+    assert f"vhost {environment.vhost}" in reading.stderr and "waiting for messages" in reading.stderr
+
+    stranger = str(uuid.uuid4().int)[:8]
+    refused = await run_cli("consume", "--org-id", stranger, "--routing-url", stack["routing"], "--idle-timeout", "1",
+                            env=env)
+    assert refused.returncode == 1 and "not in the routing directory" in refused.stderr
+    connection = await aio_pika.connect_robust(environment.amqp_url)
+    try:  # no orphan queue was made for it
+        channel = await connection.channel()
+        try:
+            await channel.declare_queue(f"kansrijk.deliveries.{stranger}", passive=True)
+            raise AssertionError("consume created a queue for an organisation the platform does not know")
+        except aio_pika.exceptions.ChannelNotFoundEntity:
+            pass
+    finally:
+        await connection.close()
+    nowhere = await run_cli("consume", "--org-id", jgz, "--routing-url", f"http://127.0.0.1:{_free_port()}", env=env)
+    assert nowhere.returncode == 1 and "--routing-url" in nowhere.stderr
+
+
+async def test_a_refused_vhost_or_login_is_named_with_its_fix_not_retried_in_silence(
+    environment: RunEnvironment, stack: dict[str, str]
+) -> None:
+    jgz = await _registered_jgz(stack, environment)
+    base = environment.amqp_url.rsplit("/", 1)[0]
+    no_vhost = await run_cli("consume", "--org-id", jgz, "--routing-url", stack["routing"], "--idle-timeout", "1",
+                             env=cli_env(environment, KANSRIJK_AMQP_URL=f"{base}/no-such-vhost-{uuid.uuid4().hex[:6]}"))
+    assert no_vhost.returncode == 1
+    assert "refused to open vhost" in no_vhost.stderr and "rabbitmqctl add_vhost" in no_vhost.stderr
+    bad_login = await run_cli("consume", "--org-id", jgz, "--routing-url", stack["routing"], "--idle-timeout", "1",
+                              env=cli_env(environment, KANSRIJK_AMQP_URL=base.replace("guest:guest", "guest:wrong")
+                                          + "/" + environment.amqp_url.rsplit("/", 1)[1]))
+    assert bad_login.returncode == 1 and "refused the login" in bad_login.stderr
+    assert "wrong" not in bad_login.stderr  # the password is never repeated
+
+
+async def test_a_taken_port_and_an_unusable_database_are_named_with_the_variable_to_change(
+    environment: RunEnvironment, tmp_path: Path
+) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        busy = await run_cli("serve", "consent", "--port", str(port), "--no-migrate", env=cli_env(environment))
+    assert busy.returncode == 1 and f"port {port}" in busy.stderr and "KANSRIJK_CONSENT_PORT" in busy.stderr
+    unusable = await run_cli("serve", "consent", "--port", str(_free_port()), env=cli_env(
+        environment, KANSRIJK_CONSENT_DATABASE_URL="postgresql+asyncpg://postgres:s3cret@127.0.0.1:5432/kansrijk_absent"))
+    assert unusable.returncode == 1, unusable.stderr
+    assert "KANSRIJK_CONSENT_DATABASE_URL" in unusable.stderr and "kansrijk_absent" in unusable.stderr
+    assert "s3cret" not in unusable.stderr

@@ -152,3 +152,26 @@ async def test_cbs_reference_data_routes_a_straddling_postcode_to_the_largest_sh
     straddling = (await system["routing"].get("/v1/route", headers=headers, params={"postcode": "1261AA"})).json()
     assert straddling["gemeente"]["code"] == "GM0376"
     assert "straddles a gemeente border" in straddling["note"] and "99.98%" in straddling["note"]
+
+
+async def test_gemeente_codes_are_normalised_and_organisations_are_known_by_ura_or_a_wijkteam_name(
+    system: Clients, tokens: Tokens
+) -> None:
+    routing, headers = system["routing"], admin(tokens)
+    created = await routing.put("/v1/gemeenten/gm0599", headers=headers,
+                                json={"name": "Rotterdam", "postcode_ranges": [{"from": "3011", "to": "3089"}]})
+    assert created.status_code == 201 and created.json()["code"] == "GM0599"
+    assert (await routing.get("/v1/gemeenten/GM0599", headers=headers)).json()["name"] == "Rotterdam"
+    ura = new_org_id()
+    jgz = await routing.put(f"/v1/organisations/{ura}", headers=headers,
+                            json={"name": "CJG Rijnmond", "type": "jgz", "gemeenten": [" gm0599"]})
+    assert jgz.status_code == 201 and jgz.json()["gemeenten"] == ["GM0599"]
+    wijkteam = await routing.put("/v1/organisations/wijkteam-rotterdam-zuid", headers=headers,
+                                 json={"name": "Wijkteam Rotterdam-Zuid", "type": "wijkteam", "gemeenten": ["GM0599"]})
+    assert wijkteam.status_code == 201, wijkteam.text
+    for org_id, org_type in (("wijkteam-zuid", "jgz"), ("1234567", "jgz"), ("ggd-rotterdam", "jgz"),
+                             ("Wijkteam-Zuid", "wijkteam"), ("buurtteam-zuid", "wijkteam")):
+        refused = await routing.put(f"/v1/organisations/{org_id}", headers=headers,
+                                    json={"name": "x", "type": org_type, "gemeenten": []})
+        assert refused.status_code == 422, (org_id, refused.text)
+        assert refused.json()["errors"][0]["field"] == "org_id"

@@ -174,7 +174,8 @@ async def test_a_withdrawn_meldings_personal_data_goes_at_once(
     # The first read that shows it withdrawn shows it without personal data: no purge has run.
     assert view["patient"] is None and view["note"] is None and view["contact"] is None and view["purged_at"]
     assert view["risk_domains"] and view["pregnancy"]["expected_due_date"]
-    assert [h["event"] for h in view["history"]][-2:] == ["withdrawn", "purged"]
+    events = [h["event"] for h in view["history"]]  # (a retraction may be reported after them)
+    assert events[events.index("withdrawn") + 1] == "purged"
     database = environment.database(stack_databases["melding"])
     try:  # nothing is left for the scheduled purge
         assert await melding_retention.purge(database, SERVICES["melding"].settings(), dry_run=True) == {

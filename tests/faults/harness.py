@@ -45,8 +45,13 @@ WITHDRAW_SHARE = 0.03  # patients that withdraw consent right after their meldin
 # The directory every scenario uses: three gemeenten, a JGZ organisation for each, two wijkteams.
 GEMEENTEN = {"GM0363": ("Amsterdam", 1011, 1109), "GM0599": ("Rotterdam", 3011, 3089),
              "GM0344": ("Utrecht", 3511, 3585)}
-RECIPIENTS = {"jgz": {"GM0363": "jgz-ams", "GM0599": "jgz-rdam", "GM0344": "jgz-utr"},
-              "wijkteam": {"GM0363": "wt-ams", "GM0599": "wt-zuid", "GM0344": "wt-zuid"}}
+RECIPIENTS = {"jgz": {"GM0363": "1", "GM0599": "2", "GM0344": "3"},
+              "wijkteam": {"GM0363": "ams", "GM0599": "zuid", "GM0344": "zuid"}}
+
+
+def recipient_id(org_type: str, short: str, tag: str) -> str:
+    """A JGZ's URA (8 digits, unique to this run's tag), or a wijkteam's id of the form the README documents."""
+    return f"9{int(tag, 16) % 10**6:06d}{short}" if org_type == "jgz" else f"wijkteam-{short}-{tag}"
 LETTERS = "ABCEGHJKLMNPRTVWXZ"  # never SA, SD or SS, which no postcode has
 EHRS = SENDER_TYPES[:4]  # huisarts, verloskundige, gynaecoloog, volwassenen-ggz: one EHR each
 
@@ -186,7 +191,8 @@ class FaultRun:
         self.vhost = f"{environment.vhost}-fault-{self.tag}"
         self.database_urls: dict[str, str] = {}
         self.processes: dict[str, list[ServiceProcess]] = defaultdict(list)
-        self.org_ids = {t: {g: f"{o}-{self.tag}" for g, o in by_gemeente.items()} for t, by_gemeente in RECIPIENTS.items()}
+        self.org_ids = {t: {g: recipient_id(t, o, self.tag) for g, o in by_gemeente.items()}
+                        for t, by_gemeente in RECIPIENTS.items()}
         self.patients: list[Patient] = []
         # Fewer requests in flight than pooled connections: httpcore's pool can stall a queue of waiters.
         self.http = httpx.AsyncClient(timeout=15, limits=httpx.Limits(max_connections=100,
@@ -339,7 +345,7 @@ class FaultRun:
         return {**self._ehr_tokens[patient.ehr], **extra}
 
     def _recipient(self, org_id: str) -> None:
-        org_type = "wijkteam" if org_id.startswith("wt-") else "jgz"
+        org_type = "wijkteam" if org_id.startswith("wijkteam-") else "jgz"
         token = self.tokens.bearer(org_id=org_id, org_type=org_type, scopes="delivery:read delivery:write",
                                    ttl=3600)["Authorization"].split()[1]
 

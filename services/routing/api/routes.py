@@ -20,6 +20,7 @@ from services.routing.api.schemas import (
     OrganisationList,
     OrganisationPut,
     OrganisationRead,
+    RecipientQueueRead,
     RerouteResult,
     RoutePreview,
     StatusReport,
@@ -175,6 +176,16 @@ async def list_deliveries(principal: DeliveryReader, database: DatabaseDep, requ
     items, next_cursor = await handlers.list_deliveries(database, principal=principal, status=status_filter,
                                                         cursor=cursor, limit=limit, request_id=request_id)
     return {"items": items, "next_cursor": next_cursor}
+
+
+@router.get("/v1/deliveries/queue", tags=["deliveries"], response_model=RecipientQueueRead,
+            summary="Your organisation's queue",
+            description="The queue your deliveries wait on (`kansrijk.deliveries.<org_id>`, a quorum queue bound to "
+            "the direct exchange `kansrijk.deliveries` with your `org_id`), and your organisation as the directory "
+            "knows it. 404 while the directory does not know your organisation: a consumer should not start then.",
+            responses=problem_responses("not-found"))
+async def recipient_queue(principal: DeliveryReader, database: DatabaseDep) -> dict[str, Any]:
+    return await handlers.recipient_queue(database, principal=principal)
 
 
 @router.get("/v1/deliveries/{delivery_id}", tags=["deliveries"], response_model=None,

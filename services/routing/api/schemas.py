@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from shared.contracts.base import StrictModel
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, StrictBool
@@ -164,6 +164,22 @@ class DeadLetterRead(BaseModel):
 
 class DeadLetterList(BaseModel):
     items: list[DeadLetterRead]
+
+
+class RecipientQueueRead(BaseModel):
+    """Where a recipient organisation's deliveries wait for it (CONTRACT.md, the recipient's queue)."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{
+        "org_id": "87654321", "name": "GGD Amsterdam JGZ", "type": "jgz", "active": True,
+        "queue": "kansrijk.deliveries.87654321", "exchange": "kansrijk.deliveries", "routing_key": "87654321"}]})
+
+    org_id: str
+    name: str
+    type: str
+    active: bool = Field(description="false once deactivated: nothing new is delivered")
+    queue: str
+    exchange: str
+    routing_key: str
 
 
 class StatusReport(Strict):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -25,6 +26,22 @@ class Pc4Range:
 
     def overlaps(self, other: Pc4Range) -> bool:
         return self.start <= other.end and other.start <= self.end
+
+
+URA_FORMAT = re.compile(r"^[0-9]{8}$")
+WIJKTEAM_ID_FORMAT = re.compile(r"^wijkteam-[a-z0-9]+(-[a-z0-9]+)*$")
+
+
+def check_organisation_id(org_id: str, org_type: str) -> None:
+    """A recipient organisation is known by its URA (8 digits); a wijkteam without one (many are run by the
+    gemeente, not a care provider) by `wijkteam-<name>` in lower-case letters, digits and hyphens."""
+    if URA_FORMAT.fullmatch(org_id):
+        return
+    if org_type == "wijkteam" and WIJKTEAM_ID_FORMAT.fullmatch(org_id) and len(org_id) <= 64:
+        return
+    expected = "its URA (8 digits)" + (", or wijkteam-<name> for a wijkteam without one" if org_type == "wijkteam"
+                                       else "")
+    raise ValidationFailed("org_id", f"a {org_type} organisation is identified by {expected}")
 
 
 @dataclass(frozen=True)

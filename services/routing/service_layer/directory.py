@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import csv
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from services.routing.adapters.repository import DirectoryRepository
-from services.routing.domain.model import Candidate, Pc4Range, choose, merge_ranges
+from services.routing.domain.model import Candidate, Pc4Range, check_organisation_id, choose, merge_ranges
 from shared.clock import now
 from shared.db import Database
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.identifiers import validate_gemeente_code, validate_pc4
+from shared.messaging.topology import organisation_queue
 
 
 @dataclass(frozen=True)
@@ -64,12 +66,13 @@ async def organisation_documents(repository: DirectoryRepository, rows: list[Any
     coverage = await repository.coverage([r.org_id for r in rows])
     return [{"org_id": r.org_id, "name": r.name, "type": r.type, "active": bool(r.active),
              "gemeenten": coverage[r.org_id][0], "postcode_ranges": _ranges_document(coverage[r.org_id][1]),
-             "queue": f"kansrijk.deliveries.{r.org_id}", "created_at": r.created_at, "updated_at": r.updated_at}
+             "queue": organisation_queue(r.org_id), "created_at": r.created_at, "updated_at": r.updated_at}
             for r in rows]
 
 
 async def put_organisation(database: Database, *, org_id: str, name: str, org_type: str, gemeente_codes: list[str],
                            ranges: list[Pc4Range], active: bool) -> Saved:
+    check_organisation_id(org_id, org_type)
     async with database.unit_of_work() as uow:
         repository = DirectoryRepository(uow)
         for index, code in enumerate(gemeente_codes):
@@ -167,6 +170,20 @@ def read_cbs_files(gemeenten_file: Path, postcodes_file: Path) -> tuple[dict[str
             if areas[-1]["gemeente_code"] not in names:
                 raise ValueError(f"{postcodes_file.name} line {line}: gemeente not in {gemeenten_file.name}")
     return names, areas
+
+
+def cbs_edition(gemeenten_file: Path) -> str | None:
+    """The CBS edition a gemeenten file is from: a year in its name (`gemeenten_2025.csv`), else the edition
+    its SOURCES.md names ("Wijk- en Buurtkaart 2025"); None when neither says (the caller must ask).
+    The file's date says when it was copied, not which edition it is."""
+    if match := re.search(r"(?<![0-9])(20[0-9]{2})(?![0-9])", gemeenten_file.stem):
+        return match.group(1)
+    sources = gemeenten_file.with_name("SOURCES.md")
+    if sources.is_file():
+        found = re.search(r"Wijk- en Buurtkaart (20[0-9]{2})", sources.read_text(encoding="utf-8"))
+        if found:
+            return f"Wijk- en Buurtkaart {found.group(1)}"
+    return None
 
 
 async def load_cbs(database: Database, *, gemeenten_file: Path, postcodes_file: Path, edition: str) -> LoadReport:

@@ -32,6 +32,7 @@ from shared.db import Database, UnitOfWork
 from shared.errors import Conflict, NotFound
 from shared.messaging.consumer import IncomingEvent
 from shared.messaging.outbox import stage_again
+from shared.messaging.topology import DELIVERIES_EXCHANGE, organisation_queue
 from shared.observability import Metrics
 from shared.pagination import encode_cursor
 
@@ -164,6 +165,18 @@ async def _own_delivery(uow: UnitOfWork, principal: Principal, delivery_id: str,
                        request_id=request_id, outcome="not-found")
         raise NotFound("no delivery with this id for your organisation")
     return row
+
+
+async def recipient_queue(database: Database, *, principal: Principal) -> dict[str, Any]:
+    """The caller's organisation as the directory knows it, and the queue its deliveries wait on."""
+    async with database.unit_of_work() as uow:
+        organisation = await DirectoryRepository(uow).organisation(principal.org_id)
+    if organisation is None:
+        raise NotFound("your organisation is not in the platform's directory: ask the coalition's functional "
+                       "administrator to register it (PUT /v1/organisations/{org_id})")
+    return {"org_id": organisation.org_id, "name": organisation.name, "type": organisation.type,
+            "active": bool(organisation.active), "queue": organisation_queue(organisation.org_id),
+            "exchange": DELIVERIES_EXCHANGE, "routing_key": organisation.org_id}
 
 
 async def get_delivery(database: Database, *, principal: Principal, delivery_id: str,
