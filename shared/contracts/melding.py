@@ -89,13 +89,15 @@ class Address(Strict):
 class Patient(Strict):
     bsn: Bsn
     name: Name
-    birth_date: Annotated[date, AfterValidator(_in_the_past)]
+    birth_date: Annotated[date, AfterValidator(_in_the_past), Field(
+        description="in the past (today is the date in Europe/Amsterdam)", examples=["1998-03-14"])]
     address: Address
     phone: str | None = Field(None, pattern=PHONE_PATTERN)
 
 
 class Pregnancy(Strict):
-    expected_due_date: Annotated[date, AfterValidator(_plausible_due_date)]
+    expected_due_date: Annotated[date, AfterValidator(_plausible_due_date), Field(
+        description="no more than 30 days past and no more than 300 days ahead", examples=["2027-05-01"])]
 
 
 class Contact(Strict):

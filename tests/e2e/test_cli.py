@@ -437,3 +437,26 @@ async def test_a_taken_port_and_an_unusable_database_are_named_with_the_variable
     assert unusable.returncode == 1, unusable.stderr
     assert "KANSRIJK_CONSENT_DATABASE_URL" in unusable.stderr and "kansrijk_absent" in unusable.stderr
     assert "s3cret" not in unusable.stderr
+
+
+async def test_kansrijk_demo_stops_on_ctrl_c(environment: RunEnvironment) -> None:
+    async with scratch_vhost(environment, "demo-interrupted") as amqp_url:
+        process = subprocess.Popen([sys.executable, "-m", "services.cli", "demo"], cwd=ROOT, text=True,
+                                   env=cli_env(environment, KANSRIJK_AMQP_URL=amqp_url),
+                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        try:
+            line = await asyncio.to_thread(_line_with, process, "Services started")
+            assert line, "the demo did not get as far as starting its services"
+            process.send_signal(signal.SIGINT)  # what Ctrl-C sends
+            code = await asyncio.to_thread(process.wait, 20)
+            assert code == 130 and "demo stopped" in process.stderr.read()  # type: ignore[union-attr]
+        finally:
+            if process.poll() is None:
+                process.kill()
+
+
+def _line_with(process: subprocess.Popen[str], text: str) -> str | None:
+    for line in process.stdout:  # type: ignore[union-attr]
+        if text in line:
+            return line
+    return None

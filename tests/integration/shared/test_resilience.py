@@ -175,3 +175,15 @@ async def test_pooled_connections_postgresql_closed_are_replaced_without_an_erro
         assert pings == ["ping"] and third != second  # the unanswered connection was not handed out
     finally:
         await database.dispose()
+
+
+async def test_a_refused_vhost_is_logged_as_an_error_with_its_fix_at_every_retry(environment: RunEnvironment) -> None:
+    from structlog.testing import capture_logs
+
+    url = environment.amqp_url.rsplit("/", 1)[0] + f"/absent-{uuid.uuid4().hex[:6]}"
+    broker = Broker(url, client_name="test")
+    with capture_logs() as logs, pytest.raises(aio_pika.exceptions.AMQPError):
+        await broker.connect(attempts=3)
+    said = [entry for entry in logs if entry["event"] == "broker_unavailable"]
+    assert len(said) == 2 and all(entry["log_level"] == "error" for entry in said)
+    assert "refused to open vhost" in said[0]["cause"] and "rabbitmqctl add_vhost" in said[0]["fix"]
