@@ -22,8 +22,11 @@ from shared.auth import MAX_TOKEN_LIFETIME_SECONDS, ORG_TYPES, SCOPES, issue_tok
 from shared.crypto import cipher_for
 from shared.settings import ServiceSettings
 
-app = typer.Typer(help="Kansrijke Start meldingen: consent-checked meldingen to JGZ and wijkteams.",
-                  no_args_is_help=True, add_completion=False)
+app = typer.Typer(
+    help="Kansrijke Start meldingen: consent-checked meldingen to JGZ and wijkteams.",
+    no_args_is_help=True,
+    add_completion=False,
+)
 err = Console(stderr=True, soft_wrap=True)  # one line per finding, whatever the width: operators grep it
 
 ServiceName = Annotated[str, typer.Argument(help=f"one of: {', '.join(SERVICES)}")]
@@ -39,15 +42,21 @@ def _migrate_when_reachable(name: str, settings: Any) -> None:
     where = f"{_without_password(settings.database_url)} (KANSRIJK_{name.upper()}_DATABASE_URL)"
 
     def tell(state: Any) -> None:
-        err.print(f"[yellow]…[/] {name}: the database at {where} does not answer yet "
-                  f"({type(state.outcome.exception()).__name__}); retrying in {state.next_action.sleep:.0f}s")
+        err.print(
+            f"[yellow]…[/] {name}: the database at {where} does not answer yet "
+            f"({type(state.outcome.exception()).__name__}); retrying in {state.next_action.sleep:.0f}s"
+        )
 
     try:
-        for attempt in Retrying(retry=retry_if_exception(is_database_unavailable), wait=wait_exponential(0.5, max=10),
-                                before_sleep=tell, reraise=True):
+        for attempt in Retrying(
+            retry=retry_if_exception(is_database_unavailable),
+            wait=wait_exponential(0.5, max=10),
+            before_sleep=tell,
+            reraise=True,
+        ):
             with attempt:
                 migrations.upgrade(name, settings.database_url, cipher=cipher_for(settings))
-    except Exception as exc:  # what waiting cannot fix: a wrong database name, user or password, a bad URL
+    except Exception as exc:  # noqa: BLE001 - what waiting cannot fix: a wrong database name, user or password, a bad URL
         reason = (str(getattr(exc, "orig", None) or exc).splitlines() or [""])[0][:200]
         err.print(f"[red]✗[/] {name}: cannot use the database at {where}: {type(exc).__name__}: {reason}")
         raise typer.Exit(1) from None
@@ -58,11 +67,11 @@ def _without_password(url: str) -> str:
 
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not even a URL: say so without repeating it
+    except Exception:  # noqa: BLE001 - not even a URL: say so without repeating it
         return "<not a database URL>"
 
 
-def _entry(name: str):  # noqa: ANN202 - typer callback helper
+def _entry(name: str):
     if name not in SERVICES:
         raise typer.BadParameter(f"unknown service {name!r}; choose from {', '.join(SERVICES)}")
     return SERVICES[name]
@@ -79,11 +88,15 @@ def migrate(
     for name in names:
         settings = SERVICES[name].settings()
         if down:
-            migrations.downgrade(name, settings.database_url, "base" if revision == "head" else revision,
-                                 cipher=cipher_for(settings))
+            migrations.downgrade(
+                name, settings.database_url, "base" if revision == "head" else revision, cipher=cipher_for(settings)
+            )
         else:
             migrations.upgrade(name, settings.database_url, revision, cipher=cipher_for(settings))
-        err.print(f"[green]✓[/] {name}: migrated {'down to' if down else 'to'} {revision if not down or revision != 'head' else 'base'}")
+        err.print(
+            f"[green]✓[/] {name}: migrated {'down to' if down else 'to'} "
+            f"{revision if not down or revision != 'head' else 'base'}"
+        )
 
 
 @app.command()
@@ -92,9 +105,13 @@ def serve(
     port: Annotated[int | None, typer.Option(help="port (default: the service's, or KANSRIJK_<NAME>_PORT)")] = None,
     host: Annotated[str | None, typer.Option(help="interface to listen on (default 127.0.0.1)")] = None,
     migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate", help="apply migrations first")] = True,
-    workers: Annotated[bool, typer.Option("--workers/--no-workers",
-                                          help="also run the relay and consumers (--no-workers: the API alone, "
-                                               "with `kansrijk worker` run apart)")] = True,
+    workers: Annotated[
+        bool,
+        typer.Option(
+            "--workers/--no-workers",
+            help="also run the relay and consumers (--no-workers: the API alone, with `kansrijk worker` run apart)",
+        ),
+    ] = True,
 ) -> None:
     """Run one service — its API, outbox relay and consumers — until SIGTERM or Ctrl-C."""
     import uvicorn
@@ -210,9 +227,11 @@ def _refuse_taken_port(name: str, settings: ServiceSettings) -> None:
         try:
             probe.bind((settings.host, settings.port))
         except OSError:
-            err.print(f"[red]✗[/] {name}: port {settings.port} on {settings.host} is already in use (another "
-                      f"kansrijk up?): stop that process, or choose another port with KANSRIJK_{name.upper()}_PORT "
-                      "(or --port)")
+            err.print(
+                f"[red]✗[/] {name}: port {settings.port} on {settings.host} is already in use (another "
+                f"kansrijk up?): stop that process, or choose another port with KANSRIJK_{name.upper()}_PORT "
+                "(or --port)"
+            )
             raise typer.Exit(1) from None
 
 
@@ -222,8 +241,9 @@ def token(
     org_type: Annotated[str, typer.Option(help=", ".join(sorted(ORG_TYPES)))],
     scope: Annotated[str, typer.Option(help=f"space-separated scopes: {' '.join(SCOPES)}")],
     sub: Annotated[str, typer.Option(help="the acting user or system")] = "dev-user",
-    ttl: Annotated[int, typer.Option(help="lifetime in seconds (at most 12 hours)", min=1,
-                                     max=MAX_TOKEN_LIFETIME_SECONDS)] = 3600,
+    ttl: Annotated[
+        int, typer.Option(help="lifetime in seconds (at most 12 hours)", min=1, max=MAX_TOKEN_LIFETIME_SECONDS)
+    ] = 3600,
 ) -> None:
     """Print a signed development JWT that services running with the development settings accept."""
     if org_type not in ORG_TYPES:
@@ -236,8 +256,18 @@ def token(
         err.print("[red]kansrijk token signs with the development key; production tokens come from the issuer[/]")
         raise typer.Exit(2)
     key = load_or_create_dev_key(settings.dev_key_dir)
-    typer.echo(issue_token(key, issuer=settings.jwt_issuer, audience=settings.jwt_audience, org_id=org_id,
-                           org_type=org_type, scopes=scope, sub=sub, ttl_seconds=ttl))
+    typer.echo(
+        issue_token(
+            key,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            org_id=org_id,
+            org_type=org_type,
+            scopes=scope,
+            sub=sub,
+            ttl_seconds=ttl,
+        )
+    )
 
 
 directory_app = typer.Typer(help="The routing directory: reference data and organisations.", no_args_is_help=True)
@@ -246,11 +276,17 @@ app.add_typer(directory_app, name="directory")
 
 @directory_app.command("load")
 def directory_load(
-    gemeenten: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="CBS gemeenten.csv (code,name,province)")],
-    postcodes: Annotated[Path, typer.Option(exists=True, dir_okay=False,
-                                            help="CBS pc4_gemeente.csv (pc4,gemeente_code,address_count,share)")],
-    edition: Annotated[str | None, typer.Option(
-        help="the CBS edition, e.g. 2025 (default: read from the file name or a SOURCES.md beside it)")] = None,
+    gemeenten: Annotated[
+        Path, typer.Option(exists=True, dir_okay=False, help="CBS gemeenten.csv (code,name,province)")
+    ],
+    postcodes: Annotated[
+        Path,
+        typer.Option(exists=True, dir_okay=False, help="CBS pc4_gemeente.csv (pc4,gemeente_code,address_count,share)"),
+    ],
+    edition: Annotated[
+        str | None,
+        typer.Option(help="the CBS edition, e.g. 2025 (default: read from the file name or a SOURCES.md beside it)"),
+    ] = None,
 ) -> None:
     """Load (or update to) an edition of the CBS gemeenten and postcode areas. Bron: CBS (CC BY 4.0)."""
     import asyncio
@@ -262,8 +298,10 @@ def directory_load(
     migrations.upgrade("routing", settings.database_url, cipher=cipher_for(settings))
     label = edition or cbs_edition(gemeenten)
     if label is None:
-        err.print(f"[red]✗[/] which CBS edition is {gemeenten.name}? Neither its name nor a SOURCES.md beside it says: "
-                  "give --edition (e.g. --edition 2025)")
+        err.print(
+            f"[red]✗[/] which CBS edition is {gemeenten.name}? Neither its name nor a SOURCES.md beside it says: "
+            "give --edition (e.g. --edition 2025)"
+        )
         raise typer.Exit(2)
 
     async def load() -> None:
@@ -272,8 +310,10 @@ def directory_load(
             report = await load_cbs(database, gemeenten_file=gemeenten, postcodes_file=postcodes, edition=label)
         finally:
             await database.dispose()
-        err.print(f"[green]✓[/] {report.gemeenten} gemeenten, {report.postcode_areas} postcode areas "
-                  f"({report.straddling} straddle a border: routed to the largest share), {report.ended} ended")
+        err.print(
+            f"[green]✓[/] {report.gemeenten} gemeenten, {report.postcode_areas} postcode areas "
+            f"({report.straddling} straddle a border: routed to the largest share), {report.ended} ended"
+        )
 
     try:
         asyncio.run(load())
@@ -286,9 +326,16 @@ def directory_load(
 def consume(
     org_id: Annotated[str, typer.Option(help="the recipient organisation whose queue to read")],
     org_type: Annotated[str, typer.Option(help="jgz or wijkteam (for the development token)")] = "jgz",
-    token: Annotated[str | None, typer.Option(envvar="KANSRIJK_TOKEN", help="bearer token (default: a dev token)")] = None,
-    routing_url: Annotated[str | None, typer.Option(
-        envvar="KANSRIJK_ROUTING_URL", help="the routing service (default: http://127.0.0.1:<KANSRIJK_ROUTING_PORT>)")] = None,
+    token: Annotated[
+        str | None, typer.Option(envvar="KANSRIJK_TOKEN", help="bearer token (default: a dev token)")
+    ] = None,
+    routing_url: Annotated[
+        str | None,
+        typer.Option(
+            envvar="KANSRIJK_ROUTING_URL",
+            help="the routing service (default: http://127.0.0.1:<KANSRIJK_ROUTING_PORT>)",
+        ),
+    ] = None,
     count: Annotated[int | None, typer.Option(help="stop after this many messages")] = None,
     idle_timeout: Annotated[float | None, typer.Option(help="stop after this many seconds without a message")] = None,
     full: Annotated[bool, typer.Option("--full", help="print each melding in full, personal data included")] = False,
@@ -299,17 +346,25 @@ def consume(
     from services.reference_recipient import BrokerRefused, QueueMissing, ReferenceRecipient
 
     settings = SERVICES["routing"].settings()
-    token = token or _dev_token(settings, org_id=org_id, org_type=org_type, scopes="delivery:read delivery:write",
-                                sub="kansrijk-consume")
+    token = token or _dev_token(
+        settings, org_id=org_id, org_type=org_type, scopes="delivery:read delivery:write", sub="kansrijk-consume"
+    )
     base_url = routing_url or f"http://127.0.0.1:{settings.port}"
     known = _recipient_queue(base_url, token, org_id)
     out = Console(soft_wrap=True)  # ids whole on one line, also when the output is a file or a pipe
-    recipient = ReferenceRecipient(amqp_url=settings.amqp_url, org_id=org_id, routing_url=base_url, token=token,
-                                   show=partial(_show_message, out, full=full))
+    recipient = ReferenceRecipient(
+        amqp_url=settings.amqp_url,
+        org_id=org_id,
+        routing_url=base_url,
+        token=token,
+        show=partial(_show_message, out, full=full),
+    )
     broker = URL(settings.amqp_url)
-    err.print(f"reading queue {known['queue']} ({known['name']}, {known['type']}) on RabbitMQ "
-              f"{broker.host}:{broker.port or 5672}, vhost {broker.path[1:] or '/'}; waiting for messages "
-              "(Ctrl-C stops)")
+    err.print(
+        f"reading queue {known['queue']} ({known['name']}, {known['type']}) on RabbitMQ "
+        f"{broker.host}:{broker.port or 5672}, vhost {broker.path[1:] or '/'}; waiting for messages "
+        "(Ctrl-C stops)"
+    )
     try:
         handled = asyncio.run(recipient.run(count=count, idle_timeout=idle_timeout))
     except KeyboardInterrupt:
@@ -318,9 +373,11 @@ def consume(
         err.print(f"[red]✗[/] {refused.problem.cause}\n  fix: {refused.problem.fix}")
         raise typer.Exit(1) from None
     except QueueMissing as missing:
-        err.print(f"[red]✗[/] the queue {missing.queue} does not exist on this vhost, though the routing service at "
-                  f"{base_url} knows the organisation: is that routing service using this RabbitMQ vhost "
-                  "(KANSRIJK_AMQP_URL)? Every terminal needs the same KANSRIJK_* environment.")
+        err.print(
+            f"[red]✗[/] the queue {missing.queue} does not exist on this vhost, though the routing service at "
+            f"{base_url} knows the organisation: is that routing service using this RabbitMQ vhost "
+            "(KANSRIJK_AMQP_URL)? Every terminal needs the same KANSRIJK_* environment."
+        )
         raise typer.Exit(1) from None
     err.print(f"{handled} message(s) handled")
 
@@ -330,8 +387,15 @@ def _dev_token(settings: ServiceSettings, **claims: str) -> str:
         err.print("[red]give --token (or KANSRIJK_TOKEN): development tokens exist only in development[/]")
         raise typer.Exit(2)
     key = load_or_create_dev_key(settings.dev_key_dir)
-    return issue_token(key, issuer=settings.jwt_issuer, audience=settings.jwt_audience, org_id=claims["org_id"],
-                       org_type=claims["org_type"], scopes=claims["scopes"], sub=claims["sub"])
+    return issue_token(
+        key,
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        org_id=claims["org_id"],
+        org_type=claims["org_type"],
+        scopes=claims["scopes"],
+        sub=claims["sub"],
+    )
 
 
 def _recipient_queue(base_url: str, token: str, org_id: str) -> dict[str, Any]:
@@ -340,15 +404,20 @@ def _recipient_queue(base_url: str, token: str, org_id: str) -> dict[str, Any]:
     import httpx
 
     try:
-        response = httpx.get(f"{base_url}/v1/deliveries/queue", headers={"Authorization": f"Bearer {token}"},
-                             timeout=10)
+        response = httpx.get(
+            f"{base_url}/v1/deliveries/queue", headers={"Authorization": f"Bearer {token}"}, timeout=10
+        )
     except httpx.HTTPError as exc:
-        err.print(f"[red]✗[/] the routing service at {base_url} does not answer ({type(exc).__name__}): start it "
-                  "(kansrijk up), or give --routing-url / KANSRIJK_ROUTING_PORT")
+        err.print(
+            f"[red]✗[/] the routing service at {base_url} does not answer ({type(exc).__name__}): start it "
+            "(kansrijk up), or give --routing-url / KANSRIJK_ROUTING_PORT"
+        )
         raise typer.Exit(1) from None
     if response.status_code == 404:
-        err.print(f"[red]✗[/] organisation {org_id} is not in the routing directory at {base_url}: register it "
-                  f"first (PUT /v1/organisations/{org_id}, scope routing:admin)")
+        err.print(
+            f"[red]✗[/] organisation {org_id} is not in the routing directory at {base_url}: register it "
+            f"first (PUT /v1/organisations/{org_id}, scope routing:admin)"
+        )
         raise typer.Exit(1)
     if response.status_code != 200:
         detail = response.json().get("detail", "") if response.headers.get("content-type", "").endswith("json") else ""
@@ -359,9 +428,11 @@ def _recipient_queue(base_url: str, token: str, org_id: str) -> dict[str, Any]:
 
 def _show_message(out: Console, kind: str, body: dict[str, Any], *, full: bool) -> None:
     if kind == "delivered":
-        out.print(f"[green]melding.delivered[/] delivery {body['delivery_id']} melding {body['melding_id']} "
-                  f"gemeente {(body.get('gemeente') or {}).get('code')} risk {','.join(body['risk_domains'])} "
-                  f"urgency {body['urgency']}")
+        out.print(
+            f"[green]melding.delivered[/] delivery {body['delivery_id']} melding {body['melding_id']} "
+            f"gemeente {(body.get('gemeente') or {}).get('code')} risk {','.join(body['risk_domains'])} "
+            f"urgency {body['urgency']}"
+        )
         if full:
             out.print_json(json.dumps(body))
     elif kind == "retracted":
@@ -456,9 +527,13 @@ def bench(
     json_file: Annotated[Path | None, typer.Option("--json", help="also write every figure to this JSON file")] = None,
     duration: Annotated[float, typer.Option(help="seconds per measured phase", min=1)] = 10.0,
     rate: Annotated[float, typer.Option(help="meldingen per second of the end-to-end latency phase", min=0.5)] = 10.0,
-    postgres_url: Annotated[str, typer.Option(envvar="KANSRIJK_BENCH_POSTGRES_URL",
-                                              help="PostgreSQL server (the benchmark creates and drops its own "
-                                                   "databases there)")] = "postgresql://postgres@127.0.0.1:5432/postgres",
+    postgres_url: Annotated[
+        str,
+        typer.Option(
+            envvar="KANSRIJK_BENCH_POSTGRES_URL",
+            help="PostgreSQL server (the benchmark creates and drops its own databases there)",
+        ),
+    ] = "postgresql://postgres@127.0.0.1:5432/postgres",
     keep: Annotated[Path | None, typer.Option(help="keep the services' logs and data in this folder")] = None,
     check: Annotated[bool, typer.Option("--check", help="exit 1 if a target is missed")] = False,
 ) -> None:
@@ -470,8 +545,9 @@ def bench(
 
     from services.bench import BenchOptions, BenchUnavailable, run_bench, table_rows, timestamp, write_json
 
-    options = BenchOptions(duration=duration, rate=rate, postgres_url=postgres_url,
-                           amqp_url=ServiceSettings().amqp_url, work_dir=keep)
+    options = BenchOptions(
+        duration=duration, rate=rate, postgres_url=postgres_url, amqp_url=ServiceSettings().amqp_url, work_dir=keep
+    )
     try:
         result = asyncio.run(run_bench(options, progress=lambda line: err.print(f"[dim]…[/] {line}")))
     except BenchUnavailable as exc:

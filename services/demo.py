@@ -53,7 +53,8 @@ async def _refuse_if_shared(amqp_url: str) -> None:
             if queue.declaration_result.consumer_count:
                 raise DemoRefused(
                     f"another Kansrijk system is consuming on this RabbitMQ vhost ({queue_name}); stop it "
-                    "(kansrijk up) or point KANSRIJK_AMQP_URL at another vhost for the demo")
+                    "(kansrijk up) or point KANSRIJK_AMQP_URL at another vhost for the demo"
+                )
     finally:
         await connection.close()
 
@@ -68,7 +69,9 @@ async def run_demo(console: Console) -> None:
     common: dict[str, Any] = {"data_dir": base.data_dir, "log_level": "WARNING", "outbox_poll_seconds": 0.2}
     settings = {
         name: SERVICES[name].settings(
-            **common, port=ports[name], database_url=f"sqlite+aiosqlite:///{demo_dir / (name + '.db')}",
+            **common,
+            port=ports[name],
+            database_url=f"sqlite+aiosqlite:///{demo_dir / (name + '.db')}",
             **({"consent_url": consent_url} if name != "consent" else {}),
         )
         for name in SERVICES
@@ -76,8 +79,15 @@ async def run_demo(console: Console) -> None:
     key = load_or_create_dev_key(base.dev_key_dir)
 
     def token(org_id: str, org_type: str, scopes: str) -> dict[str, str]:
-        jwt = issue_token(key, issuer=base.jwt_issuer, audience=base.jwt_audience, org_id=org_id, org_type=org_type,
-                          scopes=scopes, sub="demo")
+        jwt = issue_token(
+            key,
+            issuer=base.jwt_issuer,
+            audience=base.jwt_audience,
+            org_id=org_id,
+            org_type=org_type,
+            scopes=scopes,
+            sub="demo",
+        )
         return {"Authorization": f"Bearer {jwt}"}
 
     suffix = uuid.uuid4().hex[:6]
@@ -95,44 +105,91 @@ async def run_demo(console: Console) -> None:
         say("Services started", ", ".join(f"{n} {u}" for n, u in urls.items()))
         directory_db = Database(settings["routing"].database_url, cipher=cipher_for(settings["routing"]))
         try:
-            report = await load_cbs(directory_db, gemeenten_file=SAMPLE / "gemeenten.csv",
-                                    postcodes_file=SAMPLE / "pc4_gemeente.csv", edition="sample")
+            report = await load_cbs(
+                directory_db,
+                gemeenten_file=SAMPLE / "gemeenten.csv",
+                postcodes_file=SAMPLE / "pc4_gemeente.csv",
+                edition="sample",
+            )
         finally:
             await directory_db.dispose()
         say("Directory loaded (Bron: CBS)", f"{report.gemeenten} gemeenten, {report.postcode_areas} postcode areas")
         admin = token("platform", "operator", "routing:admin")
         async with httpx.AsyncClient(timeout=15) as http:
             routing, consent, melding = urls["routing"], urls["consent"], urls["melding"]
-            await _ok(http.put(f"{routing}/v1/organisations/{jgz_id}", headers=admin, json={
-                "name": "GGD Amsterdam JGZ (demo)", "type": "jgz", "gemeenten": ["GM0363"]}))
-            await _ok(http.put(f"{routing}/v1/organisations/{wijkteam_id}", headers=admin, json={
-                "name": "Buurtteam Centrum (demo)", "type": "wijkteam", "postcode_ranges": [{"from": "1011", "to": "1018"}]}))
+            await _ok(
+                http.put(
+                    f"{routing}/v1/organisations/{jgz_id}",
+                    headers=admin,
+                    json={"name": "GGD Amsterdam JGZ (demo)", "type": "jgz", "gemeenten": ["GM0363"]},
+                )
+            )
+            await _ok(
+                http.put(
+                    f"{routing}/v1/organisations/{wijkteam_id}",
+                    headers=admin,
+                    json={
+                        "name": "Buurtteam Centrum (demo)",
+                        "type": "wijkteam",
+                        "postcode_ranges": [{"from": "1011", "to": "1018"}],
+                    },
+                )
+            )
             say("Recipients registered", f"JGZ for all of Amsterdam ({jgz_id}); wijkteam for 1011-1018 ({wijkteam_id})")
             route = (await _ok(http.get(f"{routing}/v1/route", headers=admin, params={"postcode": "1011AB"}))).json()
-            say("Route for 1011AB", f"gemeente {route['gemeente']['name']}: jgz → {route['recipients']['jgz']['name']}, "
-                                    f"wijkteam → {route['recipients']['wijkteam']['name']}")
+            say(
+                "Route for 1011AB",
+                f"gemeente {route['gemeente']['name']}: jgz → {route['recipients']['jgz']['name']}, "
+                f"wijkteam → {route['recipients']['wijkteam']['name']}",
+            )
 
             ehr = token(SENDER_ORG, "verloskundige", "consent:write consent:read melding:write melding:read")
-            recorded = (await _ok(http.post(f"{consent}/v1/consents", headers=ehr, json={
-                "patient": {"bsn": "999999990"}, "recipient_types": ["jgz", "wijkteam"], "method": "verbal",
-                "given_at": today_nl().isoformat()}))).json()
-            say("Consent recorded by the verloskundige", f"consent {recorded['id']}, valid until {recorded['valid_until']}")
-            sent = (await _ok(http.post(f"{melding}/v1/meldingen", headers={**ehr, "Idempotency-Key": f"demo-{suffix}"},
-                                        json=_demo_melding(recorded["id"])))).json()
+            recorded = (
+                await _ok(
+                    http.post(
+                        f"{consent}/v1/consents",
+                        headers=ehr,
+                        json={
+                            "patient": {"bsn": "999999990"},
+                            "recipient_types": ["jgz", "wijkteam"],
+                            "method": "verbal",
+                            "given_at": today_nl().isoformat(),
+                        },
+                    )
+                )
+            ).json()
+            say(
+                "Consent recorded by the verloskundige",
+                f"consent {recorded['id']}, valid until {recorded['valid_until']}",
+            )
+            sent = (
+                await _ok(
+                    http.post(
+                        f"{melding}/v1/meldingen",
+                        headers={**ehr, "Idempotency-Key": f"demo-{suffix}"},
+                        json=_demo_melding(recorded["id"]),
+                    )
+                )
+            ).json()
             say("Melding sent", f"melding {sent['id']}: {sent['status']}")
 
             for org_id, org_type in ((jgz_id, "jgz"), (wijkteam_id, "wijkteam")):
                 shown: list[dict[str, Any]] = []
                 recipient = ReferenceRecipient(
-                    amqp_url=base.amqp_url, org_id=org_id, routing_url=routing,
+                    amqp_url=base.amqp_url,
+                    org_id=org_id,
+                    routing_url=routing,
                     token=token(org_id, org_type, "delivery:read delivery:write")["Authorization"].split()[1],
-                    show=lambda kind, body, shown=shown: shown.append({"kind": kind, **body}))
+                    show=lambda kind, body, shown=shown: shown.append({"kind": kind, **body}),
+                )
                 await asyncio.wait_for(recipient.run(count=1), timeout=30)
                 delivered = next(s for s in shown if s["kind"] == "delivered")
-                say(f"On the {org_type}'s queue kansrijk.deliveries.{org_id}",
+                say(
+                    f"On the {org_type}'s queue kansrijk.deliveries.{org_id}",
                     f"delivery {delivered['delivery_id']}: gemeente {delivered['gemeente']['name']}, "
                     f"risk domains {', '.join(delivered['risk_domains'])}, urgency {delivered['urgency']} "
-                    "— acked, status 'received' reported")
+                    "— acked, status 'received' reported",
+                )
 
             view = await _wait_for_received(http, f"{melding}/v1/meldingen/{sent['id']}", ehr)
             table = Table("recipient", "type", "status")
@@ -147,19 +204,27 @@ async def run_demo(console: Console) -> None:
 def _demo_melding(consent_id: str) -> dict[str, Any]:
     return {
         "consent_id": consent_id,
-        "patient": {"bsn": "999999990", "name": {"given": "Sanne", "family": "de Vries"}, "birth_date": "1998-03-14",
-                    "address": {"postcode": "1011AB", "house_number": "12", "city": "Amsterdam"}},
+        "patient": {
+            "bsn": "999999990",
+            "name": {"given": "Sanne", "family": "de Vries"},
+            "birth_date": "1998-03-14",
+            "address": {"postcode": "1011AB", "house_number": "12", "city": "Amsterdam"},
+        },
         "pregnancy": {"expected_due_date": (today_nl() + timedelta(days=150)).isoformat()},
-        "risk_domains": ["verslaving", "financien-schulden"], "recipient_types": ["jgz", "wijkteam"],
-        "note": "Demo: cliënte gebruikt methadon; schulden.", "contact": {"name": "M. Jansen, verloskundige"},
+        "risk_domains": ["verslaving", "financien-schulden"],
+        "recipient_types": ["jgz", "wijkteam"],
+        "note": "Demo: cliënte gebruikt methadon; schulden.",
+        "contact": {"name": "M. Jansen, verloskundige"},
     }
 
 
 async def _ok(request: Any) -> httpx.Response:
     response = await request
     if response.status_code >= 400:
-        raise RuntimeError(f"{response.request.method} {response.request.url.path}: {response.status_code} "
-                           f"{response.json().get('detail')}")
+        raise RuntimeError(
+            f"{response.request.method} {response.request.url.path}: {response.status_code} "
+            f"{response.json().get('detail')}"
+        )
     return response
 
 

@@ -25,9 +25,17 @@ from shared.messaging.topology import organisation_queue
 
 
 class ReferenceRecipient:
-    def __init__(self, *, amqp_url: str, org_id: str, routing_url: str, token: str,
-                 show: Callable[[str, dict[str, Any]], None], report_attempts: int = 4,
-                 queue_wait_seconds: float = 30.0) -> None:
+    def __init__(
+        self,
+        *,
+        amqp_url: str,
+        org_id: str,
+        routing_url: str,
+        token: str,
+        show: Callable[[str, dict[str, Any]], None],
+        report_attempts: int = 4,
+        queue_wait_seconds: float = 30.0,
+    ) -> None:
         self.queue_wait_seconds = queue_wait_seconds
         self.amqp_url, self.org_id, self.routing_url, self.token = amqp_url, org_id, routing_url, token
         self.show = show
@@ -37,8 +45,9 @@ class ReferenceRecipient:
         self.retracted: set[str] = set()  # delivery ids; durably, like `seen`
         self.consuming = asyncio.Event()
 
-    async def run(self, *, count: int | None = None, idle_timeout: float | None = None,
-                  stop: asyncio.Event | None = None) -> int:
+    async def run(
+        self, *, count: int | None = None, idle_timeout: float | None = None, stop: asyncio.Event | None = None
+    ) -> int:
         """Consume until `count` messages were handled, `idle_timeout` s pass without one, or `stop` is set.
 
         A callback consumer on a robust connection: after a broker restart or a dropped connection the
@@ -48,8 +57,9 @@ class ReferenceRecipient:
         stop = stop or asyncio.Event()
         taken = handled = 0
         last_message = loop.time()
-        async with httpx.AsyncClient(base_url=self.routing_url, timeout=10,
-                                     headers={"Authorization": f"Bearer {self.token}"}) as http:
+        async with httpx.AsyncClient(
+            base_url=self.routing_url, timeout=10, headers={"Authorization": f"Bearer {self.token}"}
+        ) as http:
 
             async def on_message(message: AbstractIncomingMessage) -> None:
                 nonlocal taken, handled, last_message
@@ -86,12 +96,16 @@ class ReferenceRecipient:
         login or vhost is not (waiting will not fix it): `BrokerRefused` says what to do."""
 
         def transient(exc: BaseException) -> bool:
-            return isinstance(exc, OSError | aio_pika.exceptions.AMQPError) and not isinstance(exc, QueueMissing) \
+            return (
+                isinstance(exc, OSError | aio_pika.exceptions.AMQPError)
+                and not isinstance(exc, QueueMissing)
                 and not explain_broker_error(exc, self.amqp_url).configuration
+            )
 
         try:
-            async for attempt in AsyncRetrying(wait=wait_exponential(0.5, max=10), reraise=True,
-                                               retry=retry_if_exception(transient)):
+            async for attempt in AsyncRetrying(
+                wait=wait_exponential(0.5, max=10), reraise=True, retry=retry_if_exception(transient)
+            ):
                 with attempt:
                     connection = await aio_pika.connect_robust(self.amqp_url)
                     try:
@@ -148,10 +162,12 @@ class ReferenceRecipient:
     async def report_received(self, http: httpx.AsyncClient, delivery_id: str) -> None:
         """Best effort: the melding is kept whatever happens here; a recipient can report again later."""
         try:
-            async for attempt in AsyncRetrying(stop=stop_after_attempt(self.report_attempts),
-                                               wait=wait_exponential(0.2, max=2),
-                                               retry=retry_if_exception_type((httpx.TransportError, _TryAgain)),
-                                               reraise=True):
+            async for attempt in AsyncRetrying(
+                stop=stop_after_attempt(self.report_attempts),
+                wait=wait_exponential(0.2, max=2),
+                retry=retry_if_exception_type((httpx.TransportError, _TryAgain)),
+                reraise=True,
+            ):
                 with attempt:
                     response = await http.post(f"/v1/deliveries/{delivery_id}/status", json={"status": "received"})
                     if response.status_code >= 500:  # 503 while its database restarts: the same report again

@@ -20,7 +20,7 @@ class _Server(uvicorn.Server):
         pass
 
     @contextlib.contextmanager
-    def capture_signals(self):  # noqa: ANN202 - uvicorn >= 0.29 captures signals here
+    def capture_signals(self):
         yield
 
 
@@ -31,8 +31,9 @@ async def run_stack(settings: dict[str, ServiceSettings], *, migrate: bool = Tru
     try:
         for name, service_settings in settings.items():
             if migrate:
-                await asyncio.to_thread(migrations.upgrade, name, service_settings.database_url,
-                                        cipher=cipher_for(service_settings))
+                await asyncio.to_thread(
+                    migrations.upgrade, name, service_settings.database_url, cipher=cipher_for(service_settings)
+                )
             app = SERVICES[name].app_factory()(service_settings)
             server = _Server(server_config(app, service_settings))
             task = asyncio.create_task(server.serve())

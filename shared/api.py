@@ -16,10 +16,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from shared.audit import ACTIONS, AuditQuery, AuditTables, list_records, record_access
 from shared.auth import OPERATOR_TYPES, Principal, require_scope
 from shared.clients.consent import ConsentClient
-from shared.db import Database
-from shared.errors import Forbidden, Unavailable, UnsupportedMediaType
 from shared.clock import Instant
 from shared.contracts.base import has_unstorable_text
+from shared.db import Database
+from shared.errors import Forbidden, Unavailable, UnsupportedMediaType
 from shared.identifiers import ORG_ID_PATTERN, UUID_PATTERN, Bsn
 from shared.observability import REQUEST_ID_HEADER
 from shared.pagination import decode_cursor, encode_cursor
@@ -31,12 +31,28 @@ RecipientType = Literal["jgz", "wijkteam"]
 
 # A path id that is not of the form the platform gives out names nothing that exists: 404, as an unknown id
 # (shared.problems answers path validation errors so), and it never reaches the database.
-IdInPath = Annotated[str, Path(pattern=UUID_PATTERN, max_length=36, description="a UUID the platform gave out",
-                               examples=["6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10"])]
-CursorQuery = Annotated[str | None, Query(max_length=200, pattern=r"^[A-Za-z0-9_-]+$",
-                                          description="the `next_cursor` of the page before (opaque)")]
-OrgIdInPath = Annotated[str, Path(pattern=ORG_ID_PATTERN, max_length=64, examples=["12345678"],
-                                  description="the organisation's URA (or another id of letters, digits, `._-`)")]
+IdInPath = Annotated[
+    str,
+    Path(
+        pattern=UUID_PATTERN,
+        max_length=36,
+        description="a UUID the platform gave out",
+        examples=["6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10"],
+    ),
+]
+CursorQuery = Annotated[
+    str | None,
+    Query(max_length=200, pattern=r"^[A-Za-z0-9_-]+$", description="the `next_cursor` of the page before (opaque)"),
+]
+OrgIdInPath = Annotated[
+    str,
+    Path(
+        pattern=ORG_ID_PATTERN,
+        max_length=64,
+        examples=["12345678"],
+        description="the organisation's URA (or another id of letters, digits, `._-`)",
+    ),
+]
 
 
 def _query_parameters(dependant: Dependant) -> set[str]:
@@ -45,6 +61,7 @@ def _query_parameters(dependant: Dependant) -> set[str]:
     for dependency in dependant.dependencies:
         names |= _query_parameters(dependency)
     return names
+
 
 _KNOWN_QUERY: dict[int, frozenset[str]] = {}
 
@@ -55,18 +72,36 @@ async def reject_unknown_query_parameters(request: Request) -> None:
     route = request.scope.get("route")
     if not isinstance(route, APIRoute) or not request.query_params:
         return
-    unstorable = sorted({name for name, value in request.query_params.multi_items()
-                         if has_unstorable_text(name) or has_unstorable_text(value)})
+    unstorable = sorted(
+        {
+            name
+            for name, value in request.query_params.multi_items()
+            if has_unstorable_text(name) or has_unstorable_text(value)
+        }
+    )
     if unstorable:
-        raise RequestValidationError([{"type": "value_error", "loc": ("query", name), "input": None,
-                                       "msg": "must not contain a NUL character"} for name in unstorable])
+        raise RequestValidationError(
+            [
+                {
+                    "type": "value_error",
+                    "loc": ("query", name),
+                    "input": None,
+                    "msg": "must not contain a NUL character",
+                }
+                for name in unstorable
+            ]
+        )
     known = _KNOWN_QUERY.get(id(route))
     if known is None:
         known = _KNOWN_QUERY[id(route)] = frozenset(_query_parameters(route.dependant))
     unknown = sorted(set(request.query_params) - known)
     if unknown:
-        raise RequestValidationError([{"type": "extra_forbidden", "loc": ("query", name), "input": None,
-                                       "msg": "unknown query parameter"} for name in unknown])
+        raise RequestValidationError(
+            [
+                {"type": "extra_forbidden", "loc": ("query", name), "input": None, "msg": "unknown query parameter"}
+                for name in unknown
+            ]
+        )
 
 
 async def require_json_body(request: Request) -> None:
@@ -79,7 +114,9 @@ async def require_json_body(request: Request) -> None:
     if headers.get("content-length", "0") == "0" and "transfer-encoding" not in headers:
         return  # no body: an optional one is absent, a required one is a 422 naming `body`
     media_type = headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "application/json" and not (media_type.startswith("application/") and media_type.endswith("+json")):
+    if media_type != "application/json" and not (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    ):
         raise UnsupportedMediaType("this endpoint reads JSON: send the body with Content-Type: application/json")
 
 
@@ -104,14 +141,31 @@ ConsentClientDep = Annotated[ConsentClient, Depends(consent_client)]
 
 
 class AuditRecord(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "id": "0b6f2d1e-8c41-4c55-9a7e-3f1c2a9e7d1b", "chain": 3, "seq": 1187, "at": "2026-11-20T10:16:40Z",
-        "service": "melding", "actor_sub": "m.jansen", "actor_org_id": "12345678", "actor_org_type": "verloskundige",
-        "action": "read", "resource_type": "melding", "resource_id": "2d7a6f0c-1c1e-4f7e-9c1e-0d7f3b2a9e10",
-        "patient_bsn": "999999990", "outcome": "success", "consent_checked": None,
-        "request_id": "3f1c2a9e7d1b4c559a7e0b6f2d1e8c41",
-        "prev_hash": "9c1e0d7f3b2a9e106f0c1c1e2d7a4f7e9c1e0d7f3b2a9e106f0c1c1e2d7a4f7e",
-        "hash": "4c559a7e0b6f2d1e8c413f1c2a9e7d1b4c559a7e0b6f2d1e8c413f1c2a9e7d1b"}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "0b6f2d1e-8c41-4c55-9a7e-3f1c2a9e7d1b",
+                    "chain": 3,
+                    "seq": 1187,
+                    "at": "2026-11-20T10:16:40Z",
+                    "service": "melding",
+                    "actor_sub": "m.jansen",
+                    "actor_org_id": "12345678",
+                    "actor_org_type": "verloskundige",
+                    "action": "read",
+                    "resource_type": "melding",
+                    "resource_id": "2d7a6f0c-1c1e-4f7e-9c1e-0d7f3b2a9e10",
+                    "patient_bsn": "999999990",
+                    "outcome": "success",
+                    "consent_checked": None,
+                    "request_id": "3f1c2a9e7d1b4c559a7e0b6f2d1e8c41",
+                    "prev_hash": "9c1e0d7f3b2a9e106f0c1c1e2d7a4f7e9c1e0d7f3b2a9e106f0c1c1e2d7a4f7e",
+                    "hash": "4c559a7e0b6f2d1e8c413f1c2a9e7d1b4c559a7e0b6f2d1e8c413f1c2a9e7d1b",
+                }
+            ]
+        }
+    )
 
     id: str
     chain: int = Field(description="which of this service's hash chains the record is on")
@@ -146,13 +200,15 @@ class AuditSearch(BaseModel):
     since: Instant | None = None
     until: Instant | None = None
     services: list[Literal["consent", "melding", "routing"]] | None = Field(
-        None, description="only these services' logs (default: all three)")
+        None, description="only these services' logs (default: all three)"
+    )
 
 
 class AuditSearchResult(BaseModel):
     items: list[AuditRecord] = Field(description="every service's records for the patient, oldest first")
-    services: list[str] = Field(description="the services whose logs were searched",
-                                examples=[["consent", "melding", "routing"]])
+    services: list[str] = Field(
+        description="the services whose logs were searched", examples=[["consent", "melding", "routing"]]
+    )
 
 
 AUDIT_SEARCH_LIMIT = 10_000
@@ -186,17 +242,34 @@ def audit_router(tables: AuditTables) -> APIRouter:
         limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     ) -> AuditPage:
         database: Database = request.app.state.database
-        query = AuditQuery(since=since, until=until, org_id=_visible_org(principal, org_id), action=action, limit=limit + 1,
-                           after=decode_cursor(cursor) if cursor else None)
+        query = AuditQuery(
+            since=since,
+            until=until,
+            org_id=_visible_org(principal, org_id),
+            action=action,
+            limit=limit + 1,
+            after=decode_cursor(cursor) if cursor else None,
+        )
         async with database.unit_of_work() as uow:
             records = await list_records(uow, tables, query)
-            record_access(uow, tables, service=_service(request), principal=principal, action="read",
-                          resource_type="audit_log", resource_id=None, patient_bsn=None, request_id=request_id)
+            record_access(
+                uow,
+                tables,
+                service=_service(request),
+                principal=principal,
+                action="read",
+                resource_type="audit_log",
+                resource_id=None,
+                patient_bsn=None,
+                request_id=request_id,
+            )
             await uow.commit()
         more = len(records) > limit
         records = records[:limit]
-        return AuditPage(items=[AuditRecord(**r) for r in records],
-                         next_cursor=encode_cursor(records[-1]["at"], records[-1]["id"]) if more else None)
+        return AuditPage(
+            items=[AuditRecord(**r) for r in records],
+            next_cursor=encode_cursor(records[-1]["at"], records[-1]["id"]) if more else None,
+        )
 
     @router.post(
         "/v1/audit/_search",
@@ -208,20 +281,34 @@ def audit_router(tables: AuditTables) -> APIRouter:
         "incomplete answer to this question would mislead. Needs the scope `audit:read`.",
         responses=problem_responses("validation", "unavailable"),
     )
-    async def search_audit(request: Request, principal: Auditor, request_id: RequestId,
-                           body: AuditSearch) -> AuditSearchResult:
+    async def search_audit(
+        request: Request, principal: Auditor, request_id: RequestId, body: AuditSearch
+    ) -> AuditSearchResult:
         me = _service(request)
         wanted = body.services or ["consent", "melding", "routing"]
         items: list[AuditRecord] = []
         if me in wanted:
             database: Database = request.app.state.database
-            query = AuditQuery(since=body.since, until=body.until, patient_ref=database.cipher.bsn_ref(body.bsn),
-                               org_id=_visible_org(principal, None), limit=AUDIT_SEARCH_LIMIT)
+            query = AuditQuery(
+                since=body.since,
+                until=body.until,
+                patient_ref=database.cipher.bsn_ref(body.bsn),
+                org_id=_visible_org(principal, None),
+                limit=AUDIT_SEARCH_LIMIT,
+            )
             async with database.unit_of_work() as uow:
                 items += [AuditRecord(**r) for r in await list_records(uow, tables, query)]
-                record_access(uow, tables, service=me, principal=principal, action="search",
-                              resource_type="audit_log", resource_id=None, patient_bsn=body.bsn,
-                              request_id=request_id)
+                record_access(
+                    uow,
+                    tables,
+                    service=me,
+                    principal=principal,
+                    action="search",
+                    resource_type="audit_log",
+                    resource_id=None,
+                    patient_bsn=body.bsn,
+                    request_id=request_id,
+                )
                 await uow.commit()
         peers: dict[str, str] = request.app.state.runtime.settings.audit_peers
         for peer in (p for p in wanted if p != me):
@@ -245,8 +332,9 @@ def _service(request: Request) -> str:
     return request.app.state.runtime.settings.service_name
 
 
-async def _search_peer(peer: str, base_url: str | None, request: Request, body: AuditSearch,
-                       request_id: str | None) -> list[AuditRecord]:
+async def _search_peer(
+    peer: str, base_url: str | None, request: Request, body: AuditSearch, request_id: str | None
+) -> list[AuditRecord]:
     if not base_url:
         raise Unavailable(f"the {peer} service's audit log is not configured (KANSRIJK_AUDIT_PEERS)")
     headers = {"Authorization": request.headers["authorization"]}
@@ -261,6 +349,7 @@ async def _search_peer(peer: str, base_url: str | None, request: Request, body: 
         raise Unavailable(f"the {peer} service's audit log could not be searched; retry later") from exc
     if response.status_code != 200:
         log.warning("audit_peer_refused", peer=peer, status=response.status_code)
-        raise Unavailable(f"the {peer} service's audit log could not be searched (it answered "
-                          f"{response.status_code}); retry later")
+        raise Unavailable(
+            f"the {peer} service's audit log could not be searched (it answered {response.status_code}); retry later"
+        )
     return [AuditRecord(**r) for r in response.json()["items"]]

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from functools import partial
-from datetime import timedelta
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
+from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import structlog
@@ -26,8 +26,8 @@ from shared.messaging.outbox import OutboxRelay, report_backlog
 from shared.observability import Metrics, configure_logging, install_observability
 from shared.openapi import install_openapi
 from shared.problems import install_problem_handlers
-from shared.server import BodyLimitMiddleware
 from shared.retention import Purge, Retention, pruning_worker
+from shared.server import BodyLimitMiddleware
 from shared.settings import CallsConsentService, ServiceSettings
 
 log = structlog.get_logger(__name__)
@@ -53,49 +53,71 @@ def attach_consent_client(runtime: ServiceRuntime) -> ConsentClient:
     """The consent service's client for a service that checks consent; closed with the service."""
     settings = runtime.settings
     assert isinstance(settings, CallsConsentService)
-    client = ConsentClient(settings.consent_url, ServiceTokens.for_settings(settings, scopes=["consent:check"]),
-                           timeout=settings.consent_timeout_seconds)
+    client = ConsentClient(
+        settings.consent_url,
+        ServiceTokens.for_settings(settings, scopes=["consent:check"]),
+        timeout=settings.consent_timeout_seconds,
+    )
     runtime.extras["consent_client"] = client
     runtime.closers.append(client.aclose)
     return client
 
 
-def retention_rules(settings: ServiceSettings, *, outbox: Table, audit: AuditTables, processed: Table | None = None,
-                    idempotency: Table | None = None) -> list[Retention]:
+def retention_rules(
+    settings: ServiceSettings,
+    *,
+    outbox: Table,
+    audit: AuditTables,
+    processed: Table | None = None,
+    idempotency: Table | None = None,
+) -> list[Retention]:
     """What a service deletes on a schedule: sent outbox rows, old processed-message ids, expired
     idempotency keys, and audit records past their five years."""
-    rules = [Retention(outbox, outbox.c.sent_at, timedelta(hours=settings.outbox_retention_hours)),
-             Retention(audit.log, audit.log.c.at, AUDIT_RETENTION)]
+    rules = [
+        Retention(outbox, outbox.c.sent_at, timedelta(hours=settings.outbox_retention_hours)),
+        Retention(audit.log, audit.log.c.at, AUDIT_RETENTION),
+    ]
     if processed is not None:
-        rules.append(Retention(processed, processed.c.processed_at,
-                               timedelta(hours=settings.processed_retention_hours)))
+        rules.append(
+            Retention(processed, processed.c.processed_at, timedelta(hours=settings.processed_retention_hours))
+        )
     if idempotency is not None:
-        rules.append(Retention(idempotency, idempotency.c.created_at,
-                               timedelta(hours=settings.idempotency_retention_hours)))
+        rules.append(
+            Retention(idempotency, idempotency.c.created_at, timedelta(hours=settings.idempotency_retention_hours))
+        )
     return rules
 
 
 def housekeeping(runtime: ServiceRuntime, rules: list[Retention], *, purge: Purge | None = None) -> Worker:
     """The service's scheduled pruning (`rules`) and purge of personal data that is due (`purge()`)."""
-    return pruning_worker(runtime.database, rules, every_seconds=runtime.settings.prune_interval_seconds,
-                          purge=purge)
+    return pruning_worker(runtime.database, rules, every_seconds=runtime.settings.prune_interval_seconds, purge=purge)
 
 
 def outbox_relay(runtime: ServiceRuntime, table: Table) -> OutboxRelay:
     """The service's outbox relay, configured from its settings."""
     settings = runtime.settings
     return OutboxRelay(
-        runtime.database, runtime.broker, table, service=settings.service_name, metrics=runtime.metrics,
-        batch_size=settings.outbox_batch_size, poll_seconds=settings.outbox_poll_seconds,
-        publish_timeout=settings.publish_timeout_seconds, lease_seconds=settings.outbox_lease_seconds,
+        runtime.database,
+        runtime.broker,
+        table,
+        service=settings.service_name,
+        metrics=runtime.metrics,
+        batch_size=settings.outbox_batch_size,
+        poll_seconds=settings.outbox_poll_seconds,
+        publish_timeout=settings.publish_timeout_seconds,
+        lease_seconds=settings.outbox_lease_seconds,
     )
 
 
 def build_runtime(settings: ServiceSettings) -> ServiceRuntime:
     return ServiceRuntime(
         settings=settings,
-        database=Database(settings.database_url, cipher=cipher_for(settings), pool_size=settings.database_pool_size,
-                          max_overflow=settings.database_max_overflow),
+        database=Database(
+            settings.database_url,
+            cipher=cipher_for(settings),
+            pool_size=settings.database_pool_size,
+            max_overflow=settings.database_max_overflow,
+        ),
         broker=Broker(settings.amqp_url, client_name=f"kansrijk-{settings.service_name}"),
         metrics=Metrics(settings.service_name),
         verifier=TokenVerifier(settings),

@@ -30,7 +30,18 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
-    Boolean, Column, Index, Integer, MetaData, String, Table, UniqueConstraint, and_, or_, select, update,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    UniqueConstraint,
+    and_,
+    or_,
+    select,
+    update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -128,13 +139,24 @@ def record_access(
     if staged is None:
         staged = uow.staged[key] = _Staged(tables, uow.database.cipher)
         uow.before_commit(key, _write_staged)
-    staged.records.append({
-        "id": str(uuid.uuid4()), "at": utcnow(), "service": service, "actor_sub": principal.sub,
-        "actor_org_id": principal.org_id, "actor_org_type": principal.org_type, "action": action,
-        "resource_type": resource_type, "resource_id": resource_id,
-        "patient_ref": staged.cipher.bsn_ref(patient_bsn) if patient_bsn else None, "patient_bsn": patient_bsn,
-        "outcome": outcome[:64], "consent_checked": consent_checked, "request_id": request_id,
-    })
+    staged.records.append(
+        {
+            "id": str(uuid.uuid4()),
+            "at": utcnow(),
+            "service": service,
+            "actor_sub": principal.sub,
+            "actor_org_id": principal.org_id,
+            "actor_org_type": principal.org_type,
+            "action": action,
+            "resource_type": resource_type,
+            "resource_id": resource_id,
+            "patient_ref": staged.cipher.bsn_ref(patient_bsn) if patient_bsn else None,
+            "patient_bsn": patient_bsn,
+            "outcome": outcome[:64],
+            "consent_checked": consent_checked,
+            "request_id": request_id,
+        }
+    )
 
 
 def record_refusal(uow: UnitOfWork, tables: AuditTables, **fields: Any) -> None:
@@ -156,8 +178,11 @@ async def _write_staged(uow: UnitOfWork, key: str) -> None:
     head = await _free_head(uow, chain)
     if head is None:  # a new (or emptied) log: create the heads; of two first writers one creates them
         insert = pg_insert if uow.database.engine.dialect.name == "postgresql" else sqlite_insert
-        await session.execute(insert(chain).values([{"id": n, "seq": 0, "hash": GENESIS}
-                                                    for n in range(1, AUDIT_CHAINS + 1)]).on_conflict_do_nothing())
+        await session.execute(
+            insert(chain)
+            .values([{"id": n, "seq": 0, "hash": GENESIS} for n in range(1, AUDIT_CHAINS + 1)])
+            .on_conflict_do_nothing()
+        )
         head = (await session.execute(select(chain).where(chain.c.id == 1).with_for_update())).one()
     seq, previous = head.seq, head.hash
     for record in staged.records:
@@ -199,7 +224,8 @@ async def list_records(uow: UnitOfWork, tables: AuditTables, query: AuditQuery) 
     statement = select(log).order_by(log.c.at, log.c.id).limit(query.limit)
     conditions = [
         (query.since, lambda: log.c.at >= query.since), (query.until, lambda: log.c.at < query.until),
-        (query.org_id, lambda: log.c.actor_org_id == query.org_id), (query.action, lambda: log.c.action == query.action),
+        (query.org_id, lambda: log.c.actor_org_id == query.org_id),
+        (query.action, lambda: log.c.action == query.action),
         (query.patient_ref, lambda: log.c.patient_ref == query.patient_ref),
         (query.after, lambda: or_(log.c.at > query.after[0],
                                   and_(log.c.at == query.after[0], log.c.id > query.after[1]))),
@@ -230,9 +256,14 @@ async def _rows_in_order(database: Database, log: Table, batch: int = 1000) -> A
     after = (0, 0)
     while True:
         async with database.unit_of_work() as uow:
-            rows = list(await uow.session.execute(
-                select(log).where(or_(log.c.chain > after[0], and_(log.c.chain == after[0], log.c.seq > after[1])))
-                .order_by(log.c.chain, log.c.seq).limit(batch)))
+            rows = list(
+                await uow.session.execute(
+                    select(log)
+                    .where(or_(log.c.chain > after[0], and_(log.c.chain == after[0], log.c.seq > after[1])))
+                    .order_by(log.c.chain, log.c.seq)
+                    .limit(batch)
+                )
+            )
         for row in rows:
             yield row
         if len(rows) < batch:
@@ -256,14 +287,16 @@ async def verify(database: Database, tables: AuditTables, service: str) -> Chain
         where = f"record {row.seq} of chain {row.chain} ({row.id})"
         before = last.get(row.chain)
         if before is not None and row.seq != before[0] + 1:
-            report.problems.append(f"records {before[0] + 1}..{row.seq - 1} of chain {row.chain} are missing "
-                                   f"before {where}")
+            report.problems.append(
+                f"records {before[0] + 1}..{row.seq - 1} of chain {row.chain} are missing before {where}"
+            )
         if before is not None and row.prev_hash != before[1]:
             report.problems.append(f"{where} does not link to the record before it")
         if record_hash(values) != row.hash:
             report.problems.append(f"{where} was changed after it was written (its hash does not match)")
         if (row.patient_bsn is None) != (row.patient_ref is None) or (
-                row.patient_bsn is not None and cipher.bsn_ref(row.patient_bsn) != row.patient_ref):
+            row.patient_bsn is not None and cipher.bsn_ref(row.patient_bsn) != row.patient_ref
+        ):
             report.problems.append(f"{where} names another patient than its keyed hash")
         first = report.spans.get(row.chain, (row.seq, row.seq))[0]
         report.spans[row.chain] = (first, row.seq)

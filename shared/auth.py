@@ -59,7 +59,10 @@ SCOPE_HOLDERS: dict[str, tuple[str, ...]] = {
 SCOPES = tuple(SCOPE_HOLDERS)
 CLOCK_LEEWAY_SECONDS = 30
 # Claims are bounded like the columns that store them; printable, no NUL, no control characters.
-_CLAIM_FORMAT = {"org_id": re.compile(r"^[A-Za-z0-9._-]{1,64}$"), "sub": re.compile(r"^[\x20-\x7E\u00A0-\uD7FF\uE000-\uFFFD]{1,200}$")}
+_CLAIM_FORMAT = {
+    "org_id": re.compile(r"^[A-Za-z0-9._-]{1,64}$"),
+    "sub": re.compile(r"^[\x20-\x7E\u00A0-\uD7FF\uE000-\uFFFD]{1,200}$"),
+}
 MAX_TOKEN_LIFETIME_SECONDS = 12 * 3600  # exp - iat: a token for a working day at most
 JWKS_MIN_REFETCH_SECONDS = 30.0
 
@@ -99,6 +102,7 @@ def load_or_create_dev_key(key_dir: Path) -> SigningKey:
 
     Several processes may start at once: exactly one key wins and every process reads that one.
     """
+
     def generate() -> bytes:
         key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         return key.private_bytes(
@@ -157,15 +161,27 @@ class ServiceTokens:
             key = load_or_create_dev_key(settings.dev_key_dir)
         else:
             raise ValueError("production needs KANSRIJK_SERVICE_TOKEN_KEY to call other services")
-        return cls(key, issuer=settings.jwt_issuer, audience=settings.jwt_audience,
-                   service=settings.service_name, scopes=scopes)
+        return cls(
+            key,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            service=settings.service_name,
+            scopes=scopes,
+        )
 
     def token(self) -> str:
         if time.time() > self._expires - 60:
             ttl = 900
-            self._token = issue_token(self.key, issuer=self.issuer, audience=self.audience,
-                                      org_id=f"kansrijk-{self.service}", org_type="service", scopes=self.scopes,
-                                      sub=f"kansrijk-{self.service}", ttl_seconds=ttl)
+            self._token = issue_token(
+                self.key,
+                issuer=self.issuer,
+                audience=self.audience,
+                org_id=f"kansrijk-{self.service}",
+                org_type="service",
+                scopes=self.scopes,
+                sub=f"kansrijk-{self.service}",
+                ttl_seconds=ttl,
+            )
             self._expires = time.time() + ttl
         return self._token
 
@@ -249,8 +265,14 @@ class TokenVerifier:
                     algorithms=[algorithm],
                     audience=self.audience,
                     issuer=self.issuer,
-                    options={"require_exp": True, "require_iat": True, "require_iss": True, "require_aud": True,
-                             "verify_nbf": True, "leeway": CLOCK_LEEWAY_SECONDS},
+                    options={
+                        "require_exp": True,
+                        "require_iat": True,
+                        "require_iss": True,
+                        "require_aud": True,
+                        "verify_nbf": True,
+                        "leeway": CLOCK_LEEWAY_SECONDS,
+                    },
                 )
                 break
             except ExpiredSignatureError as exc:
@@ -342,4 +364,3 @@ def required_scopes(dependant: Any) -> set[str]:
     for sub in dependant.dependencies:
         found |= required_scopes(sub)
     return found  # type: ignore[return-value]
-

@@ -51,5 +51,9 @@ _ISO_START = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[T ]")
 
 # A moment a client sends (a query filter, a body field): ISO 8601 with an offset, within the years
 # databases store.
-Instant = Annotated[datetime, BeforeValidator(_iso_text), AfterValidator(as_utc_instant),
-                    WithJsonSchema({"type": "string", "format": "date-time"})]
+Instant = Annotated[
+    datetime,
+    BeforeValidator(_iso_text),
+    AfterValidator(as_utc_instant),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]

@@ -140,9 +140,15 @@ def write_once(path: Path, make: Callable[[], bytes]) -> bytes:
 
 def load_or_create_dev_cipher(key_dir: Path) -> FieldCipher:
     """The development key ring and hash key under `key_dir`, created on first use."""
-    content = write_once(key_dir / "dev-field-keys.json", lambda: json.dumps({
-        "encryption_keys": new_key_ring_entry("dev1"), "bsn_hash_key": _b64encode(secrets.token_bytes(32)),
-    }).encode())
+    content = write_once(
+        key_dir / "dev-field-keys.json",
+        lambda: json.dumps(
+            {
+                "encryption_keys": new_key_ring_entry("dev1"),
+                "bsn_hash_key": _b64encode(secrets.token_bytes(32)),
+            }
+        ).encode(),
+    )
     values = json.loads(content)
     return FieldCipher.parse(values["encryption_keys"], values["bsn_hash_key"])
 

@@ -4,19 +4,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from datetime import UTC, datetime
-
 from sqlalchemy import DateTime, MetaData, Row, Table, event, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
-from sqlalchemy.types import TypeDecorator
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.types import TypeDecorator
 
 from shared.crypto import CipherError, FieldCipher, attach_cipher
 
@@ -36,7 +35,8 @@ def is_database_unavailable(exc: BaseException) -> bool:
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
     return isinstance(exc, (OperationalError, InterfaceError, ConnectionError, TimeoutError)) or (
-        isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError))
+        isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError)
+    )
 
 
 # A pooled connection unused for longer than this is pinged before it is handed out.
@@ -122,8 +122,9 @@ class Database:
     `hide_parameters`: a database error's text never carries the values (a BSN) of the statement.
     """
 
-    def __init__(self, url: str, *, cipher: FieldCipher | None = None, pool_size: int = 10,
-                 max_overflow: int = 10) -> None:
+    def __init__(
+        self, url: str, *, cipher: FieldCipher | None = None, pool_size: int = 10, max_overflow: int = 10
+    ) -> None:
         parsed = make_url(url)
         self.url = url
         self.is_sqlite = parsed.get_backend_name() == "sqlite"
@@ -134,8 +135,7 @@ class Database:
             _prepare_sqlite(self.engine)
         else:
             # Sized for a small machine; a pooled connection is checked as it is taken (see _check_on_checkout).
-            self.engine = create_async_engine(url, pool_size=pool_size, max_overflow=max_overflow,
-                                              hide_parameters=True)
+            self.engine = create_async_engine(url, pool_size=pool_size, max_overflow=max_overflow, hide_parameters=True)
             _check_on_checkout(self.engine)
         # The key ring of its encrypted columns (shared.crypto.EncryptedText) and of BSN lookups.
         attach_cipher(self.engine, cipher)

@@ -79,12 +79,22 @@ async def find_previous(
 
 
 async def remember(
-    uow: UnitOfWork, table: Table, *, org_id: str, key: str, request_fingerprint: str, status_code: int,
+    uow: UnitOfWork,
+    table: Table,
+    *,
+    org_id: str,
+    key: str,
+    request_fingerprint: str,
+    status_code: int,
     resource_id: str,
 ) -> None:
     await uow.session.execute(
         table.insert().values(
-            org_id=org_id, key=key, fingerprint=request_fingerprint, status_code=status_code,
-            resource_id=resource_id, created_at=utcnow(),
+            org_id=org_id,
+            key=key,
+            fingerprint=request_fingerprint,
+            status_code=status_code,
+            resource_id=resource_id,
+            created_at=utcnow(),
         )
     )

@@ -83,17 +83,41 @@ def validate_gemeente_code(value: str) -> str:
 
 # The patterns are documented in the OpenAPI (what a client or a fuzzer generates from) and enforced by the
 # validators, which say in their own words what is wrong (a BSN's elfproef, a postcode's SA/SD/SS).
-Bsn = Annotated[str, AfterValidator(validate_bsn), Field(
-    examples=["999999990"], description="BSN: 9 digits passing the elfproef (test BSNs such as 999999990)",
-    json_schema_extra={"pattern": _BSN_FORMAT.pattern})]
-Postcode = Annotated[str, BeforeValidator(normalise_postcode), Field(
-    examples=["1011AB"], description="Dutch postcode: 4 digits (first not 0) and 2 letters, not SA, SD or SS; "
-    "a space and lower case are accepted and normalised", json_schema_extra={"pattern": _POSTCODE_FORMAT.pattern})]
-GemeenteCode = Annotated[str, BeforeValidator(validate_gemeente_code), Field(
-    examples=["GM0363"], description="CBS gemeente code (`gm0363` is read as `GM0363`)",
-    json_schema_extra={"pattern": "^[Gg][Mm][0-9]{4}$"})]
-PostcodeArea = Annotated[str, AfterValidator(validate_pc4), Field(
-    examples=["1011"], description="4-digit postcode area (PC4)", json_schema_extra={"pattern": _PC4_FORMAT.pattern})]
+Bsn = Annotated[
+    str,
+    AfterValidator(validate_bsn),
+    Field(
+        examples=["999999990"],
+        description="BSN: 9 digits passing the elfproef (test BSNs such as 999999990)",
+        json_schema_extra={"pattern": _BSN_FORMAT.pattern},
+    ),
+]
+Postcode = Annotated[
+    str,
+    BeforeValidator(normalise_postcode),
+    Field(
+        examples=["1011AB"],
+        description="Dutch postcode: 4 digits (first not 0) and 2 letters, not SA, SD or SS; "
+        "a space and lower case are accepted and normalised",
+        json_schema_extra={"pattern": _POSTCODE_FORMAT.pattern},
+    ),
+]
+GemeenteCode = Annotated[
+    str,
+    BeforeValidator(validate_gemeente_code),
+    Field(
+        examples=["GM0363"],
+        description="CBS gemeente code (`gm0363` is read as `GM0363`)",
+        json_schema_extra={"pattern": "^[Gg][Mm][0-9]{4}$"},
+    ),
+]
+PostcodeArea = Annotated[
+    str,
+    AfterValidator(validate_pc4),
+    Field(
+        examples=["1011"], description="4-digit postcode area (PC4)", json_schema_extra={"pattern": _PC4_FORMAT.pattern}
+    ),
+]
 
 
 # Ids the platform gives out (consents, meldingen, deliveries, dead letters) are UUIDs; organisation ids
@@ -101,6 +125,7 @@ PostcodeArea = Annotated[str, AfterValidator(validate_pc4), Field(
 UUID_PATTERN = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 ORG_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
 
-ResourceId = Annotated[str, Field(pattern=UUID_PATTERN, max_length=36,
-                                  examples=["6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10"])]
+ResourceId = Annotated[
+    str, Field(pattern=UUID_PATTERN, max_length=36, examples=["6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10"])
+]
 OrgId = Annotated[str, Field(pattern=ORG_ID_PATTERN, max_length=64, examples=["12345678"])]

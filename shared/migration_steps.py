@@ -1,7 +1,8 @@
 """Steps the services' migrations share: encrypting existing columns, the chained audit log, its triggers.
 
 Data steps need the key ring: `kansrijk migrate` (and `serve`/`up`, which migrate first) pass it from the
-settings, and the migration's engine carries it (`shared.migrations`), so ORM tables encrypt as usual. A database with rows to convert and no key ring stops the migration with a clear message.
+settings, and the migration's engine carries it (`shared.migrations`), so ORM tables encrypt as usual. A
+database with rows to convert and no key ring stops the migration with a clear message.
 """
 
 from __future__ import annotations
@@ -24,8 +25,9 @@ def cipher() -> FieldCipher | None:
 def needs_cipher(what: str) -> FieldCipher:
     found = cipher()
     if found is None:
-        raise RuntimeError(f"{what} holds rows to convert: run the migration through `kansrijk migrate`, "
-                           "which has the encryption keys")
+        raise RuntimeError(
+            f"{what} holds rows to convert: run the migration through `kansrijk migrate`, which has the encryption keys"
+        )
     return found
 
 
@@ -68,10 +70,14 @@ def _old_audit_table(metadata: sa.MetaData, name: str) -> sa.Table:
     from shared.db import UTCDateTime
 
     return sa.Table(
-        name, metadata,
-        sa.Column("id", sa.String(36), primary_key=True), sa.Column("at", UTCDateTime(), nullable=False),
-        *(sa.Column(c, sa.String(200), nullable=c not in ("resource_id", "patient_bsn", "request_id"))
-          for c in OLD_AUDIT_COLUMNS[2:]),
+        name,
+        metadata,
+        sa.Column("id", sa.String(36), primary_key=True),
+        sa.Column("at", UTCDateTime(), nullable=False),
+        *(
+            sa.Column(c, sa.String(200), nullable=c not in ("resource_id", "patient_bsn", "request_id"))
+            for c in OLD_AUDIT_COLUMNS[2:]
+        ),
     )
 
 
@@ -94,13 +100,22 @@ def chain_audit_log() -> None:
         records = []
         for row in rows:
             seq += 1
-            record = {**row._mapping, "chain": 1, "seq": seq, "prev_hash": previous, "consent_checked": None,
-                      "patient_ref": ring.bsn_ref(row.patient_bsn) if row.patient_bsn else None}
+            record = {
+                **row._mapping,
+                "chain": 1,
+                "seq": seq,
+                "prev_hash": previous,
+                "consent_checked": None,
+                "patient_ref": ring.bsn_ref(row.patient_bsn) if row.patient_bsn else None,
+            }
             record["hash"] = previous = record_hash(record)
             records.append(record)
         bind.execute(tables.log.insert(), records)  # patient_bsn is encrypted on the way in
-    bind.execute(tables.chain.insert(), [{"id": 1, "seq": seq, "hash": previous}] + [
-        {"id": n, "seq": 0, "hash": GENESIS} for n in range(2, AUDIT_CHAINS + 1)])
+    bind.execute(
+        tables.chain.insert(),
+        [{"id": 1, "seq": seq, "hash": previous}]
+        + [{"id": n, "seq": 0, "hash": GENESIS} for n in range(2, AUDIT_CHAINS + 1)],
+    )
     op.drop_table("audit_log_0001")
     create_append_only_triggers()
 
@@ -133,14 +148,20 @@ def create_append_only_triggers() -> None:
                 END IF;
                 RAISE EXCEPTION 'audit_log is append-only';
             END $$ LANGUAGE plpgsql""")
-        op.execute("CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log "
-                   "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()")
+        op.execute(
+            "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log "
+            "FOR EACH ROW EXECUTE FUNCTION audit_log_append_only()"
+        )
     else:
-        op.execute("CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log "
-                   "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END")
-        op.execute("CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log "
-                   "WHEN OLD.at >= datetime('now', '-5 years', '-2 days') "
-                   "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END")
+        op.execute(
+            "CREATE TRIGGER audit_log_no_update BEFORE UPDATE ON audit_log "
+            "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END"
+        )
+        op.execute(
+            "CREATE TRIGGER audit_log_no_delete BEFORE DELETE ON audit_log "
+            "WHEN OLD.at >= datetime('now', '-5 years', '-2 days') "
+            "BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END"
+        )
 
 
 def drop_append_only_triggers() -> None:
@@ -150,7 +171,6 @@ def drop_append_only_triggers() -> None:
     else:
         op.execute("DROP TRIGGER IF EXISTS audit_log_no_update")
         op.execute("DROP TRIGGER IF EXISTS audit_log_no_delete")
-
 
 
 def copy_json_field(table: str, key: str, source: str, target: str, path: tuple[str, ...]) -> None:

@@ -14,15 +14,22 @@ import sys
 import time
 import traceback
 import uuid
-from pathlib import Path
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import (
-    CONTENT_TYPE_LATEST, CollectorRegistry, Counter, GCCollector, Gauge, Histogram, PlatformCollector, ProcessCollector,
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Histogram,
+    PlatformCollector,
+    ProcessCollector,
     generate_latest,
 )
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -48,8 +55,17 @@ def is_safe_request_id(value: str) -> bool:
 
 # Drivers that log SQL parameters or message bodies at DEBUG/INFO: a BSN would reach the log. They
 # stay at WARNING whatever KANSRIJK_LOG_LEVEL says.
-_QUIET_LOGGERS = ("aiosqlite", "asyncpg", "sqlalchemy.engine", "sqlalchemy.pool", "aio_pika", "aiormq", "httpx",
-                  "httpcore", "alembic.runtime.migration")
+_QUIET_LOGGERS = (
+    "aiosqlite",
+    "asyncpg",
+    "sqlalchemy.engine",
+    "sqlalchemy.pool",
+    "aio_pika",
+    "aiormq",
+    "httpx",
+    "httpcore",
+    "alembic.runtime.migration",
+)
 
 _SHARED_PROCESSORS: list[Any] = [
     structlog.contextvars.merge_contextvars,
@@ -134,42 +150,59 @@ class Metrics:
     def __init__(self, service: str) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "kansrijk_http_requests", "HTTP requests handled", ["service", "method", "route", "status"],
+            "kansrijk_http_requests",
+            "HTTP requests handled",
+            ["service", "method", "route", "status"],
             registry=self.registry,
         )
         self.latency = Histogram(
-            "kansrijk_http_request_seconds", "HTTP request latency", ["service", "method", "route"],
+            "kansrijk_http_request_seconds",
+            "HTTP request latency",
+            ["service", "method", "route"],
             registry=self.registry,
         )
         self.outbox_published = Counter(
-            "kansrijk_outbox_published", "Outbox messages confirmed by the broker", ["service"],
+            "kansrijk_outbox_published",
+            "Outbox messages confirmed by the broker",
+            ["service"],
             registry=self.registry,
         )
         self.outbox_failed = Counter(
-            "kansrijk_outbox_publish_failures", "Outbox publishes not confirmed (will be retried)", ["service"],
+            "kansrijk_outbox_publish_failures",
+            "Outbox publishes not confirmed (will be retried)",
+            ["service"],
             registry=self.registry,
         )
         # Read from the database when /metrics is scraped (see `scrapers`): what an operator alerts on.
         self.outbox_backlog = Gauge(
-            "kansrijk_outbox_backlog", "Outbox messages committed but not yet confirmed by the broker", ["service"],
+            "kansrijk_outbox_backlog",
+            "Outbox messages committed but not yet confirmed by the broker",
+            ["service"],
             registry=self.registry,
         )
         self.outbox_oldest = Gauge(
-            "kansrijk_outbox_oldest_unsent_seconds", "Age of the oldest unsent outbox message (0 when none)",
-            ["service"], registry=self.registry,
+            "kansrijk_outbox_oldest_unsent_seconds",
+            "Age of the oldest unsent outbox message (0 when none)",
+            ["service"],
+            registry=self.registry,
         )
         self.dead_letters = Gauge(
-            "kansrijk_dead_letters", "Dead-lettered messages not replayed yet (routing keeps them)", ["service"],
+            "kansrijk_dead_letters",
+            "Dead-lettered messages not replayed yet (routing keeps them)",
+            ["service"],
             registry=self.registry,
         )
         self.unroutable = Gauge(
-            "kansrijk_unroutable_meldingen", "Meldingen waiting for a recipient (GET /v1/unroutable)", ["service"],
+            "kansrijk_unroutable_meldingen",
+            "Meldingen waiting for a recipient (GET /v1/unroutable)",
+            ["service"],
             registry=self.registry,
         )
         self.consumer_failures = Counter(
             "kansrijk_consumer_failures",
             "Messages a consumer could not process: rejected as unreadable, given back, or waiting for a dependency",
-            ["service", "consumer", "error_type"], registry=self.registry,
+            ["service", "consumer", "error_type"],
+            registry=self.registry,
         )
         # The standard process_* (CPU, memory, open files), python_info and python_gc_* metrics.
         ProcessCollector(registry=self.registry)
@@ -184,7 +217,7 @@ class Metrics:
         for scraper in self.scrapers:
             try:
                 await asyncio.wait_for(scraper(), timeout=SCRAPE_TIMEOUT_SECONDS)
-            except Exception as exc:  # the metrics endpoint answers regardless: the operator sees the staleness
+            except Exception as exc:  # noqa: BLE001 - the metrics endpoint answers regardless: the operator sees the staleness
                 structlog.get_logger(__name__).warning("metrics_refresh_failed", error_type=type(exc).__name__)
 
 
@@ -230,8 +263,9 @@ class RequestContextMiddleware:
             self.metrics.latency.labels(self.metrics.service, method, route_path).observe(elapsed)
             if not scope["path"].startswith(("/health", "/metrics")):
                 # The route's template, never the raw path: a path may be anything a client typed (a BSN).
-                self.log.info("http_request", method=method, route=route_path, status=status,
-                              duration_ms=round(elapsed * 1000, 1))
+                self.log.info(
+                    "http_request", method=method, route=route_path, status=status, duration_ms=round(elapsed * 1000, 1)
+                )
             structlog.contextvars.unbind_contextvars("request_id")
 
 
@@ -268,7 +302,7 @@ def health_router() -> APIRouter:
         try:
             await state.database.ping()
             checks["database"] = "ok"
-        except Exception as exc:  # any failure means not ready; the type is enough for the operator
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready; the type is enough for the operator
             checks["database"] = f"unavailable ({type(exc).__name__})"
         broker = getattr(state, "broker", None)
         checks["broker"] = "ok" if broker is not None and broker.is_connected else "unavailable"

@@ -30,8 +30,13 @@ def install_openapi(app: FastAPI) -> None:
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
-            schema = get_openapi(title=app.title, version=app.version, description=app.description,
-                                 routes=app.routes, tags=app.openapi_tags)
+            schema = get_openapi(
+                title=app.title,
+                version=app.version,
+                description=app.description,
+                routes=app.routes,
+                tags=app.openapi_tags,
+            )
             _name_scopes(app, schema)
             for item in schema.get("paths", {}).values():
                 for operation in item.values():
@@ -84,8 +89,12 @@ def _as_problem(status: str, response: dict[str, Any], content: dict[str, Any]) 
 
 
 def _problem_response(slug: str) -> dict[str, Any]:
-    return {"description": f"problem: {slug}", "content": {PROBLEM_MEDIA_TYPE: {
-        "schema": {"$ref": PROBLEM_REF}, "examples": {slug: {"value": problem_example(slug)}}}}}
+    return {
+        "description": f"problem: {slug}",
+        "content": {
+            PROBLEM_MEDIA_TYPE: {"schema": {"$ref": PROBLEM_REF}, "examples": {slug: {"value": problem_example(slug)}}}
+        },
+    }
 
 
 def _example_of(node: dict[str, Any], schema: dict[str, Any]) -> Any:

@@ -14,9 +14,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from starlette.exceptions import HTTPException as StarletteHTTPException
-
 from sqlalchemy.exc import DBAPIError
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.db import is_database_unavailable
 from shared.errors import DomainError, ValidationFailed
@@ -102,7 +101,9 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
         message = str(error.get("msg", "invalid"))
         # pydantic prefixes messages of our own validators; the rest of the message is ours.
         message = message.removeprefix("Value error, ")
-        out.append({"field": _field_path(tuple(error.get("loc", ()))), "message": message, "code": error.get("type", "")})
+        out.append(
+            {"field": _field_path(tuple(error.get("loc", ()))), "message": message, "code": error.get("type", "")}
+        )
     return out
 
 
@@ -131,11 +132,19 @@ def install_problem_handlers(app: FastAPI) -> None:
         if exc.status_code in (400, 422):
             # The framework's 400 is a body it could not decode (not UTF-8, say): to the client that is one
             # more invalid field, answered like every other (the contract knows no 400).
-            return problem_response("validation", "Validation failed", "1 field is invalid: body", request=request,
-                                    errors=[NOT_JSON])
-        slug = {401: "unauthorized", 403: "forbidden", 404: "not-found", 405: "method-not-allowed",
-                409: "conflict", 413: "payload-too-large", 415: "unsupported-media-type",
-                503: "unavailable"}.get(exc.status_code, "internal")
+            return problem_response(
+                "validation", "Validation failed", "1 field is invalid: body", request=request, errors=[NOT_JSON]
+            )
+        slug = {
+            401: "unauthorized",
+            403: "forbidden",
+            404: "not-found",
+            405: "method-not-allowed",
+            409: "conflict",
+            413: "payload-too-large",
+            415: "unsupported-media-type",
+            503: "unavailable",
+        }.get(exc.status_code, "internal")
         title = slug.replace("-", " ").capitalize()
         detail = exc.detail if isinstance(exc.detail, str) else title
         # The framework's headers go along: a 405 names the methods the route has in `Allow`.
@@ -153,10 +162,14 @@ def install_problem_handlers(app: FastAPI) -> None:
             return await on_unexpected(request, exc)
         # Restarting or unreachable: the transaction was rolled back, so the client can safely try again.
         log.warning("database_unavailable", error_type=type(exc).__name__)
-        return problem_response("unavailable", "Service unavailable",
-                                "The service's database cannot be reached just now; nothing was stored. "
-                                "Retry the request (with the same Idempotency-Key).",
-                                request=request, headers={"Retry-After": RETRY_AFTER_SECONDS})
+        return problem_response(
+            "unavailable",
+            "Service unavailable",
+            "The service's database cannot be reached just now; nothing was stored. "
+            "Retry the request (with the same Idempotency-Key).",
+            request=request,
+            headers={"Retry-After": RETRY_AFTER_SECONDS},
+        )
 
     app.add_exception_handler(DomainError, on_domain_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, on_validation_error)  # type: ignore[arg-type]
@@ -183,16 +196,23 @@ EXAMPLE_DETAILS = {
 }
 EXAMPLE_ERRORS = [
     {"field": "patient.bsn", "message": "not a valid BSN: 9 digits passing the elfproef", "code": "value_error"},
-    {"field": "patient.address.postcode", "message": "not a valid postcode: the letters SA, SD and SS are not used",
-     "code": "value_error"},
+    {
+        "field": "patient.address.postcode",
+        "message": "not a valid postcode: the letters SA, SD and SS are not used",
+        "code": "value_error",
+    },
 ]
 
 
 def problem_example(slug: str) -> dict[str, Any]:
     """A realistic problem document of this type (the `validation` one with its `errors` list)."""
-    example: dict[str, Any] = {"type": PROBLEM_PREFIX + slug, "title": slug.replace("-", " ").capitalize(),
-                               "status": STATUS_BY_SLUG[slug], "detail": EXAMPLE_DETAILS[slug],
-                               "instance": "urn:kansrijk:request:3f1c2a9e7d1b4c559a7e0b6f2d1e8c41"}
+    example: dict[str, Any] = {
+        "type": PROBLEM_PREFIX + slug,
+        "title": slug.replace("-", " ").capitalize(),
+        "status": STATUS_BY_SLUG[slug],
+        "detail": EXAMPLE_DETAILS[slug],
+        "instance": "urn:kansrijk:request:3f1c2a9e7d1b4c559a7e0b6f2d1e8c41",
+    }
     if slug == "validation":
         example["errors"] = EXAMPLE_ERRORS
     return example

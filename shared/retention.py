@@ -39,16 +39,18 @@ async def prune(database: Database, rules: list[Retention], *, dry_run: bool = F
         for rule in rules:
             due = (rule.column.is_not(None), rule.column < now() - rule.keep)
             if dry_run:
-                removed[rule.table.name] = (await uow.session.execute(
-                    select(func.count()).select_from(rule.table).where(*due))).scalar_one()
+                removed[rule.table.name] = (
+                    await uow.session.execute(select(func.count()).select_from(rule.table).where(*due))
+                ).scalar_one()
             else:
                 removed[rule.table.name] = (await uow.session.execute(delete(rule.table).where(*due))).rowcount or 0
         await uow.commit()
     return removed
 
 
-def pruning_worker(database: Database, rules: list[Retention], *, every_seconds: float = 3600.0,
-                   purge: Purge | None = None) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
+def pruning_worker(
+    database: Database, rules: list[Retention], *, every_seconds: float = 3600.0, purge: Purge | None = None
+) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
     async def run(stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
@@ -57,7 +59,7 @@ def pruning_worker(database: Database, rules: list[Retention], *, every_seconds:
                     removed.update(await purge())
                 if any(removed.values()):
                     log.info("pruned", **removed)
-            except Exception as exc:  # the database is away: next round
+            except Exception as exc:  # noqa: BLE001 - the database is away: next round
                 log.warning("prune_failed", error_type=type(exc).__name__)
             try:
                 await asyncio.wait_for(stop.wait(), timeout=every_seconds)

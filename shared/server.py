@@ -61,13 +61,18 @@ class GuardedHttpProtocol(HttpToolsProtocol):
 
 def server_config(app: Any, settings: ServiceSettings, **overrides: Any) -> uvicorn.Config:
     """The uvicorn configuration of a service: its host and port, its HTTP limits, our logging."""
-    protocol = type("ServiceHttpProtocol", (GuardedHttpProtocol,),
-                    {"request_timeout": settings.http_request_timeout_seconds})
+    protocol = type(
+        "ServiceHttpProtocol", (GuardedHttpProtocol,), {"request_timeout": settings.http_request_timeout_seconds}
+    )
     options: dict[str, Any] = {
-        "host": settings.host, "port": settings.port, "http": protocol,
-        "timeout_keep_alive": settings.http_keep_alive_seconds, "limit_concurrency": settings.http_max_connections,
+        "host": settings.host,
+        "port": settings.port,
+        "http": protocol,
+        "timeout_keep_alive": settings.http_keep_alive_seconds,
+        "limit_concurrency": settings.http_max_connections,
         # Logging is configured by the app (JSON lines); uvicorn's own config would replace it.
-        "log_config": None, "lifespan": "on",
+        "log_config": None,
+        "lifespan": "on",
         "timeout_graceful_shutdown": int(settings.publish_timeout_seconds) + 5,
     }
     options.update(overrides)
@@ -87,8 +92,13 @@ class BodyLimitMiddleware:
             return
         declared = dict(scope.get("headers", [])).get(b"content-length")
         if declared is not None and (not declared.isdigit() or int(declared) > self.limit):
-            response = problem_response("payload-too-large", "Payload too large", self._detail(),
-                                        request=Request(scope), headers={"Connection": "close"})
+            response = problem_response(
+                "payload-too-large",
+                "Payload too large",
+                self._detail(),
+                request=Request(scope),
+                headers={"Connection": "close"},
+            )
             await response(scope, receive, send)
             return
         received = 0

@@ -14,16 +14,30 @@ from services.consent.main import create_app as create_consent_app
 from shared import migrations
 from shared.db import Database
 from tests.support import (
-    BACKEND, RunEnvironment, Tokens, create_environment, destroy_environment, empty_tables, running,
+    BACKEND,
+    RunEnvironment,
+    Tokens,
+    create_environment,
+    destroy_environment,
+    empty_tables,
+    running,
 )
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("kansrijk fault suite")
-    group.addoption("--fault-meldingen", type=int, default=int(os.environ.get("KANSRIJK_FAULT_MELDINGEN", "1000")),
-                    help="meldingen per fault scenario (default 1000; e.g. 10000 for the long run)")
-    group.addoption("--fault-rate", type=float, default=float(os.environ.get("KANSRIJK_FAULT_RATE", "40")),
-                    help="meldingen per second the simulated EHRs send together (default 40)")
+    group.addoption(
+        "--fault-meldingen",
+        type=int,
+        default=int(os.environ.get("KANSRIJK_FAULT_MELDINGEN", "1000")),
+        help="meldingen per fault scenario (default 1000; e.g. 10000 for the long run)",
+    )
+    group.addoption(
+        "--fault-rate",
+        type=float,
+        default=float(os.environ.get("KANSRIJK_FAULT_RATE", "40")),
+        help="meldingen per second the simulated EHRs send together (default 40)",
+    )
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -51,8 +65,10 @@ def tokens(environment: RunEnvironment) -> Tokens:
 
 def consent_settings(environment: RunEnvironment, **overrides: object) -> ConsentSettings:
     values: dict[str, object] = {
-        "data_dir": environment.data_dir, "amqp_url": environment.amqp_url,
-        "database_url": environment.database_urls["consent"], "publish_timeout_seconds": 3.0,
+        "data_dir": environment.data_dir,
+        "amqp_url": environment.amqp_url,
+        "database_url": environment.database_urls["consent"],
+        "publish_timeout_seconds": 3.0,
         "outbox_poll_seconds": 0.2,
     }
     values.update(overrides)
@@ -81,12 +97,14 @@ async def consent_client(environment: RunEnvironment, consent_db: Database) -> A
 # --- the whole system, over real HTTP and real RabbitMQ ---------------------------------------------------
 
 
-def service_settings(environment: RunEnvironment, name: str, database_url: str, **overrides: object):  # noqa: ANN201
+def service_settings(environment: RunEnvironment, name: str, database_url: str, **overrides: object):
     from services.registry import SERVICES
 
     values: dict[str, object] = {
-        "data_dir": environment.data_dir, "amqp_url": environment.amqp_url,
-        "database_url": database_url, "publish_timeout_seconds": 3.0,
+        "data_dir": environment.data_dir,
+        "amqp_url": environment.amqp_url,
+        "database_url": database_url,
+        "publish_timeout_seconds": 3.0,
         "outbox_poll_seconds": 0.2,
     }
     values.update(overrides)
@@ -98,7 +116,9 @@ async def stack_databases(environment: RunEnvironment) -> AsyncIterator[dict[str
     """The running system's own databases: no other test's relay works on them."""
     from tests.support import create_database, drop_database
 
-    urls = {name: await create_database(environment, name, suffix="_stack") for name in ("consent", "melding", "routing")}
+    urls = {
+        name: await create_database(environment, name, suffix="_stack") for name in ("consent", "melding", "routing")
+    }
     yield urls
     for url in urls.values():
         await drop_database(environment, url)
@@ -113,25 +133,40 @@ async def stack(environment: RunEnvironment, stack_databases: dict[str, str]) ->
     ports = {name: _free_port() for name in ("consent", "melding", "routing")}
     consent_url = f"http://127.0.0.1:{ports['consent']}"
     urls = stack_databases
+
     def peers(me: str) -> dict[str, str]:
         return {name: f"http://127.0.0.1:{port}" for name, port in ports.items() if name != me}
 
     settings = {
-        "consent": service_settings(environment, "consent", urls["consent"], port=ports["consent"],
-                                    audit_peers=peers("consent")),
-        "melding": service_settings(environment, "melding", urls["melding"], port=ports["melding"],
-                                    consent_url=consent_url, audit_peers=peers("melding")),
-        "routing": service_settings(environment, "routing", urls["routing"], port=ports["routing"],
-                                    consent_url=consent_url, reroute_interval_seconds=1.0,
-                                    audit_peers=peers("routing")),
+        "consent": service_settings(
+            environment, "consent", urls["consent"], port=ports["consent"], audit_peers=peers("consent")
+        ),
+        "melding": service_settings(
+            environment,
+            "melding",
+            urls["melding"],
+            port=ports["melding"],
+            consent_url=consent_url,
+            audit_peers=peers("melding"),
+        ),
+        "routing": service_settings(
+            environment,
+            "routing",
+            urls["routing"],
+            port=ports["routing"],
+            consent_url=consent_url,
+            reroute_interval_seconds=1.0,
+            audit_peers=peers("routing"),
+        ),
     }
     async with run_stack(settings) as base_urls:
         yield base_urls
 
 
 @pytest.fixture
-async def system(stack: dict[str, str], stack_databases: dict[str, str],
-                 environment: RunEnvironment) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
+async def system(
+    stack: dict[str, str], stack_databases: dict[str, str], environment: RunEnvironment
+) -> AsyncIterator[dict[str, httpx.AsyncClient]]:
     """HTTP clients for each running service, with every service's tables emptied first."""
     for url in stack_databases.values():
         database = environment.database(url)

@@ -14,11 +14,10 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import asyncpg
-from typing import Any
-
 from sqlalchemy import MetaData, text
 
 from shared.auth import SigningKey, issue_token, load_or_create_dev_key
@@ -31,8 +30,7 @@ POSTGRES_ADMIN_URL = os.environ.get("KANSRIJK_TEST_POSTGRES_URL", "postgresql://
 AMQP_BASE = os.environ.get("KANSRIJK_TEST_AMQP_BASE", "amqp://guest:guest@127.0.0.1:5672")
 RABBITMQCTL = shutil.which("rabbitmqctl") or "rabbitmqctl"
 # The CBS reference files stay outside the repository: the team kit's shared/data/ beside the checkout.
-SHARED_DATA = Path(os.environ.get("KANSRIJK_TEST_SHARED_DATA",
-                                  Path(__file__).resolve().parents[2] / "shared" / "data"))
+SHARED_DATA = Path(os.environ.get("KANSRIJK_TEST_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 
 
 def rabbitmqctl(*args: str) -> None:
@@ -79,8 +77,9 @@ class RunEnvironment:
 
 async def create_environment(base_dir: Path) -> RunEnvironment:
     run_id = uuid.uuid4().hex[:10]
-    environment = RunEnvironment(run_id=run_id, backend=BACKEND, data_dir=base_dir / "data",
-                                  vhost=f"kansrijk-test-{run_id}")
+    environment = RunEnvironment(
+        run_id=run_id, backend=BACKEND, data_dir=base_dir / "data", vhost=f"kansrijk-test-{run_id}"
+    )
     await asyncio.to_thread(rabbitmqctl, "add_vhost", environment.vhost)
     await asyncio.to_thread(rabbitmqctl, "set_permissions", "-p", environment.vhost, "guest", ".*", ".*", ".*")
     for service in SERVICES:
@@ -120,6 +119,7 @@ async def destroy_environment(environment: RunEnvironment) -> None:
 
 async def empty_tables(database: Database) -> None:
     """Each test starts from migrated, empty tables."""
+
     def dependants_first(sync_connection: Any) -> list[str]:
         metadata = MetaData()
         metadata.reflect(sync_connection)
@@ -134,7 +134,9 @@ async def empty_tables(database: Database) -> None:
         else:
             # TRUNCATE skips row triggers on PostgreSQL; on SQLite the append-only triggers of the audit log
             # are set aside while the tables are emptied, and put back as they were.
-            triggers = list(await connection.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")))
+            triggers = list(
+                await connection.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"))
+            )
             for name, _ in triggers:
                 await connection.execute(text(f'DROP TRIGGER "{name}"'))
             for name in names:
@@ -150,10 +152,25 @@ class Tokens:
     def __init__(self, key: SigningKey, issuer: str = "kansrijk-dev", audience: str = "kansrijk") -> None:
         self.key, self.issuer, self.audience = key, issuer, audience
 
-    def bearer(self, *, org_id: str = "12345678", org_type: str = "verloskundige", scopes: str = "",
-               sub: str = "test-user", ttl: int = 600) -> dict[str, str]:
-        token = issue_token(self.key, issuer=self.issuer, audience=self.audience, org_id=org_id,
-                            org_type=org_type, scopes=scopes, sub=sub, ttl_seconds=ttl)
+    def bearer(
+        self,
+        *,
+        org_id: str = "12345678",
+        org_type: str = "verloskundige",
+        scopes: str = "",
+        sub: str = "test-user",
+        ttl: int = 600,
+    ) -> dict[str, str]:
+        token = issue_token(
+            self.key,
+            issuer=self.issuer,
+            audience=self.audience,
+            org_id=org_id,
+            org_type=org_type,
+            scopes=scopes,
+            sub=sub,
+            ttl_seconds=ttl,
+        )
         return {"Authorization": f"Bearer {token}"}
 
 
@@ -277,13 +294,13 @@ _HANDED_OUT: set[int] = set()
 
 
 @contextlib.asynccontextmanager
-async def running(app) -> AsyncIterator[None]:  # noqa: ANN001 - any ASGI app with a lifespan
+async def running(app) -> AsyncIterator[None]:
     """Run an app's lifespan (workers included) around a block."""
     async with app.router.lifespan_context(app):
         yield
 
 
-async def collect(queue, *, expected: int, timeout: float, settle: float = 0.5) -> list:  # noqa: ANN001
+async def collect(queue, *, expected: int, timeout: float, settle: float = 0.5) -> list:
     """Messages from `queue` until `expected` arrived and `settle` seconds pass quietly, or `timeout`."""
     import aio_pika
 

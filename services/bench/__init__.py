@@ -31,8 +31,11 @@ from services.registry import SERVICES
 CONCURRENCY = 32  # closed-loop callers for B_api and the system's throughput (the same load generator)
 TARGETS = {  # figure: (comparison, limit) — issue 6, on this 2-core machine
     "throughput_vs_b_api": (">=", 0.25),
-    "api_p50_ms": ("<=", 20.0), "api_p99_ms": ("<=", 100.0), "api_errors": ("<=", 0),
-    "e2e_p50_ms": ("<=", 50.0), "e2e_p99_ms": ("<=", 250.0),
+    "api_p50_ms": ("<=", 20.0),
+    "api_p99_ms": ("<=", 100.0),
+    "api_errors": ("<=", 0),
+    "e2e_p50_ms": ("<=", 50.0),
+    "e2e_p99_ms": ("<=", 250.0),
     "peak_memory_mb": ("<=", 200.0),
 }
 
@@ -63,8 +66,9 @@ async def run_bench(options: BenchOptions, progress: Any = print) -> dict[str, A
         progress("baselines: B_mq (confirmed persistent 1 KB publishes to a quorum queue, 100 in flight)")
         b_mq = await baselines.rabbitmq_publishes(vhost_url, duration=options.duration)
         progress(f"baselines: B_api (FastAPI + one asyncpg insert, {CONCURRENCY} concurrent)")
-        b_api = await baselines.api_requests(_plain(databases["baseline"]), port=free_port(),
-                                             concurrency=CONCURRENCY, duration=options.duration)
+        b_api = await baselines.api_requests(
+            _plain(databases["baseline"]), port=free_port(), concurrency=CONCURRENCY, duration=options.duration
+        )
         system = await _measure_system(options, vhost_url, databases, work_dir, progress)
     finally:
         await _drop_databases(options.postgres_url, databases)
@@ -72,24 +76,36 @@ async def run_bench(options: BenchOptions, progress: Any = print) -> dict[str, A
         if options.work_dir is None:
             shutil.rmtree(work_dir, ignore_errors=True)
     figures = {
-        "b_pg_per_s": b_pg, "b_mq_per_s": b_mq, "b_api_per_s": b_api.per_second,
-        "b_api_p50_ms": b_api.percentile(50), "b_api_p99_ms": b_api.percentile(99), **system,
+        "b_pg_per_s": b_pg,
+        "b_mq_per_s": b_mq,
+        "b_api_per_s": b_api.per_second,
+        "b_api_p50_ms": b_api.percentile(50),
+        "b_api_p99_ms": b_api.percentile(99),
+        **system,
     }
     figures["throughput_vs_b_api"] = figures["throughput_per_s"] / b_api.per_second
     figures["throughput_vs_b_pg"] = figures["throughput_per_s"] / b_pg
     figures["throughput_vs_b_mq"] = figures["throughput_per_s"] / b_mq
     figures["api_p50_vs_b_api"] = figures["api_p50_ms"] / figures["b_api_p50_ms"]
     figures["peak_memory_mb"] = max(figures["memory_mb"].values())
-    return {"options": {"duration": options.duration, "rate": options.rate, "concurrency": CONCURRENCY},
-            "figures": figures, "verdicts": verdicts(figures)}
+    return {
+        "options": {"duration": options.duration, "rate": options.rate, "concurrency": CONCURRENCY},
+        "figures": figures,
+        "verdicts": verdicts(figures),
+    }
 
 
-async def _measure_system(options: BenchOptions, amqp_url: str, databases: dict[str, str], work_dir: Path,
-                          progress: Any) -> dict[str, Any]:
+async def _measure_system(
+    options: BenchOptions, amqp_url: str, databases: dict[str, str], work_dir: Path, progress: Any
+) -> dict[str, Any]:
     progress("system: starting consent, melding and routing as `kansrijk up` does, on PostgreSQL")
     recipient = Recipient(amqp_url)
-    async with running_system(database_urls={n: databases[n] for n in SERVICES}, amqp_url=amqp_url,
-                              data_dir=work_dir / "data", log_dir=work_dir) as system:
+    async with running_system(
+        database_urls={n: databases[n] for n in SERVICES},
+        amqp_url=amqp_url,
+        data_dir=work_dir / "data",
+        log_dir=work_dir,
+    ) as system:
         fixture = await set_up(system, work_dir / "data")
         await recipient.start()
         async with http_client(system.urls["melding"], CONCURRENCY) as client:
@@ -125,14 +141,24 @@ async def _measure_system(options: BenchOptions, amqp_url: str, databases: dict[
         memory = system.peak_memory_mb()
         await recipient.stop()
     return {
-        "throughput_per_s": throughput, "throughput_intake_per_s": intake.per_second,
-        "throughput_meldingen": len(flow.latencies_ms), "throughput_undelivered": flow.errors,
-        "api_rate_per_s": half, "api_p50_ms": api.percentile(50), "api_p99_ms": api.percentile(99),
-        "api_errors": intake.errors + api.errors + paced.errors, "api_unexpected_statuses": dict(sender.unexpected),
-        "api_error_types": {name: sum(phase.error_types.get(name, 0) for phase in (intake, api, paced))
-                            for name in {**intake.error_types, **api.error_types, **paced.error_types}},
-        "e2e_rate_per_s": options.rate, "e2e_p50_ms": steady.percentile(50), "e2e_p99_ms": steady.percentile(99),
-        "e2e_meldingen": len(steady.latencies_ms), "e2e_undelivered": steady.errors,
+        "throughput_per_s": throughput,
+        "throughput_intake_per_s": intake.per_second,
+        "throughput_meldingen": len(flow.latencies_ms),
+        "throughput_undelivered": flow.errors,
+        "api_rate_per_s": half,
+        "api_p50_ms": api.percentile(50),
+        "api_p99_ms": api.percentile(99),
+        "api_errors": intake.errors + api.errors + paced.errors,
+        "api_unexpected_statuses": dict(sender.unexpected),
+        "api_error_types": {
+            name: sum(phase.error_types.get(name, 0) for phase in (intake, api, paced))
+            for name in {**intake.error_types, **api.error_types, **paced.error_types}
+        },
+        "e2e_rate_per_s": options.rate,
+        "e2e_p50_ms": steady.percentile(50),
+        "e2e_p99_ms": steady.percentile(99),
+        "e2e_meldingen": len(steady.latencies_ms),
+        "e2e_undelivered": steady.errors,
         "memory_mb": memory,
         # What one melding costs each service (throughput phase): the lever for throughput on 2 cores.
         "cpu_ms_per_melding": {name: 1000 * spent / max(len(flow.latencies_ms), 1) for name, spent in cpu_used.items()},
@@ -161,24 +187,54 @@ def table_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
     return [
         ("B_pg: asyncpg one-row inserts, 16 concurrent", f"{f['b_pg_per_s']:.0f} /s", "", ""),
         ("B_mq: confirmed persistent 1 KB publishes, 100 in flight", f"{f['b_mq_per_s']:.0f} /s", "", ""),
-        (f"B_api: FastAPI + one asyncpg insert, {CONCURRENCY} concurrent", f"{f['b_api_per_s']:.0f} /s",
-         f"p50 {f['b_api_p50_ms']:.1f} ms, p99 {f['b_api_p99_ms']:.1f} ms", ""),
-        ("end-to-end throughput (POST → JGZ queue consumed)", f"{f['throughput_per_s']:.1f} meldingen/s",
-         f"{f['throughput_vs_b_api']:.2f} × B_api, {f['throughput_vs_b_pg']:.3f} × B_pg, "
-         f"{f['throughput_vs_b_mq']:.3f} × B_mq", verdict("throughput_vs_b_api")),
-        (f"API latency p50 at {f['api_rate_per_s']:.0f}/s", f"{f['api_p50_ms']:.1f} ms",
-         f"{f['api_p50_vs_b_api']:.1f} × B_api p50", verdict("api_p50_ms")),
+        (
+            f"B_api: FastAPI + one asyncpg insert, {CONCURRENCY} concurrent",
+            f"{f['b_api_per_s']:.0f} /s",
+            f"p50 {f['b_api_p50_ms']:.1f} ms, p99 {f['b_api_p99_ms']:.1f} ms",
+            "",
+        ),
+        (
+            "end-to-end throughput (POST → JGZ queue consumed)",
+            f"{f['throughput_per_s']:.1f} meldingen/s",
+            f"{f['throughput_vs_b_api']:.2f} × B_api, {f['throughput_vs_b_pg']:.3f} × B_pg, "
+            f"{f['throughput_vs_b_mq']:.3f} × B_mq",
+            verdict("throughput_vs_b_api"),
+        ),
+        (
+            f"API latency p50 at {f['api_rate_per_s']:.0f}/s",
+            f"{f['api_p50_ms']:.1f} ms",
+            f"{f['api_p50_vs_b_api']:.1f} × B_api p50",
+            verdict("api_p50_ms"),
+        ),
         (f"API latency p99 at {f['api_rate_per_s']:.0f}/s", f"{f['api_p99_ms']:.1f} ms", "", verdict("api_p99_ms")),
-        ("API errors (all phases)", f"{f['api_errors']}" + "".join(
-            f", {count}× {name}" for name, count in {**f["api_unexpected_statuses"], **f["api_error_types"]}.items()),
-         "", verdict("api_errors")),
-        (f"end-to-end latency p50 at {f['e2e_rate_per_s']:g}/s", f"{f['e2e_p50_ms']:.1f} ms", "",
-         verdict("e2e_p50_ms")),
-        (f"end-to-end latency p99 at {f['e2e_rate_per_s']:g}/s", f"{f['e2e_p99_ms']:.1f} ms", "",
-         verdict("e2e_p99_ms")),
+        (
+            "API errors (all phases)",
+            f"{f['api_errors']}"
+            + "".join(
+                f", {count}× {name}" for name, count in {**f["api_unexpected_statuses"], **f["api_error_types"]}.items()
+            ),
+            "",
+            verdict("api_errors"),
+        ),
+        (
+            f"end-to-end latency p50 at {f['e2e_rate_per_s']:g}/s",
+            f"{f['e2e_p50_ms']:.1f} ms",
+            "",
+            verdict("e2e_p50_ms"),
+        ),
+        (
+            f"end-to-end latency p99 at {f['e2e_rate_per_s']:g}/s",
+            f"{f['e2e_p99_ms']:.1f} ms",
+            "",
+            verdict("e2e_p99_ms"),
+        ),
         ("peak resident memory per service (MB)", memory, "", verdict("peak_memory_mb")),
-        ("CPU per melding (ms, throughput phase)",
-         ", ".join(f"{name} {ms:.1f}" for name, ms in f["cpu_ms_per_melding"].items()), "", ""),
+        (
+            "CPU per melding (ms, throughput phase)",
+            ", ".join(f"{name} {ms:.1f}" for name, ms in f["cpu_ms_per_melding"].items()),
+            "",
+            "",
+        ),
         ("every melding delivered", "yes" if v["all_delivered"] else "NO", "", ""),
     ]
 
@@ -204,7 +260,8 @@ async def _create_databases(postgres_url: str, tag: str, names: list[str]) -> di
         for name in names:
             await admin.execute(f'CREATE DATABASE "{tag}_{name}"')
             urls[name] = str(URL(postgres_url).with_path(f"/{tag}_{name}")).replace(
-                "postgresql://", "postgresql+asyncpg://", 1)
+                "postgresql://", "postgresql+asyncpg://", 1
+            )
     finally:
         await admin.close()
     return urls

@@ -47,8 +47,9 @@ def main() -> None:
     parser.add_argument("--dsn", required=True)
     parser.add_argument("--port", type=int, required=True)
     arguments = parser.parse_args()
-    uvicorn.run(baseline_app(arguments.dsn), host="127.0.0.1", port=arguments.port, log_level="warning",
-                access_log=False)
+    uvicorn.run(
+        baseline_app(arguments.dsn), host="127.0.0.1", port=arguments.port, log_level="warning", access_log=False
+    )
 
 
 if __name__ == "__main__":

@@ -53,8 +53,11 @@ async def rabbitmq_publishes(amqp_url: str, *, duration: float) -> float:
     connection = await aio_pika.connect(amqp_url)
     try:
         channel = await connection.channel(publisher_confirms=True)
-        queue = await channel.declare_queue("kansrijk.bench.baseline", durable=True,
-                                            arguments={"x-queue-type": quorum_queue_arguments()["x-queue-type"]})
+        queue = await channel.declare_queue(
+            "kansrijk.bench.baseline",
+            durable=True,
+            arguments={"x-queue-type": quorum_queue_arguments()["x-queue-type"]},
+        )
         exchange = channel.default_exchange
 
         async def publish(_: int) -> bool:
@@ -84,8 +87,11 @@ async def api_requests(dsn: str, *, port: int, concurrency: int, duration: float
 
 @asynccontextmanager
 async def _baseline_server(dsn: str, port: int) -> AsyncIterator[str]:
-    process = subprocess.Popen([sys.executable, "-m", "services.bench.baseline_server", "--dsn", dsn, "--port", str(port)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "services.bench.baseline_server", "--dsn", dsn, "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     base_url = f"http://127.0.0.1:{port}"
     try:
         await wait_until_answering(base_url, "/health", process)

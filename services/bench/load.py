@@ -26,8 +26,7 @@ async def http_client(base_url: str, concurrency: int) -> AsyncIterator[aiohttp.
     # Idle connections are dropped before uvicorn drops them (after 5 s): reusing one the server has just
     # closed would count as the server's error.
     connector = aiohttp.TCPConnector(limit=concurrency, limit_per_host=concurrency, keepalive_timeout=3)
-    async with aiohttp.ClientSession(base_url, connector=connector,
-                                     timeout=aiohttp.ClientTimeout(total=60)) as session:
+    async with aiohttp.ClientSession(base_url, connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:
         yield session
 
 

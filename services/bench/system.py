@@ -75,20 +75,30 @@ def _vm_hwm_kb(pid: int) -> float:
 
 
 @contextlib.asynccontextmanager
-async def running_system(*, database_urls: dict[str, str], amqp_url: str, data_dir: Path,
-                         log_dir: Path) -> AsyncIterator[RunningSystem]:
+async def running_system(
+    *, database_urls: dict[str, str], amqp_url: str, data_dir: Path, log_dir: Path
+) -> AsyncIterator[RunningSystem]:
     """Start the three services as separate processes, wait until each is ready; SIGTERM them on exit."""
     ports = {name: free_port() for name in SERVICES}
-    env = {**os.environ, "KANSRIJK_DATA_DIR": str(data_dir), "KANSRIJK_AMQP_URL": amqp_url,
-           **{f"KANSRIJK_{name.upper()}_PORT": str(port) for name, port in ports.items()},
-           **{f"KANSRIJK_{name.upper()}_DATABASE_URL": url for name, url in database_urls.items()}}
+    env = {
+        **os.environ,
+        "KANSRIJK_DATA_DIR": str(data_dir),
+        "KANSRIJK_AMQP_URL": amqp_url,
+        **{f"KANSRIJK_{name.upper()}_PORT": str(port) for name, port in ports.items()},
+        **{f"KANSRIJK_{name.upper()}_DATABASE_URL": url for name, url in database_urls.items()},
+    }
     processes: dict[str, subprocess.Popen[bytes]] = {}
     urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
     try:
         for name in SERVICES:
             log = (log_dir / f"{name}.log").open("wb")
-            processes[name] = subprocess.Popen([sys.executable, "-m", "services.cli", "serve", name], env=env,
-                                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            processes[name] = subprocess.Popen(
+                [sys.executable, "-m", "services.cli", "serve", name],
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
         for name, url in urls.items():
             await wait_until_answering(url, "/health/ready", processes[name])
         yield RunningSystem(processes, urls, env)
@@ -118,32 +128,56 @@ def _tokens(data_dir: Path) -> dict[str, dict[str, str]]:
     key = load_or_create_dev_key(settings.dev_key_dir)
 
     def bearer(org_id: str, org_type: str, scopes: str) -> dict[str, str]:
-        token = issue_token(key, issuer=settings.jwt_issuer, audience=settings.jwt_audience, org_id=org_id,
-                            org_type=org_type, scopes=scopes, sub="kansrijk-bench", ttl_seconds=4 * 3600)
+        token = issue_token(
+            key,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            org_id=org_id,
+            org_type=org_type,
+            scopes=scopes,
+            sub="kansrijk-bench",
+            ttl_seconds=4 * 3600,
+        )
         return {"Authorization": f"Bearer {token}"}
 
-    return {"sender": bearer(SENDER, "verloskundige", "consent:write consent:read melding:write melding:read"),
-            "operator": bearer("ops", "operator", "routing:admin"),
-            "recipient": bearer(JGZ, "jgz", "delivery:read delivery:write")}
+    return {
+        "sender": bearer(SENDER, "verloskundige", "consent:write consent:read melding:write melding:read"),
+        "operator": bearer("ops", "operator", "routing:admin"),
+        "recipient": bearer(JGZ, "jgz", "delivery:read delivery:write"),
+    }
 
 
 async def set_up(system: RunningSystem, data_dir: Path) -> Fixture:
     tokens = _tokens(data_dir)
     async with httpx.AsyncClient(timeout=30) as client:
         routing = system.urls["routing"]
-        answered = await client.put(f"{routing}/v1/gemeenten/GM0363", headers=tokens["operator"], json={
-            "name": "Amsterdam", "postcode_ranges": [{"from": "1011", "to": "1109"}]})
+        answered = await client.put(
+            f"{routing}/v1/gemeenten/GM0363",
+            headers=tokens["operator"],
+            json={"name": "Amsterdam", "postcode_ranges": [{"from": "1011", "to": "1109"}]},
+        )
         answered.raise_for_status()
-        answered = await client.put(f"{routing}/v1/organisations/{JGZ}", headers=tokens["operator"], json={
-            "name": "JGZ (benchmark)", "type": "jgz", "gemeenten": ["GM0363"], "active": True})
+        answered = await client.put(
+            f"{routing}/v1/organisations/{JGZ}",
+            headers=tokens["operator"],
+            json={"name": "JGZ (benchmark)", "type": "jgz", "gemeenten": ["GM0363"], "active": True},
+        )
         answered.raise_for_status()
         given_at = (today_nl() - timedelta(days=1)).isoformat()
         semaphore = asyncio.Semaphore(16)
 
         async def consent(bsn: str) -> tuple[str, str]:
             async with semaphore:
-                answered = await client.post(f"{system.urls['consent']}/v1/consents", headers=tokens["sender"], json={
-                    "patient": {"bsn": bsn}, "recipient_types": ["jgz"], "method": "written", "given_at": given_at})
+                answered = await client.post(
+                    f"{system.urls['consent']}/v1/consents",
+                    headers=tokens["sender"],
+                    json={
+                        "patient": {"bsn": bsn},
+                        "recipient_types": ["jgz"],
+                        "method": "written",
+                        "given_at": given_at,
+                    },
+                )
                 answered.raise_for_status()
                 return bsn, answered.json()["id"]
 
@@ -155,9 +189,12 @@ def melding_body(fixture: Fixture, number: int) -> dict[str, Any]:
     bsn, consent_id = fixture.consents[number % len(fixture.consents)]
     return {
         "consent_id": consent_id,
-        "patient": {"bsn": bsn, "name": {"given": "Bench", "family": f"Patient {number % len(fixture.consents)}"},
-                    "birth_date": "1996-05-01",
-                    "address": {"postcode": POSTCODE, "house_number": str(1 + number % 200), "city": "Amsterdam"}},
+        "patient": {
+            "bsn": bsn,
+            "name": {"given": "Bench", "family": f"Patient {number % len(fixture.consents)}"},
+            "birth_date": "1996-05-01",
+            "address": {"postcode": POSTCODE, "house_number": str(1 + number % 200), "city": "Amsterdam"},
+        },
         "pregnancy": {"expected_due_date": (today_nl() + timedelta(days=150)).isoformat()},
         "risk_domains": ["financien-schulden", "huisvesting"],
         "recipient_types": ["jgz"],
@@ -230,8 +267,9 @@ class Sender:
 
     async def send(self, number: int) -> bool:
         begun = time.perf_counter()
-        async with self.client.post("/v1/meldingen", headers=self.fixture.sender_headers,
-                                    json=melding_body(self.fixture, number)) as answered:
+        async with self.client.post(
+            "/v1/meldingen", headers=self.fixture.sender_headers, json=melding_body(self.fixture, number)
+        ) as answered:
             body = await answered.json(content_type=None)
         if answered.status != 202:
             self.unexpected[answered.status] = self.unexpected.get(answered.status, 0) + 1

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from fastapi import FastAPI
 
+from services.consent.adapters.orm import audit, outbox
 from services.consent.api.routes import router
 from services.consent.config import ConsentSettings
-from services.consent.adapters.orm import audit, outbox
 from services.consent.worker import workers
 from shared.api import audit_router
 from shared.app import build_runtime, create_service_app

@@ -16,6 +16,9 @@ def rules(settings: ServiceSettings) -> list[Retention]:
 
 
 def workers(runtime: ServiceRuntime) -> list[Worker]:
-    return [outbox_relay(runtime, outbox).run,
-            housekeeping(runtime, rules(runtime.settings),
-                         purge=partial(retention.purge, runtime.database, runtime.settings))]
+    return [
+        outbox_relay(runtime, outbox).run,
+        housekeeping(
+            runtime, rules(runtime.settings), purge=partial(retention.purge, runtime.database, runtime.settings)
+        ),
+    ]

@@ -19,7 +19,12 @@ QUEUE = "kansrijk.melding.events"  # declared with its bindings in shared.messag
 
 def consumer(runtime: ServiceRuntime) -> IdempotentConsumer:
     return IdempotentConsumer(
-        runtime.database, runtime.broker, processed_messages, metrics=runtime.metrics, name="melding", queue=QUEUE,
+        runtime.database,
+        runtime.broker,
+        processed_messages,
+        metrics=runtime.metrics,
+        name="melding",
+        queue=QUEUE,
         exchange=EVENTS_EXCHANGE,
         handlers={
             MELDING_ROUTED: handlers.on_melding_routed,
@@ -31,11 +36,16 @@ def consumer(runtime: ServiceRuntime) -> IdempotentConsumer:
 
 
 def rules(settings: ServiceSettings) -> list[Retention]:
-    return retention_rules(settings, outbox=outbox, audit=audit, processed=processed_messages,
-                           idempotency=idempotency_keys)
+    return retention_rules(
+        settings, outbox=outbox, audit=audit, processed=processed_messages, idempotency=idempotency_keys
+    )
 
 
 def workers(runtime: ServiceRuntime) -> list[Worker]:
-    return [outbox_relay(runtime, outbox).run, consumer(runtime).run,
-            housekeeping(runtime, rules(runtime.settings),
-                         purge=partial(retention.purge, runtime.database, runtime.settings))]
+    return [
+        outbox_relay(runtime, outbox).run,
+        consumer(runtime).run,
+        housekeeping(
+            runtime, rules(runtime.settings), purge=partial(retention.purge, runtime.database, runtime.settings)
+        ),
+    ]

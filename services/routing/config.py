@@ -15,5 +15,8 @@ class RoutingSettings(CallsConsentService):
     port: int = Field(0, validation_alias=AliasChoices("KANSRIJK_ROUTING_PORT"))
     reroute_interval_seconds: float = Field(5.0, description="waiting meldingen are routed again this often")
     consent_recheck_after_seconds: float = Field(
-        30.0, ge=0, description="a melding routed later than this after its intake check is checked with the consent "
-        "service again; a fresher one against routing's own record of withdrawals (0: always ask)")
+        30.0,
+        ge=0,
+        description="a melding routed later than this after its intake check is checked with the consent "
+        "service again; a fresher one against routing's own record of withdrawals (0: always ask)",
+    )

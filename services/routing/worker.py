@@ -10,16 +10,17 @@ import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
 from services.routing.adapters.orm import audit, outbox, processed_messages
+from services.routing.adapters.queues import declare_organisation_queue
 from services.routing.adapters.repository import DirectoryRepository
 from services.routing.service_layer import handlers, retention
 from shared.app import ServiceRuntime, Worker, housekeeping, outbox_relay, retention_rules
 from shared.clients.consent import ConsentClient
 from shared.contracts.events import CONSENT_WITHDRAWN
 from shared.contracts.melding import MELDING_ACCEPTED
-from shared.messaging.broker import Broker
 from shared.messaging.consumer import IdempotentConsumer
 from shared.messaging.topology import (
-    DEAD_LETTER_QUEUE, DELIVERIES_EXCHANGE, EVENTS_EXCHANGE, declare_quorum_queue, organisation_queue,
+    DEAD_LETTER_QUEUE,
+    EVENTS_EXCHANGE,
 )
 from shared.retention import Retention
 from shared.settings import ServiceSettings
@@ -29,40 +30,41 @@ QUEUE = "kansrijk.routing.events"  # declared with its bindings in shared.messag
 WITHDRAWALS_QUEUE = "kansrijk.routing.withdrawals"
 
 
-async def declare_organisation_queue(broker: Broker, org_id: str) -> bool:
-    """Declare an organisation's queue now, so nothing sent before its consumer connects is lost.
-
-    With the broker away this waits for nobody: deliveries are published `mandatory`, so one that
-    finds no queue is retried by the relay, and the worker declares every active queue on start.
-    """
-    if not broker.is_connected:
-        # Never wait for the broker in a request: the worker declares it within one round once it is back.
-        log.warning("organisation_queue_not_declared_yet", org_id=org_id)
-        return False
-    channel = await broker.channel()
-    await declare_quorum_queue(channel, organisation_queue(org_id), exchange=DELIVERIES_EXCHANGE, routing_keys=[org_id])
-    return True
-
-
 def consumer(runtime: ServiceRuntime) -> IdempotentConsumer:
     """Meldingen to route (and withdrawals left on this queue by a version that bound them here)."""
     client: ConsentClient = runtime.extras["consent_client"]
     return IdempotentConsumer(
-        runtime.database, runtime.broker, processed_messages, metrics=runtime.metrics, name="routing", queue=QUEUE,
+        runtime.database,
+        runtime.broker,
+        processed_messages,
+        metrics=runtime.metrics,
+        name="routing",
+        queue=QUEUE,
         exchange=EVENTS_EXCHANGE,
         handlers={MELDING_ACCEPTED: handlers.on_melding_accepted, CONSENT_WITHDRAWN: handlers.on_consent_withdrawn},
         routing_keys=[MELDING_ACCEPTED],
-        prepare={MELDING_ACCEPTED: partial(handlers.prepare_accepted, client, recheck_after=timedelta(
-            seconds=runtime.settings.consent_recheck_after_seconds))},  # type: ignore[attr-defined]
+        prepare={
+            MELDING_ACCEPTED: partial(
+                handlers.prepare_accepted,
+                client,
+                recheck_after=timedelta(seconds=runtime.settings.consent_recheck_after_seconds),
+            )
+        },  # type: ignore[attr-defined]
     )
 
 
 def withdrawals_consumer(runtime: ServiceRuntime) -> IdempotentConsumer:
     """Withdrawals, on their own queue: what routing's consent re-check relies on is never behind meldingen."""
     return IdempotentConsumer(
-        runtime.database, runtime.broker, processed_messages, metrics=runtime.metrics, name="routing-withdrawals",
+        runtime.database,
+        runtime.broker,
+        processed_messages,
+        metrics=runtime.metrics,
+        name="routing-withdrawals",
         queue=WITHDRAWALS_QUEUE,
-        exchange=EVENTS_EXCHANGE, handlers={CONSENT_WITHDRAWN: handlers.on_consent_withdrawn})
+        exchange=EVENTS_EXCHANGE,
+        handlers={CONSENT_WITHDRAWN: handlers.on_consent_withdrawn},
+    )
 
 
 def consumers(runtime: ServiceRuntime) -> list[Worker]:
@@ -100,7 +102,7 @@ def workers(runtime: ServiceRuntime) -> list[Worker]:
         async def on_message(message: AbstractIncomingMessage) -> None:
             try:
                 await handlers.store_dead_letter(runtime.database, message)
-            except Exception as exc:  # the database is away: keep it on the queue, without a hot loop
+            except Exception as exc:  # noqa: BLE001 - the database is away: keep it on the queue, without a hot loop
                 log.error("dead_letter_not_stored", error_type=type(exc).__name__)
                 await asyncio.sleep(1.0)
                 await message.nack(requeue=True)
@@ -122,16 +124,22 @@ def workers(runtime: ServiceRuntime) -> list[Worker]:
                 routed = await handlers.reroute_waiting(runtime.database, client)
                 if routed:
                     log.info("waiting_meldingen_routed", count=routed)
-            except Exception as exc:  # consent service or database away: try again next round
+            except Exception as exc:  # noqa: BLE001 - consent service or database away: try again next round
                 log.warning("reroute_failed", error_type=type(exc).__name__)
             try:
                 await asyncio.wait_for(stop.wait(), timeout=interval)
             except TimeoutError:
                 pass
 
-    return [outbox_relay(runtime, outbox).run, *consumers(runtime), keep_dead_letters, reroute_loop,
-            housekeeping(runtime, rules(runtime.settings),
-                         purge=partial(retention.purge, runtime.database, runtime.settings))]
+    return [
+        outbox_relay(runtime, outbox).run,
+        *consumers(runtime),
+        keep_dead_letters,
+        reroute_loop,
+        housekeeping(
+            runtime, rules(runtime.settings), purge=partial(retention.purge, runtime.database, runtime.settings)
+        ),
+    ]
 
 
 def rules(settings: ServiceSettings) -> list[Retention]:

@@ -30,23 +30,35 @@ class ConsentCheckAnswer(BaseModel):
 
 
 class ConsentClient:
-    def __init__(self, base_url: str, tokens: ServiceTokens, *, timeout: float = 5.0,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        tokens: ServiceTokens,
+        *,
+        timeout: float = 5.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
         self.tokens = tokens
         # httpx's interface, aiohttp's connection pool: the check is on every melding's path, and httpcore's
         # pool and anyio streams cost about twice the CPU per call. Errors still arrive as httpx's.
-        self.http = HttpxAiohttpClient(base_url=base_url, timeout=timeout, transport=transport,
-                                       limits=httpx.Limits(max_connections=10, max_keepalive_connections=10))
+        self.http = HttpxAiohttpClient(
+            base_url=base_url,
+            timeout=timeout,
+            transport=transport,
+            limits=httpx.Limits(max_connections=10, max_keepalive_connections=10),
+        )
 
-    async def check(self, *, consent_id: str, bsn: str, org_id: str, recipient_types: list[str],
-                    request_id: str | None = None) -> ConsentCheckAnswer:
+    async def check(
+        self, *, consent_id: str, bsn: str, org_id: str, recipient_types: list[str], request_id: str | None = None
+    ) -> ConsentCheckAnswer:
         """The consent service's answer; `Unavailable` if it cannot give one (down, slow, or refusing us)."""
         headers = {"Authorization": f"Bearer {self.tokens.token()}"}
         if request_id:
             headers[REQUEST_ID_HEADER] = request_id
         try:
             response = await self.http.post(
-                "/v1/consents/check", headers=headers,
+                "/v1/consents/check",
+                headers=headers,
                 json={"consent_id": consent_id, "bsn": bsn, "org_id": org_id, "recipient_types": recipient_types},
             )
         except (httpx.HTTPError, aiohttp.ClientError, TimeoutError) as exc:  # the transport maps most to httpx's

@@ -6,11 +6,11 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from typing import Annotated, Literal
 
-from shared.contracts.base import StrictModel
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
 from shared.api import RecipientType
 from shared.clock import today_nl
+from shared.contracts.base import StrictModel
 from shared.identifiers import Bsn, GemeenteCode, Postcode
 
 MELDING_ACCEPTED = "melding.accepted"
@@ -26,8 +26,17 @@ SOCIAL_RISK_DOMAINS = (
     "jong-ouderschap", "ongeplande-zwangerschap", "overig",
 )  # fmt: skip
 RiskDomain = Literal[
-    "verslaving", "psychiatrie", "lvb", "medisch-obstetrisch", "huiselijk-geweld", "financien-schulden",
-    "huisvesting", "sociaal-netwerk", "opvoeding-eerdere-kinderen", "jong-ouderschap", "ongeplande-zwangerschap",
+    "verslaving",
+    "psychiatrie",
+    "lvb",
+    "medisch-obstetrisch",
+    "huiselijk-geweld",
+    "financien-schulden",
+    "huisvesting",
+    "sociaal-netwerk",
+    "opvoeding-eerdere-kinderen",
+    "jong-ouderschap",
+    "ongeplande-zwangerschap",
     "overig",
 ]
 DeliveryStatus = Literal["queued", "received", "contact_made", "closed", "retracted"]
@@ -89,15 +98,21 @@ class Address(Strict):
 class Patient(Strict):
     bsn: Bsn
     name: Name
-    birth_date: Annotated[date, AfterValidator(_in_the_past), Field(
-        description="in the past (today is the date in Europe/Amsterdam)", examples=["1998-03-14"])]
+    birth_date: Annotated[
+        date,
+        AfterValidator(_in_the_past),
+        Field(description="in the past (today is the date in Europe/Amsterdam)", examples=["1998-03-14"]),
+    ]
     address: Address
     phone: str | None = Field(None, pattern=PHONE_PATTERN)
 
 
 class Pregnancy(Strict):
-    expected_due_date: Annotated[date, AfterValidator(_plausible_due_date), Field(
-        description="no more than 30 days past and no more than 300 days ahead", examples=["2027-05-01"])]
+    expected_due_date: Annotated[
+        date,
+        AfterValidator(_plausible_due_date),
+        Field(description="no more than 30 days past and no more than 300 days ahead", examples=["2027-05-01"]),
+    ]
 
 
 class Contact(Strict):

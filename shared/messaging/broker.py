@@ -34,18 +34,25 @@ def explain_broker_error(exc: BaseException, url: str) -> BrokerProblem:
     vhost = parsed.path[1:] or "/"
     user = parsed.user or "guest"
     if isinstance(exc, aiormq.exceptions.ProbableAuthenticationError | aiormq.exceptions.AuthenticationError):
-        return BrokerProblem(f"RabbitMQ at {where} refused the login of user {user!r}",
-                             "check the user and password in KANSRIJK_AMQP_URL", configuration=True)
+        return BrokerProblem(
+            f"RabbitMQ at {where} refused the login of user {user!r}",
+            "check the user and password in KANSRIJK_AMQP_URL",
+            configuration=True,
+        )
     if isinstance(exc, aiormq.exceptions.InvalidFrameError | aiormq.exceptions.ConnectionNotAllowed):
         # RabbitMQ closes the connection instead of opening it: the vhost does not exist or the user may not use it.
         return BrokerProblem(
             f"RabbitMQ at {where} refused to open vhost {vhost!r} for user {user!r}: it does not exist or the user "
             "has no permissions on it",
             f"create it (rabbitmqctl add_vhost {vhost}; rabbitmqctl set_permissions -p {vhost} {user} '.*' '.*' '.*') "
-            "or correct the vhost in KANSRIJK_AMQP_URL", configuration=True)
-    return BrokerProblem(f"RabbitMQ at {where} cannot be reached ({type(exc).__name__})",
-                         "start RabbitMQ, or correct the host and port in KANSRIJK_AMQP_URL; retrying meanwhile",
-                         configuration=False)
+            "or correct the vhost in KANSRIJK_AMQP_URL",
+            configuration=True,
+        )
+    return BrokerProblem(
+        f"RabbitMQ at {where} cannot be reached ({type(exc).__name__})",
+        "start RabbitMQ, or correct the host and port in KANSRIJK_AMQP_URL; retrying meanwhile",
+        configuration=False,
+    )
 
 
 class Broker:
@@ -78,15 +85,19 @@ class Broker:
                         self.url, client_properties={"connection_name": self.client_name}, timeout=10
                     )
                     break
-                except (OSError, aio_pika.exceptions.AMQPError, asyncio.TimeoutError) as exc:
+                except (TimeoutError, OSError, aio_pika.exceptions.AMQPError) as exc:
                     if attempts is not None and tried >= attempts:
                         raise
                     problem = explain_broker_error(exc, self.url)
                     # A refused login or vhost is a configuration error: said loudly, every time (it may be
                     # fixed while we wait, so we keep trying).
                     (log.error if problem.configuration else log.warning)(
-                        "broker_unavailable", cause=problem.cause, fix=problem.fix, retry_in_s=delay,
-                        error_type=type(exc).__name__)
+                        "broker_unavailable",
+                        cause=problem.cause,
+                        fix=problem.fix,
+                        retry_in_s=delay,
+                        error_type=type(exc).__name__,
+                    )
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 10.0)
             channel = await self.connection.channel(publisher_confirms=True)

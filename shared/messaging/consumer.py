@@ -104,8 +104,9 @@ class IdempotentConsumer:
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=self.prefetch)
         # A robust channel re-declares this queue and restarts the consumer after a reconnect.
-        queue = await declare_quorum_queue(channel, self.queue_name, exchange=self.exchange,
-                                           routing_keys=self.routing_keys)
+        queue = await declare_quorum_queue(
+            channel, self.queue_name, exchange=self.exchange, routing_keys=self.routing_keys
+        )
         tag = await queue.consume(self._on_message)
         self._consuming.set()
         await stop.wait()
@@ -162,14 +163,19 @@ class IdempotentConsumer:
             try:
                 handled = await self.process(event)
                 break
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a dependency away, or a defect of the message: sorted below
                 if not (isinstance(exc, Unavailable) or is_database_unavailable(exc)):
                     await self._give_back(message, exc)
                     return
                 # The consent service or the database is away: not the message's fault, so it must not use
                 # up the delivery limit. Wait it out here (the message stays unacked, nothing is lost).
-                log.warning("message_waits_for_dependency", consumer=self.name, message_type=event.type,
-                            error_type=type(exc).__name__, retry_in_s=delay)
+                log.warning(
+                    "message_waits_for_dependency",
+                    consumer=self.name,
+                    message_type=event.type,
+                    error_type=type(exc).__name__,
+                    retry_in_s=delay,
+                )
                 self._count_failure(exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_DEPENDENCY_WAIT_S)
@@ -185,8 +191,14 @@ class IdempotentConsumer:
         """A failure of the message itself: counted by the quorum queue, dead-lettered after DELIVERY_LIMIT."""
         self._count_failure(exc)
         attempt = int((message.headers or {}).get("x-delivery-count") or 0)
-        log.warning("message_failed", consumer=self.name, message_type=message.type,
-                    message_id=message.message_id, error_type=type(exc).__name__, attempt=attempt + 1)
+        log.warning(
+            "message_failed",
+            consumer=self.name,
+            message_type=message.type,
+            message_id=message.message_id,
+            error_type=type(exc).__name__,
+            attempt=attempt + 1,
+        )
         await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
         await message.nack(requeue=True)
 
@@ -221,8 +233,10 @@ class IdempotentConsumer:
         """A cheap look before any preparation; the insert in the transaction is what guarantees once."""
         async with self.database.unit_of_work() as uow:
             found = await uow.session.execute(
-                select(self.table.c.message_id).where(self.table.c.consumer == self.name,
-                                                      self.table.c.message_id == event.message_id))
+                select(self.table.c.message_id).where(
+                    self.table.c.consumer == self.name, self.table.c.message_id == event.message_id
+                )
+            )
             return found.first() is not None
 
 
@@ -238,8 +252,11 @@ def _decode(message: AbstractIncomingMessage) -> IncomingEvent:
     headers = dict(message.headers or {})
     request_id = headers.get("x-request-id")
     return IncomingEvent(
-        message_id=message.message_id, type=message.type or message.routing_key or "", body=body,
+        message_id=message.message_id,
+        type=message.type or message.routing_key or "",
+        body=body,
         correlation_id=message.correlation_id,
-        request_id=request_id.decode() if isinstance(request_id, bytes) else request_id, headers=headers,
+        request_id=request_id.decode() if isinstance(request_id, bytes) else request_id,
+        headers=headers,
         redelivered=bool(message.redelivered),
     )

@@ -102,8 +102,11 @@ async def add_message(
 async def report_backlog(database: Database, table: Table, metrics: Metrics) -> None:
     """Set the outbox gauges: how many messages wait for the broker, and how long the oldest has waited."""
     async with database.unit_of_work() as uow:
-        count, oldest = (await uow.session.execute(
-            select(func.count(), func.min(table.c.created_at)).where(table.c.sent_at.is_(None)))).one()
+        count, oldest = (
+            await uow.session.execute(
+                select(func.count(), func.min(table.c.created_at)).where(table.c.sent_at.is_(None))
+            )
+        ).one()
     metrics.outbox_backlog.labels(metrics.service).set(count)
     age = (utcnow() - _aware(oldest)).total_seconds() if oldest is not None else 0.0
     metrics.outbox_oldest.labels(metrics.service).set(max(age, 0.0))
@@ -173,7 +176,7 @@ class OutboxRelay:
             try:
                 claimed = await self.relay_once()
                 delay = 0.5
-            except Exception as exc:  # database or broker away: back off and go on
+            except Exception as exc:  # noqa: BLE001 - database or broker away: back off and go on
                 log.warning("outbox_relay_error", error_type=type(exc).__name__, retry_in_s=delay)
                 claimed = 0
                 await _wait_any(stop, None, delay)
@@ -185,7 +188,7 @@ class OutboxRelay:
         # Stopping: publish what was committed up to now, once, so a clean shutdown leaves nothing behind.
         try:
             await asyncio.wait_for(self._flush(), timeout=self.publish_timeout)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - a last flush may fail for any reason: logged
             log.warning("outbox_final_flush_incomplete", error_type=type(exc).__name__)
 
     async def _flush(self) -> None:
@@ -218,8 +221,11 @@ class OutboxRelay:
             retry = [row.id for row in rows if row.id not in set(sent)]
             with contextlib.suppress(Exception):  # the database is away: then the lease brings them back
                 async with self.database.unit_of_work() as uow:
-                    await uow.session.execute(update(self.table).where(self.table.c.id.in_(retry)).values(
-                        locked_until=utcnow() + RETRY_UNCONFIRMED_AFTER))
+                    await uow.session.execute(
+                        update(self.table)
+                        .where(self.table.c.id.in_(retry))
+                        .values(locked_until=utcnow() + RETRY_UNCONFIRMED_AFTER)
+                    )
                     await uow.commit()
             log.warning("outbox_publish_unconfirmed", count=failed)
         return len(rows)
@@ -243,8 +249,19 @@ class OutboxRelay:
                 update(t).where(t.c.id.in_(ids)).values(locked_until=now + self.lease, attempts=t.c.attempts + 1)
             )
             result = await uow.session.execute(
-                select(t.c.id, t.c.exchange, t.c.routing_key, t.c.message_type, t.c.body, t.c.correlation_id,
-                       t.c.request_id, t.c.mandatory, t.c.created_at).where(t.c.id.in_(ids)).order_by(t.c.created_at)
+                select(
+                    t.c.id,
+                    t.c.exchange,
+                    t.c.routing_key,
+                    t.c.message_type,
+                    t.c.body,
+                    t.c.correlation_id,
+                    t.c.request_id,
+                    t.c.mandatory,
+                    t.c.created_at,
+                )
+                .where(t.c.id.in_(ids))
+                .order_by(t.c.created_at)
             )
             rows = [_Row(*r) for r in result]
             await uow.commit()
@@ -254,8 +271,9 @@ class OutboxRelay:
         if name not in self._exchanges:
             channel = await self.broker.channel()
             # "" is the default exchange, which routes by queue name (used to replay a dead letter).
-            self._exchanges[name] = channel.default_exchange if name == "" else await channel.get_exchange(
-                name, ensure=False)
+            self._exchanges[name] = (
+                channel.default_exchange if name == "" else await channel.get_exchange(name, ensure=False)
+            )
         return self._exchanges[name]
 
     async def _publish(self, row: _Row) -> bool:

@@ -49,9 +49,7 @@ async def declare_topology(channel: AbstractChannel) -> dict[str, AbstractExchan
     events = await channel.declare_exchange(EVENTS_EXCHANGE, ExchangeType.TOPIC, durable=True)
     deliveries = await channel.declare_exchange(DELIVERIES_EXCHANGE, ExchangeType.DIRECT, durable=True)
     dead = await channel.declare_exchange(DEAD_LETTER_EXCHANGE, ExchangeType.FANOUT, durable=True)
-    dead_letters = await channel.declare_queue(
-        DEAD_LETTER_QUEUE, durable=True, arguments={"x-queue-type": "quorum"}
-    )
+    dead_letters = await channel.declare_queue(DEAD_LETTER_QUEUE, durable=True, arguments={"x-queue-type": "quorum"})
     await dead_letters.bind(dead)
     for queue_name, event_types in EVENT_QUEUES.items():
         queue = await declare_quorum_queue(channel, queue_name, exchange=EVENTS_EXCHANGE, routing_keys=event_types)

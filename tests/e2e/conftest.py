@@ -12,8 +12,17 @@ from tests.support import RunEnvironment
 
 # The personal data the end-to-end tests send (tests/e2e/flow.py), and what a postcode with a house number
 # looks like in any spelling.
-PERSONAL = ("999999990", "123456782", "Sanne", "de Vries", "1998-03-14", "methadon", "schuldeisers",
-            "M. Jansen", "0201234567")
+PERSONAL = (
+    "999999990",
+    "123456782",
+    "Sanne",
+    "de Vries",
+    "1998-03-14",
+    "methadon",
+    "schuldeisers",
+    "M. Jansen",
+    "0201234567",
+)
 POSTCODE_WITH_NUMBER = re.compile(r"\b[1-9]\d{3}\s?[A-Za-z]{2}\W{1,3}\d{1,5}\b")
 
 
@@ -29,7 +38,6 @@ def no_personal_data_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]
         for record in caplog.get_records(when):
             line = f"{record.getMessage()} {record.exc_text or ''}"
             assert not personal_data_in(line), f"personal data in a log line: {line[:300]}"
-
 
 
 @pytest.fixture

@@ -39,35 +39,69 @@ def admin(tokens: Tokens) -> dict[str, str]:
 
 
 def sender(tokens: Tokens, org_id: str = SENDER) -> dict[str, str]:
-    return tokens.bearer(org_id=org_id, org_type="verloskundige",
-                         scopes="consent:write consent:read melding:write melding:read")
+    return tokens.bearer(
+        org_id=org_id, org_type="verloskundige", scopes="consent:write consent:read melding:write melding:read"
+    )
 
 
 def recipient(tokens: Tokens, org_id: str, org_type: str = "jgz") -> dict[str, str]:
     return tokens.bearer(org_id=org_id, org_type=org_type, scopes="delivery:read delivery:write")
 
 
-async def put_gemeente(system: dict[str, httpx.AsyncClient], tokens: Tokens, code: str, name: str,
-                       ranges: list[tuple[str, str]]) -> None:
-    response = await system["routing"].put(f"/v1/gemeenten/{code}", headers=admin(tokens), json={
-        "name": name, "postcode_ranges": [{"from": a, "to": b} for a, b in ranges]})
+async def put_gemeente(
+    system: dict[str, httpx.AsyncClient], tokens: Tokens, code: str, name: str, ranges: list[tuple[str, str]]
+) -> None:
+    response = await system["routing"].put(
+        f"/v1/gemeenten/{code}",
+        headers=admin(tokens),
+        json={"name": name, "postcode_ranges": [{"from": a, "to": b} for a, b in ranges]},
+    )
     assert response.status_code in (200, 201), response.text
 
 
-async def put_organisation(system: dict[str, httpx.AsyncClient], tokens: Tokens, org_id: str, org_type: str, *,
-                           gemeenten: list[str] = (), ranges: list[tuple[str, str]] = (), name: str = "") -> dict:
-    response = await system["routing"].put(f"/v1/organisations/{org_id}", headers=admin(tokens), json={
-        "name": name or f"{org_type.upper()} {org_id}", "type": org_type, "gemeenten": list(gemeenten),
-        "postcode_ranges": [{"from": a, "to": b} for a, b in ranges], "active": True})
+async def put_organisation(
+    system: dict[str, httpx.AsyncClient],
+    tokens: Tokens,
+    org_id: str,
+    org_type: str,
+    *,
+    gemeenten: list[str] = (),
+    ranges: list[tuple[str, str]] = (),
+    name: str = "",
+) -> dict:
+    response = await system["routing"].put(
+        f"/v1/organisations/{org_id}",
+        headers=admin(tokens),
+        json={
+            "name": name or f"{org_type.upper()} {org_id}",
+            "type": org_type,
+            "gemeenten": list(gemeenten),
+            "postcode_ranges": [{"from": a, "to": b} for a, b in ranges],
+            "active": True,
+        },
+    )
     assert response.status_code in (200, 201), response.text
     return response.json()
 
 
-async def record_consent(system: dict[str, httpx.AsyncClient], tokens: Tokens, *, org_id: str = SENDER,
-                         bsn: str = BSN, types: list[str] | None = None) -> str:
-    response = await system["consent"].post("/v1/consents", headers=sender(tokens, org_id), json={
-        "patient": {"bsn": bsn}, "recipient_types": types or ["jgz", "wijkteam"], "method": "verbal",
-        "given_at": (today_nl() - timedelta(days=2)).isoformat()})
+async def record_consent(
+    system: dict[str, httpx.AsyncClient],
+    tokens: Tokens,
+    *,
+    org_id: str = SENDER,
+    bsn: str = BSN,
+    types: list[str] | None = None,
+) -> str:
+    response = await system["consent"].post(
+        "/v1/consents",
+        headers=sender(tokens, org_id),
+        json={
+            "patient": {"bsn": bsn},
+            "recipient_types": types or ["jgz", "wijkteam"],
+            "method": "verbal",
+            "given_at": (today_nl() - timedelta(days=2)).isoformat(),
+        },
+    )
     assert response.status_code == 201, response.text
     return response.json()["id"]
 
@@ -75,9 +109,13 @@ async def record_consent(system: dict[str, httpx.AsyncClient], tokens: Tokens, *
 def melding_body(consent_id: str, **overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "consent_id": consent_id,
-        "patient": {"bsn": BSN, "name": {"given": "Sanne", "family": "de Vries"}, "birth_date": "1998-03-14",
-                    "address": {"postcode": "1011 ab", "house_number": "12", "house_number_suffix": "A",
-                                "city": "Amsterdam"}, "phone": "0612345678"},
+        "patient": {
+            "bsn": BSN,
+            "name": {"given": "Sanne", "family": "de Vries"},
+            "birth_date": "1998-03-14",
+            "address": {"postcode": "1011 ab", "house_number": "12", "house_number_suffix": "A", "city": "Amsterdam"},
+            "phone": "0612345678",
+        },
         "pregnancy": {"expected_due_date": (today_nl() + timedelta(days=160)).isoformat()},
         "risk_domains": ["verslaving", "financien-schulden"],
         "recipient_types": ["jgz", "wijkteam"],
@@ -89,8 +127,14 @@ def melding_body(consent_id: str, **overrides: Any) -> dict[str, Any]:
     return body
 
 
-async def send(system: dict[str, httpx.AsyncClient], tokens: Tokens, body: dict[str, Any], *,
-               key: str | None = None, org_id: str = SENDER) -> httpx.Response:
+async def send(
+    system: dict[str, httpx.AsyncClient],
+    tokens: Tokens,
+    body: dict[str, Any],
+    *,
+    key: str | None = None,
+    org_id: str = SENDER,
+) -> httpx.Response:
     headers = sender(tokens, org_id)
     if key:
         headers["Idempotency-Key"] = key
@@ -109,8 +153,9 @@ async def eventually(probe: Callable[[], Awaitable[Any]], *, timeout: float = 15
     raise AssertionError(f"not within {timeout}s; last answer: {last!r}")
 
 
-async def melding_status(system: dict[str, httpx.AsyncClient], tokens: Tokens, melding_id: str,
-                         org_id: str = SENDER) -> dict[str, Any]:
+async def melding_status(
+    system: dict[str, httpx.AsyncClient], tokens: Tokens, melding_id: str, org_id: str = SENDER
+) -> dict[str, Any]:
     response = await system["melding"].get(f"/v1/meldingen/{melding_id}", headers=sender(tokens, org_id))
     assert response.status_code == 200, response.text
     return response.json()

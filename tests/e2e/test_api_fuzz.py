@@ -18,18 +18,27 @@ import httpx
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis import GenerationMode
-from schemathesis.core.failures import FailureGroup
 from schemathesis.checks import (
-    content_type_conformance, negative_data_rejection, not_a_server_error, response_headers_conformance,
-    response_schema_conformance, status_code_conformance,
+    content_type_conformance,
+    negative_data_rejection,
+    not_a_server_error,
+    response_headers_conformance,
+    response_schema_conformance,
+    status_code_conformance,
 )
+from schemathesis.core.failures import FailureGroup
 
 from tests.e2e.flow import SENDER, org_type_for, put_gemeente
 from tests.support import Tokens
 
 EXAMPLES = int(os.environ.get("KANSRIJK_FUZZ_EXAMPLES", "15"))
-ALWAYS = [not_a_server_error, status_code_conformance, content_type_conformance, response_headers_conformance,
-          response_schema_conformance]
+ALWAYS = [
+    not_a_server_error,
+    status_code_conformance,
+    content_type_conformance,
+    response_headers_conformance,
+    response_schema_conformance,
+]
 CHECKS = {GenerationMode.POSITIVE: ALWAYS, GenerationMode.NEGATIVE: [*ALWAYS, negative_data_rejection]}
 
 
@@ -54,10 +63,17 @@ def _fuzz(spec: dict[str, Any], base_url: str, tokens: Tokens) -> list[str]:
         for mode in GenerationMode:
 
             @given(case=operation.as_strategy(generation_mode=mode))
-            @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True,
-                      phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+            @settings(
+                max_examples=EXAMPLES,
+                deadline=None,
+                database=None,
+                derandomize=True,
+                phases=[Phase.explicit, Phase.generate],
+                suppress_health_check=list(HealthCheck),
+            )
             def exercise(case: schemathesis.Case) -> None:
-                case.call_and_validate(base_url=base_url, headers=headers, checks=CHECKS[mode], timeout=15)
+                # `exercise` runs at once, inside this iteration of the loop: the loop variables are its own
+                case.call_and_validate(base_url=base_url, headers=headers, checks=CHECKS[mode], timeout=15)  # noqa: B023
 
             try:
                 exercise()
@@ -92,7 +108,8 @@ async def test_generated_requests_never_get_a_5xx_nor_an_answer_outside_the_docu
         spec = (await client.get("/openapi.json")).json()
         operations += sum(len(item) for path, item in spec["paths"].items() if path.startswith("/v1/"))
         # Blocking HTTP in a thread: the servers run on this event loop and must keep serving.
-        failures += [f"{service}: {line}" for line in
-                     await asyncio.to_thread(_fuzz, spec, str(client.base_url), tokens)]
+        failures += [
+            f"{service}: {line}" for line in await asyncio.to_thread(_fuzz, spec, str(client.base_url), tokens)
+        ]
     assert operations >= 25, f"only {operations} operations found: the fuzzing proves little"
     assert not failures, "\n".join(failures)

@@ -16,7 +16,15 @@ import httpx
 
 from shared.auth import ORG_TYPES, SCOPE_HOLDERS, SCOPES
 from tests.e2e.flow import (
-    SENDER, eventually, melding_body, new_org_id, org_type_for, put_gemeente, put_organisation, record_consent, recipient,
+    SENDER,
+    eventually,
+    melding_body,
+    new_org_id,
+    org_type_for,
+    put_gemeente,
+    put_organisation,
+    recipient,
+    record_consent,
     send,
 )
 from tests.support import Tokens
@@ -39,8 +47,14 @@ async def _resources_of_one_organisation(system: dict[str, httpx.AsyncClient], t
         page = (await system["routing"].get("/v1/deliveries", headers=recipient(tokens, jgz))).json()
         return page["items"][0]["delivery_id"] if page.get("items") else None
 
-    return {"consent_id": consent_id, "melding_id": sent.json()["id"], "delivery_id": await eventually(delivery),
-            "code": "GM0363", "org_id": jgz, "dead_letter_id": str(uuid.uuid4())}
+    return {
+        "consent_id": consent_id,
+        "melding_id": sent.json()["id"],
+        "delivery_id": await eventually(delivery),
+        "code": "GM0363",
+        "org_id": jgz,
+        "dead_letter_id": str(uuid.uuid4()),
+    }
 
 
 async def test_every_route_needs_a_token_its_scope_and_the_callers_own_resource(
@@ -67,14 +81,16 @@ async def test_every_route_needs_a_token_its_scope_and_the_callers_own_resource(
                 org_type = org_type_for(scope)
                 owner = SENDER if org_type == "verloskundige" else ids["org_id"] if org_type == "jgz" else "ops"
                 others = " ".join(s for s in SCOPES if s not in scope.split())
-                lacking = await client.request(method, url, json=body, headers=tokens.bearer(
-                    org_id=owner, org_type=org_type, scopes=others))
+                lacking = await client.request(
+                    method, url, json=body, headers=tokens.bearer(org_id=owner, org_type=org_type, scopes=others)
+                )
                 assert lacking.status_code == 403, f"{where} without {scope}: {lacking.status_code}"
 
                 # The scope in a token of an org_type that may not hold it: refused just the same.
                 for wrong_type in sorted(ORG_TYPES - set(SCOPE_HOLDERS[scope])):
-                    wrong = await client.request(method, url, json=body, headers=tokens.bearer(
-                        org_id=owner, org_type=wrong_type, scopes=scope))
+                    wrong = await client.request(
+                        method, url, json=body, headers=tokens.bearer(org_id=owner, org_type=wrong_type, scopes=scope)
+                    )
                     assert wrong.status_code == 403, f"{where} by a {wrong_type} token: {wrong.status_code}"
 
                 owned = params & OWNED.keys()

@@ -23,16 +23,31 @@ async def test_a_short_bench_measures_every_figure_and_every_melding_arrives(
 ) -> None:
     figures_file = tmp_path / "bench.json"
     finished = await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "services.cli", "bench", "--duration", "1", "--rate", "5",
-                         "--json", str(figures_file)],
-        env=cli_env(environment), cwd=ROOT, capture_output=True, text=True, timeout=600)
+        subprocess.run,
+        [sys.executable, "-m", "services.cli", "bench", "--duration", "1", "--rate", "5", "--json", str(figures_file)],
+        env=cli_env(environment),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert finished.returncode == 0, finished.stderr[-3000:]
     assert "end-to-end throughput" in finished.stdout and "B_api" in finished.stdout
 
     result = json.loads(figures_file.read_text())
     figures = result["figures"]
-    for name in ("b_pg_per_s", "b_mq_per_s", "b_api_per_s", "throughput_per_s", "api_p50_ms", "api_p99_ms",
-                 "e2e_p50_ms", "e2e_p99_ms", "peak_memory_mb", "throughput_vs_b_api"):
+    for name in (
+        "b_pg_per_s",
+        "b_mq_per_s",
+        "b_api_per_s",
+        "throughput_per_s",
+        "api_p50_ms",
+        "api_p99_ms",
+        "e2e_p50_ms",
+        "e2e_p99_ms",
+        "peak_memory_mb",
+        "throughput_vs_b_api",
+    ):
         assert isinstance(figures[name], float) and math.isfinite(figures[name]) and figures[name] > 0, name
     services = {"consent", "melding", "routing"}
     assert set(figures["memory_mb"]) == set(figures["cpu_ms_per_melding"]) == services

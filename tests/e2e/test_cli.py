@@ -26,8 +26,13 @@ def cli_env(environment: RunEnvironment, **extra: str) -> dict[str, str]:
 
 async def run_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     return await asyncio.to_thread(
-        subprocess.run, [sys.executable, "-m", "services.cli", *args], env=env, cwd=ROOT, capture_output=True,
-        text=True, timeout=120,
+        subprocess.run,
+        [sys.executable, "-m", "services.cli", *args],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -56,22 +61,43 @@ async def test_kansrijk_up_then_token_then_curl_records_a_consent_and_sigterm_st
 async def _kansrijk_up_on(environment: RunEnvironment, amqp_url: str) -> None:
     ports = {name: _free_port() for name in ("consent", "melding", "routing")}
     port = ports["consent"]
-    env = cli_env(environment, KANSRIJK_AMQP_URL=amqp_url,
-                  **{f"KANSRIJK_{n.upper()}_PORT": str(p) for n, p in ports.items()})
-    process = subprocess.Popen([sys.executable, "-m", "services.cli", "up"], env=env, cwd=ROOT,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    env = cli_env(
+        environment, KANSRIJK_AMQP_URL=amqp_url, **{f"KANSRIJK_{n.upper()}_PORT": str(p) for n, p in ports.items()}
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "up"],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         for service_port in ports.values():
             await wait_ready(f"http://127.0.0.1:{service_port}", process)
-        minted = await run_cli("token", "--org-id", "12345678", "--org-type", "verloskundige",
-                               "--scope", "consent:write consent:read", env=env)
+        minted = await run_cli(
+            "token",
+            "--org-id",
+            "12345678",
+            "--org-type",
+            "verloskundige",
+            "--scope",
+            "consent:write consent:read",
+            env=env,
+        )
         assert minted.returncode == 0, minted.stderr
         token = minted.stdout.strip()
         async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
             headers = {"Authorization": f"Bearer {token}"}
-            created = await client.post("/v1/consents", headers=headers, json={
-                "patient": {"bsn": "999999990"}, "recipient_types": ["jgz", "wijkteam"], "method": "verbal",
-                "given_at": "2026-11-20"})
+            created = await client.post(
+                "/v1/consents",
+                headers=headers,
+                json={
+                    "patient": {"bsn": "999999990"},
+                    "recipient_types": ["jgz", "wijkteam"],
+                    "method": "verbal",
+                    "given_at": "2026-11-20",
+                },
+            )
             assert created.status_code == 201, created.text
             read = await client.get(created.headers["location"], headers=headers)
             assert read.json()["status"] == "active"
@@ -96,6 +122,7 @@ async def _kansrijk_up_on(environment: RunEnvironment, amqp_url: str) -> None:
 
 async def _the_readme_flow(env: dict[str, str], ports: dict[str, int], consent_id: str) -> None:
     """README: directory, melding, `kansrijk consume` shows it, and the sender sees `received`."""
+
     async def token(org_id: str, org_type: str, scope: str) -> dict[str, str]:
         minted = await run_cli("token", "--org-id", org_id, "--org-type", org_type, "--scope", scope, env=env)
         return {"Authorization": f"Bearer {minted.stdout.strip()}"}
@@ -105,16 +132,36 @@ async def _the_readme_flow(env: dict[str, str], ports: dict[str, int], consent_i
     ehr = await token("12345678", "verloskundige", "melding:write melding:read")
     async with httpx.AsyncClient(timeout=15) as client:
         routing, melding = f"http://127.0.0.1:{ports['routing']}", f"http://127.0.0.1:{ports['melding']}"
-        assert (await client.put(f"{routing}/v1/gemeenten/GM0363", headers=admin, json={
-            "name": "Amsterdam", "postcode_ranges": [{"from": "1011", "to": "1109"}]})).status_code in (200, 201)
-        assert (await client.put(f"{routing}/v1/organisations/{jgz}", headers=admin, json={
-            "name": "GGD Amsterdam JGZ", "type": "jgz", "gemeenten": ["GM0363"]})).status_code in (200, 201)
-        sent = await client.post(f"{melding}/v1/meldingen", headers=ehr, json={
-            "consent_id": consent_id,
-            "patient": {"bsn": "999999990", "name": {"given": "Sanne", "family": "de Vries"},
-                        "birth_date": "1998-03-14", "address": {"postcode": "1011AB", "house_number": "12"}},
-            "pregnancy": {"expected_due_date": (today_nl() + timedelta(days=120)).isoformat()},
-            "risk_domains": ["verslaving"], "recipient_types": ["jgz"]})
+        assert (
+            await client.put(
+                f"{routing}/v1/gemeenten/GM0363",
+                headers=admin,
+                json={"name": "Amsterdam", "postcode_ranges": [{"from": "1011", "to": "1109"}]},
+            )
+        ).status_code in (200, 201)
+        assert (
+            await client.put(
+                f"{routing}/v1/organisations/{jgz}",
+                headers=admin,
+                json={"name": "GGD Amsterdam JGZ", "type": "jgz", "gemeenten": ["GM0363"]},
+            )
+        ).status_code in (200, 201)
+        sent = await client.post(
+            f"{melding}/v1/meldingen",
+            headers=ehr,
+            json={
+                "consent_id": consent_id,
+                "patient": {
+                    "bsn": "999999990",
+                    "name": {"given": "Sanne", "family": "de Vries"},
+                    "birth_date": "1998-03-14",
+                    "address": {"postcode": "1011AB", "house_number": "12"},
+                },
+                "pregnancy": {"expected_due_date": (today_nl() + timedelta(days=120)).isoformat()},
+                "risk_domains": ["verslaving"],
+                "recipient_types": ["jgz"],
+            },
+        )
         assert sent.status_code == 202, sent.text
         consumed = await run_cli("consume", "--org-id", jgz, "--count", "1", "--idle-timeout", "30", env=env)
         assert consumed.returncode == 0, consumed.stderr
@@ -131,8 +178,13 @@ async def _the_readme_flow(env: dict[str, str], ports: dict[str, int], consent_i
 
 async def test_kansrijk_serve_runs_one_service_on_the_given_port(environment: RunEnvironment) -> None:
     port = _free_port()
-    process = subprocess.Popen([sys.executable, "-m", "services.cli", "serve", "consent", "--port", str(port)],
-                               env=cli_env(environment), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "services.cli", "serve", "consent", "--port", str(port)],
+        env=cli_env(environment),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     try:
         await wait_ready(f"http://127.0.0.1:{port}", process)
     finally:
@@ -159,8 +211,6 @@ async def test_kansrijk_migrate_down_and_up(environment: RunEnvironment, tmp_pat
     assert (await run_cli("migrate", "consent", env=env)).returncode == 0
 
 
-
-
 async def test_kansrijk_demo_walks_a_melding_to_the_recipient_and_back(environment: RunEnvironment) -> None:
     async with scratch_vhost(environment, "demo") as amqp_url:
         result = await run_cli("demo", env=cli_env(environment, KANSRIJK_AMQP_URL=amqp_url))
@@ -176,14 +226,24 @@ async def test_directory_load_reads_the_cbs_files_and_a_newer_edition_keeps_hist
 ) -> None:
     import csv
 
+    from sqlalchemy import select
+
     from services.routing.adapters.orm import directory_loads, gemeenten
     from shared.db import Database
-    from sqlalchemy import select
 
     database_url = f"sqlite+aiosqlite:///{tmp_path / 'routing.db'}"
     env = cli_env(environment, KANSRIJK_ROUTING_DATABASE_URL=database_url)
-    first = await run_cli("directory", "load", "--gemeenten", str(SHARED_DATA / "gemeenten.csv"),
-                          "--postcodes", str(SHARED_DATA / "pc4_gemeente.csv"), "--edition", "2025", env=env)
+    first = await run_cli(
+        "directory",
+        "load",
+        "--gemeenten",
+        str(SHARED_DATA / "gemeenten.csv"),
+        "--postcodes",
+        str(SHARED_DATA / "pc4_gemeente.csv"),
+        "--edition",
+        "2025",
+        env=env,
+    )
     assert first.returncode == 0, first.stderr
     assert "342 gemeenten" in first.stderr and "4072 postcode areas" in first.stderr and "20 straddle" in first.stderr
 
@@ -200,8 +260,17 @@ async def test_directory_load_reads_the_cbs_files_and_a_newer_edition_keeps_hist
         writer = csv.DictWriter(handle, fieldnames=["pc4", "gemeente_code", "address_count", "share"])
         writer.writeheader()
         writer.writerows({**r, "gemeente_code": "GM0037"} if r["gemeente_code"] == "GM0014" else r for r in pc_rows)
-    second = await run_cli("directory", "load", "--gemeenten", str(newer_gemeenten), "--postcodes", str(newer_pc4),
-                           "--edition", "2026", env=env)
+    second = await run_cli(
+        "directory",
+        "load",
+        "--gemeenten",
+        str(newer_gemeenten),
+        "--postcodes",
+        str(newer_pc4),
+        "--edition",
+        "2026",
+        env=env,
+    )
     assert second.returncode == 0, second.stderr
     assert "1 ended" in second.stderr
 
@@ -215,8 +284,9 @@ async def test_directory_load_reads_the_cbs_files_and_a_newer_edition_keeps_hist
 
     broken = tmp_path / "broken.csv"
     broken.write_text("code,name,province\nXX01,Nowhere,None\n")
-    bad = await run_cli("directory", "load", "--gemeenten", str(broken), "--postcodes", str(newer_pc4),
-                        "--edition", "2027", env=env)
+    bad = await run_cli(
+        "directory", "load", "--gemeenten", str(broken), "--postcodes", str(newer_pc4), "--edition", "2027", env=env
+    )
     assert bad.returncode == 1 and "line 2" in bad.stderr
 
 
@@ -225,24 +295,34 @@ async def test_directory_load_labels_an_edition_by_cbs_never_by_the_files_date(
 ) -> None:
     import shutil
 
+    from sqlalchemy import select
+
     from services.routing.adapters.orm import directory_loads
     from shared.db import Database
-    from sqlalchemy import select
 
     database_url = f"sqlite+aiosqlite:///{tmp_path / 'routing.db'}"
     env = cli_env(environment, KANSRIJK_ROUTING_DATABASE_URL=database_url)
-    kit = await run_cli("directory", "load", "--gemeenten", str(SHARED_DATA / "gemeenten.csv"),
-                        "--postcodes", str(SHARED_DATA / "pc4_gemeente.csv"), env=env)  # SOURCES.md beside it
+    kit = await run_cli(
+        "directory",
+        "load",
+        "--gemeenten",
+        str(SHARED_DATA / "gemeenten.csv"),
+        "--postcodes",
+        str(SHARED_DATA / "pc4_gemeente.csv"),
+        env=env,
+    )  # SOURCES.md beside it
     assert kit.returncode == 0, kit.stderr
     named = tmp_path / "gemeenten_2024.csv"
     shutil.copy(SHARED_DATA / "gemeenten.csv", named)
-    by_name = await run_cli("directory", "load", "--gemeenten", str(named),
-                            "--postcodes", str(SHARED_DATA / "pc4_gemeente.csv"), env=env)
+    by_name = await run_cli(
+        "directory", "load", "--gemeenten", str(named), "--postcodes", str(SHARED_DATA / "pc4_gemeente.csv"), env=env
+    )
     assert by_name.returncode == 0, by_name.stderr
     unnamed = tmp_path / "gemeenten.csv"
     shutil.copy(SHARED_DATA / "gemeenten.csv", unnamed)
-    unknown = await run_cli("directory", "load", "--gemeenten", str(unnamed),
-                            "--postcodes", str(SHARED_DATA / "pc4_gemeente.csv"), env=env)
+    unknown = await run_cli(
+        "directory", "load", "--gemeenten", str(unnamed), "--postcodes", str(SHARED_DATA / "pc4_gemeente.csv"), env=env
+    )
     assert unknown.returncode == 2 and "--edition" in unknown.stderr
     database = Database(database_url)
     async with database.unit_of_work() as uow:
@@ -272,9 +352,15 @@ async def test_a_service_started_before_its_broker_and_database_waits_for_them(e
     port = _free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "services.cli", "serve", "consent", "--port", str(port)],
-        env=cli_env(environment, KANSRIJK_AMQP_URL=environment.amqp_url_via(broker_link.port),
-                    KANSRIJK_CONSENT_DATABASE_URL=served_url),
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        env=cli_env(
+            environment,
+            KANSRIJK_AMQP_URL=environment.amqp_url_via(broker_link.port),
+            KANSRIJK_CONSENT_DATABASE_URL=served_url,
+        ),
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
     base = f"http://127.0.0.1:{port}"
     try:
         await asyncio.sleep(6)
@@ -332,19 +418,26 @@ async def test_kansrijk_audit_verify_says_intact_then_names_the_tampered_record(
     assert "record 2" in broken.stderr and "was changed after it was written" in broken.stderr
 
 
-async def test_kansrijk_purge_dry_run_counts_and_removes_nothing(
-    environment: RunEnvironment, consent_db: Any
-) -> None:
+async def test_kansrijk_purge_dry_run_counts_and_removes_nothing(environment: RunEnvironment, consent_db: Any) -> None:
     from sqlalchemy import func, select
 
     from services.consent.adapters.orm import outbox
     from shared.clock import now
 
     async with consent_db.unit_of_work() as uow:  # a message sent long ago: spent, to be pruned
-        await uow.session.execute(outbox.insert().values(
-            id=str(uuid.uuid4()), exchange="kansrijk.events", routing_key="consent.withdrawn", message_type="x",
-            body="{}", mandatory=False, attempts=1, created_at=now() - timedelta(days=30),
-            sent_at=now() - timedelta(days=30)))
+        await uow.session.execute(
+            outbox.insert().values(
+                id=str(uuid.uuid4()),
+                exchange="kansrijk.events",
+                routing_key="consent.withdrawn",
+                message_type="x",
+                body="{}",
+                mandatory=False,
+                attempts=1,
+                created_at=now() - timedelta(days=30),
+                sent_at=now() - timedelta(days=30),
+            )
+        )
         await uow.commit()
     env = cli_env(environment)
     dry = await run_cli("purge", "consent", "--dry-run", env=env)
@@ -368,8 +461,9 @@ async def _registered_jgz(stack: dict[str, str], environment: RunEnvironment) ->
     admin = Tokens(environment.dev_key).bearer(org_id="ops", org_type="operator", scopes="routing:admin")
     async with httpx.AsyncClient(base_url=stack["routing"]) as client:
         await client.put("/v1/gemeenten/GM0363", headers=admin, json={"name": "Amsterdam"})
-        made = await client.put(f"/v1/organisations/{jgz}", headers=admin, json={"name": "GGD Amsterdam JGZ",
-                                                                                  "type": "jgz"})
+        made = await client.put(
+            f"/v1/organisations/{jgz}", headers=admin, json={"name": "GGD Amsterdam JGZ", "type": "jgz"}
+        )
         assert made.status_code == 201, made.text
     return jgz
 
@@ -381,15 +475,17 @@ async def test_consume_says_where_it_reads_and_refuses_an_organisation_the_direc
 
     jgz = await _registered_jgz(stack, environment)
     env = cli_env(environment)
-    reading = await run_cli("consume", "--org-id", jgz, "--routing-url", stack["routing"], "--idle-timeout", "1",
-                            env=env)
+    reading = await run_cli(
+        "consume", "--org-id", jgz, "--routing-url", stack["routing"], "--idle-timeout", "1", env=env
+    )
     assert reading.returncode == 0, reading.stderr
     assert f"reading queue kansrijk.deliveries.{jgz} (GGD Amsterdam JGZ, jgz)" in reading.stderr
     assert f"vhost {environment.vhost}" in reading.stderr and "waiting for messages" in reading.stderr
 
     stranger = str(uuid.uuid4().int)[:8]
-    refused = await run_cli("consume", "--org-id", stranger, "--routing-url", stack["routing"], "--idle-timeout", "1",
-                            env=env)
+    refused = await run_cli(
+        "consume", "--org-id", stranger, "--routing-url", stack["routing"], "--idle-timeout", "1", env=env
+    )
     assert refused.returncode == 1 and "not in the routing directory" in refused.stderr
     connection = await aio_pika.connect_robust(environment.amqp_url)
     try:  # no orphan queue was made for it
@@ -410,13 +506,31 @@ async def test_a_refused_vhost_or_login_is_named_with_its_fix_not_retried_in_sil
 ) -> None:
     jgz = await _registered_jgz(stack, environment)
     base = environment.amqp_url.rsplit("/", 1)[0]
-    no_vhost = await run_cli("consume", "--org-id", jgz, "--routing-url", stack["routing"], "--idle-timeout", "1",
-                             env=cli_env(environment, KANSRIJK_AMQP_URL=f"{base}/no-such-vhost-{uuid.uuid4().hex[:6]}"))
+    no_vhost = await run_cli(
+        "consume",
+        "--org-id",
+        jgz,
+        "--routing-url",
+        stack["routing"],
+        "--idle-timeout",
+        "1",
+        env=cli_env(environment, KANSRIJK_AMQP_URL=f"{base}/no-such-vhost-{uuid.uuid4().hex[:6]}"),
+    )
     assert no_vhost.returncode == 1
     assert "refused to open vhost" in no_vhost.stderr and "rabbitmqctl add_vhost" in no_vhost.stderr
-    bad_login = await run_cli("consume", "--org-id", jgz, "--routing-url", stack["routing"], "--idle-timeout", "1",
-                              env=cli_env(environment, KANSRIJK_AMQP_URL=base.replace("guest:guest", "guest:wrong")
-                                          + "/" + environment.amqp_url.rsplit("/", 1)[1]))
+    bad_login = await run_cli(
+        "consume",
+        "--org-id",
+        jgz,
+        "--routing-url",
+        stack["routing"],
+        "--idle-timeout",
+        "1",
+        env=cli_env(
+            environment,
+            KANSRIJK_AMQP_URL=base.replace("guest:guest", "guest:wrong") + "/" + environment.amqp_url.rsplit("/", 1)[1],
+        ),
+    )
     assert bad_login.returncode == 1 and "refused the login" in bad_login.stderr
     assert "wrong" not in bad_login.stderr  # the password is never repeated
 
@@ -432,8 +546,16 @@ async def test_a_taken_port_and_an_unusable_database_are_named_with_the_variable
         port = taken.getsockname()[1]
         busy = await run_cli("serve", "consent", "--port", str(port), "--no-migrate", env=cli_env(environment))
     assert busy.returncode == 1 and f"port {port}" in busy.stderr and "KANSRIJK_CONSENT_PORT" in busy.stderr
-    unusable = await run_cli("serve", "consent", "--port", str(_free_port()), env=cli_env(
-        environment, KANSRIJK_CONSENT_DATABASE_URL="postgresql+asyncpg://postgres:s3cret@127.0.0.1:5432/kansrijk_absent"))
+    unusable = await run_cli(
+        "serve",
+        "consent",
+        "--port",
+        str(_free_port()),
+        env=cli_env(
+            environment,
+            KANSRIJK_CONSENT_DATABASE_URL="postgresql+asyncpg://postgres:s3cret@127.0.0.1:5432/kansrijk_absent",
+        ),
+    )
     assert unusable.returncode == 1, unusable.stderr
     assert "KANSRIJK_CONSENT_DATABASE_URL" in unusable.stderr and "kansrijk_absent" in unusable.stderr
     assert "s3cret" not in unusable.stderr
@@ -441,9 +563,14 @@ async def test_a_taken_port_and_an_unusable_database_are_named_with_the_variable
 
 async def test_kansrijk_demo_stops_on_ctrl_c(environment: RunEnvironment) -> None:
     async with scratch_vhost(environment, "demo-interrupted") as amqp_url:
-        process = subprocess.Popen([sys.executable, "-m", "services.cli", "demo"], cwd=ROOT, text=True,
-                                   env=cli_env(environment, KANSRIJK_AMQP_URL=amqp_url),
-                                   stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "demo"],
+            cwd=ROOT,
+            text=True,
+            env=cli_env(environment, KANSRIJK_AMQP_URL=amqp_url),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         try:
             line = await asyncio.to_thread(_line_with, process, "Services started")
             assert line, "the demo did not get as far as starting its services"

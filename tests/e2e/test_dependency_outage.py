@@ -46,30 +46,50 @@ class Routing:
         """The routing service with its workers; no dead letters when it stops."""
         from services.routing.main import create_app as create_routing
 
-        app = create_routing(service_settings(
-            self.environment, "routing", self.urls["routing"], amqp_url=self.amqp_url,
-            consent_url=f"http://127.0.0.1:{self.consent_port}", consent_timeout_seconds=1))
-        async with running(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                                   base_url="http://routing") as client:
+        app = create_routing(
+            service_settings(
+                self.environment,
+                "routing",
+                self.urls["routing"],
+                amqp_url=self.amqp_url,
+                consent_url=f"http://127.0.0.1:{self.consent_port}",
+                consent_timeout_seconds=1,
+            )
+        )
+        async with (
+            running(app),
+            httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://routing") as client,
+        ):
             yield client
             dead = (await client.get("/v1/dead-letters", headers=admin(self.tokens))).json()["items"]
             assert dead == [], "a message was dead-lettered"
 
     async def publish(self, routing_key: str, body: dict[str, Any], message_id: str) -> None:
         exchange = await self.channel.get_exchange("kansrijk.events", ensure=False)
-        await exchange.publish(aio_pika.Message(json.dumps(body).encode(), message_id=message_id, type=routing_key,
-                                                delivery_mode=2), routing_key=routing_key)
+        await exchange.publish(
+            aio_pika.Message(json.dumps(body).encode(), message_id=message_id, type=routing_key, delivery_mode=2),
+            routing_key=routing_key,
+        )
 
     async def accept(self, *, consent_id: str, accepted_at: datetime, valid_until: date | None = None) -> str:
         """Publish a `melding.accepted` as the melding service does after its intake check."""
         melding_id = str(uuid.uuid4())
         body = melding_body(consent_id, recipient_types=["jgz"])
-        await self.publish("melding.accepted", {
-            "melding_id": melding_id, "accepted_at": accepted_at.isoformat(),
-            "sender": {"org_id": SENDER, "org_type": "verloskundige", "sub": "u"},
-            "consent": {"id": consent_id, "recipient_types": ["jgz"],
-                        "valid_until": (valid_until or self.consent.valid_until).isoformat()},
-            "content": {k: v for k, v in body.items() if k != "consent_id"}}, f"accepted:{melding_id}")
+        await self.publish(
+            "melding.accepted",
+            {
+                "melding_id": melding_id,
+                "accepted_at": accepted_at.isoformat(),
+                "sender": {"org_id": SENDER, "org_type": "verloskundige", "sub": "u"},
+                "consent": {
+                    "id": consent_id,
+                    "recipient_types": ["jgz"],
+                    "valid_until": (valid_until or self.consent.valid_until).isoformat(),
+                },
+                "content": {k: v for k, v in body.items() if k != "consent_id"},
+            },
+            f"accepted:{melding_id}",
+        )
         return melding_id
 
     async def delivered(self, timeout: float = 30.0) -> str | None:
@@ -97,8 +117,9 @@ class Routing:
         database = self.environment.database(self.urls["routing"])
         try:
             async with database.unit_of_work() as uow:
-                found = await uow.session.execute(select(consent_states.c.withdrawn_at).where(
-                    consent_states.c.consent_id == consent_id))
+                found = await uow.session.execute(
+                    select(consent_states.c.withdrawn_at).where(consent_states.c.consent_id == consent_id)
+                )
                 return (found.scalar_one_or_none()) is not None
         finally:
             await database.dispose()
@@ -112,9 +133,19 @@ async def routing_without_consent(environment: RunEnvironment, tokens: Tokens, t
     try:
         for name, url in urls.items():
             await asyncio.to_thread(migrations.upgrade, name, url)
-        consent = Consent.record(bsn=BSN, recipient_types=["jgz"], purpose="kansrijke-start-melding", method="verbal",
-                                 given_at=today_nl(), valid_until=None, org_id=SENDER, org_type="verloskundige",
-                                 sub="u", today=today_nl(), now=now())
+        consent = Consent.record(
+            bsn=BSN,
+            recipient_types=["jgz"],
+            purpose="kansrijke-start-melding",
+            method="verbal",
+            given_at=today_nl(),
+            valid_until=None,
+            org_id=SENDER,
+            org_type="verloskundige",
+            sub="u",
+            today=today_nl(),
+            now=now(),
+        )
         consent_db = environment.database(urls["consent"])
         async with consent_db.unit_of_work() as uow:
             await ConsentRepository(uow).add(consent)
@@ -128,11 +159,17 @@ async def routing_without_consent(environment: RunEnvironment, tokens: Tokens, t
                 routing = Routing(environment, tokens, urls, amqp_url, _free_port(), consent, channel)
                 async with routing.serving() as client:
                     headers = admin(tokens)
-                    await client.put("/v1/gemeenten/GM0363", headers=headers,
-                                     json={"name": "Amsterdam", "postcode_ranges": [{"from": "1011", "to": "1109"}]})
+                    await client.put(
+                        "/v1/gemeenten/GM0363",
+                        headers=headers,
+                        json={"name": "Amsterdam", "postcode_ranges": [{"from": "1011", "to": "1109"}]},
+                    )
                     org_id = f"{tag}-{uuid.uuid4().hex[:6]}"
-                    created = await client.put(f"/v1/organisations/{org_id}", headers=headers,
-                                               json={"name": "JGZ", "type": "jgz", "gemeenten": ["GM0363"]})
+                    created = await client.put(
+                        f"/v1/organisations/{org_id}",
+                        headers=headers,
+                        json={"name": "JGZ", "type": "jgz", "gemeenten": ["GM0363"]},
+                    )
                     assert created.status_code == 201
                 routing.queue = await channel.get_queue(f"kansrijk.deliveries.{org_id}", ensure=False)
                 yield routing
@@ -148,14 +185,16 @@ async def test_a_melding_that_waited_asks_the_consent_service_and_waits_for_it_i
 ) -> None:
     async with routing_without_consent(environment, tokens, "outage") as routing, routing.serving():
         # Accepted an hour ago (routing was behind): a withdrawal may still be on its way, so routing asks.
-        melding_id = await routing.accept(consent_id=routing.consent.id,
-                                          accepted_at=datetime.now(UTC) - timedelta(hours=1))
+        melding_id = await routing.accept(
+            consent_id=routing.consent.id, accepted_at=datetime.now(UTC) - timedelta(hours=1)
+        )
         await asyncio.sleep(9)  # down longer than five backed-off deliveries would last
         assert await routing.delivered(timeout=1) is None
         assert await routing.status(melding_id) is None  # not routed: waiting on the queue, not dead-lettered
 
-        consent_settings = service_settings(environment, "consent", routing.urls["consent"],
-                                            amqp_url=routing.amqp_url, port=routing.consent_port)
+        consent_settings = service_settings(
+            environment, "consent", routing.urls["consent"], amqp_url=routing.amqp_url, port=routing.consent_port
+        )
         async with run_stack({"consent": consent_settings}, migrate=False):
             assert await routing.delivered() == melding_id, "not delivered after the consent service came back"
 
@@ -166,15 +205,19 @@ async def test_a_melding_routed_right_after_intake_goes_by_routings_own_record_o
     async with routing_without_consent(environment, tokens, "fresh") as routing, routing.serving():
         # A withdrawal routing has received stops a melding accepted just before it.
         withdrawn_id = str(uuid.uuid4())
-        await routing.publish("consent.withdrawn", {"consent_id": withdrawn_id, "org_id": SENDER,
-                                                    "withdrawn_at": now().isoformat()}, f"withdrawn:{withdrawn_id}")
+        await routing.publish(
+            "consent.withdrawn",
+            {"consent_id": withdrawn_id, "org_id": SENDER, "withdrawn_at": now().isoformat()},
+            f"withdrawn:{withdrawn_id}",
+        )
         await eventually(lambda: routing.knows_withdrawal(withdrawn_id), timeout=30)
         stopped = await routing.accept(consent_id=withdrawn_id, accepted_at=now() - timedelta(milliseconds=200))
         assert await eventually(lambda: _status_is(routing, stopped, "withdrawn"), timeout=30)
 
         # A consent that expired since intake (valid through yesterday) lets nothing out.
-        expired = await routing.accept(consent_id=str(uuid.uuid4()), accepted_at=now(),
-                                       valid_until=today_nl() - timedelta(days=1))
+        expired = await routing.accept(
+            consent_id=str(uuid.uuid4()), accepted_at=now(), valid_until=today_nl() - timedelta(days=1)
+        )
         assert await eventually(lambda: _status_is(routing, expired, "refused"), timeout=30)
 
         # A consent routing knows nothing against is delivered on the strength of the intake check alone:
@@ -195,9 +238,12 @@ async def test_a_starting_routing_worker_applies_the_waiting_withdrawals_before_
         # While routing is down: meldingen accepted under a consent, then its withdrawal, all waiting.
         withdrawn_id = str(uuid.uuid4())
         waiting = [await routing.accept(consent_id=withdrawn_id, accepted_at=now()) for _ in range(20)]
-        await routing.publish("consent.withdrawn", {"consent_id": withdrawn_id, "org_id": SENDER,
-                                                    "withdrawn_at": now().isoformat()}, f"withdrawn:{withdrawn_id}")
+        await routing.publish(
+            "consent.withdrawn",
+            {"consent_id": withdrawn_id, "org_id": SENDER, "withdrawn_at": now().isoformat()},
+            f"withdrawn:{withdrawn_id}",
+        )
         async with routing.serving():
             for melding_id in waiting:
-                assert await eventually(lambda: _status_is(routing, melding_id, "withdrawn"), timeout=30)
+                assert await eventually(lambda m=melding_id: _status_is(routing, m, "withdrawn"), timeout=30)
             assert await routing.delivered(timeout=2) is None, "delivered (and retracted) after its withdrawal"

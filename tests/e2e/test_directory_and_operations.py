@@ -16,38 +16,63 @@ Clients = dict[str, httpx.AsyncClient]
 
 async def test_gemeenten_and_organisations_are_kept_with_the_overlap_rule(system: Clients, tokens: Tokens) -> None:
     routing, headers = system["routing"], admin(tokens)
-    created = await routing.put("/v1/gemeenten/GM0344", headers=headers,
-                                json={"name": "Utrecht", "postcode_ranges": [{"from": "3511", "to": "3585"}]})
+    created = await routing.put(
+        "/v1/gemeenten/GM0344",
+        headers=headers,
+        json={"name": "Utrecht", "postcode_ranges": [{"from": "3511", "to": "3585"}]},
+    )
     assert created.status_code == 201
-    replaced = await routing.put("/v1/gemeenten/GM0344", headers=headers,
-                                 json={"name": "Utrecht", "postcode_ranges": [{"from": "3511", "to": "3586"}]})
+    replaced = await routing.put(
+        "/v1/gemeenten/GM0344",
+        headers=headers,
+        json={"name": "Utrecht", "postcode_ranges": [{"from": "3511", "to": "3586"}]},
+    )
     assert replaced.status_code == 200 and replaced.json()["postcode_ranges"] == [{"from": "3511", "to": "3586"}]
-    clash = await routing.put("/v1/gemeenten/GM0307", headers=headers,
-                              json={"name": "Amersfoort", "postcode_ranges": [{"from": "3580", "to": "3599"}]})
+    clash = await routing.put(
+        "/v1/gemeenten/GM0307",
+        headers=headers,
+        json={"name": "Amersfoort", "postcode_ranges": [{"from": "3580", "to": "3599"}]},
+    )
     assert clash.status_code == 409 and clash.json()["type"] == "urn:kansrijk:problem:conflict"
     assert (await routing.get("/v1/gemeenten/GM0344", headers=headers)).json()["name"] == "Utrecht"
 
     first, second = new_org_id(), new_org_id()
-    made = await routing.put(f"/v1/organisations/{first}", headers=headers, json={
-        "name": "JGZ Utrecht", "type": "jgz", "gemeenten": ["GM0344"], "postcode_ranges": [], "active": True})
+    made = await routing.put(
+        f"/v1/organisations/{first}",
+        headers=headers,
+        json={"name": "JGZ Utrecht", "type": "jgz", "gemeenten": ["GM0344"], "postcode_ranges": [], "active": True},
+    )
     assert made.status_code == 201 and made.json()["queue"] == f"kansrijk.deliveries.{first}"
-    same_gemeente = await routing.put(f"/v1/organisations/{second}", headers=headers, json={
-        "name": "Other JGZ", "type": "jgz", "gemeenten": ["GM0344"]})
+    same_gemeente = await routing.put(
+        f"/v1/organisations/{second}",
+        headers=headers,
+        json={"name": "Other JGZ", "type": "jgz", "gemeenten": ["GM0344"]},
+    )
     assert same_gemeente.status_code == 409
     # a wijkteam may serve the same gemeente: the rule is per type
-    wijkteam = await routing.put(f"/v1/organisations/{second}", headers=headers, json={
-        "name": "Buurtteam Utrecht", "type": "wijkteam", "gemeenten": ["GM0344"]})
+    wijkteam = await routing.put(
+        f"/v1/organisations/{second}",
+        headers=headers,
+        json={"name": "Buurtteam Utrecht", "type": "wijkteam", "gemeenten": ["GM0344"]},
+    )
     assert wijkteam.status_code == 201
     ranges_a, ranges_b = new_org_id(), new_org_id()
     await put_organisation(system, tokens, ranges_a, "jgz", ranges=[("3511", "3520")])
-    overlapping = await routing.put(f"/v1/organisations/{ranges_b}", headers=headers, json={
-        "name": "x", "type": "jgz", "postcode_ranges": [{"from": "3520", "to": "3530"}]})
+    overlapping = await routing.put(
+        f"/v1/organisations/{ranges_b}",
+        headers=headers,
+        json={"name": "x", "type": "jgz", "postcode_ranges": [{"from": "3520", "to": "3530"}]},
+    )
     assert overlapping.status_code == 409
-    unknown = await routing.put(f"/v1/organisations/{ranges_b}", headers=headers, json={
-        "name": "x", "type": "jgz", "gemeenten": ["GM9999"]})
+    unknown = await routing.put(
+        f"/v1/organisations/{ranges_b}", headers=headers, json={"name": "x", "type": "jgz", "gemeenten": ["GM9999"]}
+    )
     assert unknown.status_code == 422 and unknown.json()["errors"][0]["field"] == "gemeenten.0"
-    backwards = await routing.put(f"/v1/organisations/{ranges_b}", headers=headers, json={
-        "name": "x", "type": "jgz", "postcode_ranges": [{"from": "3530", "to": "3520"}]})
+    backwards = await routing.put(
+        f"/v1/organisations/{ranges_b}",
+        headers=headers,
+        json={"name": "x", "type": "jgz", "postcode_ranges": [{"from": "3530", "to": "3520"}]},
+    )
     assert backwards.status_code == 422
 
     preview = (await routing.get("/v1/route", headers=headers, params={"postcode": "3512 ab"})).json()
@@ -65,8 +90,12 @@ async def test_gemeenten_and_organisations_are_kept_with_the_overlap_rule(system
     listed = (await routing.get("/v1/organisations", headers=headers)).json()["items"]
     assert ranges_a in [o["org_id"] for o in listed]  # history stays
     nowhere = (await routing.get("/v1/route", headers=headers, params={"postcode": "9999ZZ"})).json()
-    assert nowhere == {"postcode": "9999ZZ", "gemeente": None, "recipients": {"jgz": None, "wijkteam": None},
-                       "note": None}
+    assert nowhere == {
+        "postcode": "9999ZZ",
+        "gemeente": None,
+        "recipients": {"jgz": None, "wijkteam": None},
+        "note": None,
+    }
     assert (await routing.get("/v1/route", headers=headers, params={"postcode": "0123AB"})).status_code == 422
 
 
@@ -82,15 +111,20 @@ async def test_a_poison_message_ends_in_the_dead_letters_and_can_be_replayed(
 ) -> None:
     message_id = f"poison-{uuid.uuid4()}"
     # well-formed JSON the handler cannot process: retried up to the delivery limit, then dead-lettered
-    poison = aio_pika.Message(json.dumps({"melding_id": "x", "status": "teleported"}).encode(),
-                              message_id=message_id, type="delivery.status_changed",
-                              content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+    poison = aio_pika.Message(
+        json.dumps({"melding_id": "x", "status": "teleported"}).encode(),
+        message_id=message_id,
+        type="delivery.status_changed",
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )
     exchange = await amqp.get_exchange("kansrijk.events", ensure=False)
     await exchange.publish(poison, routing_key="delivery.status_changed")
 
     async def dead(include_replayed: bool = False) -> list[dict]:
-        response = await system["routing"].get("/v1/dead-letters", headers=admin(tokens),
-                                               params={"include_replayed": str(include_replayed).lower()})
+        response = await system["routing"].get(
+            "/v1/dead-letters", headers=admin(tokens), params={"include_replayed": str(include_replayed).lower()}
+        )
         return [d for d in response.json()["items"] if d["message_id"] == message_id]
 
     [letter] = await eventually(dead, timeout=30)
@@ -106,7 +140,7 @@ async def test_a_poison_message_ends_in_the_dead_letters_and_can_be_replayed(
     assert (await system["routing"].post("/v1/dead-letters/nope/replay", headers=admin(tokens))).status_code == 404
 
 
-async def _two(dead) -> list[dict] | None:  # noqa: ANN001
+async def _two(dead) -> list[dict] | None:
     letters = await dead(include_replayed=True)
     return letters if len(letters) == 2 else None
 
@@ -116,8 +150,10 @@ async def test_an_unreadable_message_is_dead_lettered_at_once(
 ) -> None:
     message_id = f"garbage-{uuid.uuid4()}"
     exchange = await amqp.get_exchange("kansrijk.events", ensure=False)
-    await exchange.publish(aio_pika.Message(b"\x00not json", message_id=message_id, type="melding.accepted"),
-                           routing_key="melding.accepted")
+    await exchange.publish(
+        aio_pika.Message(b"\x00not json", message_id=message_id, type="melding.accepted"),
+        routing_key="melding.accepted",
+    )
 
     async def dead() -> list[dict]:
         response = await system["routing"].get("/v1/dead-letters", headers=admin(tokens))
@@ -138,13 +174,22 @@ async def test_cbs_reference_data_routes_a_straddling_postcode_to_the_largest_sh
     from tests.support import SHARED_DATA as data
 
     database = Database(stack_databases["routing"])
-    report = await load_cbs(database, gemeenten_file=data / "gemeenten.csv", postcodes_file=data / "pc4_gemeente.csv",
-                            edition="2025")
+    report = await load_cbs(
+        database, gemeenten_file=data / "gemeenten.csv", postcodes_file=data / "pc4_gemeente.csv", edition="2025"
+    )
     await database.dispose()
     assert (report.gemeenten, report.postcode_areas, report.straddling) == (342, 4072, 20)
     headers = admin(tokens)
-    for postcode, code in (("1011AB", "GM0363"), ("3011AA", "GM0599"), ("2511AA", "GM0518"), ("3511AA", "GM0344"),
-                           ("5011AA", "GM0855"), ("9711AA", "GM0014"), ("1381AA", "GM0363"), ("3231AA", "GM1992")):
+    for postcode, code in (
+        ("1011AB", "GM0363"),
+        ("3011AA", "GM0599"),
+        ("2511AA", "GM0518"),
+        ("3511AA", "GM0344"),
+        ("5011AA", "GM0855"),
+        ("9711AA", "GM0014"),
+        ("1381AA", "GM0363"),
+        ("3231AA", "GM1992"),
+    ):
         preview = (await system["routing"].get("/v1/route", headers=headers, params={"postcode": postcode})).json()
         assert preview["gemeente"]["code"] == code, postcode
         assert preview["note"] is None
@@ -158,20 +203,35 @@ async def test_gemeente_codes_are_normalised_and_organisations_are_known_by_ura_
     system: Clients, tokens: Tokens
 ) -> None:
     routing, headers = system["routing"], admin(tokens)
-    created = await routing.put("/v1/gemeenten/gm0599", headers=headers,
-                                json={"name": "Rotterdam", "postcode_ranges": [{"from": "3011", "to": "3089"}]})
+    created = await routing.put(
+        "/v1/gemeenten/gm0599",
+        headers=headers,
+        json={"name": "Rotterdam", "postcode_ranges": [{"from": "3011", "to": "3089"}]},
+    )
     assert created.status_code == 201 and created.json()["code"] == "GM0599"
     assert (await routing.get("/v1/gemeenten/GM0599", headers=headers)).json()["name"] == "Rotterdam"
     ura = new_org_id()
-    jgz = await routing.put(f"/v1/organisations/{ura}", headers=headers,
-                            json={"name": "CJG Rijnmond", "type": "jgz", "gemeenten": [" gm0599"]})
+    jgz = await routing.put(
+        f"/v1/organisations/{ura}",
+        headers=headers,
+        json={"name": "CJG Rijnmond", "type": "jgz", "gemeenten": [" gm0599"]},
+    )
     assert jgz.status_code == 201 and jgz.json()["gemeenten"] == ["GM0599"]
-    wijkteam = await routing.put("/v1/organisations/wijkteam-rotterdam-zuid", headers=headers,
-                                 json={"name": "Wijkteam Rotterdam-Zuid", "type": "wijkteam", "gemeenten": ["GM0599"]})
+    wijkteam = await routing.put(
+        "/v1/organisations/wijkteam-rotterdam-zuid",
+        headers=headers,
+        json={"name": "Wijkteam Rotterdam-Zuid", "type": "wijkteam", "gemeenten": ["GM0599"]},
+    )
     assert wijkteam.status_code == 201, wijkteam.text
-    for org_id, org_type in (("wijkteam-zuid", "jgz"), ("1234567", "jgz"), ("ggd-rotterdam", "jgz"),
-                             ("Wijkteam-Zuid", "wijkteam"), ("buurtteam-zuid", "wijkteam")):
-        refused = await routing.put(f"/v1/organisations/{org_id}", headers=headers,
-                                    json={"name": "x", "type": org_type, "gemeenten": []})
+    for org_id, org_type in (
+        ("wijkteam-zuid", "jgz"),
+        ("1234567", "jgz"),
+        ("ggd-rotterdam", "jgz"),
+        ("Wijkteam-Zuid", "wijkteam"),
+        ("buurtteam-zuid", "wijkteam"),
+    ):
+        refused = await routing.put(
+            f"/v1/organisations/{org_id}", headers=headers, json={"name": "x", "type": org_type, "gemeenten": []}
+        )
         assert refused.status_code == 422, (org_id, refused.text)
         assert refused.json()["errors"][0]["field"] == "org_id"

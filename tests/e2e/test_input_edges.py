@@ -13,7 +13,7 @@ import uuid
 import httpx
 import pytest
 
-from tests.e2e.flow import admin, melding_body, new_org_id, record_consent, recipient, send, sender
+from tests.e2e.flow import admin, melding_body, new_org_id, recipient, record_consent, send, sender
 from tests.support import Tokens
 
 Clients = dict[str, httpx.AsyncClient]
@@ -35,25 +35,38 @@ async def test_a_naive_or_out_of_range_time_is_422_in_every_audit_query(
         listed = await client.get("/v1/audit", params={"since": since}, headers=_auditor(tokens))
         assert listed.status_code == 422, (name, listed.text)
         assert listed.json()["errors"][0]["field"] == "since"
-        searched = await client.post("/v1/audit/_search", json={"bsn": "999999990", "until": since,
-                                                                "services": [name]}, headers=_auditor(tokens))
+        searched = await client.post(
+            "/v1/audit/_search", json={"bsn": "999999990", "until": since, "services": [name]}, headers=_auditor(tokens)
+        )
         assert searched.status_code == 422, (name, searched.text)
 
 
-@pytest.mark.parametrize("cursor", [_crafted_cursor("2026-01-01T00:00:00"), _crafted_cursor("0001-01-01T00:00:00+05:00"),
-                                    _crafted_cursor("2026-01-01T00:00:00+00:00", ["x"]),
-                                    _crafted_cursor("2026-01-01T00:00:00+00:00", "x\x00"),
-                                    _crafted_cursor("2026-01-01T00:00:00+00:00", "x" * 65), "bm90IGpzb24", "%%%"])
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        _crafted_cursor("2026-01-01T00:00:00"),
+        _crafted_cursor("0001-01-01T00:00:00+05:00"),
+        _crafted_cursor("2026-01-01T00:00:00+00:00", ["x"]),
+        _crafted_cursor("2026-01-01T00:00:00+00:00", "x\x00"),
+        _crafted_cursor("2026-01-01T00:00:00+00:00", "x" * 65),
+        "bm90IGpzb24",
+        "%%%",
+    ],
+)
 async def test_a_crafted_cursor_is_422_on_every_paged_list(system: Clients, tokens: Tokens, cursor: str) -> None:
-    for client, path, headers in ((system["melding"], "/v1/meldingen", sender(tokens)),
-                                  (system["routing"], "/v1/deliveries", recipient(tokens, new_org_id())),
-                                  (system["consent"], "/v1/audit", _auditor(tokens))):
+    for client, path, headers in (
+        (system["melding"], "/v1/meldingen", sender(tokens)),
+        (system["routing"], "/v1/deliveries", recipient(tokens, new_org_id())),
+        (system["consent"], "/v1/audit", _auditor(tokens)),
+    ):
         response = await client.get(path, params={"cursor": cursor}, headers=headers)
         assert response.status_code == 422, (path, response.text)
         assert response.json()["errors"][0]["field"] == "cursor"
 
 
-async def test_a_path_id_that_cannot_exist_is_404_on_every_route_that_takes_one(system: Clients, tokens: Tokens) -> None:
+async def test_a_path_id_that_cannot_exist_is_404_on_every_route_that_takes_one(
+    system: Clients, tokens: Tokens
+) -> None:
     ops, ehr, jgz = admin(tokens), sender(tokens), recipient(tokens, new_org_id())
     for bad in ("x" * 65, "a%00b", "%00", str(uuid.uuid4()) + "0", "999999990"):
         for client, method, path, headers, body in (
@@ -72,7 +85,9 @@ async def test_a_path_id_that_cannot_exist_is_404_on_every_route_that_takes_one(
             assert response.headers["content-type"] == "application/problem+json"
             assert "999999990" not in response.text
     # Creating under an ill-formed id is the client's input error
-    refused = await system["routing"].put(f"/v1/organisations/{'x' * 65}", headers=ops, json={"name": "x", "type": "jgz"})
+    refused = await system["routing"].put(
+        f"/v1/organisations/{'x' * 65}", headers=ops, json={"name": "x", "type": "jgz"}
+    )
     assert refused.status_code == 422
 
 
@@ -82,19 +97,45 @@ async def test_text_with_a_nul_is_422_and_nothing_is_stored(system: Clients, tok
     cases = [
         (system["consent"], "POST", f"/v1/consents/{consent_id}/withdraw", ehr, {"reason": "verhuisd\x00"}, "reason"),
         (system["routing"], "PUT", "/v1/gemeenten/GM0363", ops, {"name": "Amster\x00dam"}, "name"),
-        (system["routing"], "PUT", f"/v1/organisations/{new_org_id()}", ops, {"name": "JGZ\x00", "type": "jgz"}, "name"),
+        (
+            system["routing"],
+            "PUT",
+            f"/v1/organisations/{new_org_id()}",
+            ops,
+            {"name": "JGZ\x00", "type": "jgz"},
+            "name",
+        ),
         # a lone surrogate, as JSON's escape sends it (PostgreSQL's UTF-8 cannot hold it)
-        (system["routing"], "PUT", f"/v1/organisations/{new_org_id()}", ops, '{"name": "JGZ\\ud800", "type": "jgz"}',
-         "name"),
-        (system["melding"], "POST", "/v1/meldingen", ehr, melding_body(consent_id + "\x00", recipient_types=["jgz"]),
-         "consent_id"),
-        (system["melding"], "POST", "/v1/meldingen", ehr, melding_body(consent_id, recipient_types=["jgz"],
-                                                                       note="methadon\x00"), "note"),
+        (
+            system["routing"],
+            "PUT",
+            f"/v1/organisations/{new_org_id()}",
+            ops,
+            '{"name": "JGZ\\ud800", "type": "jgz"}',
+            "name",
+        ),
+        (
+            system["melding"],
+            "POST",
+            "/v1/meldingen",
+            ehr,
+            melding_body(consent_id + "\x00", recipient_types=["jgz"]),
+            "consent_id",
+        ),
+        (
+            system["melding"],
+            "POST",
+            "/v1/meldingen",
+            ehr,
+            melding_body(consent_id, recipient_types=["jgz"], note="methadon\x00"),
+            "note",
+        ),
     ]
     for client, method, path, headers, body, field in cases:
         if isinstance(body, str):
-            response = await client.request(method, path, content=body,
-                                            headers={**headers, "Content-Type": "application/json"})
+            response = await client.request(
+                method, path, content=body, headers={**headers, "Content-Type": "application/json"}
+            )
         else:
             response = await client.request(method, path, headers=headers, json=body)
         assert response.status_code == 422, (path, field, response.text)
@@ -114,7 +155,10 @@ async def test_a_melding_whose_consent_id_is_not_an_id_is_422_not_a_503(system: 
 
 
 async def test_an_organisation_naming_a_gemeente_twice_is_422(system: Clients, tokens: Tokens) -> None:
-    response = await system["routing"].put(f"/v1/organisations/{new_org_id()}", headers=admin(tokens), json={
-        "name": "GGD Rotterdam-Rijnmond JGZ", "type": "jgz", "gemeenten": ["GM0599", "GM0599"]})
+    response = await system["routing"].put(
+        f"/v1/organisations/{new_org_id()}",
+        headers=admin(tokens),
+        json={"name": "GGD Rotterdam-Rijnmond JGZ", "type": "jgz", "gemeenten": ["GM0599", "GM0599"]},
+    )
     assert response.status_code == 422, response.text
     assert response.json()["errors"][0]["field"] == "gemeenten"

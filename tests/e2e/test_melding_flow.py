@@ -9,6 +9,7 @@ import aio_pika
 import httpx
 import pytest
 
+from shared.db import Database
 from tests.e2e.flow import (
     BSN,
     SENDER,
@@ -20,11 +21,10 @@ from tests.e2e.flow import (
     new_org_id,
     put_gemeente,
     put_organisation,
-    record_consent,
     recipient,
+    record_consent,
     send,
 )
-from shared.db import Database
 from tests.support import RunEnvironment, Tokens
 
 Clients = dict[str, httpx.AsyncClient]
@@ -37,8 +37,9 @@ async def amsterdam(system: Clients, tokens: Tokens) -> dict[str, str]:
     orgs = {"jgz": new_org_id(), "wijkteam_gemeente": new_org_id(), "wijkteam_centrum": new_org_id()}
     await put_organisation(system, tokens, orgs["jgz"], "jgz", gemeenten=["GM0363"], name="GGD Amsterdam JGZ")
     await put_organisation(system, tokens, orgs["wijkteam_gemeente"], "wijkteam", gemeenten=["GM0363"])
-    await put_organisation(system, tokens, orgs["wijkteam_centrum"], "wijkteam", ranges=[("1011", "1012")],
-                           name="Buurtteam Centrum")
+    await put_organisation(
+        system, tokens, orgs["wijkteam_centrum"], "wijkteam", ranges=[("1011", "1012")], name="Buurtteam Centrum"
+    )
     return orgs
 
 
@@ -58,8 +59,10 @@ async def test_a_melding_reaches_the_right_jgz_and_wijkteam_with_the_contract_me
     jgz = await RecipientQueue(amqp, amsterdam["jgz"]).next()
     wijkteam = await RecipientQueue(amqp, amsterdam["wijkteam_centrum"]).next()  # the range beats the gemeente
     assert await RecipientQueue(amqp, amsterdam["wijkteam_gemeente"]).empty()
-    for message, org_id, recipient_type in ((jgz, amsterdam["jgz"], "jgz"),
-                                            (wijkteam, amsterdam["wijkteam_centrum"], "wijkteam")):
+    for message, org_id, recipient_type in (
+        (jgz, amsterdam["jgz"], "jgz"),
+        (wijkteam, amsterdam["wijkteam_centrum"], "wijkteam"),
+    ):
         body = body_of(message)
         assert message.content_type == "application/json"
         assert message.delivery_mode == aio_pika.DeliveryMode.PERSISTENT
@@ -81,13 +84,16 @@ async def test_a_melding_reaches_the_right_jgz_and_wijkteam_with_the_contract_me
     delivered = await eventually(lambda: _with_status(system, tokens, melding["id"], "delivered"))
     assert delivered["gemeente"] == {"code": "GM0363", "name": "Amsterdam"}
     assert {(d["org_id"], d["recipient_type"], d["status"]) for d in delivered["deliveries"]} == {
-        (amsterdam["jgz"], "jgz", "queued"), (amsterdam["wijkteam_centrum"], "wijkteam", "queued")}
+        (amsterdam["jgz"], "jgz", "queued"),
+        (amsterdam["wijkteam_centrum"], "wijkteam", "queued"),
+    }
     assert delivered["unroutable_types"] == []
     assert [h["event"] for h in delivered["history"]][:2] == ["accepted", "routed"]
 
     # the recipient fetches it again by API: the same body as the queue message
-    again = await system["routing"].get(f"/v1/deliveries/{body_of(jgz)['delivery_id']}",
-                                        headers=recipient(tokens, amsterdam["jgz"]))
+    again = await system["routing"].get(
+        f"/v1/deliveries/{body_of(jgz)['delivery_id']}", headers=recipient(tokens, amsterdam["jgz"])
+    )
     assert again.status_code == 200
     assert {k: v for k, v in again.json().items() if k != "status"} == body_of(jgz)
     assert again.json()["status"] == "queued"
@@ -102,8 +108,12 @@ async def _with_status(system: Clients, tokens: Tokens, melding_id: str, status:
 
 
 async def test_nothing_is_delivered_without_valid_consent_in_each_way_it_can_be_missing(
-    system: Clients, tokens: Tokens, amqp: aio_pika.abc.AbstractChannel, amsterdam: dict[str, str],
-    stack_databases: dict[str, str], environment: RunEnvironment,
+    system: Clients,
+    tokens: Tokens,
+    amqp: aio_pika.abc.AbstractChannel,
+    amsterdam: dict[str, str],
+    stack_databases: dict[str, str],
+    environment: RunEnvironment,
 ) -> None:
     jgz_only = await record_consent(system, tokens, types=["jgz"])
     other_org = await record_consent(system, tokens, org_id="10000002")
@@ -143,9 +153,19 @@ async def _expired_consent(database: Database) -> str:
     from shared.clock import now, today_nl
 
     long_ago = today_nl() - timedelta(days=400)
-    consent = Consent.record(bsn=BSN, recipient_types=["jgz", "wijkteam"], purpose="kansrijke-start-melding",
-                             method="written", given_at=long_ago, valid_until=None, org_id=SENDER,
-                             org_type="verloskundige", sub="u", today=long_ago, now=now() - timedelta(days=400))
+    consent = Consent.record(
+        bsn=BSN,
+        recipient_types=["jgz", "wijkteam"],
+        purpose="kansrijke-start-melding",
+        method="written",
+        given_at=long_ago,
+        valid_until=None,
+        org_id=SENDER,
+        org_type="verloskundige",
+        sub="u",
+        today=long_ago,
+        now=now() - timedelta(days=400),
+    )
     async with database.unit_of_work() as uow:
         await ConsentRepository(uow).add(consent)
         await uow.commit()
@@ -166,12 +186,20 @@ async def test_the_consent_service_unreachable_is_503_and_nothing_is_stored(
     from tests.conftest import service_settings
     from tests.support import _free_port, running
 
-    settings = service_settings(environment, "melding", stack_databases["melding"],
-                                consent_url=f"http://127.0.0.1:{_free_port()}", consent_timeout_seconds=2)
+    settings = service_settings(
+        environment,
+        "melding",
+        stack_databases["melding"],
+        consent_url=f"http://127.0.0.1:{_free_port()}",
+        consent_timeout_seconds=2,
+    )
     app = create_app(settings, run_workers=False)
     async with running(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://m") as client:
-        response = await client.post("/v1/meldingen", headers={**_sender(tokens), "Idempotency-Key": "down-1"},
-                                     json=melding_body("6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10"))
+        response = await client.post(
+            "/v1/meldingen",
+            headers={**_sender(tokens), "Idempotency-Key": "down-1"},
+            json=melding_body("6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10"),
+        )
         assert response.status_code == 503
         assert response.json()["type"] == "urn:kansrijk:problem:unavailable"
         assert (await client.get("/v1/meldingen", headers=_sender(tokens))).json()["items"] == []
@@ -181,8 +209,9 @@ async def test_the_consent_service_unreachable_is_503_and_nothing_is_stored(
 
 INVALID = {
     "patient.bsn": {"patient": {**melding_body("c")["patient"], "bsn": "999999991"}},
-    "patient.address.postcode": {"patient": {**melding_body("c")["patient"],
-                                             "address": {"postcode": "1011 SA", "house_number": "1"}}},
+    "patient.address.postcode": {
+        "patient": {**melding_body("c")["patient"], "address": {"postcode": "1011 SA", "house_number": "1"}}
+    },
     "patient.birth_date": {"patient": {**melding_body("c")["patient"], "birth_date": "2099-01-01"}},
     "pregnancy.expected_due_date": {"pregnancy": {"expected_due_date": "2020-01-01"}},
     "risk_domains": {"risk_domains": []},
@@ -249,8 +278,9 @@ async def test_other_organisations_get_404(
     other_recipient = recipient(tokens, new_org_id())
     for response in (
         await system["routing"].get(f"/v1/deliveries/{delivery['delivery_id']}", headers=other_recipient),
-        await system["routing"].post(f"/v1/deliveries/{delivery['delivery_id']}/status", headers=other_recipient,
-                                     json={"status": "received"}),
+        await system["routing"].post(
+            f"/v1/deliveries/{delivery['delivery_id']}/status", headers=other_recipient, json={"status": "received"}
+        ),
     ):
         assert response.status_code == 404
         assert response.json()["type"] == "urn:kansrijk:problem:not-found"
@@ -265,8 +295,9 @@ async def test_a_sender_token_cannot_act_as_recipient_nor_a_recipient_as_sender(
     assert (await system["routing"].get("/v1/deliveries", headers=as_recipient)).status_code == 403
     consent_id = await record_consent(system, tokens)
     as_sender = tokens.bearer(org_id=amsterdam["jgz"], org_type="jgz", scopes="melding:write")
-    assert (await system["melding"].post("/v1/meldingen", headers=as_sender,
-                                         json=melding_body(consent_id))).status_code == 403
+    assert (
+        await system["melding"].post("/v1/meldingen", headers=as_sender, json=melding_body(consent_id))
+    ).status_code == 403
 
 
 # --- status back, pagination ----------------------------------------------------------------------
@@ -302,8 +333,9 @@ async def test_lists_are_newest_first_with_cursors_and_a_status_filter(
     system: Clients, tokens: Tokens, amqp: aio_pika.abc.AbstractChannel, amsterdam: dict[str, str]
 ) -> None:
     consent_id = await record_consent(system, tokens, types=["jgz"])
-    sent = [(await send(system, tokens, melding_body(consent_id, recipient_types=["jgz"]))).json()["id"]
-            for _ in range(5)]
+    sent = [
+        (await send(system, tokens, melding_body(consent_id, recipient_types=["jgz"]))).json()["id"] for _ in range(5)
+    ]
     seen: list[str] = []
     cursor = None
     while True:
@@ -318,16 +350,18 @@ async def test_lists_are_newest_first_with_cursors_and_a_status_filter(
         await RecipientQueue(amqp, amsterdam["jgz"]).next()
     delivered = await eventually(lambda: _count(system, tokens, "delivered", 5))
     assert delivered
-    recipient_page = (await system["routing"].get("/v1/deliveries", headers=recipient(tokens, amsterdam["jgz"]),
-                                                  params={"limit": 3})).json()
+    recipient_page = (
+        await system["routing"].get("/v1/deliveries", headers=recipient(tokens, amsterdam["jgz"]), params={"limit": 3})
+    ).json()
     assert len(recipient_page["items"]) == 3 and recipient_page["next_cursor"]
     bad_cursor = await system["melding"].get("/v1/meldingen", headers=_sender(tokens), params={"cursor": "nonsense"})
     assert bad_cursor.status_code == 422
 
 
 async def _count(system: Clients, tokens: Tokens, status: str, expected: int) -> bool:
-    page = (await system["melding"].get("/v1/meldingen", headers=_sender(tokens),
-                                        params={"status": status, "limit": 100})).json()
+    page = (
+        await system["melding"].get("/v1/meldingen", headers=_sender(tokens), params={"status": status, "limit": 100})
+    ).json()
     return len(page["items"]) == expected
 
 
@@ -340,8 +374,9 @@ async def test_an_unroutable_melding_waits_and_is_delivered_after_a_directory_ch
     await put_gemeente(system, tokens, "GM0599", "Rotterdam", [("3011", "3089")])
     consent_id = await record_consent(system, tokens, types=["jgz"])
     address = {"postcode": "3011AA", "house_number": "1", "city": "Rotterdam"}
-    body = melding_body(consent_id, recipient_types=["jgz"],
-                        patient={**melding_body(consent_id)["patient"], "address": address})
+    body = melding_body(
+        consent_id, recipient_types=["jgz"], patient={**melding_body(consent_id)["patient"], "address": address}
+    )
     melding = (await send(system, tokens, body)).json()
     unroutable = await eventually(lambda: _with_status(system, tokens, melding["id"], "unroutable"))
     assert unroutable["unroutable_types"] == ["jgz"]
@@ -359,7 +394,10 @@ async def test_an_unroutable_melding_waits_and_is_delivered_after_a_directory_ch
 
 
 async def test_a_waiting_melding_past_its_purpose_is_purged_and_holds_up_no_other(
-    system: Clients, tokens: Tokens, stack_databases: dict[str, str], environment: RunEnvironment,
+    system: Clients,
+    tokens: Tokens,
+    stack_databases: dict[str, str],
+    environment: RunEnvironment,
     amqp: aio_pika.abc.AbstractChannel,
 ) -> None:
     from services.registry import SERVICES
@@ -372,13 +410,14 @@ async def test_a_waiting_melding_past_its_purpose_is_purged_and_holds_up_no_othe
     waiting = {}
     for name, due_in_days in (("old", -20), ("current", 100)):
         consent_id = await record_consent(system, tokens, types=["jgz"])
-        body = melding_body(consent_id, recipient_types=["jgz"],
-                            patient={**melding_body(consent_id)["patient"], "address": address})
+        body = melding_body(
+            consent_id, recipient_types=["jgz"], patient={**melding_body(consent_id)["patient"], "address": address}
+        )
         body["pregnancy"]["expected_due_date"] = (today_nl() + timedelta(days=due_in_days)).isoformat()
         sent = await send(system, tokens, body)
         assert sent.status_code == 202, sent.text
         waiting[name] = sent.json()["id"]
-        await eventually(lambda: _with_status(system, tokens, waiting[name], "unroutable"))
+        await eventually(lambda n=name: _with_status(system, tokens, waiting[n], "unroutable"))
 
     database = environment.database(stack_databases["routing"])
     try:
@@ -422,11 +461,15 @@ async def test_withdrawal_after_delivery_retracts_and_before_delivery_stops(
     assert BSN not in retraction.body.decode()
     view = await eventually(lambda: _with_status(system, tokens, melding["id"], "withdrawn"))
     await eventually(lambda: _delivery_retracted(system, tokens, melding["id"]))
-    fetched = await system["routing"].get(f"/v1/deliveries/{delivery['delivery_id']}",
-                                          headers=recipient(tokens, amsterdam["jgz"]))
+    fetched = await system["routing"].get(
+        f"/v1/deliveries/{delivery['delivery_id']}", headers=recipient(tokens, amsterdam["jgz"])
+    )
     assert fetched.json()["status"] == "retracted" and "patient" not in fetched.json()  # personal data gone
-    late = await system["routing"].post(f"/v1/deliveries/{delivery['delivery_id']}/status",
-                                        headers=recipient(tokens, amsterdam["jgz"]), json={"status": "received"})
+    late = await system["routing"].post(
+        f"/v1/deliveries/{delivery['delivery_id']}/status",
+        headers=recipient(tokens, amsterdam["jgz"]),
+        json={"status": "received"},
+    )
     assert late.status_code == 409
     assert view["status"] == "withdrawn"
 
@@ -434,8 +477,17 @@ async def test_withdrawal_after_delivery_retracts_and_before_delivery_stops(
     await put_gemeente(system, tokens, "GM0518", "'s-Gravenhage", [("2491", "2599")])
     waiting_consent = await record_consent(system, tokens, types=["jgz"])
     address = {"postcode": "2511AB", "house_number": "3"}
-    waiting = (await send(system, tokens, melding_body(waiting_consent, recipient_types=["jgz"], patient={
-        **melding_body(waiting_consent)["patient"], "address": address}))).json()
+    waiting = (
+        await send(
+            system,
+            tokens,
+            melding_body(
+                waiting_consent,
+                recipient_types=["jgz"],
+                patient={**melding_body(waiting_consent)["patient"], "address": address},
+            ),
+        )
+    ).json()
     await eventually(lambda: _with_status(system, tokens, waiting["id"], "unroutable"))
     await system["consent"].post(f"/v1/consents/{waiting_consent}/withdraw", headers=_sender(tokens))
     await eventually(lambda: _with_status(system, tokens, waiting["id"], "withdrawn"))
@@ -450,7 +502,10 @@ async def _delivery_retracted(system: Clients, tokens: Tokens, melding_id: str) 
 
 
 async def test_the_reference_recipient_drops_transport_duplicates_by_message_id(
-    system: Clients, tokens: Tokens, amqp: aio_pika.abc.AbstractChannel, amsterdam: dict[str, str],
+    system: Clients,
+    tokens: Tokens,
+    amqp: aio_pika.abc.AbstractChannel,
+    amsterdam: dict[str, str],
     environment: RunEnvironment,
 ) -> None:
     from services.reference_recipient import ReferenceRecipient
@@ -461,12 +516,23 @@ async def test_the_reference_recipient_drops_transport_duplicates_by_message_id(
     # the broker may hand the same message over twice (a redelivery after a lost ack): put it back twice
     exchange = await amqp.get_exchange("kansrijk.deliveries", ensure=False)
     for _ in range(2):
-        await exchange.publish(aio_pika.Message(original.body, message_id=original.message_id, type=original.type,
-                                                correlation_id=original.correlation_id), routing_key=amsterdam["jgz"])
+        await exchange.publish(
+            aio_pika.Message(
+                original.body,
+                message_id=original.message_id,
+                type=original.type,
+                correlation_id=original.correlation_id,
+            ),
+            routing_key=amsterdam["jgz"],
+        )
     seen: list[str] = []
     recipient_token = recipient(tokens, amsterdam["jgz"])["Authorization"].split()[1]
-    consumer = ReferenceRecipient(amqp_url=environment.amqp_url, org_id=amsterdam["jgz"],
-                                  routing_url=str(system["routing"].base_url), token=recipient_token,
-                                  show=lambda kind, body: seen.append(kind))
+    consumer = ReferenceRecipient(
+        amqp_url=environment.amqp_url,
+        org_id=amsterdam["jgz"],
+        routing_url=str(system["routing"].base_url),
+        token=recipient_token,
+        show=lambda kind, body: seen.append(kind),
+    )
     assert await consumer.run(count=2, idle_timeout=10) == 2
     assert seen.count("delivered") == 1 and seen.count("duplicate") == 1 and "reported" in seen

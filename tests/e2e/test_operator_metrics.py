@@ -52,15 +52,18 @@ async def test_waiting_meldingen_dead_letters_and_consumer_failures_show_in_rout
     consent_id = await record_consent(system, tokens, types=["jgz"])  # no JGZ anywhere: it waits
     assert (await send(system, tokens, melding_body(consent_id, recipient_types=["jgz"]))).status_code == 202
     exchange = await amqp.get_exchange("kansrijk.events", ensure=False)
-    await exchange.publish(aio_pika.Message(b"\x00not json", message_id=f"garbage-{uuid.uuid4()}",
-                                            type="melding.accepted"), routing_key="melding.accepted")
+    await exchange.publish(
+        aio_pika.Message(b"\x00not json", message_id=f"garbage-{uuid.uuid4()}", type="melding.accepted"),
+        routing_key="melding.accepted",
+    )
 
     async def alerting() -> str | None:
         metrics = (await system["routing"].get("/metrics")).text
-        ready = (sample(metrics, "kansrijk_unroutable_meldingen", service="routing") == 1
-                 and sample(metrics, "kansrijk_dead_letters", service="routing") == 1
-                 and sample(metrics, "kansrijk_consumer_failures_total", consumer="routing",
-                            error_type="PoisonMessage") == 1)
+        ready = (
+            sample(metrics, "kansrijk_unroutable_meldingen", service="routing") == 1
+            and sample(metrics, "kansrijk_dead_letters", service="routing") == 1
+            and sample(metrics, "kansrijk_consumer_failures_total", consumer="routing", error_type="PoisonMessage") == 1
+        )
         return metrics if ready else None
 
     await eventually(alerting, timeout=20)

@@ -11,8 +11,18 @@ from sqlalchemy import text
 
 from shared.clock import today_nl
 from tests.e2e.flow import (
-    BSN, SENDER, admin, eventually, melding_body, new_org_id, put_gemeente, put_organisation, record_consent,
-    recipient, send, sender,
+    BSN,
+    SENDER,
+    admin,
+    eventually,
+    melding_body,
+    new_org_id,
+    put_gemeente,
+    put_organisation,
+    recipient,
+    record_consent,
+    send,
+    sender,
 )
 from tests.support import RunEnvironment, Tokens
 
@@ -20,8 +30,9 @@ Clients = dict[str, httpx.AsyncClient]
 PERSONAL = (BSN, "Sanne", "de Vries", "methadon", "1998-03-14", "0201234567", "1011AB")
 
 
-async def _delivered(system: Clients, tokens: Tokens, *, due_in_days: int = 120, jgz: str | None = None
-                     ) -> dict[str, str]:
+async def _delivered(
+    system: Clients, tokens: Tokens, *, due_in_days: int = 120, jgz: str | None = None
+) -> dict[str, str]:
     """A melding delivered to a JGZ serving Amsterdam (`jgz`, or a new one registered for it)."""
     if jgz is None:
         await put_gemeente(system, tokens, "GM0363", "Amsterdam", [("1011", "1109")])
@@ -45,8 +56,9 @@ async def test_who_looked_at_my_data_is_answered_across_all_three_services(syste
     ids = await _delivered(system, tokens)
     jgz = recipient(tokens, ids["jgz"])
     assert (await system["routing"].get(f"/v1/deliveries/{ids['delivery_id']}", headers=jgz)).status_code == 200
-    reported = await system["routing"].post(f"/v1/deliveries/{ids['delivery_id']}/status", headers=jgz,
-                                            json={"status": "received"})
+    reported = await system["routing"].post(
+        f"/v1/deliveries/{ids['delivery_id']}/status", headers=jgz, json={"status": "received"}
+    )
     assert reported.status_code == 200
     prying = await system["melding"].get(f"/v1/meldingen/{ids['melding_id']}", headers=sender(tokens, "10000009"))
     assert prying.status_code == 404
@@ -58,9 +70,14 @@ async def test_who_looked_at_my_data_is_answered_across_all_three_services(syste
         assert found.json()["services"] == ["consent", "melding", "routing"]
         seen = {(r["service"], r["action"], r["actor_org_id"]) for r in found.json()["items"]}
         # Routing re-checked the consent against its own record (the melding came straight from intake).
-        assert {("consent", "create", SENDER), ("consent", "check", "kansrijk-melding"),
-                ("melding", "create", SENDER), ("routing", "deliver", "kansrijk-platform"),
-                ("routing", "read", ids["jgz"]), ("routing", "status-change", ids["jgz"])} <= seen, seen
+        assert {
+            ("consent", "create", SENDER),
+            ("consent", "check", "kansrijk-melding"),
+            ("melding", "create", SENDER),
+            ("routing", "deliver", "kansrijk-platform"),
+            ("routing", "read", ids["jgz"]),
+            ("routing", "status-change", ids["jgz"]),
+        } <= seen, seen
         assert all(r["patient_bsn"] == BSN for r in found.json()["items"])
     created = next(r for r in found.json()["items"] if r["service"] == "melding" and r["action"] == "create")
     assert created["consent_checked"] is True and created["actor_org_type"] == "verloskundige"
@@ -69,15 +86,18 @@ async def test_who_looked_at_my_data_is_answered_across_all_three_services(syste
     assert delivered["consent_checked"] is True and delivered["resource_id"] == ids["delivery_id"]
 
     # The attempt on another organisation's melding is on record too, without revealing whose it is.
-    refused = (await system["melding"].get("/v1/audit", headers=auditor, params={
-        "org_id": "10000009", "action": "read"})).json()["items"]
+    refused = (
+        await system["melding"].get("/v1/audit", headers=auditor, params={"org_id": "10000009", "action": "read"})
+    ).json()["items"]
     assert [(r["resource_id"], r["outcome"], r["patient_bsn"]) for r in refused] == [
-        (ids["melding_id"], "not-found", None)]
+        (ids["melding_id"], "not-found", None)
+    ]
     # Reading the audit log is itself audited.
     reads = (await system["melding"].get("/v1/audit", headers=auditor, params={"org_id": "ops"})).json()["items"]
     assert any(r["resource_type"] == "audit_log" for r in reads)
-    assert (await system["melding"].post("/v1/audit/_search", headers=sender(tokens),
-                                         json={"bsn": BSN})).status_code == 403
+    assert (
+        await system["melding"].post("/v1/audit/_search", headers=sender(tokens), json={"bsn": BSN})
+    ).status_code == 403
 
 
 async def test_a_search_that_cannot_reach_every_log_says_so_instead_of_answering_half(
@@ -103,16 +123,20 @@ async def test_personal_data_is_encrypted_at_rest_in_every_table_that_holds_it(
 ) -> None:
     await _delivered(system, tokens)
     # (consent's outbox carries no personal data: `consent.withdrawn` names only ids)
-    where = {"consent": ["consents", "audit_log"],
-             "melding": ["meldingen", "outbox", "audit_log"],
-             "routing": ["routed_meldingen", "deliveries", "outbox", "audit_log"]}
+    where = {
+        "consent": ["consents", "audit_log"],
+        "melding": ["meldingen", "outbox", "audit_log"],
+        "routing": ["routed_meldingen", "deliveries", "outbox", "audit_log"],
+    }
     for service, tables in where.items():
         database = environment.database(stack_databases[service])
         try:
             async with database.engine.connect() as connection:
                 for table in tables:
-                    rows = [json.dumps([str(v) for v in row]) for row in await connection.execute(
-                        text(f"SELECT * FROM {table}"))]
+                    rows = [
+                        json.dumps([str(v) for v in row])
+                        for row in await connection.execute(text(f"SELECT * FROM {table}"))
+                    ]
                     assert rows, f"{service}.{table} is empty: the test proves nothing"
                     for value in PERSONAL:
                         assert not any(value in row for row in rows), f"{value!r} in plain in {service}.{table}"
@@ -124,8 +148,8 @@ async def test_a_melding_past_its_purpose_keeps_only_an_anonymous_skeleton(
     system: Clients, tokens: Tokens, stack_databases: dict[str, str], environment: RunEnvironment
 ) -> None:
     from services.melding.service_layer import retention as melding_retention
-    from services.routing.service_layer import retention as routing_retention
     from services.registry import SERVICES
+    from services.routing.service_layer import retention as routing_retention
 
     ids = await _delivered(system, tokens, due_in_days=-20)  # born 20 days ago
     kept = await _delivered(system, tokens, due_in_days=100, jgz=ids["jgz"])
@@ -139,7 +163,8 @@ async def test_a_melding_past_its_purpose_keeps_only_an_anonymous_skeleton(
         purged = await routing_retention.purge(databases["routing"], settings["routing"])
         assert purged["routed meldingen (personal data)"] == 1
         assert await melding_retention.purge(databases["melding"], settings["melding"], dry_run=True) == {
-            "meldingen (personal data)": 0}
+            "meldingen (personal data)": 0
+        }
     finally:
         for database in databases.values():
             await database.dispose()
@@ -148,8 +173,9 @@ async def test_a_melding_past_its_purpose_keeps_only_an_anonymous_skeleton(
     assert view["patient"] is None and view["note"] is None and view["contact"] is None and view["purged_at"]
     assert view["risk_domains"] and view["recipient_types"] == ["jgz"] and view["pregnancy"]["expected_due_date"]
     assert view["history"][-1]["event"] == "purged"
-    delivery = (await system["routing"].get(f"/v1/deliveries/{ids['delivery_id']}",
-                                            headers=recipient(tokens, ids["jgz"]))).json()
+    delivery = (
+        await system["routing"].get(f"/v1/deliveries/{ids['delivery_id']}", headers=recipient(tokens, ids["jgz"]))
+    ).json()
     assert delivery["purged_at"] and not any(value in json.dumps(delivery) for value in PERSONAL)
     untouched = (await system["melding"].get(f"/v1/meldingen/{kept['melding_id']}", headers=sender(tokens))).json()
     assert untouched["patient"]["bsn"] == BSN and untouched["purged_at"] is None
@@ -179,12 +205,17 @@ async def test_a_withdrawn_meldings_personal_data_goes_at_once(
     database = environment.database(stack_databases["melding"])
     try:  # nothing is left for the scheduled purge
         assert await melding_retention.purge(database, SERVICES["melding"].settings(), dry_run=True) == {
-            "meldingen (personal data)": 0}
+            "meldingen (personal data)": 0
+        }
     finally:
         await database.dispose()
-    audit = (await system["melding"].post("/v1/audit/_search", json={"bsn": BSN, "services": ["melding"]},
-                                          headers=tokens.bearer(org_id="ops", org_type="operator",
-                                                                scopes="audit:read"))).json()["items"]
+    audit = (
+        await system["melding"].post(
+            "/v1/audit/_search",
+            json={"bsn": BSN, "services": ["melding"]},
+            headers=tokens.bearer(org_id="ops", org_type="operator", scopes="audit:read"),
+        )
+    ).json()["items"]
     assert any(r["resource_id"] == ids["melding_id"] and r["outcome"] == "purged:consent-withdrawn" for r in audit)
 
 

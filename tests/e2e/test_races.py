@@ -15,8 +15,18 @@ import httpx
 
 from shared.contracts.melding import DELIVERY_STATUS_ORDER
 from tests.e2e.flow import (
-    RecipientQueue, admin, body_of, eventually, melding_body, new_org_id, put_gemeente, put_organisation,
-    record_consent, recipient, send, sender,
+    RecipientQueue,
+    admin,
+    body_of,
+    eventually,
+    melding_body,
+    new_org_id,
+    put_gemeente,
+    put_organisation,
+    recipient,
+    record_consent,
+    send,
+    sender,
 )
 from tests.support import Tokens
 
@@ -37,7 +47,8 @@ async def _race_intake_against_withdrawal(system: Clients, tokens: Tokens) -> st
     consent_id = await record_consent(system, tokens, types=["jgz"])
     sent, withdrawn = await asyncio.gather(
         send(system, tokens, melding_body(consent_id, recipient_types=["jgz"])),
-        system["consent"].post(f"/v1/consents/{consent_id}/withdraw", headers=sender(tokens)))
+        system["consent"].post(f"/v1/consents/{consent_id}/withdraw", headers=sender(tokens)),
+    )
     assert withdrawn.status_code == 200, withdrawn.text
     assert sent.status_code in (202, 403), sent.text  # accepted before the withdrawal, or refused after it
     return sent.json()["id"] if sent.status_code == 202 else None
@@ -57,8 +68,13 @@ async def test_every_melding_accepted_while_its_consent_is_withdrawn_ends_withdr
         left = []
         for melding_id in accepted:
             melding = (await system["melding"].get(f"/v1/meldingen/{melding_id}", headers=sender(tokens))).json()
-            done = (melding["status"] == "withdrawn" and melding["patient"] is None and melding["note"] is None
-                    and melding["contact"] is None and all(d["status"] == "retracted" for d in melding["deliveries"]))
+            done = (
+                melding["status"] == "withdrawn"
+                and melding["patient"] is None
+                and melding["note"] is None
+                and melding["contact"] is None
+                and all(d["status"] == "retracted" for d in melding["deliveries"])
+            )
             if not done:
                 left.append(f"{melding_id}: {melding['status']}, patient kept: {melding['patient'] is not None}")
         return left or None
@@ -70,11 +86,13 @@ async def test_every_melding_accepted_while_its_consent_is_withdrawn_ends_withdr
         await eventually(settled, timeout=60, interval=1)
     except AssertionError:
         left = await stuck() or []
-        raise AssertionError(f"{len(left)} of {len(accepted)} accepted meldingen not withdrawn and purged: "
-                             f"{left[:5]}") from None
+        raise AssertionError(
+            f"{len(left)} of {len(accepted)} accepted meldingen not withdrawn and purged: {left[:5]}"
+        ) from None
     # Routing holds nothing of them either: each delivery it made was retracted.
-    deliveries = (await system["routing"].get("/v1/deliveries", params={"limit": 100},
-                                              headers=recipient(tokens, jgz))).json()["items"]
+    deliveries = (
+        await system["routing"].get("/v1/deliveries", params={"limit": 100}, headers=recipient(tokens, jgz))
+    ).json()["items"]
     assert all(d["status"] == "retracted" for d in deliveries), [d["status"] for d in deliveries]
 
 
@@ -84,8 +102,9 @@ async def _delivered(system: Clients, tokens: Tokens, jgz: str, count: int) -> t
         assert (await send(system, tokens, melding_body(consent_id, recipient_types=["jgz"]))).status_code == 202
 
     async def all_there() -> list[str] | None:
-        page = (await system["routing"].get("/v1/deliveries", params={"limit": 100},
-                                            headers=recipient(tokens, jgz))).json()["items"]
+        page = (
+            await system["routing"].get("/v1/deliveries", params={"limit": 100}, headers=recipient(tokens, jgz))
+        ).json()["items"]
         return [d["delivery_id"] for d in page] if len(page) >= count else None
 
     return consent_id, await eventually(all_there, timeout=30)
@@ -101,13 +120,16 @@ async def test_concurrent_status_reports_never_move_a_delivery_back(system: Clie
     rng = random.Random(7)
 
     async def post(delivery_id: str, status: str) -> tuple[str, httpx.Response]:
-        return status, await system["routing"].post(f"/v1/deliveries/{delivery_id}/status", headers=headers,
-                                                    json={"status": status})
+        return status, await system["routing"].post(
+            f"/v1/deliveries/{delivery_id}/status", headers=headers, json={"status": status}
+        )
 
     backwards = []
     for delivery_id in delivery_ids:
         answers = await asyncio.gather(*(post(delivery_id, rng.choice(REPORTS)) for _ in range(30)))
-        assert all(r.status_code in (200, 409) for _, r in answers), [r.text for _, r in answers if r.status_code >= 500]
+        assert all(r.status_code in (200, 409) for _, r in answers), [
+            r.text for _, r in answers if r.status_code >= 500
+        ]
         answered = max(DELIVERY_STATUS_ORDER[s] for s, r in answers if r.status_code == 200)
         final = (await system["routing"].get(f"/v1/deliveries/{delivery_id}", headers=headers)).json()["status"]
         if DELIVERY_STATUS_ORDER[final] < answered:
@@ -117,8 +139,12 @@ async def test_concurrent_status_reports_never_move_a_delivery_back(system: Clie
     async def sender_agrees() -> bool:
         page = (await system["melding"].get("/v1/meldingen", params={"limit": 100}, headers=sender(tokens))).json()
         seen = {d["delivery_id"]: d["status"] for m in page["items"] for d in m["deliveries"]}
-        routed = {d["delivery_id"]: d["status"] for d in (await system["routing"].get(
-            "/v1/deliveries", params={"limit": 100}, headers=headers)).json()["items"]}
+        routed = {
+            d["delivery_id"]: d["status"]
+            for d in (await system["routing"].get("/v1/deliveries", params={"limit": 100}, headers=headers)).json()[
+                "items"
+            ]
+        }
         return seen == routed
 
     await eventually(sender_agrees, timeout=20)
@@ -131,21 +157,26 @@ async def test_reports_racing_a_retraction_leave_every_delivery_retracted_and_cl
     consent_id, delivery_ids = await _delivered(system, tokens, jgz, 20)
     headers = recipient(tokens, jgz)
     rng = random.Random(11)
-    reports = [system["routing"].post(f"/v1/deliveries/{d}/status", headers=headers,
-                                      json={"status": rng.choice(REPORTS)}) for d in delivery_ids for _ in range(8)]
+    reports = [
+        system["routing"].post(f"/v1/deliveries/{d}/status", headers=headers, json={"status": rng.choice(REPORTS)})
+        for d in delivery_ids
+        for _ in range(8)
+    ]
     withdrawal = system["consent"].post(f"/v1/consents/{consent_id}/withdraw", headers=sender(tokens))
     answers = await asyncio.gather(withdrawal, *reports)
     assert all(a.status_code in (200, 409) for a in answers), [a.text for a in answers if a.status_code >= 500]
 
     async def all_retracted() -> bool:
-        statuses = [(await system["routing"].get(f"/v1/deliveries/{d}", headers=headers)).json()["status"]
-                    for d in delivery_ids]
+        statuses = [
+            (await system["routing"].get(f"/v1/deliveries/{d}", headers=headers)).json()["status"] for d in delivery_ids
+        ]
         return all(s == "retracted" for s in statuses)
 
     await eventually(all_retracted, timeout=20)
     for delivery_id in delivery_ids:
-        late = await system["routing"].post(f"/v1/deliveries/{delivery_id}/status", headers=headers,
-                                            json={"status": "closed"})
+        late = await system["routing"].post(
+            f"/v1/deliveries/{delivery_id}/status", headers=headers, json={"status": "closed"}
+        )
         assert late.status_code == 409, late.text
 
 
@@ -165,8 +196,9 @@ async def test_a_rejected_delivery_replayed_from_the_dead_letters_reaches_the_re
 
     dead = await eventually(letter, timeout=20)
     assert dead["queue"] == f"kansrijk.deliveries.{jgz}"
-    replays = await asyncio.gather(*(system["routing"].post(f"/v1/dead-letters/{dead['id']}/replay",
-                                                            headers=admin(tokens)) for _ in range(5)))
+    replays = await asyncio.gather(
+        *(system["routing"].post(f"/v1/dead-letters/{dead['id']}/replay", headers=admin(tokens)) for _ in range(5))
+    )
     assert [r.status_code for r in replays] == [200] * 5, [r.text for r in replays]
     again = await RecipientQueue(amqp, jgz).next()
     assert again.message_id == first.message_id and body_of(again) == body_of(first)

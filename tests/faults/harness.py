@@ -32,10 +32,17 @@ from services.reference_recipient import ReferenceRecipient
 from shared import migrations
 from shared.auth import SENDER_TYPES
 from shared.clock import today_nl
-from shared.identifiers import sample_bsns as bsns
 from shared.db import Database
+from shared.identifiers import sample_bsns as bsns
 from tests.support import (
-    AMQP_BASE, RunEnvironment, TcpProxy, Tokens, _free_port, create_database, drop_database, rabbitmqctl,
+    AMQP_BASE,
+    RunEnvironment,
+    TcpProxy,
+    Tokens,
+    _free_port,
+    create_database,
+    drop_database,
+    rabbitmqctl,
 )
 
 REPO = Path(__file__).resolve().parents[2]
@@ -43,15 +50,22 @@ RECOVERY_LIMIT_S = 60.0  # everything accepted must be delivered this long after
 WITHDRAW_SHARE = 0.03  # patients that withdraw consent right after their melding was accepted
 
 # The directory every scenario uses: three gemeenten, a JGZ organisation for each, two wijkteams.
-GEMEENTEN = {"GM0363": ("Amsterdam", 1011, 1109), "GM0599": ("Rotterdam", 3011, 3089),
-             "GM0344": ("Utrecht", 3511, 3585)}
-RECIPIENTS = {"jgz": {"GM0363": "1", "GM0599": "2", "GM0344": "3"},
-              "wijkteam": {"GM0363": "ams", "GM0599": "zuid", "GM0344": "zuid"}}
+GEMEENTEN = {
+    "GM0363": ("Amsterdam", 1011, 1109),
+    "GM0599": ("Rotterdam", 3011, 3089),
+    "GM0344": ("Utrecht", 3511, 3585),
+}
+RECIPIENTS = {
+    "jgz": {"GM0363": "1", "GM0599": "2", "GM0344": "3"},
+    "wijkteam": {"GM0363": "ams", "GM0599": "zuid", "GM0344": "zuid"},
+}
 
 
 def recipient_id(org_type: str, short: str, tag: str) -> str:
     """A JGZ's URA (8 digits, unique to this run's tag), or a wijkteam's id of the form the README documents."""
     return f"9{int(tag, 16) % 10**6:06d}{short}" if org_type == "jgz" else f"wijkteam-{short}-{tag}"
+
+
 LETTERS = "ABCEGHJKLMNPRTVWXZ"  # never SA, SD or SS, which no postcode has
 EHRS = SENDER_TYPES[:4]  # huisarts, verloskundige, gynaecoloog, volwassenen-ggz: one EHR each
 
@@ -82,8 +96,9 @@ class Patient:
 class ServiceProcess:
     """One `kansrijk serve` or `kansrijk worker` process, its link to RabbitMQ through its own proxy."""
 
-    def __init__(self, label: str, argv: list[str], env: dict[str, str], log_path: Path, proxy: TcpProxy,
-                 port: int | None) -> None:
+    def __init__(
+        self, label: str, argv: list[str], env: dict[str, str], log_path: Path, proxy: TcpProxy, port: int | None
+    ) -> None:
         self.label, self.argv, self.env, self.log_path = label, argv, env, log_path
         self.proxy, self.port = proxy, port
         self.process: subprocess.Popen[bytes] | None = None
@@ -95,9 +110,14 @@ class ServiceProcess:
 
     def start(self) -> None:
         log = self.log_path.open("ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "services.cli", *self.argv], cwd=REPO,
-                                        env={**os.environ, **self.env}, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", *self.argv],
+            cwd=REPO,
+            env={**os.environ, **self.env},
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         log.close()
 
     async def ready(self, timeout: float = 60.0) -> None:
@@ -168,35 +188,57 @@ class Counts:
 
     @property
     def passed(self) -> bool:
-        return (self.accepted == self.meldingen and self.lost == 0 and self.duplicated == 0 and self.unexpected == 0
-                and self.not_retracted == 0 and self.rejected == 0 and self.queues_empty and self.outbox_empty
-                and self.recovery_s <= RECOVERY_LIMIT_S)
+        return (
+            self.accepted == self.meldingen
+            and self.lost == 0
+            and self.duplicated == 0
+            and self.unexpected == 0
+            and self.not_retracted == 0
+            and self.rejected == 0
+            and self.queues_empty
+            and self.outbox_empty
+            and self.recovery_s <= RECOVERY_LIMIT_S
+        )
 
     def line(self) -> str:
-        return (f"{self.scenario}: accepted={self.accepted} delivered={self.delivered} lost={self.lost} "
-                f"duplicated={self.duplicated} redelivered={self.redelivered} unexpected={self.unexpected} "
-                f"withdrawn={self.withdrawn} retracted={self.retracted} not_retracted={self.not_retracted} "
-                f"rejected={self.rejected} retried_posts={self.retried_posts} queues_empty={self.queues_empty} "
-                f"outbox_empty={self.outbox_empty} recovery_s={self.recovery_s:.1f} {self.fault}")
+        return (
+            f"{self.scenario}: accepted={self.accepted} delivered={self.delivered} lost={self.lost} "
+            f"duplicated={self.duplicated} redelivered={self.redelivered} unexpected={self.unexpected} "
+            f"withdrawn={self.withdrawn} retracted={self.retracted} not_retracted={self.not_retracted} "
+            f"rejected={self.rejected} retried_posts={self.retried_posts} queues_empty={self.queues_empty} "
+            f"outbox_empty={self.outbox_empty} recovery_s={self.recovery_s:.1f} {self.fault}"
+        )
 
 
 class FaultRun:
     """The system of one scenario: its vhost, databases, processes, EHRs and recipients."""
 
-    def __init__(self, environment: RunEnvironment, tokens: Tokens, workdir: Path, *, scenario: str,
-                 meldingen: int, rate: float, replicas: int = 1) -> None:
+    def __init__(
+        self,
+        environment: RunEnvironment,
+        tokens: Tokens,
+        workdir: Path,
+        *,
+        scenario: str,
+        meldingen: int,
+        rate: float,
+        replicas: int = 1,
+    ) -> None:
         self.environment, self.tokens, self.workdir = environment, tokens, workdir
         self.scenario, self.meldingen, self.rate, self.replicas = scenario, meldingen, rate, replicas
         self.tag = uuid.uuid4().hex[:6]
         self.vhost = f"{environment.vhost}-fault-{self.tag}"
         self.database_urls: dict[str, str] = {}
         self.processes: dict[str, list[ServiceProcess]] = defaultdict(list)
-        self.org_ids = {t: {g: recipient_id(t, o, self.tag) for g, o in by_gemeente.items()}
-                        for t, by_gemeente in RECIPIENTS.items()}
+        self.org_ids = {
+            t: {g: recipient_id(t, o, self.tag) for g, o in by_gemeente.items()}
+            for t, by_gemeente in RECIPIENTS.items()
+        }
         self.patients: list[Patient] = []
         # Fewer requests in flight than pooled connections: httpcore's pool can stall a queue of waiters.
-        self.http = httpx.AsyncClient(timeout=15, limits=httpx.Limits(max_connections=100,
-                                                                      max_keepalive_connections=100))
+        self.http = httpx.AsyncClient(
+            timeout=15, limits=httpx.Limits(max_connections=100, max_keepalive_connections=100)
+        )
         self._in_flight = asyncio.Semaphore(64)
         self.recipients: list[ReferenceRecipient] = []
         self.seen: list[dict[str, Any]] = []  # what recipients were handed, in order
@@ -231,8 +273,9 @@ class FaultRun:
             consent = await self._spawn("consent", replica, ["serve", "consent"], http=True)
             consent_url = consent.url
             await self._spawn("melding", replica, ["serve", "melding"], http=True, consent_url=consent_url)
-            await self._spawn("routing", replica, ["serve", "routing", "--no-workers"], http=True,
-                              consent_url=consent_url)
+            await self._spawn(
+                "routing", replica, ["serve", "routing", "--no-workers"], http=True, consent_url=consent_url
+            )
             await self._spawn("routing-worker", replica, ["worker", "routing"], http=False, consent_url=consent_url)
         for processes in self.processes.values():
             for process in processes:
@@ -244,8 +287,9 @@ class FaultRun:
                 self._recipient(org_id)
         await asyncio.wait_for(asyncio.gather(*(r.consuming.wait() for r in self.recipients)), timeout=60)
 
-    async def _spawn(self, label: str, replica: int, argv: list[str], *, http: bool,
-                     consent_url: str | None = None) -> ServiceProcess:
+    async def _spawn(
+        self, label: str, replica: int, argv: list[str], *, http: bool, consent_url: str | None = None
+    ) -> ServiceProcess:
         proxy = TcpProxy()
         await proxy.open()
         service = argv[1]
@@ -277,8 +321,9 @@ class FaultRun:
         group = self.processes[label]
         return group[index % len(group)].url
 
-    async def _call(self, method: str, url: str, *, ok: tuple[int, ...], deadline: float = 120.0,
-                    **kwargs: Any) -> httpx.Response:
+    async def _call(
+        self, method: str, url: str, *, ok: tuple[int, ...], deadline: float = 120.0, **kwargs: Any
+    ) -> httpx.Response:
         """A call an integrator would make: retried on 5xx and transport errors, never on a 4xx."""
         end = time.monotonic() + deadline
         delay = 0.2
@@ -300,16 +345,25 @@ class FaultRun:
         admin = self.tokens.bearer(org_id="ops", org_type="operator", scopes="routing:admin")
         routing = self.api("routing")
         for code, (name, low, high) in GEMEENTEN.items():
-            await self._call("PUT", f"{routing}/v1/gemeenten/{code}", ok=(200, 201), headers=admin,
-                             json={"name": name, "postcode_ranges": [{"from": str(low), "to": str(high)}]})
+            await self._call(
+                "PUT",
+                f"{routing}/v1/gemeenten/{code}",
+                ok=(200, 201),
+                headers=admin,
+                json={"name": name, "postcode_ranges": [{"from": str(low), "to": str(high)}]},
+            )
         for org_type, by_gemeente in self.org_ids.items():
             served: dict[str, list[str]] = defaultdict(list)
             for gemeente, org_id in by_gemeente.items():
                 served[org_id].append(gemeente)
             for org_id, gemeenten in served.items():
-                await self._call("PUT", f"{routing}/v1/organisations/{org_id}", ok=(200, 201), headers=admin,
-                                 json={"name": f"{org_type} {org_id}", "type": org_type, "gemeenten": gemeenten,
-                                       "active": True})
+                await self._call(
+                    "PUT",
+                    f"{routing}/v1/organisations/{org_id}",
+                    ok=(200, 201),
+                    headers=admin,
+                    json={"name": f"{org_type} {org_id}", "type": org_type, "gemeenten": gemeenten, "active": True},
+                )
 
     async def _patients(self) -> None:
         rng = random.Random(self.tag)
@@ -318,20 +372,35 @@ class FaultRun:
             gemeente = codes[index % len(codes)]
             _, low, high = GEMEENTEN[gemeente]
             ehr_type = EHRS[index % len(EHRS)]
-            self.patients.append(Patient(
-                index=index, bsn=bsn, ehr=f"ehr-{ehr_type}-{self.tag}", ehr_type=ehr_type, gemeente=gemeente,
-                postcode=f"{rng.randint(low, high)} {rng.choice(LETTERS)}{rng.choice(LETTERS)}",
-                recipient_types=["jgz", "wijkteam"] if index % 3 == 0 else ["jgz"],
-                withdraw=rng.random() < WITHDRAW_SHARE))
+            self.patients.append(
+                Patient(
+                    index=index,
+                    bsn=bsn,
+                    ehr=f"ehr-{ehr_type}-{self.tag}",
+                    ehr_type=ehr_type,
+                    gemeente=gemeente,
+                    postcode=f"{rng.randint(low, high)} {rng.choice(LETTERS)}{rng.choice(LETTERS)}",
+                    recipient_types=["jgz", "wijkteam"] if index % 3 == 0 else ["jgz"],
+                    withdraw=rng.random() < WITHDRAW_SHARE,
+                )
+            )
         consent = self.api("consent")
         gate = asyncio.Semaphore(16)
 
         async def record(patient: Patient) -> None:
             async with gate:
-                response = await self._call("POST", f"{consent}/v1/consents", ok=(201,), headers=self._ehr(patient),
-                                            json={"patient": {"bsn": patient.bsn}, "recipient_types": ["jgz", "wijkteam"],
-                                                  "method": "verbal",
-                                                  "given_at": (today_nl() - timedelta(days=3)).isoformat()})
+                response = await self._call(
+                    "POST",
+                    f"{consent}/v1/consents",
+                    ok=(201,),
+                    headers=self._ehr(patient),
+                    json={
+                        "patient": {"bsn": patient.bsn},
+                        "recipient_types": ["jgz", "wijkteam"],
+                        "method": "verbal",
+                        "given_at": (today_nl() - timedelta(days=3)).isoformat(),
+                    },
+                )
                 patient.consent_id = response.json()["id"]
 
         await asyncio.gather(*(record(p) for p in self.patients))
@@ -340,24 +409,42 @@ class FaultRun:
         """The EHR's bearer token: one per EHR for the run, as a real integration would keep it."""
         if patient.ehr not in self._ehr_tokens:
             self._ehr_tokens[patient.ehr] = self.tokens.bearer(
-                org_id=patient.ehr, org_type=patient.ehr_type, sub=f"ehr-{patient.ehr_type}",
-                scopes="consent:write consent:read melding:write melding:read", ttl=3600)
+                org_id=patient.ehr,
+                org_type=patient.ehr_type,
+                sub=f"ehr-{patient.ehr_type}",
+                scopes="consent:write consent:read melding:write melding:read",
+                ttl=3600,
+            )
         return {**self._ehr_tokens[patient.ehr], **extra}
 
     def _recipient(self, org_id: str) -> None:
         org_type = "wijkteam" if org_id.startswith("wijkteam-") else "jgz"
-        token = self.tokens.bearer(org_id=org_id, org_type=org_type, scopes="delivery:read delivery:write",
-                                   ttl=3600)["Authorization"].split()[1]
+        token = self.tokens.bearer(org_id=org_id, org_type=org_type, scopes="delivery:read delivery:write", ttl=3600)[
+            "Authorization"
+        ].split()[1]
 
         def show(kind: str, body: dict[str, Any]) -> None:
             if kind == "duplicate":
                 self.redelivered += 1
             elif kind in ("delivered", "retracted"):
-                self.seen.append({"kind": kind, "org_id": org_id, "melding_id": body["melding_id"],
-                                  "delivery_id": body["delivery_id"], "at": time.monotonic()})
+                self.seen.append(
+                    {
+                        "kind": kind,
+                        "org_id": org_id,
+                        "melding_id": body["melding_id"],
+                        "delivery_id": body["delivery_id"],
+                        "at": time.monotonic(),
+                    }
+                )
 
-        recipient = ReferenceRecipient(amqp_url=self.amqp_url, org_id=org_id, routing_url=self.api("routing"),
-                                       token=token, show=show, report_attempts=30)
+        recipient = ReferenceRecipient(
+            amqp_url=self.amqp_url,
+            org_id=org_id,
+            routing_url=self.api("routing"),
+            token=token,
+            show=show,
+            report_attempts=30,
+        )
         self.recipients.append(recipient)
         self._recipient_tasks.append(asyncio.create_task(recipient.run(stop=self._stop_recipients)))
 
@@ -380,8 +467,9 @@ class FaultRun:
         if pending:
             for task in list(pending)[:3]:
                 task.print_stack()
-            raise AssertionError(f"{len(pending)} EHR requests still unanswered {RECOVERY_LIMIT_S + 60:.0f}s after "
-                                 "the last was sent")
+            raise AssertionError(
+                f"{len(pending)} EHR requests still unanswered {RECOVERY_LIMIT_S + 60:.0f}s after the last was sent"
+            )
         for task in done:
             task.result()
         if fault_task is not None:
@@ -392,8 +480,12 @@ class FaultRun:
         key = str(uuid.uuid4())
         body = {
             "consent_id": patient.consent_id,
-            "patient": {"bsn": patient.bsn, "name": {"given": "Test", "family": f"Patiënt {patient.index}"},
-                        "birth_date": "1996-05-04", "address": {"postcode": patient.postcode, "house_number": "7"}},
+            "patient": {
+                "bsn": patient.bsn,
+                "name": {"given": "Test", "family": f"Patiënt {patient.index}"},
+                "birth_date": "1996-05-04",
+                "address": {"postcode": patient.postcode, "house_number": "7"},
+            },
             "pregnancy": {"expected_due_date": (today_nl() + timedelta(days=150)).isoformat()},
             "risk_domains": ["verslaving", "financien-schulden"],
             "recipient_types": patient.recipient_types,
@@ -410,7 +502,8 @@ class FaultRun:
                 async with self._in_flight:
                     response = await asyncio.wait_for(
                         self.http.post(url, json=body, headers=self._ehr(patient, **{"Idempotency-Key": key})),
-                        timeout=20)
+                        timeout=20,
+                    )
             except (httpx.TransportError, TimeoutError):
                 response = None
             if response is not None and response.status_code == 202:
@@ -431,8 +524,13 @@ class FaultRun:
         task.add_done_callback(self._withdrawals.discard)
 
     async def _withdraw(self, patient: Patient) -> None:
-        await self._call("POST", f"{self.api('consent')}/v1/consents/{patient.consent_id}/withdraw", ok=(200,),
-                         headers=self._ehr(patient), json={"reason": "fault suite"})
+        await self._call(
+            "POST",
+            f"{self.api('consent')}/v1/consents/{patient.consent_id}/withdraw",
+            ok=(200,),
+            headers=self._ehr(patient),
+            json={"reason": "fault suite"},
+        )
         patient.withdrawn_at = time.monotonic()
 
     # -- faults ------------------------------------------------------------------------------------------
@@ -454,15 +552,32 @@ class FaultRun:
         database = Database(self.database_urls[service])
         try:
             async with database.engine.connect() as connection:
-                return (await connection.execute(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))).scalar_one()
+                return (
+                    await connection.execute(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
+                ).scalar_one()
         finally:
             await database.dispose()
 
     async def queue_depths(self) -> dict[str, tuple[int, int, int]]:
         """Every queue of the run's vhost: (ready + unacked, unacked, consumers)."""
-        output = await asyncio.to_thread(subprocess.run, ["rabbitmqctl", "-q", "list_queues", "-p", self.vhost,
-                                                          "name", "messages", "messages_unacknowledged", "consumers"],
-                                         capture_output=True, text=True, timeout=60, check=True)
+        output = await asyncio.to_thread(
+            subprocess.run,
+            [
+                "rabbitmqctl",
+                "-q",
+                "list_queues",
+                "-p",
+                self.vhost,
+                "name",
+                "messages",
+                "messages_unacknowledged",
+                "consumers",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
         depths = {}
         for line in output.stdout.splitlines():
             parts = line.split("\t")
@@ -538,7 +653,10 @@ class FaultRun:
                         arrived = first_seen.get((patient.melding_id, org), float("inf"))
                         recovery = max(recovery, arrived - self.fault_ended)
         return Counts(
-            scenario=self.scenario, backend=self.environment.backend, meldingen=self.meldingen, rate=self.rate,
+            scenario=self.scenario,
+            backend=self.environment.backend,
+            meldingen=self.meldingen,
+            rate=self.rate,
             accepted=len(by_melding),
             delivered=len({d for ids in deliveries.values() for d in ids}),
             lost=len(expected - set(deliveries)),
@@ -550,7 +668,8 @@ class FaultRun:
             not_retracted=len(held & withdrawn),
             rejected=sum(self.rejections.values()),
             retried_posts=sum(p.attempts - 1 for p in self.patients),
-            queues_empty=queues_empty, outbox_empty=outbox_empty,
+            queues_empty=queues_empty,
+            outbox_empty=outbox_empty,
             recovery_s=round(recovery, 1) if recovery != float("inf") else float("inf"),
             duration_s=round(time.monotonic() - self._started, 1),
             fault={**self.fault_info, **({"rejections": dict(self.rejections)} if self.rejections else {})},
@@ -561,7 +680,7 @@ class FaultRun:
     async def stop(self) -> dict[str, list[int]]:
         """SIGTERM every process (graceful), stop the recipients, drop the vhost and databases."""
         exits: dict[str, list[int]] = {}
-        for label, processes in self.processes.items():
+        for processes in self.processes.values():
             for process in processes:
                 if process.process is not None and process.process.poll() is None:
                     with contextlib.suppress(AssertionError):

@@ -11,8 +11,19 @@ import json
 import sys
 from pathlib import Path
 
-COLUMNS = ["accepted", "delivered", "lost", "duplicated", "redelivered", "unexpected", "withdrawn", "retracted",
-           "not_retracted", "retried_posts", "recovery_s"]
+COLUMNS = [
+    "accepted",
+    "delivered",
+    "lost",
+    "duplicated",
+    "redelivered",
+    "unexpected",
+    "withdrawn",
+    "retracted",
+    "not_retracted",
+    "retried_posts",
+    "recovery_s",
+]
 
 
 def table(path: Path) -> str:
@@ -25,13 +36,19 @@ def table(path: Path) -> str:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name in sorted(latest, key=lambda n: int(n.split()[0]) if n.split()[0].isdigit() else 99):
         row = latest[name]
-        cells = [name, *(str(row[c]) for c in COLUMNS), "yes" if row["queues_empty"] and row["outbox_empty"] else "no",
-                 "pass" if row["passed"] else "**FAIL**"]
+        cells = [
+            name,
+            *(str(row[c]) for c in COLUMNS),
+            "yes" if row["queues_empty"] and row["outbox_empty"] else "no",
+            "pass" if row["passed"] else "**FAIL**",
+        ]
         lines.append("| " + " | ".join(cells) + " |")
     first = next(iter(latest.values()), {})
     lines.append("")
-    lines.append(f"{first.get('meldingen', '?')} meldingen per scenario at {first.get('rate', '?')}/s, "
-                 f"database: {first.get('backend', '?')}.")
+    lines.append(
+        f"{first.get('meldingen', '?')} meldingen per scenario at {first.get('rate', '?')}/s, "
+        f"database: {first.get('backend', '?')}."
+    )
     return "\n".join(lines)
 
 

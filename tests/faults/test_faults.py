@@ -37,14 +37,16 @@ def fault_size(request: pytest.FixtureRequest) -> tuple[int, float]:
 
 
 @pytest.fixture
-async def make_run(environment: RunEnvironment, tokens: Tokens, tmp_path: Path,
-                   fault_size: tuple[int, float]) -> AsyncIterator[Callable[..., Awaitable[FaultRun]]]:
+async def make_run(
+    environment: RunEnvironment, tokens: Tokens, tmp_path: Path, fault_size: tuple[int, float]
+) -> AsyncIterator[Callable[..., Awaitable[FaultRun]]]:
     runs: list[FaultRun] = []
 
     async def make(scenario: str, *, replicas: int = 1) -> FaultRun:
         meldingen, rate = fault_size
-        run = FaultRun(environment, tokens, tmp_path, scenario=scenario, meldingen=meldingen, rate=rate,
-                       replicas=replicas)
+        run = FaultRun(
+            environment, tokens, tmp_path, scenario=scenario, meldingen=meldingen, rate=rate, replicas=replicas
+        )
         runs.append(run)
         await run.start()
         return run
@@ -77,13 +79,13 @@ async def hold_then_kill(run: FaultRun, label: str, in_flight: Callable[[], Awai
     assert held > 0, "the kill did not find work in flight; the scenario proved nothing"
 
 
-async def test_kill_9_melding_service_between_accepting_and_publishing(make_run) -> None:  # noqa: ANN001
+async def test_kill_9_melding_service_between_accepting_and_publishing(make_run) -> None:
     run = await make_run("1 kill -9 melding service")
     await run.send_all(lambda: hold_then_kill(run, "melding", lambda: run.unsent("melding")))
     check(run, await run.settle_and_count())
 
 
-async def test_kill_9_routing_worker_in_the_middle_of_a_batch(make_run) -> None:  # noqa: ANN001
+async def test_kill_9_routing_worker_in_the_middle_of_a_batch(make_run) -> None:
     run = await make_run("2 kill -9 routing worker")
 
     async def taken_not_acked() -> int:
@@ -94,7 +96,7 @@ async def test_kill_9_routing_worker_in_the_middle_of_a_batch(make_run) -> None:
     check(run, await run.settle_and_count())
 
 
-async def test_kill_9_consent_service_while_ehrs_retry_with_their_idempotency_key(make_run) -> None:  # noqa: ANN001
+async def test_kill_9_consent_service_while_ehrs_retry_with_their_idempotency_key(make_run) -> None:
     run = await make_run("3 kill -9 consent service")
 
     async def fault() -> None:
@@ -111,7 +113,7 @@ async def test_kill_9_consent_service_while_ehrs_retry_with_their_idempotency_ke
     assert counts.retried_posts > 0, "no EHR had to retry: the consent service was never missed"
 
 
-async def test_rabbitmq_restart_while_the_apis_keep_accepting(make_run) -> None:  # noqa: ANN001
+async def test_rabbitmq_restart_while_the_apis_keep_accepting(make_run) -> None:
     run = await make_run("4 RabbitMQ restart")
 
     async def fault() -> None:
@@ -131,21 +133,22 @@ async def test_rabbitmq_restart_while_the_apis_keep_accepting(make_run) -> None:
 
 
 @pytest.mark.postgres_only
-async def test_postgresql_restart_immediate(make_run) -> None:  # noqa: ANN001
+async def test_postgresql_restart_immediate(make_run) -> None:
     run = await make_run("5 PostgreSQL restart")
 
     async def fault() -> None:
         run.fault_begins()
         version = sorted(os.listdir("/etc/postgresql"))[-1]
-        await asyncio.to_thread(_run, "pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart",
-                                "-m", "immediate")
+        await asyncio.to_thread(
+            _run, "pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart", "-m", "immediate"
+        )
         run.fault_ends()
 
     await run.send_all(fault)
     check(run, await run.settle_and_count())
 
 
-async def test_network_faults_between_the_services_and_rabbitmq(make_run) -> None:  # noqa: ANN001
+async def test_network_faults_between_the_services_and_rabbitmq(make_run) -> None:
     run = await make_run("6 network: blackhole, latency, resets")
     proxies = [p.proxy for group in run.processes.values() for p in group]
 
@@ -172,7 +175,7 @@ async def test_network_faults_between_the_services_and_rabbitmq(make_run) -> Non
     assert counts.fault["connections_reset"] > 0
 
 
-async def test_two_replicas_of_everything_with_a_rolling_restart(make_run) -> None:  # noqa: ANN001
+async def test_two_replicas_of_everything_with_a_rolling_restart(make_run) -> None:
     run = await make_run("7 two replicas, rolling SIGTERM restart", replicas=2)
 
     async def fault() -> None:

@@ -14,8 +14,7 @@ from shared.db import Database
 from tests.support import SERVICES, RunEnvironment, create_database, drop_database
 
 
-
-def service_metadata(service: str):  # noqa: ANN201
+def service_metadata(service: str):
     from importlib import import_module
 
     return import_module(f"services.{service}.adapters.orm").metadata
@@ -49,8 +48,9 @@ async def schema_differences(url: str, service: str) -> list:
 @pytest.mark.parametrize("service", SERVICES)
 async def test_migrations_run_up_from_empty_and_down_again(environment: RunEnvironment, service: str) -> None:
     for backend in backends(environment.backend):
-        scratch = RunEnvironment(run_id=environment.run_id, backend=backend, data_dir=environment.data_dir,
-                                 vhost=environment.vhost)
+        scratch = RunEnvironment(
+            run_id=environment.run_id, backend=backend, data_dir=environment.data_dir, vhost=environment.vhost
+        )
         url = await create_database(scratch, service, suffix="_migrations")
         try:
             await asyncio.to_thread(migrations.upgrade, service, url)

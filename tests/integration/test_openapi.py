@@ -8,13 +8,13 @@ import pytest
 from tests.support import SERVICES
 
 
-def app_for(service: str):  # noqa: ANN201
+def app_for(service: str):
     from importlib import import_module
 
     return import_module(f"services.{service}.main").create_app(run_workers=False)
 
 
-def operations(spec: dict):  # noqa: ANN201
+def operations(spec: dict):
     for path, item in spec["paths"].items():
         for method, operation in item.items():
             yield path, method, operation
@@ -52,7 +52,7 @@ async def test_every_v1_operation_is_secured_documented_and_has_an_example(servi
     assert checked > 0
 
 
-def _validator(spec: dict, schema: dict):  # noqa: ANN202
+def _validator(spec: dict, schema: dict):
     import jsonschema_rs
 
     return jsonschema_rs.validator_for({**schema, "components": spec["components"]})
@@ -71,8 +71,11 @@ async def test_every_answer_is_documented_with_an_example_that_fits_its_schema(s
         where = f"{method.upper()} {path}"
         for status, response in operation["responses"].items():
             for media_type, content in response.get("content", {}).items():
-                examples = [content["example"]] if "example" in content else [
-                    e["value"] for e in content.get("examples", {}).values()]
+                examples = (
+                    [content["example"]]
+                    if "example" in content
+                    else [e["value"] for e in content.get("examples", {}).values()]
+                )
                 assert examples, f"{where} {status} {media_type} has no example"
                 validator = _validator(spec, content["schema"])
                 for example in examples:
@@ -95,5 +98,6 @@ async def test_every_answer_is_documented_with_an_example_that_fits_its_schema(s
     if service == "routing":
         delivered = schemas["DeliveredDocument"]
         assert delivered.get("additionalProperties") is not True and {"patient", "consent", "status"} <= set(
-            delivered["properties"])
+            delivered["properties"]
+        )
         assert "^[Gg][Mm][0-9]{4}$" in str(spec["paths"]["/v1/gemeenten/{code}"])

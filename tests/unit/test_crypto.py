@@ -49,8 +49,9 @@ def test_the_bsn_hash_is_keyed_stable_and_never_the_bsn() -> None:
     assert "999999990" not in first.bsn_ref("999999990")
 
 
-@pytest.mark.parametrize("keys,hash_key", [("", HASH_KEY), ("k1", HASH_KEY), ("k1=c2hvcnQ", HASH_KEY),
-                                           (new_key_ring_entry("k1"), "c2hvcnQ")])
+@pytest.mark.parametrize(
+    "keys,hash_key", [("", HASH_KEY), ("k1", HASH_KEY), ("k1=c2hvcnQ", HASH_KEY), (new_key_ring_entry("k1"), "c2hvcnQ")]
+)
 def test_a_malformed_key_ring_is_refused_without_echoing_key_material(keys: str, hash_key: str) -> None:
     with pytest.raises(CipherError) as refused:
         FieldCipher.parse(keys, hash_key)

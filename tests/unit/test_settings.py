@@ -10,7 +10,9 @@ PORTS = {"consent": 8001, "melding": 8002, "routing": 8003}
 
 
 @pytest.mark.parametrize("name", list(SERVICES))
-def test_each_service_reads_the_kansrijk_environment(name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_each_service_reads_the_kansrijk_environment(
+    name: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.setenv("KANSRIJK_DATA_DIR", str(tmp_path))
     monkeypatch.setenv("KANSRIJK_AMQP_URL", "amqp://guest:guest@mq.example:5672/kansrijk-vhost")
     monkeypatch.setenv(f"KANSRIJK_{name.upper()}_PORT", "9100")

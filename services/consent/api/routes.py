@@ -31,17 +31,30 @@ router = APIRouter(prefix="/v1/consents", tags=["consents"])
     summary="Record a consent",
     description="Records the patient's consent for the caller's organisation (from the token). "
     "Send an `Idempotency-Key` so that a retry after a timeout returns the first consent instead of a second.",
-    responses={**problem_responses("validation", "idempotency-conflict"),
-               201: {"headers": {"Location": {"description": "/v1/consents/{id}", "schema": {"type": "string"}}}}},
+    responses={
+        **problem_responses("validation", "idempotency-conflict"),
+        201: {"headers": {"Location": {"description": "/v1/consents/{id}", "schema": {"type": "string"}}}},
+    },
 )
 async def record_consent(
-    body: ConsentCreate, response: Response, principal: ConsentWriter, database: DatabaseDep,
-    request_id: RequestId, idempotency_key: IdempotencyKey = None,
+    body: ConsentCreate,
+    response: Response,
+    principal: ConsentWriter,
+    database: DatabaseDep,
+    request_id: RequestId,
+    idempotency_key: IdempotencyKey = None,
 ) -> ConsentRead:
     recorded = await handlers.record_consent(
-        database, principal=principal, bsn=body.patient.bsn, recipient_types=list(body.recipient_types),
-        purpose=body.purpose, method=body.method, given_at=body.given_at, valid_until=body.valid_until,
-        idempotency_key=idempotency_key, request_fingerprint=fingerprint("POST /v1/consents", body),
+        database,
+        principal=principal,
+        bsn=body.patient.bsn,
+        recipient_types=list(body.recipient_types),
+        purpose=body.purpose,
+        method=body.method,
+        given_at=body.given_at,
+        valid_until=body.valid_until,
+        idempotency_key=idempotency_key,
+        request_fingerprint=fingerprint("POST /v1/consents", body),
         request_id=request_id,
     )
     response.headers["Location"] = f"/v1/consents/{recorded.consent.id}"
@@ -76,8 +89,13 @@ async def check_consent(
     body: ConsentCheck, principal: ConsentChecker, database: DatabaseDep, request_id: RequestId
 ) -> ConsentCheckResult:
     reason, consent = await handlers.check_consent(
-        database, principal=principal, consent_id=body.consent_id, bsn=body.bsn, org_id=body.org_id,
-        recipient_types=list(body.recipient_types), request_id=request_id,
+        database,
+        principal=principal,
+        consent_id=body.consent_id,
+        bsn=body.bsn,
+        org_id=body.org_id,
+        recipient_types=list(body.recipient_types),
+        request_id=request_id,
     )
     if reason is not None or consent is None:
         return ConsentCheckResult(allowed=False, reason=reason)
@@ -108,11 +126,17 @@ async def get_consent(
     responses=problem_responses("not-found", "validation"),
 )
 async def withdraw_consent(
-    consent_id: IdInPath, principal: ConsentWriter, database: DatabaseDep, request_id: RequestId,
+    consent_id: IdInPath,
+    principal: ConsentWriter,
+    database: DatabaseDep,
+    request_id: RequestId,
     body: ConsentWithdraw | None = None,
 ) -> ConsentRead:
     consent = await handlers.withdraw_consent(
-        database, principal=principal, consent_id=consent_id, reason=body.reason if body else None,
+        database,
+        principal=principal,
+        consent_id=consent_id,
+        reason=body.reason if body else None,
         request_id=request_id,
     )
     return ConsentRead.of(consent, today_nl())

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Annotated, Literal
 
-from shared.contracts.base import StrictModel
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from services.consent.domain.model import PURPOSE, CheckReason, Consent, ConsentStatus
 from shared.api import RecipientType
+from shared.contracts.base import StrictModel
 from shared.identifiers import Bsn, OrgId, ResourceId
 
 
@@ -64,11 +64,17 @@ class RecordedBy(BaseModel):
 
 
 CONSENT_EXAMPLE = {
-    "id": "6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10", "patient": {"bsn": "999999990"},
-    "recipient_types": ["jgz", "wijkteam"], "purpose": "kansrijke-start-melding", "method": "verbal",
-    "given_at": "2026-11-20", "valid_until": "2027-11-20", "status": "active",
+    "id": "6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10",
+    "patient": {"bsn": "999999990"},
+    "recipient_types": ["jgz", "wijkteam"],
+    "purpose": "kansrijke-start-melding",
+    "method": "verbal",
+    "given_at": "2026-11-20",
+    "valid_until": "2027-11-20",
+    "status": "active",
     "recorded_by": {"org_id": "12345678", "org_type": "verloskundige", "sub": "m.jansen"},
-    "created_at": "2026-11-20T10:15:02Z", "withdrawn_at": None,
+    "created_at": "2026-11-20T10:15:02Z",
+    "withdrawn_at": None,
 }
 
 
@@ -90,17 +96,26 @@ class ConsentRead(BaseModel):
     @classmethod
     def of(cls, consent: Consent, today: date) -> ConsentRead:
         return cls(
-            id=consent.id, patient=PatientRef(bsn=consent.bsn), recipient_types=list(consent.recipient_types),
-            purpose=consent.purpose, method=consent.method, given_at=consent.given_at,
-            valid_until=consent.valid_until, status=consent.status(today),
-            recorded_by=RecordedBy(org_id=consent.recorded_by_org_id, org_type=consent.recorded_by_org_type,
-                                   sub=consent.recorded_by_sub),
-            created_at=consent.created_at, withdrawn_at=consent.withdrawn_at,
+            id=consent.id,
+            patient=PatientRef(bsn=consent.bsn),
+            recipient_types=list(consent.recipient_types),
+            purpose=consent.purpose,
+            method=consent.method,
+            given_at=consent.given_at,
+            valid_until=consent.valid_until,
+            status=consent.status(today),
+            recorded_by=RecordedBy(
+                org_id=consent.recorded_by_org_id, org_type=consent.recorded_by_org_type, sub=consent.recorded_by_sub
+            ),
+            created_at=consent.created_at,
+            withdrawn_at=consent.withdrawn_at,
         )
 
 
 class ConsentWithdraw(Strict):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "Cliënte trekt toestemming in."}]})
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [{"reason": "Cliënte trekt toestemming in."}]}
+    )
 
     reason: str | None = Field(None, max_length=500)
 
@@ -120,8 +135,12 @@ class ConsentCheck(Strict):
         extra="forbid",
         json_schema_extra={
             "examples": [
-                {"consent_id": "6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10", "bsn": "999999990",
-                 "org_id": "12345678", "recipient_types": ["jgz"]}
+                {
+                    "consent_id": "6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10",
+                    "bsn": "999999990",
+                    "org_id": "12345678",
+                    "recipient_types": ["jgz"],
+                }
             ]
         },
     )
@@ -135,9 +154,17 @@ class ConsentCheck(Strict):
 class ConsentScope(BaseModel):
     """What a recipient needs to know of the consent a melding travels under."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"id": "6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10", "recipient_types": ["jgz", "wijkteam"],
-         "valid_until": "2027-11-20"}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10",
+                    "recipient_types": ["jgz", "wijkteam"],
+                    "valid_until": "2027-11-20",
+                }
+            ]
+        }
+    )
 
     id: str
     recipient_types: list[RecipientType]
@@ -145,11 +172,22 @@ class ConsentScope(BaseModel):
 
 
 class ConsentCheckResult(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"allowed": True, "reason": None, "consent": {"id": "6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10",
-                                                      "recipient_types": ["jgz", "wijkteam"],
-                                                      "valid_until": "2027-11-20"}},
-        {"allowed": False, "reason": "withdrawn", "consent": None}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "allowed": True,
+                    "reason": None,
+                    "consent": {
+                        "id": "6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10",
+                        "recipient_types": ["jgz", "wijkteam"],
+                        "valid_until": "2027-11-20",
+                    },
+                },
+                {"allowed": False, "reason": "withdrawn", "consent": None},
+            ]
+        }
+    )
 
     allowed: bool
     reason: CheckReason | None = None

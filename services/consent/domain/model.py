@@ -84,9 +84,17 @@ class Consent:
         if until < today:
             raise InvalidConsent("valid_until", "valid_until lies in the past: this consent would be expired already")
         return cls(
-            id=consent_id or new_consent_id(), bsn=bsn, recipient_types=tuple(sorted(set(recipient_types))), purpose=purpose,
-            method=method, given_at=given_at, valid_until=until, recorded_by_org_id=org_id,
-            recorded_by_org_type=org_type, recorded_by_sub=sub, created_at=now,
+            id=consent_id or new_consent_id(),
+            bsn=bsn,
+            recipient_types=tuple(sorted(set(recipient_types))),
+            purpose=purpose,
+            method=method,
+            given_at=given_at,
+            valid_until=until,
+            recorded_by_org_id=org_id,
+            recorded_by_org_type=org_type,
+            recorded_by_sub=sub,
+            created_at=now,
         )
 
     def status(self, today: date) -> ConsentStatus:

@@ -29,10 +29,20 @@ class Recorded:
     replayed: bool
 
 
-def _audit(uow: UnitOfWork, principal: Principal, action: str, consent_id: str | None, bsn: str | None,
-           request_id: str | None) -> None:
-    record_access(uow, audit, service=SERVICE, principal=principal, action=action, resource_type="consent",
-                  resource_id=consent_id, patient_bsn=bsn, request_id=request_id)
+def _audit(
+    uow: UnitOfWork, principal: Principal, action: str, consent_id: str | None, bsn: str | None, request_id: str | None
+) -> None:
+    record_access(
+        uow,
+        audit,
+        service=SERVICE,
+        principal=principal,
+        action=action,
+        resource_type="consent",
+        resource_id=consent_id,
+        patient_bsn=bsn,
+        request_id=request_id,
+    )
 
 
 async def record_consent(
@@ -56,7 +66,10 @@ async def record_consent(
                 repository = ConsentRepository(uow)
                 if idempotency_key is not None:
                     previous = await idempotency.find_previous(
-                        uow, idempotency_keys, org_id=principal.org_id, key=idempotency_key,
+                        uow,
+                        idempotency_keys,
+                        org_id=principal.org_id,
+                        key=idempotency_key,
                         request_fingerprint=request_fingerprint,
                     )
                     if previous is not None:
@@ -66,15 +79,29 @@ async def record_consent(
                     # The key first: a concurrent request with the same key waits here, then fails.
                     consent_id = new_consent_id()
                     await idempotency.remember(
-                        uow, idempotency_keys, org_id=principal.org_id, key=idempotency_key,
-                        request_fingerprint=request_fingerprint, status_code=201, resource_id=consent_id,
+                        uow,
+                        idempotency_keys,
+                        org_id=principal.org_id,
+                        key=idempotency_key,
+                        request_fingerprint=request_fingerprint,
+                        status_code=201,
+                        resource_id=consent_id,
                     )
                 else:
                     consent_id = new_consent_id()
                 consent = Consent.record(
-                    consent_id=consent_id, bsn=bsn, recipient_types=recipient_types, purpose=purpose,
-                    method=method, given_at=given_at, valid_until=valid_until, org_id=principal.org_id,
-                    org_type=principal.org_type, sub=principal.sub, today=today_nl(), now=now(),
+                    consent_id=consent_id,
+                    bsn=bsn,
+                    recipient_types=recipient_types,
+                    purpose=purpose,
+                    method=method,
+                    given_at=given_at,
+                    valid_until=valid_until,
+                    org_id=principal.org_id,
+                    org_type=principal.org_type,
+                    sub=principal.sub,
+                    today=today_nl(),
+                    now=now(),
                 )
                 await repository.add(consent)
                 _audit(uow, principal, "create", consent.id, bsn, request_id)
@@ -87,15 +114,25 @@ async def record_consent(
     raise AssertionError("unreachable")
 
 
-async def _own_consent(uow: UnitOfWork, consent_id: str, principal: Principal, action: str,
-                       request_id: str | None) -> Consent:
+async def _own_consent(
+    uow: UnitOfWork, consent_id: str, principal: Principal, action: str, request_id: str | None
+) -> Consent:
     consent = await ConsentRepository(uow).get(consent_id)
     # Another organisation's consent is answered exactly like a missing one: its existence is not revealed.
     # The attempt is audited (on its own: this transaction rolls back).
     if consent is None or consent.recorded_by_org_id != principal.org_id:
-        record_refusal(uow, audit, service=SERVICE, principal=principal, action=action,
-                       resource_type="consent", resource_id=consent_id, patient_bsn=None,
-                       request_id=request_id, outcome="not-found")
+        record_refusal(
+            uow,
+            audit,
+            service=SERVICE,
+            principal=principal,
+            action=action,
+            resource_type="consent",
+            resource_id=consent_id,
+            patient_bsn=None,
+            request_id=request_id,
+            outcome="not-found",
+        )
         raise NotFound("no consent with this id for your organisation")
     return consent
 
@@ -122,10 +159,16 @@ async def withdraw_consent(
         assert consent.withdrawn_at is not None
         await repository.save_withdrawal(consent)
         await add_message(
-            uow, outbox, exchange=EVENTS_EXCHANGE, routing_key=CONSENT_WITHDRAWN, message_type=CONSENT_WITHDRAWN,
-            body=ConsentWithdrawn(consent_id=consent.id, org_id=consent.recorded_by_org_id,
-                                  withdrawn_at=consent.withdrawn_at),
-            correlation_id=request_id, request_id=request_id,
+            uow,
+            outbox,
+            exchange=EVENTS_EXCHANGE,
+            routing_key=CONSENT_WITHDRAWN,
+            message_type=CONSENT_WITHDRAWN,
+            body=ConsentWithdrawn(
+                consent_id=consent.id, org_id=consent.recorded_by_org_id, withdrawn_at=consent.withdrawn_at
+            ),
+            correlation_id=request_id,
+            request_id=request_id,
         )
         _audit(uow, principal, "withdraw", consent.id, consent.bsn, request_id)
         await uow.commit()
@@ -161,10 +204,17 @@ async def check_consent(
             else consent.check(bsn=bsn, org_id=org_id, recipient_types=recipient_types, today=today_nl())
         )  # fmt: skip
         record_access(
-            uow, audit, service=SERVICE, principal=principal, action="check", resource_type="consent",
-            resource_id=consent_id if consent is not None else None, patient_bsn=bsn, request_id=request_id,
-            outcome="allowed" if reason is None else f"refused:{reason.value}", consent_checked=reason is None,
+            uow,
+            audit,
+            service=SERVICE,
+            principal=principal,
+            action="check",
+            resource_type="consent",
+            resource_id=consent_id if consent is not None else None,
+            patient_bsn=bsn,
+            request_id=request_id,
+            outcome="allowed" if reason is None else f"refused:{reason.value}",
+            consent_checked=reason is None,
         )
         await uow.commit()
         return reason, consent
-

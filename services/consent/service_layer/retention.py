@@ -26,7 +26,7 @@ def _due(settings: ServiceSettings) -> Any:
 async def purge(database: Database, settings: ServiceSettings, *, dry_run: bool = False) -> dict[str, int]:
     async with database.unit_of_work() as uow:
         if dry_run:
-            count = (await uow.session.execute(select(func.count()).select_from(consents).where(_due(settings))))
+            count = await uow.session.execute(select(func.count()).select_from(consents).where(_due(settings)))
             return {"consents": count.scalar_one()}
         removed = (await uow.session.execute(delete(consents).where(_due(settings)))).rowcount
         await uow.commit()

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 from datetime import date, datetime
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -24,14 +24,24 @@ class MeldingRepository:
     def __init__(self, uow: UnitOfWork) -> None:
         self.session = uow.session
 
-    async def add(self, *, melding_id: str, sender: dict[str, str], consent: dict[str, Any], content: dict[str, Any],
-                  at: datetime) -> tuple[Any, Any]:
+    async def add(
+        self, *, melding_id: str, sender: dict[str, str], consent: dict[str, Any], content: dict[str, Any], at: datetime
+    ) -> tuple[Any, Any]:
         """Store a new melding and its first history entry; both rows as a read would return them."""
         row = {column.name: None for column in meldingen.columns} | dict(
-            id=melding_id, status="accepted", sender_org_id=sender["org_id"], sender_org_type=sender["org_type"],
-            sender_sub=sender["sub"], consent_id=consent["id"], consent=json.dumps(consent, default=str),
-            content=json.dumps(content), expected_due_date=_due_date(content), unroutable_types="",
-            routing_reported_unroutable=0, created_at=at, updated_at=at,
+            id=melding_id,
+            status="accepted",
+            sender_org_id=sender["org_id"],
+            sender_org_type=sender["org_type"],
+            sender_sub=sender["sub"],
+            consent_id=consent["id"],
+            consent=json.dumps(consent, default=str),
+            content=json.dumps(content),
+            expected_due_date=_due_date(content),
+            unroutable_types="",
+            routing_reported_unroutable=0,
+            created_at=at,
+            updated_at=at,
         )
         await self.session.execute(meldingen.insert().values(row))
         await self.add_history(melding_id, at, "accepted", None)
@@ -58,43 +68,70 @@ class MeldingRepository:
 
     async def deliveries(self, melding_ids: list[str]) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {m: [] for m in melding_ids}
-        query = select(melding_deliveries).where(melding_deliveries.c.melding_id.in_(melding_ids)).order_by(
-            melding_deliveries.c.recipient_type)
+        query = (
+            select(melding_deliveries)
+            .where(melding_deliveries.c.melding_id.in_(melding_ids))
+            .order_by(melding_deliveries.c.recipient_type)
+        )
         for row in await self.session.execute(query):
             out[row.melding_id].append(row)
         return out
 
     async def history(self, melding_ids: list[str]) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {m: [] for m in melding_ids}
-        query = select(melding_history).where(melding_history.c.melding_id.in_(melding_ids)).order_by(
-            melding_history.c.at, melding_history.c.id)
+        query = (
+            select(melding_history)
+            .where(melding_history.c.melding_id.in_(melding_ids))
+            .order_by(melding_history.c.at, melding_history.c.id)
+        )
         for row in await self.session.execute(query):
             out[row.melding_id].append(row)
         return out
 
     async def add_history(self, melding_id: str, at: datetime, event: str, detail: str | None) -> None:
-        await self.session.execute(melding_history.insert().values(melding_id=melding_id, at=at, event=event,
-                                                                   detail=detail))
+        await self.session.execute(
+            melding_history.insert().values(melding_id=melding_id, at=at, event=event, detail=detail)
+        )
 
     async def record_delivery(self, melding_id: str, delivery: DeliveryView, at: datetime) -> bool:
         """Insert or move a delivery forward. Returns whether anything changed."""
-        current = (await self.session.execute(
-            select(melding_deliveries.c.status).where(melding_deliveries.c.delivery_id == delivery.delivery_id)
-        )).scalar_one_or_none()
+        current = (
+            await self.session.execute(
+                select(melding_deliveries.c.status).where(melding_deliveries.c.delivery_id == delivery.delivery_id)
+            )
+        ).scalar_one_or_none()
         status = later_delivery_status(current, delivery.status)
         if current is None:
-            await self.session.execute(melding_deliveries.insert().values(
-                delivery_id=delivery.delivery_id, melding_id=melding_id, org_id=delivery.org_id,
-                org_name=delivery.org_name, recipient_type=delivery.recipient_type, status=status, updated_at=at))
+            await self.session.execute(
+                melding_deliveries.insert().values(
+                    delivery_id=delivery.delivery_id,
+                    melding_id=melding_id,
+                    org_id=delivery.org_id,
+                    org_name=delivery.org_name,
+                    recipient_type=delivery.recipient_type,
+                    status=status,
+                    updated_at=at,
+                )
+            )
             return True
         if status != current:
-            await self.session.execute(update(melding_deliveries).where(
-                melding_deliveries.c.delivery_id == delivery.delivery_id).values(status=status, updated_at=at))
+            await self.session.execute(
+                update(melding_deliveries)
+                .where(melding_deliveries.c.delivery_id == delivery.delivery_id)
+                .values(status=status, updated_at=at)
+            )
             return True
         return False
 
-    async def set_routing(self, melding_id: str, *, gemeente: dict[str, str] | None, unroutable_types: list[str],
-                          reported_unroutable: bool, at: datetime) -> None:
+    async def set_routing(
+        self,
+        melding_id: str,
+        *,
+        gemeente: dict[str, str] | None,
+        unroutable_types: list[str],
+        reported_unroutable: bool,
+        at: datetime,
+    ) -> None:
         values: dict[str, Any] = {"unroutable_types": ",".join(sorted(unroutable_types)), "updated_at": at}
         if gemeente:
             values.update(gemeente_code=gemeente["code"], gemeente_name=gemeente["name"])
@@ -114,14 +151,23 @@ class MeldingRepository:
         the consent's lock: a melding whose intake commits after this sees the withdrawal and is refused.
         """
         await self.lock_consent(consent_id)
-        await self.session.execute(update(consent_states).where(
-            consent_states.c.consent_id == consent_id, consent_states.c.withdrawn_at.is_(None)).values(withdrawn_at=at))
-        rows = list(await self.session.execute(select(meldingen.c.id, meldingen.c.content).where(
-            meldingen.c.consent_id == consent_id, meldingen.c.withdrawn_at.is_(None))))
+        await self.session.execute(
+            update(consent_states)
+            .where(consent_states.c.consent_id == consent_id, consent_states.c.withdrawn_at.is_(None))
+            .values(withdrawn_at=at)
+        )
+        rows = list(
+            await self.session.execute(
+                select(meldingen.c.id, meldingen.c.content).where(
+                    meldingen.c.consent_id == consent_id, meldingen.c.withdrawn_at.is_(None)
+                )
+            )
+        )
         withdrawn = []
         for row in rows:
-            await self.session.execute(update(meldingen).where(meldingen.c.id == row.id).values(
-                withdrawn_at=at, updated_at=at))
+            await self.session.execute(
+                update(meldingen).where(meldingen.c.id == row.id).values(withdrawn_at=at, updated_at=at)
+            )
             await self.add_history(row.id, at, "withdrawn", "consent withdrawn")
             bsn = await self.purge(row.id, row.content, at, "personal data removed (consent withdrawn)")
             await self.refresh_status(row.id, at)
@@ -133,21 +179,35 @@ class MeldingRepository:
         if content_json is None:
             return None  # removed before
         content = json.loads(content_json)
-        await self.session.execute(update(meldingen).where(meldingen.c.id == melding_id).values(
-            content=None, skeleton=json.dumps(skeleton_of(content)), purged_at=at))
+        await self.session.execute(
+            update(meldingen)
+            .where(meldingen.c.id == melding_id)
+            .values(content=None, skeleton=json.dumps(skeleton_of(content)), purged_at=at)
+        )
         await self.add_history(melding_id, at, "purged", detail)
         return (content.get("patient") or {}).get("bsn")
 
     async def refresh_status(self, melding_id: str, at: datetime) -> None:
         # Only what the status depends on: the full row would decrypt the melding's content for nothing.
         delivery_count = select(func.count()).where(melding_deliveries.c.melding_id == melding_id).scalar_subquery()
-        row = (await self.session.execute(select(
-            meldingen.c.status, meldingen.c.withdrawn_at, meldingen.c.routing_reported_unroutable,
-            delivery_count.label("deliveries")).where(meldingen.c.id == melding_id))).first()
+        row = (
+            await self.session.execute(
+                select(
+                    meldingen.c.status,
+                    meldingen.c.withdrawn_at,
+                    meldingen.c.routing_reported_unroutable,
+                    delivery_count.label("deliveries"),
+                ).where(meldingen.c.id == melding_id)
+            )
+        ).first()
         if row is None:
             return
-        status = melding_status(withdrawn=row.withdrawn_at is not None, deliveries=row.deliveries,
-                                routing_reported_unroutable=bool(row.routing_reported_unroutable))
+        status = melding_status(
+            withdrawn=row.withdrawn_at is not None,
+            deliveries=row.deliveries,
+            routing_reported_unroutable=bool(row.routing_reported_unroutable),
+        )
         if status != row.status:
-            await self.session.execute(update(meldingen).where(meldingen.c.id == melding_id).values(
-                status=status.value, updated_at=at))
+            await self.session.execute(
+                update(meldingen).where(meldingen.c.id == melding_id).values(status=status.value, updated_at=at)
+            )

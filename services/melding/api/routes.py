@@ -27,18 +27,32 @@ router = APIRouter(prefix="/v1/meldingen", tags=["meldingen"])
     "routing, which delivers it to the JGZ organisation and/or wijkteam serving the patient's address. "
     "The sender comes from the token. 403 `consent-required` when the consent does not allow it; 503 when "
     "the consent service cannot answer — retry with the same `Idempotency-Key`. Nothing is stored on any error.",
-    responses={**problem_responses("validation", "consent-required", "idempotency-conflict", "unavailable"),
-               202: {"headers": {"Location": {"description": "/v1/meldingen/{id}", "schema": {"type": "string"}}},
-                     "content": {"application/json": {"example": ACCEPTED_EXAMPLE}}}},
+    responses={
+        **problem_responses("validation", "consent-required", "idempotency-conflict", "unavailable"),
+        202: {
+            "headers": {"Location": {"description": "/v1/meldingen/{id}", "schema": {"type": "string"}}},
+            "content": {"application/json": {"example": ACCEPTED_EXAMPLE}},
+        },
+    },
 )
 async def send_melding(
-    body: MeldingCreate, response: Response, principal: MeldingWriter, database: DatabaseDep,
-    consent_client: ConsentClientDep, request_id: RequestId, idempotency_key: IdempotencyKey = None,
+    body: MeldingCreate,
+    response: Response,
+    principal: MeldingWriter,
+    database: DatabaseDep,
+    consent_client: ConsentClientDep,
+    request_id: RequestId,
+    idempotency_key: IdempotencyKey = None,
 ) -> MeldingRead:
     content = MeldingContent.model_validate(body.model_dump(exclude={"consent_id"}), context={"stored": True})
     sent = await handlers.send_melding(
-        database, consent_client, principal=principal, consent_id=body.consent_id, content=content,
-        idempotency_key=idempotency_key, request_fingerprint=fingerprint("POST /v1/meldingen", body),
+        database,
+        consent_client,
+        principal=principal,
+        consent_id=body.consent_id,
+        content=content,
+        idempotency_key=idempotency_key,
+        request_fingerprint=fingerprint("POST /v1/meldingen", body),
         request_id=request_id,
     )
     response.headers["Location"] = f"/v1/meldingen/{sent.melding['id']}"
@@ -53,17 +67,24 @@ async def send_melding(
     responses=problem_responses("validation"),
 )
 async def list_meldingen(
-    principal: MeldingReader, database: DatabaseDep, request_id: RequestId,
+    principal: MeldingReader,
+    database: DatabaseDep,
+    request_id: RequestId,
     status_filter: Annotated[MeldingStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: CursorQuery = None,
 ) -> MeldingPage:
     items, next_cursor = await handlers.list_meldingen(
-        database, principal=principal, status=status_filter.value if status_filter else None, cursor=cursor,
-        limit=limit, request_id=request_id,
+        database,
+        principal=principal,
+        status=status_filter.value if status_filter else None,
+        cursor=cursor,
+        limit=limit,
+        request_id=request_id,
     )
-    return MeldingPage(items=[MeldingRead.model_validate(i, context={"stored": True}) for i in items],
-                       next_cursor=next_cursor)
+    return MeldingPage(
+        items=[MeldingRead.model_validate(i, context={"stored": True}) for i in items], next_cursor=next_cursor
+    )
 
 
 @router.get(
@@ -73,7 +94,8 @@ async def list_meldingen(
     description="Status, deliveries with each recipient's status, and the history. Sender organisation only.",
     responses=problem_responses("not-found"),
 )
-async def get_melding(melding_id: IdInPath, principal: MeldingReader, database: DatabaseDep,
-                      request_id: RequestId) -> MeldingRead:
+async def get_melding(
+    melding_id: IdInPath, principal: MeldingReader, database: DatabaseDep, request_id: RequestId
+) -> MeldingRead:
     view = await handlers.get_melding(database, principal=principal, melding_id=melding_id, request_id=request_id)
     return MeldingRead.model_validate(view, context={"stored": True})

@@ -7,8 +7,8 @@ from datetime import datetime
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.melding.domain.model import MeldingStatus
-from shared.identifiers import ResourceId
 from shared.contracts.melding import Contact, Gemeente, MeldingContent, Patient, Pregnancy, Sender
+from shared.identifiers import ResourceId
 
 EXAMPLE = {
     "consent_id": "6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10",
@@ -50,22 +50,40 @@ class HistoryEntry(BaseModel):
 
 
 READ_EXAMPLE = {
-    "id": "2d7a6f0c-1c1e-4f7e-9c1e-0d7f3b2a9e10", "status": "delivered",
-    "created_at": "2026-11-20T10:16:40Z", "updated_at": "2026-11-20T11:02:13Z",
-    **{k: v for k, v in EXAMPLE.items() if k != "consent_id"}, "consent_id": EXAMPLE["consent_id"],
+    "id": "2d7a6f0c-1c1e-4f7e-9c1e-0d7f3b2a9e10",
+    "status": "delivered",
+    "created_at": "2026-11-20T10:16:40Z",
+    "updated_at": "2026-11-20T11:02:13Z",
+    **{k: v for k, v in EXAMPLE.items() if k != "consent_id"},
+    "consent_id": EXAMPLE["consent_id"],
     "sender": {"org_id": "12345678", "org_type": "verloskundige", "sub": "m.jansen"},
     "gemeente": {"code": "GM0363", "name": "Amsterdam"},
     "unroutable_types": [],
     "deliveries": [
-        {"delivery_id": "9e10c1e0-d7f3-4b2a-8f0c-1c1e2d7a4f7e", "org_id": "87654321", "org_name": "GGD Amsterdam JGZ",
-         "recipient_type": "jgz", "status": "received", "updated_at": "2026-11-20T11:02:13Z"},
-        {"delivery_id": "4f7e9c1e-0d7f-4b2a-9e10-6f0c1c1e2d7a", "org_id": "76543210", "org_name": "Buurtteam Centrum",
-         "recipient_type": "wijkteam", "status": "queued", "updated_at": "2026-11-20T10:16:41Z"},
+        {
+            "delivery_id": "9e10c1e0-d7f3-4b2a-8f0c-1c1e2d7a4f7e",
+            "org_id": "87654321",
+            "org_name": "GGD Amsterdam JGZ",
+            "recipient_type": "jgz",
+            "status": "received",
+            "updated_at": "2026-11-20T11:02:13Z",
+        },
+        {
+            "delivery_id": "4f7e9c1e-0d7f-4b2a-9e10-6f0c1c1e2d7a",
+            "org_id": "76543210",
+            "org_name": "Buurtteam Centrum",
+            "recipient_type": "wijkteam",
+            "status": "queued",
+            "updated_at": "2026-11-20T10:16:41Z",
+        },
     ],
     "history": [
         {"at": "2026-11-20T10:16:40Z", "event": "accepted", "detail": None},
-        {"at": "2026-11-20T10:16:41Z", "event": "routed",
-         "detail": "jgz: GGD Amsterdam JGZ, wijkteam: Buurtteam Centrum"},
+        {
+            "at": "2026-11-20T10:16:41Z",
+            "event": "routed",
+            "detail": "jgz: GGD Amsterdam JGZ, wijkteam: Buurtteam Centrum",
+        },
         {"at": "2026-11-20T11:02:13Z", "event": "delivery_received", "detail": "jgz: GGD Amsterdam JGZ"},
     ],
     "purged_at": None,
@@ -73,8 +91,14 @@ READ_EXAMPLE = {
 
 
 # The 202 of an intake: stored, not routed yet.
-ACCEPTED_EXAMPLE = {**READ_EXAMPLE, "status": "accepted", "updated_at": READ_EXAMPLE["created_at"], "gemeente": None,
-                    "deliveries": [], "history": READ_EXAMPLE["history"][:1]}
+ACCEPTED_EXAMPLE = {
+    **READ_EXAMPLE,
+    "status": "accepted",
+    "updated_at": READ_EXAMPLE["created_at"],
+    "gemeente": None,
+    "deliveries": [],
+    "history": READ_EXAMPLE["history"][:1],
+}
 
 
 class MeldingRead(BaseModel):
@@ -98,8 +122,10 @@ class MeldingRead(BaseModel):
     deliveries: list[DeliveryRead]
     history: list[HistoryEntry]
     purged_at: datetime | None = Field(
-        None, description="when the personal data (patient, note, contact) was removed: a withdrawn melding at "
-        "once, any other a retention period after its expected due date")
+        None,
+        description="when the personal data (patient, note, contact) was removed: a withdrawn melding at "
+        "once, any other a retention period after its expected due date",
+    )
 
 
 class MeldingPage(BaseModel):

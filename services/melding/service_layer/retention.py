@@ -25,8 +25,11 @@ BATCH = 200
 
 def _due(settings: ServiceSettings) -> Any:
     cutoff = today_nl() - timedelta(days=settings.personal_data_retention_days)
-    return (meldingen.c.purged_at.is_(None), meldingen.c.content.is_not(None),
-            or_(meldingen.c.withdrawn_at.is_not(None), meldingen.c.expected_due_date < cutoff))
+    return (
+        meldingen.c.purged_at.is_(None),
+        meldingen.c.content.is_not(None),
+        or_(meldingen.c.withdrawn_at.is_not(None), meldingen.c.expected_due_date < cutoff),
+    )
 
 
 async def purge(database: Database, settings: ServiceSettings, *, dry_run: bool = False) -> dict[str, int]:
@@ -38,14 +41,26 @@ async def purge(database: Database, settings: ServiceSettings, *, dry_run: bool 
     purged = 0
     while True:
         async with database.unit_of_work() as uow:
-            rows = list(await uow.session.execute(
-                select(meldingen.c.id, meldingen.c.content).where(*_due(settings)).limit(BATCH).with_for_update()))
+            rows = list(
+                await uow.session.execute(
+                    select(meldingen.c.id, meldingen.c.content).where(*_due(settings)).limit(BATCH).with_for_update()
+                )
+            )
             at = now()
             for row in rows:
                 bsn = await MeldingRepository(uow).purge(row.id, row.content, at, "personal data removed (retention)")
-                record_access(uow, audit, service="melding", principal=PLATFORM, action="update",
-                              resource_type="melding", resource_id=row.id, patient_bsn=bsn, request_id=None,
-                              outcome="purged")
+                record_access(
+                    uow,
+                    audit,
+                    service="melding",
+                    principal=PLATFORM,
+                    action="update",
+                    resource_type="melding",
+                    resource_id=row.id,
+                    patient_bsn=bsn,
+                    request_id=None,
+                    outcome="purged",
+                )
             await uow.commit()
         purged += len(rows)
         if len(rows) < BATCH:

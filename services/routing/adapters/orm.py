@@ -1,6 +1,17 @@
 """The routing service's tables: the directory, the meldingen it routes, their deliveries, dead letters."""
 
-from sqlalchemy import Column, Date, Float, ForeignKey, Index, Integer, PrimaryKeyConstraint, String, Table, UniqueConstraint
+from sqlalchemy import (
+    Column,
+    Date,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    UniqueConstraint,
+)
 
 from shared.audit import audit_tables
 from shared.crypto import EncryptedText
@@ -85,8 +96,12 @@ routed_meldingen = Table(
     Column("consent_id", String(64), nullable=False, index=True),
     Column("sender_org_id", String(64), nullable=False),
     Column("status", String(16), nullable=False, comment="waiting | routed | withdrawn | refused"),
-    Column("accepted", EncryptedText("routed_meldingen.accepted"), nullable=True,
-           comment="the melding.accepted body, encrypted; removed on withdrawal"),
+    Column(
+        "accepted",
+        EncryptedText("routed_meldingen.accepted"),
+        nullable=True,
+        comment="the melding.accepted body, encrypted; removed on withdrawal",
+    ),
     Column("requested_types", String(32), nullable=False),
     Column("unroutable_types", String(32), nullable=False),
     Column("gemeente_code", String(6), nullable=True),
@@ -115,8 +130,12 @@ deliveries = Table(
     Column("recipient_type", String(16), nullable=False),
     Column("status", String(16), nullable=False),
     Column("status_note", EncryptedText("deliveries.status_note"), nullable=True),
-    Column("message", EncryptedText("deliveries.message"), nullable=True,
-           comment="the melding.delivered body, encrypted; replaced on retraction"),
+    Column(
+        "message",
+        EncryptedText("deliveries.message"),
+        nullable=True,
+        comment="the melding.delivered body, encrypted; replaced on retraction",
+    ),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     UniqueConstraint("melding_id", "recipient_type", name="uq_deliveries_melding_type"),

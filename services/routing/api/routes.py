@@ -7,6 +7,7 @@ from typing import Annotated, Any
 import structlog
 from fastapi import APIRouter, Query, Response, status
 
+from services.routing.adapters.queues import declare_organisation_queue
 from services.routing.adapters.repository import RoutingRepository
 from services.routing.api.deps import Admin, BrokerDep, ConsentClientDep, DatabaseDep, DeliveryReader, DeliveryWriter
 from services.routing.api.schemas import (
@@ -28,7 +29,6 @@ from services.routing.api.schemas import (
     UnroutableList,
 )
 from services.routing.service_layer import directory, handlers
-from services.routing.worker import declare_organisation_queue
 from shared.api import CursorQuery, IdInPath, OrgIdInPath, RequestId
 from shared.identifiers import GemeenteCode, Postcode
 from shared.problems import problem_responses
@@ -41,121 +41,207 @@ OrgId = OrgIdInPath
 # --- directory --------------------------------------------------------------------------------------
 
 
-@router.put("/v1/gemeenten/{code}", tags=["directory"], response_model=GemeenteRead, status_code=200,
-            summary="Add or replace a gemeente and its postcode areas",
-            description="Which 4-digit postcode areas lie in a gemeente. 201 when new, 200 when replaced; 409 when "
-            "an area already lies in another gemeente.",
-            responses={**problem_responses("validation", "conflict"), 201: {"model": GemeenteRead}})
-async def put_gemeente(code: GemeenteCode, body: GemeentePut, response: Response, _: Admin,
-                       database: DatabaseDep) -> dict[str, Any]:
-    saved = await directory.put_gemeente(database, code=code, name=body.name,
-                                         ranges=[r.domain() for r in body.postcode_ranges])
+@router.put(
+    "/v1/gemeenten/{code}",
+    tags=["directory"],
+    response_model=GemeenteRead,
+    status_code=200,
+    summary="Add or replace a gemeente and its postcode areas",
+    description="Which 4-digit postcode areas lie in a gemeente. 201 when new, 200 when replaced; 409 when "
+    "an area already lies in another gemeente.",
+    responses={**problem_responses("validation", "conflict"), 201: {"model": GemeenteRead}},
+)
+async def put_gemeente(
+    code: GemeenteCode, body: GemeentePut, response: Response, _: Admin, database: DatabaseDep
+) -> dict[str, Any]:
+    saved = await directory.put_gemeente(
+        database, code=code, name=body.name, ranges=[r.domain() for r in body.postcode_ranges]
+    )
     response.status_code = 201 if saved.created else 200
     return saved.document
 
 
-@router.get("/v1/gemeenten", tags=["directory"], response_model=GemeenteList, summary="List the gemeenten",
-            description="Every gemeente in the directory with its postcode areas; merged-away ones carry `ended_at`.",
-            responses=problem_responses())
+@router.get(
+    "/v1/gemeenten",
+    tags=["directory"],
+    response_model=GemeenteList,
+    summary="List the gemeenten",
+    description="Every gemeente in the directory with its postcode areas; merged-away ones carry `ended_at`.",
+    responses=problem_responses(),
+)
 async def list_gemeenten(_: Admin, database: DatabaseDep) -> dict[str, Any]:
     return {"items": await directory.list_gemeenten(database)}
 
 
-@router.get("/v1/gemeenten/{code}", tags=["directory"], response_model=GemeenteRead, summary="Read a gemeente",
-            description="A gemeente and its postcode areas.", responses=problem_responses("not-found", "validation"))
+@router.get(
+    "/v1/gemeenten/{code}",
+    tags=["directory"],
+    response_model=GemeenteRead,
+    summary="Read a gemeente",
+    description="A gemeente and its postcode areas.",
+    responses=problem_responses("not-found", "validation"),
+)
 async def get_gemeente(code: GemeenteCode, _: Admin, database: DatabaseDep) -> dict[str, Any]:
     return await directory.get_gemeente(database, code)
 
 
-@router.put("/v1/organisations/{org_id}", tags=["directory"], response_model=OrganisationRead, status_code=200,
-            summary="Add or replace a recipient organisation",
-            description="A JGZ organisation or wijkteam, the gemeenten and/or 4-digit postcode ranges it serves. "
-            "201 when new, 200 when replaced. Two active organisations of one type may not serve the same gemeente "
-            "or overlapping ranges (409). Its queue `kansrijk.deliveries.<org_id>` is declared at once.",
-            responses={**problem_responses("validation", "conflict"), 201: {"model": OrganisationRead}})
-async def put_organisation(org_id: OrgId, body: OrganisationPut, response: Response, _: Admin,
-                           database: DatabaseDep, broker: BrokerDep) -> dict[str, Any]:
+@router.put(
+    "/v1/organisations/{org_id}",
+    tags=["directory"],
+    response_model=OrganisationRead,
+    status_code=200,
+    summary="Add or replace a recipient organisation",
+    description="A JGZ organisation or wijkteam, the gemeenten and/or 4-digit postcode ranges it serves. "
+    "201 when new, 200 when replaced. Two active organisations of one type may not serve the same gemeente "
+    "or overlapping ranges (409). Its queue `kansrijk.deliveries.<org_id>` is declared at once.",
+    responses={**problem_responses("validation", "conflict"), 201: {"model": OrganisationRead}},
+)
+async def put_organisation(
+    org_id: OrgId, body: OrganisationPut, response: Response, _: Admin, database: DatabaseDep, broker: BrokerDep
+) -> dict[str, Any]:
     saved = await directory.put_organisation(
-        database, org_id=org_id, name=body.name, org_type=body.type, gemeente_codes=list(body.gemeenten),
-        ranges=[r.domain() for r in body.postcode_ranges], active=body.active)
+        database,
+        org_id=org_id,
+        name=body.name,
+        org_type=body.type,
+        gemeente_codes=list(body.gemeenten),
+        ranges=[r.domain() for r in body.postcode_ranges],
+        active=body.active,
+    )
     await declare_organisation_queue(broker, org_id)
     response.status_code = 201 if saved.created else 200
     return saved.document
 
 
-@router.get("/v1/organisations", tags=["directory"], response_model=OrganisationList, summary="List organisations",
-            description="Every recipient organisation, active or not.", responses=problem_responses())
+@router.get(
+    "/v1/organisations",
+    tags=["directory"],
+    response_model=OrganisationList,
+    summary="List organisations",
+    description="Every recipient organisation, active or not.",
+    responses=problem_responses(),
+)
 async def list_organisations(_: Admin, database: DatabaseDep) -> dict[str, Any]:
     return {"items": await directory.list_organisations(database)}
 
 
-@router.get("/v1/organisations/{org_id}", tags=["directory"], response_model=OrganisationRead,
-            summary="Read an organisation", description="One recipient organisation and what it serves.",
-            responses=problem_responses("not-found", "validation"))
+@router.get(
+    "/v1/organisations/{org_id}",
+    tags=["directory"],
+    response_model=OrganisationRead,
+    summary="Read an organisation",
+    description="One recipient organisation and what it serves.",
+    responses=problem_responses("not-found", "validation"),
+)
 async def get_organisation(org_id: OrgId, _: Admin, database: DatabaseDep) -> dict[str, Any]:
     return await directory.get_organisation(database, org_id)
 
 
-@router.delete("/v1/organisations/{org_id}", tags=["directory"], response_model=OrganisationRead,
-               summary="Deactivate an organisation",
-               description="It receives nothing more; its history and deliveries stay.",
-               responses=problem_responses("not-found", "validation"))
+@router.delete(
+    "/v1/organisations/{org_id}",
+    tags=["directory"],
+    response_model=OrganisationRead,
+    summary="Deactivate an organisation",
+    description="It receives nothing more; its history and deliveries stay.",
+    responses=problem_responses("not-found", "validation"),
+)
 async def delete_organisation(org_id: OrgId, _: Admin, database: DatabaseDep) -> dict[str, Any]:
     return await directory.deactivate_organisation(database, org_id)
 
 
-@router.get("/v1/route", tags=["directory"], response_model=RoutePreview, summary="Where would a melding go?",
-            description="For a postcode: its gemeente and, per recipient type, the organisation a melding would go "
-            "to now. A postcode range beats a whole gemeente.", responses=problem_responses("validation"))
-async def route_preview(_: Admin, database: DatabaseDep,
-                        postcode: Annotated[Postcode, Query(examples=["1011AB"])]) -> dict[str, Any]:
+@router.get(
+    "/v1/route",
+    tags=["directory"],
+    response_model=RoutePreview,
+    summary="Where would a melding go?",
+    description="For a postcode: its gemeente and, per recipient type, the organisation a melding would go "
+    "to now. A postcode range beats a whole gemeente.",
+    responses=problem_responses("validation"),
+)
+async def route_preview(
+    _: Admin, database: DatabaseDep, postcode: Annotated[Postcode, Query(examples=["1011AB"])]
+) -> dict[str, Any]:
     return await directory.preview_route(database, postcode)
 
 
 # --- unroutable and dead letters ----------------------------------------------------------------
 
 
-@router.get("/v1/unroutable", tags=["operations"], response_model=UnroutableList,
-            summary="Meldingen waiting for a recipient",
-            description="Meldingen with a requested recipient type no organisation serves yet. They are routed "
-            "again automatically within 10 seconds of a directory change.", responses=problem_responses())
+@router.get(
+    "/v1/unroutable",
+    tags=["operations"],
+    response_model=UnroutableList,
+    summary="Meldingen waiting for a recipient",
+    description="Meldingen with a requested recipient type no organisation serves yet. They are routed "
+    "again automatically within 10 seconds of a directory change.",
+    responses=problem_responses(),
+)
 async def list_unroutable(_: Admin, database: DatabaseDep) -> dict[str, Any]:
     async with database.unit_of_work() as uow:
         rows = await RoutingRepository(uow).waiting(limit=1000)
-    return {"items": [UnroutableItem(melding_id=r.melding_id, gemeente_code=r.gemeente_code,
-                                     requested_types=r.requested_types.split(","),
-                                     unroutable_types=[t for t in r.unroutable_types.split(",") if t],
-                                     waiting_since=r.created_at) for r in rows]}
+    return {
+        "items": [
+            UnroutableItem(
+                melding_id=r.melding_id,
+                gemeente_code=r.gemeente_code,
+                requested_types=r.requested_types.split(","),
+                unroutable_types=[t for t in r.unroutable_types.split(",") if t],
+                waiting_since=r.created_at,
+            )
+            for r in rows
+        ]
+    }
 
 
-@router.post("/v1/unroutable/{melding_id}/reroute", tags=["operations"], response_model=RerouteResult,
-             summary="Route a waiting melding again now", description="Consent is checked again first.",
-             responses=problem_responses("not-found", "unavailable"))
-async def reroute(melding_id: IdInPath, _: Admin, database: DatabaseDep, client: ConsentClientDep,
-                  request_id: RequestId) -> RerouteResult:
-    return RerouteResult(melding_id=melding_id,
-                         status=await handlers.reroute(database, client, melding_id, request_id=request_id))
+@router.post(
+    "/v1/unroutable/{melding_id}/reroute",
+    tags=["operations"],
+    response_model=RerouteResult,
+    summary="Route a waiting melding again now",
+    description="Consent is checked again first.",
+    responses=problem_responses("not-found", "unavailable"),
+)
+async def reroute(
+    melding_id: IdInPath, _: Admin, database: DatabaseDep, client: ConsentClientDep, request_id: RequestId
+) -> RerouteResult:
+    return RerouteResult(
+        melding_id=melding_id, status=await handlers.reroute(database, client, melding_id, request_id=request_id)
+    )
 
 
-@router.get("/v1/dead-letters", tags=["operations"], response_model=DeadLetterList,
-            summary="Messages that failed processing",
-            description="Messages dead-lettered after the delivery limit (or rejected as unreadable), newest first.",
-            responses=problem_responses("validation"))
-async def list_dead_letters(principal: Admin, database: DatabaseDep, request_id: RequestId,
-                            include_replayed: bool = False,
-                            limit: Annotated[int, Query(ge=1, le=500)] = 100) -> dict[str, Any]:
-    rows = await handlers.list_dead_letters(database, principal=principal, include_replayed=include_replayed,
-                                            limit=limit, request_id=request_id)
+@router.get(
+    "/v1/dead-letters",
+    tags=["operations"],
+    response_model=DeadLetterList,
+    summary="Messages that failed processing",
+    description="Messages dead-lettered after the delivery limit (or rejected as unreadable), newest first.",
+    responses=problem_responses("validation"),
+)
+async def list_dead_letters(
+    principal: Admin,
+    database: DatabaseDep,
+    request_id: RequestId,
+    include_replayed: bool = False,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    rows = await handlers.list_dead_letters(
+        database, principal=principal, include_replayed=include_replayed, limit=limit, request_id=request_id
+    )
     return {"items": [DeadLetterRead.model_validate(r, from_attributes=True) for r in rows]}
 
 
-@router.post("/v1/dead-letters/{dead_letter_id}/replay", tags=["operations"], response_model=DeadLetterRead,
-             summary="Put a dead letter back on its queue",
-             description="Republished with its own message id to the queue it died in; replaying twice does nothing. "
-             "A message that was unreadable (not UTF-8 JSON) cannot be replayed (409).",
-             responses=problem_responses("not-found", "conflict"))
-async def replay_dead_letter(dead_letter_id: IdInPath, _: Admin, database: DatabaseDep,
-                             request_id: RequestId) -> DeadLetterRead:
+@router.post(
+    "/v1/dead-letters/{dead_letter_id}/replay",
+    tags=["operations"],
+    response_model=DeadLetterRead,
+    summary="Put a dead letter back on its queue",
+    description="Republished with its own message id to the queue it died in; replaying twice does nothing. "
+    "A message that was unreadable (not UTF-8 JSON) cannot be replayed (409).",
+    responses=problem_responses("not-found", "conflict"),
+)
+async def replay_dead_letter(
+    dead_letter_id: IdInPath, _: Admin, database: DatabaseDep, request_id: RequestId
+) -> DeadLetterRead:
     row = await handlers.replay_dead_letter(database, dead_letter_id=dead_letter_id, request_id=request_id)
     return DeadLetterRead.model_validate(row, from_attributes=True)
 
@@ -163,46 +249,78 @@ async def replay_dead_letter(dead_letter_id: IdInPath, _: Admin, database: Datab
 # --- recipients -----------------------------------------------------------------------------------
 
 
-@router.get("/v1/deliveries", tags=["deliveries"], response_model=None,
-            summary="Your organisation's deliveries",
-            description="Newest first, each as its queue message (`melding.delivered`, or the retraction) with "
-            "`status`. Pass `next_cursor` back as `cursor`.",
-            responses={**problem_responses("validation"), 200: {"model": DeliveryPage}})
-async def list_deliveries(principal: DeliveryReader, database: DatabaseDep, request_id: RequestId,
-                          status_filter: Annotated[str | None, Query(alias="status", pattern=
-                                                                    "^(queued|received|contact_made|closed|retracted)$")] = None,
-                          limit: Annotated[int, Query(ge=1, le=100)] = 20,
-                          cursor: CursorQuery = None) -> dict[str, Any]:
-    items, next_cursor = await handlers.list_deliveries(database, principal=principal, status=status_filter,
-                                                        cursor=cursor, limit=limit, request_id=request_id)
+@router.get(
+    "/v1/deliveries",
+    tags=["deliveries"],
+    response_model=None,
+    summary="Your organisation's deliveries",
+    description="Newest first, each as its queue message (`melding.delivered`, or the retraction) with "
+    "`status`. Pass `next_cursor` back as `cursor`.",
+    responses={**problem_responses("validation"), 200: {"model": DeliveryPage}},
+)
+async def list_deliveries(
+    principal: DeliveryReader,
+    database: DatabaseDep,
+    request_id: RequestId,
+    status_filter: Annotated[
+        str | None, Query(alias="status", pattern="^(queued|received|contact_made|closed|retracted)$")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=100)] = 20,
+    cursor: CursorQuery = None,
+) -> dict[str, Any]:
+    items, next_cursor = await handlers.list_deliveries(
+        database, principal=principal, status=status_filter, cursor=cursor, limit=limit, request_id=request_id
+    )
     return {"items": items, "next_cursor": next_cursor}
 
 
-@router.get("/v1/deliveries/queue", tags=["deliveries"], response_model=RecipientQueueRead,
-            summary="Your organisation's queue",
-            description="The queue your deliveries wait on (`kansrijk.deliveries.<org_id>`, a quorum queue bound to "
-            "the direct exchange `kansrijk.deliveries` with your `org_id`), and your organisation as the directory "
-            "knows it. 404 while the directory does not know your organisation: a consumer should not start then.",
-            responses=problem_responses("not-found"))
+@router.get(
+    "/v1/deliveries/queue",
+    tags=["deliveries"],
+    response_model=RecipientQueueRead,
+    summary="Your organisation's queue",
+    description="The queue your deliveries wait on (`kansrijk.deliveries.<org_id>`, a quorum queue bound to "
+    "the direct exchange `kansrijk.deliveries` with your `org_id`), and your organisation as the directory "
+    "knows it. 404 while the directory does not know your organisation: a consumer should not start then.",
+    responses=problem_responses("not-found"),
+)
 async def recipient_queue(principal: DeliveryReader, database: DatabaseDep) -> dict[str, Any]:
     return await handlers.recipient_queue(database, principal=principal)
 
 
-@router.get("/v1/deliveries/{delivery_id}", tags=["deliveries"], response_model=None,
-            summary="Fetch a delivery again",
-            description="The same body as the queue message: a recipient that lost a message fetches it here.",
-            responses={**problem_responses("not-found"), 200: {"model": DeliveryDocument}})
-async def get_delivery(delivery_id: IdInPath, principal: DeliveryReader, database: DatabaseDep,
-                       request_id: RequestId) -> dict[str, Any]:
+@router.get(
+    "/v1/deliveries/{delivery_id}",
+    tags=["deliveries"],
+    response_model=None,
+    summary="Fetch a delivery again",
+    description="The same body as the queue message: a recipient that lost a message fetches it here.",
+    responses={**problem_responses("not-found"), 200: {"model": DeliveryDocument}},
+)
+async def get_delivery(
+    delivery_id: IdInPath, principal: DeliveryReader, database: DatabaseDep, request_id: RequestId
+) -> dict[str, Any]:
     return await handlers.get_delivery(database, principal=principal, delivery_id=delivery_id, request_id=request_id)
 
 
-@router.post("/v1/deliveries/{delivery_id}/status", tags=["deliveries"], response_model=None,
-             status_code=status.HTTP_200_OK, summary="Report back on a delivery",
-             description="`received` → `contact_made` → `closed`, forward only. The same status again is 200 and "
-             "changes nothing; going back, or any change to a retracted delivery, is 409. The sender sees it within "
-             "seconds.", responses={**problem_responses("not-found", "conflict", "validation"), 200: {"model": DeliveryDocument}})
-async def report_status(delivery_id: IdInPath, body: StatusReport, principal: DeliveryWriter, database: DatabaseDep,
-                        request_id: RequestId) -> dict[str, Any]:
-    return await handlers.report_status(database, principal=principal, delivery_id=delivery_id, status=body.status,
-                                        note=body.note, request_id=request_id)
+@router.post(
+    "/v1/deliveries/{delivery_id}/status",
+    tags=["deliveries"],
+    response_model=None,
+    status_code=status.HTTP_200_OK,
+    summary="Report back on a delivery",
+    description="`received` → `contact_made` → `closed`, forward only. The same status again is 200 and "
+    "changes nothing; going back, or any change to a retracted delivery, is 409. The sender sees it within "
+    "seconds.",
+    responses={**problem_responses("not-found", "conflict", "validation"), 200: {"model": DeliveryDocument}},
+)
+async def report_status(
+    delivery_id: IdInPath, body: StatusReport, principal: DeliveryWriter, database: DatabaseDep, request_id: RequestId
+) -> dict[str, Any]:
+    return await handlers.report_status(
+        database,
+        principal=principal,
+        delivery_id=delivery_id,
+        status=body.status,
+        note=body.note,
+        request_id=request_id,
+    )

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from shared.contracts.base import StrictModel
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, StrictBool
 
 from services.routing.domain.model import Pc4Range
 from shared.api import RecipientType
+from shared.contracts.base import StrictModel
 from shared.contracts.melding import MeldingDelivered, MeldingRetracted
 from shared.identifiers import GemeenteCode, PostcodeArea
 
@@ -42,17 +42,29 @@ PostcodeRanges = list[Annotated[PostcodeRange, AfterValidator(_ordered)]]
 
 
 class GemeentePut(Strict):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={
-        "examples": [{"name": "Amsterdam", "postcode_ranges": [{"from": "1011", "to": "1109"}]}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"name": "Amsterdam", "postcode_ranges": [{"from": "1011", "to": "1109"}]}]},
+    )
 
     name: str = Field(min_length=1, max_length=100)
     postcode_ranges: PostcodeRanges = Field(default_factory=list)
 
 
 class GemeenteRead(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "code": "GM0363", "name": "Amsterdam", "postcode_ranges": [{"from": "1011", "to": "1109"}],
-        "source": "CBS Wijk- en Buurtkaart 2025", "ended_at": None}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "code": "GM0363",
+                    "name": "Amsterdam",
+                    "postcode_ranges": [{"from": "1011", "to": "1109"}],
+                    "source": "CBS Wijk- en Buurtkaart 2025",
+                    "ended_at": None,
+                }
+            ]
+        }
+    )
 
     code: str
     name: str
@@ -66,8 +78,20 @@ class GemeenteList(BaseModel):
 
 
 class OrganisationPut(Strict):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{
-        "name": "GGD Amsterdam JGZ", "type": "jgz", "gemeenten": ["GM0363"], "postcode_ranges": [], "active": True}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "GGD Amsterdam JGZ",
+                    "type": "jgz",
+                    "gemeenten": ["GM0363"],
+                    "postcode_ranges": [],
+                    "active": True,
+                }
+            ]
+        },
+    )
 
     name: str = Field(min_length=1, max_length=200)
     type: RecipientType
@@ -77,10 +101,23 @@ class OrganisationPut(Strict):
 
 
 class OrganisationRead(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "org_id": "87654321", "name": "GGD Amsterdam JGZ", "type": "jgz", "active": True, "gemeenten": ["GM0363"],
-        "postcode_ranges": [], "queue": "kansrijk.deliveries.87654321", "created_at": "2026-11-02T09:00:00Z",
-        "updated_at": "2026-11-02T09:00:00Z"}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "org_id": "87654321",
+                    "name": "GGD Amsterdam JGZ",
+                    "type": "jgz",
+                    "active": True,
+                    "gemeenten": ["GM0363"],
+                    "postcode_ranges": [],
+                    "queue": "kansrijk.deliveries.87654321",
+                    "created_at": "2026-11-02T09:00:00Z",
+                    "updated_at": "2026-11-02T09:00:00Z",
+                }
+            ]
+        }
+    )
 
     org_id: str
     name: str
@@ -108,10 +145,18 @@ class GemeenteRef(BaseModel):
 
 
 class RoutePreview(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "postcode": "1011AB", "gemeente": {"code": "GM0363", "name": "Amsterdam"},
-        "recipients": {"jgz": {"org_id": "87654321", "name": "GGD Amsterdam JGZ"}, "wijkteam": None},
-        "note": None}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "postcode": "1011AB",
+                    "gemeente": {"code": "GM0363", "name": "Amsterdam"},
+                    "recipients": {"jgz": {"org_id": "87654321", "name": "GGD Amsterdam JGZ"}, "wijkteam": None},
+                    "note": None,
+                }
+            ]
+        }
+    )
 
     postcode: str
     gemeente: GemeenteRef | None
@@ -120,10 +165,19 @@ class RoutePreview(BaseModel):
 
 
 class UnroutableItem(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "melding_id": "2d7a6f0c-1c1e-4f7e-9c1e-0d7f3b2a9e10", "gemeente_code": "GM0599",
-        "requested_types": ["jgz", "wijkteam"], "unroutable_types": ["wijkteam"],
-        "waiting_since": "2026-11-20T10:16:41Z"}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "melding_id": "2d7a6f0c-1c1e-4f7e-9c1e-0d7f3b2a9e10",
+                    "gemeente_code": "GM0599",
+                    "requested_types": ["jgz", "wijkteam"],
+                    "unroutable_types": ["wijkteam"],
+                    "waiting_since": "2026-11-20T10:16:41Z",
+                }
+            ]
+        }
+    )
 
     melding_id: str
     gemeente_code: str | None
@@ -137,19 +191,32 @@ class UnroutableList(BaseModel):
 
 
 class RerouteResult(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [
-        {"melding_id": "2d7a6f0c-1c1e-4f7e-9c1e-0d7f3b2a9e10", "status": "routed"}]})
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"melding_id": "2d7a6f0c-1c1e-4f7e-9c1e-0d7f3b2a9e10", "status": "routed"}]}
+    )
 
     melding_id: str
     status: str = Field(description="routed, waiting (still no recipient for some type), withdrawn or refused")
 
 
 class DeadLetterRead(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "id": "c1e0d7f3-b2a9-4e10-8f0c-1c1e2d7a4f7e", "queue": "kansrijk.deliveries.87654321",
-        "message_id": "9e10c1e0-d7f3-4b2a-8f0c-1c1e2d7a4f7e", "message_type": "melding.delivered",
-        "correlation_id": "2d7a6f0c-1c1e-4f7e-9c1e-0d7f3b2a9e10", "reason": "rejected", "body_encoding": "utf-8",
-        "died_at": "2026-11-20T10:17:05Z", "replayed_at": None}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "id": "c1e0d7f3-b2a9-4e10-8f0c-1c1e2d7a4f7e",
+                    "queue": "kansrijk.deliveries.87654321",
+                    "message_id": "9e10c1e0-d7f3-4b2a-8f0c-1c1e2d7a4f7e",
+                    "message_type": "melding.delivered",
+                    "correlation_id": "2d7a6f0c-1c1e-4f7e-9c1e-0d7f3b2a9e10",
+                    "reason": "rejected",
+                    "body_encoding": "utf-8",
+                    "died_at": "2026-11-20T10:17:05Z",
+                    "replayed_at": None,
+                }
+            ]
+        }
+    )
 
     id: str
     queue: str
@@ -169,9 +236,21 @@ class DeadLetterList(BaseModel):
 class RecipientQueueRead(BaseModel):
     """Where a recipient organisation's deliveries wait for it (CONTRACT.md, the recipient's queue)."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "org_id": "87654321", "name": "GGD Amsterdam JGZ", "type": "jgz", "active": True,
-        "queue": "kansrijk.deliveries.87654321", "exchange": "kansrijk.deliveries", "routing_key": "87654321"}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "org_id": "87654321",
+                    "name": "GGD Amsterdam JGZ",
+                    "type": "jgz",
+                    "active": True,
+                    "queue": "kansrijk.deliveries.87654321",
+                    "exchange": "kansrijk.deliveries",
+                    "routing_key": "87654321",
+                }
+            ]
+        }
+    )
 
     org_id: str
     name: str
@@ -183,26 +262,47 @@ class RecipientQueueRead(BaseModel):
 
 
 class StatusReport(Strict):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={
-        "examples": [{"status": "received"}, {"status": "contact_made", "note": "Huisbezoek gepland op 3 december."}]})
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [
+                {"status": "received"},
+                {"status": "contact_made", "note": "Huisbezoek gepland op 3 december."},
+            ]
+        },
+    )
 
     status: Literal["received", "contact_made", "closed"]
     note: str | None = Field(None, max_length=500)
 
 
 DELIVERED_EXAMPLE = {
-    "delivery_id": "9e10c1e0-d7f3-4b2a-8f0c-1c1e2d7a4f7e", "melding_id": "2d7a6f0c-1c1e-4f7e-9c1e-0d7f3b2a9e10",
-    "sent_at": "2026-11-20T10:16:41Z", "recipient": {"org_id": "87654321", "type": "jgz"},
+    "delivery_id": "9e10c1e0-d7f3-4b2a-8f0c-1c1e2d7a4f7e",
+    "melding_id": "2d7a6f0c-1c1e-4f7e-9c1e-0d7f3b2a9e10",
+    "sent_at": "2026-11-20T10:16:41Z",
+    "recipient": {"org_id": "87654321", "type": "jgz"},
     "gemeente": {"code": "GM0363", "name": "Amsterdam"},
-    "patient": {"bsn": "999999990", "name": {"given": "Sanne", "family": "de Vries"}, "birth_date": "1998-03-14",
-                "address": {"postcode": "1011AB", "house_number": "12", "house_number_suffix": "A",
-                            "city": "Amsterdam"}, "phone": "0612345678"},
-    "pregnancy": {"expected_due_date": "2027-05-01"}, "risk_domains": ["verslaving", "financien-schulden"],
-    "urgency": "regular", "note": "Cliënte gebruikt methadon; schulden bij meerdere schuldeisers.",
-    "sender": {"org_id": "12345678", "org_type": "verloskundige",
-               "contact": {"name": "M. Jansen, verloskundige", "phone": "0201234567"}},
-    "consent": {"id": "6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10", "recipient_types": ["jgz", "wijkteam"],
-                "valid_until": "2027-11-20"},
+    "patient": {
+        "bsn": "999999990",
+        "name": {"given": "Sanne", "family": "de Vries"},
+        "birth_date": "1998-03-14",
+        "address": {"postcode": "1011AB", "house_number": "12", "house_number_suffix": "A", "city": "Amsterdam"},
+        "phone": "0612345678",
+    },
+    "pregnancy": {"expected_due_date": "2027-05-01"},
+    "risk_domains": ["verslaving", "financien-schulden"],
+    "urgency": "regular",
+    "note": "Cliënte gebruikt methadon; schulden bij meerdere schuldeisers.",
+    "sender": {
+        "org_id": "12345678",
+        "org_type": "verloskundige",
+        "contact": {"name": "M. Jansen, verloskundige", "phone": "0201234567"},
+    },
+    "consent": {
+        "id": "6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10",
+        "recipient_types": ["jgz", "wijkteam"],
+        "valid_until": "2027-11-20",
+    },
     "status": "received",
 }
 
@@ -218,9 +318,19 @@ class DeliveredDocument(MeldingDelivered):
 class RetractedDocument(MeldingRetracted):
     """A retracted delivery: the retraction that replaced it (its personal content is deleted here too)."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "delivery_id": "9e10c1e0-d7f3-4b2a-8f0c-1c1e2d7a4f7e", "melding_id": "2d7a6f0c-1c1e-4f7e-9c1e-0d7f3b2a9e10",
-        "reason": "consent-withdrawn", "retracted_at": "2026-11-22T08:30:00Z", "status": "retracted"}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "delivery_id": "9e10c1e0-d7f3-4b2a-8f0c-1c1e2d7a4f7e",
+                    "melding_id": "2d7a6f0c-1c1e-4f7e-9c1e-0d7f3b2a9e10",
+                    "reason": "consent-withdrawn",
+                    "retracted_at": "2026-11-22T08:30:00Z",
+                    "status": "retracted",
+                }
+            ]
+        }
+    )
 
     status: Literal["retracted"]
 
@@ -228,9 +338,18 @@ class RetractedDocument(MeldingRetracted):
 class PurgedDocument(BaseModel):
     """A delivery whose personal content was removed when its purpose was over (retention)."""
 
-    model_config = ConfigDict(json_schema_extra={"examples": [{
-        "delivery_id": "9e10c1e0-d7f3-4b2a-8f0c-1c1e2d7a4f7e", "melding_id": "2d7a6f0c-1c1e-4f7e-9c1e-0d7f3b2a9e10",
-        "purged_at": "2028-05-02T03:00:00Z", "status": "closed"}]})
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "delivery_id": "9e10c1e0-d7f3-4b2a-8f0c-1c1e2d7a4f7e",
+                    "melding_id": "2d7a6f0c-1c1e-4f7e-9c1e-0d7f3b2a9e10",
+                    "purged_at": "2028-05-02T03:00:00Z",
+                    "status": "closed",
+                }
+            ]
+        }
+    )
 
     delivery_id: str
     melding_id: str

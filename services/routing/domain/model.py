@@ -39,8 +39,9 @@ def check_organisation_id(org_id: str, org_type: str) -> None:
         return
     if org_type == "wijkteam" and WIJKTEAM_ID_FORMAT.fullmatch(org_id) and len(org_id) <= 64:
         return
-    expected = "its URA (8 digits)" + (", or wijkteam-<name> for a wijkteam without one" if org_type == "wijkteam"
-                                       else "")
+    expected = "its URA (8 digits)" + (
+        ", or wijkteam-<name> for a wijkteam without one" if org_type == "wijkteam" else ""
+    )
     raise ValidationFailed("org_id", f"a {org_type} organisation is identified by {expected}")
 
 
@@ -83,8 +84,9 @@ def merge_ranges(pc4s: list[str]) -> list[Pc4Range]:
 # --- consent at delivery time ---------------------------------------------------------------------
 
 
-def consent_refusal(*, valid_until: date, consented_types: list[str], requested_types: list[str],
-                    today: date) -> str | None:
+def consent_refusal(
+    *, valid_until: date, consented_types: list[str], requested_types: list[str], today: date
+) -> str | None:
     """Why the consent a melding was accepted under no longer lets it go out, or None if it does.
 
     A consent never changes after it is recorded except by withdrawal (which routing keeps as its own

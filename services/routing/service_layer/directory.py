@@ -33,8 +33,13 @@ async def gemeente_document(repository: DirectoryRepository, code: str) -> dict[
     if row is None:
         raise NotFound("no gemeente with this code")
     ranges = (await repository.ranges_of_gemeenten([code])).get(code, [])
-    return {"code": row.code, "name": row.name, "postcode_ranges": _ranges_document(ranges), "source": row.source,
-            "ended_at": row.ended_at}
+    return {
+        "code": row.code,
+        "name": row.name,
+        "postcode_ranges": _ranges_document(ranges),
+        "source": row.source,
+        "ended_at": row.ended_at,
+    }
 
 
 async def put_gemeente(database: Database, *, code: str, name: str, ranges: list[Pc4Range]) -> Saved:
@@ -58,20 +63,46 @@ async def list_gemeenten(database: Database) -> list[dict[str, Any]]:
     async with database.unit_of_work() as uow:
         repository = DirectoryRepository(uow)
         ranges = await repository.ranges_of_gemeenten()
-        return [{"code": g.code, "name": g.name, "postcode_ranges": _ranges_document(ranges.get(g.code, [])),
-                 "source": g.source, "ended_at": g.ended_at} for g in await repository.all_gemeenten()]
+        return [
+            {
+                "code": g.code,
+                "name": g.name,
+                "postcode_ranges": _ranges_document(ranges.get(g.code, [])),
+                "source": g.source,
+                "ended_at": g.ended_at,
+            }
+            for g in await repository.all_gemeenten()
+        ]
 
 
 async def organisation_documents(repository: DirectoryRepository, rows: list[Any]) -> list[dict[str, Any]]:
     coverage = await repository.coverage([r.org_id for r in rows])
-    return [{"org_id": r.org_id, "name": r.name, "type": r.type, "active": bool(r.active),
-             "gemeenten": coverage[r.org_id][0], "postcode_ranges": _ranges_document(coverage[r.org_id][1]),
-             "queue": organisation_queue(r.org_id), "created_at": r.created_at, "updated_at": r.updated_at}
-            for r in rows]
+    return [
+        {
+            "org_id": r.org_id,
+            "name": r.name,
+            "type": r.type,
+            "active": bool(r.active),
+            "gemeenten": coverage[r.org_id][0],
+            "postcode_ranges": _ranges_document(coverage[r.org_id][1]),
+            "queue": organisation_queue(r.org_id),
+            "created_at": r.created_at,
+            "updated_at": r.updated_at,
+        }
+        for r in rows
+    ]
 
 
-async def put_organisation(database: Database, *, org_id: str, name: str, org_type: str, gemeente_codes: list[str],
-                           ranges: list[Pc4Range], active: bool) -> Saved:
+async def put_organisation(
+    database: Database,
+    *,
+    org_id: str,
+    name: str,
+    org_type: str,
+    gemeente_codes: list[str],
+    ranges: list[Pc4Range],
+    active: bool,
+) -> Saved:
     check_organisation_id(org_id, org_type)
     async with database.unit_of_work() as uow:
         repository = DirectoryRepository(uow)
@@ -79,13 +110,23 @@ async def put_organisation(database: Database, *, org_id: str, name: str, org_ty
             if await repository.gemeente(code) is None:
                 raise ValidationFailed(f"gemeenten.{index}", "unknown gemeente: load or PUT it first")
         if active:
-            conflicts = await repository.conflicting_organisations(org_id=org_id, org_type=org_type,
-                                                                   gemeente_codes=gemeente_codes, ranges=ranges)
+            conflicts = await repository.conflicting_organisations(
+                org_id=org_id, org_type=org_type, gemeente_codes=gemeente_codes, ranges=ranges
+            )
             if conflicts:
-                raise Conflict(f"active {org_type} organisation(s) {', '.join(conflicts)} already serve part of "
-                               "this area; one organisation per type may serve an address")
-        created = await repository.save_organisation(org_id=org_id, name=name, org_type=org_type, active=active,
-                                                     gemeente_codes=gemeente_codes, ranges=ranges, at=now())
+                raise Conflict(
+                    f"active {org_type} organisation(s) {', '.join(conflicts)} already serve part of "
+                    "this area; one organisation per type may serve an address"
+                )
+        created = await repository.save_organisation(
+            org_id=org_id,
+            name=name,
+            org_type=org_type,
+            active=active,
+            gemeente_codes=gemeente_codes,
+            ranges=ranges,
+            at=now(),
+        )
         [document] = await organisation_documents(repository, [await repository.organisation(org_id)])
         await uow.commit()
         return Saved(document, created)
@@ -125,17 +166,24 @@ async def preview_route(database: Database, postcode: str) -> dict[str, Any]:
         gemeente = await repository.gemeente_for_pc4(pc4)
         recipients: dict[str, Any] = {}
         for recipient_type in ("jgz", "wijkteam"):
-            chosen: Candidate | None = choose(await repository.candidates(
-                org_type=recipient_type, pc4=pc4, gemeente_code=gemeente.code if gemeente else None))
+            chosen: Candidate | None = choose(
+                await repository.candidates(
+                    org_type=recipient_type, pc4=pc4, gemeente_code=gemeente.code if gemeente else None
+                )
+            )
             recipients[recipient_type] = {"org_id": chosen.org_id, "name": chosen.name} if chosen else None
         straddling = await repository.straddling(pc4)
     document: dict[str, Any] = {
-        "postcode": postcode, "gemeente": {"code": gemeente.code, "name": gemeente.name} if gemeente else None,
-        "recipients": recipients}
+        "postcode": postcode,
+        "gemeente": {"code": gemeente.code, "name": gemeente.name} if gemeente else None,
+        "recipients": recipients,
+    }
     if len(straddling) > 1:
-        document["note"] = (f"postcode area {pc4} straddles a gemeente border: routed to the gemeente with the "
-                            f"largest share of its addresses ({straddling[0].share:.2%}); for the other addresses "
-                            "this may be wrong")
+        document["note"] = (
+            f"postcode area {pc4} straddles a gemeente border: routed to the gemeente with the "
+            f"largest share of its addresses ({straddling[0].share:.2%}); for the other addresses "
+            "this may be wrong"
+        )
     return document
 
 
@@ -163,8 +211,13 @@ def read_cbs_files(gemeenten_file: Path, postcodes_file: Path) -> tuple[dict[str
     with postcodes_file.open(newline="", encoding="utf-8") as handle:
         for line, row in enumerate(csv.DictReader(handle), start=2):
             try:
-                areas.append({"pc4": validate_pc4(row["pc4"]), "gemeente_code": validate_gemeente_code(row["gemeente_code"]),
-                              "share": float(row["share"])})
+                areas.append(
+                    {
+                        "pc4": validate_pc4(row["pc4"]),
+                        "gemeente_code": validate_gemeente_code(row["gemeente_code"]),
+                        "share": float(row["share"]),
+                    }
+                )
             except (KeyError, ValueError) as exc:
                 raise ValueError(f"{postcodes_file.name} line {line}: not a postcode row ({exc})") from None
             if areas[-1]["gemeente_code"] not in names:
@@ -206,10 +259,15 @@ async def load_cbs(database: Database, *, gemeenten_file: Path, postcodes_file: 
             # Replace every range first: an area moving between gemeenten must not collide with itself.
             await repository.save_gemeente(code=code, name=name, ranges=[], source=f"CBS {edition}", at=at)
         for code, name in names.items():
-            await repository.save_gemeente(code=code, name=name, ranges=merge_ranges(pc4s_of.get(code, [])),
-                                           source=f"CBS {edition}", at=at)
+            await repository.save_gemeente(
+                code=code, name=name, ranges=merge_ranges(pc4s_of.get(code, [])), source=f"CBS {edition}", at=at
+            )
         await repository.replace_straddling(straddling)
         await repository.record_load(edition=edition, gemeenten_count=len(names), areas=len(owner), ended=ended, at=at)
         await uow.commit()
-    return LoadReport(gemeenten=len(names), postcode_areas=len(owner),
-                      straddling=sum(1 for rows in by_pc4.values() if len(rows) > 1), ended=ended)
+    return LoadReport(
+        gemeenten=len(names),
+        postcode_areas=len(owner),
+        straddling=sum(1 for rows in by_pc4.values() if len(rows) > 1),
+        ended=ended,
+    )

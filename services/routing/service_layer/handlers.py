@@ -13,8 +13,7 @@ from aio_pika.abc import AbstractIncomingMessage
 
 from services.routing.adapters.orm import audit, outbox
 from services.routing.adapters.repository import DirectoryRepository, RoutingRepository
-from services.routing.domain.model import choose
-from services.routing.domain.model import intake_check_is_fresh, next_status
+from services.routing.domain.model import choose, intake_check_is_fresh, next_status
 from services.routing.service_layer.routing import (
     announce_status,
     check_consent,
@@ -64,10 +63,17 @@ async def on_melding_accepted(uow: UnitOfWork, event: IncomingEvent) -> None:
     if await repository.melding(accepted.melding_id) is None:
         at = now()
         await repository.add_melding(
-            melding_id=accepted.melding_id, consent_id=accepted.consent.id, sender_org_id=accepted.sender.org_id,
-            status="new", accepted=accepted.model_dump_json(), requested_types=",".join(accepted.content.recipient_types),
-            unroutable_types="", created_at=at, updated_at=at,
-            expected_due_date=accepted.content.pregnancy.expected_due_date)
+            melding_id=accepted.melding_id,
+            consent_id=accepted.consent.id,
+            sender_org_id=accepted.sender.org_id,
+            status="new",
+            accepted=accepted.model_dump_json(),
+            requested_types=",".join(accepted.content.recipient_types),
+            unroutable_types="",
+            created_at=at,
+            updated_at=at,
+            expected_due_date=accepted.content.pregnancy.expected_due_date,
+        )
         new = accepted
     await route(uow, accepted.melding_id, event.prepared, request_id=event.request_id, new=new)
 
@@ -99,8 +105,9 @@ async def reroute_waiting(database: Database, client: ConsentClient) -> int:
     consent service is asked only for meldingen that found a new recipient.
     """
     async with database.unit_of_work() as uow:
-        waiting = [row.melding_id for row in await RoutingRepository(uow).waiting()
-                   if await has_new_recipient(uow, row)]
+        waiting = [
+            row.melding_id for row in await RoutingRepository(uow).waiting() if await has_new_recipient(uow, row)
+        ]
     routed = 0
     for melding_id in waiting:
         try:
@@ -118,8 +125,11 @@ async def has_new_recipient(uow: UnitOfWork, row: Any) -> bool:
     gemeente = await directory.gemeente_for_pc4(pc4)
     served = {d.recipient_type for d in await RoutingRepository(uow).deliveries_of(row.melding_id)}
     for recipient_type in set(accepted.content.recipient_types) - served:
-        if choose(await directory.candidates(org_type=recipient_type, pc4=pc4,
-                                             gemeente_code=gemeente.code if gemeente else None)):
+        if choose(
+            await directory.candidates(
+                org_type=recipient_type, pc4=pc4, gemeente_code=gemeente.code if gemeente else None
+            )
+        ):
             return True
     return False
 
@@ -131,21 +141,45 @@ def delivery_document(row: Any) -> dict[str, Any]:
     return {**json.loads(row.message), "status": row.status}
 
 
-def _audit(uow: UnitOfWork, principal: Principal, action: str, resource_type: str, resource_id: str | None,
-           bsn: str | None, request_id: str | None) -> None:
-    record_access(uow, audit, service=SERVICE, principal=principal, action=action, resource_type=resource_type,
-                  resource_id=resource_id, patient_bsn=bsn, request_id=request_id)
+def _audit(
+    uow: UnitOfWork,
+    principal: Principal,
+    action: str,
+    resource_type: str,
+    resource_id: str | None,
+    bsn: str | None,
+    request_id: str | None,
+) -> None:
+    record_access(
+        uow,
+        audit,
+        service=SERVICE,
+        principal=principal,
+        action=action,
+        resource_type=resource_type,
+        resource_id=resource_id,
+        patient_bsn=bsn,
+        request_id=request_id,
+    )
 
 
 def _bsn_of(document: dict[str, Any]) -> str | None:
     return (document.get("patient") or {}).get("bsn")
 
 
-async def list_deliveries(database: Database, *, principal: Principal, status: str | None, cursor: str | None,
-                          limit: int, request_id: str | None) -> tuple[list[dict[str, Any]], str | None]:
+async def list_deliveries(
+    database: Database,
+    *,
+    principal: Principal,
+    status: str | None,
+    cursor: str | None,
+    limit: int,
+    request_id: str | None,
+) -> tuple[list[dict[str, Any]], str | None]:
     async with database.unit_of_work() as uow:
-        rows = await RoutingRepository(uow).deliveries_page(org_id=principal.org_id, status=status, cursor=cursor,
-                                                            limit=limit)
+        rows = await RoutingRepository(uow).deliveries_page(
+            org_id=principal.org_id, status=status, cursor=cursor, limit=limit
+        )
         more = len(rows) > limit
         rows = rows[:limit]
         documents = [delivery_document(r) for r in rows]
@@ -155,14 +189,30 @@ async def list_deliveries(database: Database, *, principal: Principal, status: s
     return documents, (encode_cursor(rows[-1].created_at, rows[-1].delivery_id) if more and rows else None)
 
 
-async def _own_delivery(uow: UnitOfWork, principal: Principal, delivery_id: str, action: str,
-                        request_id: str | None, *, for_update: bool = False) -> Any:
+async def _own_delivery(
+    uow: UnitOfWork,
+    principal: Principal,
+    delivery_id: str,
+    action: str,
+    request_id: str | None,
+    *,
+    for_update: bool = False,
+) -> Any:
     row = await RoutingRepository(uow).delivery(delivery_id, for_update=for_update)
     if row is None or row.org_id != principal.org_id:
         # Audited on its own (this transaction rolls back): probing for others' deliveries is traceable.
-        record_refusal(uow, audit, service=SERVICE, principal=principal, action=action,
-                       resource_type="delivery", resource_id=delivery_id, patient_bsn=None,
-                       request_id=request_id, outcome="not-found")
+        record_refusal(
+            uow,
+            audit,
+            service=SERVICE,
+            principal=principal,
+            action=action,
+            resource_type="delivery",
+            resource_id=delivery_id,
+            patient_bsn=None,
+            request_id=request_id,
+            outcome="not-found",
+        )
         raise NotFound("no delivery with this id for your organisation")
     return row
 
@@ -172,15 +222,24 @@ async def recipient_queue(database: Database, *, principal: Principal) -> dict[s
     async with database.unit_of_work() as uow:
         organisation = await DirectoryRepository(uow).organisation(principal.org_id)
     if organisation is None:
-        raise NotFound("your organisation is not in the platform's directory: ask the coalition's functional "
-                       "administrator to register it (PUT /v1/organisations/{org_id})")
-    return {"org_id": organisation.org_id, "name": organisation.name, "type": organisation.type,
-            "active": bool(organisation.active), "queue": organisation_queue(organisation.org_id),
-            "exchange": DELIVERIES_EXCHANGE, "routing_key": organisation.org_id}
+        raise NotFound(
+            "your organisation is not in the platform's directory: ask the coalition's functional "
+            "administrator to register it (PUT /v1/organisations/{org_id})"
+        )
+    return {
+        "org_id": organisation.org_id,
+        "name": organisation.name,
+        "type": organisation.type,
+        "active": bool(organisation.active),
+        "queue": organisation_queue(organisation.org_id),
+        "exchange": DELIVERIES_EXCHANGE,
+        "routing_key": organisation.org_id,
+    }
 
 
-async def get_delivery(database: Database, *, principal: Principal, delivery_id: str,
-                       request_id: str | None) -> dict[str, Any]:
+async def get_delivery(
+    database: Database, *, principal: Principal, delivery_id: str, request_id: str | None
+) -> dict[str, Any]:
     async with database.unit_of_work() as uow:
         row = await _own_delivery(uow, principal, delivery_id, "read", request_id)
         document = delivery_document(row)
@@ -189,8 +248,9 @@ async def get_delivery(database: Database, *, principal: Principal, delivery_id:
         return document
 
 
-async def report_status(database: Database, *, principal: Principal, delivery_id: str, status: str,
-                        note: str | None, request_id: str | None) -> dict[str, Any]:
+async def report_status(
+    database: Database, *, principal: Principal, delivery_id: str, status: str, note: str | None, request_id: str | None
+) -> dict[str, Any]:
     """A recipient reports back. Forward only; the same status again changes nothing."""
     async with database.unit_of_work() as uow:
         repository = RoutingRepository(uow)
@@ -203,8 +263,7 @@ async def report_status(database: Database, *, principal: Principal, delivery_id
         at = now()
         await repository.update_delivery(delivery_id, status=new, status_note=note, updated_at=at)
         await announce_status(uow, row, new, at, request_id=request_id)
-        _audit(uow, principal, "status-change", "delivery", delivery_id, _bsn_of(json.loads(row.message)),
-               request_id)
+        _audit(uow, principal, "status-change", "delivery", delivery_id, _bsn_of(json.loads(row.message)), request_id)
         await uow.commit()
         row = await repository.delivery(delivery_id)
         return delivery_document(row)
@@ -226,15 +285,22 @@ async def store_dead_letter(database: Database, message: AbstractIncomingMessage
         body, encoding = base64.b64encode(message.body).decode(), "base64"
     async with database.unit_of_work() as uow:
         await RoutingRepository(uow).add_dead_letter(
-            id=str(uuid.uuid4()), queue=queue.decode() if isinstance(queue, bytes) else str(queue),
-            message_id=message.message_id, message_type=message.type, body=body, body_encoding=encoding,
-            correlation_id=message.correlation_id, reason=reason.decode() if isinstance(reason, bytes) else str(reason),
-            died_at=now())
+            id=str(uuid.uuid4()),
+            queue=queue.decode() if isinstance(queue, bytes) else str(queue),
+            message_id=message.message_id,
+            message_type=message.type,
+            body=body,
+            body_encoding=encoding,
+            correlation_id=message.correlation_id,
+            reason=reason.decode() if isinstance(reason, bytes) else str(reason),
+            died_at=now(),
+        )
         await uow.commit()
 
 
-async def list_dead_letters(database: Database, *, principal: Principal, include_replayed: bool, limit: int,
-                            request_id: str | None) -> list[Any]:
+async def list_dead_letters(
+    database: Database, *, principal: Principal, include_replayed: bool, limit: int, request_id: str | None
+) -> list[Any]:
     """Dead letters carry whole messages (personal data among them): handing them out is an audited export."""
     async with database.unit_of_work() as uow:
         rows = await RoutingRepository(uow).dead_letters(include_replayed=include_replayed, limit=limit)
@@ -269,9 +335,18 @@ async def replay_dead_letter(database: Database, *, dead_letter_id: str, request
         if row.replayed_at is None:
             # The default exchange routes by queue name: straight back to where it failed, to no one else.
             # The same message_id as the first time (a delivery's id), though our outbox may still hold it.
-            await stage_again(uow, outbox, exchange="", routing_key=row.queue, message_type=row.message_type or "",
-                              body=row.body, message_id=row.message_id or str(uuid.uuid4()),
-                              correlation_id=row.correlation_id, request_id=request_id, mandatory=True)
+            await stage_again(
+                uow,
+                outbox,
+                exchange="",
+                routing_key=row.queue,
+                message_type=row.message_type or "",
+                body=row.body,
+                message_id=row.message_id or str(uuid.uuid4()),
+                correlation_id=row.correlation_id,
+                request_id=request_id,
+                mandatory=True,
+            )
             await repository.mark_replayed(dead_letter_id, now())
             await uow.commit()
         return await repository.dead_letter(dead_letter_id)

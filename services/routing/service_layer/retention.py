@@ -28,13 +28,17 @@ BATCH = 200
 
 def _due(settings: ServiceSettings) -> Any:
     cutoff = today_nl() - timedelta(days=settings.personal_data_retention_days)
-    return (routed_meldingen.c.purged_at.is_(None),
-            or_(routed_meldingen.c.status.in_(("withdrawn", "refused")), routed_meldingen.c.expected_due_date < cutoff))
+    return (
+        routed_meldingen.c.purged_at.is_(None),
+        or_(routed_meldingen.c.status.in_(("withdrawn", "refused")), routed_meldingen.c.expected_due_date < cutoff),
+    )
 
 
 def _old_dead_letters(settings: ServiceSettings) -> Any:
-    return and_(dead_letters.c.replayed_at.is_not(None),
-                dead_letters.c.replayed_at < now() - timedelta(hours=settings.processed_retention_hours))
+    return and_(
+        dead_letters.c.replayed_at.is_not(None),
+        dead_letters.c.replayed_at < now() - timedelta(hours=settings.processed_retention_hours),
+    )
 
 
 async def purge(database: Database, settings: ServiceSettings, *, dry_run: bool = False) -> dict[str, int]:
@@ -42,32 +46,60 @@ async def purge(database: Database, settings: ServiceSettings, *, dry_run: bool 
     if dry_run:
         async with database.unit_of_work() as uow:
             count = (await uow.session.execute(select(func.count()).where(*_due(settings)))).scalar_one()
-            letters = (await uow.session.execute(
-                select(func.count()).select_from(dead_letters).where(_old_dead_letters(settings)))).scalar_one()
+            letters = (
+                await uow.session.execute(
+                    select(func.count()).select_from(dead_letters).where(_old_dead_letters(settings))
+                )
+            ).scalar_one()
         return {"routed meldingen (personal data)": count, "replayed dead letters": letters}
     purged = 0
     while True:
         async with database.unit_of_work() as uow:
-            rows = list(await uow.session.execute(
-                select(routed_meldingen.c.melding_id, routed_meldingen.c.accepted).where(*_due(settings))
-                .limit(BATCH).with_for_update()))
+            rows = list(
+                await uow.session.execute(
+                    select(routed_meldingen.c.melding_id, routed_meldingen.c.accepted)
+                    .where(*_due(settings))
+                    .limit(BATCH)
+                    .with_for_update()
+                )
+            )
             at = now()
             for row in rows:
                 bsn = parse_accepted(row.accepted).content.patient.bsn if row.accepted else None
-                await uow.session.execute(update(routed_meldingen).where(
-                    routed_meldingen.c.melding_id == row.melding_id).values(accepted=None, purged_at=at))
-                for delivery in await uow.session.execute(select(deliveries.c.delivery_id, deliveries.c.status).where(
-                        deliveries.c.melding_id == row.melding_id)):
+                await uow.session.execute(
+                    update(routed_meldingen)
+                    .where(routed_meldingen.c.melding_id == row.melding_id)
+                    .values(accepted=None, purged_at=at)
+                )
+                for delivery in await uow.session.execute(
+                    select(deliveries.c.delivery_id, deliveries.c.status).where(
+                        deliveries.c.melding_id == row.melding_id
+                    )
+                ):
                     if delivery.status == "retracted":  # its message is the retraction: nothing personal
                         continue
-                    document = {"delivery_id": delivery.delivery_id, "melding_id": row.melding_id,
-                                "purged_at": at.isoformat()}
-                    await uow.session.execute(update(deliveries).where(
-                        deliveries.c.delivery_id == delivery.delivery_id).values(
-                        message=json.dumps(document), status_note=None))
-                record_access(uow, audit, service="routing", principal=PLATFORM, action="update",
-                              resource_type="melding", resource_id=row.melding_id, patient_bsn=bsn, request_id=None,
-                              outcome="purged")
+                    document = {
+                        "delivery_id": delivery.delivery_id,
+                        "melding_id": row.melding_id,
+                        "purged_at": at.isoformat(),
+                    }
+                    await uow.session.execute(
+                        update(deliveries)
+                        .where(deliveries.c.delivery_id == delivery.delivery_id)
+                        .values(message=json.dumps(document), status_note=None)
+                    )
+                record_access(
+                    uow,
+                    audit,
+                    service="routing",
+                    principal=PLATFORM,
+                    action="update",
+                    resource_type="melding",
+                    resource_id=row.melding_id,
+                    patient_bsn=bsn,
+                    request_id=None,
+                    outcome="purged",
+                )
             await uow.commit()
         purged += len(rows)
         if len(rows) < BATCH:

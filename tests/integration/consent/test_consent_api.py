@@ -25,8 +25,11 @@ WRITE = "consent:write consent:read"
 
 def consent_body(**overrides: object) -> dict[str, object]:
     body: dict[str, object] = {
-        "patient": {"bsn": BSN}, "recipient_types": ["jgz", "wijkteam"], "purpose": "kansrijke-start-melding",
-        "method": "verbal", "given_at": (today_nl() - timedelta(days=3)).isoformat(),
+        "patient": {"bsn": BSN},
+        "recipient_types": ["jgz", "wijkteam"],
+        "purpose": "kansrijke-start-melding",
+        "method": "verbal",
+        "given_at": (today_nl() - timedelta(days=3)).isoformat(),
     }
     body.update(overrides)
     return body
@@ -38,8 +41,9 @@ async def count(database: Database, table: object) -> int:
 
 
 async def record(client: httpx.AsyncClient, tokens: Tokens, org_id: str = SENDER, **overrides: object) -> dict:
-    response = await client.post("/v1/consents", json=consent_body(**overrides),
-                                 headers=tokens.bearer(org_id=org_id, scopes=WRITE))
+    response = await client.post(
+        "/v1/consents", json=consent_body(**overrides), headers=tokens.bearer(org_id=org_id, scopes=WRITE)
+    )
     assert response.status_code == 201, response.text
     return response.json()
 
@@ -52,7 +56,9 @@ async def test_recording_a_consent_returns_201_location_and_the_consent(
 ) -> None:
     given = today_nl() - timedelta(days=3)
     response = await consent_client.post(
-        "/v1/consents", json=consent_body(), headers=tokens.bearer(scopes=WRITE, org_type="verloskundige", sub="m.jansen")
+        "/v1/consents",
+        json=consent_body(),
+        headers=tokens.bearer(scopes=WRITE, org_type="verloskundige", sub="m.jansen"),
     )
     assert response.status_code == 201
     consent = response.json()
@@ -118,7 +124,9 @@ async def test_each_validation_rule_is_a_422_naming_the_field_and_stores_nothing
 
 async def test_a_body_that_is_not_json_is_a_422(consent_client: httpx.AsyncClient, tokens: Tokens) -> None:
     response = await consent_client.post(
-        "/v1/consents", content=b"{not json", headers={**tokens.bearer(scopes=WRITE), "Content-Type": "application/json"}
+        "/v1/consents",
+        content=b"{not json",
+        headers={**tokens.bearer(scopes=WRITE), "Content-Type": "application/json"},
     )
     assert response.status_code == 422
     assert response.json()["type"] == "urn:kansrijk:problem:validation"
@@ -128,10 +136,15 @@ async def test_a_body_that_is_not_even_text_is_a_422_not_an_undocumented_400(
     consent_client: httpx.AsyncClient, tokens: Tokens, consent_db: Database
 ) -> None:
     response = await consent_client.post(
-        "/v1/consents", content=b'{"method": "\xff"}', headers={**tokens.bearer(scopes=WRITE), "Content-Type": "application/json"})
+        "/v1/consents",
+        content=b'{"method": "\xff"}',
+        headers={**tokens.bearer(scopes=WRITE), "Content-Type": "application/json"},
+    )
     assert response.status_code == 422, response.text
     assert response.headers["content-type"] == "application/problem+json"
-    assert response.json()["errors"] == [{"field": "body", "message": "the body is not valid JSON", "code": "json_invalid"}]
+    assert response.json()["errors"] == [
+        {"field": "body", "message": "the body is not valid JSON", "code": "json_invalid"}
+    ]
     assert await count(consent_db, consents) == 0
 
 
@@ -162,7 +175,9 @@ async def test_a_retry_with_the_same_key_returns_the_first_consent_and_creates_n
     headers = {**tokens.bearer(scopes=WRITE), "Idempotency-Key": "ehr-retry-1"}
     first = await consent_client.post("/v1/consents", json=consent_body(), headers=headers)
     # same body, other formatting and key order
-    again = await consent_client.post("/v1/consents", json=dict(reversed(list(consent_body().items()))), headers=headers)
+    again = await consent_client.post(
+        "/v1/consents", json=dict(reversed(list(consent_body().items()))), headers=headers
+    )
     assert first.status_code == again.status_code == 201
     assert again.json()["id"] == first.json()["id"]
     assert again.headers["location"] == first.headers["location"]
@@ -182,10 +197,14 @@ async def test_the_same_key_with_another_body_is_409(
 
 
 async def test_keys_belong_to_one_organisation(consent_client: httpx.AsyncClient, tokens: Tokens) -> None:
-    first = await consent_client.post("/v1/consents", json=consent_body(),
-                                      headers={**tokens.bearer(scopes=WRITE), "Idempotency-Key": "shared-key"})
-    other = await consent_client.post("/v1/consents", json=consent_body(),
-                                      headers={**tokens.bearer(org_id=OTHER_ORG, scopes=WRITE), "Idempotency-Key": "shared-key"})
+    first = await consent_client.post(
+        "/v1/consents", json=consent_body(), headers={**tokens.bearer(scopes=WRITE), "Idempotency-Key": "shared-key"}
+    )
+    other = await consent_client.post(
+        "/v1/consents",
+        json=consent_body(),
+        headers={**tokens.bearer(org_id=OTHER_ORG, scopes=WRITE), "Idempotency-Key": "shared-key"},
+    )
     assert first.status_code == other.status_code == 201
     assert first.json()["id"] != other.json()["id"]
 
@@ -203,9 +222,12 @@ async def test_concurrent_retries_with_one_key_create_one_consent(
 
 
 @pytest.mark.parametrize("key", ["", "x" * 201, "tab\there", "ünïcode"])
-async def test_a_malformed_idempotency_key_is_a_422(consent_client: httpx.AsyncClient, tokens: Tokens, key: str) -> None:
-    response = await consent_client.post("/v1/consents", json=consent_body(),
-                                         headers={**tokens.bearer(scopes=WRITE), "Idempotency-Key": key.encode()})
+async def test_a_malformed_idempotency_key_is_a_422(
+    consent_client: httpx.AsyncClient, tokens: Tokens, key: str
+) -> None:
+    response = await consent_client.post(
+        "/v1/consents", json=consent_body(), headers={**tokens.bearer(scopes=WRITE), "Idempotency-Key": key.encode()}
+    )
     assert response.status_code == 422
     assert "Idempotency-Key" in [e["field"] for e in response.json()["errors"]]
 
@@ -245,18 +267,23 @@ async def test_search_by_bsn_returns_only_the_callers_consents_for_that_patient(
     mine_2 = await record(consent_client, tokens, recipient_types=["jgz"])
     await record(consent_client, tokens, patient={"bsn": OTHER_BSN})
     await record(consent_client, tokens, org_id=OTHER_ORG)
-    response = await consent_client.post("/v1/consents/_search", json={"bsn": BSN},
-                                         headers=tokens.bearer(scopes="consent:read"))
+    response = await consent_client.post(
+        "/v1/consents/_search", json={"bsn": BSN}, headers=tokens.bearer(scopes="consent:read")
+    )
     assert response.status_code == 200
     assert {c["id"] for c in response.json()["items"]} == {mine_1["id"], mine_2["id"]}
-    nobody = await consent_client.post("/v1/consents/_search", json={"bsn": "111222333"},
-                                       headers=tokens.bearer(scopes="consent:read"))
+    nobody = await consent_client.post(
+        "/v1/consents/_search", json={"bsn": "111222333"}, headers=tokens.bearer(scopes="consent:read")
+    )
     assert nobody.json() == {"items": []}
 
 
-async def test_search_with_an_invalid_bsn_is_a_422_without_the_bsn(consent_client: httpx.AsyncClient, tokens: Tokens) -> None:
-    response = await consent_client.post("/v1/consents/_search", json={"bsn": "999999991"},
-                                         headers=tokens.bearer(scopes="consent:read"))
+async def test_search_with_an_invalid_bsn_is_a_422_without_the_bsn(
+    consent_client: httpx.AsyncClient, tokens: Tokens
+) -> None:
+    response = await consent_client.post(
+        "/v1/consents/_search", json={"bsn": "999999991"}, headers=tokens.bearer(scopes="consent:read")
+    )
     assert response.status_code == 422
     assert "999999991" not in response.text
 
@@ -266,9 +293,17 @@ async def test_an_expired_consent_reads_as_expired(
 ) -> None:
     """Recorded a year ago with the default validity, it expired yesterday."""
     old = Consent.record(
-        bsn=BSN, recipient_types=["jgz"], purpose="kansrijke-start-melding", method="written",
-        given_at=today_nl() - timedelta(days=400), valid_until=None, org_id=SENDER, org_type="huisarts", sub="u",
-        today=today_nl() - timedelta(days=400), now=now() - timedelta(days=400),
+        bsn=BSN,
+        recipient_types=["jgz"],
+        purpose="kansrijke-start-melding",
+        method="written",
+        given_at=today_nl() - timedelta(days=400),
+        valid_until=None,
+        org_id=SENDER,
+        org_type="huisarts",
+        sub="u",
+        today=today_nl() - timedelta(days=400),
+        now=now() - timedelta(days=400),
     )
     async with consent_db.unit_of_work() as uow:
         await ConsentRepository(uow).add(old)
@@ -276,7 +311,8 @@ async def test_an_expired_consent_reads_as_expired(
     response = await consent_client.get(f"/v1/consents/{old.id}", headers=tokens.bearer(scopes="consent:read"))
     assert response.json()["status"] == "expired"
     check = await consent_client.post(
-        "/v1/consents/check", json={"consent_id": old.id, "bsn": BSN, "org_id": SENDER, "recipient_types": ["jgz"]},
+        "/v1/consents/check",
+        json={"consent_id": old.id, "bsn": BSN, "org_id": SENDER, "recipient_types": ["jgz"]},
         headers=tokens.bearer(org_id="platform", org_type="service", scopes="consent:check"),
     )
     assert check.json() == {"allowed": False, "consent": None, "reason": "expired"}
@@ -290,8 +326,9 @@ async def test_withdrawal_sets_status_and_stages_one_event(
 ) -> None:
     created = await record(consent_client, tokens)
     headers = tokens.bearer(scopes=WRITE)
-    first = await consent_client.post(f"/v1/consents/{created['id']}/withdraw", json={"reason": "cliënte wil niet"},
-                                      headers=headers)
+    first = await consent_client.post(
+        f"/v1/consents/{created['id']}/withdraw", json={"reason": "cliënte wil niet"}, headers=headers
+    )
     assert first.status_code == 200
     assert first.json()["status"] == "withdrawn" and first.json()["withdrawn_at"]
     again = await consent_client.post(f"/v1/consents/{created['id']}/withdraw", headers=headers)
@@ -300,10 +337,13 @@ async def test_withdrawal_sets_status_and_stages_one_event(
     assert await count(consent_db, outbox) == 1
 
 
-async def test_withdrawal_reason_is_bounded(consent_client: httpx.AsyncClient, tokens: Tokens, consent_db: Database) -> None:
+async def test_withdrawal_reason_is_bounded(
+    consent_client: httpx.AsyncClient, tokens: Tokens, consent_db: Database
+) -> None:
     created = await record(consent_client, tokens)
-    response = await consent_client.post(f"/v1/consents/{created['id']}/withdraw", json={"reason": "x" * 501},
-                                         headers=tokens.bearer(scopes=WRITE))
+    response = await consent_client.post(
+        f"/v1/consents/{created['id']}/withdraw", json={"reason": "x" * 501}, headers=tokens.bearer(scopes=WRITE)
+    )
     assert response.status_code == 422
     assert await count(consent_db, outbox) == 0
 
@@ -319,26 +359,47 @@ async def test_check_answers_every_reason(consent_client: httpx.AsyncClient, tok
 
     async def check(consent_id: str, *, bsn: str = BSN, org_id: str = SENDER, types: list[str] | None = None) -> dict:
         response = await consent_client.post(
-            "/v1/consents/check", headers=service,
+            "/v1/consents/check",
+            headers=service,
             json={"consent_id": consent_id, "bsn": bsn, "org_id": org_id, "recipient_types": types or ["jgz"]},
         )
         assert response.status_code == 200, response.text
         return response.json()
 
-    assert await check(jgz_only["id"]) == {"allowed": True, "reason": None, "consent": {
-        "id": jgz_only["id"], "recipient_types": ["jgz"], "valid_until": jgz_only["valid_until"]}}
-    assert await check("00000000-0000-0000-0000-000000000000") == {"allowed": False, "consent": None, "reason": "not-found"}
+    assert await check(jgz_only["id"]) == {
+        "allowed": True,
+        "reason": None,
+        "consent": {"id": jgz_only["id"], "recipient_types": ["jgz"], "valid_until": jgz_only["valid_until"]},
+    }
+    assert await check("00000000-0000-0000-0000-000000000000") == {
+        "allowed": False,
+        "consent": None,
+        "reason": "not-found",
+    }
     assert await check(jgz_only["id"], bsn=OTHER_BSN) == {"allowed": False, "consent": None, "reason": "other-patient"}
-    assert await check(jgz_only["id"], org_id=OTHER_ORG) == {"allowed": False, "consent": None, "reason": "other-organisation"}
+    assert await check(jgz_only["id"], org_id=OTHER_ORG) == {
+        "allowed": False,
+        "consent": None,
+        "reason": "other-organisation",
+    }
     assert await check(withdrawn["id"]) == {"allowed": False, "consent": None, "reason": "withdrawn"}
-    assert await check(jgz_only["id"], types=["jgz", "wijkteam"]) == {"allowed": False, "consent": None, "reason": "out-of-scope"}
+    assert await check(jgz_only["id"], types=["jgz", "wijkteam"]) == {
+        "allowed": False,
+        "consent": None,
+        "reason": "out-of-scope",
+    }
 
 
 async def test_check_needs_the_check_scope(consent_client: httpx.AsyncClient, tokens: Tokens) -> None:
     response = await consent_client.post(
-        "/v1/consents/check", headers=tokens.bearer(scopes="consent:read consent:write"),
-        json={"consent_id": "6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10", "bsn": BSN, "org_id": SENDER,
-              "recipient_types": ["jgz"]},
+        "/v1/consents/check",
+        headers=tokens.bearer(scopes="consent:read consent:write"),
+        json={
+            "consent_id": "6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10",
+            "bsn": BSN,
+            "org_id": SENDER,
+            "recipient_types": ["jgz"],
+        },
     )
     assert response.status_code == 403
 

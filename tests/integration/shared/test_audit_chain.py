@@ -25,8 +25,11 @@ WRITE = "consent:write consent:read"
 
 async def _accesses(client: httpx.AsyncClient, tokens: Tokens, n: int = 3) -> None:
     for _ in range(n):
-        created = await client.post("/v1/consents", headers=tokens.bearer(scopes=WRITE), json={
-            "patient": {"bsn": BSN}, "recipient_types": ["jgz"], "method": "verbal", "given_at": "2026-11-20"})
+        created = await client.post(
+            "/v1/consents",
+            headers=tokens.bearer(scopes=WRITE),
+            json={"patient": {"bsn": BSN}, "recipient_types": ["jgz"], "method": "verbal", "given_at": "2026-11-20"},
+        )
         assert created.status_code == 201, created.text
         assert (await client.get(created.headers["location"], headers=tokens.bearer(scopes=WRITE))).status_code == 200
 
@@ -36,8 +39,11 @@ async def triggers_off(database: Database) -> AsyncIterator[None]:
     """What an attacker with the database owner's rights could do first."""
     async with database.engine.connect() as connection:
         if database.is_sqlite:
-            triggers = list(await connection.execute(text(
-                "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_log'")))
+            triggers = list(
+                await connection.execute(
+                    text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'audit_log'")
+                )
+            )
             for name, _ in triggers:
                 await connection.execute(text(f'DROP TRIGGER "{name}"'))
         else:
@@ -55,8 +61,9 @@ async def triggers_off(database: Database) -> AsyncIterator[None]:
             await connection.commit()
 
 
-async def test_an_untouched_chain_verifies(consent_client: httpx.AsyncClient, consent_db: Database,
-                                           tokens: Tokens) -> None:
+async def test_an_untouched_chain_verifies(
+    consent_client: httpx.AsyncClient, consent_db: Database, tokens: Tokens
+) -> None:
     await _accesses(consent_client, tokens)
     report = await verify(consent_db, audit, "consent")
     assert report.intact, report.problems
@@ -86,8 +93,9 @@ async def test_records_past_the_five_years_may_go_and_the_rest_still_verifies(
     await _accesses(consent_client, tokens)
     async with triggers_off(consent_db):  # (backdating is the test's doing, not something the code can do)
         async with consent_db.unit_of_work() as uow:
-            await uow.session.execute(update(audit.log).where(audit.log.c.seq <= 2).values(
-                at=now() - timedelta(days=6 * 365)))
+            await uow.session.execute(
+                update(audit.log).where(audit.log.c.seq <= 2).values(at=now() - timedelta(days=6 * 365))
+            )
             await uow.commit()
     async with consent_db.unit_of_work() as uow:  # the triggers are back: old records may go, no others
         removed = await uow.session.execute(delete(audit.log).where(audit.log.c.at < now() - timedelta(days=5 * 366)))
@@ -98,18 +106,29 @@ async def test_records_past_the_five_years_may_go_and_the_rest_still_verifies(
     assert report.records == 4 and report.spans == {1: (3, 6)} and report.intact, report.problems
 
 
-@pytest.mark.parametrize("tampering, finding", [
-    ("edit", "was changed after it was written"),
-    ("remove", "are missing before record"),
-    ("remove-last", "record(s) of chain 1 are missing"),
-    ("swap-patient", "names another patient"),
-])
+@pytest.mark.parametrize(
+    "tampering, finding",
+    [
+        ("edit", "was changed after it was written"),
+        ("remove", "are missing before record"),
+        ("remove-last", "record(s) of chain 1 are missing"),
+        ("swap-patient", "names another patient"),
+    ],
+)
 async def test_verify_finds_tampering_behind_the_triggers(
     consent_client: httpx.AsyncClient, consent_db: Database, tokens: Tokens, tampering: str, finding: str
 ) -> None:
     await _accesses(consent_client, tokens)
-    await consent_client.post("/v1/consents", headers=tokens.bearer(scopes=WRITE), json={
-        "patient": {"bsn": "123456782"}, "recipient_types": ["jgz"], "method": "verbal", "given_at": "2026-11-20"})
+    await consent_client.post(
+        "/v1/consents",
+        headers=tokens.bearer(scopes=WRITE),
+        json={
+            "patient": {"bsn": "123456782"},
+            "recipient_types": ["jgz"],
+            "method": "verbal",
+            "given_at": "2026-11-20",
+        },
+    )
     async with triggers_off(consent_db):
         async with consent_db.unit_of_work() as uow:
             log = audit.log
@@ -143,9 +162,7 @@ async def test_an_access_does_not_wait_for_another_transaction_holding_a_chain(
     assert report.spans == {1: (1, 4), 2: (1, 2)}
 
 
-async def test_the_audit_log_pages_through_every_record_once(
-    consent_client: httpx.AsyncClient, tokens: Tokens
-) -> None:
+async def test_the_audit_log_pages_through_every_record_once(consent_client: httpx.AsyncClient, tokens: Tokens) -> None:
     await _accesses(consent_client, tokens, n=3)  # 6 records
     auditor = tokens.bearer(org_id="ops", org_type="operator", scopes="audit:read")
     seen: list[str] = []

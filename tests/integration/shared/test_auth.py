@@ -29,8 +29,16 @@ def b64(data: bytes) -> str:
 
 def claims(**overrides: object) -> dict[str, object]:
     now = int(time.time())
-    values: dict[str, object] = {"iss": "kansrijk-dev", "aud": "kansrijk", "sub": "u", "org_id": "12345678",
-                                 "org_type": "verloskundige", "scope": "consent:read", "iat": now, "exp": now + 300}
+    values: dict[str, object] = {
+        "iss": "kansrijk-dev",
+        "aud": "kansrijk",
+        "sub": "u",
+        "org_id": "12345678",
+        "org_type": "verloskundige",
+        "scope": "consent:read",
+        "iat": now,
+        "exp": now + 300,
+    }
     values.update(overrides)
     return values
 
@@ -89,9 +97,7 @@ async def test_wrong_issuer_or_audience_is_401(
     await assert_unauthorized(consent_client, {"Authorization": f"Bearer {token}"})
 
 
-async def test_token_signed_with_another_key_is_401(
-    consent_client: httpx.AsyncClient, tmp_path: object
-) -> None:
+async def test_token_signed_with_another_key_is_401(consent_client: httpx.AsyncClient, tmp_path: object) -> None:
     other = load_or_create_dev_key(tmp_path / "other-keys")  # type: ignore[operator]
     token = sign(other)
     await assert_unauthorized(consent_client, {"Authorization": f"Bearer {token}"})
@@ -117,7 +123,9 @@ async def test_hs256_signed_with_the_public_key_as_secret_is_401(
         await assert_unauthorized(consent_client, {"Authorization": f"Bearer {token}"})
 
 
-async def test_token_with_an_unknown_org_type_is_401(consent_client: httpx.AsyncClient, environment: RunEnvironment) -> None:
+async def test_token_with_an_unknown_org_type_is_401(
+    consent_client: httpx.AsyncClient, environment: RunEnvironment
+) -> None:
     token = sign(environment.dev_key, org_type="apotheek")
     await assert_unauthorized(consent_client, {"Authorization": f"Bearer {token}"})
 
@@ -146,17 +154,24 @@ async def test_auth_is_checked_before_the_body_is_looked_at(consent_client: http
 
 def es256_key() -> SigningKey:
     private = ec.generate_private_key(ec.SECP256R1())
-    private_pem = private.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                                        serialization.NoEncryption())
-    public_pem = private.public_key().public_bytes(serialization.Encoding.PEM,
-                                                   serialization.PublicFormat.SubjectPublicKeyInfo)
+    private_pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public_pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
     return SigningKey(private_pem=private_pem, public_pem=public_pem, kid="es-1", algorithm="ES256")
 
 
 def production_settings(tmp_path: object, **overrides: object) -> ServiceSettings:
-    values: dict[str, object] = {"environment": "production", "jwt_issuer": "https://issuer.example",
-                                 "amqp_url": "amqp://kansrijk:s3cr3t-value@mq/", "data_dir": tmp_path,
-                                 "encryption_keys": new_key_ring_entry("k1"), "bsn_hash_key": "a" * 43}
+    values: dict[str, object] = {
+        "environment": "production",
+        "jwt_issuer": "https://issuer.example",
+        "amqp_url": "amqp://kansrijk:s3cr3t-value@mq/",
+        "data_dir": tmp_path,
+        "encryption_keys": new_key_ring_entry("k1"),
+        "bsn_hash_key": "a" * 43,
+    }
     values.update(overrides)
     return ServiceSettings(**values)
 
@@ -164,8 +179,14 @@ def production_settings(tmp_path: object, **overrides: object) -> ServiceSetting
 async def test_es256_token_verifies_against_a_configured_public_key(tmp_path: object) -> None:
     key = es256_key()
     verifier = TokenVerifier(production_settings(tmp_path, jwt_public_key=key.public_pem.decode()))
-    token = issue_token(key, issuer="https://issuer.example", audience="kansrijk", org_id="11112222",
-                        org_type="jgz", scopes="delivery:read")
+    token = issue_token(
+        key,
+        issuer="https://issuer.example",
+        audience="kansrijk",
+        org_id="11112222",
+        org_type="jgz",
+        scopes="delivery:read",
+    )
     principal = await verifier.verify(token)
     assert (principal.org_id, principal.org_type, principal.scopes) == ("11112222", "jgz", frozenset({"delivery:read"}))
 
@@ -182,14 +203,28 @@ async def test_tokens_verify_against_a_jwks_url_fetched_once_and_cached(tmp_path
     http = httpx.AsyncClient(transport=httpx.MockTransport(issuer))
     verifier = TokenVerifier(production_settings(tmp_path, jwt_jwks_url="https://issuer.example/jwks"), http=http)
     for _ in range(3):
-        token = issue_token(key, issuer="https://issuer.example", audience="kansrijk", org_id="1",
-                            org_type="huisarts", scopes="melding:write")
+        token = issue_token(
+            key,
+            issuer="https://issuer.example",
+            audience="kansrijk",
+            org_id="1",
+            org_type="huisarts",
+            scopes="melding:write",
+        )
         assert (await verifier.verify(token)).org_type == "huisarts"
     assert fetches == 1
     stranger = es256_key()
     with pytest.raises(Unauthorized):
-        await verifier.verify(issue_token(stranger, issuer="https://issuer.example", audience="kansrijk",
-                                          org_id="1", org_type="huisarts", scopes=""))
+        await verifier.verify(
+            issue_token(
+                stranger,
+                issuer="https://issuer.example",
+                audience="kansrijk",
+                org_id="1",
+                org_type="huisarts",
+                scopes="",
+            )
+        )
 
 
 async def test_a_rotated_issuer_key_is_fetched_once_and_unknown_kids_cannot_make_us_hammer_the_issuer(
@@ -203,12 +238,20 @@ async def test_a_rotated_issuer_key_is_fetched_once_and_unknown_kids_cannot_make
         fetches += 1
         return httpx.Response(200, json=jwks_document(published))
 
-    verifier = TokenVerifier(production_settings(tmp_path, jwt_jwks_url="https://issuer.example/jwks"),
-                             http=httpx.AsyncClient(transport=httpx.MockTransport(issuer)))
+    verifier = TokenVerifier(
+        production_settings(tmp_path, jwt_jwks_url="https://issuer.example/jwks"),
+        http=httpx.AsyncClient(transport=httpx.MockTransport(issuer)),
+    )
 
     def token(key: SigningKey) -> str:
-        return issue_token(key, issuer="https://issuer.example", audience="kansrijk", org_id="1",
-                           org_type="huisarts", scopes="melding:write")
+        return issue_token(
+            key,
+            issuer="https://issuer.example",
+            audience="kansrijk",
+            org_id="1",
+            org_type="huisarts",
+            scopes="melding:write",
+        )
 
     await verifier.verify(token(old))
     assert fetches == 1
@@ -263,16 +306,29 @@ async def test_token_lifetime_iat_and_nbf_are_honoured(tmp_path: object, case: s
     with pytest.raises(Unauthorized):
         await verifier.verify(token)
     # the same token within the limits is accepted: the check above is about the one claim
-    fine = jwt.encode(claims(iss="https://issuer.example"), key.private_pem.decode(), algorithm=key.algorithm,
-                      headers={"kid": key.kid})
+    fine = jwt.encode(
+        claims(iss="https://issuer.example"),
+        key.private_pem.decode(),
+        algorithm=key.algorithm,
+        headers={"kid": key.kid},
+    )
     assert (await verifier.verify(fine)).org_id == "12345678"
 
 
 # --- malformed headers and claims are 401, never a 500 -----------------------------------------------------
 
 
-@pytest.mark.parametrize("header", [{"alg": ["RS256"]}, {"alg": {"RS256": 1}}, {"alg": None}, {"alg": 256},
-                                    {"alg": "RS256", "kid": ["x"]}, {"alg": "RS256", "kid": {"a": 1}}])
+@pytest.mark.parametrize(
+    "header",
+    [
+        {"alg": ["RS256"]},
+        {"alg": {"RS256": 1}},
+        {"alg": None},
+        {"alg": 256},
+        {"alg": "RS256", "kid": ["x"]},
+        {"alg": "RS256", "kid": {"a": 1}},
+    ],
+)
 async def test_a_header_whose_alg_or_kid_is_not_a_string_is_401(
     consent_client: httpx.AsyncClient, header: dict[str, object]
 ) -> None:
@@ -288,9 +344,18 @@ async def test_a_list_kid_is_401_with_a_jwks_url_too(tmp_path: object) -> None:
         await verifier.verify(token)
 
 
-@pytest.mark.parametrize("claim", [{"org_id": "1" * 65}, {"sub": "u" * 201}, {"org_id": "1234\x005678"},
-                                   {"sub": "dr.\x00jansen"}, {"org_id": "12 34"}, {"sub": "\ud800"},
-                                   {"scope": "consent:read\x00"}])
+@pytest.mark.parametrize(
+    "claim",
+    [
+        {"org_id": "1" * 65},
+        {"sub": "u" * 201},
+        {"org_id": "1234\x005678"},
+        {"sub": "dr.\x00jansen"},
+        {"org_id": "12 34"},
+        {"sub": "\ud800"},
+        {"scope": "consent:read\x00"},
+    ],
+)
 async def test_a_signed_token_with_an_oversized_or_unstorable_claim_is_401(
     consent_client: httpx.AsyncClient, environment: RunEnvironment, claim: dict[str, str]
 ) -> None:
@@ -301,27 +366,48 @@ async def test_a_signed_token_with_an_oversized_or_unstorable_claim_is_401(
 # --- who may hold which scope (docs/security.md) ------------------------------------------------------------
 
 
-@pytest.mark.parametrize(("org_type", "scope", "allowed"), [
-    ("verloskundige", "consent:write", True), ("huisarts", "consent:read", True),
-    ("jgz", "consent:write", False), ("wijkteam", "consent:read", False), ("operator", "consent:write", False),
-    ("service", "consent:check", True), ("verloskundige", "consent:check", False), ("operator", "consent:check", False),
-    ("operator", "audit:read", True), ("verloskundige", "audit:read", True), ("service", "audit:read", False),
-])
+@pytest.mark.parametrize(
+    ("org_type", "scope", "allowed"),
+    [
+        ("verloskundige", "consent:write", True),
+        ("huisarts", "consent:read", True),
+        ("jgz", "consent:write", False),
+        ("wijkteam", "consent:read", False),
+        ("operator", "consent:write", False),
+        ("service", "consent:check", True),
+        ("verloskundige", "consent:check", False),
+        ("operator", "consent:check", False),
+        ("operator", "audit:read", True),
+        ("verloskundige", "audit:read", True),
+        ("service", "audit:read", False),
+    ],
+)
 async def test_each_scope_is_honoured_only_for_the_org_types_that_may_hold_it(
     consent_client: httpx.AsyncClient, tokens: Tokens, org_type: str, scope: str, allowed: bool
 ) -> None:
     calls = {
-        "consent:write": ("POST", "/v1/consents", {"patient": {"bsn": "999999990"}, "recipient_types": ["jgz"],
-                                                   "method": "verbal", "given_at": "2026-11-01"}),
+        "consent:write": (
+            "POST",
+            "/v1/consents",
+            {"patient": {"bsn": "999999990"}, "recipient_types": ["jgz"], "method": "verbal", "given_at": "2026-11-01"},
+        ),
         "consent:read": ("POST", SEARCH, BODY),
-        "consent:check": ("POST", "/v1/consents/check", {
-            "consent_id": "6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10", "bsn": "999999990", "org_id": "12345678",
-            "recipient_types": ["jgz"]}),
+        "consent:check": (
+            "POST",
+            "/v1/consents/check",
+            {
+                "consent_id": "6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10",
+                "bsn": "999999990",
+                "org_id": "12345678",
+                "recipient_types": ["jgz"],
+            },
+        ),
         "audit:read": ("GET", "/v1/audit", None),
     }
     method, path, body = calls[scope]
-    response = await consent_client.request(method, path, json=body,
-                                            headers=tokens.bearer(org_type=org_type, scopes=scope))
+    response = await consent_client.request(
+        method, path, json=body, headers=tokens.bearer(org_type=org_type, scopes=scope)
+    )
     if allowed:
         assert response.status_code in (200, 201), response.text
     else:
@@ -340,8 +426,9 @@ async def test_an_organisation_reads_only_the_audit_records_of_its_own_accesses(
     assert records and {r["actor_org_id"] for r in records} == {mine}
     refused = await consent_client.get("/v1/audit", params={"org_id": theirs}, headers=own)
     assert refused.status_code == 403
-    searched = (await consent_client.post("/v1/audit/_search", json={"bsn": "999999990", "services": ["consent"]},
-                                          headers=own)).json()["items"]
+    searched = (
+        await consent_client.post("/v1/audit/_search", json={"bsn": "999999990", "services": ["consent"]}, headers=own)
+    ).json()["items"]
     assert searched and {r["actor_org_id"] for r in searched} == {mine}
     operator = tokens.bearer(org_id="ops", org_type="operator", scopes="audit:read")
     everyone = (await consent_client.get("/v1/audit", headers=operator)).json()["items"]

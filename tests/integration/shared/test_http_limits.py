@@ -20,8 +20,15 @@ ONE_MB = 1_048_576
 
 
 def _consent_body(padding: int) -> bytes:
-    return json.dumps({"patient": {"bsn": "999999990"}, "recipient_types": ["jgz"], "method": "verbal",
-                       "given_at": "2026-11-01", "pad": "x" * padding}).encode()
+    return json.dumps(
+        {
+            "patient": {"bsn": "999999990"},
+            "recipient_types": ["jgz"],
+            "method": "verbal",
+            "given_at": "2026-11-01",
+            "pad": "x" * padding,
+        }
+    ).encode()
 
 
 async def test_a_body_over_one_megabyte_is_413_before_it_is_read_and_nothing_is_stored(
@@ -36,13 +43,14 @@ async def test_a_body_over_one_megabyte_is_413_before_it_is_read_and_nothing_is_
     async def chunks() -> AsyncIterator[bytes]:  # no Content-Length: counted as it arrives
         body = _consent_body(ONE_MB)
         for start in range(0, len(body), 65536):
-            yield body[start:start + 65536]
+            yield body[start : start + 65536]
 
     streamed = await consent_client.post("/v1/consents", content=chunks(), headers=headers)
     assert streamed.status_code == 413, streamed.text
     assert streamed.json()["type"] == "urn:kansrijk:problem:payload-too-large"
-    found = await consent_client.post("/v1/consents/_search", json={"bsn": "999999990"},
-                                      headers=tokens.bearer(scopes=WRITE))
+    found = await consent_client.post(
+        "/v1/consents/_search", json={"bsn": "999999990"}, headers=tokens.bearer(scopes=WRITE)
+    )
     assert found.json()["items"] == []
     # just under the limit is read and judged on its content (an unknown field: 422)
     under = await consent_client.post("/v1/consents", content=_consent_body(ONE_MB - 200), headers=headers)
@@ -84,9 +92,7 @@ async def _closed_by_server(reader: asyncio.StreamReader, within: float) -> bool
 
 
 @pytest.mark.parametrize("sent", [b"", b"GET /health/live HTTP/1.1\r\nHost: x\r\n"])
-async def test_a_client_too_slow_to_send_its_request_is_disconnected(
-    environment: RunEnvironment, sent: bytes
-) -> None:
+async def test_a_client_too_slow_to_send_its_request_is_disconnected(environment: RunEnvironment, sent: bytes) -> None:
     async with _served(environment, http_request_timeout_seconds=1.0) as port:
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         writer.write(sent)  # nothing, or a head that never ends (slowloris)
@@ -102,8 +108,9 @@ async def test_a_client_too_slow_to_send_its_request_is_disconnected(
 
 
 def test_the_server_configuration_carries_the_limits(environment: RunEnvironment) -> None:
-    settings = consent_settings(environment, http_max_connections=250, http_keep_alive_seconds=7,
-                                http_request_timeout_seconds=12.5)
+    settings = consent_settings(
+        environment, http_max_connections=250, http_keep_alive_seconds=7, http_request_timeout_seconds=12.5
+    )
     config = server_config(object(), settings)
     assert (config.limit_concurrency, config.timeout_keep_alive) == (250, 7)
     assert config.http.request_timeout == 12.5  # type: ignore[union-attr]

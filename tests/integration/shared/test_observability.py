@@ -17,14 +17,18 @@ BSN = "999999990"
 NOTE_LIKE = "Cliënte trekt in wegens verhuizing"
 
 
-async def test_request_id_is_taken_from_the_caller_or_made_and_always_returned(consent_client: httpx.AsyncClient) -> None:
+async def test_request_id_is_taken_from_the_caller_or_made_and_always_returned(
+    consent_client: httpx.AsyncClient,
+) -> None:
     given = await consent_client.get("/health/live", headers={"X-Request-ID": "ehr-trace-42"})
     assert given.headers["x-request-id"] == "ehr-trace-42"
     made = await consent_client.get("/health/live")
     assert len(made.headers["x-request-id"]) == 32
     hostile = await consent_client.get("/health/live", headers={"X-Request-ID": "bad id\u0000" + "x" * 300})
     assert hostile.headers["x-request-id"] != "bad id"
-    uuid_given = await consent_client.get("/health/live", headers={"X-Request-ID": "6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10"})
+    uuid_given = await consent_client.get(
+        "/health/live", headers={"X-Request-ID": "6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10"}
+    )
     assert uuid_given.headers["x-request-id"] == "6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10"
 
 
@@ -64,7 +68,9 @@ async def test_ready_is_503_when_the_database_does_not_answer(consent_client: ht
 async def test_metrics_are_prometheus_text_labelled_by_route_template(
     consent_client: httpx.AsyncClient, tokens: Tokens
 ) -> None:
-    await consent_client.get("/v1/consents/11111111-2222-3333-4444-555555555555", headers=tokens.bearer(scopes="consent:read"))
+    await consent_client.get(
+        "/v1/consents/11111111-2222-3333-4444-555555555555", headers=tokens.bearer(scopes="consent:read")
+    )
     response = await consent_client.get("/metrics")
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/plain")
@@ -86,10 +92,14 @@ async def test_log_lines_are_json_with_the_request_id_and_no_personal_data(
     root.setLevel(logging.DEBUG)
     try:
         headers = {**tokens.bearer(scopes="consent:write consent:read"), "X-Request-ID": "trace-log-1"}
-        created = await consent_client.post("/v1/consents", headers=headers, json={
-            "patient": {"bsn": BSN}, "recipient_types": ["jgz"], "method": "verbal", "given_at": "2026-11-01"})
-        await consent_client.post(f"/v1/consents/{created.json()['id']}/withdraw", headers=headers,
-                                  json={"reason": NOTE_LIKE})
+        created = await consent_client.post(
+            "/v1/consents",
+            headers=headers,
+            json={"patient": {"bsn": BSN}, "recipient_types": ["jgz"], "method": "verbal", "given_at": "2026-11-01"},
+        )
+        await consent_client.post(
+            f"/v1/consents/{created.json()['id']}/withdraw", headers=headers, json={"reason": NOTE_LIKE}
+        )
         await consent_client.post("/v1/consents/_search", headers=headers, json={"bsn": BSN})
         await consent_client.post("/v1/consents", headers=headers, json={"patient": {"bsn": "999999991"}})
         await asyncio.sleep(0.5)  # let the relay publish the withdrawal, and log about it
@@ -140,8 +150,11 @@ async def test_an_outbox_message_the_broker_has_not_confirmed_shows_as_backlog_w
     app = create_app(consent_settings(environment), run_workers=False)  # no relay: nothing leaves the outbox
     async with running(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as client:
         headers = tokens.bearer(scopes="consent:write consent:read")
-        created = await client.post("/v1/consents", headers=headers, json={
-            "patient": {"bsn": BSN}, "recipient_types": ["jgz"], "method": "verbal", "given_at": "2026-11-01"})
+        created = await client.post(
+            "/v1/consents",
+            headers=headers,
+            json={"patient": {"bsn": BSN}, "recipient_types": ["jgz"], "method": "verbal", "given_at": "2026-11-01"},
+        )
         await client.post(f"/v1/consents/{created.json()['id']}/withdraw", headers=headers)
         await asyncio.sleep(1.1)
         metrics = (await client.get("/metrics")).text

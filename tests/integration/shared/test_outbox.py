@@ -42,11 +42,16 @@ async def bound_queue(channel: aio_pika.abc.AbstractChannel, routing_key: str) -
 
 async def record_and_withdraw(client: httpx.AsyncClient, tokens: Tokens, request_id: str) -> str:
     headers = tokens.bearer(scopes="consent:write")
-    created = await client.post("/v1/consents", headers=headers, json={
-        "patient": {"bsn": BSN}, "recipient_types": ["jgz"], "method": "written", "given_at": "2026-11-01"})
+    created = await client.post(
+        "/v1/consents",
+        headers=headers,
+        json={"patient": {"bsn": BSN}, "recipient_types": ["jgz"], "method": "written", "given_at": "2026-11-01"},
+    )
     assert created.status_code == 201
     consent_id = created.json()["id"]
-    withdrawn = await client.post(f"/v1/consents/{consent_id}/withdraw", headers={**headers, "X-Request-ID": request_id})
+    withdrawn = await client.post(
+        f"/v1/consents/{consent_id}/withdraw", headers={**headers, "X-Request-ID": request_id}
+    )
     assert withdrawn.status_code == 200
     return consent_id
 
@@ -111,8 +116,9 @@ async def test_two_relays_running_at_once_publish_each_event_once(
     total = 300
     async with consent_db.unit_of_work() as uow:
         for n in range(total):
-            await add_message(uow, outbox, exchange=EVENTS_EXCHANGE, routing_key=routing_key,
-                              message_type="test.event", body={"n": n})
+            await add_message(
+                uow, outbox, exchange=EVENTS_EXCHANGE, routing_key=routing_key, message_type="test.event", body={"n": n}
+            )
         await uow.commit()
 
     stop = asyncio.Event()

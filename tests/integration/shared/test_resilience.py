@@ -53,16 +53,28 @@ async def test_a_silent_broker_is_noticed_within_30_seconds_and_the_connection_c
 
 
 async def test_a_request_while_the_database_is_away_is_a_503_with_retry_after(
-    environment: RunEnvironment, tokens: Tokens,
+    environment: RunEnvironment,
+    tokens: Tokens,
 ) -> None:
     nowhere = f"postgresql+asyncpg://postgres@127.0.0.1:{_free_port()}/kansrijk"
-    app = create_consent_app(ConsentSettings(data_dir=environment.data_dir, amqp_url=environment.amqp_url,
-                                             database_url=nowhere), run_workers=False)
-    async with running(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app),
-                                               base_url="http://consent") as client:
-        response = await client.post("/v1/consents", headers=tokens.bearer(scopes="consent:write"), json={
-            "patient": {"bsn": "999999990"}, "recipient_types": ["jgz"], "method": "verbal",
-            "given_at": "2026-11-01"})
+    app = create_consent_app(
+        ConsentSettings(data_dir=environment.data_dir, amqp_url=environment.amqp_url, database_url=nowhere),
+        run_workers=False,
+    )
+    async with (
+        running(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://consent") as client,
+    ):
+        response = await client.post(
+            "/v1/consents",
+            headers=tokens.bearer(scopes="consent:write"),
+            json={
+                "patient": {"bsn": "999999990"},
+                "recipient_types": ["jgz"],
+                "method": "verbal",
+                "given_at": "2026-11-01",
+            },
+        )
         assert response.status_code == 503, response.text
         assert response.headers["content-type"] == "application/problem+json"
         assert response.headers["retry-after"] == "2"
@@ -79,16 +91,22 @@ async def test_a_consumer_waits_out_a_database_outage_instead_of_dead_lettering(
     outage_ends = time.monotonic() + 9
     applied: list[str] = []
 
-    async def handler(uow, event: IncomingEvent) -> None:  # noqa: ANN001
+    async def handler(uow, event: IncomingEvent) -> None:
         if time.monotonic() < outage_ends:
             raise OperationalError("SELECT 1", {}, ConnectionResetError("the database system is shutting down"))
         applied.append(event.message_id)
 
     async with scratch_vhost(environment, "db-outage") as amqp_url:
         broker = Broker(amqp_url, client_name="kansrijk-test-db-outage")
-        consumer = IdempotentConsumer(database, broker, processed_messages, name=f"test-{uuid.uuid4().hex[:6]}",
-                                      queue="kansrijk.test.db-outage", exchange=EVENTS_EXCHANGE,
-                                      handlers={"test.happened": handler})
+        consumer = IdempotentConsumer(
+            database,
+            broker,
+            processed_messages,
+            name=f"test-{uuid.uuid4().hex[:6]}",
+            queue="kansrijk.test.db-outage",
+            exchange=EVENTS_EXCHANGE,
+            handlers={"test.happened": handler},
+        )
         stop = asyncio.Event()
         task = asyncio.create_task(consumer.run(stop))
         try:
@@ -96,9 +114,15 @@ async def test_a_consumer_waits_out_a_database_outage_instead_of_dead_lettering(
             channel = await broker.channel()
             exchange = await channel.get_exchange(EVENTS_EXCHANGE, ensure=False)
             message_id = str(uuid.uuid4())
-            await exchange.publish(aio_pika.Message(json.dumps({}).encode(), message_id=message_id, type="test.happened",
-                                                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
-                                   routing_key="test.happened")
+            await exchange.publish(
+                aio_pika.Message(
+                    json.dumps({}).encode(),
+                    message_id=message_id,
+                    type="test.happened",
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                ),
+                routing_key="test.happened",
+            )
             for _ in range(200):
                 if applied:
                     break
@@ -136,6 +160,7 @@ async def test_pooled_connections_postgresql_closed_are_replaced_without_an_erro
 
     database = Database(environment.database_urls["consent"])
     try:
+
         async def backend_pids() -> set[int]:
             pids = set()
             async with database.engine.connect() as connection:
@@ -177,12 +202,19 @@ async def test_pooled_connections_postgresql_closed_are_replaced_without_an_erro
         await database.dispose()
 
 
-async def test_a_refused_vhost_is_logged_as_an_error_with_its_fix_at_every_retry(environment: RunEnvironment) -> None:
+async def test_a_refused_vhost_is_logged_as_an_error_with_its_fix_at_every_retry(
+    environment: RunEnvironment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import structlog
     from structlog.testing import capture_logs
+
+    from shared.messaging import broker as broker_module
 
     url = environment.amqp_url.rsplit("/", 1)[0] + f"/absent-{uuid.uuid4().hex[:6]}"
     broker = Broker(url, client_name="test")
     with capture_logs() as logs, pytest.raises(aio_pika.exceptions.AMQPError):
+        # A logger made now: the module's own may already be bound to the JSON output by an earlier test.
+        monkeypatch.setattr(broker_module, "log", structlog.get_logger("test"))
         await broker.connect(attempts=3)
     said = [entry for entry in logs if entry["event"] == "broker_unavailable"]
     assert len(said) == 2 and all(entry["log_level"] == "error" for entry in said)

@@ -30,23 +30,46 @@ async def test_pruning_keeps_the_deduplication_window_and_every_unsent_message(m
     async with melding_db.unit_of_work() as uow:
         for message_id, age_h, sent in (("old-sent", 200, True), ("new-sent", 2, True), ("old-unsent", 500, False)):
             created = at - timedelta(hours=age_h)
-            await uow.session.execute(outbox.insert().values(
-                id=message_id, exchange="kansrijk.events", routing_key="x", message_type="x", body="{}",
-                mandatory=True, created_at=created, sent_at=created if sent else None, attempts=1))
+            await uow.session.execute(
+                outbox.insert().values(
+                    id=message_id,
+                    exchange="kansrijk.events",
+                    routing_key="x",
+                    message_type="x",
+                    body="{}",
+                    mandatory=True,
+                    created_at=created,
+                    sent_at=created if sent else None,
+                    attempts=1,
+                )
+            )
         for message_id, age_h in (("old", 200), ("recent", 100)):
-            await uow.session.execute(processed_messages.insert().values(
-                consumer="melding", message_id=message_id, processed_at=at - timedelta(hours=age_h)))
+            await uow.session.execute(
+                processed_messages.insert().values(
+                    consumer="melding", message_id=message_id, processed_at=at - timedelta(hours=age_h)
+                )
+            )
         for key, age_h in (("expired", 50), ("kept", 30)):
-            await uow.session.execute(idempotency_keys.insert().values(
-                org_id="1", key=key, fingerprint="f", status_code=202, resource_id="r",
-                created_at=at - timedelta(hours=age_h)))
+            await uow.session.execute(
+                idempotency_keys.insert().values(
+                    org_id="1",
+                    key=key,
+                    fingerprint="f",
+                    status_code=202,
+                    resource_id="r",
+                    created_at=at - timedelta(hours=age_h),
+                )
+            )
         await uow.commit()
 
-    removed = await prune(melding_db, [
-        Retention(outbox, outbox.c.sent_at, timedelta(hours=168)),
-        Retention(processed_messages, processed_messages.c.processed_at, timedelta(hours=168)),
-        Retention(idempotency_keys, idempotency_keys.c.created_at, timedelta(hours=48)),
-    ])
+    removed = await prune(
+        melding_db,
+        [
+            Retention(outbox, outbox.c.sent_at, timedelta(hours=168)),
+            Retention(processed_messages, processed_messages.c.processed_at, timedelta(hours=168)),
+            Retention(idempotency_keys, idempotency_keys.c.created_at, timedelta(hours=48)),
+        ],
+    )
     assert removed == {"outbox": 1, "processed_messages": 1, "idempotency_keys": 1}
     async with melding_db.unit_of_work() as uow:
         assert set((await uow.session.execute(select(outbox.c.id))).scalars()) == {"new-sent", "old-unsent"}
@@ -58,11 +81,17 @@ async def test_the_service_worker_prunes_on_its_schedule(environment: RunEnviron
     import asyncio
 
     async with melding_db.unit_of_work() as uow:
-        await uow.session.execute(processed_messages.insert().values(
-            consumer="melding", message_id="ancient", processed_at=now() - timedelta(days=30)))
+        await uow.session.execute(
+            processed_messages.insert().values(
+                consumer="melding", message_id="ancient", processed_at=now() - timedelta(days=30)
+            )
+        )
         await uow.commit()
-    runtime = build_runtime(MeldingSettings(database_url=environment.database_urls["melding"],
-                                            data_dir=environment.data_dir, prune_interval_seconds=0.1))
+    runtime = build_runtime(
+        MeldingSettings(
+            database_url=environment.database_urls["melding"], data_dir=environment.data_dir, prune_interval_seconds=0.1
+        )
+    )
     stop = asyncio.Event()
     rules = retention_rules(runtime.settings, outbox=outbox, audit=audit, processed=processed_messages)
     task = asyncio.create_task(housekeeping(runtime, rules)(stop))

@@ -15,18 +15,26 @@ async def test_withdrawals_leave_the_routing_events_queue_for_their_own(environm
             channel = await connection.channel()
             # As the previous version declared it: withdrawals bound to routing's meldingen queue.
             await channel.declare_exchange(EVENTS_EXCHANGE, aio_pika.ExchangeType.TOPIC, durable=True)
-            await declare_quorum_queue(channel, "kansrijk.routing.events", exchange=EVENTS_EXCHANGE,
-                                       routing_keys=["melding.accepted", "consent.withdrawn"])
+            await declare_quorum_queue(
+                channel,
+                "kansrijk.routing.events",
+                exchange=EVENTS_EXCHANGE,
+                routing_keys=["melding.accepted", "consent.withdrawn"],
+            )
             await declare_topology(channel)
             await declare_topology(channel)  # and again, as every service does when it starts: no error
 
             exchange = await channel.get_exchange(EVENTS_EXCHANGE)
-            await exchange.publish(aio_pika.Message(b"{}", message_id="w1", delivery_mode=2),
-                                   routing_key="consent.withdrawn")
-            await exchange.publish(aio_pika.Message(b"{}", message_id="a1", delivery_mode=2),
-                                   routing_key="melding.accepted")
-            queues = {name: await channel.declare_queue(name, passive=True) for name in (
-                "kansrijk.routing.events", "kansrijk.routing.withdrawals", "kansrijk.melding.events")}
+            await exchange.publish(
+                aio_pika.Message(b"{}", message_id="w1", delivery_mode=2), routing_key="consent.withdrawn"
+            )
+            await exchange.publish(
+                aio_pika.Message(b"{}", message_id="a1", delivery_mode=2), routing_key="melding.accepted"
+            )
+            queues = {
+                name: await channel.declare_queue(name, passive=True)
+                for name in ("kansrijk.routing.events", "kansrijk.routing.withdrawals", "kansrijk.melding.events")
+            }
             got = {}
             for name, queue in queues.items():
                 message = await queue.get(fail=False, timeout=5)
@@ -34,7 +42,10 @@ async def test_withdrawals_leave_the_routing_events_queue_for_their_own(environm
                 if message:
                     await message.ack()
                 assert await queue.get(fail=False, timeout=5) is None, f"{name}: more than one message"
-            assert got == {"kansrijk.routing.events": "a1", "kansrijk.routing.withdrawals": "w1",
-                           "kansrijk.melding.events": "w1"}
+            assert got == {
+                "kansrijk.routing.events": "a1",
+                "kansrijk.routing.withdrawals": "w1",
+                "kansrijk.melding.events": "w1",
+            }
         finally:
             await connection.close()

@@ -12,9 +12,17 @@ NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
 def record(**overrides: object) -> Consent:
     values: dict[str, object] = dict(
-        bsn="999999990", recipient_types=["wijkteam", "jgz"], purpose="kansrijke-start-melding", method="verbal",
-        given_at=date(2026, 11, 20), valid_until=None, org_id="12345678", org_type="verloskundige", sub="u",
-        today=TODAY, now=NOW,
+        bsn="999999990",
+        recipient_types=["wijkteam", "jgz"],
+        purpose="kansrijke-start-melding",
+        method="verbal",
+        given_at=date(2026, 11, 20),
+        valid_until=None,
+        org_id="12345678",
+        org_type="verloskundige",
+        sub="u",
+        today=TODAY,
+        now=NOW,
     )
     values.update(overrides)
     return Consent.record(**values)  # type: ignore[arg-type]

@@ -50,8 +50,9 @@ def test_invalid_bsns(value: str) -> None:
     assert not is_valid_bsn(value)
 
 
-@given(st.integers(1000, 9999), st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=2, max_size=2), st.booleans(),
-       st.booleans())
+@given(
+    st.integers(1000, 9999), st.text("ABCDEFGHIJKLMNOPQRSTUVWXYZ", min_size=2, max_size=2), st.booleans(), st.booleans()
+)
 def test_postcodes_normalise_spaces_and_case(digits: int, letters: str, space: bool, lower: bool) -> None:
     written = f"{digits}{' ' if space else ''}{letters.lower() if lower else letters}"
     if letters in {"SA", "SD", "SS"}:
@@ -61,8 +62,9 @@ def test_postcodes_normalise_spaces_and_case(digits: int, letters: str, space: b
         assert normalise_postcode(written) == f"{digits}{letters}"
 
 
-@pytest.mark.parametrize("value", ["0123AB", "123AB", "12345AB", "1011A", "1011ABC", "1011 SA", "1011sd", "1011-AB",
-                                   "1011  AB", ""])
+@pytest.mark.parametrize(
+    "value", ["0123AB", "123AB", "12345AB", "1011A", "1011ABC", "1011 SA", "1011sd", "1011-AB", "1011  AB", ""]
+)
 def test_invalid_postcodes(value: str) -> None:
     with pytest.raises(ValueError):
         normalise_postcode(value)
@@ -79,7 +81,12 @@ def test_gemeente_codes(value: str) -> None:
     assert validate_gemeente_code(value) == value
 
 
-@pytest.mark.parametrize("value", ["gm0363", "GM363", "GM03631", "0363", "GMABCD"])
+@pytest.mark.parametrize(("value", "normalised"), [("gm0363", "GM0363"), (" Gm0599 ", "GM0599")])
+def test_gemeente_codes_are_normalised_like_postcodes(value: str, normalised: str) -> None:
+    assert validate_gemeente_code(value) == normalised
+
+
+@pytest.mark.parametrize("value", ["GM363", "GM03631", "0363", "GMABCD", "GM 0363"])
 def test_invalid_gemeente_codes(value: str) -> None:
     with pytest.raises(ValueError):
         validate_gemeente_code(value)

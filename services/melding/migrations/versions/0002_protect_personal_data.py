@@ -28,10 +28,14 @@ def upgrade() -> None:
     steps.encrypt_column("meldingen", "id", "content")
     steps.encrypt_column("outbox", "id", "body")
     steps.set_comments("outbox", {"body": "the exact JSON published, encrypted"})
-    steps.set_comments("meldingen", {
-        "content": "JSON: patient, pregnancy, risk domains, note, contact; encrypted; NULL once purged",
-        "expected_due_date": "kept after the purge: it dates the retention",
-        "skeleton": "JSON left after the purge: risk domains, recipient types"})
+    steps.set_comments(
+        "meldingen",
+        {
+            "content": "JSON: patient, pregnancy, risk domains, note, contact; encrypted; NULL once purged",
+            "expected_due_date": "kept after the purge: it dates the retention",
+            "skeleton": "JSON left after the purge: risk domains, recipient types",
+        },
+    )
 
 
 def downgrade() -> None:

@@ -23,8 +23,10 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("consent_id", name=op.f("pk_consent_states")),
     )
     # The withdrawals applied before this table existed, so that intake refuses their consents too.
-    op.execute("INSERT INTO consent_states (consent_id, withdrawn_at) SELECT consent_id, MIN(withdrawn_at) "
-               "FROM meldingen WHERE withdrawn_at IS NOT NULL GROUP BY consent_id")
+    op.execute(
+        "INSERT INTO consent_states (consent_id, withdrawn_at) SELECT consent_id, MIN(withdrawn_at) "
+        "FROM meldingen WHERE withdrawn_at IS NOT NULL GROUP BY consent_id"
+    )
 
 
 def downgrade() -> None:

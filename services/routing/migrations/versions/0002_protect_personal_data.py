@@ -22,8 +22,9 @@ def upgrade() -> None:
     with op.batch_alter_table("routed_meldingen") as batch:
         batch.add_column(sa.Column("expected_due_date", sa.Date(), nullable=True))
         batch.add_column(sa.Column("purged_at", UTCDateTime(), nullable=True))
-    steps.copy_json_field("routed_meldingen", "melding_id", "accepted", "expected_due_date",
-                          ("content", "pregnancy", "expected_due_date"))
+    steps.copy_json_field(
+        "routed_meldingen", "melding_id", "accepted", "expected_due_date", ("content", "pregnancy", "expected_due_date")
+    )
     op.create_index("ix_routed_meldingen_expected_due_date", "routed_meldingen", ["expected_due_date"])
     with op.batch_alter_table("deliveries") as batch:
         batch.alter_column("status_note", type_=sa.Text(), existing_nullable=True)
@@ -33,9 +34,13 @@ def upgrade() -> None:
     steps.encrypt_column("dead_letters", "id", "body")
     steps.encrypt_column("outbox", "id", "body")
     steps.set_comments("outbox", {"body": "the exact JSON published, encrypted"})
-    steps.set_comments("routed_meldingen", {
-        "accepted": "the melding.accepted body, encrypted; removed on withdrawal",
-        "expected_due_date": "kept after the purge: it dates the retention"})
+    steps.set_comments(
+        "routed_meldingen",
+        {
+            "accepted": "the melding.accepted body, encrypted; removed on withdrawal",
+            "expected_due_date": "kept after the purge: it dates the retention",
+        },
+    )
     steps.set_comments("deliveries", {"message": "the melding.delivered body, encrypted; replaced on retraction"})
 
 
@@ -43,9 +48,13 @@ def downgrade() -> None:
     steps.set_comments("outbox", {"body": "the exact JSON published"})
     steps.set_comments("routed_meldingen", {"accepted": None})
     steps.set_comments("deliveries", {"message": None})
-    for table, key, column in (("outbox", "id", "body"), ("dead_letters", "id", "body"),
-                               ("deliveries", "delivery_id", "status_note"), ("deliveries", "delivery_id", "message"),
-                               ("routed_meldingen", "melding_id", "accepted")):
+    for table, key, column in (
+        ("outbox", "id", "body"),
+        ("dead_letters", "id", "body"),
+        ("deliveries", "delivery_id", "status_note"),
+        ("deliveries", "delivery_id", "message"),
+        ("routed_meldingen", "melding_id", "accepted"),
+    ):
         steps.decrypt_column(table, key, column)
     with op.batch_alter_table("deliveries") as batch:
         batch.alter_column("status_note", type_=sa.String(500), existing_nullable=True)
