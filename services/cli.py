@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from yarl import URL
 
-from services.registry import SERVICES
+from services.registry import SERVICES, ServiceEntry
 from shared import migrations
 from shared.auth import MAX_TOKEN_LIFETIME_SECONDS, ORG_TYPES, SCOPES, issue_token, load_or_create_dev_key
 from shared.crypto import cipher_for
@@ -71,7 +71,7 @@ def _without_password(url: str) -> str:
         return "<not a database URL>"
 
 
-def _entry(name: str):
+def _entry(name: str) -> ServiceEntry:
     if name not in SERVICES:
         raise typer.BadParameter(f"unknown service {name!r}; choose from {', '.join(SERVICES)}")
     return SERVICES[name]
@@ -513,7 +513,7 @@ def purge(
         retention = import_module(f"services.{name}.service_layer.retention")
 
         async def run(database: Any, settings: Any, worker: Any = worker, retention: Any = retention) -> dict[str, int]:
-            counts = await retention.purge(database, settings, dry_run=dry_run)
+            counts: dict[str, int] = await retention.purge(database, settings, dry_run=dry_run)
             counts.update(await prune(database, worker.rules(settings), dry_run=dry_run))
             return counts
 

@@ -7,6 +7,7 @@ import shutil
 import socket
 import uuid
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ SENDER_ORG = "12345678"
 def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
 
 class DemoRefused(Exception):
@@ -180,7 +181,7 @@ async def run_demo(console: Console) -> None:
                     org_id=org_id,
                     routing_url=routing,
                     token=token(org_id, org_type, "delivery:read delivery:write")["Authorization"].split()[1],
-                    show=lambda kind, body, shown=shown: shown.append({"kind": kind, **body}),
+                    show=partial(_keep, shown),
                 )
                 await asyncio.wait_for(recipient.run(count=1), timeout=30)
                 delivered = next(s for s in shown if s["kind"] == "delivered")
@@ -219,7 +220,7 @@ def _demo_melding(consent_id: str) -> dict[str, Any]:
 
 
 async def _ok(request: Any) -> httpx.Response:
-    response = await request
+    response: httpx.Response = await request
     if response.status_code >= 400:
         raise RuntimeError(
             f"{response.request.method} {response.request.url.path}: {response.status_code} "
@@ -228,11 +229,15 @@ async def _ok(request: Any) -> httpx.Response:
     return response
 
 
+def _keep(shown: list[dict[str, Any]], kind: str, body: dict[str, Any]) -> None:
+    shown.append({"kind": kind, **body})
+
+
 async def _wait_for_received(http: httpx.AsyncClient, url: str, headers: dict[str, str]) -> dict[str, Any]:
     for _ in range(100):
         view = (await _ok(http.get(url, headers=headers))).json()
         if view["deliveries"] and all(d["status"] == "received" for d in view["deliveries"]):
-            return view
+            return dict(view)
         await asyncio.sleep(0.2)
     raise RuntimeError("the sender did not see 'received' within 20 seconds")
 

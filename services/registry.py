@@ -20,7 +20,8 @@ class ServiceEntry:
 
     def app_factory(self) -> Callable[..., Any]:
         module, attr = self.app_path.split(":")
-        return getattr(import_module(module), attr)
+        factory: Callable[..., Any] = getattr(import_module(module), attr)
+        return factory
 
 
 # Imported lazily so that `kansrijk token` does not load every service.

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, cast
 
 import httpx
 import structlog
@@ -128,12 +128,12 @@ RequestId = Annotated[str | None, Depends(request_id)]
 
 
 async def database(request: Request) -> Database:
-    return request.app.state.database
+    return cast(Database, request.app.state.database)
 
 
 async def consent_client(request: Request) -> ConsentClient:
     """The consent service's client, in services that check consent (see `shared.app.attach_consent_client`)."""
-    return request.app.state.runtime.extras["consent_client"]
+    return cast(ConsentClient, request.app.state.runtime.extras["consent_client"])
 
 
 DatabaseDep = Annotated[Database, Depends(database)]
@@ -329,7 +329,7 @@ def _visible_org(principal: Principal, org_id: str | None) -> str | None:
 
 
 def _service(request: Request) -> str:
-    return request.app.state.runtime.settings.service_name
+    return str(request.app.state.runtime.settings.service_name)
 
 
 async def _search_peer(

@@ -203,7 +203,7 @@ async def _finish(tasks: list[asyncio.Task[None]], timeout: float) -> None:
         return
     done, pending = await asyncio.wait(tasks, timeout=timeout)
     for task in pending:
-        log.warning("worker_stop_timed_out", worker=task.get_coro().__qualname__)
+        log.warning("worker_stop_timed_out", worker=getattr(task.get_coro(), "__qualname__", task.get_name()))
         task.cancel()
     for task in done:
         if not task.cancelled() and task.exception() is not None:

@@ -222,17 +222,20 @@ async def list_records(uow: UnitOfWork, tables: AuditTables, query: AuditQuery) 
     """Records matching `query`, oldest first (time, then id), at most `query.limit`."""
     log = tables.log
     statement = select(log).order_by(log.c.at, log.c.id).limit(query.limit)
-    conditions = [
-        (query.since, lambda: log.c.at >= query.since), (query.until, lambda: log.c.at < query.until),
-        (query.org_id, lambda: log.c.actor_org_id == query.org_id),
-        (query.action, lambda: log.c.action == query.action),
-        (query.patient_ref, lambda: log.c.patient_ref == query.patient_ref),
-        (query.after, lambda: or_(log.c.at > query.after[0],
-                                  and_(log.c.at == query.after[0], log.c.id > query.after[1]))),
-    ]  # fmt: skip
-    for value, condition in conditions:
+    if query.since is not None:
+        statement = statement.where(log.c.at >= query.since)
+    if query.until is not None:
+        statement = statement.where(log.c.at < query.until)
+    for column, value in (
+        (log.c.actor_org_id, query.org_id),
+        (log.c.action, query.action),
+        (log.c.patient_ref, query.patient_ref),
+    ):
         if value is not None:
-            statement = statement.where(condition())
+            statement = statement.where(column == value)
+    if query.after is not None:
+        at, record_id = query.after
+        statement = statement.where(or_(log.c.at > at, and_(log.c.at == at, log.c.id > record_id)))
     return [dict(row._mapping) for row in await uow.session.execute(statement)]
 
 

@@ -135,7 +135,7 @@ def issue_token(
         "iss": issuer, "aud": audience, "sub": sub, "org_id": org_id, "org_type": org_type,
         "scope": scope, "iat": now, "nbf": now, "exp": now + ttl_seconds, "jti": uuid.uuid4().hex,
     }  # fmt: skip
-    return jwt.encode(claims, key.private_pem.decode(), algorithm=key.algorithm, headers={"kid": key.kid})
+    return str(jwt.encode(claims, key.private_pem.decode(), algorithm=key.algorithm, headers={"kid": key.kid}))
 
 
 class ServiceTokens:
@@ -310,7 +310,9 @@ def _principal_from_claims(claims: dict[str, Any], token: str) -> Principal:
             raise Unauthorized(f"the token's {name} claim is not of the accepted form (see docs/security.md)")
     if len(scope) > 1000 or "\x00" in scope:
         raise Unauthorized("the token's scope claim is too long")
-    return Principal(sub=sub, org_id=org_id, org_type=org_type, scopes=frozenset(scope.split()), token=token)
+    return Principal(
+        sub=str(sub), org_id=str(org_id), org_type=str(org_type), scopes=frozenset(scope.split()), token=token
+    )
 
 
 def jwks_document(keys: list[SigningKey]) -> dict[str, Any]:
@@ -360,7 +362,8 @@ def require_scope(scope: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
 
 def required_scopes(dependant: Any) -> set[str]:
     """The scopes a route's dependencies demand (from `require_scope`), searched through the whole tree."""
-    found = {getattr(dependant.call, "required_scope", None)} - {None}
+    scope = getattr(dependant.call, "required_scope", None)
+    found = {scope} if isinstance(scope, str) else set()
     for sub in dependant.dependencies:
         found |= required_scopes(sub)
-    return found  # type: ignore[return-value]
+    return found

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -174,7 +174,7 @@ def _cipher_of(dialect: Any) -> FieldCipher:
     cipher = getattr(dialect, "kansrijk_cipher", None)
     if cipher is None:
         raise CipherError("this database has no field cipher: build it with Database(url, cipher=...)")
-    return cipher
+    return cast(FieldCipher, cipher)
 
 
 class EncryptedText(TypeDecorator[str]):

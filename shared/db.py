@@ -216,13 +216,13 @@ class UnitOfWork:
 
     async def commit(self) -> None:
         hooks, self._before_commit = self._before_commit, {}
-        for key, hook in hooks.items():
-            await hook(self, key)
+        for key, before in hooks.items():
+            await before(self, key)
         await self.session.commit()
         if self._notify:
             self._notify = False
-            for hook in self.database._after_commit_hooks:
-                hook()
+            for after in self.database._after_commit_hooks:
+                after()
 
 
 async def lock_row_creating(session: AsyncSession, table: Table, **key: Any) -> Row[Any]:
@@ -232,6 +232,7 @@ async def lock_row_creating(session: AsyncSession, table: Table, **key: Any) -> 
     first: on PostgreSQL a row lock (`FOR UPDATE`), on SQLite the write lock `BEGIN IMMEDIATE` already holds.
     Creating the row first means there is always a row to lock, even for the first of the two.
     """
+    assert session.bind is not None
     dialect = session.bind.dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
     await session.execute(insert(table).values(**key).on_conflict_do_nothing())

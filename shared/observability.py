@@ -14,7 +14,7 @@ import sys
 import time
 import traceback
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, MutableMapping
 from pathlib import Path
 from typing import Any
 
@@ -87,7 +87,7 @@ def json_formatter(service: str) -> logging.Formatter:
     )
 
 
-def render_exception_safely(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+def render_exception_safely(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
     """An exception as its types and frames, never its messages: a message may quote input (a BSN).
 
     Also drops the exception text some libraries put in the event itself (uvicorn's "Exception in ASGI
@@ -133,7 +133,7 @@ def configure_logging(service: str, level: str = "INFO") -> None:
 
 
 def _add_service(service: str) -> Any:
-    def processor(_logger: Any, _name: str, event: dict[str, Any]) -> dict[str, Any]:
+    def processor(_logger: Any, _name: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
         event.setdefault("service", service)
         return event
 

@@ -52,8 +52,9 @@ def install_openapi(app: FastAPI) -> None:
 def _name_scopes(app: FastAPI, schema: dict[str, Any]) -> None:
     for router in app.state.routers:
         for route in router.routes:
-            if isinstance(route, APIRoute) and route.include_in_schema and (scopes := required_scopes(route.dependant)):
-                for method in route.methods:
+            scopes = required_scopes(route.dependant) if isinstance(route, APIRoute) else set()
+            if isinstance(route, APIRoute) and route.include_in_schema and scopes:
+                for method in route.methods or ():
                     operation = schema.get("paths", {}).get(route.path_format, {}).get(method.lower())
                     if operation is not None:
                         operation["x-required-scope"] = " ".join(sorted(scopes))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Column, Select, and_, or_
 
@@ -27,7 +28,9 @@ def decode_cursor(cursor: str) -> tuple[datetime, str]:
         raise ValidationFailed("cursor", "not a cursor this API gave out") from exc
 
 
-def newest_first(query: Select, *, at: Column, item_id: Column, cursor: str | None, limit: int) -> Select:
+def newest_first(
+    query: Select[Any], *, at: Column[Any], item_id: Column[Any], cursor: str | None, limit: int
+) -> Select[Any]:
     """`query` ordered newest first, after `cursor`, one more than `limit` (to know if a next page exists)."""
     if cursor:
         last_at, last_id = decode_cursor(cursor)

@@ -148,7 +148,9 @@ def install_problem_handlers(app: FastAPI) -> None:
         title = slug.replace("-", " ").capitalize()
         detail = exc.detail if isinstance(exc.detail, str) else title
         # The framework's headers go along: a 405 names the methods the route has in `Allow`.
-        response = problem_response(slug, title, detail, request=request, headers=exc.headers)
+        response = problem_response(
+            slug, title, detail, request=request, headers=dict(exc.headers) if exc.headers else None
+        )
         response.status_code = exc.status_code
         return response
 

@@ -43,7 +43,8 @@ async def prune(database: Database, rules: list[Retention], *, dry_run: bool = F
                     await uow.session.execute(select(func.count()).select_from(rule.table).where(*due))
                 ).scalar_one()
             else:
-                removed[rule.table.name] = (await uow.session.execute(delete(rule.table).where(*due))).rowcount or 0
+                result = await uow.session.execute(delete(rule.table).where(*due))
+                removed[rule.table.name] = getattr(result, "rowcount", 0) or 0
         await uow.commit()
     return removed
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 from functools import partial
+from typing import cast
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
@@ -12,6 +13,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from services.routing.adapters.orm import audit, outbox, processed_messages
 from services.routing.adapters.queues import declare_organisation_queue
 from services.routing.adapters.repository import DirectoryRepository
+from services.routing.config import RoutingSettings
 from services.routing.service_layer import handlers, retention
 from shared.app import ServiceRuntime, Worker, housekeeping, outbox_relay, retention_rules
 from shared.clients.consent import ConsentClient
@@ -28,6 +30,10 @@ from shared.settings import ServiceSettings
 log = structlog.get_logger(__name__)
 QUEUE = "kansrijk.routing.events"  # declared with its bindings in shared.messaging.topology
 WITHDRAWALS_QUEUE = "kansrijk.routing.withdrawals"
+
+
+def _settings(runtime: ServiceRuntime) -> RoutingSettings:
+    return cast(RoutingSettings, runtime.settings)
 
 
 def consumer(runtime: ServiceRuntime) -> IdempotentConsumer:
@@ -47,9 +53,9 @@ def consumer(runtime: ServiceRuntime) -> IdempotentConsumer:
             MELDING_ACCEPTED: partial(
                 handlers.prepare_accepted,
                 client,
-                recheck_after=timedelta(seconds=runtime.settings.consent_recheck_after_seconds),
+                recheck_after=timedelta(seconds=_settings(runtime).consent_recheck_after_seconds),
             )
-        },  # type: ignore[attr-defined]
+        },
     )
 
 
@@ -74,7 +80,7 @@ def consumers(runtime: ServiceRuntime) -> list[Worker]:
     async def route_meldingen(stop: asyncio.Event) -> None:
         # Bounded: with the broker or database away, meldingen that wait long enough are checked with
         # the consent service anyway (consent_recheck_after_seconds).
-        recheck_after = runtime.settings.consent_recheck_after_seconds  # type: ignore[attr-defined]
+        recheck_after = _settings(runtime).consent_recheck_after_seconds
         if recheck_after > 0:  # 0: every melding is checked with the consent service, nothing to wait for
             await withdrawals.caught_up(timeout=recheck_after)
         await meldingen.run(stop)
@@ -116,7 +122,7 @@ def workers(runtime: ServiceRuntime) -> list[Worker]:
 
     async def reroute_loop(stop: asyncio.Event) -> None:
         client: ConsentClient = runtime.extras["consent_client"]
-        interval = runtime.settings.reroute_interval_seconds  # type: ignore[attr-defined]
+        interval = _settings(runtime).reroute_interval_seconds
         await runtime.broker.connect()
         while not stop.is_set():
             try:

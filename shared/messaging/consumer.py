@@ -190,7 +190,8 @@ class IdempotentConsumer:
     async def _give_back(self, message: AbstractIncomingMessage, exc: Exception) -> None:
         """A failure of the message itself: counted by the quorum queue, dead-lettered after DELIVERY_LIMIT."""
         self._count_failure(exc)
-        attempt = int((message.headers or {}).get("x-delivery-count") or 0)
+        count = (message.headers or {}).get("x-delivery-count") or 0
+        attempt = int(count) if isinstance(count, int | str) else 0
         log.warning(
             "message_failed",
             consumer=self.name,
@@ -256,7 +257,7 @@ def _decode(message: AbstractIncomingMessage) -> IncomingEvent:
         type=message.type or message.routing_key or "",
         body=body,
         correlation_id=message.correlation_id,
-        request_id=request_id.decode() if isinstance(request_id, bytes) else request_id,
+        request_id=request_id.decode() if isinstance(request_id, bytes) else str(request_id) if request_id else None,
         headers=headers,
         redelivered=bool(message.redelivered),
     )

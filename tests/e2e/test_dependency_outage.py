@@ -164,7 +164,7 @@ async def routing_without_consent(environment: RunEnvironment, tokens: Tokens, t
                         headers=headers,
                         json={"name": "Amsterdam", "postcode_ranges": [{"from": "1011", "to": "1109"}]},
                     )
-                    org_id = f"{tag}-{uuid.uuid4().hex[:6]}"
+                    org_id = str(uuid.uuid4().int)[:8]  # a URA
                     created = await client.put(
                         f"/v1/organisations/{org_id}",
                         headers=headers,

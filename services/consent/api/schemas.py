@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from services.consent.domain.model import PURPOSE, CheckReason, Consent, ConsentStatus
+from services.consent.domain.model import CheckReason, Consent, ConsentStatus
 from shared.api import RecipientType
 from shared.contracts.base import StrictModel
 from shared.identifiers import Bsn, OrgId, ResourceId
@@ -49,7 +49,7 @@ class ConsentCreate(Strict):
 
     patient: PatientRef
     recipient_types: RecipientTypes
-    purpose: Literal["kansrijke-start-melding"] = PURPOSE
+    purpose: Literal["kansrijke-start-melding"] = "kansrijke-start-melding"
     method: Literal["verbal", "written"]
     given_at: date = Field(description="The day the patient gave consent; not in the future.")
     valid_until: date | None = Field(
@@ -63,7 +63,7 @@ class RecordedBy(BaseModel):
     sub: str
 
 
-CONSENT_EXAMPLE = {
+CONSENT_EXAMPLE: dict[str, Any] = {
     "id": "6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10",
     "patient": {"bsn": "999999990"},
     "recipient_types": ["jgz", "wijkteam"],

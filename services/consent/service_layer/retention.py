@@ -28,6 +28,6 @@ async def purge(database: Database, settings: ServiceSettings, *, dry_run: bool 
         if dry_run:
             count = await uow.session.execute(select(func.count()).select_from(consents).where(_due(settings)))
             return {"consents": count.scalar_one()}
-        removed = (await uow.session.execute(delete(consents).where(_due(settings)))).rowcount
+        removed = getattr(await uow.session.execute(delete(consents).where(_due(settings))), "rowcount", 0)
         await uow.commit()
     return {"consents": removed or 0}

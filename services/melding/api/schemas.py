@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -10,7 +11,7 @@ from services.melding.domain.model import MeldingStatus
 from shared.contracts.melding import Contact, Gemeente, MeldingContent, Patient, Pregnancy, Sender
 from shared.identifiers import ResourceId
 
-EXAMPLE = {
+EXAMPLE: dict[str, Any] = {
     "consent_id": "6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10",
     "patient": {
         "bsn": "999999990",
@@ -49,7 +50,7 @@ class HistoryEntry(BaseModel):
     detail: str | None
 
 
-READ_EXAMPLE = {
+READ_EXAMPLE: dict[str, Any] = {
     "id": "2d7a6f0c-1c1e-4f7e-9c1e-0d7f3b2a9e10",
     "status": "delivered",
     "created_at": "2026-11-20T10:16:40Z",
@@ -91,7 +92,7 @@ READ_EXAMPLE = {
 
 
 # The 202 of an intake: stored, not routed yet.
-ACCEPTED_EXAMPLE = {
+ACCEPTED_EXAMPLE: dict[str, Any] = {
     **READ_EXAMPLE,
     "status": "accepted",
     "updated_at": READ_EXAMPLE["created_at"],

@@ -1,6 +1,6 @@
 """Dependencies of the routing API, as `Annotated` aliases."""
 
-from typing import Annotated
+from typing import Annotated, cast
 
 from fastapi import Depends, Request
 
@@ -12,7 +12,7 @@ __all__ = ["Admin", "BrokerDep", "ConsentClientDep", "DatabaseDep", "DeliveryRea
 
 
 async def broker(request: Request) -> Broker:
-    return request.app.state.broker
+    return cast(Broker, request.app.state.broker)
 
 
 BrokerDep = Annotated[Broker, Depends(broker)]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, StrictBool
 
@@ -276,7 +276,7 @@ class StatusReport(Strict):
     note: str | None = Field(None, max_length=500)
 
 
-DELIVERED_EXAMPLE = {
+DELIVERED_EXAMPLE: dict[str, Any] = {
     "delivery_id": "9e10c1e0-d7f3-4b2a-8f0c-1c1e2d7a4f7e",
     "melding_id": "2d7a6f0c-1c1e-4f7e-9c1e-0d7f3b2a9e10",
     "sent_at": "2026-11-20T10:16:41Z",

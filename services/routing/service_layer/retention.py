@@ -105,6 +105,7 @@ async def purge(database: Database, settings: ServiceSettings, *, dry_run: bool 
         if len(rows) < BATCH:
             break
     async with database.unit_of_work() as uow:
-        letters = (await uow.session.execute(delete(dead_letters).where(_old_dead_letters(settings)))).rowcount
+        removed = await uow.session.execute(delete(dead_letters).where(_old_dead_letters(settings)))
+        letters = getattr(removed, "rowcount", 0)
         await uow.commit()
     return {"routed meldingen (personal data)": purged, "replayed dead letters": letters or 0}

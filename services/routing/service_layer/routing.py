@@ -107,10 +107,11 @@ async def route(
     status "new", no deliveries yet).
     """
     repository = RoutingRepository(uow)
+    row: Any = None
     if new is None:
         row = await repository.melding(melding_id)
         assert row is not None
-        status, consent_id, reported_unroutable = row.status, row.consent_id, row.unroutable_types
+        status, consent_id, reported_unroutable = str(row.status), row.consent_id, row.unroutable_types
         if row.accepted is None:  # its personal data was purged (retention): it can never go out
             return status
     else:
@@ -122,7 +123,7 @@ async def route(
     if consent.withdrawn_at is not None or (answer is not None and answer.reason == "withdrawn"):
         await repository.update_melding(melding_id, status="withdrawn", accepted=None, updated_at=at)
         return "withdrawn"
-    accepted = new or parse_accepted(row.accepted)
+    accepted = new or parse_accepted(row.accepted)  # row: read above whenever `new` is None
     refusal = (
         (answer.reason or "refused")
         if answer is not None and not answer.allowed
