@@ -91,17 +91,11 @@ async def send_melding(
     request_id: str | None,
 ) -> Sent:
     """Check consent, then store the melding and its `melding.accepted` event in one transaction."""
-    if idempotency_key is not None:
-        async with database.unit_of_work() as uow:
-            previous = await idempotency.find_previous(
-                uow,
-                idempotency_keys,
-                org_id=principal.org_id,
-                key=idempotency_key,
-                request_fingerprint=request_fingerprint,
-            )
-            if previous is not None:
-                return Sent(await _read(uow, previous.resource_id), replayed=True)
+    if (
+        idempotency_key is not None
+        and (replay := await _replay(database, principal, idempotency_key, request_fingerprint)) is not None
+    ):
+        return replay
 
     # Over HTTP, outside any transaction: a slow consent service holds no database lock.
     answer = await consent_client.check(
@@ -129,19 +123,21 @@ async def send_melding(
         if idempotency_key is None:
             raise
         # A concurrent retry with the same key won: answer as it did.
-        async with database.unit_of_work() as uow:
-            previous = await idempotency.find_previous(
-                uow,
-                idempotency_keys,
-                org_id=principal.org_id,
-                key=idempotency_key,
-                request_fingerprint=request_fingerprint,
-            )
-            assert previous is not None
-            return Sent(await _read(uow, previous.resource_id), replayed=True)
+        replay = await _replay(database, principal, idempotency_key, request_fingerprint)
+        assert replay is not None
+        return replay
     if sent is None:
         await _refuse(database, principal, content, request_id, reason="withdrawn")
     return sent
+
+
+async def _replay(database: Database, principal: Principal, key: str, request_fingerprint: str) -> Sent | None:
+    """The first answer to this Idempotency-Key (409 for another body), or None if the key is new."""
+    async with database.unit_of_work() as uow:
+        previous = await idempotency.find_previous(
+            uow, idempotency_keys, org_id=principal.org_id, key=key, request_fingerprint=request_fingerprint
+        )
+        return None if previous is None else Sent(await _read(uow, previous.resource_id), replayed=True)
 
 
 async def _store(

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -79,18 +81,28 @@ async def test_metrics_are_prometheus_text_labelled_by_route_template(
     assert "11111111-2222" not in text
 
 
-async def test_log_lines_are_json_with_the_request_id_and_no_personal_data(
-    consent_client: httpx.AsyncClient, tokens: Tokens
-) -> None:
-    """Everything the process logs at DEBUG — ours, the drivers', the broker client's — rendered as in production."""
+@contextlib.contextmanager
+def logged(level: int) -> Iterator[io.StringIO]:
+    """What the process logs at `level` while the block runs, rendered as in production (JSON lines)."""
     buffer = io.StringIO()
     handler = logging.StreamHandler(buffer)
     handler.setFormatter(json_formatter("consent"))
     root = logging.getLogger()
     previous_level = root.level
     root.addHandler(handler)
-    root.setLevel(logging.DEBUG)
+    root.setLevel(level)
     try:
+        yield buffer
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous_level)
+
+
+async def test_log_lines_are_json_with_the_request_id_and_no_personal_data(
+    consent_client: httpx.AsyncClient, tokens: Tokens
+) -> None:
+    """Everything the process logs at DEBUG — ours, the drivers', the broker client's — rendered as in production."""
+    with logged(logging.DEBUG) as buffer:
         headers = {**tokens.bearer(scopes="consent:write consent:read"), "X-Request-ID": "trace-log-1"}
         created = await consent_client.post(
             "/v1/consents",
@@ -103,9 +115,6 @@ async def test_log_lines_are_json_with_the_request_id_and_no_personal_data(
         await consent_client.post("/v1/consents/_search", headers=headers, json={"bsn": BSN})
         await consent_client.post("/v1/consents", headers=headers, json={"patient": {"bsn": "999999991"}})
         await asyncio.sleep(0.5)  # let the relay publish the withdrawal, and log about it
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(previous_level)
     lines = buffer.getvalue().splitlines()
     assert len(lines) >= 4
     parsed = [json.loads(line) for line in lines]
@@ -117,21 +126,11 @@ async def test_log_lines_are_json_with_the_request_id_and_no_personal_data(
 async def test_the_access_log_names_the_route_template_never_the_path_a_client_sent(
     consent_client: httpx.AsyncClient, tokens: Tokens
 ) -> None:
-    buffer = io.StringIO()
-    handler = logging.StreamHandler(buffer)
-    handler.setFormatter(json_formatter("consent"))
-    root = logging.getLogger()
-    previous_level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    try:
+    with logged(logging.INFO) as buffer:
         headers = tokens.bearer(scopes="consent:read")
         await consent_client.get(f"/v1/consents/{BSN}", headers=headers)  # not an id: 404, still logged
         await consent_client.get(f"/v1/no-such-route/{BSN}", headers=headers)
         await consent_client.request("BREW", f"/v1/consents/{BSN}")
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(previous_level)
     access = [json.loads(line) for line in buffer.getvalue().splitlines() if '"http_request"' in line]
     assert [a["route"] for a in access] == ["/v1/consents/{consent_id}", "unmatched", "/v1/consents/{consent_id}"]
     assert all("path" not in a for a in access)
