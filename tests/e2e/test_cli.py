@@ -290,6 +290,20 @@ async def test_directory_load_reads_the_cbs_files_and_a_newer_edition_keeps_hist
     assert bad.returncode == 1 and "line 2" in bad.stderr
 
 
+async def _load_directory(env: dict[str, str], gemeenten: Path, *options: str) -> subprocess.CompletedProcess[str]:
+    """`kansrijk directory load` of a gemeenten file with the kit's postcode areas."""
+    return await run_cli(
+        "directory",
+        "load",
+        "--gemeenten",
+        str(gemeenten),
+        "--postcodes",
+        str(SHARED_DATA / "pc4_gemeente.csv"),
+        *options,
+        env=env,
+    )
+
+
 async def test_directory_load_labels_an_edition_by_cbs_never_by_the_files_date(
     environment: RunEnvironment, tmp_path: Path
 ) -> None:
@@ -302,27 +316,14 @@ async def test_directory_load_labels_an_edition_by_cbs_never_by_the_files_date(
 
     database_url = f"sqlite+aiosqlite:///{tmp_path / 'routing.db'}"
     env = cli_env(environment, KANSRIJK_ROUTING_DATABASE_URL=database_url)
-    kit = await run_cli(
-        "directory",
-        "load",
-        "--gemeenten",
-        str(SHARED_DATA / "gemeenten.csv"),
-        "--postcodes",
-        str(SHARED_DATA / "pc4_gemeente.csv"),
-        env=env,
-    )  # SOURCES.md beside it
+    kit = await _load_directory(env, SHARED_DATA / "gemeenten.csv")  # SOURCES.md beside it names the edition
     assert kit.returncode == 0, kit.stderr
-    named = tmp_path / "gemeenten_2024.csv"
-    shutil.copy(SHARED_DATA / "gemeenten.csv", named)
-    by_name = await run_cli(
-        "directory", "load", "--gemeenten", str(named), "--postcodes", str(SHARED_DATA / "pc4_gemeente.csv"), env=env
-    )
+    named, unnamed = tmp_path / "gemeenten_2024.csv", tmp_path / "gemeenten.csv"
+    for copy in (named, unnamed):
+        shutil.copy(SHARED_DATA / "gemeenten.csv", copy)
+    by_name = await _load_directory(env, named)
     assert by_name.returncode == 0, by_name.stderr
-    unnamed = tmp_path / "gemeenten.csv"
-    shutil.copy(SHARED_DATA / "gemeenten.csv", unnamed)
-    unknown = await run_cli(
-        "directory", "load", "--gemeenten", str(unnamed), "--postcodes", str(SHARED_DATA / "pc4_gemeente.csv"), env=env
-    )
+    unknown = await _load_directory(env, unnamed)
     assert unknown.returncode == 2 and "--edition" in unknown.stderr
     database = Database(database_url)
     async with database.unit_of_work() as uow:
