@@ -9,12 +9,24 @@ import httpx
 import structlog
 from httpx_aiohttp import HttpxAiohttpClient
 from pydantic import BaseModel
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from shared.auth import ServiceTokens
 from shared.errors import Unavailable
 from shared.observability import REQUEST_ID_HEADER
 
 log = structlog.get_logger(__name__)
+
+
+# The client lets an idle connection go well before the services close theirs (`http_keep_alive_seconds`,
+# 5 s by default), so that it rarely reuses one the server is closing.
+IDLE_CONNECTION_SECONDS = 2.0
+
+
+def _closed_under_us(exc: BaseException) -> bool:
+    """The server closed a reused keep-alive connection before answering (it had timed out as idle): the
+    request was never processed, so asking again on a fresh connection is safe — a check changes nothing."""
+    return isinstance(exc.__cause__ or exc, aiohttp.ServerDisconnectedError)
 
 
 class ConsentScope(BaseModel):
@@ -45,7 +57,9 @@ class ConsentClient:
             base_url=base_url,
             timeout=timeout,
             transport=transport,
-            limits=httpx.Limits(max_connections=10, max_keepalive_connections=10),
+            limits=httpx.Limits(
+                max_connections=10, max_keepalive_connections=10, keepalive_expiry=IDLE_CONNECTION_SECONDS
+            ),
         )
 
     async def check(
@@ -55,12 +69,13 @@ class ConsentClient:
         headers = {"Authorization": f"Bearer {self.tokens.token()}"}
         if request_id:
             headers[REQUEST_ID_HEADER] = request_id
+        body = {"consent_id": consent_id, "bsn": bsn, "org_id": org_id, "recipient_types": recipient_types}
         try:
-            response = await self.http.post(
-                "/v1/consents/check",
-                headers=headers,
-                json={"consent_id": consent_id, "bsn": bsn, "org_id": org_id, "recipient_types": recipient_types},
-            )
+            async for attempt in AsyncRetrying(
+                retry=retry_if_exception(_closed_under_us), stop=stop_after_attempt(2), reraise=True
+            ):
+                with attempt:
+                    response = await self.http.post("/v1/consents/check", headers=headers, json=body)
         except (httpx.HTTPError, aiohttp.ClientError, TimeoutError) as exc:  # the transport maps most to httpx's
             log.warning("consent_service_unreachable", error_type=type(exc).__name__)
             raise Unavailable("the consent service did not answer; retry with the same Idempotency-Key") from exc
