@@ -292,6 +292,7 @@ def directory_load(
     import asyncio
 
     from services.routing.service_layer.directory import cbs_edition, load_cbs
+    from services.routing.service_layer.unit_of_work import unit_of_work_factory
     from shared.db import Database
 
     settings = SERVICES["routing"].settings()
@@ -307,7 +308,9 @@ def directory_load(
     async def load() -> None:
         database = Database(settings.database_url, cipher=cipher_for(settings))
         try:
-            report = await load_cbs(database, gemeenten_file=gemeenten, postcodes_file=postcodes, edition=label)
+            report = await load_cbs(
+                unit_of_work_factory(database), gemeenten_file=gemeenten, postcodes_file=postcodes, edition=label
+            )
         finally:
             await database.dispose()
         err.print(
@@ -475,13 +478,12 @@ async def _with_database(name: str, work: Any) -> Any:
 def audit_verify(services: Annotated[list[str] | None, typer.Argument(help="default: all three")] = None) -> None:
     """Walk each service's audit hash chain; exit 1 if a record was changed, removed or reordered."""
     import asyncio
-    from importlib import import_module
 
     from shared.audit import verify
 
     broken = False
     for name in _services_or_all(services):
-        tables = import_module(f"services.{name}.adapters.orm").audit
+        tables = SERVICES[name].parts.audit
         report = asyncio.run(_with_database(name, lambda db, _s, t=tables, n=name: verify(db, t, n)))
         if report.intact:
             span = ", ".join(f"chain {chain}: {first}..{last}" for chain, (first, last) in sorted(report.spans.items()))
@@ -504,17 +506,15 @@ def purge(
     """Remove what retention lets go of now (the workers do this every hour): personal data of meldingen
     past their purpose, old consents, audit records past five years, spent outbox/dedup/idempotency rows."""
     import asyncio
-    from importlib import import_module
 
     from shared.retention import prune
 
     for name in _services_or_all(services):
-        worker = import_module(f"services.{name}.worker")
-        retention = import_module(f"services.{name}.service_layer.retention")
+        parts = SERVICES[name].parts
 
-        async def run(database: Any, settings: Any, worker: Any = worker, retention: Any = retention) -> dict[str, int]:
-            counts: dict[str, int] = await retention.purge(database, settings, dry_run=dry_run)
-            counts.update(await prune(database, worker.rules(settings), dry_run=dry_run))
+        async def run(database: Any, settings: Any, parts: Any = parts) -> dict[str, int]:
+            counts: dict[str, int] = await parts.purge(database, settings, dry_run)
+            counts.update(await prune(database, parts.retention_rules(settings), dry_run=dry_run))
             return counts
 
         counts = asyncio.run(_with_database(name, run))

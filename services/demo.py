@@ -20,6 +20,7 @@ from rich.table import Table
 from services.reference_recipient import ReferenceRecipient
 from services.registry import SERVICES
 from services.routing.service_layer.directory import load_cbs
+from services.routing.service_layer.unit_of_work import unit_of_work_factory
 from services.stack import run_stack
 from shared.auth import issue_token, load_or_create_dev_key
 from shared.clock import today_nl
@@ -107,7 +108,7 @@ async def run_demo(console: Console) -> None:
         directory_db = Database(settings["routing"].database_url, cipher=cipher_for(settings["routing"]))
         try:
             report = await load_cbs(
-                directory_db,
+                unit_of_work_factory(directory_db),
                 gemeenten_file=SAMPLE / "gemeenten.csv",
                 postcodes_file=SAMPLE / "pc4_gemeente.csv",
                 edition="sample",

@@ -1,32 +1,98 @@
-"""The services that exist, for the CLI: the composition root is the only place that knows them all."""
+"""The services that exist, for the CLI: the composition root is the only place that knows them all.
+
+Each service's parts are imported explicitly (a reader and a linter can follow them), and lazily, inside its
+loader, so that `kansrijk token` does not load every service.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from importlib import import_module
+from functools import cache
 from typing import Any
+
+from shared.audit import AuditTables
+from shared.db import Database
+from shared.retention import Retention
+from shared.settings import ServiceSettings
+
+Purge = Callable[[Database, Any, bool], Awaitable[dict[str, int]]]
+
+
+@dataclass(frozen=True)
+class ServiceParts:
+    settings_class: Callable[..., ServiceSettings]
+    create_app: Callable[..., Any]
+    audit: AuditTables
+    retention_rules: Callable[[ServiceSettings], list[Retention]]
+    purge: Purge  # its personal data that is due: (database, settings, dry_run) -> counts per kind
+
+
+def _consent() -> ServiceParts:
+    from services.consent.adapters.orm import audit
+    from services.consent.config import ConsentSettings
+    from services.consent.main import create_app
+    from services.consent.service_layer import retention
+    from services.consent.service_layer.unit_of_work import unit_of_work_factory
+    from services.consent.worker import rules
+
+    async def purge(database: Database, settings: Any, dry_run: bool) -> dict[str, int]:
+        return await retention.purge(unit_of_work_factory(database), settings, dry_run=dry_run)
+
+    return ServiceParts(ConsentSettings, create_app, audit, rules, purge)
+
+
+def _melding() -> ServiceParts:
+    from services.melding.adapters.orm import audit
+    from services.melding.config import MeldingSettings
+    from services.melding.main import create_app
+    from services.melding.service_layer import retention
+    from services.melding.service_layer.unit_of_work import unit_of_work_factory
+    from services.melding.worker import rules
+
+    async def purge(database: Database, settings: Any, dry_run: bool) -> dict[str, int]:
+        return await retention.purge(unit_of_work_factory(database), settings, dry_run=dry_run)
+
+    return ServiceParts(MeldingSettings, create_app, audit, rules, purge)
+
+
+def _routing() -> ServiceParts:
+    from services.routing.adapters.orm import audit
+    from services.routing.config import RoutingSettings
+    from services.routing.main import create_app
+    from services.routing.service_layer import retention
+    from services.routing.service_layer.unit_of_work import unit_of_work_factory
+    from services.routing.worker import rules
+
+    async def purge(database: Database, settings: Any, dry_run: bool) -> dict[str, int]:
+        return await retention.purge(unit_of_work_factory(database), settings, dry_run=dry_run)
+
+    return ServiceParts(RoutingSettings, create_app, audit, rules, purge)
 
 
 @dataclass(frozen=True)
 class ServiceEntry:
     name: str
-    settings_path: str  # "module:Class"
-    app_path: str  # "module:create_app"
+    loader: Callable[[], ServiceParts]
+
+    @property
+    def parts(self) -> ServiceParts:
+        return _loaded(self.loader)
 
     def settings(self, **overrides: Any) -> Any:
-        module, attr = self.settings_path.split(":")
-        return getattr(import_module(module), attr)(**overrides)
+        return self.parts.settings_class(**overrides)
 
     def app_factory(self) -> Callable[..., Any]:
-        module, attr = self.app_path.split(":")
-        factory: Callable[..., Any] = getattr(import_module(module), attr)
-        return factory
+        return self.parts.create_app
 
 
-# Imported lazily so that `kansrijk token` does not load every service.
+@cache
+def _loaded(loader: Callable[[], ServiceParts]) -> ServiceParts:
+    return loader()
+
+
 SERVICES: dict[str, ServiceEntry] = {
-    "consent": ServiceEntry("consent", "services.consent.config:ConsentSettings", "services.consent.main:create_app"),
-    "melding": ServiceEntry("melding", "services.melding.config:MeldingSettings", "services.melding.main:create_app"),
-    "routing": ServiceEntry("routing", "services.routing.config:RoutingSettings", "services.routing.main:create_app"),
+    "consent": ServiceEntry("consent", _consent),
+    "melding": ServiceEntry("melding", _melding),
+    "routing": ServiceEntry("routing", _routing),
 }

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal, cast
+from typing import Annotated, Any, Literal, cast
 
 import httpx
 import structlog
@@ -26,8 +26,6 @@ from shared.pagination import decode_cursor, encode_cursor
 from shared.problems import problem_responses
 
 log = structlog.get_logger(__name__)
-
-RecipientType = Literal["jgz", "wijkteam"]
 
 # A path id that is not of the form the platform gives out names nothing that exists: 404, as an unknown id
 # (shared.problems answers path validation errors so), and it never reaches the database.
@@ -131,9 +129,15 @@ async def database(request: Request) -> Database:
     return cast(Database, request.app.state.database)
 
 
+def unit_of_work(request: Request) -> Any:
+    """The service's factory of its units of work (built once in `create_app()`); each service's `api/deps.py`
+    gives it its own type: `Annotated[UnitOfWorkFactory, Depends(unit_of_work)]`."""
+    return request.app.state.unit_of_work
+
+
 async def consent_client(request: Request) -> ConsentClient:
     """The consent service's client, in services that check consent (see `shared.app.attach_consent_client`)."""
-    return cast(ConsentClient, request.app.state.runtime.extras["consent_client"])
+    return cast(ConsentClient, request.app.state.runtime.consent)
 
 
 DatabaseDep = Annotated[Database, Depends(database)]

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import timedelta
 from functools import partial
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import structlog
 from fastapi import APIRouter, Depends, FastAPI
@@ -20,7 +20,7 @@ from shared.audit import AUDIT_RETENTION, AuditTables
 from shared.auth import ServiceTokens, TokenVerifier
 from shared.clients.consent import ConsentClient
 from shared.crypto import cipher_for
-from shared.db import Database
+from shared.db import Database, UnitOfWork
 from shared.messaging.broker import Broker
 from shared.messaging.outbox import OutboxRelay, report_backlog
 from shared.observability import Metrics, configure_logging, install_observability
@@ -36,29 +36,42 @@ Worker = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 DOCS_ASSETS = "/docs/assets"
 
 
-@dataclass
-class ServiceRuntime:
-    """What a service's routes and workers share: built once in `create_app()`, nothing at import time."""
+S = TypeVar("S", bound=ServiceSettings)
+U = TypeVar("U", bound=UnitOfWork)
 
-    settings: ServiceSettings
+
+@dataclass
+class ServiceRuntime(Generic[S, U]):
+    """What a service's routes and workers share: built once in `create_app()`, nothing at import time.
+
+    `unit_of_work()` opens a transaction of the service's own kind (its repositories, outbox, audit log).
+    """
+
+    settings: S
     database: Database
     broker: Broker
     metrics: Metrics
     verifier: TokenVerifier
-    extras: dict[str, Any] = field(default_factory=dict)
+    unit_of_work: Callable[[], U]
+    consent_client: ConsentClient | None = None
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
+    @property
+    def consent(self) -> ConsentClient:
+        """The consent service's client (services that check consent: see `attach_consent_client`)."""
+        if self.consent_client is None:
+            raise RuntimeError("this service has no consent client: call attach_consent_client(runtime)")
+        return self.consent_client
 
-def attach_consent_client(runtime: ServiceRuntime) -> ConsentClient:
+
+def attach_consent_client(runtime: ServiceRuntime[Any, Any], settings: CallsConsentService) -> ConsentClient:
     """The consent service's client for a service that checks consent; closed with the service."""
-    settings = runtime.settings
-    assert isinstance(settings, CallsConsentService)
     client = ConsentClient(
         settings.consent_url,
         ServiceTokens.for_settings(settings, scopes=["consent:check"]),
         timeout=settings.consent_timeout_seconds,
     )
-    runtime.extras["consent_client"] = client
+    runtime.consent_client = client
     runtime.closers.append(client.aclose)
     return client
 
@@ -88,12 +101,12 @@ def retention_rules(
     return rules
 
 
-def housekeeping(runtime: ServiceRuntime, rules: list[Retention], *, purge: Purge | None = None) -> Worker:
+def housekeeping(runtime: ServiceRuntime[Any, Any], rules: list[Retention], *, purge: Purge | None = None) -> Worker:
     """The service's scheduled pruning (`rules`) and purge of personal data that is due (`purge()`)."""
     return pruning_worker(runtime.database, rules, every_seconds=runtime.settings.prune_interval_seconds, purge=purge)
 
 
-def outbox_relay(runtime: ServiceRuntime, table: Table) -> OutboxRelay:
+def outbox_relay(runtime: ServiceRuntime[Any, Any], table: Table) -> OutboxRelay:
     """The service's outbox relay, configured from its settings."""
     settings = runtime.settings
     return OutboxRelay(
@@ -109,28 +122,31 @@ def outbox_relay(runtime: ServiceRuntime, table: Table) -> OutboxRelay:
     )
 
 
-def build_runtime(settings: ServiceSettings) -> ServiceRuntime:
+def build_runtime(settings: S, unit_of_work: Callable[[Database], Callable[[], U]]) -> ServiceRuntime[S, U]:
+    """The runtime of a service; `unit_of_work(database)` is the service's factory of its units of work."""
+    database = Database(
+        settings.database_url,
+        cipher=cipher_for(settings),
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+    )
     return ServiceRuntime(
         settings=settings,
-        database=Database(
-            settings.database_url,
-            cipher=cipher_for(settings),
-            pool_size=settings.database_pool_size,
-            max_overflow=settings.database_max_overflow,
-        ),
+        database=database,
         broker=Broker(settings.amqp_url, client_name=f"kansrijk-{settings.service_name}"),
         metrics=Metrics(settings.service_name),
         verifier=TokenVerifier(settings),
+        unit_of_work=unit_of_work(database),
     )
 
 
 def create_service_app(
-    runtime: ServiceRuntime,
+    runtime: ServiceRuntime[S, U],
     *,
     title: str,
     description: str,
     routers: list[APIRouter],
-    workers: Callable[[ServiceRuntime], list[Worker]],
+    workers: Callable[[ServiceRuntime[S, U]], list[Worker]],
     outbox: Table,
     run_workers: bool = True,
     configure_logs: bool = True,
@@ -184,6 +200,7 @@ def create_service_app(
     install_openapi(app)
     app.state.runtime = runtime
     app.state.database = runtime.database
+    app.state.unit_of_work = runtime.unit_of_work
     app.state.broker = runtime.broker
     app.state.token_verifier = runtime.verifier
     app.state.settings = settings

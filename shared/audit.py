@@ -171,6 +171,67 @@ def record_refusal(uow: UnitOfWork, tables: AuditTables, **fields: Any) -> None:
     uow.after_close(write)
 
 
+class AuditLog:
+    """The audit log as a use case sees it, bound to its unit of work and its service."""
+
+    def __init__(self, uow: UnitOfWork, tables: AuditTables, service: str) -> None:
+        self.uow, self.tables, self.service = uow, tables, service
+
+    def record(
+        self,
+        principal: Principal,
+        action: str,
+        resource_type: str,
+        resource_id: str | None,
+        *,
+        patient_bsn: str | None,
+        request_id: str | None,
+        outcome: str = "success",
+        consent_checked: bool | None = None,
+    ) -> None:
+        """An access in this transaction: written when it commits, gone if it does not."""
+        record_access(
+            self.uow,
+            self.tables,
+            service=self.service,
+            principal=principal,
+            action=action,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            patient_bsn=patient_bsn,
+            request_id=request_id,
+            outcome=outcome,
+            consent_checked=consent_checked,
+        )
+
+    def refuse(
+        self,
+        principal: Principal,
+        action: str,
+        resource_type: str,
+        resource_id: str | None,
+        *,
+        outcome: str,
+        request_id: str | None,
+        patient_bsn: str | None = None,
+        consent_checked: bool | None = None,
+    ) -> None:
+        """A refused access: written in a transaction of its own once this one (which rolls back) has ended."""
+        record_refusal(
+            self.uow,
+            self.tables,
+            service=self.service,
+            principal=principal,
+            action=action,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            patient_bsn=patient_bsn,
+            request_id=request_id,
+            outcome=outcome,
+            consent_checked=consent_checked,
+        )
+
+
 async def _write_staged(uow: UnitOfWork, key: str) -> None:
     staged: _Staged = uow.staged.pop(key)
     log, chain = staged.tables.log, staged.tables.chain

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 from sqlalchemy import DateTime, MetaData, Row, Table, event, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -165,7 +165,11 @@ class Database:
 
 
 class UnitOfWork:
-    """A transaction: rolled back unless `commit()` is called. The only place in the code that commits."""
+    """A transaction: rolled back unless `commit()` is called. The only place in the code that commits.
+
+    Each service's unit of work (its `service_layer/unit_of_work.py`) extends this one with what a use case
+    works with — its repositories, `outbox`, `audit` — opened on the transaction's session in `__aenter__`.
+    """
 
     def __init__(self, database: Database) -> None:
         self.database = database
@@ -183,7 +187,7 @@ class UnitOfWork:
             raise RuntimeError("unit of work used outside `async with`")
         return self._session
 
-    async def __aenter__(self) -> UnitOfWork:
+    async def __aenter__(self) -> Self:
         self._session = self.database.sessionmaker()
         self._notify = False
         self.staged, self._before_commit, self._after_close = {}, {}, []

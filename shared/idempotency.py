@@ -98,3 +98,29 @@ async def remember(
             created_at=utcnow(),
         )
     )
+
+
+class IdempotencyKeys:
+    """The Idempotency-Keys of one service as a use case sees them, bound to its unit of work."""
+
+    def __init__(self, uow: UnitOfWork, table: Table) -> None:
+        self.uow, self.table = uow, table
+
+    async def find_previous(self, *, org_id: str, key: str, request_fingerprint: str) -> StoredResponse | None:
+        """The first answer to this key (IdempotencyConflict for another request), or None if it is new."""
+        return await find_previous(
+            self.uow, self.table, org_id=org_id, key=key, request_fingerprint=request_fingerprint
+        )
+
+    async def remember(
+        self, *, org_id: str, key: str, request_fingerprint: str, status_code: int, resource_id: str
+    ) -> None:
+        await remember(
+            self.uow,
+            self.table,
+            org_id=org_id,
+            key=key,
+            request_fingerprint=request_fingerprint,
+            status_code=status_code,
+            resource_id=resource_id,
+        )

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from services.consent.adapters.orm import audit, outbox
 from services.consent.api.routes import router
 from services.consent.config import ConsentSettings
+from services.consent.service_layer.unit_of_work import unit_of_work_factory
 from services.consent.worker import workers
 from shared.api import audit_router
 from shared.app import build_runtime, create_service_app
@@ -23,7 +24,7 @@ organisation (`org_id`, `org_type`) and grant scopes (`consent:write`, `consent:
 
 
 def create_app(settings: ConsentSettings | None = None, *, run_workers: bool = True) -> FastAPI:
-    runtime = build_runtime(settings or ConsentSettings())
+    runtime = build_runtime(settings or ConsentSettings(), unit_of_work_factory)
     return create_service_app(
         runtime,
         title="Kansrijke Start — consent service",

@@ -5,7 +5,9 @@ from __future__ import annotations
 from functools import partial
 
 from services.consent.adapters.orm import audit, idempotency_keys, outbox
+from services.consent.config import ConsentSettings
 from services.consent.service_layer import retention
+from services.consent.service_layer.unit_of_work import ConsentUnitOfWork
 from shared.app import ServiceRuntime, Worker, housekeeping, outbox_relay, retention_rules
 from shared.retention import Retention
 from shared.settings import ServiceSettings
@@ -15,10 +17,10 @@ def rules(settings: ServiceSettings) -> list[Retention]:
     return retention_rules(settings, outbox=outbox, audit=audit, idempotency=idempotency_keys)
 
 
-def workers(runtime: ServiceRuntime) -> list[Worker]:
+def workers(runtime: ServiceRuntime[ConsentSettings, ConsentUnitOfWork]) -> list[Worker]:
     return [
         outbox_relay(runtime, outbox).run,
         housekeeping(
-            runtime, rules(runtime.settings), purge=partial(retention.purge, runtime.database, runtime.settings)
+            runtime, rules(runtime.settings), purge=partial(retention.purge, runtime.unit_of_work, runtime.settings)
         ),
     ]

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from services.melding.adapters.orm import audit, outbox
 from services.melding.api.routes import router
 from services.melding.config import MeldingSettings
+from services.melding.service_layer.unit_of_work import unit_of_work_factory
 from services.melding.worker import workers
 from shared.api import audit_router
 from shared.app import attach_consent_client, build_runtime, create_service_app
@@ -25,8 +26,8 @@ Errors are `application/problem+json` (RFC 9457).
 
 def create_app(settings: MeldingSettings | None = None, *, run_workers: bool = True) -> FastAPI:
     settings = settings or MeldingSettings()
-    runtime = build_runtime(settings)
-    attach_consent_client(runtime)
+    runtime = build_runtime(settings, unit_of_work_factory)
+    attach_consent_client(runtime, settings)
     return create_service_app(
         runtime,
         title="Kansrijke Start — melding service",

@@ -5,7 +5,9 @@ from __future__ import annotations
 from functools import partial
 
 from services.melding.adapters.orm import audit, idempotency_keys, outbox, processed_messages
+from services.melding.config import MeldingSettings
 from services.melding.service_layer import handlers, retention
+from services.melding.service_layer.unit_of_work import MeldingUnitOfWork
 from shared.app import ServiceRuntime, Worker, housekeeping, outbox_relay, retention_rules
 from shared.contracts.events import CONSENT_WITHDRAWN
 from shared.contracts.melding import DELIVERY_STATUS_CHANGED, MELDING_ROUTED, MELDING_UNROUTABLE
@@ -17,9 +19,12 @@ from shared.settings import ServiceSettings
 QUEUE = "kansrijk.melding.events"  # declared with its bindings in shared.messaging.topology
 
 
-def consumer(runtime: ServiceRuntime) -> IdempotentConsumer:
+Runtime = ServiceRuntime[MeldingSettings, MeldingUnitOfWork]
+
+
+def consumer(runtime: Runtime) -> IdempotentConsumer[MeldingUnitOfWork]:
     return IdempotentConsumer(
-        runtime.database,
+        runtime.unit_of_work,
         runtime.broker,
         processed_messages,
         metrics=runtime.metrics,
@@ -41,11 +46,11 @@ def rules(settings: ServiceSettings) -> list[Retention]:
     )
 
 
-def workers(runtime: ServiceRuntime) -> list[Worker]:
+def workers(runtime: Runtime) -> list[Worker]:
     return [
         outbox_relay(runtime, outbox).run,
         consumer(runtime).run,
         housekeeping(
-            runtime, rules(runtime.settings), purge=partial(retention.purge, runtime.database, runtime.settings)
+            runtime, rules(runtime.settings), purge=partial(retention.purge, runtime.unit_of_work, runtime.settings)
         ),
     ]

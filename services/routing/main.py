@@ -10,6 +10,7 @@ from services.routing.adapters.orm import audit, outbox
 from services.routing.api.routes import router
 from services.routing.config import RoutingSettings
 from services.routing.service_layer import handlers
+from services.routing.service_layer.unit_of_work import unit_of_work_factory
 from services.routing.worker import workers
 from shared.api import audit_router
 from shared.app import attach_consent_client, build_runtime, create_service_app
@@ -27,9 +28,9 @@ Errors are `application/problem+json` (RFC 9457).
 
 def create_app(settings: RoutingSettings | None = None, *, run_workers: bool = True) -> FastAPI:
     settings = settings or RoutingSettings()
-    runtime = build_runtime(settings)
-    attach_consent_client(runtime)
-    runtime.metrics.scrapers.append(partial(handlers.report_gauges, runtime.database, runtime.metrics))
+    runtime = build_runtime(settings, unit_of_work_factory)
+    attach_consent_client(runtime, settings)
+    runtime.metrics.scrapers.append(partial(handlers.report_gauges, runtime.unit_of_work, runtime.metrics))
     return create_service_app(
         runtime,
         title="Kansrijke Start — routing service",

@@ -5,18 +5,16 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 from functools import partial
-from typing import cast
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
 from services.routing.adapters.orm import audit, outbox, processed_messages
 from services.routing.adapters.queues import declare_organisation_queue
-from services.routing.adapters.repository import DirectoryRepository
 from services.routing.config import RoutingSettings
 from services.routing.service_layer import handlers, retention
+from services.routing.service_layer.unit_of_work import RoutingUnitOfWork
 from shared.app import ServiceRuntime, Worker, housekeeping, outbox_relay, retention_rules
-from shared.clients.consent import ConsentClient
 from shared.contracts.events import CONSENT_WITHDRAWN
 from shared.contracts.melding import MELDING_ACCEPTED
 from shared.messaging.consumer import IdempotentConsumer
@@ -32,15 +30,13 @@ QUEUE = "kansrijk.routing.events"  # declared with its bindings in shared.messag
 WITHDRAWALS_QUEUE = "kansrijk.routing.withdrawals"
 
 
-def _settings(runtime: ServiceRuntime) -> RoutingSettings:
-    return cast(RoutingSettings, runtime.settings)
+Runtime = ServiceRuntime[RoutingSettings, RoutingUnitOfWork]
 
 
-def consumer(runtime: ServiceRuntime) -> IdempotentConsumer:
+def consumer(runtime: Runtime) -> IdempotentConsumer[RoutingUnitOfWork]:
     """Meldingen to route (and withdrawals left on this queue by a version that bound them here)."""
-    client: ConsentClient = runtime.extras["consent_client"]
     return IdempotentConsumer(
-        runtime.database,
+        runtime.unit_of_work,
         runtime.broker,
         processed_messages,
         metrics=runtime.metrics,
@@ -52,17 +48,17 @@ def consumer(runtime: ServiceRuntime) -> IdempotentConsumer:
         prepare={
             MELDING_ACCEPTED: partial(
                 handlers.prepare_accepted,
-                client,
-                recheck_after=timedelta(seconds=_settings(runtime).consent_recheck_after_seconds),
+                runtime.consent,
+                recheck_after=timedelta(seconds=runtime.settings.consent_recheck_after_seconds),
             )
         },
     )
 
 
-def withdrawals_consumer(runtime: ServiceRuntime) -> IdempotentConsumer:
+def withdrawals_consumer(runtime: Runtime) -> IdempotentConsumer[RoutingUnitOfWork]:
     """Withdrawals, on their own queue: what routing's consent re-check relies on is never behind meldingen."""
     return IdempotentConsumer(
-        runtime.database,
+        runtime.unit_of_work,
         runtime.broker,
         processed_messages,
         metrics=runtime.metrics,
@@ -73,14 +69,14 @@ def withdrawals_consumer(runtime: ServiceRuntime) -> IdempotentConsumer:
     )
 
 
-def consumers(runtime: ServiceRuntime) -> list[Worker]:
+def consumers(runtime: Runtime) -> list[Worker]:
     """Both consumers; meldingen start only once the withdrawals waiting on the broker are applied."""
     withdrawals, meldingen = withdrawals_consumer(runtime), consumer(runtime)
 
     async def route_meldingen(stop: asyncio.Event) -> None:
         # Bounded: with the broker or database away, meldingen that wait long enough are checked with
         # the consent service anyway (consent_recheck_after_seconds).
-        recheck_after = _settings(runtime).consent_recheck_after_seconds
+        recheck_after = runtime.settings.consent_recheck_after_seconds
         if recheck_after > 0:  # 0: every melding is checked with the consent service, nothing to wait for
             await withdrawals.caught_up(timeout=recheck_after)
         await meldingen.run(stop)
@@ -88,13 +84,13 @@ def consumers(runtime: ServiceRuntime) -> list[Worker]:
     return [withdrawals.run, route_meldingen]
 
 
-def workers(runtime: ServiceRuntime) -> list[Worker]:
+def workers(runtime: Runtime) -> list[Worker]:
     declared: set[str] = set()
 
     async def ensure_organisation_queues() -> None:
         """Every active organisation's queue exists (again, after a PUT made while the broker was away)."""
-        async with runtime.database.unit_of_work() as uow:
-            org_ids = await DirectoryRepository(uow).active_org_ids()
+        async with runtime.unit_of_work() as uow:
+            org_ids = await uow.directory.active_org_ids()
         for org_id in org_ids:
             if org_id not in declared and await declare_organisation_queue(runtime.broker, org_id):
                 declared.add(org_id)
@@ -107,7 +103,7 @@ def workers(runtime: ServiceRuntime) -> list[Worker]:
 
         async def on_message(message: AbstractIncomingMessage) -> None:
             try:
-                await handlers.store_dead_letter(runtime.database, message)
+                await handlers.store_dead_letter(runtime.unit_of_work, message)
             except Exception as exc:  # noqa: BLE001 - the database is away: keep it on the queue, without a hot loop
                 log.error("dead_letter_not_stored", error_type=type(exc).__name__)
                 await asyncio.sleep(1.0)
@@ -121,13 +117,12 @@ def workers(runtime: ServiceRuntime) -> list[Worker]:
         await channel.close()
 
     async def reroute_loop(stop: asyncio.Event) -> None:
-        client: ConsentClient = runtime.extras["consent_client"]
-        interval = _settings(runtime).reroute_interval_seconds
+        interval = runtime.settings.reroute_interval_seconds
         await runtime.broker.connect()
         while not stop.is_set():
             try:
                 await ensure_organisation_queues()
-                routed = await handlers.reroute_waiting(runtime.database, client)
+                routed = await handlers.reroute_waiting(runtime.unit_of_work, runtime.consent)
                 if routed:
                     log.info("waiting_meldingen_routed", count=routed)
             except Exception as exc:  # noqa: BLE001 - consent service or database away: try again next round
@@ -143,7 +138,7 @@ def workers(runtime: ServiceRuntime) -> list[Worker]:
         keep_dead_letters,
         reroute_loop,
         housekeeping(
-            runtime, rules(runtime.settings), purge=partial(retention.purge, runtime.database, runtime.settings)
+            runtime, rules(runtime.settings), purge=partial(retention.purge, runtime.unit_of_work, runtime.settings)
         ),
     ]
 

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date
-
 import aiohttp
 import httpx
 import structlog
 from httpx_aiohttp import HttpxAiohttpClient
-from pydantic import BaseModel
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from shared.auth import ServiceTokens
+from shared.contracts.consent import ConsentCheckResult
 from shared.errors import Unavailable
 from shared.observability import REQUEST_ID_HEADER
 
@@ -27,18 +25,6 @@ def _closed_under_us(exc: BaseException) -> bool:
     """The server closed a reused keep-alive connection before answering (it had timed out as idle): the
     request was never processed, so asking again on a fresh connection is safe — a check changes nothing."""
     return isinstance(exc.__cause__ or exc, aiohttp.ServerDisconnectedError)
-
-
-class ConsentScope(BaseModel):
-    id: str
-    recipient_types: list[str]
-    valid_until: date
-
-
-class ConsentCheckAnswer(BaseModel):
-    allowed: bool
-    reason: str | None = None
-    consent: ConsentScope | None = None
 
 
 class ConsentClient:
@@ -64,7 +50,7 @@ class ConsentClient:
 
     async def check(
         self, *, consent_id: str, bsn: str, org_id: str, recipient_types: list[str], request_id: str | None = None
-    ) -> ConsentCheckAnswer:
+    ) -> ConsentCheckResult:
         """The consent service's answer; `Unavailable` if it cannot give one (down, slow, or refusing us)."""
         headers = {"Authorization": f"Bearer {self.tokens.token()}"}
         if request_id:
@@ -83,7 +69,7 @@ class ConsentClient:
             # 401/403 here is our misconfiguration, 5xx theirs: either way no answer about the consent.
             log.error("consent_service_refused", status=response.status_code)
             raise Unavailable("the consent service could not check the consent; retry later")
-        return ConsentCheckAnswer.model_validate(response.json())
+        return ConsentCheckResult.model_validate(response.json())
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -8,9 +8,10 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
-from shared.api import RecipientType
 from shared.clock import today_nl
 from shared.contracts.base import StrictModel
+from shared.contracts.consent import ConsentScope
+from shared.contracts.vocabulary import DeliveryStatus, RecipientType
 from shared.identifiers import Bsn, GemeenteCode, Postcode
 
 MELDING_ACCEPTED = "melding.accepted"
@@ -39,8 +40,6 @@ RiskDomain = Literal[
     "ongeplande-zwangerschap",
     "overig",
 ]
-DeliveryStatus = Literal["queued", "received", "contact_made", "closed", "retracted"]
-DELIVERY_STATUS_ORDER = {"queued": 0, "received": 1, "contact_made": 2, "closed": 3}
 
 PHONE_PATTERN = r"^\+?[0-9][0-9 -]{5,18}[0-9]$"
 
@@ -132,12 +131,6 @@ class MeldingContent(Strict):
     contact: Contact | None = None
 
 
-class ConsentRef(BaseModel):
-    id: str
-    recipient_types: list[str]
-    valid_until: date
-
-
 class Sender(BaseModel):
     org_id: str
     org_type: str
@@ -155,7 +148,7 @@ class MeldingAccepted(BaseModel):
     melding_id: str
     accepted_at: datetime
     sender: Sender
-    consent: ConsentRef
+    consent: ConsentScope
     content: MeldingContent
 
 
@@ -220,7 +213,7 @@ class MeldingDelivered(BaseModel):
     urgency: str
     note: str | None
     sender: DeliverySender
-    consent: ConsentRef
+    consent: ConsentScope
 
 
 class MeldingRetracted(BaseModel):

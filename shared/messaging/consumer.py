@@ -11,7 +11,7 @@ import asyncio
 import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import aio_pika
 import structlog
@@ -20,7 +20,7 @@ from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table, se
 from sqlalchemy.exc import IntegrityError
 
 from shared.clock import now
-from shared.db import Database, UnitOfWork, UTCDateTime, is_database_unavailable
+from shared.db import UnitOfWork, UTCDateTime, is_database_unavailable
 from shared.errors import Unavailable
 from shared.messaging.broker import Broker
 from shared.messaging.topology import declare_quorum_queue
@@ -54,7 +54,9 @@ class IncomingEvent:
     redelivered: bool = False  # the broker delivered it before (to us or to a consumer that died)
 
 
-Handler = Callable[[UnitOfWork, IncomingEvent], Awaitable[None]]
+U = TypeVar("U", bound=UnitOfWork)
+# A handler applies an event in the service's own unit of work (its repositories, outbox and audit log).
+Handler = Callable[[U, IncomingEvent], Awaitable[None]]
 # Work that must not run inside the transaction (an HTTP call): its result reaches the handler as `prepared`.
 Prepare = Callable[[IncomingEvent], Awaitable[Any]]
 
@@ -63,26 +65,27 @@ class PoisonMessage(Exception):
     """A message that can never be processed (no id, not JSON): it goes straight to the dead letters."""
 
 
-class IdempotentConsumer:
-    """Consumes one quorum queue bound to `exchange` with the handlers' types as routing keys."""
+class IdempotentConsumer(Generic[U]):
+    """Consumes one quorum queue bound to `exchange` with the handlers' types as routing keys; each message
+    is handled in a unit of work of the service's own kind, from `unit_of_work()`."""
 
     def __init__(
         self,
-        database: Database,
+        unit_of_work: Callable[[], U],
         broker: Broker,
         table: Table,
         *,
         name: str,
         queue: str,
         exchange: str,
-        handlers: dict[str, Handler],
+        handlers: dict[str, Handler[U]],
         prepare: dict[str, Prepare] | None = None,
         prefetch: int = 20,
         routing_keys: list[str] | None = None,
         metrics: Metrics | None = None,
     ) -> None:
         self.metrics = metrics
-        self.database, self.broker, self.table = database, broker, table
+        self.unit_of_work, self.broker, self.table = unit_of_work, broker, table
         self.name, self.queue_name, self.exchange = name, queue, exchange
         self.handlers = handlers
         # What the queue is bound to: the handlers' types, unless some are handled only as leftovers of
@@ -216,7 +219,7 @@ class IdempotentConsumer:
                 if event.redelivered and await self._already_processed(event):
                     return False
                 event = replace(event, prepared=await self.prepare[event.type](event))
-            async with self.database.unit_of_work() as uow:
+            async with self.unit_of_work() as uow:
                 try:
                     # First, so that a concurrent duplicate waits on this row and then finds it taken.
                     await uow.session.execute(
@@ -232,7 +235,7 @@ class IdempotentConsumer:
 
     async def _already_processed(self, event: IncomingEvent) -> bool:
         """A cheap look before any preparation; the insert in the transaction is what guarantees once."""
-        async with self.database.unit_of_work() as uow:
+        async with self.unit_of_work() as uow:
             found = await uow.session.execute(
                 select(self.table.c.message_id).where(
                     self.table.c.consumer == self.name, self.table.c.message_id == event.message_id

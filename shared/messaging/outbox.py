@@ -57,46 +57,58 @@ def outbox_table(metadata: MetaData) -> Table:
     )
 
 
-async def add_message(
-    uow: UnitOfWork,
-    table: Table,
-    *,
-    exchange: str,
-    routing_key: str,
-    message_type: str,
-    body: BaseModel | dict[str, Any] | str,
-    correlation_id: str | None = None,
-    request_id: str | None = None,
-    mandatory: bool = True,
-    message_id: str | None = None,
-) -> str:
-    """Stage a message in the unit of work's transaction; it is published after commit. Returns its id.
+class Outbox:
+    """The outbox as a use case sees it, bound to its unit of work: what is added is published after commit."""
 
-    `mandatory`: a message no queue takes is returned by the broker and retried, never silently dropped.
-    """
-    if isinstance(body, str):
-        text = body  # already the exact bytes to publish (a replayed dead letter)
-    elif isinstance(body, BaseModel):
-        text = json.dumps(body.model_dump(mode="json"), separators=(",", ":"), sort_keys=True)
-    else:
-        text = json.dumps(body, separators=(",", ":"), sort_keys=True)
-    message_id = message_id or str(uuid.uuid4())
-    await uow.session.execute(
-        table.insert().values(
-            id=message_id,
-            exchange=exchange,
-            routing_key=routing_key,
-            message_type=message_type,
-            body=text,
-            correlation_id=correlation_id,
-            request_id=request_id,
-            mandatory=mandatory,
-            created_at=utcnow(),
-            attempts=0,
+    def __init__(self, uow: UnitOfWork, table: Table) -> None:
+        self.uow, self.table = uow, table
+
+    async def add(
+        self,
+        *,
+        exchange: str,
+        routing_key: str,
+        message_type: str,
+        body: BaseModel | dict[str, Any] | str,
+        correlation_id: str | None = None,
+        request_id: str | None = None,
+        mandatory: bool = True,
+        message_id: str | None = None,
+    ) -> str:
+        """Stage a message in the unit of work's transaction; it is published after commit. Returns its id.
+
+        `mandatory`: a message no queue takes is returned by the broker and retried, never silently dropped.
+        """
+        if isinstance(body, str):
+            text = body  # already the exact bytes to publish (a replayed dead letter)
+        elif isinstance(body, BaseModel):
+            text = json.dumps(body.model_dump(mode="json"), separators=(",", ":"), sort_keys=True)
+        else:
+            text = json.dumps(body, separators=(",", ":"), sort_keys=True)
+        message_id = message_id or str(uuid.uuid4())
+        await self.uow.session.execute(
+            self.table.insert().values(
+                id=message_id,
+                exchange=exchange,
+                routing_key=routing_key,
+                message_type=message_type,
+                body=text,
+                correlation_id=correlation_id,
+                request_id=request_id,
+                mandatory=mandatory,
+                created_at=utcnow(),
+                attempts=0,
+            )
         )
-    )
-    uow.notify_after_commit()
-    return message_id
+        self.uow.notify_after_commit()
+        return message_id
+
+    async def stage_again(self, *, message_id: str, **message: Any) -> str:
+        """Stage a message under an id the outbox may still hold: a replayed dead letter keeps its message_id
+        (consumers dedupe by it), while its first publication's row waits for the pruning. That row is
+        replaced."""
+        await self.uow.session.execute(delete(self.table).where(self.table.c.id == message_id))
+        return await self.add(message_id=message_id, **message)
 
 
 async def report_backlog(database: Database, table: Table, metrics: Metrics) -> None:
@@ -117,13 +129,6 @@ def _aware(moment: Any) -> Any:
     if isinstance(moment, str):
         moment = datetime.fromisoformat(moment)
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
-
-
-async def stage_again(uow: UnitOfWork, table: Table, *, message_id: str, **message: Any) -> str:
-    """Stage a message under an id the outbox may still hold: a replayed dead letter keeps its message_id
-    (consumers dedupe by it), while its first publication's row waits for the pruning. That row is replaced."""
-    await uow.session.execute(delete(table).where(table.c.id == message_id))
-    return await add_message(uow, table, message_id=message_id, **message)
 
 
 @dataclass(frozen=True)

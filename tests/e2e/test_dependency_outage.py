@@ -16,10 +16,10 @@ import aio_pika
 import httpx
 from sqlalchemy import select
 
-from services.consent.adapters.repository import ConsentRepository
 from services.consent.domain.model import Consent
+from services.consent.service_layer.unit_of_work import ConsentUnitOfWork
 from services.routing.adapters.orm import consent_states
-from services.routing.adapters.repository import RoutingRepository
+from services.routing.service_layer.unit_of_work import RoutingUnitOfWork
 from services.stack import run_stack
 from shared import migrations
 from shared.clock import now, today_nl
@@ -107,9 +107,9 @@ class Routing:
     async def status(self, melding_id: str) -> str | None:
         database = self.environment.database(self.urls["routing"])
         try:
-            async with database.unit_of_work() as uow:
-                row = await RoutingRepository(uow).melding(melding_id)
-                return row.status if row else None
+            async with RoutingUnitOfWork(database) as uow:
+                melding = await uow.routing.melding(melding_id)
+                return melding.status.value if melding else None
         finally:
             await database.dispose()
 
@@ -147,8 +147,8 @@ async def routing_without_consent(environment: RunEnvironment, tokens: Tokens, t
             now=now(),
         )
         consent_db = environment.database(urls["consent"])
-        async with consent_db.unit_of_work() as uow:
-            await ConsentRepository(uow).add(consent)
+        async with ConsentUnitOfWork(consent_db) as uow:
+            await uow.consents.add(consent)
             await uow.commit()
         await consent_db.dispose()
 

@@ -170,12 +170,16 @@ async def test_cbs_reference_data_routes_a_straddling_postcode_to_the_largest_sh
     system: Clients, tokens: Tokens, stack_databases: dict[str, str]
 ) -> None:
     from services.routing.service_layer.directory import load_cbs
+    from services.routing.service_layer.unit_of_work import unit_of_work_factory
     from shared.db import Database
     from tests.support import SHARED_DATA as data
 
     database = Database(stack_databases["routing"])
     report = await load_cbs(
-        database, gemeenten_file=data / "gemeenten.csv", postcodes_file=data / "pc4_gemeente.csv", edition="2025"
+        unit_of_work_factory(database),
+        gemeenten_file=data / "gemeenten.csv",
+        postcodes_file=data / "pc4_gemeente.csv",
+        edition="2025",
     )
     await database.dispose()
     assert (report.gemeenten, report.postcode_areas, report.straddling) == (342, 4072, 20)

@@ -148,8 +148,8 @@ async def test_nothing_is_delivered_without_valid_consent_in_each_way_it_can_be_
 async def _expired_consent(database: Database) -> str:
     from datetime import timedelta
 
-    from services.consent.adapters.repository import ConsentRepository
     from services.consent.domain.model import Consent
+    from services.consent.service_layer.unit_of_work import ConsentUnitOfWork
     from shared.clock import now, today_nl
 
     long_ago = today_nl() - timedelta(days=400)
@@ -166,8 +166,8 @@ async def _expired_consent(database: Database) -> str:
         today=long_ago,
         now=now() - timedelta(days=400),
     )
-    async with database.unit_of_work() as uow:
-        await ConsentRepository(uow).add(consent)
+    async with ConsentUnitOfWork(database) as uow:
+        await uow.consents.add(consent)
         await uow.commit()
     await database.dispose()
     return consent.id
@@ -401,7 +401,6 @@ async def test_a_waiting_melding_past_its_purpose_is_purged_and_holds_up_no_othe
     amqp: aio_pika.abc.AbstractChannel,
 ) -> None:
     from services.registry import SERVICES
-    from services.routing.service_layer import retention as routing_retention
     from shared.clock import today_nl
 
     # Two meldingen for Utrecht, which no JGZ serves yet: the older one long past its due date.
@@ -422,7 +421,9 @@ async def test_a_waiting_melding_past_its_purpose_is_purged_and_holds_up_no_othe
     database = environment.database(stack_databases["routing"])
     try:
         settings = SERVICES["routing"].settings(personal_data_retention_days=10)
-        assert (await routing_retention.purge(database, settings))["routed meldingen (personal data)"] == 1
+        assert (await SERVICES["routing"].parts.purge(database, settings, False))[
+            "routed meldingen (personal data)"
+        ] == 1
     finally:
         await database.dispose()
     listed = (await system["routing"].get("/v1/unroutable", headers=_admin(tokens))).json()["items"]

@@ -147,9 +147,7 @@ async def test_personal_data_is_encrypted_at_rest_in_every_table_that_holds_it(
 async def test_a_melding_past_its_purpose_keeps_only_an_anonymous_skeleton(
     system: Clients, tokens: Tokens, stack_databases: dict[str, str], environment: RunEnvironment
 ) -> None:
-    from services.melding.service_layer import retention as melding_retention
     from services.registry import SERVICES
-    from services.routing.service_layer import retention as routing_retention
 
     ids = await _delivered(system, tokens, due_in_days=-20)  # born 20 days ago
     kept = await _delivered(system, tokens, due_in_days=100, jgz=ids["jgz"])
@@ -157,12 +155,12 @@ async def test_a_melding_past_its_purpose_keeps_only_an_anonymous_skeleton(
     settings = {name: SERVICES[name].settings(**short) for name in ("melding", "routing")}
     databases = {name: environment.database(stack_databases[name]) for name in ("melding", "routing")}
     try:
-        dry = await melding_retention.purge(databases["melding"], settings["melding"], dry_run=True)
+        dry = await SERVICES["melding"].parts.purge(databases["melding"], settings["melding"], True)
         assert dry == {"meldingen (personal data)": 1}
-        assert await melding_retention.purge(databases["melding"], settings["melding"]) == dry
-        purged = await routing_retention.purge(databases["routing"], settings["routing"])
+        assert await SERVICES["melding"].parts.purge(databases["melding"], settings["melding"], False) == dry
+        purged = await SERVICES["routing"].parts.purge(databases["routing"], settings["routing"], False)
         assert purged["routed meldingen (personal data)"] == 1
-        assert await melding_retention.purge(databases["melding"], settings["melding"], dry_run=True) == {
+        assert await SERVICES["melding"].parts.purge(databases["melding"], settings["melding"], True) == {
             "meldingen (personal data)": 0
         }
     finally:
@@ -185,7 +183,6 @@ async def test_a_withdrawn_meldings_personal_data_goes_at_once(
     system: Clients, tokens: Tokens, stack_databases: dict[str, str], environment: RunEnvironment
 ) -> None:
     """CONTRACT.md v1.1: removed in the transaction that records the withdrawal, not at the next purge."""
-    from services.melding.service_layer import retention as melding_retention
     from services.registry import SERVICES
 
     ids = await _delivered(system, tokens)
@@ -204,7 +201,7 @@ async def test_a_withdrawn_meldings_personal_data_goes_at_once(
     assert events[events.index("withdrawn") + 1] == "purged"
     database = environment.database(stack_databases["melding"])
     try:  # nothing is left for the scheduled purge
-        assert await melding_retention.purge(database, SERVICES["melding"].settings(), dry_run=True) == {
+        assert await SERVICES["melding"].parts.purge(database, SERVICES["melding"].settings(), True) == {
             "meldingen (personal data)": 0
         }
     finally:

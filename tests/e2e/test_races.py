@@ -13,7 +13,7 @@ import random
 import aio_pika
 import httpx
 
-from shared.contracts.melding import DELIVERY_STATUS_ORDER
+from shared.contracts.vocabulary import DeliveryStatus
 from tests.e2e.flow import (
     RecipientQueue,
     admin,
@@ -130,9 +130,9 @@ async def test_concurrent_status_reports_never_move_a_delivery_back(system: Clie
         assert all(r.status_code in (200, 409) for _, r in answers), [
             r.text for _, r in answers if r.status_code >= 500
         ]
-        answered = max(DELIVERY_STATUS_ORDER[s] for s, r in answers if r.status_code == 200)
+        answered = max(DeliveryStatus(s).rank for s, r in answers if r.status_code == 200)
         final = (await system["routing"].get(f"/v1/deliveries/{delivery_id}", headers=headers)).json()["status"]
-        if DELIVERY_STATUS_ORDER[final] < answered:
+        if DeliveryStatus(final).rank < answered:
             backwards.append(delivery_id)
     assert not backwards, f"{len(backwards)} of {len(delivery_ids)} deliveries ended below a status answered 200"
 

@@ -7,17 +7,19 @@ import asyncio
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import inspect
+from sqlalchemy import MetaData, inspect
 
 from shared import migrations
 from shared.db import Database
 from tests.support import SERVICES, RunEnvironment, create_database, drop_database
 
 
-def service_metadata(service: str):
-    from importlib import import_module
+def service_metadata(service: str) -> MetaData:
+    from services.consent.adapters.orm import metadata as consent
+    from services.melding.adapters.orm import metadata as melding
+    from services.routing.adapters.orm import metadata as routing
 
-    return import_module(f"services.{service}.adapters.orm").metadata
+    return {"consent": consent, "melding": melding, "routing": routing}[service]
 
 
 def backends(environment_backend: str) -> list[str]:

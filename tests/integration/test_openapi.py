@@ -9,9 +9,9 @@ from tests.support import SERVICES
 
 
 def app_for(service: str):
-    from importlib import import_module
+    from services.registry import SERVICES as REGISTRY
 
-    return import_module(f"services.{service}.main").create_app(run_workers=False)
+    return REGISTRY[service].app_factory()(run_workers=False)
 
 
 def operations(spec: dict):

@@ -45,5 +45,7 @@ def test_the_database_pool_is_sized_by_the_environment(monkeypatch: pytest.Monke
     monkeypatch.setenv("KANSRIJK_MELDING_DATABASE_URL", "postgresql+asyncpg://db.example/k")  # never connected
     monkeypatch.setenv("KANSRIJK_DATABASE_POOL_SIZE", "4")
     monkeypatch.setenv("KANSRIJK_DATABASE_MAX_OVERFLOW", "2")
-    pool = build_runtime(SERVICES["melding"].settings()).database.engine.pool
+    from services.melding.service_layer.unit_of_work import unit_of_work_factory
+
+    pool = build_runtime(SERVICES["melding"].settings(), unit_of_work_factory).database.engine.pool
     assert (pool.size(), pool._max_overflow) == (4, 2)  # type: ignore[attr-defined]

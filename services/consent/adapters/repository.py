@@ -1,14 +1,16 @@
-"""All SQL on consents."""
+"""All SQL on consents; rows become `Consent` here, at the edge."""
 
 from __future__ import annotations
 
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.consent.adapters.orm import consents
 from services.consent.domain.model import Consent
-from shared.db import UnitOfWork
+from shared.crypto import FieldCipher
 
 
 def _to_row(consent: Consent, bsn_ref: str) -> dict[str, Any]:
@@ -30,9 +32,8 @@ def _from_row(row: Any) -> Consent:
 
 
 class ConsentRepository:
-    def __init__(self, uow: UnitOfWork) -> None:
-        self.session = uow.session
-        self.cipher = uow.database.cipher
+    def __init__(self, session: AsyncSession, cipher: FieldCipher) -> None:
+        self.session, self.cipher = session, cipher
 
     async def add(self, consent: Consent) -> None:
         await self.session.execute(consents.insert().values(**_to_row(consent, self.cipher.bsn_ref(consent.bsn))))
@@ -55,3 +56,20 @@ class ConsentRepository:
             .order_by(consents.c.created_at.desc(), consents.c.id)
         )
         return [_from_row(row) for row in await self.session.execute(query)]
+
+    # --- retention --------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _past_retention(withdrawn_before: datetime, valid_before: date) -> ColumnElement[bool]:
+        return or_(consents.c.withdrawn_at < withdrawn_before, consents.c.valid_until < valid_before)
+
+    async def count_past_retention(self, *, withdrawn_before: datetime, valid_before: date) -> int:
+        """Consents withdrawn before `withdrawn_before` or valid only until before `valid_before`."""
+        query = select(func.count()).select_from(consents).where(self._past_retention(withdrawn_before, valid_before))
+        return int((await self.session.execute(query)).scalar_one())
+
+    async def delete_past_retention(self, *, withdrawn_before: datetime, valid_before: date) -> int:
+        deleted = await self.session.execute(
+            delete(consents).where(self._past_retention(withdrawn_before, valid_before))
+        )
+        return int(getattr(deleted, "rowcount", 0) or 0)

@@ -4,11 +4,13 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from shared.api import DatabaseDep
+from services.consent.service_layer.unit_of_work import UnitOfWorkFactory
+from shared.api import unit_of_work
 from shared.auth import Principal, require_scope
 
-__all__ = ["ConsentChecker", "ConsentReader", "ConsentWriter", "DatabaseDep"]
+__all__ = ["ConsentChecker", "ConsentReader", "ConsentWriter", "UnitOfWorkDep"]
 
+UnitOfWorkDep = Annotated[UnitOfWorkFactory, Depends(unit_of_work)]
 ConsentWriter = Annotated[Principal, Depends(require_scope("consent:write"))]
 ConsentReader = Annotated[Principal, Depends(require_scope("consent:read"))]
 ConsentChecker = Annotated[Principal, Depends(require_scope("consent:check"))]

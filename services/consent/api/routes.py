@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from services.consent.api.deps import ConsentChecker, ConsentReader, ConsentWriter, DatabaseDep
+from services.consent.api.deps import ConsentChecker, ConsentReader, ConsentWriter, UnitOfWorkDep
 from services.consent.api.schemas import (
     ConsentCheck,
     ConsentCheckResult,
@@ -40,12 +40,12 @@ async def record_consent(
     body: ConsentCreate,
     response: Response,
     principal: ConsentWriter,
-    database: DatabaseDep,
+    unit_of_work: UnitOfWorkDep,
     request_id: RequestId,
     idempotency_key: IdempotencyKey = None,
 ) -> ConsentRead:
-    recorded = await handlers.record_consent(
-        database,
+    consent = await handlers.record_consent(
+        unit_of_work,
         principal=principal,
         bsn=body.patient.bsn,
         recipient_types=list(body.recipient_types),
@@ -57,8 +57,8 @@ async def record_consent(
         request_fingerprint=fingerprint("POST /v1/consents", body),
         request_id=request_id,
     )
-    response.headers["Location"] = f"/v1/consents/{recorded.consent.id}"
-    return ConsentRead.of(recorded.consent, today_nl())
+    response.headers["Location"] = f"/v1/consents/{consent.id}"
+    return ConsentRead.of(consent, today_nl())
 
 
 @router.post(
@@ -70,9 +70,9 @@ async def record_consent(
     responses=problem_responses("validation"),
 )
 async def search_consents(
-    body: ConsentSearch, principal: ConsentReader, database: DatabaseDep, request_id: RequestId
+    body: ConsentSearch, principal: ConsentReader, unit_of_work: UnitOfWorkDep, request_id: RequestId
 ) -> ConsentList:
-    found = await handlers.search_consents(database, principal=principal, bsn=body.bsn, request_id=request_id)
+    found = await handlers.search_consents(unit_of_work, principal=principal, bsn=body.bsn, request_id=request_id)
     today = today_nl()
     return ConsentList(items=[ConsentRead.of(c, today) for c in found])
 
@@ -86,10 +86,10 @@ async def search_consents(
     responses=problem_responses("validation"),
 )
 async def check_consent(
-    body: ConsentCheck, principal: ConsentChecker, database: DatabaseDep, request_id: RequestId
+    body: ConsentCheck, principal: ConsentChecker, unit_of_work: UnitOfWorkDep, request_id: RequestId
 ) -> ConsentCheckResult:
     reason, consent = await handlers.check_consent(
-        database,
+        unit_of_work,
         principal=principal,
         consent_id=body.consent_id,
         bsn=body.bsn,
@@ -111,9 +111,11 @@ async def check_consent(
     responses=problem_responses("not-found"),
 )
 async def get_consent(
-    consent_id: IdInPath, principal: ConsentReader, database: DatabaseDep, request_id: RequestId
+    consent_id: IdInPath, principal: ConsentReader, unit_of_work: UnitOfWorkDep, request_id: RequestId
 ) -> ConsentRead:
-    consent = await handlers.get_consent(database, principal=principal, consent_id=consent_id, request_id=request_id)
+    consent = await handlers.get_consent(
+        unit_of_work, principal=principal, consent_id=consent_id, request_id=request_id
+    )
     return ConsentRead.of(consent, today_nl())
 
 
@@ -128,12 +130,12 @@ async def get_consent(
 async def withdraw_consent(
     consent_id: IdInPath,
     principal: ConsentWriter,
-    database: DatabaseDep,
+    unit_of_work: UnitOfWorkDep,
     request_id: RequestId,
     body: ConsentWithdraw | None = None,
 ) -> ConsentRead:
     consent = await handlers.withdraw_consent(
-        database,
+        unit_of_work,
         principal=principal,
         consent_id=consent_id,
         reason=body.reason if body else None,

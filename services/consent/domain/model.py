@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from enum import StrEnum
 
+from shared.contracts.vocabulary import CheckReason
 from shared.errors import ValidationFailed
 
 PURPOSE = "kansrijke-start-melding"
@@ -16,15 +17,6 @@ class ConsentStatus(StrEnum):
     active = "active"
     withdrawn = "withdrawn"
     expired = "expired"
-
-
-class CheckReason(StrEnum):
-    not_found = "not-found"
-    other_patient = "other-patient"
-    other_organisation = "other-organisation"
-    withdrawn = "withdrawn"
-    expired = "expired"
-    out_of_scope = "out-of-scope"
 
 
 class InvalidConsent(ValidationFailed):

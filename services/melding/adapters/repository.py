@@ -1,107 +1,180 @@
-"""All SQL on meldingen, their deliveries and their history."""
+"""All SQL on meldingen, their deliveries, their history and the consents' states. Rows become domain
+objects here, at the edge: nothing above this module sees a row, a JSON text or a comma-joined column."""
 
 from __future__ import annotations
 
 import json
 from datetime import date, datetime
-from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import ColumnElement, Row, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.melding.adapters.orm import consent_states, melding_deliveries, melding_history, meldingen
-from services.melding.domain.model import DeliveryView, later_delivery_status, melding_status, skeleton_of
-from shared.db import UnitOfWork, lock_row_creating
+from services.melding.domain.model import (
+    ConsentState,
+    Delivery,
+    GemeenteRef,
+    HistoryEntry,
+    Melding,
+    MeldingRecord,
+    MeldingStatus,
+    SenderRef,
+    due_date_in,
+    skeleton_of,
+)
+from shared.contracts.vocabulary import DeliveryStatus
+from shared.db import lock_row_creating
 from shared.pagination import newest_first
 
 
-def _due_date(content: dict[str, Any]) -> date | None:
-    due = (content.get("pregnancy") or {}).get("expected_due_date")
-    return date.fromisoformat(due) if due else None
+def _record(row: Row[Any]) -> MeldingRecord:
+    return MeldingRecord(
+        id=row.id,
+        status=MeldingStatus(row.status),
+        sender=SenderRef(org_id=row.sender_org_id, org_type=row.sender_org_type, sub=row.sender_sub),
+        consent_id=row.consent_id,
+        content=json.loads(row.content) if row.content is not None else None,
+        skeleton=json.loads(row.skeleton) if row.skeleton is not None else None,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        purged_at=row.purged_at,
+        gemeente=GemeenteRef(row.gemeente_code, row.gemeente_name) if row.gemeente_code else None,
+        unroutable_types=tuple(t for t in row.unroutable_types.split(",") if t),
+    )
+
+
+def _delivery(row: Row[Any]) -> Delivery:
+    return Delivery(
+        delivery_id=row.delivery_id,
+        org_id=row.org_id,
+        org_name=row.org_name,
+        recipient_type=row.recipient_type,
+        status=DeliveryStatus(row.status),
+        updated_at=row.updated_at,
+    )
+
+
+# What a melding's status depends on; never its content (which would be decrypted for nothing).
+_STATE = (meldingen.c.id, meldingen.c.status, meldingen.c.withdrawn_at, meldingen.c.routing_reported_unroutable)
 
 
 class MeldingRepository:
-    def __init__(self, uow: UnitOfWork) -> None:
-        self.session = uow.session
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # --- intake and reads --------------------------------------------------------------------------------
 
     async def add(
-        self, *, melding_id: str, sender: dict[str, str], consent: dict[str, Any], content: dict[str, Any], at: datetime
-    ) -> tuple[Any, Any]:
-        """Store a new melding and its first history entry; both rows as a read would return them."""
-        row = {column.name: None for column in meldingen.columns} | dict(
-            id=melding_id,
-            status="accepted",
-            sender_org_id=sender["org_id"],
-            sender_org_type=sender["org_type"],
-            sender_sub=sender["sub"],
-            consent_id=consent["id"],
-            consent=json.dumps(consent, default=str),
-            content=json.dumps(content),
-            expected_due_date=_due_date(content),
-            unroutable_types="",
-            routing_reported_unroutable=0,
-            created_at=at,
-            updated_at=at,
+        self, *, melding_id: str, sender: SenderRef, consent: dict[str, Any], content: dict[str, Any], at: datetime
+    ) -> tuple[MeldingRecord, HistoryEntry]:
+        """Store a new melding and its first history entry; both as a read would return them."""
+        await self.session.execute(
+            meldingen.insert().values(
+                id=melding_id,
+                status=MeldingStatus.accepted.value,
+                sender_org_id=sender.org_id,
+                sender_org_type=sender.org_type,
+                sender_sub=sender.sub,
+                consent_id=consent["id"],
+                consent=json.dumps(consent, default=str),
+                content=json.dumps(content),
+                expected_due_date=due_date_in(content),
+                unroutable_types="",
+                routing_reported_unroutable=0,
+                created_at=at,
+                updated_at=at,
+            )
         )
-        await self.session.execute(meldingen.insert().values(row))
-        await self.add_history(melding_id, at, "accepted", None)
-        return SimpleNamespace(**row), SimpleNamespace(melding_id=melding_id, at=at, event="accepted", detail=None)
+        record = MeldingRecord.accepted(
+            melding_id=melding_id, sender=sender, consent_id=consent["id"], content=content, at=at
+        )
+        return record, await self.add_history(melding_id, at, "accepted", None)
 
-    async def get(self, melding_id: str) -> Any | None:
-        return (await self.session.execute(select(meldingen).where(meldingen.c.id == melding_id))).first()
+    async def get(self, melding_id: str) -> MeldingRecord | None:
+        row = (await self.session.execute(select(meldingen).where(meldingen.c.id == melding_id))).first()
+        return _record(row) if row is not None else None
 
-    async def lock(self, melding_id: str) -> bool:
-        """Take the melding's row lock for this transaction; False if there is no such melding.
-
-        Events about one melding (routed, a delivery's status) may be handled at the same moment; each
-        reads then writes its deliveries, so they must take turns (SQLite's BEGIN IMMEDIATE already does).
-        """
-        query = select(meldingen.c.id).where(meldingen.c.id == melding_id).with_for_update()
-        return (await self.session.execute(query)).first() is not None
-
-    async def page_for_sender(self, *, org_id: str, status: str | None, cursor: str | None, limit: int) -> list[Any]:
+    async def page_for_sender(
+        self, *, org_id: str, status: MeldingStatus | None, cursor: str | None, limit: int
+    ) -> list[MeldingRecord]:
+        """Up to `limit + 1` of the organisation's meldingen, newest first (one more tells there are more)."""
         query = select(meldingen).where(meldingen.c.sender_org_id == org_id)
         if status:
-            query = query.where(meldingen.c.status == status)
+            query = query.where(meldingen.c.status == status.value)
         query = newest_first(query, at=meldingen.c.created_at, item_id=meldingen.c.id, cursor=cursor, limit=limit)
-        return list(await self.session.execute(query))
+        return [_record(row) for row in await self.session.execute(query)]
 
-    async def deliveries(self, melding_ids: list[str]) -> dict[str, list[Any]]:
-        out: dict[str, list[Any]] = {m: [] for m in melding_ids}
+    async def deliveries(self, melding_ids: list[str]) -> dict[str, list[Delivery]]:
+        out: dict[str, list[Delivery]] = {m: [] for m in melding_ids}
         query = (
             select(melding_deliveries)
             .where(melding_deliveries.c.melding_id.in_(melding_ids))
             .order_by(melding_deliveries.c.recipient_type)
         )
         for row in await self.session.execute(query):
-            out[row.melding_id].append(row)
+            out[row.melding_id].append(_delivery(row))
         return out
 
-    async def history(self, melding_ids: list[str]) -> dict[str, list[Any]]:
-        out: dict[str, list[Any]] = {m: [] for m in melding_ids}
+    async def history(self, melding_ids: list[str]) -> dict[str, list[HistoryEntry]]:
+        out: dict[str, list[HistoryEntry]] = {m: [] for m in melding_ids}
         query = (
             select(melding_history)
             .where(melding_history.c.melding_id.in_(melding_ids))
             .order_by(melding_history.c.at, melding_history.c.id)
         )
         for row in await self.session.execute(query):
-            out[row.melding_id].append(row)
+            out[row.melding_id].append(HistoryEntry(at=row.at, event=row.event, detail=row.detail))
         return out
 
-    async def add_history(self, melding_id: str, at: datetime, event: str, detail: str | None) -> None:
-        await self.session.execute(
-            melding_history.insert().values(melding_id=melding_id, at=at, event=event, detail=detail)
+    # --- what routing and consent report ---------------------------------------------------------------
+
+    async def lock(self, melding_id: str) -> Melding | None:
+        """The melding's status and its deliveries', its row locked for this transaction; None if unknown.
+
+        Events about one melding (routed, a delivery's status) may be handled at the same moment; each
+        reads then writes, so they must take turns (SQLite's BEGIN IMMEDIATE already does).
+        """
+        row = (
+            await self.session.execute(select(*_STATE).where(meldingen.c.id == melding_id).with_for_update())
+        ).first()
+        if row is None:
+            return None
+        return await self._state(row)
+
+    async def _state(self, row: Any) -> Melding:
+        statuses = select(melding_deliveries.c.delivery_id, melding_deliveries.c.status).where(
+            melding_deliveries.c.melding_id == row.id
+        )
+        return Melding(
+            id=row.id,
+            status=MeldingStatus(row.status),
+            withdrawn_at=row.withdrawn_at,
+            routing_reported_unroutable=bool(row.routing_reported_unroutable),
+            deliveries={d.delivery_id: DeliveryStatus(d.status) for d in await self.session.execute(statuses)},
         )
 
-    async def record_delivery(self, melding_id: str, delivery: DeliveryView, at: datetime) -> bool:
-        """Insert or move a delivery forward. Returns whether anything changed."""
-        current = (
-            await self.session.execute(
-                select(melding_deliveries.c.status).where(melding_deliveries.c.delivery_id == delivery.delivery_id)
+    async def save(self, melding: Melding, at: datetime) -> None:
+        """Write what the model's rules changed: its status, withdrawal and routing's verdict."""
+        await self.session.execute(
+            update(meldingen)
+            .where(meldingen.c.id == melding.id)
+            .values(
+                status=melding.status.value,
+                withdrawn_at=melding.withdrawn_at,
+                routing_reported_unroutable=int(melding.routing_reported_unroutable),
+                updated_at=at,
             )
-        ).scalar_one_or_none()
-        status = later_delivery_status(current, delivery.status)
-        if current is None:
+        )
+
+    async def save_delivery(self, melding_id: str, delivery: Delivery) -> None:
+        """Insert a delivery, or move a known one to `delivery.status`."""
+        changed = await self.session.execute(
+            update(melding_deliveries)
+            .where(melding_deliveries.c.delivery_id == delivery.delivery_id)
+            .values(status=delivery.status.value, updated_at=delivery.updated_at)
+        )
+        if changed.rowcount == 0:  # type: ignore[attr-defined]
             await self.session.execute(
                 melding_deliveries.insert().values(
                     delivery_id=delivery.delivery_id,
@@ -109,105 +182,80 @@ class MeldingRepository:
                     org_id=delivery.org_id,
                     org_name=delivery.org_name,
                     recipient_type=delivery.recipient_type,
-                    status=status,
-                    updated_at=at,
+                    status=delivery.status.value,
+                    updated_at=delivery.updated_at,
                 )
             )
-            return True
-        if status != current:
-            await self.session.execute(
-                update(melding_deliveries)
-                .where(melding_deliveries.c.delivery_id == delivery.delivery_id)
-                .values(status=status, updated_at=at)
-            )
-            return True
-        return False
 
     async def set_routing(
-        self,
-        melding_id: str,
-        *,
-        gemeente: dict[str, str] | None,
-        unroutable_types: list[str],
-        reported_unroutable: bool,
-        at: datetime,
+        self, melding_id: str, *, gemeente: GemeenteRef | None, unroutable_types: list[str], at: datetime
     ) -> None:
         values: dict[str, Any] = {"unroutable_types": ",".join(sorted(unroutable_types)), "updated_at": at}
         if gemeente:
-            values.update(gemeente_code=gemeente["code"], gemeente_name=gemeente["name"])
-        if reported_unroutable:
-            values["routing_reported_unroutable"] = 1
+            values.update(gemeente_code=gemeente.code, gemeente_name=gemeente.name)
         await self.session.execute(update(meldingen).where(meldingen.c.id == melding_id).values(**values))
-        await self.refresh_status(melding_id, at)
 
-    async def lock_consent(self, consent_id: str) -> Any:
+    async def add_history(self, melding_id: str, at: datetime, event: str, detail: str | None) -> HistoryEntry:
+        await self.session.execute(
+            melding_history.insert().values(melding_id=melding_id, at=at, event=event, detail=detail)
+        )
+        return HistoryEntry(at=at, event=event, detail=detail)
+
+    # --- consent and personal data ---------------------------------------------------------------------
+
+    async def lock_consent(self, consent_id: str) -> ConsentState:
         """The consent's state, locked: an intake and the consent's withdrawal never interleave."""
-        return await lock_row_creating(self.session, consent_states, consent_id=consent_id)
+        row = await lock_row_creating(self.session, consent_states, consent_id=consent_id)
+        return ConsentState(consent_id=row.consent_id, withdrawn_at=row.withdrawn_at)
 
-    async def withdraw_for_consent(self, consent_id: str, at: datetime) -> list[tuple[str, str | None]]:
-        """Record the consent's withdrawal, then withdraw its meldingen and remove their personal data at once.
-
-        Returns each melding withdrawn now with the BSN its personal data named (for the audit log). Holding
-        the consent's lock: a melding whose intake commits after this sees the withdrawal and is refused.
-        """
+    async def record_withdrawal(self, consent_id: str, at: datetime) -> None:
+        """Remember that the consent is withdrawn (holding its lock: intake refuses it from now on)."""
         await self.lock_consent(consent_id)
         await self.session.execute(
             update(consent_states)
             .where(consent_states.c.consent_id == consent_id, consent_states.c.withdrawn_at.is_(None))
             .values(withdrawn_at=at)
         )
-        rows = list(
-            await self.session.execute(
-                select(meldingen.c.id, meldingen.c.content).where(
-                    meldingen.c.consent_id == consent_id, meldingen.c.withdrawn_at.is_(None)
-                )
-            )
-        )
-        withdrawn = []
-        for row in rows:
-            await self.session.execute(
-                update(meldingen).where(meldingen.c.id == row.id).values(withdrawn_at=at, updated_at=at)
-            )
-            await self.add_history(row.id, at, "withdrawn", "consent withdrawn")
-            bsn = await self.purge(row.id, row.content, at, "personal data removed (consent withdrawn)")
-            await self.refresh_status(row.id, at)
-            withdrawn.append((row.id, bsn))
-        return withdrawn
 
-    async def purge(self, melding_id: str, content_json: str | None, at: datetime, detail: str) -> str | None:
-        """Remove a melding's personal data, keeping its anonymous skeleton. Returns the BSN it named."""
-        if content_json is None:
-            return None  # removed before
-        content = json.loads(content_json)
+    async def lock_not_withdrawn(self, consent_id: str) -> list[Melding]:
+        """The consent's meldingen that are not withdrawn yet, locked."""
+        query = (
+            select(*_STATE)
+            .where(meldingen.c.consent_id == consent_id, meldingen.c.withdrawn_at.is_(None))
+            .with_for_update()
+        )
+        return [await self._state(row) for row in list(await self.session.execute(query))]
+
+    async def remove_personal_data(self, melding_id: str, at: datetime) -> dict[str, Any] | None:
+        """Remove a melding's personal data, keeping its anonymous skeleton. Returns the content removed (None
+        if it had been removed before)."""
+        stored = (
+            await self.session.execute(select(meldingen.c.content).where(meldingen.c.id == melding_id))
+        ).scalar_one_or_none()
+        if stored is None:
+            return None
+        content: dict[str, Any] = json.loads(stored)
         await self.session.execute(
             update(meldingen)
             .where(meldingen.c.id == melding_id)
             .values(content=None, skeleton=json.dumps(skeleton_of(content)), purged_at=at)
         )
-        await self.add_history(melding_id, at, "purged", detail)
-        return (content.get("patient") or {}).get("bsn")
+        return content
 
-    async def refresh_status(self, melding_id: str, at: datetime) -> None:
-        # Only what the status depends on: the full row would decrypt the melding's content for nothing.
-        delivery_count = select(func.count()).where(melding_deliveries.c.melding_id == melding_id).scalar_subquery()
-        row = (
-            await self.session.execute(
-                select(
-                    meldingen.c.status,
-                    meldingen.c.withdrawn_at,
-                    meldingen.c.routing_reported_unroutable,
-                    delivery_count.label("deliveries"),
-                ).where(meldingen.c.id == melding_id)
-            )
-        ).first()
-        if row is None:
-            return
-        status = melding_status(
-            withdrawn=row.withdrawn_at is not None,
-            deliveries=row.deliveries,
-            routing_reported_unroutable=bool(row.routing_reported_unroutable),
+    @staticmethod
+    def _personal_data_due(cutoff: date) -> tuple[ColumnElement[bool], ...]:
+        return (
+            meldingen.c.purged_at.is_(None),
+            meldingen.c.content.is_not(None),
+            or_(meldingen.c.withdrawn_at.is_not(None), meldingen.c.expected_due_date < cutoff),
         )
-        if status != row.status:
-            await self.session.execute(
-                update(meldingen).where(meldingen.c.id == melding_id).values(status=status.value, updated_at=at)
-            )
+
+    async def count_personal_data_due(self, cutoff: date) -> int:
+        """How many meldingen keep personal data that is due for removal: withdrawn, or due before `cutoff`."""
+        query = select(func.count()).where(*self._personal_data_due(cutoff))
+        return int((await self.session.execute(query)).scalar_one())
+
+    async def lock_personal_data_due(self, cutoff: date, limit: int) -> list[str]:
+        """Ids of up to `limit` meldingen whose personal data is due for removal, locked."""
+        query = select(meldingen.c.id).where(*self._personal_data_due(cutoff)).limit(limit).with_for_update()
+        return list((await self.session.execute(query)).scalars())

@@ -4,10 +4,12 @@ from typing import Annotated
 
 from fastapi import Depends
 
-from shared.api import ConsentClientDep, DatabaseDep
+from services.melding.service_layer.unit_of_work import UnitOfWorkFactory
+from shared.api import ConsentClientDep, unit_of_work
 from shared.auth import Principal, require_scope
 
-__all__ = ["ConsentClientDep", "DatabaseDep", "MeldingReader", "MeldingWriter"]
+__all__ = ["ConsentClientDep", "MeldingReader", "MeldingWriter", "UnitOfWorkDep"]
 
+UnitOfWorkDep = Annotated[UnitOfWorkFactory, Depends(unit_of_work)]
 MeldingWriter = Annotated[Principal, Depends(require_scope("melding:write"))]
 MeldingReader = Annotated[Principal, Depends(require_scope("melding:read"))]

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from services.melding.api.deps import ConsentClientDep, DatabaseDep, MeldingReader, MeldingWriter
+from services.melding.api.deps import ConsentClientDep, MeldingReader, MeldingWriter, UnitOfWorkDep
 from services.melding.api.schemas import ACCEPTED_EXAMPLE, MeldingCreate, MeldingPage, MeldingRead
 from services.melding.domain.model import MeldingStatus
 from services.melding.service_layer import handlers
@@ -39,14 +39,14 @@ async def send_melding(
     body: MeldingCreate,
     response: Response,
     principal: MeldingWriter,
-    database: DatabaseDep,
+    unit_of_work: UnitOfWorkDep,
     consent_client: ConsentClientDep,
     request_id: RequestId,
     idempotency_key: IdempotencyKey = None,
 ) -> MeldingRead:
     content = MeldingContent.model_validate(body.model_dump(exclude={"consent_id"}), context={"stored": True})
     sent = await handlers.send_melding(
-        database,
+        unit_of_work,
         consent_client,
         principal=principal,
         consent_id=body.consent_id,
@@ -55,8 +55,8 @@ async def send_melding(
         request_fingerprint=fingerprint("POST /v1/meldingen", body),
         request_id=request_id,
     )
-    response.headers["Location"] = f"/v1/meldingen/{sent.melding['id']}"
-    return MeldingRead.model_validate(sent.melding, context={"stored": True})
+    response.headers["Location"] = f"/v1/meldingen/{sent.melding.record.id}"
+    return MeldingRead.model_validate(sent.melding.document(), context={"stored": True})
 
 
 @router.get(
@@ -68,22 +68,23 @@ async def send_melding(
 )
 async def list_meldingen(
     principal: MeldingReader,
-    database: DatabaseDep,
+    unit_of_work: UnitOfWorkDep,
     request_id: RequestId,
     status_filter: Annotated[MeldingStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: CursorQuery = None,
 ) -> MeldingPage:
     items, next_cursor = await handlers.list_meldingen(
-        database,
+        unit_of_work,
         principal=principal,
-        status=status_filter.value if status_filter else None,
+        status=status_filter,
         cursor=cursor,
         limit=limit,
         request_id=request_id,
     )
     return MeldingPage(
-        items=[MeldingRead.model_validate(i, context={"stored": True}) for i in items], next_cursor=next_cursor
+        items=[MeldingRead.model_validate(i.document(), context={"stored": True}) for i in items],
+        next_cursor=next_cursor,
     )
 
 
@@ -95,7 +96,7 @@ async def list_meldingen(
     responses=problem_responses("not-found"),
 )
 async def get_melding(
-    melding_id: IdInPath, principal: MeldingReader, database: DatabaseDep, request_id: RequestId
+    melding_id: IdInPath, principal: MeldingReader, unit_of_work: UnitOfWorkDep, request_id: RequestId
 ) -> MeldingRead:
-    view = await handlers.get_melding(database, principal=principal, melding_id=melding_id, request_id=request_id)
-    return MeldingRead.model_validate(view, context={"stored": True})
+    view = await handlers.get_melding(unit_of_work, principal=principal, melding_id=melding_id, request_id=request_id)
+    return MeldingRead.model_validate(view.document(), context={"stored": True})

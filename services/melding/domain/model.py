@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-DELIVERY_ORDER = {"queued": 0, "received": 1, "contact_made": 2, "closed": 3, "retracted": 4}
+from shared.contracts.vocabulary import DeliveryStatus
 
 
 class MeldingStatus(StrEnum):
@@ -16,22 +17,51 @@ class MeldingStatus(StrEnum):
     withdrawn = "withdrawn"
 
 
-def melding_status(*, withdrawn: bool, deliveries: int, routing_reported_unroutable: bool) -> MeldingStatus:
-    """accepted -> delivered (a delivery exists) or unroutable (none possible yet); withdrawn overrides all."""
-    if withdrawn:
-        return MeldingStatus.withdrawn
-    if deliveries:
-        return MeldingStatus.delivered
-    if routing_reported_unroutable:
-        return MeldingStatus.unroutable
-    return MeldingStatus.accepted
+@dataclass
+class Melding:
+    """What a melding's status depends on, and the rules that move it.
 
+    accepted -> delivered (a delivery exists) or unroutable (routing found none yet); withdrawn overrides
+    all. A delivery's status only moves forward (events may arrive out of order); retracted is final.
+    """
 
-def later_delivery_status(current: str | None, reported: str) -> str:
-    """Events may arrive out of order: a delivery's status only moves forward, and retracted is final."""
-    if current is None:
-        return reported
-    return reported if DELIVERY_ORDER[reported] > DELIVERY_ORDER[current] else current
+    id: str
+    status: MeldingStatus
+    withdrawn_at: datetime | None = None
+    routing_reported_unroutable: bool = False
+    deliveries: dict[str, DeliveryStatus] = field(default_factory=dict)  # delivery id -> its status
+
+    def report_delivery(self, delivery_id: str, reported: DeliveryStatus) -> DeliveryStatus | None:
+        """Take a delivery's reported status; returns its new status, or None if nothing changed."""
+        current = self.deliveries.get(delivery_id)
+        status = reported if current is None else current.later(reported)
+        if status == current:
+            return None
+        self.deliveries[delivery_id] = status
+        self._settle()
+        return status
+
+    def routing_found_no_recipient(self) -> None:
+        self.routing_reported_unroutable = True
+        self._settle()
+
+    def withdraw(self, at: datetime) -> bool:
+        """The consent was withdrawn; False if this melding had been withdrawn before."""
+        if self.withdrawn_at is not None:
+            return False
+        self.withdrawn_at = at
+        self._settle()
+        return True
+
+    def _settle(self) -> None:
+        if self.withdrawn_at is not None:
+            self.status = MeldingStatus.withdrawn
+        elif self.deliveries:
+            self.status = MeldingStatus.delivered
+        elif self.routing_reported_unroutable:
+            self.status = MeldingStatus.unroutable
+        else:
+            self.status = MeldingStatus.accepted
 
 
 # What of a melding's content outlives its personal data: enough for the programme's figures, no person.
@@ -43,10 +73,89 @@ def skeleton_of(content: dict[str, Any]) -> dict[str, Any]:
     return {name: content.get(name) for name in SKELETON_FIELDS}
 
 
+def bsn_in(content: dict[str, Any] | None) -> str | None:
+    """The BSN a melding's content names (for the audit log), if any is left."""
+    return ((content or {}).get("patient") or {}).get("bsn")
+
+
+def due_date_in(content: dict[str, Any]) -> date | None:
+    due = (content.get("pregnancy") or {}).get("expected_due_date")
+    return date.fromisoformat(due) if due else None
+
+
+# --- what the sender reads ------------------------------------------------------------------------------
+
+
 @dataclass(frozen=True)
-class DeliveryView:
+class SenderRef:
+    org_id: str
+    org_type: str
+    sub: str
+
+
+@dataclass(frozen=True)
+class GemeenteRef:
+    code: str
+    name: str
+
+
+@dataclass(frozen=True)
+class MeldingRecord:
+    """A stored melding as the sender reads it. `content` is None once its personal data is removed; then
+    `skeleton` holds what is left."""
+
+    id: str
+    status: MeldingStatus
+    sender: SenderRef
+    consent_id: str
+    content: dict[str, Any] | None
+    skeleton: dict[str, Any] | None
+    created_at: datetime
+    updated_at: datetime
+    purged_at: datetime | None
+    gemeente: GemeenteRef | None
+    unroutable_types: tuple[str, ...]
+
+    @classmethod
+    def accepted(
+        cls, *, melding_id: str, sender: SenderRef, consent_id: str, content: dict[str, Any], at: datetime
+    ) -> MeldingRecord:
+        """A melding just taken in: accepted, not routed yet."""
+        return cls(
+            id=melding_id,
+            status=MeldingStatus.accepted,
+            sender=sender,
+            consent_id=consent_id,
+            content=content,
+            skeleton=None,
+            created_at=at,
+            updated_at=at,
+            purged_at=None,
+            gemeente=None,
+            unroutable_types=(),
+        )
+
+
+@dataclass(frozen=True)
+class Delivery:
     delivery_id: str
     org_id: str
     org_name: str
     recipient_type: str
-    status: str
+    status: DeliveryStatus
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    at: datetime
+    event: str
+    detail: str | None
+
+
+@dataclass(frozen=True)
+class ConsentState:
+    """What this service knows of a consent: whether its withdrawal has arrived."""
+
+    consent_id: str
+    withdrawn_at: datetime | None

@@ -1,41 +1,42 @@
-"""Use cases of the melding service: intake, the sender's reads, and the events that keep its view current."""
+"""Use cases of the melding service: intake, the sender's reads, and the events that keep its view current.
+
+Each takes the service's unit of work (`unit_of_work.py`): its repository, outbox and audit log on one
+transaction. The status rules are the domain's (`domain/model.py::Melding`).
+"""
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from datetime import datetime
+from typing import NoReturn
 
 from sqlalchemy.exc import IntegrityError
 
-from services.melding.adapters.orm import audit, idempotency_keys, outbox
-from services.melding.adapters.repository import MeldingRepository
-from services.melding.domain.model import DeliveryView
-from shared import idempotency
-from shared.audit import record_access, record_refusal
+from services.melding.domain.model import Delivery, GemeenteRef, MeldingStatus, SenderRef, bsn_in
+from services.melding.service_layer.unit_of_work import MeldingUnitOfWork, UnitOfWorkFactory
+from services.melding.service_layer.views import MeldingView
 from shared.auth import PLATFORM, Principal
 from shared.clients.consent import ConsentClient
 from shared.clock import now
+from shared.contracts.consent import ConsentScope
 from shared.contracts.events import ConsentWithdrawn
 from shared.contracts.melding import (
     MELDING_ACCEPTED,
-    ConsentRef,
     DeliveryStatusChanged,
+    Gemeente,
     MeldingAccepted,
     MeldingContent,
     MeldingRouted,
     MeldingUnroutable,
+    RoutedDelivery,
     Sender,
 )
-from shared.db import Database, UnitOfWork
+from shared.contracts.vocabulary import DeliveryStatus
 from shared.errors import ConsentRequired, NotFound
 from shared.messaging.consumer import IncomingEvent
-from shared.messaging.outbox import add_message
 from shared.messaging.topology import EVENTS_EXCHANGE
 from shared.pagination import encode_cursor
-
-SERVICE = "melding"
 
 CONSENT_REFUSALS = {
     "not-found": "no consent with this id",
@@ -50,37 +51,11 @@ CONSENT_REFUSALS = {
 
 @dataclass(frozen=True)
 class Sent:
-    melding: dict[str, Any]
-    replayed: bool
-
-
-def _audit(
-    uow: UnitOfWork,
-    principal: Principal,
-    action: str,
-    melding_id: str | None,
-    bsn: str | None,
-    request_id: str | None,
-    outcome: str = "success",
-    consent_checked: bool | None = None,
-) -> None:
-    record_access(
-        uow,
-        audit,
-        service=SERVICE,
-        principal=principal,
-        action=action,
-        resource_type="melding",
-        resource_id=melding_id,
-        patient_bsn=bsn,
-        request_id=request_id,
-        outcome=outcome,
-        consent_checked=consent_checked,
-    )
+    melding: MeldingView
 
 
 async def send_melding(
-    database: Database,
+    unit_of_work: UnitOfWorkFactory,
     consent_client: ConsentClient,
     *,
     principal: Principal,
@@ -93,7 +68,7 @@ async def send_melding(
     """Check consent, then store the melding and its `melding.accepted` event in one transaction."""
     if (
         idempotency_key is not None
-        and (replay := await _replay(database, principal, idempotency_key, request_fingerprint)) is not None
+        and (replay := await _replay(unit_of_work, principal, idempotency_key, request_fingerprint)) is not None
     ):
         return replay
 
@@ -106,14 +81,13 @@ async def send_melding(
         request_id=request_id,
     )
     if not answer.allowed or answer.consent is None:
-        await _refuse(database, principal, content, request_id, reason=answer.reason or "refused")
+        await _refuse(unit_of_work, principal, content, request_id, reason=answer.reason or "refused")
 
-    consent = ConsentRef.model_validate(answer.consent.model_dump())
     try:
         sent = await _store(
-            database,
+            unit_of_work,
             principal=principal,
-            consent=consent,
+            consent=answer.consent,
             content=content,
             idempotency_key=idempotency_key,
             request_fingerprint=request_fingerprint,
@@ -123,28 +97,30 @@ async def send_melding(
         if idempotency_key is None:
             raise
         # A concurrent retry with the same key won: answer as it did.
-        replay = await _replay(database, principal, idempotency_key, request_fingerprint)
+        replay = await _replay(unit_of_work, principal, idempotency_key, request_fingerprint)
         assert replay is not None
         return replay
     if sent is None:
-        await _refuse(database, principal, content, request_id, reason="withdrawn")
+        await _refuse(unit_of_work, principal, content, request_id, reason="withdrawn")
     return sent
 
 
-async def _replay(database: Database, principal: Principal, key: str, request_fingerprint: str) -> Sent | None:
+async def _replay(
+    unit_of_work: UnitOfWorkFactory, principal: Principal, key: str, request_fingerprint: str
+) -> Sent | None:
     """The first answer to this Idempotency-Key (409 for another body), or None if the key is new."""
-    async with database.unit_of_work() as uow:
-        previous = await idempotency.find_previous(
-            uow, idempotency_keys, org_id=principal.org_id, key=key, request_fingerprint=request_fingerprint
+    async with unit_of_work() as uow:
+        previous = await uow.idempotency.find_previous(
+            org_id=principal.org_id, key=key, request_fingerprint=request_fingerprint
         )
-        return None if previous is None else Sent(await _read(uow, previous.resource_id), replayed=True)
+        return None if previous is None else Sent(await _read(uow, previous.resource_id))
 
 
 async def _store(
-    database: Database,
+    unit_of_work: UnitOfWorkFactory,
     *,
     principal: Principal,
-    consent: ConsentRef,
+    consent: ConsentScope,
     content: MeldingContent,
     idempotency_key: str | None,
     request_fingerprint: str,
@@ -155,241 +131,224 @@ async def _store(
     melding_id = str(uuid.uuid4())
     accepted_at = now()
     sender = Sender(org_id=principal.org_id, org_type=principal.org_type, sub=principal.sub)
-    async with database.unit_of_work() as uow:
-        repository = MeldingRepository(uow)
+    async with unit_of_work() as uow:
         # Intake and the consent's withdrawal take one lock in turn: either the withdrawal came first and
         # refuses this melding here, or it comes after and finds the melding committed, and withdraws it.
-        if (await repository.lock_consent(consent.id)).withdrawn_at is not None:
+        if (await uow.meldingen.lock_consent(consent.id)).withdrawn_at is not None:
             return None
         if idempotency_key is not None:
-            await idempotency.remember(
-                uow,
-                idempotency_keys,
+            await uow.idempotency.remember(
                 org_id=principal.org_id,
                 key=idempotency_key,
                 request_fingerprint=request_fingerprint,
                 status_code=202,
                 resource_id=melding_id,
             )
-        row, accepted = await repository.add(
+        record, accepted = await uow.meldingen.add(
             melding_id=melding_id,
-            sender=sender.model_dump(),
+            sender=SenderRef(**sender.model_dump()),
             consent=consent.model_dump(mode="json"),
             content=content.model_dump(mode="json"),
             at=accepted_at,
         )
-        event = MeldingAccepted(
-            melding_id=melding_id, accepted_at=accepted_at, sender=sender, consent=consent, content=content
-        )
-        await add_message(
-            uow,
-            outbox,
+        await uow.outbox.add(
             exchange=EVENTS_EXCHANGE,
             routing_key=MELDING_ACCEPTED,
             message_type=MELDING_ACCEPTED,
-            body=event,
+            body=MeldingAccepted(
+                melding_id=melding_id, accepted_at=accepted_at, sender=sender, consent=consent, content=content
+            ),
             correlation_id=melding_id,
             request_id=request_id,
             message_id=f"accepted:{melding_id}",
         )
-        _audit(uow, principal, "create", melding_id, content.patient.bsn, request_id, consent_checked=True)
+        uow.audit.record(
+            principal,
+            "create",
+            "melding",
+            melding_id,
+            patient_bsn=content.patient.bsn,
+            request_id=request_id,
+            consent_checked=True,
+        )
         await uow.commit()
     # As a read right after the commit shows it, without reading back what was just written.
-    return Sent(_view(row, [], [accepted]), replayed=False)
+    return Sent(MeldingView(record, [], [accepted]))
 
 
 async def _refuse(
-    database: Database, principal: Principal, content: MeldingContent, request_id: str | None, *, reason: str
+    unit_of_work: UnitOfWorkFactory,
+    principal: Principal,
+    content: MeldingContent,
+    request_id: str | None,
+    *,
+    reason: str,
 ) -> NoReturn:
     """Audit a melding refused for its consent (nothing of it is stored), then raise 403 consent-required."""
-    async with database.unit_of_work() as uow:
-        _audit(
-            uow,
+    async with unit_of_work() as uow:
+        uow.audit.refuse(
             principal,
             "create",
+            "melding",
             None,
-            content.patient.bsn,
-            request_id,
+            patient_bsn=content.patient.bsn,
+            request_id=request_id,
             outcome=f"refused:{reason}",
             consent_checked=False,
         )
-        await uow.commit()
     raise ConsentRequired(CONSENT_REFUSALS.get(reason, "the consent does not allow this melding"))
 
 
-def _bsn_of(view: dict[str, Any]) -> str | None:
-    return (view.get("patient") or {}).get("bsn")
-
-
-def _view(row: Any, deliveries: list[Any], history: list[Any]) -> dict[str, Any]:
-    # Once purged (retention), only the anonymous skeleton is left: no patient, contact or note.
-    content = json.loads(row.content) if row.content is not None else json.loads(row.skeleton or "{}")
-    return {
-        "id": row.id,
-        "status": row.status,
-        "created_at": row.created_at,
-        "updated_at": row.updated_at,
-        "consent_id": row.consent_id,
-        "patient": None,
-        "note": None,
-        "contact": None,
-        **content,
-        "purged_at": row.purged_at,
-        "sender": {"org_id": row.sender_org_id, "org_type": row.sender_org_type, "sub": row.sender_sub},
-        "gemeente": {"code": row.gemeente_code, "name": row.gemeente_name} if row.gemeente_code else None,
-        "unroutable_types": [t for t in row.unroutable_types.split(",") if t],
-        "deliveries": [
-            {
-                "delivery_id": d.delivery_id,
-                "org_id": d.org_id,
-                "org_name": d.org_name,
-                "recipient_type": d.recipient_type,
-                "status": d.status,
-                "updated_at": d.updated_at,
-            }
-            for d in deliveries
-        ],
-        "history": [{"at": h.at, "event": h.event, "detail": h.detail} for h in history],
-    }
-
-
-async def _read(uow: UnitOfWork, melding_id: str) -> dict[str, Any]:
-    repository = MeldingRepository(uow)
-    row = await repository.get(melding_id)
-    assert row is not None
-    deliveries = await repository.deliveries([melding_id])
-    history = await repository.history([melding_id])
-    return _view(row, deliveries[melding_id], history[melding_id])
+async def _read(uow: MeldingUnitOfWork, melding_id: str) -> MeldingView:
+    record = await uow.meldingen.get(melding_id)
+    assert record is not None
+    deliveries = await uow.meldingen.deliveries([melding_id])
+    history = await uow.meldingen.history([melding_id])
+    return MeldingView(record, deliveries[melding_id], history[melding_id])
 
 
 async def get_melding(
-    database: Database, *, principal: Principal, melding_id: str, request_id: str | None
-) -> dict[str, Any]:
+    unit_of_work: UnitOfWorkFactory, *, principal: Principal, melding_id: str, request_id: str | None
+) -> MeldingView:
     """One melding of the caller's organisation, with its deliveries and history."""
-    async with database.unit_of_work() as uow:
-        row = await MeldingRepository(uow).get(melding_id)
+    async with unit_of_work() as uow:
+        record = await uow.meldingen.get(melding_id)
         # Another organisation's melding is answered exactly like a missing one.
-        if row is None or row.sender_org_id != principal.org_id:
+        if record is None or record.sender.org_id != principal.org_id:
             # Audited on its own (this transaction rolls back): probing for others' meldingen is traceable.
-            record_refusal(
-                uow,
-                audit,
-                service=SERVICE,
-                principal=principal,
-                action="read",
-                resource_type="melding",
-                resource_id=melding_id,
-                patient_bsn=None,
-                request_id=request_id,
-                outcome="not-found",
-            )
+            uow.audit.refuse(principal, "read", "melding", melding_id, request_id=request_id, outcome="not-found")
             raise NotFound("no melding with this id for your organisation")
         view = await _read(uow, melding_id)
-        _audit(uow, principal, "read", melding_id, _bsn_of(view), request_id)
+        uow.audit.record(principal, "read", "melding", melding_id, patient_bsn=view.bsn, request_id=request_id)
         await uow.commit()
         return view
 
 
 async def list_meldingen(
-    database: Database,
+    unit_of_work: UnitOfWorkFactory,
     *,
     principal: Principal,
-    status: str | None,
+    status: MeldingStatus | None,
     cursor: str | None,
     limit: int,
     request_id: str | None,
-) -> tuple[list[dict[str, Any]], str | None]:
+) -> tuple[list[MeldingView], str | None]:
     """The caller's organisation's meldingen, newest first."""
-    async with database.unit_of_work() as uow:
-        repository = MeldingRepository(uow)
-        rows = await repository.page_for_sender(org_id=principal.org_id, status=status, cursor=cursor, limit=limit)
-        more = len(rows) > limit
-        rows = rows[:limit]
-        ids = [r.id for r in rows]
-        deliveries, history = await repository.deliveries(ids), await repository.history(ids)
-        items = [_view(r, deliveries[r.id], history[r.id]) for r in rows]
+    async with unit_of_work() as uow:
+        records = await uow.meldingen.page_for_sender(
+            org_id=principal.org_id, status=status, cursor=cursor, limit=limit
+        )
+        more = len(records) > limit
+        records = records[:limit]
+        ids = [r.id for r in records]
+        deliveries, history = await uow.meldingen.deliveries(ids), await uow.meldingen.history(ids)
+        items = [MeldingView(r, deliveries[r.id], history[r.id]) for r in records]
         for item in items:
-            _audit(uow, principal, "read", item["id"], _bsn_of(item), request_id)
+            uow.audit.record(principal, "read", "melding", item.record.id, patient_bsn=item.bsn, request_id=request_id)
         await uow.commit()
-    next_cursor = encode_cursor(rows[-1].created_at, rows[-1].id) if more and rows else None
+    next_cursor = encode_cursor(records[-1].created_at, records[-1].id) if more and records else None
     return items, next_cursor
 
 
 # --- events from routing and consent -----------------------------------------------------------------
 
 
-def _delivery(d: Any, status: str) -> DeliveryView:
-    return DeliveryView(
-        delivery_id=d.delivery_id, org_id=d.org_id, org_name=d.org_name, recipient_type=d.recipient_type, status=status
+def _delivery(d: RoutedDelivery, status: DeliveryStatus, at: datetime) -> Delivery:
+    return Delivery(
+        delivery_id=d.delivery_id,
+        org_id=d.org_id,
+        org_name=d.org_name,
+        recipient_type=d.recipient_type,
+        status=status,
+        updated_at=at,
     )
 
 
-async def on_melding_routed(uow: UnitOfWork, event: IncomingEvent) -> None:
+def _gemeente(gemeente: Gemeente | None) -> GemeenteRef | None:
+    return GemeenteRef(code=gemeente.code, name=gemeente.name) if gemeente else None
+
+
+async def on_melding_routed(uow: MeldingUnitOfWork, event: IncomingEvent) -> None:
     routed = MeldingRouted.model_validate(event.body)
-    repository = MeldingRepository(uow)
-    if not await repository.lock(routed.melding_id):
+    melding = await uow.meldingen.lock(routed.melding_id)
+    if melding is None:
         return  # not ours (cannot happen unless the databases were reset): nothing to update
     at = now()
     for d in routed.deliveries:
-        await repository.record_delivery(routed.melding_id, _delivery(d, "queued"), at)
+        if (status := melding.report_delivery(d.delivery_id, DeliveryStatus.queued)) is not None:
+            await uow.meldingen.save_delivery(melding.id, _delivery(d, status, at))
     names = ", ".join(f"{d.recipient_type}: {d.org_name}" for d in routed.deliveries)
-    await repository.add_history(routed.melding_id, at, "routed", names[:200] or None)
-    await repository.set_routing(
-        routed.melding_id,
-        gemeente=routed.gemeente.model_dump() if routed.gemeente else None,
-        unroutable_types=routed.unroutable_types,
-        reported_unroutable=False,
-        at=at,
+    await uow.meldingen.add_history(melding.id, at, "routed", names[:200] or None)
+    await uow.meldingen.set_routing(
+        melding.id, gemeente=_gemeente(routed.gemeente), unroutable_types=routed.unroutable_types, at=at
     )
+    await uow.meldingen.save(melding, at)
 
 
-async def on_melding_unroutable(uow: UnitOfWork, event: IncomingEvent) -> None:
+async def on_melding_unroutable(uow: MeldingUnitOfWork, event: IncomingEvent) -> None:
     unroutable = MeldingUnroutable.model_validate(event.body)
-    repository = MeldingRepository(uow)
-    if not await repository.lock(unroutable.melding_id):
+    melding = await uow.meldingen.lock(unroutable.melding_id)
+    if melding is None:
         return
     at = now()
-    await repository.add_history(
-        unroutable.melding_id, at, "unroutable", "no recipient yet for " + ", ".join(unroutable.unroutable_types)
+    melding.routing_found_no_recipient()
+    detail = "no recipient yet for " + ", ".join(unroutable.unroutable_types)
+    await uow.meldingen.add_history(melding.id, at, "unroutable", detail)
+    await uow.meldingen.set_routing(
+        melding.id, gemeente=_gemeente(unroutable.gemeente), unroutable_types=unroutable.unroutable_types, at=at
     )
-    await repository.set_routing(
-        unroutable.melding_id,
-        gemeente=unroutable.gemeente.model_dump() if unroutable.gemeente else None,
-        unroutable_types=unroutable.unroutable_types,
-        reported_unroutable=True,
-        at=at,
-    )
+    await uow.meldingen.save(melding, at)
 
 
-async def on_delivery_status_changed(uow: UnitOfWork, event: IncomingEvent) -> None:
+async def on_delivery_status_changed(uow: MeldingUnitOfWork, event: IncomingEvent) -> None:
     changed = DeliveryStatusChanged.model_validate(event.body)
-    repository = MeldingRepository(uow)
-    if not await repository.lock(changed.melding_id):
+    melding = await uow.meldingen.lock(changed.melding_id)
+    if melding is None:
         return
-    if await repository.record_delivery(changed.melding_id, _delivery(changed.delivery, changed.status), changed.at):
-        await repository.add_history(
-            changed.melding_id,
-            changed.at,
-            f"delivery_{changed.status}",
-            f"{changed.delivery.recipient_type}: {changed.delivery.org_name}"[:200],
-        )
-        await repository.refresh_status(changed.melding_id, changed.at)
+    status = melding.report_delivery(changed.delivery.delivery_id, changed.status)
+    if status is None:
+        return  # an older or repeated report: the delivery is further along already
+    await uow.meldingen.save_delivery(melding.id, _delivery(changed.delivery, status, changed.at))
+    detail = f"{changed.delivery.recipient_type}: {changed.delivery.org_name}"[:200]
+    await uow.meldingen.add_history(melding.id, changed.at, f"delivery_{status.value}", detail)
+    await uow.meldingen.save(melding, changed.at)
 
 
-async def on_consent_withdrawn(uow: UnitOfWork, event: IncomingEvent) -> None:
+async def on_consent_withdrawn(uow: MeldingUnitOfWork, event: IncomingEvent) -> None:
     """Withdraw the consent's meldingen and remove their personal data in this same transaction
     (CONTRACT.md: "Withdrawal removes personal data at once"); intake refuses the consent from now on."""
     withdrawn = ConsentWithdrawn.model_validate(event.body)
-    for melding_id, bsn in await MeldingRepository(uow).withdraw_for_consent(withdrawn.consent_id, now()):
-        record_access(
+    at = now()
+    # Holding the consent's lock: a melding whose intake commits after this sees the withdrawal and is refused.
+    await uow.meldingen.record_withdrawal(withdrawn.consent_id, at)
+    for melding in await uow.meldingen.lock_not_withdrawn(withdrawn.consent_id):
+        melding.withdraw(at)
+        await uow.meldingen.add_history(melding.id, at, "withdrawn", "consent withdrawn")
+        await remove_personal_data(
             uow,
-            audit,
-            service=SERVICE,
-            principal=PLATFORM,
-            action="update",
-            resource_type="melding",
-            resource_id=melding_id,
-            patient_bsn=bsn,
-            request_id=event.request_id,
+            melding.id,
+            at,
+            why="consent withdrawn",
             outcome="purged:consent-withdrawn",
+            request_id=event.request_id,
         )
+        await uow.meldingen.save(melding, at)
+
+
+async def remove_personal_data(
+    uow: MeldingUnitOfWork, melding_id: str, at: datetime, *, why: str, outcome: str, request_id: str | None
+) -> None:
+    """Remove a melding's personal data (its anonymous skeleton stays), noted in its history and audited."""
+    content = await uow.meldingen.remove_personal_data(melding_id, at)
+    if content is None:
+        return  # removed before
+    await uow.meldingen.add_history(melding_id, at, "purged", f"personal data removed ({why})")
+    uow.audit.record(
+        PLATFORM,
+        "update",
+        "melding",
+        melding_id,
+        patient_bsn=bsn_in(content),
+        request_id=request_id,
+        outcome=outcome,
+    )

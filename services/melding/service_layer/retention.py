@@ -7,61 +7,34 @@ dates, gemeente, risk domains, recipient types, statuses — for the programme's
 
 from __future__ import annotations
 
-from datetime import timedelta
-from typing import Any
+from datetime import date, timedelta
 
-from sqlalchemy import func, or_, select
-
-from services.melding.adapters.orm import audit, meldingen
-from services.melding.adapters.repository import MeldingRepository
-from shared.audit import record_access
-from shared.auth import PLATFORM
+from services.melding.service_layer.handlers import remove_personal_data
+from services.melding.service_layer.unit_of_work import UnitOfWorkFactory
 from shared.clock import now, today_nl
-from shared.db import Database
 from shared.settings import ServiceSettings
 
 BATCH = 200
 
 
-def _due(settings: ServiceSettings) -> Any:
-    cutoff = today_nl() - timedelta(days=settings.personal_data_retention_days)
-    return (
-        meldingen.c.purged_at.is_(None),
-        meldingen.c.content.is_not(None),
-        or_(meldingen.c.withdrawn_at.is_not(None), meldingen.c.expected_due_date < cutoff),
-    )
+def _cutoff(settings: ServiceSettings) -> date:
+    return today_nl() - timedelta(days=settings.personal_data_retention_days)
 
 
-async def purge(database: Database, settings: ServiceSettings, *, dry_run: bool = False) -> dict[str, int]:
+async def purge(unit_of_work: UnitOfWorkFactory, settings: ServiceSettings, *, dry_run: bool = False) -> dict[str, int]:
     """Remove the personal data that is due; with `dry_run`, only count it. Returns counts per kind."""
+    cutoff = _cutoff(settings)
     if dry_run:
-        async with database.unit_of_work() as uow:
-            count = (await uow.session.execute(select(func.count()).where(*_due(settings)))).scalar_one()
-        return {"meldingen (personal data)": count}
+        async with unit_of_work() as uow:
+            return {"meldingen (personal data)": await uow.meldingen.count_personal_data_due(cutoff)}
     purged = 0
     while True:
-        async with database.unit_of_work() as uow:
-            rows = list(
-                await uow.session.execute(
-                    select(meldingen.c.id, meldingen.c.content).where(*_due(settings)).limit(BATCH).with_for_update()
-                )
-            )
+        async with unit_of_work() as uow:
+            ids = await uow.meldingen.lock_personal_data_due(cutoff, BATCH)
             at = now()
-            for row in rows:
-                bsn = await MeldingRepository(uow).purge(row.id, row.content, at, "personal data removed (retention)")
-                record_access(
-                    uow,
-                    audit,
-                    service="melding",
-                    principal=PLATFORM,
-                    action="update",
-                    resource_type="melding",
-                    resource_id=row.id,
-                    patient_bsn=bsn,
-                    request_id=None,
-                    outcome="purged",
-                )
+            for melding_id in ids:
+                await remove_personal_data(uow, melding_id, at, why="retention", outcome="purged", request_id=None)
             await uow.commit()
-        purged += len(rows)
-        if len(rows) < BATCH:
+        purged += len(ids)
+        if len(ids) < BATCH:
             return {"meldingen (personal data)": purged}

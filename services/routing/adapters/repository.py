@@ -1,11 +1,14 @@
-"""All SQL of the routing service."""
+"""All SQL of the routing service. Rows become the domain's records here, at the edge: nothing above this
+module sees a row, a JSON text or a comma-joined column."""
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.routing.adapters.orm import (
     consent_states,
@@ -20,21 +23,100 @@ from services.routing.adapters.orm import (
     routed_meldingen,
     straddling_areas,
 )
-from services.routing.domain.model import Candidate, Pc4Range
-from shared.db import UnitOfWork, lock_row_creating
+from services.routing.domain.model import (
+    Candidate,
+    ConsentState,
+    DeadLetter,
+    DeliveryRecord,
+    GemeenteRecord,
+    Organisation,
+    Pc4Range,
+    RoutedMelding,
+    RoutingStatus,
+    StraddlingArea,
+)
+from shared.contracts.melding import STORED, MeldingAccepted
+from shared.contracts.vocabulary import DeliveryStatus
+from shared.db import lock_row_creating
 from shared.pagination import newest_first
 
 
+def _gemeente(row: Any) -> GemeenteRecord:
+    return GemeenteRecord(code=row.code, name=row.name, source=row.source, ended_at=row.ended_at)
+
+
+def _organisation(row: Any) -> Organisation:
+    return Organisation(
+        org_id=row.org_id,
+        name=row.name,
+        type=row.type,
+        active=bool(row.active),
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+def _types(joined: str) -> tuple[str, ...]:
+    return tuple(t for t in joined.split(",") if t)
+
+
+def _melding(row: Any) -> RoutedMelding:
+    return RoutedMelding(
+        melding_id=row.melding_id,
+        consent_id=row.consent_id,
+        sender_org_id=row.sender_org_id,
+        status=RoutingStatus(row.status),
+        accepted=MeldingAccepted.model_validate(json.loads(row.accepted), context=STORED) if row.accepted else None,
+        requested_types=_types(row.requested_types),
+        unroutable_types=_types(row.unroutable_types),
+        gemeente_code=row.gemeente_code,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        purged_at=row.purged_at,
+    )
+
+
+def _delivery(row: Any) -> DeliveryRecord:
+    return DeliveryRecord(
+        delivery_id=row.delivery_id,
+        melding_id=row.melding_id,
+        org_id=row.org_id,
+        org_name=row.org_name,
+        recipient_type=row.recipient_type,
+        status=DeliveryStatus(row.status),
+        message=json.loads(row.message) if row.message else {},
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+        status_note=row.status_note,
+    )
+
+
+def _dead_letter(row: Any) -> DeadLetter:
+    return DeadLetter(
+        id=row.id,
+        queue=row.queue,
+        message_id=row.message_id,
+        message_type=row.message_type,
+        body=row.body,
+        body_encoding=row.body_encoding,
+        correlation_id=row.correlation_id,
+        reason=row.reason,
+        died_at=row.died_at,
+        replayed_at=row.replayed_at,
+    )
+
+
 class DirectoryRepository:
-    def __init__(self, uow: UnitOfWork) -> None:
-        self.session = uow.session
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
 
     # gemeenten
-    async def gemeente(self, code: str) -> Any | None:
-        return (await self.session.execute(select(gemeenten).where(gemeenten.c.code == code))).first()
+    async def gemeente(self, code: str) -> GemeenteRecord | None:
+        row = (await self.session.execute(select(gemeenten).where(gemeenten.c.code == code))).first()
+        return _gemeente(row) if row is not None else None
 
-    async def all_gemeenten(self) -> list[Any]:
-        return list(await self.session.execute(select(gemeenten).order_by(gemeenten.c.code)))
+    async def all_gemeenten(self) -> list[GemeenteRecord]:
+        return [_gemeente(row) for row in await self.session.execute(select(gemeenten).order_by(gemeenten.c.code))]
 
     async def ranges_of_gemeenten(self, codes: list[str] | None = None) -> dict[str, list[Pc4Range]]:
         query = select(gemeente_ranges).order_by(gemeente_ranges.c.from_pc4)
@@ -89,10 +171,13 @@ class DirectoryRepository:
             await self.session.execute(delete(gemeente_ranges).where(gemeente_ranges.c.gemeente_code.in_(ended)))
         return len(ended)
 
-    async def replace_straddling(self, rows: list[dict[str, Any]]) -> None:
+    async def replace_straddling(self, areas: list[StraddlingArea]) -> None:
         await self.session.execute(delete(straddling_areas))
-        if rows:
-            await self.session.execute(straddling_areas.insert(), rows)
+        if areas:
+            await self.session.execute(
+                straddling_areas.insert(),
+                [{"pc4": a.pc4, "gemeente_code": a.gemeente_code, "share": a.share} for a in areas],
+            )
 
     async def record_load(self, *, edition: str, gemeenten_count: int, areas: int, ended: int, at: datetime) -> None:
         await self.session.execute(
@@ -101,25 +186,28 @@ class DirectoryRepository:
             )
         )
 
-    async def gemeente_for_pc4(self, pc4: str) -> Any | None:
+    async def gemeente_for_pc4(self, pc4: str) -> GemeenteRecord | None:
         query = (
             select(gemeenten)
             .join(gemeente_ranges, gemeente_ranges.c.gemeente_code == gemeenten.c.code)
             .where(gemeente_ranges.c.from_pc4 <= pc4, gemeente_ranges.c.to_pc4 >= pc4, gemeenten.c.ended_at.is_(None))
             .limit(1)
         )
-        return (await self.session.execute(query)).first()
+        row = (await self.session.execute(query)).first()
+        return _gemeente(row) if row is not None else None
 
-    async def straddling(self, pc4: str) -> list[Any]:
+    async def straddling(self, pc4: str) -> list[StraddlingArea]:
         query = select(straddling_areas).where(straddling_areas.c.pc4 == pc4).order_by(straddling_areas.c.share.desc())
-        return list(await self.session.execute(query))
+        return [StraddlingArea(r.pc4, r.gemeente_code, r.share) for r in await self.session.execute(query)]
 
     # organisations
-    async def organisation(self, org_id: str) -> Any | None:
-        return (await self.session.execute(select(organisations).where(organisations.c.org_id == org_id))).first()
+    async def organisation(self, org_id: str) -> Organisation | None:
+        row = (await self.session.execute(select(organisations).where(organisations.c.org_id == org_id))).first()
+        return _organisation(row) if row is not None else None
 
-    async def all_organisations(self) -> list[Any]:
-        return list(await self.session.execute(select(organisations).order_by(organisations.c.org_id)))
+    async def all_organisations(self) -> list[Organisation]:
+        query = select(organisations).order_by(organisations.c.org_id)
+        return [_organisation(row) for row in await self.session.execute(query)]
 
     async def coverage(self, org_ids: list[str]) -> dict[str, tuple[list[str], list[Pc4Range]]]:
         out: dict[str, tuple[list[str], list[Pc4Range]]] = {o: ([], []) for o in org_ids}
@@ -232,110 +320,246 @@ class DirectoryRepository:
 
 
 class RoutingRepository:
-    def __init__(self, uow: UnitOfWork) -> None:
-        self.uow = uow
-        self.session = uow.session
+    """The meldingen routing has taken, their deliveries, the consents' states and the dead letters."""
 
-    async def lock_consent(self, consent_id: str) -> Any:
-        """The consent's row, locked: routing and withdrawal of one consent never interleave."""
-        return await lock_row_creating(self.session, consent_states, consent_id=consent_id)
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    # --- consents ---------------------------------------------------------------------------------------
+
+    async def lock_consent(self, consent_id: str) -> ConsentState:
+        """The consent's state, locked: routing and withdrawal of one consent never interleave."""
+        row = await lock_row_creating(self.session, consent_states, consent_id=consent_id)
+        return ConsentState(consent_id=row.consent_id, withdrawn_at=row.withdrawn_at)
 
     async def mark_consent_withdrawn(self, consent_id: str, at: datetime) -> None:
         await self.session.execute(
             update(consent_states).where(consent_states.c.consent_id == consent_id).values(withdrawn_at=at)
         )
 
-    async def melding(self, melding_id: str) -> Any | None:
-        return (
-            await self.session.execute(select(routed_meldingen).where(routed_meldingen.c.melding_id == melding_id))
-        ).first()
+    # --- meldingen --------------------------------------------------------------------------------------
 
-    async def add_melding(self, **values: Any) -> None:
-        await self.session.execute(routed_meldingen.insert().values(**values))
+    async def melding(self, melding_id: str) -> RoutedMelding | None:
+        query = select(routed_meldingen).where(routed_meldingen.c.melding_id == melding_id)
+        row = (await self.session.execute(query)).first()
+        return _melding(row) if row is not None else None
 
-    async def update_melding(self, melding_id: str, **values: Any) -> None:
+    async def has_melding(self, melding_id: str) -> bool:
+        query = select(routed_meldingen.c.melding_id).where(routed_meldingen.c.melding_id == melding_id)
+        return (await self.session.execute(query)).first() is not None
+
+    async def add_melding(self, melding: RoutedMelding) -> None:
+        assert melding.accepted is not None
         await self.session.execute(
-            update(routed_meldingen).where(routed_meldingen.c.melding_id == melding_id).values(**values)
-        )
-
-    async def meldingen_of_consent(self, consent_id: str) -> list[Any]:
-        return list(
-            await self.session.execute(select(routed_meldingen).where(routed_meldingen.c.consent_id == consent_id))
-        )
-
-    async def waiting(self, limit: int = 100) -> list[Any]:
-        """Meldingen waiting for a recipient that can still be delivered (not purged by retention)."""
-        return list(
-            await self.session.execute(
-                select(routed_meldingen)
-                .where(routed_meldingen.c.status == "waiting", routed_meldingen.c.purged_at.is_(None))
-                .order_by(routed_meldingen.c.created_at)
-                .limit(limit)
+            routed_meldingen.insert().values(
+                melding_id=melding.melding_id,
+                consent_id=melding.consent_id,
+                sender_org_id=melding.sender_org_id,
+                status=melding.status.value,
+                accepted=melding.accepted.model_dump_json(),
+                requested_types=",".join(melding.requested_types),
+                unroutable_types=",".join(melding.unroutable_types),
+                created_at=melding.created_at,
+                updated_at=melding.updated_at,
+                expected_due_date=melding.accepted.content.pregnancy.expected_due_date,
             )
         )
+
+    async def set_routed(
+        self,
+        melding_id: str,
+        status: RoutingStatus,
+        *,
+        unroutable_types: list[str],
+        gemeente_code: str | None,
+        at: datetime,
+    ) -> None:
+        """What a routing attempt found: routed, or waiting for the types no organisation serves yet."""
+        await self.session.execute(
+            update(routed_meldingen)
+            .where(routed_meldingen.c.melding_id == melding_id)
+            .values(
+                status=status.value,
+                unroutable_types=",".join(unroutable_types),
+                gemeente_code=gemeente_code,
+                updated_at=at,
+            )
+        )
+
+    async def close(self, melding_id: str, status: RoutingStatus, at: datetime) -> None:
+        """Nothing more goes out for this melding (withdrawn, refused): its personal data goes at once."""
+        await self.session.execute(
+            update(routed_meldingen)
+            .where(routed_meldingen.c.melding_id == melding_id)
+            .values(status=status.value, accepted=None, updated_at=at)
+        )
+
+    async def meldingen_of_consent(self, consent_id: str) -> list[RoutedMelding]:
+        query = select(routed_meldingen).where(routed_meldingen.c.consent_id == consent_id)
+        return [_melding(row) for row in await self.session.execute(query)]
+
+    def _waiting(self) -> tuple[ColumnElement[bool], ...]:
+        # Purged ones can never go out: not waiting, and not counted.
+        return (routed_meldingen.c.status == RoutingStatus.waiting.value, routed_meldingen.c.purged_at.is_(None))
+
+    async def waiting(self, limit: int = 100) -> list[RoutedMelding]:
+        """Meldingen waiting for a recipient that can still be delivered (not purged by retention)."""
+        query = select(routed_meldingen).where(*self._waiting()).order_by(routed_meldingen.c.created_at).limit(limit)
+        return [_melding(row) for row in await self.session.execute(query)]
 
     async def count_waiting(self) -> int:
-        """How many meldingen `waiting()` would list (purged ones can never go out and are not counted)."""
-        return (
-            await self.session.execute(
-                select(func.count())
-                .select_from(routed_meldingen)
-                .where(routed_meldingen.c.status == "waiting", routed_meldingen.c.purged_at.is_(None))
-            )
-        ).scalar_one()
+        """How many meldingen `waiting()` would list."""
+        query = select(func.count()).select_from(routed_meldingen).where(*self._waiting())
+        return int((await self.session.execute(query)).scalar_one())
 
-    async def count_dead_letters(self) -> int:
-        """Dead letters an operator has not replayed yet."""
-        return (
-            await self.session.execute(
-                select(func.count()).select_from(dead_letters).where(dead_letters.c.replayed_at.is_(None))
-            )
-        ).scalar_one()
+    # --- deliveries -------------------------------------------------------------------------------------
 
-    async def deliveries_of(self, melding_id: str) -> list[Any]:
-        return list(
-            await self.session.execute(
-                select(deliveries).where(deliveries.c.melding_id == melding_id).order_by(deliveries.c.recipient_type)
+    async def deliveries_of(self, melding_id: str) -> list[DeliveryRecord]:
+        query = select(deliveries).where(deliveries.c.melding_id == melding_id).order_by(deliveries.c.recipient_type)
+        return [_delivery(row) for row in await self.session.execute(query)]
+
+    async def add_delivery(self, delivery: DeliveryRecord) -> None:
+        await self.session.execute(
+            deliveries.insert().values(
+                delivery_id=delivery.delivery_id,
+                melding_id=delivery.melding_id,
+                org_id=delivery.org_id,
+                org_name=delivery.org_name,
+                recipient_type=delivery.recipient_type,
+                status=delivery.status.value,
+                message=json.dumps(delivery.message, separators=(",", ":")),
+                created_at=delivery.created_at,
+                updated_at=delivery.updated_at,
             )
         )
 
-    async def add_delivery(self, **values: Any) -> None:
-        await self.session.execute(deliveries.insert().values(**values))
-
-    async def delivery(self, delivery_id: str, *, for_update: bool = False) -> Any | None:
+    async def delivery(self, delivery_id: str, *, for_update: bool = False) -> DeliveryRecord | None:
         query = select(deliveries).where(deliveries.c.delivery_id == delivery_id)
-        return (await self.session.execute(query.with_for_update() if for_update else query)).first()
+        row = (await self.session.execute(query.with_for_update() if for_update else query)).first()
+        return _delivery(row) if row is not None else None
 
-    async def update_delivery(self, delivery_id: str, **values: Any) -> None:
-        await self.session.execute(update(deliveries).where(deliveries.c.delivery_id == delivery_id).values(**values))
+    async def set_delivery_status(
+        self, delivery_id: str, status: DeliveryStatus, *, note: str | None, at: datetime
+    ) -> None:
+        await self.session.execute(
+            update(deliveries)
+            .where(deliveries.c.delivery_id == delivery_id)
+            .values(status=status.value, status_note=note, updated_at=at)
+        )
 
-    async def deliveries_page(self, *, org_id: str, status: str | None, cursor: str | None, limit: int) -> list[Any]:
+    async def retract_delivery(self, delivery_id: str, retraction: dict[str, Any], at: datetime) -> None:
+        """The delivery is retracted: its message becomes the retraction, and its personal content goes."""
+        await self.session.execute(
+            update(deliveries)
+            .where(deliveries.c.delivery_id == delivery_id)
+            .values(
+                status=DeliveryStatus.retracted.value,
+                message=json.dumps(retraction, separators=(",", ":")),
+                status_note=None,
+                updated_at=at,
+            )
+        )
+
+    async def deliveries_page(
+        self, *, org_id: str, status: DeliveryStatus | None, cursor: str | None, limit: int
+    ) -> list[DeliveryRecord]:
+        """Up to `limit + 1` of the organisation's deliveries, newest first (one more tells there are more)."""
         query = select(deliveries).where(deliveries.c.org_id == org_id)
         if status:
-            query = query.where(deliveries.c.status == status)
-        return list(
+            query = query.where(deliveries.c.status == status.value)
+        query = newest_first(
+            query, at=deliveries.c.created_at, item_id=deliveries.c.delivery_id, cursor=cursor, limit=limit
+        )
+        return [_delivery(row) for row in await self.session.execute(query)]
+
+    # --- retention --------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _personal_data_due(cutoff: date) -> tuple[ColumnElement[bool], ...]:
+        closed = (RoutingStatus.withdrawn.value, RoutingStatus.refused.value)
+        return (
+            routed_meldingen.c.purged_at.is_(None),
+            or_(routed_meldingen.c.status.in_(closed), routed_meldingen.c.expected_due_date < cutoff),
+        )
+
+    async def count_personal_data_due(self, cutoff: date) -> int:
+        """Meldingen whose personal data is due: withdrawn or refused, or due before `cutoff`."""
+        query = select(func.count()).where(*self._personal_data_due(cutoff))
+        return int((await self.session.execute(query)).scalar_one())
+
+    async def lock_personal_data_due(self, cutoff: date, limit: int) -> list[RoutedMelding]:
+        query = select(routed_meldingen).where(*self._personal_data_due(cutoff)).limit(limit).with_for_update()
+        return [_melding(row) for row in list(await self.session.execute(query))]
+
+    async def remove_personal_data(self, melding: RoutedMelding, at: datetime) -> None:
+        """The melding's accepted body goes; each delivery keeps an anonymous document (ids, when its data
+        was removed). A retracted delivery's message is its retraction: nothing personal, it stays."""
+        await self.session.execute(
+            update(routed_meldingen)
+            .where(routed_meldingen.c.melding_id == melding.melding_id)
+            .values(accepted=None, purged_at=at)
+        )
+        for delivery in await self.deliveries_of(melding.melding_id):
+            if delivery.status is DeliveryStatus.retracted:
+                continue
+            document = {
+                "delivery_id": delivery.delivery_id,
+                "melding_id": melding.melding_id,
+                "purged_at": at.isoformat(),
+            }
             await self.session.execute(
-                newest_first(
-                    query, at=deliveries.c.created_at, item_id=deliveries.c.delivery_id, cursor=cursor, limit=limit
-                )
+                update(deliveries)
+                .where(deliveries.c.delivery_id == delivery.delivery_id)
+                .values(message=json.dumps(document), status_note=None)
+            )
+
+    # --- dead letters -----------------------------------------------------------------------------------
+
+    async def add_dead_letter(self, letter: DeadLetter) -> None:
+        await self.session.execute(
+            dead_letters.insert().values(
+                id=letter.id,
+                queue=letter.queue,
+                message_id=letter.message_id,
+                message_type=letter.message_type,
+                body=letter.body,
+                body_encoding=letter.body_encoding,
+                correlation_id=letter.correlation_id,
+                reason=letter.reason,
+                died_at=letter.died_at,
             )
         )
 
-    # dead letters
-    async def add_dead_letter(self, **values: Any) -> None:
-        await self.session.execute(dead_letters.insert().values(**values))
-
-    async def dead_letters(self, *, include_replayed: bool, limit: int) -> list[Any]:
+    async def dead_letters(self, *, include_replayed: bool, limit: int) -> list[DeadLetter]:
         query = select(dead_letters).order_by(dead_letters.c.died_at.desc()).limit(limit)
         if not include_replayed:
             query = query.where(dead_letters.c.replayed_at.is_(None))
-        return list(await self.session.execute(query))
+        return [_dead_letter(row) for row in await self.session.execute(query)]
 
-    async def dead_letter(self, dead_letter_id: str, *, for_update: bool = False) -> Any | None:
+    async def dead_letter(self, dead_letter_id: str, *, for_update: bool = False) -> DeadLetter | None:
         query = select(dead_letters).where(dead_letters.c.id == dead_letter_id)
-        return (await self.session.execute(query.with_for_update() if for_update else query)).first()
+        row = (await self.session.execute(query.with_for_update() if for_update else query)).first()
+        return _dead_letter(row) if row is not None else None
 
     async def mark_replayed(self, dead_letter_id: str, at: datetime) -> None:
         await self.session.execute(
             update(dead_letters).where(dead_letters.c.id == dead_letter_id).values(replayed_at=at)
         )
+
+    async def count_dead_letters(self) -> int:
+        """Dead letters an operator has not replayed yet."""
+        query = select(func.count()).select_from(dead_letters).where(dead_letters.c.replayed_at.is_(None))
+        return int((await self.session.execute(query)).scalar_one())
+
+    @staticmethod
+    def _replayed_before(before: datetime) -> ColumnElement[bool]:
+        return and_(dead_letters.c.replayed_at.is_not(None), dead_letters.c.replayed_at < before)
+
+    async def count_replayed_dead_letters(self, *, before: datetime) -> int:
+        query = select(func.count()).select_from(dead_letters).where(self._replayed_before(before))
+        return int((await self.session.execute(query)).scalar_one())
+
+    async def delete_replayed_dead_letters(self, *, before: datetime) -> int:
+        """Dead letters replayed before `before` go (their message lives on as the replay)."""
+        removed = await self.session.execute(delete(dead_letters).where(self._replayed_before(before)))
+        return int(getattr(removed, "rowcount", 0) or 0)

@@ -4,11 +4,12 @@ from typing import Annotated, cast
 
 from fastapi import Depends, Request
 
-from shared.api import ConsentClientDep, DatabaseDep
+from services.routing.service_layer.unit_of_work import UnitOfWorkFactory
+from shared.api import ConsentClientDep, unit_of_work
 from shared.auth import Principal, require_scope
 from shared.messaging.broker import Broker
 
-__all__ = ["Admin", "BrokerDep", "ConsentClientDep", "DatabaseDep", "DeliveryReader", "DeliveryWriter"]
+__all__ = ["Admin", "BrokerDep", "ConsentClientDep", "DeliveryReader", "DeliveryWriter", "UnitOfWorkDep"]
 
 
 async def broker(request: Request) -> Broker:
@@ -16,6 +17,7 @@ async def broker(request: Request) -> Broker:
 
 
 BrokerDep = Annotated[Broker, Depends(broker)]
+UnitOfWorkDep = Annotated[UnitOfWorkFactory, Depends(unit_of_work)]
 Admin = Annotated[Principal, Depends(require_scope("routing:admin"))]
 DeliveryReader = Annotated[Principal, Depends(require_scope("delivery:read"))]
 DeliveryWriter = Annotated[Principal, Depends(require_scope("delivery:write"))]

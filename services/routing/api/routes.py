@@ -8,8 +8,7 @@ import structlog
 from fastapi import APIRouter, Query, Response, status
 
 from services.routing.adapters.queues import declare_organisation_queue
-from services.routing.adapters.repository import RoutingRepository
-from services.routing.api.deps import Admin, BrokerDep, ConsentClientDep, DatabaseDep, DeliveryReader, DeliveryWriter
+from services.routing.api.deps import Admin, BrokerDep, ConsentClientDep, DeliveryReader, DeliveryWriter, UnitOfWorkDep
 from services.routing.api.schemas import (
     DeadLetterList,
     DeadLetterRead,
@@ -30,6 +29,7 @@ from services.routing.api.schemas import (
 )
 from services.routing.service_layer import directory, handlers
 from shared.api import CursorQuery, IdInPath, OrgIdInPath, RequestId
+from shared.contracts.vocabulary import DeliveryStatus
 from shared.identifiers import GemeenteCode, Postcode
 from shared.problems import problem_responses
 
@@ -52,10 +52,10 @@ OrgId = OrgIdInPath
     responses={**problem_responses("validation", "conflict"), 201: {"model": GemeenteRead}},
 )
 async def put_gemeente(
-    code: GemeenteCode, body: GemeentePut, response: Response, _: Admin, database: DatabaseDep
+    code: GemeenteCode, body: GemeentePut, response: Response, _: Admin, unit_of_work: UnitOfWorkDep
 ) -> dict[str, Any]:
     saved = await directory.put_gemeente(
-        database, code=code, name=body.name, ranges=[r.domain() for r in body.postcode_ranges]
+        unit_of_work, code=code, name=body.name, ranges=[r.domain() for r in body.postcode_ranges]
     )
     response.status_code = 201 if saved.created else 200
     return saved.document
@@ -69,8 +69,8 @@ async def put_gemeente(
     description="Every gemeente in the directory with its postcode areas; merged-away ones carry `ended_at`.",
     responses=problem_responses(),
 )
-async def list_gemeenten(_: Admin, database: DatabaseDep) -> dict[str, Any]:
-    return {"items": await directory.list_gemeenten(database)}
+async def list_gemeenten(_: Admin, unit_of_work: UnitOfWorkDep) -> dict[str, Any]:
+    return {"items": await directory.list_gemeenten(unit_of_work)}
 
 
 @router.get(
@@ -81,8 +81,8 @@ async def list_gemeenten(_: Admin, database: DatabaseDep) -> dict[str, Any]:
     description="A gemeente and its postcode areas.",
     responses=problem_responses("not-found", "validation"),
 )
-async def get_gemeente(code: GemeenteCode, _: Admin, database: DatabaseDep) -> dict[str, Any]:
-    return await directory.get_gemeente(database, code)
+async def get_gemeente(code: GemeenteCode, _: Admin, unit_of_work: UnitOfWorkDep) -> dict[str, Any]:
+    return await directory.get_gemeente(unit_of_work, code)
 
 
 @router.put(
@@ -97,10 +97,10 @@ async def get_gemeente(code: GemeenteCode, _: Admin, database: DatabaseDep) -> d
     responses={**problem_responses("validation", "conflict"), 201: {"model": OrganisationRead}},
 )
 async def put_organisation(
-    org_id: OrgId, body: OrganisationPut, response: Response, _: Admin, database: DatabaseDep, broker: BrokerDep
+    org_id: OrgId, body: OrganisationPut, response: Response, _: Admin, unit_of_work: UnitOfWorkDep, broker: BrokerDep
 ) -> dict[str, Any]:
     saved = await directory.put_organisation(
-        database,
+        unit_of_work,
         org_id=org_id,
         name=body.name,
         org_type=body.type,
@@ -121,8 +121,8 @@ async def put_organisation(
     description="Every recipient organisation, active or not.",
     responses=problem_responses(),
 )
-async def list_organisations(_: Admin, database: DatabaseDep) -> dict[str, Any]:
-    return {"items": await directory.list_organisations(database)}
+async def list_organisations(_: Admin, unit_of_work: UnitOfWorkDep) -> dict[str, Any]:
+    return {"items": await directory.list_organisations(unit_of_work)}
 
 
 @router.get(
@@ -133,8 +133,8 @@ async def list_organisations(_: Admin, database: DatabaseDep) -> dict[str, Any]:
     description="One recipient organisation and what it serves.",
     responses=problem_responses("not-found", "validation"),
 )
-async def get_organisation(org_id: OrgId, _: Admin, database: DatabaseDep) -> dict[str, Any]:
-    return await directory.get_organisation(database, org_id)
+async def get_organisation(org_id: OrgId, _: Admin, unit_of_work: UnitOfWorkDep) -> dict[str, Any]:
+    return await directory.get_organisation(unit_of_work, org_id)
 
 
 @router.delete(
@@ -145,8 +145,8 @@ async def get_organisation(org_id: OrgId, _: Admin, database: DatabaseDep) -> di
     description="It receives nothing more; its history and deliveries stay.",
     responses=problem_responses("not-found", "validation"),
 )
-async def delete_organisation(org_id: OrgId, _: Admin, database: DatabaseDep) -> dict[str, Any]:
-    return await directory.deactivate_organisation(database, org_id)
+async def delete_organisation(org_id: OrgId, _: Admin, unit_of_work: UnitOfWorkDep) -> dict[str, Any]:
+    return await directory.deactivate_organisation(unit_of_work, org_id)
 
 
 @router.get(
@@ -159,9 +159,9 @@ async def delete_organisation(org_id: OrgId, _: Admin, database: DatabaseDep) ->
     responses=problem_responses("validation"),
 )
 async def route_preview(
-    _: Admin, database: DatabaseDep, postcode: Annotated[Postcode, Query(examples=["1011AB"])]
+    _: Admin, unit_of_work: UnitOfWorkDep, postcode: Annotated[Postcode, Query(examples=["1011AB"])]
 ) -> dict[str, Any]:
-    return await directory.preview_route(database, postcode)
+    return await directory.preview_route(unit_of_work, postcode)
 
 
 # --- unroutable and dead letters ----------------------------------------------------------------
@@ -176,19 +176,18 @@ async def route_preview(
     "again automatically within 10 seconds of a directory change.",
     responses=problem_responses(),
 )
-async def list_unroutable(_: Admin, database: DatabaseDep) -> dict[str, Any]:
-    async with database.unit_of_work() as uow:
-        rows = await RoutingRepository(uow).waiting(limit=1000)
+async def list_unroutable(_: Admin, unit_of_work: UnitOfWorkDep) -> dict[str, Any]:
+    waiting = await handlers.list_unroutable(unit_of_work)
     return {
         "items": [
             UnroutableItem(
-                melding_id=r.melding_id,
-                gemeente_code=r.gemeente_code,
-                requested_types=r.requested_types.split(","),
-                unroutable_types=[t for t in r.unroutable_types.split(",") if t],
-                waiting_since=r.created_at,
+                melding_id=m.melding_id,
+                gemeente_code=m.gemeente_code,
+                requested_types=list(m.requested_types),
+                unroutable_types=list(m.unroutable_types),
+                waiting_since=m.created_at,
             )
-            for r in rows
+            for m in waiting
         ]
     }
 
@@ -202,10 +201,10 @@ async def list_unroutable(_: Admin, database: DatabaseDep) -> dict[str, Any]:
     responses=problem_responses("not-found", "unavailable"),
 )
 async def reroute(
-    melding_id: IdInPath, _: Admin, database: DatabaseDep, client: ConsentClientDep, request_id: RequestId
+    melding_id: IdInPath, _: Admin, unit_of_work: UnitOfWorkDep, client: ConsentClientDep, request_id: RequestId
 ) -> RerouteResult:
     return RerouteResult(
-        melding_id=melding_id, status=await handlers.reroute(database, client, melding_id, request_id=request_id)
+        melding_id=melding_id, status=await handlers.reroute(unit_of_work, client, melding_id, request_id=request_id)
     )
 
 
@@ -219,13 +218,13 @@ async def reroute(
 )
 async def list_dead_letters(
     principal: Admin,
-    database: DatabaseDep,
+    unit_of_work: UnitOfWorkDep,
     request_id: RequestId,
     include_replayed: bool = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> dict[str, Any]:
     rows = await handlers.list_dead_letters(
-        database, principal=principal, include_replayed=include_replayed, limit=limit, request_id=request_id
+        unit_of_work, principal=principal, include_replayed=include_replayed, limit=limit, request_id=request_id
     )
     return {"items": [DeadLetterRead.model_validate(r, from_attributes=True) for r in rows]}
 
@@ -240,9 +239,9 @@ async def list_dead_letters(
     responses=problem_responses("not-found", "conflict"),
 )
 async def replay_dead_letter(
-    dead_letter_id: IdInPath, _: Admin, database: DatabaseDep, request_id: RequestId
+    dead_letter_id: IdInPath, _: Admin, unit_of_work: UnitOfWorkDep, request_id: RequestId
 ) -> DeadLetterRead:
-    row = await handlers.replay_dead_letter(database, dead_letter_id=dead_letter_id, request_id=request_id)
+    row = await handlers.replay_dead_letter(unit_of_work, dead_letter_id=dead_letter_id, request_id=request_id)
     return DeadLetterRead.model_validate(row, from_attributes=True)
 
 
@@ -260,16 +259,14 @@ async def replay_dead_letter(
 )
 async def list_deliveries(
     principal: DeliveryReader,
-    database: DatabaseDep,
+    unit_of_work: UnitOfWorkDep,
     request_id: RequestId,
-    status_filter: Annotated[
-        str | None, Query(alias="status", pattern="^(queued|received|contact_made|closed|retracted)$")
-    ] = None,
+    status_filter: Annotated[DeliveryStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: CursorQuery = None,
 ) -> dict[str, Any]:
     items, next_cursor = await handlers.list_deliveries(
-        database, principal=principal, status=status_filter, cursor=cursor, limit=limit, request_id=request_id
+        unit_of_work, principal=principal, status=status_filter, cursor=cursor, limit=limit, request_id=request_id
     )
     return {"items": items, "next_cursor": next_cursor}
 
@@ -284,8 +281,8 @@ async def list_deliveries(
     "knows it. 404 while the directory does not know your organisation: a consumer should not start then.",
     responses=problem_responses("not-found"),
 )
-async def recipient_queue(principal: DeliveryReader, database: DatabaseDep) -> dict[str, Any]:
-    return await handlers.recipient_queue(database, principal=principal)
+async def recipient_queue(principal: DeliveryReader, unit_of_work: UnitOfWorkDep) -> dict[str, Any]:
+    return await handlers.recipient_queue(unit_of_work, principal=principal)
 
 
 @router.get(
@@ -297,9 +294,11 @@ async def recipient_queue(principal: DeliveryReader, database: DatabaseDep) -> d
     responses={**problem_responses("not-found"), 200: {"model": DeliveryDocument}},
 )
 async def get_delivery(
-    delivery_id: IdInPath, principal: DeliveryReader, database: DatabaseDep, request_id: RequestId
+    delivery_id: IdInPath, principal: DeliveryReader, unit_of_work: UnitOfWorkDep, request_id: RequestId
 ) -> dict[str, Any]:
-    return await handlers.get_delivery(database, principal=principal, delivery_id=delivery_id, request_id=request_id)
+    return await handlers.get_delivery(
+        unit_of_work, principal=principal, delivery_id=delivery_id, request_id=request_id
+    )
 
 
 @router.post(
@@ -314,13 +313,17 @@ async def get_delivery(
     responses={**problem_responses("not-found", "conflict", "validation"), 200: {"model": DeliveryDocument}},
 )
 async def report_status(
-    delivery_id: IdInPath, body: StatusReport, principal: DeliveryWriter, database: DatabaseDep, request_id: RequestId
+    delivery_id: IdInPath,
+    body: StatusReport,
+    principal: DeliveryWriter,
+    unit_of_work: UnitOfWorkDep,
+    request_id: RequestId,
 ) -> dict[str, Any]:
     return await handlers.report_status(
-        database,
+        unit_of_work,
         principal=principal,
         delivery_id=delivery_id,
-        status=body.status,
+        status=DeliveryStatus(body.status),
         note=body.note,
         request_id=request_id,
     )

@@ -8,9 +8,9 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, StrictBool
 
 from services.routing.domain.model import Pc4Range
-from shared.api import RecipientType
 from shared.contracts.base import StrictModel
 from shared.contracts.melding import MeldingDelivered, MeldingRetracted
+from shared.contracts.vocabulary import RecipientType
 from shared.identifiers import GemeenteCode, PostcodeArea
 
 

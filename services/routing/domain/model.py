@@ -3,13 +3,29 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from enum import StrEnum
+from typing import Any
 
+from shared.contracts.melding import MeldingAccepted
+from shared.contracts.vocabulary import DeliveryStatus
 from shared.errors import Conflict, ValidationFailed
 
-STATUS_ORDER = {"queued": 0, "received": 1, "contact_made": 2, "closed": 3}
-REPORTABLE = ("received", "contact_made", "closed")
+
+class RoutingStatus(StrEnum):
+    """Where a melding stands in routing: `new` and `waiting` are still routed; the others are final."""
+
+    new = "new"
+    waiting = "waiting"  # a requested recipient type has no organisation yet
+    routed = "routed"
+    withdrawn = "withdrawn"
+    refused = "refused"  # the consent no longer allowed it when its turn came
+
+    @property
+    def routable(self) -> bool:
+        return self in (RoutingStatus.new, RoutingStatus.waiting)
 
 
 @dataclass(frozen=True)
@@ -20,12 +36,6 @@ class Pc4Range:
     def __post_init__(self) -> None:
         if self.start > self.end:
             raise ValidationFailed("postcode_ranges", "a range's `from` must not lie after its `to`")
-
-    def contains(self, pc4: str) -> bool:
-        return self.start <= pc4 <= self.end
-
-    def overlaps(self, other: Pc4Range) -> bool:
-        return self.start <= other.end and other.start <= self.end
 
 
 URA_FORMAT = re.compile(r"^[0-9]{8}$")
@@ -59,14 +69,14 @@ def choose(candidates: list[Candidate]) -> Candidate | None:
     return sorted(chosen, key=lambda c: c.org_id)[0] if chosen else None
 
 
-def next_status(current: str, reported: str) -> str | None:
+def next_status(current: DeliveryStatus, reported: DeliveryStatus) -> DeliveryStatus | None:
     """The delivery's new status, or None if nothing changes. Forward only; a retracted delivery is closed to all."""
-    if current == "retracted":
+    if current is DeliveryStatus.retracted:
         raise Conflict("this delivery was retracted: the melding must be deleted, not reported on")
     if reported == current:
         return None
-    if STATUS_ORDER[reported] < STATUS_ORDER[current]:
-        raise Conflict(f"a delivery cannot go back from {current} to {reported}")
+    if reported.rank < current.rank:
+        raise Conflict(f"a delivery cannot go back from {current.value} to {reported.value}")
     return reported
 
 
@@ -85,7 +95,7 @@ def merge_ranges(pc4s: list[str]) -> list[Pc4Range]:
 
 
 def consent_refusal(
-    *, valid_until: date, consented_types: list[str], requested_types: list[str], today: date
+    *, valid_until: date, consented_types: Sequence[str], requested_types: Sequence[str], today: date
 ) -> str | None:
     """Why the consent a melding was accepted under no longer lets it go out, or None if it does.
 
@@ -107,3 +117,95 @@ def intake_check_is_fresh(accepted_at: datetime, at: datetime, *, within: timede
     Both ways, so a clock running ahead at the melding service does not make an old melding look new.
     """
     return abs(at - accepted_at) <= within
+
+
+# --- what the routing service keeps ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RoutedMelding:
+    """A melding routing has taken. `accepted` (its personal data) is None once withdrawn, refused or purged."""
+
+    melding_id: str
+    consent_id: str
+    sender_org_id: str
+    status: RoutingStatus
+    accepted: MeldingAccepted | None
+    requested_types: tuple[str, ...]
+    unroutable_types: tuple[str, ...]
+    gemeente_code: str | None
+    created_at: datetime
+    updated_at: datetime
+    purged_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    """A delivery to one organisation; `message` is the queue message (or its retraction, or what is left
+    once its personal data is removed)."""
+
+    delivery_id: str
+    melding_id: str
+    org_id: str
+    org_name: str
+    recipient_type: str
+    status: DeliveryStatus
+    message: dict[str, Any]
+    created_at: datetime
+    updated_at: datetime
+    status_note: str | None = None
+
+    def document(self) -> dict[str, Any]:
+        """As `GET /v1/deliveries/{id}` shows it: the queue message with the delivery's status."""
+        return {**self.message, "status": self.status.value}
+
+    @property
+    def bsn(self) -> str | None:
+        return (self.message.get("patient") or {}).get("bsn")
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: str
+    queue: str
+    message_id: str | None
+    message_type: str | None
+    body: str
+    body_encoding: str  # utf-8, or base64 for an unreadable body
+    correlation_id: str | None
+    reason: str | None
+    died_at: datetime
+    replayed_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class ConsentState:
+    consent_id: str
+    withdrawn_at: datetime | None
+
+
+@dataclass(frozen=True)
+class GemeenteRecord:
+    code: str
+    name: str
+    source: str
+    ended_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Organisation:
+    org_id: str
+    name: str
+    type: str
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class StraddlingArea:
+    """A postcode area on a gemeente border, with the share of its addresses in one of the gemeenten."""
+
+    pc4: str
+    gemeente_code: str
+    share: float

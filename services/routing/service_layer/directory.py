@@ -10,9 +10,17 @@ from pathlib import Path
 from typing import Any
 
 from services.routing.adapters.repository import DirectoryRepository
-from services.routing.domain.model import Candidate, Pc4Range, check_organisation_id, choose, merge_ranges
+from services.routing.domain.model import (
+    Candidate,
+    Organisation,
+    Pc4Range,
+    StraddlingArea,
+    check_organisation_id,
+    choose,
+    merge_ranges,
+)
+from services.routing.service_layer.unit_of_work import UnitOfWorkFactory
 from shared.clock import now
-from shared.db import Database
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.identifiers import validate_gemeente_code, validate_pc4
 from shared.messaging.topology import organisation_queue
@@ -42,9 +50,9 @@ async def gemeente_document(repository: DirectoryRepository, code: str) -> dict[
     }
 
 
-async def put_gemeente(database: Database, *, code: str, name: str, ranges: list[Pc4Range]) -> Saved:
-    async with database.unit_of_work() as uow:
-        repository = DirectoryRepository(uow)
+async def put_gemeente(unit_of_work: UnitOfWorkFactory, *, code: str, name: str, ranges: list[Pc4Range]) -> Saved:
+    async with unit_of_work() as uow:
+        repository = uow.directory
         taken = await repository.gemeente_ranges_overlapping(ranges, except_code=code)
         if taken:
             raise Conflict(f"these postcode areas already lie in gemeente {', '.join(taken)}")
@@ -54,14 +62,14 @@ async def put_gemeente(database: Database, *, code: str, name: str, ranges: list
         return Saved(document, created)
 
 
-async def get_gemeente(database: Database, code: str) -> dict[str, Any]:
-    async with database.unit_of_work() as uow:
-        return await gemeente_document(DirectoryRepository(uow), code)
+async def get_gemeente(unit_of_work: UnitOfWorkFactory, code: str) -> dict[str, Any]:
+    async with unit_of_work() as uow:
+        return await gemeente_document(uow.directory, code)
 
 
-async def list_gemeenten(database: Database) -> list[dict[str, Any]]:
-    async with database.unit_of_work() as uow:
-        repository = DirectoryRepository(uow)
+async def list_gemeenten(unit_of_work: UnitOfWorkFactory) -> list[dict[str, Any]]:
+    async with unit_of_work() as uow:
+        repository = uow.directory
         ranges = await repository.ranges_of_gemeenten()
         return [
             {
@@ -75,26 +83,36 @@ async def list_gemeenten(database: Database) -> list[dict[str, Any]]:
         ]
 
 
-async def organisation_documents(repository: DirectoryRepository, rows: list[Any]) -> list[dict[str, Any]]:
-    coverage = await repository.coverage([r.org_id for r in rows])
+async def organisation_documents(
+    repository: DirectoryRepository, organisations: list[Organisation]
+) -> list[dict[str, Any]]:
+    coverage = await repository.coverage([o.org_id for o in organisations])
     return [
         {
             "org_id": r.org_id,
             "name": r.name,
             "type": r.type,
-            "active": bool(r.active),
+            "active": r.active,
             "gemeenten": coverage[r.org_id][0],
             "postcode_ranges": _ranges_document(coverage[r.org_id][1]),
             "queue": organisation_queue(r.org_id),
             "created_at": r.created_at,
             "updated_at": r.updated_at,
         }
-        for r in rows
+        for r in organisations
     ]
 
 
+async def _organisation_document(repository: DirectoryRepository, org_id: str) -> dict[str, Any]:
+    organisation = await repository.organisation(org_id)
+    if organisation is None:
+        raise NotFound("no organisation with this id")
+    [document] = await organisation_documents(repository, [organisation])
+    return document
+
+
 async def put_organisation(
-    database: Database,
+    unit_of_work: UnitOfWorkFactory,
     *,
     org_id: str,
     name: str,
@@ -104,8 +122,8 @@ async def put_organisation(
     active: bool,
 ) -> Saved:
     check_organisation_id(org_id, org_type)
-    async with database.unit_of_work() as uow:
-        repository = DirectoryRepository(uow)
+    async with unit_of_work() as uow:
+        repository = uow.directory
         for index, code in enumerate(gemeente_codes):
             if await repository.gemeente(code) is None:
                 raise ValidationFailed(f"gemeenten.{index}", "unknown gemeente: load or PUT it first")
@@ -127,42 +145,39 @@ async def put_organisation(
             ranges=ranges,
             at=now(),
         )
-        [document] = await organisation_documents(repository, [await repository.organisation(org_id)])
+        document = await _organisation_document(repository, org_id)
         await uow.commit()
         return Saved(document, created)
 
 
-async def get_organisation(database: Database, org_id: str) -> dict[str, Any]:
-    async with database.unit_of_work() as uow:
-        repository = DirectoryRepository(uow)
-        row = await repository.organisation(org_id)
-        if row is None:
-            raise NotFound("no organisation with this id")
-        return (await organisation_documents(repository, [row]))[0]
+async def get_organisation(unit_of_work: UnitOfWorkFactory, org_id: str) -> dict[str, Any]:
+    async with unit_of_work() as uow:
+        repository = uow.directory
+        return await _organisation_document(repository, org_id)
 
 
-async def list_organisations(database: Database) -> list[dict[str, Any]]:
-    async with database.unit_of_work() as uow:
-        repository = DirectoryRepository(uow)
+async def list_organisations(unit_of_work: UnitOfWorkFactory) -> list[dict[str, Any]]:
+    async with unit_of_work() as uow:
+        repository = uow.directory
         return await organisation_documents(repository, await repository.all_organisations())
 
 
-async def deactivate_organisation(database: Database, org_id: str) -> dict[str, Any]:
-    async with database.unit_of_work() as uow:
-        repository = DirectoryRepository(uow)
+async def deactivate_organisation(unit_of_work: UnitOfWorkFactory, org_id: str) -> dict[str, Any]:
+    async with unit_of_work() as uow:
+        repository = uow.directory
         if await repository.organisation(org_id) is None:
             raise NotFound("no organisation with this id")
         await repository.deactivate(org_id, now())
-        [document] = await organisation_documents(repository, [await repository.organisation(org_id)])
+        document = await _organisation_document(repository, org_id)
         await uow.commit()
         return document
 
 
-async def preview_route(database: Database, postcode: str) -> dict[str, Any]:
+async def preview_route(unit_of_work: UnitOfWorkFactory, postcode: str) -> dict[str, Any]:
     """Where a melding from this address would go now."""
     pc4 = postcode[:4]
-    async with database.unit_of_work() as uow:
-        repository = DirectoryRepository(uow)
+    async with unit_of_work() as uow:
+        repository = uow.directory
         gemeente = await repository.gemeente_for_pc4(pc4)
         recipients: dict[str, Any] = {}
         for recipient_type in ("jgz", "wijkteam"):
@@ -239,7 +254,9 @@ def cbs_edition(gemeenten_file: Path) -> str | None:
     return None
 
 
-async def load_cbs(database: Database, *, gemeenten_file: Path, postcodes_file: Path, edition: str) -> LoadReport:
+async def load_cbs(
+    unit_of_work: UnitOfWorkFactory, *, gemeenten_file: Path, postcodes_file: Path, edition: str
+) -> LoadReport:
     """Load an edition of the CBS files over the directory: gemeenten that merged away end (history stays)."""
     names, areas = read_cbs_files(gemeenten_file, postcodes_file)
     by_pc4: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -250,10 +267,15 @@ async def load_cbs(database: Database, *, gemeenten_file: Path, postcodes_file: 
     pc4s_of: dict[str, list[str]] = defaultdict(list)
     for pc4, code in owner.items():
         pc4s_of[code].append(pc4)
-    straddling = [r for rows in by_pc4.values() if len(rows) > 1 for r in rows]
+    straddling = [
+        StraddlingArea(r["pc4"], r["gemeente_code"], r["share"])
+        for rows in by_pc4.values()
+        if len(rows) > 1
+        for r in rows
+    ]
     at = now()
-    async with database.unit_of_work() as uow:
-        repository = DirectoryRepository(uow)
+    async with unit_of_work() as uow:
+        repository = uow.directory
         ended = await repository.end_gemeenten_except(set(names), at)
         for code, name in names.items():
             # Replace every range first: an area moving between gemeenten must not collide with itself.

@@ -5,44 +5,46 @@ from __future__ import annotations
 import base64
 import json
 import uuid
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
-from services.routing.adapters.orm import audit, outbox
-from services.routing.adapters.repository import DirectoryRepository, RoutingRepository
-from services.routing.domain.model import choose, intake_check_is_fresh, next_status
-from services.routing.service_layer.routing import (
-    announce_status,
-    check_consent,
-    parse_accepted,
-    route,
-    withdraw_consent,
+from services.routing.domain.model import (
+    DeadLetter,
+    DeliveryRecord,
+    RoutedMelding,
+    RoutingStatus,
+    choose,
+    intake_check_is_fresh,
+    next_status,
 )
-from shared.audit import record_access, record_refusal
+from services.routing.service_layer.routing import announce_status, check_consent, route, withdraw_consent
+from services.routing.service_layer.unit_of_work import RoutingUnitOfWork, UnitOfWorkFactory
 from shared.auth import Principal
 from shared.clients.consent import ConsentClient
 from shared.clock import now
+from shared.contracts.consent import ConsentCheckResult
 from shared.contracts.events import ConsentWithdrawn
 from shared.contracts.melding import MeldingAccepted
-from shared.db import Database, UnitOfWork
+from shared.contracts.vocabulary import DeliveryStatus
 from shared.errors import Conflict, NotFound
 from shared.messaging.consumer import IncomingEvent
-from shared.messaging.outbox import stage_again
 from shared.messaging.topology import DELIVERIES_EXCHANGE, organisation_queue
 from shared.observability import Metrics
 from shared.pagination import encode_cursor
 
-SERVICE = "routing"
 log = structlog.get_logger(__name__)
 
 
 # --- events -----------------------------------------------------------------------------------------
 
 
-async def prepare_accepted(client: ConsentClient, event: IncomingEvent, *, recheck_after: timedelta) -> Any:
+async def prepare_accepted(
+    client: ConsentClient, event: IncomingEvent, *, recheck_after: timedelta
+) -> ConsentCheckResult | None:
     """Before the transaction: ask the consent service again if the melding waited since its intake check.
 
     A melding routed right after intake (the normal case) is checked against routing's own record in the
@@ -56,77 +58,79 @@ async def prepare_accepted(client: ConsentClient, event: IncomingEvent, *, reche
     return await check_consent(client, accepted, event.request_id)
 
 
-async def on_melding_accepted(uow: UnitOfWork, event: IncomingEvent) -> None:
+async def on_melding_accepted(uow: RoutingUnitOfWork, event: IncomingEvent) -> None:
     accepted = MeldingAccepted.model_validate(event.body, context={"stored": True})
-    repository = RoutingRepository(uow)
     new = None
-    if await repository.melding(accepted.melding_id) is None:
+    if not await uow.routing.has_melding(accepted.melding_id):
         at = now()
-        await repository.add_melding(
-            melding_id=accepted.melding_id,
-            consent_id=accepted.consent.id,
-            sender_org_id=accepted.sender.org_id,
-            status="new",
-            accepted=accepted.model_dump_json(),
-            requested_types=",".join(accepted.content.recipient_types),
-            unroutable_types="",
-            created_at=at,
-            updated_at=at,
-            expected_due_date=accepted.content.pregnancy.expected_due_date,
+        await uow.routing.add_melding(
+            RoutedMelding(
+                melding_id=accepted.melding_id,
+                consent_id=accepted.consent.id,
+                sender_org_id=accepted.sender.org_id,
+                status=RoutingStatus.new,
+                accepted=accepted,
+                requested_types=tuple(accepted.content.recipient_types),
+                unroutable_types=(),
+                gemeente_code=None,
+                created_at=at,
+                updated_at=at,
+            )
         )
         new = accepted
     await route(uow, accepted.melding_id, event.prepared, request_id=event.request_id, new=new)
 
 
-async def on_consent_withdrawn(uow: UnitOfWork, event: IncomingEvent) -> None:
+async def on_consent_withdrawn(uow: RoutingUnitOfWork, event: IncomingEvent) -> None:
     withdrawn = ConsentWithdrawn.model_validate(event.body)
     retracted = await withdraw_consent(uow, withdrawn.consent_id, request_id=event.request_id)
     log.info("consent_withdrawn_applied", consent_id=withdrawn.consent_id, retracted=retracted)
 
 
-async def reroute(database: Database, client: ConsentClient, melding_id: str, *, request_id: str | None) -> str:
+async def reroute(
+    unit_of_work: UnitOfWorkFactory, client: ConsentClient, melding_id: str, *, request_id: str | None
+) -> RoutingStatus:
     """Route one waiting melding again now."""
-    async with database.unit_of_work() as uow:
-        row = await RoutingRepository(uow).melding(melding_id)
-        if row is None or row.status not in ("new", "waiting") or row.accepted is None:  # None: purged
+    async with unit_of_work() as uow:
+        melding = await uow.routing.melding(melding_id)
+        if melding is None or not melding.status.routable or melding.accepted is None:  # None: purged
             raise NotFound("no melding with this id is waiting for a recipient")
-        accepted = parse_accepted(row.accepted)
+        accepted = melding.accepted
     answer = await check_consent(client, accepted, request_id)
-    async with database.unit_of_work() as uow:
+    async with unit_of_work() as uow:
         status = await route(uow, melding_id, answer, request_id=request_id)
         await uow.commit()
     return status
 
 
-async def reroute_waiting(database: Database, client: ConsentClient) -> int:
+async def reroute_waiting(unit_of_work: UnitOfWorkFactory, client: ConsentClient) -> int:
     """Route again every waiting melding the directory now covers better. Returns how many were routed.
 
     Runs on a schedule, so a directory change reaches waiting meldingen within one interval. The
     consent service is asked only for meldingen that found a new recipient.
     """
-    async with database.unit_of_work() as uow:
-        waiting = [
-            row.melding_id for row in await RoutingRepository(uow).waiting() if await has_new_recipient(uow, row)
-        ]
+    async with unit_of_work() as uow:
+        waiting = [m.melding_id for m in await uow.routing.waiting() if await has_new_recipient(uow, m)]
     routed = 0
     for melding_id in waiting:
         try:
-            if await reroute(database, client, melding_id, request_id=None) == "routed":
+            if await reroute(unit_of_work, client, melding_id, request_id=None) is RoutingStatus.routed:
                 routed += 1
         except NotFound:
             continue  # routed or withdrawn meanwhile
     return routed
 
 
-async def has_new_recipient(uow: UnitOfWork, row: Any) -> bool:
-    accepted = parse_accepted(row.accepted)
+async def has_new_recipient(uow: RoutingUnitOfWork, melding: RoutedMelding) -> bool:
+    if melding.accepted is None:
+        return False
+    accepted = melding.accepted
     pc4 = accepted.content.patient.address.postcode[:4]
-    directory = DirectoryRepository(uow)
-    gemeente = await directory.gemeente_for_pc4(pc4)
-    served = {d.recipient_type for d in await RoutingRepository(uow).deliveries_of(row.melding_id)}
+    gemeente = await uow.directory.gemeente_for_pc4(pc4)
+    served = {d.recipient_type for d in await uow.routing.deliveries_of(melding.melding_id)}
     for recipient_type in set(accepted.content.recipient_types) - served:
         if choose(
-            await directory.candidates(
+            await uow.directory.candidates(
                 org_type=recipient_type, pc4=pc4, gemeente_code=gemeente.code if gemeente else None
             )
         ):
@@ -137,90 +141,47 @@ async def has_new_recipient(uow: UnitOfWork, row: Any) -> bool:
 # --- recipients -----------------------------------------------------------------------------------
 
 
-def delivery_document(row: Any) -> dict[str, Any]:
-    return {**json.loads(row.message), "status": row.status}
-
-
-def _audit(
-    uow: UnitOfWork,
-    principal: Principal,
-    action: str,
-    resource_type: str,
-    resource_id: str | None,
-    bsn: str | None,
-    request_id: str | None,
-) -> None:
-    record_access(
-        uow,
-        audit,
-        service=SERVICE,
-        principal=principal,
-        action=action,
-        resource_type=resource_type,
-        resource_id=resource_id,
-        patient_bsn=bsn,
-        request_id=request_id,
-    )
-
-
-def _bsn_of(document: dict[str, Any]) -> str | None:
-    return (document.get("patient") or {}).get("bsn")
-
-
 async def list_deliveries(
-    database: Database,
+    unit_of_work: UnitOfWorkFactory,
     *,
     principal: Principal,
-    status: str | None,
+    status: DeliveryStatus | None,
     cursor: str | None,
     limit: int,
     request_id: str | None,
 ) -> tuple[list[dict[str, Any]], str | None]:
-    async with database.unit_of_work() as uow:
-        rows = await RoutingRepository(uow).deliveries_page(
-            org_id=principal.org_id, status=status, cursor=cursor, limit=limit
-        )
-        more = len(rows) > limit
-        rows = rows[:limit]
-        documents = [delivery_document(r) for r in rows]
-        for document in documents:
-            _audit(uow, principal, "read", "delivery", document["delivery_id"], _bsn_of(document), request_id)
+    async with unit_of_work() as uow:
+        found = await uow.routing.deliveries_page(org_id=principal.org_id, status=status, cursor=cursor, limit=limit)
+        more = len(found) > limit
+        found = found[:limit]
+        for d in found:
+            uow.audit.record(principal, "read", "delivery", d.delivery_id, patient_bsn=d.bsn, request_id=request_id)
         await uow.commit()
-    return documents, (encode_cursor(rows[-1].created_at, rows[-1].delivery_id) if more and rows else None)
+    next_cursor = encode_cursor(found[-1].created_at, found[-1].delivery_id) if more and found else None
+    return [d.document() for d in found], next_cursor
 
 
 async def _own_delivery(
-    uow: UnitOfWork,
+    uow: RoutingUnitOfWork,
     principal: Principal,
     delivery_id: str,
     action: str,
     request_id: str | None,
     *,
     for_update: bool = False,
-) -> Any:
-    row = await RoutingRepository(uow).delivery(delivery_id, for_update=for_update)
-    if row is None or row.org_id != principal.org_id:
+) -> DeliveryRecord:
+    delivery = await uow.routing.delivery(delivery_id, for_update=for_update)
+    if delivery is None or delivery.org_id != principal.org_id:
         # Audited on its own (this transaction rolls back): probing for others' deliveries is traceable.
-        record_refusal(
-            uow,
-            audit,
-            service=SERVICE,
-            principal=principal,
-            action=action,
-            resource_type="delivery",
-            resource_id=delivery_id,
-            patient_bsn=None,
-            request_id=request_id,
-            outcome="not-found",
-        )
+        uow.audit.refuse(principal, action, "delivery", delivery_id, request_id=request_id, outcome="not-found")
         raise NotFound("no delivery with this id for your organisation")
-    return row
+    return delivery
 
 
-async def recipient_queue(database: Database, *, principal: Principal) -> dict[str, Any]:
+async def recipient_queue(unit_of_work: UnitOfWorkFactory, *, principal: Principal) -> dict[str, Any]:
     """The caller's organisation as the directory knows it, and the queue its deliveries wait on."""
-    async with database.unit_of_work() as uow:
-        organisation = await DirectoryRepository(uow).organisation(principal.org_id)
+    async with unit_of_work() as uow:
+        organisation = await uow.directory.organisation(principal.org_id)
     if organisation is None:
         raise NotFound(
             "your organisation is not in the platform's directory: ask the coalition's functional "
@@ -230,7 +191,7 @@ async def recipient_queue(database: Database, *, principal: Principal) -> dict[s
         "org_id": organisation.org_id,
         "name": organisation.name,
         "type": organisation.type,
-        "active": bool(organisation.active),
+        "active": organisation.active,
         "queue": organisation_queue(organisation.org_id),
         "exchange": DELIVERIES_EXCHANGE,
         "routing_key": organisation.org_id,
@@ -238,41 +199,46 @@ async def recipient_queue(database: Database, *, principal: Principal) -> dict[s
 
 
 async def get_delivery(
-    database: Database, *, principal: Principal, delivery_id: str, request_id: str | None
+    unit_of_work: UnitOfWorkFactory, *, principal: Principal, delivery_id: str, request_id: str | None
 ) -> dict[str, Any]:
-    async with database.unit_of_work() as uow:
-        row = await _own_delivery(uow, principal, delivery_id, "read", request_id)
-        document = delivery_document(row)
-        _audit(uow, principal, "read", "delivery", delivery_id, _bsn_of(document), request_id)
+    async with unit_of_work() as uow:
+        delivery = await _own_delivery(uow, principal, delivery_id, "read", request_id)
+        uow.audit.record(principal, "read", "delivery", delivery_id, patient_bsn=delivery.bsn, request_id=request_id)
         await uow.commit()
-        return document
+        return delivery.document()
 
 
 async def report_status(
-    database: Database, *, principal: Principal, delivery_id: str, status: str, note: str | None, request_id: str | None
+    unit_of_work: UnitOfWorkFactory,
+    *,
+    principal: Principal,
+    delivery_id: str,
+    status: DeliveryStatus,
+    note: str | None,
+    request_id: str | None,
 ) -> dict[str, Any]:
     """A recipient reports back. Forward only; the same status again changes nothing."""
-    async with database.unit_of_work() as uow:
-        repository = RoutingRepository(uow)
+    async with unit_of_work() as uow:
         # Locked until commit: concurrent reports on one delivery (and its retraction) take turns, so each
         # sees the status the one before it left and the status only moves forward.
-        row = await _own_delivery(uow, principal, delivery_id, "status-change", request_id, for_update=True)
-        new = next_status(row.status, status)
+        delivery = await _own_delivery(uow, principal, delivery_id, "status-change", request_id, for_update=True)
+        new = next_status(delivery.status, status)
         if new is None:
-            return delivery_document(row)
+            return delivery.document()
         at = now()
-        await repository.update_delivery(delivery_id, status=new, status_note=note, updated_at=at)
-        await announce_status(uow, row, new, at, request_id=request_id)
-        _audit(uow, principal, "status-change", "delivery", delivery_id, _bsn_of(json.loads(row.message)), request_id)
+        await uow.routing.set_delivery_status(delivery_id, new, note=note, at=at)
+        await announce_status(uow, delivery, new, at, request_id=request_id)
+        uow.audit.record(
+            principal, "status-change", "delivery", delivery_id, patient_bsn=delivery.bsn, request_id=request_id
+        )
         await uow.commit()
-        row = await repository.delivery(delivery_id)
-        return delivery_document(row)
+        return replace(delivery, status=new, status_note=note, updated_at=at).document()
 
 
 # --- dead letters ---------------------------------------------------------------------------------
 
 
-async def store_dead_letter(database: Database, message: AbstractIncomingMessage) -> None:
+async def store_dead_letter(unit_of_work: UnitOfWorkFactory, message: AbstractIncomingMessage) -> None:
     """Keep a message that failed processing, for an operator to read and replay."""
     headers = dict(message.headers or {})
     queue = headers.get("x-first-death-queue") or ""
@@ -283,31 +249,40 @@ async def store_dead_letter(database: Database, message: AbstractIncomingMessage
             raise UnicodeDecodeError("utf-8", message.body, 0, 1, "NUL byte")
     except UnicodeDecodeError:
         body, encoding = base64.b64encode(message.body).decode(), "base64"
-    async with database.unit_of_work() as uow:
-        await RoutingRepository(uow).add_dead_letter(
-            id=str(uuid.uuid4()),
-            queue=queue.decode() if isinstance(queue, bytes) else str(queue),
-            message_id=message.message_id,
-            message_type=message.type,
-            body=body,
-            body_encoding=encoding,
-            correlation_id=message.correlation_id,
-            reason=reason.decode() if isinstance(reason, bytes) else str(reason),
-            died_at=now(),
+    async with unit_of_work() as uow:
+        await uow.routing.add_dead_letter(
+            DeadLetter(
+                id=str(uuid.uuid4()),
+                queue=queue.decode() if isinstance(queue, bytes) else str(queue),
+                message_id=message.message_id,
+                message_type=message.type,
+                body=body,
+                body_encoding=encoding,
+                correlation_id=message.correlation_id,
+                reason=reason.decode() if isinstance(reason, bytes) else str(reason),
+                died_at=now(),
+            )
         )
         await uow.commit()
 
 
 async def list_dead_letters(
-    database: Database, *, principal: Principal, include_replayed: bool, limit: int, request_id: str | None
-) -> list[Any]:
+    unit_of_work: UnitOfWorkFactory,
+    *,
+    principal: Principal,
+    include_replayed: bool,
+    limit: int,
+    request_id: str | None,
+) -> list[DeadLetter]:
     """Dead letters carry whole messages (personal data among them): handing them out is an audited export."""
-    async with database.unit_of_work() as uow:
-        rows = await RoutingRepository(uow).dead_letters(include_replayed=include_replayed, limit=limit)
-        for row in rows:
-            _audit(uow, principal, "export", "dead_letter", row.id, _bsn_in(row.body), request_id)
+    async with unit_of_work() as uow:
+        letters = await uow.routing.dead_letters(include_replayed=include_replayed, limit=limit)
+        for letter in letters:
+            uow.audit.record(
+                principal, "export", "dead_letter", letter.id, patient_bsn=_bsn_in(letter.body), request_id=request_id
+            )
         await uow.commit()
-        return rows
+        return letters
 
 
 def _bsn_in(body: str) -> str | None:
@@ -322,43 +297,49 @@ def _bsn_in(body: str) -> str | None:
     return bsn if isinstance(bsn, str) and len(bsn) == 9 and bsn.isdigit() else None
 
 
-async def replay_dead_letter(database: Database, *, dead_letter_id: str, request_id: str | None) -> Any:
+async def replay_dead_letter(
+    unit_of_work: UnitOfWorkFactory, *, dead_letter_id: str, request_id: str | None
+) -> DeadLetter:
     """Put a dead letter back on the queue it died in, with its own message id (consumers still dedupe)."""
-    async with database.unit_of_work() as uow:
-        repository = RoutingRepository(uow)
+    async with unit_of_work() as uow:
         # Locked: two operators replaying one letter at once replay it once.
-        row = await repository.dead_letter(dead_letter_id, for_update=True)
-        if row is None:
+        letter = await uow.routing.dead_letter(dead_letter_id, for_update=True)
+        if letter is None:
             raise NotFound("no dead letter with this id")
-        if row.body_encoding != "utf-8":
+        if letter.body_encoding != "utf-8":
             raise Conflict("this message was unreadable (not UTF-8 JSON): replaying it would fail again")
-        if row.replayed_at is None:
-            # The default exchange routes by queue name: straight back to where it failed, to no one else.
-            # The same message_id as the first time (a delivery's id), though our outbox may still hold it.
-            await stage_again(
-                uow,
-                outbox,
-                exchange="",
-                routing_key=row.queue,
-                message_type=row.message_type or "",
-                body=row.body,
-                message_id=row.message_id or str(uuid.uuid4()),
-                correlation_id=row.correlation_id,
-                request_id=request_id,
-                mandatory=True,
-            )
-            await repository.mark_replayed(dead_letter_id, now())
-            await uow.commit()
-        return await repository.dead_letter(dead_letter_id)
+        if letter.replayed_at is not None:
+            return letter
+        # The default exchange routes by queue name: straight back to where it failed, to no one else.
+        # The same message_id as the first time (a delivery's id), though our outbox may still hold it.
+        await uow.outbox.stage_again(
+            exchange="",
+            routing_key=letter.queue,
+            message_type=letter.message_type or "",
+            body=letter.body,
+            message_id=letter.message_id or str(uuid.uuid4()),
+            correlation_id=letter.correlation_id,
+            request_id=request_id,
+            mandatory=True,
+        )
+        at = now()
+        await uow.routing.mark_replayed(dead_letter_id, at)
+        await uow.commit()
+        return replace(letter, replayed_at=at)
 
 
 # --- what operators alert on ----------------------------------------------------------------------
 
 
-async def report_gauges(database: Database, metrics: Metrics) -> None:
+async def report_gauges(unit_of_work: UnitOfWorkFactory, metrics: Metrics) -> None:
     """Set routing's gauges for /metrics: meldingen waiting for a recipient, dead letters not replayed."""
-    async with database.unit_of_work() as uow:
-        repository = RoutingRepository(uow)
-        waiting, dead = await repository.count_waiting(), await repository.count_dead_letters()
+    async with unit_of_work() as uow:
+        waiting, dead = await uow.routing.count_waiting(), await uow.routing.count_dead_letters()
     metrics.unroutable.labels(metrics.service).set(waiting)
     metrics.dead_letters.labels(metrics.service).set(dead)
+
+
+async def list_unroutable(unit_of_work: UnitOfWorkFactory, *, limit: int = 1000) -> list[RoutedMelding]:
+    """Meldingen waiting for a recipient, oldest first."""
+    async with unit_of_work() as uow:
+        return await uow.routing.waiting(limit=limit)

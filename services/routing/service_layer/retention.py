@@ -9,103 +9,56 @@ processed-message retention.
 
 from __future__ import annotations
 
-import json
-from datetime import timedelta
-from typing import Any
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import and_, delete, func, or_, select, update
-
-from services.routing.adapters.orm import audit, dead_letters, deliveries, routed_meldingen
-from services.routing.service_layer.routing import parse_accepted
-from shared.audit import record_access
+from services.routing.service_layer.unit_of_work import UnitOfWorkFactory
 from shared.auth import PLATFORM
 from shared.clock import now, today_nl
-from shared.db import Database
 from shared.settings import ServiceSettings
 
 BATCH = 200
+MELDINGEN, DEAD_LETTERS = "routed meldingen (personal data)", "replayed dead letters"
 
 
-def _due(settings: ServiceSettings) -> Any:
-    cutoff = today_nl() - timedelta(days=settings.personal_data_retention_days)
+def _limits(settings: ServiceSettings) -> tuple[date, datetime]:
+    """The due-date cutoff of personal data, and the moment before which replayed dead letters go."""
     return (
-        routed_meldingen.c.purged_at.is_(None),
-        or_(routed_meldingen.c.status.in_(("withdrawn", "refused")), routed_meldingen.c.expected_due_date < cutoff),
+        today_nl() - timedelta(days=settings.personal_data_retention_days),
+        now() - timedelta(hours=settings.processed_retention_hours),
     )
 
 
-def _old_dead_letters(settings: ServiceSettings) -> Any:
-    return and_(
-        dead_letters.c.replayed_at.is_not(None),
-        dead_letters.c.replayed_at < now() - timedelta(hours=settings.processed_retention_hours),
-    )
-
-
-async def purge(database: Database, settings: ServiceSettings, *, dry_run: bool = False) -> dict[str, int]:
+async def purge(unit_of_work: UnitOfWorkFactory, settings: ServiceSettings, *, dry_run: bool = False) -> dict[str, int]:
     """Remove the personal data that is due; with `dry_run`, only count it. Returns counts per kind."""
+    cutoff, replayed_before = _limits(settings)
     if dry_run:
-        async with database.unit_of_work() as uow:
-            count = (await uow.session.execute(select(func.count()).where(*_due(settings)))).scalar_one()
-            letters = (
-                await uow.session.execute(
-                    select(func.count()).select_from(dead_letters).where(_old_dead_letters(settings))
-                )
-            ).scalar_one()
-        return {"routed meldingen (personal data)": count, "replayed dead letters": letters}
+        async with unit_of_work() as uow:
+            return {
+                MELDINGEN: await uow.routing.count_personal_data_due(cutoff),
+                DEAD_LETTERS: await uow.routing.count_replayed_dead_letters(before=replayed_before),
+            }
     purged = 0
     while True:
-        async with database.unit_of_work() as uow:
-            rows = list(
-                await uow.session.execute(
-                    select(routed_meldingen.c.melding_id, routed_meldingen.c.accepted)
-                    .where(*_due(settings))
-                    .limit(BATCH)
-                    .with_for_update()
-                )
-            )
+        async with unit_of_work() as uow:
+            due = await uow.routing.lock_personal_data_due(cutoff, BATCH)
             at = now()
-            for row in rows:
-                bsn = parse_accepted(row.accepted).content.patient.bsn if row.accepted else None
-                await uow.session.execute(
-                    update(routed_meldingen)
-                    .where(routed_meldingen.c.melding_id == row.melding_id)
-                    .values(accepted=None, purged_at=at)
-                )
-                for delivery in await uow.session.execute(
-                    select(deliveries.c.delivery_id, deliveries.c.status).where(
-                        deliveries.c.melding_id == row.melding_id
-                    )
-                ):
-                    if delivery.status == "retracted":  # its message is the retraction: nothing personal
-                        continue
-                    document = {
-                        "delivery_id": delivery.delivery_id,
-                        "melding_id": row.melding_id,
-                        "purged_at": at.isoformat(),
-                    }
-                    await uow.session.execute(
-                        update(deliveries)
-                        .where(deliveries.c.delivery_id == delivery.delivery_id)
-                        .values(message=json.dumps(document), status_note=None)
-                    )
-                record_access(
-                    uow,
-                    audit,
-                    service="routing",
-                    principal=PLATFORM,
-                    action="update",
-                    resource_type="melding",
-                    resource_id=row.melding_id,
+            for melding in due:
+                await uow.routing.remove_personal_data(melding, at)
+                bsn = melding.accepted.content.patient.bsn if melding.accepted else None
+                uow.audit.record(
+                    PLATFORM,
+                    "update",
+                    "melding",
+                    melding.melding_id,
                     patient_bsn=bsn,
                     request_id=None,
                     outcome="purged",
                 )
             await uow.commit()
-        purged += len(rows)
-        if len(rows) < BATCH:
+        purged += len(due)
+        if len(due) < BATCH:
             break
-    async with database.unit_of_work() as uow:
-        removed = await uow.session.execute(delete(dead_letters).where(_old_dead_letters(settings)))
-        letters = getattr(removed, "rowcount", 0)
+    async with unit_of_work() as uow:
+        letters = await uow.routing.delete_replayed_dead_letters(before=replayed_before)
         await uow.commit()
-    return {"routed meldingen (personal data)": purged, "replayed dead letters": letters or 0}
+    return {MELDINGEN: purged, DEAD_LETTERS: letters}

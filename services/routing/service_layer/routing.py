@@ -11,27 +11,23 @@ messages commit together.
 
 from __future__ import annotations
 
-import json
 import uuid
 from datetime import datetime
-from typing import Any
 
 import structlog
 
-from services.routing.adapters.orm import audit, outbox
-from services.routing.adapters.repository import DirectoryRepository, RoutingRepository
-from services.routing.domain.model import choose, consent_refusal
-from shared.audit import record_access
+from services.routing.domain.model import DeliveryRecord, RoutingStatus, choose, consent_refusal
+from services.routing.service_layer.unit_of_work import RoutingUnitOfWork
 from shared.auth import Principal
-from shared.clients.consent import ConsentCheckAnswer, ConsentClient
+from shared.clients.consent import ConsentClient
 from shared.clock import now, today_nl
+from shared.contracts.consent import ConsentCheckResult
 from shared.contracts.melding import (
     DELIVERY_STATUS_CHANGED,
     MELDING_DELIVERED,
     MELDING_RETRACTED,
     MELDING_ROUTED,
     MELDING_UNROUTABLE,
-    STORED,
     DeliverySender,
     DeliveryStatusChanged,
     Gemeente,
@@ -43,8 +39,7 @@ from shared.contracts.melding import (
     RecipientRef,
     RoutedDelivery,
 )
-from shared.db import UnitOfWork
-from shared.messaging.outbox import add_message
+from shared.contracts.vocabulary import DeliveryStatus
 from shared.messaging.topology import DELIVERIES_EXCHANGE, EVENTS_EXCHANGE
 
 log = structlog.get_logger(__name__)
@@ -53,32 +48,7 @@ log = structlog.get_logger(__name__)
 ROUTING = Principal(sub="routing-service", org_id="kansrijk-platform", org_type="service", scopes=frozenset())
 
 
-def _audit(
-    uow: UnitOfWork,
-    action: str,
-    resource_id: str,
-    bsn: str | None,
-    request_id: str | None,
-    *,
-    outcome: str = "success",
-    consent_checked: bool | None = None,
-) -> None:
-    record_access(
-        uow,
-        audit,
-        service="routing",
-        principal=ROUTING,
-        action=action,
-        resource_type="delivery",
-        resource_id=resource_id,
-        patient_bsn=bsn,
-        request_id=request_id,
-        outcome=outcome,
-        consent_checked=consent_checked,
-    )
-
-
-async def check_consent(client: ConsentClient, accepted: MeldingAccepted, request_id: str | None) -> ConsentCheckAnswer:
+async def check_consent(client: ConsentClient, accepted: MeldingAccepted, request_id: str | None) -> ConsentCheckResult:
     return await client.check(
         consent_id=accepted.consent.id,
         bsn=accepted.content.patient.bsn,
@@ -88,42 +58,37 @@ async def check_consent(client: ConsentClient, accepted: MeldingAccepted, reques
     )
 
 
-def parse_accepted(text: str) -> MeldingAccepted:
-    return MeldingAccepted.model_validate(json.loads(text), context=STORED)
-
-
 async def route(
-    uow: UnitOfWork,
+    uow: RoutingUnitOfWork,
     melding_id: str,
-    answer: ConsentCheckAnswer | None,
+    answer: ConsentCheckResult | None,
     *,
     request_id: str | None,
     new: MeldingAccepted | None = None,
-) -> str:
+) -> RoutingStatus:
     """Route one melding now, as far as the directory and the consent allow. Returns its routing status.
 
     `answer` is the consent service's, when it was asked (a melding that waited); routing's own record
     is consulted either way. `new`: the melding as this transaction just stored it (nothing to read back:
     status "new", no deliveries yet).
     """
-    repository = RoutingRepository(uow)
-    row: Any = None
-    if new is None:
-        row = await repository.melding(melding_id)
-        assert row is not None
-        status, consent_id, reported_unroutable = str(row.status), row.consent_id, row.unroutable_types
-        if row.accepted is None:  # its personal data was purged (retention): it can never go out
+    accepted = new
+    if accepted is None:
+        melding = await uow.routing.melding(melding_id)
+        assert melding is not None
+        status, consent_id, reported_unroutable = melding.status, melding.consent_id, melding.unroutable_types
+        if melding.accepted is None:  # its personal data was purged (retention): it can never go out
             return status
+        accepted = melding.accepted
     else:
-        status, consent_id, reported_unroutable = "new", new.consent.id, ""
-    consent = await repository.lock_consent(consent_id)
-    if status in ("withdrawn", "refused", "routed"):  # "new" and "waiting" are routed
+        status, consent_id, reported_unroutable = RoutingStatus.new, accepted.consent.id, ()
+    consent = await uow.routing.lock_consent(consent_id)
+    if not status.routable:
         return status
     at = now()
     if consent.withdrawn_at is not None or (answer is not None and answer.reason == "withdrawn"):
-        await repository.update_melding(melding_id, status="withdrawn", accepted=None, updated_at=at)
-        return "withdrawn"
-    accepted = new or parse_accepted(row.accepted)  # row: read above whenever `new` is None
+        await uow.routing.close(melding_id, RoutingStatus.withdrawn, at)
+        return RoutingStatus.withdrawn
     refusal = (
         (answer.reason or "refused")
         if answer is not None and not answer.allowed
@@ -137,34 +102,30 @@ async def route(
     if refusal is not None:
         # The consent no longer allows it (expired since intake): nothing goes out.
         log.warning("routing_refused_by_consent", melding_id=melding_id, reason=refusal)
-        record_access(
-            uow,
-            audit,
-            service="routing",
-            principal=ROUTING,
-            action="deliver",
-            resource_type="melding",
-            resource_id=melding_id,
+        uow.audit.record(
+            ROUTING,
+            "deliver",
+            "melding",
+            melding_id,
             patient_bsn=accepted.content.patient.bsn,
             request_id=request_id,
             outcome=f"refused:{refusal}",
             consent_checked=False,
         )
-        await repository.update_melding(melding_id, status="refused", accepted=None, updated_at=at)
-        return "refused"
+        await uow.routing.close(melding_id, RoutingStatus.refused, at)
+        return RoutingStatus.refused
 
-    directory = DirectoryRepository(uow)
     pc4 = accepted.content.patient.address.postcode[:4]
-    gemeente_row = await directory.gemeente_for_pc4(pc4)
-    gemeente = Gemeente(code=gemeente_row.code, name=gemeente_row.name) if gemeente_row else None
-    existing = {} if new is not None else {d.recipient_type: d for d in await repository.deliveries_of(melding_id)}
+    found = await uow.directory.gemeente_for_pc4(pc4)
+    gemeente = Gemeente(code=found.code, name=found.name) if found else None
+    existing = {} if new is not None else {d.recipient_type: d for d in await uow.routing.deliveries_of(melding_id)}
     unroutable: list[str] = []
     made: list[RoutedDelivery] = []
     for recipient_type in accepted.content.recipient_types:
         if recipient_type in existing:
             continue
         chosen = choose(
-            await directory.candidates(
+            await uow.directory.candidates(
                 org_type=recipient_type, pc4=pc4, gemeente_code=gemeente.code if gemeente else None
             )
         )
@@ -190,21 +151,21 @@ async def route(
             ),
             consent=accepted.consent,
         )
-        await repository.add_delivery(
-            delivery_id=delivery.delivery_id,
-            melding_id=melding_id,
-            org_id=chosen.org_id,
-            org_name=chosen.name,
-            recipient_type=recipient_type,
-            status="queued",
-            message=message.model_dump_json(),
-            created_at=at,
-            updated_at=at,
+        await uow.routing.add_delivery(
+            DeliveryRecord(
+                delivery_id=delivery.delivery_id,
+                melding_id=melding_id,
+                org_id=chosen.org_id,
+                org_name=chosen.name,
+                recipient_type=recipient_type,
+                status=DeliveryStatus.queued,
+                message=message.model_dump(mode="json"),
+                created_at=at,
+                updated_at=at,
+            )
         )
         # The organisation's queue exists from its PUT on; `mandatory` makes a missing one a retry, not a loss.
-        await add_message(
-            uow,
-            outbox,
+        await uow.outbox.add(
             exchange=DELIVERIES_EXCHANGE,
             routing_key=chosen.org_id,
             message_type=MELDING_DELIVERED,
@@ -214,41 +175,41 @@ async def route(
             request_id=request_id,
             mandatory=True,
         )
-        _audit(uow, "deliver", delivery.delivery_id, accepted.content.patient.bsn, request_id, consent_checked=True)
+        uow.audit.record(
+            ROUTING,
+            "deliver",
+            "delivery",
+            delivery.delivery_id,
+            patient_bsn=accepted.content.patient.bsn,
+            request_id=request_id,
+            consent_checked=True,
+        )
         made.append(delivery)
 
-    status = "waiting" if unroutable else "routed"
-    await repository.update_melding(
-        melding_id,
-        status=status,
-        unroutable_types=",".join(unroutable),
-        gemeente_code=gemeente.code if gemeente else None,
-        updated_at=at,
+    status = RoutingStatus.waiting if unroutable else RoutingStatus.routed
+    await uow.routing.set_routed(
+        melding_id, status, unroutable_types=unroutable, gemeente_code=gemeente.code if gemeente else None, at=at
     )
     all_deliveries = [
         RoutedDelivery(delivery_id=d.delivery_id, org_id=d.org_id, org_name=d.org_name, recipient_type=d.recipient_type)
         for d in existing.values()
     ] + made
     if made:
-        event: Any = MeldingRouted(
+        routed = MeldingRouted(
             melding_id=melding_id, gemeente=gemeente, deliveries=all_deliveries, unroutable_types=unroutable
         )
-        await add_message(
-            uow,
-            outbox,
+        await uow.outbox.add(
             exchange=EVENTS_EXCHANGE,
             routing_key=MELDING_ROUTED,
             message_type=MELDING_ROUTED,
-            body=event,
+            body=routed,
             correlation_id=melding_id,
             request_id=request_id,
         )
-    elif not existing and (status == "new" or reported_unroutable != ",".join(unroutable)):
+    elif not existing and (new is not None or reported_unroutable != tuple(unroutable)):
         # Said once per outcome: a melding that keeps waiting is not announced again at every retry.
         event = MeldingUnroutable(melding_id=melding_id, gemeente=gemeente, unroutable_types=unroutable)
-        await add_message(
-            uow,
-            outbox,
+        await uow.outbox.add(
             exchange=EVENTS_EXCHANGE,
             routing_key=MELDING_UNROUTABLE,
             message_type=MELDING_UNROUTABLE,
@@ -259,33 +220,24 @@ async def route(
     return status
 
 
-async def withdraw_consent(uow: UnitOfWork, consent_id: str, *, request_id: str | None) -> int:
+async def withdraw_consent(uow: RoutingUnitOfWork, consent_id: str, *, request_id: str | None) -> int:
     """Nothing more goes out under this consent; every delivery made under it is retracted. Returns how many."""
-    repository = RoutingRepository(uow)
-    await repository.lock_consent(consent_id)
+    await uow.routing.lock_consent(consent_id)
     at = now()
-    await repository.mark_consent_withdrawn(consent_id, at)
+    await uow.routing.mark_consent_withdrawn(consent_id, at)
     retracted = 0
-    for melding in await repository.meldingen_of_consent(consent_id):
-        bsn = parse_accepted(melding.accepted).content.patient.bsn if melding.accepted else None
-        await repository.update_melding(melding.melding_id, status="withdrawn", accepted=None, updated_at=at)
-        for delivery in await repository.deliveries_of(melding.melding_id):
-            if delivery.status == "retracted":
+    for melding in await uow.routing.meldingen_of_consent(consent_id):
+        bsn = melding.accepted.content.patient.bsn if melding.accepted else None
+        await uow.routing.close(melding.melding_id, RoutingStatus.withdrawn, at)
+        for delivery in await uow.routing.deliveries_of(melding.melding_id):
+            if delivery.status is DeliveryStatus.retracted:
                 continue
             retraction = MeldingRetracted(
                 delivery_id=delivery.delivery_id, melding_id=melding.melding_id, retracted_at=at
             )
             # The personal content goes: the recipient deletes it, and so do we.
-            await repository.update_delivery(
-                delivery.delivery_id,
-                status="retracted",
-                updated_at=at,
-                message=retraction.model_dump_json(),
-                status_note=None,
-            )
-            await add_message(
-                uow,
-                outbox,
+            await uow.routing.retract_delivery(delivery.delivery_id, retraction.model_dump(mode="json"), at)
+            await uow.outbox.add(
                 exchange=DELIVERIES_EXCHANGE,
                 routing_key=delivery.org_id,
                 message_type=MELDING_RETRACTED,
@@ -295,13 +247,24 @@ async def withdraw_consent(uow: UnitOfWork, consent_id: str, *, request_id: str 
                 request_id=request_id,
                 mandatory=True,
             )
-            await announce_status(uow, delivery, "retracted", at, request_id=request_id)
-            _audit(uow, "retract", delivery.delivery_id, bsn, request_id, outcome="consent-withdrawn")
+            await announce_status(uow, delivery, DeliveryStatus.retracted, at, request_id=request_id)
+            uow.audit.record(
+                ROUTING,
+                "retract",
+                "delivery",
+                delivery.delivery_id,
+                patient_bsn=bsn,
+                request_id=request_id,
+                outcome="consent-withdrawn",
+            )
             retracted += 1
     return retracted
 
 
-async def announce_status(uow: UnitOfWork, delivery: Any, status: str, at: datetime, *, request_id: str | None) -> None:
+async def announce_status(
+    uow: RoutingUnitOfWork, delivery: DeliveryRecord, status: DeliveryStatus, at: datetime, *, request_id: str | None
+) -> None:
+    """Tell the melding service (and so the sender) where a delivery stands now."""
     event = DeliveryStatusChanged(
         melding_id=delivery.melding_id,
         status=status,
@@ -313,9 +276,7 @@ async def announce_status(uow: UnitOfWork, delivery: Any, status: str, at: datet
             recipient_type=delivery.recipient_type,
         ),
     )
-    await add_message(
-        uow,
-        outbox,
+    await uow.outbox.add(
         exchange=EVENTS_EXCHANGE,
         routing_key=DELIVERY_STATUS_CHANGED,
         message_type=DELIVERY_STATUS_CHANGED,

@@ -10,8 +10,8 @@ import pytest
 from sqlalchemy import func, select
 
 from services.consent.adapters.orm import audit, consents, idempotency_keys, outbox
-from services.consent.adapters.repository import ConsentRepository
 from services.consent.domain.model import Consent
+from services.consent.service_layer.unit_of_work import ConsentUnitOfWork
 from shared.clock import now, today_nl
 from shared.db import Database
 from tests.support import Tokens
@@ -305,8 +305,8 @@ async def test_an_expired_consent_reads_as_expired(
         today=today_nl() - timedelta(days=400),
         now=now() - timedelta(days=400),
     )
-    async with consent_db.unit_of_work() as uow:
-        await ConsentRepository(uow).add(old)
+    async with ConsentUnitOfWork(consent_db) as uow:
+        await uow.consents.add(old)
         await uow.commit()
     response = await consent_client.get(f"/v1/consents/{old.id}", headers=tokens.bearer(scopes="consent:read"))
     assert response.json()["status"] == "expired"

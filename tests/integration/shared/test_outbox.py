@@ -17,7 +17,7 @@ from services.consent.adapters.orm import outbox
 from services.consent.main import create_app as create_consent_app
 from shared.db import Database
 from shared.messaging.broker import Broker
-from shared.messaging.outbox import OutboxRelay, add_message
+from shared.messaging.outbox import Outbox, OutboxRelay
 from shared.messaging.topology import EVENTS_EXCHANGE, declare_topology
 from tests.conftest import consent_settings
 from tests.support import RunEnvironment, TcpProxy, Tokens, collect, running
@@ -116,8 +116,8 @@ async def test_two_relays_running_at_once_publish_each_event_once(
     total = 300
     async with consent_db.unit_of_work() as uow:
         for n in range(total):
-            await add_message(
-                uow, outbox, exchange=EVENTS_EXCHANGE, routing_key=routing_key, message_type="test.event", body={"n": n}
+            await Outbox(uow, outbox).add(
+                exchange=EVENTS_EXCHANGE, routing_key=routing_key, message_type="test.event", body={"n": n}
             )
         await uow.commit()
 

@@ -99,7 +99,7 @@ async def test_a_consumer_waits_out_a_database_outage_instead_of_dead_lettering(
     async with scratch_vhost(environment, "db-outage") as amqp_url:
         broker = Broker(amqp_url, client_name="kansrijk-test-db-outage")
         consumer = IdempotentConsumer(
-            database,
+            database.unit_of_work,
             broker,
             processed_messages,
             name=f"test-{uuid.uuid4().hex[:6]}",

@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 from services.melding.adapters.orm import audit, idempotency_keys, outbox, processed_messages
 from services.melding.config import MeldingSettings
+from services.melding.service_layer.unit_of_work import unit_of_work_factory
 from shared.app import build_runtime, housekeeping, retention_rules
 from shared.clock import now
 from shared.db import Database
@@ -90,7 +91,8 @@ async def test_the_service_worker_prunes_on_its_schedule(environment: RunEnviron
     runtime = build_runtime(
         MeldingSettings(
             database_url=environment.database_urls["melding"], data_dir=environment.data_dir, prune_interval_seconds=0.1
-        )
+        ),
+        unit_of_work_factory,
     )
     stop = asyncio.Event()
     rules = retention_rules(runtime.settings, outbox=outbox, audit=audit, processed=processed_messages)

@@ -1,0 +1,44 @@
+"""The words the services share: recipient types, why a consent refuses, and a delivery's statuses with
+their one order.
+
+A leaf: it imports nothing of the platform, so every layer of every service may speak it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+RecipientType = Literal["jgz", "wijkteam"]
+
+
+class CheckReason(StrEnum):
+    """Why a consent does not allow a melding (`POST /v1/consents/check`)."""
+
+    not_found = "not-found"
+    other_patient = "other-patient"
+    other_organisation = "other-organisation"
+    withdrawn = "withdrawn"
+    expired = "expired"
+    out_of_scope = "out-of-scope"
+
+
+class DeliveryStatus(StrEnum):
+    """Where a delivery stands, in the one order it moves: forward only, and `retracted` is final."""
+
+    queued = "queued"
+    received = "received"
+    contact_made = "contact_made"
+    closed = "closed"
+    retracted = "retracted"
+
+    @property
+    def rank(self) -> int:
+        return _ORDER.index(self)
+
+    def later(self, other: DeliveryStatus) -> DeliveryStatus:
+        """Of this status and `other`, the one further along (events about a delivery may come out of order)."""
+        return other if other.rank > self.rank else self
+
+
+_ORDER = list(DeliveryStatus)

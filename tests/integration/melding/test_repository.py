@@ -1,0 +1,96 @@
+"""The melding repository on the run's real database: rows in, domain objects out, nothing lost between."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.melding.domain.model import Delivery, GemeenteRef, MeldingStatus, SenderRef
+from services.melding.service_layer.unit_of_work import MeldingUnitOfWork, UnitOfWorkFactory, unit_of_work_factory
+from shared.contracts.vocabulary import DeliveryStatus
+from tests.support import RunEnvironment, empty_tables
+
+AT = datetime(2026, 12, 1, 10, tzinfo=UTC)
+CONTENT = {
+    "patient": {"bsn": "999999990", "name": {"given": "Sanne", "family": "de Vries"}},
+    "pregnancy": {"expected_due_date": "2027-05-01"},
+    "risk_domains": ["verslaving"],
+    "recipient_types": ["jgz", "wijkteam"],
+    "urgency": "regular",
+    "note": "n",
+}
+
+
+@pytest.fixture
+async def unit_of_work(environment: RunEnvironment) -> AsyncIterator[UnitOfWorkFactory]:
+    database = environment.database(environment.database_urls["melding"])
+    await empty_tables(database)
+    yield unit_of_work_factory(database)
+    await database.dispose()
+
+
+async def _add(uow: MeldingUnitOfWork, melding_id: str = "m-1") -> None:
+    await uow.meldingen.add(
+        melding_id=melding_id,
+        sender=SenderRef("10000001", "verloskundige", "m.jansen"),
+        consent={"id": "c-1", "recipient_types": ["jgz", "wijkteam"], "valid_until": "2027-12-31"},
+        content=CONTENT,
+        at=AT,
+    )
+
+
+async def test_a_melding_reads_back_as_it_was_written_and_its_state_moves_with_the_model(
+    unit_of_work: UnitOfWorkFactory,
+) -> None:
+    async with unit_of_work() as uow:
+        await _add(uow)
+        await uow.commit()
+    async with unit_of_work() as uow:
+        melding = await uow.meldingen.lock("m-1")
+        assert melding is not None and melding.status is MeldingStatus.accepted and melding.deliveries == {}
+        status = melding.report_delivery("d-1", DeliveryStatus.queued)
+        assert status is DeliveryStatus.queued
+        await uow.meldingen.save_delivery("m-1", Delivery("d-1", "87654321", "GGD", "jgz", status, AT))
+        await uow.meldingen.set_routing(
+            "m-1", gemeente=GemeenteRef("GM0363", "Amsterdam"), unroutable_types=["wijkteam"], at=AT
+        )
+        await uow.meldingen.save(melding, AT + timedelta(seconds=1))
+        await uow.commit()
+    async with unit_of_work() as uow:
+        record = await uow.meldingen.get("m-1")
+        assert record is not None and record.status is MeldingStatus.delivered
+        assert record.content == CONTENT and record.sender.org_type == "verloskundige"
+        assert record.gemeente == GemeenteRef("GM0363", "Amsterdam") and record.unroutable_types == ("wijkteam",)
+        assert record.updated_at == AT + timedelta(seconds=1)
+        [delivery] = (await uow.meldingen.deliveries(["m-1"]))["m-1"]
+        assert delivery.status is DeliveryStatus.queued
+        again = await uow.meldingen.lock("m-1")
+        assert again is not None and again.deliveries == {"d-1": DeliveryStatus.queued}
+
+
+async def test_removing_personal_data_leaves_the_skeleton_and_is_due_only_once(
+    unit_of_work: UnitOfWorkFactory,
+) -> None:
+    async with unit_of_work() as uow:
+        await _add(uow)
+        await uow.meldingen.record_withdrawal("c-1", AT)
+        [melding] = await uow.meldingen.lock_not_withdrawn("c-1")
+        melding.withdraw(AT)
+        await uow.meldingen.save(melding, AT)
+        await uow.commit()
+    cutoff = AT.date()
+    async with unit_of_work() as uow:
+        assert (await uow.meldingen.lock_consent("c-1")).withdrawn_at == AT
+        assert await uow.meldingen.count_personal_data_due(cutoff) == 1
+        assert await uow.meldingen.lock_personal_data_due(cutoff, 10) == ["m-1"]
+        assert await uow.meldingen.remove_personal_data("m-1", AT) == CONTENT
+        assert await uow.meldingen.remove_personal_data("m-1", AT) is None
+        await uow.commit()
+    async with unit_of_work() as uow:
+        record = await uow.meldingen.get("m-1")
+        assert record is not None and record.content is None and record.purged_at == AT
+        assert record.skeleton == {k: CONTENT[k] for k in ("pregnancy", "risk_domains", "recipient_types", "urgency")}
+        assert await uow.meldingen.count_personal_data_due(cutoff) == 0
+        assert await uow.meldingen.lock_not_withdrawn("c-1") == []

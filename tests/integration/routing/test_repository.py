@@ -1,0 +1,119 @@
+"""The routing repository on the run's real database: rows in, domain records out, nothing lost between."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from services.routing.domain.model import DeliveryRecord, RoutedMelding, RoutingStatus
+from services.routing.service_layer.unit_of_work import UnitOfWorkFactory, unit_of_work_factory
+from shared.contracts.consent import ConsentScope
+from shared.contracts.melding import MeldingAccepted, MeldingContent, Sender
+from shared.contracts.vocabulary import DeliveryStatus
+from tests.e2e.flow import melding_body
+from tests.support import RunEnvironment, empty_tables
+
+AT = datetime(2026, 12, 1, 10, tzinfo=UTC)
+
+
+@pytest.fixture
+async def unit_of_work(environment: RunEnvironment) -> AsyncIterator[UnitOfWorkFactory]:
+    database = environment.database(environment.database_urls["routing"])
+    await empty_tables(database)
+    yield unit_of_work_factory(database)
+    await database.dispose()
+
+
+def melding(due: date) -> RoutedMelding:
+    body = melding_body("c-1", recipient_types=["jgz", "wijkteam"])
+    body.pop("consent_id")
+    body["pregnancy"]["expected_due_date"] = due.isoformat()
+    accepted = MeldingAccepted(
+        melding_id=str(uuid.uuid4()),
+        accepted_at=AT,
+        sender=Sender(org_id="10000001", org_type="verloskundige", sub="u"),
+        consent=ConsentScope(id="c-1", recipient_types=["jgz", "wijkteam"], valid_until=date(2099, 1, 1)),
+        content=MeldingContent.model_validate(body, context={"stored": True}),
+    )
+    return RoutedMelding(
+        melding_id=accepted.melding_id,
+        consent_id="c-1",
+        sender_org_id="10000001",
+        status=RoutingStatus.new,
+        accepted=accepted,
+        requested_types=("jgz", "wijkteam"),
+        unroutable_types=(),
+        gemeente_code=None,
+        created_at=AT,
+        updated_at=AT,
+    )
+
+
+async def test_a_routed_melding_and_its_delivery_read_back_typed(unit_of_work: UnitOfWorkFactory) -> None:
+    stored = melding(date(2027, 5, 1))
+    delivery = DeliveryRecord(
+        delivery_id=str(uuid.uuid4()),
+        melding_id=stored.melding_id,
+        org_id="87654321",
+        org_name="GGD",
+        recipient_type="jgz",
+        status=DeliveryStatus.queued,
+        message={"delivery_id": "x", "patient": {"bsn": "999999990"}},
+        created_at=AT,
+        updated_at=AT,
+    )
+    async with unit_of_work() as uow:
+        await uow.routing.add_melding(stored)
+        await uow.routing.add_delivery(delivery)
+        await uow.routing.set_routed(
+            stored.melding_id, RoutingStatus.waiting, unroutable_types=["wijkteam"], gemeente_code="GM0363", at=AT
+        )
+        await uow.commit()
+    async with unit_of_work() as uow:
+        found = await uow.routing.melding(stored.melding_id)
+        assert found is not None and found.status is RoutingStatus.waiting
+        assert found.requested_types == ("jgz", "wijkteam") and found.unroutable_types == ("wijkteam",)
+        assert found.accepted == stored.accepted and found.gemeente_code == "GM0363"
+        assert [m.melding_id for m in await uow.routing.waiting()] == [stored.melding_id]
+        assert await uow.routing.count_waiting() == 1
+        got = await uow.routing.delivery(delivery.delivery_id)
+        assert got == delivery
+        assert got.bsn == "999999990" and got.document()["status"] == "queued"
+
+
+async def test_retention_removes_personal_data_of_the_due_and_keeps_the_rest(unit_of_work: UnitOfWorkFactory) -> None:
+    old, current = melding(date(2026, 1, 1)), melding(date(2027, 5, 1))
+    async with unit_of_work() as uow:
+        for m in (old, current):
+            await uow.routing.add_melding(m)
+        await uow.routing.add_delivery(
+            DeliveryRecord(
+                delivery_id=str(uuid.uuid4()),
+                melding_id=old.melding_id,
+                org_id="87654321",
+                org_name="GGD",
+                recipient_type="jgz",
+                status=DeliveryStatus.received,
+                message={"patient": {"bsn": "999999990"}},
+                created_at=AT,
+                updated_at=AT,
+            )
+        )
+        await uow.commit()
+    cutoff = date(2026, 6, 1)
+    async with unit_of_work() as uow:
+        assert await uow.routing.count_personal_data_due(cutoff) == 1
+        [due] = await uow.routing.lock_personal_data_due(cutoff, 10)
+        assert due.melding_id == old.melding_id
+        await uow.routing.remove_personal_data(due, AT + timedelta(days=1))
+        await uow.commit()
+    async with unit_of_work() as uow:
+        purged = await uow.routing.melding(old.melding_id)
+        assert purged is not None and purged.accepted is None and purged.purged_at is not None
+        [delivery] = await uow.routing.deliveries_of(old.melding_id)
+        assert delivery.bsn is None and delivery.message["purged_at"] and delivery.status is DeliveryStatus.received
+        assert (await uow.routing.melding(current.melding_id)).accepted is not None  # type: ignore[union-attr]
+        assert await uow.routing.count_personal_data_due(cutoff) == 0

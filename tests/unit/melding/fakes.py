@@ -1,0 +1,129 @@
+"""The melding service's repository and unit of work, in memory."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, datetime
+from typing import Any
+
+from services.melding.domain.model import (
+    ConsentState,
+    Delivery,
+    GemeenteRef,
+    HistoryEntry,
+    Melding,
+    MeldingRecord,
+    MeldingStatus,
+    SenderRef,
+    due_date_in,
+    skeleton_of,
+)
+from tests.unit.fakes import FakeUnitOfWorkBase
+
+
+class FakeMeldingRepository:
+    def __init__(self) -> None:
+        self.records: dict[str, MeldingRecord] = {}
+        self.states: dict[str, Melding] = {}
+        self.delivery_rows: dict[str, dict[str, Delivery]] = {}
+        self.history_rows: dict[str, list[HistoryEntry]] = {}
+        self.consents: dict[str, datetime | None] = {}
+
+    async def add(
+        self, *, melding_id: str, sender: SenderRef, consent: dict[str, Any], content: dict[str, Any], at: datetime
+    ) -> tuple[MeldingRecord, HistoryEntry]:
+        record = MeldingRecord.accepted(
+            melding_id=melding_id, sender=sender, consent_id=consent["id"], content=content, at=at
+        )
+        self.records[melding_id] = record
+        self.states[melding_id] = Melding(id=melding_id, status=MeldingStatus.accepted)
+        self.delivery_rows[melding_id] = {}
+        self.history_rows[melding_id] = []
+        return record, await self.add_history(melding_id, at, "accepted", None)
+
+    async def get(self, melding_id: str) -> MeldingRecord | None:
+        record = self.records.get(melding_id)
+        if record is None:
+            return None
+        return replace(record, status=self.states[melding_id].status)
+
+    async def page_for_sender(
+        self, *, org_id: str, status: MeldingStatus | None, cursor: str | None, limit: int
+    ) -> list[MeldingRecord]:
+        found = [r for r in self.records.values() if r.sender.org_id == org_id]
+        found = [r for r in found if status is None or self.states[r.id].status is status]
+        newest = sorted(found, key=lambda r: r.created_at, reverse=True)[: limit + 1]
+        return [replace(r, status=self.states[r.id].status) for r in newest]
+
+    async def deliveries(self, melding_ids: list[str]) -> dict[str, list[Delivery]]:
+        return {m: sorted(self.delivery_rows[m].values(), key=lambda d: d.recipient_type) for m in melding_ids}
+
+    async def history(self, melding_ids: list[str]) -> dict[str, list[HistoryEntry]]:
+        return {m: list(self.history_rows[m]) for m in melding_ids}
+
+    async def lock(self, melding_id: str) -> Melding | None:
+        state = self.states.get(melding_id)
+        if state is None:
+            return None
+        return replace(state, deliveries=dict(state.deliveries))  # the caller works on its own copy, as on a row
+
+    async def save(self, melding: Melding, at: datetime) -> None:
+        self.states[melding.id] = replace(melding, deliveries=dict(melding.deliveries))
+        self.records[melding.id] = replace(self.records[melding.id], updated_at=at)
+
+    async def save_delivery(self, melding_id: str, delivery: Delivery) -> None:
+        known = self.delivery_rows[melding_id].get(delivery.delivery_id)
+        self.delivery_rows[melding_id][delivery.delivery_id] = (
+            delivery if known is None else replace(known, status=delivery.status, updated_at=delivery.updated_at)
+        )
+
+    async def set_routing(
+        self, melding_id: str, *, gemeente: GemeenteRef | None, unroutable_types: list[str], at: datetime
+    ) -> None:
+        record = self.records[melding_id]
+        self.records[melding_id] = replace(
+            record, gemeente=gemeente or record.gemeente, unroutable_types=tuple(sorted(unroutable_types))
+        )
+
+    async def add_history(self, melding_id: str, at: datetime, event: str, detail: str | None) -> HistoryEntry:
+        entry = HistoryEntry(at=at, event=event, detail=detail)
+        self.history_rows[melding_id].append(entry)
+        return entry
+
+    async def lock_consent(self, consent_id: str) -> ConsentState:
+        return ConsentState(consent_id, self.consents.setdefault(consent_id, None))
+
+    async def record_withdrawal(self, consent_id: str, at: datetime) -> None:
+        if self.consents.get(consent_id) is None:
+            self.consents[consent_id] = at
+
+    async def lock_not_withdrawn(self, consent_id: str) -> list[Melding]:
+        ids = [r.id for r in self.records.values() if r.consent_id == consent_id]
+        return [m for m in [await self.lock(i) for i in ids] if m is not None and m.withdrawn_at is None]
+
+    async def remove_personal_data(self, melding_id: str, at: datetime) -> dict[str, Any] | None:
+        record = self.records[melding_id]
+        if record.content is None:
+            return None
+        self.records[melding_id] = replace(record, content=None, skeleton=skeleton_of(record.content), purged_at=at)
+        return record.content
+
+    def _due(self, cutoff: date) -> list[str]:
+        return [
+            r.id
+            for r in self.records.values()
+            if r.content is not None
+            and (self.states[r.id].withdrawn_at is not None or (due_date_in(r.content) or cutoff) < cutoff)
+        ]
+
+    async def count_personal_data_due(self, cutoff: date) -> int:
+        return len(self._due(cutoff))
+
+    async def lock_personal_data_due(self, cutoff: date, limit: int) -> list[str]:
+        return self._due(cutoff)[:limit]
+
+
+class FakeMeldingUnitOfWork(FakeUnitOfWorkBase):
+    def __init__(self) -> None:
+        super().__init__()
+        self.meldingen = FakeMeldingRepository()

@@ -1,0 +1,129 @@
+"""The routing service's repositories and unit of work, in memory."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from services.routing.domain.model import (
+    Candidate,
+    ConsentState,
+    DeadLetter,
+    DeliveryRecord,
+    GemeenteRecord,
+    Organisation,
+    RoutedMelding,
+    RoutingStatus,
+)
+from shared.contracts.vocabulary import DeliveryStatus
+from tests.unit.fakes import FakeUnitOfWorkBase
+
+
+class FakeDirectory:
+    """One gemeente for every postcode, and the organisations that serve it by type."""
+
+    def __init__(self, gemeente: GemeenteRecord | None = None) -> None:
+        self.gemeente = gemeente
+        self.serving: dict[str, list[Candidate]] = {}
+
+    async def gemeente_for_pc4(self, pc4: str) -> GemeenteRecord | None:
+        return self.gemeente
+
+    async def candidates(self, *, org_type: str, pc4: str, gemeente_code: str | None) -> list[Candidate]:
+        return list(self.serving.get(org_type, []))
+
+    async def organisation(self, org_id: str) -> Organisation | None:
+        return None
+
+    async def active_org_ids(self) -> list[str]:
+        return sorted({c.org_id for candidates in self.serving.values() for c in candidates})
+
+
+class FakeRoutingRepository:
+    def __init__(self) -> None:
+        self.consents: dict[str, datetime | None] = {}
+        self.meldingen: dict[str, RoutedMelding] = {}
+        self.deliveries: dict[str, DeliveryRecord] = {}
+        self.letters: dict[str, DeadLetter] = {}
+
+    async def lock_consent(self, consent_id: str) -> ConsentState:
+        return ConsentState(consent_id, self.consents.setdefault(consent_id, None))
+
+    async def mark_consent_withdrawn(self, consent_id: str, at: datetime) -> None:
+        self.consents[consent_id] = at
+
+    async def melding(self, melding_id: str) -> RoutedMelding | None:
+        return self.meldingen.get(melding_id)
+
+    async def has_melding(self, melding_id: str) -> bool:
+        return melding_id in self.meldingen
+
+    async def add_melding(self, melding: RoutedMelding) -> None:
+        self.meldingen[melding.melding_id] = melding
+
+    async def set_routed(
+        self,
+        melding_id: str,
+        status: RoutingStatus,
+        *,
+        unroutable_types: list[str],
+        gemeente_code: str | None,
+        at: datetime,
+    ) -> None:
+        self.meldingen[melding_id] = replace(
+            self.meldingen[melding_id],
+            status=status,
+            unroutable_types=tuple(unroutable_types),
+            gemeente_code=gemeente_code,
+            updated_at=at,
+        )
+
+    async def close(self, melding_id: str, status: RoutingStatus, at: datetime) -> None:
+        self.meldingen[melding_id] = replace(self.meldingen[melding_id], status=status, accepted=None, updated_at=at)
+
+    async def meldingen_of_consent(self, consent_id: str) -> list[RoutedMelding]:
+        return [m for m in self.meldingen.values() if m.consent_id == consent_id]
+
+    async def waiting(self, limit: int = 100) -> list[RoutedMelding]:
+        return [m for m in self.meldingen.values() if m.status is RoutingStatus.waiting and m.purged_at is None][:limit]
+
+    async def deliveries_of(self, melding_id: str) -> list[DeliveryRecord]:
+        return sorted(
+            (d for d in self.deliveries.values() if d.melding_id == melding_id), key=lambda d: d.recipient_type
+        )
+
+    async def add_delivery(self, delivery: DeliveryRecord) -> None:
+        self.deliveries[delivery.delivery_id] = delivery
+
+    async def delivery(self, delivery_id: str, *, for_update: bool = False) -> DeliveryRecord | None:
+        return self.deliveries.get(delivery_id)
+
+    async def set_delivery_status(
+        self, delivery_id: str, status: DeliveryStatus, *, note: str | None, at: datetime
+    ) -> None:
+        self.deliveries[delivery_id] = replace(
+            self.deliveries[delivery_id], status=status, status_note=note, updated_at=at
+        )
+
+    async def retract_delivery(self, delivery_id: str, retraction: dict[str, Any], at: datetime) -> None:
+        self.deliveries[delivery_id] = replace(
+            self.deliveries[delivery_id],
+            status=DeliveryStatus.retracted,
+            message=retraction,
+            status_note=None,
+            updated_at=at,
+        )
+
+    async def dead_letter(self, dead_letter_id: str, *, for_update: bool = False) -> DeadLetter | None:
+        return self.letters.get(dead_letter_id)
+
+    async def mark_replayed(self, dead_letter_id: str, at: datetime) -> None:
+        self.letters[dead_letter_id] = replace(self.letters[dead_letter_id], replayed_at=at)
+
+
+class FakeRoutingUnitOfWork(FakeUnitOfWorkBase):
+    def __init__(self, directory: FakeDirectory | None = None) -> None:
+        super().__init__()
+        self.routing = FakeRoutingRepository()
+        self.directory = directory or FakeDirectory()

@@ -1,0 +1,164 @@
+"""The routing service's use cases, driven through an in-memory unit of work (no database, no broker)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, date, datetime
+
+import pytest
+
+from services.routing.domain.model import Candidate, DeadLetter, GemeenteRecord, RoutingStatus
+from services.routing.service_layer import handlers
+from shared.contracts.consent import ConsentScope
+from shared.contracts.melding import (
+    DELIVERY_STATUS_CHANGED,
+    MELDING_DELIVERED,
+    MELDING_RETRACTED,
+    MELDING_ROUTED,
+    MELDING_UNROUTABLE,
+    MeldingAccepted,
+    MeldingContent,
+    Sender,
+)
+from shared.contracts.vocabulary import DeliveryStatus
+from shared.errors import Conflict, NotFound
+from shared.messaging.consumer import IncomingEvent
+from tests.e2e.flow import BSN, melding_body
+from tests.unit.fakes import principal
+from tests.unit.routing.fakes import FakeDirectory, FakeRoutingUnitOfWork
+
+CONSENT_ID = "6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10"
+JGZ = Candidate("87654321", "GGD Amsterdam JGZ", False)
+AMSTERDAM = GemeenteRecord(code="GM0363", name="Amsterdam", source="manual", ended_at=None)
+
+
+def accepted(recipient_types: list[str] | None = None) -> MeldingAccepted:
+    body = melding_body(CONSENT_ID, recipient_types=recipient_types or ["jgz"])
+    body.pop("consent_id")
+    return MeldingAccepted(
+        melding_id=str(uuid.uuid4()),
+        accepted_at=datetime.now(UTC),
+        sender=Sender(org_id="10000001", org_type="verloskundige", sub="m.jansen"),
+        consent=ConsentScope(id=CONSENT_ID, recipient_types=["jgz", "wijkteam"], valid_until=date(2099, 1, 1)),
+        content=MeldingContent.model_validate(body),
+    )
+
+
+def event(message: MeldingAccepted) -> IncomingEvent:
+    return IncomingEvent(
+        message_id=f"accepted:{message.melding_id}", type="melding.accepted", body=message.model_dump(mode="json")
+    )
+
+
+def served() -> FakeRoutingUnitOfWork:
+    directory = FakeDirectory(AMSTERDAM)
+    directory.serving["jgz"] = [JGZ]
+    return FakeRoutingUnitOfWork(directory)
+
+
+async def test_a_melding_goes_to_the_serving_organisations_queue_with_its_delivery_audited() -> None:
+    uow, melding = served(), accepted()
+    await handlers.on_melding_accepted(uow, event(melding))  # type: ignore[arg-type]
+    [delivery] = uow.routing.deliveries.values()
+    assert (delivery.org_id, delivery.status) == (JGZ.org_id, DeliveryStatus.queued)
+    [message] = uow.outbox.of_type(MELDING_DELIVERED)
+    assert (message.routing_key, message.message_id) == (JGZ.org_id, delivery.delivery_id)
+    assert message.body["patient"]["bsn"] == BSN and message.body["gemeente"]["code"] == "GM0363"
+    [routed] = uow.outbox.of_type(MELDING_ROUTED)
+    assert routed.body["deliveries"][0]["delivery_id"] == delivery.delivery_id
+    assert uow.routing.meldingen[melding.melding_id].status is RoutingStatus.routed
+    [record] = uow.audit.records
+    assert (record.action, record.resource_id, record.consent_checked) == ("deliver", delivery.delivery_id, True)
+
+
+async def test_a_melding_no_one_serves_waits_and_is_announced_unroutable_once() -> None:
+    uow, melding = FakeRoutingUnitOfWork(FakeDirectory(AMSTERDAM)), accepted()
+    await handlers.on_melding_accepted(uow, event(melding))  # type: ignore[arg-type]
+    await handlers.on_melding_accepted(uow, event(melding))  # the same event again (a redelivery)
+    assert uow.routing.meldingen[melding.melding_id].status is RoutingStatus.waiting
+    assert uow.routing.meldingen[melding.melding_id].unroutable_types == ("jgz",)
+    assert len(uow.outbox.of_type(MELDING_UNROUTABLE)) == 1 and not uow.routing.deliveries
+
+
+async def test_a_withdrawal_that_came_first_lets_nothing_out() -> None:
+    uow, melding = served(), accepted()
+    await uow.routing.mark_consent_withdrawn(CONSENT_ID, datetime.now(UTC))
+    await handlers.on_melding_accepted(uow, event(melding))  # type: ignore[arg-type]
+    stored = uow.routing.meldingen[melding.melding_id]
+    assert stored.status is RoutingStatus.withdrawn and stored.accepted is None
+    assert not uow.routing.deliveries and not uow.outbox.messages
+
+
+async def test_a_withdrawal_after_delivery_retracts_it_and_drops_its_personal_content() -> None:
+    uow, melding = served(), accepted()
+    await handlers.on_melding_accepted(uow, event(melding))  # type: ignore[arg-type]
+    withdrawn = {"consent_id": CONSENT_ID, "org_id": "10000001", "withdrawn_at": datetime.now(UTC).isoformat()}
+    await handlers.on_consent_withdrawn(uow, IncomingEvent("w-1", "consent.withdrawn", withdrawn))  # type: ignore[arg-type]
+    [delivery] = uow.routing.deliveries.values()
+    assert delivery.status is DeliveryStatus.retracted and "patient" not in delivery.message
+    [retraction] = uow.outbox.of_type(MELDING_RETRACTED)
+    assert retraction.message_id == f"retract:{delivery.delivery_id}" and retraction.routing_key == JGZ.org_id
+    assert uow.outbox.of_type(DELIVERY_STATUS_CHANGED)[-1].body["status"] == "retracted"
+    assert uow.routing.meldingen[melding.melding_id].accepted is None
+    assert uow.audit.records[-1].action == "retract"
+
+
+async def _delivered() -> tuple[FakeRoutingUnitOfWork, str]:
+    uow = served()
+    await handlers.on_melding_accepted(uow, event(accepted()))  # type: ignore[arg-type]
+    [delivery_id] = uow.routing.deliveries
+    return uow, delivery_id
+
+
+async def report(
+    uow: FakeRoutingUnitOfWork, delivery_id: str, status: DeliveryStatus, org_id: str = JGZ.org_id
+) -> dict:
+    return await handlers.report_status(
+        uow,  # type: ignore[arg-type]
+        principal=principal(org_id=org_id, org_type="jgz"),
+        delivery_id=delivery_id,
+        status=status,
+        note=None,
+        request_id=None,
+    )
+
+
+async def test_a_recipient_reports_forward_and_the_sender_is_told() -> None:
+    uow, delivery_id = await _delivered()
+    document = await report(uow, delivery_id, DeliveryStatus.received)
+    assert document["status"] == "received" and document["delivery_id"] == delivery_id
+    assert uow.outbox.of_type(DELIVERY_STATUS_CHANGED)[-1].body["status"] == "received"
+    before = len(uow.outbox.messages)
+    await report(uow, delivery_id, DeliveryStatus.received)  # the same again: 200, nothing changes
+    assert len(uow.outbox.messages) == before
+    with pytest.raises(Conflict):
+        await report(uow, delivery_id, DeliveryStatus.queued)
+
+
+async def test_another_organisations_delivery_is_not_found_and_the_probe_is_audited() -> None:
+    uow, delivery_id = await _delivered()
+    with pytest.raises(NotFound):
+        await report(uow, delivery_id, DeliveryStatus.received, org_id="11111111")
+    assert uow.audit.records[-1].refused and uow.audit.records[-1].outcome == "not-found"
+    assert uow.routing.deliveries[delivery_id].status is DeliveryStatus.queued
+
+
+async def test_a_dead_letter_is_replayed_once_under_its_own_message_id() -> None:
+    uow = FakeRoutingUnitOfWork()
+    letter = DeadLetter(
+        id="l-1",
+        queue="kansrijk.melding.events",
+        message_id="accepted:m-1",
+        message_type="melding.routed",
+        body="{}",
+        body_encoding="utf-8",
+        correlation_id=None,
+        reason="delivery_limit",
+        died_at=datetime.now(UTC),
+    )
+    uow.routing.letters[letter.id] = letter
+    for _ in range(2):
+        replayed = await handlers.replay_dead_letter(uow, dead_letter_id="l-1", request_id=None)  # type: ignore[arg-type]
+        assert replayed.replayed_at is not None
+    [message] = uow.outbox.messages
+    assert (message.exchange, message.routing_key, message.message_id) == ("", letter.queue, "accepted:m-1")

@@ -1,0 +1,110 @@
+"""Routing's rules (services/routing/domain/model.py): who serves an address, how a delivery's status moves,
+and when the consent a melding was accepted under no longer lets it go out."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from services.routing.domain.model import (
+    Candidate,
+    Pc4Range,
+    RoutingStatus,
+    check_organisation_id,
+    choose,
+    consent_refusal,
+    intake_check_is_fresh,
+    merge_ranges,
+    next_status,
+)
+from shared.contracts.vocabulary import DeliveryStatus as D
+from shared.errors import Conflict, ValidationFailed
+
+TODAY = date(2026, 12, 1)
+
+
+def test_a_postcode_range_beats_a_whole_gemeente() -> None:
+    gemeente, street = Candidate("22222222", "GGD", False), Candidate("33333333", "Buurt-JGZ", True)
+    assert choose([gemeente, street]) == street
+    assert choose([gemeente]) == gemeente
+    assert choose([]) is None
+
+
+def test_of_equals_the_lowest_id_is_chosen_so_that_every_replica_agrees() -> None:
+    assert choose([Candidate("9", "b", True), Candidate("1", "a", True)]) == Candidate("1", "a", True)
+
+
+@pytest.mark.parametrize(
+    ("current", "reported", "expected"),
+    [(D.queued, D.received, D.received), (D.received, D.closed, D.closed), (D.received, D.received, None)],
+)
+def test_a_recipient_moves_its_delivery_forward(current: D, reported: D, expected: D | None) -> None:
+    assert next_status(current, reported) is expected
+
+
+def test_going_back_or_touching_a_retracted_delivery_is_a_conflict() -> None:
+    with pytest.raises(Conflict, match="back from closed to received"):
+        next_status(D.closed, D.received)
+    with pytest.raises(Conflict, match="retracted"):
+        next_status(D.retracted, D.closed)
+
+
+def test_consecutive_postcode_areas_merge_into_ranges() -> None:
+    assert merge_ranges(["1014", "1011", "1012", "1012"]) == [Pc4Range("1011", "1012"), Pc4Range("1014", "1014")]
+    assert merge_ranges([]) == []
+
+
+def test_a_range_must_not_run_backwards() -> None:
+    with pytest.raises(ValidationFailed):
+        Pc4Range("1100", "1011")
+
+
+@pytest.mark.parametrize(
+    ("valid_until", "consented", "requested", "expected"),
+    [
+        (TODAY, ["jgz"], ["jgz"], None),  # valid through the whole of its last day
+        (TODAY - timedelta(days=1), ["jgz"], ["jgz"], "expired"),
+        (TODAY, ["jgz"], ["jgz", "wijkteam"], "out-of-scope"),
+        (TODAY, ["jgz", "wijkteam"], ["wijkteam"], None),
+    ],
+)
+def test_consent_at_delivery_time(
+    valid_until: date, consented: list[str], requested: list[str], expected: str | None
+) -> None:
+    assert (
+        consent_refusal(valid_until=valid_until, consented_types=consented, requested_types=requested, today=TODAY)
+        == expected
+    )
+
+
+def test_an_intake_check_is_fresh_both_ways_within_the_window() -> None:
+    at = datetime(2026, 12, 1, 12, tzinfo=UTC)
+    window = timedelta(seconds=30)
+    assert intake_check_is_fresh(at - timedelta(seconds=10), at, within=window)
+    assert intake_check_is_fresh(at + timedelta(seconds=10), at, within=window)  # a clock running ahead
+    assert not intake_check_is_fresh(at - timedelta(minutes=5), at, within=window)
+    assert not intake_check_is_fresh(at + timedelta(minutes=5), at, within=window)
+
+
+@pytest.mark.parametrize(
+    ("org_id", "org_type", "ok"),
+    [
+        ("12345678", "jgz", True),
+        ("wijkteam-centrum", "wijkteam", True),
+        ("wijkteam-centrum", "jgz", False),
+        ("1234567", "jgz", False),
+        ("wijkteam-", "wijkteam", False),
+        ("Wijkteam-Centrum", "wijkteam", False),
+    ],
+)
+def test_organisation_ids(org_id: str, org_type: str, ok: bool) -> None:
+    if ok:
+        check_organisation_id(org_id, org_type)
+    else:
+        with pytest.raises(ValidationFailed):
+            check_organisation_id(org_id, org_type)
+
+
+def test_only_new_and_waiting_meldingen_are_routed() -> None:
+    assert {s for s in RoutingStatus if s.routable} == {RoutingStatus.new, RoutingStatus.waiting}
