@@ -346,7 +346,7 @@ def consume(
     """A reference recipient: print each delivery on the organisation's queue, ack it, post status `received`."""
     import asyncio
 
-    from services.reference_recipient import BrokerRefused, QueueMissing, ReferenceRecipient
+    from tools.reference_recipient import BrokerRefused, QueueMissing, ReferenceRecipient
 
     settings = SERVICES["routing"].settings()
     token = token or _dev_token(
@@ -543,7 +543,7 @@ def bench(
 
     from rich.table import Table
 
-    from services.bench import BenchOptions, BenchUnavailable, run_bench, table_rows, timestamp, write_json
+    from tools.bench import BenchOptions, BenchUnavailable, run_bench, table_rows, timestamp, write_json
 
     options = BenchOptions(
         duration=duration, rate=rate, postgres_url=postgres_url, amqp_url=ServiceSettings().amqp_url, work_dir=keep
@@ -571,7 +571,7 @@ def demo() -> None:
     """Walk one melding from consent to the recipient's queue, with every step shown (needs RabbitMQ)."""
     import asyncio
 
-    from services.demo import DemoRefused, run_demo
+    from tools.demo import DemoRefused, run_demo
 
     try:
         asyncio.run(_until_interrupted(run_demo(Console(soft_wrap=True))))

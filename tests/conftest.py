@@ -127,8 +127,8 @@ async def stack_databases(environment: RunEnvironment) -> AsyncIterator[dict[str
 @pytest.fixture(scope="session")
 async def stack(environment: RunEnvironment, stack_databases: dict[str, str]) -> AsyncIterator[dict[str, str]]:
     """consent, melding and routing as real servers on loopback ports, with their relays and consumers."""
-    from services.stack import run_stack
     from tests.support import _free_port
+    from tools.stack import run_stack
 
     ports = {name: _free_port() for name in ("consent", "melding", "routing")}
     consent_url = f"http://127.0.0.1:{ports['consent']}"

@@ -20,12 +20,12 @@ from services.consent.domain.model import Consent
 from services.consent.service_layer.unit_of_work import ConsentUnitOfWork
 from services.routing.adapters.orm import consent_states
 from services.routing.service_layer.unit_of_work import RoutingUnitOfWork
-from services.stack import run_stack
 from shared import migrations
 from shared.clock import now, today_nl
 from tests.conftest import service_settings
 from tests.e2e.flow import BSN, SENDER, admin, eventually, melding_body
 from tests.support import RunEnvironment, Tokens, _free_port, create_database, drop_database, running, scratch_vhost
+from tools.stack import run_stack
 
 
 @dataclass

@@ -509,7 +509,7 @@ async def test_the_reference_recipient_drops_transport_duplicates_by_message_id(
     amsterdam: dict[str, str],
     environment: RunEnvironment,
 ) -> None:
-    from services.reference_recipient import ReferenceRecipient
+    from tools.reference_recipient import ReferenceRecipient
 
     consent_id = await record_consent(system, tokens, types=["jgz"])
     await send(system, tokens, melding_body(consent_id, recipient_types=["jgz"]))

@@ -28,7 +28,6 @@ from urllib.parse import quote
 import httpx
 from sqlalchemy import text
 
-from services.reference_recipient import ReferenceRecipient
 from shared import migrations
 from shared.auth import SENDER_TYPES
 from shared.clock import today_nl
@@ -44,6 +43,7 @@ from tests.support import (
     drop_database,
     rabbitmqctl,
 )
+from tools.reference_recipient import ReferenceRecipient
 
 REPO = Path(__file__).resolve().parents[2]
 RECOVERY_LIMIT_S = 60.0  # everything accepted must be delivered this long after the fault ended

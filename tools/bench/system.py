@@ -27,13 +27,13 @@ import aio_pika
 import aiohttp
 import httpx
 
-from services.bench.baselines import wait_until_answering
-from services.bench.load import Samples
 from services.registry import SERVICES
 from shared.auth import issue_token, load_or_create_dev_key
 from shared.clock import today_nl
 from shared.identifiers import sample_bsns
 from shared.messaging.topology import EVENT_QUEUES
+from tools.bench.baselines import wait_until_answering
+from tools.bench.load import Samples
 
 SENDER = "10000001"
 JGZ = "90000001"

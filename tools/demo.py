@@ -17,18 +17,18 @@ from rich.console import Console
 from rich.panel import Panel
 from rich.table import Table
 
-from services.reference_recipient import ReferenceRecipient
 from services.registry import SERVICES
 from services.routing.service_layer.directory import load_cbs
 from services.routing.service_layer.unit_of_work import unit_of_work_factory
-from services.stack import run_stack
 from shared.auth import issue_token, load_or_create_dev_key
 from shared.clock import today_nl
 from shared.crypto import cipher_for
 from shared.db import Database
 from shared.settings import ServiceSettings
+from tools.reference_recipient import ReferenceRecipient
+from tools.stack import run_stack
 
-SAMPLE = Path(__file__).resolve().parent / "routing" / "sample"
+SAMPLE = Path(__file__).resolve().parents[1] / "services" / "routing" / "sample"
 SENDER_ORG = "12345678"
 
 

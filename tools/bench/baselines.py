@@ -22,8 +22,8 @@ import aio_pika
 import asyncpg
 import httpx
 
-from services.bench.load import Samples, closed_loop, http_client
 from shared.messaging.topology import quorum_queue_arguments
+from tools.bench.load import Samples, closed_loop, http_client
 
 PG_CONCURRENCY = 16
 MQ_IN_FLIGHT = 100
@@ -88,7 +88,7 @@ async def api_requests(dsn: str, *, port: int, concurrency: int, duration: float
 @asynccontextmanager
 async def _baseline_server(dsn: str, port: int) -> AsyncIterator[str]:
     process = subprocess.Popen(
-        [sys.executable, "-m", "services.bench.baseline_server", "--dsn", dsn, "--port", str(port)],
+        [sys.executable, "-m", "tools.bench.baseline_server", "--dsn", dsn, "--port", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )

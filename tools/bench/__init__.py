@@ -23,10 +23,10 @@ from urllib.parse import quote
 import asyncpg
 from yarl import URL
 
-from services.bench import baselines
-from services.bench.load import closed_loop, http_client, open_loop
-from services.bench.system import Recipient, Sender, end_to_end, free_port, running_system, set_up
 from services.registry import SERVICES
+from tools.bench import baselines
+from tools.bench.load import closed_loop, http_client, open_loop
+from tools.bench.system import Recipient, Sender, end_to_end, free_port, running_system, set_up
 
 CONCURRENCY = 32  # closed-loop callers for B_api and the system's throughput (the same load generator)
 TARGETS = {  # figure: (comparison, limit) — issue 6, on this 2-core machine

@@ -11,7 +11,7 @@ import asyncpg
 from fastapi import FastAPI
 from pydantic import BaseModel
 
-from services.bench.baselines import INSERT, TABLE
+from tools.bench.baselines import INSERT, TABLE
 
 
 class Row(BaseModel):
