@@ -11,7 +11,7 @@ from services.cli import app as cli
 from services.registry import SERVICES
 from shared.settings import ServiceSettings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 
