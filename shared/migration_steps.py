@@ -7,15 +7,16 @@ database with rows to convert and no key ring stops the migration with a clear m
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable
 from typing import Any
 
 import sqlalchemy as sa
 from alembic import context, op
 
-from shared.audit import AUDIT_CHAINS, GENESIS, audit_tables, record_hash
-from shared.crypto import FieldCipher
-from shared.db import new_metadata
+from shared.crypto import EncryptedText, FieldCipher
+from shared.db import UTCDateTime
 
 
 def cipher() -> FieldCipher | None:
@@ -62,23 +63,86 @@ def set_comments(table: str, comments: dict[str, str | None]) -> None:
 
 # --- the audit log --------------------------------------------------------------------------------------
 
+# shared.db's naming convention as 0002 used it (constraint names must not change under an old migration).
+NAMING_CONVENTION_0002 = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
 OLD_AUDIT_COLUMNS = ("id", "at", "service", "actor_sub", "actor_org_id", "actor_org_type", "action",
                      "resource_type", "resource_id", "patient_bsn", "outcome", "request_id")  # fmt: skip
 
 
-def _old_audit_table(metadata: sa.MetaData, name: str) -> sa.Table:
-    from shared.db import UTCDateTime
-
-    return sa.Table(
-        name,
-        metadata,
+def _old_audit_columns() -> list[sa.Column[Any]]:
+    return [
         sa.Column("id", sa.String(36), primary_key=True),
         sa.Column("at", UTCDateTime(), nullable=False),
         *(
             sa.Column(c, sa.String(200), nullable=c not in ("resource_id", "patient_bsn", "request_id"))
             for c in OLD_AUDIT_COLUMNS[2:]
         ),
+    ]
+
+
+def _old_audit_table(metadata: sa.MetaData, name: str) -> sa.Table:
+    return sa.Table(name, metadata, *_old_audit_columns())
+
+
+# The chained audit log as migration 0002 creates it, frozen here: its tables, its chains and its hash stay
+# what they were then, whatever shared.audit becomes (a later change to the audit log is a migration of its
+# own, and a fresh database still upgrades through 0002 as it always did). The BSN column is encrypted with
+# the key ring's versioned format (shared.crypto), which stays readable by every later version.
+AUDIT_CHAINS_0002 = 16
+GENESIS_0002 = "0" * 64
+HASHED_FIELDS_0002 = ("id", "chain", "seq", "at", "service", "actor_sub", "actor_org_id", "actor_org_type", "action",
+                      "resource_type", "resource_id", "patient_ref", "outcome", "consent_checked", "request_id",
+                      "prev_hash")  # fmt: skip
+
+
+def _audit_tables_0002(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
+    log = sa.Table(
+        "audit_log",
+        metadata,
+        sa.Column("id", sa.String(36), primary_key=True),
+        sa.Column("chain", sa.Integer, nullable=False, comment="which of the service's hash chains"),
+        sa.Column("seq", sa.Integer, nullable=False, comment="position in its chain"),
+        sa.Column("at", UTCDateTime(), nullable=False),
+        sa.Column("service", sa.String(32), nullable=False),
+        sa.Column("actor_sub", sa.String(200), nullable=False),
+        sa.Column("actor_org_id", sa.String(64), nullable=False),
+        sa.Column("actor_org_type", sa.String(32), nullable=False),
+        sa.Column("action", sa.String(32), nullable=False),
+        sa.Column("resource_type", sa.String(32), nullable=False),
+        sa.Column("resource_id", sa.String(64), nullable=True),
+        sa.Column("patient_ref", sa.String(64), nullable=True, comment="keyed hash of the BSN (shared.crypto)"),
+        sa.Column("patient_bsn", EncryptedText("audit_log.patient_bsn"), nullable=True),
+        sa.Column("outcome", sa.String(64), nullable=False),
+        sa.Column("consent_checked", sa.Boolean, nullable=True, comment="whether a consent check passed (NULL: none)"),
+        sa.Column("request_id", sa.String(128), nullable=True),
+        sa.Column("prev_hash", sa.String(64), nullable=False),
+        sa.Column("hash", sa.String(64), nullable=False),
+        sa.UniqueConstraint("chain", "seq", name="uq_audit_log_chain"),
+        sa.Index("ix_audit_log_at", "at", "id"),
+        sa.Index("ix_audit_log_patient_ref", "patient_ref"),
+        sa.Index("ix_audit_log_actor_org_id", "actor_org_id", "at"),
     )
+    chain = sa.Table(
+        "audit_chain",
+        metadata,
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=False),
+        sa.Column("seq", sa.Integer, nullable=False),
+        sa.Column("hash", sa.String(64), nullable=False),
+    )
+    return log, chain
+
+
+def _record_hash_0002(values: dict[str, Any]) -> str:
+    canonical = {name: values.get(name) for name in HASHED_FIELDS_0002}
+    canonical["at"] = values["at"].isoformat(timespec="microseconds")
+    return hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
 
 
 def chain_audit_log() -> None:
@@ -89,12 +153,12 @@ def chain_audit_log() -> None:
     op.rename_table("audit_log", "audit_log_0001")
     if bind.dialect.name == "postgresql":  # its constraint names are schema-wide and a rename keeps them
         op.execute("ALTER TABLE audit_log_0001 RENAME CONSTRAINT pk_audit_log TO pk_audit_log_0001")
-    tables = audit_tables(new_metadata())
-    tables.log.create(bind)
-    tables.chain.create(bind)
+    log, chain = _audit_tables_0002(sa.MetaData(naming_convention=NAMING_CONVENTION_0002))
+    log.create(bind)
+    chain.create(bind)
     old = _old_audit_table(sa.MetaData(), "audit_log_0001")
     rows = bind.execute(sa.select(old).order_by(old.c.at, old.c.id)).all()
-    seq, previous = 0, GENESIS
+    seq, previous = 0, GENESIS_0002
     if rows:
         ring = needs_cipher("audit_log")
         records = []
@@ -108,13 +172,13 @@ def chain_audit_log() -> None:
                 "consent_checked": None,
                 "patient_ref": ring.bsn_ref(row.patient_bsn) if row.patient_bsn else None,
             }
-            record["hash"] = previous = record_hash(record)
+            record["hash"] = previous = _record_hash_0002(record)
             records.append(record)
-        bind.execute(tables.log.insert(), records)  # patient_bsn is encrypted on the way in
+        bind.execute(log.insert(), records)  # patient_bsn is encrypted on the way in
     bind.execute(
-        tables.chain.insert(),
+        chain.insert(),
         [{"id": 1, "seq": seq, "hash": previous}]
-        + [{"id": n, "seq": 0, "hash": GENESIS} for n in range(2, AUDIT_CHAINS + 1)],
+        + [{"id": n, "seq": 0, "hash": GENESIS_0002} for n in range(2, AUDIT_CHAINS_0002 + 1)],
     )
     op.drop_table("audit_log_0001")
     create_append_only_triggers()
@@ -123,15 +187,15 @@ def chain_audit_log() -> None:
 def unchain_audit_log() -> None:
     bind = op.get_bind()
     drop_append_only_triggers()
-    tables = audit_tables(new_metadata())
-    count = bind.execute(sa.select(sa.func.count()).select_from(tables.log)).scalar_one()
+    log, _ = _audit_tables_0002(sa.MetaData(naming_convention=NAMING_CONVENTION_0002))
+    count = bind.execute(sa.select(sa.func.count()).select_from(log)).scalar_one()
     if count:
         needs_cipher("audit_log")
-    rows = [dict(r._mapping) for r in bind.execute(sa.select(tables.log).order_by(tables.log.c.at, tables.log.c.id))]
+    rows = [dict(r._mapping) for r in bind.execute(sa.select(log).order_by(log.c.at, log.c.id))]
     op.drop_table("audit_chain")
     op.drop_table("audit_log")
+    op.create_table("audit_log", *_old_audit_columns())
     old = _old_audit_table(sa.MetaData(), "audit_log")
-    op.create_table("audit_log", *[c.copy() for c in old.columns])
     op.create_index("ix_audit_log_at", "audit_log", ["at"])
     if rows:
         bind.execute(old.insert(), [{c: r[c] for c in OLD_AUDIT_COLUMNS} for r in rows])
@@ -175,8 +239,6 @@ def drop_append_only_triggers() -> None:
 
 def copy_json_field(table: str, key: str, source: str, target: str, path: tuple[str, ...]) -> None:
     """Set `target` from the (still plain) JSON document in `source` at `path`, where present."""
-    import json
-
     bind = op.get_bind()
     plain = sa.table(table, sa.column(key), sa.column(source, sa.Text), sa.column(target))
     for row_key, document in bind.execute(sa.select(plain.c[key], plain.c[source]).where(plain.c[source].is_not(None))):

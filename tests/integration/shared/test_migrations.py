@@ -64,3 +64,50 @@ async def test_migrations_run_up_from_empty_and_down_again(environment: RunEnvir
             await asyncio.to_thread(migrations.upgrade, service, url)  # and up again after down
         finally:
             await drop_database(scratch, url)
+
+
+async def test_a_v1_audit_log_with_records_upgrades_into_an_intact_chain(environment: RunEnvironment) -> None:
+    """0002 chains the records 0001 wrote (frozen in shared/migration_steps.py): `kansrijk audit verify` finds
+    them intact, in their order, with the BSN encrypted and its keyed hash set."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import bindparam, text
+
+    from services.consent.adapters.orm import audit
+    from shared.audit import verify
+    from shared.db import UTCDateTime
+
+    url = await create_database(environment, "consent", suffix="_v1_audit")
+    try:
+        await asyncio.to_thread(migrations.upgrade, "consent", url, "0001")
+        database = Database(url)
+        try:
+            async with database.engine.begin() as connection:
+                for n, bsn in enumerate(("999999990", None)):
+                    await connection.execute(
+                        text(
+                            "INSERT INTO audit_log (id, at, service, actor_sub, actor_org_id, actor_org_type, action,"
+                            " resource_type, resource_id, patient_bsn, outcome, request_id) VALUES (:id, :at,"
+                            " 'consent', 'u', '10000001', 'huisarts', 'read', 'consent', NULL, :bsn, 'success', NULL)"
+                        ).bindparams(bindparam("at", type_=UTCDateTime())),
+                        {
+                            "id": f"00000000-0000-0000-0000-00000000000{n}",
+                            "at": datetime(2026, n + 1, 1, 10, tzinfo=UTC),
+                            "bsn": bsn,
+                        },
+                    )
+        finally:
+            await database.dispose()
+        await asyncio.to_thread(migrations.upgrade, "consent", url, cipher=environment.cipher)
+        upgraded = Database(url, cipher=environment.cipher)
+        try:
+            report = await verify(upgraded, audit, "consent")
+            async with upgraded.unit_of_work() as uow:
+                rows = list(await uow.session.execute(audit.log.select().order_by(audit.log.c.seq)))
+        finally:
+            await upgraded.dispose()
+        assert report.intact and report.records == 2 and report.spans == {1: (1, 2)}, report.problems
+        assert [r.patient_bsn for r in rows] == ["999999990", None]
+        assert rows[0].patient_ref == environment.cipher.bsn_ref("999999990")
+    finally:
+        await drop_database(environment, url)
