@@ -125,10 +125,6 @@ async def request_id(request: Request) -> str | None:
 RequestId = Annotated[str | None, Depends(request_id)]
 
 
-async def database(request: Request) -> Database:
-    return cast(Database, request.app.state.database)
-
-
 def unit_of_work(request: Request) -> Any:
     """The service's factory of its units of work (built once in `create_app()`); each service's `api/deps.py`
     gives it its own type: `Annotated[UnitOfWorkFactory, Depends(unit_of_work)]`."""
@@ -140,7 +136,6 @@ async def consent_client(request: Request) -> ConsentClient:
     return cast(ConsentClient, request.app.state.runtime.consent)
 
 
-DatabaseDep = Annotated[Database, Depends(database)]
 ConsentClientDep = Annotated[ConsentClient, Depends(consent_client)]
 
 

@@ -83,10 +83,6 @@ class FieldCipher:
         except ValueError as exc:
             raise CipherError("the BSN hash key is not valid base64") from exc
 
-    @property
-    def current_kid(self) -> str:
-        return self.keys[0][0]
-
     def encrypt(self, plaintext: str, purpose: str) -> str:
         kid, key = self.keys[0]
         nonce = secrets.token_bytes(NONCE_BYTES)

@@ -11,13 +11,10 @@ from services.melding.service_layer.unit_of_work import MeldingUnitOfWork
 from shared.app import ServiceRuntime, Worker, housekeeping, outbox_relay, retention_rules
 from shared.contracts.events import CONSENT_WITHDRAWN
 from shared.contracts.melding import DELIVERY_STATUS_CHANGED, MELDING_ROUTED, MELDING_UNROUTABLE
+from shared.contracts.subscriptions import MELDING_EVENTS
 from shared.messaging.consumer import IdempotentConsumer
-from shared.messaging.topology import EVENTS_EXCHANGE
 from shared.retention import Retention
 from shared.settings import ServiceSettings
-
-QUEUE = "kansrijk.melding.events"  # declared with its bindings in shared.messaging.topology
-
 
 Runtime = ServiceRuntime[MeldingSettings, MeldingUnitOfWork]
 
@@ -29,8 +26,7 @@ def consumer(runtime: Runtime) -> IdempotentConsumer[MeldingUnitOfWork]:
         processed_messages,
         metrics=runtime.metrics,
         name="melding",
-        queue=QUEUE,
-        exchange=EVENTS_EXCHANGE,
+        queue=MELDING_EVENTS,
         handlers={
             MELDING_ROUTED: handlers.on_melding_routed,
             MELDING_UNROUTABLE: handlers.on_melding_unroutable,

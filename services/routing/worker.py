@@ -17,17 +17,13 @@ from services.routing.service_layer.unit_of_work import RoutingUnitOfWork
 from shared.app import ServiceRuntime, Worker, housekeeping, outbox_relay, retention_rules
 from shared.contracts.events import CONSENT_WITHDRAWN
 from shared.contracts.melding import MELDING_ACCEPTED
+from shared.contracts.subscriptions import ROUTING_EVENTS, ROUTING_WITHDRAWALS
 from shared.messaging.consumer import IdempotentConsumer
-from shared.messaging.topology import (
-    DEAD_LETTER_QUEUE,
-    EVENTS_EXCHANGE,
-)
+from shared.messaging.topology import DEAD_LETTER_QUEUE
 from shared.retention import Retention
 from shared.settings import ServiceSettings
 
 log = structlog.get_logger(__name__)
-QUEUE = "kansrijk.routing.events"  # declared with its bindings in shared.messaging.topology
-WITHDRAWALS_QUEUE = "kansrijk.routing.withdrawals"
 
 
 Runtime = ServiceRuntime[RoutingSettings, RoutingUnitOfWork]
@@ -41,10 +37,8 @@ def consumer(runtime: Runtime) -> IdempotentConsumer[RoutingUnitOfWork]:
         processed_messages,
         metrics=runtime.metrics,
         name="routing",
-        queue=QUEUE,
-        exchange=EVENTS_EXCHANGE,
+        queue=ROUTING_EVENTS,
         handlers={MELDING_ACCEPTED: handlers.on_melding_accepted, CONSENT_WITHDRAWN: handlers.on_consent_withdrawn},
-        routing_keys=[MELDING_ACCEPTED],
         prepare={
             MELDING_ACCEPTED: partial(
                 handlers.prepare_accepted,
@@ -63,8 +57,7 @@ def withdrawals_consumer(runtime: Runtime) -> IdempotentConsumer[RoutingUnitOfWo
         processed_messages,
         metrics=runtime.metrics,
         name="routing-withdrawals",
-        queue=WITHDRAWALS_QUEUE,
-        exchange=EVENTS_EXCHANGE,
+        queue=ROUTING_WITHDRAWALS,
         handlers={CONSENT_WITHDRAWN: handlers.on_consent_withdrawn},
     )
 

@@ -20,10 +20,11 @@ from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table, se
 from sqlalchemy.exc import IntegrityError
 
 from shared.clock import now
+from shared.contracts.subscriptions import EventQueue
 from shared.db import UnitOfWork, UTCDateTime, is_database_unavailable
 from shared.errors import Unavailable
 from shared.messaging.broker import Broker
-from shared.messaging.topology import declare_quorum_queue
+from shared.messaging.topology import declare_event_queue
 from shared.observability import Metrics
 
 log = structlog.get_logger(__name__)
@@ -66,7 +67,7 @@ class PoisonMessage(Exception):
 
 
 class IdempotentConsumer(Generic[U]):
-    """Consumes one quorum queue bound to `exchange` with the handlers' types as routing keys; each message
+    """Consumes one service's queue on kansrijk.events (shared.contracts.subscriptions); each message
     is handled in a unit of work of the service's own kind, from `unit_of_work()`."""
 
     def __init__(
@@ -76,21 +77,20 @@ class IdempotentConsumer(Generic[U]):
         table: Table,
         *,
         name: str,
-        queue: str,
-        exchange: str,
+        queue: EventQueue,
         handlers: dict[str, Handler[U]],
         prepare: dict[str, Prepare] | None = None,
         prefetch: int = 20,
-        routing_keys: list[str] | None = None,
         metrics: Metrics | None = None,
     ) -> None:
+        # Every type the queue is bound to has its handler (more may be handled: leftovers of a retired binding).
+        if missing := set(queue.event_types) - set(handlers):
+            raise ValueError(f"consumer {name!r} has no handler for {', '.join(sorted(missing))} bound to {queue.name}")
         self.metrics = metrics
         self.unit_of_work, self.broker, self.table = unit_of_work, broker, table
-        self.name, self.queue_name, self.exchange = name, queue, exchange
+        self.name, self.queue = name, queue
+        self.queue_name = queue.name
         self.handlers = handlers
-        # What the queue is bound to: the handlers' types, unless some are handled only as leftovers of
-        # an earlier binding (see shared.messaging.topology.RETIRED_BINDINGS).
-        self.routing_keys = routing_keys if routing_keys is not None else list(handlers)
         self.prepare = prepare or {}
         self.prefetch = prefetch
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -99,7 +99,7 @@ class IdempotentConsumer(Generic[U]):
     async def declare(self) -> None:
         connection = await self.broker.connect()
         channel = await connection.channel()
-        await declare_quorum_queue(channel, self.queue_name, exchange=self.exchange, routing_keys=self.routing_keys)
+        await declare_event_queue(channel, self.queue)
         await channel.close()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -107,9 +107,7 @@ class IdempotentConsumer(Generic[U]):
         channel = await connection.channel()
         await channel.set_qos(prefetch_count=self.prefetch)
         # A robust channel re-declares this queue and restarts the consumer after a reconnect.
-        queue = await declare_quorum_queue(
-            channel, self.queue_name, exchange=self.exchange, routing_keys=self.routing_keys
-        )
+        queue = await declare_event_queue(channel, self.queue)
         tag = await queue.consume(self._on_message)
         self._consuming.set()
         await stop.wait()

@@ -7,23 +7,13 @@ from typing import Any
 from aio_pika import ExchangeType
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractQueue
 
+from shared.contracts.subscriptions import SUBSCRIPTIONS, EventQueue
+
 EVENTS_EXCHANGE = "kansrijk.events"  # topic: facts other services act on, routing key = event type
 DELIVERIES_EXCHANGE = "kansrijk.deliveries"  # direct: meldingen to recipients, routing key = org id
 DEAD_LETTER_EXCHANGE = "kansrijk.dead-letter"  # fanout: what failed processing DELIVERY_LIMIT times
 DEAD_LETTER_QUEUE = "kansrijk.dead-letters"
 DELIVERY_LIMIT = 5
-
-# Every consuming service's queue on kansrijk.events and the event types it takes. Declared by whichever
-# service connects first, so that an event is never published before the queue that must keep it exists.
-EVENT_QUEUES: dict[str, list[str]] = {
-    "kansrijk.melding.events": ["melding.routed", "melding.unroutable", "delivery.status_changed", "consent.withdrawn"],
-    "kansrijk.routing.events": ["melding.accepted"],
-    # Withdrawals on a queue of their own: a backlog of meldingen never holds one back, and routing
-    # applies every waiting withdrawal before it routes (its consent re-check is its own record of them).
-    "kansrijk.routing.withdrawals": ["consent.withdrawn"],
-}
-# Bindings of earlier versions, removed on declaration (unbinding an absent binding is no error).
-RETIRED_BINDINGS: dict[str, list[str]] = {"kansrijk.routing.events": ["consent.withdrawn"]}
 
 
 def organisation_queue(org_id: str) -> str:
@@ -44,18 +34,30 @@ def quorum_queue_arguments() -> dict[str, Any]:
     }
 
 
-async def declare_topology(channel: AbstractChannel) -> dict[str, AbstractExchange]:
-    """Exchanges, the dead-letter queue and every service's event queue, idempotently."""
+async def declare_topology(
+    channel: AbstractChannel, queues: tuple[EventQueue, ...] = SUBSCRIPTIONS
+) -> dict[str, AbstractExchange]:
+    """Exchanges, the dead-letter queue and every service's event queue (shared.contracts.subscriptions),
+    idempotently."""
     events = await channel.declare_exchange(EVENTS_EXCHANGE, ExchangeType.TOPIC, durable=True)
     deliveries = await channel.declare_exchange(DELIVERIES_EXCHANGE, ExchangeType.DIRECT, durable=True)
     dead = await channel.declare_exchange(DEAD_LETTER_EXCHANGE, ExchangeType.FANOUT, durable=True)
     dead_letters = await channel.declare_queue(DEAD_LETTER_QUEUE, durable=True, arguments={"x-queue-type": "quorum"})
     await dead_letters.bind(dead)
-    for queue_name, event_types in EVENT_QUEUES.items():
-        queue = await declare_quorum_queue(channel, queue_name, exchange=EVENTS_EXCHANGE, routing_keys=event_types)
-        for key in RETIRED_BINDINGS.get(queue_name, []):
-            await queue.unbind(EVENTS_EXCHANGE, routing_key=key)
+    for spec in queues:
+        await declare_event_queue(channel, spec)
     return {EVENTS_EXCHANGE: events, DELIVERIES_EXCHANGE: deliveries, DEAD_LETTER_EXCHANGE: dead}
+
+
+async def declare_event_queue(channel: AbstractChannel, spec: EventQueue) -> AbstractQueue:
+    """One service's queue on kansrijk.events, bound to its event types; retired bindings removed (unbinding
+    an absent binding is no error)."""
+    queue = await declare_quorum_queue(
+        channel, spec.name, exchange=EVENTS_EXCHANGE, routing_keys=list(spec.event_types)
+    )
+    for key in spec.retired:
+        await queue.unbind(EVENTS_EXCHANGE, routing_key=key)
+    return queue
 
 
 async def declare_quorum_queue(

@@ -30,8 +30,8 @@ import httpx
 from services.registry import SERVICES
 from shared.auth import issue_token, load_or_create_dev_key
 from shared.clock import today_nl
+from shared.contracts.subscriptions import SUBSCRIPTIONS
 from shared.identifiers import sample_bsns
-from shared.messaging.topology import EVENT_QUEUES
 from tools.bench.baselines import wait_until_answering
 from tools.bench.load import Samples
 
@@ -236,7 +236,7 @@ class Recipient:
             deadline = time.perf_counter() + timeout
             while time.perf_counter() < deadline:
                 waiting = 0
-                for name in EVENT_QUEUES:
+                for name in (q.name for q in SUBSCRIPTIONS):
                     queue = await channel.declare_queue(name, passive=True)
                     waiting += queue.declaration_result.message_count or 0
                 if waiting == 0:

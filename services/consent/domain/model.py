@@ -10,8 +10,6 @@ from enum import StrEnum
 from shared.contracts.vocabulary import CheckReason
 from shared.errors import ValidationFailed
 
-PURPOSE = "kansrijke-start-melding"
-
 
 class ConsentStatus(StrEnum):
     active = "active"

@@ -22,7 +22,7 @@ from services.routing.domain.model import (
 from services.routing.service_layer.unit_of_work import UnitOfWorkFactory
 from shared.clock import now
 from shared.errors import Conflict, NotFound, ValidationFailed
-from shared.identifiers import validate_gemeente_code, validate_pc4
+from shared.identifiers import postcode_area, validate_gemeente_code, validate_pc4
 from shared.messaging.topology import organisation_queue
 
 
@@ -175,7 +175,7 @@ async def deactivate_organisation(unit_of_work: UnitOfWorkFactory, org_id: str) 
 
 async def preview_route(unit_of_work: UnitOfWorkFactory, postcode: str) -> dict[str, Any]:
     """Where a melding from this address would go now."""
-    pc4 = postcode[:4]
+    pc4 = postcode_area(postcode)
     async with unit_of_work() as uow:
         repository = uow.directory
         gemeente = await repository.gemeente_for_pc4(pc4)

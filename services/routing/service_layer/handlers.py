@@ -31,6 +31,7 @@ from shared.contracts.events import ConsentWithdrawn
 from shared.contracts.melding import MeldingAccepted
 from shared.contracts.vocabulary import DeliveryStatus
 from shared.errors import Conflict, NotFound
+from shared.identifiers import postcode_area
 from shared.messaging.consumer import IncomingEvent
 from shared.messaging.topology import DELIVERIES_EXCHANGE, organisation_queue
 from shared.observability import Metrics
@@ -125,7 +126,7 @@ async def has_new_recipient(uow: RoutingUnitOfWork, melding: RoutedMelding) -> b
     if melding.accepted is None:
         return False
     accepted = melding.accepted
-    pc4 = accepted.content.patient.address.postcode[:4]
+    pc4 = postcode_area(accepted.content.patient.address.postcode)
     gemeente = await uow.directory.gemeente_for_pc4(pc4)
     served = {d.recipient_type for d in await uow.routing.deliveries_of(melding.melding_id)}
     for recipient_type in set(accepted.content.recipient_types) - served:

@@ -40,6 +40,7 @@ from shared.contracts.melding import (
     RoutedDelivery,
 )
 from shared.contracts.vocabulary import DeliveryStatus
+from shared.identifiers import postcode_area
 from shared.messaging.topology import DELIVERIES_EXCHANGE, EVENTS_EXCHANGE
 
 log = structlog.get_logger(__name__)
@@ -115,7 +116,7 @@ async def route(
         await uow.routing.close(melding_id, RoutingStatus.refused, at)
         return RoutingStatus.refused
 
-    pc4 = accepted.content.patient.address.postcode[:4]
+    pc4 = postcode_area(accepted.content.patient.address.postcode)
     found = await uow.directory.gemeente_for_pc4(pc4)
     gemeente = Gemeente(code=found.code, name=found.name) if found else None
     existing = {} if new is not None else {d.recipient_type: d for d in await uow.routing.deliveries_of(melding_id)}

@@ -16,6 +16,7 @@ from sqlalchemy.exc import OperationalError
 
 from services.consent.config import ConsentSettings
 from services.consent.main import create_app as create_consent_app
+from shared.contracts.subscriptions import EventQueue
 from shared.db import Database
 from shared.messaging.broker import Broker
 from shared.messaging.consumer import IdempotentConsumer, IncomingEvent
@@ -103,8 +104,7 @@ async def test_a_consumer_waits_out_a_database_outage_instead_of_dead_lettering(
             broker,
             processed_messages,
             name=f"test-{uuid.uuid4().hex[:6]}",
-            queue="kansrijk.test.db-outage",
-            exchange=EVENTS_EXCHANGE,
+            queue=EventQueue("kansrijk.test.db-outage", ("test.happened",)),
             handlers={"test.happened": handler},
         )
         stop = asyncio.Event()

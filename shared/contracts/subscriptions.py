@@ -1,0 +1,37 @@
+"""Who takes which events: each consuming service's queue on `kansrijk.events` and the event types bound to it.
+
+This is part of the contract between the services, not knowledge of the messaging layer: the topology
+(shared.messaging.topology) declares these queues from this list, and each service's consumer binds and
+handles exactly its own entry (IdempotentConsumer refuses to start without a handler for a bound type).
+
+All of them are declared by whichever service connects first, not each by its own service: an event must
+never be published before every queue that must keep it exists. Were each service to declare only its own,
+a withdrawal published while routing had never yet started would reach the melding service's queue and no
+other, and routing would miss it for good.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.contracts.events import CONSENT_WITHDRAWN
+from shared.contracts.melding import DELIVERY_STATUS_CHANGED, MELDING_ACCEPTED, MELDING_ROUTED, MELDING_UNROUTABLE
+
+
+@dataclass(frozen=True)
+class EventQueue:
+    name: str
+    event_types: tuple[str, ...]
+    retired: tuple[str, ...] = ()  # bindings of earlier versions, removed when the queue is declared
+
+
+MELDING_EVENTS = EventQueue(
+    "kansrijk.melding.events", (MELDING_ROUTED, MELDING_UNROUTABLE, DELIVERY_STATUS_CHANGED, CONSENT_WITHDRAWN)
+)
+# Meldingen to route. Withdrawals were bound here before they got a queue of their own.
+ROUTING_EVENTS = EventQueue("kansrijk.routing.events", (MELDING_ACCEPTED,), retired=(CONSENT_WITHDRAWN,))
+# Withdrawals on a queue of their own: a backlog of meldingen never holds one back, and routing applies
+# every waiting withdrawal before it routes (its consent re-check is its own record of them).
+ROUTING_WITHDRAWALS = EventQueue("kansrijk.routing.withdrawals", (CONSENT_WITHDRAWN,))
+
+SUBSCRIPTIONS = (MELDING_EVENTS, ROUTING_EVENTS, ROUTING_WITHDRAWALS)

@@ -1,0 +1,37 @@
+"""Each service's consumer handles exactly what its queue in shared.contracts.subscriptions is bound to."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from shared.contracts.subscriptions import SUBSCRIPTIONS, EventQueue
+from shared.messaging.consumer import IdempotentConsumer
+
+
+async def _handler(uow: Any, event: Any) -> None:
+    return None
+
+
+def test_a_consumer_without_a_handler_for_a_bound_type_does_not_start() -> None:
+    queue = EventQueue("kansrijk.test.events", ("a.happened", "b.happened"))
+    with pytest.raises(ValueError, match=r"no handler for b\.happened"):
+        IdempotentConsumer(lambda: None, None, None, name="test", queue=queue, handlers={"a.happened": _handler})  # type: ignore[arg-type]
+
+
+def test_every_services_consumer_matches_its_subscription() -> None:
+    from services.melding.worker import consumer as melding_consumer
+    from services.routing.worker import consumer as routing_consumer
+    from services.routing.worker import withdrawals_consumer
+
+    class Runtime:  # what the consumers read of a runtime, and nothing that connects
+        unit_of_work = broker = metrics = consent = None
+
+        class settings:
+            consent_recheck_after_seconds = 30.0
+
+    consumers = [factory(Runtime()) for factory in (melding_consumer, routing_consumer, withdrawals_consumer)]  # type: ignore[arg-type]
+    assert sorted(c.queue.name for c in consumers) == sorted(q.name for q in SUBSCRIPTIONS)
+    for consumer in consumers:
+        assert set(consumer.queue.event_types) <= set(consumer.handlers)
