@@ -270,7 +270,9 @@ def token(
     )
 
 
-directory_app = typer.Typer(help="The routing directory: reference data and organisations.", no_args_is_help=True)
+directory_app = typer.Typer(
+    help="The routing directory: reference data, route maps and organisations.", no_args_is_help=True
+)
 app.add_typer(directory_app, name="directory")
 
 
@@ -323,6 +325,46 @@ def directory_load(
     except ValueError as exc:
         err.print(f"[red]✗[/] {exc}")
         raise typer.Exit(1) from None
+
+
+@directory_app.command("route-maps")
+def directory_route_maps(
+    file: Annotated[
+        Path,
+        typer.Argument(exists=True, dir_okay=False, help="JSON {gemeente: route map(s)} or CSV (see docs: route maps)"),
+    ],
+) -> None:
+    """Load route maps (routekaarten) for many gemeenten at once: every version is checked as the API checks
+    it, and all are saved in one transaction or none."""
+    import asyncio
+
+    from services.routing.api.route_map_file import RouteMapFileError, read_route_maps
+    from services.routing.service_layer.directory import load_route_maps
+    from services.routing.service_layer.unit_of_work import unit_of_work_factory
+    from shared.db import Database
+    from shared.errors import ValidationFailed
+
+    settings = SERVICES["routing"].settings()
+    migrations.upgrade("routing", settings.database_url, cipher=cipher_for(settings))
+    try:
+        maps = read_route_maps(file)
+    except RouteMapFileError as exc:
+        err.print(f"[red]✗[/] {exc}")
+        raise typer.Exit(1) from None
+
+    async def load() -> int:
+        database = Database(settings.database_url, cipher=cipher_for(settings))
+        try:
+            return await load_route_maps(unit_of_work_factory(database), maps)
+        finally:
+            await database.dispose()
+
+    try:
+        saved = asyncio.run(load())
+    except ValidationFailed as exc:
+        err.print(f"[red]✗[/] {exc}")
+        raise typer.Exit(1) from None
+    err.print(f"[green]✓[/] {saved} route map version(s) for {len(maps)} gemeente(n)")
 
 
 @app.command()

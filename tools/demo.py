@@ -18,7 +18,8 @@ from rich.panel import Panel
 from rich.table import Table
 
 from services.registry import SERVICES
-from services.routing.service_layer.directory import load_cbs
+from services.routing.api.route_map_file import read_route_maps
+from services.routing.service_layer.directory import load_cbs, load_route_maps
 from services.routing.service_layer.unit_of_work import unit_of_work_factory
 from shared.auth import issue_token, load_or_create_dev_key
 from shared.clock import today_nl
@@ -107,15 +108,21 @@ async def run_demo(console: Console) -> None:
         say("Services started", ", ".join(f"{n} {u}" for n, u in urls.items()))
         directory_db = Database(settings["routing"].database_url, cipher=cipher_for(settings["routing"]))
         try:
+            directory = unit_of_work_factory(directory_db)
             report = await load_cbs(
-                unit_of_work_factory(directory_db),
+                directory,
                 gemeenten_file=SAMPLE / "gemeenten.csv",
                 postcodes_file=SAMPLE / "pc4_gemeente.csv",
                 edition="sample",
             )
+            await load_route_maps(directory, read_route_maps(SAMPLE / "route_maps.csv"))
         finally:
             await directory_db.dispose()
         say("Directory loaded (Bron: CBS)", f"{report.gemeenten} gemeenten, {report.postcode_areas} postcode areas")
+        say(
+            "Route map for Amsterdam (sample)",
+            "the JGZ receives every risk domain and the note; the wijkteam only the social domains, no note",
+        )
         admin = token("platform", "operator", "routing:admin")
         async with httpx.AsyncClient(timeout=15) as http:
             routing, consent, melding = urls["routing"], urls["consent"], urls["melding"]
@@ -138,11 +145,16 @@ async def run_demo(console: Console) -> None:
                 )
             )
             say("Recipients registered", f"JGZ for all of Amsterdam ({jgz_id}); wijkteam for 1011-1018 ({wijkteam_id})")
-            route = (await _ok(http.get(f"{routing}/v1/route", headers=admin, params={"postcode": "1011AB"}))).json()
+            domains = ",".join(_demo_melding("")["risk_domains"])
+            query = {"postcode": "1011AB", "risk_domains": domains}
+            route = (await _ok(http.get(f"{routing}/v1/route", headers=admin, params=query))).json()
             say(
-                "Route for 1011AB",
-                f"gemeente {route['gemeente']['name']}: jgz → {route['recipients']['jgz']['name']}, "
-                f"wijkteam → {route['recipients']['wijkteam']['name']}",
+                f"Route for 1011AB with {domains}",
+                f"gemeente {route['gemeente']['name']}: "
+                + "; ".join(
+                    f"{kind} → {r['name']} ({', '.join(r['risk_domains'])}{', with the note' if r['note'] else ''})"
+                    for kind, r in route["recipients"].items()
+                ),
             )
 
             ehr = token(SENDER_ORG, "verloskundige", "consent:write consent:read melding:write melding:read")
@@ -189,8 +201,8 @@ async def run_demo(console: Console) -> None:
                 say(
                     f"On the {org_type}'s queue kansrijk.deliveries.{org_id}",
                     f"delivery {delivered['delivery_id']}: gemeente {delivered['gemeente']['name']}, "
-                    f"risk domains {', '.join(delivered['risk_domains'])}, urgency {delivered['urgency']} "
-                    "— acked, status 'received' reported",
+                    f"risk domains {', '.join(delivered['risk_domains'])}, urgency {delivered['urgency']}, "
+                    f"{'with' if delivered.get('note') else 'without'} the note — acked, status 'received' reported",
                 )
 
             view = await _wait_for_received(http, f"{melding}/v1/meldingen/{sent['id']}", ehr)

@@ -49,13 +49,26 @@ class ConsentClient:
         )
 
     async def check(
-        self, *, consent_id: str, bsn: str, org_id: str, recipient_types: list[str], request_id: str | None = None
+        self,
+        *,
+        consent_id: str,
+        bsn: str,
+        org_id: str,
+        recipient_types: list[str],
+        risk_domains: list[str],
+        request_id: str | None = None,
     ) -> ConsentCheckResult:
         """The consent service's answer; `Unavailable` if it cannot give one (down, slow, or refusing us)."""
         headers = {"Authorization": f"Bearer {self.tokens.token()}"}
         if request_id:
             headers[REQUEST_ID_HEADER] = request_id
-        body = {"consent_id": consent_id, "bsn": bsn, "org_id": org_id, "recipient_types": recipient_types}
+        body = {
+            "consent_id": consent_id,
+            "bsn": bsn,
+            "org_id": org_id,
+            "recipient_types": recipient_types,
+            "risk_domains": risk_domains,
+        }
         try:
             async for attempt in AsyncRetrying(
                 retry=retry_if_exception(_closed_under_us), stop=stop_after_attempt(2), reraise=True

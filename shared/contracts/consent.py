@@ -9,17 +9,19 @@ from typing import Annotated
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from shared.contracts.base import StrictModel
-from shared.contracts.vocabulary import CheckReason, RecipientType
+from shared.contracts.vocabulary import CheckReason, InformedAbout, RecipientType, RiskDomain
 from shared.identifiers import Bsn, OrgId, ResourceId
 
 
 def _no_repeats(values: list[str]) -> list[str]:
     if len(set(values)) != len(values):
-        raise ValueError("each recipient type may appear once")
+        raise ValueError("each value may appear once")
     return values
 
 
 RecipientTypes = Annotated[list[RecipientType], Field(min_length=1), AfterValidator(_no_repeats)]
+RiskDomains = Annotated[list[RiskDomain], Field(min_length=1), AfterValidator(_no_repeats)]
+InformedAboutCodes = Annotated[list[InformedAbout], AfterValidator(_no_repeats)]
 
 
 class ConsentCheck(StrictModel):
@@ -32,6 +34,7 @@ class ConsentCheck(StrictModel):
                     "bsn": "999999990",
                     "org_id": "12345678",
                     "recipient_types": ["jgz"],
+                    "risk_domains": ["verslaving", "financien-schulden"],
                 }
             ]
         },
@@ -41,6 +44,9 @@ class ConsentCheck(StrictModel):
     bsn: Bsn
     org_id: OrgId = Field(description="The sending organisation (URA).")
     recipient_types: RecipientTypes
+    risk_domains: RiskDomains | None = Field(
+        None, description="The melding's risk domains: each must be one the patient consented to share."
+    )
 
 
 class ConsentScope(BaseModel):
@@ -52,6 +58,8 @@ class ConsentScope(BaseModel):
                 {
                     "id": "6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10",
                     "recipient_types": ["jgz", "wijkteam"],
+                    "risk_domains": None,
+                    "informed_about": ["purpose", "recipients", "data", "withdrawal"],
                     "valid_until": "2027-11-20",
                 }
             ]
@@ -60,6 +68,12 @@ class ConsentScope(BaseModel):
 
     id: str
     recipient_types: list[RecipientType]
+    risk_domains: list[RiskDomain] | None = Field(
+        None, description="The risk domains the patient agreed may be shared; null: every domain."
+    )
+    informed_about: list[InformedAbout] = Field(
+        default_factory=list, description="What the professional explained before the patient consented."
+    )
     valid_until: date
 
 
@@ -73,6 +87,8 @@ class ConsentCheckResult(BaseModel):
                     "consent": {
                         "id": "6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10",
                         "recipient_types": ["jgz", "wijkteam"],
+                        "risk_domains": ["verslaving", "financien-schulden"],
+                        "informed_about": ["purpose", "recipients", "data", "withdrawal"],
                         "valid_until": "2027-11-20",
                     },
                 },

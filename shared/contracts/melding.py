@@ -11,35 +11,16 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 from shared.clock import today_nl
 from shared.contracts.base import StrictModel
 from shared.contracts.consent import ConsentScope
-from shared.contracts.vocabulary import DeliveryStatus, RecipientType
+from shared.contracts.vocabulary import DeliveryStatus, RecipientType, RiskDomain
 from shared.identifiers import Bsn, GemeenteCode, Postcode
 
 MELDING_ACCEPTED = "melding.accepted"
 MELDING_ROUTED = "melding.routed"
 MELDING_UNROUTABLE = "melding.unroutable"
+MELDING_NOT_DELIVERED = "melding.not_delivered"
 DELIVERY_STATUS_CHANGED = "delivery.status_changed"
 MELDING_DELIVERED = "melding.delivered"
 MELDING_RETRACTED = "melding.retracted"
-
-MEDICAL_RISK_DOMAINS = ("verslaving", "psychiatrie", "lvb", "medisch-obstetrisch")
-SOCIAL_RISK_DOMAINS = (
-    "huiselijk-geweld", "financien-schulden", "huisvesting", "sociaal-netwerk", "opvoeding-eerdere-kinderen",
-    "jong-ouderschap", "ongeplande-zwangerschap", "overig",
-)  # fmt: skip
-RiskDomain = Literal[
-    "verslaving",
-    "psychiatrie",
-    "lvb",
-    "medisch-obstetrisch",
-    "huiselijk-geweld",
-    "financien-schulden",
-    "huisvesting",
-    "sociaal-netwerk",
-    "opvoeding-eerdere-kinderen",
-    "jong-ouderschap",
-    "ongeplande-zwangerschap",
-    "overig",
-]
 
 PHONE_PATTERN = r"^\+?[0-9][0-9 -]{5,18}[0-9]$"
 
@@ -157,6 +138,15 @@ class RoutedDelivery(BaseModel):
     org_id: str
     org_name: str
     recipient_type: str
+    risk_domains: list[str] = Field(default_factory=list, description="what this recipient receives of them")
+    contact_due_at: datetime | None = None
+
+
+class SkippedType(BaseModel):
+    """A requested recipient type that receives nothing, and why (`route-map`: the coalition agreed so)."""
+
+    recipient_type: str
+    reason: str
 
 
 class MeldingRouted(BaseModel):
@@ -166,6 +156,7 @@ class MeldingRouted(BaseModel):
     gemeente: Gemeente | None
     deliveries: list[RoutedDelivery]
     unroutable_types: list[str]
+    skipped_types: list[SkippedType] = Field(default_factory=list)
 
 
 class MeldingUnroutable(BaseModel):
@@ -174,6 +165,17 @@ class MeldingUnroutable(BaseModel):
     melding_id: str
     gemeente: Gemeente | None
     unroutable_types: list[str]
+    skipped_types: list[SkippedType] = Field(default_factory=list)
+
+
+class MeldingNotDelivered(BaseModel):
+    """routing -> melding: the melding goes to no one (every type skipped by the route map, or its consent
+    no longer allowed it when its turn came). Final."""
+
+    melding_id: str
+    gemeente: Gemeente | None
+    reason: Literal["route-map", "consent-expired", "consent-refused"]
+    skipped_types: list[SkippedType] = Field(default_factory=list)
 
 
 class DeliveryStatusChanged(BaseModel):

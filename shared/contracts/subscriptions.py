@@ -15,7 +15,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from shared.contracts.events import CONSENT_WITHDRAWN
-from shared.contracts.melding import DELIVERY_STATUS_CHANGED, MELDING_ACCEPTED, MELDING_ROUTED, MELDING_UNROUTABLE
+from shared.contracts.melding import (
+    DELIVERY_STATUS_CHANGED,
+    MELDING_ACCEPTED,
+    MELDING_NOT_DELIVERED,
+    MELDING_ROUTED,
+    MELDING_UNROUTABLE,
+)
 
 
 @dataclass(frozen=True)
@@ -26,7 +32,8 @@ class EventQueue:
 
 
 MELDING_EVENTS = EventQueue(
-    "kansrijk.melding.events", (MELDING_ROUTED, MELDING_UNROUTABLE, DELIVERY_STATUS_CHANGED, CONSENT_WITHDRAWN)
+    "kansrijk.melding.events",
+    (MELDING_ROUTED, MELDING_UNROUTABLE, MELDING_NOT_DELIVERED, DELIVERY_STATUS_CHANGED, CONSENT_WITHDRAWN),
 )
 # Meldingen to route. Withdrawals were bound here before they got a queue of their own.
 ROUTING_EVENTS = EventQueue("kansrijk.routing.events", (MELDING_ACCEPTED,), retired=(CONSENT_WITHDRAWN,))

@@ -11,6 +11,30 @@ from typing import Literal
 
 RecipientType = Literal["jgz", "wijkteam"]
 
+# The risk domains a signalling instrument (ALPHA-NL, R4U) covers; a melding carries one or more (DESIGN.md).
+MEDICAL_RISK_DOMAINS = ("verslaving", "psychiatrie", "lvb", "medisch-obstetrisch")
+SOCIAL_RISK_DOMAINS = (
+    "huiselijk-geweld", "financien-schulden", "huisvesting", "sociaal-netwerk", "opvoeding-eerdere-kinderen",
+    "jong-ouderschap", "ongeplande-zwangerschap", "overig",
+)  # fmt: skip
+RiskDomain = Literal[
+    "verslaving",
+    "psychiatrie",
+    "lvb",
+    "medisch-obstetrisch",
+    "huiselijk-geweld",
+    "financien-schulden",
+    "huisvesting",
+    "sociaal-netwerk",
+    "opvoeding-eerdere-kinderen",
+    "jong-ouderschap",
+    "ongeplande-zwangerschap",
+    "overig",
+]
+# What the professional explained before the patient consented (CONTRACT.md v1.1, consent scope and evidence):
+# the purpose, the recipients, the data shared, how to withdraw, and the prenatal home visit (phb).
+InformedAbout = Literal["purpose", "recipients", "data", "withdrawal", "phb"]
+
 
 class CheckReason(StrEnum):
     """Why a consent does not allow a melding (`POST /v1/consents/check`)."""

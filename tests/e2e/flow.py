@@ -91,6 +91,7 @@ async def record_consent(
     org_id: str = SENDER,
     bsn: str = BSN,
     types: list[str] | None = None,
+    **scope: Any,
 ) -> str:
     response = await system["consent"].post(
         "/v1/consents",
@@ -100,6 +101,7 @@ async def record_consent(
             "recipient_types": types or ["jgz", "wijkteam"],
             "method": "verbal",
             "given_at": (today_nl() - timedelta(days=2)).isoformat(),
+            **scope,
         },
     )
     assert response.status_code == 201, response.text

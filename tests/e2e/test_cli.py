@@ -290,6 +290,9 @@ async def test_directory_load_reads_the_cbs_files_and_a_newer_edition_keeps_hist
     assert bad.returncode == 1 and "line 2" in bad.stderr
 
 
+SAMPLE_ROUTE_MAPS = Path(__file__).resolve().parents[2] / "services" / "routing" / "sample" / "route_maps.csv"
+
+
 async def _load_directory(env: dict[str, str], gemeenten: Path, *options: str) -> subprocess.CompletedProcess[str]:
     """`kansrijk directory load` of a gemeenten file with the kit's postcode areas."""
     return await run_cli(
@@ -302,6 +305,51 @@ async def _load_directory(env: dict[str, str], gemeenten: Path, *options: str) -
         *options,
         env=env,
     )
+
+
+async def test_directory_route_maps_loads_many_gemeenten_all_or_nothing(
+    environment: RunEnvironment, tmp_path: Path
+) -> None:
+    from services.routing.domain.route_map import in_force
+    from services.routing.service_layer.unit_of_work import RoutingUnitOfWork
+    from shared.clock import today_nl
+    from shared.db import Database
+
+    database_url = f"sqlite+aiosqlite:///{tmp_path / 'routing.db'}"
+    env = cli_env(environment, KANSRIJK_ROUTING_DATABASE_URL=database_url)
+    assert (await _load_directory(env, SHARED_DATA / "gemeenten.csv")).returncode == 0
+    loaded = await run_cli("directory", "route-maps", str(SAMPLE_ROUTE_MAPS), env=env)
+    assert loaded.returncode == 0, loaded.stderr
+    assert "1 route map version(s) for 1 gemeente(n)" in loaded.stderr
+    as_json = tmp_path / "route_maps.json"
+    as_json.write_text(
+        '{"GM0599": [{"effective_from": "2026-01-01", "recipients": {"jgz": {"risk_domains": "all"}}},'
+        ' {"effective_from": "2099-01-01", "recipients": {"wijkteam": {"risk_domains": ["huisvesting"]}}}]}'
+    )
+    assert (await run_cli("directory", "route-maps", str(as_json), env=env)).returncode == 0
+    broken = tmp_path / "broken.json"
+    broken.write_text(
+        '{"GM0344": {"effective_from": "2026-01-01", "recipients": {"jgz": {"risk_domains": "all"}}},'
+        ' "GM0855": {"effective_from": "2026-01-01", "recipients": {"jgz": {"risk_domains": ["astrologie"]}}}}'
+    )
+    refused = await run_cli("directory", "route-maps", str(broken), env=env)
+    assert refused.returncode == 1 and "GM0855" in refused.stderr and "risk_domains" in refused.stderr
+    unknown = tmp_path / "unknown.json"
+    unknown.write_text('{"GM9999": {"effective_from": "2026-01-01", "recipients": {}}}')
+    assert (await run_cli("directory", "route-maps", str(unknown), env=env)).returncode == 1
+
+    database = Database(database_url)
+    try:
+        async with RoutingUnitOfWork(database) as uow:
+            amsterdam = in_force(await uow.directory.route_maps("GM0363"), today_nl())
+            rotterdam = await uow.directory.route_maps("GM0599")
+            utrecht = await uow.directory.route_maps("GM0344")
+    finally:
+        await database.dispose()
+    wijkteam = amsterdam.rule_for("wijkteam")
+    assert wijkteam is not None and not wijkteam.note and "verslaving" not in (wijkteam.risk_domains or ())
+    assert [v.effective_from.isoformat() for v in rotterdam if v.effective_from] == ["2026-01-01", "2099-01-01"]
+    assert utrecht == []  # the broken file saved nothing, not even its valid part
 
 
 async def test_directory_load_labels_an_edition_by_cbs_never_by_the_files_date(

@@ -93,6 +93,7 @@ async def test_gemeenten_and_organisations_are_kept_with_the_overlap_rule(system
     assert nowhere == {
         "postcode": "9999ZZ",
         "gemeente": None,
+        "route_map_effective_from": None,
         "recipients": {"jgz": None, "wijkteam": None},
         "note": None,
     }

@@ -31,6 +31,7 @@ from sqlalchemy import text
 from shared import migrations
 from shared.auth import SENDER_TYPES
 from shared.clock import today_nl
+from shared.contracts.vocabulary import SOCIAL_RISK_DOMAINS
 from shared.db import Database
 from shared.identifiers import sample_bsns as bsns
 from tests.support import (
@@ -49,6 +50,13 @@ REPO = Path(__file__).resolve().parents[2]
 RECOVERY_LIMIT_S = 60.0  # everything accepted must be delivered this long after the fault ended
 WITHDRAW_SHARE = 0.03  # patients that withdraw consent right after their melding was accepted
 
+ROUTE_MAP = {
+    "effective_from": "2026-01-01",
+    "recipients": {
+        "jgz": {"risk_domains": "all", "note": True},
+        "wijkteam": {"risk_domains": list(SOCIAL_RISK_DOMAINS), "note": False},
+    },
+}
 # The directory every scenario uses: three gemeenten, a JGZ organisation for each, two wijkteams.
 GEMEENTEN = {
     "GM0363": ("Amsterdam", 1011, 1109),
@@ -351,6 +359,15 @@ class FaultRun:
                 ok=(200, 201),
                 headers=admin,
                 json={"name": name, "postcode_ranges": [{"from": str(low), "to": str(high)}]},
+            )
+            # The scenarios run with a route map loaded: the wijkteam gets the social domains (every melding
+            # here carries one, so it still gets each melding addressed to it) and no note.
+            await self._call(
+                "PUT",
+                f"{routing}/v1/gemeenten/{code}/route-map",
+                ok=(200, 201),
+                headers=admin,
+                json=ROUTE_MAP,
             )
         for org_type, by_gemeente in self.org_ids.items():
             served: dict[str, list[str]] = defaultdict(list)

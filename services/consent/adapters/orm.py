@@ -27,6 +27,8 @@ consents = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("withdrawn_at", UTCDateTime(), nullable=True),
     Column("withdrawal_reason", String(500), nullable=True),
+    Column("risk_domains", String(300), nullable=True, comment="comma-separated, sorted; NULL: every domain"),
+    Column("informed_about", String(100), nullable=False, server_default="", comment="comma-separated, sorted"),
     Index("ix_consents_org_bsn_ref", "recorded_by_org_id", "bsn_ref"),
 )
 

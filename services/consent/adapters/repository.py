@@ -21,12 +21,16 @@ def _to_row(consent: Consent, bsn_ref: str) -> dict[str, Any]:
         "recorded_by_org_type": consent.recorded_by_org_type, "recorded_by_sub": consent.recorded_by_sub,
         "created_at": consent.created_at, "withdrawn_at": consent.withdrawn_at,
         "withdrawal_reason": consent.withdrawal_reason,
+        "risk_domains": ",".join(consent.risk_domains) if consent.risk_domains is not None else None,
+        "informed_about": ",".join(consent.informed_about),
     }  # fmt: skip
 
 
 def _from_row(row: Any) -> Consent:
     values = dict(row._mapping)
     values["recipient_types"] = tuple(values["recipient_types"].split(","))
+    values["risk_domains"] = tuple(values["risk_domains"].split(",")) if values["risk_domains"] is not None else None
+    values["informed_about"] = tuple(t for t in values["informed_about"].split(",") if t)
     values.pop("bsn_ref")
     return Consent(**values)
 

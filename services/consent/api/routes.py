@@ -11,9 +11,9 @@ from services.consent.api.schemas import (
     ConsentCreate,
     ConsentList,
     ConsentRead,
-    ConsentScope,
     ConsentSearch,
     ConsentWithdraw,
+    scope_of,
 )
 from services.consent.service_layer import handlers
 from shared.api import IdInPath, RequestId
@@ -53,6 +53,8 @@ async def record_consent(
         method=body.method,
         given_at=body.given_at,
         valid_until=body.valid_until,
+        risk_domains=list(body.risk_domains) if body.risk_domains is not None else None,
+        informed_about=list(body.informed_about),
         idempotency_key=idempotency_key,
         request_fingerprint=fingerprint("POST /v1/consents", body),
         request_id=request_id,
@@ -82,7 +84,7 @@ async def search_consents(
     response_model=ConsentCheckResult,
     summary="May a melding go out under this consent? (services)",
     description="For the platform's services: whether the consent exists, was recorded by `org_id` for "
-    "the same BSN, is active and covers every recipient type. `reason` says why not.",
+    "the same BSN, is active and covers every recipient type and (when given) risk domain. `reason` says why not.",
     responses=problem_responses("validation"),
 )
 async def check_consent(
@@ -95,12 +97,12 @@ async def check_consent(
         bsn=body.bsn,
         org_id=body.org_id,
         recipient_types=list(body.recipient_types),
+        risk_domains=list(body.risk_domains) if body.risk_domains is not None else None,
         request_id=request_id,
     )
     if reason is not None or consent is None:
         return ConsentCheckResult(allowed=False, reason=reason)
-    scope = ConsentScope(id=consent.id, recipient_types=list(consent.recipient_types), valid_until=consent.valid_until)
-    return ConsentCheckResult(allowed=True, consent=scope)
+    return ConsentCheckResult(allowed=True, consent=scope_of(consent))
 
 
 @router.get(

@@ -9,8 +9,15 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from services.consent.domain.model import Consent, ConsentStatus
 from shared.contracts.base import StrictModel
-from shared.contracts.consent import ConsentCheck, ConsentCheckResult, ConsentScope, RecipientTypes
-from shared.contracts.vocabulary import RecipientType
+from shared.contracts.consent import (
+    ConsentCheck,
+    ConsentCheckResult,
+    ConsentScope,
+    InformedAboutCodes,
+    RecipientTypes,
+    RiskDomains,
+)
+from shared.contracts.vocabulary import InformedAbout, RecipientType, RiskDomain
 from shared.identifiers import Bsn
 
 __all__ = ["ConsentCheck", "ConsentCheckResult", "ConsentScope"]  # the check is a shared contract
@@ -36,6 +43,8 @@ class ConsentCreate(Strict):
                     "method": "verbal",
                     "given_at": "2026-11-20",
                     "valid_until": "2027-11-20",
+                    "risk_domains": ["verslaving", "financien-schulden"],
+                    "informed_about": ["purpose", "recipients", "data", "withdrawal"],
                 }
             ]
         },
@@ -43,6 +52,14 @@ class ConsentCreate(Strict):
 
     patient: PatientRef
     recipient_types: RecipientTypes
+    risk_domains: RiskDomains | None = Field(
+        None, description="The risk domains the patient agrees may be shared (DESIGN.md codes); absent: all."
+    )
+    informed_about: InformedAboutCodes = Field(
+        default_factory=list,
+        description="What the professional explained: purpose, recipients, data, withdrawal, phb (the prenatal "
+        "home visit). It travels with every melding sent under this consent.",
+    )
     purpose: Literal["kansrijke-start-melding"] = "kansrijke-start-melding"
     method: Literal["verbal", "written"]
     given_at: date = Field(description="The day the patient gave consent; not in the future.")
@@ -65,6 +82,8 @@ CONSENT_EXAMPLE: dict[str, Any] = {
     "method": "verbal",
     "given_at": "2026-11-20",
     "valid_until": "2027-11-20",
+    "risk_domains": ["verslaving", "financien-schulden"],
+    "informed_about": ["purpose", "recipients", "data", "withdrawal"],
     "status": "active",
     "recorded_by": {"org_id": "12345678", "org_type": "verloskundige", "sub": "m.jansen"},
     "created_at": "2026-11-20T10:15:02Z",
@@ -82,6 +101,8 @@ class ConsentRead(BaseModel):
     method: str
     given_at: date
     valid_until: date
+    risk_domains: list[RiskDomain] | None = Field(description="null: every domain")
+    informed_about: list[InformedAbout]
     status: ConsentStatus
     recorded_by: RecordedBy
     created_at: datetime
@@ -97,6 +118,8 @@ class ConsentRead(BaseModel):
             method=consent.method,
             given_at=consent.given_at,
             valid_until=consent.valid_until,
+            risk_domains=list(consent.risk_domains) if consent.risk_domains is not None else None,
+            informed_about=list(consent.informed_about),
             status=consent.status(today),
             recorded_by=RecordedBy(
                 org_id=consent.recorded_by_org_id, org_type=consent.recorded_by_org_type, sub=consent.recorded_by_sub
@@ -122,3 +145,16 @@ class ConsentSearch(Strict):
 
 class ConsentList(BaseModel):
     items: list[ConsentRead]
+
+
+def scope_of(consent: Consent) -> ConsentScope:
+    """What a melding carries of its consent: scope and evidence, no patient."""
+    return ConsentScope.model_validate(
+        {
+            "id": consent.id,
+            "recipient_types": list(consent.recipient_types),
+            "risk_domains": list(consent.risk_domains) if consent.risk_domains is not None else None,
+            "informed_about": list(consent.informed_about),
+            "valid_until": consent.valid_until,
+        }
+    )

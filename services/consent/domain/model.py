@@ -47,6 +47,9 @@ class Consent:
     created_at: datetime
     withdrawn_at: datetime | None = None
     withdrawal_reason: str | None = None
+    # Which risk domains the patient agreed may be shared (None: all), and what she was told before she agreed.
+    risk_domains: tuple[str, ...] | None = None
+    informed_about: tuple[str, ...] = ()
 
     @classmethod
     def record(
@@ -64,6 +67,8 @@ class Consent:
         sub: str,
         today: date,
         now: datetime,
+        risk_domains: list[str] | None = None,
+        informed_about: list[str] | None = None,
     ) -> Consent:
         """A new consent, checked against today's date."""
         if given_at > today:
@@ -85,6 +90,8 @@ class Consent:
             recorded_by_org_type=org_type,
             recorded_by_sub=sub,
             created_at=now,
+            risk_domains=tuple(sorted(set(risk_domains))) if risk_domains is not None else None,
+            informed_about=tuple(sorted(set(informed_about or ()))),
         )
 
     def status(self, today: date) -> ConsentStatus:
@@ -100,8 +107,17 @@ class Consent:
             return self
         return replace(self, withdrawn_at=now, withdrawal_reason=reason)
 
-    def check(self, *, bsn: str, org_id: str, recipient_types: list[str], today: date) -> CheckReason | None:
-        """Why a melding may not go out under this consent, or None if it may.
+    def check(
+        self,
+        *,
+        bsn: str,
+        org_id: str,
+        recipient_types: list[str],
+        risk_domains: list[str] | None = None,
+        today: date,
+    ) -> CheckReason | None:
+        """Why a melding may not go out under this consent, or None if it may: it must ask only for consented
+        recipient types and (`risk_domains`, when the caller names them) carry only consented risk domains.
 
         The organisation is compared first, so that another organisation learns nothing of the patient.
         """
@@ -115,5 +131,7 @@ class Consent:
         if status is ConsentStatus.expired:
             return CheckReason.expired
         if not set(recipient_types) <= set(self.recipient_types):
+            return CheckReason.out_of_scope
+        if self.risk_domains is not None and not set(risk_domains or ()) <= set(self.risk_domains):
             return CheckReason.out_of_scope
         return None

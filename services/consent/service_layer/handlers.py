@@ -28,6 +28,8 @@ async def record_consent(
     method: str,
     given_at: date,
     valid_until: date | None,
+    risk_domains: list[str] | None = None,
+    informed_about: list[str] | None = None,
     idempotency_key: str | None,
     request_fingerprint: str,
     request_id: str | None,
@@ -65,6 +67,8 @@ async def record_consent(
                     method=method,
                     given_at=given_at,
                     valid_until=valid_until,
+                    risk_domains=risk_domains,
+                    informed_about=informed_about,
                     org_id=principal.org_id,
                     org_type=principal.org_type,
                     sub=principal.sub,
@@ -155,14 +159,18 @@ async def check_consent(
     bsn: str,
     org_id: str,
     recipient_types: list[str],
+    risk_domains: list[str] | None = None,
     request_id: str | None,
 ) -> tuple[CheckReason | None, Consent | None]:
-    """Whether a melding from `org_id` for this patient may go to `recipient_types` (reason None: it may)."""
+    """Whether a melding from `org_id` for this patient may go to `recipient_types` carrying `risk_domains`
+    (reason None: it may)."""
     async with unit_of_work() as uow:
         consent = await uow.consents.get(consent_id)
         reason = (
             CheckReason.not_found if consent is None
-            else consent.check(bsn=bsn, org_id=org_id, recipient_types=recipient_types, today=today_nl())
+            else consent.check(
+                bsn=bsn, org_id=org_id, recipient_types=recipient_types, risk_domains=risk_domains, today=today_nl()
+            )
         )  # fmt: skip
         uow.audit.record(
             principal,

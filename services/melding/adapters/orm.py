@@ -37,6 +37,8 @@ meldingen = Table(
     Column("expected_due_date", Date, nullable=True, comment="kept after the purge: it dates the retention"),
     Column("purged_at", UTCDateTime(), nullable=True),
     Column("skeleton", Text, nullable=True, comment="JSON left after the purge: risk domains, recipient types"),
+    Column("skipped_types", Text, nullable=False, server_default="[]", comment="JSON: [{recipient_type, reason}]"),
+    Column("not_delivered_reason", String(32), nullable=True, comment="route-map | consent-expired | consent-refused"),
     Index("ix_meldingen_expected_due_date", "expected_due_date"),
     Index("ix_meldingen_sender_created", "sender_org_id", "created_at"),
     Index("ix_meldingen_consent_id", "consent_id"),
@@ -52,6 +54,7 @@ melding_deliveries = Table(
     Column("recipient_type", String(16), nullable=False),
     Column("status", String(16), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    Column("risk_domains", String(300), nullable=False, server_default="", comment="comma-separated: its share"),
 )
 
 melding_history = Table(

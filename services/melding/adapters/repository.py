@@ -20,6 +20,7 @@ from services.melding.domain.model import (
     MeldingRecord,
     MeldingStatus,
     SenderRef,
+    SkippedRef,
     due_date_in,
     skeleton_of,
 )
@@ -41,6 +42,10 @@ def _record(row: Row[Any]) -> MeldingRecord:
         purged_at=row.purged_at,
         gemeente=GemeenteRef(row.gemeente_code, row.gemeente_name) if row.gemeente_code else None,
         unroutable_types=tuple(t for t in row.unroutable_types.split(",") if t),
+        skipped_types=tuple(
+            SkippedRef(s["recipient_type"], s["reason"]) for s in json.loads(row.skipped_types or "[]")
+        ),
+        not_delivered_reason=row.not_delivered_reason,
     )
 
 
@@ -52,11 +57,18 @@ def _delivery(row: Row[Any]) -> Delivery:
         recipient_type=row.recipient_type,
         status=DeliveryStatus(row.status),
         updated_at=row.updated_at,
+        risk_domains=tuple(d for d in row.risk_domains.split(",") if d),
     )
 
 
 # What a melding's status depends on; never its content (which would be decrypted for nothing).
-_STATE = (meldingen.c.id, meldingen.c.status, meldingen.c.withdrawn_at, meldingen.c.routing_reported_unroutable)
+_STATE = (
+    meldingen.c.id,
+    meldingen.c.status,
+    meldingen.c.withdrawn_at,
+    meldingen.c.routing_reported_unroutable,
+    meldingen.c.not_delivered_reason,
+)
 
 
 class MeldingRepository:
@@ -151,6 +163,7 @@ class MeldingRepository:
             status=MeldingStatus(row.status),
             withdrawn_at=row.withdrawn_at,
             routing_reported_unroutable=bool(row.routing_reported_unroutable),
+            not_delivered_reason=row.not_delivered_reason,
             deliveries={d.delivery_id: DeliveryStatus(d.status) for d in await self.session.execute(statuses)},
         )
 
@@ -163,6 +176,7 @@ class MeldingRepository:
                 status=melding.status.value,
                 withdrawn_at=melding.withdrawn_at,
                 routing_reported_unroutable=int(melding.routing_reported_unroutable),
+                not_delivered_reason=melding.not_delivered_reason,
                 updated_at=at,
             )
         )
@@ -184,13 +198,25 @@ class MeldingRepository:
                     recipient_type=delivery.recipient_type,
                     status=delivery.status.value,
                     updated_at=delivery.updated_at,
+                    risk_domains=",".join(delivery.risk_domains),
                 )
             )
 
     async def set_routing(
-        self, melding_id: str, *, gemeente: GemeenteRef | None, unroutable_types: list[str], at: datetime
+        self,
+        melding_id: str,
+        *,
+        gemeente: GemeenteRef | None,
+        unroutable_types: list[str],
+        skipped: list[SkippedRef],
+        at: datetime,
     ) -> None:
-        values: dict[str, Any] = {"unroutable_types": ",".join(sorted(unroutable_types)), "updated_at": at}
+        """What routing reported: the gemeente, the types waiting for an organisation, the types skipped."""
+        values: dict[str, Any] = {
+            "unroutable_types": ",".join(sorted(unroutable_types)),
+            "skipped_types": json.dumps([{"recipient_type": s.recipient_type, "reason": s.reason} for s in skipped]),
+            "updated_at": at,
+        }
         if gemeente:
             values.update(gemeente_code=gemeente.code, gemeente_name=gemeente.name)
         await self.session.execute(update(meldingen).where(meldingen.c.id == melding_id).values(**values))

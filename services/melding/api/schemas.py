@@ -41,7 +41,15 @@ class DeliveryRead(BaseModel):
     org_name: str
     recipient_type: str
     status: str
+    risk_domains: list[str] = Field(
+        description="what this recipient received of the melding's risk domains (its route map's share)"
+    )
     updated_at: datetime
+
+
+class SkippedTypeRead(BaseModel):
+    recipient_type: str
+    reason: str = Field(description="`route-map`: the gemeente's route map gives this type none of these domains")
 
 
 class HistoryEntry(BaseModel):
@@ -60,6 +68,8 @@ READ_EXAMPLE: dict[str, Any] = {
     "sender": {"org_id": "12345678", "org_type": "verloskundige", "sub": "m.jansen"},
     "gemeente": {"code": "GM0363", "name": "Amsterdam"},
     "unroutable_types": [],
+    "skipped_types": [],
+    "not_delivered_reason": None,
     "deliveries": [
         {
             "delivery_id": "9e10c1e0-d7f3-4b2a-8f0c-1c1e2d7a4f7e",
@@ -67,6 +77,7 @@ READ_EXAMPLE: dict[str, Any] = {
             "org_name": "GGD Amsterdam JGZ",
             "recipient_type": "jgz",
             "status": "received",
+            "risk_domains": ["verslaving", "financien-schulden"],
             "updated_at": "2026-11-20T11:02:13Z",
         },
         {
@@ -75,6 +86,7 @@ READ_EXAMPLE: dict[str, Any] = {
             "org_name": "Buurtteam Centrum",
             "recipient_type": "wijkteam",
             "status": "queued",
+            "risk_domains": ["financien-schulden"],
             "updated_at": "2026-11-20T10:16:41Z",
         },
     ],
@@ -120,6 +132,11 @@ class MeldingRead(BaseModel):
     sender: Sender
     gemeente: Gemeente | None
     unroutable_types: list[str]
+    skipped_types: list[SkippedTypeRead] = Field(description="requested types that receive nothing, and why")
+    not_delivered_reason: str | None = Field(
+        description="with status not_delivered: `route-map` (every type skipped), `consent-expired` or "
+        "`consent-refused` (the consent no longer allowed it when routing's turn came)"
+    )
     deliveries: list[DeliveryRead]
     history: list[HistoryEntry]
     purged_at: datetime | None = Field(

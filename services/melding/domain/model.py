@@ -14,6 +14,7 @@ class MeldingStatus(StrEnum):
     accepted = "accepted"
     delivered = "delivered"
     unroutable = "unroutable"
+    not_delivered = "not_delivered"
     withdrawn = "withdrawn"
 
 
@@ -21,8 +22,10 @@ class MeldingStatus(StrEnum):
 class Melding:
     """What a melding's status depends on, and the rules that move it.
 
-    accepted -> delivered (a delivery exists) or unroutable (routing found none yet); withdrawn overrides
-    all. A delivery's status only moves forward (events may arrive out of order); retracted is final.
+    accepted -> delivered (a delivery exists), unroutable (routing found no organisation yet) or
+    not_delivered (it goes to no one: the route map skipped every type, or the consent had expired);
+    withdrawn overrides all. A delivery's status only moves forward (events may arrive out of order);
+    retracted is final.
     """
 
     id: str
@@ -30,6 +33,7 @@ class Melding:
     withdrawn_at: datetime | None = None
     routing_reported_unroutable: bool = False
     deliveries: dict[str, DeliveryStatus] = field(default_factory=dict)  # delivery id -> its status
+    not_delivered_reason: str | None = None
 
     def report_delivery(self, delivery_id: str, reported: DeliveryStatus) -> DeliveryStatus | None:
         """Take a delivery's reported status; returns its new status, or None if nothing changed."""
@@ -45,6 +49,10 @@ class Melding:
         self.routing_reported_unroutable = True
         self._settle()
 
+    def routing_delivered_to_no_one(self, reason: str) -> None:
+        self.not_delivered_reason = reason
+        self._settle()
+
     def withdraw(self, at: datetime) -> bool:
         """The consent was withdrawn; False if this melding had been withdrawn before."""
         if self.withdrawn_at is not None:
@@ -58,6 +66,8 @@ class Melding:
             self.status = MeldingStatus.withdrawn
         elif self.deliveries:
             self.status = MeldingStatus.delivered
+        elif self.not_delivered_reason is not None:
+            self.status = MeldingStatus.not_delivered
         elif self.routing_reported_unroutable:
             self.status = MeldingStatus.unroutable
         else:
@@ -100,6 +110,14 @@ class GemeenteRef:
 
 
 @dataclass(frozen=True)
+class SkippedRef:
+    """A requested recipient type that receives nothing, and why (`route-map`)."""
+
+    recipient_type: str
+    reason: str
+
+
+@dataclass(frozen=True)
 class MeldingRecord:
     """A stored melding as the sender reads it. `content` is None once its personal data is removed; then
     `skeleton` holds what is left."""
@@ -115,6 +133,8 @@ class MeldingRecord:
     purged_at: datetime | None
     gemeente: GemeenteRef | None
     unroutable_types: tuple[str, ...]
+    skipped_types: tuple[SkippedRef, ...] = ()
+    not_delivered_reason: str | None = None
 
     @classmethod
     def accepted(
@@ -144,6 +164,7 @@ class Delivery:
     recipient_type: str
     status: DeliveryStatus
     updated_at: datetime
+    risk_domains: tuple[str, ...] = ()  # what this recipient received of the melding's domains
 
 
 @dataclass(frozen=True)

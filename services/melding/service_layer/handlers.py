@@ -13,7 +13,7 @@ from typing import NoReturn
 
 from sqlalchemy.exc import IntegrityError
 
-from services.melding.domain.model import Delivery, GemeenteRef, MeldingStatus, SenderRef, bsn_in
+from services.melding.domain.model import Delivery, GemeenteRef, MeldingStatus, SenderRef, SkippedRef, bsn_in
 from services.melding.service_layer.unit_of_work import MeldingUnitOfWork, UnitOfWorkFactory
 from services.melding.service_layer.views import MeldingView
 from shared.auth import PLATFORM, Principal
@@ -27,10 +27,12 @@ from shared.contracts.melding import (
     Gemeente,
     MeldingAccepted,
     MeldingContent,
+    MeldingNotDelivered,
     MeldingRouted,
     MeldingUnroutable,
     RoutedDelivery,
     Sender,
+    SkippedType,
 )
 from shared.contracts.vocabulary import DeliveryStatus
 from shared.errors import ConsentRequired, NotFound
@@ -45,7 +47,7 @@ CONSENT_REFUSALS = {
     "other-patient": "the consent is for another patient",
     "withdrawn": "the consent has been withdrawn",
     "expired": "the consent has expired",
-    "out-of-scope": "the consent does not cover every requested recipient type",
+    "out-of-scope": "the consent does not cover every requested recipient type and risk domain",
 }
 
 
@@ -78,6 +80,7 @@ async def send_melding(
         bsn=content.patient.bsn,
         org_id=principal.org_id,
         recipient_types=list(content.recipient_types),
+        risk_domains=list(content.risk_domains),
         request_id=request_id,
     )
     if not answer.allowed or answer.consent is None:
@@ -261,11 +264,16 @@ def _delivery(d: RoutedDelivery, status: DeliveryStatus, at: datetime) -> Delive
         recipient_type=d.recipient_type,
         status=status,
         updated_at=at,
+        risk_domains=tuple(d.risk_domains),
     )
 
 
 def _gemeente(gemeente: Gemeente | None) -> GemeenteRef | None:
     return GemeenteRef(code=gemeente.code, name=gemeente.name) if gemeente else None
+
+
+def _skipped(skipped: list[SkippedType]) -> list[SkippedRef]:
+    return [SkippedRef(recipient_type=s.recipient_type, reason=s.reason) for s in skipped]
 
 
 async def on_melding_routed(uow: MeldingUnitOfWork, event: IncomingEvent) -> None:
@@ -280,7 +288,11 @@ async def on_melding_routed(uow: MeldingUnitOfWork, event: IncomingEvent) -> Non
     names = ", ".join(f"{d.recipient_type}: {d.org_name}" for d in routed.deliveries)
     await uow.meldingen.add_history(melding.id, at, "routed", names[:200] or None)
     await uow.meldingen.set_routing(
-        melding.id, gemeente=_gemeente(routed.gemeente), unroutable_types=routed.unroutable_types, at=at
+        melding.id,
+        gemeente=_gemeente(routed.gemeente),
+        unroutable_types=routed.unroutable_types,
+        skipped=_skipped(routed.skipped_types),
+        at=at,
     )
     await uow.meldingen.save(melding, at)
 
@@ -295,7 +307,30 @@ async def on_melding_unroutable(uow: MeldingUnitOfWork, event: IncomingEvent) ->
     detail = "no recipient yet for " + ", ".join(unroutable.unroutable_types)
     await uow.meldingen.add_history(melding.id, at, "unroutable", detail)
     await uow.meldingen.set_routing(
-        melding.id, gemeente=_gemeente(unroutable.gemeente), unroutable_types=unroutable.unroutable_types, at=at
+        melding.id,
+        gemeente=_gemeente(unroutable.gemeente),
+        unroutable_types=unroutable.unroutable_types,
+        skipped=_skipped(unroutable.skipped_types),
+        at=at,
+    )
+    await uow.meldingen.save(melding, at)
+
+
+async def on_melding_not_delivered(uow: MeldingUnitOfWork, event: IncomingEvent) -> None:
+    """Routing sends it to no one: the route map skipped every type, or the consent had expired."""
+    not_delivered = MeldingNotDelivered.model_validate(event.body)
+    melding = await uow.meldingen.lock(not_delivered.melding_id)
+    if melding is None:
+        return
+    at = now()
+    melding.routing_delivered_to_no_one(not_delivered.reason)
+    await uow.meldingen.add_history(melding.id, at, "not_delivered", not_delivered.reason)
+    await uow.meldingen.set_routing(
+        melding.id,
+        gemeente=_gemeente(not_delivered.gemeente),
+        unroutable_types=[],
+        skipped=_skipped(not_delivered.skipped_types),
+        at=at,
     )
     await uow.meldingen.save(melding, at)
 

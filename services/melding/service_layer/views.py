@@ -36,6 +36,8 @@ class MeldingView:
             "sender": {"org_id": r.sender.org_id, "org_type": r.sender.org_type, "sub": r.sender.sub},
             "gemeente": {"code": r.gemeente.code, "name": r.gemeente.name} if r.gemeente else None,
             "unroutable_types": list(r.unroutable_types),
+            "skipped_types": [{"recipient_type": s.recipient_type, "reason": s.reason} for s in r.skipped_types],
+            "not_delivered_reason": r.not_delivered_reason,
             "deliveries": [
                 {
                     "delivery_id": d.delivery_id,
@@ -43,6 +45,7 @@ class MeldingView:
                     "org_name": d.org_name,
                     "recipient_type": d.recipient_type,
                     "status": d.status.value,
+                    "risk_domains": list(d.risk_domains),
                     "updated_at": d.updated_at,
                 }
                 for d in self.deliveries

@@ -10,6 +10,7 @@ from sqlalchemy import (
     PrimaryKeyConstraint,
     String,
     Table,
+    Text,
     UniqueConstraint,
 )
 
@@ -61,6 +62,17 @@ directory_loads = Table(
     Column("ended", Integer, nullable=False),
 )
 
+route_maps = Table(
+    "route_maps",
+    metadata,
+    Column("gemeente_code", String(6), ForeignKey("gemeenten.code"), nullable=False),
+    Column("effective_from", Date, nullable=False),
+    Column("recipients", Text, nullable=False, comment="JSON: {type: {risk_domains: 'all' | [...], note}}"),
+    Column("contact_deadline", Text, nullable=False, comment="JSON: {urgency: seconds}"),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("gemeente_code", "effective_from"),
+)
+
 organisations = Table(
     "organisations",
     metadata,
@@ -95,7 +107,7 @@ routed_meldingen = Table(
     Column("melding_id", String(36), primary_key=True),
     Column("consent_id", String(64), nullable=False, index=True),
     Column("sender_org_id", String(64), nullable=False),
-    Column("status", String(16), nullable=False, comment="waiting | routed | withdrawn | refused"),
+    Column("status", String(16), nullable=False, comment="new | waiting | routed | withdrawn | not_delivered"),
     Column(
         "accepted",
         EncryptedText("routed_meldingen.accepted"),
@@ -109,6 +121,8 @@ routed_meldingen = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("expected_due_date", Date, nullable=True, comment="kept after the purge: it dates the retention"),
     Column("purged_at", UTCDateTime(), nullable=True),
+    Column("skipped_types", Text, nullable=False, server_default="[]", comment="JSON: [{recipient_type, reason}]"),
+    Column("not_delivered_reason", String(32), nullable=True, comment="route-map | consent-expired | consent-refused"),
     Index("ix_routed_meldingen_expected_due_date", "expected_due_date"),
     Index("ix_routed_meldingen_status", "status", "created_at"),
 )
@@ -138,6 +152,7 @@ deliveries = Table(
     ),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    Column("contact_due_at", UTCDateTime(), nullable=True, comment="delivered at + the route map's deadline"),
     UniqueConstraint("melding_id", "recipient_type", name="uq_deliveries_melding_type"),
     Index("ix_deliveries_org_created", "org_id", "created_at"),
 )

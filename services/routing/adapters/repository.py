@@ -4,7 +4,8 @@ module sees a row, a JSON text or a comma-joined column."""
 from __future__ import annotations
 
 import json
-from datetime import date, datetime
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
@@ -20,6 +21,7 @@ from services.routing.adapters.orm import (
     organisation_gemeenten,
     organisation_ranges,
     organisations,
+    route_maps,
     routed_meldingen,
     straddling_areas,
 )
@@ -29,12 +31,16 @@ from services.routing.domain.model import (
     DeadLetter,
     DeliveryRecord,
     GemeenteRecord,
+    NotDeliveredReason,
     Organisation,
     Pc4Range,
     RoutedMelding,
     RoutingStatus,
+    Skipped,
+    SkipReason,
     StraddlingArea,
 )
+from services.routing.domain.route_map import RecipientRule, RouteMap
 from shared.contracts.melding import STORED, MeldingAccepted
 from shared.contracts.vocabulary import DeliveryStatus
 from shared.db import lock_row_creating
@@ -60,6 +66,36 @@ def _types(joined: str) -> tuple[str, ...]:
     return tuple(t for t in joined.split(",") if t)
 
 
+def _skipped(text: str) -> tuple[Skipped, ...]:
+    return tuple(Skipped(s["recipient_type"], SkipReason(s["reason"])) for s in json.loads(text or "[]"))
+
+
+def _route_map(row: Any) -> RouteMap:
+    recipients = {
+        recipient_type: RecipientRule(
+            risk_domains=None if rule["risk_domains"] == "all" else frozenset(rule["risk_domains"]), note=rule["note"]
+        )
+        for recipient_type, rule in json.loads(row.recipients).items()
+    }
+    deadlines = {urgency: timedelta(seconds=s) for urgency, s in json.loads(row.contact_deadline).items()}
+    return RouteMap(effective_from=row.effective_from, recipients=recipients, contact_deadline=deadlines)
+
+
+def _route_map_values(route_map: RouteMap) -> dict[str, str]:
+    recipients = {
+        recipient_type: {
+            "risk_domains": "all" if rule.risk_domains is None else sorted(rule.risk_domains),
+            "note": rule.note,
+        }
+        for recipient_type, rule in route_map.recipients.items()
+    }
+    deadlines = {urgency: d.total_seconds() for urgency, d in route_map.contact_deadline.items()}
+    return {
+        "recipients": json.dumps(recipients, sort_keys=True),
+        "contact_deadline": json.dumps(deadlines, sort_keys=True),
+    }
+
+
 def _melding(row: Any) -> RoutedMelding:
     return RoutedMelding(
         melding_id=row.melding_id,
@@ -73,6 +109,8 @@ def _melding(row: Any) -> RoutedMelding:
         created_at=row.created_at,
         updated_at=row.updated_at,
         purged_at=row.purged_at,
+        skipped_types=_skipped(row.skipped_types),
+        not_delivered_reason=NotDeliveredReason(row.not_delivered_reason) if row.not_delivered_reason else None,
     )
 
 
@@ -88,6 +126,7 @@ def _delivery(row: Any) -> DeliveryRecord:
         created_at=row.created_at,
         updated_at=row.updated_at,
         status_note=row.status_note,
+        contact_due_at=row.contact_due_at,
     )
 
 
@@ -199,6 +238,40 @@ class DirectoryRepository:
     async def straddling(self, pc4: str) -> list[StraddlingArea]:
         query = select(straddling_areas).where(straddling_areas.c.pc4 == pc4).order_by(straddling_areas.c.share.desc())
         return [StraddlingArea(r.pc4, r.gemeente_code, r.share) for r in await self.session.execute(query)]
+
+    # route maps
+    async def route_maps(self, code: str) -> list[RouteMap]:
+        """Every version of the gemeente's route map, oldest first."""
+        query = select(route_maps).where(route_maps.c.gemeente_code == code).order_by(route_maps.c.effective_from)
+        return [_route_map(row) for row in await self.session.execute(query)]
+
+    async def route_maps_in_force(self, code: str, today: date) -> list[RouteMap]:
+        """The versions that have taken effect by `today` (the latest of them is in force), at most one."""
+        query = (
+            select(route_maps)
+            .where(route_maps.c.gemeente_code == code, route_maps.c.effective_from <= today)
+            .order_by(route_maps.c.effective_from.desc())
+            .limit(1)
+        )
+        return [_route_map(row) for row in await self.session.execute(query)]
+
+    async def save_route_map(self, code: str, route_map: RouteMap, at: datetime) -> bool:
+        """Add a version, or replace the one with the same `effective_from`. Returns True if the gemeente had
+        no route map before."""
+        assert route_map.effective_from is not None
+        key = (route_maps.c.gemeente_code == code, route_maps.c.effective_from == route_map.effective_from)
+        first = (
+            await self.session.execute(select(func.count()).where(route_maps.c.gemeente_code == code))
+        ).scalar_one() == 0
+        values = _route_map_values(route_map)
+        replaced = await self.session.execute(update(route_maps).where(*key).values(**values, updated_at=at))
+        if not getattr(replaced, "rowcount", 0):
+            await self.session.execute(
+                route_maps.insert().values(
+                    gemeente_code=code, effective_from=route_map.effective_from, updated_at=at, **values
+                )
+            )
+        return first
 
     # organisations
     async def organisation(self, org_id: str) -> Organisation | None:
@@ -319,6 +392,10 @@ class DirectoryRepository:
         return out
 
 
+def _skipped_json(skipped: Sequence[Skipped]) -> str:
+    return json.dumps([{"recipient_type": s.recipient_type, "reason": s.reason.value} for s in skipped])
+
+
 class RoutingRepository:
     """The meldingen routing has taken, their deliveries, the consents' states and the dead letters."""
 
@@ -370,28 +447,43 @@ class RoutingRepository:
         melding_id: str,
         status: RoutingStatus,
         *,
-        unroutable_types: list[str],
+        unroutable_types: Sequence[str],
+        skipped: Sequence[Skipped],
         gemeente_code: str | None,
         at: datetime,
     ) -> None:
-        """What a routing attempt found: routed, or waiting for the types no organisation serves yet."""
+        """What a routing attempt found: routed, or waiting for the types no organisation serves yet; and
+        the types the route map skipped."""
         await self.session.execute(
             update(routed_meldingen)
             .where(routed_meldingen.c.melding_id == melding_id)
             .values(
                 status=status.value,
                 unroutable_types=",".join(unroutable_types),
+                skipped_types=_skipped_json(skipped),
                 gemeente_code=gemeente_code,
                 updated_at=at,
             )
         )
 
-    async def close(self, melding_id: str, status: RoutingStatus, at: datetime) -> None:
-        """Nothing more goes out for this melding (withdrawn, refused): its personal data goes at once."""
+    async def close(
+        self,
+        melding_id: str,
+        status: RoutingStatus,
+        at: datetime,
+        *,
+        reason: NotDeliveredReason | None = None,
+        skipped: Sequence[Skipped] = (),
+        gemeente_code: str | None = None,
+    ) -> None:
+        """Nothing more goes out for this melding (withdrawn, not delivered): its personal data goes at once."""
+        values: dict[str, Any] = {"status": status.value, "accepted": None, "updated_at": at}
+        if reason is not None:
+            values.update(not_delivered_reason=reason.value, skipped_types=_skipped_json(skipped))
+        if gemeente_code is not None:
+            values["gemeente_code"] = gemeente_code
         await self.session.execute(
-            update(routed_meldingen)
-            .where(routed_meldingen.c.melding_id == melding_id)
-            .values(status=status.value, accepted=None, updated_at=at)
+            update(routed_meldingen).where(routed_meldingen.c.melding_id == melding_id).values(**values)
         )
 
     async def meldingen_of_consent(self, consent_id: str) -> list[RoutedMelding]:
@@ -430,6 +522,7 @@ class RoutingRepository:
                 message=json.dumps(delivery.message, separators=(",", ":")),
                 created_at=delivery.created_at,
                 updated_at=delivery.updated_at,
+                contact_due_at=delivery.contact_due_at,
             )
         )
 
@@ -476,14 +569,14 @@ class RoutingRepository:
 
     @staticmethod
     def _personal_data_due(cutoff: date) -> tuple[ColumnElement[bool], ...]:
-        closed = (RoutingStatus.withdrawn.value, RoutingStatus.refused.value)
+        closed = (RoutingStatus.withdrawn.value, RoutingStatus.not_delivered.value, RoutingStatus.refused.value)
         return (
             routed_meldingen.c.purged_at.is_(None),
             or_(routed_meldingen.c.status.in_(closed), routed_meldingen.c.expected_due_date < cutoff),
         )
 
     async def count_personal_data_due(self, cutoff: date) -> int:
-        """Meldingen whose personal data is due: withdrawn or refused, or due before `cutoff`."""
+        """Meldingen whose personal data is due: withdrawn or not delivered, or due before `cutoff`."""
         query = select(func.count()).where(*self._personal_data_due(cutoff))
         return int((await self.session.execute(query)).scalar_one())
 

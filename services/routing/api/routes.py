@@ -22,10 +22,14 @@ from services.routing.api.schemas import (
     OrganisationRead,
     RecipientQueueRead,
     RerouteResult,
+    RouteMapPut,
+    RouteMapRead,
+    RouteMapVersions,
     RoutePreview,
     StatusReport,
     UnroutableItem,
     UnroutableList,
+    risk_domains_in,
 )
 from services.routing.service_layer import directory, handlers
 from shared.api import CursorQuery, IdInPath, OrgIdInPath, RequestId
@@ -83,6 +87,39 @@ async def list_gemeenten(_: Admin, unit_of_work: UnitOfWorkDep) -> dict[str, Any
 )
 async def get_gemeente(code: GemeenteCode, _: Admin, unit_of_work: UnitOfWorkDep) -> dict[str, Any]:
     return await directory.get_gemeente(unit_of_work, code)
+
+
+@router.put(
+    "/v1/gemeenten/{code}/route-map",
+    tags=["directory"],
+    response_model=RouteMapRead,
+    status_code=200,
+    summary="Add a version of a gemeente's route map (routekaart)",
+    description="The local coalition's agreement: which recipient type receives which risk domains, whether "
+    "the note goes along, and the contact deadlines. Versions are kept: a later `effective_from` schedules a "
+    "change (it does not apply before its day), the same `effective_from` replaces that version. 201 for the "
+    "gemeente's first version, 200 after. A recipient type absent from `recipients` receives nothing here.",
+    responses={**problem_responses("validation", "not-found"), 201: {"model": RouteMapRead}},
+)
+async def put_route_map(
+    code: GemeenteCode, body: RouteMapPut, response: Response, _: Admin, unit_of_work: UnitOfWorkDep
+) -> dict[str, Any]:
+    saved = await directory.put_route_map(unit_of_work, code, body.domain())
+    response.status_code = 201 if saved.created else 200
+    return saved.document
+
+
+@router.get(
+    "/v1/gemeenten/{code}/route-map",
+    tags=["directory"],
+    response_model=RouteMapVersions,
+    summary="Read a gemeente's route map",
+    description="The version in force today (`current`; null: the default — every type receives every "
+    "domain and the note, deadlines P14D / P2D) and every version, oldest first.",
+    responses=problem_responses("not-found", "validation"),
+)
+async def get_route_map(code: GemeenteCode, _: Admin, unit_of_work: UnitOfWorkDep) -> dict[str, Any]:
+    return await directory.get_route_map(unit_of_work, code)
 
 
 @router.put(
@@ -155,13 +192,21 @@ async def delete_organisation(org_id: OrgId, _: Admin, unit_of_work: UnitOfWorkD
     response_model=RoutePreview,
     summary="Where would a melding go?",
     description="For a postcode: its gemeente and, per recipient type, the organisation a melding would go "
-    "to now. A postcode range beats a whole gemeente.",
+    "to now (a postcode range beats a whole gemeente) and, by the gemeente's route map in force today, the "
+    "share of `risk_domains` (comma-separated) it would receive, whether the note goes along and its contact "
+    "deadlines — or `skipped: route-map`.",
     responses=problem_responses("validation"),
 )
 async def route_preview(
-    _: Admin, unit_of_work: UnitOfWorkDep, postcode: Annotated[Postcode, Query(examples=["1011AB"])]
+    _: Admin,
+    unit_of_work: UnitOfWorkDep,
+    postcode: Annotated[Postcode, Query(examples=["1011AB"])],
+    risk_domains: Annotated[
+        str | None,
+        Query(min_length=1, max_length=400, pattern=r"^[a-z-]+(,[a-z-]+)*$", examples=["verslaving,huisvesting"]),
+    ] = None,
 ) -> dict[str, Any]:
-    return await directory.preview_route(unit_of_work, postcode)
+    return await directory.preview_route(unit_of_work, postcode, risk_domains_in(risk_domains))
 
 
 # --- unroutable and dead letters ----------------------------------------------------------------

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, RootModel, StrictBool
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    RootModel,
+    StrictBool,
+    TypeAdapter,
+    ValidationError,
+)
 
 from services.routing.domain.model import Pc4Range
+from services.routing.domain.route_map import RecipientRule, RouteMap
 from shared.contracts.base import StrictModel
+from shared.contracts.consent import RiskDomains
 from shared.contracts.melding import MeldingDelivered, MeldingRetracted
 from shared.contracts.vocabulary import RecipientType
+from shared.errors import ValidationFailed
 from shared.identifiers import GemeenteCode, PostcodeArea
 
 
@@ -135,8 +149,16 @@ class OrganisationList(BaseModel):
 
 
 class RouteRecipient(BaseModel):
-    org_id: str
-    name: str
+    """Who would receive a melding of this type, and its share; or that the route map skips the type."""
+
+    org_id: str | None = None
+    name: str | None = None
+    risk_domains: list[str] | Literal["all"] | None = Field(
+        None, description="the share of the given risk domains it would receive (without them: its rule)"
+    )
+    note: bool | None = Field(None, description="whether the free-text note goes along")
+    contact_deadline: dict[str, timedelta] | None = Field(None, description="per urgency, ISO 8601 durations")
+    skipped: Literal["route-map"] | None = Field(None, description="the route map gives this type none of them")
 
 
 class GemeenteRef(BaseModel):
@@ -151,7 +173,23 @@ class RoutePreview(BaseModel):
                 {
                     "postcode": "1011AB",
                     "gemeente": {"code": "GM0363", "name": "Amsterdam"},
-                    "recipients": {"jgz": {"org_id": "87654321", "name": "GGD Amsterdam JGZ"}, "wijkteam": None},
+                    "route_map_effective_from": "2027-01-01",
+                    "recipients": {
+                        "jgz": {
+                            "org_id": "87654321",
+                            "name": "GGD Amsterdam JGZ",
+                            "risk_domains": ["verslaving", "huisvesting"],
+                            "note": True,
+                            "contact_deadline": {"regular": "P14D", "urgent": "P2D"},
+                        },
+                        "wijkteam": {
+                            "org_id": "wijkteam-centrum",
+                            "name": "Buurtteam Centrum",
+                            "risk_domains": ["huisvesting"],
+                            "note": False,
+                            "contact_deadline": {"regular": "P14D", "urgent": "P2D"},
+                        },
+                    },
                     "note": None,
                 }
             ]
@@ -160,7 +198,12 @@ class RoutePreview(BaseModel):
 
     postcode: str
     gemeente: GemeenteRef | None
-    recipients: dict[str, RouteRecipient | None]
+    route_map_effective_from: date | None = Field(
+        None, description="the route map version in force today; null: the default (everything to everyone)"
+    )
+    recipients: dict[str, RouteRecipient | None] = Field(
+        description="per recipient type; null: no organisation serves this address yet"
+    )
     note: str | None = Field(None, description="Present when the postcode area straddles a gemeente border.")
 
 
@@ -367,3 +410,107 @@ class DeliveryDocument(RootModel[DeliveredDocument | RetractedDocument | PurgedD
 class DeliveryPage(BaseModel):
     items: list[DeliveryDocument]
     next_cursor: str | None = Field(description="`cursor` for the next page, if there is one")
+
+
+# --- route maps -----------------------------------------------------------------------------------
+
+_DURATION = re.compile(r"^P(?=[0-9T])([0-9]+W)?([0-9]+D)?(T(?=[0-9])([0-9]+H)?([0-9]+M)?([0-9]+S)?)?$")
+
+
+def _iso_duration(value: object) -> object:
+    if not isinstance(value, str) or not _DURATION.fullmatch(value):
+        raise ValueError("must be an ISO 8601 duration in weeks, days, hours, minutes or seconds (e.g. P14D, PT4H)")
+    return value
+
+
+def _positive(value: timedelta) -> timedelta:
+    if value <= timedelta(0):
+        raise ValueError("must be longer than zero")
+    return value
+
+
+IsoDuration = Annotated[timedelta, BeforeValidator(_iso_duration), AfterValidator(_positive)]
+
+
+_RISK_DOMAINS: TypeAdapter[list[Any]] = TypeAdapter(RiskDomains)
+
+
+def risk_domains_in(text: str | None) -> list[str] | None:
+    """`?risk_domains=verslaving,huisvesting`: known codes (DESIGN.md), no repeats; 422 otherwise."""
+    if text is None:
+        return None
+    try:
+        return _RISK_DOMAINS.validate_python([part.strip() for part in text.split(",")])
+    except ValidationError as exc:
+        raise ValidationFailed("risk_domains", "comma-separated risk domain codes (DESIGN.md), each once") from exc
+
+
+class RecipientRulePut(Strict):
+    risk_domains: Literal["all"] | RiskDomains = Field(
+        description='"all", or the risk domains this recipient type receives (DESIGN.md codes)'
+    )
+    note: StrictBool = Field(True, description="whether the free-text note goes along")
+
+
+class ContactDeadlinePut(Strict):
+    regular: IsoDuration = Field(timedelta(days=14), description="ISO 8601 duration, default P14D")
+    urgent: IsoDuration = Field(timedelta(days=2), description="ISO 8601 duration, default P2D")
+
+
+ROUTE_MAP_EXAMPLE: dict[str, Any] = {
+    "effective_from": "2027-01-01",
+    "recipients": {
+        "jgz": {"risk_domains": "all", "note": True},
+        "wijkteam": {
+            "risk_domains": ["huiselijk-geweld", "financien-schulden", "huisvesting", "sociaal-netwerk"],
+            "note": False,
+        },
+    },
+    "contact_deadline": {"regular": "P14D", "urgent": "P2D"},
+}
+
+
+class RouteMapPut(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [ROUTE_MAP_EXAMPLE]})
+
+    effective_from: date = Field(
+        strict=True, description="the first day this version applies (YYYY-MM-DD); before it, the previous one"
+    )
+    recipients: dict[RecipientType, RecipientRulePut] = Field(
+        description="per recipient type what it receives; a type absent here receives nothing in this gemeente"
+    )
+    contact_deadline: ContactDeadlinePut = Field(default_factory=ContactDeadlinePut)
+
+    def domain(self) -> RouteMap:
+        return RouteMap(
+            effective_from=self.effective_from,
+            recipients={
+                recipient_type: RecipientRule(
+                    risk_domains=None if rule.risk_domains == "all" else frozenset(rule.risk_domains), note=rule.note
+                )
+                for recipient_type, rule in self.recipients.items()
+            },
+            contact_deadline={"regular": self.contact_deadline.regular, "urgent": self.contact_deadline.urgent},
+        )
+
+
+class RecipientRuleRead(BaseModel):
+    risk_domains: Literal["all"] | list[str]
+    note: bool
+
+
+class RouteMapRead(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [ROUTE_MAP_EXAMPLE]})
+
+    effective_from: date
+    recipients: dict[str, RecipientRuleRead]
+    contact_deadline: dict[str, timedelta] = Field(description="per urgency, ISO 8601 durations")
+
+
+class RouteMapVersions(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"current": ROUTE_MAP_EXAMPLE, "versions": [ROUTE_MAP_EXAMPLE]}]}
+    )
+
+    current: RouteMapRead | None = Field(description="the version in force today; null: the default applies")
+    versions: list[RouteMapRead] = Field(description="every version, oldest first (later ones are scheduled)")

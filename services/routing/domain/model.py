@@ -21,11 +21,30 @@ class RoutingStatus(StrEnum):
     waiting = "waiting"  # a requested recipient type has no organisation yet
     routed = "routed"
     withdrawn = "withdrawn"
-    refused = "refused"  # the consent no longer allowed it when its turn came
+    not_delivered = "not_delivered"  # to no one: every type skipped by the route map, or the consent refused
+    refused = "refused"  # before v1.1: the consent no longer allowed it (now not_delivered)
 
     @property
     def routable(self) -> bool:
         return self in (RoutingStatus.new, RoutingStatus.waiting)
+
+
+class SkipReason(StrEnum):
+    route_map = "route-map"  # the coalition agreed this recipient type does not receive such meldingen
+
+
+class NotDeliveredReason(StrEnum):
+    route_map = "route-map"  # every requested type was skipped
+    consent_expired = "consent-expired"  # the consent ran out before the melding's turn came
+    consent_refused = "consent-refused"  # the consent service refused it for another reason at routing time
+
+
+@dataclass(frozen=True)
+class Skipped:
+    """A requested recipient type that gets nothing, and why."""
+
+    recipient_type: str
+    reason: SkipReason
 
 
 @dataclass(frozen=True)
@@ -95,9 +114,16 @@ def merge_ranges(pc4s: list[str]) -> list[Pc4Range]:
 
 
 def consent_refusal(
-    *, valid_until: date, consented_types: Sequence[str], requested_types: Sequence[str], today: date
+    *,
+    valid_until: date,
+    consented_types: Sequence[str],
+    requested_types: Sequence[str],
+    consented_domains: Sequence[str] | None = None,
+    requested_domains: Sequence[str] = (),
+    today: date,
 ) -> str | None:
     """Why the consent a melding was accepted under no longer lets it go out, or None if it does.
+    `consented_domains` None: the patient agreed to share every risk domain.
 
     A consent never changes after it is recorded except by withdrawal (which routing keeps as its own
     record, from `consent.withdrawn`) and by time: valid through the whole of its last day, as the
@@ -107,6 +133,8 @@ def consent_refusal(
     if today > valid_until:
         return "expired"
     if not set(requested_types) <= set(consented_types):
+        return "out-of-scope"
+    if consented_domains is not None and not set(requested_domains) <= set(consented_domains):
         return "out-of-scope"
     return None
 
@@ -137,6 +165,8 @@ class RoutedMelding:
     created_at: datetime
     updated_at: datetime
     purged_at: datetime | None = None
+    skipped_types: tuple[Skipped, ...] = ()
+    not_delivered_reason: NotDeliveredReason | None = None
 
 
 @dataclass(frozen=True)
@@ -154,6 +184,7 @@ class DeliveryRecord:
     created_at: datetime
     updated_at: datetime
     status_note: str | None = None
+    contact_due_at: datetime | None = None
 
     def document(self) -> dict[str, Any]:
         """As `GET /v1/deliveries/{id}` shows it: the queue message with the delivery's status."""

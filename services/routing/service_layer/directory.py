@@ -6,21 +6,23 @@ import csv
 import re
 from collections import defaultdict
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from services.routing.adapters.repository import DirectoryRepository
 from services.routing.domain.model import (
-    Candidate,
     Organisation,
     Pc4Range,
+    SkipReason,
     StraddlingArea,
     check_organisation_id,
     choose,
     merge_ranges,
 )
+from services.routing.domain.route_map import DEFAULT_DEADLINES, RecipientRule, RouteMap, in_force
 from services.routing.service_layer.unit_of_work import UnitOfWorkFactory
-from shared.clock import now
+from shared.clock import now, today_nl
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.identifiers import postcode_area, validate_gemeente_code, validate_pc4
 from shared.messaging.topology import organisation_queue
@@ -173,24 +175,45 @@ async def deactivate_organisation(unit_of_work: UnitOfWorkFactory, org_id: str) 
         return document
 
 
-async def preview_route(unit_of_work: UnitOfWorkFactory, postcode: str) -> dict[str, Any]:
-    """Where a melding from this address would go now."""
+async def preview_route(
+    unit_of_work: UnitOfWorkFactory, postcode: str, risk_domains: list[str] | None = None
+) -> dict[str, Any]:
+    """Where a melding from this address would go now, and (by the route map in force) what each recipient
+    type would receive of `risk_domains` (absent: what its rule admits), or that it is skipped."""
     pc4 = postcode_area(postcode)
+    today = today_nl()
     async with unit_of_work() as uow:
         repository = uow.directory
         gemeente = await repository.gemeente_for_pc4(pc4)
+        route_map = in_force(await repository.route_maps_in_force(gemeente.code, today) if gemeente else [], today)
         recipients: dict[str, Any] = {}
         for recipient_type in ("jgz", "wijkteam"):
-            chosen: Candidate | None = choose(
+            rule = route_map.rule_for(recipient_type)
+            admitted = rule.admitted(risk_domains) if rule is not None and risk_domains is not None else None
+            if rule is None or admitted == ():
+                recipients[recipient_type] = {"skipped": SkipReason.route_map.value}
+                continue
+            chosen = choose(
                 await repository.candidates(
                     org_type=recipient_type, pc4=pc4, gemeente_code=gemeente.code if gemeente else None
                 )
             )
-            recipients[recipient_type] = {"org_id": chosen.org_id, "name": chosen.name} if chosen else None
+            recipients[recipient_type] = (
+                {
+                    "org_id": chosen.org_id,
+                    "name": chosen.name,
+                    "risk_domains": list(admitted) if admitted is not None else _rule_domains(rule),
+                    "note": rule.note,
+                    "contact_deadline": _deadlines(route_map),
+                }
+                if chosen
+                else None
+            )
         straddling = await repository.straddling(pc4)
     document: dict[str, Any] = {
         "postcode": postcode,
         "gemeente": {"code": gemeente.code, "name": gemeente.name} if gemeente else None,
+        "route_map_effective_from": route_map.effective_from,
         "recipients": recipients,
     }
     if len(straddling) > 1:
@@ -200,6 +223,69 @@ async def preview_route(unit_of_work: UnitOfWorkFactory, postcode: str) -> dict[
             "this may be wrong"
         )
     return document
+
+
+# --- route maps -------------------------------------------------------------------------------------
+
+
+def _rule_domains(rule: RecipientRule) -> str | list[str]:
+    return "all" if rule.risk_domains is None else sorted(rule.risk_domains)
+
+
+def _deadlines(route_map: RouteMap) -> dict[str, timedelta]:
+    return {urgency: route_map.deadline_for(urgency) for urgency in DEFAULT_DEADLINES}
+
+
+def route_map_document(route_map: RouteMap) -> dict[str, Any]:
+    return {
+        "effective_from": route_map.effective_from,
+        "recipients": {
+            recipient_type: {"risk_domains": _rule_domains(rule), "note": rule.note}
+            for recipient_type, rule in sorted(route_map.recipients.items())
+        },
+        "contact_deadline": _deadlines(route_map),
+    }
+
+
+async def put_route_map(unit_of_work: UnitOfWorkFactory, code: str, route_map: RouteMap) -> Saved:
+    """Add a version of a gemeente's route map (or replace the one with the same `effective_from`)."""
+    async with unit_of_work() as uow:
+        if await uow.directory.gemeente(code) is None:
+            raise NotFound("no gemeente with this code: PUT it (or load the CBS files) first")
+        first = await uow.directory.save_route_map(code, route_map, now())
+        await uow.commit()
+    return Saved(route_map_document(route_map), first)
+
+
+async def get_route_map(unit_of_work: UnitOfWorkFactory, code: str) -> dict[str, Any]:
+    """The version in force today (None: the default applies) and every version, oldest first."""
+    async with unit_of_work() as uow:
+        if await uow.directory.gemeente(code) is None:
+            raise NotFound("no gemeente with this code")
+        versions = await uow.directory.route_maps(code)
+    current = in_force(versions, today_nl())
+    return {
+        "current": None if current.is_default else route_map_document(current),
+        "versions": [route_map_document(v) for v in versions],
+    }
+
+
+async def load_route_maps(unit_of_work: UnitOfWorkFactory, maps: dict[str, list[RouteMap]]) -> int:
+    """Many gemeenten's route maps in one transaction (`kansrijk directory route-maps`): all or nothing.
+    Returns how many versions were saved."""
+    at, saved = now(), 0
+    async with unit_of_work() as uow:
+        unknown = [code for code in maps if await uow.directory.gemeente(code) is None]
+        if unknown:
+            raise ValidationFailed(
+                "gemeente", f"unknown gemeente(n): {', '.join(sorted(unknown))}; load the CBS files first"
+            )
+        for code, versions in maps.items():
+            for version in versions:
+                await uow.directory.save_route_map(code, version, at)
+                saved += 1
+        await uow.commit()
+    return saved
 
 
 # --- CBS reference data ---------------------------------------------------------------------------

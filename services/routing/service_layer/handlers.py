@@ -123,13 +123,12 @@ async def reroute_waiting(unit_of_work: UnitOfWorkFactory, client: ConsentClient
 
 
 async def has_new_recipient(uow: RoutingUnitOfWork, melding: RoutedMelding) -> bool:
+    """Does the directory now serve a type this melding waits for? (Types the route map skipped do not wait.)"""
     if melding.accepted is None:
         return False
-    accepted = melding.accepted
-    pc4 = postcode_area(accepted.content.patient.address.postcode)
+    pc4 = postcode_area(melding.accepted.content.patient.address.postcode)
     gemeente = await uow.directory.gemeente_for_pc4(pc4)
-    served = {d.recipient_type for d in await uow.routing.deliveries_of(melding.melding_id)}
-    for recipient_type in set(accepted.content.recipient_types) - served:
+    for recipient_type in melding.unroutable_types:
         if choose(
             await uow.directory.candidates(
                 org_type=recipient_type, pc4=pc4, gemeente_code=gemeente.code if gemeente else None

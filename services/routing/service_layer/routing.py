@@ -1,4 +1,6 @@
-"""Routing a melding: postcode -> gemeente -> for each requested type the serving organisation -> delivery.
+"""Routing a melding: postcode -> gemeente -> its route map -> for each requested type the serving
+organisation -> a delivery carrying that recipient's share. The decision is the domain's
+(domain/planning.py::plan_routing); this module loads what it needs and carries the plan out.
 
 Consent is checked again just before delivery, inside the routing transaction, against routing's own
 record: the withdrawals it has received (`consent.withdrawn`, row locked here, so a withdrawal is either
@@ -15,8 +17,17 @@ import uuid
 from datetime import datetime
 
 import structlog
+from pydantic import BaseModel
 
-from services.routing.domain.model import DeliveryRecord, RoutingStatus, choose, consent_refusal
+from services.routing.domain.model import DeliveryRecord, RoutingStatus
+from services.routing.domain.planning import (
+    MeldingToRoute,
+    PlannedDelivery,
+    RoutingPlan,
+    plan_routing,
+    types_needing_candidates,
+)
+from services.routing.domain.route_map import in_force
 from services.routing.service_layer.unit_of_work import RoutingUnitOfWork
 from shared.auth import Principal
 from shared.clients.consent import ConsentClient
@@ -25,6 +36,7 @@ from shared.contracts.consent import ConsentCheckResult
 from shared.contracts.melding import (
     DELIVERY_STATUS_CHANGED,
     MELDING_DELIVERED,
+    MELDING_NOT_DELIVERED,
     MELDING_RETRACTED,
     MELDING_ROUTED,
     MELDING_UNROUTABLE,
@@ -33,11 +45,13 @@ from shared.contracts.melding import (
     Gemeente,
     MeldingAccepted,
     MeldingDelivered,
+    MeldingNotDelivered,
     MeldingRetracted,
     MeldingRouted,
     MeldingUnroutable,
     RecipientRef,
     RoutedDelivery,
+    SkippedType,
 )
 from shared.contracts.vocabulary import DeliveryStatus
 from shared.identifiers import postcode_area
@@ -55,6 +69,7 @@ async def check_consent(client: ConsentClient, accepted: MeldingAccepted, reques
         bsn=accepted.content.patient.bsn,
         org_id=accepted.sender.org_id,
         recipient_types=list(accepted.content.recipient_types),
+        risk_domains=list(accepted.content.risk_domains),
         request_id=request_id,
     )
 
@@ -67,158 +82,232 @@ async def route(
     request_id: str | None,
     new: MeldingAccepted | None = None,
 ) -> RoutingStatus:
-    """Route one melding now, as far as the directory and the consent allow. Returns its routing status.
+    """Route one melding now, as far as the consent, the route map and the directory allow: load what the
+    decision needs, let the domain plan it (domain/planning.py::plan_routing), persist the plan. Returns
+    the melding's routing status.
 
     `answer` is the consent service's, when it was asked (a melding that waited); routing's own record
     is consulted either way. `new`: the melding as this transaction just stored it (nothing to read back:
     status "new", no deliveries yet).
     """
-    accepted = new
-    if accepted is None:
+    if new is None:
         melding = await uow.routing.melding(melding_id)
         assert melding is not None
-        status, consent_id, reported_unroutable = melding.status, melding.consent_id, melding.unroutable_types
-        if melding.accepted is None:  # its personal data was purged (retention): it can never go out
-            return status
-        accepted = melding.accepted
+        if melding.accepted is None:  # withdrawn, not delivered, or purged by retention: it never goes out
+            return melding.status
+        accepted, status, reported_unroutable = melding.accepted, melding.status, melding.unroutable_types
     else:
-        status, consent_id, reported_unroutable = RoutingStatus.new, accepted.consent.id, ()
-    consent = await uow.routing.lock_consent(consent_id)
+        accepted, status, reported_unroutable = new, RoutingStatus.new, ()
+    consent = await uow.routing.lock_consent(accepted.consent.id)
     if not status.routable:
         return status
-    at = now()
-    if consent.withdrawn_at is not None or (answer is not None and answer.reason == "withdrawn"):
-        await uow.routing.close(melding_id, RoutingStatus.withdrawn, at)
-        return RoutingStatus.withdrawn
-    refusal = (
-        (answer.reason or "refused")
-        if answer is not None and not answer.allowed
-        else consent_refusal(
-            valid_until=accepted.consent.valid_until,
-            consented_types=accepted.consent.recipient_types,
-            requested_types=list(accepted.content.recipient_types),
-            today=today_nl(),
-        )
-    )
-    if refusal is not None:
-        # The consent no longer allows it (expired since intake): nothing goes out.
-        log.warning("routing_refused_by_consent", melding_id=melding_id, reason=refusal)
-        uow.audit.record(
-            ROUTING,
-            "deliver",
-            "melding",
-            melding_id,
-            patient_bsn=accepted.content.patient.bsn,
-            request_id=request_id,
-            outcome=f"refused:{refusal}",
-            consent_checked=False,
-        )
-        await uow.routing.close(melding_id, RoutingStatus.refused, at)
-        return RoutingStatus.refused
-
+    delivered = [] if new is not None else await uow.routing.deliveries_of(melding_id)
+    today = today_nl()
     pc4 = postcode_area(accepted.content.patient.address.postcode)
-    found = await uow.directory.gemeente_for_pc4(pc4)
-    gemeente = Gemeente(code=found.code, name=found.name) if found else None
-    existing = {} if new is not None else {d.recipient_type: d for d in await uow.routing.deliveries_of(melding_id)}
-    unroutable: list[str] = []
-    made: list[RoutedDelivery] = []
-    for recipient_type in accepted.content.recipient_types:
-        if recipient_type in existing:
-            continue
-        chosen = choose(
-            await uow.directory.candidates(
-                org_type=recipient_type, pc4=pc4, gemeente_code=gemeente.code if gemeente else None
+    gemeente = await uow.directory.gemeente_for_pc4(pc4)
+    versions = await uow.directory.route_maps_in_force(gemeente.code, today) if gemeente else []
+    route_map = in_force(versions, today)
+    melding_to_route = _to_route(accepted)
+    delivered_types = {d.recipient_type for d in delivered}
+    candidates = {
+        recipient_type: await uow.directory.candidates(
+            org_type=recipient_type, pc4=pc4, gemeente_code=gemeente.code if gemeente else None
+        )
+        for recipient_type in types_needing_candidates(melding_to_route, route_map, delivered_types)
+    }
+    plan = plan_routing(
+        melding_to_route,
+        withdrawn=consent.withdrawn_at is not None,
+        consent_answer=answer.reason if answer is not None and not answer.allowed else None,
+        route_map=route_map,
+        candidates=candidates,
+        delivered_types=delivered_types,
+        today=today,
+    )
+    where = Gemeente(code=gemeente.code, name=gemeente.name) if gemeente else None
+    await _carry_out(
+        uow, plan, accepted, where, delivered=delivered, reported_unroutable=reported_unroutable, request_id=request_id
+    )
+    return plan.status
+
+
+def _to_route(accepted: MeldingAccepted) -> MeldingToRoute:
+    consent = accepted.consent
+    return MeldingToRoute(
+        recipient_types=tuple(accepted.content.recipient_types),
+        risk_domains=tuple(accepted.content.risk_domains),
+        urgency=accepted.content.urgency,
+        consent_valid_until=consent.valid_until,
+        consent_recipient_types=tuple(consent.recipient_types),
+        consent_risk_domains=tuple(consent.risk_domains) if consent.risk_domains is not None else None,
+    )
+
+
+async def _carry_out(
+    uow: RoutingUnitOfWork,
+    plan: RoutingPlan,
+    accepted: MeldingAccepted,
+    gemeente: Gemeente | None,
+    *,
+    delivered: list[DeliveryRecord],
+    reported_unroutable: tuple[str, ...],
+    request_id: str | None,
+) -> None:
+    """Persist a plan: the deliveries and their messages, the melding's new state, and what the sender is told."""
+    melding_id, at = accepted.melding_id, now()
+    skipped = [SkippedType(recipient_type=s.recipient_type, reason=s.reason.value) for s in plan.skipped]
+    if plan.status is RoutingStatus.withdrawn:
+        await uow.routing.close(melding_id, RoutingStatus.withdrawn, at)
+        return
+    if plan.status is RoutingStatus.not_delivered:
+        assert plan.not_delivered_reason is not None
+        if plan.consent_refusal is not None:
+            # The consent no longer allows it (expired since intake): nothing goes out.
+            log.warning("routing_refused_by_consent", melding_id=melding_id, reason=plan.consent_refusal)
+            uow.audit.record(
+                ROUTING,
+                "deliver",
+                "melding",
+                melding_id,
+                patient_bsn=accepted.content.patient.bsn,
+                request_id=request_id,
+                outcome=f"refused:{plan.consent_refusal}",
+                consent_checked=False,
             )
+        await uow.routing.close(
+            melding_id,
+            RoutingStatus.not_delivered,
+            at,
+            reason=plan.not_delivered_reason,
+            skipped=plan.skipped,
+            gemeente_code=gemeente.code if gemeente else None,
         )
-        if chosen is None:
-            unroutable.append(recipient_type)
-            continue
-        delivery = RoutedDelivery(
-            delivery_id=str(uuid.uuid4()), org_id=chosen.org_id, org_name=chosen.name, recipient_type=recipient_type
+        not_delivered = MeldingNotDelivered(
+            melding_id=melding_id, gemeente=gemeente, reason=plan.not_delivered_reason.value, skipped_types=skipped
         )
-        message = MeldingDelivered(
+        await _announce(uow, MELDING_NOT_DELIVERED, not_delivered, melding_id, request_id)
+        return
+
+    made = [await _deliver(uow, planned, accepted, gemeente, at, request_id) for planned in plan.deliveries]
+    await uow.routing.set_routed(
+        melding_id,
+        plan.status,
+        unroutable_types=plan.unroutable,
+        skipped=plan.skipped,
+        gemeente_code=gemeente.code if gemeente else None,
+        at=at,
+    )
+    if made:
+        earlier = [
+            RoutedDelivery(
+                delivery_id=d.delivery_id,
+                org_id=d.org_id,
+                org_name=d.org_name,
+                recipient_type=d.recipient_type,
+                risk_domains=list(d.message.get("risk_domains") or []),
+                contact_due_at=d.contact_due_at,
+            )
+            for d in delivered
+        ]
+        routed = MeldingRouted(
+            melding_id=melding_id,
+            gemeente=gemeente,
+            deliveries=earlier + made,
+            unroutable_types=list(plan.unroutable),
+            skipped_types=skipped,
+        )
+        await _announce(uow, MELDING_ROUTED, routed, melding_id, request_id)
+    elif not delivered and plan.unroutable != reported_unroutable:
+        # Said once per outcome: a melding that keeps waiting is not announced again at every retry.
+        waiting = MeldingUnroutable(
+            melding_id=melding_id, gemeente=gemeente, unroutable_types=list(plan.unroutable), skipped_types=skipped
+        )
+        await _announce(uow, MELDING_UNROUTABLE, waiting, melding_id, request_id)
+
+
+async def _deliver(
+    uow: RoutingUnitOfWork,
+    planned: PlannedDelivery,
+    accepted: MeldingAccepted,
+    gemeente: Gemeente | None,
+    at: datetime,
+    request_id: str | None,
+) -> RoutedDelivery:
+    """One delivery: its message carries only the recipient's share (the admitted risk domains, the note only
+    where allowed), and so does routing's stored copy. Staged on the organisation's queue, audited."""
+    content, melding_id = accepted.content, accepted.melding_id
+    delivery = RoutedDelivery(
+        delivery_id=str(uuid.uuid4()),
+        org_id=planned.org_id,
+        org_name=planned.org_name,
+        recipient_type=planned.recipient_type,
+        risk_domains=list(planned.risk_domains),
+        contact_due_at=at + planned.contact_deadline,
+    )
+    message = MeldingDelivered(
+        delivery_id=delivery.delivery_id,
+        melding_id=melding_id,
+        sent_at=at,
+        recipient=RecipientRef(org_id=planned.org_id, type=planned.recipient_type),
+        gemeente=gemeente,
+        patient=content.patient,
+        pregnancy=content.pregnancy,
+        risk_domains=list(planned.risk_domains),
+        urgency=content.urgency,
+        note=content.note if planned.note else None,
+        sender=DeliverySender(
+            org_id=accepted.sender.org_id, org_type=accepted.sender.org_type, contact=content.contact
+        ),
+        consent=accepted.consent,
+    )
+    await uow.routing.add_delivery(
+        DeliveryRecord(
             delivery_id=delivery.delivery_id,
             melding_id=melding_id,
-            sent_at=at,
-            recipient=RecipientRef(org_id=chosen.org_id, type=recipient_type),
-            gemeente=gemeente,
-            patient=accepted.content.patient,
-            pregnancy=accepted.content.pregnancy,
-            risk_domains=list(accepted.content.risk_domains),
-            urgency=accepted.content.urgency,
-            note=accepted.content.note,
-            sender=DeliverySender(
-                org_id=accepted.sender.org_id, org_type=accepted.sender.org_type, contact=accepted.content.contact
-            ),
-            consent=accepted.consent,
+            org_id=planned.org_id,
+            org_name=planned.org_name,
+            recipient_type=planned.recipient_type,
+            status=DeliveryStatus.queued,
+            message=message.model_dump(mode="json"),
+            created_at=at,
+            updated_at=at,
+            contact_due_at=delivery.contact_due_at,
         )
-        await uow.routing.add_delivery(
-            DeliveryRecord(
-                delivery_id=delivery.delivery_id,
-                melding_id=melding_id,
-                org_id=chosen.org_id,
-                org_name=chosen.name,
-                recipient_type=recipient_type,
-                status=DeliveryStatus.queued,
-                message=message.model_dump(mode="json"),
-                created_at=at,
-                updated_at=at,
-            )
-        )
-        # The organisation's queue exists from its PUT on; `mandatory` makes a missing one a retry, not a loss.
-        await uow.outbox.add(
-            exchange=DELIVERIES_EXCHANGE,
-            routing_key=chosen.org_id,
-            message_type=MELDING_DELIVERED,
-            body=message,
-            message_id=delivery.delivery_id,
-            correlation_id=melding_id,
-            request_id=request_id,
-            mandatory=True,
-        )
-        uow.audit.record(
-            ROUTING,
-            "deliver",
-            "delivery",
-            delivery.delivery_id,
-            patient_bsn=accepted.content.patient.bsn,
-            request_id=request_id,
-            consent_checked=True,
-        )
-        made.append(delivery)
-
-    status = RoutingStatus.waiting if unroutable else RoutingStatus.routed
-    await uow.routing.set_routed(
-        melding_id, status, unroutable_types=unroutable, gemeente_code=gemeente.code if gemeente else None, at=at
     )
-    all_deliveries = [
-        RoutedDelivery(delivery_id=d.delivery_id, org_id=d.org_id, org_name=d.org_name, recipient_type=d.recipient_type)
-        for d in existing.values()
-    ] + made
-    if made:
-        routed = MeldingRouted(
-            melding_id=melding_id, gemeente=gemeente, deliveries=all_deliveries, unroutable_types=unroutable
-        )
-        await uow.outbox.add(
-            exchange=EVENTS_EXCHANGE,
-            routing_key=MELDING_ROUTED,
-            message_type=MELDING_ROUTED,
-            body=routed,
-            correlation_id=melding_id,
-            request_id=request_id,
-        )
-    elif not existing and (new is not None or reported_unroutable != tuple(unroutable)):
-        # Said once per outcome: a melding that keeps waiting is not announced again at every retry.
-        event = MeldingUnroutable(melding_id=melding_id, gemeente=gemeente, unroutable_types=unroutable)
-        await uow.outbox.add(
-            exchange=EVENTS_EXCHANGE,
-            routing_key=MELDING_UNROUTABLE,
-            message_type=MELDING_UNROUTABLE,
-            body=event,
-            correlation_id=melding_id,
-            request_id=request_id,
-        )
-    return status
+    # The organisation's queue exists from its PUT on; `mandatory` makes a missing one a retry, not a loss.
+    await uow.outbox.add(
+        exchange=DELIVERIES_EXCHANGE,
+        routing_key=planned.org_id,
+        message_type=MELDING_DELIVERED,
+        body=message,
+        message_id=delivery.delivery_id,
+        correlation_id=melding_id,
+        request_id=request_id,
+        mandatory=True,
+    )
+    uow.audit.record(
+        ROUTING,
+        "deliver",
+        "delivery",
+        delivery.delivery_id,
+        patient_bsn=content.patient.bsn,
+        request_id=request_id,
+        consent_checked=True,
+    )
+    return delivery
+
+
+async def _announce(
+    uow: RoutingUnitOfWork, message_type: str, event: BaseModel, melding_id: str, request_id: str | None
+) -> None:
+    await uow.outbox.add(
+        exchange=EVENTS_EXCHANGE,
+        routing_key=message_type,
+        message_type=message_type,
+        body=event,
+        correlation_id=melding_id,
+        request_id=request_id,
+    )
 
 
 async def withdraw_consent(uow: RoutingUnitOfWork, consent_id: str, *, request_id: str | None) -> int:

@@ -369,7 +369,13 @@ async def test_check_answers_every_reason(consent_client: httpx.AsyncClient, tok
     assert await check(jgz_only["id"]) == {
         "allowed": True,
         "reason": None,
-        "consent": {"id": jgz_only["id"], "recipient_types": ["jgz"], "valid_until": jgz_only["valid_until"]},
+        "consent": {
+            "id": jgz_only["id"],
+            "recipient_types": ["jgz"],
+            "risk_domains": None,
+            "informed_about": [],
+            "valid_until": jgz_only["valid_until"],
+        },
     }
     assert await check("00000000-0000-0000-0000-000000000000") == {
         "allowed": False,

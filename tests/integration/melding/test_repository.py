@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.melding.domain.model import Delivery, GemeenteRef, MeldingStatus, SenderRef
+from services.melding.domain.model import Delivery, GemeenteRef, MeldingStatus, SenderRef, SkippedRef
 from services.melding.service_layer.unit_of_work import MeldingUnitOfWork, UnitOfWorkFactory, unit_of_work_factory
 from shared.contracts.vocabulary import DeliveryStatus
 from tests.support import RunEnvironment, empty_tables
@@ -52,9 +52,13 @@ async def test_a_melding_reads_back_as_it_was_written_and_its_state_moves_with_t
         assert melding is not None and melding.status is MeldingStatus.accepted and melding.deliveries == {}
         status = melding.report_delivery("d-1", DeliveryStatus.queued)
         assert status is DeliveryStatus.queued
-        await uow.meldingen.save_delivery("m-1", Delivery("d-1", "87654321", "GGD", "jgz", status, AT))
+        await uow.meldingen.save_delivery("m-1", Delivery("d-1", "87654321", "GGD", "jgz", status, AT, ("lvb",)))
         await uow.meldingen.set_routing(
-            "m-1", gemeente=GemeenteRef("GM0363", "Amsterdam"), unroutable_types=["wijkteam"], at=AT
+            "m-1",
+            gemeente=GemeenteRef("GM0363", "Amsterdam"),
+            unroutable_types=["wijkteam"],
+            skipped=[SkippedRef("jgz", "route-map")],
+            at=AT,
         )
         await uow.meldingen.save(melding, AT + timedelta(seconds=1))
         await uow.commit()
@@ -63,9 +67,10 @@ async def test_a_melding_reads_back_as_it_was_written_and_its_state_moves_with_t
         assert record is not None and record.status is MeldingStatus.delivered
         assert record.content == CONTENT and record.sender.org_type == "verloskundige"
         assert record.gemeente == GemeenteRef("GM0363", "Amsterdam") and record.unroutable_types == ("wijkteam",)
+        assert record.skipped_types == (SkippedRef("jgz", "route-map"),)
         assert record.updated_at == AT + timedelta(seconds=1)
         [delivery] = (await uow.meldingen.deliveries(["m-1"]))["m-1"]
-        assert delivery.status is DeliveryStatus.queued
+        assert delivery.status is DeliveryStatus.queued and delivery.risk_domains == ("lvb",)
         again = await uow.meldingen.lock("m-1")
         assert again is not None and again.deliveries == {"d-1": DeliveryStatus.queued}
 

@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from services.routing.domain.model import DeliveryRecord, RoutedMelding, RoutingStatus
+from services.routing.domain.model import DeliveryRecord, RoutedMelding, RoutingStatus, Skipped, SkipReason
 from services.routing.service_layer.unit_of_work import UnitOfWorkFactory, unit_of_work_factory
 from shared.contracts.consent import ConsentScope
 from shared.contracts.melding import MeldingAccepted, MeldingContent, Sender
@@ -69,7 +69,12 @@ async def test_a_routed_melding_and_its_delivery_read_back_typed(unit_of_work: U
         await uow.routing.add_melding(stored)
         await uow.routing.add_delivery(delivery)
         await uow.routing.set_routed(
-            stored.melding_id, RoutingStatus.waiting, unroutable_types=["wijkteam"], gemeente_code="GM0363", at=AT
+            stored.melding_id,
+            RoutingStatus.waiting,
+            unroutable_types=["wijkteam"],
+            skipped=[Skipped("jgz", SkipReason.route_map)],
+            gemeente_code="GM0363",
+            at=AT,
         )
         await uow.commit()
     async with unit_of_work() as uow:
@@ -77,6 +82,7 @@ async def test_a_routed_melding_and_its_delivery_read_back_typed(unit_of_work: U
         assert found is not None and found.status is RoutingStatus.waiting
         assert found.requested_types == ("jgz", "wijkteam") and found.unroutable_types == ("wijkteam",)
         assert found.accepted == stored.accepted and found.gemeente_code == "GM0363"
+        assert found.skipped_types == (Skipped("jgz", SkipReason.route_map),)
         assert [m.melding_id for m in await uow.routing.waiting()] == [stored.melding_id]
         assert await uow.routing.count_waiting() == 1
         got = await uow.routing.delivery(delivery.delivery_id)
@@ -117,3 +123,25 @@ async def test_retention_removes_personal_data_of_the_due_and_keeps_the_rest(uni
         assert delivery.bsn is None and delivery.message["purged_at"] and delivery.status is DeliveryStatus.received
         assert (await uow.routing.melding(current.melding_id)).accepted is not None  # type: ignore[union-attr]
         assert await uow.routing.count_personal_data_due(cutoff) == 0
+
+
+async def test_route_map_versions_round_trip_and_the_one_in_force_is_found(unit_of_work: UnitOfWorkFactory) -> None:
+    from services.routing.domain.route_map import RecipientRule, RouteMap
+
+    now_ = RouteMap(
+        date(2026, 1, 1),
+        {"jgz": RecipientRule(), "wijkteam": RecipientRule(frozenset({"huisvesting", "sociaal-netwerk"}), note=False)},
+        {"regular": timedelta(days=10), "urgent": timedelta(hours=36)},
+    )
+    later = RouteMap(date(2027, 1, 1), {"jgz": RecipientRule()}, {"regular": timedelta(days=14)})
+    async with unit_of_work() as uow:
+        await uow.directory.save_gemeente(code="GM0363", name="Amsterdam", ranges=[], source="manual", at=AT)
+        assert await uow.directory.save_route_map("GM0363", now_, AT) is True
+        assert await uow.directory.save_route_map("GM0363", later, AT) is False
+        await uow.directory.save_route_map("GM0363", later, AT)  # the same effective_from replaces it
+        await uow.commit()
+    async with unit_of_work() as uow:
+        assert await uow.directory.route_maps("GM0363") == [now_, later]
+        assert await uow.directory.route_maps_in_force("GM0363", date(2026, 12, 31)) == [now_]
+        assert await uow.directory.route_maps_in_force("GM0363", date(2027, 1, 1)) == [later]
+        assert await uow.directory.route_maps_in_force("GM0363", date(2025, 12, 31)) == []

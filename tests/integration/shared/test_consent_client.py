@@ -60,7 +60,9 @@ async def test_a_connection_the_server_closed_while_idle_is_not_a_refused_meldin
     client = ConsentClient(f"http://127.0.0.1:{port}", FixedToken())
     try:
         for _ in range(20):
-            answer = await client.check(consent_id="c", bsn="999990019", org_id="12345678", recipient_types=["jgz"])
+            answer = await client.check(
+                consent_id="c", bsn="999990019", org_id="12345678", recipient_types=["jgz"], risk_domains=["lvb"]
+            )
             assert answer.allowed
     finally:
         await client.aclose()

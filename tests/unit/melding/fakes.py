@@ -15,6 +15,7 @@ from services.melding.domain.model import (
     MeldingRecord,
     MeldingStatus,
     SenderRef,
+    SkippedRef,
     due_date_in,
     skeleton_of,
 )
@@ -45,7 +46,8 @@ class FakeMeldingRepository:
         record = self.records.get(melding_id)
         if record is None:
             return None
-        return replace(record, status=self.states[melding_id].status)
+        state = self.states[melding_id]
+        return replace(record, status=state.status, not_delivered_reason=state.not_delivered_reason)
 
     async def page_for_sender(
         self, *, org_id: str, status: MeldingStatus | None, cursor: str | None, limit: int
@@ -78,11 +80,20 @@ class FakeMeldingRepository:
         )
 
     async def set_routing(
-        self, melding_id: str, *, gemeente: GemeenteRef | None, unroutable_types: list[str], at: datetime
+        self,
+        melding_id: str,
+        *,
+        gemeente: GemeenteRef | None,
+        unroutable_types: list[str],
+        skipped: list[SkippedRef],
+        at: datetime,
     ) -> None:
         record = self.records[melding_id]
         self.records[melding_id] = replace(
-            record, gemeente=gemeente or record.gemeente, unroutable_types=tuple(sorted(unroutable_types))
+            record,
+            gemeente=gemeente or record.gemeente,
+            unroutable_types=tuple(sorted(unroutable_types)),
+            skipped_types=tuple(skipped),
         )
 
     async def add_history(self, melding_id: str, at: datetime, event: str, detail: str | None) -> HistoryEntry:

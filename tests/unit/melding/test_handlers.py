@@ -154,3 +154,30 @@ async def test_a_withdrawal_withdraws_the_meldingen_and_removes_their_personal_d
     # A repeated event finds nothing left to withdraw or purge.
     await handlers.on_consent_withdrawn(uow, event("consent.withdrawn", withdrawn))  # type: ignore[arg-type]
     assert [h.event for h in uow.meldingen.history_rows[melding_id]].count("purged") == 1
+
+
+async def test_a_melding_routing_sends_to_no_one_is_not_delivered_with_its_reason() -> None:
+    uow = FakeMeldingUnitOfWork()
+    melding_id = (await send(uow, FakeConsentClient(ALLOWED))).melding.record.id
+    skipped = [{"recipient_type": t, "reason": "route-map"} for t in ("jgz", "wijkteam")]
+    told = {"melding_id": melding_id, "gemeente": None, "reason": "route-map", "skipped_types": skipped}
+    await handlers.on_melding_not_delivered(uow, event("melding.not_delivered", told))  # type: ignore[arg-type]
+    view = (await handlers.get_melding(uow, principal=principal(), melding_id=melding_id, request_id=None)).document()  # type: ignore[arg-type]
+    assert (view["status"], view["not_delivered_reason"]) == ("not_delivered", "route-map")
+    assert view["skipped_types"] == skipped and view["history"][-1]["event"] == "not_delivered"
+
+
+async def test_each_delivery_shows_its_share_of_the_risk_domains() -> None:
+    uow = FakeMeldingUnitOfWork()
+    melding_id = (await send(uow, FakeConsentClient(ALLOWED))).melding.record.id
+    share = {**_delivery("d-2", "wijkteam"), "risk_domains": ["financien-schulden"]}
+    routed = {
+        "melding_id": melding_id,
+        "gemeente": None,
+        "deliveries": [share],
+        "unroutable_types": [],
+        "skipped_types": [],
+    }
+    await handlers.on_melding_routed(uow, event("melding.routed", routed))  # type: ignore[arg-type]
+    view = (await handlers.get_melding(uow, principal=principal(), melding_id=melding_id, request_id=None)).document()  # type: ignore[arg-type]
+    assert view["deliveries"][0]["risk_domains"] == ["financien-schulden"]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from services.routing.domain.model import (
@@ -12,10 +13,13 @@ from services.routing.domain.model import (
     DeadLetter,
     DeliveryRecord,
     GemeenteRecord,
+    NotDeliveredReason,
     Organisation,
     RoutedMelding,
     RoutingStatus,
+    Skipped,
 )
+from services.routing.domain.route_map import RouteMap
 from shared.contracts.vocabulary import DeliveryStatus
 from tests.unit.fakes import FakeUnitOfWorkBase
 
@@ -26,6 +30,11 @@ class FakeDirectory:
     def __init__(self, gemeente: GemeenteRecord | None = None) -> None:
         self.gemeente = gemeente
         self.serving: dict[str, list[Candidate]] = {}
+        self.route_maps: list[RouteMap] = []
+
+    async def route_maps_in_force(self, code: str, today: date) -> list[RouteMap]:
+        started = [m for m in self.route_maps if m.effective_from is not None and m.effective_from <= today]
+        return sorted(started, key=lambda m: m.effective_from or today)[-1:]
 
     async def gemeente_for_pc4(self, pc4: str) -> GemeenteRecord | None:
         return self.gemeente
@@ -67,7 +76,8 @@ class FakeRoutingRepository:
         melding_id: str,
         status: RoutingStatus,
         *,
-        unroutable_types: list[str],
+        unroutable_types: Sequence[str],
+        skipped: Sequence[Skipped],
         gemeente_code: str | None,
         at: datetime,
     ) -> None:
@@ -75,12 +85,30 @@ class FakeRoutingRepository:
             self.meldingen[melding_id],
             status=status,
             unroutable_types=tuple(unroutable_types),
+            skipped_types=tuple(skipped),
             gemeente_code=gemeente_code,
             updated_at=at,
         )
 
-    async def close(self, melding_id: str, status: RoutingStatus, at: datetime) -> None:
-        self.meldingen[melding_id] = replace(self.meldingen[melding_id], status=status, accepted=None, updated_at=at)
+    async def close(
+        self,
+        melding_id: str,
+        status: RoutingStatus,
+        at: datetime,
+        *,
+        reason: NotDeliveredReason | None = None,
+        skipped: Sequence[Skipped] = (),
+        gemeente_code: str | None = None,
+    ) -> None:
+        self.meldingen[melding_id] = replace(
+            self.meldingen[melding_id],
+            status=status,
+            accepted=None,
+            updated_at=at,
+            not_delivered_reason=reason,
+            skipped_types=tuple(skipped),
+            gemeente_code=gemeente_code or self.meldingen[melding_id].gemeente_code,
+        )
 
     async def meldingen_of_consent(self, consent_id: str) -> list[RoutedMelding]:
         return [m for m in self.meldingen.values() if m.consent_id == consent_id]

@@ -8,11 +8,13 @@ from datetime import UTC, date, datetime
 import pytest
 
 from services.routing.domain.model import Candidate, DeadLetter, GemeenteRecord, RoutingStatus
+from services.routing.domain.route_map import RecipientRule, RouteMap
 from services.routing.service_layer import handlers
 from shared.contracts.consent import ConsentScope
 from shared.contracts.melding import (
     DELIVERY_STATUS_CHANGED,
     MELDING_DELIVERED,
+    MELDING_NOT_DELIVERED,
     MELDING_RETRACTED,
     MELDING_ROUTED,
     MELDING_UNROUTABLE,
@@ -162,3 +164,67 @@ async def test_a_dead_letter_is_replayed_once_under_its_own_message_id() -> None
         assert replayed.replayed_at is not None
     [message] = uow.outbox.messages
     assert (message.exchange, message.routing_key, message.message_id) == ("", letter.queue, "accepted:m-1")
+
+
+SOCIAL_ONLY = RouteMap(
+    date(2026, 1, 1),
+    {"jgz": RecipientRule(), "wijkteam": RecipientRule(frozenset({"financien-schulden", "huisvesting"}), note=False)},
+)
+WIJKTEAM = Candidate("wijkteam-centrum", "Buurtteam Centrum", False)
+
+
+def coalition() -> FakeRoutingUnitOfWork:
+    uow = served()
+    uow.directory.serving["wijkteam"] = [WIJKTEAM]
+    uow.directory.route_maps.append(SOCIAL_ONLY)
+    return uow
+
+
+async def test_the_route_map_gives_each_recipient_only_its_share_in_message_and_stored_copy() -> None:
+    uow, melding = coalition(), accepted(["jgz", "wijkteam"])  # verslaving + financien-schulden, with a note
+    await handlers.on_melding_accepted(uow, event(melding))  # type: ignore[arg-type]
+    messages = {m.routing_key: m.body for m in uow.outbox.of_type(MELDING_DELIVERED)}
+    assert messages[JGZ.org_id]["risk_domains"] == ["verslaving", "financien-schulden"]
+    assert messages[JGZ.org_id]["note"] == melding.content.note
+    assert messages[WIJKTEAM.org_id]["risk_domains"] == ["financien-schulden"]
+    assert messages[WIJKTEAM.org_id]["note"] is None
+    stored = {d.org_id: d for d in uow.routing.deliveries.values()}
+    assert stored[WIJKTEAM.org_id].message == messages[WIJKTEAM.org_id]  # it never held what it may not see
+    assert stored[WIJKTEAM.org_id].contact_due_at is not None
+    [routed] = uow.outbox.of_type(MELDING_ROUTED)
+    assert {d["recipient_type"]: d["risk_domains"] for d in routed.body["deliveries"]} == {
+        "jgz": ["verslaving", "financien-schulden"],
+        "wijkteam": ["financien-schulden"],
+    }
+
+
+async def test_a_type_the_route_map_excludes_is_skipped_and_the_other_delivered() -> None:
+    uow = coalition()
+    melding = accepted(["jgz", "wijkteam"])
+    melding.content.risk_domains = ["verslaving"]
+    await handlers.on_melding_accepted(uow, event(melding))  # type: ignore[arg-type]
+    assert [d.recipient_type for d in uow.routing.deliveries.values()] == ["jgz"]
+    [routed] = uow.outbox.of_type(MELDING_ROUTED)
+    assert routed.body["skipped_types"] == [{"recipient_type": "wijkteam", "reason": "route-map"}]
+    assert uow.routing.meldingen[melding.melding_id].status is RoutingStatus.routed
+
+
+async def test_every_type_skipped_is_not_delivered_and_the_sender_is_told() -> None:
+    uow = coalition()
+    melding = accepted(["wijkteam"])
+    melding.content.risk_domains = ["psychiatrie"]
+    await handlers.on_melding_accepted(uow, event(melding))  # type: ignore[arg-type]
+    stored = uow.routing.meldingen[melding.melding_id]
+    assert stored.status is RoutingStatus.not_delivered and stored.accepted is None  # nothing left to send
+    [told] = uow.outbox.of_type(MELDING_NOT_DELIVERED)
+    assert told.body["reason"] == "route-map" and told.body["skipped_types"][0]["recipient_type"] == "wijkteam"
+    assert not uow.routing.deliveries
+
+
+async def test_a_consent_expired_before_routing_is_not_delivered_and_audited() -> None:
+    uow, melding = served(), accepted()
+    melding.consent.valid_until = date(2020, 1, 1)
+    await handlers.on_melding_accepted(uow, event(melding))  # type: ignore[arg-type]
+    [told] = uow.outbox.of_type(MELDING_NOT_DELIVERED)
+    assert told.body["reason"] == "consent-expired" and not uow.routing.deliveries
+    assert uow.audit.records[-1].outcome == "refused:expired"

@@ -1,0 +1,138 @@
+"""Routing's decision for one melding, as a pure function: who receives it, with which share of it, and what
+becomes of the rest. The service layer loads what it needs, asks `plan_routing` and persists the plan.
+
+Consent limits (it may have expired since intake, or been withdrawn), the route map decides (a type whose
+rule admits none of the melding's domains is skipped; a delivery carries only the admitted domains, and
+the note only where allowed), and the directory finds the organisation (a postcode range beats a whole
+gemeente). A type the route map admits but no organisation serves yet waits (unroutable). No I/O here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from services.routing.domain.model import (
+    Candidate,
+    NotDeliveredReason,
+    RoutingStatus,
+    Skipped,
+    SkipReason,
+    choose,
+    consent_refusal,
+)
+from services.routing.domain.route_map import RouteMap
+
+
+@dataclass(frozen=True)
+class MeldingToRoute:
+    """What routing weighs of a melding: what was asked for and what the consent allows."""
+
+    recipient_types: tuple[str, ...]
+    risk_domains: tuple[str, ...]
+    urgency: str
+    consent_valid_until: date
+    consent_recipient_types: tuple[str, ...]
+    consent_risk_domains: tuple[str, ...] | None  # None: the patient agreed to share every domain
+
+
+@dataclass(frozen=True)
+class PlannedDelivery:
+    recipient_type: str
+    org_id: str
+    org_name: str
+    risk_domains: tuple[str, ...]  # only what the route map admits for this type
+    note: bool  # whether the free-text note goes along
+    contact_deadline: timedelta
+
+
+@dataclass(frozen=True)
+class RoutingPlan:
+    status: RoutingStatus
+    deliveries: tuple[PlannedDelivery, ...] = ()
+    skipped: tuple[Skipped, ...] = ()
+    unroutable: tuple[str, ...] = ()
+    not_delivered_reason: NotDeliveredReason | None = None
+    consent_refusal: str | None = None  # the consent's reason, when it let nothing out
+
+
+def plan_routing(
+    melding: MeldingToRoute,
+    *,
+    withdrawn: bool,
+    consent_answer: str | None,
+    route_map: RouteMap,
+    candidates: Mapping[str, Sequence[Candidate]],
+    delivered_types: Collection[str],
+    today: date,
+) -> RoutingPlan:
+    """Route one melding now.
+
+    `withdrawn`: routing's own record of the consent's withdrawal; `consent_answer`: the consent service's
+    refusal reason when it was asked (a melding that waited), else None. `candidates`: per recipient type,
+    the organisations serving the address. `delivered_types`: types that already have their delivery (a
+    melding routed again once the directory covers a type it waited for).
+    """
+    if withdrawn or consent_answer == "withdrawn":
+        return RoutingPlan(RoutingStatus.withdrawn)
+    refusal = consent_answer or consent_refusal(
+        valid_until=melding.consent_valid_until,
+        consented_types=melding.consent_recipient_types,
+        requested_types=melding.recipient_types,
+        consented_domains=melding.consent_risk_domains,
+        requested_domains=melding.risk_domains,
+        today=today,
+    )
+    if refusal is not None:
+        reason = NotDeliveredReason.consent_expired if refusal == "expired" else NotDeliveredReason.consent_refused
+        return RoutingPlan(RoutingStatus.not_delivered, not_delivered_reason=reason, consent_refusal=refusal)
+
+    deliveries: list[PlannedDelivery] = []
+    skipped: list[Skipped] = []
+    unroutable: list[str] = []
+    for recipient_type in melding.recipient_types:
+        if recipient_type in delivered_types:
+            continue
+        rule = route_map.rule_for(recipient_type)
+        admitted = rule.admitted(melding.risk_domains) if rule is not None else ()
+        if rule is None or not admitted:
+            skipped.append(Skipped(recipient_type, SkipReason.route_map))
+            continue
+        chosen = choose(list(candidates.get(recipient_type, ())))
+        if chosen is None:
+            unroutable.append(recipient_type)
+            continue
+        deliveries.append(
+            PlannedDelivery(
+                recipient_type=recipient_type,
+                org_id=chosen.org_id,
+                org_name=chosen.name,
+                risk_domains=admitted,
+                note=rule.note,
+                contact_deadline=route_map.deadline_for(melding.urgency),
+            )
+        )
+
+    if unroutable:
+        status = RoutingStatus.waiting
+    elif deliveries or delivered_types:
+        status = RoutingStatus.routed
+    else:
+        return RoutingPlan(
+            RoutingStatus.not_delivered, skipped=tuple(skipped), not_delivered_reason=NotDeliveredReason.route_map
+        )
+    return RoutingPlan(status, deliveries=tuple(deliveries), skipped=tuple(skipped), unroutable=tuple(unroutable))
+
+
+def types_needing_candidates(
+    melding: MeldingToRoute, route_map: RouteMap, delivered_types: Collection[str]
+) -> list[str]:
+    """The recipient types worth looking up in the directory: requested, not delivered yet, and admitted by
+    the route map for at least one of the melding's domains."""
+    out = []
+    for recipient_type in melding.recipient_types:
+        rule = route_map.rule_for(recipient_type)
+        if recipient_type not in delivered_types and rule is not None and rule.admitted(melding.risk_domains):
+            out.append(recipient_type)
+    return out
