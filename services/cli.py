@@ -477,11 +477,20 @@ def _show_message(out: Console, kind: str, body: dict[str, Any], *, full: bool) 
             f"[green]melding.delivered[/] delivery {body['delivery_id']} melding {body['melding_id']} "
             f"gemeente {(body.get('gemeente') or {}).get('code')} risk {','.join(body['risk_domains'])} "
             f"urgency {body['urgency']}"
+            + (f" related {','.join(body['related_deliveries'])}" if body.get("related_deliveries") else "")
         )
         if full:
             out.print_json(json.dumps(body))
     elif kind == "retracted":
-        out.print(f"[yellow]melding.retracted[/] delivery {body['delivery_id']}: deleted what was held")
+        why = f" (cancelled by the sender: {body['cancel_reason']})" if body.get("cancel_reason") else ""
+        out.print(f"[yellow]melding.retracted[/] delivery {body['delivery_id']}: deleted what was held{why}")
+    elif kind == "reminder":
+        out.print(
+            f"[red]melding.reminder[/] delivery {body['delivery_id']}: "
+            f"no contact reported, due {body['contact_due_at']}"
+        )
+    elif kind == "ignored":
+        out.print(f"[dim]{body['type']} {body['message_id']}: a message type this version does not know, acked[/]")
     elif kind == "dropped-retracted":
         out.print(f"[yellow]melding.delivered[/] delivery {body['delivery_id']} dropped: retracted before it arrived")
     elif kind == "duplicate":

@@ -57,3 +57,19 @@ Instant = Annotated[
     AfterValidator(as_utc_instant),
     WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
+
+
+_ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def _iso_date_text(value: object) -> object:
+    """Only `YYYY-MM-DD` is a day here: a bare number (`0`, pydantic's Unix time) is not what it seems."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, str) and _ISO_DATE.match(value):
+        return value
+    raise ValueError("must be a date as YYYY-MM-DD")
+
+
+# A day a client sends (a body field): ISO 8601 `YYYY-MM-DD` and nothing else.
+IsoDate = Annotated[date, BeforeValidator(_iso_date_text), WithJsonSchema({"type": "string", "format": "date"})]

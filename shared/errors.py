@@ -25,6 +25,14 @@ class Conflict(DomainError):
     slug, title = "conflict", "Conflict"
 
 
+class RepeatedMelding(Conflict):
+    """The sender's organisation has an open melding for this patient and recipient type already."""
+
+    def __init__(self, existing: str) -> None:
+        super().__init__("your organisation has an open melding for this patient and recipient type: see `existing`")
+        self.existing = existing  # the path of the open melding (an id, no personal data)
+
+
 class IdempotencyConflict(DomainError):
     slug, title = "idempotency-conflict", "Idempotency key reused with another request"
 

@@ -18,7 +18,7 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.db import is_database_unavailable
-from shared.errors import DomainError, ValidationFailed
+from shared.errors import DomainError, RepeatedMelding, ValidationFailed
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
 PROBLEM_PREFIX = "urn:kansrijk:problem:"
@@ -62,6 +62,9 @@ class Problem(BaseModel):
     detail: str = Field(examples=["1 field is invalid"])
     instance: str | None = Field(None, description="The request id, to quote to the operators.")
     errors: list[FieldError] | None = None
+    existing: str | None = Field(
+        None, description="With a repeated melding (409): the open melding it repeats, `/v1/meldingen/{id}`."
+    )
 
 
 def problem_response(
@@ -72,9 +75,11 @@ def problem_response(
     request: Request | None = None,
     errors: list[dict[str, str]] | None = None,
     headers: dict[str, str] | None = None,
+    extra: dict[str, str] | None = None,
 ) -> JSONResponse:
     status = STATUS_BY_SLUG[slug]
     body: dict[str, Any] = {"type": PROBLEM_PREFIX + slug, "title": title, "status": status, "detail": detail}
+    body.update(extra or {})
     request_id = getattr(request.state, "request_id", None) if request is not None else None
     if request_id:
         body["instance"] = f"urn:kansrijk:request:{request_id}"
@@ -115,7 +120,10 @@ def install_problem_handlers(app: FastAPI) -> None:
         errors = None
         if isinstance(exc, ValidationFailed):
             errors = [{"field": exc.field, "message": exc.detail, "code": "value_error"}]
-        return problem_response(exc.slug, exc.title, exc.detail, request=request, headers=headers, errors=errors)
+        extra = {"existing": exc.existing} if isinstance(exc, RepeatedMelding) else None
+        return problem_response(
+            exc.slug, exc.title, exc.detail, request=request, headers=headers, errors=errors, extra=extra
+        )
 
     async def on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         if request.method != "PUT" and exc.errors() and all(e.get("loc", ("",))[0] == "path" for e in exc.errors()):

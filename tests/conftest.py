@@ -156,6 +156,7 @@ async def stack(environment: RunEnvironment, stack_databases: dict[str, str]) ->
             port=ports["routing"],
             consent_url=consent_url,
             reroute_interval_seconds=1.0,
+            overdue_interval_seconds=0.5,
             audit_peers=peers("routing"),
         ),
     }

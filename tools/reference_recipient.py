@@ -149,6 +149,10 @@ class ReferenceRecipient:
             self.retracted.add(body["delivery_id"])
             self.held.pop(body["melding_id"], None)
             self.show("retracted", body)
+        elif message.type == "melding.reminder":  # contact is overdue: a person should act on it
+            self.show("reminder", body)
+        elif message.type != "melding.delivered":  # a type this version does not know: ack it, ignore it
+            self.show("ignored", {"type": message.type or "", "message_id": message_id})
         elif overtaken:  # its retraction came first: the consent was withdrawn, nothing is kept
             self.show("dropped-retracted", {"delivery_id": body["delivery_id"], "melding_id": body["melding_id"]})
         else:

@@ -11,6 +11,7 @@ from services.melding.service_layer.unit_of_work import MeldingUnitOfWork
 from shared.app import ServiceRuntime, Worker, housekeeping, outbox_relay, retention_rules
 from shared.contracts.events import CONSENT_WITHDRAWN
 from shared.contracts.melding import (
+    DELIVERY_OVERDUE,
     DELIVERY_STATUS_CHANGED,
     MELDING_NOT_DELIVERED,
     MELDING_ROUTED,
@@ -36,6 +37,7 @@ def consumer(runtime: Runtime) -> IdempotentConsumer[MeldingUnitOfWork]:
             MELDING_ROUTED: handlers.on_melding_routed,
             MELDING_UNROUTABLE: handlers.on_melding_unroutable,
             MELDING_NOT_DELIVERED: handlers.on_melding_not_delivered,
+            DELIVERY_OVERDUE: handlers.on_delivery_overdue,
             DELIVERY_STATUS_CHANGED: handlers.on_delivery_status_changed,
             CONSENT_WITHDRAWN: handlers.on_consent_withdrawn,
         },

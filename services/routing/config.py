@@ -14,6 +14,9 @@ class RoutingSettings(CallsConsentService):
     database_url: str = Field("", validation_alias=AliasChoices("KANSRIJK_ROUTING_DATABASE_URL"))
     port: int = Field(0, validation_alias=AliasChoices("KANSRIJK_ROUTING_PORT"))
     reroute_interval_seconds: float = Field(5.0, description="waiting meldingen are routed again this often")
+    overdue_interval_seconds: float = Field(
+        15.0, gt=0, description="how often deliveries past their contact deadline are looked for (reminders)"
+    )
     consent_recheck_after_seconds: float = Field(
         30.0,
         ge=0,

@@ -16,7 +16,7 @@ from services.routing.service_layer import handlers, retention
 from services.routing.service_layer.unit_of_work import RoutingUnitOfWork
 from shared.app import ServiceRuntime, Worker, housekeeping, outbox_relay, retention_rules
 from shared.contracts.events import CONSENT_WITHDRAWN
-from shared.contracts.melding import MELDING_ACCEPTED
+from shared.contracts.melding import MELDING_ACCEPTED, MELDING_CANCELLED
 from shared.contracts.subscriptions import ROUTING_EVENTS, ROUTING_WITHDRAWALS
 from shared.messaging.consumer import IdempotentConsumer
 from shared.messaging.topology import DEAD_LETTER_QUEUE
@@ -58,7 +58,7 @@ def withdrawals_consumer(runtime: Runtime) -> IdempotentConsumer[RoutingUnitOfWo
         metrics=runtime.metrics,
         name="routing-withdrawals",
         queue=ROUTING_WITHDRAWALS,
-        handlers={CONSENT_WITHDRAWN: handlers.on_consent_withdrawn},
+        handlers={CONSENT_WITHDRAWN: handlers.on_consent_withdrawn, MELDING_CANCELLED: handlers.on_melding_cancelled},
     )
 
 
@@ -125,11 +125,27 @@ def workers(runtime: Runtime) -> list[Worker]:
             except TimeoutError:
                 pass
 
+    async def overdue_loop(stop: asyncio.Event) -> None:
+        """Deliveries past their contact deadline become overdue, with one reminder each. On the database:
+        it survives restarts, and several replicas running it remind once (see routing.mark_overdue)."""
+        while not stop.is_set():
+            try:
+                marked = await handlers.mark_overdue_deliveries(runtime.unit_of_work)
+                if marked:
+                    log.info("deliveries_overdue", count=marked)
+            except Exception as exc:  # noqa: BLE001 - the database is away: try again next round
+                log.warning("overdue_check_failed", error_type=type(exc).__name__)
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=runtime.settings.overdue_interval_seconds)
+            except TimeoutError:
+                pass
+
     return [
         outbox_relay(runtime, outbox).run,
         *consumers(runtime),
         keep_dead_letters,
         reroute_loop,
+        overdue_loop,
         housekeeping(
             runtime, rules(runtime.settings), purge=partial(retention.purge, runtime.unit_of_work, runtime.settings)
         ),

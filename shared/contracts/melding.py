@@ -11,13 +11,16 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInf
 from shared.clock import today_nl
 from shared.contracts.base import StrictModel
 from shared.contracts.consent import ConsentScope
-from shared.contracts.vocabulary import DeliveryStatus, RecipientType, RiskDomain
+from shared.contracts.vocabulary import CancelReason, DeliveryStatus, RecipientType, RiskDomain
 from shared.identifiers import Bsn, GemeenteCode, Postcode
 
 MELDING_ACCEPTED = "melding.accepted"
 MELDING_ROUTED = "melding.routed"
 MELDING_UNROUTABLE = "melding.unroutable"
 MELDING_NOT_DELIVERED = "melding.not_delivered"
+MELDING_CANCELLED = "melding.cancelled"
+DELIVERY_OVERDUE = "delivery.overdue"
+MELDING_REMINDER = "melding.reminder"
 DELIVERY_STATUS_CHANGED = "delivery.status_changed"
 MELDING_DELIVERED = "melding.delivered"
 MELDING_RETRACTED = "melding.retracted"
@@ -185,6 +188,35 @@ class DeliveryStatusChanged(BaseModel):
     delivery: RoutedDelivery
     status: DeliveryStatus
     at: datetime
+    contact_at: date | None = None
+    outcome: str | None = None
+    returned_reason: str | None = None
+
+
+class DeliveryOverdue(BaseModel):
+    """routing -> melding: a delivery passed its contact deadline without contact (its reminder is sent)."""
+
+    melding_id: str
+    delivery: RoutedDelivery
+    contact_due_at: datetime
+    at: datetime
+
+
+class MeldingCancelled(BaseModel):
+    """melding -> routing: the sender cancelled the melding; nothing more goes out, what went out is retracted."""
+
+    melding_id: str
+    consent_id: str
+    reason: CancelReason
+    cancelled_at: datetime
+
+
+class MeldingReminder(BaseModel):
+    """`melding.reminder` on a recipient's queue: a delivery passed its contact deadline without contact."""
+
+    delivery_id: str
+    melding_id: str
+    contact_due_at: datetime
 
 
 # --- the recipient's queue ------------------------------------------------------------------------
@@ -216,10 +248,17 @@ class MeldingDelivered(BaseModel):
     note: str | None
     sender: DeliverySender
     consent: ConsentScope
+    related_deliveries: list[str] = Field(
+        default_factory=list,
+        description="earlier deliveries to you of this patient's pregnancy from other senders: one pregnancy",
+    )
 
 
 class MeldingRetracted(BaseModel):
+    """`melding.retracted`: the recipient deletes what it holds of the melding."""
+
     delivery_id: str
     melding_id: str
-    reason: Literal["consent-withdrawn"] = "consent-withdrawn"
+    reason: Literal["consent-withdrawn", "cancelled-by-sender"] = "consent-withdrawn"
+    cancel_reason: CancelReason | None = Field(None, description="why the sender cancelled (a JGZ must not visit)")
     retracted_at: datetime

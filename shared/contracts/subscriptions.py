@@ -16,8 +16,10 @@ from dataclasses import dataclass
 
 from shared.contracts.events import CONSENT_WITHDRAWN
 from shared.contracts.melding import (
+    DELIVERY_OVERDUE,
     DELIVERY_STATUS_CHANGED,
     MELDING_ACCEPTED,
+    MELDING_CANCELLED,
     MELDING_NOT_DELIVERED,
     MELDING_ROUTED,
     MELDING_UNROUTABLE,
@@ -33,12 +35,20 @@ class EventQueue:
 
 MELDING_EVENTS = EventQueue(
     "kansrijk.melding.events",
-    (MELDING_ROUTED, MELDING_UNROUTABLE, MELDING_NOT_DELIVERED, DELIVERY_STATUS_CHANGED, CONSENT_WITHDRAWN),
+    (
+        MELDING_ROUTED,
+        MELDING_UNROUTABLE,
+        MELDING_NOT_DELIVERED,
+        DELIVERY_STATUS_CHANGED,
+        DELIVERY_OVERDUE,
+        CONSENT_WITHDRAWN,
+    ),
 )
 # Meldingen to route. Withdrawals were bound here before they got a queue of their own.
 ROUTING_EVENTS = EventQueue("kansrijk.routing.events", (MELDING_ACCEPTED,), retired=(CONSENT_WITHDRAWN,))
-# Withdrawals on a queue of their own: a backlog of meldingen never holds one back, and routing applies
-# every waiting withdrawal before it routes (its consent re-check is its own record of them).
-ROUTING_WITHDRAWALS = EventQueue("kansrijk.routing.withdrawals", (CONSENT_WITHDRAWN,))
+# What stops meldingen — withdrawals and the sender's cancellations — on a queue of their own: a backlog of
+# meldingen never holds one back, and routing applies every waiting one before it routes (its consent
+# re-check is its own record of them).
+ROUTING_WITHDRAWALS = EventQueue("kansrijk.routing.withdrawals", (CONSENT_WITHDRAWN, MELDING_CANCELLED))
 
 SUBSCRIPTIONS = (MELDING_EVENTS, ROUTING_EVENTS, ROUTING_WITHDRAWALS)

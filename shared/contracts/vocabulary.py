@@ -48,12 +48,14 @@ class CheckReason(StrEnum):
 
 
 class DeliveryStatus(StrEnum):
-    """Where a delivery stands, in the one order it moves: forward only, and `retracted` is final."""
+    """Where a delivery stands, in the one order it moves: forward only. `closed` and `returned` (the recipient
+    sent it back before contact) end the recipient's part; `retracted` (the platform took it back) is final."""
 
     queued = "queued"
     received = "received"
     contact_made = "contact_made"
     closed = "closed"
+    returned = "returned"
     retracted = "retracted"
 
     @property
@@ -66,3 +68,10 @@ class DeliveryStatus(StrEnum):
 
 
 _ORDER = list(DeliveryStatus)
+
+
+# The recipient's answer (CONTRACT.md v1.1): why it sent a melding back, and what came of one it closed.
+ReturnReason = Literal["wrong-recipient", "insufficient-information", "no-capacity"]
+Outcome = Literal["phb-done", "support-started", "declined", "no-contact", "moved", "other"]
+NOT_REPORTED = "not-reported"  # the outcome of a delivery closed without one (a v1 recipient)
+CancelReason = Literal["pregnancy-ended", "sent-in-error", "patient-moved", "other"]

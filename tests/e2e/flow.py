@@ -13,6 +13,7 @@ import aio_pika
 import httpx
 
 from shared.clock import today_nl
+from shared.identifiers import sample_bsns
 from tests.support import Tokens
 
 BSN = "999999990"
@@ -108,11 +109,23 @@ async def record_consent(
     return response.json()["id"]
 
 
-def melding_body(consent_id: str, **overrides: Any) -> dict[str, Any]:
+_OTHER_PATIENTS = iter(sample_bsns(5000, seed=uuid.uuid4().int % 2**32))
+
+
+async def consented_patient(
+    system: dict[str, httpx.AsyncClient], tokens: Tokens, *, types: list[str] | None = None, org_id: str = SENDER
+) -> tuple[str, str]:
+    """A patient of her own (a fresh BSN) with a consent: one organisation has one open melding per patient
+    and recipient type, so a test that sends several meldingen sends them for several patients."""
+    bsn = next(_OTHER_PATIENTS)
+    return await record_consent(system, tokens, bsn=bsn, types=types, org_id=org_id), bsn
+
+
+def melding_body(consent_id: str, bsn: str = BSN, **overrides: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "consent_id": consent_id,
         "patient": {
-            "bsn": BSN,
+            "bsn": bsn,
             "name": {"given": "Sanne", "family": "de Vries"},
             "birth_date": "1998-03-14",
             "address": {"postcode": "1011 ab", "house_number": "12", "house_number_suffix": "A", "city": "Amsterdam"},

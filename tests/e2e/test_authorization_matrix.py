@@ -32,7 +32,10 @@ from tests.support import Tokens
 # Path parameters naming a resource that belongs to one organisation, and the kind of organisation owning it.
 OWNED = {"consent_id": "verloskundige", "melding_id": "verloskundige", "delivery_id": "jgz"}
 # What an otherwise valid request sends, so that the answer is about who asks, not about the body.
-VALID_BODIES = {("post", "/v1/deliveries/{delivery_id}/status"): {"status": "received"}}
+VALID_BODIES = {
+    ("post", "/v1/deliveries/{delivery_id}/status"): {"status": "received"},
+    ("post", "/v1/meldingen/{melding_id}/cancel"): {"reason": "sent-in-error"},
+}
 
 
 async def _resources_of_one_organisation(system: dict[str, httpx.AsyncClient], tokens: Tokens) -> dict[str, str]:

@@ -15,6 +15,7 @@ from tests.e2e.flow import (
     SENDER,
     RecipientQueue,
     body_of,
+    consented_patient,
     eventually,
     melding_body,
     melding_status,
@@ -240,10 +241,10 @@ async def test_due_date_bounds_are_30_days_back_and_300_ahead(system: Clients, t
 
     from shared.clock import today_nl
 
-    consent_id = await record_consent(system, tokens)
     for days, expected in ((-30, 202), (-31, 422), (300, 202), (301, 422)):
+        consent_id, bsn = await consented_patient(system, tokens)
         day = (today_nl() + timedelta(days=days)).isoformat()
-        response = await send(system, tokens, melding_body(consent_id, pregnancy={"expected_due_date": day}))
+        response = await send(system, tokens, melding_body(consent_id, bsn, pregnancy={"expected_due_date": day}))
         assert response.status_code == expected, (days, response.text)
 
 
@@ -332,10 +333,10 @@ async def test_status_flows_back_to_the_sender_forward_only(
 async def test_lists_are_newest_first_with_cursors_and_a_status_filter(
     system: Clients, tokens: Tokens, amqp: aio_pika.abc.AbstractChannel, amsterdam: dict[str, str]
 ) -> None:
-    consent_id = await record_consent(system, tokens, types=["jgz"])
-    sent = [
-        (await send(system, tokens, melding_body(consent_id, recipient_types=["jgz"]))).json()["id"] for _ in range(5)
-    ]
+    sent = []
+    for _ in range(5):  # five patients: one open melding per patient and type
+        consent_id, bsn = await consented_patient(system, tokens, types=["jgz"])
+        sent.append((await send(system, tokens, melding_body(consent_id, bsn, recipient_types=["jgz"]))).json()["id"])
     seen: list[str] = []
     cursor = None
     while True:
@@ -408,9 +409,12 @@ async def test_a_waiting_melding_past_its_purpose_is_purged_and_holds_up_no_othe
     address = {"postcode": "3511AB", "house_number": "7", "city": "Utrecht"}
     waiting = {}
     for name, due_in_days in (("old", -20), ("current", 100)):
-        consent_id = await record_consent(system, tokens, types=["jgz"])
+        consent_id, bsn = await consented_patient(system, tokens, types=["jgz"])
         body = melding_body(
-            consent_id, recipient_types=["jgz"], patient={**melding_body(consent_id)["patient"], "address": address}
+            consent_id,
+            bsn,
+            recipient_types=["jgz"],
+            patient={**melding_body(consent_id, bsn)["patient"], "address": address},
         )
         body["pregnancy"]["expected_due_date"] = (today_nl() + timedelta(days=due_in_days)).isoformat()
         sent = await send(system, tokens, body)

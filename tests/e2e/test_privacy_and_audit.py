@@ -10,6 +10,7 @@ import httpx
 from sqlalchemy import text
 
 from shared.clock import today_nl
+from shared.identifiers import sample_bsns
 from tests.e2e.flow import (
     BSN,
     SENDER,
@@ -31,15 +32,15 @@ PERSONAL = (BSN, "Sanne", "de Vries", "methadon", "1998-03-14", "0201234567", "1
 
 
 async def _delivered(
-    system: Clients, tokens: Tokens, *, due_in_days: int = 120, jgz: str | None = None
+    system: Clients, tokens: Tokens, *, due_in_days: int = 120, jgz: str | None = None, bsn: str = BSN
 ) -> dict[str, str]:
-    """A melding delivered to a JGZ serving Amsterdam (`jgz`, or a new one registered for it)."""
+    """A melding for `bsn` delivered to a JGZ serving Amsterdam (`jgz`, or a new one registered for it)."""
     if jgz is None:
         await put_gemeente(system, tokens, "GM0363", "Amsterdam", [("1011", "1109")])
         jgz = new_org_id()
         await put_organisation(system, tokens, jgz, "jgz", gemeenten=["GM0363"])
-    consent_id = await record_consent(system, tokens, types=["jgz"])
-    body = melding_body(consent_id, recipient_types=["jgz"])
+    consent_id = await record_consent(system, tokens, types=["jgz"], bsn=bsn)
+    body = melding_body(consent_id, bsn, recipient_types=["jgz"])
     body["pregnancy"]["expected_due_date"] = (today_nl() + timedelta(days=due_in_days)).isoformat()
     sent = await send(system, tokens, body)
     assert sent.status_code == 202, sent.text
@@ -150,7 +151,8 @@ async def test_a_melding_past_its_purpose_keeps_only_an_anonymous_skeleton(
     from services.registry import SERVICES
 
     ids = await _delivered(system, tokens, due_in_days=-20)  # born 20 days ago
-    kept = await _delivered(system, tokens, due_in_days=100, jgz=ids["jgz"])
+    other = next(iter(sample_bsns(1, seed=7)))  # another patient: one open melding per patient and type
+    kept = await _delivered(system, tokens, due_in_days=100, jgz=ids["jgz"], bsn=other)
     short = {"personal_data_retention_days": 10}
     settings = {name: SERVICES[name].settings(**short) for name in ("melding", "routing")}
     databases = {name: environment.database(stack_databases[name]) for name in ("melding", "routing")}
@@ -176,7 +178,7 @@ async def test_a_melding_past_its_purpose_keeps_only_an_anonymous_skeleton(
     ).json()
     assert delivery["purged_at"] and not any(value in json.dumps(delivery) for value in PERSONAL)
     untouched = (await system["melding"].get(f"/v1/meldingen/{kept['melding_id']}", headers=sender(tokens))).json()
-    assert untouched["patient"]["bsn"] == BSN and untouched["purged_at"] is None
+    assert untouched["patient"]["bsn"] == other and untouched["purged_at"] is None
 
 
 async def test_a_withdrawn_meldings_personal_data_goes_at_once(

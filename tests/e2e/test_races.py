@@ -18,6 +18,7 @@ from tests.e2e.flow import (
     RecipientQueue,
     admin,
     body_of,
+    consented_patient,
     eventually,
     melding_body,
     new_org_id,
@@ -44,9 +45,9 @@ async def _jgz_for_amsterdam(system: Clients, tokens: Tokens) -> str:
 
 async def _race_intake_against_withdrawal(system: Clients, tokens: Tokens) -> str | None:
     """One consent, its melding and its withdrawal sent at the same moment. The melding's id if accepted."""
-    consent_id = await record_consent(system, tokens, types=["jgz"])
+    consent_id, bsn = await consented_patient(system, tokens, types=["jgz"])
     sent, withdrawn = await asyncio.gather(
-        send(system, tokens, melding_body(consent_id, recipient_types=["jgz"])),
+        send(system, tokens, melding_body(consent_id, bsn, recipient_types=["jgz"])),
         system["consent"].post(f"/v1/consents/{consent_id}/withdraw", headers=sender(tokens)),
     )
     assert withdrawn.status_code == 200, withdrawn.text
@@ -96,10 +97,15 @@ async def test_every_melding_accepted_while_its_consent_is_withdrawn_ends_withdr
     assert all(d["status"] == "retracted" for d in deliveries), [d["status"] for d in deliveries]
 
 
-async def _delivered(system: Clients, tokens: Tokens, jgz: str, count: int) -> tuple[str, list[str]]:
-    consent_id = await record_consent(system, tokens, types=["jgz"])
+async def _delivered(system: Clients, tokens: Tokens, jgz: str, count: int) -> tuple[list[str], list[str]]:
+    """`count` meldingen to the JGZ, each for a patient of her own (one open melding per patient); their
+    consents and the deliveries' ids."""
+    consent_ids = []
     for _ in range(count):
-        assert (await send(system, tokens, melding_body(consent_id, recipient_types=["jgz"]))).status_code == 202
+        consent_id, bsn = await consented_patient(system, tokens, types=["jgz"])
+        consent_ids.append(consent_id)
+        sent = await send(system, tokens, melding_body(consent_id, bsn, recipient_types=["jgz"]))
+        assert sent.status_code == 202, sent.text
 
     async def all_there() -> list[str] | None:
         page = (
@@ -107,7 +113,7 @@ async def _delivered(system: Clients, tokens: Tokens, jgz: str, count: int) -> t
         ).json()["items"]
         return [d["delivery_id"] for d in page] if len(page) >= count else None
 
-    return consent_id, await eventually(all_there, timeout=30)
+    return consent_ids, await eventually(all_there, timeout=30)
 
 
 REPORTS = ("received", "contact_made", "closed")
@@ -154,7 +160,7 @@ async def test_reports_racing_a_retraction_leave_every_delivery_retracted_and_cl
     system: Clients, tokens: Tokens
 ) -> None:
     jgz = await _jgz_for_amsterdam(system, tokens)
-    consent_id, delivery_ids = await _delivered(system, tokens, jgz, 20)
+    consent_ids, delivery_ids = await _delivered(system, tokens, jgz, 20)
     headers = recipient(tokens, jgz)
     rng = random.Random(11)
     reports = [
@@ -162,8 +168,11 @@ async def test_reports_racing_a_retraction_leave_every_delivery_retracted_and_cl
         for d in delivery_ids
         for _ in range(8)
     ]
-    withdrawal = system["consent"].post(f"/v1/consents/{consent_id}/withdraw", headers=sender(tokens))
-    answers = await asyncio.gather(withdrawal, *reports)
+    withdrawals = [
+        system["consent"].post(f"/v1/consents/{consent_id}/withdraw", headers=sender(tokens))
+        for consent_id in consent_ids
+    ]
+    answers = await asyncio.gather(*withdrawals, *reports)
     assert all(a.status_code in (200, 409) for a in answers), [a.text for a in answers if a.status_code >= 500]
 
     async def all_retracted() -> bool:

@@ -49,6 +49,7 @@ from tools.reference_recipient import ReferenceRecipient
 REPO = Path(__file__).resolve().parents[2]
 RECOVERY_LIMIT_S = 60.0  # everything accepted must be delivered this long after the fault ended
 WITHDRAW_SHARE = 0.03  # patients that withdraw consent right after their melding was accepted
+CANCEL_SHARE = 0.03  # meldingen their sender cancels right after they were accepted (the pregnancy ended)
 
 ROUTE_MAP = {
     "effective_from": "2026-01-01",
@@ -93,6 +94,17 @@ class Patient:
     attempts: int = 0
     withdraw: bool = False
     withdrawn_at: float | None = None
+    cancel: bool = False
+    cancelled_at: float | None = None
+
+    @property
+    def stops(self) -> bool:
+        """Withdrawn or cancelled: nothing of it may be held at the end."""
+        return self.withdraw or self.cancel
+
+    @property
+    def stopped(self) -> bool:
+        return (self.withdrawn_at if self.withdraw else self.cancelled_at) is not None
 
     def expected(self, org_ids: dict[str, dict[str, str]]) -> set[str]:
         return {org_ids[t][self.gemeente] for t in self.recipient_types}
@@ -184,6 +196,7 @@ class Counts:
     redelivered: int = 0
     unexpected: int = 0
     withdrawn: int = 0
+    cancelled: int = 0
     retracted: int = 0
     not_retracted: int = 0
     rejected: int = 0
@@ -212,7 +225,8 @@ class Counts:
         return (
             f"{self.scenario}: accepted={self.accepted} delivered={self.delivered} lost={self.lost} "
             f"duplicated={self.duplicated} redelivered={self.redelivered} unexpected={self.unexpected} "
-            f"withdrawn={self.withdrawn} retracted={self.retracted} not_retracted={self.not_retracted} "
+            f"withdrawn={self.withdrawn} cancelled={self.cancelled} retracted={self.retracted} "
+            f"not_retracted={self.not_retracted} "
             f"rejected={self.rejected} retried_posts={self.retried_posts} queues_empty={self.queues_empty} "
             f"outbox_empty={self.outbox_empty} recovery_s={self.recovery_s:.1f} {self.fault}"
         )
@@ -398,7 +412,8 @@ class FaultRun:
                     gemeente=gemeente,
                     postcode=f"{rng.randint(low, high)} {rng.choice(LETTERS)}{rng.choice(LETTERS)}",
                     recipient_types=["jgz", "wijkteam"] if index % 3 == 0 else ["jgz"],
-                    withdraw=rng.random() < WITHDRAW_SHARE,
+                    withdraw=(withdraw := rng.random() < WITHDRAW_SHARE),
+                    cancel=not withdraw and rng.random() < CANCEL_SHARE,
                 )
             )
         consent = self.api("consent")
@@ -526,8 +541,8 @@ class FaultRun:
             if response is not None and response.status_code == 202:
                 patient.melding_id = response.json()["id"]
                 patient.accepted_at = time.monotonic()
-                if patient.withdraw:
-                    asyncio.get_running_loop().call_later(random.random() * 2, self._withdraw_later, patient)
+                if patient.stops:
+                    asyncio.get_running_loop().call_later(random.random() * 2, self._stop_later, patient)
                 return
             if response is not None and response.status_code < 500:
                 self.rejections[f"{response.status_code} {response.headers.get('content-type', '')}"] += 1
@@ -535,10 +550,20 @@ class FaultRun:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 2.0)
 
-    def _withdraw_later(self, patient: Patient) -> None:
-        task = asyncio.create_task(self._withdraw(patient))
+    def _stop_later(self, patient: Patient) -> None:
+        task = asyncio.create_task(self._withdraw(patient) if patient.withdraw else self._cancel(patient))
         self._withdrawals.add(task)
         task.add_done_callback(self._withdrawals.discard)
+
+    async def _cancel(self, patient: Patient) -> None:
+        await self._call(
+            "POST",
+            f"{self.api('melding', patient.index)}/v1/meldingen/{patient.melding_id}/cancel",
+            ok=(200,),
+            headers=self._ehr(patient),
+            json={"reason": "pregnancy-ended"},
+        )
+        patient.cancelled_at = time.monotonic()
 
     async def _withdraw(self, patient: Patient) -> None:
         await self._call(
@@ -610,7 +635,7 @@ class FaultRun:
         for patient in self.patients:
             if not patient.melding_id:
                 continue
-            if patient.withdraw:
+            if patient.stops:
                 withdrawn.add(patient.melding_id)
             else:
                 expected.update((patient.melding_id, org) for org in patient.expected(self.org_ids))
@@ -622,7 +647,7 @@ class FaultRun:
         if not expected <= delivered:
             return False
         held = {m for r in self.recipients for m in r.held}
-        return not (held & withdrawn) and all(p.withdrawn_at for p in self.patients if p.withdraw and p.melding_id)
+        return not (held & withdrawn) and all(p.stopped for p in self.patients if p.stops and p.melding_id)
 
     async def settle_and_count(self) -> Counts:
         """Wait until everything accepted arrived (or the recovery limit passed), drain, and count."""
@@ -665,7 +690,7 @@ class FaultRun:
         recovery = 0.0
         if self.fault_ended is not None:
             for patient in by_melding.values():
-                if patient.accepted_at is not None and patient.accepted_at <= self.fault_ended and not patient.withdraw:
+                if patient.accepted_at is not None and patient.accepted_at <= self.fault_ended and not patient.stops:
                     for org in patient.expected(self.org_ids):
                         arrived = first_seen.get((patient.melding_id, org), float("inf"))
                         recovery = max(recovery, arrived - self.fault_ended)
@@ -680,7 +705,8 @@ class FaultRun:
             duplicated=sum(len(ids) - 1 for ids in deliveries.values()),
             redelivered=self.redelivered,
             unexpected=unexpected,
-            withdrawn=len(withdrawn),
+            withdrawn=sum(1 for p in by_melding.values() if p.withdraw),
+            cancelled=sum(1 for p in by_melding.values() if p.cancel),
             retracted=sum(1 for s in self.seen if s["kind"] == "retracted"),
             not_retracted=len(held & withdrawn),
             rejected=sum(self.rejections.values()),

@@ -19,6 +19,7 @@ COLUMNS = [
     "redelivered",
     "unexpected",
     "withdrawn",
+    "cancelled",
     "retracted",
     "not_retracted",
     "retried_posts",
@@ -38,7 +39,7 @@ def table(path: Path) -> str:
         row = latest[name]
         cells = [
             name,
-            *(str(row[c]) for c in COLUMNS),
+            *(str(row.get(c, "")) for c in COLUMNS),
             "yes" if row["queues_empty"] and row["outbox_empty"] else "no",
             "pass" if row["passed"] else "**FAIL**",
         ]

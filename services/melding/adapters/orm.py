@@ -1,6 +1,6 @@
 """The melding service's tables. The melding's personal content is one JSON document (`content`)."""
 
-from sqlalchemy import Column, Date, ForeignKey, Index, Integer, String, Table, Text
+from sqlalchemy import Column, Date, ForeignKey, Index, Integer, PrimaryKeyConstraint, String, Table, Text
 
 from shared.audit import audit_tables
 from shared.crypto import EncryptedText
@@ -39,6 +39,10 @@ meldingen = Table(
     Column("skeleton", Text, nullable=True, comment="JSON left after the purge: risk domains, recipient types"),
     Column("skipped_types", Text, nullable=False, server_default="[]", comment="JSON: [{recipient_type, reason}]"),
     Column("not_delivered_reason", String(32), nullable=True, comment="route-map | consent-expired | consent-refused"),
+    Column("cancelled_at", UTCDateTime(), nullable=True),
+    Column("cancel_reason", String(32), nullable=True),
+    Column("bsn_ref", String(64), nullable=True, comment="keyed hash of the BSN: repeated meldingen are found by it"),
+    Index("ix_meldingen_sender_patient", "sender_org_id", "bsn_ref"),
     Index("ix_meldingen_expected_due_date", "expected_due_date"),
     Index("ix_meldingen_sender_created", "sender_org_id", "created_at"),
     Index("ix_meldingen_consent_id", "consent_id"),
@@ -55,6 +59,11 @@ melding_deliveries = Table(
     Column("status", String(16), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("risk_domains", String(300), nullable=False, server_default="", comment="comma-separated: its share"),
+    Column("contact_due_at", UTCDateTime(), nullable=True),
+    Column("overdue", Integer, nullable=False, server_default="0"),
+    Column("contact_at", Date, nullable=True),
+    Column("outcome", String(32), nullable=True),
+    Column("returned_reason", String(32), nullable=True),
 )
 
 melding_history = Table(
@@ -65,6 +74,16 @@ melding_history = Table(
     Column("at", UTCDateTime(), nullable=False),
     Column("event", String(32), nullable=False),
     Column("detail", String(200), nullable=True),
+)
+
+# One row per sending organisation and patient (keyed hash), locked by each intake: two meldingen of one
+# organisation for one patient never pass the repeated-melding check side by side.
+sender_patients = Table(
+    "sender_patients",
+    metadata,
+    Column("org_id", String(64), nullable=False),
+    Column("bsn_ref", String(64), nullable=False),
+    PrimaryKeyConstraint("org_id", "bsn_ref"),
 )
 
 consent_states = Table(

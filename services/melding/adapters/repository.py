@@ -4,13 +4,20 @@ objects here, at the edge: nothing above this module sees a row, a JSON text or 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, Row, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.melding.adapters.orm import consent_states, melding_deliveries, melding_history, meldingen
+from services.melding.adapters.orm import (
+    consent_states,
+    melding_deliveries,
+    melding_history,
+    meldingen,
+    sender_patients,
+)
 from services.melding.domain.model import (
     ConsentState,
     Delivery,
@@ -21,10 +28,12 @@ from services.melding.domain.model import (
     MeldingStatus,
     SenderRef,
     SkippedRef,
+    bsn_in,
     due_date_in,
     skeleton_of,
 )
 from shared.contracts.vocabulary import DeliveryStatus
+from shared.crypto import FieldCipher
 from shared.db import lock_row_creating
 from shared.pagination import newest_first
 
@@ -58,6 +67,11 @@ def _delivery(row: Row[Any]) -> Delivery:
         status=DeliveryStatus(row.status),
         updated_at=row.updated_at,
         risk_domains=tuple(d for d in row.risk_domains.split(",") if d),
+        contact_due_at=row.contact_due_at,
+        overdue=bool(row.overdue),
+        contact_at=row.contact_at,
+        outcome=row.outcome,
+        returned_reason=row.returned_reason,
     )
 
 
@@ -68,12 +82,20 @@ _STATE = (
     meldingen.c.withdrawn_at,
     meldingen.c.routing_reported_unroutable,
     meldingen.c.not_delivered_reason,
+    meldingen.c.cancelled_at,
+    meldingen.c.cancel_reason,
 )
 
 
+# A melding whose every delivery has ended (or that was stopped) no longer counts as open.
+_ENDED = frozenset({DeliveryStatus.closed, DeliveryStatus.returned, DeliveryStatus.retracted})
+_STOPPED = (MeldingStatus.withdrawn.value, MeldingStatus.cancelled.value, MeldingStatus.not_delivered.value)
+
+
 class MeldingRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    def __init__(self, session: AsyncSession, cipher: Callable[[], FieldCipher]) -> None:
+        # The key ring, asked for only where a BSN is hashed (a directory tool's database may have none).
+        self.session, self._cipher = session, cipher
 
     # --- intake and reads --------------------------------------------------------------------------------
 
@@ -92,6 +114,7 @@ class MeldingRepository:
                 consent=json.dumps(consent, default=str),
                 content=json.dumps(content),
                 expected_due_date=due_date_in(content),
+                bsn_ref=self._cipher().bsn_ref(bsn) if (bsn := bsn_in(content)) else None,
                 unroutable_types="",
                 routing_reported_unroutable=0,
                 created_at=at,
@@ -164,6 +187,8 @@ class MeldingRepository:
             withdrawn_at=row.withdrawn_at,
             routing_reported_unroutable=bool(row.routing_reported_unroutable),
             not_delivered_reason=row.not_delivered_reason,
+            cancelled_at=row.cancelled_at,
+            cancel_reason=row.cancel_reason,
             deliveries={d.delivery_id: DeliveryStatus(d.status) for d in await self.session.execute(statuses)},
         )
 
@@ -177,16 +202,27 @@ class MeldingRepository:
                 withdrawn_at=melding.withdrawn_at,
                 routing_reported_unroutable=int(melding.routing_reported_unroutable),
                 not_delivered_reason=melding.not_delivered_reason,
+                cancelled_at=melding.cancelled_at,
+                cancel_reason=melding.cancel_reason,
                 updated_at=at,
             )
         )
 
     async def save_delivery(self, melding_id: str, delivery: Delivery) -> None:
-        """Insert a delivery, or move a known one to `delivery.status`."""
+        """Insert a delivery, or move a known one to `delivery.status` with what the recipient answered."""
+        answer = {
+            name: value
+            for name, value in (
+                ("contact_at", delivery.contact_at),
+                ("outcome", delivery.outcome),
+                ("returned_reason", delivery.returned_reason),
+            )
+            if value is not None
+        }
         changed = await self.session.execute(
             update(melding_deliveries)
             .where(melding_deliveries.c.delivery_id == delivery.delivery_id)
-            .values(status=delivery.status.value, updated_at=delivery.updated_at)
+            .values(status=delivery.status.value, updated_at=delivery.updated_at, **answer)
         )
         if changed.rowcount == 0:  # type: ignore[attr-defined]
             await self.session.execute(
@@ -199,8 +235,19 @@ class MeldingRepository:
                     status=delivery.status.value,
                     updated_at=delivery.updated_at,
                     risk_domains=",".join(delivery.risk_domains),
+                    contact_due_at=delivery.contact_due_at,
+                    **answer,
                 )
             )
+
+    async def mark_overdue(self, delivery_id: str, at: datetime) -> bool:
+        """The delivery passed its contact deadline; False if it was marked before."""
+        changed = await self.session.execute(
+            update(melding_deliveries)
+            .where(melding_deliveries.c.delivery_id == delivery_id, melding_deliveries.c.overdue == 0)
+            .values(overdue=1, updated_at=at)
+        )
+        return bool(changed.rowcount)  # type: ignore[attr-defined]
 
     async def set_routing(
         self,
@@ -226,6 +273,30 @@ class MeldingRepository:
             melding_history.insert().values(melding_id=melding_id, at=at, event=event, detail=detail)
         )
         return HistoryEntry(at=at, event=event, detail=detail)
+
+    # --- repeated meldingen ------------------------------------------------------------------------------
+
+    async def lock_patient(self, org_id: str, bsn: str) -> None:
+        """Take the lock of this organisation's meldingen for this patient (keyed hash, never the BSN)."""
+        await lock_row_creating(self.session, sender_patients, org_id=org_id, bsn_ref=self._cipher().bsn_ref(bsn))
+
+    async def open_melding_for(self, org_id: str, bsn: str, recipient_types: list[str]) -> str | None:
+        """The id of this organisation's open melding for this patient that asked for one of `recipient_types`:
+        not withdrawn, cancelled or not delivered, and not with every delivery ended."""
+        query = select(meldingen.c.id, meldingen.c.content).where(
+            meldingen.c.sender_org_id == org_id,
+            meldingen.c.bsn_ref == self._cipher().bsn_ref(bsn),
+            meldingen.c.status.not_in(_STOPPED),
+            meldingen.c.content.is_not(None),
+        )
+        for row in await self.session.execute(query):
+            asked = set(json.loads(row.content).get("recipient_types") or ())
+            if not asked & set(recipient_types):
+                continue
+            statuses = {d.status for d in (await self.deliveries([row.id]))[row.id]}
+            if not statuses or not statuses <= _ENDED:
+                return str(row.id)
+        return None
 
     # --- consent and personal data ---------------------------------------------------------------------
 

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response, status
 
 from services.melding.api.deps import ConsentClientDep, MeldingReader, MeldingWriter, UnitOfWorkDep
-from services.melding.api.schemas import ACCEPTED_EXAMPLE, MeldingCreate, MeldingPage, MeldingRead
+from services.melding.api.schemas import ACCEPTED_EXAMPLE, MeldingCancel, MeldingCreate, MeldingPage, MeldingRead
 from services.melding.domain.model import MeldingStatus
 from services.melding.service_layer import handlers
 from shared.api import CursorQuery, IdInPath, RequestId
@@ -26,9 +26,11 @@ router = APIRouter(prefix="/v1/meldingen", tags=["meldingen"])
     description="Checks the patient's consent with the consent service, stores the melding and hands it to "
     "routing, which delivers it to the JGZ organisation and/or wijkteam serving the patient's address. "
     "The sender comes from the token. 403 `consent-required` when the consent does not allow it; 503 when "
-    "the consent service cannot answer — retry with the same `Idempotency-Key`. Nothing is stored on any error.",
+    "the consent service cannot answer — retry with the same `Idempotency-Key`; 409 `conflict` (with "
+    "`existing`) when your organisation has an open melding for this patient and one of these recipient "
+    "types — send the melding for the other type alone. Nothing is stored on any error.",
     responses={
-        **problem_responses("validation", "consent-required", "idempotency-conflict", "unavailable"),
+        **problem_responses("validation", "consent-required", "idempotency-conflict", "conflict", "unavailable"),
         202: {
             "headers": {"Location": {"description": "/v1/meldingen/{id}", "schema": {"type": "string"}}},
             "content": {"application/json": {"example": ACCEPTED_EXAMPLE}},
@@ -99,4 +101,27 @@ async def get_melding(
     melding_id: IdInPath, principal: MeldingReader, unit_of_work: UnitOfWorkDep, request_id: RequestId
 ) -> MeldingRead:
     view = await handlers.get_melding(unit_of_work, principal=principal, melding_id=melding_id, request_id=request_id)
+    return MeldingRead.model_validate(view.document(), context={"stored": True})
+
+
+@router.post(
+    "/{melding_id}/cancel",
+    response_model=MeldingRead,
+    summary="Cancel a melding",
+    description="The sender takes its melding back (the pregnancy ended, sent in error, the patient moved): "
+    "nothing more is delivered, every recipient that has it gets `melding.retracted` with reason "
+    "`cancelled-by-sender` and the `cancel_reason`, and its personal data is removed at once. Cancelling "
+    "twice is 200 and changes nothing. Sender organisation only.",
+    responses=problem_responses("not-found", "validation"),
+)
+async def cancel_melding(
+    melding_id: IdInPath,
+    body: MeldingCancel,
+    principal: MeldingWriter,
+    unit_of_work: UnitOfWorkDep,
+    request_id: RequestId,
+) -> MeldingRead:
+    view = await handlers.cancel_melding(
+        unit_of_work, principal=principal, melding_id=melding_id, reason=body.reason, request_id=request_id
+    )
     return MeldingRead.model_validate(view.document(), context={"stored": True})

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.melding.domain.model import MeldingStatus
+from shared.contracts.base import StrictModel
 from shared.contracts.melding import Contact, Gemeente, MeldingContent, Patient, Pregnancy, Sender
+from shared.contracts.vocabulary import CancelReason
 from shared.identifiers import ResourceId
 
 EXAMPLE: dict[str, Any] = {
@@ -44,6 +46,11 @@ class DeliveryRead(BaseModel):
     risk_domains: list[str] = Field(
         description="what this recipient received of the melding's risk domains (its route map's share)"
     )
+    contact_due_at: datetime | None = Field(None, description="delivered at + the route map's contact deadline")
+    overdue: bool = Field(False, description="past contact_due_at without contact: the recipient was reminded")
+    contact_at: date | None = Field(None, description="the day the recipient made contact")
+    outcome: str | None = Field(None, description="what came of it, once closed (`not-reported`: not said)")
+    returned_reason: str | None = Field(None, description="why the recipient sent it back (status returned)")
     updated_at: datetime
 
 
@@ -144,6 +151,12 @@ class MeldingRead(BaseModel):
         description="when the personal data (patient, note, contact) was removed: a withdrawn melding at "
         "once, any other a retention period after its expected due date",
     )
+
+
+class MeldingCancel(StrictModel):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"reason": "pregnancy-ended"}]})
+
+    reason: CancelReason
 
 
 class MeldingPage(BaseModel):

@@ -15,6 +15,7 @@ class MeldingStatus(StrEnum):
     delivered = "delivered"
     unroutable = "unroutable"
     not_delivered = "not_delivered"
+    cancelled = "cancelled"
     withdrawn = "withdrawn"
 
 
@@ -24,8 +25,8 @@ class Melding:
 
     accepted -> delivered (a delivery exists), unroutable (routing found no organisation yet) or
     not_delivered (it goes to no one: the route map skipped every type, or the consent had expired);
-    withdrawn overrides all. A delivery's status only moves forward (events may arrive out of order);
-    retracted is final.
+    cancelled by the sender overrides those, withdrawn overrides all. A delivery's status only moves
+    forward (events may arrive out of order); retracted is final.
     """
 
     id: str
@@ -34,6 +35,8 @@ class Melding:
     routing_reported_unroutable: bool = False
     deliveries: dict[str, DeliveryStatus] = field(default_factory=dict)  # delivery id -> its status
     not_delivered_reason: str | None = None
+    cancelled_at: datetime | None = None
+    cancel_reason: str | None = None
 
     def report_delivery(self, delivery_id: str, reported: DeliveryStatus) -> DeliveryStatus | None:
         """Take a delivery's reported status; returns its new status, or None if nothing changed."""
@@ -53,6 +56,14 @@ class Melding:
         self.not_delivered_reason = reason
         self._settle()
 
+    def cancel(self, at: datetime, reason: str) -> bool:
+        """The sender cancelled it; False if it was cancelled or withdrawn before (nothing changes then)."""
+        if self.cancelled_at is not None or self.withdrawn_at is not None:
+            return False
+        self.cancelled_at, self.cancel_reason = at, reason
+        self._settle()
+        return True
+
     def withdraw(self, at: datetime) -> bool:
         """The consent was withdrawn; False if this melding had been withdrawn before."""
         if self.withdrawn_at is not None:
@@ -64,6 +75,8 @@ class Melding:
     def _settle(self) -> None:
         if self.withdrawn_at is not None:
             self.status = MeldingStatus.withdrawn
+        elif self.cancelled_at is not None:
+            self.status = MeldingStatus.cancelled
         elif self.deliveries:
             self.status = MeldingStatus.delivered
         elif self.not_delivered_reason is not None:
@@ -165,6 +178,11 @@ class Delivery:
     status: DeliveryStatus
     updated_at: datetime
     risk_domains: tuple[str, ...] = ()  # what this recipient received of the melding's domains
+    contact_due_at: datetime | None = None
+    overdue: bool = False
+    contact_at: date | None = None
+    outcome: str | None = None
+    returned_reason: str | None = None
 
 
 @dataclass(frozen=True)

@@ -23,9 +23,12 @@ from shared.contracts.consent import ConsentScope
 from shared.contracts.events import ConsentWithdrawn
 from shared.contracts.melding import (
     MELDING_ACCEPTED,
+    MELDING_CANCELLED,
+    DeliveryOverdue,
     DeliveryStatusChanged,
     Gemeente,
     MeldingAccepted,
+    MeldingCancelled,
     MeldingContent,
     MeldingNotDelivered,
     MeldingRouted,
@@ -35,7 +38,7 @@ from shared.contracts.melding import (
     SkippedType,
 )
 from shared.contracts.vocabulary import DeliveryStatus
-from shared.errors import ConsentRequired, NotFound
+from shared.errors import ConsentRequired, NotFound, RepeatedMelding
 from shared.messaging.consumer import IncomingEvent
 from shared.messaging.topology import EVENTS_EXCHANGE
 from shared.pagination import encode_cursor
@@ -139,6 +142,23 @@ async def _store(
         # refuses this melding here, or it comes after and finds the melding committed, and withdraws it.
         if (await uow.meldingen.lock_consent(consent.id)).withdrawn_at is not None:
             return None
+        # One organisation, one open melding per patient and recipient type (the JGZ handles one pregnancy,
+        # not two cases): checked holding this organisation's lock for the patient.
+        await uow.meldingen.lock_patient(principal.org_id, content.patient.bsn)
+        existing = await uow.meldingen.open_melding_for(
+            principal.org_id, content.patient.bsn, list(content.recipient_types)
+        )
+        if existing is not None:
+            uow.audit.refuse(
+                principal,
+                "create",
+                "melding",
+                None,
+                patient_bsn=content.patient.bsn,
+                request_id=request_id,
+                outcome="refused:repeated",
+            )
+            raise RepeatedMelding(f"/v1/meldingen/{existing}")
         if idempotency_key is not None:
             await uow.idempotency.remember(
                 org_id=principal.org_id,
@@ -256,7 +276,9 @@ async def list_meldingen(
 # --- events from routing and consent -----------------------------------------------------------------
 
 
-def _delivery(d: RoutedDelivery, status: DeliveryStatus, at: datetime) -> Delivery:
+def _delivery(
+    d: RoutedDelivery, status: DeliveryStatus, at: datetime, changed: DeliveryStatusChanged | None = None
+) -> Delivery:
     return Delivery(
         delivery_id=d.delivery_id,
         org_id=d.org_id,
@@ -265,6 +287,10 @@ def _delivery(d: RoutedDelivery, status: DeliveryStatus, at: datetime) -> Delive
         status=status,
         updated_at=at,
         risk_domains=tuple(d.risk_domains),
+        contact_due_at=d.contact_due_at,
+        contact_at=changed.contact_at if changed else None,
+        outcome=changed.outcome if changed else None,
+        returned_reason=changed.returned_reason if changed else None,
     )
 
 
@@ -343,10 +369,66 @@ async def on_delivery_status_changed(uow: MeldingUnitOfWork, event: IncomingEven
     status = melding.report_delivery(changed.delivery.delivery_id, changed.status)
     if status is None:
         return  # an older or repeated report: the delivery is further along already
-    await uow.meldingen.save_delivery(melding.id, _delivery(changed.delivery, status, changed.at))
-    detail = f"{changed.delivery.recipient_type}: {changed.delivery.org_name}"[:200]
-    await uow.meldingen.add_history(melding.id, changed.at, f"delivery_{status.value}", detail)
+    await uow.meldingen.save_delivery(melding.id, _delivery(changed.delivery, status, changed.at, changed))
+    said = changed.outcome or changed.returned_reason
+    detail = f"{changed.delivery.recipient_type}: {changed.delivery.org_name}" + (f" ({said})" if said else "")
+    await uow.meldingen.add_history(melding.id, changed.at, f"delivery_{status.value}", detail[:200])
     await uow.meldingen.save(melding, changed.at)
+
+
+async def on_delivery_overdue(uow: MeldingUnitOfWork, event: IncomingEvent) -> None:
+    """A delivery passed its contact deadline without contact: the sender sees `overdue`."""
+    overdue = DeliveryOverdue.model_validate(event.body)
+    if await uow.meldingen.lock(overdue.melding_id) is None:
+        return
+    if await uow.meldingen.mark_overdue(overdue.delivery.delivery_id, overdue.at):
+        detail = f"{overdue.delivery.recipient_type}: {overdue.delivery.org_name}"[:200]
+        await uow.meldingen.add_history(overdue.melding_id, overdue.at, "overdue", detail)
+
+
+async def cancel_melding(
+    unit_of_work: UnitOfWorkFactory, *, principal: Principal, melding_id: str, reason: str, request_id: str | None
+) -> MeldingView:
+    """The sender cancels its melding (the pregnancy ended, sent in error, …): nothing more is delivered,
+    every recipient gets a retraction with the reason, and its personal data goes at once. Cancelling
+    again changes nothing."""
+    async with unit_of_work() as uow:
+        melding = await uow.meldingen.lock(melding_id)
+        record = await uow.meldingen.get(melding_id) if melding is not None else None
+        if melding is None or record is None or record.sender.org_id != principal.org_id:
+            uow.audit.refuse(principal, "update", "melding", melding_id, request_id=request_id, outcome="not-found")
+            raise NotFound("no melding with this id for your organisation")
+        at = now()
+        if melding.cancel(at, reason):
+            uow.audit.record(
+                principal,
+                "update",
+                "melding",
+                melding_id,
+                patient_bsn=bsn_in(record.content),
+                request_id=request_id,
+                outcome="cancelled",
+            )
+            await uow.meldingen.add_history(melding_id, at, "cancelled", reason)
+            await remove_personal_data(
+                uow, melding_id, at, why="cancelled by the sender", outcome="purged:cancelled", request_id=request_id
+            )
+            await uow.meldingen.save(melding, at)
+            cancelled = MeldingCancelled(
+                melding_id=melding_id, consent_id=record.consent_id, reason=reason, cancelled_at=at
+            )
+            await uow.outbox.add(
+                exchange=EVENTS_EXCHANGE,
+                routing_key=MELDING_CANCELLED,
+                message_type=MELDING_CANCELLED,
+                body=cancelled,
+                correlation_id=melding_id,
+                request_id=request_id,
+                message_id=f"cancelled:{melding_id}",
+            )
+        view = await _read(uow, melding_id)
+        await uow.commit()
+        return view
 
 
 async def on_consent_withdrawn(uow: MeldingUnitOfWork, event: IncomingEvent) -> None:

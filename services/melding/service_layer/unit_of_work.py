@@ -27,7 +27,7 @@ class MeldingUnitOfWork(UnitOfWork):
 
     async def __aenter__(self) -> Self:
         await super().__aenter__()
-        self.meldingen = MeldingRepository(self.session)
+        self.meldingen = MeldingRepository(self.session, lambda: self.database.cipher)
         self.outbox = Outbox(self, outbox)
         self.audit = AuditLog(self, audit, SERVICE)
         self.idempotency = IdempotencyKeys(self, idempotency_keys)

@@ -46,6 +46,11 @@ class MeldingView:
                     "recipient_type": d.recipient_type,
                     "status": d.status.value,
                     "risk_domains": list(d.risk_domains),
+                    "contact_due_at": d.contact_due_at,
+                    "overdue": d.overdue,
+                    "contact_at": d.contact_at,
+                    "outcome": d.outcome,
+                    "returned_reason": d.returned_reason,
                     "updated_at": d.updated_at,
                 }
                 for d in self.deliveries

@@ -11,7 +11,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
-    UniqueConstraint,
+    text,
 )
 
 from shared.audit import audit_tables
@@ -123,6 +123,14 @@ routed_meldingen = Table(
     Column("purged_at", UTCDateTime(), nullable=True),
     Column("skipped_types", Text, nullable=False, server_default="[]", comment="JSON: [{recipient_type, reason}]"),
     Column("not_delivered_reason", String(32), nullable=True, comment="route-map | consent-expired | consent-refused"),
+    Column("returned", Text, nullable=False, server_default="[]", comment="JSON: [{recipient_type, org_id, reason}]"),
+    Column(
+        "bsn_ref",
+        String(64),
+        nullable=True,
+        comment="keyed hash of the BSN: one pregnancy's meldingen are linked by it",
+    ),
+    Index("ix_routed_meldingen_bsn_ref", "bsn_ref"),
     Index("ix_routed_meldingen_expected_due_date", "expected_due_date"),
     Index("ix_routed_meldingen_status", "status", "created_at"),
 )
@@ -153,8 +161,30 @@ deliveries = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
     Column("contact_due_at", UTCDateTime(), nullable=True, comment="delivered at + the route map's deadline"),
-    UniqueConstraint("melding_id", "recipient_type", name="uq_deliveries_melding_type"),
+    Column("overdue_at", UTCDateTime(), nullable=True, comment="when it passed its deadline (its reminder sent)"),
+    Column("contact_at", Date, nullable=True),
+    Column("outcome", String(32), nullable=True),
+    Column("returned_reason", String(32), nullable=True),
+    # One live delivery per melding and type; a returned one makes way for the next.
+    Index(
+        "uq_deliveries_melding_type_live",
+        "melding_id",
+        "recipient_type",
+        unique=True,
+        postgresql_where=text("status <> 'returned'"),
+        sqlite_where=text("status <> 'returned'"),
+    ),
+    Index("ix_deliveries_due", "overdue_at", "contact_due_at"),
     Index("ix_deliveries_org_created", "org_id", "created_at"),
+)
+
+# A sender's cancellation, kept by melding id: it may arrive before the melding itself (another queue).
+cancellations = Table(
+    "cancellations",
+    metadata,
+    Column("melding_id", String(36), primary_key=True, comment="locked by routing and cancellation alike"),
+    Column("reason", String(32), nullable=True),
+    Column("cancelled_at", UTCDateTime(), nullable=True),
 )
 
 dead_letters = Table(

@@ -4,7 +4,7 @@ module sees a row, a JSON text or a comma-joined column."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -12,6 +12,7 @@ from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.routing.adapters.orm import (
+    cancellations,
     consent_states,
     dead_letters,
     deliveries,
@@ -34,6 +35,7 @@ from services.routing.domain.model import (
     NotDeliveredReason,
     Organisation,
     Pc4Range,
+    Returned,
     RoutedMelding,
     RoutingStatus,
     Skipped,
@@ -43,6 +45,7 @@ from services.routing.domain.model import (
 from services.routing.domain.route_map import RecipientRule, RouteMap
 from shared.contracts.melding import STORED, MeldingAccepted
 from shared.contracts.vocabulary import DeliveryStatus
+from shared.crypto import FieldCipher
 from shared.db import lock_row_creating
 from shared.pagination import newest_first
 
@@ -111,6 +114,7 @@ def _melding(row: Any) -> RoutedMelding:
         purged_at=row.purged_at,
         skipped_types=_skipped(row.skipped_types),
         not_delivered_reason=NotDeliveredReason(row.not_delivered_reason) if row.not_delivered_reason else None,
+        returned=tuple(Returned(r["recipient_type"], r["org_id"], r["reason"]) for r in json.loads(row.returned)),
     )
 
 
@@ -127,6 +131,10 @@ def _delivery(row: Any) -> DeliveryRecord:
         updated_at=row.updated_at,
         status_note=row.status_note,
         contact_due_at=row.contact_due_at,
+        overdue_at=row.overdue_at,
+        contact_at=row.contact_at,
+        outcome=row.outcome,
+        returned_reason=row.returned_reason,
     )
 
 
@@ -392,6 +400,9 @@ class DirectoryRepository:
         return out
 
 
+PREGNANCY_WINDOW_DAYS = 60  # two expected due dates this close are one pregnancy
+
+
 def _skipped_json(skipped: Sequence[Skipped]) -> str:
     return json.dumps([{"recipient_type": s.recipient_type, "reason": s.reason.value} for s in skipped])
 
@@ -399,8 +410,9 @@ def _skipped_json(skipped: Sequence[Skipped]) -> str:
 class RoutingRepository:
     """The meldingen routing has taken, their deliveries, the consents' states and the dead letters."""
 
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    def __init__(self, session: AsyncSession, cipher: Callable[[], FieldCipher]) -> None:
+        # The key ring, asked for only where a BSN is hashed (a directory tool's database may have none).
+        self.session, self._cipher = session, cipher
 
     # --- consents ---------------------------------------------------------------------------------------
 
@@ -439,8 +451,29 @@ class RoutingRepository:
                 created_at=melding.created_at,
                 updated_at=melding.updated_at,
                 expected_due_date=melding.accepted.content.pregnancy.expected_due_date,
+                bsn_ref=self._cipher().bsn_ref(melding.accepted.content.patient.bsn),
             )
         )
+
+    async def related_deliveries(self, accepted: MeldingAccepted, org_id: str) -> list[str]:
+        """Earlier deliveries to `org_id` of the same patient's pregnancy sent by other organisations (matched
+        by the keyed BSN hash, expected due dates within 60 days), not retracted: one pregnancy, not two cases."""
+        due = accepted.content.pregnancy.expected_due_date
+        window = timedelta(days=PREGNANCY_WINDOW_DAYS)
+        query = (
+            select(deliveries.c.delivery_id)
+            .join(routed_meldingen, routed_meldingen.c.melding_id == deliveries.c.melding_id)
+            .where(
+                routed_meldingen.c.bsn_ref == self._cipher().bsn_ref(accepted.content.patient.bsn),
+                routed_meldingen.c.melding_id != accepted.melding_id,
+                routed_meldingen.c.sender_org_id != accepted.sender.org_id,
+                routed_meldingen.c.expected_due_date.between(due - window, due + window),
+                deliveries.c.org_id == org_id,
+                deliveries.c.status != DeliveryStatus.retracted.value,
+            )
+            .order_by(deliveries.c.created_at)
+        )
+        return list((await self.session.execute(query)).scalars())
 
     async def set_routed(
         self,
@@ -532,13 +565,88 @@ class RoutingRepository:
         return _delivery(row) if row is not None else None
 
     async def set_delivery_status(
-        self, delivery_id: str, status: DeliveryStatus, *, note: str | None, at: datetime
+        self,
+        delivery_id: str,
+        status: DeliveryStatus,
+        *,
+        note: str | None,
+        at: datetime,
+        contact_at: date | None = None,
+        outcome: str | None = None,
+        returned_reason: str | None = None,
     ) -> None:
+        """The recipient's answer: the new status, its note, and what goes with it (contact day, outcome, the
+        reason it sent the melding back)."""
+        values: dict[str, Any] = {"status": status.value, "status_note": note, "updated_at": at}
+        for name, value in (("contact_at", contact_at), ("outcome", outcome), ("returned_reason", returned_reason)):
+            if value is not None:
+                values[name] = value
+        await self.session.execute(update(deliveries).where(deliveries.c.delivery_id == delivery_id).values(**values))
+
+    async def record_return(self, melding: RoutedMelding, returned: Returned, at: datetime) -> None:
+        """A recipient sent the melding back: it waits (GET /v1/unroutable) until an operator routes it again."""
+        entries = [*melding.returned, returned]
         await self.session.execute(
-            update(deliveries)
-            .where(deliveries.c.delivery_id == delivery_id)
-            .values(status=status.value, status_note=note, updated_at=at)
+            update(routed_meldingen)
+            .where(routed_meldingen.c.melding_id == melding.melding_id)
+            .values(
+                status=RoutingStatus.waiting.value,
+                returned=json.dumps(
+                    [{"recipient_type": r.recipient_type, "org_id": r.org_id, "reason": r.reason} for r in entries]
+                ),
+                updated_at=at,
+            )
         )
+
+    # --- contact deadlines --------------------------------------------------------------------------------
+
+    def _waiting_for_contact(self) -> ColumnElement[bool]:
+        return deliveries.c.status.in_((DeliveryStatus.queued.value, DeliveryStatus.received.value))
+
+    async def lock_newly_overdue(self, at: datetime, limit: int) -> list[DeliveryRecord]:
+        """Deliveries past their deadline without contact and not yet marked overdue, locked; on PostgreSQL
+        those another routing replica holds are skipped (it marks them), so each gets one reminder."""
+        query = (
+            select(deliveries)
+            .where(deliveries.c.overdue_at.is_(None), deliveries.c.contact_due_at <= at, self._waiting_for_contact())
+            .order_by(deliveries.c.contact_due_at)
+            .limit(limit)
+        )
+        dialect = self.session.bind.dialect.name if self.session.bind is not None else ""
+        query = query.with_for_update(skip_locked=True) if dialect == "postgresql" else query
+        return [_delivery(row) for row in await self.session.execute(query)]
+
+    async def mark_overdue(self, delivery_id: str, at: datetime) -> None:
+        await self.session.execute(
+            update(deliveries).where(deliveries.c.delivery_id == delivery_id).values(overdue_at=at)
+        )
+
+    async def overdue(self, limit: int) -> list[tuple[DeliveryRecord, str | None]]:
+        """Overdue deliveries still without contact, oldest deadline first, with their melding's gemeente."""
+        query = (
+            select(deliveries, routed_meldingen.c.gemeente_code)
+            .join(routed_meldingen, routed_meldingen.c.melding_id == deliveries.c.melding_id)
+            .where(deliveries.c.overdue_at.is_not(None), self._waiting_for_contact())
+            .order_by(deliveries.c.contact_due_at)
+            .limit(limit)
+        )
+        return [(_delivery(row), row.gemeente_code) for row in await self.session.execute(query)]
+
+    # --- the sender's cancellation ------------------------------------------------------------------------
+
+    async def cancellation(self, melding_id: str) -> str | None:
+        """The sender's reason if it cancelled the melding. Read holding the consent's lock, which the
+        cancellation takes too: routing and the cancellation of one melding never interleave."""
+        query = select(cancellations.c.reason).where(cancellations.c.melding_id == melding_id)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def record_cancellation(self, melding_id: str, reason: str, at: datetime) -> bool:
+        """Remember the cancellation (it may arrive before the melding: it travels on another queue).
+        False if it was recorded before."""
+        if await self.cancellation(melding_id) is not None:
+            return False
+        await self.session.execute(cancellations.insert().values(melding_id=melding_id, reason=reason, cancelled_at=at))
+        return True
 
     async def retract_delivery(self, delivery_id: str, retraction: dict[str, Any], at: datetime) -> None:
         """The delivery is retracted: its message becomes the retraction, and its personal content goes."""
@@ -569,7 +677,12 @@ class RoutingRepository:
 
     @staticmethod
     def _personal_data_due(cutoff: date) -> tuple[ColumnElement[bool], ...]:
-        closed = (RoutingStatus.withdrawn.value, RoutingStatus.not_delivered.value, RoutingStatus.refused.value)
+        closed = (
+            RoutingStatus.withdrawn.value,
+            RoutingStatus.not_delivered.value,
+            RoutingStatus.cancelled.value,
+            RoutingStatus.refused.value,
+        )
         return (
             routed_meldingen.c.purged_at.is_(None),
             or_(routed_meldingen.c.status.in_(closed), routed_meldingen.c.expected_due_date < cutoff),

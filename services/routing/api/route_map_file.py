@@ -42,8 +42,7 @@ def read_route_maps(path: Path) -> dict[str, list[RouteMap]]:
             raise RouteMapFileError(f"{code!r} is not a gemeente code (GM + 4 digits): {exc}") from None
         for document in versions:
             try:
-                # As the API reads a body: JSON, so that a date is "YYYY-MM-DD" and nothing else.
-                out.setdefault(gemeente, []).append(RouteMapPut.model_validate_json(json.dumps(document)).domain())
+                out.setdefault(gemeente, []).append(RouteMapPut.model_validate(document).domain())
             except ValidationError as exc:
                 problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
                 raise RouteMapFileError(f"{gemeente} ({document.get('effective_from')}): {problems}") from None

@@ -20,8 +20,11 @@ from services.routing.api.schemas import (
     OrganisationList,
     OrganisationPut,
     OrganisationRead,
+    OverdueList,
     RecipientQueueRead,
+    Reroute,
     RerouteResult,
+    ReturnedRead,
     RouteMapPut,
     RouteMapRead,
     RouteMapVersions,
@@ -230,6 +233,9 @@ async def list_unroutable(_: Admin, unit_of_work: UnitOfWorkDep) -> dict[str, An
                 gemeente_code=m.gemeente_code,
                 requested_types=list(m.requested_types),
                 unroutable_types=list(m.unroutable_types),
+                returned=[
+                    ReturnedRead(recipient_type=r.recipient_type, org_id=r.org_id, reason=r.reason) for r in m.returned
+                ],
                 waiting_since=m.created_at,
             )
             for m in waiting
@@ -242,15 +248,42 @@ async def list_unroutable(_: Admin, unit_of_work: UnitOfWorkDep) -> dict[str, An
     tags=["operations"],
     response_model=RerouteResult,
     summary="Route a waiting melding again now",
-    description="Consent is checked again first.",
-    responses=problem_responses("not-found", "unavailable"),
+    description="Consent is checked again first. A melding a recipient returned goes, with `org_id`, to that "
+    "active organisation of the returned type, or without it by the directory — never automatically to an "
+    "organisation that returned it as the wrong recipient.",
+    responses=problem_responses("not-found", "unavailable", "validation", "conflict"),
 )
 async def reroute(
-    melding_id: IdInPath, _: Admin, unit_of_work: UnitOfWorkDep, client: ConsentClientDep, request_id: RequestId
+    melding_id: IdInPath,
+    _: Admin,
+    unit_of_work: UnitOfWorkDep,
+    client: ConsentClientDep,
+    request_id: RequestId,
+    body: Reroute | None = None,
 ) -> RerouteResult:
-    return RerouteResult(
-        melding_id=melding_id, status=await handlers.reroute(unit_of_work, client, melding_id, request_id=request_id)
+    status = await handlers.reroute(
+        unit_of_work,
+        client,
+        melding_id,
+        request_id=request_id,
+        org_id=body.org_id if body is not None else None,
+        by_operator=True,
     )
+    return RerouteResult(melding_id=melding_id, status=status)
+
+
+@router.get(
+    "/v1/overdue",
+    tags=["operations"],
+    response_model=OverdueList,
+    summary="Deliveries past their contact deadline",
+    description="Deliveries still without contact (`queued` or `received`) after their `contact_due_at` (the "
+    "route map's deadline for the melding's urgency): their recipient got a `melding.reminder`, the sender "
+    "sees `overdue`. Oldest deadline first.",
+    responses=problem_responses(),
+)
+async def list_overdue(_: Admin, unit_of_work: UnitOfWorkDep) -> dict[str, Any]:
+    return {"items": await handlers.list_overdue(unit_of_work)}
 
 
 @router.get(
@@ -352,9 +385,10 @@ async def get_delivery(
     response_model=None,
     status_code=status.HTTP_200_OK,
     summary="Report back on a delivery",
-    description="`received` → `contact_made` → `closed`, forward only. The same status again is 200 and "
-    "changes nothing; going back, or any change to a retracted delivery, is 409. The sender sees it within "
-    "seconds.",
+    description="`received` → `contact_made` (with `contact_at`, default today) → `closed` (with an `outcome`), "
+    "forward only; or `returned` with a `reason` before `contact_made` — it then waits for an operator. The "
+    "same status again is 200 and changes nothing; going back, or any change to a retracted or returned "
+    "delivery, is 409. The sender sees it within seconds.",
     responses={**problem_responses("not-found", "conflict", "validation"), 200: {"model": DeliveryDocument}},
 )
 async def report_status(
@@ -370,5 +404,8 @@ async def report_status(
         delivery_id=delivery_id,
         status=DeliveryStatus(body.status),
         note=body.note,
+        contact_at=body.contact_at,
+        outcome=body.outcome,
+        returned_reason=body.reason,
         request_id=request_id,
     )

@@ -20,12 +20,13 @@ from pydantic import (
 
 from services.routing.domain.model import Pc4Range
 from services.routing.domain.route_map import RecipientRule, RouteMap
+from shared.clock import IsoDate
 from shared.contracts.base import StrictModel
 from shared.contracts.consent import RiskDomains
 from shared.contracts.melding import MeldingDelivered, MeldingRetracted
-from shared.contracts.vocabulary import RecipientType
+from shared.contracts.vocabulary import Outcome, RecipientType, ReturnReason
 from shared.errors import ValidationFailed
-from shared.identifiers import GemeenteCode, PostcodeArea
+from shared.identifiers import GemeenteCode, OrgId, PostcodeArea
 
 
 class Strict(StrictModel):
@@ -207,6 +208,12 @@ class RoutePreview(BaseModel):
     note: str | None = Field(None, description="Present when the postcode area straddles a gemeente border.")
 
 
+class ReturnedRead(BaseModel):
+    recipient_type: str
+    org_id: str
+    reason: str
+
+
 class UnroutableItem(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -226,6 +233,9 @@ class UnroutableItem(BaseModel):
     gemeente_code: str | None
     requested_types: list[str]
     unroutable_types: list[str]
+    returned: list[ReturnedRead] = Field(
+        default_factory=list, description="types a recipient sent back, waiting for an operator to reroute"
+    )
     waiting_since: datetime
 
 
@@ -239,7 +249,51 @@ class RerouteResult(BaseModel):
     )
 
     melding_id: str
-    status: str = Field(description="routed, waiting (still no recipient for some type), withdrawn or refused")
+    status: str = Field(
+        description="routed, waiting (still no recipient for some type), withdrawn, cancelled or not_delivered"
+    )
+
+
+class Reroute(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [{"org_id": "87654321"}]})
+
+    org_id: OrgId | None = Field(
+        None, description="an active organisation of the type a recipient returned; absent: by the directory"
+    )
+
+
+class OverdueItem(BaseModel):
+    delivery_id: str
+    melding_id: str
+    org_id: str
+    recipient_type: str
+    gemeente_code: str | None
+    contact_due_at: datetime
+    status: str
+
+
+class OverdueList(BaseModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {
+                            "delivery_id": "9e10c1e0-d7f3-4b2a-8f0c-1c1e2d7a4f7e",
+                            "melding_id": "2d7a6f0c-1c1e-4f7e-9c1e-0d7f3b2a9e10",
+                            "org_id": "87654321",
+                            "recipient_type": "jgz",
+                            "gemeente_code": "GM0363",
+                            "contact_due_at": "2026-12-04T10:16:41Z",
+                            "status": "received",
+                        }
+                    ]
+                }
+            ]
+        }
+    )
+
+    items: list[OverdueItem]
 
 
 class DeadLetterRead(BaseModel):
@@ -310,13 +364,20 @@ class StatusReport(Strict):
         json_schema_extra={
             "examples": [
                 {"status": "received"},
-                {"status": "contact_made", "note": "Huisbezoek gepland op 3 december."},
+                {"status": "contact_made", "contact_at": "2027-01-05", "note": "Huisbezoek gepland op 3 december."},
+                {"status": "closed", "outcome": "phb-done"},
+                {"status": "returned", "reason": "wrong-recipient", "note": "Adres valt onder Amstelveen."},
             ]
         },
     )
 
-    status: Literal["received", "contact_made", "closed"]
+    status: Literal["received", "contact_made", "closed", "returned"]
     note: str | None = Field(None, max_length=500)
+    contact_at: IsoDate | None = Field(
+        None, description="with contact_made: the day (default today; not future, not before delivery)"
+    )
+    outcome: Outcome | None = Field(None, description="with closed: what came of it (absent: not-reported)")
+    reason: ReturnReason | None = Field(None, description="with returned (before contact_made): why")
 
 
 DELIVERED_EXAMPLE: dict[str, Any] = {
@@ -473,8 +534,8 @@ ROUTE_MAP_EXAMPLE: dict[str, Any] = {
 class RouteMapPut(Strict):
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [ROUTE_MAP_EXAMPLE]})
 
-    effective_from: date = Field(
-        strict=True, description="the first day this version applies (YYYY-MM-DD); before it, the previous one"
+    effective_from: IsoDate = Field(
+        description="the first day this version applies (YYYY-MM-DD); before it, the previous one"
     )
     recipients: dict[RecipientType, RecipientRulePut] = Field(
         description="per recipient type what it receives; a type absent here receives nothing in this gemeente"

@@ -22,6 +22,7 @@ class RoutingStatus(StrEnum):
     routed = "routed"
     withdrawn = "withdrawn"
     not_delivered = "not_delivered"  # to no one: every type skipped by the route map, or the consent refused
+    cancelled = "cancelled"  # the sender cancelled it
     refused = "refused"  # before v1.1: the consent no longer allowed it (now not_delivered)
 
     @property
@@ -37,6 +38,15 @@ class NotDeliveredReason(StrEnum):
     route_map = "route-map"  # every requested type was skipped
     consent_expired = "consent-expired"  # the consent ran out before the melding's turn came
     consent_refused = "consent-refused"  # the consent service refused it for another reason at routing time
+
+
+@dataclass(frozen=True)
+class Returned:
+    """A delivery its recipient sent back: which type, by whom, and why."""
+
+    recipient_type: str
+    org_id: str
+    reason: str
 
 
 @dataclass(frozen=True)
@@ -89,14 +99,33 @@ def choose(candidates: list[Candidate]) -> Candidate | None:
 
 
 def next_status(current: DeliveryStatus, reported: DeliveryStatus) -> DeliveryStatus | None:
-    """The delivery's new status, or None if nothing changes. Forward only; a retracted delivery is closed to all."""
+    """The delivery's new status, or None if nothing changes. Forward only; a retracted delivery is closed to
+    all, a returned one to its recipient; a melding can be returned only before contact was made."""
     if current is DeliveryStatus.retracted:
         raise Conflict("this delivery was retracted: the melding must be deleted, not reported on")
     if reported == current:
         return None
-    if reported.rank < current.rank:
+    if current is DeliveryStatus.returned:
+        raise Conflict("this delivery was returned: it is no longer yours to report on")
+    if reported is DeliveryStatus.returned and current not in (DeliveryStatus.queued, DeliveryStatus.received):
+        raise Conflict(f"a delivery can be returned only before contact is made (it is {current.value})")
+    if reported is not DeliveryStatus.returned and reported.rank < current.rank:
         raise Conflict(f"a delivery cannot go back from {current.value} to {reported.value}")
     return reported
+
+
+def check_contact_at(contact_at: date, *, delivered_on: date, today: date) -> None:
+    """When contact was made: not in the future, and not before the delivery."""
+    if contact_at > today:
+        raise ValidationFailed("contact_at", "contact_at must not be in the future")
+    if contact_at < delivered_on:
+        raise ValidationFailed("contact_at", "contact_at must not lie before the delivery")
+
+
+def is_overdue(status: DeliveryStatus, contact_due_at: datetime | None, at: datetime) -> bool:
+    """A delivery still waiting for contact (queued or received) past its contact deadline."""
+    waiting = status in (DeliveryStatus.queued, DeliveryStatus.received)
+    return waiting and contact_due_at is not None and contact_due_at <= at
 
 
 def merge_ranges(pc4s: list[str]) -> list[Pc4Range]:
@@ -167,6 +196,15 @@ class RoutedMelding:
     purged_at: datetime | None = None
     skipped_types: tuple[Skipped, ...] = ()
     not_delivered_reason: NotDeliveredReason | None = None
+    returned: tuple[Returned, ...] = ()  # sent back by a recipient: waiting for an operator
+
+    def never_again(self) -> dict[str, set[str]]:
+        """Per type, the organisations automatic routing must not choose: they returned it as wrong recipient."""
+        out: dict[str, set[str]] = {}
+        for r in self.returned:
+            if r.reason == "wrong-recipient":
+                out.setdefault(r.recipient_type, set()).add(r.org_id)
+        return out
 
 
 @dataclass(frozen=True)
@@ -185,6 +223,10 @@ class DeliveryRecord:
     updated_at: datetime
     status_note: str | None = None
     contact_due_at: datetime | None = None
+    overdue_at: datetime | None = None
+    contact_at: date | None = None
+    outcome: str | None = None
+    returned_reason: str | None = None
 
     def document(self) -> dict[str, Any]:
         """As `GET /v1/deliveries/{id}` shows it: the queue message with the delivery's status."""

@@ -66,16 +66,24 @@ def plan_routing(
     candidates: Mapping[str, Sequence[Candidate]],
     delivered_types: Collection[str],
     today: date,
+    cancelled: bool = False,
+    never_again: Mapping[str, Collection[str]] | None = None,
+    chosen: Mapping[str, Candidate] | None = None,
 ) -> RoutingPlan:
     """Route one melding now.
 
     `withdrawn`: routing's own record of the consent's withdrawal; `consent_answer`: the consent service's
     refusal reason when it was asked (a melding that waited), else None. `candidates`: per recipient type,
     the organisations serving the address. `delivered_types`: types that already have their delivery (a
-    melding routed again once the directory covers a type it waited for).
+    melding routed again once the directory covers a type it waited for, or after a recipient returned it).
+    `cancelled`: the sender cancelled it. `never_again`: per type, organisations that returned it as the
+    wrong recipient (automatic routing passes them by). `chosen`: per type, the organisation an operator
+    named when routing it again (it beats the directory).
     """
     if withdrawn or consent_answer == "withdrawn":
         return RoutingPlan(RoutingStatus.withdrawn)
+    if cancelled:
+        return RoutingPlan(RoutingStatus.cancelled)
     refusal = consent_answer or consent_refusal(
         valid_until=melding.consent_valid_until,
         consented_types=melding.consent_recipient_types,
@@ -99,15 +107,17 @@ def plan_routing(
         if rule is None or not admitted:
             skipped.append(Skipped(recipient_type, SkipReason.route_map))
             continue
-        chosen = choose(list(candidates.get(recipient_type, ())))
-        if chosen is None:
+        excluded = (never_again or {}).get(recipient_type, ())
+        allowed = [c for c in candidates.get(recipient_type, ()) if c.org_id not in excluded]
+        organisation = (chosen or {}).get(recipient_type) or choose(allowed)
+        if organisation is None:
             unroutable.append(recipient_type)
             continue
         deliveries.append(
             PlannedDelivery(
                 recipient_type=recipient_type,
-                org_id=chosen.org_id,
-                org_name=chosen.name,
+                org_id=organisation.org_id,
+                org_name=organisation.name,
                 risk_domains=admitted,
                 note=rule.note,
                 contact_deadline=route_map.deadline_for(melding.urgency),

@@ -6,31 +6,42 @@ import base64
 import json
 import uuid
 from dataclasses import replace
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
 from services.routing.domain.model import (
+    Candidate,
     DeadLetter,
     DeliveryRecord,
+    Returned,
     RoutedMelding,
     RoutingStatus,
+    check_contact_at,
     choose,
     intake_check_is_fresh,
     next_status,
 )
-from services.routing.service_layer.routing import announce_status, check_consent, route, withdraw_consent
+from services.routing.service_layer.routing import (
+    Answer,
+    announce_status,
+    cancel_melding,
+    check_consent,
+    mark_overdue,
+    route,
+    withdraw_consent,
+)
 from services.routing.service_layer.unit_of_work import RoutingUnitOfWork, UnitOfWorkFactory
 from shared.auth import Principal
 from shared.clients.consent import ConsentClient
-from shared.clock import now
+from shared.clock import NL, now, today_nl
 from shared.contracts.consent import ConsentCheckResult
 from shared.contracts.events import ConsentWithdrawn
-from shared.contracts.melding import MeldingAccepted
-from shared.contracts.vocabulary import DeliveryStatus
-from shared.errors import Conflict, NotFound
+from shared.contracts.melding import MeldingAccepted, MeldingCancelled
+from shared.contracts.vocabulary import NOT_REPORTED, DeliveryStatus
+from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.identifiers import postcode_area
 from shared.messaging.consumer import IncomingEvent
 from shared.messaging.topology import DELIVERIES_EXCHANGE, organisation_queue
@@ -89,19 +100,75 @@ async def on_consent_withdrawn(uow: RoutingUnitOfWork, event: IncomingEvent) -> 
 
 
 async def reroute(
-    unit_of_work: UnitOfWorkFactory, client: ConsentClient, melding_id: str, *, request_id: str | None
+    unit_of_work: UnitOfWorkFactory,
+    client: ConsentClient,
+    melding_id: str,
+    *,
+    request_id: str | None,
+    org_id: str | None = None,
+    by_operator: bool = False,
 ) -> RoutingStatus:
-    """Route one waiting melding again now."""
+    """Route one waiting melding again now. `by_operator`: an operator acts on it, so a type a recipient
+    returned is routed too — to `org_id` when given (an active organisation of a returned type), else by
+    the directory (never to an organisation that returned it as the wrong recipient)."""
     async with unit_of_work() as uow:
         melding = await uow.routing.melding(melding_id)
         if melding is None or not melding.status.routable or melding.accepted is None:  # None: purged
             raise NotFound("no melding with this id is waiting for a recipient")
         accepted = melding.accepted
+        chosen = await _chosen(uow, melding, org_id) if by_operator else None
     answer = await check_consent(client, accepted, request_id)
     async with unit_of_work() as uow:
-        status = await route(uow, melding_id, answer, request_id=request_id)
+        status = await route(uow, melding_id, answer, request_id=request_id, chosen=chosen)
         await uow.commit()
     return status
+
+
+async def _chosen(uow: RoutingUnitOfWork, melding: RoutedMelding, org_id: str | None) -> dict[str, Candidate]:
+    """The operator's choice for a returned type, checked: an active organisation of that type."""
+    if org_id is None:
+        return {}
+    organisation = await uow.directory.organisation(org_id)
+    if organisation is None or not organisation.active:
+        raise ValidationFailed("org_id", "no active organisation with this id")
+    returned_types = {r.recipient_type for r in melding.returned} | set(melding.unroutable_types)
+    if organisation.type not in returned_types:
+        raise Conflict(f"this melding waits for no {organisation.type} organisation")
+    return {organisation.type: Candidate(organisation.org_id, organisation.name, by_range=False)}
+
+
+async def on_melding_cancelled(uow: RoutingUnitOfWork, event: IncomingEvent) -> None:
+    cancelled = MeldingCancelled.model_validate(event.body)
+    retracted = await cancel_melding(
+        uow, cancelled.melding_id, cancelled.consent_id, cancelled.reason, request_id=event.request_id
+    )
+    log.info("melding_cancellation_applied", melding_id=cancelled.melding_id, retracted=retracted)
+
+
+async def mark_overdue_deliveries(unit_of_work: UnitOfWorkFactory) -> int:
+    """One round of the contact-deadline check (the worker runs it every `overdue_interval_seconds`)."""
+    async with unit_of_work() as uow:
+        marked = await mark_overdue(uow, now())
+        await uow.commit()
+    return marked
+
+
+async def list_overdue(unit_of_work: UnitOfWorkFactory, *, limit: int = 1000) -> list[dict[str, Any]]:
+    """Deliveries past their contact deadline still without contact, oldest deadline first."""
+    async with unit_of_work() as uow:
+        found = await uow.routing.overdue(limit)
+    return [
+        {
+            "delivery_id": d.delivery_id,
+            "melding_id": d.melding_id,
+            "org_id": d.org_id,
+            "recipient_type": d.recipient_type,
+            "gemeente_code": gemeente_code,
+            "contact_due_at": d.contact_due_at,
+            "status": d.status.value,
+        }
+        for d, gemeente_code in found
+    ]
 
 
 async def reroute_waiting(unit_of_work: UnitOfWorkFactory, client: ConsentClient) -> int:
@@ -216,8 +283,13 @@ async def report_status(
     status: DeliveryStatus,
     note: str | None,
     request_id: str | None,
+    contact_at: date | None = None,
+    outcome: str | None = None,
+    returned_reason: str | None = None,
 ) -> dict[str, Any]:
-    """A recipient reports back. Forward only; the same status again changes nothing."""
+    """A recipient reports back. Forward only; the same status again changes nothing. `contact_made` carries
+    the day of contact (default today), `closed` its outcome (default `not-reported`), `returned` its reason:
+    the melding then waits for an operator (GET /v1/unroutable)."""
     async with unit_of_work() as uow:
         # Locked until commit: concurrent reports on one delivery (and its retraction) take turns, so each
         # sees the status the one before it left and the status only moves forward.
@@ -226,13 +298,53 @@ async def report_status(
         if new is None:
             return delivery.document()
         at = now()
-        await uow.routing.set_delivery_status(delivery_id, new, note=note, at=at)
-        await announce_status(uow, delivery, new, at, request_id=request_id)
+        answer = _answer(new, delivery, contact_at=contact_at, outcome=outcome, returned_reason=returned_reason)
+        await uow.routing.set_delivery_status(
+            delivery_id,
+            new,
+            note=note,
+            at=at,
+            contact_at=answer.contact_at,
+            outcome=answer.outcome,
+            returned_reason=answer.returned_reason,
+        )
+        if new is DeliveryStatus.returned:
+            melding = await uow.routing.melding(delivery.melding_id)
+            assert melding is not None and answer.returned_reason is not None
+            await uow.routing.record_return(
+                melding, Returned(delivery.recipient_type, delivery.org_id, answer.returned_reason), at
+            )
+        await announce_status(uow, delivery, new, at, request_id=request_id, answer=answer)
         uow.audit.record(
             principal, "status-change", "delivery", delivery_id, patient_bsn=delivery.bsn, request_id=request_id
         )
         await uow.commit()
         return replace(delivery, status=new, status_note=note, updated_at=at).document()
+
+
+def _answer(
+    status: DeliveryStatus,
+    delivery: DeliveryRecord,
+    *,
+    contact_at: date | None,
+    outcome: str | None,
+    returned_reason: str | None,
+) -> Answer:
+    """What goes with a reported status; the fields of other statuses are refused (422)."""
+    if contact_at is not None and status is not DeliveryStatus.contact_made:
+        raise ValidationFailed("contact_at", "contact_at goes with status contact_made")
+    if outcome is not None and status is not DeliveryStatus.closed:
+        raise ValidationFailed("outcome", "outcome goes with status closed")
+    if (returned_reason is not None) != (status is DeliveryStatus.returned):
+        raise ValidationFailed("reason", "a returned melding needs its reason, and only a returned one has one")
+    if status is DeliveryStatus.contact_made:
+        today = today_nl()
+        day = contact_at or today
+        check_contact_at(day, delivered_on=delivery.created_at.astimezone(NL).date(), today=today)
+        return Answer(contact_at=day)
+    if status is DeliveryStatus.closed:
+        return Answer(outcome=outcome or NOT_REPORTED)
+    return Answer(returned_reason=returned_reason)
 
 
 # --- dead letters ---------------------------------------------------------------------------------

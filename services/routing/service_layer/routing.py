@@ -14,12 +14,13 @@ messages commit together.
 from __future__ import annotations
 
 import uuid
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import date, datetime
 
 import structlog
 from pydantic import BaseModel
 
-from services.routing.domain.model import DeliveryRecord, RoutingStatus
+from services.routing.domain.model import Candidate, DeliveryRecord, RoutedMelding, RoutingStatus
 from services.routing.domain.planning import (
     MeldingToRoute,
     PlannedDelivery,
@@ -34,18 +35,22 @@ from shared.clients.consent import ConsentClient
 from shared.clock import now, today_nl
 from shared.contracts.consent import ConsentCheckResult
 from shared.contracts.melding import (
+    DELIVERY_OVERDUE,
     DELIVERY_STATUS_CHANGED,
     MELDING_DELIVERED,
     MELDING_NOT_DELIVERED,
+    MELDING_REMINDER,
     MELDING_RETRACTED,
     MELDING_ROUTED,
     MELDING_UNROUTABLE,
+    DeliveryOverdue,
     DeliverySender,
     DeliveryStatusChanged,
     Gemeente,
     MeldingAccepted,
     MeldingDelivered,
     MeldingNotDelivered,
+    MeldingReminder,
     MeldingRetracted,
     MeldingRouted,
     MeldingUnroutable,
@@ -81,6 +86,7 @@ async def route(
     *,
     request_id: str | None,
     new: MeldingAccepted | None = None,
+    chosen: dict[str, Candidate] | None = None,
 ) -> RoutingStatus:
     """Route one melding now, as far as the consent, the route map and the directory allow: load what the
     decision needs, let the domain plan it (domain/planning.py::plan_routing), persist the plan. Returns
@@ -88,7 +94,9 @@ async def route(
 
     `answer` is the consent service's, when it was asked (a melding that waited); routing's own record
     is consulted either way. `new`: the melding as this transaction just stored it (nothing to read back:
-    status "new", no deliveries yet).
+    status "new", no deliveries yet). `chosen`: an operator routes it again (after a return), naming the
+    organisation per type or (empty) leaving it to the directory; without it, a type a recipient returned
+    waits for the operator.
     """
     if new is None:
         melding = await uow.routing.melding(melding_id)
@@ -96,19 +104,24 @@ async def route(
         if melding.accepted is None:  # withdrawn, not delivered, or purged by retention: it never goes out
             return melding.status
         accepted, status, reported_unroutable = melding.accepted, melding.status, melding.unroutable_types
+        returned, never_again = melding.returned, melding.never_again()
     else:
-        accepted, status, reported_unroutable = new, RoutingStatus.new, ()
-    consent = await uow.routing.lock_consent(accepted.consent.id)
+        accepted, status, reported_unroutable, returned, never_again = new, RoutingStatus.new, (), (), {}
+    consent = await uow.routing.lock_consent(accepted.consent.id)  # also what a cancellation locks
     if not status.routable:
         return status
+    cancelled = await uow.routing.cancellation(melding_id) is not None
     delivered = [] if new is not None else await uow.routing.deliveries_of(melding_id)
+    live = [d for d in delivered if d.status is not DeliveryStatus.returned]
     today = today_nl()
     pc4 = postcode_area(accepted.content.patient.address.postcode)
     gemeente = await uow.directory.gemeente_for_pc4(pc4)
     versions = await uow.directory.route_maps_in_force(gemeente.code, today) if gemeente else []
     route_map = in_force(versions, today)
     melding_to_route = _to_route(accepted)
-    delivered_types = {d.recipient_type for d in delivered}
+    delivered_types = {d.recipient_type for d in live}
+    if chosen is None:  # a returned type waits for an operator
+        delivered_types |= {r.recipient_type for r in returned}
     candidates = {
         recipient_type: await uow.directory.candidates(
             org_type=recipient_type, pc4=pc4, gemeente_code=gemeente.code if gemeente else None
@@ -123,10 +136,13 @@ async def route(
         candidates=candidates,
         delivered_types=delivered_types,
         today=today,
+        cancelled=cancelled,
+        never_again=never_again,
+        chosen=chosen,
     )
     where = Gemeente(code=gemeente.code, name=gemeente.name) if gemeente else None
     await _carry_out(
-        uow, plan, accepted, where, delivered=delivered, reported_unroutable=reported_unroutable, request_id=request_id
+        uow, plan, accepted, where, delivered=live, reported_unroutable=reported_unroutable, request_id=request_id
     )
     return plan.status
 
@@ -156,8 +172,8 @@ async def _carry_out(
     """Persist a plan: the deliveries and their messages, the melding's new state, and what the sender is told."""
     melding_id, at = accepted.melding_id, now()
     skipped = [SkippedType(recipient_type=s.recipient_type, reason=s.reason.value) for s in plan.skipped]
-    if plan.status is RoutingStatus.withdrawn:
-        await uow.routing.close(melding_id, RoutingStatus.withdrawn, at)
+    if plan.status in (RoutingStatus.withdrawn, RoutingStatus.cancelled):
+        await uow.routing.close(melding_id, plan.status, at)
         return
     if plan.status is RoutingStatus.not_delivered:
         assert plan.not_delivered_reason is not None
@@ -198,17 +214,7 @@ async def _carry_out(
         at=at,
     )
     if made:
-        earlier = [
-            RoutedDelivery(
-                delivery_id=d.delivery_id,
-                org_id=d.org_id,
-                org_name=d.org_name,
-                recipient_type=d.recipient_type,
-                risk_domains=list(d.message.get("risk_domains") or []),
-                contact_due_at=d.contact_due_at,
-            )
-            for d in delivered
-        ]
+        earlier = [_routed(d) for d in delivered]
         routed = MeldingRouted(
             melding_id=melding_id,
             gemeente=gemeente,
@@ -259,6 +265,7 @@ async def _deliver(
             org_id=accepted.sender.org_id, org_type=accepted.sender.org_type, contact=content.contact
         ),
         consent=accepted.consent,
+        related_deliveries=await uow.routing.related_deliveries(accepted, planned.org_id),
     )
     await uow.routing.add_delivery(
         DeliveryRecord(
@@ -274,17 +281,7 @@ async def _deliver(
             contact_due_at=delivery.contact_due_at,
         )
     )
-    # The organisation's queue exists from its PUT on; `mandatory` makes a missing one a retry, not a loss.
-    await uow.outbox.add(
-        exchange=DELIVERIES_EXCHANGE,
-        routing_key=planned.org_id,
-        message_type=MELDING_DELIVERED,
-        body=message,
-        message_id=delivery.delivery_id,
-        correlation_id=melding_id,
-        request_id=request_id,
-        mandatory=True,
-    )
+    await _to_recipient(uow, planned.org_id, MELDING_DELIVERED, message, delivery.delivery_id, request_id)
     uow.audit.record(
         ROUTING,
         "deliver",
@@ -295,6 +292,67 @@ async def _deliver(
         consent_checked=True,
     )
     return delivery
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What a recipient says with its status: the day contact was made, what came of it, why it sent it back."""
+
+    contact_at: date | None = None
+    outcome: str | None = None
+    returned_reason: str | None = None
+
+
+def _routed(delivery: DeliveryRecord) -> RoutedDelivery:
+    return RoutedDelivery(
+        delivery_id=delivery.delivery_id,
+        org_id=delivery.org_id,
+        org_name=delivery.org_name,
+        recipient_type=delivery.recipient_type,
+        risk_domains=list(delivery.message.get("risk_domains") or []),
+        contact_due_at=delivery.contact_due_at,
+    )
+
+
+async def mark_overdue(uow: RoutingUnitOfWork, at: datetime, *, limit: int = 100) -> int:
+    """Deliveries past their contact deadline without contact become overdue: a `melding.reminder` on the
+    recipient's queue (message id `reminder-<delivery_id>`), `delivery.overdue` to the sender. Marked in the
+    same transaction, so each delivery is reminded once, whichever replica runs this. Returns how many."""
+    due = await uow.routing.lock_newly_overdue(at, limit)
+    for delivery in due:
+        assert delivery.contact_due_at is not None
+        await uow.routing.mark_overdue(delivery.delivery_id, at)
+        reminder = MeldingReminder(
+            delivery_id=delivery.delivery_id, melding_id=delivery.melding_id, contact_due_at=delivery.contact_due_at
+        )
+        await _to_recipient(uow, delivery.org_id, MELDING_REMINDER, reminder, f"reminder-{delivery.delivery_id}", None)
+        overdue = DeliveryOverdue(
+            melding_id=delivery.melding_id, delivery=_routed(delivery), contact_due_at=delivery.contact_due_at, at=at
+        )
+        await _announce(uow, DELIVERY_OVERDUE, overdue, delivery.melding_id, None)
+    return len(due)
+
+
+async def _to_recipient(
+    uow: RoutingUnitOfWork,
+    org_id: str,
+    message_type: str,
+    message: MeldingDelivered | MeldingRetracted | MeldingReminder,
+    message_id: str,
+    request_id: str | None,
+) -> None:
+    """Stage a message for an organisation's queue under a stable id (recipients drop duplicates by it). The
+    queue exists from the organisation's PUT on; `mandatory` makes a missing one a retry, not a loss."""
+    await uow.outbox.add(
+        exchange=DELIVERIES_EXCHANGE,
+        routing_key=org_id,
+        message_type=message_type,
+        body=message,
+        message_id=message_id,
+        correlation_id=message.melding_id,
+        request_id=request_id,
+        mandatory=True,
+    )
 
 
 async def _announce(
@@ -317,54 +375,86 @@ async def withdraw_consent(uow: RoutingUnitOfWork, consent_id: str, *, request_i
     await uow.routing.mark_consent_withdrawn(consent_id, at)
     retracted = 0
     for melding in await uow.routing.meldingen_of_consent(consent_id):
-        bsn = melding.accepted.content.patient.bsn if melding.accepted else None
-        await uow.routing.close(melding.melding_id, RoutingStatus.withdrawn, at)
-        for delivery in await uow.routing.deliveries_of(melding.melding_id):
-            if delivery.status is DeliveryStatus.retracted:
-                continue
-            retraction = MeldingRetracted(
-                delivery_id=delivery.delivery_id, melding_id=melding.melding_id, retracted_at=at
-            )
-            # The personal content goes: the recipient deletes it, and so do we.
-            await uow.routing.retract_delivery(delivery.delivery_id, retraction.model_dump(mode="json"), at)
-            await uow.outbox.add(
-                exchange=DELIVERIES_EXCHANGE,
-                routing_key=delivery.org_id,
-                message_type=MELDING_RETRACTED,
-                body=retraction,
-                message_id=f"retract:{delivery.delivery_id}",
-                correlation_id=melding.melding_id,
-                request_id=request_id,
-                mandatory=True,
-            )
-            await announce_status(uow, delivery, DeliveryStatus.retracted, at, request_id=request_id)
-            uow.audit.record(
-                ROUTING,
-                "retract",
-                "delivery",
-                delivery.delivery_id,
-                patient_bsn=bsn,
-                request_id=request_id,
-                outcome="consent-withdrawn",
-            )
-            retracted += 1
+        retracted += await _stop(uow, melding, RoutingStatus.withdrawn, at, request_id=request_id)
+    return retracted
+
+
+async def cancel_melding(
+    uow: RoutingUnitOfWork, melding_id: str, consent_id: str, reason: str, *, request_id: str | None
+) -> int:
+    """The sender cancelled the melding: nothing more goes out, and what went out is retracted with its
+    reason. It may arrive before the melding (another queue): then routing finds it when the melding comes."""
+    await uow.routing.lock_consent(consent_id)  # what routing of this melding locks too
+    at = now()
+    if not await uow.routing.record_cancellation(melding_id, reason, at):
+        return 0
+    melding = await uow.routing.melding(melding_id)
+    if melding is None:
+        return 0
+    return await _stop(uow, melding, RoutingStatus.cancelled, at, request_id=request_id, cancel_reason=reason)
+
+
+async def _stop(
+    uow: RoutingUnitOfWork,
+    melding: RoutedMelding,
+    status: RoutingStatus,
+    at: datetime,
+    *,
+    request_id: str | None,
+    cancel_reason: str | None = None,
+) -> int:
+    """Close the melding (its personal data goes) and retract every delivery made of it. Returns how many."""
+    bsn = melding.accepted.content.patient.bsn if melding.accepted else None
+    await uow.routing.close(melding.melding_id, status, at)
+    retracted = 0
+    for delivery in await uow.routing.deliveries_of(melding.melding_id):
+        if delivery.status is DeliveryStatus.retracted:
+            continue
+        retraction = MeldingRetracted(
+            delivery_id=delivery.delivery_id,
+            melding_id=melding.melding_id,
+            retracted_at=at,
+            reason="cancelled-by-sender" if cancel_reason else "consent-withdrawn",
+            cancel_reason=cancel_reason,
+        )
+        # The personal content goes: the recipient deletes it, and so do we.
+        await uow.routing.retract_delivery(delivery.delivery_id, retraction.model_dump(mode="json"), at)
+        await _to_recipient(
+            uow, delivery.org_id, MELDING_RETRACTED, retraction, f"retract:{delivery.delivery_id}", request_id
+        )
+        await announce_status(uow, delivery, DeliveryStatus.retracted, at, request_id=request_id)
+        uow.audit.record(
+            ROUTING,
+            "retract",
+            "delivery",
+            delivery.delivery_id,
+            patient_bsn=bsn,
+            request_id=request_id,
+            outcome=retraction.reason,
+        )
+        retracted += 1
     return retracted
 
 
 async def announce_status(
-    uow: RoutingUnitOfWork, delivery: DeliveryRecord, status: DeliveryStatus, at: datetime, *, request_id: str | None
+    uow: RoutingUnitOfWork,
+    delivery: DeliveryRecord,
+    status: DeliveryStatus,
+    at: datetime,
+    *,
+    request_id: str | None,
+    answer: Answer | None = None,
 ) -> None:
-    """Tell the melding service (and so the sender) where a delivery stands now."""
+    """Tell the melding service (and so the sender) where a delivery stands now, with the recipient's answer."""
+    answer = answer or Answer()
     event = DeliveryStatusChanged(
         melding_id=delivery.melding_id,
         status=status,
         at=at,
-        delivery=RoutedDelivery(
-            delivery_id=delivery.delivery_id,
-            org_id=delivery.org_id,
-            org_name=delivery.org_name,
-            recipient_type=delivery.recipient_type,
-        ),
+        delivery=_routed(delivery),
+        contact_at=answer.contact_at,
+        outcome=answer.outcome,
+        returned_reason=answer.returned_reason,
     )
     await uow.outbox.add(
         exchange=EVENTS_EXCHANGE,

@@ -26,7 +26,7 @@ class RoutingUnitOfWork(UnitOfWork):
 
     async def __aenter__(self) -> Self:
         await super().__aenter__()
-        self.routing = RoutingRepository(self.session)
+        self.routing = RoutingRepository(self.session, lambda: self.database.cipher)
         self.directory = DirectoryRepository(self.session)
         self.outbox = Outbox(self, outbox)
         self.audit = AuditLog(self, audit, SERVICE)

@@ -16,9 +16,11 @@ from services.melding.domain.model import (
     MeldingStatus,
     SenderRef,
     SkippedRef,
+    bsn_in,
     due_date_in,
     skeleton_of,
 )
+from shared.contracts.vocabulary import DeliveryStatus
 from tests.unit.fakes import FakeUnitOfWorkBase
 
 
@@ -76,8 +78,24 @@ class FakeMeldingRepository:
     async def save_delivery(self, melding_id: str, delivery: Delivery) -> None:
         known = self.delivery_rows[melding_id].get(delivery.delivery_id)
         self.delivery_rows[melding_id][delivery.delivery_id] = (
-            delivery if known is None else replace(known, status=delivery.status, updated_at=delivery.updated_at)
+            delivery
+            if known is None
+            else replace(
+                known,
+                status=delivery.status,
+                updated_at=delivery.updated_at,
+                contact_at=delivery.contact_at or known.contact_at,
+                outcome=delivery.outcome or known.outcome,
+                returned_reason=delivery.returned_reason or known.returned_reason,
+            )
         )
+
+    async def mark_overdue(self, delivery_id: str, at: datetime) -> bool:
+        for rows in self.delivery_rows.values():
+            if delivery_id in rows and not rows[delivery_id].overdue:
+                rows[delivery_id] = replace(rows[delivery_id], overdue=True)
+                return True
+        return False
 
     async def set_routing(
         self,
@@ -100,6 +118,22 @@ class FakeMeldingRepository:
         entry = HistoryEntry(at=at, event=event, detail=detail)
         self.history_rows[melding_id].append(entry)
         return entry
+
+    async def lock_patient(self, org_id: str, bsn: str) -> None:
+        return None
+
+    async def open_melding_for(self, org_id: str, bsn: str, recipient_types: list[str]) -> str | None:
+        stopped = (MeldingStatus.withdrawn, MeldingStatus.cancelled, MeldingStatus.not_delivered)
+        ended = {DeliveryStatus.closed, DeliveryStatus.returned, DeliveryStatus.retracted}
+        for r in self.records.values():
+            if r.sender.org_id != org_id or r.content is None or self.states[r.id].status in stopped:
+                continue
+            if bsn_in(r.content) != bsn or not set(r.content["recipient_types"]) & set(recipient_types):
+                continue
+            statuses = {d.status for d in self.delivery_rows[r.id].values()}
+            if not statuses or not statuses <= ended:
+                return r.id
+        return None
 
     async def lock_consent(self, consent_id: str) -> ConsentState:
         return ConsentState(consent_id, self.consents.setdefault(consent_id, None))

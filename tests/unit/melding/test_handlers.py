@@ -12,7 +12,7 @@ from services.melding.service_layer import handlers
 from shared.contracts.consent import ConsentCheckResult, ConsentScope
 from shared.contracts.melding import MELDING_ACCEPTED, MeldingContent
 from shared.contracts.vocabulary import CheckReason
-from shared.errors import ConsentRequired, NotFound
+from shared.errors import ConsentRequired, NotFound, RepeatedMelding
 from shared.messaging.consumer import IncomingEvent
 from tests.e2e.flow import BSN, melding_body
 from tests.unit.fakes import FakeConsentClient, principal
@@ -181,3 +181,38 @@ async def test_each_delivery_shows_its_share_of_the_risk_domains() -> None:
     await handlers.on_melding_routed(uow, event("melding.routed", routed))  # type: ignore[arg-type]
     view = (await handlers.get_melding(uow, principal=principal(), melding_id=melding_id, request_id=None)).document()  # type: ignore[arg-type]
     assert view["deliveries"][0]["risk_domains"] == ["financien-schulden"]
+
+
+async def test_a_second_open_melding_for_the_same_patient_and_type_is_a_conflict_until_the_first_ends() -> None:
+    uow, client = FakeMeldingUnitOfWork(), FakeConsentClient(ALLOWED)
+    first = (await send(uow, client, key="k-1")).melding.record.id
+    with pytest.raises(RepeatedMelding) as repeated:
+        await send(uow, client, key="k-2")
+    assert repeated.value.existing == f"/v1/meldingen/{first}" and len(uow.meldingen.records) == 1
+    assert uow.audit.records[-1].outcome == "refused:repeated"
+    await handlers.cancel_melding(uow, principal=principal(), melding_id=first, reason="sent-in-error", request_id=None)  # type: ignore[arg-type]
+    assert (await send(uow, client, key="k-3")).melding.record.id != first
+
+
+async def test_a_cancellation_removes_personal_data_and_tells_routing_once() -> None:
+    uow = FakeMeldingUnitOfWork()
+    melding_id = (await send(uow, FakeConsentClient(ALLOWED))).melding.record.id
+    for _ in range(2):
+        view = await handlers.cancel_melding(
+            uow,  # type: ignore[arg-type]
+            principal=principal(),
+            melding_id=melding_id,
+            reason="pregnancy-ended",
+            request_id=None,
+        )
+    document = view.document()
+    assert document["status"] == "cancelled" and document["patient"] is None and document["note"] is None
+    assert len(uow.outbox.of_type("melding.cancelled")) == 1
+    with pytest.raises(NotFound):
+        await handlers.cancel_melding(
+            uow,  # type: ignore[arg-type]
+            principal=principal(org_id="20000002"),
+            melding_id=melding_id,
+            reason="other",
+            request_id=None,
+        )

@@ -15,6 +15,7 @@ from services.routing.domain.model import (
     GemeenteRecord,
     NotDeliveredReason,
     Organisation,
+    Returned,
     RoutedMelding,
     RoutingStatus,
     Skipped,
@@ -55,6 +56,7 @@ class FakeRoutingRepository:
         self.meldingen: dict[str, RoutedMelding] = {}
         self.deliveries: dict[str, DeliveryRecord] = {}
         self.letters: dict[str, DeadLetter] = {}
+        self.cancelled: dict[str, str] = {}
 
     async def lock_consent(self, consent_id: str) -> ConsentState:
         return ConsentState(consent_id, self.consents.setdefault(consent_id, None))
@@ -128,11 +130,54 @@ class FakeRoutingRepository:
         return self.deliveries.get(delivery_id)
 
     async def set_delivery_status(
-        self, delivery_id: str, status: DeliveryStatus, *, note: str | None, at: datetime
+        self,
+        delivery_id: str,
+        status: DeliveryStatus,
+        *,
+        note: str | None,
+        at: datetime,
+        contact_at: date | None = None,
+        outcome: str | None = None,
+        returned_reason: str | None = None,
     ) -> None:
+        known = self.deliveries[delivery_id]
         self.deliveries[delivery_id] = replace(
-            self.deliveries[delivery_id], status=status, status_note=note, updated_at=at
+            known,
+            status=status,
+            status_note=note,
+            updated_at=at,
+            contact_at=contact_at or known.contact_at,
+            outcome=outcome or known.outcome,
+            returned_reason=returned_reason or known.returned_reason,
         )
+
+    async def record_return(self, melding: RoutedMelding, returned: Returned, at: datetime) -> None:
+        self.meldingen[melding.melding_id] = replace(
+            melding, status=RoutingStatus.waiting, returned=(*melding.returned, returned), updated_at=at
+        )
+
+    async def lock_newly_overdue(self, at: datetime, limit: int) -> list[DeliveryRecord]:
+        waiting = (DeliveryStatus.queued, DeliveryStatus.received)
+        return [
+            d
+            for d in self.deliveries.values()
+            if d.overdue_at is None and d.contact_due_at is not None and d.contact_due_at <= at and d.status in waiting
+        ][:limit]
+
+    async def mark_overdue(self, delivery_id: str, at: datetime) -> None:
+        self.deliveries[delivery_id] = replace(self.deliveries[delivery_id], overdue_at=at)
+
+    async def related_deliveries(self, accepted: Any, org_id: str) -> list[str]:
+        return []
+
+    async def cancellation(self, melding_id: str) -> str | None:
+        return self.cancelled.get(melding_id)
+
+    async def record_cancellation(self, melding_id: str, reason: str, at: datetime) -> bool:
+        if melding_id in self.cancelled:
+            return False
+        self.cancelled[melding_id] = reason
+        return True
 
     async def retract_delivery(self, delivery_id: str, retraction: dict[str, Any], at: datetime) -> None:
         self.deliveries[delivery_id] = replace(

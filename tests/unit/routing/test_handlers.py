@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from services.routing.domain.model import Candidate, DeadLetter, GemeenteRecord, RoutingStatus
 from services.routing.domain.route_map import RecipientRule, RouteMap
 from services.routing.service_layer import handlers
+from services.routing.service_layer.routing import mark_overdue, route
 from shared.contracts.consent import ConsentScope
 from shared.contracts.melding import (
+    DELIVERY_OVERDUE,
     DELIVERY_STATUS_CHANGED,
     MELDING_DELIVERED,
     MELDING_NOT_DELIVERED,
+    MELDING_REMINDER,
     MELDING_RETRACTED,
     MELDING_ROUTED,
     MELDING_UNROUTABLE,
@@ -23,7 +26,7 @@ from shared.contracts.melding import (
     Sender,
 )
 from shared.contracts.vocabulary import DeliveryStatus
-from shared.errors import Conflict, NotFound
+from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.messaging.consumer import IncomingEvent
 from tests.e2e.flow import BSN, melding_body
 from tests.unit.fakes import principal
@@ -228,3 +231,92 @@ async def test_a_consent_expired_before_routing_is_not_delivered_and_audited() -
     [told] = uow.outbox.of_type(MELDING_NOT_DELIVERED)
     assert told.body["reason"] == "consent-expired" and not uow.routing.deliveries
     assert uow.audit.records[-1].outcome == "refused:expired"
+
+
+async def report_answer(uow: FakeRoutingUnitOfWork, delivery_id: str, status: DeliveryStatus, **answer: object) -> dict:
+    return await handlers.report_status(
+        uow,  # type: ignore[arg-type]
+        principal=principal(org_id=JGZ.org_id, org_type="jgz"),
+        delivery_id=delivery_id,
+        status=status,
+        note=None,
+        request_id=None,
+        **answer,  # type: ignore[arg-type]
+    )
+
+
+async def test_contact_made_carries_its_day_and_closed_its_outcome() -> None:
+    uow, delivery_id = await _delivered()
+    await report_answer(uow, delivery_id, DeliveryStatus.contact_made)
+    assert uow.routing.deliveries[delivery_id].contact_at is not None  # default: today
+    with pytest.raises(ValidationFailed):
+        await report_answer(uow, delivery_id, DeliveryStatus.closed, contact_at=date(2026, 1, 1))
+    await report_answer(uow, delivery_id, DeliveryStatus.closed)
+    assert uow.routing.deliveries[delivery_id].outcome == "not-reported"
+    told = uow.outbox.of_type(DELIVERY_STATUS_CHANGED)[-1].body
+    assert (told["status"], told["outcome"]) == ("closed", "not-reported")
+
+
+async def test_contact_cannot_be_made_in_the_future_nor_before_the_delivery() -> None:
+    uow, delivery_id = await _delivered()
+    for day in (date(2099, 1, 1), date(2020, 1, 1)):
+        with pytest.raises(ValidationFailed):
+            await report_answer(uow, delivery_id, DeliveryStatus.contact_made, contact_at=day)
+
+
+async def test_a_returned_melding_waits_for_an_operator_and_never_goes_back_to_who_returned_it() -> None:
+    uow, delivery_id = await _delivered()
+    melding_id = uow.routing.deliveries[delivery_id].melding_id
+    with pytest.raises(ValidationFailed):  # a return needs its reason
+        await report_answer(uow, delivery_id, DeliveryStatus.returned)
+    await report_answer(uow, delivery_id, DeliveryStatus.returned, returned_reason="wrong-recipient")
+    melding = uow.routing.meldingen[melding_id]
+    assert melding.status is RoutingStatus.waiting and melding.never_again() == {"jgz": {JGZ.org_id}}
+    assert not await handlers.has_new_recipient(uow, melding)  # the automatic reroute leaves it to the operator
+    with pytest.raises(Conflict):  # returned is final for its recipient
+        await report_answer(uow, delivery_id, DeliveryStatus.received)
+    # The operator routes it again by the directory: JGZ is the only candidate and returned it, so it waits.
+    other = Candidate("44444444", "JGZ Zuid", False)
+    async with uow:
+        status = await route(uow, melding_id, None, request_id=None, chosen={})  # type: ignore[arg-type]
+    assert status is RoutingStatus.waiting
+    uow.directory.serving["jgz"].append(other)
+    async with uow:
+        status = await route(uow, melding_id, None, request_id=None, chosen={})  # type: ignore[arg-type]
+    assert status is RoutingStatus.routed
+    live = [d for d in uow.routing.deliveries.values() if d.status is not DeliveryStatus.returned]
+    assert [d.org_id for d in live] == [other.org_id]
+
+
+async def test_a_delivery_past_its_deadline_is_reminded_once() -> None:
+    uow, delivery_id = await _delivered()
+    due = uow.routing.deliveries[delivery_id].contact_due_at
+    assert due is not None
+    assert await mark_overdue(uow, due - timedelta(seconds=1)) == 0  # not yet  # type: ignore[arg-type]
+    assert await mark_overdue(uow, due + timedelta(seconds=1)) == 1  # type: ignore[arg-type]
+    assert await mark_overdue(uow, due + timedelta(seconds=2)) == 0  # type: ignore[arg-type]
+    [reminder] = uow.outbox.of_type(MELDING_REMINDER)
+    assert (reminder.message_id, reminder.routing_key) == (f"reminder-{delivery_id}", JGZ.org_id)
+    assert len(uow.outbox.of_type(DELIVERY_OVERDUE)) == 1
+
+
+async def test_a_cancellation_retracts_with_its_reason_and_one_that_came_first_lets_nothing_out() -> None:
+    uow, delivery_id = await _delivered()
+    melding_id = uow.routing.deliveries[delivery_id].melding_id
+    cancelled = {
+        "melding_id": melding_id,
+        "consent_id": CONSENT_ID,
+        "reason": "pregnancy-ended",
+        "cancelled_at": datetime.now(UTC).isoformat(),
+    }
+    await handlers.on_melding_cancelled(uow, IncomingEvent("c-1", "melding.cancelled", cancelled))  # type: ignore[arg-type]
+    [retraction] = uow.outbox.of_type(MELDING_RETRACTED)
+    assert (retraction.body["reason"], retraction.body["cancel_reason"]) == ("cancelled-by-sender", "pregnancy-ended")
+    assert uow.routing.meldingen[melding_id].status is RoutingStatus.cancelled
+
+    early, melding = served(), accepted()
+    first = {**cancelled, "melding_id": melding.melding_id}
+    await handlers.on_melding_cancelled(early, IncomingEvent("c-2", "melding.cancelled", first))  # type: ignore[arg-type]
+    await handlers.on_melding_accepted(early, event(melding))  # type: ignore[arg-type]
+    assert early.routing.meldingen[melding.melding_id].status is RoutingStatus.cancelled
+    assert not early.routing.deliveries and not early.outbox.of_type(MELDING_DELIVERED)

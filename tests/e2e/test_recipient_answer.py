@@ -1,0 +1,231 @@
+"""The recipient's answer and the sender's cancellation end to end (CONTRACT.md v1.1: "The recipient's
+answer", "Sender cancellation"): contact deadlines with one reminder, returns an operator routes again,
+outcomes the sender sees, and cancellations that retract with their reason."""
+
+from __future__ import annotations
+
+import aio_pika
+import httpx
+import pytest
+
+from services.routing.service_layer import handlers as routing_handlers
+from services.routing.service_layer.unit_of_work import unit_of_work_factory
+from tests.e2e.flow import (
+    RecipientQueue,
+    admin,
+    body_of,
+    eventually,
+    melding_body,
+    melding_status,
+    new_org_id,
+    put_gemeente,
+    put_organisation,
+    recipient,
+    record_consent,
+    send,
+    sender,
+)
+from tests.support import RunEnvironment, Tokens
+
+Clients = dict[str, httpx.AsyncClient]
+
+
+async def _jgz_with_deadline(system: Clients, tokens: Tokens, deadline: str = "P14D") -> str:
+    await put_gemeente(system, tokens, "GM0363", "Amsterdam", [("1011", "1109")])
+    jgz = new_org_id()
+    await put_organisation(system, tokens, jgz, "jgz", gemeenten=["GM0363"])
+    route_map = {
+        "effective_from": "2026-01-01",
+        "recipients": {"jgz": {"risk_domains": "all"}},
+        "contact_deadline": {"regular": deadline, "urgent": deadline},
+    }
+    put = await system["routing"].put("/v1/gemeenten/GM0363/route-map", headers=admin(tokens), json=route_map)
+    assert put.status_code == 201, put.text
+    return jgz
+
+
+async def _send_to_jgz(system: Clients, tokens: Tokens) -> str:
+    consent_id = await record_consent(system, tokens, types=["jgz"])
+    sent = await send(system, tokens, melding_body(consent_id, recipient_types=["jgz"]))
+    assert sent.status_code == 202, sent.text
+    return str(sent.json()["id"])
+
+
+async def _report(system: Clients, tokens: Tokens, org_id: str, delivery_id: str, **body: object) -> httpx.Response:
+    return await system["routing"].post(
+        f"/v1/deliveries/{delivery_id}/status", headers=recipient(tokens, org_id), json=body
+    )
+
+
+async def test_a_delivery_past_its_deadline_gets_one_reminder_and_everyone_sees_it(
+    system: Clients,
+    tokens: Tokens,
+    amqp: aio_pika.abc.AbstractChannel,
+    environment: RunEnvironment,
+    stack_databases: dict[str, str],
+) -> None:
+    jgz = await _jgz_with_deadline(system, tokens, "PT2S")
+    melding_id = await _send_to_jgz(system, tokens)
+    queue = RecipientQueue(amqp, jgz)
+    delivered = await queue.next()
+    reminder = await queue.next(timeout=20)
+    assert reminder.type == "melding.reminder" and reminder.message_id == f"reminder-{delivered.message_id}"
+    assert body_of(reminder)["delivery_id"] == delivered.message_id
+
+    listed = (await system["routing"].get("/v1/overdue", headers=admin(tokens))).json()["items"]
+    assert [i["delivery_id"] for i in listed] == [delivered.message_id] and listed[0]["gemeente_code"] == "GM0363"
+
+    async def sender_sees_it() -> dict | None:
+        view = await melding_status(system, tokens, melding_id)
+        return view if view["deliveries"] and view["deliveries"][0]["overdue"] else None
+
+    view = await eventually(sender_sees_it)
+    assert view["deliveries"][0]["contact_due_at"] and "overdue" in [h["event"] for h in view["history"]]
+
+    # Another routing replica (or this one, restarted) finds it marked: no second reminder.
+    database = environment.database(stack_databases["routing"])
+    try:
+        assert await routing_handlers.mark_overdue_deliveries(unit_of_work_factory(database)) == 0
+    finally:
+        await database.dispose()
+    assert await queue.empty(wait=2)
+
+    contact = await _report(system, tokens, jgz, delivered.message_id, status="contact_made")
+    assert contact.status_code == 200, contact.text
+    assert (await system["routing"].get("/v1/overdue", headers=admin(tokens))).json()["items"] == []
+
+
+async def test_a_returned_melding_waits_for_an_operator_who_sends_it_elsewhere(
+    system: Clients, tokens: Tokens, amqp: aio_pika.abc.AbstractChannel
+) -> None:
+    jgz = await _jgz_with_deadline(system, tokens)
+    await put_gemeente(system, tokens, "GM0362", "Amstelveen", [("1180", "1189")])
+    amstelveen = new_org_id()
+    await put_organisation(system, tokens, amstelveen, "jgz", gemeenten=["GM0362"])
+    melding_id = await _send_to_jgz(system, tokens)
+    delivery_id = (await RecipientQueue(amqp, jgz).next()).message_id
+    assert delivery_id is not None
+
+    late = await _report(system, tokens, jgz, delivery_id, status="returned")
+    assert late.status_code == 422  # a return needs its reason
+    returned = await _report(system, tokens, jgz, delivery_id, status="returned", reason="wrong-recipient")
+    assert returned.status_code == 200, returned.text
+    waiting = (await system["routing"].get("/v1/unroutable", headers=admin(tokens))).json()["items"]
+    assert waiting[0]["melding_id"] == melding_id
+    assert waiting[0]["returned"] == [{"recipient_type": "jgz", "org_id": jgz, "reason": "wrong-recipient"}]
+
+    async def sender_sees_returned() -> dict | None:
+        view = await melding_status(system, tokens, melding_id)
+        return view if view["deliveries"][0]["status"] == "returned" else None
+
+    assert (await eventually(sender_sees_returned))["deliveries"][0]["returned_reason"] == "wrong-recipient"
+
+    by_directory = await system["routing"].post(f"/v1/unroutable/{melding_id}/reroute", headers=admin(tokens))
+    assert by_directory.json()["status"] == "waiting"  # the directory's only JGZ returned it: never again
+    wrong_type = await system["routing"].post(
+        f"/v1/unroutable/{melding_id}/reroute", headers=admin(tokens), json={"org_id": "wijkteam-nergens"}
+    )
+    assert wrong_type.status_code == 422
+    named = await system["routing"].post(
+        f"/v1/unroutable/{melding_id}/reroute", headers=admin(tokens), json={"org_id": amstelveen}
+    )
+    assert named.status_code == 200 and named.json()["status"] == "routed", named.text
+    assert body_of(await RecipientQueue(amqp, amstelveen).next())["melding_id"] == melding_id
+    assert await RecipientQueue(amqp, jgz).empty()
+
+
+async def test_closing_with_an_outcome_shows_on_the_senders_view(
+    system: Clients, tokens: Tokens, amqp: aio_pika.abc.AbstractChannel
+) -> None:
+    jgz = await _jgz_with_deadline(system, tokens)
+    melding_id = await _send_to_jgz(system, tokens)
+    delivery_id = (await RecipientQueue(amqp, jgz).next()).message_id
+    for body in ({"status": "contact_made", "contact_at": "2099-01-01"}, {"status": "closed", "outcome": "astrologie"}):
+        assert (await _report(system, tokens, jgz, str(delivery_id), **body)).status_code == 422
+    assert (await _report(system, tokens, jgz, str(delivery_id), status="contact_made")).status_code == 200
+    closed = await _report(system, tokens, jgz, str(delivery_id), status="closed", outcome="phb-done")
+    assert closed.status_code == 200, closed.text
+    assert (
+        await _report(system, tokens, jgz, str(delivery_id), status="returned", reason="no-capacity")
+    ).status_code == 409
+
+    async def sender_sees_closed() -> dict | None:
+        view = await melding_status(system, tokens, melding_id)
+        return view if view["deliveries"][0]["status"] == "closed" else None
+
+    delivery = (await eventually(sender_sees_closed))["deliveries"][0]
+    assert delivery["outcome"] == "phb-done" and delivery["contact_at"]
+
+
+async def test_a_cancellation_before_delivery_lets_nothing_out(system: Clients, tokens: Tokens) -> None:
+    await put_gemeente(system, tokens, "GM0363", "Amsterdam", [("1011", "1109")])
+    melding_id = await _send_to_jgz(system, tokens)  # no JGZ yet: it waits
+
+    async def waiting() -> bool:
+        return (await melding_status(system, tokens, melding_id))["status"] == "unroutable"
+
+    await eventually(waiting)
+    cancelled = await system["melding"].post(
+        f"/v1/meldingen/{melding_id}/cancel", headers=sender(tokens), json={"reason": "pregnancy-ended"}
+    )
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled", cancelled.text
+    assert cancelled.json()["patient"] is None and cancelled.json()["note"] is None  # personal data gone at once
+    again = await system["melding"].post(
+        f"/v1/meldingen/{melding_id}/cancel", headers=sender(tokens), json={"reason": "other"}
+    )
+    assert again.status_code == 200 and [h["event"] for h in again.json()["history"]].count("cancelled") == 1
+    jgz = new_org_id()
+    await put_organisation(system, tokens, jgz, "jgz", gemeenten=["GM0363"])
+
+    async def routing_has_it_cancelled() -> bool:
+        items = (await system["routing"].get("/v1/unroutable", headers=admin(tokens))).json()["items"]
+        return melding_id not in [i["melding_id"] for i in items]
+
+    await eventually(routing_has_it_cancelled)
+    assert (await system["routing"].get("/v1/deliveries", headers=recipient(tokens, jgz))).json()["items"] == []
+
+
+async def test_a_cancellation_after_delivery_retracts_it_with_the_reason(
+    system: Clients, tokens: Tokens, amqp: aio_pika.abc.AbstractChannel
+) -> None:
+    jgz = await _jgz_with_deadline(system, tokens)
+    melding_id = await _send_to_jgz(system, tokens)
+    queue = RecipientQueue(amqp, jgz)
+    delivered = await queue.next()
+    other = await system["melding"].post(
+        f"/v1/meldingen/{melding_id}/cancel", headers=sender(tokens, "10000009"), json={"reason": "other"}
+    )
+    assert other.status_code == 404  # another organisation's melding does not exist for it
+    bad = await system["melding"].post(
+        f"/v1/meldingen/{melding_id}/cancel", headers=sender(tokens), json={"reason": "x"}
+    )
+    assert bad.status_code == 422
+    cancelled = await system["melding"].post(
+        f"/v1/meldingen/{melding_id}/cancel", headers=sender(tokens), json={"reason": "pregnancy-ended"}
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    retraction = await queue.next()
+    assert retraction.type == "melding.retracted"
+    assert body_of(retraction)["delivery_id"] == delivered.message_id
+    assert (body_of(retraction)["reason"], body_of(retraction)["cancel_reason"]) == (
+        "cancelled-by-sender",
+        "pregnancy-ended",
+    )
+
+    async def retracted() -> dict | None:
+        view = await melding_status(system, tokens, melding_id)
+        return view if view["deliveries"][0]["status"] == "retracted" else None
+
+    view = await eventually(retracted)
+    assert view["status"] == "cancelled" and view["patient"] is None
+
+
+@pytest.mark.parametrize("reason", ["wrong-recipient", "insufficient-information", "no-capacity"])
+async def test_every_return_reason_is_taken(
+    system: Clients, tokens: Tokens, amqp: aio_pika.abc.AbstractChannel, reason: str
+) -> None:
+    jgz = await _jgz_with_deadline(system, tokens)
+    await _send_to_jgz(system, tokens)
+    delivery_id = (await RecipientQueue(amqp, jgz).next()).message_id
+    response = await _report(system, tokens, jgz, str(delivery_id), status="returned", reason=reason)
+    assert response.status_code == 200 and response.json()["status"] == "returned"
