@@ -106,7 +106,9 @@ async def _measure_system(
         data_dir=work_dir / "data",
         log_dir=work_dir,
     ) as system:
-        fixture = await set_up(system, work_dir / "data")
+        # A patient per melding: one organisation has one open melding per patient and recipient type (a
+        # repeat is 409), and the phases together send at most this many at the machine's pace.
+        fixture = await set_up(system, work_dir / "data", patients=500 + int(options.duration * 250))
         await recipient.start()
         async with http_client(system.urls["melding"], CONCURRENCY) as client:
             sender = Sender(client, fixture)

@@ -37,7 +37,6 @@ from tools.bench.load import Samples
 
 SENDER = "10000001"
 JGZ = "90000001"
-PATIENTS = 400  # distinct patients with a consent each; meldingen cycle through them
 POSTCODE = "1011AB"
 
 
@@ -147,7 +146,8 @@ def _tokens(data_dir: Path) -> dict[str, dict[str, str]]:
     }
 
 
-async def set_up(system: RunningSystem, data_dir: Path) -> Fixture:
+async def set_up(system: RunningSystem, data_dir: Path, *, patients: int) -> Fixture:
+    """The directory, and `patients` patients with a consent each: every melding is for a patient of its own."""
     tokens = _tokens(data_dir)
     async with httpx.AsyncClient(timeout=30) as client:
         routing = system.urls["routing"]
@@ -181,7 +181,7 @@ async def set_up(system: RunningSystem, data_dir: Path) -> Fixture:
                 answered.raise_for_status()
                 return bsn, answered.json()["id"]
 
-        consents = await asyncio.gather(*(consent(bsn) for bsn in sample_bsns(PATIENTS, seed=2026)))
+        consents = await asyncio.gather(*(consent(bsn) for bsn in sample_bsns(patients, seed=2026)))
     return Fixture(tokens["sender"], list(consents))
 
 
@@ -264,8 +264,12 @@ class Sender:
     fixture: Fixture
     sent_at: dict[str, float] = field(default_factory=dict)
     unexpected: dict[int, int] = field(default_factory=dict)
+    patients_used: int = 0
 
-    async def send(self, number: int) -> bool:
+    async def send(self, _call: int) -> bool:
+        # A patient of its own for every melding of the whole run (the phases number their calls from 0 each):
+        # a repeat for a patient with an open melding would be 409.
+        number, self.patients_used = self.patients_used, self.patients_used + 1
         begun = time.perf_counter()
         async with self.client.post(
             "/v1/meldingen", headers=self.fixture.sender_headers, json=melding_body(self.fixture, number)
