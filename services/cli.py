@@ -384,12 +384,32 @@ def consume(
     count: Annotated[int | None, typer.Option(help="stop after this many messages")] = None,
     idle_timeout: Annotated[float | None, typer.Option(help="stop after this many seconds without a message")] = None,
     full: Annotated[bool, typer.Option("--full", help="print each melding in full, personal data included")] = False,
+    close: Annotated[
+        str | None,
+        typer.Option(
+            "--close",
+            help="after `received`, report contact made today and close with this outcome "
+            "(phb-done, support-started, declined, no-contact, moved, other)",
+        ),
+    ] = None,
+    return_reason: Annotated[
+        str | None,
+        typer.Option(
+            "--return",
+            help="after `received`, send each melding back with this reason "
+            "(wrong-recipient, insufficient-information, no-capacity)",
+        ),
+    ] = None,
 ) -> None:
-    """A reference recipient: print each delivery on the organisation's queue, ack it, post status `received`."""
+    """A reference recipient: print each delivery on the organisation's queue, ack it, post status `received`
+    (and, with --close or --return, the answer that follows)."""
     import asyncio
 
     from tools.reference_recipient import BrokerRefused, QueueMissing, ReferenceRecipient
 
+    if close and return_reason:
+        err.print("[red]✗[/] --close or --return: a melding is closed after contact, or returned before it")
+        raise typer.Exit(2)
     settings = SERVICES["routing"].settings()
     token = token or _dev_token(
         settings, org_id=org_id, org_type=org_type, scopes="delivery:read delivery:write", sub="kansrijk-consume"
@@ -397,12 +417,18 @@ def consume(
     base_url = routing_url or f"http://127.0.0.1:{settings.port}"
     known = _recipient_queue(base_url, token, org_id)
     out = Console(soft_wrap=True)  # ids whole on one line, also when the output is a file or a pipe
+    answers: list[dict[str, Any]] = []
+    if close:
+        answers = [{"status": "contact_made"}, {"status": "closed", "outcome": close}]
+    elif return_reason:
+        answers = [{"status": "returned", "reason": return_reason}]
     recipient = ReferenceRecipient(
         amqp_url=settings.amqp_url,
         org_id=org_id,
         routing_url=base_url,
         token=token,
         show=partial(_show_message, out, full=full),
+        answer=lambda _delivery: answers,
     )
     broker = URL(settings.amqp_url)
     err.print(
@@ -496,7 +522,8 @@ def _show_message(out: Console, kind: str, body: dict[str, Any], *, full: bool) 
     elif kind == "duplicate":
         out.print(f"[dim]duplicate {body['message_id']} dropped[/]")
     elif kind == "reported":
-        out.print(f"  status received reported for {body['delivery_id']}")
+        said = body.get("outcome") or body.get("reason")
+        out.print(f"  status {body['status']} reported for {body['delivery_id']}" + (f" ({said})" if said else ""))
     else:
         out.print(f"[red]status not reported for {body['delivery_id']} ({body['status']})[/]")
 

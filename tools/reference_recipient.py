@@ -35,8 +35,12 @@ class ReferenceRecipient:
         show: Callable[[str, dict[str, Any]], None],
         report_attempts: int = 4,
         queue_wait_seconds: float = 30.0,
+        answer: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None,
     ) -> None:
         self.queue_wait_seconds = queue_wait_seconds
+        # What to report of a delivery after `received`, in order (e.g. contact_made, then closed with an
+        # outcome; or returned with a reason): how a recipient's system answers the platform.
+        self.answer = answer or (lambda _delivery: [])
         self.amqp_url, self.org_id, self.routing_url, self.token = amqp_url, org_id, routing_url, token
         self.show = show
         self.report_attempts = report_attempts
@@ -161,10 +165,13 @@ class ReferenceRecipient:
         self.seen.add(message_id)
         await message.ack()
         if message.type == "melding.delivered" and not overtaken:
-            await self.report_received(http, body["delivery_id"])
+            for answer in [{"status": "received"}, *self.answer(body)]:
+                if not await self.report(http, body["delivery_id"], answer):
+                    break
 
-    async def report_received(self, http: httpx.AsyncClient, delivery_id: str) -> None:
-        """Best effort: the melding is kept whatever happens here; a recipient can report again later."""
+    async def report(self, http: httpx.AsyncClient, delivery_id: str, answer: dict[str, Any]) -> bool:
+        """Best effort: the melding is kept whatever happens here; a recipient can report again later.
+        False if the report did not go through."""
         try:
             async for attempt in AsyncRetrying(
                 stop=stop_after_attempt(self.report_attempts),
@@ -173,16 +180,17 @@ class ReferenceRecipient:
                 reraise=True,
             ):
                 with attempt:
-                    response = await http.post(f"/v1/deliveries/{delivery_id}/status", json={"status": "received"})
+                    response = await http.post(f"/v1/deliveries/{delivery_id}/status", json=answer)
                     if response.status_code >= 500:  # 503 while its database restarts: the same report again
                         raise _TryAgain
         except (httpx.TransportError, _TryAgain):
             self.show("status_failed", {"delivery_id": delivery_id, "status": "routing service unreachable"})
-            return
+            return False
         if response.status_code not in (200, 409):
             self.show("status_failed", {"delivery_id": delivery_id, "status": response.status_code})
-        else:
-            self.show("reported", {"delivery_id": delivery_id, "status": "received"})
+            return False
+        self.show("reported", {"delivery_id": delivery_id, **answer})
+        return True
 
 
 class QueueMissing(aio_pika.exceptions.AMQPError):

@@ -636,3 +636,44 @@ def _line_with(process: subprocess.Popen[str], text: str) -> str | None:
         if text in line:
             return line
     return None
+
+
+async def test_consume_can_close_with_an_outcome_or_return_a_melding(
+    environment: RunEnvironment, stack: dict[str, str], system: dict[str, httpx.AsyncClient], tokens: Any
+) -> None:
+    from tests.e2e.flow import admin, consented_patient, eventually, melding_body, melding_status, send
+
+    jgz = await _registered_jgz(stack, environment)
+    await system["routing"].put(
+        "/v1/gemeenten/GM0363",
+        headers=admin(tokens),
+        json={"name": "Amsterdam", "postcode_ranges": [{"from": "1011", "to": "1109"}]},
+    )
+    await system["routing"].put(
+        f"/v1/organisations/{jgz}",
+        headers=admin(tokens),
+        json={"name": "GGD Amsterdam JGZ", "type": "jgz", "gemeenten": ["GM0363"]},
+    )
+    env = cli_env(environment)
+    sent = {}
+    for answer in ("close", "return"):
+        consent_id, bsn = await consented_patient(system, tokens, types=["jgz"])
+        sent[answer] = (await send(system, tokens, melding_body(consent_id, bsn, recipient_types=["jgz"]))).json()["id"]
+        option = ["--close", "phb-done"] if answer == "close" else ["--return", "wrong-recipient"]
+        consumed = await run_cli(
+            "consume", "--org-id", jgz, "--routing-url", stack["routing"], "--count", "1", *option, env=env
+        )
+        assert consumed.returncode == 0, consumed.stderr
+    assert "status closed reported" in consumed.stdout or "status returned reported" in consumed.stdout
+
+    async def answered() -> bool:
+        closed = (await melding_status(system, tokens, sent["close"]))["deliveries"]
+        returned = (await melding_status(system, tokens, sent["return"]))["deliveries"]
+        return bool(closed and returned) and (closed[0]["outcome"], returned[0]["returned_reason"]) == (
+            "phb-done",
+            "wrong-recipient",
+        )
+
+    assert await eventually(answered, timeout=20)
+    both = await run_cli("consume", "--org-id", jgz, "--close", "other", "--return", "no-capacity", env=env)
+    assert both.returncode == 2

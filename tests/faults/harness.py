@@ -21,6 +21,7 @@ from collections import Counter, defaultdict
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -50,6 +51,7 @@ REPO = Path(__file__).resolve().parents[2]
 RECOVERY_LIMIT_S = 60.0  # everything accepted must be delivered this long after the fault ended
 WITHDRAW_SHARE = 0.03  # patients that withdraw consent right after their melding was accepted
 CANCEL_SHARE = 0.03  # meldingen their sender cancels right after they were accepted (the pregnancy ended)
+RETURN_SHARE = 0.02  # meldingen their JGZ returns (no capacity) and an operator routes again
 
 ROUTE_MAP = {
     "effective_from": "2026-01-01",
@@ -96,6 +98,7 @@ class Patient:
     withdrawn_at: float | None = None
     cancel: bool = False
     cancelled_at: float | None = None
+    give_back: bool = False  # its JGZ returns the first delivery; an operator routes it again
 
     @property
     def stops(self) -> bool:
@@ -197,6 +200,7 @@ class Counts:
     unexpected: int = 0
     withdrawn: int = 0
     cancelled: int = 0
+    returned: int = 0
     retracted: int = 0
     not_retracted: int = 0
     rejected: int = 0
@@ -225,7 +229,8 @@ class Counts:
         return (
             f"{self.scenario}: accepted={self.accepted} delivered={self.delivered} lost={self.lost} "
             f"duplicated={self.duplicated} redelivered={self.redelivered} unexpected={self.unexpected} "
-            f"withdrawn={self.withdrawn} cancelled={self.cancelled} retracted={self.retracted} "
+            f"withdrawn={self.withdrawn} cancelled={self.cancelled} returned={self.returned} "
+            f"retracted={self.retracted} "
             f"not_retracted={self.not_retracted} "
             f"rejected={self.rejected} retried_posts={self.retried_posts} queues_empty={self.queues_empty} "
             f"outbox_empty={self.outbox_empty} recovery_s={self.recovery_s:.1f} {self.fault}"
@@ -273,6 +278,10 @@ class FaultRun:
         self._recipient_tasks: list[asyncio.Task[int]] = []
         self._started = time.monotonic()
         self._withdrawals: set[asyncio.Task[None]] = set()
+        self.returning: set[str] = set()  # meldingen whose JGZ is about to return their first delivery
+        self.returned_meldingen: dict[str, str] = {}  # melding id -> the delivery its JGZ returned (confirmed)
+        self.rerouted: set[str] = set()
+        self._operator: asyncio.Task[None] | None = None
         self._ehr_tokens: dict[str, dict[str, str]] = {}
 
     # -- set-up ------------------------------------------------------------------------------------------
@@ -308,6 +317,7 @@ class FaultRun:
             for org_id in sorted(set(by_gemeente.values())):
                 self._recipient(org_id)
         await asyncio.wait_for(asyncio.gather(*(r.consuming.wait() for r in self.recipients)), timeout=60)
+        self._operator = asyncio.create_task(self._operator_loop())
 
     async def _spawn(
         self, label: str, replica: int, argv: list[str], *, http: bool, consent_url: str | None = None
@@ -413,7 +423,8 @@ class FaultRun:
                     postcode=f"{rng.randint(low, high)} {rng.choice(LETTERS)}{rng.choice(LETTERS)}",
                     recipient_types=["jgz", "wijkteam"] if index % 3 == 0 else ["jgz"],
                     withdraw=(withdraw := rng.random() < WITHDRAW_SHARE),
-                    cancel=not withdraw and rng.random() < CANCEL_SHARE,
+                    cancel=(cancel := not withdraw and rng.random() < CANCEL_SHARE),
+                    give_back=not withdraw and not cancel and rng.random() < RETURN_SHARE,
                 )
             )
         consent = self.api("consent")
@@ -449,6 +460,37 @@ class FaultRun:
             )
         return {**self._ehr_tokens[patient.ehr], **extra}
 
+    def _answer_for(self, org_id: str, delivery: dict[str, Any]) -> list[dict[str, Any]]:
+        """A JGZ returns the first delivery of a melding marked `give_back` (no capacity); the operator loop
+        routes it again, to the same JGZ, which keeps the second."""
+        patient = next((p for p in self.patients if p.melding_id == delivery["melding_id"]), None)
+        if patient is None or not patient.give_back or org_id.startswith("wijkteam-"):
+            return []
+        if delivery["melding_id"] in self.returning:
+            return []
+        self.returning.add(delivery["melding_id"])  # once per melding: its second delivery is kept
+        return [{"status": "returned", "reason": "no-capacity"}]
+
+    async def _operator_loop(self) -> None:
+        """What an operator does with returned meldingen: route each again (by the directory), until done."""
+        admin = self.tokens.bearer(org_id="ops", org_type="operator", scopes="routing:admin", ttl=3600)
+        while True:
+            await asyncio.sleep(1.0)
+            waiting = set(self.returned_meldingen) - self.rerouted
+            if not waiting:
+                continue
+            try:
+                listed = await self.http.get(f"{self.api('routing')}/v1/unroutable", headers=admin, timeout=10)
+                returned = {i["melding_id"] for i in listed.json()["items"] if i["returned"]}
+                for melding_id in waiting & returned:
+                    answer = await self.http.post(
+                        f"{self.api('routing')}/v1/unroutable/{melding_id}/reroute", headers=admin, timeout=20
+                    )
+                    if answer.status_code == 200 and answer.json()["status"] == "routed":
+                        self.rerouted.add(melding_id)
+            except (httpx.HTTPError, ValueError, KeyError):
+                continue  # a service is away (the fault): the next round tries again
+
     def _recipient(self, org_id: str) -> None:
         org_type = "wijkteam" if org_id.startswith("wijkteam-") else "jgz"
         token = self.tokens.bearer(org_id=org_id, org_type=org_type, scopes="delivery:read delivery:write", ttl=3600)[
@@ -458,6 +500,9 @@ class FaultRun:
         def show(kind: str, body: dict[str, Any]) -> None:
             if kind == "duplicate":
                 self.redelivered += 1
+            elif kind == "reported" and body.get("status") == "returned":
+                melding_id = next(s["melding_id"] for s in self.seen if s["delivery_id"] == body["delivery_id"])
+                self.returned_meldingen[melding_id] = body["delivery_id"]
             elif kind in ("delivered", "retracted"):
                 self.seen.append(
                     {
@@ -476,6 +521,7 @@ class FaultRun:
             token=token,
             show=show,
             report_attempts=30,
+            answer=partial(self._answer_for, org_id),
         )
         self.recipients.append(recipient)
         self._recipient_tasks.append(asyncio.create_task(recipient.run(stop=self._stop_recipients)))
@@ -641,9 +687,13 @@ class FaultRun:
                 expected.update((patient.melding_id, org) for org in patient.expected(self.org_ids))
         return expected, withdrawn
 
+    def _kept(self, seen: dict[str, Any]) -> bool:
+        """A delivery the recipient kept (not the one it returned)."""
+        return seen["kind"] == "delivered" and seen["delivery_id"] not in set(self.returned_meldingen.values())
+
     def _settled(self) -> bool:
         expected, withdrawn = self._outcome()
-        delivered = {(s["melding_id"], s["org_id"]) for s in self.seen if s["kind"] == "delivered"}
+        delivered = {(s["melding_id"], s["org_id"]) for s in self.seen if self._kept(s)}
         if not expected <= delivered:
             return False
         held = {m for r in self.recipients for m in r.held}
@@ -679,7 +729,7 @@ class FaultRun:
         unexpected = 0
         for s in self.seen:
             pair = (s["melding_id"], s["org_id"])
-            if s["kind"] != "delivered":
+            if not self._kept(s):  # a retraction, or the delivery returned (its melding went out again)
                 continue
             patient = by_melding.get(s["melding_id"])
             if patient is None or s["org_id"] not in patient.expected(self.org_ids):
@@ -707,6 +757,7 @@ class FaultRun:
             unexpected=unexpected,
             withdrawn=sum(1 for p in by_melding.values() if p.withdraw),
             cancelled=sum(1 for p in by_melding.values() if p.cancel),
+            returned=len(self.returned_meldingen),
             retracted=sum(1 for s in self.seen if s["kind"] == "retracted"),
             not_retracted=len(held & withdrawn),
             rejected=sum(self.rejections.values()),
@@ -731,6 +782,8 @@ class FaultRun:
                 exits[process.label] = process.exits
                 await process.proxy.close()
         self._stop_recipients.set()
+        if self._operator is not None:
+            self._operator.cancel()
         await asyncio.gather(*self._recipient_tasks, return_exceptions=True)
         await self.http.aclose()
         with contextlib.suppress(Exception):

@@ -20,6 +20,7 @@ COLUMNS = [
     "unexpected",
     "withdrawn",
     "cancelled",
+    "returned",
     "retracted",
     "not_retracted",
     "retried_posts",
