@@ -217,19 +217,22 @@ class AuditLog:
         consent_checked: bool | None = None,
     ) -> None:
         """A refused access: written in a transaction of its own once this one (which rolls back) has ended."""
-        record_refusal(
-            self.uow,
-            self.tables,
-            service=self.service,
-            principal=principal,
-            action=action,
-            resource_type=resource_type,
-            resource_id=resource_id,
-            patient_bsn=patient_bsn,
-            request_id=request_id,
-            outcome=outcome,
-            consent_checked=consent_checked,
-        )
+
+        async def write() -> None:
+            async with self.uow.database.unit_of_work() as own:
+                AuditLog(own, self.tables, self.service).record(
+                    principal,
+                    action,
+                    resource_type,
+                    resource_id,
+                    patient_bsn=patient_bsn,
+                    request_id=request_id,
+                    outcome=outcome,
+                    consent_checked=consent_checked,
+                )
+                await own.commit()
+
+        self.uow.after_close(write)
 
 
 async def _write_staged(uow: UnitOfWork, key: str) -> None:

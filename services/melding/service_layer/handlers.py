@@ -13,7 +13,15 @@ from typing import NoReturn
 
 from sqlalchemy.exc import IntegrityError
 
-from services.melding.domain.model import Delivery, GemeenteRef, MeldingStatus, SenderRef, SkippedRef, bsn_in
+from services.melding.domain.model import (
+    Delivery,
+    GemeenteRef,
+    Melding,
+    MeldingStatus,
+    SenderRef,
+    SkippedRef,
+    bsn_in,
+)
 from services.melding.service_layer.unit_of_work import MeldingUnitOfWork, UnitOfWorkFactory
 from services.melding.service_layer.views import MeldingView
 from shared.auth import PLATFORM, Principal
@@ -312,15 +320,9 @@ async def on_melding_routed(uow: MeldingUnitOfWork, event: IncomingEvent) -> Non
         if (status := melding.report_delivery(d.delivery_id, DeliveryStatus.queued)) is not None:
             await uow.meldingen.save_delivery(melding.id, _delivery(d, status, at))
     names = ", ".join(f"{d.recipient_type}: {d.org_name}" for d in routed.deliveries)
-    await uow.meldingen.add_history(melding.id, at, "routed", names[:200] or None)
-    await uow.meldingen.set_routing(
-        melding.id,
-        gemeente=_gemeente(routed.gemeente),
-        unroutable_types=routed.unroutable_types,
-        skipped=_skipped(routed.skipped_types),
-        at=at,
+    await _record_routing(
+        uow, melding, at, "routed", names[:200] or None, routed.gemeente, routed.unroutable_types, routed.skipped_types
     )
-    await uow.meldingen.save(melding, at)
 
 
 async def on_melding_unroutable(uow: MeldingUnitOfWork, event: IncomingEvent) -> None:
@@ -331,15 +333,16 @@ async def on_melding_unroutable(uow: MeldingUnitOfWork, event: IncomingEvent) ->
     at = now()
     melding.routing_found_no_recipient()
     detail = "no recipient yet for " + ", ".join(unroutable.unroutable_types)
-    await uow.meldingen.add_history(melding.id, at, "unroutable", detail)
-    await uow.meldingen.set_routing(
-        melding.id,
-        gemeente=_gemeente(unroutable.gemeente),
-        unroutable_types=unroutable.unroutable_types,
-        skipped=_skipped(unroutable.skipped_types),
-        at=at,
+    await _record_routing(
+        uow,
+        melding,
+        at,
+        "unroutable",
+        detail,
+        unroutable.gemeente,
+        unroutable.unroutable_types,
+        unroutable.skipped_types,
     )
-    await uow.meldingen.save(melding, at)
 
 
 async def on_melding_not_delivered(uow: MeldingUnitOfWork, event: IncomingEvent) -> None:
@@ -350,13 +353,26 @@ async def on_melding_not_delivered(uow: MeldingUnitOfWork, event: IncomingEvent)
         return
     at = now()
     melding.routing_delivered_to_no_one(not_delivered.reason)
-    await uow.meldingen.add_history(melding.id, at, "not_delivered", not_delivered.reason)
+    await _record_routing(
+        uow, melding, at, "not_delivered", not_delivered.reason, not_delivered.gemeente, [], not_delivered.skipped_types
+    )
+
+
+async def _record_routing(
+    uow: MeldingUnitOfWork,
+    melding: Melding,
+    at: datetime,
+    event: str,
+    detail: str | None,
+    gemeente: Gemeente | None,
+    unroutable_types: list[str],
+    skipped: list[SkippedType],
+) -> None:
+    """What routing reported, as the sender sees it: a history entry, the gemeente and the types waiting or
+    skipped, and the melding's status as its rules have moved it."""
+    await uow.meldingen.add_history(melding.id, at, event, detail)
     await uow.meldingen.set_routing(
-        melding.id,
-        gemeente=_gemeente(not_delivered.gemeente),
-        unroutable_types=[],
-        skipped=_skipped(not_delivered.skipped_types),
-        at=at,
+        melding.id, gemeente=_gemeente(gemeente), unroutable_types=unroutable_types, skipped=_skipped(skipped), at=at
     )
     await uow.meldingen.save(melding, at)
 
