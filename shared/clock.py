@@ -21,6 +21,16 @@ def today_nl() -> date:
     return datetime.now(NL).date()
 
 
+def as_nl_date(instant: datetime) -> date:
+    """The day an instant falls on in the Netherlands (a naive instant is taken as UTC, as stored)."""
+    return (instant if instant.tzinfo else instant.replace(tzinfo=UTC)).astimezone(NL).date()
+
+
+def start_of_nl_day(day: date) -> datetime:
+    """The instant (UTC) a Dutch calendar day begins."""
+    return datetime(day.year, day.month, day.day, tzinfo=NL).astimezone(UTC)
+
+
 def as_utc_instant(value: datetime) -> datetime:
     """An instant in UTC, for a time a client sent; ValueError for a naive one or one no database stores.
 

@@ -36,7 +36,7 @@ from services.routing.service_layer.routing import (
 from services.routing.service_layer.unit_of_work import RoutingUnitOfWork, UnitOfWorkFactory
 from shared.auth import Principal
 from shared.clients.consent import ConsentClient
-from shared.clock import NL, now, today_nl
+from shared.clock import as_nl_date, now, today_nl
 from shared.contracts.consent import ConsentCheckResult
 from shared.contracts.events import ConsentWithdrawn
 from shared.contracts.melding import MeldingAccepted, MeldingCancelled
@@ -340,11 +340,13 @@ def _answer(
     if status is DeliveryStatus.contact_made:
         today = today_nl()
         day = contact_at or today
-        check_contact_at(day, delivered_on=delivery.created_at.astimezone(NL).date(), today=today)
+        check_contact_at(day, delivered_on=as_nl_date(delivery.created_at), today=today)
         return Answer(contact_at=day)
+    # A later status carries the day of contact too: events may be handled out of order, and the one that
+    # wins on the sender's side (the later status) must not lose what the earlier one said.
     if status is DeliveryStatus.closed:
-        return Answer(outcome=outcome or NOT_REPORTED)
-    return Answer(returned_reason=returned_reason)
+        return Answer(contact_at=delivery.contact_at, outcome=outcome or NOT_REPORTED)
+    return Answer(contact_at=delivery.contact_at, returned_reason=returned_reason)
 
 
 # --- dead letters ---------------------------------------------------------------------------------

@@ -445,8 +445,11 @@ async def announce_status(
     request_id: str | None,
     answer: Answer | None = None,
 ) -> None:
-    """Tell the melding service (and so the sender) where a delivery stands now, with the recipient's answer."""
-    answer = answer or Answer()
+    """Tell the melding service (and so the sender) where a delivery stands now, with the recipient's answer
+    so far (a retraction too: it may be handled before the contact it follows)."""
+    answer = answer or Answer(
+        contact_at=delivery.contact_at, outcome=delivery.outcome, returned_reason=delivery.returned_reason
+    )
     event = DeliveryStatusChanged(
         melding_id=delivery.melding_id,
         status=status,

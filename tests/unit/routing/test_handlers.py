@@ -255,6 +255,9 @@ async def test_contact_made_carries_its_day_and_closed_its_outcome() -> None:
     assert uow.routing.deliveries[delivery_id].outcome == "not-reported"
     told = uow.outbox.of_type(DELIVERY_STATUS_CHANGED)[-1].body
     assert (told["status"], told["outcome"]) == ("closed", "not-reported")
+    # `closed` carries the day of contact as well: the melding service may handle it before `contact_made`,
+    # which it then ignores as older, and the sender (and the programme's figures) would lose the day.
+    assert told["contact_at"] == str(uow.routing.deliveries[delivery_id].contact_at)
 
 
 async def test_contact_cannot_be_made_in_the_future_nor_before_the_delivery() -> None:
