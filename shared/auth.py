@@ -31,13 +31,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jose import jwk, jwt
 from jose.exceptions import ExpiredSignatureError, JWKError, JWTClaimsError, JWTError
 
+from shared.contracts.vocabulary import RECIPIENT_TYPES, SENDER_TYPES
 from shared.crypto import write_once
 from shared.errors import Forbidden, Unauthorized, Unavailable
 from shared.settings import ServiceSettings
 
 ALLOWED_ALGORITHMS = frozenset({"RS256", "ES256"})
-SENDER_TYPES = ("huisarts", "verloskundige", "gynaecoloog", "volwassenen-ggz", "verslavingszorg")
-RECIPIENT_TYPES = ("jgz", "wijkteam")
 ORG_TYPES = frozenset({*SENDER_TYPES, *RECIPIENT_TYPES, "operator", "service"})
 OPERATOR_TYPES = ("operator",)
 SERVICE_TYPES = ("service",)
@@ -55,6 +54,8 @@ SCOPE_HOLDERS: dict[str, tuple[str, ...]] = {
     # Operators (the platform's privacy officer among them) read every record; any other organisation
     # only the records of its own accesses (see shared.api.audit_router).
     "audit:read": (*OPERATOR_TYPES, *SENDER_TYPES, *RECIPIENT_TYPES),
+    # Programme figures hold no person (small numbers suppressed): any organisation the issuer grants it.
+    "figures:read": tuple(sorted(ORG_TYPES)),
 }
 SCOPES = tuple(SCOPE_HOLDERS)
 CLOCK_LEEWAY_SECONDS = 30

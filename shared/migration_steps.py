@@ -247,3 +247,20 @@ def copy_json_field(table: str, key: str, source: str, target: str, path: tuple[
             value = value.get(step) if isinstance(value, dict) else None
         if value is not None:
             bind.execute(sa.update(plain).where(plain.c[key] == row_key).values({target: value}))
+
+
+def derive_from_encrypted_json(
+    table: str, key: str, source: str, target: str, derive: Callable[[dict[str, Any]], Any]
+) -> None:
+    """Set `target` (where NULL) to `derive(document)` for the encrypted JSON document in `source`."""
+    bind = op.get_bind()
+    plain = sa.table(table, sa.column(key), sa.column(source, sa.Text), sa.column(target))
+    rows = bind.execute(
+        sa.select(plain.c[key], plain.c[source]).where(plain.c[source].is_not(None), plain.c[target].is_(None))
+    ).all()
+    if not rows:
+        return
+    ring = needs_cipher(table)
+    for row_key, value in rows:
+        document = json.loads(ring.decrypt(value, f"{table}.{source}"))
+        bind.execute(sa.update(plain).where(plain.c[key] == row_key).values({target: derive(document)}))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import FastAPI
 
 from services.melding.adapters.orm import audit, outbox
+from services.melding.api.figures import router as figures_router
 from services.melding.api.routes import router
 from services.melding.config import MeldingSettings
 from services.melding.service_layer.unit_of_work import unit_of_work_factory
@@ -19,6 +20,9 @@ JGZ organisation and/or wijkteam serving the patient's address. The sender follo
 `GET /v1/meldingen/{id}`: `accepted` → `delivered` / `unroutable`, each recipient's `queued` →
 `received` → `contact_made` → `closed`, or `withdrawn` when the consent is withdrawn.
 
+`GET /v1/figures` (`figures:read`) counts what came of the meldingen per gemeente and period, for the
+programme's monitoring, with every small number suppressed.
+
 Bearer JWT with `melding:write` / `melding:read`; the sender is the token's organisation.
 Errors are `application/problem+json` (RFC 9457).
 """
@@ -32,7 +36,7 @@ def create_app(settings: MeldingSettings | None = None, *, run_workers: bool = T
         runtime,
         title="Kansrijke Start — melding service",
         description=DESCRIPTION,
-        routers=[router, audit_router(audit)],
+        routers=[router, figures_router, audit_router(audit)],
         workers=workers,
         outbox=outbox,
         run_workers=run_workers,

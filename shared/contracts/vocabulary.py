@@ -10,6 +10,9 @@ from enum import StrEnum
 from typing import Literal
 
 RecipientType = Literal["jgz", "wijkteam"]
+# Who sends meldingen, and who receives them (an organisation's `org_type`).
+SENDER_TYPES = ("huisarts", "verloskundige", "gynaecoloog", "volwassenen-ggz", "verslavingszorg")
+RECIPIENT_TYPES = ("jgz", "wijkteam")
 
 # The risk domains a signalling instrument (ALPHA-NL, R4U) covers; a melding carries one or more (DESIGN.md).
 MEDICAL_RISK_DOMAINS = ("verslaving", "psychiatrie", "lvb", "medisch-obstetrisch")

@@ -36,7 +36,12 @@ meldingen = Table(
     Column("withdrawn_at", UTCDateTime(), nullable=True),
     Column("expected_due_date", Date, nullable=True, comment="kept after the purge: it dates the retention"),
     Column("purged_at", UTCDateTime(), nullable=True),
-    Column("skeleton", Text, nullable=True, comment="JSON left after the purge: risk domains, recipient types"),
+    Column(
+        "skeleton",
+        Text,
+        nullable=True,
+        comment="JSON: pregnancy, risk domains, recipient types, urgency; from intake on, kept after the purge",
+    ),
     Column("skipped_types", Text, nullable=False, server_default="[]", comment="JSON: [{recipient_type, reason}]"),
     Column("not_delivered_reason", String(32), nullable=True, comment="route-map | consent-expired | consent-refused"),
     Column("cancelled_at", UTCDateTime(), nullable=True),
@@ -46,6 +51,8 @@ meldingen = Table(
     Index("ix_meldingen_expected_due_date", "expected_due_date"),
     Index("ix_meldingen_sender_created", "sender_org_id", "created_at"),
     Index("ix_meldingen_consent_id", "consent_id"),
+    Index("ix_meldingen_gemeente_created", "gemeente_code", "created_at"),
+    Index("ix_meldingen_created", "created_at"),
 )
 
 melding_deliveries = Table(

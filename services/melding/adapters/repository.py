@@ -18,6 +18,7 @@ from services.melding.adapters.orm import (
     meldingen,
     sender_patients,
 )
+from services.melding.domain.figures import DeliveryFacts, MeldingFacts
 from services.melding.domain.model import (
     ConsentState,
     Delivery,
@@ -32,6 +33,7 @@ from services.melding.domain.model import (
     due_date_in,
     skeleton_of,
 )
+from shared.clock import as_nl_date
 from shared.contracts.vocabulary import DeliveryStatus
 from shared.crypto import FieldCipher
 from shared.db import lock_row_creating
@@ -113,6 +115,7 @@ class MeldingRepository:
                 consent_id=consent["id"],
                 consent=json.dumps(consent, default=str),
                 content=json.dumps(content),
+                skeleton=json.dumps(skeleton_of(content)),
                 expected_due_date=due_date_in(content),
                 bsn_ref=self._cipher().bsn_ref(bsn) if (bsn := bsn_in(content)) else None,
                 unroutable_types="",
@@ -332,10 +335,11 @@ class MeldingRepository:
         if stored is None:
             return None
         content: dict[str, Any] = json.loads(stored)
+        # The keyed hash of the BSN goes too: what is left is anonymous, not a pseudonym of the patient.
         await self.session.execute(
             update(meldingen)
             .where(meldingen.c.id == melding_id)
-            .values(content=None, skeleton=json.dumps(skeleton_of(content)), purged_at=at)
+            .values(content=None, skeleton=json.dumps(skeleton_of(content)), purged_at=at, bsn_ref=None)
         )
         return content
 
@@ -356,3 +360,75 @@ class MeldingRepository:
         """Ids of up to `limit` meldingen whose personal data is due for removal, locked."""
         query = select(meldingen.c.id).where(*self._personal_data_due(cutoff)).limit(limit).with_for_update()
         return list((await self.session.execute(query)).scalars())
+
+    # --- programme figures ---------------------------------------------------------------------------------
+
+    async def figure_facts(self, since: datetime, before: datetime, gemeente_code: str | None) -> list[MeldingFacts]:
+        """The skeleton of every melding created in [since, before) (of one gemeente, or all), with its
+        deliveries' statuses, deadlines, contacts and outcomes: never its content."""
+        where = [meldingen.c.created_at >= since, meldingen.c.created_at < before]
+        if gemeente_code is not None:
+            where.append(meldingen.c.gemeente_code == gemeente_code)
+        delivered: dict[str, list[DeliveryFacts]] = {}
+        query = select(
+            melding_deliveries.c.melding_id,
+            melding_deliveries.c.recipient_type,
+            melding_deliveries.c.status,
+            melding_deliveries.c.contact_due_at,
+            melding_deliveries.c.contact_at,
+            melding_deliveries.c.outcome,
+        ).join(meldingen, meldingen.c.id == melding_deliveries.c.melding_id)
+        for row in await self.session.execute(query.where(*where)):
+            delivered.setdefault(row.melding_id, []).append(
+                DeliveryFacts(
+                    recipient_type=row.recipient_type,
+                    status=DeliveryStatus(row.status),
+                    contact_due_on=as_nl_date(row.contact_due_at) if row.contact_due_at else None,
+                    contact_at=row.contact_at,
+                    outcome=row.outcome,
+                )
+            )
+        query = select(
+            meldingen.c.id,
+            meldingen.c.created_at,
+            meldingen.c.gemeente_code,
+            meldingen.c.sender_org_type,
+            meldingen.c.status,
+            meldingen.c.skeleton,
+        )
+        facts = []
+        for row in await self.session.execute(query.where(*where)):
+            skeleton = json.loads(row.skeleton or "{}")
+            facts.append(
+                MeldingFacts(
+                    created_on=as_nl_date(row.created_at),
+                    gemeente_code=row.gemeente_code,
+                    sender_type=row.sender_org_type,
+                    status=row.status,
+                    risk_domains=tuple(skeleton.get("risk_domains") or ()),
+                    recipient_types=tuple(skeleton.get("recipient_types") or ()),
+                    deliveries=tuple(delivered.get(row.id, ())),
+                )
+            )
+        return facts
+
+    async def gemeente_name(self, code: str) -> str | None:
+        """The name routing last reported for a gemeente code (CBS), if any melding went there."""
+        query = (
+            select(meldingen.c.gemeente_name)
+            .where(meldingen.c.gemeente_code == code)
+            .order_by(meldingen.c.created_at.desc())
+            .limit(1)
+        )
+        return (await self.session.execute(query)).scalar_one_or_none()
+
+    async def gemeente_names(self, codes: list[str]) -> dict[str, str]:
+        """Names of these gemeente codes, as routing reported them."""
+        if not codes:
+            return {}
+        query = (
+            select(meldingen.c.gemeente_code, meldingen.c.gemeente_name)
+            .where(meldingen.c.gemeente_code.in_(codes))
+            .group_by(meldingen.c.gemeente_code, meldingen.c.gemeente_name)
+        )
+        return {row.gemeente_code: row.gemeente_name for row in await self.session.execute(query)}

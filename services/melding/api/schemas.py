@@ -162,3 +162,84 @@ class MeldingCancel(StrictModel):
 class MeldingPage(BaseModel):
     items: list[MeldingRead]
     next_cursor: str | None
+
+
+# --- programme figures -----------------------------------------------------------------------------------
+
+_COUNTS = "counts of meldingen; `null` below the suppression threshold"
+
+
+class ContactDays(BaseModel):
+    p50: float | None = Field(description="median days from the melding to the first contact")
+    p90: float | None = Field(description="90th percentile of the same")
+
+
+class PeriodFigures(BaseModel):
+    period: str = Field(description="`2027-01` (month), `2027-Q1` (quarter) or `2027` (year)")
+    meldingen: int | None = Field(description="meldingen made in the period (`null` below the threshold)")
+    by_sender_type: dict[str, int | None] = Field(
+        description=f"by the sender's org_type; parts of `meldingen`; {_COUNTS}"
+    )
+    by_risk_domain: dict[str, int | None] = Field(description=f"meldingen naming each risk domain; {_COUNTS}")
+    by_recipient_type: dict[str, int | None] = Field(description=f"meldingen asking for each recipient type; {_COUNTS}")
+    by_status: dict[str, int | None] = Field(
+        description=f"by the melding's status today; parts of `meldingen`; {_COUNTS}"
+    )
+    returned: int | None = Field(description="meldingen a recipient sent back (`returned`) at least once")
+    contact_within_deadline: float | None = Field(
+        description="share of the meldingen whose contact deadline has passed or been met where a recipient made "
+        "contact by it; `null` when the meldingen it counts, or those met or missed, are below the threshold"
+    )
+    days_to_contact: ContactDays = Field(description="`null` when fewer meldingen than the threshold had contact")
+    outcomes: dict[str, int | None] = Field(description=f"meldingen a recipient closed with each outcome; {_COUNTS}")
+    by_gemeente: dict[str, int | None] | None = Field(
+        None, description=f"the country's figures only: by gemeente code; parts of `meldingen`; {_COUNTS}"
+    )
+    without_gemeente: int | None = Field(
+        None, description="the country's figures only: meldingen whose address no gemeente was found for"
+    )
+
+
+class FiguresGemeente(BaseModel):
+    code: str
+    name: str | None = Field(description="as routing reported it (CBS); `null` if no melding went there yet")
+
+
+class FiguresRead(BaseModel):
+    model_config = ConfigDict(populate_by_name=True)
+
+    gemeente: FiguresGemeente | None = Field(description="`null`: the whole country")
+    from_: date = Field(alias="from", description="first day of the first whole period")
+    to: date = Field(description="last day of the last whole period")
+    interval: str
+    suppression_threshold: int = Field(description="counts below it, and figures derived from fewer, are `null`")
+    periods: list[PeriodFigures]
+
+
+def _example_period(label: str, total: int) -> dict[str, Any]:
+    return {
+        "period": label,
+        "meldingen": total,
+        "by_sender_type": {"huisarts": None, "verloskundige": 18, "gynaecoloog": None, "volwassenen-ggz": None,
+                           "verslavingszorg": None},
+        "by_risk_domain": {"verslaving": 12, "psychiatrie": None, "financien-schulden": 14},
+        "by_recipient_type": {"jgz": total, "wijkteam": 14},
+        "by_status": {"accepted": None, "delivered": 27, "unroutable": None, "not_delivered": None,
+                      "cancelled": None, "withdrawn": None},
+        "returned": None,
+        "contact_within_deadline": 0.64,
+        "days_to_contact": {"p50": 4.0, "p90": 11.0},
+        "outcomes": {"phb-done": 12, "support-started": None},
+        "by_gemeente": None,
+        "without_gemeente": None,
+    }  # fmt: skip
+
+
+FIGURES_EXAMPLE: dict[str, Any] = {
+    "gemeente": {"code": "GM0363", "name": "Amsterdam"},
+    "from": "2027-01-01",
+    "to": "2027-02-28",
+    "interval": "month",
+    "suppression_threshold": 10,
+    "periods": [_example_period("2027-01", 31), _example_period("2027-02", 28)],
+}

@@ -132,8 +132,8 @@ class SkippedRef:
 
 @dataclass(frozen=True)
 class MeldingRecord:
-    """A stored melding as the sender reads it. `content` is None once its personal data is removed; then
-    `skeleton` holds what is left."""
+    """A stored melding as the sender reads it. `content` is None once its personal data is removed;
+    `skeleton` holds what outlives it (from intake on)."""
 
     id: str
     status: MeldingStatus
@@ -160,7 +160,7 @@ class MeldingRecord:
             sender=sender,
             consent_id=consent_id,
             content=content,
-            skeleton=None,
+            skeleton=skeleton_of(content),
             created_at=at,
             updated_at=at,
             purged_at=None,

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from sqlalchemy import select
 
+from services.melding.adapters.orm import meldingen
 from services.melding.domain.model import Delivery, GemeenteRef, MeldingStatus, SenderRef, SkippedRef
 from services.melding.service_layer.unit_of_work import MeldingUnitOfWork, UnitOfWorkFactory, unit_of_work_factory
+from shared.clock import start_of_nl_day
 from shared.contracts.vocabulary import DeliveryStatus
 from tests.support import RunEnvironment, empty_tables
 
@@ -99,3 +102,39 @@ async def test_removing_personal_data_leaves_the_skeleton_and_is_due_only_once(
         assert record.skeleton == {k: CONTENT[k] for k in ("pregnancy", "risk_domains", "recipient_types", "urgency")}
         assert await uow.meldingen.count_personal_data_due(cutoff) == 0
         assert await uow.meldingen.lock_not_withdrawn("c-1") == []
+        # Not even the keyed hash of the BSN is left: the skeleton is anonymous, not a pseudonym.
+        assert (await uow.session.execute(select(meldingen.c.bsn_ref))).scalar_one() is None
+
+
+async def test_figure_facts_are_the_skeletons_of_the_range_on_dutch_days(unit_of_work: UnitOfWorkFactory) -> None:
+    """23:30 UTC on 31 January is 1 February in the Netherlands: it counts in February."""
+    edge = datetime(2027, 1, 31, 23, 30, tzinfo=UTC)
+    async with unit_of_work() as uow:
+        march = datetime(2027, 3, 1, tzinfo=UTC)  # 01:00 on 1 March in the Netherlands
+        for melding_id, at in (("jan", edge - timedelta(hours=1)), ("feb", edge), ("mar", march)):
+            await uow.meldingen.add(
+                melding_id=melding_id,
+                sender=SenderRef("10000001", "huisarts", "h.de.boer"),
+                consent={"id": f"c-{melding_id}", "recipient_types": ["jgz"], "valid_until": "2027-12-31"},
+                content=CONTENT,
+                at=at,
+            )
+            await uow.meldingen.set_routing(
+                melding_id, gemeente=GemeenteRef("GM0363", "Amsterdam"), unroutable_types=[], skipped=[], at=at
+            )
+        due = datetime(2027, 2, 14, 22, 59, tzinfo=UTC)  # 23:59 on 14 February in the Netherlands
+        delivery = Delivery("d-feb", "87654321", "GGD", "jgz", DeliveryStatus.closed, edge, contact_due_at=due,
+                            contact_at=date(2027, 2, 3), outcome="phb-done")  # fmt: skip
+        await uow.meldingen.save_delivery("feb", delivery)
+        await uow.meldingen.remove_personal_data("feb", edge)  # counted after the purge all the same
+        await uow.commit()
+    since, before = start_of_nl_day(date(2027, 2, 1)), start_of_nl_day(date(2027, 3, 1))
+    async with unit_of_work() as uow:
+        [feb] = await uow.meldingen.figure_facts(since, before, "GM0363")
+        assert await uow.meldingen.figure_facts(since, before, "GM0599") == []
+        assert await uow.meldingen.gemeente_name("GM0363") == "Amsterdam"
+    assert feb.created_on == date(2027, 2, 1) and feb.sender_type == "huisarts" and feb.gemeente_code == "GM0363"
+    assert feb.risk_domains == ("verslaving",) and feb.recipient_types == ("jgz", "wijkteam")
+    [answered] = feb.deliveries
+    assert answered.contact_due_on == date(2027, 2, 14) and answered.contact_at == date(2027, 2, 3)
+    assert answered.outcome == "phb-done" and feb.contact_in_time(date(2027, 3, 1)) is True

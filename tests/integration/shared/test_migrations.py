@@ -111,3 +111,60 @@ async def test_a_v1_audit_log_with_records_upgrades_into_an_intact_chain(environ
         assert rows[0].patient_ref == environment.cipher.bsn_ref("999999990")
     finally:
         await drop_database(environment, url)
+
+
+async def test_meldingen_from_before_the_figures_get_their_skeleton_and_lose_their_patients_hash(
+    environment: RunEnvironment,
+) -> None:
+    """0006 derives the skeleton of meldingen that still have their (encrypted) content, and drops the keyed
+    hash of the BSN of those purged before."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    from services.melding.domain.model import SenderRef
+    from services.melding.service_layer.unit_of_work import unit_of_work_factory
+
+    content = {
+        "patient": {"bsn": "999999990"},
+        "pregnancy": {"expected_due_date": "2027-05-01"},
+        "risk_domains": ["lvb"],
+        "recipient_types": ["jgz"],
+        "urgency": "urgent",
+        "note": "n",
+    }
+    url = await create_database(environment, "melding", suffix="_v11_figures")
+    try:
+        await asyncio.to_thread(migrations.upgrade, "melding", url, "0005", cipher=environment.cipher)
+        database = Database(url, cipher=environment.cipher)
+        try:
+            async with unit_of_work_factory(database)() as uow:
+                for melding_id in ("kept", "purged"):
+                    await uow.meldingen.add(
+                        melding_id=melding_id,
+                        sender=SenderRef("10000001", "huisarts", "h"),
+                        consent={"id": "c-1", "recipient_types": ["jgz"], "valid_until": "2027-12-31"},
+                        content=content,
+                        at=datetime(2026, 12, 1, tzinfo=UTC),
+                    )
+                await uow.meldingen.remove_personal_data("purged", datetime(2026, 12, 2, tzinfo=UTC))
+                # As 0005 left them: no skeleton before the purge, the hash kept after it.
+                await uow.session.execute(text("UPDATE meldingen SET skeleton = NULL WHERE content IS NOT NULL"))
+                await uow.session.execute(text("UPDATE meldingen SET bsn_ref = 'old-ref' WHERE id = 'purged'"))
+                await uow.commit()
+        finally:
+            await database.dispose()
+        await asyncio.to_thread(migrations.upgrade, "melding", url, cipher=environment.cipher)
+        database = Database(url, cipher=environment.cipher)
+        try:
+            async with unit_of_work_factory(database)() as uow:
+                kept, purged = [await uow.meldingen.get(m) for m in ("kept", "purged")]
+                refs = dict((await uow.session.execute(text("SELECT id, bsn_ref FROM meldingen"))).all())
+        finally:
+            await database.dispose()
+        skeleton = {k: content[k] for k in ("pregnancy", "risk_domains", "recipient_types", "urgency")}
+        assert kept is not None and kept.skeleton == skeleton and kept.content == content
+        assert purged is not None and purged.skeleton == skeleton and purged.content is None
+        assert refs["purged"] is None and refs["kept"] == environment.cipher.bsn_ref("999999990")
+    finally:
+        await drop_database(environment, url)

@@ -1,0 +1,55 @@
+"""`GET /v1/figures`: the programme's figures for a gemeente or the country (CONTRACT.md v1.1)."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query
+
+from services.melding.api.deps import UnitOfWorkDep
+from services.melding.api.schemas import FIGURES_EXAMPLE, FiguresRead
+from services.melding.domain.figures import SUPPRESSION_THRESHOLD, Interval
+from services.melding.service_layer.figures import programme_figures
+from shared.api import RequestId
+from shared.auth import Principal, require_scope
+from shared.clock import IsoDate
+from shared.identifiers import GemeenteCode
+from shared.problems import problem_responses
+
+router = APIRouter(prefix="/v1/figures", tags=["figures"])
+FiguresReader = Annotated[Principal, Depends(require_scope("figures:read"))]
+
+
+@router.get(
+    "",
+    response_model=FiguresRead,
+    response_model_by_alias=True,
+    summary="Programme figures for a gemeente or the country",
+    description="Per month, quarter or year: how many meldingen, from which sender types, for which risk "
+    "domains and recipient types, where they stand, how many were returned, the share with contact within the "
+    "contact deadline, the days to contact and the outcomes. Counted from the anonymous skeleton of every "
+    "melding (also after its personal data is removed). `from` and `to` widen to whole periods (the answer "
+    f"says which). Every count below {SUPPRESSION_THRESHOLD}, and every figure derived from fewer meldingen, "
+    "is `null`; where parts add up to a total (sender types, statuses, gemeenten), further parts are hidden "
+    "so that the total minus the shown parts never gives a small number. Without `gemeente`: the whole "
+    "country, with `by_gemeente`. Every request is recorded in the audit log.",
+    responses={**problem_responses("validation"), 200: {"content": {"application/json": {"example": FIGURES_EXAMPLE}}}},
+)
+async def get_figures(
+    principal: FiguresReader,
+    unit_of_work: UnitOfWorkDep,
+    request_id: RequestId,
+    first: Annotated[IsoDate, Query(alias="from", description="first day (YYYY-MM-DD), widened to its period")],
+    last: Annotated[IsoDate, Query(alias="to", description="last day (YYYY-MM-DD), widened to its period")],
+    gemeente: Annotated[GemeenteCode | None, Query(description="CBS gemeente code; omit for the country")] = None,
+    interval: Annotated[Interval, Query()] = Interval.month,
+) -> dict[str, Any]:
+    return await programme_figures(
+        unit_of_work,
+        principal=principal,
+        gemeente_code=gemeente,
+        first=first,
+        last=last,
+        interval=interval,
+        request_id=request_id,
+    )

@@ -1,0 +1,43 @@
+"""Programme figures for gemeenten and coalities (CONTRACT.md v1.1, "Programme figures"): one use case, for
+`GET /v1/figures` and `kansrijk report` alike. The counting and suppression are the domain's
+(`domain/figures.py`); this loads the skeletons of the whole periods asked for and records who asked."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from typing import Any
+
+from services.melding.domain.figures import SUPPRESSION_THRESHOLD, Interval, checked_range, figures
+from services.melding.service_layer.unit_of_work import UnitOfWorkFactory
+from shared.auth import Principal
+from shared.clock import start_of_nl_day, today_nl
+
+
+async def programme_figures(
+    unit_of_work: UnitOfWorkFactory,
+    *,
+    principal: Principal,
+    gemeente_code: str | None,
+    first: date,
+    last: date,
+    interval: Interval,
+    request_id: str | None,
+) -> dict[str, Any]:
+    """The figures of one gemeente (or, with None, the country) for the whole periods that hold
+    `first`..`last`; the request is recorded in the audit log (who looked at which gemeente's figures)."""
+    start, end = checked_range(first, last, interval)
+    async with unit_of_work() as uow:
+        facts = await uow.meldingen.figure_facts(
+            start_of_nl_day(start), start_of_nl_day(end + timedelta(days=1)), gemeente_code
+        )
+        name = await uow.meldingen.gemeente_name(gemeente_code) if gemeente_code else None
+        uow.audit.record(principal, "read", "figures", gemeente_code or "NL", patient_bsn=None, request_id=request_id)
+        await uow.commit()
+    return {
+        "gemeente": {"code": gemeente_code, "name": name} if gemeente_code else None,
+        "from": start,
+        "to": end,
+        "interval": interval.value,
+        "suppression_threshold": SUPPRESSION_THRESHOLD,
+        "periods": figures(facts, start, end, interval, today_nl(), national=gemeente_code is None),
+    }

@@ -1,0 +1,209 @@
+"""The programme figures' counting and suppression (services/melding/domain/figures.py)."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.melding.domain.figures import (
+    DeliveryFacts,
+    Interval,
+    MeldingFacts,
+    aligned,
+    checked_range,
+    figures,
+    period_label,
+    period_starts,
+    shown_parts,
+    shown_percentiles,
+    shown_share,
+)
+from shared.contracts.vocabulary import DeliveryStatus as D
+from shared.errors import ValidationFailed
+
+TODAY = date(2027, 3, 15)
+
+
+def melding(
+    created_on: date = date(2027, 1, 10),
+    *,
+    sender_type: str = "verloskundige",
+    status: str = "delivered",
+    gemeente: str | None = "GM0363",
+    domains: tuple[str, ...] = ("verslaving",),
+    types: tuple[str, ...] = ("jgz",),
+    deliveries: tuple[DeliveryFacts, ...] = (),
+) -> MeldingFacts:
+    return MeldingFacts(
+        created_on=created_on,
+        gemeente_code=gemeente,
+        sender_type=sender_type,
+        status=status,
+        risk_domains=domains,
+        recipient_types=types,
+        deliveries=deliveries,
+    )
+
+
+def delivery(
+    status: D = D.contact_made,
+    *,
+    due: date | None = date(2027, 1, 24),
+    contact: date | None = None,
+    outcome: str | None = None,
+    recipient_type: str = "jgz",
+) -> DeliveryFacts:
+    return DeliveryFacts(
+        recipient_type=recipient_type, status=status, contact_due_on=due, contact_at=contact, outcome=outcome
+    )
+
+
+# --- suppression -----------------------------------------------------------------------------------------
+
+
+def test_parts_below_the_threshold_are_hidden_and_so_is_the_next_smallest_when_the_hidden_sum_is_small() -> None:
+    # 18 + 3: the total 21 minus the shown 18 would give the hidden 3 away, so 18 goes too.
+    assert shown_parts({"verloskundige": 18, "huisarts": 3}) == {"verloskundige": None, "huisarts": None}
+    # 18 + 12 + 3: hiding the smallest shown part (12) makes the hidden sum 15.
+    assert shown_parts({"a": 18, "b": 12, "c": 3}) == {"a": 18, "b": None, "c": None}
+    # Two small parts that add up to 10 or more need nothing more.
+    assert shown_parts({"a": 18, "b": 6, "c": 5}) == {"a": 18, "b": None, "c": None}
+    # Zeros hide nothing: 0 persons are not a small number of persons.
+    assert shown_parts({"a": 18, "b": 0, "c": 0}) == {"a": 18, "b": None, "c": None}
+    assert shown_parts({"a": 0, "b": 0}) == {"a": None, "b": None}
+
+
+@given(st.dictionaries(st.sampled_from("abcdefgh"), st.integers(min_value=0, max_value=40), min_size=1))
+def test_the_total_minus_the_shown_parts_is_never_a_small_number(counts: dict[str, int]) -> None:
+    published = shown_parts(counts)
+    assert list(published) == list(counts)
+    assert all(value is None or (value >= 10 and value == counts[key]) for key, value in published.items())
+    total = sum(counts.values())
+    hidden = total - sum(v for v in published.values() if v is not None)
+    assert hidden == 0 or hidden >= 10 or total < 10  # a total below 10 is not published either
+
+
+@pytest.mark.parametrize(
+    ("part", "whole", "expected"),
+    [
+        (20, 25, None),  # 5 missed the deadline: a small number, given away by 0.8
+        (11, 12, None),
+        (8, 30, None),
+        (15, 30, 0.5),
+        (12, 12, 1.0),  # none missed it: no person is singled out
+        (0, 12, 0.0),
+        (5, 9, None),  # fewer than 10 meldingen
+    ],
+)
+def test_a_share_is_shown_only_when_neither_part_nor_rest_is_a_small_number(
+    part: int, whole: int, expected: float | None
+) -> None:
+    assert shown_share(part, whole) == expected
+
+
+def test_percentiles_need_the_threshold_number_of_values() -> None:
+    assert shown_percentiles(list(range(9))) == {"p50": None, "p90": None}
+    assert shown_percentiles(list(range(1, 11))) == {"p50": 5.5, "p90": 9.1}
+
+
+# --- contact and periods -----------------------------------------------------------------------------------
+
+
+def test_contact_in_time_looks_at_each_deliverys_own_deadline() -> None:
+    in_time = melding(deliveries=(delivery(contact=date(2027, 1, 20)),))
+    late = melding(deliveries=(delivery(contact=date(2027, 1, 30)),))
+    missed = melding(deliveries=(delivery(D.received),))  # deadline 24 January passed by TODAY
+    open_ = melding(deliveries=(delivery(D.received, due=TODAY + timedelta(days=3)),))
+    returned = melding(deliveries=(delivery(D.returned), delivery(D.received, due=TODAY + timedelta(days=3))))
+    either = melding(deliveries=(delivery(D.received), delivery(contact=date(2027, 1, 12), recipient_type="wijkteam")))
+    assert [m.contact_in_time(TODAY) for m in (in_time, late, missed, open_, returned, either)] == [
+        True,
+        False,
+        False,
+        None,
+        None,  # the returned delivery does not count; the other is still open
+        True,
+    ]
+    assert melding(deliveries=(delivery(D.received, due=None),)).contact_in_time(TODAY) is None
+    assert either.days_to_contact() == 2 and missed.days_to_contact() is None
+
+
+def test_periods_are_whole_calendar_periods() -> None:
+    assert aligned(date(2027, 2, 14), date(2027, 5, 2), Interval.month) == (date(2027, 2, 1), date(2027, 5, 31))
+    assert aligned(date(2027, 2, 14), date(2027, 5, 2), Interval.quarter) == (date(2027, 1, 1), date(2027, 6, 30))
+    assert aligned(date(2027, 2, 14), date(2028, 1, 1), Interval.year) == (date(2027, 1, 1), date(2028, 12, 31))
+    starts = period_starts(date(2026, 11, 1), date(2027, 2, 28), Interval.month)
+    assert [period_label(s, Interval.month) for s in starts] == ["2026-11", "2026-12", "2027-01", "2027-02"]
+    assert period_label(date(2027, 4, 1), Interval.quarter) == "2027-Q2"
+    assert period_label(date(2027, 4, 1), Interval.year) == "2027"
+
+
+@pytest.mark.parametrize(
+    ("first", "last", "interval"),
+    [
+        (date(2027, 5, 1), date(2027, 4, 30), Interval.month),  # backwards
+        (date(2015, 1, 1), date(2027, 1, 1), Interval.month),  # before the programme
+        (date(2020, 1, 1), date(2030, 1, 1), Interval.month),  # 121 months
+        (date(2027, 1, 1), date(9999, 12, 31), Interval.year),  # the calendar's edge
+    ],
+)
+def test_ranges_that_cannot_be_answered_are_refused(first: date, last: date, interval: Interval) -> None:
+    with pytest.raises(ValidationFailed):
+        checked_range(first, last, interval)
+
+
+def test_ten_years_of_months_are_answered() -> None:
+    assert checked_range(date(2020, 1, 1), date(2029, 12, 31), Interval.month) == (date(2020, 1, 1), date(2029, 12, 31))
+
+
+# --- the figures -------------------------------------------------------------------------------------------
+
+
+def test_a_period_counts_its_meldingen_and_suppresses_every_small_number() -> None:
+    facts = [
+        *(
+            melding(
+                domains=("verslaving", "financien-schulden"),
+                types=("jgz", "wijkteam") if i < 10 else ("jgz",),
+                deliveries=(delivery(D.closed, contact=date(2027, 1, 10 + i % 5), outcome="phb-done"),),
+            )
+            for i in range(12)
+        ),
+        *(melding(sender_type="huisarts", status="withdrawn", domains=("psychiatrie",)) for _ in range(3)),
+        melding(date(2027, 2, 3)),  # the next month
+    ]
+    jan, feb = figures(facts, date(2027, 1, 1), date(2027, 2, 28), Interval.month, TODAY, national=False)
+    assert jan["period"] == "2027-01" and jan["meldingen"] == 15
+    # 12 + 3 = 15: showing 12 would give the 3 huisarts meldingen away.
+    assert jan["by_sender_type"] == dict.fromkeys(jan["by_sender_type"], None)
+    assert jan["by_status"] == dict.fromkeys(jan["by_status"], None)
+    assert jan["by_risk_domain"]["verslaving"] == 12 and jan["by_risk_domain"]["psychiatrie"] is None
+    assert jan["by_recipient_type"] == {"jgz": 15, "wijkteam": 10}
+    assert jan["outcomes"]["phb-done"] == 12 and jan["outcomes"]["declined"] is None
+    assert jan["contact_within_deadline"] == 1.0
+    assert jan["days_to_contact"] == {"p50": 1.5, "p90": 3.9}  # 0,0,0,1,1,1,2,2,3,3,4,4
+    assert "by_gemeente" not in jan
+    assert feb["meldingen"] is None and feb["days_to_contact"] == {"p50": None, "p90": None}
+
+
+def test_the_countrys_figures_list_every_gemeente_in_every_period_as_parts_of_the_total() -> None:
+    facts = [
+        *(melding(gemeente="GM0363") for _ in range(25)),
+        *(melding(gemeente="GM0599") for _ in range(11)),
+        *(melding(gemeente=None, status="unroutable") for _ in range(2)),
+        melding(date(2027, 2, 1), gemeente="GM0014"),
+    ]
+    jan, feb = figures(facts, date(2027, 1, 1), date(2027, 2, 28), Interval.month, TODAY, national=True)
+    # 2 without a gemeente: hiding GM0599 (11) too makes the hidden sum 13.
+    assert jan["by_gemeente"] == {"GM0014": None, "GM0363": 25, "GM0599": None}
+    assert jan["without_gemeente"] is None and jan["meldingen"] == 38
+    assert feb["by_gemeente"] == {"GM0014": None, "GM0363": None, "GM0599": None}
+
+
+def test_a_quarter_holds_its_months() -> None:
+    facts = [melding(date(2027, month, 5)) for month in (1, 2, 3) for _ in range(4)]
+    (quarter,) = figures(facts, date(2027, 1, 1), date(2027, 3, 31), Interval.quarter, TODAY, national=False)
+    assert quarter["period"] == "2027-Q1" and quarter["meldingen"] == 12
