@@ -4,10 +4,16 @@ country, with every small number suppressed, for a token with `figures:read` onl
 
 from __future__ import annotations
 
+import io
+import os
+import re
+import shutil
+from pathlib import Path
 from typing import Any
 
 import aio_pika
 import httpx
+import pytest
 
 from shared.clock import today_nl
 from tests.e2e.flow import (
@@ -23,7 +29,8 @@ from tests.e2e.flow import (
     recipient,
     sender,
 )
-from tests.support import Tokens
+from tests.e2e.test_cli import cli_env, run_cli
+from tests.support import RunEnvironment, Tokens
 
 Clients = dict[str, httpx.AsyncClient]
 GEMEENTE, NAME, POSTCODES = "GM1680", "Aa en Hunze", ("9450", "9469")  # no other test routes here
@@ -67,9 +74,9 @@ async def _figures(system: Clients, tokens: Tokens, **params: str) -> httpx.Resp
     )
 
 
-async def test_figures_count_what_came_of_the_meldingen_and_hide_every_small_number(
-    system: Clients, tokens: Tokens, amqp: aio_pika.abc.AbstractChannel
-) -> None:
+async def _programme(system: Clients, tokens: Tokens, amqp: aio_pika.abc.AbstractChannel) -> dict[str, Any]:
+    """15 meldingen in one gemeente, answered, withdrawn and cancelled as below; the year's figures once every
+    event has been handled."""
     await put_gemeente(system, tokens, GEMEENTE, NAME, [POSTCODES])
     jgz = new_org_id()
     await put_organisation(system, tokens, jgz, "jgz", gemeenten=[GEMEENTE])
@@ -106,41 +113,46 @@ async def test_figures_count_what_came_of_the_meldingen_and_hide_every_small_num
     )
     assert cancelled.status_code == 200, cancelled.text
 
-    expected = {
-        "meldingen": 15,
-        # 12 verloskundige and 3 huisarts: the 12 would give the 3 away (15 - 12).
-        "by_sender_type": {t: None for t in ("huisarts", "verloskundige", "gynaecoloog", "volwassenen-ggz",
-                                             "verslavingszorg")},
-        "by_recipient_type": {"jgz": 15, "wijkteam": None},
-        "returned": None,
-        "contact_within_deadline": 1.0,  # 11 of the 11 whose deadline was met or passed
-        "days_to_contact": {"p50": 0.0, "p90": 0.0},
-    }  # fmt: skip
-
-    async def counted() -> dict[str, Any] | None:
-        response = await _figures(system, tokens, gemeente=GEMEENTE.lower())
-        assert response.status_code == 200, response.text
-        (period,) = response.json()["periods"]
-        seen.append(period)
-        return period if {k: period[k] for k in expected} == expected and period["outcomes"]["phb-done"] else None
-
     seen: list[dict[str, Any]] = []
 
+    async def settled() -> bool:  # every answer, the withdrawal and the cancellation have reached the melding service
+        response = await _figures(system, tokens, gemeente=GEMEENTE.lower())
+        assert response.status_code == 200, response.text
+        seen[:] = response.json()["periods"]
+        return seen[0]["outcomes"]["phb-done"] == 10 and seen[0]["contact_within_deadline"] is not None
+
     try:
-        period = await eventually(counted, timeout=30)
+        await eventually(settled, timeout=30)
     except AssertionError:
-        raise AssertionError(seen[-1]) from None
+        raise AssertionError(f"the figures never settled: {seen}") from None
+    return seen[0]
+
+
+async def test_figures_count_what_came_of_the_meldingen_and_hide_every_small_number(
+    system: Clients, tokens: Tokens, amqp: aio_pika.abc.AbstractChannel
+) -> None:
+    period = await _programme(system, tokens, amqp)
+    assert period["period"] == str(today_nl().year) and period["meldingen"] == 15
+    # 12 verloskundige and 3 huisarts: the 12 would give the 3 away (15 - 12).
+    assert set(period["by_sender_type"]) == {"huisarts", "verloskundige", "gynaecoloog", "volwassenen-ggz",
+                                             "verslavingszorg"}  # fmt: skip
+    assert set(period["by_sender_type"].values()) == {None}
+    # delivered 13, withdrawn 1, cancelled 1: the 13 would give the 2 away.
+    assert set(period["by_status"].values()) == {None}
     assert period["by_risk_domain"]["verslaving"] == 12 and period["by_risk_domain"]["financien-schulden"] == 12
     assert period["by_risk_domain"]["psychiatrie"] is None  # 3
+    assert period["by_recipient_type"] == {"jgz": 15, "wijkteam": None}
     assert period["outcomes"]["phb-done"] == 10 and period["outcomes"]["declined"] is None
-    # delivered 13, withdrawn 1, cancelled 1: 13 would give the 2 away.
-    assert set(period["by_status"].values()) == {None}
-    assert period["by_gemeente"] is None and period["period"] == str(today_nl().year)
+    assert period["returned"] is None  # 0
+    assert period["contact_within_deadline"] == 1.0  # 11 of the 11 whose deadline was met or passed
+    assert period["days_to_contact"] == {"p50": 0.0, "p90": 0.0}  # contact the day of the melding
+    assert period["by_gemeente"] is None
 
     country = await _figures(system, tokens)
     assert country.status_code == 200 and country.json()["gemeente"] is None
+    assert country.json()["gemeente_names"] == {GEMEENTE: NAME}
     (national,) = country.json()["periods"]
-    assert national["by_gemeente"][GEMEENTE] == 15 and national["meldingen"] >= 15
+    assert national["by_gemeente"] == {GEMEENTE: 15} and national["meldingen"] == 15
     body = (await _figures(system, tokens, gemeente=GEMEENTE)).json()
     assert body["gemeente"] == {"code": GEMEENTE, "name": NAME} and body["suppression_threshold"] == 10
     assert body["from"] == f"{today_nl().year}-01-01" and body["to"] == f"{today_nl().year}-12-31"
@@ -166,3 +178,94 @@ async def test_figures_need_their_scope_and_sound_parameters(system: Clients, to
         response = await system["melding"].get("/v1/figures", headers=coordinator(tokens), params=params)
         assert response.status_code == 422, (params, response.text)
         assert response.headers["content-type"].startswith("application/problem+json")
+
+
+# --- the report a coordinator opens ------------------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+PERSONAL = ("Sanne", "de Vries", "methadon", "9451", "1998-03-14", "0612345678", "M. Jansen")
+
+
+async def _in_chromium(page: Path, screenshot: Path) -> tuple[list[str], list[Any]]:
+    """The page opened in headless Chromium: every URL it asked for, and each chart as painted (PIL images).
+    A screenshot of the whole page is left in `screenshot`."""
+    from PIL import Image
+    from playwright.async_api import async_playwright
+
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            tab = await browser.new_page(viewport={"width": 1200, "height": 900})
+            asked: list[str] = []
+            tab.on("request", lambda request: asked.append(request.url))
+            await tab.goto(page.as_uri())
+            await tab.screenshot(path=screenshot, full_page=True)
+            charts = tab.locator(".chart svg")
+            shots = [await charts.nth(i).screenshot() for i in range(await charts.count())]
+        finally:
+            await browser.close()
+    return asked, [Image.open(io.BytesIO(shot)).convert("RGB") for shot in shots]
+
+
+def _share_near(image: Any, colour: tuple[int, int, int], tolerance: int = 16) -> float:
+    """The share of the image's pixels within `tolerance` of `colour` (per channel)."""
+    pixels = list(image.get_flattened_data())
+    near = sum(1 for pixel in pixels if all(abs(a - b) <= tolerance for a, b in zip(pixel, colour, strict=True)))
+    return near / len(pixels)
+
+
+def _share_bluish(image: Any) -> float:
+    """The share of pixels clearly blue (the heat map's cells)."""
+    pixels = list(image.get_flattened_data())
+    return sum(1 for r, g, b in pixels if b - r > 60) / len(pixels)
+
+
+def _painted(image: Any) -> float:
+    """The share of pixels that are not white."""
+    pixels = list(image.get_flattened_data())
+    return sum(1 for pixel in pixels if min(pixel) < 235) / len(pixels)
+
+
+@pytest.mark.skipif(
+    CHROMIUM is None and not os.environ.get("CI"), reason="needs Chromium (apt install chromium; .ci/run does)"
+)
+async def test_the_report_is_one_page_in_dutch_with_charts_that_loads_nothing_and_names_no_one(
+    system: Clients,
+    tokens: Tokens,
+    amqp: aio_pika.abc.AbstractChannel,
+    environment: RunEnvironment,
+    stack: dict[str, str],
+    stack_databases: dict[str, str],
+    tmp_path: Path,
+) -> None:
+    assert CHROMIUM is not None, "CI installs Chromium (.ci/run)"
+    await _programme(system, tokens, amqp)
+    today = str(today_nl())
+    env = cli_env(environment, KANSRIJK_MELDING_DATABASE_URL=stack_databases["melding"])
+    gemeente, country = tmp_path / "gemeente.html", tmp_path / "nederland.html"
+    period = ("--from", today, "--to", today, "--interval", "year")
+    made = await run_cli("report", "--gemeente", GEMEENTE, *period, "--out", str(gemeente), env=env)
+    assert made.returncode == 0, made.stderr
+    token = coordinator(tokens)["Authorization"].removeprefix("Bearer ")
+    asked = await run_cli(
+        "report", *period, "--url", stack["melding"], "--token", token, "--out", str(country), env=env
+    )
+    assert asked.returncode == 0, asked.stderr
+    refused = await run_cli("report", *period, "--gemeente", "GM12", "--out", str(tmp_path / "x.html"), env=env)
+    assert refused.returncode == 2 and "GM" in refused.stderr
+
+    for page, charts in ((gemeente, 5), (country, 6)):
+        text = page.read_text(encoding="utf-8")
+        assert '<html lang="nl">' in text and "Bron: CBS" in text and "Kleine aantallen zijn niet getoond" in text
+        assert not any(value in text for value in PERSONAL) and not re.search(r"\b\d{9}\b", text)  # no BSN
+        # Nothing to fetch: no scripts, no linked files, no URL but the SVG namespaces.
+        assert "<script" not in text and "<link" not in text and "@import" not in text
+        assert set(re.findall(r"https?://[^\s\"')<]+", text)) <= {"http://www.w3.org/2000/svg",
+                                                                   "http://www.w3.org/1999/xlink"}  # fmt: skip
+        asked, painted = await _in_chromium(page, tmp_path / f"{page.stem}.png")
+        assert asked == [page.as_uri()], "the page loaded something besides itself"
+        assert len(painted) == charts and all(_painted(chart) > 0.04 for chart in painted), "a chart is blank"
+        # The contact chart's green bar (100 %) and the risk domains' heat map (two cells of 12) are painted.
+        assert _share_near(painted[3], (0x2A, 0x9D, 0x55)) > 0.05
+        assert _share_bluish(painted[1]) > 0.05
+    assert "Aa en Hunze (GM1680)" in country.read_text(encoding="utf-8")

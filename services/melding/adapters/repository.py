@@ -412,23 +412,12 @@ class MeldingRepository:
             )
         return facts
 
-    async def gemeente_name(self, code: str) -> str | None:
-        """The name routing last reported for a gemeente code (CBS), if any melding went there."""
-        query = (
-            select(meldingen.c.gemeente_name)
-            .where(meldingen.c.gemeente_code == code)
-            .order_by(meldingen.c.created_at.desc())
-            .limit(1)
-        )
-        return (await self.session.execute(query)).scalar_one_or_none()
-
-    async def gemeente_names(self, codes: list[str]) -> dict[str, str]:
-        """Names of these gemeente codes, as routing reported them."""
-        if not codes:
-            return {}
+    async def gemeente_names(self, codes: list[str | None]) -> dict[str, str]:
+        """The names routing reported for these gemeente codes (CBS), where a melding went there; the latest
+        name where a gemeente was renamed."""
         query = (
             select(meldingen.c.gemeente_code, meldingen.c.gemeente_name)
-            .where(meldingen.c.gemeente_code.in_(codes))
-            .group_by(meldingen.c.gemeente_code, meldingen.c.gemeente_name)
+            .where(meldingen.c.gemeente_code.in_([c for c in codes if c]))
+            .order_by(meldingen.c.created_at)
         )
         return {row.gemeente_code: row.gemeente_name for row in await self.session.execute(query)}

@@ -213,6 +213,9 @@ class FiguresRead(BaseModel):
     to: date = Field(description="last day of the last whole period")
     interval: str
     suppression_threshold: int = Field(description="counts below it, and figures derived from fewer, are `null`")
+    gemeente_names: dict[str, str] | None = Field(
+        None, description="the country's figures only: the name (CBS) of every gemeente code in `by_gemeente`"
+    )
     periods: list[PeriodFigures]
 
 
@@ -241,5 +244,6 @@ FIGURES_EXAMPLE: dict[str, Any] = {
     "to": "2027-02-28",
     "interval": "month",
     "suppression_threshold": 10,
+    "gemeente_names": None,
     "periods": [_example_period("2027-01", 31), _example_period("2027-02", 28)],
 }

@@ -26,18 +26,22 @@ async def programme_figures(
     """The figures of one gemeente (or, with None, the country) for the whole periods that hold
     `first`..`last`; the request is recorded in the audit log (who looked at which gemeente's figures)."""
     start, end = checked_range(first, last, interval)
+    national = gemeente_code is None
     async with unit_of_work() as uow:
         facts = await uow.meldingen.figure_facts(
             start_of_nl_day(start), start_of_nl_day(end + timedelta(days=1)), gemeente_code
         )
-        name = await uow.meldingen.gemeente_name(gemeente_code) if gemeente_code else None
+        periods = figures(facts, start, end, interval, today_nl(), national=national)
+        listed = sorted(periods[0]["by_gemeente"]) if national else [gemeente_code]
+        names = await uow.meldingen.gemeente_names(listed)
         uow.audit.record(principal, "read", "figures", gemeente_code or "NL", patient_bsn=None, request_id=request_id)
         await uow.commit()
     return {
-        "gemeente": {"code": gemeente_code, "name": name} if gemeente_code else None,
+        "gemeente": None if gemeente_code is None else {"code": gemeente_code, "name": names.get(gemeente_code)},
         "from": start,
         "to": end,
         "interval": interval.value,
         "suppression_threshold": SUPPRESSION_THRESHOLD,
-        "periods": figures(facts, start, end, interval, today_nl(), national=gemeente_code is None),
+        "gemeente_names": names if national else None,
+        "periods": periods,
     }

@@ -132,7 +132,7 @@ async def test_figure_facts_are_the_skeletons_of_the_range_on_dutch_days(unit_of
     async with unit_of_work() as uow:
         [feb] = await uow.meldingen.figure_facts(since, before, "GM0363")
         assert await uow.meldingen.figure_facts(since, before, "GM0599") == []
-        assert await uow.meldingen.gemeente_name("GM0363") == "Amsterdam"
+        assert await uow.meldingen.gemeente_names(["GM0363", "GM0599"]) == {"GM0363": "Amsterdam"}
     assert feb.created_on == date(2027, 2, 1) and feb.sender_type == "huisarts" and feb.gemeente_code == "GM0363"
     assert feb.risk_domains == ("verslaving",) and feb.recipient_types == ("jgz", "wijkteam")
     [answered] = feb.deliveries
