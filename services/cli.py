@@ -702,6 +702,9 @@ def bench(
     ] = "postgresql://postgres@127.0.0.1:5432/postgres",
     keep: Annotated[Path | None, typer.Option(help="keep the services' logs and data in this folder")] = None,
     check: Annotated[bool, typer.Option("--check", help="exit 1 if a target is missed")] = False,
+    figures_meldingen: Annotated[
+        int, typer.Option(help="meldingen for the programme figures phase (a year of national volume)", min=100)
+    ] = 50_000,
 ) -> None:
     """Measure the system against its own infrastructure on this machine (PostgreSQL, RabbitMQ): baselines,
     end-to-end throughput, API and end-to-end latency, peak memory. Prints one table (docs/performance.md)."""
@@ -712,7 +715,12 @@ def bench(
     from tools.bench import BenchOptions, BenchUnavailable, run_bench, table_rows, timestamp, write_json
 
     options = BenchOptions(
-        duration=duration, rate=rate, postgres_url=postgres_url, amqp_url=ServiceSettings().amqp_url, work_dir=keep
+        duration=duration,
+        rate=rate,
+        postgres_url=postgres_url,
+        amqp_url=ServiceSettings().amqp_url,
+        work_dir=keep,
+        figures_meldingen=figures_meldingen,
     )
     try:
         result = asyncio.run(run_bench(options, progress=lambda line: err.print(f"[dim]…[/] {line}")))

@@ -22,9 +22,10 @@ async def test_a_short_bench_measures_every_figure_and_every_melding_arrives(
     environment: RunEnvironment, tmp_path: Path
 ) -> None:
     figures_file = tmp_path / "bench.json"
+    short = ["--duration", "1", "--rate", "5", "--figures-meldingen", "500", "--json", str(figures_file)]
     finished = await asyncio.to_thread(
         subprocess.run,
-        [sys.executable, "-m", "services.cli", "bench", "--duration", "1", "--rate", "5", "--json", str(figures_file)],
+        [sys.executable, "-m", "services.cli", "bench", *short],
         env=cli_env(environment),
         cwd=ROOT,
         capture_output=True,
@@ -47,6 +48,8 @@ async def test_a_short_bench_measures_every_figure_and_every_melding_arrives(
         "e2e_p99_ms",
         "peak_memory_mb",
         "throughput_vs_b_api",
+        "figures_country_ms",
+        "figures_gemeente_ms",
     ):
         assert isinstance(figures[name], float) and math.isfinite(figures[name]) and figures[name] > 0, name
     services = {"consent", "melding", "routing"}
@@ -55,3 +58,4 @@ async def test_a_short_bench_measures_every_figure_and_every_melding_arrives(
     # Correctness is not a speed figure: every melding of every phase arrived, and none was refused.
     assert result["verdicts"]["all_delivered"], figures
     assert figures["api_errors"] == 0, figures["api_unexpected_statuses"]
+    assert figures["figures_meldingen"] == 500 and "GET /v1/figures" in finished.stdout

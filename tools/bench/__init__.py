@@ -24,7 +24,10 @@ import asyncpg
 from yarl import URL
 
 from services.registry import SERVICES
+from shared import migrations
+from shared.crypto import load_or_create_dev_cipher
 from tools.bench import baselines
+from tools.bench.figures import measure_figures
 from tools.bench.load import closed_loop, http_client, open_loop
 from tools.bench.system import Recipient, Sender, end_to_end, free_port, running_system, set_up
 
@@ -37,6 +40,8 @@ TARGETS = {  # figure: (comparison, limit) — issue 6, on this 2-core machine
     "e2e_p50_ms": ("<=", 50.0),
     "e2e_p99_ms": ("<=", 250.0),
     "peak_memory_mb": ("<=", 200.0),
+    # Issue 18: a coordinator's page answers at once on a year of national volume.
+    "figures_country_ms": ("<=", 5000.0),
 }
 
 
@@ -47,6 +52,7 @@ class BenchOptions:
     postgres_url: str = "postgresql://postgres@127.0.0.1:5432/postgres"
     amqp_url: str = "amqp://guest:guest@localhost:5672/"
     work_dir: Path | None = None  # default: a temporary directory, removed after
+    figures_meldingen: int = 50_000  # a year of national volume for the programme figures
 
 
 class BenchUnavailable(RuntimeError):
@@ -59,7 +65,7 @@ async def run_bench(options: BenchOptions, progress: Any = print) -> dict[str, A
     work_dir = Path(options.work_dir or tempfile.mkdtemp(prefix="kansrijk-bench-"))
     work_dir.mkdir(parents=True, exist_ok=True)
     vhost_url = await _create_vhost(options.amqp_url, tag)
-    databases = await _create_databases(options.postgres_url, tag, ["baseline", *SERVICES])
+    databases = await _create_databases(options.postgres_url, tag, ["baseline", "figures", *SERVICES])
     try:
         progress("baselines: B_pg (asyncpg inserts, 16 concurrent)")
         b_pg = await baselines.postgres_inserts(_plain(databases["baseline"]), duration=options.duration)
@@ -70,6 +76,10 @@ async def run_bench(options: BenchOptions, progress: Any = print) -> dict[str, A
             _plain(databases["baseline"]), port=free_port(), concurrency=CONCURRENCY, duration=options.duration
         )
         system = await _measure_system(options, vhost_url, databases, work_dir, progress)
+        progress(f"figures: GET /v1/figures over {options.figures_meldingen} meldingen (a year, the country)")
+        await asyncio.to_thread(migrations.upgrade, "melding", databases["figures"])
+        cipher = load_or_create_dev_cipher(work_dir / "data" / "keys")
+        timing = await measure_figures(databases["figures"], options.figures_meldingen, cipher)
     finally:
         await _drop_databases(options.postgres_url, databases)
         await _delete_vhost(tag)
@@ -82,6 +92,9 @@ async def run_bench(options: BenchOptions, progress: Any = print) -> dict[str, A
         "b_api_p50_ms": b_api.percentile(50),
         "b_api_p99_ms": b_api.percentile(99),
         **system,
+        "figures_meldingen": timing.meldingen,
+        "figures_country_ms": timing.country_ms,
+        "figures_gemeente_ms": timing.gemeente_ms,
     }
     figures["throughput_vs_b_api"] = figures["throughput_per_s"] / b_api.per_second
     figures["throughput_vs_b_pg"] = figures["throughput_per_s"] / b_pg
@@ -238,6 +251,12 @@ def table_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
             "",
         ),
         ("every melding delivered", "yes" if v["all_delivered"] else "NO", "", ""),
+        (
+            f"GET /v1/figures, the country per month for a year ({f['figures_meldingen']} meldingen)",
+            f"{f['figures_country_ms']:.0f} ms",
+            f"one gemeente {f['figures_gemeente_ms']:.0f} ms",
+            verdict("figures_country_ms"),
+        ),
     ]
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, func, or_, select, update
+from sqlalchemy import ColumnElement, DateTime, Row, func, or_, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.melding.adapters.orm import (
@@ -91,6 +91,7 @@ _STATE = (
 
 # A melding whose every delivery has ended (or that was stopped) no longer counts as open.
 _ENDED = frozenset({DeliveryStatus.closed, DeliveryStatus.returned, DeliveryStatus.retracted})
+_STATUSES = {status.value: status for status in DeliveryStatus}
 _STOPPED = (MeldingStatus.withdrawn.value, MeldingStatus.cancelled.value, MeldingStatus.not_delivered.value)
 
 
@@ -370,44 +371,40 @@ class MeldingRepository:
         if gemeente_code is not None:
             where.append(meldingen.c.gemeente_code == gemeente_code)
         delivered: dict[str, list[DeliveryFacts]] = {}
+        # Tens of thousands of rows: fetched at once, unpacked by position, instants read as the driver gives
+        # them (as_nl_date takes SQLite's naive ones as UTC) rather than through UTCDateTime row by row.
         query = select(
             melding_deliveries.c.melding_id,
-            melding_deliveries.c.recipient_type,
             melding_deliveries.c.status,
-            melding_deliveries.c.contact_due_at,
+            type_coerce(melding_deliveries.c.contact_due_at, DateTime()),
             melding_deliveries.c.contact_at,
             melding_deliveries.c.outcome,
         ).join(meldingen, meldingen.c.id == melding_deliveries.c.melding_id)
-        for row in await self.session.execute(query.where(*where)):
-            delivered.setdefault(row.melding_id, []).append(
-                DeliveryFacts(
-                    recipient_type=row.recipient_type,
-                    status=DeliveryStatus(row.status),
-                    contact_due_on=as_nl_date(row.contact_due_at) if row.contact_due_at else None,
-                    contact_at=row.contact_at,
-                    outcome=row.outcome,
-                )
-            )
+        for melding_id, status, due_at, contact_at, outcome in (await self.session.execute(query.where(*where))).all():
+            due_on = as_nl_date(due_at) if due_at else None
+            delivered.setdefault(melding_id, []).append(DeliveryFacts(_STATUSES[status], due_on, contact_at, outcome))
         query = select(
             meldingen.c.id,
-            meldingen.c.created_at,
+            type_coerce(meldingen.c.created_at, DateTime()),
             meldingen.c.gemeente_code,
             meldingen.c.sender_org_type,
             meldingen.c.status,
             meldingen.c.skeleton,
         )
         facts = []
-        for row in await self.session.execute(query.where(*where)):
-            skeleton = json.loads(row.skeleton or "{}")
+        for melding_id, created_at, gemeente_code, sender_type, status, skeleton in (
+            await self.session.execute(query.where(*where))
+        ).all():
+            kept = json.loads(skeleton or "{}")
             facts.append(
                 MeldingFacts(
-                    created_on=as_nl_date(row.created_at),
-                    gemeente_code=row.gemeente_code,
-                    sender_type=row.sender_org_type,
-                    status=row.status,
-                    risk_domains=tuple(skeleton.get("risk_domains") or ()),
-                    recipient_types=tuple(skeleton.get("recipient_types") or ()),
-                    deliveries=tuple(delivered.get(row.id, ())),
+                    created_on=as_nl_date(created_at),
+                    gemeente_code=gemeente_code,
+                    sender_type=sender_type,
+                    status=status,
+                    risk_domains=tuple(kept.get("risk_domains") or ()),
+                    recipient_types=tuple(kept.get("recipient_types") or ()),
+                    deliveries=tuple(delivered.get(melding_id, ())),
                 )
             )
         return facts
@@ -418,6 +415,7 @@ class MeldingRepository:
         query = (
             select(meldingen.c.gemeente_code, meldingen.c.gemeente_name)
             .where(meldingen.c.gemeente_code.in_([c for c in codes if c]))
-            .order_by(meldingen.c.created_at)
+            .group_by(meldingen.c.gemeente_code, meldingen.c.gemeente_name)
+            .order_by(func.max(meldingen.c.created_at))
         )
         return {row.gemeente_code: row.gemeente_name for row in await self.session.execute(query)}

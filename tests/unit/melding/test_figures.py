@@ -54,11 +54,8 @@ def delivery(
     due: date | None = date(2027, 1, 24),
     contact: date | None = None,
     outcome: str | None = None,
-    recipient_type: str = "jgz",
 ) -> DeliveryFacts:
-    return DeliveryFacts(
-        recipient_type=recipient_type, status=status, contact_due_on=due, contact_at=contact, outcome=outcome
-    )
+    return DeliveryFacts(status=status, contact_due_on=due, contact_at=contact, outcome=outcome)
 
 
 # --- suppression -----------------------------------------------------------------------------------------
@@ -118,7 +115,7 @@ def test_contact_in_time_looks_at_each_deliverys_own_deadline() -> None:
     missed = melding(deliveries=(delivery(D.received),))  # deadline 24 January passed by TODAY
     open_ = melding(deliveries=(delivery(D.received, due=TODAY + timedelta(days=3)),))
     returned = melding(deliveries=(delivery(D.returned), delivery(D.received, due=TODAY + timedelta(days=3))))
-    either = melding(deliveries=(delivery(D.received), delivery(contact=date(2027, 1, 12), recipient_type="wijkteam")))
+    either = melding(deliveries=(delivery(D.received), delivery(contact=date(2027, 1, 12))))
     assert [m.contact_in_time(TODAY) for m in (in_time, late, missed, open_, returned, either)] == [
         True,
         False,
