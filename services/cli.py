@@ -642,6 +642,8 @@ def report(
 async def _figures_from_database(
     code: str | None, first: datetime, last: datetime, interval: str, database: Any, settings: Any
 ) -> dict[str, Any]:
+    from sqlalchemy.exc import DBAPIError
+
     from services.melding.domain.figures import Interval
     from services.melding.service_layer.figures import programme_figures
     from services.melding.service_layer.unit_of_work import unit_of_work_factory
@@ -661,6 +663,12 @@ async def _figures_from_database(
         )
     except ValidationFailed as exc:
         raise typer.BadParameter(exc.detail, param_hint=f"--{exc.field}") from None
+    except DBAPIError as exc:  # most often a database `kansrijk up` (which migrates) has not run against yet
+        err.print(
+            f"[red]✗[/] cannot read the melding database at {_without_password(settings.database_url)} "
+            f"({type(exc.orig).__name__}): run `kansrijk migrate melding` first, or pass --url to ask the service"
+        )
+        raise typer.Exit(1) from None
 
 
 def _figures_over_http(

@@ -253,6 +253,9 @@ async def test_the_report_is_one_page_in_dutch_with_charts_that_loads_nothing_an
     assert asked.returncode == 0, asked.stderr
     refused = await run_cli("report", *period, "--gemeente", "GM12", "--out", str(tmp_path / "x.html"), env=env)
     assert refused.returncode == 2 and "GM" in refused.stderr
+    unmigrated = {**env, "KANSRIJK_MELDING_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'new.db'}"}
+    told = await run_cli("report", *period, "--out", str(tmp_path / "x.html"), env=unmigrated)
+    assert told.returncode == 1 and "kansrijk migrate melding" in told.stderr and "Traceback" not in told.stderr
 
     for page, charts in ((gemeente, 5), (country, 6)):
         text = page.read_text(encoding="utf-8")
