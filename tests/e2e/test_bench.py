@@ -50,10 +50,14 @@ async def test_a_short_bench_measures_every_figure_and_every_melding_arrives(
         "throughput_vs_b_api",
         "figures_country_ms",
         "figures_gemeente_ms",
+        "start_up_s",
+        "cpu_ms_per_melding_total",
     ):
         assert isinstance(figures[name], float) and math.isfinite(figures[name]) and figures[name] > 0, name
     services = {"consent", "melding", "routing"}
-    assert set(figures["memory_mb"]) == set(figures["cpu_ms_per_melding"]) == services
+    assert (
+        set(figures["memory_mb"]) == set(figures["cpu_ms_per_melding"]) == set(figures["idle_cpu_percent"]) == services
+    )
     assert figures["throughput_meldingen"] > 0 and figures["e2e_meldingen"] == 5
     # Correctness is not a speed figure: every melding of every phase arrived, and none was refused.
     assert result["verdicts"]["all_delivered"], figures
