@@ -18,10 +18,11 @@ from rich.console import Console
 from yarl import URL
 
 from services.registry import SERVICES, ServiceEntry
-from shared import migrations
-from shared.auth import MAX_TOKEN_LIFETIME_SECONDS, ORG_TYPES, SCOPES, issue_token, load_or_create_dev_key
-from shared.crypto import cipher_for
+from shared.contracts.scopes import MAX_TOKEN_LIFETIME_SECONDS, ORG_TYPES, SCOPES
 from shared.settings import ServiceSettings
+
+# What a command needs beyond this is imported inside it: `kansrijk up` and `kansrijk token` start in a
+# fraction of the time the web and database stack takes to import (docs/performance.md, "Start-up").
 
 app = typer.Typer(
     help="Kansrijke Start meldingen: consent-checked meldingen to JGZ and wijkteams.",
@@ -38,6 +39,8 @@ def _migrate_when_reachable(name: str, settings: Any) -> None:
     in any order, and one that comes up before its database waits for it instead of crashing."""
     from tenacity import Retrying, retry_if_exception, wait_exponential
 
+    from shared import migrations
+    from shared.crypto import cipher_for
     from shared.db import is_database_unavailable
 
     where = f"{_without_password(settings.database_url)} (KANSRIJK_{name.upper()}_DATABASE_URL)"
@@ -85,6 +88,9 @@ def migrate(
     down: Annotated[bool, typer.Option("--down", help="downgrade to --revision (default: base)")] = False,
 ) -> None:
     """Apply (or undo) the database migrations of one service or all."""
+    from shared import migrations
+    from shared.crypto import cipher_for
+
     names = [_entry(service).name] if service else list(SERVICES)
     for name in names:
         settings = SERVICES[name].settings()
@@ -157,12 +163,11 @@ def worker(
 
 @app.command()
 def up() -> None:
-    """Apply every service's migrations, then run all services until Ctrl-C / SIGTERM stops them all."""
+    """Run all services — each applies its migrations first, side by side — until Ctrl-C / SIGTERM stops them
+    all."""
     settings = {name: entry.settings() for name, entry in SERVICES.items()}
     for name, service_settings in settings.items():
         _refuse_taken_port(name, service_settings)
-    for name, service_settings in settings.items():
-        _migrate_when_reachable(name, service_settings)
     children: dict[str, subprocess.Popen[bytes]] = {}
     stopping = False
 
@@ -174,7 +179,7 @@ def up() -> None:
     signal.signal(signal.SIGTERM, stop)
     for name in SERVICES:
         children[name] = subprocess.Popen(
-            [sys.executable, "-m", "services.cli", "serve", name, "--no-migrate"],
+            [sys.executable, "-m", "services.cli", "serve", name],  # it migrates its own database first
             # Own process group: Ctrl-C reaches us, and we stop the children in order.
             start_new_session=True,
         )
@@ -247,6 +252,8 @@ def token(
     ] = 3600,
 ) -> None:
     """Print a signed development JWT that services running with the development settings accept."""
+    from shared.auth import issue_token, load_or_create_dev_key
+
     if org_type not in ORG_TYPES:
         raise typer.BadParameter(f"org_type must be one of {', '.join(sorted(ORG_TYPES))}", param_hint="--org-type")
     unknown = [s for s in scope.split() if s not in SCOPES]
@@ -296,6 +303,8 @@ def directory_load(
 
     from services.routing.service_layer.directory import cbs_edition, load_cbs
     from services.routing.service_layer.unit_of_work import unit_of_work_factory
+    from shared import migrations
+    from shared.crypto import cipher_for
     from shared.db import Database
 
     settings = SERVICES["routing"].settings()
@@ -342,6 +351,8 @@ def directory_route_maps(
     from services.routing.api.route_map_file import RouteMapFileError, read_route_maps
     from services.routing.service_layer.directory import load_route_maps
     from services.routing.service_layer.unit_of_work import unit_of_work_factory
+    from shared import migrations
+    from shared.crypto import cipher_for
     from shared.db import Database
     from shared.errors import ValidationFailed
 
@@ -455,6 +466,8 @@ def consume(
 
 
 def _dev_token(settings: ServiceSettings, **claims: str) -> str:
+    from shared.auth import issue_token, load_or_create_dev_key
+
     if not settings.is_development:
         err.print("[red]give --token (or KANSRIJK_TOKEN): development tokens exist only in development[/]")
         raise typer.Exit(2)
@@ -543,6 +556,7 @@ def _services_or_all(names: list[str] | None) -> list[str]:
 
 
 async def _with_database(name: str, work: Any) -> Any:
+    from shared.crypto import cipher_for
     from shared.db import Database
 
     settings = SERVICES[name].settings()

@@ -1,7 +1,8 @@
 """The services that exist, for the CLI: the composition root is the only place that knows them all.
 
 Each service's parts are imported explicitly (a reader and a linter can follow them), and lazily, inside its
-loader, so that `kansrijk token` does not load every service.
+loader, so that `kansrijk token` does not load every service; its settings class apart from the rest, so that
+`kansrijk up` reads the ports without importing the web and database stack its children import anyway.
 """
 
 from __future__ import annotations
@@ -9,19 +10,20 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from shared.audit import AuditTables
-from shared.db import Database
-from shared.retention import Retention
 from shared.settings import ServiceSettings
 
-Purge = Callable[[Database, Any, bool], Awaitable[dict[str, int]]]
+if TYPE_CHECKING:
+    from shared.audit import AuditTables
+    from shared.db import Database
+    from shared.retention import Retention
+
+Purge = Callable[["Database", Any, bool], Awaitable[dict[str, int]]]
 
 
 @dataclass(frozen=True)
 class ServiceParts:
-    settings_class: Callable[..., ServiceSettings]
     create_app: Callable[..., Any]
     audit: AuditTables
     retention_rules: Callable[[ServiceSettings], list[Retention]]
@@ -30,7 +32,6 @@ class ServiceParts:
 
 def _consent() -> ServiceParts:
     from services.consent.adapters.orm import audit
-    from services.consent.config import ConsentSettings
     from services.consent.main import create_app
     from services.consent.service_layer import retention
     from services.consent.service_layer.unit_of_work import unit_of_work_factory
@@ -39,12 +40,11 @@ def _consent() -> ServiceParts:
     async def purge(database: Database, settings: Any, dry_run: bool) -> dict[str, int]:
         return await retention.purge(unit_of_work_factory(database), settings, dry_run=dry_run)
 
-    return ServiceParts(ConsentSettings, create_app, audit, rules, purge)
+    return ServiceParts(create_app, audit, rules, purge)
 
 
 def _melding() -> ServiceParts:
     from services.melding.adapters.orm import audit
-    from services.melding.config import MeldingSettings
     from services.melding.main import create_app
     from services.melding.service_layer import retention
     from services.melding.service_layer.unit_of_work import unit_of_work_factory
@@ -53,12 +53,11 @@ def _melding() -> ServiceParts:
     async def purge(database: Database, settings: Any, dry_run: bool) -> dict[str, int]:
         return await retention.purge(unit_of_work_factory(database), settings, dry_run=dry_run)
 
-    return ServiceParts(MeldingSettings, create_app, audit, rules, purge)
+    return ServiceParts(create_app, audit, rules, purge)
 
 
 def _routing() -> ServiceParts:
     from services.routing.adapters.orm import audit
-    from services.routing.config import RoutingSettings
     from services.routing.main import create_app
     from services.routing.service_layer import retention
     from services.routing.service_layer.unit_of_work import unit_of_work_factory
@@ -67,20 +66,39 @@ def _routing() -> ServiceParts:
     async def purge(database: Database, settings: Any, dry_run: bool) -> dict[str, int]:
         return await retention.purge(unit_of_work_factory(database), settings, dry_run=dry_run)
 
-    return ServiceParts(RoutingSettings, create_app, audit, rules, purge)
+    return ServiceParts(create_app, audit, rules, purge)
+
+
+def _consent_settings() -> type[ServiceSettings]:
+    from services.consent.config import ConsentSettings
+
+    return ConsentSettings
+
+
+def _melding_settings() -> type[ServiceSettings]:
+    from services.melding.config import MeldingSettings
+
+    return MeldingSettings
+
+
+def _routing_settings() -> type[ServiceSettings]:
+    from services.routing.config import RoutingSettings
+
+    return RoutingSettings
 
 
 @dataclass(frozen=True)
 class ServiceEntry:
     name: str
     loader: Callable[[], ServiceParts]
+    settings_class: Callable[[], type[ServiceSettings]]
 
     @property
     def parts(self) -> ServiceParts:
         return _loaded(self.loader)
 
     def settings(self, **overrides: Any) -> Any:
-        return self.parts.settings_class(**overrides)
+        return self.settings_class()(**overrides)
 
     def app_factory(self) -> Callable[..., Any]:
         return self.parts.create_app
@@ -92,7 +110,7 @@ def _loaded(loader: Callable[[], ServiceParts]) -> ServiceParts:
 
 
 SERVICES: dict[str, ServiceEntry] = {
-    "consent": ServiceEntry("consent", _consent),
-    "melding": ServiceEntry("melding", _melding),
-    "routing": ServiceEntry("routing", _routing),
+    "consent": ServiceEntry("consent", _consent, _consent_settings),
+    "melding": ServiceEntry("melding", _melding, _melding_settings),
+    "routing": ServiceEntry("routing", _routing, _routing_settings),
 }

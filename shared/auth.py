@@ -31,40 +31,24 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jose import jwk, jwt
 from jose.exceptions import ExpiredSignatureError, JWKError, JWTClaimsError, JWTError
 
-from shared.contracts.vocabulary import RECIPIENT_TYPES, SENDER_TYPES
+# The authorisation vocabulary lives beside the other contracts (the CLI reads it without the web stack).
+from shared.contracts.scopes import MAX_TOKEN_LIFETIME_SECONDS as MAX_TOKEN_LIFETIME_SECONDS
+from shared.contracts.scopes import OPERATOR_TYPES as OPERATOR_TYPES
+from shared.contracts.scopes import ORG_TYPES as ORG_TYPES
+from shared.contracts.scopes import SCOPE_HOLDERS as SCOPE_HOLDERS
+from shared.contracts.scopes import SCOPES as SCOPES
+from shared.contracts.scopes import SERVICE_TYPES as SERVICE_TYPES
 from shared.crypto import write_once
 from shared.errors import Forbidden, Unauthorized, Unavailable
 from shared.settings import ServiceSettings
 
 ALLOWED_ALGORITHMS = frozenset({"RS256", "ES256"})
-ORG_TYPES = frozenset({*SENDER_TYPES, *RECIPIENT_TYPES, "operator", "service"})
-OPERATOR_TYPES = ("operator",)
-SERVICE_TYPES = ("service",)
-# Who may hold each scope: a token whose org_type is not listed for a scope it carries is refused (403)
-# on that scope's routes, whatever the issuer put in it. docs/security.md explains each line.
-SCOPE_HOLDERS: dict[str, tuple[str, ...]] = {
-    "consent:write": SENDER_TYPES,
-    "consent:read": SENDER_TYPES,
-    "consent:check": SERVICE_TYPES,
-    "melding:write": SENDER_TYPES,
-    "melding:read": SENDER_TYPES,
-    "delivery:read": RECIPIENT_TYPES,
-    "delivery:write": RECIPIENT_TYPES,
-    "routing:admin": OPERATOR_TYPES,
-    # Operators (the platform's privacy officer among them) read every record; any other organisation
-    # only the records of its own accesses (see shared.api.audit_router).
-    "audit:read": (*OPERATOR_TYPES, *SENDER_TYPES, *RECIPIENT_TYPES),
-    # Programme figures hold no person (small numbers suppressed): any organisation the issuer grants it.
-    "figures:read": tuple(sorted(ORG_TYPES)),
-}
-SCOPES = tuple(SCOPE_HOLDERS)
 CLOCK_LEEWAY_SECONDS = 30
 # Claims are bounded like the columns that store them; printable, no NUL, no control characters.
 _CLAIM_FORMAT = {
     "org_id": re.compile(r"^[A-Za-z0-9._-]{1,64}$"),
     "sub": re.compile(r"^[\x20-\x7E\u00A0-\uD7FF\uE000-\uFFFD]{1,200}$"),
 }
-MAX_TOKEN_LIFETIME_SECONDS = 12 * 3600  # exp - iat: a token for a working day at most
 JWKS_MIN_REFETCH_SECONDS = 30.0
 
 

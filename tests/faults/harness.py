@@ -30,9 +30,8 @@ import httpx
 from sqlalchemy import text
 
 from shared import migrations
-from shared.auth import SENDER_TYPES
 from shared.clock import today_nl
-from shared.contracts.vocabulary import SOCIAL_RISK_DOMAINS
+from shared.contracts.vocabulary import SENDER_TYPES, SOCIAL_RISK_DOMAINS
 from shared.db import Database
 from shared.identifiers import sample_bsns as bsns
 from tests.support import (
