@@ -2,13 +2,15 @@
 
 - a melding sent while its consent is withdrawn: every accepted one ends withdrawn, its personal data gone;
 - many status reports on one delivery at once: the status only moves forward, a retracted one stays so;
-- a rejected delivery replayed from the dead letters reaches its recipient again, under its own message id.
+- a rejected delivery replayed from the dead letters reaches its recipient again, under its own message id;
+- retries of one POST with one Idempotency-Key at the same moment: one melding, every answer its 202.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
+import uuid
 
 import aio_pika
 import httpx
@@ -212,3 +214,19 @@ async def test_a_rejected_delivery_replayed_from_the_dead_letters_reaches_the_re
     again = await RecipientQueue(amqp, jgz).next()
     assert again.message_id == first.message_id and body_of(again) == body_of(first)
     assert await RecipientQueue(amqp, jgz).empty()  # five replays of one letter put it back once
+
+
+async def test_retries_with_one_idempotency_key_at_once_make_one_melding_and_answer_it_every_time(
+    system: Clients, tokens: Tokens
+) -> None:
+    """The fault suite's client retries a POST whose answer a killed service never sent, while the first try
+    may still be running: the second try waited for the patient's lock and answered 409 (the open melding is
+    its own) instead of the replay."""
+    wrong = 0
+    for _ in range(ROUNDS // 2):
+        consent_id, bsn = await consented_patient(system, tokens)
+        body, key = melding_body(consent_id, bsn), str(uuid.uuid4())
+        answers = await asyncio.gather(*(send(system, tokens, body, key=key) for _ in range(3)))
+        ids = {a.json().get("id") for a in answers if a.status_code == 202}
+        wrong += any(a.status_code != 202 for a in answers) or len(ids) != 1
+    assert wrong == 0, f"{wrong} of {ROUNDS // 2} rounds answered other than one melding's 202"

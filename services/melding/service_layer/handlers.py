@@ -153,6 +153,14 @@ async def _store(
         # One organisation, one open melding per patient and recipient type (the JGZ handles one pregnancy,
         # not two cases): checked holding this organisation's lock for the patient.
         await uow.meldingen.lock_patient(principal.org_id, content.patient.bsn)
+        # A retry with the same Idempotency-Key that ran alongside this request and committed while this one
+        # waited for the lock: this one is that melding's replay, not a second melding (nor a 409 for it).
+        if idempotency_key is not None and (
+            previous := await uow.idempotency.find_previous(
+                org_id=principal.org_id, key=idempotency_key, request_fingerprint=request_fingerprint
+            )
+        ):
+            return Sent(await _read(uow, previous.resource_id))
         existing = await uow.meldingen.open_melding_for(
             principal.org_id, content.patient.bsn, list(content.recipient_types)
         )
