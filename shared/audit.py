@@ -138,7 +138,7 @@ def record_access(
     staged = uow.staged.get(key)
     if staged is None:
         staged = uow.staged[key] = _Staged(tables, uow.database.cipher)
-        uow.before_commit(key, _write_staged)
+        uow.before_commit(key, _write_staged, last=True)
     staged.records.append(
         {
             "id": str(uuid.uuid4()),

@@ -178,6 +178,7 @@ class UnitOfWork:
         # What is written at commit, last in the transaction (the audit records, see shared.audit).
         self.staged: dict[str, Any] = {}
         self._before_commit: dict[str, Callable[[UnitOfWork, str], Awaitable[None]]] = {}
+        self._last_before_commit: dict[str, Callable[[UnitOfWork, str], Awaitable[None]]] = {}
         # What is written after this transaction ends, whether it committed or not (refused accesses).
         self._after_close: list[Callable[[], Awaitable[None]]] = []
 
@@ -190,7 +191,7 @@ class UnitOfWork:
     async def __aenter__(self) -> Self:
         self._session = self.database.sessionmaker()
         self._notify = False
-        self.staged, self._before_commit, self._after_close = {}, {}, []
+        self.staged, self._before_commit, self._last_before_commit, self._after_close = {}, {}, {}, []
         return self
 
     async def __aexit__(
@@ -214,12 +215,19 @@ class UnitOfWork:
         """Ask for the database's commit hooks (the outbox relay's wake-up) to run after this commit."""
         self._notify = True
 
-    def before_commit(self, key: str, hook: Callable[[UnitOfWork, str], Awaitable[None]]) -> None:
-        """Run `hook(self, key)` once, just before the next commit (hooks of one key are registered once)."""
-        self._before_commit.setdefault(key, hook)
+    def before_commit(
+        self, key: str, hook: Callable[[UnitOfWork, str], Awaitable[None]], *, last: bool = False
+    ) -> None:
+        """Run `hook(self, key)` once, just before the next commit (hooks of one key are registered once).
+
+        `last`: after the others, whatever the order they were registered in. A hook that takes a lock (the
+        audit chain's head) runs last in every transaction, so two transactions never take the locks of
+        their hooks in opposite orders (a deadlock on PostgreSQL)."""
+        (self._last_before_commit if last else self._before_commit).setdefault(key, hook)
 
     async def commit(self) -> None:
-        hooks, self._before_commit = self._before_commit, {}
+        hooks = {**self._before_commit, **self._last_before_commit}
+        self._before_commit, self._last_before_commit = {}, {}
         for key, before in hooks.items():
             await before(self, key)
         await self.session.commit()

@@ -262,3 +262,49 @@ class MeldingRetracted(BaseModel):
     reason: Literal["consent-withdrawn", "cancelled-by-sender"] = "consent-withdrawn"
     cancel_reason: CancelReason | None = Field(None, description="why the sender cancelled (a JGZ must not visit)")
     retracted_at: datetime
+
+
+class MeldingDeliveredThin(BaseModel):
+    """`melding.delivered` for an organisation registered with `delivery_mode` `thin`: no personal data on the
+    queue. Fetch the delivery from `href` on the routing service with the organisation's token."""
+
+    delivery_id: str
+    melding_id: str
+    sent_at: datetime
+    recipient: RecipientRef
+    gemeente_code: GemeenteCode | None
+    urgency: str
+    href: str = Field(
+        description="`/v1/deliveries/{delivery_id}` on the routing service",
+        examples=["/v1/deliveries/9e10c1e0-d7f3-4b2a-8f0c-1c1e2d7a4f7e"],
+    )
+
+
+class Numbered(BaseModel):
+    """What every message on a recipient's queue carries besides its content."""
+
+    sequence: int = Field(
+        ge=1,
+        description="per recipient organisation 1, 2, 3, … without gaps, in the order the platform committed "
+        "them. A gap means a message you have not seen: fetch it with "
+        "`GET /v1/deliveries/messages?after_sequence=<the last you hold>`",
+    )
+
+
+# The messages on `kansrijk.deliveries.<org_id>` exactly as published: the content above with its number. The
+# number is given at commit (services/routing/service_layer/recipient_queue.py), so the code stages the
+# content and these classes describe the result: the AsyncAPI document is generated from them.
+class DeliveredMessage(MeldingDelivered, Numbered):
+    """`melding.delivered` (delivery mode `full`): the melding, the recipient's share of it."""
+
+
+class DeliveredThinMessage(MeldingDeliveredThin, Numbered):
+    """`melding.delivered` (delivery mode `thin`): ids and `href`; fetch the content with your token."""
+
+
+class RetractedMessage(MeldingRetracted, Numbered):
+    """`melding.retracted`: delete what you hold of this melding."""
+
+
+class ReminderMessage(MeldingReminder, Numbered):
+    """`melding.reminder`: the delivery passed its contact deadline without contact."""

@@ -78,3 +78,6 @@ ReturnReason = Literal["wrong-recipient", "insufficient-information", "no-capaci
 Outcome = Literal["phb-done", "support-started", "declined", "no-contact", "moved", "other"]
 NOT_REPORTED = "not-reported"  # the outcome of a delivery closed without one (a v1 recipient)
 CancelReason = Literal["pregnancy-ended", "sent-in-error", "patient-moved", "other"]
+# How an organisation receives its deliveries (CONTRACT.md v1.1): the melding on its queue (`full`), or ids
+# and an `href` to fetch it with its token (`thin`: no personal data in RabbitMQ).
+DeliveryMode = Literal["full", "thin"]

@@ -117,6 +117,7 @@ class FakeUnitOfWorkBase:
         self.audit = FakeAudit()
         self.idempotency = FakeIdempotencyKeys()
         self.commits = 0
+        self._before_commit: dict[str, Any] = {}
 
     async def __aenter__(self) -> Self:
         return self
@@ -126,7 +127,13 @@ class FakeUnitOfWorkBase:
     ) -> None:
         return None
 
+    def before_commit(self, key: str, hook: Any, *, last: bool = False) -> None:
+        self._before_commit.setdefault(key, hook)
+
     async def commit(self) -> None:
+        hooks, self._before_commit = self._before_commit, {}
+        for key, hook in hooks.items():
+            await hook(self, key)
         self.commits += 1
 
     def __call__(self) -> Self:  # the unit of work is its own factory: every transaction sees one store

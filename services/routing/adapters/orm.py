@@ -1,6 +1,7 @@
 """The routing service's tables: the directory, the meldingen it routes, their deliveries, dead letters."""
 
 from sqlalchemy import (
+    Boolean,
     Column,
     Date,
     Float,
@@ -82,6 +83,13 @@ organisations = Table(
     Column("active", Integer, nullable=False),
     Column("created_at", UTCDateTime(), nullable=False),
     Column("updated_at", UTCDateTime(), nullable=False),
+    Column(
+        "delivery_mode",
+        String(8),
+        nullable=False,
+        server_default="full",
+        comment="full: the queue carries the melding; thin: ids and href only",
+    ),
 )
 
 organisation_gemeenten = Table(
@@ -185,6 +193,35 @@ cancellations = Table(
     Column("melding_id", String(36), primary_key=True, comment="locked by routing and cancellation alike"),
     Column("reason", String(32), nullable=True),
     Column("cancelled_at", UTCDateTime(), nullable=True),
+)
+
+# Every message on a recipient's queue is numbered per organisation, 1, 2, 3, ... in commit order: the
+# counter's row is locked by the commit that numbers, so numbers are neither repeated nor skipped.
+recipient_sequences = Table(
+    "recipient_sequences",
+    metadata,
+    Column("org_id", String(64), primary_key=True),
+    Column("last_sequence", Integer, nullable=False, comment="locked by each commit that numbers"),
+)
+
+# What went on each recipient's queue, by number: `GET /v1/deliveries/messages?after_sequence=N`.
+recipient_messages = Table(
+    "recipient_messages",
+    metadata,
+    Column("org_id", String(64), nullable=False),
+    Column("sequence", Integer, nullable=False),
+    Column("message_id", String(100), nullable=False),
+    Column("message_type", String(32), nullable=False),
+    Column("delivery_id", String(36), nullable=False),
+    Column(
+        "body",
+        EncryptedText("recipient_messages.body"),
+        nullable=False,
+        comment="the message as queued, less personal data (a full delivery's is read from its delivery)",
+    ),
+    Column("full", Boolean, nullable=False, comment="a full delivery: its content lives in deliveries"),
+    Column("created_at", UTCDateTime(), nullable=False),
+    PrimaryKeyConstraint("org_id", "sequence"),
 )
 
 dead_letters = Table(

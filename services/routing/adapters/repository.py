@@ -9,6 +9,8 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.routing.adapters.orm import (
@@ -22,6 +24,8 @@ from services.routing.adapters.orm import (
     organisation_gemeenten,
     organisation_ranges,
     organisations,
+    recipient_messages,
+    recipient_sequences,
     route_maps,
     routed_meldingen,
     straddling_areas,
@@ -32,6 +36,7 @@ from services.routing.domain.model import (
     DeadLetter,
     DeliveryRecord,
     GemeenteRecord,
+    LoggedMessage,
     NotDeliveredReason,
     Organisation,
     Pc4Range,
@@ -62,6 +67,7 @@ def _organisation(row: Any) -> Organisation:
         active=bool(row.active),
         created_at=row.created_at,
         updated_at=row.updated_at,
+        delivery_mode=row.delivery_mode,
     )
 
 
@@ -349,9 +355,16 @@ class DirectoryRepository:
         gemeente_codes: list[str],
         ranges: list[Pc4Range],
         at: datetime,
+        delivery_mode: str = "full",
     ) -> bool:
         exists = await self.organisation(org_id) is not None
-        values = {"name": name, "type": org_type, "active": int(active), "updated_at": at}
+        values = {
+            "name": name,
+            "type": org_type,
+            "active": int(active),
+            "updated_at": at,
+            "delivery_mode": delivery_mode,
+        }
         if exists:
             await self.session.execute(update(organisations).where(organisations.c.org_id == org_id).values(**values))
             await self.session.execute(delete(organisation_gemeenten).where(organisation_gemeenten.c.org_id == org_id))
@@ -381,18 +394,18 @@ class DirectoryRepository:
     async def candidates(self, *, org_type: str, pc4: str, gemeente_code: str | None) -> list[Candidate]:
         active = [organisations.c.type == org_type, organisations.c.active == 1]
         out = [
-            Candidate(r.org_id, r.name, True)
+            Candidate(r.org_id, r.name, True, r.delivery_mode)
             for r in await self.session.execute(
-                select(organisations.c.org_id, organisations.c.name)
+                select(organisations.c.org_id, organisations.c.name, organisations.c.delivery_mode)
                 .join(organisation_ranges, organisation_ranges.c.org_id == organisations.c.org_id)
                 .where(*active, organisation_ranges.c.from_pc4 <= pc4, organisation_ranges.c.to_pc4 >= pc4)
             )
         ]
         if gemeente_code:
             out += [
-                Candidate(r.org_id, r.name, False)
+                Candidate(r.org_id, r.name, False, r.delivery_mode)
                 for r in await self.session.execute(
-                    select(organisations.c.org_id, organisations.c.name)
+                    select(organisations.c.org_id, organisations.c.name, organisations.c.delivery_mode)
                     .join(organisation_gemeenten, organisation_gemeenten.c.org_id == organisations.c.org_id)
                     .where(*active, organisation_gemeenten.c.gemeente_code == gemeente_code)
                 )
@@ -558,6 +571,81 @@ class RoutingRepository:
                 contact_due_at=delivery.contact_due_at,
             )
         )
+
+    # --- the recipients' queues: numbered messages ----------------------------------------------------
+
+    async def take_sequences(self, org_id: str, count: int) -> int:
+        """Count numbers off the organisation's sequence; returns the last. The counter's row stays locked
+        until the transaction ends (a rollback gives the numbers back)."""
+        assert self.session.bind is not None
+        insert = pg_insert if self.session.bind.dialect.name == "postgresql" else sqlite_insert
+        statement = (
+            insert(recipient_sequences)
+            .values(org_id=org_id, last_sequence=count)
+            .on_conflict_do_update(
+                index_elements=[recipient_sequences.c.org_id],
+                set_={"last_sequence": recipient_sequences.c.last_sequence + count},
+            )
+            .returning(recipient_sequences.c.last_sequence)
+        )
+        return int((await self.session.execute(statement)).scalar_one())
+
+    async def log_recipient_messages(self, messages: Sequence[LoggedMessage], at: datetime) -> None:
+        if not messages:
+            return
+        await self.session.execute(
+            recipient_messages.insert(),
+            [
+                {
+                    "org_id": m.org_id,
+                    "sequence": m.sequence,
+                    "message_id": m.message_id,
+                    "message_type": m.message_type,
+                    "delivery_id": m.delivery_id,
+                    "body": json.dumps(m.body, separators=(",", ":")),
+                    "full": m.full,
+                    "created_at": at,
+                }
+                for m in messages
+            ],
+        )
+
+    async def recipient_messages_after(
+        self, org_id: str, after: int, limit: int
+    ) -> list[tuple[LoggedMessage, DeliveryRecord | None]]:
+        """The organisation's messages numbered after `after`, in order, each a full delivery with its delivery."""
+        rows = list(
+            await self.session.execute(
+                select(recipient_messages)
+                .where(recipient_messages.c.org_id == org_id, recipient_messages.c.sequence > after)
+                .order_by(recipient_messages.c.sequence)
+                .limit(limit)
+            )
+        )
+        full = [r.delivery_id for r in rows if r.full]
+        held = (
+            {
+                r.delivery_id: _delivery(r)
+                for r in await self.session.execute(select(deliveries).where(deliveries.c.delivery_id.in_(full)))
+            }
+            if full
+            else {}
+        )
+        return [
+            (
+                LoggedMessage(
+                    org_id=r.org_id,
+                    sequence=r.sequence,
+                    message_id=r.message_id,
+                    message_type=r.message_type,
+                    delivery_id=r.delivery_id,
+                    body=json.loads(r.body),
+                    full=bool(r.full),
+                ),
+                held.get(r.delivery_id) if r.full else None,
+            )
+            for r in rows
+        ]
 
     async def delivery(self, delivery_id: str, *, for_update: bool = False) -> DeliveryRecord | None:
         query = select(deliveries).where(deliveries.c.delivery_id == delivery_id)

@@ -133,7 +133,9 @@ async def get_route_map(code: GemeenteCode, _: Admin, unit_of_work: UnitOfWorkDe
     summary="Add or replace a recipient organisation",
     description="A JGZ organisation or wijkteam, the gemeenten and/or 4-digit postcode ranges it serves. "
     "201 when new, 200 when replaced. Two active organisations of one type may not serve the same gemeente "
-    "or overlapping ranges (409). Its queue `kansrijk.deliveries.<org_id>` is declared at once.",
+    "or overlapping ranges (409). Its queue `kansrijk.deliveries.<org_id>` is declared at once. "
+    "`delivery_mode` `thin`: its queue carries no personal data, only ids and an `href` to fetch the delivery "
+    "with its token; a change applies to what is routed afterwards.",
     responses={**problem_responses("validation", "conflict"), 201: {"model": OrganisationRead}},
 )
 async def put_organisation(
@@ -147,6 +149,7 @@ async def put_organisation(
         gemeente_codes=list(body.gemeenten),
         ranges=[r.domain() for r in body.postcode_ranges],
         active=body.active,
+        delivery_mode=body.delivery_mode,
     )
     await declare_organisation_queue(broker, org_id)
     response.status_code = 201 if saved.created else 200

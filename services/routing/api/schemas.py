@@ -24,7 +24,7 @@ from shared.clock import IsoDate
 from shared.contracts.base import StrictModel
 from shared.contracts.consent import RiskDomains
 from shared.contracts.melding import MeldingDelivered, MeldingRetracted
-from shared.contracts.vocabulary import Outcome, RecipientType, ReturnReason
+from shared.contracts.vocabulary import DeliveryMode, Outcome, RecipientType, ReturnReason
 from shared.errors import ValidationFailed
 from shared.identifiers import GemeenteCode, OrgId, PostcodeArea
 
@@ -103,6 +103,7 @@ class OrganisationPut(Strict):
                     "gemeenten": ["GM0363"],
                     "postcode_ranges": [],
                     "active": True,
+                    "delivery_mode": "full",
                 }
             ]
         },
@@ -113,6 +114,11 @@ class OrganisationPut(Strict):
     gemeenten: Annotated[list[GemeenteCode], AfterValidator(_no_repeats)] = Field(default_factory=list)
     postcode_ranges: PostcodeRanges = Field(default_factory=list)
     active: StrictBool = True
+    delivery_mode: DeliveryMode = Field(
+        "full",
+        description="`full`: the queue carries the melding; `thin`: no personal data on the queue, only ids and "
+        "`href` to fetch it with the organisation's token. Applies to what is routed afterwards.",
+    )
 
 
 class OrganisationRead(BaseModel):
@@ -124,6 +130,7 @@ class OrganisationRead(BaseModel):
                     "name": "GGD Amsterdam JGZ",
                     "type": "jgz",
                     "active": True,
+                    "delivery_mode": "full",
                     "gemeenten": ["GM0363"],
                     "postcode_ranges": [],
                     "queue": "kansrijk.deliveries.87654321",
@@ -138,6 +145,7 @@ class OrganisationRead(BaseModel):
     name: str
     type: str
     active: bool
+    delivery_mode: DeliveryMode
     gemeenten: list[str]
     postcode_ranges: list[dict[str, str]]
     queue: str

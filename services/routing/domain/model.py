@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 from shared.contracts.melding import MeldingAccepted
-from shared.contracts.vocabulary import DeliveryStatus
+from shared.contracts.vocabulary import DeliveryMode, DeliveryStatus
 from shared.errors import Conflict, ValidationFailed
 
 
@@ -89,6 +89,7 @@ class Candidate:
     org_id: str
     name: str
     by_range: bool  # serves the address through a postcode range (beats a whole gemeente)
+    delivery_mode: DeliveryMode = "full"
 
 
 def choose(candidates: list[Candidate]) -> Candidate | None:
@@ -238,6 +239,20 @@ class DeliveryRecord:
 
 
 @dataclass(frozen=True)
+class LoggedMessage:
+    """A message that went on a recipient's queue, as the log keeps it (no personal data: a full delivery is
+    kept in its thin form, `full` says its content is read from the delivery)."""
+
+    org_id: str
+    sequence: int
+    message_id: str
+    message_type: str
+    delivery_id: str
+    body: dict[str, Any]
+    full: bool
+
+
+@dataclass(frozen=True)
 class DeadLetter:
     id: str
     queue: str
@@ -273,6 +288,7 @@ class Organisation:
     active: bool
     created_at: datetime
     updated_at: datetime
+    delivery_mode: DeliveryMode = "full"
 
 
 @dataclass(frozen=True)

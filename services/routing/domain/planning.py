@@ -23,6 +23,7 @@ from services.routing.domain.model import (
     consent_refusal,
 )
 from services.routing.domain.route_map import RouteMap
+from shared.contracts.vocabulary import DeliveryMode
 
 
 @dataclass(frozen=True)
@@ -45,6 +46,7 @@ class PlannedDelivery:
     risk_domains: tuple[str, ...]  # only what the route map admits for this type
     note: bool  # whether the free-text note goes along
     contact_deadline: timedelta
+    delivery_mode: DeliveryMode = "full"  # thin: the queue carries no personal data, only an href
 
 
 @dataclass(frozen=True)
@@ -121,6 +123,7 @@ def plan_routing(
                 risk_domains=admitted,
                 note=rule.note,
                 contact_deadline=route_map.deadline_for(melding.urgency),
+                delivery_mode=organisation.delivery_mode,
             )
         )
 

@@ -23,6 +23,7 @@ from services.routing.domain.model import (
 from services.routing.domain.route_map import DEFAULT_DEADLINES, RecipientRule, RouteMap, in_force
 from services.routing.service_layer.unit_of_work import UnitOfWorkFactory
 from shared.clock import now, today_nl
+from shared.contracts.vocabulary import DeliveryMode
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.identifiers import postcode_area, validate_gemeente_code, validate_pc4
 from shared.messaging.topology import organisation_queue
@@ -95,6 +96,7 @@ async def organisation_documents(
             "name": r.name,
             "type": r.type,
             "active": r.active,
+            "delivery_mode": r.delivery_mode,
             "gemeenten": coverage[r.org_id][0],
             "postcode_ranges": _ranges_document(coverage[r.org_id][1]),
             "queue": organisation_queue(r.org_id),
@@ -122,7 +124,9 @@ async def put_organisation(
     gemeente_codes: list[str],
     ranges: list[Pc4Range],
     active: bool,
+    delivery_mode: DeliveryMode = "full",
 ) -> Saved:
+    """Register or change an organisation. Its `delivery_mode` applies to what is routed from now on."""
     check_organisation_id(org_id, org_type)
     async with unit_of_work() as uow:
         repository = uow.directory
@@ -146,6 +150,7 @@ async def put_organisation(
             gemeente_codes=gemeente_codes,
             ranges=ranges,
             at=now(),
+            delivery_mode=delivery_mode,
         )
         document = await _organisation_document(repository, org_id)
         await uow.commit()

@@ -134,7 +134,11 @@ async def _chosen(uow: RoutingUnitOfWork, melding: RoutedMelding, org_id: str | 
     returned_types = {r.recipient_type for r in melding.returned} | set(melding.unroutable_types)
     if organisation.type not in returned_types:
         raise Conflict(f"this melding waits for no {organisation.type} organisation")
-    return {organisation.type: Candidate(organisation.org_id, organisation.name, by_range=False)}
+    return {
+        organisation.type: Candidate(
+            organisation.org_id, organisation.name, by_range=False, delivery_mode=organisation.delivery_mode
+        )
+    }
 
 
 async def on_melding_cancelled(uow: RoutingUnitOfWork, event: IncomingEvent) -> None:

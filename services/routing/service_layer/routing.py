@@ -49,6 +49,7 @@ from shared.contracts.melding import (
     Gemeente,
     MeldingAccepted,
     MeldingDelivered,
+    MeldingDeliveredThin,
     MeldingNotDelivered,
     MeldingReminder,
     MeldingRetracted,
@@ -60,7 +61,7 @@ from shared.contracts.melding import (
 )
 from shared.contracts.vocabulary import DeliveryStatus
 from shared.identifiers import postcode_area
-from shared.messaging.topology import DELIVERIES_EXCHANGE, EVENTS_EXCHANGE
+from shared.messaging.topology import EVENTS_EXCHANGE
 
 log = structlog.get_logger(__name__)
 
@@ -267,6 +268,15 @@ async def _deliver(
         consent=accepted.consent,
         related_deliveries=await uow.routing.related_deliveries(accepted, planned.org_id),
     )
+    thin = MeldingDeliveredThin(
+        delivery_id=delivery.delivery_id,
+        melding_id=melding_id,
+        sent_at=at,
+        recipient=message.recipient,
+        gemeente_code=gemeente.code if gemeente else None,
+        urgency=content.urgency,
+        href=f"/v1/deliveries/{delivery.delivery_id}",
+    )
     await uow.routing.add_delivery(
         DeliveryRecord(
             delivery_id=delivery.delivery_id,
@@ -281,7 +291,9 @@ async def _deliver(
             contact_due_at=delivery.contact_due_at,
         )
     )
-    await _to_recipient(uow, planned.org_id, MELDING_DELIVERED, message, delivery.delivery_id, request_id)
+    # A thin organisation's queue carries no personal data; the log keeps the thin form either way.
+    queued = thin if planned.delivery_mode == "thin" else message
+    _to_recipient(uow, planned.org_id, MELDING_DELIVERED, queued, delivery.delivery_id, request_id, kept=thin)
     uow.audit.record(
         ROUTING,
         "deliver",
@@ -325,7 +337,7 @@ async def mark_overdue(uow: RoutingUnitOfWork, at: datetime, *, limit: int = 100
         reminder = MeldingReminder(
             delivery_id=delivery.delivery_id, melding_id=delivery.melding_id, contact_due_at=delivery.contact_due_at
         )
-        await _to_recipient(uow, delivery.org_id, MELDING_REMINDER, reminder, f"reminder-{delivery.delivery_id}", None)
+        _to_recipient(uow, delivery.org_id, MELDING_REMINDER, reminder, f"reminder-{delivery.delivery_id}", None)
         overdue = DeliveryOverdue(
             melding_id=delivery.melding_id, delivery=_routed(delivery), contact_due_at=delivery.contact_due_at, at=at
         )
@@ -333,25 +345,27 @@ async def mark_overdue(uow: RoutingUnitOfWork, at: datetime, *, limit: int = 100
     return len(due)
 
 
-async def _to_recipient(
+def _to_recipient(
     uow: RoutingUnitOfWork,
     org_id: str,
     message_type: str,
-    message: MeldingDelivered | MeldingRetracted | MeldingReminder,
+    message: MeldingDelivered | MeldingDeliveredThin | MeldingRetracted | MeldingReminder,
     message_id: str,
     request_id: str | None,
+    *,
+    kept: MeldingDeliveredThin | None = None,
 ) -> None:
-    """Stage a message for an organisation's queue under a stable id (recipients drop duplicates by it). The
-    queue exists from the organisation's PUT on; `mandatory` makes a missing one a retry, not a loss."""
-    await uow.outbox.add(
-        exchange=DELIVERIES_EXCHANGE,
-        routing_key=org_id,
-        message_type=message_type,
-        body=message,
+    """Stage a message for an organisation's queue under a stable id (recipients drop duplicates by it); it
+    is numbered when the transaction commits (service_layer/recipient_queue.py)."""
+    uow.recipients.stage(
+        org_id,
+        message_type,
+        message,
         message_id=message_id,
+        delivery_id=message.delivery_id,
         correlation_id=message.melding_id,
         request_id=request_id,
-        mandatory=True,
+        kept=kept,
     )
 
 
@@ -419,7 +433,7 @@ async def _stop(
         )
         # The personal content goes: the recipient deletes it, and so do we.
         await uow.routing.retract_delivery(delivery.delivery_id, retraction.model_dump(mode="json"), at)
-        await _to_recipient(
+        _to_recipient(
             uow, delivery.org_id, MELDING_RETRACTED, retraction, f"retract:{delivery.delivery_id}", request_id
         )
         await announce_status(uow, delivery, DeliveryStatus.retracted, at, request_id=request_id)

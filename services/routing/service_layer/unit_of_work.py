@@ -8,6 +8,7 @@ from typing import Self
 
 from services.routing.adapters.orm import audit, outbox
 from services.routing.adapters.repository import DirectoryRepository, RoutingRepository
+from services.routing.service_layer.recipient_queue import RecipientQueue
 from shared.audit import AuditLog
 from shared.db import Database, UnitOfWork
 from shared.messaging.outbox import Outbox
@@ -16,12 +17,14 @@ SERVICE = "routing"
 
 
 class RoutingUnitOfWork(UnitOfWork):
-    """`routing` (meldingen, deliveries, consents' states, dead letters), `directory`, `outbox` and `audit`,
-    all on this transaction; nothing is written unless `commit()` is called."""
+    """`routing` (meldingen, deliveries, consents' states, dead letters), `directory`, `outbox`, `recipients`
+    (the recipients' queues, numbered at commit) and `audit`, all on this transaction; nothing is written
+    unless `commit()` is called."""
 
     routing: RoutingRepository
     directory: DirectoryRepository
     outbox: Outbox
+    recipients: RecipientQueue
     audit: AuditLog
 
     async def __aenter__(self) -> Self:
@@ -29,6 +32,7 @@ class RoutingUnitOfWork(UnitOfWork):
         self.routing = RoutingRepository(self.session, lambda: self.database.cipher)
         self.directory = DirectoryRepository(self.session)
         self.outbox = Outbox(self, outbox)
+        self.recipients = RecipientQueue(self)
         self.audit = AuditLog(self, audit, SERVICE)
         return self
 

@@ -13,6 +13,7 @@ from services.routing.domain.model import (
     DeadLetter,
     DeliveryRecord,
     GemeenteRecord,
+    LoggedMessage,
     NotDeliveredReason,
     Organisation,
     Returned,
@@ -21,6 +22,7 @@ from services.routing.domain.model import (
     Skipped,
 )
 from services.routing.domain.route_map import RouteMap
+from services.routing.service_layer.recipient_queue import RecipientQueue
 from shared.contracts.vocabulary import DeliveryStatus
 from tests.unit.fakes import FakeUnitOfWorkBase
 
@@ -57,6 +59,15 @@ class FakeRoutingRepository:
         self.deliveries: dict[str, DeliveryRecord] = {}
         self.letters: dict[str, DeadLetter] = {}
         self.cancelled: dict[str, str] = {}
+        self.sequences: dict[str, int] = {}
+        self.logged: list[LoggedMessage] = []
+
+    async def take_sequences(self, org_id: str, count: int) -> int:
+        self.sequences[org_id] = self.sequences.get(org_id, 0) + count
+        return self.sequences[org_id]
+
+    async def log_recipient_messages(self, messages: list[LoggedMessage], at: datetime) -> None:
+        self.logged.extend(messages)
 
     async def lock_consent(self, consent_id: str) -> ConsentState:
         return ConsentState(consent_id, self.consents.setdefault(consent_id, None))
@@ -200,3 +211,4 @@ class FakeRoutingUnitOfWork(FakeUnitOfWorkBase):
         super().__init__()
         self.routing = FakeRoutingRepository()
         self.directory = directory or FakeDirectory()
+        self.recipients = RecipientQueue(self)  # type: ignore[arg-type]  # the real numbering, on the fakes

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -64,11 +65,17 @@ def served() -> FakeRoutingUnitOfWork:
 async def test_a_melding_goes_to_the_serving_organisations_queue_with_its_delivery_audited() -> None:
     uow, melding = served(), accepted()
     await handlers.on_melding_accepted(uow, event(melding))  # type: ignore[arg-type]
+    assert not uow.outbox.of_type(MELDING_DELIVERED)  # numbered at commit: nothing before it
+    await uow.commit()  # as the consumer does
     [delivery] = uow.routing.deliveries.values()
     assert (delivery.org_id, delivery.status) == (JGZ.org_id, DeliveryStatus.queued)
     [message] = uow.outbox.of_type(MELDING_DELIVERED)
     assert (message.routing_key, message.message_id) == (JGZ.org_id, delivery.delivery_id)
     assert message.body["patient"]["bsn"] == BSN and message.body["gemeente"]["code"] == "GM0363"
+    assert message.body["sequence"] == 1
+    [logged] = uow.routing.logged  # the log keeps the thin form: no personal data of its own
+    assert (logged.sequence, logged.full, logged.body["href"]) == (1, True, f"/v1/deliveries/{delivery.delivery_id}")
+    assert "patient" not in logged.body
     [routed] = uow.outbox.of_type(MELDING_ROUTED)
     assert routed.body["deliveries"][0]["delivery_id"] == delivery.delivery_id
     assert uow.routing.meldingen[melding.melding_id].status is RoutingStatus.routed
@@ -99,10 +106,12 @@ async def test_a_withdrawal_after_delivery_retracts_it_and_drops_its_personal_co
     await handlers.on_melding_accepted(uow, event(melding))  # type: ignore[arg-type]
     withdrawn = {"consent_id": CONSENT_ID, "org_id": "10000001", "withdrawn_at": datetime.now(UTC).isoformat()}
     await handlers.on_consent_withdrawn(uow, IncomingEvent("w-1", "consent.withdrawn", withdrawn))  # type: ignore[arg-type]
+    await uow.commit()
     [delivery] = uow.routing.deliveries.values()
     assert delivery.status is DeliveryStatus.retracted and "patient" not in delivery.message
     [retraction] = uow.outbox.of_type(MELDING_RETRACTED)
     assert retraction.message_id == f"retract:{delivery.delivery_id}" and retraction.routing_key == JGZ.org_id
+    assert retraction.body["sequence"] == 2  # after its delivery, on the same organisation's count
     assert uow.outbox.of_type(DELIVERY_STATUS_CHANGED)[-1].body["status"] == "retracted"
     assert uow.routing.meldingen[melding.melding_id].accepted is None
     assert uow.audit.records[-1].action == "retract"
@@ -111,6 +120,7 @@ async def test_a_withdrawal_after_delivery_retracts_it_and_drops_its_personal_co
 async def _delivered() -> tuple[FakeRoutingUnitOfWork, str]:
     uow = served()
     await handlers.on_melding_accepted(uow, event(accepted()))  # type: ignore[arg-type]
+    await uow.commit()
     [delivery_id] = uow.routing.deliveries
     return uow, delivery_id
 
@@ -186,13 +196,16 @@ def coalition() -> FakeRoutingUnitOfWork:
 async def test_the_route_map_gives_each_recipient_only_its_share_in_message_and_stored_copy() -> None:
     uow, melding = coalition(), accepted(["jgz", "wijkteam"])  # verslaving + financien-schulden, with a note
     await handlers.on_melding_accepted(uow, event(melding))  # type: ignore[arg-type]
+    await uow.commit()
     messages = {m.routing_key: m.body for m in uow.outbox.of_type(MELDING_DELIVERED)}
+    assert messages[JGZ.org_id]["sequence"] == messages[WIJKTEAM.org_id]["sequence"] == 1  # each its own count
     assert messages[JGZ.org_id]["risk_domains"] == ["verslaving", "financien-schulden"]
     assert messages[JGZ.org_id]["note"] == melding.content.note
     assert messages[WIJKTEAM.org_id]["risk_domains"] == ["financien-schulden"]
     assert messages[WIJKTEAM.org_id]["note"] is None
     stored = {d.org_id: d for d in uow.routing.deliveries.values()}
-    assert stored[WIJKTEAM.org_id].message == messages[WIJKTEAM.org_id]  # it never held what it may not see
+    # It never held what it may not see: the stored copy is the message (less the queue's number).
+    assert {**stored[WIJKTEAM.org_id].message, "sequence": 1} == messages[WIJKTEAM.org_id]
     assert stored[WIJKTEAM.org_id].contact_due_at is not None
     [routed] = uow.outbox.of_type(MELDING_ROUTED)
     assert {d["recipient_type"]: d["risk_domains"] for d in routed.body["deliveries"]} == {
@@ -298,6 +311,7 @@ async def test_a_delivery_past_its_deadline_is_reminded_once() -> None:
     assert await mark_overdue(uow, due - timedelta(seconds=1)) == 0  # not yet  # type: ignore[arg-type]
     assert await mark_overdue(uow, due + timedelta(seconds=1)) == 1  # type: ignore[arg-type]
     assert await mark_overdue(uow, due + timedelta(seconds=2)) == 0  # type: ignore[arg-type]
+    await uow.commit()
     [reminder] = uow.outbox.of_type(MELDING_REMINDER)
     assert (reminder.message_id, reminder.routing_key) == (f"reminder-{delivery_id}", JGZ.org_id)
     assert len(uow.outbox.of_type(DELIVERY_OVERDUE)) == 1
@@ -313,6 +327,7 @@ async def test_a_cancellation_retracts_with_its_reason_and_one_that_came_first_l
         "cancelled_at": datetime.now(UTC).isoformat(),
     }
     await handlers.on_melding_cancelled(uow, IncomingEvent("c-1", "melding.cancelled", cancelled))  # type: ignore[arg-type]
+    await uow.commit()
     [retraction] = uow.outbox.of_type(MELDING_RETRACTED)
     assert (retraction.body["reason"], retraction.body["cancel_reason"]) == ("cancelled-by-sender", "pregnancy-ended")
     assert uow.routing.meldingen[melding_id].status is RoutingStatus.cancelled
@@ -321,5 +336,37 @@ async def test_a_cancellation_retracts_with_its_reason_and_one_that_came_first_l
     first = {**cancelled, "melding_id": melding.melding_id}
     await handlers.on_melding_cancelled(early, IncomingEvent("c-2", "melding.cancelled", first))  # type: ignore[arg-type]
     await handlers.on_melding_accepted(early, event(melding))  # type: ignore[arg-type]
+    await early.commit()
     assert early.routing.meldingen[melding.melding_id].status is RoutingStatus.cancelled
     assert not early.routing.deliveries and not early.outbox.of_type(MELDING_DELIVERED)
+
+
+async def test_a_thin_organisations_queue_carries_no_personal_data_and_the_rest_keep_the_full_melding() -> None:
+    uow, melding = coalition(), accepted(["jgz", "wijkteam"])
+    uow.directory.serving["wijkteam"] = [replace(WIJKTEAM, delivery_mode="thin")]
+    await handlers.on_melding_accepted(uow, event(melding))  # type: ignore[arg-type]
+    await uow.commit()
+    messages = {m.routing_key: m.body for m in uow.outbox.of_type(MELDING_DELIVERED)}
+    thin, full = messages[WIJKTEAM.org_id], messages[JGZ.org_id]
+    assert set(thin) == {
+        "delivery_id", "melding_id", "sent_at", "recipient", "gemeente_code", "urgency", "href", "sequence"
+    }  # fmt: skip
+    assert thin["href"] == f"/v1/deliveries/{thin['delivery_id']}" and thin["gemeente_code"] == "GM0363"
+    assert BSN not in str(thin) and full["patient"]["bsn"] == BSN
+    # The content is there to fetch with the organisation's token: routing keeps it as for any delivery.
+    assert uow.routing.deliveries[thin["delivery_id"]].message["patient"]["bsn"] == BSN
+    assert {(m.org_id, m.full) for m in uow.routing.logged} == {(JGZ.org_id, True), (WIJKTEAM.org_id, False)}
+
+
+async def test_messages_of_one_commit_are_numbered_in_the_order_they_were_staged_after_the_organisations_last() -> None:
+    uow = served()
+    for _ in range(3):
+        await handlers.on_melding_accepted(uow, event(accepted()))  # type: ignore[arg-type]
+    assert not uow.routing.logged
+    await uow.commit()
+    staged = [m.message_id for m in uow.outbox.of_type(MELDING_DELIVERED)]
+    assert [m.body["sequence"] for m in uow.outbox.of_type(MELDING_DELIVERED)] == [1, 2, 3]
+    assert [m.message_id for m in uow.routing.logged] == staged
+    await handlers.on_melding_accepted(uow, event(accepted()))  # type: ignore[arg-type]
+    await uow.commit()
+    assert uow.outbox.of_type(MELDING_DELIVERED)[-1].body["sequence"] == 4
