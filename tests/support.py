@@ -18,6 +18,7 @@ from typing import Any
 from urllib.parse import quote
 
 import asyncpg
+import pytest
 from sqlalchemy import MetaData, text
 
 from shared.auth import SigningKey, issue_token, load_or_create_dev_key
@@ -334,3 +335,24 @@ async def scratch_vhost(environment: RunEnvironment, name: str) -> AsyncIterator
         yield f"{AMQP_BASE}/{quote(vhost, safe='')}"
     finally:
         await asyncio.to_thread(rabbitmqctl, "delete_vhost", vhost)
+
+
+# --- the recipient's kit in TypeScript (examples/recipient-typescript) -------------------------------------
+
+TS_EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "recipient-typescript"
+NPM = shutil.which("npm")
+needs_node = pytest.mark.skipif(
+    (NPM is None or shutil.which("node") is None) and not os.environ.get("CI"),
+    reason="needs Node.js and npm (on every machine of this kind; CI fails instead of skipping)",
+)
+
+
+def ts_example_installed() -> Path:
+    """The TypeScript example with its packages installed from its lock file (once per checkout and lock)."""
+    assert NPM is not None, "Node.js and npm are needed (CI has them)"
+    lock = (TS_EXAMPLE / "package-lock.json").read_bytes()
+    stamp = TS_EXAMPLE / "node_modules" / ".kansrijk-lock"
+    if not stamp.exists() or stamp.read_bytes() != lock:
+        subprocess.run([NPM, "ci", "--no-audit", "--no-fund"], cwd=TS_EXAMPLE, check=True, capture_output=True)
+        stamp.write_bytes(lock)
+    return TS_EXAMPLE

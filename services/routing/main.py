@@ -7,6 +7,7 @@ from functools import partial
 from fastapi import FastAPI
 
 from services.routing.adapters.orm import audit, outbox
+from services.routing.api import asyncapi
 from services.routing.api.routes import router
 from services.routing.config import RoutingSettings
 from services.routing.service_layer import handlers
@@ -35,7 +36,7 @@ def create_app(settings: RoutingSettings | None = None, *, run_workers: bool = T
         runtime,
         title="Kansrijke Start — routing service",
         description=DESCRIPTION,
-        routers=[router, audit_router(audit)],
+        routers=[router, asyncapi.router, audit_router(audit)],
         workers=workers,
         outbox=outbox,
         run_workers=run_workers,

@@ -11,7 +11,9 @@ from typing import Any
 
 import aio_pika
 import httpx
+import jsonschema_rs
 
+from services.routing.api.asyncapi import MESSAGES, asyncapi_document
 from shared.clock import today_nl
 from shared.identifiers import sample_bsns
 from tests.support import Tokens
@@ -189,6 +191,7 @@ class RecipientQueue:
             message = await queue.get(no_ack=False, fail=False, timeout=5)
             if message is not None:
                 await message.ack()
+                assert_in_asyncapi(message)
                 return message
             await asyncio.sleep(0.1)
         raise AssertionError(f"nothing arrived on {self.org_id}'s queue within {timeout}s")
@@ -197,6 +200,30 @@ class RecipientQueue:
         await asyncio.sleep(wait)
         queue = await self.channel.get_queue(f"kansrijk.deliveries.{self.org_id}", ensure=False)
         return await queue.get(no_ack=True, fail=False, timeout=5) is None
+
+
+_ASYNCAPI = json.loads(json.dumps(asyncapi_document()))
+
+
+def assert_in_asyncapi(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+    """Every message the end-to-end suite receives is one of the AsyncAPI document's, payload and headers."""
+    components = _ASYNCAPI["components"]
+    kinds = [model.__name__ for message_type, model, *_ in MESSAGES.values() if message_type == message.type]
+    assert kinds, f"{message.type!r} is not in the AsyncAPI document"
+    body = json.loads(message.body)
+    errors = {
+        kind: [
+            e.message
+            for e in jsonschema_rs.validator_for(
+                {"$ref": f"#/components/schemas/{kind}", "components": components}
+            ).iter_errors(body)
+        ]
+        for kind in kinds
+    }
+    assert any(not found for found in errors.values()), f"{message.type} fits none of its schemas: {errors}"
+    headers = {"$ref": "#/components/schemas/MessageHeaders", "components": components}
+    assert jsonschema_rs.validator_for(headers).is_valid(dict(message.headers or {}))
+    assert message.content_type == "application/json" and message.correlation_id == body["melding_id"]
 
 
 def body_of(message: aio_pika.abc.AbstractIncomingMessage) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from services.routing.api.schemas import (
     OrganisationPut,
     OrganisationRead,
     OverdueList,
+    RecipientMessagesPage,
     RecipientQueueRead,
     Reroute,
     RerouteResult,
@@ -43,6 +44,7 @@ from shared.problems import problem_responses
 log = structlog.get_logger(__name__)
 router = APIRouter()
 OrgId = OrgIdInPath
+MAX_SEQUENCE = 2**31 - 1  # the column's range (PostgreSQL integer)
 
 
 # --- directory --------------------------------------------------------------------------------------
@@ -364,6 +366,27 @@ async def list_deliveries(
 )
 async def recipient_queue(principal: DeliveryReader, unit_of_work: UnitOfWorkDep) -> dict[str, Any]:
     return await handlers.recipient_queue(unit_of_work, principal=principal)
+
+
+@router.get(
+    "/v1/deliveries/messages",
+    tags=["deliveries"],
+    response_model=RecipientMessagesPage,
+    summary="Messages on your queue after a sequence number, again",
+    description="Every message on your queue carries `sequence`, 1, 2, 3, … without gaps. Seeing a gap (or "
+    "starting afresh), fetch what followed the last number you hold. Reading is audited like a delivery's.",
+    responses=problem_responses("validation"),
+)
+async def recipient_messages(
+    principal: DeliveryReader,
+    unit_of_work: UnitOfWorkDep,
+    request_id: RequestId,
+    after_sequence: Annotated[int, Query(ge=0, le=MAX_SEQUENCE, description="the last sequence you hold")] = 0,
+    limit: Annotated[int, Query(ge=1, le=500)] = 100,
+) -> dict[str, Any]:
+    return await handlers.recipient_messages(
+        unit_of_work, principal=principal, after_sequence=after_sequence, limit=limit, request_id=request_id
+    )
 
 
 @router.get(

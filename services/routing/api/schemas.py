@@ -366,6 +366,49 @@ class RecipientQueueRead(BaseModel):
     routing_key: str
 
 
+class RecipientMessagesPage(BaseModel):
+    """What went on your queue after a sequence number, again (CONTRACT.md v1.1, "Recipients: sequence")."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "items": [
+                        {
+                            "type": "melding.delivered",
+                            "sequence": 42,
+                            "delivery_id": "9e10c1e0-d7f3-4b2a-8f0c-1c1e2d7a4f7e",
+                            "melding_id": "2d7a6f0c-1c1e-4f7e-9c1e-0d7f3b2a9e10",
+                            "sent_at": "2026-11-20T09:15:00Z",
+                            "recipient": {"org_id": "87654321", "type": "jgz"},
+                            "gemeente_code": "GM0363",
+                            "urgency": "regular",
+                            "href": "/v1/deliveries/9e10c1e0-d7f3-4b2a-8f0c-1c1e2d7a4f7e",
+                        },
+                        {
+                            "type": "melding.retracted",
+                            "sequence": 43,
+                            "delivery_id": "9e10c1e0-d7f3-4b2a-8f0c-1c1e2d7a4f7e",
+                            "melding_id": "2d7a6f0c-1c1e-4f7e-9c1e-0d7f3b2a9e10",
+                            "reason": "consent-withdrawn",
+                            "cancel_reason": None,
+                            "retracted_at": "2026-11-22T08:30:00Z",
+                        },
+                    ],
+                    "next": 43,
+                }
+            ]
+        }
+    )
+
+    items: list[dict[str, Any]] = Field(
+        description="the messages in sequence order, as on the queue (the schemas of GET /asyncapi.json) with "
+        "`type`. A full delivery comes with its content while the platform still holds it; once retracted or "
+        "past retention, in its thin form (ids and `href`)"
+    )
+    next: int = Field(description="the last sequence given: pass it as `after_sequence` for what follows")
+
+
 class StatusReport(Strict):
     model_config = ConfigDict(
         extra="forbid",

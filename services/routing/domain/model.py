@@ -252,6 +252,14 @@ class LoggedMessage:
     full: bool
 
 
+def message_again(logged: LoggedMessage, delivery: DeliveryRecord | None) -> dict[str, Any]:
+    """A message of a recipient's queue as `GET /v1/deliveries/messages` gives it again, with its `type`: a full
+    delivery with its content while routing still holds it (not retracted, not past retention), else as kept."""
+    if logged.full and delivery is not None and "patient" in delivery.message:
+        return {"type": logged.message_type, **delivery.message, "sequence": logged.sequence}
+    return {"type": logged.message_type, **logged.body}
+
+
 @dataclass(frozen=True)
 class DeadLetter:
     id: str

@@ -22,6 +22,7 @@ from services.routing.domain.model import (
     check_contact_at,
     choose,
     intake_check_is_fresh,
+    message_again,
     next_status,
 )
 from services.routing.service_layer.routing import (
@@ -267,6 +268,22 @@ async def recipient_queue(unit_of_work: UnitOfWorkFactory, *, principal: Princip
         "exchange": DELIVERIES_EXCHANGE,
         "routing_key": organisation.org_id,
     }
+
+
+async def recipient_messages(
+    unit_of_work: UnitOfWorkFactory, *, principal: Principal, after_sequence: int, limit: int, request_id: str | None
+) -> dict[str, Any]:
+    """The caller's queue again from `after_sequence` on, each read audited as a delivery's."""
+    async with unit_of_work() as uow:
+        found = await uow.routing.recipient_messages_after(principal.org_id, after_sequence, limit)
+        items = []
+        for logged, delivery in found:
+            item = message_again(logged, delivery)
+            bsn = (item.get("patient") or {}).get("bsn")
+            uow.audit.record(principal, "read", "delivery", logged.delivery_id, patient_bsn=bsn, request_id=request_id)
+            items.append(item)
+        await uow.commit()
+    return {"items": items, "next": found[-1][0].sequence if found else after_sequence}
 
 
 async def get_delivery(

@@ -9,6 +9,8 @@ import pytest
 
 from services.routing.domain.model import (
     Candidate,
+    DeliveryRecord,
+    LoggedMessage,
     Pc4Range,
     RoutingStatus,
     check_organisation_id,
@@ -16,6 +18,7 @@ from services.routing.domain.model import (
     consent_refusal,
     intake_check_is_fresh,
     merge_ranges,
+    message_again,
     next_status,
 )
 from shared.contracts.vocabulary import DeliveryStatus as D
@@ -108,3 +111,23 @@ def test_organisation_ids(org_id: str, org_type: str, ok: bool) -> None:
 
 def test_only_new_and_waiting_meldingen_are_routed() -> None:
     assert {s for s in RoutingStatus if s.routable} == {RoutingStatus.new, RoutingStatus.waiting}
+
+
+def _logged(full: bool, message_type: str = "melding.delivered") -> LoggedMessage:
+    thin = {"delivery_id": "d-1", "melding_id": "m-1", "href": "/v1/deliveries/d-1", "sequence": 7}
+    return LoggedMessage("87654321", 7, "d-1", message_type, "d-1", thin, full)
+
+
+def _held(message: dict) -> DeliveryRecord:
+    at = datetime(2026, 11, 20, tzinfo=UTC)
+    return DeliveryRecord("d-1", "m-1", "87654321", "GGD", "jgz", D.queued, message, at, at)
+
+
+def test_a_full_delivery_is_given_again_with_its_content_while_it_is_held_and_thin_once_it_is_gone() -> None:
+    content = {"delivery_id": "d-1", "melding_id": "m-1", "patient": {"bsn": "999999990"}}
+    again = message_again(_logged(full=True), _held(content))
+    assert again == {**content, "type": "melding.delivered", "sequence": 7}
+    retracted = message_again(_logged(full=True), _held({"delivery_id": "d-1", "reason": "consent-withdrawn"}))
+    assert retracted["href"] == "/v1/deliveries/d-1" and "patient" not in retracted
+    thin = message_again(_logged(full=False), None)  # a thin organisation's: as it went on the queue
+    assert thin == {**_logged(full=False).body, "type": "melding.delivered"}
