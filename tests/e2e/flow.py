@@ -71,6 +71,7 @@ async def put_organisation(
     gemeenten: list[str] = (),
     ranges: list[tuple[str, str]] = (),
     name: str = "",
+    delivery_mode: str = "full",
 ) -> dict:
     response = await system["routing"].put(
         f"/v1/organisations/{org_id}",
@@ -81,6 +82,7 @@ async def put_organisation(
             "gemeenten": list(gemeenten),
             "postcode_ranges": [{"from": a, "to": b} for a, b in ranges],
             "active": True,
+            "delivery_mode": delivery_mode,
         },
     )
     assert response.status_code in (200, 201), response.text

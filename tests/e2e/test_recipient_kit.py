@@ -1,0 +1,132 @@
+"""The recipient's kit end to end (CONTRACT.md v1.1, "Recipients: sequence, thin delivery, AsyncAPI"): every
+message on a recipient's queue numbered without gaps, the messages fetched again after a number, thin
+delivery with the content fetched by token, and the AsyncAPI document served by routing."""
+
+from __future__ import annotations
+
+import aio_pika
+import httpx
+
+from tests.e2e.flow import (
+    RecipientQueue,
+    admin,
+    body_of,
+    consented_patient,
+    melding_body,
+    new_org_id,
+    put_gemeente,
+    put_organisation,
+    recipient,
+    send,
+    sender,
+)
+from tests.support import Tokens
+
+Clients = dict[str, httpx.AsyncClient]
+
+
+async def _jgz(system: Clients, tokens: Tokens, delivery_mode: str = "full") -> str:
+    await put_gemeente(system, tokens, "GM0363", "Amsterdam", [("1011", "1109")])
+    jgz = new_org_id()
+    await put_organisation(system, tokens, jgz, "jgz", gemeenten=["GM0363"], delivery_mode=delivery_mode)
+    return jgz
+
+
+async def _send(system: Clients, tokens: Tokens) -> tuple[str, str, str]:
+    """A melding for a patient of her own: (melding id, consent id, BSN)."""
+    consent_id, bsn = await consented_patient(system, tokens, types=["jgz"])
+    sent = await send(system, tokens, melding_body(consent_id, bsn=bsn, recipient_types=["jgz"]))
+    assert sent.status_code == 202, sent.text
+    return str(sent.json()["id"]), consent_id, bsn
+
+
+async def _messages(system: Clients, tokens: Tokens, org_id: str, **params: object) -> httpx.Response:
+    return await system["routing"].get("/v1/deliveries/messages", headers=recipient(tokens, org_id), params=params)
+
+
+async def test_every_message_on_a_queue_is_numbered_and_a_gap_is_filled_from_the_messages_endpoint(
+    system: Clients, tokens: Tokens, amqp: aio_pika.abc.AbstractChannel
+) -> None:
+    jgz = await _jgz(system, tokens)
+    queue = RecipientQueue(amqp, jgz)
+    sent = [await _send(system, tokens) for _ in range(3)]
+    arrived = [await queue.next() for _ in range(3)]
+    assert sorted(body_of(m)["sequence"] for m in arrived) == [1, 2, 3]
+    withdrawn_melding, withdrawn_consent, _ = sent[1]
+    withdrawal = await system["consent"].post(f"/v1/consents/{withdrawn_consent}/withdraw", headers=sender(tokens))
+    assert withdrawal.status_code == 200, withdrawal.text
+    retraction = await queue.next()
+    assert retraction.type == "melding.retracted" and body_of(retraction)["sequence"] == 4
+
+    # A recipient that missed everything after 1 asks again, and gets the rest in order.
+    again = await _messages(system, tokens, jgz, after_sequence=1)
+    assert again.status_code == 200, again.text
+    items = again.json()["items"]
+    assert [(i["type"], i["sequence"]) for i in items] == [
+        ("melding.delivered", 2), ("melding.delivered", 3), ("melding.retracted", 4)
+    ]  # fmt: skip
+    assert again.json()["next"] == 4
+    by_melding = {i["melding_id"]: i for i in items if i["type"] == "melding.delivered"}
+    # A delivery still held comes with its content; the retracted one only in its thin form.
+    live = next(i for m, i in by_melding.items() if m != withdrawn_melding)
+    assert live["patient"]["bsn"] == next(bsn for m, _, bsn in sent if m == live["melding_id"])
+    gone = by_melding[withdrawn_melding]
+    assert "patient" not in gone and gone["href"] == f"/v1/deliveries/{gone['delivery_id']}"
+    on_queue = {body_of(m)["delivery_id"]: body_of(m) for m in arrived}
+    assert {k: v for k, v in live.items() if k != "type"} == on_queue[live["delivery_id"]]  # as on the queue
+
+    # Nothing more after the last; a page of one says where to go on; nothing of another organisation's.
+    assert (await _messages(system, tokens, jgz, after_sequence=4)).json() == {"items": [], "next": 4}
+    page = (await _messages(system, tokens, jgz, after_sequence=0, limit=1)).json()
+    assert [i["sequence"] for i in page["items"]] == [1] and page["next"] == 1
+    assert (await _messages(system, tokens, new_org_id())).json() == {"items": [], "next": 0}
+    for bad in ({"after_sequence": -1}, {"after_sequence": 2**31}, {"after_sequence": "x"}, {"limit": 0}):
+        refused = await _messages(system, tokens, jgz, **bad)
+        assert refused.status_code == 422 and refused.headers["content-type"] == "application/problem+json"
+
+    # Reading them again is on the audit record, like reading a delivery.
+    reads = (
+        await system["routing"].get("/v1/audit", headers=admin(tokens), params={"org_id": jgz, "action": "read"})
+    ).json()["items"]
+    assert {r["resource_id"] for r in reads} >= {i["delivery_id"] for i in items}
+
+
+async def test_a_thin_organisation_gets_no_personal_data_on_its_queue_and_fetches_the_delivery_by_token(
+    system: Clients, tokens: Tokens, amqp: aio_pika.abc.AbstractChannel
+) -> None:
+    jgz = await _jgz(system, tokens, delivery_mode="thin")
+    queue = RecipientQueue(amqp, jgz)
+    _, _, bsn = await _send(system, tokens)
+    message = await queue.next()
+    body = body_of(message)
+    assert bsn.encode() not in message.body and "patient" not in body and "note" not in body
+    assert (body["gemeente_code"], body["urgency"], body["sequence"]) == ("GM0363", "regular", 1)
+    fetched = await system["routing"].get(body["href"], headers=recipient(tokens, jgz))
+    assert fetched.status_code == 200 and fetched.json()["patient"]["bsn"] == bsn
+    assert (await system["routing"].get(body["href"], headers=recipient(tokens, new_org_id()))).status_code == 404
+
+    # Switching back to full applies to what is routed afterwards.
+    organisation = (await system["routing"].get(f"/v1/organisations/{jgz}", headers=admin(tokens))).json()
+    assert organisation["delivery_mode"] == "thin"
+    await put_organisation(system, tokens, jgz, "jgz", gemeenten=["GM0363"], delivery_mode="full")
+    _, _, other = await _send(system, tokens)
+    full = body_of(await queue.next())
+    assert full["patient"]["bsn"] == other and full["sequence"] == 2
+
+
+async def test_routing_serves_the_asyncapi_document_of_the_recipients_queue(system: Clients) -> None:
+    served = await system["routing"].get("/asyncapi.json")
+    assert served.status_code == 200 and served.json()["asyncapi"] == "3.0.0"
+    assert set(served.json()["components"]["messages"]) == {
+        "meldingDelivered", "meldingDeliveredThin", "meldingRetracted", "meldingReminder"
+    }  # fmt: skip
+
+
+async def test_an_unknown_delivery_mode_is_refused(system: Clients, tokens: Tokens) -> None:
+    await put_gemeente(system, tokens, "GM0363", "Amsterdam", [("1011", "1109")])
+    refused = await system["routing"].put(
+        f"/v1/organisations/{new_org_id()}",
+        headers=admin(tokens),
+        json={"name": "JGZ", "type": "jgz", "gemeenten": ["GM0363"], "delivery_mode": "email"},
+    )
+    assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "delivery_mode"
