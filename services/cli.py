@@ -404,6 +404,14 @@ def consume(
             "(phb-done, support-started, declined, no-contact, moved, other)",
         ),
     ] = None,
+    after_sequence: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            help="the last sequence number this recipient handled before (0: from the start); a gap after it "
+            "is fetched from the routing service. Without it, the first message sets where it starts",
+        ),
+    ] = None,
     return_reason: Annotated[
         str | None,
         typer.Option(
@@ -441,6 +449,7 @@ def consume(
         token=token,
         show=partial(_show_message, out, full=full),
         answer=lambda _delivery: answers,
+        after_sequence=after_sequence,
     )
     broker = URL(settings.amqp_url)
     err.print(
@@ -533,6 +542,11 @@ def _show_message(out: Console, kind: str, body: dict[str, Any], *, full: bool) 
         out.print(f"[dim]{body['type']} {body['message_id']}: a message type this version does not know, acked[/]")
     elif kind == "dropped-retracted":
         out.print(f"[yellow]melding.delivered[/] delivery {body['delivery_id']} dropped: retracted before it arrived")
+    elif kind == "gap":
+        out.print(
+            f"[yellow]gap[/] after sequence {body['after_sequence']} (seen up to {body['seen_up_to']}): "
+            "fetching what is missing from GET /v1/deliveries/messages"
+        )
     elif kind == "duplicate":
         out.print(f"[dim]duplicate {body['message_id']} dropped[/]")
     elif kind == "reported":

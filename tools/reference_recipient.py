@@ -5,6 +5,11 @@ at-least-once), keep the melding (here: show it), ack, and report `received` to 
 On `melding.retracted`, delete what is held of that melding — and remember the retraction: with several
 relays publishing at once a retraction can overtake its delivery, and a delivery that arrives after its
 retraction must not be kept.
+
+Every message carries `sequence`, 1, 2, 3, … for the organisation. A number missing below the highest
+seen is a message not (yet) seen: it is fetched with `GET /v1/deliveries/messages?after_sequence=N` and
+handled like one from the queue (one that arrives later after all is a duplicate). A thin delivery
+(`href`, no patient) is fetched from `href` with the organisation's token.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ class ReferenceRecipient:
         report_attempts: int = 4,
         queue_wait_seconds: float = 30.0,
         answer: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None,
+        after_sequence: int | None = None,
     ) -> None:
         self.queue_wait_seconds = queue_wait_seconds
         # What to report of a delivery after `received`, in order (e.g. contact_made, then closed with an
@@ -47,6 +53,10 @@ class ReferenceRecipient:
         self.seen: set[str] = set()  # a real recipient keeps these with the melding, durably
         self.held: dict[str, dict[str, Any]] = {}
         self.retracted: set[str] = set()  # delivery ids; durably, like `seen`
+        # The last number up to which every message was handled (None: the first message sets where we
+        # start), and the numbers handled beyond it. Durably too, in a real recipient.
+        self.last_sequence = after_sequence
+        self.beyond: set[int] = set()
         self.consuming = asyncio.Event()
 
     async def run(
@@ -142,32 +152,99 @@ class ReferenceRecipient:
                 await asyncio.sleep(1.0)
 
     async def handle(self, message: AbstractIncomingMessage, http: httpx.AsyncClient) -> None:
-        message_id = message.message_id or ""
+        body = json.loads(message.body)
+        try:
+            kept = await self.take(message.message_id or "", message.type or "", body, http)
+        except _TryAgain:  # a thin delivery's content could not be fetched now: the queue offers it again
+            await asyncio.sleep(1.0)
+            await message.nack(requeue=True)
+            return
+        await message.ack()
+        if kept is not None:
+            await self.answer_delivery(http, kept)
+        await self.follow(body.get("sequence"), http)
+
+    async def take(
+        self, message_id: str, message_type: str, body: dict[str, Any], http: httpx.AsyncClient
+    ) -> dict[str, Any] | None:
+        """Keep what a message says (once per message_id). Returns a delivery that was kept, to answer."""
         if message_id in self.seen:
             self.show("duplicate", {"message_id": message_id})
-            await message.ack()
-            return
-        body = json.loads(message.body)
-        overtaken = message.type == "melding.delivered" and body["delivery_id"] in self.retracted
-        if message.type == "melding.retracted":
+            return None
+        kept = None
+        if message_type == "melding.delivered" and "href" in body and "patient" not in body:
+            body = await self.fetch(http, body)  # thin: the content is fetched with the organisation's token
+        overtaken = message_type == "melding.delivered" and body["delivery_id"] in self.retracted
+        if message_type == "melding.retracted":
             self.retracted.add(body["delivery_id"])
             self.held.pop(body["melding_id"], None)
             self.show("retracted", body)
-        elif message.type == "melding.reminder":  # contact is overdue: a person should act on it
+        elif message_type == "melding.reminder":  # contact is overdue: a person should act on it
             self.show("reminder", body)
-        elif message.type != "melding.delivered":  # a type this version does not know: ack it, ignore it
-            self.show("ignored", {"type": message.type or "", "message_id": message_id})
-        elif overtaken:  # its retraction came first: the consent was withdrawn, nothing is kept
+        elif message_type != "melding.delivered":  # a type this version does not know: ack it, ignore it
+            self.show("ignored", {"type": message_type, "message_id": message_id})
+        elif overtaken or body.get("status") == "retracted":  # the consent was withdrawn: nothing is kept
+            self.retracted.add(body["delivery_id"])
             self.show("dropped-retracted", {"delivery_id": body["delivery_id"], "melding_id": body["melding_id"]})
         else:
-            self.held[body["melding_id"]] = body
+            kept = self.held[body["melding_id"]] = body
             self.show("delivered", body)
         self.seen.add(message_id)
-        await message.ack()
-        if message.type == "melding.delivered" and not overtaken:
-            for answer in [{"status": "received"}, *self.answer(body)]:
-                if not await self.report(http, body["delivery_id"], answer):
-                    break
+        return kept
+
+    async def answer_delivery(self, http: httpx.AsyncClient, delivery: dict[str, Any]) -> None:
+        for answer in [{"status": "received"}, *self.answer(delivery)]:
+            if not await self.report(http, delivery["delivery_id"], answer):
+                break
+
+    async def fetch(self, http: httpx.AsyncClient, thin: dict[str, Any]) -> dict[str, Any]:
+        """A thin delivery's content from its `href` (audited there as a read)."""
+        try:
+            response = await http.get(thin["href"])
+        except httpx.TransportError:
+            raise _TryAgain from None
+        if response.status_code != 200:
+            raise _TryAgain
+        return {**response.json(), "sequence": thin.get("sequence")}
+
+    async def follow(self, sequence: int | None, http: httpx.AsyncClient) -> None:
+        """Note a message's number; on a gap below it, fetch what is missing (once: what comes later of it
+        is dropped as a duplicate)."""
+        if sequence is None:  # a platform before v1.1
+            return
+        if self.last_sequence is None:
+            self.last_sequence = sequence - 1  # where this recipient starts
+        self._handled(sequence)
+        if self.beyond:  # numbers above one not seen: a gap
+            await self.fill_gap(http)
+
+    def _handled(self, sequence: int) -> None:
+        assert self.last_sequence is not None
+        if sequence > self.last_sequence:
+            self.beyond.add(sequence)
+        while self.last_sequence + 1 in self.beyond:
+            self.last_sequence += 1
+            self.beyond.discard(self.last_sequence)
+
+    async def fill_gap(self, http: httpx.AsyncClient) -> None:
+        assert self.last_sequence is not None
+        self.show("gap", {"after_sequence": self.last_sequence, "seen_up_to": max(self.beyond)})
+        try:
+            response = await http.get("/v1/deliveries/messages", params={"after_sequence": self.last_sequence})
+        except httpx.TransportError:
+            return  # the next message tries again
+        if response.status_code != 200:
+            return
+        for item in response.json()["items"]:
+            message_id, message_type = item.pop("message_id"), item.pop("type")
+            if message_id not in self.seen:
+                try:
+                    kept = await self.take(message_id, message_type, item, http)
+                except _TryAgain:
+                    return  # a thin delivery not fetched now: the next message tries again
+                if kept is not None:
+                    await self.answer_delivery(http, kept)
+            self._handled(item["sequence"])
 
     async def report(self, http: httpx.AsyncClient, delivery_id: str, answer: dict[str, Any]) -> bool:
         """Best effort: the melding is kept whatever happens here; a recipient can report again later.

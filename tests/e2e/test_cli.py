@@ -677,3 +677,71 @@ async def test_consume_can_close_with_an_outcome_or_return_a_melding(
     assert await eventually(answered, timeout=20)
     both = await run_cli("consume", "--org-id", jgz, "--close", "other", "--return", "no-capacity", env=env)
     assert both.returncode == 2
+
+
+async def test_consume_fetches_a_thin_delivery_and_fills_a_gap_in_the_sequence(
+    environment: RunEnvironment,
+    stack: dict[str, str],
+    system: dict[str, httpx.AsyncClient],
+    tokens: Any,
+    amqp: Any,
+) -> None:
+    import aio_pika
+
+    from tests.e2e.flow import (
+        RecipientQueue,
+        admin,
+        body_of,
+        consented_patient,
+        eventually,
+        melding_body,
+        recipient,
+        send,
+    )
+
+    jgz = await _registered_jgz(stack, environment)
+    await system["routing"].put(
+        "/v1/gemeenten/GM0363",
+        headers=admin(tokens),
+        json={"name": "Amsterdam", "postcode_ranges": [{"from": "1011", "to": "1109"}]},
+    )
+    await system["routing"].put(
+        f"/v1/organisations/{jgz}",
+        headers=admin(tokens),
+        json={"name": "GGD Amsterdam JGZ", "type": "jgz", "gemeenten": ["GM0363"], "delivery_mode": "thin"},
+    )
+    bsns = []
+    for _ in range(3):
+        consent_id, bsn = await consented_patient(system, tokens, types=["jgz"])
+        sent = await send(system, tokens, melding_body(consent_id, bsn, recipient_types=["jgz"]))
+        assert sent.status_code == 202, sent.text
+        bsns.append(bsn)
+    # The recipient misses number 2: the queue gets back only 1 and 3.
+    queue = RecipientQueue(amqp, jgz)
+    taken = {body_of(m)["sequence"]: m for m in [await queue.next() for _ in range(3)]}
+    for sequence in (1, 3):
+        m = taken[sequence]
+        again = aio_pika.Message(m.body, message_id=m.message_id, type=m.type, correlation_id=m.correlation_id)
+        await amqp.default_exchange.publish(again, routing_key=f"kansrijk.deliveries.{jgz}")
+    missed = body_of(taken[2])["delivery_id"]
+
+    env = cli_env(environment)
+    consumed = await run_cli(
+        "consume", "--org-id", jgz, "--routing-url", stack["routing"], "--count", "2", "--after-sequence", "0",
+        env=env,
+    )  # fmt: skip
+    assert consumed.returncode == 0, consumed.stderr
+    assert "gap after sequence 1 (seen up to 3)" in consumed.stdout, consumed.stdout
+    assert consumed.stdout.count("melding.delivered") == 3 and missed in consumed.stdout
+    assert consumed.stdout.count("status received reported") == 3
+
+    async def all_received() -> bool:
+        for m in taken.values():
+            delivery_id = body_of(m)["delivery_id"]
+            got = await system["routing"].get(f"/v1/deliveries/{delivery_id}", headers=recipient(tokens, jgz))
+            if got.json()["status"] != "received":
+                return False
+        return True
+
+    assert await eventually(all_received, timeout=20)
+    assert not any(bsn in consumed.stdout for bsn in bsns)  # fetched, but personal data shown only with --full

@@ -73,7 +73,11 @@ async def test_every_message_on_a_queue_is_numbered_and_a_gap_is_filled_from_the
     gone = by_melding[withdrawn_melding]
     assert "patient" not in gone and gone["href"] == f"/v1/deliveries/{gone['delivery_id']}"
     on_queue = {body_of(m)["delivery_id"]: body_of(m) for m in arrived}
-    assert {k: v for k, v in live.items() if k != "type"} == on_queue[live["delivery_id"]]  # as on the queue
+    assert live["message_id"] == live["delivery_id"] and next(i for i in items if i["sequence"] == 4)["message_id"] == (
+        f"retract:{gone['delivery_id']}"
+    )
+    envelope = ("type", "message_id")
+    assert {k: v for k, v in live.items() if k not in envelope} == on_queue[live["delivery_id"]]  # as on the queue
 
     # Nothing more after the last; a page of one says where to go on; nothing of another organisation's.
     assert (await _messages(system, tokens, jgz, after_sequence=4)).json() == {"items": [], "next": 4}

@@ -376,6 +376,7 @@ class RecipientMessagesPage(BaseModel):
                     "items": [
                         {
                             "type": "melding.delivered",
+                            "message_id": "9e10c1e0-d7f3-4b2a-8f0c-1c1e2d7a4f7e",
                             "sequence": 42,
                             "delivery_id": "9e10c1e0-d7f3-4b2a-8f0c-1c1e2d7a4f7e",
                             "melding_id": "2d7a6f0c-1c1e-4f7e-9c1e-0d7f3b2a9e10",
@@ -387,6 +388,7 @@ class RecipientMessagesPage(BaseModel):
                         },
                         {
                             "type": "melding.retracted",
+                            "message_id": "retract:9e10c1e0-d7f3-4b2a-8f0c-1c1e2d7a4f7e",
                             "sequence": 43,
                             "delivery_id": "9e10c1e0-d7f3-4b2a-8f0c-1c1e2d7a4f7e",
                             "melding_id": "2d7a6f0c-1c1e-4f7e-9c1e-0d7f3b2a9e10",
@@ -403,8 +405,9 @@ class RecipientMessagesPage(BaseModel):
 
     items: list[dict[str, Any]] = Field(
         description="the messages in sequence order, as on the queue (the schemas of GET /asyncapi.json) with "
-        "`type`. A full delivery comes with its content while the platform still holds it; once retracted or "
-        "past retention, in its thin form (ids and `href`)"
+        "their AMQP `type` and `message_id` (drop what you have seen by it). A full delivery comes with its "
+        "content while the platform still holds it; once retracted or past retention, in its thin form (ids "
+        "and `href`)"
     )
     next: int = Field(description="the last sequence given: pass it as `after_sequence` for what follows")
 

@@ -253,11 +253,13 @@ class LoggedMessage:
 
 
 def message_again(logged: LoggedMessage, delivery: DeliveryRecord | None) -> dict[str, Any]:
-    """A message of a recipient's queue as `GET /v1/deliveries/messages` gives it again, with its `type`: a full
+    """A message of a recipient's queue as `GET /v1/deliveries/messages` gives it again, with its AMQP `type` and
+    `message_id` (to drop what was seen already): a full
     delivery with its content while routing still holds it (not retracted, not past retention), else as kept."""
+    envelope = {"type": logged.message_type, "message_id": logged.message_id}
     if logged.full and delivery is not None and "patient" in delivery.message:
-        return {"type": logged.message_type, **delivery.message, "sequence": logged.sequence}
-    return {"type": logged.message_type, **logged.body}
+        return {**envelope, **delivery.message, "sequence": logged.sequence}
+    return {**envelope, **logged.body}
 
 
 @dataclass(frozen=True)

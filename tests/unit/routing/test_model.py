@@ -126,8 +126,8 @@ def _held(message: dict) -> DeliveryRecord:
 def test_a_full_delivery_is_given_again_with_its_content_while_it_is_held_and_thin_once_it_is_gone() -> None:
     content = {"delivery_id": "d-1", "melding_id": "m-1", "patient": {"bsn": "999999990"}}
     again = message_again(_logged(full=True), _held(content))
-    assert again == {**content, "type": "melding.delivered", "sequence": 7}
+    assert again == {**content, "type": "melding.delivered", "message_id": "d-1", "sequence": 7}
     retracted = message_again(_logged(full=True), _held({"delivery_id": "d-1", "reason": "consent-withdrawn"}))
     assert retracted["href"] == "/v1/deliveries/d-1" and "patient" not in retracted
     thin = message_again(_logged(full=False), None)  # a thin organisation's: as it went on the queue
-    assert thin == {**_logged(full=False).body, "type": "melding.delivered"}
+    assert thin == {**_logged(full=False).body, "type": "melding.delivered", "message_id": "d-1"}
