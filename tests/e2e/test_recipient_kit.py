@@ -4,6 +4,11 @@ delivery with the content fetched by token, and the AsyncAPI document served by 
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import subprocess
+
 import aio_pika
 import httpx
 
@@ -20,7 +25,7 @@ from tests.e2e.flow import (
     send,
     sender,
 )
-from tests.support import Tokens
+from tests.support import RunEnvironment, Tokens, needs_node, ts_example_installed
 
 Clients = dict[str, httpx.AsyncClient]
 
@@ -134,3 +139,66 @@ async def test_an_unknown_delivery_mode_is_refused(system: Clients, tokens: Toke
         json={"name": "JGZ", "type": "jgz", "gemeenten": ["GM0363"], "delivery_mode": "email"},
     )
     assert refused.status_code == 422 and refused.json()["errors"][0]["field"] == "delivery_mode"
+
+
+@needs_node
+async def test_the_typescript_example_recipient_keeps_the_contract_against_the_running_system(
+    system: Clients, tokens: Tokens, amqp: aio_pika.abc.AbstractChannel, stack: dict[str, str],
+    environment: RunEnvironment,
+) -> None:  # fmt: skip
+    """examples/recipient-typescript, built and run: it fetches thin deliveries, fills a sequence gap from
+    the messages endpoint, drops a duplicate, keeps a retraction and reports `received`."""
+    example = ts_example_installed()
+    build = await asyncio.to_thread(
+        subprocess.run, ["npm", "run", "build"], cwd=example, capture_output=True, text=True, timeout=300
+    )
+    assert build.returncode == 0, build.stdout + build.stderr
+    jgz = await _jgz(system, tokens, delivery_mode="thin")
+    queue = RecipientQueue(amqp, jgz)
+    sent = [await _send(system, tokens) for _ in range(3)]
+    taken = {body_of(m)["sequence"]: m for m in [await queue.next() for _ in range(3)]}
+    withdrawn_melding, withdrawn_consent, _ = next(s for s in sent if s[0] == body_of(taken[3])["melding_id"])
+    withdrawal = await system["consent"].post(f"/v1/consents/{withdrawn_consent}/withdraw", headers=sender(tokens))
+    assert withdrawal.status_code == 200, withdrawal.text
+    taken[4] = await queue.next()
+    # The recipient's queue holds 1, 3 (twice: a redelivery) and 4; it never sees 2.
+    for sequence in (1, 3, 3, 4):
+        m = taken[sequence]
+        again = aio_pika.Message(m.body, message_id=m.message_id, type=m.type, correlation_id=m.correlation_id)
+        await amqp.default_exchange.publish(again, routing_key=f"kansrijk.deliveries.{jgz}")
+
+    token = tokens.bearer(org_id=jgz, org_type="jgz", scopes="delivery:read delivery:write")["Authorization"][7:]
+    env = {
+        "PATH": os.environ["PATH"],
+        "KANSRIJK_AMQP_URL": environment.amqp_url,
+        "KANSRIJK_ROUTING_URL": stack["routing"],
+        "KANSRIJK_ORG_ID": jgz,
+        "KANSRIJK_TOKEN": token,
+        "KANSRIJK_AFTER_SEQUENCE": "0",
+        "KANSRIJK_COUNT": "4",
+    }
+    ran = await asyncio.to_thread(
+        subprocess.run, ["node", "dist/consumer.js"], cwd=example, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    events = [json.loads(line) for line in ran.stdout.splitlines()]
+    said = [(e["event"], e.get("sequence")) for e in events if e["event"] != "reported"]
+    assert said == [
+        ("consuming", None),
+        ("delivered", 1),
+        ("dropped-retracted", 3),  # its content fetched by href: retracted meanwhile
+        ("gap", None),  # after 1, seen up to 3: fetches everything after 1
+        ("delivered", 2),  # fetched from GET /v1/deliveries/messages
+        ("retracted", 4),  # fetched too
+        ("duplicate", None),  # 3 again from the queue
+        ("duplicate", None),  # 4 from the queue
+        ("stopped", None),
+    ], ran.stdout
+    assert events[-1]["last_sequence"] == 4 and events[-1]["held"] == 2
+    received = {e["delivery_id"] for e in events if e["event"] == "reported"}
+    assert received == {body_of(taken[1])["delivery_id"], body_of(taken[2])["delivery_id"]}
+    for delivery_id in received:
+        got = await system["routing"].get(f"/v1/deliveries/{delivery_id}", headers=recipient(tokens, jgz))
+        assert got.json()["status"] == "received"
+    assert not any(bsn in ran.stdout for _, _, bsn in sent)  # it printed no personal data
+    assert withdrawn_melding  # (its delivery was dropped above, by its retraction)
