@@ -204,6 +204,9 @@ class Counts:
     not_retracted: int = 0
     rejected: int = 0
     retried_posts: int = 0
+    sequence_gaps: int = 0  # numbers missing from an organisation's 1..n, or never reached by its recipient
+    sequence_repeats: int = 0  # a number (or message id) given twice
+    gaps_filled: int = 0  # times a recipient saw a gap and fetched it (not an error: out-of-order arrival)
     queues_empty: bool = False
     outbox_empty: bool = False
     recovery_s: float = 0.0
@@ -219,6 +222,8 @@ class Counts:
             and self.unexpected == 0
             and self.not_retracted == 0
             and self.rejected == 0
+            and self.sequence_gaps == 0
+            and self.sequence_repeats == 0
             and self.queues_empty
             and self.outbox_empty
             and self.recovery_s <= RECOVERY_LIMIT_S
@@ -231,7 +236,8 @@ class Counts:
             f"withdrawn={self.withdrawn} cancelled={self.cancelled} returned={self.returned} "
             f"retracted={self.retracted} "
             f"not_retracted={self.not_retracted} "
-            f"rejected={self.rejected} retried_posts={self.retried_posts} queues_empty={self.queues_empty} "
+            f"rejected={self.rejected} retried_posts={self.retried_posts} sequence_gaps={self.sequence_gaps} "
+            f"sequence_repeats={self.sequence_repeats} gaps_filled={self.gaps_filled} queues_empty={self.queues_empty} "
             f"outbox_empty={self.outbox_empty} recovery_s={self.recovery_s:.1f} {self.fault}"
         )
 
@@ -269,6 +275,8 @@ class FaultRun:
         self.recipients: list[ReferenceRecipient] = []
         self.seen: list[dict[str, Any]] = []  # what recipients were handed, in order
         self.redelivered = 0
+        self.gaps_filled = 0
+        self.sequences: tuple[int, int] = (0, 0)  # (gaps, repeats), counted at the end
         self.rejections: Counter[str] = Counter()
         self.fault_started: float | None = None
         self.fault_ended: float | None = None
@@ -499,6 +507,8 @@ class FaultRun:
         def show(kind: str, body: dict[str, Any]) -> None:
             if kind == "duplicate":
                 self.redelivered += 1
+            elif kind == "gap":
+                self.gaps_filled += 1
             elif kind == "reported" and body.get("status") == "returned":
                 melding_id = next(s["melding_id"] for s in self.seen if s["delivery_id"] == body["delivery_id"])
                 self.returned_meldingen[melding_id] = body["delivery_id"]
@@ -521,6 +531,7 @@ class FaultRun:
             show=show,
             report_attempts=30,
             answer=partial(self._answer_for, org_id),
+            after_sequence=0,  # a new organisation: its numbers start at 1
         )
         self.recipients.append(recipient)
         self._recipient_tasks.append(asyncio.create_task(recipient.run(stop=self._stop_recipients)))
@@ -718,7 +729,34 @@ class FaultRun:
         failed = [repr(t.exception()) for t in self._recipient_tasks if t.done() and t.exception() is not None]
         if failed:
             self.fault_info["recipients_failed"] = failed
+        self.sequences = await self._sequences()
         return self.count(queues_empty=queues_empty, outbox_empty=outbox_empty)
+
+    async def _sequences(self) -> tuple[int, int]:
+        """Per organisation, what routing numbered (GET /v1/deliveries/messages from 0) must be 1..n with
+        each number and message id once, and its recipient must have reached n with nothing left above a
+        gap. Returns (gaps, repeats) summed over the organisations."""
+        gaps = repeats = 0
+        for recipient in self.recipients:
+            items: list[dict[str, Any]] = []
+            async with httpx.AsyncClient(
+                base_url=recipient.routing_url, headers={"Authorization": f"Bearer {recipient.token}"}, timeout=30
+            ) as http:
+                after = 0
+                while True:
+                    page = await http.get("/v1/deliveries/messages", params={"after_sequence": after, "limit": 500})
+                    page.raise_for_status()
+                    if not page.json()["items"]:
+                        break
+                    items += page.json()["items"]
+                    after = page.json()["next"]
+            numbers = [i["sequence"] for i in items]
+            top = max(numbers, default=0)
+            gaps += len(set(range(1, top + 1)) - set(numbers))
+            gaps += top - (recipient.last_sequence or 0) + len(recipient.beyond)
+            repeats += len(numbers) - len(set(numbers))
+            repeats += len(items) - len({i["message_id"] for i in items})
+        return gaps, repeats
 
     def count(self, *, queues_empty: bool, outbox_empty: bool) -> Counts:
         expected, withdrawn = self._outcome()
@@ -761,6 +799,9 @@ class FaultRun:
             not_retracted=len(held & withdrawn),
             rejected=sum(self.rejections.values()),
             retried_posts=sum(p.attempts - 1 for p in self.patients),
+            sequence_gaps=self.sequences[0],
+            sequence_repeats=self.sequences[1],
+            gaps_filled=self.gaps_filled,
             queues_empty=queues_empty,
             outbox_empty=outbox_empty,
             recovery_s=round(recovery, 1) if recovery != float("inf") else float("inf"),

@@ -24,6 +24,8 @@ COLUMNS = [
     "retracted",
     "not_retracted",
     "retried_posts",
+    "sequence_gaps",
+    "gaps_filled",
     "recovery_s",
 ]
 
