@@ -1,0 +1,168 @@
+"""deploy/kubernetes/ rendered as Kustomize would (its resources, the namespace and the image set) and held
+offline to the Kubernetes schemas (kubernetes-validate, strict: no unknown fields), the operators' custom
+resources to the fields we rely on, and every command, port and variable to the CLI and the settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from services.cli import app as cli
+from services.registry import SERVICES
+from tests.unit.deploy.test_compose import SETTING_NAMES
+
+ROOT = Path(__file__).resolve().parents[3]
+FOLDER = ROOT / "deploy" / "kubernetes"
+KUSTOMIZATION = yaml.safe_load((FOLDER / "kustomization.yaml").read_text())
+KUBERNETES = "1.33.0"
+OPERATOR_SECRETS = {"kansrijk-mq-default-user": {"username", "password"}} | {
+    f"{name}-db-app": {"username", "password"} for name in SERVICES
+}
+
+
+def render() -> list[dict[str, Any]]:
+    """What `kubectl kustomize` gives for this kustomization (it uses the namespace and images fields only)."""
+    image = KUSTOMIZATION["images"][0]
+    documents = []
+    for resource in KUSTOMIZATION["resources"]:
+        for document in yaml.safe_load_all((FOLDER / resource).read_text()):
+            if document["kind"] != "Namespace":
+                document["metadata"]["namespace"] = KUSTOMIZATION["namespace"]
+            for container in _containers(document):
+                if container["image"].split(":")[0] == image["name"]:
+                    container["image"] = f"{image['newName']}:{image['newTag']}"
+            documents.append(document)
+    return documents
+
+
+def _containers(document: dict[str, Any]) -> list[dict[str, Any]]:
+    template = document.get("spec", {}).get("template", {})
+    return list(template.get("spec", {}).get("containers", [])) if document["kind"] in ("Deployment", "Job") else []
+
+
+DOCUMENTS = render()
+
+
+def of_kind(kind: str) -> dict[str, dict[str, Any]]:
+    return {d["metadata"]["name"]: d for d in DOCUMENTS if d["kind"] == kind}
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=lambda d: f"{d['kind']}/{d['metadata']['name']}")
+def test_every_built_in_resource_is_valid_for_kubernetes_strictly(document: dict[str, Any]) -> None:
+    if "." in document["apiVersion"].split("/")[0] and not document["apiVersion"].startswith(
+        ("apps/", "batch/", "policy/", "networking.k8s.io/")
+    ):
+        pytest.skip("a custom resource: checked against its operator's fields below")
+    kubernetes_validate.validate(document, KUBERNETES, strict=True)
+
+
+def test_the_schema_check_can_fail() -> None:
+    broken = {**of_kind("Deployment")["melding-api"], "spec": {"replicas": "two"}}
+    with pytest.raises(kubernetes_validate.ValidationError):
+        kubernetes_validate.validate(broken, KUBERNETES, strict=True)
+
+
+def test_rabbitmq_is_a_three_node_cluster_of_the_operator() -> None:
+    [cluster] = [d for d in DOCUMENTS if d["kind"] == "RabbitmqCluster"]
+    assert cluster["apiVersion"] == "rabbitmq.com/v1beta1" and cluster["spec"]["replicas"] == 3
+    assert "pause_minority" in cluster["spec"]["rabbitmq"]["additionalConfig"]
+    assert cluster["metadata"]["name"] == "kansrijk-mq"  # its Secret kansrijk-mq-default-user and Service
+
+
+def test_each_service_has_its_own_cloudnativepg_cluster() -> None:
+    clusters = {d["metadata"]["name"]: d for d in DOCUMENTS if d["kind"] == "Cluster"}
+    assert set(clusters) == {f"{name}-db" for name in SERVICES}
+    for name in SERVICES:
+        cluster = clusters[f"{name}-db"]
+        assert cluster["apiVersion"] == "postgresql.cnpg.io/v1" and cluster["spec"]["instances"] == 3
+        assert cluster["spec"]["bootstrap"]["initdb"] == {"database": name, "owner": name}
+
+
+def test_each_service_runs_its_api_and_its_workers_apart_as_the_cli_runs_them() -> None:
+    deployments, services, jobs = of_kind("Deployment"), of_kind("Service"), of_kind("Job")
+    runner = CliRunner()
+    for name, entry in SERVICES.items():
+        port = entry.settings().port
+        [api] = _containers(deployments[f"{name}-api"])
+        assert api["args"] == ["serve", name, "--host", "0.0.0.0", "--port", str(port), "--no-workers", "--no-migrate"]
+        assert api["ports"] == [{"name": "http", "containerPort": port}]
+        assert api["readinessProbe"]["httpGet"]["path"] == "/health/ready"
+        assert api["livenessProbe"]["httpGet"]["path"] == "/health/live"
+        [worker] = _containers(deployments[f"{name}-worker"])
+        assert worker["args"] == ["worker", name, "--no-migrate"]
+        [migrate] = _containers(jobs[f"{name}-migrate"])
+        assert migrate["args"] == ["migrate", name]
+        for args in (api["args"], worker["args"], migrate["args"]):
+            help_text = runner.invoke(cli, [*args[:2], "--help"] if args[0] != "migrate" else ["migrate", "--help"])
+            assert help_text.exit_code == 0, help_text.output
+            for option in (a for a in args if a.startswith("--")):
+                assert option.split("=")[0] in help_text.output, f"`kansrijk {args[0]}` has no {option}"
+        service = services[name]
+        assert service["spec"]["ports"][0]["port"] == port
+        assert service["spec"]["selector"] == deployments[f"{name}-api"]["spec"]["template"]["metadata"]["labels"]
+        env = {e["name"]: e.get("value") for e in api["env"]}
+        url = env[f"KANSRIJK_{name.upper()}_DATABASE_URL"]
+        assert url.startswith("postgresql+asyncpg://") and url.endswith(f"@{name}-db-rw.kansrijk.svc:5432/{name}")
+
+
+def test_every_variable_is_a_setting_and_every_secret_key_exists() -> None:
+    [config] = of_kind("ConfigMap").values()
+    assert set(config["data"]) <= SETTING_NAMES
+    example = yaml.safe_load((FOLDER / "secret.example.yaml").read_text())
+    secrets = {example["metadata"]["name"]: set(example["stringData"])} | OPERATOR_SECRETS
+    for document in DOCUMENTS:
+        for container in _containers(document):
+            assert container["envFrom"] == [{"configMapRef": {"name": "kansrijk-config"}}]
+            for variable in container["env"]:
+                if variable["name"].startswith("KANSRIJK_"):
+                    assert variable["name"] in SETTING_NAMES, f"{variable['name']} is read by nothing"
+                reference = variable.get("valueFrom", {}).get("secretKeyRef")
+                if reference:
+                    assert reference["key"] in secrets[reference["name"]], reference
+
+
+def test_the_configuration_is_one_the_services_accept_in_production(monkeypatch: pytest.MonkeyPatch) -> None:
+    [config] = of_kind("ConfigMap").values()
+    for variable, value in config["data"].items():
+        monkeypatch.setenv(variable, value)
+    monkeypatch.setenv("KANSRIJK_ENCRYPTION_KEYS", "k1=" + "A" * 43 + "=")
+    monkeypatch.setenv("KANSRIJK_BSN_HASH_KEY", "B" * 44)
+    for name, entry in SERVICES.items():
+        for variable in _containers(of_kind("Deployment")[f"{name}-api"])[0]["env"]:
+            if variable["name"].startswith("KANSRIJK_") and "value" in variable:  # as Kubernetes expands them
+                value = variable["value"].replace("$(DB_USER)", name).replace("$(MQ_USER)", "platform")
+                value = value.replace("$(DB_PASSWORD)", "a-real-password").replace("$(MQ_PASSWORD)", "another-one")
+                monkeypatch.setenv(variable["name"], value)
+        settings = entry.settings()
+        assert not settings.is_development and settings.database_pool_size == 5
+
+
+def test_every_process_is_guarded_sized_and_locked_down() -> None:
+    deployments = of_kind("Deployment")
+    budgets = of_kind("PodDisruptionBudget")
+    for name, deployment in deployments.items():
+        labels = deployment["spec"]["template"]["metadata"]["labels"]
+        assert budgets[name]["spec"]["selector"]["matchLabels"] == labels and deployment["spec"]["replicas"] >= 2
+        [container] = _containers(deployment)
+        assert container["resources"]["requests"]["cpu"] and container["resources"]["limits"]["memory"]
+        # Above the bench's peak resident memory per process (docs/performance.md, target <= 160 MB).
+        assert int(container["resources"]["limits"]["memory"].removesuffix("Mi")) >= 160
+        assert container["securityContext"]["readOnlyRootFilesystem"] and container["securityContext"]["runAsNonRoot"]
+        assert container["image"] == "registry.example.nl/kansrijk/kansrijk:1.1.0"
+
+
+def test_nothing_reaches_a_pod_unless_a_policy_says_so() -> None:
+    policies = of_kind("NetworkPolicy")
+    assert policies["default-deny-ingress"]["spec"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
+    for name in SERVICES:
+        assert f"{name}-db-from-{name}" in policies
+    [ingress] = of_kind("Ingress").values()
+    routes = {p["path"]: p["backend"]["service"]["name"] for p in ingress["spec"]["rules"][0]["http"]["paths"]}
+    assert routes == {
+        "/v1/consents": "consent", "/v1/meldingen": "melding", "/v1/deliveries": "routing", "/asyncapi.json": "routing"
+    }  # fmt: skip
