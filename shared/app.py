@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 import structlog
 from fastapi import APIRouter, Depends, FastAPI
 from fastapi_offline import FastAPIOffline
+from opentelemetry import trace
 from sqlalchemy import Table
 
 from shared.api import reject_unknown_query_parameters, require_json_body
@@ -29,6 +30,7 @@ from shared.problems import install_problem_handlers
 from shared.retention import Purge, Retention, pruning_worker
 from shared.server import BodyLimitMiddleware
 from shared.settings import CallsConsentService, ServiceSettings
+from shared.tracing import instrument_app, tracer_provider_for
 
 log = structlog.get_logger(__name__)
 
@@ -53,6 +55,7 @@ class ServiceRuntime(Generic[S, U]):
     metrics: Metrics
     verifier: TokenVerifier
     unit_of_work: Callable[[], U]
+    tracer_provider: trace.TracerProvider = field(default_factory=trace.NoOpTracerProvider)
     consent_client: ConsentClient | None = None
     closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
 
@@ -62,6 +65,10 @@ class ServiceRuntime(Generic[S, U]):
         if self.consent_client is None:
             raise RuntimeError("this service has no consent client: call attach_consent_client(runtime)")
         return self.consent_client
+
+    @property
+    def tracer(self) -> trace.Tracer:
+        return self.tracer_provider.get_tracer("kansrijk")
 
 
 def attach_consent_client(runtime: ServiceRuntime[Any, Any], settings: CallsConsentService) -> ConsentClient:
@@ -119,11 +126,18 @@ def outbox_relay(runtime: ServiceRuntime[Any, Any], table: Table) -> OutboxRelay
         poll_seconds=settings.outbox_poll_seconds,
         publish_timeout=settings.publish_timeout_seconds,
         lease_seconds=settings.outbox_lease_seconds,
+        tracer=runtime.tracer,
     )
 
 
-def build_runtime(settings: S, unit_of_work: Callable[[Database], Callable[[], U]]) -> ServiceRuntime[S, U]:
-    """The runtime of a service; `unit_of_work(database)` is the service's factory of its units of work."""
+def build_runtime(
+    settings: S,
+    unit_of_work: Callable[[Database], Callable[[], U]],
+    *,
+    tracer_provider: trace.TracerProvider | None = None,
+) -> ServiceRuntime[S, U]:
+    """The runtime of a service; `unit_of_work(database)` is the service's factory of its units of work.
+    `tracer_provider`: where its spans go (default: as its settings say, shared.tracing)."""
     database = Database(
         settings.database_url,
         cipher=cipher_for(settings),
@@ -137,6 +151,7 @@ def build_runtime(settings: S, unit_of_work: Callable[[Database], Callable[[], U
         metrics=Metrics(settings.service_name),
         verifier=TokenVerifier(settings),
         unit_of_work=unit_of_work(database),
+        tracer_provider=tracer_provider or tracer_provider_for(settings),
     )
 
 
@@ -207,6 +222,7 @@ def create_service_app(
     install_problem_handlers(app)
     app.add_middleware(BodyLimitMiddleware, limit=settings.max_body_bytes)
     install_observability(app, runtime.metrics)
+    instrument_app(app, runtime.tracer_provider)
     runtime.metrics.scrapers.append(partial(report_backlog, runtime.database, outbox, runtime.metrics))
     app.state.routers = routers
     for router in routers:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, model_validator
@@ -83,6 +83,11 @@ class ServiceSettings(BaseSettings):
     http_request_timeout_seconds: float = Field(30.0, gt=0)
     http_keep_alive_seconds: int = Field(5, ge=1)
     http_max_connections: int = Field(1000, ge=10)
+
+    # Traces (shared.tracing): `none` makes no spans; `otlp` exports over OTLP/HTTP to
+    # `tracing_otlp_endpoint` (or the standard OTEL_EXPORTER_OTLP_* variables); `console` prints them.
+    tracing_exporter: Literal["none", "otlp", "console"] = "none"
+    tracing_otlp_endpoint: str | None = None
 
     database_url: str = ""
     port: int = 0

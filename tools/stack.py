@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Iterator
 
 import uvicorn
+from opentelemetry.trace import TracerProvider
 
 from services.registry import SERVICES
 from shared import migrations
@@ -25,8 +26,14 @@ class _Server(uvicorn.Server):
 
 
 @contextlib.asynccontextmanager
-async def run_stack(settings: dict[str, ServiceSettings], *, migrate: bool = True) -> AsyncIterator[dict[str, str]]:
-    """Start every service in `settings` (migrated first); yields their base URLs; stops them all on exit."""
+async def run_stack(
+    settings: dict[str, ServiceSettings],
+    *,
+    migrate: bool = True,
+    tracer_providers: dict[str, TracerProvider] | None = None,
+) -> AsyncIterator[dict[str, str]]:
+    """Start every service in `settings` (migrated first); yields their base URLs; stops them all on exit.
+    `tracer_providers`: per service, where its spans go (default: as its settings say)."""
     servers: list[tuple[_Server, asyncio.Task[None]]] = []
     try:
         for name, service_settings in settings.items():
@@ -34,7 +41,8 @@ async def run_stack(settings: dict[str, ServiceSettings], *, migrate: bool = Tru
                 await asyncio.to_thread(
                     migrations.upgrade, name, service_settings.database_url, cipher=cipher_for(service_settings)
                 )
-            app = SERVICES[name].app_factory()(service_settings)
+            provider = (tracer_providers or {}).get(name)
+            app = SERVICES[name].app_factory()(service_settings, tracer_provider=provider)
             server = _Server(server_config(app, service_settings))
             task = asyncio.create_task(server.serve())
             servers.append((server, task))

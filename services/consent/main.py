@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from opentelemetry.trace import TracerProvider
 
 from services.consent.adapters.orm import audit, outbox
 from services.consent.api.routes import router
@@ -23,8 +24,10 @@ organisation (`org_id`, `org_type`) and grant scopes (`consent:write`, `consent:
 """
 
 
-def create_app(settings: ConsentSettings | None = None, *, run_workers: bool = True) -> FastAPI:
-    runtime = build_runtime(settings or ConsentSettings(), unit_of_work_factory)
+def create_app(
+    settings: ConsentSettings | None = None, *, run_workers: bool = True, tracer_provider: TracerProvider | None = None
+) -> FastAPI:
+    runtime = build_runtime(settings or ConsentSettings(), unit_of_work_factory, tracer_provider=tracer_provider)
     return create_service_app(
         runtime,
         title="Kansrijke Start — consent service",

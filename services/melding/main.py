@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from fastapi import FastAPI
+from opentelemetry.trace import TracerProvider
 
 from services.melding.adapters.orm import audit, outbox
 from services.melding.api.figures import router as figures_router
@@ -28,9 +29,11 @@ Errors are `application/problem+json` (RFC 9457).
 """
 
 
-def create_app(settings: MeldingSettings | None = None, *, run_workers: bool = True) -> FastAPI:
+def create_app(
+    settings: MeldingSettings | None = None, *, run_workers: bool = True, tracer_provider: TracerProvider | None = None
+) -> FastAPI:
     settings = settings or MeldingSettings()
-    runtime = build_runtime(settings, unit_of_work_factory)
+    runtime = build_runtime(settings, unit_of_work_factory, tracer_provider=tracer_provider)
     attach_consent_client(runtime, settings)
     return create_service_app(
         runtime,

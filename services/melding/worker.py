@@ -31,6 +31,7 @@ def consumer(runtime: Runtime) -> IdempotentConsumer[MeldingUnitOfWork]:
         runtime.broker,
         processed_messages,
         metrics=runtime.metrics,
+        tracer=runtime.tracer,
         name="melding",
         queue=MELDING_EVENTS,
         handlers={

@@ -5,6 +5,7 @@ from __future__ import annotations
 from functools import partial
 
 from fastapi import FastAPI
+from opentelemetry.trace import TracerProvider
 
 from services.routing.adapters.orm import audit, outbox
 from services.routing.api import asyncapi
@@ -27,9 +28,11 @@ Errors are `application/problem+json` (RFC 9457).
 """
 
 
-def create_app(settings: RoutingSettings | None = None, *, run_workers: bool = True) -> FastAPI:
+def create_app(
+    settings: RoutingSettings | None = None, *, run_workers: bool = True, tracer_provider: TracerProvider | None = None
+) -> FastAPI:
     settings = settings or RoutingSettings()
-    runtime = build_runtime(settings, unit_of_work_factory)
+    runtime = build_runtime(settings, unit_of_work_factory, tracer_provider=tracer_provider)
     attach_consent_client(runtime, settings)
     runtime.metrics.scrapers.append(partial(handlers.report_gauges, runtime.unit_of_work, runtime.metrics))
     return create_service_app(

@@ -12,6 +12,7 @@ from shared.auth import ServiceTokens
 from shared.contracts.consent import ConsentCheckResult
 from shared.errors import Unavailable
 from shared.observability import REQUEST_ID_HEADER
+from shared.tracing import inject
 
 log = structlog.get_logger(__name__)
 
@@ -62,6 +63,7 @@ class ConsentClient:
         headers = {"Authorization": f"Bearer {self.tokens.token()}"}
         if request_id:
             headers[REQUEST_ID_HEADER] = request_id
+        inject(headers)  # the consent check is part of the melding's trace
         body = {
             "consent_id": consent_id,
             "bsn": bsn,

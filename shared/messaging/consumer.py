@@ -16,6 +16,7 @@ from typing import Any, Generic, TypeVar
 import aio_pika
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
+from opentelemetry import trace
 from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table, select
 from sqlalchemy.exc import IntegrityError
 
@@ -26,6 +27,7 @@ from shared.errors import Unavailable
 from shared.messaging.broker import Broker
 from shared.messaging.topology import declare_event_queue
 from shared.observability import Metrics
+from shared.tracing import continued
 
 log = structlog.get_logger(__name__)
 
@@ -82,11 +84,13 @@ class IdempotentConsumer(Generic[U]):
         prepare: dict[str, Prepare] | None = None,
         prefetch: int = 20,
         metrics: Metrics | None = None,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         # Every type the queue is bound to has its handler (more may be handled: leftovers of a retired binding).
         if missing := set(queue.event_types) - set(handlers):
             raise ValueError(f"consumer {name!r} has no handler for {', '.join(sorted(missing))} bound to {queue.name}")
         self.metrics = metrics
+        self.tracer = tracer or trace.NoOpTracer()
         self.unit_of_work, self.broker, self.table = unit_of_work, broker, table
         self.name, self.queue = name, queue
         self.queue_name = queue.name
@@ -211,25 +215,29 @@ class IdempotentConsumer(Generic[U]):
             raise PoisonMessage(f"no handler for message type {event.type!r}")
         structlog.contextvars.bind_contextvars(request_id=event.request_id or event.correlation_id)
         try:
-            if event.type in self.prepare:
-                # A redelivery was most likely processed already: look before preparing (an HTTP call). A first
-                # delivery skips the look; the insert below is what guarantees once, for every message.
-                if event.redelivered and await self._already_processed(event):
-                    return False
-                event = replace(event, prepared=await self.prepare[event.type](event))
-            async with self.unit_of_work() as uow:
-                try:
-                    # First, so that a concurrent duplicate waits on this row and then finds it taken.
-                    await uow.session.execute(
-                        self.table.insert().values(consumer=self.name, message_id=event.message_id, processed_at=now())
-                    )
-                except IntegrityError:
-                    return False
-                await handler(uow, event)
-                await uow.commit()
-                return True
+            with continued(self.tracer, f"consume {event.type}", event.headers, trace.SpanKind.CONSUMER):
+                return await self._process(event, handler)
         finally:
             structlog.contextvars.unbind_contextvars("request_id")
+
+    async def _process(self, event: IncomingEvent, handler: Handler[U]) -> bool:
+        if event.type in self.prepare:
+            # A redelivery was most likely processed already: look before preparing (an HTTP call). A first
+            # delivery skips the look; the insert below is what guarantees once, for every message.
+            if event.redelivered and await self._already_processed(event):
+                return False
+            event = replace(event, prepared=await self.prepare[event.type](event))
+        async with self.unit_of_work() as uow:
+            try:
+                # First, so that a concurrent duplicate waits on this row and then finds it taken.
+                await uow.session.execute(
+                    self.table.insert().values(consumer=self.name, message_id=event.message_id, processed_at=now())
+                )
+            except IntegrityError:
+                return False
+            await handler(uow, event)
+            await uow.commit()
+            return True
 
     async def _already_processed(self, event: IncomingEvent) -> bool:
         """A cheap look before any preparation; the insert in the transaction is what guarantees once."""

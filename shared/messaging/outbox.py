@@ -21,15 +21,31 @@ from typing import Any
 import aio_pika
 import structlog
 from aio_pika.abc import AbstractExchange
+from opentelemetry import trace
 from pamqp.commands import Basic
 from pydantic import BaseModel
-from sqlalchemy import Boolean, Column, Index, Integer, MetaData, String, Table, delete, func, or_, select, update
+from sqlalchemy import (
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    func,
+    or_,
+    select,
+    update,
+)
 
 from shared.clock import now as utcnow
 from shared.crypto import EncryptedText
 from shared.db import Database, UnitOfWork, UTCDateTime
 from shared.messaging.broker import Broker
 from shared.observability import Metrics
+from shared.tracing import continued, current_context
 
 log = structlog.get_logger(__name__)
 
@@ -48,6 +64,7 @@ def outbox_table(metadata: MetaData) -> Table:
         Column("body", EncryptedText("outbox.body"), nullable=False, comment="the exact JSON published, encrypted"),
         Column("correlation_id", String(128), nullable=True),
         Column("request_id", String(128), nullable=True, comment="sent as the x-request-id header"),
+        Column("trace_context", Text, nullable=True, comment="JSON: the W3C trace context it was staged in"),
         Column("mandatory", Boolean, nullable=False, default=False),
         Column("created_at", UTCDateTime(), nullable=False),
         Column("sent_at", UTCDateTime(), nullable=True),
@@ -86,6 +103,7 @@ class Outbox:
         else:
             text = json.dumps(body, separators=(",", ":"), sort_keys=True)
         message_id = message_id or str(uuid.uuid4())
+        traced = current_context()
         await self.uow.session.execute(
             self.table.insert().values(
                 id=message_id,
@@ -95,6 +113,7 @@ class Outbox:
                 body=text,
                 correlation_id=correlation_id,
                 request_id=request_id,
+                trace_context=json.dumps(traced) if traced else None,
                 mandatory=mandatory,
                 created_at=utcnow(),
                 attempts=0,
@@ -142,6 +161,7 @@ class _Row:
     request_id: str | None
     mandatory: bool
     created_at: Any
+    trace_context: str | None = None
 
 
 class OutboxRelay:
@@ -159,6 +179,7 @@ class OutboxRelay:
         poll_seconds: float = 1.0,
         publish_timeout: float = 10.0,
         lease_seconds: float = 12.0,
+        tracer: trace.Tracer | None = None,
     ) -> None:
         self.database = database
         self.broker = broker
@@ -169,6 +190,7 @@ class OutboxRelay:
         self.poll_seconds = poll_seconds
         self.publish_timeout = publish_timeout
         self.lease = timedelta(seconds=max(lease_seconds, publish_timeout * 2))
+        self.tracer = tracer or trace.NoOpTracer()
         self.published = 0  # confirmed by the broker, by this relay
         self._wake = asyncio.Event()
         self._exchanges: dict[str, AbstractExchange] = {}
@@ -264,11 +286,12 @@ class OutboxRelay:
                     t.c.request_id,
                     t.c.mandatory,
                     t.c.created_at,
+                    t.c.trace_context,
                 )
                 .where(t.c.id.in_(ids))
                 .order_by(t.c.created_at)
             )
-            rows = [_Row(*r) for r in result]
+            rows = [_Row(**r._mapping) for r in result]
             await uow.commit()
         return rows
 
@@ -282,6 +305,14 @@ class OutboxRelay:
         return self._exchanges[name]
 
     async def _publish(self, row: _Row) -> bool:
+        # The trace of the transaction that staged it goes on: a publish span, its context in the headers.
+        staged_in = json.loads(row.trace_context) if row.trace_context else None
+        with continued(self.tracer, f"publish {row.message_type}", staged_in, trace.SpanKind.PRODUCER):
+            return await self._publish_traced(row)
+
+    async def _publish_traced(self, row: _Row) -> bool:
+        headers: dict[str, Any] = {"x-request-id": row.request_id} if row.request_id else {}
+        headers.update(current_context() or {})
         message = aio_pika.Message(
             body=row.body.encode(),
             content_type="application/json",
@@ -291,7 +322,7 @@ class OutboxRelay:
             type=row.message_type,
             timestamp=row.created_at,
             app_id=self.service,
-            headers={"x-request-id": row.request_id} if row.request_id else None,
+            headers=headers or None,
         )
         exchange = await self._exchange(row.exchange)
         confirmation = await exchange.publish(

@@ -26,7 +26,7 @@ def test_every_services_consumer_matches_its_subscription() -> None:
     from services.routing.worker import withdrawals_consumer
 
     class Runtime:  # what the consumers read of a runtime, and nothing that connects
-        unit_of_work = broker = metrics = consent = None
+        unit_of_work = broker = metrics = consent = tracer = None
 
         class settings:
             consent_recheck_after_seconds = 30.0
