@@ -103,7 +103,13 @@ HEADERS_SCHEMA: dict[str, Any] = {
             "type": "string",
             "pattern": r"^[A-Za-z0-9._:-]{1,64}$",
             "description": "the request that caused the message, to quote to the platform's operators",
-        }
+        },
+        "traceparent": {
+            "type": "string",
+            "pattern": r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$",
+            "description": "W3C trace context of the melding's trace, when the platform traces (continue it in yours)",
+        },
+        "tracestate": {"type": "string", "description": "W3C trace state, with `traceparent`"},
     },
 }
 
