@@ -57,6 +57,7 @@ class ReferenceRecipient:
         # start), and the numbers handled beyond it. Durably too, in a real recipient.
         self.last_sequence = after_sequence
         self.beyond: set[int] = set()
+        self._filling = asyncio.Lock()  # one gap fetch at a time
         self.consuming = asyncio.Event()
 
     async def run(
@@ -171,9 +172,16 @@ class ReferenceRecipient:
         if message_id in self.seen:
             self.show("duplicate", {"message_id": message_id})
             return None
+        # Taken now, before anything is awaited: messages are handled concurrently, and the same message may
+        # come from the queue and from a gap's fetch at once.
+        self.seen.add(message_id)
         kept = None
         if message_type == "melding.delivered" and "href" in body and "patient" not in body:
-            body = await self.fetch(http, body)  # thin: the content is fetched with the organisation's token
+            try:
+                body = await self.fetch(http, body)  # thin: the content is fetched with the organisation's token
+            except _TryAgain:
+                self.seen.discard(message_id)
+                raise
         overtaken = message_type == "melding.delivered" and body["delivery_id"] in self.retracted
         if message_type == "melding.retracted":
             self.retracted.add(body["delivery_id"])
@@ -189,7 +197,6 @@ class ReferenceRecipient:
         else:
             kept = self.held[body["melding_id"]] = body
             self.show("delivered", body)
-        self.seen.add(message_id)
         return kept
 
     async def answer_delivery(self, http: httpx.AsyncClient, delivery: dict[str, Any]) -> None:
@@ -216,7 +223,9 @@ class ReferenceRecipient:
             self.last_sequence = sequence - 1  # where this recipient starts
         self._handled(sequence)
         if self.beyond:  # numbers above one not seen: a gap
-            await self.fill_gap(http)
+            async with self._filling:
+                if self.beyond:  # still (a fetch that just ended may have filled it)
+                    await self.fill_gap(http)
 
     def _handled(self, sequence: int) -> None:
         assert self.last_sequence is not None

@@ -731,7 +731,8 @@ async def test_consume_fetches_a_thin_delivery_and_fills_a_gap_in_the_sequence(
         env=env,
     )  # fmt: skip
     assert consumed.returncode == 0, consumed.stderr
-    assert "gap after sequence 1 (seen up to 3)" in consumed.stdout, consumed.stdout
+    # Messages are handled concurrently: the gap is seen after 1, or after 0 if 3 is handled first.
+    assert "gap after sequence" in consumed.stdout and "(seen up to 3)" in consumed.stdout, consumed.stdout
     assert consumed.stdout.count("melding.delivered") == 3 and missed in consumed.stdout
     assert consumed.stdout.count("status received reported") == 3
 
