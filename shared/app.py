@@ -147,7 +147,7 @@ def build_runtime(
     return ServiceRuntime(
         settings=settings,
         database=database,
-        broker=Broker(settings.amqp_url, client_name=f"kansrijk-{settings.service_name}"),
+        broker=Broker(settings.amqp_url, client_name=f"kansrijk-{settings.service_name}", nodes=settings.amqp_nodes),
         metrics=Metrics(settings.service_name),
         verifier=TokenVerifier(settings),
         unit_of_work=unit_of_work(database),

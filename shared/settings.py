@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 from enum import StrEnum
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 # Values that ship as examples; a deployment that still carries one has forgotten to configure it.
 PLACEHOLDER_SECRETS = frozenset({"changethis", "changeme", "guest", "secret", "password", "postgres", "kansrijk"})
@@ -34,6 +34,9 @@ class ServiceSettings(BaseSettings):
     environment: Environment = Environment.development
     data_dir: Path = Path("./var")
     amqp_url: str = "amqp://guest:guest@localhost:5672/"
+    # A RabbitMQ cluster's nodes (`host:port,host:port,…`): connections go to each in turn, and to the next
+    # when one is lost; the user, password, vhost and options come from `amqp_url`. Empty: `amqp_url`'s host.
+    amqp_nodes: Annotated[list[str], NoDecode] = Field(default_factory=list)
     log_level: str = "INFO"
 
     # Authentication. In development the services trust a key pair generated under the data dir;
@@ -92,6 +95,22 @@ class ServiceSettings(BaseSettings):
     database_url: str = ""
     port: int = 0
     host: str = "127.0.0.1"
+
+    @field_validator("amqp_nodes", mode="before")
+    @classmethod
+    def _node_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [node.strip() for node in value.split(",") if node.strip()]
+        return value
+
+    @field_validator("amqp_nodes")
+    @classmethod
+    def _host_and_port(cls, nodes: list[str]) -> list[str]:
+        for node in nodes:
+            host, _, port = node.rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"a node is host:port, not {node!r}")
+        return nodes
 
     @property
     def is_development(self) -> bool:

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import aio_pika
 import aiormq
 import structlog
 from aio_pika.abc import AbstractRobustChannel, AbstractRobustConnection
+from aio_pika.robust_connection import RobustConnection
 from yarl import URL
 
 from shared.messaging.topology import declare_topology
@@ -55,14 +58,54 @@ def explain_broker_error(exc: BaseException, url: str) -> BrokerProblem:
     )
 
 
+def node_urls(url: str, nodes: Sequence[str] = ()) -> list[str]:
+    """`url` on each of a cluster's nodes (`host:port`), or `url` alone."""
+    parsed = URL(url)
+    if not nodes:
+        return [url]
+    return [str(parsed.with_host(node.rpartition(":")[0]).with_port(int(node.rpartition(":")[2]))) for node in nodes]
+
+
+class FailoverConnection(RobustConnection):
+    """A robust connection over a cluster's nodes: every (re)connection attempt goes to the next node, so a
+    lost node is left for one that is up. aiormq connects to one URL, and aio-pika's robust connection
+    reconnects to the one it has; this turns the URL before each attempt (aio-pika 9-10's connect step)."""
+
+    def __init__(self, urls: Sequence[str], **kwargs: Any) -> None:
+        super().__init__(URL(urls[0]), **kwargs)
+        self.node_urls = [URL(u) for u in urls]
+        self._attempts = 0
+
+    async def _RobustConnection__connect_transport(self) -> None:  # aio-pika's (name-mangled) connect step
+        self.url = self.node_urls[self._attempts % len(self.node_urls)]
+        self._attempts += 1
+        await super()._RobustConnection__connect_transport()  # type: ignore[misc]
+
+
+async def connect_failover(urls: Sequence[str], *, timeout: float = 10, **kwargs: Any) -> FailoverConnection:
+    """A FailoverConnection, connected to the first node that answers (the first attempt fails fast in
+    aio-pika: each node is tried in turn). Raises the last node's error if none answers."""
+    for index in range(len(urls)):
+        connection = FailoverConnection([*urls[index:], *urls[:index]], **kwargs)
+        try:
+            await connection.connect(timeout=timeout)
+            return connection
+        except (TimeoutError, OSError, aio_pika.exceptions.AMQPError):
+            await connection.close()
+            if index == len(urls) - 1:
+                raise
+    raise ValueError("no node to connect to")
+
+
 class Broker:
     """The process's connection. `connect()` waits for the broker with backoff instead of failing."""
 
-    def __init__(self, url: str, *, client_name: str) -> None:
+    def __init__(self, url: str, *, client_name: str, nodes: Sequence[str] = ()) -> None:
         parsed = URL(url)
         if "heartbeat" not in parsed.query:
             parsed = parsed.update_query(heartbeat=HEARTBEAT_SECONDS)
         self.url = str(parsed)
+        self.urls = node_urls(self.url, nodes)
         self.client_name = client_name
         self.connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
@@ -81,8 +124,8 @@ class Broker:
             while True:
                 tried += 1
                 try:
-                    self.connection = await aio_pika.connect_robust(
-                        self.url, client_properties={"connection_name": self.client_name}, timeout=10
+                    self.connection = await connect_failover(
+                        self.urls, client_properties={"connection_name": self.client_name}, timeout=10
                     )
                     break
                 except (TimeoutError, OSError, aio_pika.exceptions.AMQPError) as exc:

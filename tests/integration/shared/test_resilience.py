@@ -231,3 +231,46 @@ async def test_a_refused_vhost_is_logged_as_an_error_with_its_fix_at_every_retry
     said = [entry for entry in logs if entry["event"] == "broker_unavailable"]
     assert len(said) == 2 and all(entry["log_level"] == "error" for entry in said)
     assert "refused to open vhost" in said[0]["cause"] and "rabbitmqctl add_vhost" in said[0]["fix"]
+
+
+async def test_a_broker_with_a_node_list_connects_to_a_node_that_is_up_and_moves_on_when_its_node_goes(
+    environment: RunEnvironment,
+) -> None:
+    """KANSRIJK_AMQP_NODES: two "nodes" (proxies to this machine's RabbitMQ), the first down at the start;
+    then the one in use goes down and the connection (its robust channel included) continues on the other."""
+    first, second = TcpProxy(), TcpProxy()
+    await second.open()  # the first is not listening: a node that is down
+    nodes = [f"127.0.0.1:{first.port}", f"127.0.0.1:{second.port}"]
+    broker = Broker(environment.amqp_url, client_name="kansrijk-test-failover", nodes=nodes)
+    try:
+        await broker.connect(attempts=3)
+        assert broker.is_connected and broker.connection is not None
+        assert broker.connection.url.port == second.port
+        channel = await broker.channel()
+        await first.open()
+        await second.close()  # the node in use goes away: the connection moves on
+        started = time.monotonic()
+        while time.monotonic() - started < 30:
+            if broker.is_connected and broker.connection.url.port == first.port:
+                break
+            await asyncio.sleep(0.25)
+        assert broker.is_connected and broker.connection.url.port == first.port, "no failover to the other node"
+        confirmed = await channel.default_exchange.publish(aio_pika.Message(b"{}"), routing_key="nowhere", timeout=5)
+        assert confirmed is not None  # the same (robust) channel publishes on the new node
+    finally:
+        await broker.close()
+        await first.close()
+        await second.close()
+
+
+def test_the_node_list_setting_is_host_and_port_pairs() -> None:
+    from shared.messaging.broker import node_urls
+    from shared.settings import ServiceSettings
+
+    settings = ServiceSettings(amqp_url="amqp://u:p@mq:5672/v?heartbeat=5", amqp_nodes="a:5671, b:5672")
+    assert settings.amqp_nodes == ["a:5671", "b:5672"]
+    assert node_urls(settings.amqp_url, settings.amqp_nodes) == [
+        "amqp://u:p@a:5671/v?heartbeat=5", "amqp://u:p@b:5672/v?heartbeat=5"
+    ]  # fmt: skip
+    with pytest.raises(ValueError, match="host:port"):
+        ServiceSettings(amqp_nodes="just-a-host")
