@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import aio_pika
@@ -25,7 +25,7 @@ import httpx
 from aio_pika.abc import AbstractIncomingMessage
 from tenacity import AsyncRetrying, retry_if_exception, retry_if_exception_type, stop_after_attempt, wait_exponential
 
-from shared.messaging.broker import BrokerProblem, explain_broker_error
+from shared.messaging.broker import BrokerProblem, connect_failover, explain_broker_error, node_urls
 from shared.messaging.topology import organisation_queue
 
 
@@ -42,12 +42,14 @@ class ReferenceRecipient:
         queue_wait_seconds: float = 30.0,
         answer: Callable[[dict[str, Any]], list[dict[str, Any]]] | None = None,
         after_sequence: int | None = None,
+        amqp_nodes: Sequence[str] = (),
     ) -> None:
         self.queue_wait_seconds = queue_wait_seconds
         # What to report of a delivery after `received`, in order (e.g. contact_made, then closed with an
         # outcome; or returned with a reason): how a recipient's system answers the platform.
         self.answer = answer or (lambda _delivery: [])
         self.amqp_url, self.org_id, self.routing_url, self.token = amqp_url, org_id, routing_url, token
+        self.amqp_urls = node_urls(amqp_url, amqp_nodes)  # a cluster's nodes, the next when one is lost
         self.show = show
         self.report_attempts = report_attempts
         self.seen: set[str] = set()  # a real recipient keeps these with the melding, durably
@@ -122,7 +124,7 @@ class ReferenceRecipient:
                 wait=wait_exponential(0.5, max=10), reraise=True, retry=retry_if_exception(transient)
             ):
                 with attempt:
-                    connection = await aio_pika.connect_robust(self.amqp_url)
+                    connection = await connect_failover(self.amqp_urls)
                     try:
                         queue = await self._existing_queue(connection)
                         tag = await queue.consume(on_message)

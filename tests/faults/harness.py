@@ -34,6 +34,7 @@ from shared.clock import today_nl
 from shared.contracts.vocabulary import SENDER_TYPES, SOCIAL_RISK_DOMAINS
 from shared.db import Database
 from shared.identifiers import sample_bsns as bsns
+from tests.faults.cluster import RabbitCluster
 from tests.support import (
     AMQP_BASE,
     RunEnvironment,
@@ -42,7 +43,6 @@ from tests.support import (
     _free_port,
     create_database,
     drop_database,
-    rabbitmqctl,
 )
 from tools.reference_recipient import ReferenceRecipient
 
@@ -255,8 +255,10 @@ class FaultRun:
         meldingen: int,
         rate: float,
         replicas: int = 1,
+        cluster: RabbitCluster | None = None,
     ) -> None:
         self.environment, self.tokens, self.workdir = environment, tokens, workdir
+        self.cluster = cluster  # a RabbitMQ cluster of the suite's own instead of this machine's RabbitMQ
         self.scenario, self.meldingen, self.rate, self.replicas = scenario, meldingen, rate, replicas
         self.tag = uuid.uuid4().hex[:6]
         self.vhost = f"{environment.vhost}-fault-{self.tag}"
@@ -295,14 +297,31 @@ class FaultRun:
 
     @property
     def amqp_url(self) -> str:
+        if self.cluster is not None:
+            return self.cluster.url(self.vhost)
         return f"{AMQP_BASE}/{quote(self.vhost, safe='')}"
+
+    def _nodes(self, index: int) -> list[str]:
+        """A cluster's nodes, starting at a different one per process: connections spread over the nodes."""
+        if self.cluster is None:
+            return []
+        addresses = self.cluster.addresses
+        return [*addresses[index % len(addresses) :], *addresses[: index % len(addresses)]]
+
+    async def _rabbitmqctl(self, *args: str) -> str:
+        if self.cluster is not None:
+            return await self.cluster.ctl(await self.cluster.running(), *args)
+        done = await asyncio.to_thread(
+            subprocess.run, ["rabbitmqctl", "-q", *args], capture_output=True, text=True, timeout=60, check=True
+        )
+        return done.stdout
 
     def _proxied_amqp(self, proxy: TcpProxy) -> str:
         return f"amqp://guest:guest@127.0.0.1:{proxy.port}/{quote(self.vhost, safe='')}"
 
     async def start(self) -> None:
-        await asyncio.to_thread(rabbitmqctl, "add_vhost", self.vhost)
-        await asyncio.to_thread(rabbitmqctl, "set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
+        await self._rabbitmqctl("add_vhost", self.vhost)
+        await self._rabbitmqctl("set_permissions", "-p", self.vhost, "guest", ".*", ".*", ".*")
         for name in ("consent", "melding", "routing"):
             url = await create_database(self.environment, name, suffix=f"_fault_{self.tag}")
             self.database_urls[name] = url
@@ -334,13 +353,15 @@ class FaultRun:
         service = argv[1]
         env = {
             "KANSRIJK_DATA_DIR": str(self.environment.data_dir),
-            "KANSRIJK_AMQP_URL": self._proxied_amqp(proxy),
+            "KANSRIJK_AMQP_URL": self._proxied_amqp(proxy) if self.cluster is None else self.amqp_url,
             f"KANSRIJK_{service.upper()}_DATABASE_URL": self.database_urls[service],
             "KANSRIJK_LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
         }
         if consent_url:
             env["KANSRIJK_CONSENT_URL"] = consent_url
+        if self.cluster is not None:  # the cluster's nodes; the proxy (network faults) is not used
+            env["KANSRIJK_AMQP_NODES"] = ",".join(self._nodes(sum(len(p) for p in self.processes.values())))
         if self.replicas > 1:
             # Sized as a deployment of 4 × replicas processes on one PostgreSQL (max_connections 100) must
             # be: the default 10 + 10 per process could ask for 160 at a peak, and the harness needs a few.
@@ -532,6 +553,7 @@ class FaultRun:
             report_attempts=30,
             answer=partial(self._answer_for, org_id),
             after_sequence=0,  # a new organisation: its numbers start at 1
+            amqp_nodes=self._nodes(len(self.recipients)),
         )
         self.recipients.append(recipient)
         self._recipient_tasks.append(asyncio.create_task(recipient.run(stop=self._stop_recipients)))
@@ -658,26 +680,11 @@ class FaultRun:
 
     async def queue_depths(self) -> dict[str, tuple[int, int, int]]:
         """Every queue of the run's vhost: (ready + unacked, unacked, consumers)."""
-        output = await asyncio.to_thread(
-            subprocess.run,
-            [
-                "rabbitmqctl",
-                "-q",
-                "list_queues",
-                "-p",
-                self.vhost,
-                "name",
-                "messages",
-                "messages_unacknowledged",
-                "consumers",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=True,
+        output = await self._rabbitmqctl(
+            "list_queues", "-p", self.vhost, "name", "messages", "messages_unacknowledged", "consumers"
         )
         depths = {}
-        for line in output.stdout.splitlines():
+        for line in output.splitlines():
             parts = line.split("\t")
             if len(parts) == 4 and parts[1].isdigit():
                 depths[parts[0]] = (int(parts[1]), int(parts[2]), int(parts[3]))
@@ -827,7 +834,7 @@ class FaultRun:
         await asyncio.gather(*self._recipient_tasks, return_exceptions=True)
         await self.http.aclose()
         with contextlib.suppress(Exception):
-            await asyncio.to_thread(rabbitmqctl, "delete_vhost", self.vhost)
+            await self._rabbitmqctl("delete_vhost", self.vhost)
         for url in self.database_urls.values():
             with contextlib.suppress(Exception):
                 await drop_database(self.environment, url)

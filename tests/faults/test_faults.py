@@ -17,12 +17,14 @@ import asyncio
 import os
 import shutil
 import subprocess
+import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import pytest
 
+from tests.faults.cluster import RabbitCluster
 from tests.faults.harness import REPO, Counts, FaultRun, report
 from tests.support import RunEnvironment, Tokens
 
@@ -42,10 +44,17 @@ async def make_run(
 ) -> AsyncIterator[Callable[..., Awaitable[FaultRun]]]:
     runs: list[FaultRun] = []
 
-    async def make(scenario: str, *, replicas: int = 1) -> FaultRun:
+    async def make(scenario: str, *, replicas: int = 1, cluster: RabbitCluster | None = None) -> FaultRun:
         meldingen, rate = fault_size
         run = FaultRun(
-            environment, tokens, tmp_path, scenario=scenario, meldingen=meldingen, rate=rate, replicas=replicas
+            environment,
+            tokens,
+            tmp_path,
+            scenario=scenario,
+            meldingen=meldingen,
+            rate=rate,
+            replicas=replicas,
+            cluster=cluster,
         )
         runs.append(run)
         await run.start()
@@ -198,3 +207,39 @@ async def test_two_replicas_of_everything_with_a_rolling_restart(make_run) -> No
 def _run(*argv: str) -> None:
     executable = shutil.which(argv[0]) or argv[0]
     subprocess.run([executable, *argv[1:]], check=True, capture_output=True, timeout=120)
+
+
+@pytest.fixture
+async def rabbit_cluster() -> AsyncIterator[RabbitCluster]:
+    """Three RabbitMQ nodes of the suite's own beside this machine's (which is left alone)."""
+    workdir = Path(tempfile.mkdtemp(prefix="kansrijk-cluster-"))
+    os.chmod(workdir, 0o755)  # the nodes run as the rabbitmq user
+    cluster = RabbitCluster(workdir)
+    try:
+        await cluster.start()
+        yield cluster
+    finally:
+        await cluster.stop()
+
+
+async def test_a_rabbitmq_cluster_loses_the_node_that_leads_most_queues(make_run, rabbit_cluster) -> None:
+    """Quorum queues on three nodes; the services and recipients know the node list (KANSRIJK_AMQP_NODES).
+    While traffic flows, `kill -9` of the node leading the most queues; 15 s later it is started again."""
+    run = await make_run("8 RabbitMQ cluster: kill -9 of the leading node", cluster=rabbit_cluster)
+
+    async def fault() -> None:
+        leaders = await rabbit_cluster.leaders(run.vhost)
+        replicated_on = await rabbit_cluster.smallest_replication(run.vhost)
+        name, led = leaders.most_common(1)[0]
+        node = rabbit_cluster.node(name)
+        run.fault_begins()
+        await rabbit_cluster.kill9(node)
+        await asyncio.sleep(15)
+        await rabbit_cluster.restart(node)
+        run.fault_ends(killed=name, queues_it_led=led, leaders_before=dict(leaders), replicated_on=replicated_on)
+
+    await run.send_all(fault)
+    counts = await run.settle_and_count()
+    check(run, counts)
+    assert counts.fault["queues_it_led"] > 0, "the killed node led no queue: the scenario proved nothing"
+    assert counts.fault["replicated_on"] == 3, "a quorum queue was not replicated on all three nodes"
