@@ -101,8 +101,8 @@ class ReferenceRecipient:
                             break
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), timeout=wait)
-                with contextlib.suppress(Exception):
-                    await queue.cancel(tag)
+                with contextlib.suppress(Exception):  # bounded: on a broker that is gone it would wait for it
+                    await asyncio.wait_for(queue.cancel(tag), timeout=5)
             finally:
                 await connection.close()
         return handled

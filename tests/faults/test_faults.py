@@ -222,8 +222,9 @@ async def rabbit_cluster() -> AsyncIterator[RabbitCluster]:
         await cluster.stop()
 
 
-async def test_a_rabbitmq_cluster_loses_the_node_that_leads_most_queues(make_run, rabbit_cluster) -> None:
+async def test_a_rabbitmq_cluster_loses_the_node_that_leads_most_queues(rabbit_cluster, make_run) -> None:
     """Quorum queues on three nodes; the services and recipients know the node list (KANSRIJK_AMQP_NODES).
+    (The cluster is asked for first, so that it is torn down after the run that uses it.)
     While traffic flows, `kill -9` of the node leading the most queues; 15 s later it is started again."""
     run = await make_run("8 RabbitMQ cluster: kill -9 of the leading node", cluster=rabbit_cluster)
 
