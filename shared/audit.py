@@ -49,7 +49,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from shared.auth import Principal
 from shared.clock import now as utcnow
 from shared.crypto import EncryptedText, FieldCipher
-from shared.db import Database, UnitOfWork, UTCDateTime
+from shared.db import HOOK_AUDIT, Database, UnitOfWork, UTCDateTime
 
 AUDIT_RETENTION = timedelta(days=5 * 365 + 2)  # NEN 7513 / WGBO practice: five years
 GENESIS = "0" * 64
@@ -138,7 +138,7 @@ def record_access(
     staged = uow.staged.get(key)
     if staged is None:
         staged = uow.staged[key] = _Staged(tables, uow.database.cipher)
-        uow.before_commit(key, _write_staged, last=True)
+        uow.before_commit(key, _write_staged, order=HOOK_AUDIT)
     staged.records.append(
         {
             "id": str(uuid.uuid4()),

@@ -164,6 +164,11 @@ class Database:
         await self.engine.dispose()
 
 
+# The order of the before-commit hooks that take locks (UnitOfWork.before_commit).
+HOOK_AUDIT = 1  # the audit records, on a free chain head (shared.audit)
+HOOK_NUMBERING = 2  # a recipient's queue messages, numbered on its counter: last, the shortest hold
+
+
 class UnitOfWork:
     """A transaction: rolled back unless `commit()` is called. The only place in the code that commits.
 
@@ -177,8 +182,7 @@ class UnitOfWork:
         self._session: AsyncSession | None = None
         # What is written at commit, last in the transaction (the audit records, see shared.audit).
         self.staged: dict[str, Any] = {}
-        self._before_commit: dict[str, Callable[[UnitOfWork, str], Awaitable[None]]] = {}
-        self._last_before_commit: dict[str, Callable[[UnitOfWork, str], Awaitable[None]]] = {}
+        self._before_commit: dict[str, tuple[int, Callable[[UnitOfWork, str], Awaitable[None]]]] = {}
         # What is written after this transaction ends, whether it committed or not (refused accesses).
         self._after_close: list[Callable[[], Awaitable[None]]] = []
 
@@ -191,7 +195,7 @@ class UnitOfWork:
     async def __aenter__(self) -> Self:
         self._session = self.database.sessionmaker()
         self._notify = False
-        self.staged, self._before_commit, self._last_before_commit, self._after_close = {}, {}, {}, []
+        self.staged, self._before_commit, self._after_close = {}, {}, []
         return self
 
     async def __aexit__(
@@ -215,20 +219,18 @@ class UnitOfWork:
         """Ask for the database's commit hooks (the outbox relay's wake-up) to run after this commit."""
         self._notify = True
 
-    def before_commit(
-        self, key: str, hook: Callable[[UnitOfWork, str], Awaitable[None]], *, last: bool = False
-    ) -> None:
+    def before_commit(self, key: str, hook: Callable[[UnitOfWork, str], Awaitable[None]], *, order: int = 0) -> None:
         """Run `hook(self, key)` once, just before the next commit (hooks of one key are registered once).
 
-        `last`: after the others, whatever the order they were registered in. A hook that takes a lock (the
-        audit chain's head) runs last in every transaction, so two transactions never take the locks of
-        their hooks in opposite orders (a deadlock on PostgreSQL)."""
-        (self._last_before_commit if last else self._before_commit).setdefault(key, hook)
+        Hooks run by `order` (then as registered), whatever the order the use case staged things in. The
+        hooks that take locks (the audit chain's head: HOOK_AUDIT; a recipient's sequence counter:
+        HOOK_NUMBERING) run in the same order in every transaction, so two transactions never take them in
+        opposite orders (a deadlock on PostgreSQL), and the contended one last, held for the least time."""
+        self._before_commit.setdefault(key, (order, hook))
 
     async def commit(self) -> None:
-        hooks = {**self._before_commit, **self._last_before_commit}
-        self._before_commit, self._last_before_commit = {}, {}
-        for key, before in hooks.items():
+        hooks, self._before_commit = self._before_commit, {}
+        for key, (_, before) in sorted(hooks.items(), key=lambda item: item[1][0]):
             await before(self, key)
         await self.session.commit()
         if self._notify:

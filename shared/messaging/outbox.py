@@ -96,31 +96,60 @@ class Outbox:
 
         `mandatory`: a message no queue takes is returned by the broker and retried, never silently dropped.
         """
+        row = self.row(
+            exchange=exchange,
+            routing_key=routing_key,
+            message_type=message_type,
+            body=body,
+            correlation_id=correlation_id,
+            request_id=request_id,
+            mandatory=mandatory,
+            message_id=message_id,
+        )
+        await self.add_rows([row])
+        return str(row["id"])
+
+    async def add_rows(self, rows: list[dict[str, Any]]) -> None:
+        """Stage several messages (`row()`s) in one statement."""
+        if rows:
+            await self.uow.session.execute(self.table.insert(), rows)
+            self.uow.notify_after_commit()
+
+    def row(
+        self,
+        *,
+        exchange: str,
+        routing_key: str,
+        message_type: str,
+        body: BaseModel | dict[str, Any] | str,
+        correlation_id: str | None = None,
+        request_id: str | None = None,
+        mandatory: bool = True,
+        message_id: str | None = None,
+    ) -> dict[str, Any]:
+        """A message as the outbox keeps it, with the trace context it is staged in (for `add_rows`)."""
         if isinstance(body, str):
             text = body  # already the exact bytes to publish (a replayed dead letter)
         elif isinstance(body, BaseModel):
             text = json.dumps(body.model_dump(mode="json"), separators=(",", ":"), sort_keys=True)
         else:
             text = json.dumps(body, separators=(",", ":"), sort_keys=True)
-        message_id = message_id or str(uuid.uuid4())
         traced = current_context()
-        await self.uow.session.execute(
-            self.table.insert().values(
-                id=message_id,
-                exchange=exchange,
-                routing_key=routing_key,
-                message_type=message_type,
-                body=text,
-                correlation_id=correlation_id,
-                request_id=request_id,
-                trace_context=json.dumps(traced) if traced else None,
-                mandatory=mandatory,
-                created_at=utcnow(),
-                attempts=0,
-            )
-        )
-        self.uow.notify_after_commit()
-        return message_id
+        return {
+            "id": message_id or str(uuid.uuid4()),
+            "exchange": exchange,
+            "routing_key": routing_key,
+            "message_type": message_type,
+            "body": text,
+            "correlation_id": correlation_id,
+            "request_id": request_id,
+            "trace_context": json.dumps(traced) if traced else None,
+            "mandatory": mandatory,
+            "created_at": utcnow(),
+            "sent_at": None,
+            "locked_until": None,
+            "attempts": 0,
+        }
 
     async def stage_again(self, *, message_id: str, **message: Any) -> str:
         """Stage a message under an id the outbox may still hold: a replayed dead letter keeps its message_id

@@ -33,6 +33,13 @@ class FakeOutbox:
         self.messages.append(StagedMessage(routing_key, message_type, document, rest.get("message_id"), exchange))
         return rest.get("message_id") or f"message-{len(self.messages)}"
 
+    def row(self, **message: Any) -> dict[str, Any]:
+        return message
+
+    async def add_rows(self, rows: list[dict[str, Any]]) -> None:
+        for row in rows:
+            await self.add(**row)
+
     async def stage_again(self, *, message_id: str, **message: Any) -> str:
         self.messages = [m for m in self.messages if m.message_id != message_id]
         return await self.add(message_id=message_id, **message)
@@ -127,7 +134,7 @@ class FakeUnitOfWorkBase:
     ) -> None:
         return None
 
-    def before_commit(self, key: str, hook: Any, *, last: bool = False) -> None:
+    def before_commit(self, key: str, hook: Any, *, order: int = 0) -> None:
         self._before_commit.setdefault(key, hook)
 
     async def commit(self) -> None:

@@ -21,6 +21,7 @@ from pydantic import BaseModel
 
 from services.routing.domain.model import LoggedMessage
 from shared.clock import now
+from shared.db import HOOK_NUMBERING
 from shared.messaging.topology import DELIVERIES_EXCHANGE
 
 if TYPE_CHECKING:
@@ -67,26 +68,29 @@ class RecipientQueue:
         self._staged.append(
             _Staged(org_id, message_type, message, kept or message, message_id, delivery_id, correlation_id, request_id)
         )
-        self.uow.before_commit(KEY, self._number)
+        self.uow.before_commit(KEY, self._number, order=HOOK_NUMBERING)
 
     async def _number(self, uow: UnitOfWork, _key: str) -> None:
         staged, self._staged = self._staged, []
         at = now()
         logged: list[LoggedMessage] = []
+        rows = []
         for org_id in sorted({s.org_id for s in staged}):
             mine = [s for s in staged if s.org_id == org_id]
             last = await self.uow.routing.take_sequences(org_id, len(mine))
             for sequence, s in enumerate(mine, start=last - len(mine) + 1):
-                await self.uow.outbox.add(
-                    exchange=DELIVERIES_EXCHANGE,
-                    routing_key=org_id,
-                    message_type=s.message_type,
-                    body={**s.message.model_dump(mode="json"), "sequence": sequence},
-                    message_id=s.message_id,
-                    correlation_id=s.correlation_id,
-                    request_id=s.request_id,
-                    # The queue exists from the organisation's PUT on: a missing one is a retry, not a loss.
-                    mandatory=True,
+                rows.append(
+                    self.uow.outbox.row(
+                        exchange=DELIVERIES_EXCHANGE,
+                        routing_key=org_id,
+                        message_type=s.message_type,
+                        body={**s.message.model_dump(mode="json"), "sequence": sequence},
+                        message_id=s.message_id,
+                        correlation_id=s.correlation_id,
+                        request_id=s.request_id,
+                        # The queue exists from the organisation's PUT on: a missing one is a retry, not a loss.
+                        mandatory=True,
+                    )
                 )
                 logged.append(
                     LoggedMessage(
@@ -99,4 +103,6 @@ class RecipientQueue:
                         full=s.kept is not s.message,
                     )
                 )
+        # The counters stay locked until COMMIT: this hook runs last, and writes in two statements.
+        await self.uow.outbox.add_rows(rows)
         await self.uow.routing.log_recipient_messages(logged, at)
