@@ -1,0 +1,47 @@
+"""shared.tracing: off makes no spans; a query string never reaches a span; the context travels in a carrier."""
+
+from __future__ import annotations
+
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from shared.settings import ServiceSettings
+from shared.tracing import _without_query, continued, current_context, tracer_provider_for
+
+
+def test_tracing_is_off_unless_an_exporter_is_set() -> None:
+    assert isinstance(tracer_provider_for(ServiceSettings()), trace.NoOpTracerProvider)
+    assert current_context() is None  # nothing to carry: no span is made
+    provider = tracer_provider_for(ServiceSettings(tracing_exporter="console"))
+    assert isinstance(provider, TracerProvider)
+    provider.shutdown()
+
+
+def test_a_consumer_continues_the_trace_it_is_handed_and_hands_it_on() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("POST /v1/meldingen") as intake:
+        staged = current_context()
+    assert staged is not None and format(intake.get_span_context().trace_id, "032x") in staged["traceparent"]
+    headers = {"x-request-id": b"r-1", **{k: v.encode() for k, v in staged.items()}}  # as AMQP hands them
+    with continued(tracer, "consume melding.accepted", headers, trace.SpanKind.CONSUMER):
+        onward = current_context()
+    [_, consumed] = exporter.get_finished_spans()
+    assert consumed.context.trace_id == intake.get_span_context().trace_id
+    assert consumed.parent is not None and consumed.parent.span_id == intake.get_span_context().span_id
+    assert onward is not None and format(consumed.context.span_id, "016x") in onward["traceparent"]
+
+
+def test_a_query_string_is_dropped_from_the_server_span() -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with provider.get_tracer("test").start_as_current_span("GET /v1/route") as span:
+        span.set_attribute("http.target", "/v1/route?postcode=1011AB")
+        _without_query(span, {"path": "/v1/route", "query_string": b"postcode=1011AB"})
+    [finished] = exporter.get_finished_spans()
+    assert "1011AB" not in str(dict(finished.attributes or {}))
