@@ -6,7 +6,9 @@ stages a message here; just before its transaction commits, the messages get the
 organisation's counter row is incremented and stays locked until the commit, so a concurrent transaction
 (another routing replica) waits and continues after the last number, and a rollback gives its numbers
 back — then go to the outbox and to the log `GET /v1/deliveries/messages` reads. Organisations are numbered
-in one order (by id) in every transaction, so two transactions never wait on each other's counters.
+in one order (by id) in every transaction, so two transactions never wait on each other's counters; and the
+numbering is the last thing before COMMIT (after the audit records, `HOOK_NUMBERING`), in two statements:
+one organisation's transactions commit one at a time, so the counter is held for as short a time as can be.
 
 The log keeps no personal data of its own: a full delivery is kept in its thin form and read back from
 the delivery, which loses its content on retraction and at the retention purge like any other copy.
