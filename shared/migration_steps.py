@@ -264,3 +264,18 @@ def derive_from_encrypted_json(
     for row_key, value in rows:
         document = json.loads(ring.decrypt(value, f"{table}.{source}"))
         bind.execute(sa.update(plain).where(plain.c[key] == row_key).values({target: derive(document)}))
+
+
+# --- the outbox keeps the trace context a message was staged in (shared.tracing); every service's outbox ---
+
+
+def add_outbox_trace_context() -> None:
+    with op.batch_alter_table("outbox") as batch:
+        batch.add_column(
+            sa.Column("trace_context", sa.Text(), nullable=True, comment="JSON: the W3C trace context it was staged in")
+        )
+
+
+def drop_outbox_trace_context() -> None:
+    with op.batch_alter_table("outbox") as batch:
+        batch.drop_column("trace_context")

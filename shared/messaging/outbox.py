@@ -16,7 +16,7 @@ import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 import aio_pika
 import structlog
@@ -74,38 +74,31 @@ def outbox_table(metadata: MetaData) -> Table:
     )
 
 
+class OutboxMessage(TypedDict, total=False):
+    """A message to stage (`Outbox.add`, `Outbox.row`): where it goes, what it says, how it is known."""
+
+    exchange: Required[str]
+    routing_key: Required[str]
+    message_type: Required[str]
+    body: Required[BaseModel | dict[str, Any] | str]
+    correlation_id: str | None
+    request_id: str | None
+    mandatory: bool
+    message_id: str | None
+
+
 class Outbox:
     """The outbox as a use case sees it, bound to its unit of work: what is added is published after commit."""
 
     def __init__(self, uow: UnitOfWork, table: Table) -> None:
         self.uow, self.table = uow, table
 
-    async def add(
-        self,
-        *,
-        exchange: str,
-        routing_key: str,
-        message_type: str,
-        body: BaseModel | dict[str, Any] | str,
-        correlation_id: str | None = None,
-        request_id: str | None = None,
-        mandatory: bool = True,
-        message_id: str | None = None,
-    ) -> str:
+    async def add(self, **message: Unpack[OutboxMessage]) -> str:
         """Stage a message in the unit of work's transaction; it is published after commit. Returns its id.
 
         `mandatory`: a message no queue takes is returned by the broker and retried, never silently dropped.
         """
-        row = self.row(
-            exchange=exchange,
-            routing_key=routing_key,
-            message_type=message_type,
-            body=body,
-            correlation_id=correlation_id,
-            request_id=request_id,
-            mandatory=mandatory,
-            message_id=message_id,
-        )
+        row = self.row(**message)
         await self.add_rows([row])
         return str(row["id"])
 

@@ -638,10 +638,16 @@ def _line_with(process: subprocess.Popen[str], text: str) -> str | None:
     return None
 
 
-async def test_consume_can_close_with_an_outcome_or_return_a_melding(
-    environment: RunEnvironment, stack: dict[str, str], system: dict[str, httpx.AsyncClient], tokens: Any
-) -> None:
-    from tests.e2e.flow import admin, consented_patient, eventually, melding_body, melding_status, send
+async def _jgz_serving_amsterdam(
+    stack: dict[str, str],
+    environment: RunEnvironment,
+    system: dict[str, httpx.AsyncClient],
+    tokens: Any,
+    *,
+    delivery_mode: str = "full",
+) -> str:
+    """A registered JGZ that serves Amsterdam (whose postcode areas the directory then knows)."""
+    from tests.e2e.flow import admin
 
     jgz = await _registered_jgz(stack, environment)
     await system["routing"].put(
@@ -649,11 +655,21 @@ async def test_consume_can_close_with_an_outcome_or_return_a_melding(
         headers=admin(tokens),
         json={"name": "Amsterdam", "postcode_ranges": [{"from": "1011", "to": "1109"}]},
     )
-    await system["routing"].put(
+    made = await system["routing"].put(
         f"/v1/organisations/{jgz}",
         headers=admin(tokens),
-        json={"name": "GGD Amsterdam JGZ", "type": "jgz", "gemeenten": ["GM0363"]},
+        json={"name": "GGD Amsterdam JGZ", "type": "jgz", "gemeenten": ["GM0363"], "delivery_mode": delivery_mode},
     )
+    assert made.status_code == 200, made.text
+    return jgz
+
+
+async def test_consume_can_close_with_an_outcome_or_return_a_melding(
+    environment: RunEnvironment, stack: dict[str, str], system: dict[str, httpx.AsyncClient], tokens: Any
+) -> None:
+    from tests.e2e.flow import consented_patient, eventually, melding_body, melding_status, send
+
+    jgz = await _jgz_serving_amsterdam(stack, environment, system, tokens)
     env = cli_env(environment)
     sent = {}
     for answer in ("close", "return"):
@@ -690,7 +706,6 @@ async def test_consume_fetches_a_thin_delivery_and_fills_a_gap_in_the_sequence(
 
     from tests.e2e.flow import (
         RecipientQueue,
-        admin,
         body_of,
         consented_patient,
         eventually,
@@ -699,17 +714,7 @@ async def test_consume_fetches_a_thin_delivery_and_fills_a_gap_in_the_sequence(
         send,
     )
 
-    jgz = await _registered_jgz(stack, environment)
-    await system["routing"].put(
-        "/v1/gemeenten/GM0363",
-        headers=admin(tokens),
-        json={"name": "Amsterdam", "postcode_ranges": [{"from": "1011", "to": "1109"}]},
-    )
-    await system["routing"].put(
-        f"/v1/organisations/{jgz}",
-        headers=admin(tokens),
-        json={"name": "GGD Amsterdam JGZ", "type": "jgz", "gemeenten": ["GM0363"], "delivery_mode": "thin"},
-    )
+    jgz = await _jgz_serving_amsterdam(stack, environment, system, tokens, delivery_mode="thin")
     bsns = []
     for _ in range(3):
         consent_id, bsn = await consented_patient(system, tokens, types=["jgz"])

@@ -4,8 +4,7 @@ Revision ID: 0006
 Revises: 0005
 """
 
-import sqlalchemy as sa
-from alembic import op
+from shared.migration_steps import add_outbox_trace_context, drop_outbox_trace_context
 
 revision = "0006"
 down_revision = "0005"
@@ -14,12 +13,8 @@ depends_on = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("outbox") as batch:
-        batch.add_column(
-            sa.Column("trace_context", sa.Text(), nullable=True, comment="JSON: the W3C trace context it was staged in")
-        )
+    add_outbox_trace_context()
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("outbox") as batch:
-        batch.drop_column("trace_context")
+    drop_outbox_trace_context()
