@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import AsyncIterator, Iterator
 
@@ -31,12 +32,20 @@ def personal_data_in(line: str) -> list[str]:
     return found + POSTCODE_WITH_NUMBER.findall(line)
 
 
+def emitted(record: logging.LogRecord) -> str:
+    """The message as it was written: rendered when it was emitted (pytest's handler formats every record),
+    not again now. Its arguments may no longer render: aio-pika logs "Callback %r error" and then deletes
+    the callback that `%r` shows, so a second rendering raises AttributeError."""
+    message = getattr(record, "message", None)
+    return message if isinstance(message, str) else record.getMessage()
+
+
 @pytest.fixture(autouse=True)
 def no_personal_data_in_logs(caplog: pytest.LogCaptureFixture) -> Iterator[None]:
     yield  # at the level the services log at (INFO, as in production)
     for when in ("setup", "call"):
         for record in caplog.get_records(when):
-            line = f"{record.getMessage()} {record.exc_text or ''}"
+            line = f"{emitted(record)} {record.exc_text or ''}"
             assert not personal_data_in(line), f"personal data in a log line: {line[:300]}"
 
 
