@@ -194,8 +194,9 @@ def up() -> None:
                 announced.add(name)  # said once it answers, not when it was merely started
                 err.print(f"[green]▶[/] {name} on http://{settings[name].host}:{settings[name].port}  (docs: /docs)")
         time.sleep(0.2)
-    # The services that call the consent service stop first, so their last work can still check consent.
-    for group in ([n for n in children if n != "consent"], ["consent"]):
+    # Callers stop before what they call, so that their last work still gets its answers: the FHIR facade
+    # (it calls melding and consent), then melding and routing (they check consent), then consent.
+    for group in (["fhir"], [n for n in children if n not in ("fhir", "consent")], ["consent"]):
         _stop_children({name: children[name] for name in group if name in children})
     err.print("stopped")
     raise typer.Exit(exit_code)

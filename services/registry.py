@@ -69,6 +69,17 @@ def _routing() -> ServiceParts:
     return ServiceParts(create_app, audit, rules, purge)
 
 
+def _fhir() -> ServiceParts:
+    from services.fhir.adapters.orm import audit
+    from services.fhir.main import create_app
+    from services.fhir.worker import rules
+
+    async def purge(_database: Database, _settings: Any, _dry_run: bool) -> dict[str, int]:
+        return {}  # the facade keeps no personal data: the v1 services hold it
+
+    return ServiceParts(create_app, audit, rules, purge)
+
+
 def _consent_settings() -> type[ServiceSettings]:
     from services.consent.config import ConsentSettings
 
@@ -85,6 +96,12 @@ def _routing_settings() -> type[ServiceSettings]:
     from services.routing.config import RoutingSettings
 
     return RoutingSettings
+
+
+def _fhir_settings() -> type[ServiceSettings]:
+    from services.fhir.config import FhirSettings
+
+    return FhirSettings
 
 
 @dataclass(frozen=True)
@@ -113,4 +130,5 @@ SERVICES: dict[str, ServiceEntry] = {
     "consent": ServiceEntry("consent", _consent, _consent_settings),
     "melding": ServiceEntry("melding", _melding, _melding_settings),
     "routing": ServiceEntry("routing", _routing, _routing_settings),
+    "fhir": ServiceEntry("fhir", _fhir, _fhir_settings),
 }

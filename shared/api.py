@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal, TypeVar, cast
 
 import httpx
 import structlog
@@ -26,6 +27,8 @@ from shared.pagination import decode_cursor, encode_cursor
 from shared.problems import problem_responses
 
 log = structlog.get_logger(__name__)
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 # A path id that is not of the form the platform gives out names nothing that exists: 404, as an unknown id
 # (shared.problems answers path validation errors so), and it never reaches the database.
@@ -62,6 +65,14 @@ def _query_parameters(dependant: Dependant) -> set[str]:
 
 
 _KNOWN_QUERY: dict[int, frozenset[str]] = {}
+_READS_OWN_QUERY: set[Callable[..., Any]] = set()
+
+
+def reads_own_query(endpoint: F) -> F:
+    """Mark a route that reads its query string itself (FHIR search parameters such as `patient:identifier`
+    are no Python names): the unknown-parameter check leaves it to the route; the NUL check still holds."""
+    _READS_OWN_QUERY.add(endpoint)
+    return endpoint
 
 
 async def reject_unknown_query_parameters(request: Request) -> None:
@@ -89,6 +100,8 @@ async def reject_unknown_query_parameters(request: Request) -> None:
                 for name in unstorable
             ]
         )
+    if route.endpoint in _READS_OWN_QUERY:
+        return
     known = _KNOWN_QUERY.get(id(route))
     if known is None:
         known = _KNOWN_QUERY[id(route)] = frozenset(_query_parameters(route.dependant))

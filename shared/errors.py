@@ -5,6 +5,9 @@
 
 from __future__ import annotations
 
+# Every problem's `type` is this prefix and its slug (`urn:kansrijk:problem:not-found`): shared.problems.
+PROBLEM_PREFIX = "urn:kansrijk:problem:"
+
 
 class DomainError(Exception):
     """Base of every expected error. `slug` names the problem type; `detail` must hold no personal data."""

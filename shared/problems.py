@@ -18,10 +18,9 @@ from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.db import is_database_unavailable
-from shared.errors import DomainError, RepeatedMelding, ValidationFailed
+from shared.errors import PROBLEM_PREFIX, DomainError, RepeatedMelding, ValidationFailed
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
-PROBLEM_PREFIX = "urn:kansrijk:problem:"
 
 log = structlog.get_logger(__name__)
 

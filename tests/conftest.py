@@ -114,11 +114,9 @@ def service_settings(environment: RunEnvironment, name: str, database_url: str, 
 @pytest.fixture(scope="session")
 async def stack_databases(environment: RunEnvironment) -> AsyncIterator[dict[str, str]]:
     """The running system's own databases: no other test's relay works on them."""
-    from tests.support import create_database, drop_database
+    from tests.support import SERVICES, create_database, drop_database
 
-    urls = {
-        name: await create_database(environment, name, suffix="_stack") for name in ("consent", "melding", "routing")
-    }
+    urls = {name: await create_database(environment, name, suffix="_stack") for name in SERVICES}
     yield urls
     for url in urls.values():
         await drop_database(environment, url)
@@ -126,11 +124,12 @@ async def stack_databases(environment: RunEnvironment) -> AsyncIterator[dict[str
 
 @pytest.fixture(scope="session")
 async def stack(environment: RunEnvironment, stack_databases: dict[str, str]) -> AsyncIterator[dict[str, str]]:
-    """consent, melding and routing as real servers on loopback ports, with their relays and consumers."""
-    from tests.support import _free_port
+    """consent, melding, routing and the FHIR facade as real servers on loopback ports, with their relays and
+    consumers."""
+    from tests.support import SERVICES, _free_port
     from tools.stack import run_stack
 
-    ports = {name: _free_port() for name in ("consent", "melding", "routing")}
+    ports = {name: _free_port() for name in SERVICES}
     consent_url = f"http://127.0.0.1:{ports['consent']}"
     urls = stack_databases
 
@@ -158,6 +157,15 @@ async def stack(environment: RunEnvironment, stack_databases: dict[str, str]) ->
             reroute_interval_seconds=1.0,
             overdue_interval_seconds=0.5,
             audit_peers=peers("routing"),
+        ),
+        "fhir": service_settings(
+            environment,
+            "fhir",
+            urls["fhir"],
+            port=ports["fhir"],
+            consent_url=consent_url,
+            melding_url=f"http://127.0.0.1:{ports['melding']}",
+            audit_peers=peers("fhir"),
         ),
     }
     async with run_stack(settings) as base_urls:

@@ -25,7 +25,7 @@ from shared.auth import SigningKey, issue_token, load_or_create_dev_key
 from shared.crypto import FieldCipher, load_or_create_dev_cipher
 from shared.db import Database
 
-SERVICES = ("consent", "melding", "routing")
+SERVICES = ("consent", "melding", "routing", "fhir")
 BACKEND = os.environ.get("KANSRIJK_TEST_DATABASE", "sqlite")
 POSTGRES_ADMIN_URL = os.environ.get("KANSRIJK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_BASE = os.environ.get("KANSRIJK_TEST_AMQP_BASE", "amqp://guest:guest@127.0.0.1:5672")

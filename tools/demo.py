@@ -76,6 +76,7 @@ async def run_demo(console: Console) -> None:
             port=ports[name],
             database_url=f"sqlite+aiosqlite:///{demo_dir / (name + '.db')}",
             **({"consent_url": consent_url} if name != "consent" else {}),
+            **({"melding_url": f"http://127.0.0.1:{ports['melding']}"} if name == "fhir" else {}),
         )
         for name in SERVICES
     }

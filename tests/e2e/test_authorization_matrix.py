@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import string
 import uuid
+from typing import Any
 
 import httpx
 
@@ -105,3 +106,87 @@ async def test_every_route_needs_a_token_its_scope_and_the_callers_own_resource(
     # Every service's routes were seen, the owned-resource routes among them.
     assert {w.split(":")[0] for w in checked} == set(system)
     assert any("{delivery_id}" in w for w in checked) and any("{melding_id}" in w for w in checked)
+
+
+# The FHIR facade's interactions and the scope the v1 API it calls requires (docs/fhir.md): the facade passes
+# the caller's token on, so the same refusals hold at /fhir as at /v1.
+FHIR_ROUTES = {
+    ("post", "/fhir/Consent"): "consent:write",
+    ("get", "/fhir/Consent/{consent_id}"): "consent:read",
+    ("put", "/fhir/Consent/{consent_id}"): "consent:write",
+    ("post", "/fhir/Consent/_search"): "consent:read",
+    ("post", "/fhir"): "melding:write",
+    ("get", "/fhir/Task/{task_id}"): "melding:read",
+    ("get", "/fhir/Task"): "melding:read",
+    ("post", "/fhir/Task/{task_id}/$cancel"): "melding:write",
+}
+PUBLIC_FHIR = {("get", "/fhir/metadata"), ("get", "/fhir/Consent")}  # the capabilities; a refusal (400) for all
+
+
+def _fhir_request(method: str, path: str, consent_id: str) -> dict[str, Any]:
+    """What a valid request to a FHIR route sends, so that the answer is about who asks."""
+    from tests.fhir_examples import FHIR_JSON, consent_example, example, melding_bundle
+
+    bodies: dict[tuple[str, str], dict[str, Any]] = {
+        ("post", "/fhir/Consent"): consent_example(),
+        ("put", "/fhir/Consent/{consent_id}"): {**consent_example(), "status": "inactive"},
+        ("post", "/fhir"): melding_bundle(consent_id),
+        ("post", "/fhir/Task/{task_id}/$cancel"): example("cancel"),
+    }
+    if (method, path) == ("post", "/fhir/Consent/_search"):
+        return {
+            "content": "patient:identifier=http://fhir.nl/fhir/NamingSystem/bsn|999999990",
+            "headers": {"Content-Type": "application/x-www-form-urlencoded"},
+        }
+    if (method, path) in bodies:
+        return {"json": bodies[(method, path)], "headers": {"Content-Type": FHIR_JSON}}
+    return {"headers": {}}
+
+
+async def test_every_fhir_interaction_needs_a_token_the_v1_scope_and_the_callers_own_resource(
+    system: dict[str, httpx.AsyncClient], tokens: Tokens
+) -> None:
+    ids = await _resources_of_one_organisation(system, tokens)
+    ids["task_id"] = ids["melding_id"]  # a melding's Task has its id
+    client = system["fhir"]
+    spec = (await client.get("/openapi.json")).json()
+    served = {(m, p) for p, item in spec["paths"].items() if p.startswith("/fhir") for m in item}
+    assert served == set(FHIR_ROUTES) | PUBLIC_FHIR, "a FHIR route this matrix does not know"
+    for (method, path), scope in FHIR_ROUTES.items():
+        where = f"fhir: {method.upper()} {path}"
+        params = {name for _, name, _, _ in string.Formatter().parse(path) if name}
+        url = path.format(**{name: ids[name] for name in params})
+        request = _fhir_request(method, path, ids["consent_id"])
+
+        async def call(extra: dict[str, str]) -> httpx.Response:
+            return await _fhir_call(client, method, url, request, extra)  # noqa: B023 - called in this iteration
+
+        anonymous = await call({})
+        assert anonymous.status_code == 401, f"{where} without a token: {anonymous.status_code}"
+        assert anonymous.json()["resourceType"] == "OperationOutcome"
+        others = " ".join(s for s in SCOPES if s not in scope.split())
+        lacking = await call(tokens.bearer(org_id=SENDER, org_type="verloskundige", scopes=others))
+        assert lacking.status_code == 403, f"{where} without {scope}: {lacking.status_code}"
+        for wrong_type in sorted(ORG_TYPES - set(SCOPE_HOLDERS[scope])):
+            wrong = await call(tokens.bearer(org_id=SENDER, org_type=wrong_type, scopes=scope))
+            assert wrong.status_code == 403, f"{where} by a {wrong_type} token: {wrong.status_code}"
+        if params & {"consent_id", "task_id"}:
+            stranger = await call(tokens.bearer(org_id=new_org_id(), org_type="verloskundige", scopes=scope))
+            assert stranger.status_code == 404, f"{where} by another organisation: {stranger.status_code}"
+    # nothing above changed the organisation's own consent and melding
+    still = await system["consent"].get(f"/v1/consents/{ids['consent_id']}", headers=_sender_token(tokens))
+    assert still.json()["status"] == "active"
+
+
+async def _fhir_call(
+    client: httpx.AsyncClient, method: str, url: str, request: dict[str, Any], extra: dict[str, str]
+) -> httpx.Response:
+    return await client.request(
+        method, url, headers={**request["headers"], **extra}, content=request.get("content"), json=request.get("json")
+    )
+
+
+def _sender_token(tokens: Tokens) -> dict[str, str]:
+    from tests.e2e.flow import sender
+
+    return sender(tokens)

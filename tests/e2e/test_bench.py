@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.test_cli import ROOT, cli_env
-from tests.support import RunEnvironment
+from tests.support import SERVICES, RunEnvironment
 
 pytestmark = pytest.mark.postgres_only  # it measures the system on PostgreSQL
 
@@ -54,7 +54,7 @@ async def test_a_short_bench_measures_every_figure_and_every_melding_arrives(
         "cpu_ms_per_melding_total",
     ):
         assert isinstance(figures[name], float) and math.isfinite(figures[name]) and figures[name] > 0, name
-    services = {"consent", "melding", "routing"}
+    services = set(SERVICES)
     assert (
         set(figures["memory_mb"]) == set(figures["cpu_ms_per_melding"]) == set(figures["idle_cpu_percent"]) == services
     )

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 
 from shared.clock import today_nl
-from tests.support import SHARED_DATA, RunEnvironment, _free_port, scratch_vhost
+from tests.support import SERVICES, SHARED_DATA, RunEnvironment, _free_port, scratch_vhost
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -59,7 +59,7 @@ async def test_kansrijk_up_then_token_then_curl_records_a_consent_and_sigterm_st
 
 
 async def _kansrijk_up_on(environment: RunEnvironment, amqp_url: str) -> None:
-    ports = {name: _free_port() for name in ("consent", "melding", "routing")}
+    ports = {name: _free_port() for name in SERVICES}
     port = ports["consent"]
     env = cli_env(
         environment, KANSRIJK_AMQP_URL=amqp_url, **{f"KANSRIJK_{n.upper()}_PORT": str(p) for n, p in ports.items()}
@@ -103,6 +103,8 @@ async def _kansrijk_up_on(environment: RunEnvironment, amqp_url: str) -> None:
             assert read.json()["status"] == "active"
             docs = await client.get("/docs")
             assert docs.status_code == 200
+            metadata = await client.get(f"http://127.0.0.1:{ports['fhir']}/fhir/metadata")
+            assert metadata.json()["fhirVersion"] == "4.0.1"  # the FHIR facade is part of `kansrijk up`
             await _the_readme_flow(env, ports, created.json()["id"])
     finally:
         process.send_signal(signal.SIGTERM)

@@ -16,10 +16,11 @@ from tests.support import SERVICES, RunEnvironment, create_database, drop_databa
 
 def service_metadata(service: str) -> MetaData:
     from services.consent.adapters.orm import metadata as consent
+    from services.fhir.adapters.orm import metadata as fhir
     from services.melding.adapters.orm import metadata as melding
     from services.routing.adapters.orm import metadata as routing
 
-    return {"consent": consent, "melding": melding, "routing": routing}[service]
+    return {"consent": consent, "melding": melding, "routing": routing, "fhir": fhir}[service]
 
 
 def backends(environment_backend: str) -> list[str]:

@@ -62,7 +62,7 @@ def test_the_compose_command_is_accepted_by_the_cli() -> None:
 
 def test_one_database_per_service_is_created() -> None:
     init = (ROOT / "deploy" / "postgres-init.sql").read_text()
-    for name in ("consent", "melding", "routing"):
+    for name in SERVICES:
         assert f"CREATE DATABASE {name};" in init
 
 

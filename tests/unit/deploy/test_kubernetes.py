@@ -170,5 +170,6 @@ def test_nothing_reaches_a_pod_unless_a_policy_says_so() -> None:
     [ingress] = of_kind("Ingress").values()
     routes = {p["path"]: p["backend"]["service"]["name"] for p in ingress["spec"]["rules"][0]["http"]["paths"]}
     assert routes == {
-        "/v1/consents": "consent", "/v1/meldingen": "melding", "/v1/deliveries": "routing", "/asyncapi.json": "routing"
+        "/v1/consents": "consent", "/v1/meldingen": "melding", "/v1/deliveries": "routing", "/asyncapi.json": "routing",
+        "/fhir": "fhir",
     }  # fmt: skip

@@ -6,7 +6,7 @@ import pytest
 
 from services.registry import SERVICES
 
-PORTS = {"consent": 8001, "melding": 8002, "routing": 8003}
+PORTS = {"consent": 8001, "melding": 8002, "routing": 8003, "fhir": 8004}
 
 
 @pytest.mark.parametrize("name", list(SERVICES))
@@ -30,12 +30,19 @@ def test_default_ports(name: str) -> None:
     assert SERVICES[name].settings().port == PORTS[name]
 
 
-@pytest.mark.parametrize("name", ["melding", "routing"])
+@pytest.mark.parametrize("name", ["melding", "routing", "fhir"])
 def test_the_consent_service_is_found_by_its_port(name: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("KANSRIJK_CONSENT_PORT", "9001")
     assert SERVICES[name].settings().consent_url == "http://127.0.0.1:9001"
     monkeypatch.setenv("KANSRIJK_CONSENT_URL", "http://consent:8001")
     assert SERVICES[name].settings().consent_url == "http://consent:8001"
+
+
+def test_the_fhir_facade_finds_the_melding_service_by_its_port(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KANSRIJK_MELDING_PORT", "9002")
+    assert SERVICES["fhir"].settings().melding_url == "http://127.0.0.1:9002"
+    monkeypatch.setenv("KANSRIJK_MELDING_URL", "http://melding:8002")
+    assert SERVICES["fhir"].settings().melding_url == "http://melding:8002"
 
 
 def test_the_database_pool_is_sized_by_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -1,0 +1,61 @@
+"""Reading and writing FHIR resources through fhir.resources' models: what comes in is parsed (an unknown
+element is an error, not silently dropped), what goes out is built and validated by the same models.
+
+fhir.resources ships R4B (4.3.0) models, not R4 (4.0.1) ones, for pydantic 2: the resources the facade
+speaks (Consent, Bundle, Patient, ServiceRequest, Observation, Task, Parameters, OperationOutcome,
+CapabilityStatement) are the same in both.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any, TypeVar
+
+from fhir.resources.R4B import get_fhir_model_class
+from fhir_core.fhirabstractmodel import FHIRAbstractModel
+from pydantic import ValidationError
+
+from services.fhir.domain.outcome import FhirError, invalid
+from shared.clock import NL
+
+M = TypeVar("M", bound=FHIRAbstractModel)
+
+
+def parse(data: Any, resource_type: str) -> Any:
+    """`data` as the FHIR resource `resource_type`, or a 422 naming the elements at fault (never their values)."""
+    if not isinstance(data, dict):
+        raise invalid(f"the body must be a FHIR {resource_type} resource (JSON object)", code="structure")
+    if data.get("resourceType") != resource_type:
+        raise invalid(f"expected resourceType {resource_type}", f"{resource_type}.resourceType", code="structure")
+    try:
+        return get_fhir_model_class(resource_type).model_validate(data)
+    except ValidationError as exc:
+        raise _structure_error(resource_type, exc) from None
+
+
+def _structure_error(resource_type: str, exc: ValidationError) -> FhirError:
+    first = exc.errors(include_input=False, include_url=False)[0]
+    path = ".".join(str(part) for part in (resource_type, *first["loc"]) if not isinstance(part, int))
+    what = "an unknown element" if first["type"] == "extra_forbidden" else first["msg"]
+    return invalid(f"{path}: {what}", path, code="structure")
+
+
+def emit(data: dict[str, Any]) -> dict[str, Any]:
+    """A resource the facade sends, validated by its model and in its JSON form."""
+    resource = get_fhir_model_class(data["resourceType"]).model_validate(data)
+    return resource.model_dump(mode="json")
+
+
+def day_of(value: date | datetime | str | None, expression: str) -> date:
+    """A FHIR date or dateTime as the day it is in the Netherlands."""
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(NL).date()
+    if isinstance(value, date):
+        return value
+    raise invalid(f"{expression} is required (a date)", expression, code="required")
+
+
+def instant(value: str | datetime) -> str:
+    """A v1 timestamp as a FHIR instant (UTC, `Z`)."""
+    moment = value if isinstance(value, datetime) else datetime.fromisoformat(value)
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
