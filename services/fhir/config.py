@@ -21,10 +21,22 @@ class FhirSettings(ServiceSettings):
     # How long the facade waits for a v1 API; a melding's intake itself waits for the consent check.
     v1_timeout_seconds: float = Field(15.0, gt=0)
 
+    # Subscriptions: where EHRs reach the facade (the URLs in notifications; default http://<host>:<port>/fhir),
+    # how often the notifier looks for work, how long an endpoint gets to answer, and how long a notification
+    # is retried (with backoff) before its Subscription goes to `error`. A lease: how long a notifier that
+    # died while sending holds its notifications.
+    public_url: str = ""
+    notification_poll_seconds: float = Field(1.0, gt=0)
+    notification_timeout_seconds: float = Field(5.0, gt=0)
+    notification_retry_hours: float = Field(24.0, gt=0)
+    notification_lease_seconds: float = Field(30.0, gt=0)
+
     @model_validator(mode="after")
     def _v1_url_defaults(self) -> "FhirSettings":
         if not self.consent_url:
             self.consent_url = f"http://127.0.0.1:{self.consent_port}"
         if not self.melding_url:
             self.melding_url = f"http://127.0.0.1:{self.melding_port}"
+        if not self.public_url:
+            self.public_url = f"http://{self.host}:{self.port or self.default_port}/fhir"
         return self

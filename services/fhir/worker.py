@@ -1,18 +1,47 @@
-"""The FHIR facade's background work: its outbox relay and housekeeping (it holds no personal data to purge)."""
+"""The FHIR facade's background work: the consumer of `melding.changed`, the notifier that takes what it
+staged to the subscribers' endpoints, the outbox relay and housekeeping (it holds no personal data)."""
 
 from __future__ import annotations
 
-from services.fhir.adapters.orm import audit, outbox
+from datetime import timedelta
+
+from services.fhir.adapters.orm import audit, notifications, outbox, processed_messages
 from services.fhir.config import FhirSettings
+from services.fhir.service_layer import handlers
+from services.fhir.service_layer.notifier import Notifier
 from services.fhir.service_layer.unit_of_work import FhirUnitOfWork
 from shared.app import ServiceRuntime, Worker, housekeeping, outbox_relay, retention_rules
+from shared.contracts.melding import MELDING_CHANGED
+from shared.contracts.subscriptions import FHIR_EVENTS
+from shared.messaging.consumer import IdempotentConsumer
 from shared.retention import Retention
 from shared.settings import ServiceSettings
 
+Runtime = ServiceRuntime[FhirSettings, FhirUnitOfWork]
+
 
 def rules(settings: ServiceSettings) -> list[Retention]:
-    return retention_rules(settings, outbox=outbox, audit=audit)
+    sent = Retention(notifications, notifications.c.sent_at, timedelta(hours=settings.outbox_retention_hours))
+    return [*retention_rules(settings, outbox=outbox, audit=audit, processed=processed_messages), sent]
 
 
-def workers(runtime: ServiceRuntime[FhirSettings, FhirUnitOfWork]) -> list[Worker]:
-    return [outbox_relay(runtime, outbox).run, housekeeping(runtime, rules(runtime.settings))]
+def consumer(runtime: Runtime) -> IdempotentConsumer[FhirUnitOfWork]:
+    return IdempotentConsumer(
+        runtime.unit_of_work,
+        runtime.broker,
+        processed_messages,
+        metrics=runtime.metrics,
+        tracer=runtime.tracer,
+        name="fhir",
+        queue=FHIR_EVENTS,
+        handlers={MELDING_CHANGED: handlers.on_melding_changed},
+    )
+
+
+def workers(runtime: Runtime) -> list[Worker]:
+    return [
+        outbox_relay(runtime, outbox).run,
+        consumer(runtime).run,
+        Notifier(runtime.unit_of_work, runtime.settings).run,
+        housekeeping(runtime, rules(runtime.settings)),
+    ]

@@ -24,6 +24,7 @@ MELDING_REMINDER = "melding.reminder"
 DELIVERY_STATUS_CHANGED = "delivery.status_changed"
 MELDING_DELIVERED = "melding.delivered"
 MELDING_RETRACTED = "melding.retracted"
+MELDING_CHANGED = "melding.changed"
 
 PHONE_PATTERN = r"^\+?[0-9][0-9 -]{5,18}[0-9]$"
 
@@ -209,6 +210,16 @@ class MeldingCancelled(BaseModel):
     consent_id: str
     reason: CancelReason
     cancelled_at: datetime
+
+
+class MeldingChanged(BaseModel):
+    """melding -> whoever follows meldingen for their sender (the FHIR facade's subscriptions): what the
+    sender sees of a melding changed (its status, a delivery's). Ids only: no personal data."""
+
+    melding_id: str
+    sender_org_id: str
+    status: str
+    at: datetime
 
 
 class MeldingReminder(BaseModel):

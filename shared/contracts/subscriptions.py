@@ -20,6 +20,7 @@ from shared.contracts.melding import (
     DELIVERY_STATUS_CHANGED,
     MELDING_ACCEPTED,
     MELDING_CANCELLED,
+    MELDING_CHANGED,
     MELDING_NOT_DELIVERED,
     MELDING_ROUTED,
     MELDING_UNROUTABLE,
@@ -52,3 +53,9 @@ ROUTING_EVENTS = EventQueue("kansrijk.routing.events", (MELDING_ACCEPTED,), reti
 ROUTING_WITHDRAWALS = EventQueue("kansrijk.routing.withdrawals", (CONSENT_WITHDRAWN, MELDING_CANCELLED))
 
 SUBSCRIPTIONS = (MELDING_EVENTS, ROUTING_EVENTS, ROUTING_WITHDRAWALS)
+
+# The FHIR facade's queue: what changed of which sender's meldingen, for its subscriptions. Declared by the
+# facade alone, unlike those above: where no facade runs nothing must pile up, and nothing is missed by not
+# declaring it sooner — a subscription is made through the facade, so its queue exists before the first one.
+# The melding service publishes these without `mandatory` for the same reason.
+FHIR_EVENTS = EventQueue("kansrijk.fhir.events", (MELDING_CHANGED,))

@@ -9,6 +9,7 @@ token: this test fails for it.
 
 from __future__ import annotations
 
+import json
 import string
 import uuid
 from typing import Any
@@ -119,6 +120,9 @@ FHIR_ROUTES = {
     ("get", "/fhir/Task/{task_id}"): "melding:read",
     ("get", "/fhir/Task"): "melding:read",
     ("post", "/fhir/Task/{task_id}/$cancel"): "melding:write",
+    ("post", "/fhir/Subscription"): "melding:read",  # the facade's own: it checks the token itself
+    ("get", "/fhir/Subscription/{subscription_id}"): "melding:read",
+    ("delete", "/fhir/Subscription/{subscription_id}"): "melding:read",
 }
 PUBLIC_FHIR = {("get", "/fhir/metadata"), ("get", "/fhir/Consent")}  # the capabilities; a refusal (400) for all
 
@@ -132,6 +136,7 @@ def _fhir_request(method: str, path: str, consent_id: str) -> dict[str, Any]:
         ("put", "/fhir/Consent/{consent_id}"): {**consent_example(), "status": "inactive"},
         ("post", "/fhir"): melding_bundle(consent_id),
         ("post", "/fhir/Task/{task_id}/$cancel"): example("cancel"),
+        ("post", "/fhir/Subscription"): _subscription(),
     }
     if (method, path) == ("post", "/fhir/Consent/_search"):
         return {
@@ -149,6 +154,13 @@ async def test_every_fhir_interaction_needs_a_token_the_v1_scope_and_the_callers
     ids = await _resources_of_one_organisation(system, tokens)
     ids["task_id"] = ids["melding_id"]  # a melding's Task has its id
     client = system["fhir"]
+    made = await client.post(
+        "/fhir/Subscription",
+        content=json.dumps(_subscription()),
+        headers={**_sender_token(tokens), "Content-Type": "application/fhir+json"},
+    )
+    assert made.status_code == 201, made.text
+    ids["subscription_id"] = made.json()["id"]
     spec = (await client.get("/openapi.json")).json()
     served = {(m, p) for p, item in spec["paths"].items() if p.startswith("/fhir") for m in item}
     assert served == set(FHIR_ROUTES) | PUBLIC_FHIR, "a FHIR route this matrix does not know"
@@ -170,7 +182,7 @@ async def test_every_fhir_interaction_needs_a_token_the_v1_scope_and_the_callers
         for wrong_type in sorted(ORG_TYPES - set(SCOPE_HOLDERS[scope])):
             wrong = await call(tokens.bearer(org_id=SENDER, org_type=wrong_type, scopes=scope))
             assert wrong.status_code == 403, f"{where} by a {wrong_type} token: {wrong.status_code}"
-        if params & {"consent_id", "task_id"}:
+        if params & {"consent_id", "task_id", "subscription_id"}:
             stranger = await call(tokens.bearer(org_id=new_org_id(), org_type="verloskundige", scopes=scope))
             assert stranger.status_code == 404, f"{where} by another organisation: {stranger.status_code}"
     # nothing above changed the organisation's own consent and melding
@@ -184,6 +196,16 @@ async def _fhir_call(
     return await client.request(
         method, url, headers={**request["headers"], **extra}, content=request.get("content"), json=request.get("json")
     )
+
+
+def _subscription() -> dict[str, Any]:
+    return {
+        "resourceType": "Subscription",
+        "status": "requested",
+        "reason": "matrix",
+        "criteria": f"Task?requester=http://fhir.nl/fhir/NamingSystem/ura|{SENDER}",
+        "channel": {"type": "rest-hook", "endpoint": "http://127.0.0.1:9/notify"},
+    }
 
 
 def _sender_token(tokens: Tokens) -> dict[str, str]:

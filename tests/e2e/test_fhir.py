@@ -66,10 +66,11 @@ async def test_the_capability_statement_lists_what_is_supported_without_a_token(
     statement = fhir(await system["fhir"].get("/fhir/metadata"), 200)
     assert statement["resourceType"] == "CapabilityStatement" and statement["fhirVersion"] == "4.0.1"
     resources = {r["type"]: r for r in statement["rest"][0]["resource"]}
-    assert set(resources) == {"Consent", "Task"}
+    assert set(resources) == {"Consent", "Task", "Subscription"}
+    assert {i["code"] for i in resources["Subscription"]["interaction"]} == {"create", "read", "delete"}
     assert {i["code"] for i in resources["Consent"]["interaction"]} == {"create", "read", "update", "search-type"}
     assert [o["name"] for o in resources["Task"]["operation"]] == ["cancel"]
-    assert statement["rest"][0]["interaction"] == [
+    assert [i["code"] for i in statement["rest"][0]["interaction"]] == ["transaction"]
         {"code": "transaction", "documentation": statement["rest"][0]["interaction"][0]["documentation"]}
     ]
 

@@ -8,16 +8,19 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qsl, urlencode
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Request, Response
 
 from services.fhir.adapters.v1 import Answer, Caller, V1Api
+from services.fhir.api.deps import TaskFollower, UnitOfWorkDep
 from services.fhir.api.outcomes import FhirResponse, fhir_response
 from services.fhir.domain import codes, consent, melding
 from services.fhir.domain.capability import capability_statement
 from services.fhir.domain.outcome import FhirError, from_problem
 from services.fhir.domain.resources import emit
 from services.fhir.domain.search import TaskSearch
-from shared.api import IdInPath, reads_own_query
+from services.fhir.domain.subscription import subscription_resource
+from services.fhir.service_layer import handlers
+from shared.api import IdInPath, RequestId, reads_own_query
 
 router = APIRouter(prefix="/fhir", tags=["fhir"])
 
@@ -180,6 +183,37 @@ async def cancel_task(task_id: IdInPath, request: Request, who: CallerDep) -> Fh
         {"reason": "Parameters.parameter.value"},
     )
     return fhir_response(melding.task_resource(cancelled))
+
+
+# --- Subscriptions (R4 Backport, rest-hook, id-only) ----------------------------------------------------------
+
+
+@router.post("/Subscription", status_code=201, summary="Be told of every status change of your Tasks")
+async def create_subscription(
+    request: Request, principal: TaskFollower, unit_of_work: UnitOfWorkDep, request_id: RequestId
+) -> FhirResponse:
+    data = await _resource_body(request)
+    allow_http = request.app.state.settings.is_development
+    view = await handlers.create_subscription(
+        unit_of_work, data, principal=principal, allow_http=allow_http, request_id=request_id
+    )
+    return fhir_response(subscription_resource(view), 201, {"Location": f"Subscription/{view.id}"})
+
+
+@router.get("/Subscription/{subscription_id}", summary="A Subscription and its status (error: why)")
+async def read_subscription(
+    subscription_id: IdInPath, principal: TaskFollower, unit_of_work: UnitOfWorkDep
+) -> FhirResponse:
+    view = await handlers.read_subscription(unit_of_work, subscription_id, principal=principal)
+    return fhir_response(subscription_resource(view))
+
+
+@router.delete("/Subscription/{subscription_id}", status_code=204, summary="End a Subscription")
+async def delete_subscription(
+    subscription_id: IdInPath, principal: TaskFollower, unit_of_work: UnitOfWorkDep, request_id: RequestId
+) -> Response:
+    await handlers.delete_subscription(unit_of_work, subscription_id, principal=principal, request_id=request_id)
+    return Response(status_code=204)
 
 
 def _base(request: Request) -> str:

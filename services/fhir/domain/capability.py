@@ -74,6 +74,16 @@ def capability_statement(base_url: str, published: str) -> dict[str, Any]:
                                 }
                             ],
                         },
+                        {
+                            "type": "Subscription",
+                            "supportedProfile": [
+                                "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-subscription"
+                            ],
+                            "interaction": [{"code": "create"}, {"code": "read"}, {"code": "delete"}],
+                            "documentation": "rest-hook, id-only: Task?requester=<system>|<your organisation>; "
+                            "every status change of your Tasks is POSTed to the endpoint, retried for 24 h; "
+                            "heartbeats with the backport-heartbeat-period extension",
+                        },
                     ],
                     "interaction": [
                         {

@@ -7,6 +7,7 @@ from functools import partial
 from typing import Self
 
 from services.fhir.adapters.orm import audit, outbox
+from services.fhir.adapters.repository import SubscriptionRepository
 from shared.audit import AuditLog
 from shared.db import Database, UnitOfWork
 from shared.messaging.outbox import Outbox
@@ -15,11 +16,15 @@ SERVICE = "fhir"
 
 
 class FhirUnitOfWork(UnitOfWork):
+    """`subscriptions` (and their notifications), `outbox` and `audit`, all on this transaction."""
+
+    subscriptions: SubscriptionRepository
     outbox: Outbox
     audit: AuditLog
 
     async def __aenter__(self) -> Self:
         await super().__aenter__()
+        self.subscriptions = SubscriptionRepository(self.session)
         self.outbox = Outbox(self, outbox)
         self.audit = AuditLog(self, audit, SERVICE)
         return self

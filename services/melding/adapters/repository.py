@@ -86,6 +86,7 @@ _STATE = (
     meldingen.c.not_delivered_reason,
     meldingen.c.cancelled_at,
     meldingen.c.cancel_reason,
+    meldingen.c.sender_org_id,
 )
 
 
@@ -193,6 +194,7 @@ class MeldingRepository:
             not_delivered_reason=row.not_delivered_reason,
             cancelled_at=row.cancelled_at,
             cancel_reason=row.cancel_reason,
+            sender_org_id=row.sender_org_id,
             deliveries={d.delivery_id: DeliveryStatus(d.status) for d in await self.session.execute(statuses)},
         )
 

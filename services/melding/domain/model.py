@@ -37,6 +37,7 @@ class Melding:
     not_delivered_reason: str | None = None
     cancelled_at: datetime | None = None
     cancel_reason: str | None = None
+    sender_org_id: str = ""
 
     def report_delivery(self, delivery_id: str, reported: DeliveryStatus) -> DeliveryStatus | None:
         """Take a delivery's reported status; returns its new status, or None if nothing changed."""

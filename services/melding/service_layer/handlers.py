@@ -382,7 +382,7 @@ async def _record_routing(
     await uow.meldingen.set_routing(
         melding.id, gemeente=_gemeente(gemeente), unroutable_types=unroutable_types, skipped=_skipped(skipped), at=at
     )
-    await uow.meldingen.save(melding, at)
+    await uow.save(melding, at)
 
 
 async def on_delivery_status_changed(uow: MeldingUnitOfWork, event: IncomingEvent) -> None:
@@ -397,7 +397,7 @@ async def on_delivery_status_changed(uow: MeldingUnitOfWork, event: IncomingEven
     said = changed.outcome or changed.returned_reason
     detail = f"{changed.delivery.recipient_type}: {changed.delivery.org_name}" + (f" ({said})" if said else "")
     await uow.meldingen.add_history(melding.id, changed.at, f"delivery_{status.value}", detail[:200])
-    await uow.meldingen.save(melding, changed.at)
+    await uow.save(melding, changed.at)
 
 
 async def on_delivery_overdue(uow: MeldingUnitOfWork, event: IncomingEvent) -> None:
@@ -437,7 +437,7 @@ async def cancel_melding(
             await remove_personal_data(
                 uow, melding_id, at, why="cancelled by the sender", outcome="purged:cancelled", request_id=request_id
             )
-            await uow.meldingen.save(melding, at)
+            await uow.save(melding, at)
             cancelled = MeldingCancelled(
                 melding_id=melding_id, consent_id=record.consent_id, reason=reason, cancelled_at=at
             )
@@ -473,7 +473,7 @@ async def on_consent_withdrawn(uow: MeldingUnitOfWork, event: IncomingEvent) -> 
             outcome="purged:consent-withdrawn",
             request_id=event.request_id,
         )
-        await uow.meldingen.save(melding, at)
+        await uow.save(melding, at)
 
 
 async def remove_personal_data(

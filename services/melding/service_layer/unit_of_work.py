@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from functools import partial
-from typing import Self
+from typing import Self, cast
 
 from services.melding.adapters.orm import audit, idempotency_keys, outbox
 from services.melding.adapters.repository import MeldingRepository
+from services.melding.domain.model import Melding
 from shared.audit import AuditLog
+from shared.contracts.melding import MELDING_CHANGED, MeldingChanged
 from shared.db import Database, UnitOfWork
 from shared.idempotency import IdempotencyKeys
 from shared.messaging.outbox import Outbox
+from shared.messaging.topology import EVENTS_EXCHANGE
 
 SERVICE = "melding"
 
@@ -31,7 +35,33 @@ class MeldingUnitOfWork(UnitOfWork):
         self.outbox = Outbox(self, outbox)
         self.audit = AuditLog(self, audit, SERVICE)
         self.idempotency = IdempotencyKeys(self, idempotency_keys)
+        self._changed: dict[str, MeldingChanged] = {}
         return self
+
+    async def save(self, melding: Melding, at: datetime) -> None:
+        """Write what the model's rules changed, and say that the melding changed: one `melding.changed`
+        per melding and transaction (ids only), staged just before the commit, for those who follow the
+        sender's meldingen (the FHIR facade's subscriptions)."""
+        await self.meldingen.save(melding, at)
+        self._changed[melding.id] = MeldingChanged(
+            melding_id=melding.id, sender_org_id=melding.sender_org_id, status=melding.status.value, at=at
+        )
+        self.before_commit(MELDING_CHANGED, _stage_changes)
+
+
+async def _stage_changes(unit_of_work: UnitOfWork, _key: str) -> None:
+    uow = cast(MeldingUnitOfWork, unit_of_work)
+    changed, uow._changed = uow._changed, {}
+    for event in changed.values():
+        # Not `mandatory`: where no FHIR facade runs, no queue takes these, and that is as it should be.
+        await uow.outbox.add(
+            exchange=EVENTS_EXCHANGE,
+            routing_key=MELDING_CHANGED,
+            message_type=MELDING_CHANGED,
+            body=event,
+            correlation_id=event.melding_id,
+            mandatory=False,
+        )
 
 
 UnitOfWorkFactory = Callable[[], MeldingUnitOfWork]

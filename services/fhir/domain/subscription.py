@@ -1,0 +1,167 @@
+"""Subscriptions (R4 Subscriptions Backport, rest-hook, id-only): what a sender may subscribe to — its own
+organisation's Tasks — and the notification Bundles the facade POSTs to its endpoint."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit
+
+from services.fhir.domain import codes
+from services.fhir.domain.outcome import FhirError, invalid
+from services.fhir.domain.resources import emit, instant, parse
+
+BACKPORT = "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition"
+SUBSCRIPTION_PROFILE = f"{BACKPORT}/backport-subscription"
+STATUS_PROFILE = f"{BACKPORT}/backport-subscription-status-r4"
+HEARTBEAT_EXTENSION = f"{BACKPORT}/backport-heartbeat-period"
+CONTENT_EXTENSION = f"{BACKPORT}/backport-payload-content"
+TOPIC = "urn:kansrijk:topic:task-status"  # every status change of the subscriber's Tasks
+MAX_HEADERS = 5
+FIRST_RETRY = timedelta(seconds=1)
+LONGEST_WAIT = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class SubscriptionRequest:
+    endpoint: str
+    headers: list[str]
+    heartbeat_seconds: int | None
+    reason: str
+
+
+def subscription_request(data: Any, org_id: str, *, allow_http: bool) -> SubscriptionRequest:
+    """A Subscription to make for the caller's organisation `org_id`, or a 422 (403 for another's Tasks)."""
+    subscription = parse(data, "Subscription")
+    if subscription.status not in ("requested", "active"):
+        raise invalid("a new Subscription has status requested", "Subscription.status", code="value")
+    if subscription.end is not None:
+        raise invalid(
+            "Subscription.end is not supported: delete it when done", "Subscription.end", code="not-supported"
+        )
+    _own_tasks(subscription.criteria or "", org_id)
+    channel = subscription.channel
+    if channel.type != "rest-hook":
+        raise invalid("only rest-hook channels are supported", "Subscription.channel.type", code="not-supported")
+    endpoint = channel.endpoint or ""
+    parts = urlsplit(endpoint)
+    if parts.scheme not in (("https", "http") if allow_http else ("https",)) or not parts.hostname:
+        raise invalid("Subscription.channel.endpoint is an https URL", "Subscription.channel.endpoint", code="value")
+    if channel.payload not in (None, codes.FHIR_JSON):
+        raise invalid(f"the payload is {codes.FHIR_JSON}", "Subscription.channel.payload", code="not-supported")
+    payload_extensions = (channel.payload__ext.extension if channel.payload__ext else None) or []
+    contents = [e.valueCode for e in payload_extensions if e.url == CONTENT_EXTENSION]
+    if any(c != "id-only" for c in contents):
+        raise invalid("notifications are id-only", "Subscription.channel.payload", code="not-supported")
+    headers = [str(h) for h in channel.header or []]
+    if len(headers) > MAX_HEADERS or any(":" not in h or "\n" in h or "\r" in h for h in headers):
+        raise invalid(f"up to {MAX_HEADERS} headers of the form `Name: value`", "Subscription.channel.header")
+    beats = [e.valueUnsignedInt for e in channel.extension or [] if e.url == HEARTBEAT_EXTENSION]
+    if beats and not (beats[0] and beats[0] >= 1):
+        raise invalid("the heartbeat period is a number of seconds", "Subscription.channel.extension")
+    return SubscriptionRequest(endpoint, headers, int(beats[0]) if beats else None, subscription.reason)
+
+
+def _own_tasks(criteria: str, org_id: str) -> None:
+    prefix = "Task?requester="
+    if not criteria.startswith(prefix):
+        raise invalid(f"criteria is {prefix}<system>|<your organisation>", "Subscription.criteria", code="value")
+    system, _, value = criteria.removeprefix(prefix).rpartition("|")
+    if system not in (codes.URA_SYSTEM, codes.ORGANISATION_SYSTEM) or not value:
+        raise invalid(f"criteria is {prefix}<system>|<your organisation>", "Subscription.criteria", code="value")
+    if value != org_id:
+        raise FhirError(403, "forbidden", "a Subscription follows your own organisation's Tasks only")
+
+
+@dataclass(frozen=True)
+class SubscriptionView:
+    id: str
+    org_id: str
+    endpoint: str
+    heartbeat_seconds: int | None
+    reason: str
+    status: str
+    error: str | None
+    events: int
+
+
+def subscription_resource(view: SubscriptionView) -> dict[str, Any]:
+    """The Subscription as a client reads it back (its headers are not shown: they may hold secrets)."""
+    identifier = codes.organisation_identifier(view.org_id)
+    channel: dict[str, Any] = {
+        "type": "rest-hook",
+        "endpoint": view.endpoint,
+        "payload": codes.FHIR_JSON,
+        "_payload": {"extension": [{"url": CONTENT_EXTENSION, "valueCode": "id-only"}]},
+    }
+    if view.heartbeat_seconds:
+        channel["extension"] = [{"url": HEARTBEAT_EXTENSION, "valueUnsignedInt": view.heartbeat_seconds}]
+    resource: dict[str, Any] = {
+        "resourceType": "Subscription",
+        "id": view.id,
+        "meta": {"profile": [SUBSCRIPTION_PROFILE]},
+        "status": view.status,
+        "reason": view.reason,
+        "criteria": f"Task?requester={identifier['system']}|{identifier['value']}",
+        "channel": channel,
+    }
+    if view.error:
+        resource["error"] = view.error
+    return emit(resource)
+
+
+@dataclass(frozen=True)
+class Event:
+    number: int
+    task_id: str
+    at: datetime
+
+
+def notification_bundle(
+    view: SubscriptionView, base: str, events: list[Event], *, now: datetime, heartbeat: bool = False
+) -> dict[str, Any]:
+    """What the endpoint receives (R4 Backport, id-only): a `history` Bundle whose first entry is the
+    SubscriptionStatus (Parameters), then the Task of each event by its URL, to GET with the token."""
+    subscription_url = f"{base}/Subscription/{view.id}"
+    parameters: list[dict[str, Any]] = [
+        {"name": "subscription", "valueReference": {"reference": subscription_url}},
+        {"name": "topic", "valueCanonical": TOPIC},
+        {"name": "status", "valueCode": view.status},
+        {"name": "type", "valueCode": "heartbeat" if heartbeat else "event-notification"},
+        {"name": "events-since-subscription-start", "valueString": str(view.events)},
+    ]
+    for event in events:
+        parameters.append(
+            {
+                "name": "notification-event",
+                "part": [
+                    {"name": "event-number", "valueString": str(event.number)},
+                    {"name": "timestamp", "valueInstant": instant(event.at)},
+                    {"name": "focus", "valueReference": {"reference": f"{base}/Task/{event.task_id}"}},
+                ],
+            }
+        )
+    entries: list[dict[str, Any]] = [
+        {
+            "fullUrl": f"urn:uuid:{view.id}",
+            "resource": {"resourceType": "Parameters", "meta": {"profile": [STATUS_PROFILE]}, "parameter": parameters},
+            "request": {"method": "GET", "url": f"Subscription/{view.id}/$status"},
+            "response": {"status": "200"},
+        }
+    ]
+    entries += [
+        {
+            "fullUrl": f"{base}/Task/{event.task_id}",
+            "request": {"method": "PUT", "url": f"Task/{event.task_id}"},
+            "response": {"status": "200"},
+        }
+        for event in events
+    ]
+    return emit({"resourceType": "Bundle", "type": "history", "timestamp": instant(now), "entry": entries})
+
+
+def retry_after(attempts: int) -> timedelta:
+    """How long a notification waits after its `attempts`-th failure: 1 s, 2 s, 4 s, … at most 10 minutes."""
+    wait: timedelta = FIRST_RETRY * 2 ** min(max(attempts - 1, 0), 20)  # past the cap: no overflow
+    return min(wait, LONGEST_WAIT)

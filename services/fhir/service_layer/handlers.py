@@ -1,0 +1,62 @@
+"""The FHIR facade's own use cases: subscriptions, and what a melding's change means for them."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from services.fhir.domain.outcome import FhirError
+from services.fhir.domain.subscription import Event, SubscriptionView, subscription_request
+from services.fhir.service_layer.unit_of_work import FhirUnitOfWork, UnitOfWorkFactory
+from shared.auth import Principal
+from shared.clock import now
+from shared.contracts.melding import MeldingChanged
+from shared.messaging.consumer import IncomingEvent
+
+RESOURCE = "Subscription"
+
+
+async def create_subscription(
+    unit_of_work: UnitOfWorkFactory, data: Any, *, principal: Principal, allow_http: bool, request_id: str | None
+) -> SubscriptionView:
+    request = subscription_request(data, principal.org_id, allow_http=allow_http)
+    async with unit_of_work() as uow:
+        view = await uow.subscriptions.add(
+            subscription_id=str(uuid.uuid4()),
+            org_id=principal.org_id,
+            request=request,
+            created_by=principal.sub,
+            at=now(),
+        )
+        uow.audit.record(principal, "create", RESOURCE, view.id, patient_bsn=None, request_id=request_id)
+        await uow.commit()
+    return view
+
+
+async def read_subscription(
+    unit_of_work: UnitOfWorkFactory, subscription_id: str, *, principal: Principal
+) -> SubscriptionView:
+    async with unit_of_work() as uow:
+        view = await uow.subscriptions.get(subscription_id, principal.org_id)
+    if view is None:
+        raise FhirError(404, "not-found", "no Subscription with this id for your organisation")
+    return view
+
+
+async def delete_subscription(
+    unit_of_work: UnitOfWorkFactory, subscription_id: str, *, principal: Principal, request_id: str | None
+) -> None:
+    async with unit_of_work() as uow:
+        if not await uow.subscriptions.delete(subscription_id, principal.org_id):
+            raise FhirError(404, "not-found", "no Subscription with this id for your organisation")
+        uow.audit.record(principal, "update", RESOURCE, subscription_id, patient_bsn=None, request_id=request_id)
+        await uow.commit()
+
+
+async def on_melding_changed(uow: FhirUnitOfWork, event: IncomingEvent) -> None:
+    """A melding's status (or a delivery's) changed: every active Subscription of its sender gets the next
+    event, numbered per Subscription, waiting in the notifications table until its endpoint took it."""
+    changed = MeldingChanged.model_validate(event.body)
+    for subscription_id in await uow.subscriptions.active_for(changed.sender_org_id):
+        number = await uow.subscriptions.next_event_number(subscription_id)
+        await uow.subscriptions.add_notification(subscription_id, Event(number, changed.melding_id, changed.at))

@@ -1,0 +1,81 @@
+"""The facade's subscriptions on the run's real database: each change of a sender's melding becomes one
+notification per active Subscription, numbered 1, 2, 3, … without a gap or a repeat — however many
+consumers (replicas) handle changes at once."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+
+from services.fhir.adapters.orm import notifications
+from services.fhir.domain.subscription import SubscriptionRequest
+from services.fhir.service_layer.handlers import on_melding_changed
+from services.fhir.service_layer.unit_of_work import UnitOfWorkFactory, unit_of_work_factory
+from shared.contracts.melding import MELDING_CHANGED, MeldingChanged
+from shared.messaging.consumer import IncomingEvent
+from tests.support import RunEnvironment, empty_tables
+
+AT = datetime(2026, 12, 2, 9, tzinfo=UTC)
+SENDER = "10000001"
+
+
+@pytest.fixture
+async def unit_of_work(environment: RunEnvironment) -> AsyncIterator[UnitOfWorkFactory]:
+    database = environment.database(environment.database_urls["fhir"])
+    await empty_tables(database)
+    yield unit_of_work_factory(database)
+    await database.dispose()
+
+
+async def _subscribe(unit_of_work: UnitOfWorkFactory, org_id: str = SENDER) -> str:
+    async with unit_of_work() as uow:
+        view = await uow.subscriptions.add(
+            subscription_id=str(uuid.uuid4()),
+            org_id=org_id,
+            request=SubscriptionRequest("https://ehr.example.nl/notify", ["Authorization: Bearer x"], None, "r"),
+            created_by="u",
+            at=AT,
+        )
+        await uow.commit()
+    return view.id
+
+
+def _changed(org_id: str = SENDER) -> IncomingEvent:
+    body = MeldingChanged(melding_id=str(uuid.uuid4()), sender_org_id=org_id, status="delivered", at=AT)
+    return IncomingEvent(message_id=str(uuid.uuid4()), type=MELDING_CHANGED, body=body.model_dump(mode="json"))
+
+
+async def _apply(unit_of_work: UnitOfWorkFactory, event: IncomingEvent) -> None:
+    for attempt in range(50):  # SQLite: a writer that finds the database locked tries again
+        try:
+            async with unit_of_work() as uow:
+                await on_melding_changed(uow, event)
+                await uow.commit()
+            return
+        except Exception as exc:
+            if "locked" not in str(exc) or attempt == 49:
+                raise
+            await asyncio.sleep(0.05)
+
+
+async def test_concurrent_changes_are_numbered_per_subscription_without_gaps_or_repeats(
+    unit_of_work: UnitOfWorkFactory,
+) -> None:
+    ours = [await _subscribe(unit_of_work) for _ in range(2)]
+    theirs = await _subscribe(unit_of_work, org_id="20000002")
+    events = [_changed() for _ in range(40)]
+    for _ in range(3):  # the race, fired again and again
+        await asyncio.gather(*(_apply(unit_of_work, event) for event in events))
+    async with unit_of_work() as uow:
+        rows = (await uow.session.execute(select(notifications.c.subscription_id, notifications.c.event_number))).all()
+        for subscription_id in ours:
+            numbers = sorted(r.event_number for r in rows if r.subscription_id == subscription_id)
+            assert numbers == list(range(1, 121)), "a gap or a repeat in one subscription's event numbers"
+            view = await uow.subscriptions.get(subscription_id, SENDER)
+            assert view is not None and view.events == 120
+        assert not [r for r in rows if r.subscription_id == theirs]  # another sender's changes are not theirs
