@@ -71,8 +71,6 @@ async def test_the_capability_statement_lists_what_is_supported_without_a_token(
     assert {i["code"] for i in resources["Consent"]["interaction"]} == {"create", "read", "update", "search-type"}
     assert [o["name"] for o in resources["Task"]["operation"]] == ["cancel"]
     assert [i["code"] for i in statement["rest"][0]["interaction"]] == ["transaction"]
-        {"code": "transaction", "documentation": statement["rest"][0]["interaction"][0]["documentation"]}
-    ]
 
 
 async def test_a_consent_is_recorded_read_found_by_bsn_and_withdrawn_as_fhir(system: Clients, tokens: Tokens) -> None:
