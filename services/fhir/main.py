@@ -3,6 +3,8 @@ FHIR — by calling the consent and melding services' v1 APIs with the caller's 
 
 from __future__ import annotations
 
+from functools import partial
+
 from fastapi import FastAPI
 from opentelemetry.trace import TracerProvider
 
@@ -11,6 +13,7 @@ from services.fhir.adapters.v1 import V1Api
 from services.fhir.api.outcomes import install_fhir_errors
 from services.fhir.api.routes import router
 from services.fhir.config import FhirSettings
+from services.fhir.service_layer import handlers
 from services.fhir.service_layer.unit_of_work import unit_of_work_factory
 from services.fhir.worker import workers
 from shared.api import audit_router
@@ -46,5 +49,7 @@ def create_app(
         run_workers=run_workers,
     )
     app.state.consent_api, app.state.melding_api = apis["consent"], apis["melding"]
+    gauges = handlers.NotificationGauges(runtime.metrics)
+    runtime.metrics.scrapers.append(partial(gauges.refresh, runtime.unit_of_work))
     install_fhir_errors(app, router.prefix)
     return app

@@ -24,7 +24,7 @@ from fhir.resources.R4B import get_fhir_model_class
 from tests.conftest import service_settings
 from tests.e2e.flow import eventually, new_org_id, put_gemeente, put_organisation, recipient, sender
 from tests.e2e.test_cli import ROOT, wait_ready
-from tests.fhir_examples import FHIR_JSON, consent_example, melding_bundle
+from tests.fhir_examples import FHIR_JSON, consent_example, example, melding_bundle
 from tests.support import RunEnvironment, Tokens, _free_port, create_database, drop_database, scratch_vhost
 from tools.stack import run_stack
 
@@ -84,34 +84,14 @@ class Endpoint:
 
 
 def subscription(endpoint: Endpoint, *, heartbeat: int | None = None) -> dict[str, Any]:
-    channel: dict[str, Any] = {
-        "type": "rest-hook",
-        "endpoint": endpoint.url,
-        "payload": FHIR_JSON,
-        "_payload": {
-            "extension": [
-                {
-                    "url": "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-payload-content",
-                    "valueCode": "id-only",
-                }
-            ]
-        },
-        "header": ["Authorization: Bearer secret-of-the-ehr"],
-    }
+    """The Subscription of docs/fhir.md for this endpoint (without its heartbeat, unless asked)."""
+    made = example("subscription", ura=SENDER_URA, endpoint=endpoint.url)
+    made["channel"]["header"] = ["Authorization: Bearer secret-of-the-ehr"]
     if heartbeat:
-        channel["extension"] = [
-            {
-                "url": "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-heartbeat-period",
-                "valueUnsignedInt": heartbeat,
-            }
-        ]
-    return {
-        "resourceType": "Subscription",
-        "status": "requested",
-        "reason": "De status van onze meldingen volgen",
-        "criteria": f"Task?requester=http://fhir.nl/fhir/NamingSystem/ura|{SENDER_URA}",
-        "channel": channel,
-    }
+        made["channel"]["extension"][0]["valueUnsignedInt"] = heartbeat
+    else:
+        del made["channel"]["extension"]
+    return made
 
 
 async def post(client: httpx.AsyncClient, path: str, body: dict[str, Any], headers: dict[str, str]) -> httpx.Response:
@@ -332,3 +312,6 @@ async def test_an_endpoint_that_never_answers_puts_its_subscription_in_error_say
             failed = await eventually(in_error, timeout=30)
             assert "HTTP 500" in failed["error"] and endpoint.refused >= 2
             get_fhir_model_class("Subscription").model_validate(failed)
+            metrics = (await system["fhir"].get("/metrics")).text  # what an operator alerts on
+            assert 'kansrijk_fhir_subscriptions_in_error{service="fhir"} 1.0' in metrics
+            assert 'kansrijk_fhir_notifications_pending{service="fhir"} 0.0' in metrics  # not counted: given up

@@ -210,3 +210,20 @@ class SubscriptionRepository:
         await self.session.execute(
             update(subscriptions).where(subscriptions.c.id == subscription_id).values(last_sent_at=at)
         )
+
+    async def backlog(self, now: datetime) -> tuple[int, float, int]:
+        """For /metrics: notifications not yet taken by their endpoint, the age in seconds of the oldest,
+        and the subscriptions in error."""
+        pending, oldest = (
+            await self.session.execute(
+                select(func.count(), func.min(notifications.c.created_at))
+                .select_from(notifications.join(subscriptions))
+                .where(notifications.c.sent_at.is_(None), subscriptions.c.status == ACTIVE)
+            )
+        ).one()
+        in_error = (
+            await self.session.execute(
+                select(func.count()).select_from(subscriptions).where(subscriptions.c.status == ERROR)
+            )
+        ).scalar_one()
+        return int(pending), (now - oldest).total_seconds() if oldest else 0.0, int(in_error)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from prometheus_client import Gauge
+
 from services.fhir.domain.outcome import FhirError
 from services.fhir.domain.subscription import Event, SubscriptionView, subscription_request
 from services.fhir.service_layer.unit_of_work import FhirUnitOfWork, UnitOfWorkFactory
@@ -12,6 +14,7 @@ from shared.auth import Principal
 from shared.clock import now
 from shared.contracts.melding import MeldingChanged
 from shared.messaging.consumer import IncomingEvent
+from shared.observability import Metrics
 
 RESOURCE = "Subscription"
 
@@ -60,3 +63,35 @@ async def on_melding_changed(uow: FhirUnitOfWork, event: IncomingEvent) -> None:
     for subscription_id in await uow.subscriptions.active_for(changed.sender_org_id):
         number = await uow.subscriptions.next_event_number(subscription_id)
         await uow.subscriptions.add_notification(subscription_id, Event(number, changed.melding_id, changed.at))
+
+
+class NotificationGauges:
+    """What an operator alerts on for Subscriptions (docs/reliability.md), read at each scrape of /metrics."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.pending = Gauge(
+            "kansrijk_fhir_notifications_pending",
+            "Notifications to active Subscriptions not yet taken by their endpoint",
+            ["service"],
+            registry=metrics.registry,
+        )
+        self.oldest = Gauge(
+            "kansrijk_fhir_notification_oldest_seconds",
+            "Age of the oldest notification not yet taken by its endpoint (0 when none)",
+            ["service"],
+            registry=metrics.registry,
+        )
+        self.in_error = Gauge(
+            "kansrijk_fhir_subscriptions_in_error",
+            "Subscriptions whose endpoint did not take a notification for notification_retry_hours",
+            ["service"],
+            registry=metrics.registry,
+        )
+        self.service = metrics.service
+
+    async def refresh(self, unit_of_work: UnitOfWorkFactory) -> None:
+        async with unit_of_work() as uow:
+            pending, oldest, in_error = await uow.subscriptions.backlog(now())
+        self.pending.labels(self.service).set(pending)
+        self.oldest.labels(self.service).set(oldest)
+        self.in_error.labels(self.service).set(in_error)
