@@ -21,6 +21,7 @@ from services.fhir.domain.search import TaskSearch
 from services.fhir.domain.subscription import subscription_resource
 from services.fhir.service_layer import handlers
 from shared.api import IdInPath, RequestId, reads_own_query
+from shared.contracts.base import has_unstorable_text
 
 router = APIRouter(prefix="/fhir", tags=["fhir"])
 
@@ -46,9 +47,12 @@ async def _resource_body(request: Request) -> Any:
     if media_type not in (codes.FHIR_JSON, "application/json"):
         raise FhirError(415, "not-supported", f"send FHIR JSON: Content-Type: {codes.FHIR_JSON}")
     try:
-        return json.loads(await request.body())
+        data = json.loads(await request.body())
     except (ValueError, UnicodeDecodeError):
         raise FhirError(400, "structure", "the body is not valid JSON") from None
+    if has_unstorable_text(data):  # refused alike on SQLite and PostgreSQL, before anything is stored
+        raise FhirError(422, "invalid", "text in the body holds a NUL character or an unpaired surrogate")
+    return data
 
 
 def _passed_on(answer: Answer, fields: dict[str, str] | None = None) -> FhirError | None:

@@ -79,6 +79,8 @@ def consent_create(data: Any) -> dict[str, Any]:
         raise invalid("Consent.provision.type must be permit", "Consent.provision.type", code="value")
     types: list[str] = []
     for actor in provision.actor or []:
+        if actor.role is None:  # required by FHIR; fhir.resources' models leave that to the reader
+            raise invalid("Consent.provision.actor.role is required", "Consent.provision.actor.role", code="required")
         types += coded(actor.role.coding, codes.RECIPIENT_TYPE_SYSTEM, RECIPIENT_TYPES, "Consent.provision.actor.role")
     methods = extension_codes(consent.extension, codes.CONSENT_METHOD_EXTENSION)
     if len(methods) != 1 or methods[0] not in METHODS:

@@ -128,9 +128,8 @@ def _address(address: Any) -> dict[str, Any]:
 
 
 def _due_date(observation: Any) -> str:
-    if not any(
-        c.system == codes.LOINC and c.code == codes.ESTIMATED_DELIVERY_DATE for c in observation.code.coding or []
-    ):
+    coding = (observation.code.coding if observation.code else None) or []
+    if not any(c.system == codes.LOINC and c.code == codes.ESTIMATED_DELIVERY_DATE for c in coding):
         raise invalid(
             f"Observation.code must be LOINC {codes.ESTIMATED_DELIVERY_DATE} (Delivery date Estimated)",
             "Observation.code",

@@ -31,6 +31,12 @@ def parse(data: Any, resource_type: str) -> Any:
         return get_fhir_model_class(resource_type).model_validate(data)
     except ValidationError as exc:
         raise _structure_error(resource_type, exc) from None
+    except (TypeError, ValueError, KeyError, AttributeError):
+        # fhir.resources' own validators let some malformed input (a list where a resource is expected)
+        # through as a plain exception, not a ValidationError: malformed all the same.
+        raise invalid(
+            f"the body is not a FHIR {resource_type} the facade can read", resource_type, code="structure"
+        ) from None
 
 
 def _structure_error(resource_type: str, exc: ValidationError) -> FhirError:

@@ -19,6 +19,8 @@ HEARTBEAT_EXTENSION = f"{BACKPORT}/backport-heartbeat-period"
 CONTENT_EXTENSION = f"{BACKPORT}/backport-payload-content"
 TOPIC = "urn:kansrijk:topic:task-status"  # every status change of the subscriber's Tasks
 MAX_HEADERS = 5
+MAX_ENDPOINT = 2000  # the column's length
+MAX_HEADER = 1000
 FIRST_RETRY = timedelta(seconds=1)
 LONGEST_WAIT = timedelta(minutes=10)
 
@@ -41,10 +43,16 @@ def subscription_request(data: Any, org_id: str, *, allow_http: bool) -> Subscri
             "Subscription.end is not supported: delete it when done", "Subscription.end", code="not-supported"
         )
     _own_tasks(subscription.criteria or "", org_id)
+    if not subscription.reason:  # required by FHIR; fhir.resources' models leave that to the reader
+        raise invalid("Subscription.reason is required", "Subscription.reason", code="required")
     channel = subscription.channel
-    if channel.type != "rest-hook":
+    if channel is None or channel.type != "rest-hook":
         raise invalid("only rest-hook channels are supported", "Subscription.channel.type", code="not-supported")
     endpoint = channel.endpoint or ""
+    if len(endpoint) > MAX_ENDPOINT:
+        raise invalid(
+            f"Subscription.channel.endpoint is at most {MAX_ENDPOINT} characters", "Subscription.channel.endpoint"
+        )
     parts = urlsplit(endpoint)
     if parts.scheme not in (("https", "http") if allow_http else ("https",)) or not parts.hostname:
         raise invalid("Subscription.channel.endpoint is an https URL", "Subscription.channel.endpoint", code="value")
@@ -55,12 +63,14 @@ def subscription_request(data: Any, org_id: str, *, allow_http: bool) -> Subscri
     if any(c != "id-only" for c in contents):
         raise invalid("notifications are id-only", "Subscription.channel.payload", code="not-supported")
     headers = [str(h) for h in channel.header or []]
-    if len(headers) > MAX_HEADERS or any(":" not in h or "\n" in h or "\r" in h for h in headers):
+    if len(headers) > MAX_HEADERS or any(
+        ":" not in h or "\n" in h or "\r" in h or len(h) > MAX_HEADER for h in headers
+    ):
         raise invalid(f"up to {MAX_HEADERS} headers of the form `Name: value`", "Subscription.channel.header")
     beats = [e.valueUnsignedInt for e in channel.extension or [] if e.url == HEARTBEAT_EXTENSION]
     if beats and not (beats[0] and beats[0] >= 1):
         raise invalid("the heartbeat period is a number of seconds", "Subscription.channel.extension")
-    return SubscriptionRequest(endpoint, headers, int(beats[0]) if beats else None, subscription.reason)
+    return SubscriptionRequest(endpoint, headers, int(beats[0]) if beats else None, str(subscription.reason)[:500])
 
 
 def _own_tasks(criteria: str, org_id: str) -> None:

@@ -124,6 +124,10 @@ def test_what_a_consent_does_not_say_or_says_in_another_system_is_refused() -> N
     not_a_bsn = copy.deepcopy(consent)
     not_a_bsn["patient"]["identifier"]["system"] = "urn:oid:2.16.840.1.113883.2.4.6.3"
     assert _error(consent_create, not_a_bsn).expression == "Consent.patient.identifier"
+    no_role = copy.deepcopy(consent)
+    no_role["provision"]["actor"][0]["role"] = None  # required by FHIR, not by fhir.resources' model
+    assert _error(consent_create, no_role).expression == "Consent.provision.actor.role"
+    assert _error(consent_create, {**consent, "contained": [[]]}).code == "structure"  # a TypeError inside
     unknown_element = {**consent, "mood": "blij"}
     error = _error(consent_create, unknown_element)
     assert error.code == "structure" and "blij" not in error.diagnostics
@@ -156,6 +160,7 @@ def test_a_bundle_becomes_the_v1_melding_with_its_idempotency_key() -> None:
         (lambda b: b["entry"][2]["resource"].update(subject={"reference": "Patient/1"}), "ServiceRequest.subject"),
         (lambda b: b["entry"][3]["resource"].update(focus={"reference": "urn:uuid:x"}), "Task.focus"),
         (lambda b: b["entry"][1]["resource"]["code"]["coding"][0].update(code="11779-6"), "Observation.code"),
+        (lambda b: b["entry"][1]["resource"].update(code=None), "Observation.code"),
         (lambda b: b["entry"][2]["resource"].update(extension=[]), "ServiceRequest.extension"),
         (lambda b: b.update(type="batch"), "Bundle.type"),
         (lambda b: b["entry"][0].update(request={"method": "PUT", "url": "Patient/1"}), "Bundle.entry[0].request"),

@@ -71,6 +71,8 @@ def test_what_a_subscription_may_not_ask_is_refused() -> None:
     assert refused(subscription(header=["X-A: 1\r\nX-B: 2"])).expression == "Subscription.channel.header"
     assert refused({**subscription(), "end": "2027-01-01T00:00:00Z"}).code == "not-supported"
     assert refused({**subscription(), "status": "off"}).expression == "Subscription.status"
+    assert refused({**subscription(), "reason": None}).expression == "Subscription.reason"
+    assert refused({**subscription(), "channel": None}).expression == "Subscription.channel.type"
 
 
 def test_a_notification_is_a_valid_history_bundle_naming_each_task_by_its_url_only() -> None:
