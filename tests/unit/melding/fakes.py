@@ -20,6 +20,7 @@ from services.melding.domain.model import (
     due_date_in,
     skeleton_of,
 )
+from services.melding.service_layer.unit_of_work import MeldingUnitOfWork
 from shared.contracts.vocabulary import DeliveryStatus
 from tests.unit.fakes import FakeUnitOfWorkBase
 
@@ -39,7 +40,7 @@ class FakeMeldingRepository:
             melding_id=melding_id, sender=sender, consent_id=consent["id"], content=content, at=at
         )
         self.records[melding_id] = record
-        self.states[melding_id] = Melding(id=melding_id, status=MeldingStatus.accepted)
+        self.states[melding_id] = Melding(id=melding_id, status=MeldingStatus.accepted, sender_org_id=sender.org_id)
         self.delivery_rows[melding_id] = {}
         self.history_rows[melding_id] = []
         return record, await self.add_history(melding_id, at, "accepted", None)
@@ -172,3 +173,8 @@ class FakeMeldingUnitOfWork(FakeUnitOfWorkBase):
     def __init__(self) -> None:
         super().__init__()
         self.meldingen = FakeMeldingRepository()
+        self._changed: dict[str, Any] = {}
+
+    async def save(self, melding: Melding, at: datetime) -> None:
+        """The real unit of work's: the repository's save, and one `melding.changed` staged per melding."""
+        await MeldingUnitOfWork.save(self, melding, at)  # type: ignore[arg-type]

@@ -128,6 +128,31 @@ async def test_routing_then_reports_move_the_melding_and_its_delivery_forward_on
     assert events == ["accepted", "routed", "delivery_closed"]  # the late `received` changed nothing
 
 
+async def test_each_transaction_that_changes_a_melding_says_so_once_with_ids_only() -> None:
+    """`melding.changed` (for the FHIR facade's subscriptions): one per melding and transaction, staged at
+    the commit, naming the melding, its sender and its status — no personal data."""
+    uow = FakeMeldingUnitOfWork()
+    melding_id = (await send(uow, FakeConsentClient(ALLOWED))).melding.record.id
+    staged = len(uow.outbox.messages)
+    routed = {"melding_id": melding_id, "gemeente": None, "deliveries": [_delivery()], "unroutable_types": []}
+    await handlers.on_melding_routed(uow, event("melding.routed", routed))  # type: ignore[arg-type]
+    changed = {
+        "melding_id": melding_id,
+        "delivery": _delivery(),
+        "status": "received",
+        "at": datetime.now(UTC).isoformat(),
+    }
+    await handlers.on_delivery_status_changed(uow, event("delivery.status_changed", changed))  # type: ignore[arg-type]
+    await uow.commit()  # both in one transaction: one event
+    said = [m for m in uow.outbox.messages[staged:] if m.message_type == "melding.changed"]
+    assert [(m.body["melding_id"], m.body["sender_org_id"], m.body["status"]) for m in said] == [
+        (melding_id, "10000001", "delivered")
+    ]
+    assert set(said[0].body) == {"melding_id", "sender_org_id", "status", "at"}
+    await uow.commit()  # nothing changed since: nothing more said
+    assert len([m for m in uow.outbox.messages if m.message_type == "melding.changed"]) == 1
+
+
 async def test_unroutable_until_a_delivery_is_made() -> None:
     uow = FakeMeldingUnitOfWork()
     melding_id = (await send(uow, FakeConsentClient(ALLOWED))).melding.record.id
