@@ -195,12 +195,15 @@ async def reroute_waiting(unit_of_work: UnitOfWorkFactory, client: ConsentClient
 
 
 async def has_new_recipient(uow: RoutingUnitOfWork, melding: RoutedMelding) -> bool:
-    """Does the directory now serve a type this melding waits for? (Types the route map skipped do not wait.)"""
+    """Does the directory now serve a type this melding waits for? (Types the route map skipped do not wait;
+    a type a recipient returned waits for an operator, not for the directory: routing it again on the
+    schedule would only race the operator who does — and ask the consent service every round.)"""
     if melding.accepted is None:
         return False
     pc4 = postcode_area(melding.accepted.content.patient.address.postcode)
     gemeente = await uow.directory.gemeente_for_pc4(pc4)
-    for recipient_type in melding.unroutable_types:
+    for_operator = {r.recipient_type for r in melding.returned}
+    for recipient_type in (t for t in melding.unroutable_types if t not in for_operator):
         if choose(
             await uow.directory.candidates(
                 org_type=recipient_type, pc4=pc4, gemeente_code=gemeente.code if gemeente else None
