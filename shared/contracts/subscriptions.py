@@ -55,7 +55,7 @@ ROUTING_WITHDRAWALS = EventQueue("kansrijk.routing.withdrawals", (CONSENT_WITHDR
 SUBSCRIPTIONS = (MELDING_EVENTS, ROUTING_EVENTS, ROUTING_WITHDRAWALS)
 
 # The FHIR facade's queue: what changed of which sender's meldingen, for its subscriptions. Declared by the
-# facade alone, unlike those above: where no facade runs nothing must pile up, and nothing is missed by not
-# declaring it sooner — a subscription is made through the facade, so its queue exists before the first one.
-# The melding service publishes these without `mandatory` for the same reason.
+# facade alone, unlike those above: where no facade runs nothing must pile up. Nothing is missed by not
+# declaring it sooner: the facade declares it before it makes a Subscription (and its consumer on start), so
+# it exists before the first subscriber. The melding service publishes these without `mandatory`.
 FHIR_EVENTS = EventQueue("kansrijk.fhir.events", (MELDING_CHANGED,))

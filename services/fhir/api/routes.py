@@ -10,6 +10,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from fastapi import APIRouter, Depends, Request, Response
 
+from services.fhir.adapters.queues import declare_events_queue
 from services.fhir.adapters.v1 import Answer, Caller, V1Api
 from services.fhir.api.deps import TaskFollower, UnitOfWorkDep
 from services.fhir.api.outcomes import FhirResponse, fhir_response
@@ -197,6 +198,7 @@ async def create_subscription(
     request: Request, principal: TaskFollower, unit_of_work: UnitOfWorkDep, request_id: RequestId
 ) -> FhirResponse:
     data = await _resource_body(request)
+    await declare_events_queue(request.app.state.broker)
     allow_http = request.app.state.settings.is_development
     view = await handlers.create_subscription(
         unit_of_work, data, principal=principal, allow_http=allow_http, request_id=request_id

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import date, timedelta
 
 import httpx
@@ -120,6 +121,22 @@ async def test_each_validation_rule_is_a_422_naming_the_field_and_stores_nothing
     assert "999999991" not in response.text and BSN not in response.text
     for table in (consents, outbox, idempotency_keys, audit.log):
         assert await count(consent_db, table) == 0
+
+
+async def test_a_body_sent_as_another_media_type_is_a_415_naming_json_and_stores_nothing(
+    consent_client: httpx.AsyncClient, tokens: Tokens, consent_db: Database
+) -> None:
+    for media_type in ("text/plain", "application/x-www-form-urlencoded", "application/xml"):
+        response = await consent_client.post(
+            "/v1/consents",
+            content=json.dumps(consent_body()).encode(),
+            headers={**tokens.bearer(scopes=WRITE), "Content-Type": media_type},
+        )
+        assert response.status_code == 415, response.text
+        problem = response.json()
+        assert problem["type"] == "urn:kansrijk:problem:unsupported-media-type"
+        assert "Content-Type: application/json" in problem["detail"]
+    assert await count(consent_db, consents) == 0
 
 
 async def test_a_body_that_is_not_json_is_a_422(consent_client: httpx.AsyncClient, tokens: Tokens) -> None:
