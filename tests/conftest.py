@@ -122,6 +122,9 @@ async def stack_databases(environment: RunEnvironment) -> AsyncIterator[dict[str
         await drop_database(environment, url)
 
 
+PUBLIC_FHIR_URL = "https://api.kansrijk.example.nl/fhir"
+
+
 @pytest.fixture(scope="session")
 async def stack(environment: RunEnvironment, stack_databases: dict[str, str]) -> AsyncIterator[dict[str, str]]:
     """consent, melding, routing and the FHIR facade as real servers on loopback ports, with their relays and
@@ -165,6 +168,7 @@ async def stack(environment: RunEnvironment, stack_databases: dict[str, str]) ->
             port=ports["fhir"],
             consent_url=consent_url,
             melding_url=f"http://127.0.0.1:{ports['melding']}",
+            public_url=PUBLIC_FHIR_URL,  # as behind an ingress: not the address the tests reach it on
             audit_peers=peers("fhir"),
         ),
     }

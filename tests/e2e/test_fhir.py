@@ -13,6 +13,7 @@ import aio_pika
 import httpx
 from fhir.resources.R4B import get_fhir_model_class
 
+from tests.conftest import PUBLIC_FHIR_URL
 from tests.e2e.flow import (
     BSN,
     RecipientQueue,
@@ -162,6 +163,9 @@ async def test_the_transaction_bundle_reaches_the_jgz_queue_and_its_task_follows
 
     found = fhir(await system["fhir"].get("/fhir/Task?status=completed", headers=sender(tokens)), 200)
     assert [e["resource"]["id"] for e in found.get("entry", [])] == [task_id]
+    # links and fullUrls name the facade as EHRs reach it (KANSRIJK_PUBLIC_URL), not this process's address
+    assert found["link"][0]["url"].startswith(f"{PUBLIC_FHIR_URL}/Task?")
+    assert found["entry"][0]["fullUrl"] == f"{PUBLIC_FHIR_URL}/Task/{task_id}"
     later = fhir(
         await system["fhir"].get("/fhir/Task?_lastUpdated=gt2999-01-01T00:00:00Z", headers=sender(tokens)), 200
     )

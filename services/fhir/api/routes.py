@@ -223,7 +223,9 @@ async def delete_subscription(
 
 
 def _base(request: Request) -> str:
-    return str(request.base_url).rstrip("/") + "/fhir"
+    """The facade's base URL as EHRs reach it (`KANSRIJK_PUBLIC_URL`), not as this process was reached:
+    behind an ingress that is an internal address. The notifications use the same."""
+    return str(request.app.state.settings.public_url).rstrip("/")
 
 
 def _searchset(
