@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import subprocess
@@ -112,6 +113,7 @@ async def _kansrijk_up_on(environment: RunEnvironment, amqp_url: str) -> None:
     assert process.returncode == 0, output.decode()
     assert b"stopped" in output
     assert b"999999990" not in output  # no BSN in any log line
+    _announced_once_listening_and_stopped_callers_first(output.decode(), ports)
     # nothing is left listening
     async with httpx.AsyncClient() as client:
         for service_port in ports.values():
@@ -120,6 +122,30 @@ async def _kansrijk_up_on(environment: RunEnvironment, amqp_url: str) -> None:
                 raise AssertionError("a service is still running after SIGTERM")
             except httpx.ConnectError:
                 pass
+
+
+def _announced_once_listening_and_stopped_callers_first(output: str, ports: dict[str, int]) -> None:
+    """`kansrijk up` names a service's URL once, when it answers (so never before the service started), and
+    stops callers before what they call: the FHIR facade first, the consent service last. The children's
+    JSON lines and `up`'s own lines share one pipe, so their order is the order they happened in."""
+    events: list[tuple[str, str]] = []
+    for line in output.splitlines():
+        if "\u25b6" in line:  # ▶ consent on http://127.0.0.1:8001
+            events.append(("announced", line.split("\u25b6", 1)[1].split()[0]))
+            continue
+        try:
+            record = json.loads(line)
+        except ValueError:
+            continue
+        if isinstance(record, dict) and record.get("event") in ("service_started", "service_stopped"):
+            events.append((record["event"], record["service"]))
+    for name, port in ports.items():
+        assert events.count(("announced", name)) == 1, (name, events)
+        assert f"{name} on http://127.0.0.1:{port}" in output
+        assert events.index(("service_started", name)) < events.index(("announced", name)), (name, events)
+    stopped = [name for event, name in events if event == "service_stopped"]
+    assert sorted(stopped) == sorted(ports), events
+    assert stopped[0] == "fhir" and stopped[-1] == "consent", stopped
 
 
 async def _the_readme_flow(env: dict[str, str], ports: dict[str, int], consent_id: str) -> None:
@@ -168,6 +194,9 @@ async def _the_readme_flow(env: dict[str, str], ports: dict[str, int], consent_i
         consumed = await run_cli("consume", "--org-id", jgz, "--count", "1", "--idle-timeout", "30", env=env)
         assert consumed.returncode == 0, consumed.stderr
         assert "melding.delivered" in consumed.stdout and sent.json()["id"] in consumed.stdout
+        # Piped, not a terminal: the line stays one line (ids whole, greppable), not wrapped at 80 columns.
+        delivered = next(line for line in consumed.stdout.splitlines() if "melding.delivered" in line)
+        assert len(delivered) > 80 and sent.json()["id"] in delivered and "urgency" in delivered, consumed.stdout
         assert "status received reported" in consumed.stdout
         assert "999999990" not in consumed.stdout  # personal data only with --full
         for _ in range(50):
