@@ -20,9 +20,11 @@ from shared.api import reject_unknown_query_parameters, require_json_body
 from shared.audit import AUDIT_RETENTION, AuditTables
 from shared.auth import ServiceTokens, TokenVerifier
 from shared.clients.consent import ConsentClient
+from shared.contracts.subscriptions import EventQueue
 from shared.crypto import cipher_for
 from shared.db import Database, UnitOfWork
 from shared.messaging.broker import Broker
+from shared.messaging.consumer import Handler, IdempotentConsumer, Prepare
 from shared.messaging.outbox import OutboxRelay, report_backlog
 from shared.observability import Metrics, configure_logging, install_observability
 from shared.openapi import install_openapi
@@ -127,6 +129,30 @@ def outbox_relay(runtime: ServiceRuntime[Any, Any], table: Table) -> OutboxRelay
         publish_timeout=settings.publish_timeout_seconds,
         lease_seconds=settings.outbox_lease_seconds,
         tracer=runtime.tracer,
+    )
+
+
+def event_consumer(
+    runtime: ServiceRuntime[Any, U],
+    processed: Table,
+    *,
+    name: str,
+    queue: EventQueue,
+    handlers: dict[str, Handler[U]],
+    prepare: dict[str, Prepare] | None = None,
+) -> IdempotentConsumer[U]:
+    """A consumer of one of the service's queues: each message handled once (`processed` remembers its id),
+    in the service's own transaction, with its metrics and traces."""
+    return IdempotentConsumer(
+        runtime.unit_of_work,
+        runtime.broker,
+        processed,
+        metrics=runtime.metrics,
+        tracer=runtime.tracer,
+        name=name,
+        queue=queue,
+        handlers=handlers,
+        prepare=prepare,
     )
 
 

@@ -10,7 +10,7 @@ from services.fhir.config import FhirSettings
 from services.fhir.service_layer import handlers
 from services.fhir.service_layer.notifier import Notifier
 from services.fhir.service_layer.unit_of_work import FhirUnitOfWork
-from shared.app import ServiceRuntime, Worker, housekeeping, outbox_relay, retention_rules
+from shared.app import ServiceRuntime, Worker, event_consumer, housekeeping, outbox_relay, retention_rules
 from shared.contracts.melding import MELDING_CHANGED
 from shared.contracts.subscriptions import FHIR_EVENTS
 from shared.messaging.consumer import IdempotentConsumer
@@ -26,12 +26,9 @@ def rules(settings: ServiceSettings) -> list[Retention]:
 
 
 def consumer(runtime: Runtime) -> IdempotentConsumer[FhirUnitOfWork]:
-    return IdempotentConsumer(
-        runtime.unit_of_work,
-        runtime.broker,
+    return event_consumer(
+        runtime,
         processed_messages,
-        metrics=runtime.metrics,
-        tracer=runtime.tracer,
         name="fhir",
         queue=FHIR_EVENTS,
         handlers={MELDING_CHANGED: handlers.on_melding_changed},

@@ -8,7 +8,7 @@ from services.melding.adapters.orm import audit, idempotency_keys, outbox, proce
 from services.melding.config import MeldingSettings
 from services.melding.service_layer import handlers, retention
 from services.melding.service_layer.unit_of_work import MeldingUnitOfWork
-from shared.app import ServiceRuntime, Worker, housekeeping, outbox_relay, retention_rules
+from shared.app import ServiceRuntime, Worker, event_consumer, housekeeping, outbox_relay, retention_rules
 from shared.contracts.events import CONSENT_WITHDRAWN
 from shared.contracts.melding import (
     DELIVERY_OVERDUE,
@@ -26,12 +26,9 @@ Runtime = ServiceRuntime[MeldingSettings, MeldingUnitOfWork]
 
 
 def consumer(runtime: Runtime) -> IdempotentConsumer[MeldingUnitOfWork]:
-    return IdempotentConsumer(
-        runtime.unit_of_work,
-        runtime.broker,
+    return event_consumer(
+        runtime,
         processed_messages,
-        metrics=runtime.metrics,
-        tracer=runtime.tracer,
         name="melding",
         queue=MELDING_EVENTS,
         handlers={

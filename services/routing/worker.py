@@ -14,7 +14,7 @@ from services.routing.adapters.queues import declare_organisation_queue
 from services.routing.config import RoutingSettings
 from services.routing.service_layer import handlers, retention
 from services.routing.service_layer.unit_of_work import RoutingUnitOfWork
-from shared.app import ServiceRuntime, Worker, housekeeping, outbox_relay, retention_rules
+from shared.app import ServiceRuntime, Worker, event_consumer, housekeeping, outbox_relay, retention_rules
 from shared.contracts.events import CONSENT_WITHDRAWN
 from shared.contracts.melding import MELDING_ACCEPTED, MELDING_CANCELLED
 from shared.contracts.subscriptions import ROUTING_EVENTS, ROUTING_WITHDRAWALS
@@ -31,12 +31,9 @@ Runtime = ServiceRuntime[RoutingSettings, RoutingUnitOfWork]
 
 def consumer(runtime: Runtime) -> IdempotentConsumer[RoutingUnitOfWork]:
     """Meldingen to route (and withdrawals left on this queue by a version that bound them here)."""
-    return IdempotentConsumer(
-        runtime.unit_of_work,
-        runtime.broker,
+    return event_consumer(
+        runtime,
         processed_messages,
-        metrics=runtime.metrics,
-        tracer=runtime.tracer,
         name="routing",
         queue=ROUTING_EVENTS,
         handlers={MELDING_ACCEPTED: handlers.on_melding_accepted, CONSENT_WITHDRAWN: handlers.on_consent_withdrawn},
@@ -52,12 +49,9 @@ def consumer(runtime: Runtime) -> IdempotentConsumer[RoutingUnitOfWork]:
 
 def withdrawals_consumer(runtime: Runtime) -> IdempotentConsumer[RoutingUnitOfWork]:
     """Withdrawals, on their own queue: what routing's consent re-check relies on is never behind meldingen."""
-    return IdempotentConsumer(
-        runtime.unit_of_work,
-        runtime.broker,
+    return event_consumer(
+        runtime,
         processed_messages,
-        metrics=runtime.metrics,
-        tracer=runtime.tracer,
         name="routing-withdrawals",
         queue=ROUTING_WITHDRAWALS,
         handlers={CONSENT_WITHDRAWN: handlers.on_consent_withdrawn, MELDING_CANCELLED: handlers.on_melding_cancelled},
