@@ -181,10 +181,15 @@ class SubscriptionRepository:
         )
 
     async def failed(self, subscription_id: str, first: int, *, attempts: int, error: str, retry_at: datetime) -> None:
-        """The attempt at the oldest notification failed: its `attempts`-th; it waits until `retry_at`."""
+        """The attempt at the oldest notification failed: its `attempts`-th; it waits until `retry_at`. One that
+        another notifier sent meanwhile (this one's lease ran out) stays sent."""
         await self.session.execute(
             update(notifications)
-            .where(notifications.c.subscription_id == subscription_id, notifications.c.event_number == first)
+            .where(
+                notifications.c.subscription_id == subscription_id,
+                notifications.c.event_number == first,
+                notifications.c.sent_at.is_(None),
+            )
             .values(attempts=attempts, next_attempt_at=retry_at, locked_until=None, last_error=error)
         )
 

@@ -79,3 +79,28 @@ async def test_concurrent_changes_are_numbered_per_subscription_without_gaps_or_
             view = await uow.subscriptions.get(subscription_id, SENDER)
             assert view is not None and view.events == 120
         assert not [r for r in rows if r.subscription_id == theirs]  # another sender's changes are not theirs
+
+
+async def test_a_late_failure_report_does_not_undo_a_notification_another_notifier_sent(
+    unit_of_work: UnitOfWorkFactory,
+) -> None:
+    """Two notifiers after a lease ran out: the one that sent marks it sent; the slow one's failure report,
+    arriving later, leaves it sent (it would otherwise be offered to the endpoint again)."""
+    from datetime import timedelta
+
+    subscription_id = await _subscribe(unit_of_work)
+    await _apply(unit_of_work, _changed())
+    async with unit_of_work() as uow:
+        taken, _ = await uow.subscriptions.claim(subscription_id, AT, timedelta(seconds=30), 10)
+        await uow.commit()
+    async with unit_of_work() as uow:
+        await uow.subscriptions.sent(subscription_id, [e.number for e in taken], AT + timedelta(seconds=40))
+        await uow.subscriptions.failed(
+            subscription_id, taken[0].number, attempts=1, error="timeout", retry_at=AT + timedelta(minutes=1)
+        )
+        await uow.commit()
+    async with unit_of_work() as uow:
+        row = (await uow.session.execute(select(notifications))).one()
+        assert row.sent_at is not None and row.attempts == 0 and row.last_error is None
+        claimed, _ = await uow.subscriptions.claim(subscription_id, AT + timedelta(hours=1), timedelta(seconds=30), 10)
+        assert claimed == []  # nothing is offered again
