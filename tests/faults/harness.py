@@ -564,7 +564,7 @@ class FaultRun:
     async def send_all(self, during: Callable[[], Awaitable[None]] | None = None, *, fault_at: float = 0.3) -> None:
         """Send every patient's melding at the steady rate; run `during` (the fault) once `fault_at` of them went."""
         tasks: list[asyncio.Task[None]] = []
-        start = time.monotonic()
+        start, cpu_before = time.monotonic(), _machine_cpu()
         fault_task: asyncio.Task[None] | None = None
         for patient in self.patients:
             due = start + patient.index / self.rate
@@ -573,6 +573,9 @@ class FaultRun:
             tasks.append(asyncio.create_task(self._send(patient)))
             if during is not None and fault_task is None and patient.index >= fault_at * len(self.patients):
                 fault_task = asyncio.create_task(during())
+        # How busy the whole machine was while the EHRs sent: near 100 % the rate is more than it sustains,
+        # and a late recovery says so rather than a defect.
+        self.fault_info["cpu_busy_while_sending"] = _busy_share(cpu_before, _machine_cpu())
         # Every EHR must get its 202 within the recovery limit after the last send; a hang fails loudly.
         done, pending = await asyncio.wait(tasks, timeout=RECOVERY_LIMIT_S + 60)
         if pending:
@@ -849,3 +852,20 @@ def report(counts: Counts, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as out:
         out.write(json.dumps({**asdict(counts), "passed": counts.passed}) + "\n")
+
+
+def _machine_cpu() -> tuple[int, int] | None:
+    """The machine's busy and total CPU time since boot (Linux `/proc/stat`, in clock ticks)."""
+    try:
+        with open("/proc/stat") as stat:
+            ticks = [int(x) for x in stat.readline().split()[1:]]
+    except OSError:
+        return None
+    idle = ticks[3] + (ticks[4] if len(ticks) > 4 else 0)  # idle and iowait
+    return sum(ticks) - idle, sum(ticks)
+
+
+def _busy_share(before: tuple[int, int] | None, after: tuple[int, int] | None) -> float | None:
+    if before is None or after is None or after[1] == before[1]:
+        return None
+    return round((after[0] - before[0]) / (after[1] - before[1]), 2)

@@ -36,13 +36,14 @@ def table(path: Path) -> str:
         if line.strip():
             row = json.loads(line)
             latest[row["scenario"]] = row
-    head = ["scenario", *COLUMNS, "queues empty", "result"]
+    head = ["scenario", *COLUMNS, "cpu busy", "queues empty", "result"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for name in sorted(latest, key=lambda n: int(n.split()[0]) if n.split()[0].isdigit() else 99):
         row = latest[name]
         cells = [
             name,
             *(str(row.get(c, "")) for c in COLUMNS),
+            _share(row.get("fault", {}).get("cpu_busy_while_sending")),
             "yes" if row["queues_empty"] and row["outbox_empty"] else "no",
             "pass" if row["passed"] else "**FAIL**",
         ]
@@ -54,6 +55,11 @@ def table(path: Path) -> str:
         f"database: {first.get('backend', '?')}."
     )
     return "\n".join(lines)
+
+
+def _share(value: float | None) -> str:
+    """The machine's busy share while the EHRs sent (older rows have none)."""
+    return "" if value is None else f"{value:.0%}"
 
 
 if __name__ == "__main__":
