@@ -3,7 +3,8 @@
 - a melding sent while its consent is withdrawn: every accepted one ends withdrawn, its personal data gone;
 - many status reports on one delivery at once: the status only moves forward, a retracted one stays so;
 - a rejected delivery replayed from the dead letters reaches its recipient again, under its own message id;
-- retries of one POST with one Idempotency-Key at the same moment: one melding, every answer its 202.
+- retries of one POST with one Idempotency-Key at the same moment: one melding, every answer its 202;
+- operators routing one returned melding again at the same moment: it goes out once more, not twice.
 """
 
 from __future__ import annotations
@@ -230,3 +231,45 @@ async def test_retries_with_one_idempotency_key_at_once_make_one_melding_and_ans
         ids = {a.json().get("id") for a in answers if a.status_code == 202}
         wrong += any(a.status_code != 202 for a in answers) or len(ids) != 1
     assert wrong == 0, f"{wrong} of {ROUNDS // 2} rounds answered other than one melding's 202"
+
+
+async def test_operators_routing_one_returned_melding_at_once_deliver_it_once(
+    system: Clients, tokens: Tokens, amqp: aio_pika.abc.AbstractChannel
+) -> None:
+    """A JGZ returns meldingen (no capacity); two operators — or one who clicks twice — route each again at the
+    same moment, while the schedule's reroute loop runs: each melding goes out once more, not twice."""
+    jgz = await _jgz_for_amsterdam(system, tokens)
+    queue = RecipientQueue(amqp, jgz)
+    meldingen: list[str] = []
+    for _ in range(AT_ONCE):
+        consent_id, bsn = await consented_patient(system, tokens, types=["jgz"])
+        sent = await send(system, tokens, melding_body(consent_id, bsn, recipient_types=["jgz"]))
+        assert sent.status_code == 202, sent.text
+        meldingen.append(sent.json()["id"])
+    for _ in meldingen:
+        delivery_id = (await queue.next()).message_id
+        returned = await system["routing"].post(
+            f"/v1/deliveries/{delivery_id}/status",
+            headers=recipient(tokens, jgz),
+            json={"status": "returned", "reason": "no-capacity"},
+        )
+        assert returned.status_code == 200, returned.text
+
+    async def all_waiting() -> bool:
+        items = (await system["routing"].get("/v1/unroutable", headers=admin(tokens))).json()["items"]
+        return {i["melding_id"] for i in items} >= set(meldingen) or None  # type: ignore[return-value]
+
+    await eventually(all_waiting)
+    answers = await asyncio.gather(
+        *(
+            system["routing"].post(f"/v1/unroutable/{melding_id}/reroute", headers=admin(tokens))
+            for melding_id in meldingen
+            for _ in range(3)
+        )
+    )
+    assert {a.status_code for a in answers} <= {200, 404}, [a.text for a in answers if a.status_code not in (200, 404)]
+    again = [body_of(await queue.next())["melding_id"] for _ in meldingen]
+    assert sorted(again) == sorted(meldingen), "a melding went out twice, or not at all"
+    assert await queue.empty()
+    waiting = (await system["routing"].get("/v1/unroutable", headers=admin(tokens))).json()["items"]
+    assert not {i["melding_id"] for i in waiting} & set(meldingen)  # routed: none waits any more
