@@ -273,3 +273,39 @@ async def test_operators_routing_one_returned_melding_at_once_deliver_it_once(
     assert await queue.empty()
     waiting = (await system["routing"].get("/v1/unroutable", headers=admin(tokens))).json()["items"]
     assert not {i["melding_id"] for i in waiting} & set(meldingen)  # routed: none waits any more
+
+
+async def test_both_recipients_returning_one_melding_at_once_are_both_recorded(
+    system: Clients, tokens: Tokens, amqp: aio_pika.abc.AbstractChannel
+) -> None:
+    """The JGZ and the wijkteam send one melding back at the same moment: the operator sees both returns
+    (and neither organisation gets it again by the directory), not the one that happened to commit last."""
+    jgz = await _jgz_for_amsterdam(system, tokens)
+    wijkteam = new_org_id()
+    await put_organisation(system, tokens, wijkteam, "wijkteam", gemeenten=["GM0363"])
+    meldingen: list[str] = []
+    for _ in range(AT_ONCE):
+        consent_id, bsn = await consented_patient(system, tokens)
+        sent = await send(system, tokens, melding_body(consent_id, bsn, recipient_types=["jgz", "wijkteam"]))
+        assert sent.status_code == 202, sent.text
+        meldingen.append(sent.json()["id"])
+    deliveries = {
+        org_id: [(await RecipientQueue(amqp, org_id).next()).message_id for _ in meldingen]
+        for org_id in (jgz, wijkteam)
+    }
+    answers = await asyncio.gather(
+        *(
+            system["routing"].post(
+                f"/v1/deliveries/{delivery_id}/status",
+                headers=recipient(tokens, org_id, org_type="jgz" if org_id == jgz else "wijkteam"),
+                json={"status": "returned", "reason": "wrong-recipient"},
+            )
+            for org_id, ids in deliveries.items()
+            for delivery_id in ids
+        )
+    )
+    assert [a.status_code for a in answers] == [200] * len(answers), [a.text for a in answers]
+    waiting = (await system["routing"].get("/v1/unroutable", headers=admin(tokens))).json()["items"]
+    returns = {i["melding_id"]: {r["org_id"] for r in i["returned"]} for i in waiting}
+    lost = [m for m in meldingen if returns.get(m) != {jgz, wijkteam}]
+    assert lost == [], f"{len(lost)} of {len(meldingen)} meldingen lost a return"

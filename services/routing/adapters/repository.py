@@ -434,6 +434,18 @@ class RoutingRepository:
         row = await lock_row_creating(self.session, consent_states, consent_id=consent_id)
         return ConsentState(consent_id=row.consent_id, withdrawn_at=row.withdrawn_at)
 
+    async def consent_of(self, *, melding_id: str | None = None, delivery_id: str | None = None) -> str | None:
+        """The consent a melding (or the melding of a delivery) was sent under: what to lock before changing
+        its routing. None for an id routing does not know."""
+        query = select(routed_meldingen.c.consent_id)
+        if delivery_id is not None:
+            query = query.join(deliveries, deliveries.c.melding_id == routed_meldingen.c.melding_id).where(
+                deliveries.c.delivery_id == delivery_id
+            )
+        else:
+            query = query.where(routed_meldingen.c.melding_id == melding_id)
+        return (await self.session.execute(query)).scalar_one_or_none()
+
     async def mark_consent_withdrawn(self, consent_id: str, at: datetime) -> None:
         await self.session.execute(
             update(consent_states).where(consent_states.c.consent_id == consent_id).values(withdrawn_at=at)

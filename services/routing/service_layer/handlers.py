@@ -315,6 +315,11 @@ async def report_status(
     the day of contact (default today), `closed` its outcome (default `not-reported`), `returned` its reason:
     the melding then waits for an operator (GET /v1/unroutable)."""
     async with unit_of_work() as uow:
+        if status is DeliveryStatus.returned and (consent_id := await uow.routing.consent_of(delivery_id=delivery_id)):
+            # A return changes the melding (its returns, its status): first the lock every change of a
+            # melding's routing takes, in the order routing and withdrawal take it (consent, then delivery),
+            # so that the JGZ and the wijkteam returning one melding at once both count.
+            await uow.routing.lock_consent(consent_id)
         # Locked until commit: concurrent reports on one delivery (and its retraction) take turns, so each
         # sees the status the one before it left and the status only moves forward.
         delivery = await _own_delivery(uow, principal, delivery_id, "status-change", request_id, for_update=True)

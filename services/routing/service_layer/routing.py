@@ -100,6 +100,11 @@ async def route(
     waits for the operator.
     """
     if new is None:
+        consent_id = await uow.routing.consent_of(melding_id=melding_id)
+        assert consent_id is not None
+        # The lock first (also what a cancellation, a withdrawal and a return take), then the melding as the
+        # lock leaves it: a return committed meanwhile is among its returns.
+        consent = await uow.routing.lock_consent(consent_id)
         melding = await uow.routing.melding(melding_id)
         assert melding is not None
         if melding.accepted is None:  # withdrawn, not delivered, or purged by retention: it never goes out
@@ -107,8 +112,8 @@ async def route(
         accepted, status, reported_unroutable = melding.accepted, melding.status, melding.unroutable_types
         returned, never_again = melding.returned, melding.never_again()
     else:
+        consent = await uow.routing.lock_consent(new.consent.id)
         accepted, status, reported_unroutable, returned, never_again = new, RoutingStatus.new, (), (), {}
-    consent = await uow.routing.lock_consent(accepted.consent.id)  # also what a cancellation locks
     if not status.routable:
         return status
     cancelled = await uow.routing.cancellation(melding_id) is not None

@@ -75,6 +75,13 @@ class FakeRoutingRepository:
     async def mark_consent_withdrawn(self, consent_id: str, at: datetime) -> None:
         self.consents[consent_id] = at
 
+    async def consent_of(self, *, melding_id: str | None = None, delivery_id: str | None = None) -> str | None:
+        if delivery_id is not None:
+            delivery = self.deliveries.get(delivery_id)
+            melding_id = delivery.melding_id if delivery is not None else None
+        melding = self.meldingen.get(melding_id or "")
+        return melding.consent_id if melding is not None else None
+
     async def melding(self, melding_id: str) -> RoutedMelding | None:
         return self.meldingen.get(melding_id)
 
