@@ -4,7 +4,8 @@
 - many status reports on one delivery at once: the status only moves forward, a retracted one stays so;
 - a rejected delivery replayed from the dead letters reaches its recipient again, under its own message id;
 - retries of one POST with one Idempotency-Key at the same moment: one melding, every answer its 202;
-- operators routing one returned melding again at the same moment: it goes out once more, not twice.
+- operators routing one returned melding again at the same moment: it goes out once more, not twice;
+- the JGZ and the wijkteam returning one melding at the same moment: both returns are kept.
 """
 
 from __future__ import annotations
