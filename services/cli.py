@@ -288,47 +288,70 @@ app.add_typer(directory_app, name="directory")
 @directory_app.command("load")
 def directory_load(
     gemeenten: Annotated[
-        Path, typer.Option(exists=True, dir_okay=False, help="CBS gemeenten.csv (code,name,province)")
-    ],
+        Path | None,
+        typer.Option(
+            exists=True, dir_okay=False, help="CBS gemeenten.csv (code,name,province); default: the shipped edition"
+        ),
+    ] = None,
     postcodes: Annotated[
-        Path,
-        typer.Option(exists=True, dir_okay=False, help="CBS pc4_gemeente.csv (pc4,gemeente_code,address_count,share)"),
-    ],
+        Path | None,
+        typer.Option(
+            exists=True,
+            dir_okay=False,
+            help="CBS pc4_gemeente.csv (pc4,gemeente_code,address_count,share); default: the shipped edition",
+        ),
+    ] = None,
     edition: Annotated[
         str | None,
         typer.Option(help="the CBS edition, e.g. 2025 (default: read from the file name or a SOURCES.md beside it)"),
     ] = None,
 ) -> None:
-    """Load (or update to) an edition of the CBS gemeenten and postcode areas. Bron: CBS (CC BY 4.0)."""
+    """Load (or update to) an edition of the CBS gemeenten and postcode areas; without options the edition
+    shipped in services/routing/reference_data. Bron: CBS (CC BY 4.0)."""
     import asyncio
 
-    from services.routing.service_layer.directory import cbs_edition, load_cbs
+    from services.routing.service_layer.directory import (
+        SHIPPED_GEMEENTEN,
+        SHIPPED_POSTCODES,
+        cbs_edition,
+        load_cbs,
+    )
     from services.routing.service_layer.unit_of_work import unit_of_work_factory
     from shared import migrations
     from shared.crypto import cipher_for
     from shared.db import Database
 
+    if (gemeenten is None) != (postcodes is None):
+        raise typer.BadParameter(
+            "give both --gemeenten and --postcodes (one edition), or neither for the shipped one",
+            param_hint="--gemeenten/--postcodes",
+        )
+    gemeenten_file = gemeenten or SHIPPED_GEMEENTEN
+    postcodes_file = postcodes or SHIPPED_POSTCODES
     settings = SERVICES["routing"].settings()
-    migrations.upgrade("routing", settings.database_url, cipher=cipher_for(settings))
-    label = edition or cbs_edition(gemeenten)
+    label = edition or cbs_edition(gemeenten_file)
     if label is None:
         err.print(
-            f"[red]✗[/] which CBS edition is {gemeenten.name}? Neither its name nor a SOURCES.md beside it says: "
+            f"[red]✗[/] which CBS edition is {gemeenten_file.name}? Neither its name nor a SOURCES.md beside it says: "
             "give --edition (e.g. --edition 2025)"
         )
         raise typer.Exit(2)
+    migrations.upgrade("routing", settings.database_url, cipher=cipher_for(settings))
 
     async def load() -> None:
         database = Database(settings.database_url, cipher=cipher_for(settings))
         try:
             report = await load_cbs(
-                unit_of_work_factory(database), gemeenten_file=gemeenten, postcodes_file=postcodes, edition=label
+                unit_of_work_factory(database),
+                gemeenten_file=gemeenten_file,
+                postcodes_file=postcodes_file,
+                edition=label,
             )
         finally:
             await database.dispose()
         err.print(
-            f"[green]✓[/] {report.gemeenten} gemeenten, {report.postcode_areas} postcode areas "
-            f"({report.straddling} straddle a border: routed to the largest share), {report.ended} ended"
+            f"[green]✓[/] CBS {label}: {report.gemeenten} gemeenten, {report.postcode_areas} postcode areas "
+            f"({report.straddling} straddle a border: routed to the largest share), {report.ended} ended. Bron: CBS"
         )
 
     try:

@@ -30,8 +30,8 @@ BACKEND = os.environ.get("KANSRIJK_TEST_DATABASE", "sqlite")
 POSTGRES_ADMIN_URL = os.environ.get("KANSRIJK_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 AMQP_BASE = os.environ.get("KANSRIJK_TEST_AMQP_BASE", "amqp://guest:guest@127.0.0.1:5672")
 RABBITMQCTL = shutil.which("rabbitmqctl") or "rabbitmqctl"
-# The CBS reference files stay outside the repository: the team kit's shared/data/ beside the checkout.
-SHARED_DATA = Path(os.environ.get("KANSRIJK_TEST_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+# The CBS reference files the routing service ships (and `kansrijk directory load` loads by default).
+CBS_DATA = Path(__file__).resolve().parents[1] / "services" / "routing" / "reference_data"
 
 
 def rabbitmqctl(*args: str) -> None:

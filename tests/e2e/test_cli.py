@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 
 from shared.clock import today_nl
-from tests.support import SERVICES, SHARED_DATA, RunEnvironment, _free_port, scratch_vhost
+from tests.support import CBS_DATA, SERVICES, RunEnvironment, _free_port, scratch_vhost
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -268,9 +268,9 @@ async def test_directory_load_reads_the_cbs_files_and_a_newer_edition_keeps_hist
         "directory",
         "load",
         "--gemeenten",
-        str(SHARED_DATA / "gemeenten.csv"),
+        str(CBS_DATA / "gemeenten.csv"),
         "--postcodes",
-        str(SHARED_DATA / "pc4_gemeente.csv"),
+        str(CBS_DATA / "pc4_gemeente.csv"),
         "--edition",
         "2025",
         env=env,
@@ -280,13 +280,13 @@ async def test_directory_load_reads_the_cbs_files_and_a_newer_edition_keeps_hist
 
     # a newer edition in which Weesp's old code is gone (as after a merger)
     newer_gemeenten = tmp_path / "gemeenten-next.csv"
-    rows = list(csv.DictReader((SHARED_DATA / "gemeenten.csv").open()))
+    rows = list(csv.DictReader((CBS_DATA / "gemeenten.csv").open()))
     with newer_gemeenten.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["code", "name", "province"])
         writer.writeheader()
         writer.writerows(r for r in rows if r["code"] != "GM0014")
     newer_pc4 = tmp_path / "pc4-next.csv"
-    pc_rows = list(csv.DictReader((SHARED_DATA / "pc4_gemeente.csv").open()))
+    pc_rows = list(csv.DictReader((CBS_DATA / "pc4_gemeente.csv").open()))
     with newer_pc4.open("w", newline="") as handle:
         writer = csv.DictWriter(handle, fieldnames=["pc4", "gemeente_code", "address_count", "share"])
         writer.writeheader()
@@ -325,14 +325,14 @@ SAMPLE_ROUTE_MAPS = Path(__file__).resolve().parents[2] / "services" / "routing"
 
 
 async def _load_directory(env: dict[str, str], gemeenten: Path, *options: str) -> subprocess.CompletedProcess[str]:
-    """`kansrijk directory load` of a gemeenten file with the kit's postcode areas."""
+    """`kansrijk directory load` of a gemeenten file with the shipped postcode areas."""
     return await run_cli(
         "directory",
         "load",
         "--gemeenten",
         str(gemeenten),
         "--postcodes",
-        str(SHARED_DATA / "pc4_gemeente.csv"),
+        str(CBS_DATA / "pc4_gemeente.csv"),
         *options,
         env=env,
     )
@@ -348,7 +348,7 @@ async def test_directory_route_maps_loads_many_gemeenten_all_or_nothing(
 
     database_url = f"sqlite+aiosqlite:///{tmp_path / 'routing.db'}"
     env = cli_env(environment, KANSRIJK_ROUTING_DATABASE_URL=database_url)
-    assert (await _load_directory(env, SHARED_DATA / "gemeenten.csv")).returncode == 0
+    assert (await _load_directory(env, CBS_DATA / "gemeenten.csv")).returncode == 0
     loaded = await run_cli("directory", "route-maps", str(SAMPLE_ROUTE_MAPS), env=env)
     assert loaded.returncode == 0, loaded.stderr
     assert "1 route map version(s) for 1 gemeente(n)" in loaded.stderr
@@ -395,11 +395,14 @@ async def test_directory_load_labels_an_edition_by_cbs_never_by_the_files_date(
 
     database_url = f"sqlite+aiosqlite:///{tmp_path / 'routing.db'}"
     env = cli_env(environment, KANSRIJK_ROUTING_DATABASE_URL=database_url)
-    kit = await _load_directory(env, SHARED_DATA / "gemeenten.csv")  # SOURCES.md beside it names the edition
-    assert kit.returncode == 0, kit.stderr
+    # no options: the CBS files the repository ships, labelled with the edition their SOURCES.md names
+    shipped = await run_cli("directory", "load", env=env)
+    assert shipped.returncode == 0, shipped.stderr
+    assert "342 gemeenten" in shipped.stderr and "4072 postcode areas" in shipped.stderr
+    assert "Wijk- en Buurtkaart 2025" in shipped.stderr
     named, unnamed = tmp_path / "gemeenten_2024.csv", tmp_path / "gemeenten.csv"
     for copy in (named, unnamed):
-        shutil.copy(SHARED_DATA / "gemeenten.csv", copy)
+        shutil.copy(CBS_DATA / "gemeenten.csv", copy)
     by_name = await _load_directory(env, named)
     assert by_name.returncode == 0, by_name.stderr
     unknown = await _load_directory(env, unnamed)

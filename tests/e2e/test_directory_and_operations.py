@@ -173,7 +173,7 @@ async def test_cbs_reference_data_routes_a_straddling_postcode_to_the_largest_sh
     from services.routing.service_layer.directory import load_cbs
     from services.routing.service_layer.unit_of_work import unit_of_work_factory
     from shared.db import Database
-    from tests.support import SHARED_DATA as data
+    from tests.support import CBS_DATA as data
 
     database = Database(stack_databases["routing"])
     report = await load_cbs(

@@ -304,8 +304,14 @@ class LoadReport:
     ended: int
 
 
+# The CBS edition the routing service ships (services/routing/reference_data/SOURCES.md names it).
+REFERENCE_DATA = Path(__file__).resolve().parents[1] / "reference_data"
+SHIPPED_GEMEENTEN = REFERENCE_DATA / "gemeenten.csv"
+SHIPPED_POSTCODES = REFERENCE_DATA / "pc4_gemeente.csv"
+
+
 def read_cbs_files(gemeenten_file: Path, postcodes_file: Path) -> tuple[dict[str, str], list[dict[str, Any]]]:
-    """The two CBS files (format of shared/data/gemeenten.csv and pc4_gemeente.csv), checked."""
+    """The two CBS files (the format of the shipped reference_data/gemeenten.csv and pc4_gemeente.csv), checked."""
     names: dict[str, str] = {}
     with gemeenten_file.open(newline="", encoding="utf-8") as handle:
         for line, row in enumerate(csv.DictReader(handle), start=2):
