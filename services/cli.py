@@ -673,6 +673,7 @@ def report(
     import asyncio
 
     from services.melding.api.report import render_report
+    from services.melding.domain.figures import shows_nothing
     from shared.clock import now
     from shared.identifiers import validate_gemeente_code
 
@@ -689,6 +690,12 @@ def report(
     out.write_text(render_report(document, now()), encoding="utf-8")
     periods = document["periods"]
     err.print(f"[green]✓[/] {out}: {len(periods)} period(s) from {document['from']} to {document['to']}")
+    if shows_nothing(periods):
+        err.print(
+            f"[yellow]![/] nothing to show: no meldingen in these periods, or fewer than "
+            f"{document['suppression_threshold']} per period, so every figure is hidden (the page says so). "
+            "Try a longer range, --interval year, or the whole country (no --gemeente)."
+        )
 
 
 async def _figures_from_database(

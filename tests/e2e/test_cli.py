@@ -785,3 +785,16 @@ async def test_consume_fetches_a_thin_delivery_and_fills_a_gap_in_the_sequence(
 
     assert await eventually(all_received, timeout=20)
     assert not any(bsn in consumed.stdout for bsn in bsns)  # fetched, but personal data shown only with --full
+
+
+async def test_kansrijk_report_of_a_period_with_nothing_shown_warns_and_the_page_says_so(
+    environment: RunEnvironment, tmp_path: Path
+) -> None:
+    env = cli_env(environment, KANSRIJK_MELDING_DATABASE_URL=f"sqlite+aiosqlite:///{tmp_path / 'melding.db'}")
+    assert (await run_cli("migrate", "melding", env=env)).returncode == 0
+    page = tmp_path / "amsterdam.html"
+    period = ("--from", "2027-01-01", "--to", "2027-12-31", "--interval", "quarter")
+    made = await run_cli("report", "--gemeente", "GM0363", *period, "--out", str(page), env=env)
+    assert made.returncode == 0, made.stderr
+    assert "nothing to show" in made.stderr and "--interval year" in made.stderr, made.stderr
+    assert "Er is in deze periode niets te tonen" in page.read_text(encoding="utf-8")

@@ -15,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from typing import Any
 
+from services.melding.domain.figures import SUPPRESSION_THRESHOLD, shows_nothing
+
 SENDER_TYPES = {
     "huisarts": "Huisarts",
     "verloskundige": "Verloskundige",
@@ -108,8 +110,10 @@ def _new_figure(width: float, height: float) -> tuple[Any, Any]:
     return figure, axes
 
 
-def _stacked(periods: Sequence[Mapping[str, Any]], field: str, labels: Mapping[str, str], title: str, n: int) -> str:
+def _stacked(periods: Sequence[Mapping[str, Any]], field: str, labels: Mapping[str, str], title: str) -> Any:
     """Bars per period, stacked by the parts of `meldingen`; what is not shown is one grey part."""
+    from matplotlib.ticker import MaxNLocator
+
     figure, axes = _new_figure(max(6.0, 0.55 * len(periods) + 3), 3.6)
     names = [_period_name(p["period"]) for p in periods]
     bottoms = [0] * len(periods)
@@ -123,14 +127,18 @@ def _stacked(periods: Sequence[Mapping[str, Any]], field: str, labels: Mapping[s
     for x, p in enumerate(periods):
         if p["meldingen"] is None:
             axes.annotate(HIDDEN, (x, 0), ha="center", va="bottom", color="#555555")
+    # A counts axis starts at 0, in whole meldingen; with nothing shown it still spans the hidden range (not
+    # matplotlib's -0.05..0.05 around an empty chart).
+    axes.set_ylim(bottom=0, top=None if any(bottoms) or any(rest) else SUPPRESSION_THRESHOLD)
+    axes.yaxis.set_major_locator(MaxNLocator(integer=True))
     axes.set_title(title, loc="left", fontsize=11)
     axes.set_ylabel("meldingen")
     axes.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     axes.tick_params(axis="x", labelrotation=45 if len(periods) > 6 else 0, labelsize=8)
-    return _svg(figure, n)
+    return figure
 
 
-def _heatmap(rows: Mapping[str, Sequence[int | None]], columns: Sequence[str], title: str, n: int) -> str:
+def _heatmap(rows: Mapping[str, Sequence[int | None]], columns: Sequence[str], title: str) -> Any:
     """A grid of counts (rows × periods), each cell with its number; a hidden one grey with `x`."""
     import numpy as np
     from matplotlib import colormaps
@@ -148,10 +156,10 @@ def _heatmap(rows: Mapping[str, Sequence[int | None]], columns: Sequence[str], t
     axes.set_yticks(range(len(rows)), list(rows), fontsize=8)
     axes.spines[["left", "bottom"]].set_visible(False)
     axes.set_title(title, loc="left", fontsize=11)
-    return _svg(figure, n)
+    return figure
 
 
-def _contact(periods: Sequence[Mapping[str, Any]], n: int) -> str:
+def _contact(periods: Sequence[Mapping[str, Any]]) -> Any:
     figure, axes = _new_figure(max(6.0, 0.55 * len(periods) + 3), 3.0)
     names = [_period_name(p["period"]) for p in periods]
     shares = [p["contact_within_deadline"] for p in periods]
@@ -162,7 +170,7 @@ def _contact(periods: Sequence[Mapping[str, Any]], n: int) -> str:
     axes.set_ylabel("% binnen de termijn")
     axes.set_title("Contact binnen de afgesproken termijn", loc="left", fontsize=11)
     axes.tick_params(axis="x", labelrotation=45 if len(periods) > 6 else 0, labelsize=8)
-    return _svg(figure, n)
+    return figure
 
 
 # --- the page --------------------------------------------------------------------------------------------
@@ -215,13 +223,45 @@ footer { color: #555; font-size: 0.85rem; margin-top: 2rem; border-top: 1px soli
 """
 
 
+def _by_gemeente(document: Mapping[str, Any]) -> dict[str, list[int | None]]:
+    """The country's meldingen per gemeente (named), and those no gemeente could be found for."""
+    periods = document["periods"]
+    names: dict[str, str] = document.get("gemeente_names") or {}
+    rows: dict[str, list[int | None]] = {
+        f"{names.get(code, code)} ({code})": [p["by_gemeente"].get(code) for p in periods]
+        for code in sorted(periods[0]["by_gemeente"] if periods else (), key=lambda c: names.get(c, c))
+    }
+    rows["Zonder gemeente (adres niet gevonden)"] = [p["without_gemeente"] for p in periods]
+    return rows
+
+
+def charts(document: Mapping[str, Any]) -> list[Any]:
+    """The report's charts (matplotlib figures), in the page's order."""
+    periods: list[dict[str, Any]] = document["periods"]
+    columns = [p["period"] for p in periods]
+    out = [
+        _stacked(periods, "by_sender_type", SENDER_TYPES, "Meldingen per periode, naar afzender"),
+        _heatmap(_rows(periods, "by_risk_domain", RISK_DOMAINS), columns, "Meldingen per risicodomein"),
+        _stacked(periods, "by_status", STATUSES, "Stand van zaken van de meldingen"),
+        _contact(periods),
+        _heatmap(_rows(periods, "outcomes", OUTCOMES), columns, "Uitkomst volgens de ontvanger"),
+    ]
+    if not document["gemeente"]:
+        out.append(_heatmap(_by_gemeente(document), columns, "Meldingen per gemeente"))
+    return out
+
+
+def _nothing_shown(threshold: int, interval: str) -> str:
+    return f"""<p class="note"><strong>Er is in deze periode niets te tonen.</strong> Er zijn geen meldingen
+gedaan, of zo weinig (minder dan {threshold} per {_INTERVALS[interval]}) dat elk cijfer verborgen blijft. Kies een
+langere periode, tel per kwartaal of per jaar, of bekijk heel Nederland.</p>"""
+
+
 def render_report(document: Mapping[str, Any], generated_at: datetime) -> str:
     """The figures document of `GET /v1/figures` as one HTML page in Dutch."""
     periods: list[dict[str, Any]] = document["periods"]
-    columns = [p["period"] for p in periods]
     threshold = document["suppression_threshold"]
     gemeente = document["gemeente"]
-    names: dict[str, str] = document.get("gemeente_names") or {}
     where = f"{gemeente['name'] or gemeente['code']} ({gemeente['code']})" if gemeente else "heel Nederland"
     start, end = (date.fromisoformat(str(document[k])) for k in ("from", "to"))
     sections: list[tuple[str, Mapping[str, list[str]]]] = [
@@ -233,22 +273,9 @@ def render_report(document: Mapping[str, Any], generated_at: datetime) -> str:
         ("Contact", _contact_rows(periods)),
         ("Uitkomst", _shown(_rows(periods, "outcomes", OUTCOMES))),
     ]
-    charts = [
-        _stacked(periods, "by_sender_type", SENDER_TYPES, "Meldingen per periode, naar afzender", 1),
-        _heatmap(_rows(periods, "by_risk_domain", RISK_DOMAINS), columns, "Meldingen per risicodomein", 2),
-        _stacked(periods, "by_status", STATUSES, "Stand van zaken van de meldingen", 3),
-        _contact(periods, 4),
-        _heatmap(_rows(periods, "outcomes", OUTCOMES), columns, "Uitkomst volgens de ontvanger", 5),
-    ]
+    figures = "".join(f'<div class="chart">{_svg(chart, n)}</div>' for n, chart in enumerate(charts(document), 1))
     if not gemeente:
-        by_gemeente = {
-            f"{names.get(code, code)} ({code})": [p["by_gemeente"].get(code) for p in periods]
-            for code in sorted(periods[0]["by_gemeente"] if periods else (), key=lambda c: names.get(c, c))
-        }
-        by_gemeente["Zonder gemeente (adres niet gevonden)"] = [p["without_gemeente"] for p in periods]
-        charts.append(_heatmap(by_gemeente, columns, "Meldingen per gemeente", 6))
-        sections.append(("Gemeente", _shown(by_gemeente)))
-    figures = "".join(f'<div class="chart">{chart}</div>' for chart in charts)
+        sections.append(("Gemeente", _shown(_by_gemeente(document))))
     return f"""<!DOCTYPE html>
 <html lang="nl">
 <head>
@@ -262,6 +289,7 @@ def render_report(document: Mapping[str, Any], generated_at: datetime) -> str:
 <h1>Kansrijke Start — meldingen in {html.escape(where)}</h1>
 <p class="period">Periode: {_day(start)} tot en met {_day(end)}, per {_INTERVALS[document["interval"]]}.
 Gemaakt op {_day(generated_at.date())}.</p>
+{_nothing_shown(threshold, document["interval"]) if shows_nothing(periods) else ""}
 <p>Hoeveel zwangere vrouwen met een verhoogd risico via het platform Kansrijke Start zijn gemeld bij de JGZ of
 het wijkteam, door wie, om welke risico's, of er op tijd contact was en wat ervan kwam. Geteld over alle
 meldingen die in de periode zijn gedaan, ook die waarvan de persoonsgegevens al zijn verwijderd.</p>

@@ -263,3 +263,9 @@ def figures(
         )
         for start in starts
     ]
+
+
+def shows_nothing(periods: Sequence[Mapping[str, Any]]) -> bool:
+    """True when a figures document shows no number at all: no period's total is shown (no meldingen, or
+    too few), and every part of a hidden total is smaller still, so hidden too."""
+    return not any(period["meldingen"] for period in periods)

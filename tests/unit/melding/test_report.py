@@ -1,0 +1,59 @@
+"""`kansrijk report`'s page (services/melding/api/report.py) for a period with nothing to show."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+import pytest
+
+from services.melding.api.report import charts, render_report
+from services.melding.domain.figures import SUPPRESSION_THRESHOLD, Interval, MeldingFacts, figures, shows_nothing
+
+FIRST, LAST, TODAY = date(2027, 1, 1), date(2027, 6, 30), date(2027, 7, 15)
+NOTHING_SHOWN = "Er is in deze periode niets te tonen"
+
+
+def melding(day: int) -> MeldingFacts:
+    return MeldingFacts(date(2027, 1, 1 + day % 28), "GM0363", "verloskundige", "delivered", ("verslaving",), ("jgz",))
+
+
+def document(count: int, *, national: bool) -> dict[str, Any]:
+    """The figures document `GET /v1/figures` answers, over `count` meldingen in January."""
+    facts = [melding(day) for day in range(count)]
+    return {
+        "gemeente": None if national else {"code": "GM0363", "name": "Amsterdam"},
+        "from": FIRST,
+        "to": LAST,
+        "interval": "month",
+        "suppression_threshold": SUPPRESSION_THRESHOLD,
+        "gemeente_names": {"GM0363": "Amsterdam"} if national and count else ({} if national else None),
+        "periods": figures(facts, FIRST, LAST, Interval.month, TODAY, national=national),
+    }
+
+
+@pytest.mark.parametrize("national", [False, True])
+@pytest.mark.parametrize("count", [0, 1, SUPPRESSION_THRESHOLD - 1])
+def test_a_report_with_every_figure_hidden_or_no_meldingen_says_so_on_the_page(count: int, national: bool) -> None:
+    figures_document = document(count, national=national)
+    assert shows_nothing(figures_document["periods"])
+    page = render_report(figures_document, datetime(2027, 7, 15, 9, 0))
+    assert NOTHING_SHOWN in page
+
+
+@pytest.mark.parametrize("national", [False, True])
+def test_a_report_with_figures_shown_does_not_say_nothing_is_shown(national: bool) -> None:
+    figures_document = document(SUPPRESSION_THRESHOLD, national=national)
+    assert not shows_nothing(figures_document["periods"])
+    assert NOTHING_SHOWN not in render_report(figures_document, datetime(2027, 7, 15, 9, 0))
+
+
+@pytest.mark.parametrize("national", [False, True])
+@pytest.mark.parametrize("count", [0, 1, SUPPRESSION_THRESHOLD - 1, SUPPRESSION_THRESHOLD])
+def test_every_chart_keeps_a_counts_axis_from_zero_up_whatever_is_shown(count: int, national: bool) -> None:
+    for chart in charts(document(count, national=national)):
+        (axes,) = chart.axes
+        if axes.images:  # a heatmap: rows and periods, no counts axis
+            continue
+        bottom, top = axes.get_ylim()
+        assert bottom == 0 and top >= 1, (axes.get_title(loc="left"), bottom, top)
