@@ -25,6 +25,7 @@ from tests.e2e.flow import (
     send,
     sender,
 )
+from tests.e2e.test_operator_metrics import sample
 from tests.support import RunEnvironment, Tokens
 
 Clients = dict[str, httpx.AsyncClient]
@@ -64,6 +65,11 @@ async def test_a_delivery_past_its_deadline_gets_one_reminder_and_everyone_sees_
     environment: RunEnvironment,
     stack_databases: dict[str, str],
 ) -> None:
+    async def overdue_gauge() -> float | None:
+        return sample((await system["routing"].get("/metrics")).text, "kansrijk_overdue_deliveries", service="routing")
+
+    before = await overdue_gauge()
+    assert before is not None  # the stack serves every test: compare before and after
     jgz = await _jgz_with_deadline(system, tokens, "PT2S")
     melding_id = await _send_to_jgz(system, tokens)
     queue = RecipientQueue(amqp, jgz)
@@ -74,6 +80,7 @@ async def test_a_delivery_past_its_deadline_gets_one_reminder_and_everyone_sees_
 
     listed = (await system["routing"].get("/v1/overdue", headers=admin(tokens))).json()["items"]
     assert [i["delivery_id"] for i in listed] == [delivered.message_id] and listed[0]["gemeente_code"] == "GM0363"
+    assert await overdue_gauge() == before + 1  # what operators alert on (docs/reliability.md)
 
     async def sender_sees_it() -> dict | None:
         view = await melding_status(system, tokens, melding_id)
@@ -93,6 +100,7 @@ async def test_a_delivery_past_its_deadline_gets_one_reminder_and_everyone_sees_
     contact = await _report(system, tokens, jgz, delivered.message_id, status="contact_made")
     assert contact.status_code == 200, contact.text
     assert (await system["routing"].get("/v1/overdue", headers=admin(tokens))).json()["items"] == []
+    assert await overdue_gauge() == before
 
 
 async def test_a_returned_melding_waits_for_an_operator_who_sends_it_elsewhere(

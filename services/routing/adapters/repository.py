@@ -721,12 +721,20 @@ class RoutingRepository:
             update(deliveries).where(deliveries.c.delivery_id == delivery_id).values(overdue_at=at)
         )
 
+    def _overdue(self) -> tuple[ColumnElement[bool], ...]:
+        return (deliveries.c.overdue_at.is_not(None), self._waiting_for_contact())
+
+    async def count_overdue(self) -> int:
+        """How many deliveries `overdue()` would list (without its limit)."""
+        query = select(func.count()).select_from(deliveries).where(*self._overdue())
+        return int((await self.session.execute(query)).scalar_one())
+
     async def overdue(self, limit: int) -> list[tuple[DeliveryRecord, str | None]]:
         """Overdue deliveries still without contact, oldest deadline first, with their melding's gemeente."""
         query = (
             select(deliveries, routed_meldingen.c.gemeente_code)
             .join(routed_meldingen, routed_meldingen.c.melding_id == deliveries.c.melding_id)
-            .where(deliveries.c.overdue_at.is_not(None), self._waiting_for_contact())
+            .where(*self._overdue())
             .order_by(deliveries.c.contact_due_at)
             .limit(limit)
         )

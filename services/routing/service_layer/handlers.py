@@ -475,11 +475,14 @@ async def replay_dead_letter(
 
 
 async def report_gauges(unit_of_work: UnitOfWorkFactory, metrics: Metrics) -> None:
-    """Set routing's gauges for /metrics: meldingen waiting for a recipient, dead letters not replayed."""
+    """Set routing's gauges for /metrics: meldingen waiting for a recipient, dead letters not replayed,
+    deliveries past their contact deadline."""
     async with unit_of_work() as uow:
         waiting, dead = await uow.routing.count_waiting(), await uow.routing.count_dead_letters()
+        overdue = await uow.routing.count_overdue()
     metrics.unroutable.labels(metrics.service).set(waiting)
     metrics.dead_letters.labels(metrics.service).set(dead)
+    metrics.overdue.labels(metrics.service).set(overdue)
 
 
 async def list_unroutable(unit_of_work: UnitOfWorkFactory, *, limit: int = 1000) -> list[RoutedMelding]:
