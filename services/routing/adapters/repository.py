@@ -4,7 +4,7 @@ module sees a row, a JSON text or a comma-joined column."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -47,6 +47,7 @@ from services.routing.domain.model import (
     SkipReason,
     StraddlingArea,
 )
+from services.routing.domain.operations import ReturnedDelivery
 from services.routing.domain.route_map import RecipientRule, RouteMap
 from shared.contracts.melding import STORED, MeldingAccepted
 from shared.contracts.vocabulary import DeliveryStatus
@@ -167,6 +168,13 @@ class DirectoryRepository:
     async def gemeente(self, code: str) -> GemeenteRecord | None:
         row = (await self.session.execute(select(gemeenten).where(gemeenten.c.code == code))).first()
         return _gemeente(row) if row is not None else None
+
+    async def gemeente_names(self, codes: Collection[str]) -> dict[str, str]:
+        """The names of these gemeenten (merged-away ones too), by code; unknown codes are left out."""
+        if not codes:
+            return {}
+        query = select(gemeenten.c.code, gemeenten.c.name).where(gemeenten.c.code.in_(sorted(codes)))
+        return {row.code: row.name for row in await self.session.execute(query)}
 
     async def all_gemeenten(self) -> list[GemeenteRecord]:
         return [_gemeente(row) for row in await self.session.execute(select(gemeenten).order_by(gemeenten.c.code))]
@@ -697,6 +705,22 @@ class RoutingRepository:
                 updated_at=at,
             )
         )
+
+    async def returned_deliveries(self, melding_ids: Collection[str]) -> list[ReturnedDelivery]:
+        """The deliveries of these meldingen their recipients sent back, with when (no personal data read)."""
+        if not melding_ids:
+            return []
+        query = select(
+            deliveries.c.melding_id,
+            deliveries.c.recipient_type,
+            deliveries.c.org_id,
+            deliveries.c.org_name,
+            deliveries.c.updated_at,
+        ).where(deliveries.c.melding_id.in_(sorted(melding_ids)), deliveries.c.status == DeliveryStatus.returned.value)
+        return [
+            ReturnedDelivery(row.melding_id, row.recipient_type, row.org_id, row.org_name, row.updated_at)
+            for row in await self.session.execute(query)
+        ]
 
     # --- contact deadlines --------------------------------------------------------------------------------
 

@@ -25,17 +25,15 @@ from services.routing.api.schemas import (
     RecipientQueueRead,
     Reroute,
     RerouteResult,
-    ReturnedRead,
     RouteMapPut,
     RouteMapRead,
     RouteMapVersions,
     RoutePreview,
     StatusReport,
-    UnroutableItem,
     UnroutableList,
     risk_domains_in,
 )
-from services.routing.service_layer import directory, handlers
+from services.routing.service_layer import directory, handlers, operations
 from shared.api import CursorQuery, IdInPath, OrgIdInPath, RequestId
 from shared.contracts.vocabulary import DeliveryStatus
 from shared.identifiers import GemeenteCode, Postcode
@@ -225,27 +223,14 @@ async def route_preview(
     tags=["operations"],
     response_model=UnroutableList,
     summary="Meldingen waiting for a recipient",
-    description="Meldingen with a requested recipient type no organisation serves yet. They are routed "
-    "again automatically within 10 seconds of a directory change.",
+    description="Meldingen with a requested recipient type no organisation serves yet, with their gemeente's "
+    "name. They are routed again automatically within 10 seconds of a directory change. A melding a "
+    "recipient sent back (`returned`) says by whom (`org_id`, `org_name`), why and when (`returned_at`), and "
+    "waits for an operator.",
     responses=problem_responses(),
 )
 async def list_unroutable(_: Admin, unit_of_work: UnitOfWorkDep) -> dict[str, Any]:
-    waiting = await handlers.list_unroutable(unit_of_work)
-    return {
-        "items": [
-            UnroutableItem(
-                melding_id=m.melding_id,
-                gemeente_code=m.gemeente_code,
-                requested_types=list(m.requested_types),
-                unroutable_types=list(m.unroutable_types),
-                returned=[
-                    ReturnedRead(recipient_type=r.recipient_type, org_id=r.org_id, reason=r.reason) for r in m.returned
-                ],
-                waiting_since=m.created_at,
-            )
-            for m in waiting
-        ]
-    }
+    return {"items": await operations.list_unroutable(unit_of_work)}
 
 
 @router.post(
@@ -255,7 +240,9 @@ async def list_unroutable(_: Admin, unit_of_work: UnitOfWorkDep) -> dict[str, An
     summary="Route a waiting melding again now",
     description="Consent is checked again first. A melding a recipient returned goes, with `org_id`, to that "
     "active organisation of the returned type, or without it by the directory — never automatically to an "
-    "organisation that returned it as the wrong recipient.",
+    "organisation that returned it as the wrong recipient. Still `waiting`: `reason` says why, per type — no "
+    "active organisation of that type serves the address, or every one that does returned it as the wrong "
+    "recipient.",
     responses=problem_responses("not-found", "unavailable", "validation", "conflict"),
 )
 async def reroute(
@@ -266,7 +253,7 @@ async def reroute(
     request_id: RequestId,
     body: Reroute | None = None,
 ) -> RerouteResult:
-    status = await handlers.reroute(
+    routed = await handlers.reroute(
         unit_of_work,
         client,
         melding_id,
@@ -274,7 +261,7 @@ async def reroute(
         org_id=body.org_id if body is not None else None,
         by_operator=True,
     )
-    return RerouteResult(melding_id=melding_id, status=status)
+    return RerouteResult(melding_id=melding_id, status=routed.status, reason=routed.reason)
 
 
 @router.get(
@@ -284,11 +271,12 @@ async def reroute(
     summary="Deliveries past their contact deadline",
     description="Deliveries still without contact (`queued` or `received`) after their `contact_due_at` (the "
     "route map's deadline for the melding's urgency): their recipient got a `melding.reminder`, the sender "
-    "sees `overdue`. Oldest deadline first.",
+    "sees `overdue`. Oldest deadline first, with the recipient's and the gemeente's names. "
+    "`kansrijk_overdue_deliveries` on /metrics counts them.",
     responses=problem_responses(),
 )
 async def list_overdue(_: Admin, unit_of_work: UnitOfWorkDep) -> dict[str, Any]:
-    return {"items": await handlers.list_overdue(unit_of_work)}
+    return {"items": await operations.list_overdue(unit_of_work)}
 
 
 @router.get(
