@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Query, Response, status
 
 from services.routing.adapters.queues import declare_organisation_queue
-from services.routing.api.deps import Admin, BrokerDep, ConsentClientDep, DeliveryReader, DeliveryWriter, UnitOfWorkDep
+from services.routing.api.deps import (
+    Admin,
+    BrokerDep,
+    ConsentClientDep,
+    DeliveryReader,
+    DeliveryWriter,
+    PublicBrokerDep,
+    UnitOfWorkDep,
+)
 from services.routing.api.schemas import (
     DeadLetterList,
     DeadLetterRead,
@@ -348,12 +357,17 @@ async def list_deliveries(
     response_model=RecipientQueueRead,
     summary="Your organisation's queue",
     description="The queue your deliveries wait on (`kansrijk.deliveries.<org_id>`, a quorum queue bound to "
-    "the direct exchange `kansrijk.deliveries` with your `org_id`), and your organisation as the directory "
-    "knows it. 404 while the directory does not know your organisation: a consumer should not start then.",
+    "the direct exchange `kansrijk.deliveries` with your `org_id`), the broker it is on (`broker`: protocol, "
+    "host, port and virtual host to connect to, as GET /asyncapi.json's server; your user and password come "
+    "from the coalition's operators), and your organisation as the directory knows it. 404 while the "
+    "directory does not know your organisation: a consumer should not start then.",
     responses=problem_responses("not-found"),
 )
-async def recipient_queue(principal: DeliveryReader, unit_of_work: UnitOfWorkDep) -> dict[str, Any]:
-    return await handlers.recipient_queue(unit_of_work, principal=principal)
+async def recipient_queue(
+    principal: DeliveryReader, unit_of_work: UnitOfWorkDep, broker: PublicBrokerDep
+) -> dict[str, Any]:
+    queue = await handlers.recipient_queue(unit_of_work, principal=principal)
+    return {**queue, "broker": asdict(broker)}
 
 
 @router.get(

@@ -375,6 +375,15 @@ class DeadLetterList(BaseModel):
     items: list[DeadLetterRead]
 
 
+class BrokerRead(BaseModel):
+    """Where a recipient connects: never a user or password (each recipient has its own)."""
+
+    protocol: Literal["amqp", "amqps"] = Field(description="amqps: TLS")
+    host: str
+    port: int
+    vhost: str = Field(description="the RabbitMQ virtual host (`/`: the default one)")
+
+
 class RecipientQueueRead(BaseModel):
     """Where a recipient organisation's deliveries wait for it (CONTRACT.md, the recipient's queue)."""
 
@@ -389,6 +398,7 @@ class RecipientQueueRead(BaseModel):
                     "queue": "kansrijk.deliveries.87654321",
                     "exchange": "kansrijk.deliveries",
                     "routing_key": "87654321",
+                    "broker": {"protocol": "amqps", "host": "mq.kansrijkestart.nl", "port": 5671, "vhost": "kansrijk"},
                 }
             ]
         }
@@ -401,6 +411,7 @@ class RecipientQueueRead(BaseModel):
     queue: str
     exchange: str
     routing_key: str
+    broker: BrokerRead = Field(description="the RabbitMQ to connect to for the queue (as GET /asyncapi.json's server)")
 
 
 class RecipientMessagesPage(BaseModel):
