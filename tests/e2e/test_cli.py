@@ -417,6 +417,8 @@ async def test_kansrijk_demo_refuses_a_vhost_where_another_system_runs(
     result = await run_cli("demo", env=cli_env(environment))
     assert result.returncode == 1
     assert "another Kansrijk system is consuming on this RabbitMQ vhost" in result.stderr
+    assert "rabbitmqctl add_vhost kansrijk-demo" in result.stderr  # and how to give the demo a vhost of its own
+    assert "export KANSRIJK_AMQP_URL=amqp://" in result.stderr and "/kansrijk-demo" in result.stderr
 
 
 async def test_a_service_started_before_its_broker_and_database_waits_for_them(environment: RunEnvironment) -> None:
