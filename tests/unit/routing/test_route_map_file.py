@@ -36,8 +36,9 @@ def test_a_good_csv_file_gives_its_versions(tmp_path: Path) -> None:
     )
     assert set(maps) == {"GM0363", "GM0599"}
     amsterdam = maps["GM0363"][0]
-    assert amsterdam.rule_for("wijkteam").note is False
-    assert amsterdam.rule_for("wijkteam").risk_domains == frozenset({"huisvesting", "financien-schulden"})
+    wijkteam = amsterdam.rule_for("wijkteam")
+    assert wijkteam is not None and wijkteam.note is False
+    assert wijkteam.risk_domains == frozenset({"huisvesting", "financien-schulden"})
     assert maps["GM0599"][0].contact_deadline["regular"] == timedelta(hours=48)
 
 
