@@ -372,6 +372,8 @@ def directory_route_maps(
     it, and all are saved in one transaction or none."""
     import asyncio
 
+    from rich.markup import escape
+
     from services.routing.api.route_map_file import RouteMapFileError, read_route_maps
     from services.routing.service_layer.directory import load_route_maps
     from services.routing.service_layer.unit_of_work import unit_of_work_factory
@@ -385,7 +387,7 @@ def directory_route_maps(
     try:
         maps = read_route_maps(file)
     except RouteMapFileError as exc:
-        err.print(f"[red]✗[/] {exc}")
+        err.print(f"[red]✗[/] {escape(str(exc))}")  # the file's own text, shown as written
         raise typer.Exit(1) from None
 
     async def load() -> int:

@@ -198,6 +198,12 @@ class Metrics:
             ["service"],
             registry=self.registry,
         )
+        self.overdue = Gauge(
+            "kansrijk_overdue_deliveries",
+            "Deliveries past their contact deadline still without contact (GET /v1/overdue)",
+            ["service"],
+            registry=self.registry,
+        )
         self.consumer_failures = Counter(
             "kansrijk_consumer_failures",
             "Messages a consumer could not process: rejected as unreadable, given back, or waiting for a dependency",

@@ -62,6 +62,7 @@ def _name_scopes(app: FastAPI, schema: dict[str, Any]) -> None:
 
 def _complete_operation(operation: dict[str, Any], schema: dict[str, Any]) -> None:
     responses = operation.setdefault("responses", {})
+    _name_scope_in_forbidden(operation.get("x-required-scope"), responses)
     if "requestBody" in operation:
         for slug in ("payload-too-large", "unsupported-media-type"):
             responses.setdefault(str(STATUS_BY_SLUG[slug]), _problem_response(slug))
@@ -77,6 +78,14 @@ def _complete_operation(operation: dict[str, Any], schema: dict[str, Any]) -> No
                     media["example"] = _restore_nulls(media["example"], media.get("schema", {}), schema)
                 else:
                     media.pop("example", None)
+
+
+def _name_scope_in_forbidden(scope: str | None, responses: dict[str, Any]) -> None:
+    """The 403 example says what the service answers on this operation: the scope *it* needs."""
+    examples = responses.get("403", {}).get("content", {}).get(PROBLEM_MEDIA_TYPE, {}).get("examples", {})
+    forbidden = examples.get("forbidden")
+    if scope and " " not in scope and forbidden is not None:
+        forbidden["value"] = {**forbidden["value"], "detail": f"this action needs the scope {scope}"}
 
 
 def _as_problem(status: str, response: dict[str, Any], content: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ from datetime import timedelta
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aio_pika
 import httpx
@@ -19,6 +20,7 @@ from rich.table import Table
 
 from services.registry import SERVICES
 from services.routing.api.route_map_file import read_route_maps
+from services.routing.config import public_broker
 from services.routing.service_layer.directory import load_cbs, load_route_maps
 from services.routing.service_layer.unit_of_work import unit_of_work_factory
 from shared.auth import issue_token, load_or_create_dev_key
@@ -43,6 +45,21 @@ class DemoRefused(Exception):
     """The demo cannot run here; the message says why and what to do."""
 
 
+def own_vhost(amqp_url: str) -> str:
+    """The commands that make the demo a vhost of its own on the same RabbitMQ, and the URL to set then
+    (the password shown only if it is RabbitMQ's well-known guest one)."""
+    broker = public_broker(amqp_url)
+    parts = urlsplit(amqp_url)
+    user, password = (parts.username, parts.password) if parts.username else ("guest", "guest")
+    vhost = "kansrijk-demo-2" if broker.vhost == "kansrijk-demo" else "kansrijk-demo"
+    shown = password if (user, password) == ("guest", "guest") else "<password>"
+    return (
+        f"  rabbitmqctl add_vhost {vhost}\n"
+        f"  rabbitmqctl set_permissions -p {vhost} {user} '.*' '.*' '.*'\n"
+        f"  export KANSRIJK_AMQP_URL={broker.protocol}://{user}:{shown}@{broker.host}:{broker.port}/{vhost}"
+    )
+
+
 async def _refuse_if_shared(amqp_url: str) -> None:
     """Two systems on one vhost would take each other's messages: the demo needs the vhost to itself."""
     connection = await aio_pika.connect_robust(amqp_url, timeout=10)
@@ -56,7 +73,7 @@ async def _refuse_if_shared(amqp_url: str) -> None:
             if queue.declaration_result.consumer_count:
                 raise DemoRefused(
                     f"another Kansrijk system is consuming on this RabbitMQ vhost ({queue_name}); stop it "
-                    "(kansrijk up) or point KANSRIJK_AMQP_URL at another vhost for the demo"
+                    f"(kansrijk up), or give the demo a vhost of its own:\n{own_vhost(amqp_url)}"
                 )
     finally:
         await connection.close()

@@ -368,6 +368,10 @@ async def test_directory_route_maps_loads_many_gemeenten_all_or_nothing(
     unknown = tmp_path / "unknown.json"
     unknown.write_text('{"GM9999": {"effective_from": "2026-01-01", "recipients": {}}}')
     assert (await run_cli("directory", "route-maps", str(unknown), env=env)).returncode == 1
+    as_written = tmp_path / "markup.csv"  # the file's own text is shown as written, brackets and all
+    as_written.write_text("gemeente,effective_from,recipient_type,risk_domains,note\nGM0363,2026-01-01,jgz,[/],true\n")
+    shown = await run_cli("directory", "route-maps", str(as_written), env=env)
+    assert shown.returncode == 1 and 'line 2, column risk_domains: "[/]" is not a risk domain' in shown.stderr
 
     database = Database(database_url)
     try:
@@ -420,6 +424,8 @@ async def test_kansrijk_demo_refuses_a_vhost_where_another_system_runs(
     result = await run_cli("demo", env=cli_env(environment))
     assert result.returncode == 1
     assert "another Kansrijk system is consuming on this RabbitMQ vhost" in result.stderr
+    assert "rabbitmqctl add_vhost kansrijk-demo" in result.stderr  # and how to give the demo a vhost of its own
+    assert "export KANSRIJK_AMQP_URL=amqp://" in result.stderr and "/kansrijk-demo" in result.stderr
 
 
 async def test_a_service_started_before_its_broker_and_database_waits_for_them(environment: RunEnvironment) -> None:

@@ -384,6 +384,10 @@ async def test_an_unroutable_melding_waits_and_is_delivered_after_a_directory_ch
     assert unroutable["gemeente"] == {"code": "GM0599", "name": "Rotterdam"}
     waiting = (await system["routing"].get("/v1/unroutable", headers=_admin(tokens))).json()["items"]
     assert [w["melding_id"] for w in waiting] == [melding["id"]]
+    assert (waiting[0]["gemeente_code"], waiting[0]["gemeente_name"]) == ("GM0599", "Rotterdam")
+    again = await system["routing"].post(f"/v1/unroutable/{melding['id']}/reroute", headers=_admin(tokens))
+    assert again.status_code == 200 and again.json()["status"] == "waiting", again.text
+    assert again.json()["reason"].startswith("no active jgz organisation serves gemeente Rotterdam (GM0599)")
 
     rotterdam_jgz = new_org_id()
     await put_organisation(system, tokens, rotterdam_jgz, "jgz", gemeenten=["GM0599"], name="CJG Rijnmond")

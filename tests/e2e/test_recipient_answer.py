@@ -4,6 +4,9 @@ outcomes the sender sees, and cancellations that retract with their reason."""
 
 from __future__ import annotations
 
+import asyncio
+from datetime import UTC, datetime
+
 import aio_pika
 import httpx
 import pytest
@@ -25,6 +28,7 @@ from tests.e2e.flow import (
     send,
     sender,
 )
+from tests.e2e.test_operator_metrics import sample
 from tests.support import RunEnvironment, Tokens
 
 Clients = dict[str, httpx.AsyncClient]
@@ -64,6 +68,11 @@ async def test_a_delivery_past_its_deadline_gets_one_reminder_and_everyone_sees_
     environment: RunEnvironment,
     stack_databases: dict[str, str],
 ) -> None:
+    async def overdue_gauge() -> float | None:
+        return sample((await system["routing"].get("/metrics")).text, "kansrijk_overdue_deliveries", service="routing")
+
+    before = await overdue_gauge()
+    assert before is not None  # the stack serves every test: compare before and after
     jgz = await _jgz_with_deadline(system, tokens, "PT2S")
     melding_id = await _send_to_jgz(system, tokens)
     queue = RecipientQueue(amqp, jgz)
@@ -74,6 +83,8 @@ async def test_a_delivery_past_its_deadline_gets_one_reminder_and_everyone_sees_
 
     listed = (await system["routing"].get("/v1/overdue", headers=admin(tokens))).json()["items"]
     assert [i["delivery_id"] for i in listed] == [delivered.message_id] and listed[0]["gemeente_code"] == "GM0363"
+    assert (listed[0]["gemeente_name"], listed[0]["org_id"], listed[0]["org_name"]) == ("Amsterdam", jgz, f"JGZ {jgz}")
+    assert await overdue_gauge() == before + 1  # what operators alert on (docs/reliability.md)
 
     async def sender_sees_it() -> dict | None:
         view = await melding_status(system, tokens, melding_id)
@@ -93,6 +104,7 @@ async def test_a_delivery_past_its_deadline_gets_one_reminder_and_everyone_sees_
     contact = await _report(system, tokens, jgz, delivered.message_id, status="contact_made")
     assert contact.status_code == 200, contact.text
     assert (await system["routing"].get("/v1/overdue", headers=admin(tokens))).json()["items"] == []
+    assert await overdue_gauge() == before
 
 
 async def test_a_returned_melding_waits_for_an_operator_who_sends_it_elsewhere(
@@ -108,11 +120,16 @@ async def test_a_returned_melding_waits_for_an_operator_who_sends_it_elsewhere(
 
     late = await _report(system, tokens, jgz, delivery_id, status="returned")
     assert late.status_code == 422  # a return needs its reason
+    await asyncio.sleep(0.05)  # the return's moment differs from the routing's, whatever the clock's grain
+    before_return = datetime.now(UTC)
     returned = await _report(system, tokens, jgz, delivery_id, status="returned", reason="wrong-recipient")
     assert returned.status_code == 200, returned.text
     waiting = (await system["routing"].get("/v1/unroutable", headers=admin(tokens))).json()["items"]
-    assert waiting[0]["melding_id"] == melding_id
-    assert waiting[0]["returned"] == [{"recipient_type": "jgz", "org_id": jgz, "reason": "wrong-recipient"}]
+    assert waiting[0]["melding_id"] == melding_id and waiting[0]["gemeente_name"] == "Amsterdam"
+    [seen] = waiting[0]["returned"]
+    returned_at = datetime.fromisoformat(seen.pop("returned_at"))
+    assert seen == {"recipient_type": "jgz", "org_id": jgz, "org_name": f"JGZ {jgz}", "reason": "wrong-recipient"}
+    assert returned_at >= before_return > datetime.fromisoformat(waiting[0]["waiting_since"])  # not its routing
 
     async def sender_sees_returned() -> dict | None:
         view = await melding_status(system, tokens, melding_id)
@@ -122,6 +139,9 @@ async def test_a_returned_melding_waits_for_an_operator_who_sends_it_elsewhere(
 
     by_directory = await system["routing"].post(f"/v1/unroutable/{melding_id}/reroute", headers=admin(tokens))
     assert by_directory.json()["status"] == "waiting"  # the directory's only JGZ returned it: never again
+    assert by_directory.json()["reason"].startswith(
+        "every active jgz organisation serving gemeente Amsterdam (GM0363) returned it as the wrong recipient"
+    )
     wrong_type = await system["routing"].post(
         f"/v1/unroutable/{melding_id}/reroute", headers=admin(tokens), json={"org_id": "wijkteam-nergens"}
     )
@@ -129,7 +149,7 @@ async def test_a_returned_melding_waits_for_an_operator_who_sends_it_elsewhere(
     named = await system["routing"].post(
         f"/v1/unroutable/{melding_id}/reroute", headers=admin(tokens), json={"org_id": amstelveen}
     )
-    assert named.status_code == 200 and named.json()["status"] == "routed", named.text
+    assert named.status_code == 200 and named.json() == {"melding_id": melding_id, "status": "routed", "reason": None}
     assert body_of(await RecipientQueue(amqp, amstelveen).next())["melding_id"] == melding_id
     assert await RecipientQueue(amqp, jgz).empty()
 

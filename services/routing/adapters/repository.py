@@ -4,7 +4,7 @@ module sees a row, a JSON text or a comma-joined column."""
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -47,6 +47,7 @@ from services.routing.domain.model import (
     SkipReason,
     StraddlingArea,
 )
+from services.routing.domain.operations import ReturnedDelivery
 from services.routing.domain.route_map import RecipientRule, RouteMap
 from shared.contracts.melding import STORED, MeldingAccepted
 from shared.contracts.vocabulary import DeliveryStatus
@@ -167,6 +168,13 @@ class DirectoryRepository:
     async def gemeente(self, code: str) -> GemeenteRecord | None:
         row = (await self.session.execute(select(gemeenten).where(gemeenten.c.code == code))).first()
         return _gemeente(row) if row is not None else None
+
+    async def gemeente_names(self, codes: Collection[str]) -> dict[str, str]:
+        """The names of these gemeenten (merged-away ones too), by code; unknown codes are left out."""
+        if not codes:
+            return {}
+        query = select(gemeenten.c.code, gemeenten.c.name).where(gemeenten.c.code.in_(sorted(codes)))
+        return {row.code: row.name for row in await self.session.execute(query)}
 
     async def all_gemeenten(self) -> list[GemeenteRecord]:
         return [_gemeente(row) for row in await self.session.execute(select(gemeenten).order_by(gemeenten.c.code))]
@@ -698,6 +706,22 @@ class RoutingRepository:
             )
         )
 
+    async def returned_deliveries(self, melding_ids: Collection[str]) -> list[ReturnedDelivery]:
+        """The deliveries of these meldingen their recipients sent back, with when (no personal data read)."""
+        if not melding_ids:
+            return []
+        query = select(
+            deliveries.c.melding_id,
+            deliveries.c.recipient_type,
+            deliveries.c.org_id,
+            deliveries.c.org_name,
+            deliveries.c.updated_at,
+        ).where(deliveries.c.melding_id.in_(sorted(melding_ids)), deliveries.c.status == DeliveryStatus.returned.value)
+        return [
+            ReturnedDelivery(row.melding_id, row.recipient_type, row.org_id, row.org_name, row.updated_at)
+            for row in await self.session.execute(query)
+        ]
+
     # --- contact deadlines --------------------------------------------------------------------------------
 
     def _waiting_for_contact(self) -> ColumnElement[bool]:
@@ -721,12 +745,20 @@ class RoutingRepository:
             update(deliveries).where(deliveries.c.delivery_id == delivery_id).values(overdue_at=at)
         )
 
+    def _overdue(self) -> tuple[ColumnElement[bool], ...]:
+        return (deliveries.c.overdue_at.is_not(None), self._waiting_for_contact())
+
+    async def count_overdue(self) -> int:
+        """How many deliveries `overdue()` would list (without its limit)."""
+        query = select(func.count()).select_from(deliveries).where(*self._overdue())
+        return int((await self.session.execute(query)).scalar_one())
+
     async def overdue(self, limit: int) -> list[tuple[DeliveryRecord, str | None]]:
         """Overdue deliveries still without contact, oldest deadline first, with their melding's gemeente."""
         query = (
             select(deliveries, routed_meldingen.c.gemeente_code)
             .join(routed_meldingen, routed_meldingen.c.melding_id == deliveries.c.melding_id)
-            .where(deliveries.c.overdue_at.is_not(None), self._waiting_for_contact())
+            .where(*self._overdue())
             .order_by(deliveries.c.contact_due_at)
             .limit(limit)
         )

@@ -6,13 +6,15 @@ from __future__ import annotations
 
 from functools import cache
 from typing import Any
+from urllib.parse import quote
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from pydantic.json_schema import models_json_schema
 
 from services.routing.api.schemas import DELIVERED_EXAMPLE
+from services.routing.config import DEFAULT_BROKER, PublicBroker, RoutingSettings
 from shared.contracts.melding import (
     MELDING_DELIVERED,
     MELDING_REMINDER,
@@ -140,8 +142,9 @@ def _schemas() -> dict[str, Any]:
 
 
 @cache
-def asyncapi_document() -> dict[str, Any]:
-    """The AsyncAPI 3.0 document of the recipient's queue."""
+def asyncapi_document(broker: PublicBroker = DEFAULT_BROKER) -> dict[str, Any]:
+    """The AsyncAPI 3.0 document of the recipient's queue, on `broker` (the service's: its settings'
+    `amqp_public_host`/`amqp_public_port`, else its AMQP URL's; docs/asyncapi.yaml: the default)."""
     queue = f"{DELIVERIES_EXCHANGE}.{{org_id}}"
     return {
         "asyncapi": "3.0.0",
@@ -161,11 +164,13 @@ def asyncapi_document() -> dict[str, Any]:
         "defaultContentType": "application/json",
         "servers": {
             "platform": {
-                "host": "localhost:5672",
-                "protocol": "amqp",
+                "host": f"{broker.host}:{broker.port}",
+                "pathname": "/" + quote(broker.vhost, safe=""),
+                "protocol": broker.protocol,
                 "protocolVersion": "0-9-1",
-                "description": "The coalition's RabbitMQ (host, port and virtual host from its operators; "
-                "TLS and credentials in production).",
+                "description": f"The coalition's RabbitMQ, virtual host `{broker.vhost}` (the pathname, as in "
+                "an AMQP URI); `GET /v1/deliveries/queue` says the same. Your user and password come from "
+                "the coalition's operators.",
             }
         },
         "channels": {
@@ -201,6 +206,8 @@ router = APIRouter()
 
 
 @router.get("/asyncapi.json", include_in_schema=False)
-async def asyncapi_json() -> JSONResponse:
-    """The recipient's queue contract, beside `/openapi.json` (no token: it holds no data)."""
-    return JSONResponse(asyncapi_document())
+async def asyncapi_json(request: Request) -> JSONResponse:
+    """The recipient's queue contract, beside `/openapi.json` (no token: it holds no data), naming the
+    broker this service's recipients connect to."""
+    settings: RoutingSettings = request.app.state.settings
+    return JSONResponse(asyncapi_document(settings.public_broker()))

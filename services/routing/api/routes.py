@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Query, Response, status
 
 from services.routing.adapters.queues import declare_organisation_queue
-from services.routing.api.deps import Admin, BrokerDep, ConsentClientDep, DeliveryReader, DeliveryWriter, UnitOfWorkDep
+from services.routing.api.deps import (
+    Admin,
+    BrokerDep,
+    ConsentClientDep,
+    DeliveryReader,
+    DeliveryWriter,
+    PublicBrokerDep,
+    UnitOfWorkDep,
+)
 from services.routing.api.schemas import (
     DeadLetterList,
     DeadLetterRead,
@@ -25,17 +34,15 @@ from services.routing.api.schemas import (
     RecipientQueueRead,
     Reroute,
     RerouteResult,
-    ReturnedRead,
     RouteMapPut,
     RouteMapRead,
     RouteMapVersions,
     RoutePreview,
     StatusReport,
-    UnroutableItem,
     UnroutableList,
     risk_domains_in,
 )
-from services.routing.service_layer import directory, handlers
+from services.routing.service_layer import directory, handlers, operations
 from shared.api import CursorQuery, IdInPath, OrgIdInPath, RequestId
 from shared.contracts.vocabulary import DeliveryStatus
 from shared.identifiers import GemeenteCode, Postcode
@@ -225,27 +232,14 @@ async def route_preview(
     tags=["operations"],
     response_model=UnroutableList,
     summary="Meldingen waiting for a recipient",
-    description="Meldingen with a requested recipient type no organisation serves yet. They are routed "
-    "again automatically within 10 seconds of a directory change.",
+    description="Meldingen with a requested recipient type no organisation serves yet, with their gemeente's "
+    "name. They are routed again automatically within 10 seconds of a directory change. A melding a "
+    "recipient sent back (`returned`) says by whom (`org_id`, `org_name`), why and when (`returned_at`), and "
+    "waits for an operator.",
     responses=problem_responses(),
 )
 async def list_unroutable(_: Admin, unit_of_work: UnitOfWorkDep) -> dict[str, Any]:
-    waiting = await handlers.list_unroutable(unit_of_work)
-    return {
-        "items": [
-            UnroutableItem(
-                melding_id=m.melding_id,
-                gemeente_code=m.gemeente_code,
-                requested_types=list(m.requested_types),
-                unroutable_types=list(m.unroutable_types),
-                returned=[
-                    ReturnedRead(recipient_type=r.recipient_type, org_id=r.org_id, reason=r.reason) for r in m.returned
-                ],
-                waiting_since=m.created_at,
-            )
-            for m in waiting
-        ]
-    }
+    return {"items": await operations.list_unroutable(unit_of_work)}
 
 
 @router.post(
@@ -255,7 +249,9 @@ async def list_unroutable(_: Admin, unit_of_work: UnitOfWorkDep) -> dict[str, An
     summary="Route a waiting melding again now",
     description="Consent is checked again first. A melding a recipient returned goes, with `org_id`, to that "
     "active organisation of the returned type, or without it by the directory — never automatically to an "
-    "organisation that returned it as the wrong recipient.",
+    "organisation that returned it as the wrong recipient. Still `waiting`: `reason` says why, per type — no "
+    "active organisation of that type serves the address, or every one that does returned it as the wrong "
+    "recipient.",
     responses=problem_responses("not-found", "unavailable", "validation", "conflict"),
 )
 async def reroute(
@@ -266,7 +262,7 @@ async def reroute(
     request_id: RequestId,
     body: Reroute | None = None,
 ) -> RerouteResult:
-    status = await handlers.reroute(
+    routed = await handlers.reroute(
         unit_of_work,
         client,
         melding_id,
@@ -274,7 +270,7 @@ async def reroute(
         org_id=body.org_id if body is not None else None,
         by_operator=True,
     )
-    return RerouteResult(melding_id=melding_id, status=status)
+    return RerouteResult(melding_id=melding_id, status=routed.status, reason=routed.reason)
 
 
 @router.get(
@@ -284,11 +280,12 @@ async def reroute(
     summary="Deliveries past their contact deadline",
     description="Deliveries still without contact (`queued` or `received`) after their `contact_due_at` (the "
     "route map's deadline for the melding's urgency): their recipient got a `melding.reminder`, the sender "
-    "sees `overdue`. Oldest deadline first.",
+    "sees `overdue`. Oldest deadline first, with the recipient's and the gemeente's names. "
+    "`kansrijk_overdue_deliveries` on /metrics counts them.",
     responses=problem_responses(),
 )
 async def list_overdue(_: Admin, unit_of_work: UnitOfWorkDep) -> dict[str, Any]:
-    return {"items": await handlers.list_overdue(unit_of_work)}
+    return {"items": await operations.list_overdue(unit_of_work)}
 
 
 @router.get(
@@ -360,12 +357,17 @@ async def list_deliveries(
     response_model=RecipientQueueRead,
     summary="Your organisation's queue",
     description="The queue your deliveries wait on (`kansrijk.deliveries.<org_id>`, a quorum queue bound to "
-    "the direct exchange `kansrijk.deliveries` with your `org_id`), and your organisation as the directory "
-    "knows it. 404 while the directory does not know your organisation: a consumer should not start then.",
+    "the direct exchange `kansrijk.deliveries` with your `org_id`), the broker it is on (`broker`: protocol, "
+    "host, port and virtual host to connect to, as GET /asyncapi.json's server; your user and password come "
+    "from the coalition's operators), and your organisation as the directory knows it. 404 while the "
+    "directory does not know your organisation: a consumer should not start then.",
     responses=problem_responses("not-found"),
 )
-async def recipient_queue(principal: DeliveryReader, unit_of_work: UnitOfWorkDep) -> dict[str, Any]:
-    return await handlers.recipient_queue(unit_of_work, principal=principal)
+async def recipient_queue(
+    principal: DeliveryReader, unit_of_work: UnitOfWorkDep, broker: PublicBrokerDep
+) -> dict[str, Any]:
+    queue = await handlers.recipient_queue(unit_of_work, principal=principal)
+    return {**queue, "broker": asdict(broker)}
 
 
 @router.get(

@@ -218,8 +218,10 @@ class RoutePreview(BaseModel):
 
 class ReturnedRead(BaseModel):
     recipient_type: str
-    org_id: str
+    org_id: str = Field(description="the organisation that sent it back")
+    org_name: str | None = Field(description="its name as the melding was delivered to it")
     reason: str
+    returned_at: datetime | None = Field(description="when it sent it back (not when the melding was routed)")
 
 
 class UnroutableItem(BaseModel):
@@ -229,22 +231,42 @@ class UnroutableItem(BaseModel):
                 {
                     "melding_id": "2d7a6f0c-1c1e-4f7e-9c1e-0d7f3b2a9e10",
                     "gemeente_code": "GM0599",
+                    "gemeente_name": "Rotterdam",
                     "requested_types": ["jgz", "wijkteam"],
                     "unroutable_types": ["wijkteam"],
+                    "returned": [],
                     "waiting_since": "2026-11-20T10:16:41Z",
-                }
+                },
+                {
+                    "melding_id": "6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10",
+                    "gemeente_code": "GM0363",
+                    "gemeente_name": "Amsterdam",
+                    "requested_types": ["jgz"],
+                    "unroutable_types": [],
+                    "returned": [
+                        {
+                            "recipient_type": "jgz",
+                            "org_id": "87654321",
+                            "org_name": "GGD Amsterdam JGZ",
+                            "reason": "wrong-recipient",
+                            "returned_at": "2026-11-21T08:02:13Z",
+                        }
+                    ],
+                    "waiting_since": "2026-11-20T10:16:41Z",
+                },
             ]
         }
     )
 
     melding_id: str
     gemeente_code: str | None
+    gemeente_name: str | None = Field(description="the gemeente's name in the directory")
     requested_types: list[str]
     unroutable_types: list[str]
     returned: list[ReturnedRead] = Field(
         default_factory=list, description="types a recipient sent back, waiting for an operator to reroute"
     )
-    waiting_since: datetime
+    waiting_since: datetime = Field(description="when routing took the melding (a return says its own time)")
 
 
 class UnroutableList(BaseModel):
@@ -253,13 +275,24 @@ class UnroutableList(BaseModel):
 
 class RerouteResult(BaseModel):
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"melding_id": "2d7a6f0c-1c1e-4f7e-9c1e-0d7f3b2a9e10", "status": "routed"}]}
+        json_schema_extra={
+            "examples": [
+                {"melding_id": "2d7a6f0c-1c1e-4f7e-9c1e-0d7f3b2a9e10", "status": "routed", "reason": None},
+                {
+                    "melding_id": "2d7a6f0c-1c1e-4f7e-9c1e-0d7f3b2a9e10",
+                    "status": "waiting",
+                    "reason": "every active jgz organisation serving gemeente Amsterdam (GM0363) returned it as "
+                    "the wrong recipient: name one with `org_id`, or register the right one",
+                },
+            ]
+        }
     )
 
     melding_id: str
     status: str = Field(
         description="routed, waiting (still no recipient for some type), withdrawn, cancelled or not_delivered"
     )
+    reason: str | None = Field(None, description="with waiting: why, per type still waiting — and what would route it")
 
 
 class Reroute(Strict):
@@ -274,8 +307,10 @@ class OverdueItem(BaseModel):
     delivery_id: str
     melding_id: str
     org_id: str
+    org_name: str = Field(description="the recipient's name as the melding was delivered to it")
     recipient_type: str
     gemeente_code: str | None
+    gemeente_name: str | None = Field(description="the gemeente's name in the directory")
     contact_due_at: datetime
     status: str
 
@@ -290,8 +325,10 @@ class OverdueList(BaseModel):
                             "delivery_id": "9e10c1e0-d7f3-4b2a-8f0c-1c1e2d7a4f7e",
                             "melding_id": "2d7a6f0c-1c1e-4f7e-9c1e-0d7f3b2a9e10",
                             "org_id": "87654321",
+                            "org_name": "GGD Amsterdam JGZ",
                             "recipient_type": "jgz",
                             "gemeente_code": "GM0363",
+                            "gemeente_name": "Amsterdam",
                             "contact_due_at": "2026-12-04T10:16:41Z",
                             "status": "received",
                         }
@@ -338,6 +375,15 @@ class DeadLetterList(BaseModel):
     items: list[DeadLetterRead]
 
 
+class BrokerRead(BaseModel):
+    """Where a recipient connects: never a user or password (each recipient has its own)."""
+
+    protocol: Literal["amqp", "amqps"] = Field(description="amqps: TLS")
+    host: str
+    port: int
+    vhost: str = Field(description="the RabbitMQ virtual host (`/`: the default one)")
+
+
 class RecipientQueueRead(BaseModel):
     """Where a recipient organisation's deliveries wait for it (CONTRACT.md, the recipient's queue)."""
 
@@ -352,6 +398,7 @@ class RecipientQueueRead(BaseModel):
                     "queue": "kansrijk.deliveries.87654321",
                     "exchange": "kansrijk.deliveries",
                     "routing_key": "87654321",
+                    "broker": {"protocol": "amqps", "host": "mq.kansrijkestart.nl", "port": 5671, "vhost": "kansrijk"},
                 }
             ]
         }
@@ -364,6 +411,7 @@ class RecipientQueueRead(BaseModel):
     queue: str
     exchange: str
     routing_key: str
+    broker: BrokerRead = Field(description="the RabbitMQ to connect to for the queue (as GET /asyncapi.json's server)")
 
 
 class RecipientMessagesPage(BaseModel):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
+from enum import StrEnum
 
 from services.routing.domain.model import (
     Candidate,
@@ -49,12 +50,26 @@ class PlannedDelivery:
     delivery_mode: DeliveryMode = "full"  # thin: the queue carries no personal data, only an href
 
 
+class WaitReason(StrEnum):
+    """Why a requested type found no organisation (what an operator is told when it keeps waiting)."""
+
+    no_organisation = "no-organisation"  # no active organisation of the type serves the address
+    returned_by_all = "returned-by-all"  # every one that serves it returned it as the wrong recipient
+
+
+@dataclass(frozen=True)
+class Waiting:
+    recipient_type: str
+    reason: WaitReason
+
+
 @dataclass(frozen=True)
 class RoutingPlan:
     status: RoutingStatus
     deliveries: tuple[PlannedDelivery, ...] = ()
     skipped: tuple[Skipped, ...] = ()
     unroutable: tuple[str, ...] = ()
+    waiting: tuple[Waiting, ...] = ()  # per type in `unroutable`, why
     not_delivered_reason: NotDeliveredReason | None = None
     consent_refusal: str | None = None  # the consent's reason, when it let nothing out
 
@@ -101,6 +116,7 @@ def plan_routing(
     deliveries: list[PlannedDelivery] = []
     skipped: list[Skipped] = []
     unroutable: list[str] = []
+    waiting: list[Waiting] = []
     for recipient_type in melding.recipient_types:
         if recipient_type in delivered_types:
             continue
@@ -110,10 +126,14 @@ def plan_routing(
             skipped.append(Skipped(recipient_type, SkipReason.route_map))
             continue
         excluded = (never_again or {}).get(recipient_type, ())
-        allowed = [c for c in candidates.get(recipient_type, ()) if c.org_id not in excluded]
+        serving = candidates.get(recipient_type, ())
+        allowed = [c for c in serving if c.org_id not in excluded]
         organisation = (chosen or {}).get(recipient_type) or choose(allowed)
         if organisation is None:
             unroutable.append(recipient_type)
+            waiting.append(
+                Waiting(recipient_type, WaitReason.returned_by_all if serving else WaitReason.no_organisation)
+            )
             continue
         deliveries.append(
             PlannedDelivery(
@@ -135,7 +155,38 @@ def plan_routing(
         return RoutingPlan(
             RoutingStatus.not_delivered, skipped=tuple(skipped), not_delivered_reason=NotDeliveredReason.route_map
         )
-    return RoutingPlan(status, deliveries=tuple(deliveries), skipped=tuple(skipped), unroutable=tuple(unroutable))
+    return RoutingPlan(
+        status,
+        deliveries=tuple(deliveries),
+        skipped=tuple(skipped),
+        unroutable=tuple(unroutable),
+        waiting=tuple(waiting),
+    )
+
+
+def why_waiting(waiting: Sequence[Waiting], gemeente: tuple[str, str] | None) -> str | None:
+    """What an operator reads when a melding keeps waiting: per type, in words. `gemeente`: (code, name) of
+    the address's gemeente, None when the directory places the postcode in none. No personal data."""
+    if not waiting:
+        return None
+    where = (
+        f"gemeente {gemeente[1]} ({gemeente[0]})"
+        if gemeente
+        else "the address (its postcode lies in no gemeente of the directory)"
+    )
+    said = []
+    for w in waiting:
+        if w.reason is WaitReason.returned_by_all:
+            said.append(
+                f"every active {w.recipient_type} organisation serving {where} returned it as the wrong recipient: "
+                "name one with `org_id`, or register the right one"
+            )
+        else:
+            said.append(
+                f"no active {w.recipient_type} organisation serves {where}: register one "
+                "(PUT /v1/organisations/{org_id}) or name one with `org_id`"
+            )
+    return "; ".join(said)
 
 
 def types_needing_candidates(

@@ -27,11 +27,13 @@ from services.routing.domain.model import (
 )
 from services.routing.service_layer.routing import (
     Answer,
+    Routed,
     announce_status,
     cancel_melding,
     check_consent,
     mark_overdue,
     route,
+    route_explained,
     withdraw_consent,
 )
 from services.routing.service_layer.unit_of_work import RoutingUnitOfWork, UnitOfWorkFactory
@@ -108,10 +110,11 @@ async def reroute(
     request_id: str | None,
     org_id: str | None = None,
     by_operator: bool = False,
-) -> RoutingStatus:
+) -> Routed:
     """Route one waiting melding again now. `by_operator`: an operator acts on it, so a type a recipient
     returned is routed too — to `org_id` when given (an active organisation of a returned type), else by
-    the directory (never to an organisation that returned it as the wrong recipient)."""
+    the directory (never to an organisation that returned it as the wrong recipient). Returns its status
+    and, if it still waits, why."""
     async with unit_of_work() as uow:
         melding = await uow.routing.melding(melding_id)
         if melding is None or not melding.status.routable or melding.accepted is None:  # None: purged
@@ -120,9 +123,9 @@ async def reroute(
         chosen = await _chosen(uow, melding, org_id) if by_operator else None
     answer = await check_consent(client, accepted, request_id)
     async with unit_of_work() as uow:
-        status = await route(uow, melding_id, answer, request_id=request_id, chosen=chosen)
+        routed = await route_explained(uow, melding_id, answer, request_id=request_id, chosen=chosen)
         await uow.commit()
-    return status
+    return routed
 
 
 async def _chosen(uow: RoutingUnitOfWork, melding: RoutedMelding, org_id: str | None) -> dict[str, Candidate]:
@@ -158,24 +161,6 @@ async def mark_overdue_deliveries(unit_of_work: UnitOfWorkFactory) -> int:
     return marked
 
 
-async def list_overdue(unit_of_work: UnitOfWorkFactory, *, limit: int = 1000) -> list[dict[str, Any]]:
-    """Deliveries past their contact deadline still without contact, oldest deadline first."""
-    async with unit_of_work() as uow:
-        found = await uow.routing.overdue(limit)
-    return [
-        {
-            "delivery_id": d.delivery_id,
-            "melding_id": d.melding_id,
-            "org_id": d.org_id,
-            "recipient_type": d.recipient_type,
-            "gemeente_code": gemeente_code,
-            "contact_due_at": d.contact_due_at,
-            "status": d.status.value,
-        }
-        for d, gemeente_code in found
-    ]
-
-
 async def reroute_waiting(unit_of_work: UnitOfWorkFactory, client: ConsentClient) -> int:
     """Route again every waiting melding the directory now covers better. Returns how many were routed.
 
@@ -187,7 +172,7 @@ async def reroute_waiting(unit_of_work: UnitOfWorkFactory, client: ConsentClient
     routed = 0
     for melding_id in waiting:
         try:
-            if await reroute(unit_of_work, client, melding_id, request_id=None) is RoutingStatus.routed:
+            if (await reroute(unit_of_work, client, melding_id, request_id=None)).status is RoutingStatus.routed:
                 routed += 1
         except NotFound:
             continue  # routed or withdrawn meanwhile
@@ -475,14 +460,11 @@ async def replay_dead_letter(
 
 
 async def report_gauges(unit_of_work: UnitOfWorkFactory, metrics: Metrics) -> None:
-    """Set routing's gauges for /metrics: meldingen waiting for a recipient, dead letters not replayed."""
+    """Set routing's gauges for /metrics: meldingen waiting for a recipient, dead letters not replayed,
+    deliveries past their contact deadline."""
     async with unit_of_work() as uow:
         waiting, dead = await uow.routing.count_waiting(), await uow.routing.count_dead_letters()
+        overdue = await uow.routing.count_overdue()
     metrics.unroutable.labels(metrics.service).set(waiting)
     metrics.dead_letters.labels(metrics.service).set(dead)
-
-
-async def list_unroutable(unit_of_work: UnitOfWorkFactory, *, limit: int = 1000) -> list[RoutedMelding]:
-    """Meldingen waiting for a recipient, oldest first."""
-    async with unit_of_work() as uow:
-        return await uow.routing.waiting(limit=limit)
+    metrics.overdue.labels(metrics.service).set(overdue)

@@ -25,8 +25,10 @@ from services.routing.domain.planning import (
     MeldingToRoute,
     PlannedDelivery,
     RoutingPlan,
+    Waiting,
     plan_routing,
     types_needing_candidates,
+    why_waiting,
 )
 from services.routing.domain.route_map import in_force
 from services.routing.service_layer.unit_of_work import RoutingUnitOfWork
@@ -80,6 +82,22 @@ async def check_consent(client: ConsentClient, accepted: MeldingAccepted, reques
     )
 
 
+@dataclass(frozen=True)
+class Routed:
+    """What routing a melding now came to: its status and, while a type still waits, why (and where)."""
+
+    status: RoutingStatus
+    waiting: tuple[Waiting, ...] = ()
+    gemeente: Gemeente | None = None
+
+    @property
+    def reason(self) -> str | None:
+        """In words, for an operator: why it still waits (None unless it does)."""
+        if self.status is not RoutingStatus.waiting:
+            return None
+        return why_waiting(self.waiting, (self.gemeente.code, self.gemeente.name) if self.gemeente else None)
+
+
 async def route(
     uow: RoutingUnitOfWork,
     melding_id: str,
@@ -89,9 +107,23 @@ async def route(
     new: MeldingAccepted | None = None,
     chosen: dict[str, Candidate] | None = None,
 ) -> RoutingStatus:
+    """Route one melding now (see `route_explained`); returns its routing status."""
+    routed = await route_explained(uow, melding_id, answer, request_id=request_id, new=new, chosen=chosen)
+    return routed.status
+
+
+async def route_explained(
+    uow: RoutingUnitOfWork,
+    melding_id: str,
+    answer: ConsentCheckResult | None,
+    *,
+    request_id: str | None,
+    new: MeldingAccepted | None = None,
+    chosen: dict[str, Candidate] | None = None,
+) -> Routed:
     """Route one melding now, as far as the consent, the route map and the directory allow: load what the
     decision needs, let the domain plan it (domain/planning.py::plan_routing), persist the plan. Returns
-    the melding's routing status.
+    the melding's routing status and, if it still waits, why.
 
     `answer` is the consent service's, when it was asked (a melding that waited); routing's own record
     is consulted either way. `new`: the melding as this transaction just stored it (nothing to read back:
@@ -108,14 +140,14 @@ async def route(
         melding = await uow.routing.melding(melding_id)
         assert melding is not None
         if melding.accepted is None:  # withdrawn, not delivered, or purged by retention: it never goes out
-            return melding.status
+            return Routed(melding.status)
         accepted, status, reported_unroutable = melding.accepted, melding.status, melding.unroutable_types
         returned, never_again = melding.returned, melding.never_again()
     else:
         consent = await uow.routing.lock_consent(new.consent.id)
         accepted, status, reported_unroutable, returned, never_again = new, RoutingStatus.new, (), (), {}
     if not status.routable:
-        return status
+        return Routed(status)
     cancelled = await uow.routing.cancellation(melding_id) is not None
     delivered = [] if new is not None else await uow.routing.deliveries_of(melding_id)
     live = [d for d in delivered if d.status is not DeliveryStatus.returned]
@@ -150,7 +182,7 @@ async def route(
     await _carry_out(
         uow, plan, accepted, where, delivered=live, reported_unroutable=reported_unroutable, request_id=request_id
     )
-    return plan.status
+    return Routed(plan.status, plan.waiting, where)
 
 
 def _to_route(accepted: MeldingAccepted) -> MeldingToRoute:

@@ -101,3 +101,23 @@ async def test_every_answer_is_documented_with_an_example_that_fits_its_schema(s
             delivered["properties"]
         )
         assert "^[Gg][Mm][0-9]{4}$" in str(spec["paths"]["/v1/gemeenten/{code}"])
+
+
+@pytest.mark.parametrize("service", SERVICES)
+async def test_every_403_example_names_the_scope_its_operation_needs(service: str) -> None:
+    """An integrator reading the 403 of `GET /v1/unroutable` learns it needs `routing:admin` (what the service
+    answers then), not some other endpoint's scope."""
+    spec = app_for(service).openapi()
+    checked = 0
+    for path, method, operation in operations(spec):
+        scope = operation.get("x-required-scope")
+        forbidden = operation["responses"].get("403", {}).get("content", {}).get("application/problem+json", {})
+        example = forbidden.get("examples", {}).get("forbidden", {}).get("value")
+        if scope is None or example is None or " " in scope:
+            continue
+        assert example["detail"] == f"this action needs the scope {scope}", f"{method.upper()} {path}"
+        checked += 1
+    assert checked > 0
+    if service == "routing":
+        unroutable = spec["paths"]["/v1/unroutable"]["get"]["responses"]["403"]["content"]["application/problem+json"]
+        assert unroutable["examples"]["forbidden"]["value"]["detail"] == "this action needs the scope routing:admin"
