@@ -199,9 +199,8 @@ async def create_subscription(
 ) -> FhirResponse:
     data = await _resource_body(request)
     await declare_events_queue(request.app.state.broker)
-    allow_http = request.app.state.settings.is_development
     view = await handlers.create_subscription(
-        unit_of_work, data, principal=principal, allow_http=allow_http, request_id=request_id
+        unit_of_work, data, principal=principal, settings=request.app.state.settings, request_id=request_id
     )
     return fhir_response(subscription_resource(view), 201, {"Location": f"Subscription/{view.id}"})
 
