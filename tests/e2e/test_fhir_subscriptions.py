@@ -176,6 +176,15 @@ async def test_a_subscriber_hears_of_every_status_change_of_its_tasks_in_order_a
         await until(lambda: "heartbeat" in endpoint.kinds(), timeout=10)
         read = await system["fhir"].get(f"/fhir/Subscription/{made['id']}", headers=sender(tokens))
         assert read.status_code == 200 and read.json()["status"] == "active"
+        # the R4 Backport's $status, which the CapabilityStatement names, is served
+        status = await system["fhir"].get(f"/fhir/Subscription/{made['id']}/$status", headers=sender(tokens))
+        assert status.status_code == 200 and status.json()["type"] == "searchset", status.text
+        parameters = {p["name"]: p for p in status.json()["entry"][0]["resource"]["parameter"]}
+        assert parameters["status"]["valueCode"] == "active" and parameters["type"]["valueCode"] == "query-status"
+        # its criteria, run as a search by the same client, find the Task
+        criteria = read.json()["criteria"]
+        found = await system["fhir"].get(f"/fhir/{criteria}", headers=sender(tokens))
+        assert found.status_code == 200 and task_id in found.text, found.text
         # another organisation neither reads it nor subscribes to this one's Tasks
         other = tokens.bearer(org_id=new_org_id(), org_type="verloskundige", scopes="melding:read")
         assert (await system["fhir"].get(f"/fhir/Subscription/{made['id']}", headers=other)).status_code == 404

@@ -19,7 +19,7 @@ from services.fhir.domain.capability import capability_statement
 from services.fhir.domain.outcome import FhirError, from_problem
 from services.fhir.domain.resources import emit
 from services.fhir.domain.search import TaskSearch
-from services.fhir.domain.subscription import subscription_resource
+from services.fhir.domain.subscription import status_bundle, subscription_resource
 from services.fhir.service_layer import handlers
 from shared.api import IdInPath, RequestId, reads_own_query
 from shared.contracts.base import has_unstorable_text
@@ -211,6 +211,14 @@ async def read_subscription(
 ) -> FhirResponse:
     view = await handlers.read_subscription(unit_of_work, subscription_id, principal=principal)
     return fhir_response(subscription_resource(view))
+
+
+@router.get("/Subscription/{subscription_id}/$status", summary="A Subscription's status (R4 Backport $status)")
+async def subscription_status(
+    subscription_id: IdInPath, principal: TaskFollower, unit_of_work: UnitOfWorkDep, request: Request
+) -> FhirResponse:
+    view = await handlers.read_subscription(unit_of_work, subscription_id, principal=principal)
+    return fhir_response(status_bundle(view, _base(request), now=datetime.now(UTC)))
 
 
 @router.delete("/Subscription/{subscription_id}", status_code=204, summary="End a Subscription")

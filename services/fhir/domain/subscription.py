@@ -150,14 +150,7 @@ def notification_bundle(
 ) -> dict[str, Any]:
     """What the endpoint receives (R4 Backport, id-only): a `history` Bundle whose first entry is the
     SubscriptionStatus (Parameters), then the Task of each event by its URL, to GET with the token."""
-    subscription_url = f"{base}/Subscription/{view.id}"
-    parameters: list[dict[str, Any]] = [
-        {"name": "subscription", "valueReference": {"reference": subscription_url}},
-        {"name": "topic", "valueCanonical": TOPIC},
-        {"name": "status", "valueCode": view.status},
-        {"name": "type", "valueCode": "heartbeat" if heartbeat else "event-notification"},
-        {"name": "events-since-subscription-start", "valueString": str(view.events)},
-    ]
+    parameters = _status_parameters(view, base, "heartbeat" if heartbeat else "event-notification")
     for event in events:
         parameters.append(
             {
@@ -186,6 +179,31 @@ def notification_bundle(
         for event in events
     ]
     return emit({"resourceType": "Bundle", "type": "history", "timestamp": instant(now), "entry": entries})
+
+
+def _status_parameters(view: SubscriptionView, base: str, kind: str) -> list[dict[str, Any]]:
+    """The SubscriptionStatus (backport-subscription-status-r4) of a Subscription, as Parameters."""
+    parameters: list[dict[str, Any]] = [
+        {"name": "subscription", "valueReference": {"reference": f"{base}/Subscription/{view.id}"}},
+        {"name": "topic", "valueCanonical": TOPIC},
+        {"name": "status", "valueCode": view.status},
+        {"name": "type", "valueCode": kind},
+        {"name": "events-since-subscription-start", "valueString": str(view.events)},
+    ]
+    if kind == "query-status" and view.error:
+        parameters.append({"name": "error", "valueCodeableConcept": {"text": view.error}})
+    return parameters
+
+
+def status_bundle(view: SubscriptionView, base: str, *, now: datetime) -> dict[str, Any]:
+    """`GET Subscription/{id}/$status` (the R4 Backport's operation): a searchset Bundle holding the
+    Subscription's SubscriptionStatus (Parameters, type `query-status`)."""
+    parameters = _status_parameters(view, base, "query-status")
+    status = {"resourceType": "Parameters", "meta": {"profile": [STATUS_PROFILE]}, "parameter": parameters}
+    entry = {"fullUrl": f"urn:uuid:{view.id}", "resource": status, "search": {"mode": "match"}}
+    return emit(
+        {"resourceType": "Bundle", "type": "searchset", "timestamp": instant(now), "total": 1, "entry": [entry]}
+    )
 
 
 def retry_after(attempts: int) -> timedelta:

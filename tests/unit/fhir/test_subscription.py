@@ -10,6 +10,7 @@ from fhir.resources.R4B import get_fhir_model_class
 
 from services.fhir.domain.endpoint import EndpointPolicy
 from services.fhir.domain.outcome import FhirError
+from services.fhir.domain.search import TaskSearch
 from services.fhir.domain.subscription import (
     CONTENT_EXTENSION,
     HEARTBEAT_EXTENSION,
@@ -18,6 +19,7 @@ from services.fhir.domain.subscription import (
     delivery_error,
     notification_bundle,
     retry_after,
+    status_bundle,
     subscription_request,
     subscription_resource,
     take_turns,
@@ -219,3 +221,33 @@ def test_organisations_take_turns_and_a_subscription_in_error_says_since_when_no
     said = delivery_error(datetime(2026, 12, 2, 9, tzinfo=UTC))
     assert "2026-12-02T09:00:00" in said
     assert not any(word in said.lower() for word in ("timeout", "connect", "refused", "address", "http "))
+
+
+def test_a_subscriptions_criteria_run_as_a_task_search_find_the_callers_own_tasks() -> None:
+    from urllib.parse import parse_qsl
+
+    ura = "http://fhir.nl/fhir/NamingSystem/ura"
+    task = {
+        "status": "received",
+        "meta": {"lastUpdated": "2026-12-01T09:00:00Z"},
+        "requester": {"identifier": {"system": ura, "value": ORG}},
+    }
+    for criteria in (f"Task?requester:identifier={ura}|{ORG}", f"Task?requester={ura}%7C{ORG}"):
+        assert subscription_request({**subscription(), "criteria": criteria}, ORG, endpoints=PRODUCTION)
+        search = TaskSearch.of(parse_qsl(criteria.partition("?")[2]))
+        assert search.matches(task)
+        assert not search.matches({**task, "requester": {"identifier": {"system": ura, "value": "99999999"}}})
+    with pytest.raises(FhirError) as bad:
+        TaskSearch.of([("requester:identifier", ORG)])  # no system
+    assert bad.value.status == 400
+
+
+def test_status_is_a_searchset_bundle_with_the_subscription_status_and_its_error() -> None:
+    view = SubscriptionView("6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10", ORG, "https://e/n", None, "r", "error", "x", 4)
+    bundle = status_bundle(view, "https://api.example.nl/fhir", now=datetime(2026, 12, 2, 9, tzinfo=UTC))
+    get_fhir_model_class("Bundle").model_validate(bundle)
+    assert bundle["type"] == "searchset" and bundle["total"] == 1
+    status = {p["name"]: p for p in bundle["entry"][0]["resource"]["parameter"]}
+    assert status["type"]["valueCode"] == "query-status" and status["status"]["valueCode"] == "error"
+    assert status["events-since-subscription-start"]["valueString"] == "4"
+    assert status["error"]["valueCodeableConcept"]["text"] == "x"
