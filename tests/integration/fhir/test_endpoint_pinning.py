@@ -6,11 +6,18 @@ refused before any connection is made."""
 from __future__ import annotations
 
 import ipaddress
+import ssl
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import pytest
 from aiohttp import web
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from services.fhir.adapters.endpoints import notification_client
 from services.fhir.domain.endpoint import Address, EndpointPolicy, EndpointRefused
@@ -110,3 +117,62 @@ def test_the_client_takes_no_proxy_from_the_environment(monkeypatch: pytest.Monk
     monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
     client = notification_client(EndpointPolicy(), timeout=10)
     assert not client._mounts and client.follow_redirects is False and isinstance(client, httpx.AsyncClient)
+
+
+def _self_signed(name: str, directory: Path) -> tuple[Path, Path]:
+    """A certificate for `name` (and its key), signed by itself."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(hours=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_path, key_path = directory / "endpoint.pem", directory / "endpoint.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return cert_path, key_path
+
+
+async def test_over_https_the_checked_address_is_connected_to_with_the_name_for_sni_and_the_certificate(
+    tmp_path: Path,
+) -> None:
+    name = "ehr.pinning.test"
+    cert_path, key_path = _self_signed(name, tmp_path)
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(cert_path, key_path)
+    server_names: list[str | None] = []  # what each TLS handshake asked for (SNI)
+    server_context.sni_callback = lambda _socket, server_name, _context: server_names.append(server_name)
+    seen: list[str] = []
+
+    async def take(request: web.Request) -> web.Response:
+        seen.append(request.headers["Host"])
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/notify", take)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = _free_port()
+    await web.TCPSite(runner, "127.0.0.1", port, ssl_context=server_context).start()
+    try:
+        trusted = ssl.create_default_context(cafile=str(cert_path))
+        resolver = Rebinding(["127.0.0.1"], ["127.0.0.2"])
+        policy = EndpointPolicy(development=True)
+        async with notification_client(policy, timeout=10, resolver=resolver, verify=trusted) as client:
+            answer = await client.post(f"https://{name}:{port}/notify", content=b"{}")
+        # the certificate was checked against the name (it names no address), over a connection to 127.0.0.1
+        assert answer.status_code == 204 and resolver.lookups == 1
+        assert seen == [f"{name}:{port}"] and server_names == [name]
+    finally:
+        await runner.cleanup()
