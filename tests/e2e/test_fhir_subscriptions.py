@@ -335,3 +335,20 @@ async def test_an_endpoint_that_never_answers_puts_its_subscription_in_error_say
             metrics = (await system["fhir"].get("/metrics")).text  # what an operator alerts on
             assert 'kansrijk_fhir_subscriptions_in_error{service="fhir"} 1.0' in metrics
             assert 'kansrijk_fhir_notifications_pending{service="fhir"} 0.0' in metrics  # not counted: given up
+
+
+async def test_a_subscription_beyond_its_organisations_limit_or_with_a_header_it_may_not_set_is_a_422(
+    system: Clients, tokens: Tokens
+) -> None:
+    endpoint = Endpoint()  # never called: nothing here is sent
+    for header in ("X-A: café", "Host: intranet.local", "Transfer-Encoding: chunked", "Cookie: a=b"):
+        made = subscription(endpoint)
+        made["channel"]["header"] = [header]
+        refused = await post(system["fhir"], "/fhir/Subscription", made, sender(tokens))
+        assert refused.status_code == 422 and refused.json()["resourceType"] == "OperationOutcome", header
+        assert "café" not in refused.text and "intranet" not in refused.text  # the value is not echoed
+    ids = [(await _subscribe(system["fhir"], tokens, endpoint))["id"] for _ in range(10)]
+    beyond = await post(system["fhir"], "/fhir/Subscription", subscription(endpoint), sender(tokens))
+    assert beyond.status_code == 422 and beyond.json()["issue"][0]["code"] == "too-costly", beyond.text
+    assert (await system["fhir"].delete(f"/fhir/Subscription/{ids[0]}", headers=sender(tokens))).status_code == 204
+    await _subscribe(system["fhir"], tokens, endpoint)  # a place freed is a place taken
