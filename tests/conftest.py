@@ -169,6 +169,7 @@ async def stack(environment: RunEnvironment, stack_databases: dict[str, str]) ->
             consent_url=consent_url,
             melding_url=f"http://127.0.0.1:{ports['melding']}",
             public_url=PUBLIC_FHIR_URL,  # as behind an ingress: not the address the tests reach it on
+            subscription_min_heartbeat_seconds=1,  # 60 s by default: the tests wait for a heartbeat
             audit_peers=peers("fhir"),
         ),
     }

@@ -4,6 +4,7 @@ from typing import ClassVar
 
 from pydantic import AliasChoices, Field, model_validator
 
+from services.fhir.domain.endpoint import EndpointPolicy
 from shared.settings import ServiceSettings
 
 
@@ -30,6 +31,20 @@ class FhirSettings(ServiceSettings):
     notification_timeout_seconds: float = Field(5.0, gt=0)
     notification_retry_hours: float = Field(24.0, gt=0)
     notification_lease_seconds: float = Field(30.0, gt=0)
+    # Isolation: what one sender's Subscriptions may take of the notifier. Attempts in flight at once (in
+    # all, and per organisation; one per Subscription always), answers read up to a few KB and dropped,
+    # Subscriptions per organisation, and the shortest heartbeatPeriod taken.
+    notification_concurrency: int = Field(32, ge=1)
+    notification_concurrency_per_organisation: int = Field(2, ge=1)
+    subscriptions_per_organisation: int = Field(10, ge=1)
+    subscription_min_heartbeat_seconds: int = Field(60, ge=1)
+    # SSRF: when set, the only hosts an endpoint may name (`ehr.example.nl`, `*.example.nl`); comma-separated.
+    subscription_endpoint_hosts: str = ""
+
+    def endpoint_policy(self) -> EndpointPolicy:
+        """Where notifications may go: outside development only public https addresses."""
+        hosts = tuple(h.strip() for h in self.subscription_endpoint_hosts.split(",") if h.strip())
+        return EndpointPolicy(development=self.is_development, allowed_hosts=hosts)
 
     @model_validator(mode="after")
     def _v1_url_defaults(self) -> "FhirSettings":

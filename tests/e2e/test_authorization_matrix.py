@@ -122,6 +122,7 @@ FHIR_ROUTES = {
     ("post", "/fhir/Task/{task_id}/$cancel"): "melding:write",
     ("post", "/fhir/Subscription"): "melding:read",  # the facade's own: it checks the token itself
     ("get", "/fhir/Subscription/{subscription_id}"): "melding:read",
+    ("get", "/fhir/Subscription/{subscription_id}/$status"): "melding:read",
     ("delete", "/fhir/Subscription/{subscription_id}"): "melding:read",
 }
 PUBLIC_FHIR = {("get", "/fhir/metadata"), ("get", "/fhir/Consent")}  # the capabilities; a refusal (400) for all

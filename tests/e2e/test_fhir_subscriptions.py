@@ -176,6 +176,15 @@ async def test_a_subscriber_hears_of_every_status_change_of_its_tasks_in_order_a
         await until(lambda: "heartbeat" in endpoint.kinds(), timeout=10)
         read = await system["fhir"].get(f"/fhir/Subscription/{made['id']}", headers=sender(tokens))
         assert read.status_code == 200 and read.json()["status"] == "active"
+        # the R4 Backport's $status, which the CapabilityStatement names, is served
+        status = await system["fhir"].get(f"/fhir/Subscription/{made['id']}/$status", headers=sender(tokens))
+        assert status.status_code == 200 and status.json()["type"] == "searchset", status.text
+        parameters = {p["name"]: p for p in status.json()["entry"][0]["resource"]["parameter"]}
+        assert parameters["status"]["valueCode"] == "active" and parameters["type"]["valueCode"] == "query-status"
+        # its criteria, run as a search by the same client, find the Task
+        criteria = read.json()["criteria"]
+        found = await system["fhir"].get(f"/fhir/{criteria}", headers=sender(tokens))
+        assert found.status_code == 200 and task_id in found.text, found.text
         # another organisation neither reads it nor subscribes to this one's Tasks
         other = tokens.bearer(org_id=new_org_id(), org_type="verloskundige", scopes="melding:read")
         assert (await system["fhir"].get(f"/fhir/Subscription/{made['id']}", headers=other)).status_code == 404
@@ -319,8 +328,27 @@ async def test_an_endpoint_that_never_answers_puts_its_subscription_in_error_say
                 return body if body["status"] == "error" else None
 
             failed = await eventually(in_error, timeout=30)
-            assert "HTTP 500" in failed["error"] and endpoint.refused >= 2
+            # it says since when delivery failed, not how (that would tell a sender about the network)
+            assert "could not be delivered since" in failed["error"] and "500" not in failed["error"]
+            assert endpoint.refused >= 2
             get_fhir_model_class("Subscription").model_validate(failed)
             metrics = (await system["fhir"].get("/metrics")).text  # what an operator alerts on
             assert 'kansrijk_fhir_subscriptions_in_error{service="fhir"} 1.0' in metrics
             assert 'kansrijk_fhir_notifications_pending{service="fhir"} 0.0' in metrics  # not counted: given up
+
+
+async def test_a_subscription_beyond_its_organisations_limit_or_with_a_header_it_may_not_set_is_a_422(
+    system: Clients, tokens: Tokens
+) -> None:
+    endpoint = Endpoint()  # never called: nothing here is sent
+    for header in ("X-A: café", "Host: intranet.local", "Transfer-Encoding: chunked", "Cookie: a=b"):
+        made = subscription(endpoint)
+        made["channel"]["header"] = [header]
+        refused = await post(system["fhir"], "/fhir/Subscription", made, sender(tokens))
+        assert refused.status_code == 422 and refused.json()["resourceType"] == "OperationOutcome", header
+        assert "café" not in refused.text and "intranet" not in refused.text  # the value is not echoed
+    ids = [(await _subscribe(system["fhir"], tokens, endpoint))["id"] for _ in range(10)]
+    beyond = await post(system["fhir"], "/fhir/Subscription", subscription(endpoint), sender(tokens))
+    assert beyond.status_code == 422 and beyond.json()["issue"][0]["code"] == "too-costly", beyond.text
+    assert (await system["fhir"].delete(f"/fhir/Subscription/{ids[0]}", headers=sender(tokens))).status_code == 204
+    await _subscribe(system["fhir"], tokens, endpoint)  # a place freed is a place taken

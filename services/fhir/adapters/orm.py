@@ -30,6 +30,14 @@ subscriptions = Table(
     Index("ix_subscriptions_org_id", "org_id", "status"),
 )
 
+# One row per organisation that made a Subscription: the lock its Subscriptions are counted under, so that
+# a burst of creations at once cannot pass the limit per organisation.
+subscription_owners = Table(
+    "subscription_owners",
+    metadata,
+    Column("org_id", String(64), primary_key=True),
+)
+
 notifications = Table(
     "notifications",
     metadata,

@@ -10,8 +10,9 @@ from typing import Any
 from sqlalchemy import Row, and_, delete, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services.fhir.adapters.orm import notifications, subscriptions
+from services.fhir.adapters.orm import notifications, subscription_owners, subscriptions
 from services.fhir.domain.subscription import Event, SubscriptionRequest, SubscriptionView
+from shared.db import lock_row_creating
 
 ACTIVE, ERROR = "active", "error"
 
@@ -63,6 +64,15 @@ class SubscriptionRepository:
         assert view is not None
         return view
 
+    async def lock_and_count(self, org_id: str) -> int:
+        """How many Subscriptions the organisation has, counted under its lock (held until the transaction
+        ends), so that two creations at once cannot both take the last free place."""
+        await lock_row_creating(self.session, subscription_owners, org_id=org_id)
+        counted = await self.session.execute(
+            select(func.count()).select_from(subscriptions).where(subscriptions.c.org_id == org_id)
+        )
+        return int(counted.scalar_one())
+
     async def get(self, subscription_id: str, org_id: str) -> SubscriptionView | None:
         row = (
             await self.session.execute(
@@ -112,16 +122,25 @@ class SubscriptionRepository:
 
     # --- the notifier ------------------------------------------------------------------------------------
 
-    async def due(self, now: datetime, limit: int) -> list[str]:
-        """Active subscriptions whose oldest unsent notification is due and not being sent by another."""
+    async def due(self, now: datetime, limit: int, *, per_organisation: int) -> list[tuple[str, str]]:
+        """Active subscriptions whose oldest unsent notification is due and not being sent by another, as
+        (id, organisation): at most `per_organisation` of each organisation, taken in turns — each
+        organisation's first, then each one's second, … — so that one organisation's backlog cannot fill
+        the batch and starve another's."""
         head = (
             select(notifications.c.subscription_id, func.min(notifications.c.event_number).label("first"))
             .where(notifications.c.sent_at.is_(None))
             .group_by(notifications.c.subscription_id)
             .subquery()
         )
-        rows = await self.session.execute(
-            select(notifications.c.subscription_id)
+        turn = func.row_number().over(partition_by=subscriptions.c.org_id, order_by=notifications.c.next_attempt_at)
+        ranked = (
+            select(
+                notifications.c.subscription_id,
+                subscriptions.c.org_id,
+                notifications.c.next_attempt_at,
+                turn.label("turn"),
+            )
             .join(
                 head,
                 and_(
@@ -135,10 +154,15 @@ class SubscriptionRepository:
                 notifications.c.next_attempt_at <= now,
                 or_(notifications.c.locked_until.is_(None), notifications.c.locked_until < now),
             )
-            .order_by(notifications.c.next_attempt_at)
+            .subquery()
+        )
+        rows = await self.session.execute(
+            select(ranked.c.subscription_id, ranked.c.org_id)
+            .where(ranked.c.turn <= per_organisation)
+            .order_by(ranked.c.turn, ranked.c.next_attempt_at, ranked.c.subscription_id)
             .limit(limit)
         )
-        return [row.subscription_id for row in rows]
+        return [(row.subscription_id, row.org_id) for row in rows]
 
     async def claim(self, subscription_id: str, now: datetime, lease: timedelta, limit: int) -> tuple[list[Event], int]:
         """The subscription's unsent notifications, oldest first, leased to this sender (none if another
@@ -198,15 +222,19 @@ class SubscriptionRepository:
             update(subscriptions).where(subscriptions.c.id == subscription_id).values(status=ERROR, error=error)
         )
 
-    async def heartbeats_due(self, now: datetime) -> list[str]:
-        """Active subscriptions with a heartbeat period that have sent nothing for that long."""
+    async def heartbeats_due(self, now: datetime) -> list[tuple[str, str]]:
+        """Active subscriptions with a heartbeat period that have sent nothing for that long, as (id,
+        organisation)."""
         rows = await self.session.execute(
-            select(subscriptions.c.id, subscriptions.c.heartbeat_seconds, subscriptions.c.last_sent_at).where(
-                subscriptions.c.status == ACTIVE, subscriptions.c.heartbeat_seconds.is_not(None)
-            )
+            select(
+                subscriptions.c.id,
+                subscriptions.c.org_id,
+                subscriptions.c.heartbeat_seconds,
+                subscriptions.c.last_sent_at,
+            ).where(subscriptions.c.status == ACTIVE, subscriptions.c.heartbeat_seconds.is_not(None))
         )
         return [
-            row.id
+            (row.id, row.org_id)
             for row in rows
             if row.last_sent_at is None or row.last_sent_at + timedelta(seconds=row.heartbeat_seconds) <= now
         ]

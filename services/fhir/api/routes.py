@@ -19,7 +19,7 @@ from services.fhir.domain.capability import capability_statement
 from services.fhir.domain.outcome import FhirError, from_problem
 from services.fhir.domain.resources import emit
 from services.fhir.domain.search import TaskSearch
-from services.fhir.domain.subscription import subscription_resource
+from services.fhir.domain.subscription import status_bundle, subscription_resource
 from services.fhir.service_layer import handlers
 from shared.api import IdInPath, RequestId, reads_own_query
 from shared.contracts.base import has_unstorable_text
@@ -199,9 +199,8 @@ async def create_subscription(
 ) -> FhirResponse:
     data = await _resource_body(request)
     await declare_events_queue(request.app.state.broker)
-    allow_http = request.app.state.settings.is_development
     view = await handlers.create_subscription(
-        unit_of_work, data, principal=principal, allow_http=allow_http, request_id=request_id
+        unit_of_work, data, principal=principal, settings=request.app.state.settings, request_id=request_id
     )
     return fhir_response(subscription_resource(view), 201, {"Location": f"Subscription/{view.id}"})
 
@@ -212,6 +211,14 @@ async def read_subscription(
 ) -> FhirResponse:
     view = await handlers.read_subscription(unit_of_work, subscription_id, principal=principal)
     return fhir_response(subscription_resource(view))
+
+
+@router.get("/Subscription/{subscription_id}/$status", summary="A Subscription's status (R4 Backport $status)")
+async def subscription_status(
+    subscription_id: IdInPath, principal: TaskFollower, unit_of_work: UnitOfWorkDep, request: Request
+) -> FhirResponse:
+    view = await handlers.read_subscription(unit_of_work, subscription_id, principal=principal)
+    return fhir_response(status_bundle(view, _base(request), now=datetime.now(UTC)))
 
 
 @router.delete("/Subscription/{subscription_id}", status_code=204, summary="End a Subscription")

@@ -64,6 +64,12 @@ def capability_statement(base_url: str, published: str) -> dict[str, Any]:
                             "searchParam": [
                                 {"name": "status", "type": "token"},
                                 {"name": "_lastUpdated", "type": "date"},
+                                {
+                                    "name": "requester",
+                                    "type": "reference",
+                                    "documentation": "requester:identifier=<system>|<your organisation> "
+                                    "(a Subscription's criteria); you only ever see your own Tasks",
+                                },
                                 {"name": "_count", "type": "number"},
                             ],
                             "operation": [
@@ -80,9 +86,19 @@ def capability_statement(base_url: str, published: str) -> dict[str, Any]:
                                 "http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/backport-subscription"
                             ],
                             "interaction": [{"code": "create"}, {"code": "read"}, {"code": "delete"}],
-                            "documentation": "rest-hook, id-only: Task?requester=<system>|<your organisation>; "
-                            "every status change of your Tasks is POSTed to the endpoint, retried for 24 h; "
-                            "heartbeats with the backport-heartbeat-period extension",
+                            "operation": [
+                                {
+                                    "name": "status",
+                                    "definition": "http://hl7.org/fhir/uv/subscriptions-backport/"
+                                    "OperationDefinition/backport-subscription-status",
+                                    "documentation": "GET Subscription/{id}/$status (instance level only)",
+                                }
+                            ],
+                            "documentation": "rest-hook, id-only: criteria "
+                            "Task?requester:identifier=<system>|<your organisation>; every status change of "
+                            "your Tasks is POSTed to the endpoint (public https), retried for 24 h; heartbeats "
+                            "with the backport-heartbeat-period extension; a shortest heartbeat period and a "
+                            "limit of Subscriptions per organisation apply. See docs/fhir.md.",
                         },
                     ],
                     "interaction": [

@@ -44,6 +44,7 @@ class TaskSearch:
     updated: tuple[Bound, ...] = ()
     count: int = 20
     cursor: str | None = None
+    requesters: tuple[tuple[str, str], ...] = ()  # (system, value): a Subscription's criteria, run as a search
     _given: list[tuple[str, str]] = field(default_factory=list, compare=False)
 
     @classmethod
@@ -51,6 +52,7 @@ class TaskSearch:
         statuses: set[str] = set()
         bounds: list[Bound] = []
         count, cursor = 20, None
+        requesters: list[tuple[str, str]] = []
         given = list(parameters)
         for name, value in given:
             if name == "status":
@@ -64,16 +66,27 @@ class TaskSearch:
                 if not value.isdigit() or not 1 <= int(value) <= MAX_COUNT:
                     raise _bad(f"_count is a number from 1 to {MAX_COUNT}")
                 count = int(value)
+            elif name in ("requester:identifier", "requester"):
+                system, bar, value = value.rpartition("|")
+                if not bar or not system or not value:
+                    raise _bad(f"{name} is <system>|<value>, e.g. http://fhir.nl/fhir/NamingSystem/ura|<URA>")
+                requesters.append((system, value))
             elif name == "_cursor":
                 if len(value) > CURSOR_LENGTH or not value.replace("-", "").replace("_", "").isalnum():
                     raise _bad("_cursor is the opaque value of a next link")
                 cursor = value
             else:
-                raise _bad("Task is searched by status, _lastUpdated, _count (and _cursor from a next link)")
-        return cls(frozenset(statuses), tuple(bounds), count, cursor, given)
+                raise _bad(
+                    "Task is searched by status, _lastUpdated, _count, requester:identifier "
+                    "(and _cursor from a next link)"
+                )
+        return cls(frozenset(statuses), tuple(bounds), count, cursor, tuple(requesters), given)
 
     def matches(self, task: dict[str, Any]) -> bool:
         if self.statuses and task["status"] not in self.statuses:
+            return False
+        identifier = task.get("requester", {}).get("identifier", {})
+        if any((identifier.get("system"), identifier.get("value")) != wanted for wanted in self.requesters):
             return False
         updated = datetime.fromisoformat(task["meta"]["lastUpdated"].replace("Z", "+00:00"))
         return all(bound.holds(updated) for bound in self.updated)

@@ -7,7 +7,8 @@ from typing import Any
 
 from prometheus_client import Gauge
 
-from services.fhir.domain.outcome import FhirError
+from services.fhir.config import FhirSettings
+from services.fhir.domain.outcome import FhirError, invalid
 from services.fhir.domain.subscription import Event, SubscriptionView, subscription_request
 from services.fhir.service_layer.unit_of_work import FhirUnitOfWork, UnitOfWorkFactory
 from shared.auth import Principal
@@ -20,10 +21,28 @@ RESOURCE = "Subscription"
 
 
 async def create_subscription(
-    unit_of_work: UnitOfWorkFactory, data: Any, *, principal: Principal, allow_http: bool, request_id: str | None
+    unit_of_work: UnitOfWorkFactory,
+    data: Any,
+    *,
+    principal: Principal,
+    settings: FhirSettings,
+    request_id: str | None,
 ) -> SubscriptionView:
-    request = subscription_request(data, principal.org_id, allow_http=allow_http)
+    """A new Subscription of the caller's organisation, within its limit (422 beyond it)."""
+    request = subscription_request(
+        data,
+        principal.org_id,
+        endpoints=settings.endpoint_policy(),
+        min_heartbeat=settings.subscription_min_heartbeat_seconds,
+    )
     async with unit_of_work() as uow:
+        limit = settings.subscriptions_per_organisation
+        if await uow.subscriptions.lock_and_count(principal.org_id) >= limit:
+            raise invalid(
+                f"an organisation has at most {limit} Subscriptions: delete one it no longer needs",
+                "Subscription",
+                code="too-costly",
+            )
         view = await uow.subscriptions.add(
             subscription_id=str(uuid.uuid4()),
             org_id=principal.org_id,

@@ -104,3 +104,40 @@ async def test_a_late_failure_report_does_not_undo_a_notification_another_notifi
         assert row.sent_at is not None and row.attempts == 0 and row.last_error is None
         claimed, _ = await uow.subscriptions.claim(subscription_id, AT + timedelta(hours=1), timedelta(seconds=30), 10)
         assert claimed == []  # nothing is offered again
+
+
+async def test_a_burst_of_subscriptions_at_once_stops_at_the_organisations_limit(
+    unit_of_work: UnitOfWorkFactory, environment: RunEnvironment
+) -> None:
+    from services.fhir.domain.outcome import FhirError
+    from services.fhir.service_layer.handlers import create_subscription
+    from shared.auth import Principal
+    from tests.conftest import service_settings
+
+    database_url = environment.database_urls["fhir"]
+    settings = service_settings(environment, "fhir", database_url, subscriptions_per_organisation=3)
+    caller = Principal(sub="u", org_id=SENDER, org_type="verloskundige", scopes=frozenset({"melding:read"}))
+    resource = {
+        "resourceType": "Subscription",
+        "status": "requested",
+        "reason": "onze meldingen volgen",
+        "criteria": f"Task?requester:identifier=http://fhir.nl/fhir/NamingSystem/ura|{SENDER}",
+        "channel": {"type": "rest-hook", "endpoint": "https://ehr.example.nl/notify"},
+    }
+
+    async def create() -> int:
+        try:
+            await create_subscription(unit_of_work, resource, principal=caller, settings=settings, request_id=None)
+        except FhirError as refused:
+            return refused.status
+        return 201
+
+    for _ in range(5):  # the race, fired again and again
+        async with unit_of_work() as uow:
+            for subscription_id in await uow.subscriptions.active_for(SENDER):
+                await uow.subscriptions.delete(subscription_id, SENDER)
+            await uow.commit()
+        answers = await asyncio.gather(*(create() for _ in range(12)))
+        assert sorted(answers) == [201] * 3 + [422] * 9
+        async with unit_of_work() as uow:
+            assert len(await uow.subscriptions.active_for(SENDER)) == 3
