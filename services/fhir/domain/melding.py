@@ -9,7 +9,7 @@ from typing import Any
 
 from services.fhir.domain import codes
 from services.fhir.domain.consent import RECIPIENT_TYPES, RISK_DOMAINS, bsn_of, coded
-from services.fhir.domain.formats import with_version
+from services.fhir.domain.formats import etag, with_version
 from services.fhir.domain.outcome import invalid
 from services.fhir.domain.resources import day_of, emit, instant, parse
 from shared.contracts.vocabulary import DeliveryStatus
@@ -275,15 +275,22 @@ def _task(task: Any, request_url: str) -> None:
         raise invalid("Task.focus must refer to the ServiceRequest's fullUrl", "Task.focus", code="value")
 
 
-def transaction_response(melding_id: str, entry_types: list[str]) -> dict[str, Any]:
-    """The answer to the transaction: the ServiceRequest's and the Task's ids (both the melding's id). The
-    Patient and the Observation live on in the melding only (no resource of their own to read). A retry
-    answers as the first request did (201): the melding is the one that request made."""
+def transaction_response(accepted: dict[str, Any], entry_types: list[str]) -> dict[str, Any]:
+    """The answer to the transaction: the ServiceRequest's and the Task's ids (both the melding's id), each with
+    its version (`etag`) and `lastModified`. The Patient and the Observation live on in the melding only (no
+    resource of their own to read: `200`, no location). A retry answers as the first request did (201): the
+    melding is the one that request made."""
+    made = {"ServiceRequest": service_request_resource(accepted), "Task": task_resource(accepted)}
     entries = []
     for kind in entry_types:
-        response: dict[str, Any] = {"status": "201 Created"}
-        if kind in ("ServiceRequest", "Task"):
-            response["location"] = f"{kind}/{melding_id}"
+        response: dict[str, Any] = {"status": "200 OK"}
+        if resource := made.get(kind):
+            response = {
+                "status": "201 Created",
+                "location": f"{kind}/{resource['id']}",
+                "etag": etag(resource),
+                "lastModified": resource["meta"]["lastUpdated"],
+            }
         entries.append({"response": response})
     return emit({"resourceType": "Bundle", "type": "transaction-response", "entry": entries})
 

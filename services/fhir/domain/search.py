@@ -123,8 +123,8 @@ class TaskSearch:
                 cursor = value
         if count == 0:
             summary_count = True  # _count=0: how many, no entries (as _summary=count)
-        if len(ids) > MAX_COUNT:
-            raise _bad(f"_id names at most {MAX_COUNT} Tasks")
+        if len(ids) > (count or MAX_COUNT):
+            raise _bad("_id names more Tasks than a page holds (_count, at most 100)")
         return cls(
             frozenset(statuses),
             tuple(ranges),

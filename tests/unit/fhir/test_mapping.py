@@ -191,6 +191,13 @@ def test_a_v1_problem_becomes_an_outcome_with_the_fhir_element_and_its_type() ->
         ["ServiceRequest.reasonCode"],
     ]
     assert {i["code"] for i in outcome["issue"]} == {"invalid"}
+    # the diagnostics name the FHIR element too, never the v1 field a FHIR client does not know
+    assert [i["diagnostics"] for i in outcome["issue"]] == [
+        "Patient.address.postalCode: not a Dutch postcode",
+        "ServiceRequest.reasonCode: unknown",
+    ]
+    unmapped = from_problem({"type": "urn:kansrijk:problem:validation", "errors": [{"field": "x.y", "message": "bad"}]})
+    assert unmapped["issue"][0]["diagnostics"] == "bad" and "expression" not in unmapped["issue"][0]
     refused = from_problem({"type": "urn:kansrijk:problem:consent-required", "detail": "the consent has expired"})
     assert refused["issue"][0]["code"] == "forbidden"
     assert refused["issue"][0]["details"]["coding"][0]["code"] == "consent-required"
