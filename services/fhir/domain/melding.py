@@ -164,9 +164,10 @@ def _patient(patient: Any) -> dict[str, Any]:
     # one identifier, her BSN: a second one (another BSN above all) would be dropped, or pick the wrong woman
     out: dict[str, Any] = {"bsn": bsn_of(_one(patient.identifier, "Patient.identifier"), "Patient.identifier")}
     name = _one(patient.name, "Patient.name")
-    if name is None or not name.family or not name.given:
+    given = [g for g in (name.given if name is not None else None) or [] if g]  # `null` where `_given` says more
+    if name is None or not name.family or not given:
         raise invalid("Patient.name needs a family name and a given name", "Patient.name", code="required")
-    out["name"] = {"given": " ".join(name.given), "family": name.family}
+    out["name"] = {"given": " ".join(given), "family": name.family}
     out["birth_date"] = day_of(patient.birthDate, "Patient.birthDate").isoformat()
     out["address"] = _address(_one(patient.address, "Patient.address"))
     phone = _one(patient.telecom, "Patient.telecom")

@@ -135,6 +135,14 @@ def test_what_a_consent_does_not_say_or_says_in_another_system_is_refused() -> N
     assert changed.expression == "Consent.status"
 
 
+def test_every_given_name_is_kept_and_a_null_one_is_no_given_name() -> None:
+    bundle = melding_bundle(CONSENT_ID)
+    bundle["entry"][0]["resource"]["name"][0]["given"] = ["Sanne", "Maria"]
+    assert melding_request(bundle).body["patient"]["name"]["given"] == "Sanne Maria"
+    bundle["entry"][0]["resource"]["name"][0].update(given=[None], _given=[{"id": "g"}])
+    assert _error(melding_request, bundle).expression == "Patient.name"
+
+
 def test_a_bundle_becomes_the_v1_melding_with_its_idempotency_key() -> None:
     read = melding_request(melding_bundle(CONSENT_ID, bundle_id="b-1"))
     assert read.entry_types == ["Patient", "Observation", "ServiceRequest", "Task"]
