@@ -205,16 +205,19 @@ def _slug(problem: Any) -> str:
     return str(problem.get("type", "")).rsplit(":", 1)[-1] if isinstance(problem, dict) else ""
 
 
-@router.get("/ServiceRequest/{request_id}", summary="A melding as the ServiceRequest the transaction made")
-async def read_service_request(request_id: IdInPath, request: Request, who: CallerDep) -> FhirResponse:
-    return _read(melding.service_request_resource(await _melding(request, who, request_id)))
+@router.get("/ServiceRequest/{service_request_id}", summary="A melding as the ServiceRequest the transaction made")
+async def read_service_request(service_request_id: IdInPath, request: Request, who: CallerDep) -> FhirResponse:
+    return _read(melding.service_request_resource(await _melding(request, who, service_request_id)))
 
 
-@router.get("/ServiceRequest/{request_id}/_history/{version_id}", summary="A ServiceRequest's version (the current)")
+@router.get(
+    "/ServiceRequest/{service_request_id}/_history/{version_id}", summary="A ServiceRequest's version (the current)"
+)
 async def vread_service_request(
-    request_id: IdInPath, version_id: VersionInPath, request: Request, who: CallerDep
+    service_request_id: IdInPath, version_id: VersionInPath, request: Request, who: CallerDep
 ) -> FhirResponse:
-    return _read(_version(melding.service_request_resource(await _melding(request, who, request_id)), version_id))
+    resource = melding.service_request_resource(await _melding(request, who, service_request_id))
+    return _read(_version(resource, version_id))
 
 
 @router.get("/Task/{task_id}", summary="Where a melding stands, as its Task")
