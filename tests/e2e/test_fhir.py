@@ -1,4 +1,4 @@
-"""The FHIR R4 facade end to end (CONTRACT.md v1.1, "FHIR R4 facade"; docs/fhir.md), through real HTTP against
+"""The FHIR R4 facade end to end (docs/fhir.md), through real HTTP against
 the running system: the examples of docs/fhir.md as a vendor would send them, the Task following the
 melding through its statuses, retries, errors as OperationOutcome, and a FHIR client written by others
 (fhirclient) creating, reading, searching and paging — every resource the facade answers validated by

@@ -1,4 +1,4 @@
-"""The FHIR R4 facade at `/fhir` (CONTRACT.md v1.1, "FHIR R4 facade"): each interaction is one or two calls
+"""The FHIR R4 facade at `/fhir`: each interaction is one or two calls
 to the v1 APIs with the caller's own token; the v1 services decide, store and audit, the facade translates."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""FHIR Consent <-> the consent service's v1 consent (CONTRACT.md v1.1, "FHIR R4 facade").
+"""FHIR Consent <-> the consent service's v1 consent.
 
 In: `status` active, `scope` patient-privacy, `category` LOINC 59284-0, the patient by BSN, `dateTime` the day
 it was given, `provision.period.end` the last day it holds, `provision.actor[].role` the recipient types,

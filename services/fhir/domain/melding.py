@@ -1,5 +1,5 @@
 """The melding in FHIR: a transaction Bundle (Patient, ServiceRequest, Observation, Task) in, the v1 melding
-body out; the v1 melding back as the Task a sender follows (CONTRACT.md v1.1, "FHIR R4 facade")."""
+body out; the v1 melding back as the Task a sender follows."""
 
 from __future__ import annotations
 
@@ -302,7 +302,7 @@ _ENDED = {DeliveryStatus.retracted}
 
 
 def task_status(melding: dict[str, Any]) -> str:
-    """The Task's status for a v1 melding (CONTRACT.md): requested, received, in-progress, completed,
+    """The Task's status for a v1 melding (docs/fhir.md): requested, received, in-progress, completed,
     rejected or cancelled."""
     status = melding["status"]
     if status in ("withdrawn", "cancelled"):
