@@ -116,6 +116,8 @@ async def test_a_consent_is_recorded_read_found_by_bsn_and_withdrawn_as_fhir(sys
         200,
     )
     assert found["type"] == "searchset" and [e["resource"]["id"] for e in found["entry"]] == [consent["id"]]
+    # every searchset has its self link; a POST search's names the search, never the BSN
+    assert found["link"] == [{"relation": "self", "url": f"{PUBLIC_FHIR_URL}/Consent/_search"}] and found["total"] >= 1
 
     withdrawn = fhir(
         await client.put(
