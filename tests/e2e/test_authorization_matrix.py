@@ -114,10 +114,14 @@ async def test_every_route_needs_a_token_its_scope_and_the_callers_own_resource(
 FHIR_ROUTES = {
     ("post", "/fhir/Consent"): "consent:write",
     ("get", "/fhir/Consent/{consent_id}"): "consent:read",
+    ("get", "/fhir/Consent/{consent_id}/_history/{version_id}"): "consent:read",
     ("put", "/fhir/Consent/{consent_id}"): "consent:write",
     ("post", "/fhir/Consent/_search"): "consent:read",
     ("post", "/fhir"): "melding:write",
     ("get", "/fhir/Task/{task_id}"): "melding:read",
+    ("get", "/fhir/Task/{task_id}/_history/{version_id}"): "melding:read",
+    ("get", "/fhir/ServiceRequest/{service_request_id}"): "melding:read",
+    ("get", "/fhir/ServiceRequest/{service_request_id}/_history/{version_id}"): "melding:read",
     ("get", "/fhir/Task"): "melding:read",
     ("post", "/fhir/Task/{task_id}/$cancel"): "melding:write",
     ("post", "/fhir/Subscription"): "melding:read",  # the facade's own: it checks the token itself
@@ -153,7 +157,8 @@ async def test_every_fhir_interaction_needs_a_token_the_v1_scope_and_the_callers
     system: dict[str, httpx.AsyncClient], tokens: Tokens
 ) -> None:
     ids = await _resources_of_one_organisation(system, tokens)
-    ids["task_id"] = ids["melding_id"]  # a melding's Task has its id
+    ids["task_id"] = ids["service_request_id"] = ids["melding_id"]  # a melding's Task and ServiceRequest: its id
+    ids["version_id"] = "0" * 16  # refused or not found before any version is compared
     client = system["fhir"]
     made = await client.post(
         "/fhir/Subscription",
@@ -183,7 +188,7 @@ async def test_every_fhir_interaction_needs_a_token_the_v1_scope_and_the_callers
         for wrong_type in sorted(ORG_TYPES - set(SCOPE_HOLDERS[scope])):
             wrong = await call(tokens.bearer(org_id=SENDER, org_type=wrong_type, scopes=scope))
             assert wrong.status_code == 403, f"{where} by a {wrong_type} token: {wrong.status_code}"
-        if params & {"consent_id", "task_id", "subscription_id"}:
+        if params & {"consent_id", "task_id", "service_request_id", "subscription_id"}:
             stranger = await call(tokens.bearer(org_id=new_org_id(), org_type="verloskundige", scopes=scope))
             assert stranger.status_code == 404, f"{where} by another organisation: {stranger.status_code}"
     # nothing above changed the organisation's own consent and melding

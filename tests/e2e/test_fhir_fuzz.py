@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from tests.e2e.flow import SENDER, sender
 from tests.fhir_examples import FHIR_JSON, consent_example, example, melding_bundle
+from tests.fhir_schema import schema_errors
 from tests.support import Tokens
 
 EXAMPLES = int(os.environ.get("KANSRIJK_FUZZ_EXAMPLES", "15"))
@@ -115,6 +116,7 @@ def _answered_without_a_server_error(response: httpx.Response, where: str) -> No
         outcome = response.json()
         assert outcome["resourceType"] == "OperationOutcome", f"{where}: {response.text[:300]}"
         get_fhir_model_class("OperationOutcome").model_validate(outcome)
+        assert schema_errors(outcome) == [], f"{where}: {schema_errors(outcome)}"
 
 
 def _fuzz(base_url: str, tokens: Tokens, consent_id: str, task_id: str) -> list[str]:

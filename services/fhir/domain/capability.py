@@ -7,7 +7,9 @@ from typing import Any
 from services.fhir.domain import codes
 from services.fhir.domain.resources import emit
 
-SOFTWARE_VERSION = "1.1.0"
+SOFTWARE_VERSION = "1.2.0"
+# Reads answer the version as `meta.versionId` and a weak ETag; only the current version is kept (vread of it).
+_VERSIONED = {"versioning": "versioned", "readHistory": False}
 
 
 def capability_statement(base_url: str, published: str) -> dict[str, Any]:
@@ -21,7 +23,7 @@ def capability_statement(base_url: str, published: str) -> dict[str, Any]:
             "software": {"name": "kansrijk-fhir", "version": SOFTWARE_VERSION},
             "implementation": {"description": "Kansrijke Start meldingen: FHIR R4 facade", "url": base_url},
             "fhirVersion": codes.FHIR_VERSION,
-            "format": ["json"],
+            "format": ["json", codes.FHIR_JSON],
             "rest": [
                 {
                     "mode": "server",
@@ -46,9 +48,11 @@ def capability_statement(base_url: str, published: str) -> dict[str, Any]:
                             "interaction": [
                                 {"code": "create"},
                                 {"code": "read"},
+                                {"code": "vread"},
                                 {"code": "update"},
                                 {"code": "search-type"},
                             ],
+                            **_VERSIONED,
                             "updateCreate": False,
                             "searchParam": [
                                 {
@@ -59,18 +63,35 @@ def capability_statement(base_url: str, published: str) -> dict[str, Any]:
                             ],
                         },
                         {
+                            "type": "ServiceRequest",
+                            "interaction": [{"code": "read"}, {"code": "vread"}],
+                            **_VERSIONED,
+                            "documentation": "the melding as the transaction made it (its id is the Task's); "
+                            "created only by the transaction",
+                        },
+                        {
                             "type": "Task",
-                            "interaction": [{"code": "read"}, {"code": "search-type"}],
+                            "interaction": [{"code": "read"}, {"code": "vread"}, {"code": "search-type"}],
+                            **_VERSIONED,
+                            "documentation": "unknown search parameters are a 400 unless Prefer: handling=lenient",
                             "searchParam": [
                                 {"name": "status", "type": "token"},
-                                {"name": "_lastUpdated", "type": "date"},
+                                {
+                                    "name": "_lastUpdated",
+                                    "type": "date",
+                                    "documentation": "eq (the default), gt, ge, lt, le; a date is a day in the "
+                                    "Netherlands",
+                                },
+                                {"name": "_id", "type": "token"},
+                                {"name": "_count", "type": "number", "documentation": "1 to 100 (0: the total only)"},
+                                {"name": "_summary", "type": "token", "documentation": "count"},
+                                {"name": "_total", "type": "token", "documentation": "none, estimate, accurate"},
                                 {
                                     "name": "requester",
                                     "type": "reference",
                                     "documentation": "requester:identifier=<system>|<your organisation> "
                                     "(a Subscription's criteria); you only ever see your own Tasks",
                                 },
-                                {"name": "_count", "type": "number"},
                             ],
                             "operation": [
                                 {

@@ -1,4 +1,4 @@
-"""FHIR Consent <-> the consent service's v1 consent (CONTRACT.md v1.1, "FHIR R4 facade").
+"""FHIR Consent <-> the consent service's v1 consent.
 
 In: `status` active, `scope` patient-privacy, `category` LOINC 59284-0, the patient by BSN, `dateTime` the day
 it was given, `provision.period.end` the last day it holds, `provision.actor[].role` the recipient types,
@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, get_args
 
 from services.fhir.domain import codes
+from services.fhir.domain.formats import with_version
 from services.fhir.domain.outcome import invalid
 from services.fhir.domain.resources import day_of, emit, instant, parse
 from shared.contracts.vocabulary import InformedAbout, RecipientType, RiskDomain
@@ -139,19 +140,21 @@ def consent_resource(v1: dict[str, Any]) -> dict[str, Any]:
     }
     if v1.get("risk_domains") is not None:
         provision["code"] = [{"coding": [{"system": codes.RISK_DOMAIN_SYSTEM, "code": d}]} for d in v1["risk_domains"]]
-    return emit(
-        {
-            "resourceType": "Consent",
-            "id": v1["id"],
-            "meta": {"lastUpdated": instant(v1.get("withdrawn_at") or v1["created_at"])},
-            "extension": extensions,
-            "status": "active" if v1["status"] == "active" else "inactive",
-            "scope": {"coding": [{"system": codes.CONSENT_SCOPE_SYSTEM, "code": "patient-privacy"}]},
-            "category": [{"coding": [{"system": codes.LOINC, "code": codes.PRIVACY_CONSENT}]}],
-            "patient": {"identifier": {"system": codes.BSN_SYSTEM, "value": v1["patient"]["bsn"]}},
-            "dateTime": v1["given_at"],
-            "organization": [{"identifier": codes.organisation_identifier(v1["recorded_by"]["org_id"])}],
-            "policyRule": {"coding": [{"system": codes.ACT_CODE_SYSTEM, "code": "OPTIN"}]},
-            "provision": provision,
-        }
+    return with_version(
+        emit(
+            {
+                "resourceType": "Consent",
+                "id": v1["id"],
+                "meta": {"lastUpdated": instant(v1.get("withdrawn_at") or v1["created_at"])},
+                "extension": extensions,
+                "status": "active" if v1["status"] == "active" else "inactive",
+                "scope": {"coding": [{"system": codes.CONSENT_SCOPE_SYSTEM, "code": "patient-privacy"}]},
+                "category": [{"coding": [{"system": codes.LOINC, "code": codes.PRIVACY_CONSENT}]}],
+                "patient": {"identifier": {"system": codes.BSN_SYSTEM, "value": v1["patient"]["bsn"]}},
+                "dateTime": v1["given_at"],
+                "organization": [{"identifier": codes.organisation_identifier(v1["recorded_by"]["org_id"])}],
+                "policyRule": {"coding": [{"system": codes.ACT_CODE_SYSTEM, "code": "OPTIN"}]},
+                "provision": provision,
+            }
+        )
     )

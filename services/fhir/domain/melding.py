@@ -1,5 +1,5 @@
 """The melding in FHIR: a transaction Bundle (Patient, ServiceRequest, Observation, Task) in, the v1 melding
-body out; the v1 melding back as the Task a sender follows (CONTRACT.md v1.1, "FHIR R4 facade")."""
+body out; the v1 melding back as the Task a sender follows."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from typing import Any
 
 from services.fhir.domain import codes
 from services.fhir.domain.consent import RECIPIENT_TYPES, RISK_DOMAINS, bsn_of, coded
+from services.fhir.domain.formats import etag, with_version
 from services.fhir.domain.outcome import invalid
 from services.fhir.domain.resources import day_of, emit, instant, parse
 from shared.contracts.vocabulary import DeliveryStatus
@@ -37,6 +38,74 @@ V1_FIELDS = {
 }
 
 
+# What the facade carries of each resource into the melding: any other element (a gender, a contact person,
+# contained resources, an extension on a primitive) would be dropped without a word, so it is refused, and the
+# sender knows the platform did not get it. `id`, `meta`, `text` and `language` say nothing of their own.
+_ANY = frozenset({"resourceType", "id", "meta", "text", "language"})
+CARRIED = {
+    "Bundle": frozenset({"resourceType", "id", "meta", "type", "identifier", "timestamp", "entry"}),
+    "Patient": _ANY | {"identifier", "name", "birthDate", "address", "telecom"},
+    "Observation": _ANY | {"status", "code", "subject", "valueDateTime"},
+    "ServiceRequest": _ANY
+    | {
+        "extension",
+        "status",
+        "intent",
+        "code",
+        "priority",
+        "subject",
+        "requester",
+        "performerType",
+        "reasonCode",
+        "supportingInfo",
+        "note",
+    },
+    "Task": _ANY | {"status", "intent", "focus"},
+}
+_ENTRY = frozenset({"fullUrl", "resource", "request"})
+_ENTRY_REQUEST = frozenset({"method", "url"})
+
+
+def _not_carried(expression: str) -> Exception:
+    return invalid(
+        f"{expression}: the melding does not carry this element, so it is refused rather than dropped",
+        expression,
+        code="not-supported",
+    )
+
+
+def _element_name(key: str) -> str:
+    # `_birthDate` holds the extensions of `birthDate` (FHIR JSON): name the element FHIRPath knows.
+    return f"{key[1:]}.extension" if key.startswith("_") else key
+
+
+def _refuse_what_is_not_carried(data: dict[str, Any]) -> None:
+    """Every element of the (already parsed, so FHIR-valid) Bundle the melding would not keep is a 422 naming
+    it; parsing made sure each key is an element FHIR defines, so naming it repeats nothing of the sender's."""
+    for key in data:
+        if key not in CARRIED["Bundle"]:
+            raise _not_carried(f"Bundle.{_element_name(key)}")
+    for index, entry in enumerate(data.get("entry") or []):
+        where = f"Bundle.entry[{index}]"
+        for key in entry:
+            if key not in _ENTRY:
+                raise _not_carried(f"{where}.{_element_name(key)}")
+        for key in entry.get("request") or {}:
+            if key not in _ENTRY_REQUEST:
+                raise _not_carried(f"{where}.request.{_element_name(key)}")
+        resource = entry.get("resource") or {}
+        kind = str(resource.get("resourceType"))
+        for key in resource:
+            if key not in CARRIED.get(kind, frozenset()):
+                raise _not_carried(f"{kind}.{_element_name(key)}")
+
+
+def _one(values: list[Any] | None, expression: str) -> Any:
+    if values and len(values) > 1:
+        raise invalid(f"{expression}: the melding carries one, not {len(values)}", expression, code="not-supported")
+    return values[0] if values else None
+
+
 @dataclass(frozen=True)
 class MeldingRequest:
     """A transaction Bundle read: the v1 body, the idempotency key its `identifier` gives (if any), and the
@@ -49,6 +118,7 @@ class MeldingRequest:
 
 def melding_request(data: Any) -> MeldingRequest:
     bundle = parse(data, "Bundle")
+    _refuse_what_is_not_carried(data)
     if bundle.type != "transaction":
         raise invalid("the melding is a Bundle of type transaction", "Bundle.type", code="value")
     found: dict[str, tuple[str, Any]] = {}
@@ -91,17 +161,20 @@ def _bundle_key(identifier: Any) -> str | None:
 
 
 def _patient(patient: Any) -> dict[str, Any]:
-    bsns = [i for i in patient.identifier or [] if i.system == codes.BSN_SYSTEM]
-    out: dict[str, Any] = {"bsn": bsn_of(bsns[0] if bsns else None, "Patient.identifier")}
-    name = (patient.name or [None])[0]
-    if name is None or not name.family or not name.given:
+    # one identifier, her BSN: a second one (another BSN above all) would be dropped, or pick the wrong woman
+    out: dict[str, Any] = {"bsn": bsn_of(_one(patient.identifier, "Patient.identifier"), "Patient.identifier")}
+    name = _one(patient.name, "Patient.name")
+    given = [g for g in (name.given if name is not None else None) or [] if g]  # `null` where `_given` says more
+    if name is None or not name.family or not given:
         raise invalid("Patient.name needs a family name and a given name", "Patient.name", code="required")
-    out["name"] = {"given": name.given[0], "family": name.family}
+    out["name"] = {"given": " ".join(given), "family": name.family}
     out["birth_date"] = day_of(patient.birthDate, "Patient.birthDate").isoformat()
-    out["address"] = _address((patient.address or [None])[0])
-    phones = [t.value for t in patient.telecom or [] if t.system == "phone" and t.value]
-    if phones:
-        out["phone"] = phones[0]
+    out["address"] = _address(_one(patient.address, "Patient.address"))
+    phone = _one(patient.telecom, "Patient.telecom")
+    if phone is not None:
+        if phone.system != "phone" or not phone.value:
+            raise invalid("Patient.telecom is her phone number (system phone)", "Patient.telecom", code="not-supported")
+        out["phone"] = phone.value
     return out
 
 
@@ -203,15 +276,22 @@ def _task(task: Any, request_url: str) -> None:
         raise invalid("Task.focus must refer to the ServiceRequest's fullUrl", "Task.focus", code="value")
 
 
-def transaction_response(melding_id: str, entry_types: list[str]) -> dict[str, Any]:
-    """The answer to the transaction: the ServiceRequest's and the Task's ids (both the melding's id). The
-    Patient and the Observation live on in the melding only (no resource of their own to read). A retry
-    answers as the first request did (201): the melding is the one that request made."""
+def transaction_response(accepted: dict[str, Any], entry_types: list[str]) -> dict[str, Any]:
+    """The answer to the transaction: the ServiceRequest's and the Task's ids (both the melding's id), each with
+    its version (`etag`) and `lastModified`. The Patient and the Observation live on in the melding only (no
+    resource of their own to read: `200`, no location). A retry answers as the first request did (201): the
+    melding is the one that request made."""
+    made = {"ServiceRequest": service_request_resource(accepted), "Task": task_resource(accepted)}
     entries = []
     for kind in entry_types:
-        response: dict[str, Any] = {"status": "201 Created"}
-        if kind in ("ServiceRequest", "Task"):
-            response["location"] = f"{kind}/{melding_id}"
+        response: dict[str, Any] = {"status": "200 OK"}
+        if resource := made.get(kind):
+            response = {
+                "status": "201 Created",
+                "location": f"{kind}/{resource['id']}",
+                "etag": etag(resource),
+                "lastModified": resource["meta"]["lastUpdated"],
+            }
         entries.append({"response": response})
     return emit({"resourceType": "Bundle", "type": "transaction-response", "entry": entries})
 
@@ -222,7 +302,7 @@ _ENDED = {DeliveryStatus.retracted}
 
 
 def task_status(melding: dict[str, Any]) -> str:
-    """The Task's status for a v1 melding (CONTRACT.md): requested, received, in-progress, completed,
+    """The Task's status for a v1 melding (docs/fhir.md): requested, received, in-progress, completed,
     rejected or cancelled."""
     status = melding["status"]
     if status in ("withdrawn", "cancelled"):
@@ -288,7 +368,56 @@ def task_resource(melding: dict[str, Any]) -> dict[str, Any]:
     }
     if reason := _status_reason(melding, status):
         task["statusReason"] = {"text": reason}
-    return emit({k: v for k, v in task.items() if v is not None})
+    return with_version(emit({k: v for k, v in task.items() if v is not None}))
+
+
+# A ServiceRequest's status for each Task status: what is still to be done is active; what ended without
+# being done (cancelled, withdrawn, refused or returned by every recipient) is revoked.
+_REQUEST_STATUS = {
+    "requested": "active",
+    "received": "active",
+    "in-progress": "active",
+    "completed": "completed",
+    "rejected": "revoked",
+    "cancelled": "revoked",
+}
+_PRIORITY_OF = {v1: fhir for fhir, v1 in PRIORITY.items()}
+
+
+def service_request_resource(melding: dict[str, Any]) -> dict[str, Any]:
+    """A v1 melding (`MeldingRead`) as the ServiceRequest the transaction made: what was asked, of whom, for
+    whom (the patient by BSN, until her personal data is removed), under which consent."""
+    patient = melding.get("patient")
+    subject = (
+        {"identifier": {"system": codes.BSN_SYSTEM, "value": patient["bsn"]}}
+        if patient
+        else {"display": "the patient (personal data removed)"}
+    )
+    requester: dict[str, Any] = {"identifier": codes.organisation_identifier(melding["sender"]["org_id"])}
+    if melding.get("contact") and melding["contact"].get("name"):
+        requester["display"] = melding["contact"]["name"]
+    request: dict[str, Any] = {
+        "resourceType": "ServiceRequest",
+        "id": melding["id"],
+        "meta": {"lastUpdated": instant(melding["updated_at"])},
+        "extension": [
+            {"url": codes.CONSENT_EXTENSION, "valueReference": {"reference": f"Consent/{melding['consent_id']}"}}
+        ],
+        "status": _REQUEST_STATUS[task_status(melding)],
+        "intent": "order",
+        "code": {"coding": [{"system": codes.MELDING_SYSTEM, "code": codes.MELDING_CODE}]},
+        "priority": _PRIORITY_OF.get(melding["urgency"], "routine"),
+        "subject": subject,
+        "authoredOn": instant(melding["created_at"]),
+        "requester": requester,
+        "performerType": {
+            "coding": [{"system": codes.RECIPIENT_TYPE_SYSTEM, "code": t} for t in melding["recipient_types"]]
+        },
+        "reasonCode": [{"coding": [{"system": codes.RISK_DOMAIN_SYSTEM, "code": d}]} for d in melding["risk_domains"]]
+        or None,
+        "note": [{"text": melding["note"]}] if melding.get("note") else None,
+    }
+    return with_version(emit({k: v for k, v in request.items() if v is not None}))
 
 
 def cancel_reason(data: Any) -> str:

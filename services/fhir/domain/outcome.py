@@ -67,16 +67,14 @@ def from_problem(problem: Mapping[str, Any], fields: Mapping[str, str] | None = 
     code = ISSUE_BY_SLUG.get(slug, "exception")
     detail = str(problem.get("detail") or problem.get("title") or slug)
     errors = problem.get("errors") or []
-    issues = [
-        issue(
-            code,
-            f"{error.get('field', '')}: {error.get('message', '')}",
-            _element(str(error.get("field", "")), fields or {}),
-            details=slug,
-        )
-        for error in errors
-        if isinstance(error, Mapping)
-    ]
+    issues = []
+    for error in errors:
+        if not isinstance(error, Mapping):
+            continue
+        # a FHIR client knows the FHIR elements, not the v1 fields: name the element, or none
+        element = _element(str(error.get("field", "")), fields or {})
+        message = str(error.get("message", ""))
+        issues.append(issue(code, f"{element}: {message}" if element else message, element, details=slug))
     if not issues:
         issues = [issue(code, detail, details=slug)]
     if problem.get("existing"):  # a repeated melding: the open one it repeats, as a Task

@@ -40,9 +40,13 @@ def parse(data: Any, resource_type: str) -> Any:
 
 
 def _structure_error(resource_type: str, exc: ValidationError) -> FhirError:
+    """The first error, at its position (`Bundle.entry[0].resource`): an unknown element is named by where it
+    is, never by its key — a client's key may hold anything, a BSN or a name."""
     first = exc.errors(include_input=False, include_url=False)[0]
-    path = ".".join(str(part) for part in (resource_type, *first["loc"]) if not isinstance(part, int))
-    what = "an unknown element" if first["type"] == "extra_forbidden" else first["msg"]
+    unknown = first["type"] == "extra_forbidden"
+    loc = list(first["loc"])[:-1] if unknown else list(first["loc"])
+    path = resource_type + "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in loc)
+    what = "holds an element FHIR R4 does not define there" if unknown else first["msg"]
     return invalid(f"{path}: {what}", path, code="structure")
 
 

@@ -136,12 +136,21 @@ class MeldingRepository:
         return _record(row) if row is not None else None
 
     async def page_for_sender(
-        self, *, org_id: str, status: MeldingStatus | None, cursor: str | None, limit: int
+        self,
+        *,
+        org_id: str,
+        statuses: frozenset[MeldingStatus] = frozenset(),
+        updated_since: datetime | None = None,
+        cursor: str | None,
+        limit: int,
     ) -> list[MeldingRecord]:
-        """Up to `limit + 1` of the organisation's meldingen, newest first (one more tells there are more)."""
+        """Up to `limit + 1` of the organisation's meldingen in one of `statuses` (any when empty), changed at or
+        after `updated_since`, newest first (one more tells there are more)."""
         query = select(meldingen).where(meldingen.c.sender_org_id == org_id)
-        if status:
-            query = query.where(meldingen.c.status == status.value)
+        if statuses:
+            query = query.where(meldingen.c.status.in_(sorted(s.value for s in statuses)))
+        if updated_since is not None:
+            query = query.where(meldingen.c.updated_at >= updated_since)
         query = newest_first(query, at=meldingen.c.created_at, item_id=meldingen.c.id, cursor=cursor, limit=limit)
         return [_record(row) for row in await self.session.execute(query)]
 

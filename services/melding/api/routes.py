@@ -11,6 +11,7 @@ from services.melding.api.schemas import ACCEPTED_EXAMPLE, MeldingCancel, Meldin
 from services.melding.domain.model import MeldingStatus
 from services.melding.service_layer import handlers
 from shared.api import CursorQuery, IdInPath, RequestId
+from shared.clock import Instant
 from shared.contracts.melding import MeldingContent
 from shared.idempotency import IdempotencyKey, fingerprint
 from shared.problems import problem_responses
@@ -65,21 +66,30 @@ async def send_melding(
     "",
     response_model=MeldingPage,
     summary="List your meldingen",
-    description="The caller's organisation's meldingen, newest first; pass `next_cursor` back as `cursor`.",
+    description="The caller's organisation's meldingen, newest first; pass `next_cursor` back as `cursor`. "
+    "`status` (repeatable: any of them) and `updated_since` (last changed at or after, with offset) filter "
+    "before the page is cut, so a page holds `limit` matches unless it is the last.",
     responses=problem_responses("validation"),
 )
 async def list_meldingen(
     principal: MeldingReader,
     unit_of_work: UnitOfWorkDep,
     request_id: RequestId,
-    status_filter: Annotated[MeldingStatus | None, Query(alias="status")] = None,
+    status_filter: Annotated[
+        list[MeldingStatus] | None,
+        Query(alias="status", description="only meldingen in one of these statuses (repeat the parameter)"),
+    ] = None,
+    updated_since: Annotated[
+        Instant | None, Query(description="only meldingen last changed at or after this time (with offset)")
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: CursorQuery = None,
 ) -> MeldingPage:
     items, next_cursor = await handlers.list_meldingen(
         unit_of_work,
         principal=principal,
-        status=status_filter,
+        statuses=frozenset(status_filter or ()),
+        updated_since=updated_since,
         cursor=cursor,
         limit=limit,
         request_id=request_id,

@@ -267,15 +267,17 @@ async def list_meldingen(
     unit_of_work: UnitOfWorkFactory,
     *,
     principal: Principal,
-    status: MeldingStatus | None,
+    statuses: frozenset[MeldingStatus] = frozenset(),
+    updated_since: datetime | None = None,
     cursor: str | None,
     limit: int,
     request_id: str | None,
 ) -> tuple[list[MeldingView], str | None]:
-    """The caller's organisation's meldingen, newest first."""
+    """The caller's organisation's meldingen, newest first: in one of `statuses` (any when empty), changed at
+    or after `updated_since`."""
     async with unit_of_work() as uow:
         records = await uow.meldingen.page_for_sender(
-            org_id=principal.org_id, status=status, cursor=cursor, limit=limit
+            org_id=principal.org_id, statuses=statuses, updated_since=updated_since, cursor=cursor, limit=limit
         )
         more = len(records) > limit
         records = records[:limit]

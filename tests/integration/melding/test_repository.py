@@ -138,3 +138,37 @@ async def test_figure_facts_are_the_skeletons_of_the_range_on_dutch_days(unit_of
     [answered] = feb.deliveries
     assert answered.contact_due_on == date(2027, 2, 14) and answered.contact_at == date(2027, 2, 3)
     assert answered.outcome == "phb-done" and feb.contact_in_time(date(2027, 3, 1)) is True
+
+
+async def test_a_page_of_meldingen_is_filtered_by_status_and_last_change_before_it_is_cut(
+    unit_of_work: UnitOfWorkFactory,
+) -> None:
+    async with unit_of_work() as uow:
+        for number in range(6):
+            await _add(uow, f"m-{number}")
+        for number in (0, 2, 4):  # cancelled later: changed at AT + 1 h
+            melding = await uow.meldingen.lock(f"m-{number}")
+            assert melding is not None and melding.cancel(AT + timedelta(hours=1), "sent-in-error")
+            await uow.meldingen.save(melding, AT + timedelta(hours=1))
+        await uow.commit()
+    async with unit_of_work() as uow:
+        cancelled = await uow.meldingen.page_for_sender(
+            org_id="10000001", statuses=frozenset({MeldingStatus.cancelled}), cursor=None, limit=2
+        )
+        either = await uow.meldingen.page_for_sender(
+            org_id="10000001",
+            statuses=frozenset({MeldingStatus.cancelled, MeldingStatus.accepted}),
+            cursor=None,
+            limit=10,
+        )
+        changed = await uow.meldingen.page_for_sender(
+            org_id="10000001", updated_since=AT + timedelta(minutes=30), cursor=None, limit=2
+        )
+        none_since = await uow.meldingen.page_for_sender(
+            org_id="10000001", updated_since=AT + timedelta(hours=2), cursor=None, limit=2
+        )
+    # limit + 1 rows, all of them matches: the page is full unless it is the last
+    assert len(cancelled) == 3 and {r.status for r in cancelled} == {MeldingStatus.cancelled}
+    assert len(either) == 6
+    assert sorted(r.id for r in changed) == ["m-0", "m-2", "m-4"]
+    assert none_since == []

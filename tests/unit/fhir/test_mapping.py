@@ -135,6 +135,14 @@ def test_what_a_consent_does_not_say_or_says_in_another_system_is_refused() -> N
     assert changed.expression == "Consent.status"
 
 
+def test_every_given_name_is_kept_and_a_null_one_is_no_given_name() -> None:
+    bundle = melding_bundle(CONSENT_ID)
+    bundle["entry"][0]["resource"]["name"][0]["given"] = ["Sanne", "Maria"]
+    assert melding_request(bundle).body["patient"]["name"]["given"] == "Sanne Maria"
+    bundle["entry"][0]["resource"]["name"][0].update(given=[None], _given=[{"id": "g"}])
+    assert _error(melding_request, bundle).expression == "Patient.name"
+
+
 def test_a_bundle_becomes_the_v1_melding_with_its_idempotency_key() -> None:
     read = melding_request(melding_bundle(CONSENT_ID, bundle_id="b-1"))
     assert read.entry_types == ["Patient", "Observation", "ServiceRequest", "Task"]
@@ -191,6 +199,13 @@ def test_a_v1_problem_becomes_an_outcome_with_the_fhir_element_and_its_type() ->
         ["ServiceRequest.reasonCode"],
     ]
     assert {i["code"] for i in outcome["issue"]} == {"invalid"}
+    # the diagnostics name the FHIR element too, never the v1 field a FHIR client does not know
+    assert [i["diagnostics"] for i in outcome["issue"]] == [
+        "Patient.address.postalCode: not a Dutch postcode",
+        "ServiceRequest.reasonCode: unknown",
+    ]
+    unmapped = from_problem({"type": "urn:kansrijk:problem:validation", "errors": [{"field": "x.y", "message": "bad"}]})
+    assert unmapped["issue"][0]["diagnostics"] == "bad" and "expression" not in unmapped["issue"][0]
     refused = from_problem({"type": "urn:kansrijk:problem:consent-required", "detail": "the consent has expired"})
     assert refused["issue"][0]["code"] == "forbidden"
     assert refused["issue"][0]["details"]["coding"][0]["code"] == "consent-required"
@@ -207,26 +222,125 @@ def test_a_v1_problem_becomes_an_outcome_with_the_fhir_element_and_its_type() ->
     ] == ["Consent.dateTime"]
 
 
-def test_task_search_takes_status_last_updated_count_and_a_cursor_and_nothing_else() -> None:
+def test_an_unknown_element_is_named_by_its_position_never_by_its_key() -> None:
+    bundle = melding_bundle(CONSENT_ID)
+    bundle["entry"][0]["resource"]["999999990"] = "x"  # a client's key may hold anything: a BSN, a name
+    error = _error(melding_request, bundle)
+    assert error.status == 422 and error.code == "structure"
+    assert "999999990" not in str(error.outcome())
+    assert error.expression == "Bundle.entry[0].resource"
+
+
+@pytest.mark.parametrize(
+    ("change", "expression"),
+    [
+        (
+            lambda b: b["entry"][0]["resource"]["identifier"].append(
+                {"system": codes.BSN_SYSTEM, "value": "123456782"}
+            ),
+            "Patient.identifier",
+        ),
+        (lambda b: b["entry"][0]["resource"].update(gender="female"), "Patient.gender"),
+        (lambda b: b["entry"][0]["resource"].update(contact=[{"name": {"family": "Jansen"}}]), "Patient.contact"),
+        (
+            lambda b: b["entry"][2]["resource"].update(contained=[{"resourceType": "Patient", "id": "p"}]),
+            "ServiceRequest.contained",
+        ),
+        (lambda b: b["entry"][0]["resource"].update(_birthDate={"extension": []}), "Patient.birthDate.extension"),
+        (lambda b: b["entry"][0]["resource"]["address"].append({"postalCode": "1011 AB"}), "Patient.address"),
+        (lambda b: b["entry"][3]["resource"].update(description="x"), "Task.description"),
+        (lambda b: b["entry"][1]["resource"].update(note=[{"text": "x"}]), "Observation.note"),
+        (lambda b: b["entry"][0]["request"].update(ifNoneExist="x"), "Bundle.entry[0].request.ifNoneExist"),
+    ],
+)
+def test_what_the_facade_would_throw_away_is_refused_naming_the_element(change: Any, expression: str) -> None:
+    bundle = melding_bundle(CONSENT_ID)
+    change(bundle)
+    error = _error(melding_request, bundle)
+    assert error.status == 422 and error.expression == expression, error.diagnostics
+
+
+# 1 December 2026 in the Netherlands (UTC+1): from 2026-11-30T23:00Z to 2026-12-01T23:00Z
+def _updated(moment: str) -> dict[str, Any]:
+    return {"id": "t-1", "status": "completed", "meta": {"lastUpdated": moment}}
+
+
+@pytest.mark.parametrize(
+    ("value", "inside", "outside"),
+    [
+        (
+            "2026-12-01",
+            ["2026-11-30T23:00:00Z", "2026-12-01T22:59:59Z"],
+            ["2026-11-30T22:59:59Z", "2026-12-01T23:00:00Z"],
+        ),
+        ("eq2026-12-01", ["2026-12-01T12:00:00Z"], ["2026-12-02T12:00:00Z"]),
+        ("gt2026-12-01", ["2026-12-01T23:00:00Z"], ["2026-12-01T22:59:59Z"]),
+        ("ge2026-12-01", ["2026-11-30T23:00:00Z"], ["2026-11-30T22:59:59Z"]),
+        ("lt2026-12-01", ["2026-11-30T22:59:59Z"], ["2026-11-30T23:00:00Z"]),
+        ("le2026-12-01", ["2026-12-01T22:59:59Z"], ["2026-12-01T23:00:00Z"]),
+        ("2026-12", ["2026-11-30T23:00:00Z", "2026-12-31T22:59:59Z"], ["2026-12-31T23:00:00Z"]),
+        ("2026", ["2025-12-31T23:00:00Z"], ["2026-12-31T23:00:00Z", "2025-12-31T22:59:59Z"]),
+        ("gt2026-12-01T00:00:00 01:00", ["2026-11-30T23:00:00.000001Z"], ["2026-11-30T23:00:00Z"]),
+        ("le2026-12-01T00:00:00Z", ["2026-12-01T00:00:00Z"], ["2026-12-01T00:00:00.000001Z"]),
+        ("2026-12-01T10:00:00Z", ["2026-12-01T10:00:00Z"], ["2026-12-01T10:00:01Z"]),
+    ],
+)
+def test_last_updated_is_the_range_of_its_precision_and_eq_without_a_prefix(
+    value: str, inside: list[str], outside: list[str]
+) -> None:
+    search = TaskSearch.of([("_lastUpdated", value)])
+    assert all(search.matches(_updated(m)) for m in inside)
+    assert not any(search.matches(_updated(m)) for m in outside)
+
+
+def test_task_search_takes_status_id_count_summary_and_total() -> None:
     search = TaskSearch.of(
-        [("status", "in-progress,completed"), ("_lastUpdated", "gt2026-12-01T00:00:00 01:00"), ("_count", "50")]
+        [
+            ("status", "in-progress,completed"),
+            ("_lastUpdated", "ge2026-12-01"),
+            ("_count", "50"),
+            ("_total", "accurate"),
+        ]
     )
-    assert search.statuses == {"in-progress", "completed"} and search.count == 50
-    task = {"status": "completed", "meta": {"lastUpdated": "2026-12-01T09:00:00Z"}}
-    assert search.matches(task)  # 09:00 UTC is after midnight in +01:00
-    assert not search.matches({**task, "status": "received"})
-    assert not TaskSearch.of([("_lastUpdated", "lt2026-12-01")]).matches(task)
+    assert search.statuses == {"in-progress", "completed"} and search.count == 50 and search.total
+    assert search.melding_statuses == ("delivered",)  # the database narrows, the deliveries decide
+    assert search.updated_since is not None and search.updated_since.isoformat() == "2026-12-01T00:00:00+01:00"
+    assert not search.matches({**_updated("2026-12-01T09:00:00Z"), "status": "received"})
+    assert TaskSearch.of([("status", "cancelled")]).melding_statuses == ("cancelled", "withdrawn")
     assert search.query(cursor="abc")[-1] == ("_cursor", "abc")
-    for bad in (
-        [("stauts", "completed")],
+    by_id = TaskSearch.of([("_id", "t-1,t-2")])
+    assert by_id.ids == ("t-1", "t-2") and by_id.matches(_updated("2026-12-01T09:00:00Z"))
+    assert not by_id.matches({**_updated("2026-12-01T09:00:00Z"), "id": "t-3"})
+    assert TaskSearch.of([("_summary", "count")]).summary_count
+    assert TaskSearch.of([("_count", "0")]).summary_count
+    assert not TaskSearch.of([]).total and not TaskSearch.of([("_total", "none")]).total
+    assert TaskSearch.of([("_format", "json")]).query() == [("_format", "json")]
+
+
+def test_an_unknown_search_parameter_is_refused_unless_lenient_which_leaves_it_out_of_the_self_link() -> None:
+    assert _error(TaskSearch.of, [("stauts", "completed")]).status == 400
+    lenient = TaskSearch.of([("stauts", "completed"), ("_elements", "id"), ("status", "received")], lenient=True)
+    assert lenient.ignored == 2 and lenient.query() == [("status", "received")]
+    assert lenient.statuses == {"received"}
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
         [("status", "done")],
-        [("_count", "0")],
+        [("_count", "-1")],
         [("_count", "101")],
-        [("_lastUpdated", "2026-12-01T00:00:00Z")],  # no comparator
+        [("_lastUpdated", "sa2026-12-01")],  # a prefix not supported
         [("_lastUpdated", "gt2026-12-01T00:00:00")],  # no offset
+        [("_lastUpdated", "2026-13-01")],
+        [("_summary", "true")],
+        [("_total", "all")],
+        [("_id", "a b")],
         [("_cursor", "a;b")],
-    ):
-        assert _error(TaskSearch.of, bad).status == 400
+    ],
+)
+def test_a_search_parameter_the_facade_cannot_honour_is_a_400(bad: list[tuple[str, str]]) -> None:
+    assert _error(TaskSearch.of, bad).status == 400
 
 
 def test_a_cancellation_names_its_reason_as_a_code() -> None:

@@ -53,10 +53,17 @@ class FakeMeldingRepository:
         return replace(record, status=state.status, not_delivered_reason=state.not_delivered_reason)
 
     async def page_for_sender(
-        self, *, org_id: str, status: MeldingStatus | None, cursor: str | None, limit: int
+        self,
+        *,
+        org_id: str,
+        statuses: frozenset[MeldingStatus] = frozenset(),
+        updated_since: datetime | None = None,
+        cursor: str | None,
+        limit: int,
     ) -> list[MeldingRecord]:
         found = [r for r in self.records.values() if r.sender.org_id == org_id]
-        found = [r for r in found if status is None or self.states[r.id].status is status]
+        found = [r for r in found if not statuses or self.states[r.id].status in statuses]
+        found = [r for r in found if updated_since is None or r.updated_at >= updated_since]
         newest = sorted(found, key=lambda r: r.created_at, reverse=True)[: limit + 1]
         return [replace(r, status=self.states[r.id].status) for r in newest]
 
