@@ -247,3 +247,30 @@ FIGURES_EXAMPLE: dict[str, Any] = {
     "gemeente_names": None,
     "periods": [_example_period("2027-01", 31), _example_period("2027-02", 28)],
 }
+
+
+# --- her own view -----------------------------------------------------------------------------------------------
+
+
+class RecipientSeenRead(BaseModel):
+    org_name: str = Field(description="the recipient organisation's name")
+    recipient_type: str
+    status: str
+    risk_domains: list[str] = Field(description="what this organisation received of the risk domains")
+    note: str | None = Field(description="the note it received (null when not shown)")
+    contact_at: date | None
+    outcome: str | None
+
+
+class MeldingSeenRead(BaseModel):
+    id: str
+    sent_at: datetime
+    sender: dict[str, str] = Field(description="`org_id` and `org_type` of the sending organisation")
+    status: MeldingStatus
+    content_shown: bool = Field(description="false for a cancelled or withdrawn melding, or one past retention")
+    risk_domains: list[str]
+    recipients: list[RecipientSeenRead]
+
+
+class MeldingSeenList(BaseModel):
+    items: list[MeldingSeenRead] = Field(description="newest first")
