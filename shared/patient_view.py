@@ -9,14 +9,15 @@ read is itself audited, with her as the actor.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from shared.audit import AuditQuery, AuditTables, list_records, record_access
 from shared.auth import Principal, current_patient
 from shared.db import Database
+from shared.problems import problem_responses
 
 PATIENT_AUDIT_LIMIT = 5000  # per service: years of a melding's life; beyond it the oldest are left out
 Patient = Annotated[Principal, Depends(current_patient)]
@@ -33,7 +34,16 @@ class PatientAuditRecord(BaseModel):
     outcome: str
 
 
+AUDIT_EXAMPLE: dict[str, Any] = {
+    "at": "2026-11-22T08:14:03Z", "service": "routing", "actor_org_id": "00000555", "actor_org_type": "jgz",
+    "action": "read", "resource_type": "delivery", "resource_id": "2d7a6f0c-1c1e-4f7e-9c1e-0d7f3b2a9e10",
+    "outcome": "success",
+}  # fmt: skip
+
+
 class PatientAuditLog(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"items": [AUDIT_EXAMPLE], "complete": True}]})
+
     items: list[PatientAuditRecord] = Field(description="oldest first")
     complete: bool = Field(description="false when more records exist than one answer holds (the newest are kept)")
 
@@ -49,6 +59,7 @@ def patient_audit_router(tables: AuditTables) -> APIRouter:
         description="The records of this service's audit log that name the woman the `patient:self` token is "
         "bound to: who (organisation), when, what. No other patient's records; no person's name; no BSN. Her "
         "read is audited with her as the actor.",
+        responses=problem_responses(),
     )
     async def read_patient_audit(request: Request, patient: Patient) -> PatientAuditLog:
         database: Database = request.app.state.database

@@ -155,6 +155,7 @@ async def withdraw_consent(
     description="Every consent recorded for the woman the token is bound to (`patient:self`: its `sub` is the "
     "keyed hash of her BSN), by any organisation, newest first. Never another woman's. Her read is audited "
     "with her as the actor.",
+    responses=problem_responses(),
 )
 async def list_patient_consents(patient: Patient, unit_of_work: UnitOfWorkDep, request_id: RequestId) -> ConsentList:
     found = await handlers.list_patient_consents(unit_of_work, patient=patient, request_id=request_id)

@@ -162,6 +162,7 @@ async def list_patient_meldingen(
                 risk_domains=list(m.risk_domains),
                 recipients=[
                     RecipientSeenRead(
+                        org_id=r.org_id,
                         org_name=r.org_name,
                         recipient_type=r.recipient_type,
                         status=r.status,

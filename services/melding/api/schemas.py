@@ -253,6 +253,7 @@ FIGURES_EXAMPLE: dict[str, Any] = {
 
 
 class RecipientSeenRead(BaseModel):
+    org_id: str = Field(description="the recipient organisation's id (names it in her access log)")
     org_name: str = Field(description="the recipient organisation's name")
     recipient_type: str
     status: str
@@ -272,5 +273,24 @@ class MeldingSeenRead(BaseModel):
     recipients: list[RecipientSeenRead]
 
 
+SEEN_EXAMPLE: dict[str, Any] = {
+    "id": "2d7a6f0c-1c1e-4f7e-9c1e-0d7f3b2a9e10",
+    "sent_at": "2026-11-21T10:00:00Z",
+    "sender": {"org_id": "12345678", "org_type": "verloskundige"},
+    "status": "delivered",
+    "content_shown": True,
+    "risk_domains": ["verslaving", "financien-schulden"],
+    "recipients": [
+        {
+            "org_id": "00000555", "org_name": "GGD Amsterdam JGZ", "recipient_type": "jgz", "status": "contact_made",
+            "risk_domains": ["verslaving"], "note": "Cliënte gebruikt methadon.", "contact_at": "2026-12-01",
+            "outcome": None,
+        }
+    ],
+}  # fmt: skip
+
+
 class MeldingSeenList(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"items": [SEEN_EXAMPLE]}]})
+
     items: list[MeldingSeenRead] = Field(description="newest first")

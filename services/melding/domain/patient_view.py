@@ -19,6 +19,7 @@ WITHOUT_CONTENT = frozenset({MeldingStatus.cancelled, MeldingStatus.withdrawn})
 
 @dataclass(frozen=True)
 class RecipientSeen:
+    org_id: str
     org_name: str
     recipient_type: str
     status: str
@@ -55,6 +56,7 @@ def what_she_sees(record: MeldingRecord, deliveries: list[Delivery]) -> MeldingS
         risk_domains=tuple((content or {}).get("risk_domains") or ()) if shown else (),
         recipients=tuple(
             RecipientSeen(
+                org_id=d.org_id,
                 org_name=d.org_name,
                 recipient_type=d.recipient_type,
                 status=d.status.value,
