@@ -84,6 +84,7 @@ async def portal(stack: dict[str, str], environment: RunEnvironment, login_provi
         consent_url=stack["consent"],
         melding_url=stack["melding"],
         routing_url=stack["routing"],
+        login_attempts_per_minute=1000,  # every test logs in from 127.0.0.1: the limit has its own unit test
     )
     server = _Server(server_config(entry.app_factory()(settings, configure_logs=False), settings))
     task = asyncio.create_task(server.serve())

@@ -183,3 +183,21 @@ def _production(tmp_path: Path) -> dict[str, Any]:
 async def test_development_without_a_provider_refuses_to_start(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="kansrijk up"):
         create_app(PortalSettings(data_dir=tmp_path), configure_logs=False)
+
+
+async def test_outside_development_the_session_cookie_is_secure() -> None:
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Route
+
+    from services.portal.adapters.sessions import SessionMiddleware
+
+    async def remember(request: Request) -> PlainTextResponse:
+        request.session["patient_ref"] = REF
+        return PlainTextResponse("ok")
+
+    app = SessionMiddleware(Starlette(routes=[Route("/", remember)]), SessionStore(900), secure=True)
+    async with client(app) as browser:
+        cookie = (await browser.get("/")).headers["set-cookie"]
+    assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie and REF not in cookie
