@@ -4,6 +4,7 @@ CSRF token, the refusals. The browser test (tests/e2e/test_portal.py) walks the 
 from __future__ import annotations
 
 import re
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
@@ -17,6 +18,10 @@ async def log_in(browser: httpx.AsyncClient, portal: str, bsn: str, level: str =
     to_provider = await browser.get(f"{portal}/inloggen")
     assert to_provider.status_code in (302, 303), to_provider.text
     authorize = to_provider.headers["location"]
+    asked = parse_qs(urlsplit(authorize).query)
+    # authorization code flow with PKCE (S256), state and nonce; nothing about her in the URL
+    assert asked["response_type"] == ["code"] and asked["code_challenge_method"] == ["S256"]
+    assert asked["code_challenge"][0] and asked["state"][0] and asked["nonce"][0] and "code_verifier" not in asked
     form = await browser.get(authorize)
     assert form.status_code == 200 and 'name="bsn"' in form.text
     back = await browser.post(authorize, data={"bsn": bsn, "level": level})
@@ -83,3 +88,11 @@ async def test_a_woman_without_data_sees_only_that_there_is_none(system: Clients
         assert BSN not in page.text and other_bsn not in page.text
         meldingen = await browser.get(f"{portal}/mijn/meldingen")
         assert "geen melding" in meldingen.text
+
+
+async def test_a_callback_without_her_login_state_is_refused(portal: str) -> None:
+    """A forged or replayed return from the provider (no state of hers in this session) logs no one in."""
+    async with httpx.AsyncClient() as browser:
+        forged = await browser.get(f"{portal}/auth/callback", params={"code": "stolen", "state": "guessed"})
+        assert forged.status_code == 400 and "niet gelukt" in forged.text
+        assert (await browser.get(f"{portal}/mijn")).status_code == 303
