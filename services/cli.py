@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -179,9 +180,15 @@ def up() -> None:
     environment = dict(os.environ)
     with_login_provider = settings["consent"].is_development and not os.environ.get("KANSRIJK_PORTAL_OIDC_ISSUER")
     login_port = int(os.environ.get("KANSRIJK_LOGIN_PROVIDER_PORT", LOGIN_PROVIDER_PORT))
+    web_apps = list(WEB)
+    if with_login_provider and importlib.util.find_spec("oidc_provider_mock") is None:
+        err.print("[yellow]![/] portal not started: its development login provider comes with the dev dependencies")
+        with_login_provider, web_apps = False, []
+    elif not with_login_provider and not os.environ.get("KANSRIJK_PORTAL_OIDC_ISSUER"):
+        web_apps = []  # production without a provider for her: the portal would refuse to start
     if with_login_provider:
         environment["KANSRIJK_PORTAL_OIDC_ISSUER"] = f"http://127.0.0.1:{login_port}"
-    settings |= {name: web.settings() for name, web in WEB.items()}
+    settings |= {name: WEB[name].settings() for name in web_apps}
     for name, service_settings in settings.items():
         _refuse_taken_port(name, service_settings)
     children: dict[str, subprocess.Popen[bytes]] = {}
@@ -198,7 +205,7 @@ def up() -> None:
             [sys.executable, "-m", "services.cli", "login-provider", "--port", str(login_port)], start_new_session=True
         )
         err.print(f"[green]▶[/] login-provider (development only: any BSN, any level) on http://127.0.0.1:{login_port}")
-    for name in [*SERVICES, *WEB]:
+    for name in [*SERVICES, *web_apps]:
         children[name] = subprocess.Popen(
             [sys.executable, "-m", "services.cli", "serve", name],  # it migrates its own database first
             # Own process group: Ctrl-C reaches us, and we stop the children in order.
