@@ -44,9 +44,15 @@ class SessionStore:
         self._sessions.pop(session_id or "", None)
 
     def _sweep(self) -> None:
+        """Forget idle sessions; if the store is still full, the least recently used (a flood of logins
+        started and never finished must not grow the portal's memory without end)."""
         now = self.clock()
         for session_id, (_, last_seen) in list(self._sessions.items()):
             if now - last_seen > self.idle_seconds:
+                del self._sessions[session_id]
+        if len(self._sessions) >= MAX_SESSIONS:
+            by_age = sorted(self._sessions, key=lambda session_id: self._sessions[session_id][1])
+            for session_id in by_age[: len(by_age) // 10 or 1]:
                 del self._sessions[session_id]
 
 

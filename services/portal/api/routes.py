@@ -38,9 +38,11 @@ class LoginRequired(Exception):
 
 
 def page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    logged_in = PATIENT_REF in request.session
     context.update(
-        csrf=csrf_token(request.session),
-        logged_in=PATIENT_REF in request.session,
+        # only her forms post: an anonymous visitor gets no session (and no server memory) for reading a page
+        csrf=csrf_token(request.session) if logged_in else "",
+        logged_in=logged_in,
         path=request.url.path,
     )
     response: HTMLResponse = TEMPLATES.TemplateResponse(request, template, context, status_code=status_code)

@@ -201,3 +201,22 @@ async def test_outside_development_the_session_cookie_is_secure() -> None:
     async with client(app) as browser:
         cookie = (await browser.get("/")).headers["set-cookie"]
     assert "Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie and REF not in cookie
+
+
+async def test_reading_the_start_page_makes_no_session(app: Any) -> None:
+    async with client(app) as anonymous:
+        start = await anonymous.get("/")
+    assert start.status_code == 200 and "set-cookie" not in start.headers
+
+
+def test_a_full_session_store_forgets_the_least_recently_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    from services.portal.adapters import sessions
+
+    monkeypatch.setattr(sessions, "MAX_SESSIONS", 10)
+    now = [0.0]
+    store = SessionStore(900, clock=lambda: now[0])
+    for n in range(10):
+        now[0] = float(n)
+        store.save(f"s{n}", {"n": n})
+    store.save("new", {"n": 10})
+    assert store.load("s0") is None and store.load("s9") == {"n": 9} and store.load("new") == {"n": 10}
