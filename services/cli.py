@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -17,7 +18,7 @@ import typer
 from rich.console import Console
 from yarl import URL
 
-from services.registry import SERVICES, ServiceEntry
+from services.registry import SERVICES, WEB, ServiceEntry
 from shared.contracts.scopes import MAX_TOKEN_LIFETIME_SECONDS, ORG_TYPES, SCOPES
 from shared.settings import ServiceSettings
 
@@ -32,6 +33,9 @@ app = typer.Typer(
 err = Console(stderr=True, soft_wrap=True)  # one line per finding, whatever the width: operators grep it
 
 ServiceName = Annotated[str, typer.Argument(help=f"one of: {', '.join(SERVICES)}")]
+ServedName = Annotated[str, typer.Argument(help=f"one of: {', '.join([*SERVICES, *WEB])}")]
+# The development login provider beside `kansrijk up` (tools/oidc_provider.py): a tester enters a BSN and a level.
+LOGIN_PROVIDER_PORT = 8006
 
 
 def _migrate_when_reachable(name: str, settings: Any) -> None:
@@ -108,7 +112,7 @@ def migrate(
 
 @app.command()
 def serve(
-    service: ServiceName,
+    service: ServedName,
     port: Annotated[int | None, typer.Option(help="port (default: the service's, or KANSRIJK_<NAME>_PORT)")] = None,
     host: Annotated[str | None, typer.Option(help="interface to listen on (default 127.0.0.1)")] = None,
     migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate", help="apply migrations first")] = True,
@@ -125,6 +129,12 @@ def serve(
 
     from shared.server import server_config
 
+    if service in WEB:  # the portal: pages over the services' APIs, no database or workers of its own
+        web = WEB[service]
+        web_settings: ServiceSettings = web.settings(**{k: v for k, v in {"port": port, "host": host}.items() if v})
+        _refuse_taken_port(service, web_settings)
+        uvicorn.Server(server_config(web.app_factory()(web_settings), web_settings)).run()
+        return
     entry = _entry(service)
     overrides = {k: v for k, v in {"port": port, "host": host}.items() if v is not None}
     settings: ServiceSettings = entry.settings(**overrides)
@@ -166,6 +176,19 @@ def up() -> None:
     """Run all services — each applies its migrations first, side by side — until Ctrl-C / SIGTERM stops them
     all."""
     settings = {name: entry.settings() for name, entry in SERVICES.items()}
+    # The portal signs in through the development login provider unless a real one is configured.
+    environment = dict(os.environ)
+    with_login_provider = settings["consent"].is_development and not os.environ.get("KANSRIJK_PORTAL_OIDC_ISSUER")
+    login_port = int(os.environ.get("KANSRIJK_LOGIN_PROVIDER_PORT", LOGIN_PROVIDER_PORT))
+    web_apps = list(WEB)
+    if with_login_provider and importlib.util.find_spec("oidc_provider_mock") is None:
+        err.print("[yellow]![/] portal not started: its development login provider comes with the dev dependencies")
+        with_login_provider, web_apps = False, []
+    elif not with_login_provider and not os.environ.get("KANSRIJK_PORTAL_OIDC_ISSUER"):
+        web_apps = []  # production without a provider for her: the portal would refuse to start
+    if with_login_provider:
+        environment["KANSRIJK_PORTAL_OIDC_ISSUER"] = f"http://127.0.0.1:{login_port}"
+    settings |= {name: WEB[name].settings() for name in web_apps}
     for name, service_settings in settings.items():
         _refuse_taken_port(name, service_settings)
     children: dict[str, subprocess.Popen[bytes]] = {}
@@ -177,11 +200,17 @@ def up() -> None:
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
-    for name in SERVICES:
+    if with_login_provider:
+        children["login-provider"] = subprocess.Popen(
+            [sys.executable, "-m", "services.cli", "login-provider", "--port", str(login_port)], start_new_session=True
+        )
+        err.print(f"[green]▶[/] login-provider (development only: any BSN, any level) on http://127.0.0.1:{login_port}")
+    for name in [*SERVICES, *web_apps]:
         children[name] = subprocess.Popen(
             [sys.executable, "-m", "services.cli", "serve", name],  # it migrates its own database first
             # Own process group: Ctrl-C reaches us, and we stop the children in order.
             start_new_session=True,
+            env=environment,
         )
     exit_code = 0
     announced: set[str] = set()
@@ -190,16 +219,32 @@ def up() -> None:
             if child.poll() is not None:
                 err.print(f"[red]✗[/] {name} exited with {child.returncode}; stopping the others")
                 stopping, exit_code = True, 1
-            elif name not in announced and _listening(settings[name]):
+            elif name in settings and name not in announced and _listening(settings[name]):
                 announced.add(name)  # said once it answers, not when it was merely started
                 err.print(f"[green]▶[/] {name} on http://{settings[name].host}:{settings[name].port}  (docs: /docs)")
         time.sleep(0.2)
     # Callers stop before what they call, so that their last work still gets its answers: the FHIR facade
     # (it calls melding and consent), then melding and routing (they check consent), then consent.
-    for group in (["fhir"], [n for n in children if n not in ("fhir", "consent")], ["consent"]):
+    # The portal first (it calls all three), the login provider with it.
+    first = ["portal", "login-provider", "fhir"]
+    for group in (first, [n for n in children if n not in (*first, "consent")], ["consent"]):
         _stop_children({name: children[name] for name in group if name in children})
     err.print("stopped")
     raise typer.Exit(exit_code)
+
+
+@app.command("login-provider")
+def login_provider(
+    port: Annotated[
+        int, typer.Option(help="port (default 8006, or KANSRIJK_LOGIN_PROVIDER_PORT)")
+    ] = LOGIN_PROVIDER_PORT,
+    host: Annotated[str, typer.Option(help="interface to listen on")] = "127.0.0.1",
+) -> None:
+    """Run the development OpenID Connect provider the portal logs in with (`kansrijk up` starts it): a tester
+    enters a BSN and a DigiD level. Development and tests only: anyone can be anyone here."""
+    from tools.oidc_provider import serve as serve_provider
+
+    serve_provider(host, port)
 
 
 def _stop_children(children: dict[str, subprocess.Popen[bytes]]) -> None:

@@ -132,3 +132,37 @@ SERVICES: dict[str, ServiceEntry] = {
     "routing": ServiceEntry("routing", _routing, _routing_settings),
     "fhir": ServiceEntry("fhir", _fhir, _fhir_settings),
 }
+
+
+# --- web pages beside the services: no database, no broker, no audit log of their own ------------------------
+
+
+@dataclass(frozen=True)
+class WebEntry:
+    """A web application of the platform that reads the services' APIs (the portal): served like a service,
+    but it has no migrations, workers or personal data to purge."""
+
+    name: str
+    loader: Callable[[], Callable[..., Any]]
+    settings_class: Callable[[], type[ServiceSettings]]
+
+    def settings(self, **overrides: Any) -> Any:
+        return self.settings_class()(**overrides)
+
+    def app_factory(self) -> Callable[..., Any]:
+        return self.loader()
+
+
+def _portal_app() -> Callable[..., Any]:
+    from services.portal.main import create_app
+
+    return create_app
+
+
+def _portal_settings() -> type[ServiceSettings]:
+    from services.portal.config import PortalSettings
+
+    return PortalSettings
+
+
+WEB: dict[str, WebEntry] = {"portal": WebEntry("portal", _portal_app, _portal_settings)}

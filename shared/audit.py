@@ -130,8 +130,10 @@ def record_access(
     request_id: str | None,
     outcome: str = "success",
     consent_checked: bool | None = None,
+    patient_ref: str | None = None,
 ) -> None:
-    """Stage one record; it is chained and written when `uow` commits (and dropped if it does not)."""
+    """Stage one record; it is chained and written when `uow` commits (and dropped if it does not).
+    `patient_ref` names the patient by her keyed hash where the BSN is not at hand (her own reads)."""
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")
     key = f"audit:{tables.log.name}"
@@ -150,7 +152,7 @@ def record_access(
             "action": action,
             "resource_type": resource_type,
             "resource_id": resource_id,
-            "patient_ref": staged.cipher.bsn_ref(patient_bsn) if patient_bsn else None,
+            "patient_ref": staged.cipher.bsn_ref(patient_bsn) if patient_bsn else patient_ref,
             "patient_bsn": patient_bsn,
             "outcome": outcome[:64],
             "consent_checked": consent_checked,
@@ -188,6 +190,7 @@ class AuditLog:
         request_id: str | None,
         outcome: str = "success",
         consent_checked: bool | None = None,
+        patient_ref: str | None = None,
     ) -> None:
         """An access in this transaction: written when it commits, gone if it does not."""
         record_access(
@@ -202,6 +205,7 @@ class AuditLog:
             request_id=request_id,
             outcome=outcome,
             consent_checked=consent_checked,
+            patient_ref=patient_ref,
         )
 
     def refuse(

@@ -32,9 +32,11 @@ from jose import jwk, jwt
 from jose.exceptions import ExpiredSignatureError, JWKError, JWTClaimsError, JWTError
 
 # The authorisation vocabulary lives beside the other contracts (the CLI reads it without the web stack).
+from shared.contracts.scopes import MAX_PATIENT_TOKEN_LIFETIME_SECONDS as MAX_PATIENT_TOKEN_LIFETIME_SECONDS
 from shared.contracts.scopes import MAX_TOKEN_LIFETIME_SECONDS as MAX_TOKEN_LIFETIME_SECONDS
 from shared.contracts.scopes import OPERATOR_TYPES as OPERATOR_TYPES
 from shared.contracts.scopes import ORG_TYPES as ORG_TYPES
+from shared.contracts.scopes import PATIENT_TYPES as PATIENT_TYPES
 from shared.contracts.scopes import SCOPE_HOLDERS as SCOPE_HOLDERS
 from shared.contracts.scopes import SCOPES as SCOPES
 from shared.contracts.scopes import SERVICE_TYPES as SERVICE_TYPES
@@ -50,6 +52,10 @@ _CLAIM_FORMAT = {
     "sub": re.compile(r"^[\x20-\x7E\u00A0-\uD7FF\uE000-\uFFFD]{1,200}$"),
 }
 JWKS_MIN_REFETCH_SECONDS = 30.0
+# A patient token names her by the keyed hash of her BSN (shared.crypto.FieldCipher.bsn_ref), never the BSN.
+PATIENT_REF_FORMAT = re.compile(r"^[0-9a-f]{64}$")
+PATIENT_ORG_ID = "patient"
+PATIENT_SCOPE = "patient:self"
 
 
 @dataclass(frozen=True)
@@ -133,21 +139,8 @@ class ServiceTokens:
 
     @classmethod
     def for_settings(cls, settings: Any, *, scopes: list[str]) -> ServiceTokens:
-        if settings.service_token_key:
-            text = settings.service_token_key
-            pem = (text if text.lstrip().startswith("-----BEGIN") else Path(text).read_text()).encode()
-            private = serialization.load_pem_private_key(pem, password=None)
-            algorithm = "RS256" if isinstance(private, rsa.RSAPrivateKey) else "ES256"
-            public_pem = private.public_key().public_bytes(
-                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-            )
-            key = SigningKey(pem, public_pem, settings.service_token_kid or _kid_for(public_pem), algorithm)
-        elif settings.is_development:
-            key = load_or_create_dev_key(settings.dev_key_dir)
-        else:
-            raise ValueError("production needs KANSRIJK_SERVICE_TOKEN_KEY to call other services")
         return cls(
-            key,
+            signing_key_for(settings),
             issuer=settings.jwt_issuer,
             audience=settings.jwt_audience,
             service=settings.service_name,
@@ -169,6 +162,43 @@ class ServiceTokens:
             )
             self._expires = time.time() + ttl
         return self._token
+
+
+def signing_key_for(settings: Any) -> SigningKey:
+    """The key a service signs its own tokens with: `service_token_key` (PEM or path), or in development the
+    development key."""
+    if settings.service_token_key:
+        text = settings.service_token_key
+        pem = (text if text.lstrip().startswith("-----BEGIN") else Path(text).read_text()).encode()
+        private = serialization.load_pem_private_key(pem, password=None)
+        algorithm = "RS256" if isinstance(private, rsa.RSAPrivateKey) else "ES256"
+        public_pem = private.public_key().public_bytes(
+            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return SigningKey(pem, public_pem, settings.service_token_kid or _kid_for(public_pem), algorithm)
+    if settings.is_development:
+        return load_or_create_dev_key(settings.dev_key_dir)
+    raise ValueError("production needs KANSRIJK_SERVICE_TOKEN_KEY to call other services")
+
+
+def issue_patient_token(
+    key: SigningKey, *, issuer: str, audience: str, patient_ref: str, ttl_seconds: int = 300
+) -> str:
+    """A short-lived token bound to one woman (`sub`: the keyed hash of her BSN), for her own data only."""
+    if not PATIENT_REF_FORMAT.fullmatch(patient_ref):
+        raise ValueError("a patient token names her by the keyed hash of her BSN")
+    if ttl_seconds > MAX_PATIENT_TOKEN_LIFETIME_SECONDS:
+        raise ValueError("a patient token lives 15 minutes at most")
+    return issue_token(
+        key,
+        issuer=issuer,
+        audience=audience,
+        org_id=PATIENT_ORG_ID,
+        org_type=PATIENT_TYPES[0],
+        scopes=[PATIENT_SCOPE],
+        sub=patient_ref,
+        ttl_seconds=ttl_seconds,
+    )
 
 
 # --- verification -------------------------------------------------------------------------------
@@ -282,6 +312,8 @@ def _check_lifetime(claims: dict[str, Any]) -> None:
         raise Unauthorized("the token is issued in the future")
     if expires - issued > MAX_TOKEN_LIFETIME_SECONDS:
         raise Unauthorized("the token lives longer than the platform accepts (12 hours)")
+    if claims.get("org_type") in PATIENT_TYPES and expires - issued > MAX_PATIENT_TOKEN_LIFETIME_SECONDS:
+        raise Unauthorized("a patient token lives longer than the platform accepts (15 minutes)")
 
 
 def _principal_from_claims(claims: dict[str, Any], token: str) -> Principal:
@@ -343,6 +375,16 @@ def require_scope(scope: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
     dependency.__name__ = f"require_{scope.replace(':', '_')}"
     dependency.required_scope = scope  # type: ignore[attr-defined]  # shown in OpenAPI as x-required-scope
     return dependency
+
+
+_patient_scope = require_scope(PATIENT_SCOPE)
+
+
+async def current_patient(principal: Principal = Depends(_patient_scope)) -> Principal:
+    """The woman herself (a `patient:self` token): `sub` is the keyed hash of her BSN, all she may read by."""
+    if principal.org_id != PATIENT_ORG_ID or not PATIENT_REF_FORMAT.fullmatch(principal.sub):
+        raise Forbidden("a patient token must name her by the keyed hash of her BSN")
+    return principal
 
 
 def required_scopes(dependant: Any) -> set[str]:

@@ -6,12 +6,13 @@ from fastapi import FastAPI
 from opentelemetry.trace import TracerProvider
 
 from services.consent.adapters.orm import audit, outbox
-from services.consent.api.routes import router
+from services.consent.api.routes import patient_router, router
 from services.consent.config import ConsentSettings
 from services.consent.service_layer.unit_of_work import unit_of_work_factory
 from services.consent.worker import workers
 from shared.api import audit_router
 from shared.app import build_runtime, create_service_app
+from shared.patient_view import patient_audit_router
 
 DESCRIPTION = """
 Records a patient's consent (toestemming) for a Kansrijke Start melding: for which recipient types
@@ -32,7 +33,7 @@ def create_app(
         runtime,
         title="Kansrijke Start — consent service",
         description=DESCRIPTION,
-        routers=[router, audit_router(audit)],
+        routers=[router, patient_router, audit_router(audit), patient_audit_router(audit)],
         workers=workers,
         outbox=outbox,
         run_workers=run_workers,

@@ -7,12 +7,13 @@ from opentelemetry.trace import TracerProvider
 
 from services.melding.adapters.orm import audit, outbox
 from services.melding.api.figures import router as figures_router
-from services.melding.api.routes import router
+from services.melding.api.routes import patient_router, router
 from services.melding.config import MeldingSettings
 from services.melding.service_layer.unit_of_work import unit_of_work_factory
 from services.melding.worker import workers
 from shared.api import audit_router
 from shared.app import attach_consent_client, build_runtime, create_service_app
+from shared.patient_view import patient_audit_router
 
 DESCRIPTION = """
 An EHR sends a **melding** (`POST /v1/meldingen`) with the patient's consent id; the service checks the
@@ -39,7 +40,7 @@ def create_app(
         runtime,
         title="Kansrijke Start — melding service",
         description=DESCRIPTION,
-        routers=[router, figures_router, audit_router(audit)],
+        routers=[router, patient_router, figures_router, audit_router(audit), patient_audit_router(audit)],
         workers=workers,
         outbox=outbox,
         run_workers=run_workers,

@@ -16,6 +16,7 @@ from services.routing.service_layer.unit_of_work import unit_of_work_factory
 from services.routing.worker import workers
 from shared.api import audit_router
 from shared.app import attach_consent_client, build_runtime, create_service_app
+from shared.patient_view import patient_audit_router
 
 DESCRIPTION = """
 Finds the JGZ organisation and/or wijkteam that serves a patient's address (postcode → gemeente →
@@ -39,7 +40,7 @@ def create_app(
         runtime,
         title="Kansrijke Start — routing service",
         description=DESCRIPTION,
-        routers=[router, asyncapi.router, audit_router(audit)],
+        routers=[router, asyncapi.router, audit_router(audit), patient_audit_router(audit)],
         workers=workers,
         outbox=outbox,
         run_workers=run_workers,

@@ -86,5 +86,22 @@ class ConsentClient:
             raise Unavailable("the consent service could not check the consent; retry later")
         return ConsentCheckResult.model_validate(response.json())
 
+    async def patient_consent_ids(self, patient_token: str, *, request_id: str | None = None) -> list[str]:
+        """The ids of every consent of the woman a `patient:self` token is bound to, asked with her own token
+        (so the consent service, not the caller, decides whose they are); `Unavailable` without an answer."""
+        headers = {"Authorization": f"Bearer {patient_token}"}
+        if request_id:
+            headers[REQUEST_ID_HEADER] = request_id
+        inject(headers)
+        try:
+            response = await self.http.get("/v1/self/consents", headers=headers)
+        except (httpx.HTTPError, aiohttp.ClientError, TimeoutError) as exc:
+            log.warning("consent_service_unreachable", error_type=type(exc).__name__)
+            raise Unavailable("the consent service did not answer; retry later") from exc
+        if response.status_code != 200:
+            log.error("consent_service_refused", status=response.status_code)
+            raise Unavailable("the consent service could not list her consents; retry later")
+        return [str(item["id"]) for item in response.json()["items"]]
+
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -6,7 +6,10 @@ from __future__ import annotations
 
 from shared.contracts.vocabulary import RECIPIENT_TYPES, SENDER_TYPES
 
-ORG_TYPES = frozenset({*SENDER_TYPES, *RECIPIENT_TYPES, "operator", "service"})
+ORGANISATION_TYPES = frozenset({*SENDER_TYPES, *RECIPIENT_TYPES, "operator", "service"})
+# The woman herself, through the portal: a short-lived token whose `sub` is the keyed hash of her BSN.
+PATIENT_TYPES = ("patient",)
+ORG_TYPES = frozenset({*ORGANISATION_TYPES, *PATIENT_TYPES})
 OPERATOR_TYPES = ("operator",)
 SERVICE_TYPES = ("service",)
 # Who may hold each scope: a token whose org_type is not listed for a scope it carries is refused (403)
@@ -24,7 +27,10 @@ SCOPE_HOLDERS: dict[str, tuple[str, ...]] = {
     # only the records of its own accesses (see shared.api.audit_router).
     "audit:read": (*OPERATOR_TYPES, *SENDER_TYPES, *RECIPIENT_TYPES),
     # Programme figures hold no person (small numbers suppressed): any organisation the issuer grants it.
-    "figures:read": tuple(sorted(ORG_TYPES)),
+    "figures:read": tuple(sorted(ORGANISATION_TYPES)),
+    # Her own consents, meldingen and access log, and withdrawing her consent: nothing of anyone else.
+    "patient:self": PATIENT_TYPES,
 }
 SCOPES = tuple(SCOPE_HOLDERS)
 MAX_TOKEN_LIFETIME_SECONDS = 12 * 3600  # exp - iat: a token for a working day at most
+MAX_PATIENT_TOKEN_LIFETIME_SECONDS = 15 * 60  # the portal asks again for each page she opens

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 from collections.abc import AsyncIterator, Iterator
@@ -9,7 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 import aio_pika
 import pytest
 
-from tests.support import RunEnvironment
+from tests.support import RunEnvironment, _free_port
 
 # The personal data the end-to-end tests send (tests/e2e/flow.py), and what a postcode with a house number
 # looks like in any spelling.
@@ -55,3 +56,42 @@ async def amqp(environment: RunEnvironment) -> AsyncIterator[aio_pika.abc.Abstra
     connection = await aio_pika.connect_robust(environment.amqp_url)
     yield await connection.channel()
     await connection.close()
+
+
+# --- the portal (her own view), served for real beside the stack, with the embedded login provider ---------------
+
+
+@pytest.fixture(scope="session")
+def login_provider() -> Iterator[str]:
+    from tools.oidc_provider import running_provider
+
+    with running_provider(port=_free_port()) as issuer:
+        yield issuer
+
+
+@pytest.fixture(scope="session")
+async def portal(stack: dict[str, str], environment: RunEnvironment, login_provider: str) -> AsyncIterator[str]:
+    """The portal's base URL: its services are the stack's, its provider the embedded one."""
+    from services.registry import WEB
+    from shared.server import server_config
+    from tools.stack import _Server
+
+    entry = WEB["portal"]
+    settings = entry.settings(
+        data_dir=environment.data_dir,
+        port=_free_port(),
+        oidc_issuer=login_provider,
+        consent_url=stack["consent"],
+        melding_url=stack["melding"],
+        routing_url=stack["routing"],
+        login_attempts_per_minute=1000,  # every test logs in from 127.0.0.1: the limit has its own unit test
+    )
+    server = _Server(server_config(entry.app_factory()(settings, configure_logs=False), settings))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.05)
+    yield settings.public_url
+    server.should_exit = True
+    await task

@@ -34,6 +34,8 @@ def org_type_for(scope: str) -> str:
         return "operator"
     if scope == "consent:check":
         return "service"
+    if scope == "patient:self":
+        return "patient"
     return "verloskundige"
 
 

@@ -1,7 +1,8 @@
 """Authorisation that cannot be forgotten: every /v1/ route of every service, read from its own OpenAPI
 document, refuses a request without a token (401), with a token lacking the route's scope (403), with the
 scope in a token of an org_type that may not hold it (403) and, for a route addressing an organisation's
-own resource, a token of another organisation (404).
+own resource, a token of another organisation (404). The woman's own routes (`patient:self`, her own view)
+are in it too: a patient token of another woman is answered 404 for her consent.
 
 A route added without its `require_scope` dependency has no `x-required-scope` and answers without a
 token: this test fails for it.
@@ -9,6 +10,7 @@ token: this test fails for it.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import string
 import uuid
@@ -86,20 +88,22 @@ async def test_every_route_needs_a_token_its_scope_and_the_callers_own_resource(
                 org_type = org_type_for(scope)
                 owner = SENDER if org_type == "verloskundige" else ids["org_id"] if org_type == "jgz" else "ops"
                 others = " ".join(s for s in SCOPES if s not in scope.split())
-                lacking = await client.request(
-                    method, url, json=body, headers=tokens.bearer(org_id=owner, org_type=org_type, scopes=others)
-                )
+                lacking = await client.request(method, url, json=body, headers=_bearer(tokens, owner, org_type, others))
                 assert lacking.status_code == 403, f"{where} without {scope}: {lacking.status_code}"
 
                 # The scope in a token of an org_type that may not hold it: refused just the same.
                 for wrong_type in sorted(ORG_TYPES - set(SCOPE_HOLDERS[scope])):
                     wrong = await client.request(
-                        method, url, json=body, headers=tokens.bearer(org_id=owner, org_type=wrong_type, scopes=scope)
+                        method, url, json=body, headers=_bearer(tokens, owner, wrong_type, scope)
                     )
                     assert wrong.status_code == 403, f"{where} by a {wrong_type} token: {wrong.status_code}"
 
                 owned = params & OWNED.keys()
-                if owned and scope != "routing:admin":
+                if owned and scope == "patient:self":  # her consent, asked for by another woman
+                    stranger = _bearer(tokens, "patient", "patient", scope)
+                    foreign = await client.request(method, url, json=body, headers=stranger)
+                    assert foreign.status_code == 404, f"{where} by another woman: {foreign.status_code}"
+                elif owned and scope != "routing:admin":
                     stranger = tokens.bearer(org_id=new_org_id(), org_type=OWNED[owned.pop()], scopes=scope)
                     foreign = await client.request(method, url, json=body, headers=stranger)
                     assert foreign.status_code == 404, f"{where} by another organisation: {foreign.status_code}"
@@ -107,6 +111,19 @@ async def test_every_route_needs_a_token_its_scope_and_the_callers_own_resource(
     # Every service's routes were seen, the owned-resource routes among them.
     assert {w.split(":")[0] for w in checked} == set(system)
     assert any("{delivery_id}" in w for w in checked) and any("{melding_id}" in w for w in checked)
+    assert {w for w in checked if "/v1/self/" in w} >= {
+        "consent: GET /v1/self/consents", "consent: POST /v1/self/consents/{consent_id}/withdraw",
+        "melding: GET /v1/self/meldingen", "consent: GET /v1/self/audit", "melding: GET /v1/self/audit",
+        "routing: GET /v1/self/audit",
+    }  # fmt: skip
+
+
+def _bearer(tokens: Tokens, org_id: str, org_type: str, scopes: str) -> dict[str, str]:
+    """A token of `org_type`; a patient token names a woman (not the test's) by a keyed hash, as the portal's do."""
+    if org_type == "patient":
+        ref = hashlib.sha256(uuid.uuid4().bytes).hexdigest()
+        return tokens.bearer(org_id="patient", org_type="patient", scopes=scopes, sub=ref)
+    return tokens.bearer(org_id=org_id, org_type=org_type, scopes=scopes)
 
 
 # The FHIR facade's interactions and the scope the v1 API it calls requires (docs/fhir.md): the facade passes

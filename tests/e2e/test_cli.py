@@ -63,7 +63,12 @@ async def _kansrijk_up_on(environment: RunEnvironment, amqp_url: str) -> None:
     ports = {name: _free_port() for name in SERVICES}
     port = ports["consent"]
     env = cli_env(
-        environment, KANSRIJK_AMQP_URL=amqp_url, **{f"KANSRIJK_{n.upper()}_PORT": str(p) for n, p in ports.items()}
+        environment,
+        KANSRIJK_AMQP_URL=amqp_url,
+        # the portal and its development login provider are part of `kansrijk up` too
+        KANSRIJK_PORTAL_PORT=str(_free_port()),
+        KANSRIJK_LOGIN_PROVIDER_PORT=str(_free_port()),
+        **{f"KANSRIJK_{n.upper()}_PORT": str(p) for n, p in ports.items()},
     )
     process = subprocess.Popen(
         [sys.executable, "-m", "services.cli", "up"],
@@ -107,6 +112,9 @@ async def _kansrijk_up_on(environment: RunEnvironment, amqp_url: str) -> None:
             metadata = await client.get(f"http://127.0.0.1:{ports['fhir']}/fhir/metadata")
             assert metadata.json()["fhirVersion"] == "4.0.1"  # the FHIR facade is part of `kansrijk up`
             await _the_readme_flow(env, ports, created.json()["id"])
+            portal = await client.get(f"http://127.0.0.1:{env['KANSRIJK_PORTAL_PORT']}/inloggen")
+            login = f"http://127.0.0.1:{env['KANSRIJK_LOGIN_PROVIDER_PORT']}/oauth2/authorize"
+            assert portal.status_code == 302 and portal.headers["location"].startswith(login)  # the portal is up
     finally:
         process.send_signal(signal.SIGTERM)
         output, _ = await asyncio.to_thread(process.communicate, timeout=60)

@@ -27,9 +27,11 @@ consents = Table(
     Column("created_at", UTCDateTime(), nullable=False),
     Column("withdrawn_at", UTCDateTime(), nullable=True),
     Column("withdrawal_reason", String(500), nullable=True),
+    Column("withdrawn_by", String(16), nullable=True, comment="organisation | patient; NULL: not withdrawn"),
     Column("risk_domains", String(300), nullable=True, comment="comma-separated, sorted; NULL: every domain"),
     Column("informed_about", String(100), nullable=False, server_default="", comment="comma-separated, sorted"),
     Index("ix_consents_org_bsn_ref", "recorded_by_org_id", "bsn_ref"),
+    Index("ix_consents_bsn_ref", "bsn_ref"),
 )
 
 outbox = outbox_table(metadata)

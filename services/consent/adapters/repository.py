@@ -20,7 +20,7 @@ def _to_row(consent: Consent, bsn_ref: str) -> dict[str, Any]:
         "valid_until": consent.valid_until, "recorded_by_org_id": consent.recorded_by_org_id,
         "recorded_by_org_type": consent.recorded_by_org_type, "recorded_by_sub": consent.recorded_by_sub,
         "created_at": consent.created_at, "withdrawn_at": consent.withdrawn_at,
-        "withdrawal_reason": consent.withdrawal_reason,
+        "withdrawal_reason": consent.withdrawal_reason, "withdrawn_by": consent.withdrawn_by,
         "risk_domains": ",".join(consent.risk_domains) if consent.risk_domains is not None else None,
         "informed_about": ",".join(consent.informed_about),
     }  # fmt: skip
@@ -50,7 +50,11 @@ class ConsentRepository:
         await self.session.execute(
             update(consents)
             .where(consents.c.id == consent.id)
-            .values(withdrawn_at=consent.withdrawn_at, withdrawal_reason=consent.withdrawal_reason)
+            .values(
+                withdrawn_at=consent.withdrawn_at,
+                withdrawal_reason=consent.withdrawal_reason,
+                withdrawn_by=consent.withdrawn_by,
+            )
         )
 
     async def for_patient(self, *, org_id: str, bsn: str) -> list[Consent]:
@@ -58,6 +62,13 @@ class ConsentRepository:
             select(consents)
             .where(consents.c.recorded_by_org_id == org_id, consents.c.bsn_ref == self.cipher.bsn_ref(bsn))
             .order_by(consents.c.created_at.desc(), consents.c.id)
+        )
+        return [_from_row(row) for row in await self.session.execute(query)]
+
+    async def of_patient(self, bsn_ref: str) -> list[Consent]:
+        """Every consent recorded for one woman (by the keyed hash of her BSN), by any organisation."""
+        query = (
+            select(consents).where(consents.c.bsn_ref == bsn_ref).order_by(consents.c.created_at.desc(), consents.c.id)
         )
         return [_from_row(row) for row in await self.session.execute(query)]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from services.consent.api.deps import ConsentChecker, ConsentReader, ConsentWriter, UnitOfWorkDep
+from services.consent.api.deps import ConsentChecker, ConsentReader, ConsentWriter, Patient, UnitOfWorkDep
 from services.consent.api.schemas import (
     ConsentCheck,
     ConsentCheckResult,
@@ -22,6 +22,8 @@ from shared.idempotency import IdempotencyKey, fingerprint
 from shared.problems import problem_responses
 
 router = APIRouter(prefix="/v1/consents", tags=["consents"])
+# Her own view (the portal, with a token bound to her keyed BSN): her consents, whoever recorded them.
+patient_router = APIRouter(prefix="/v1/self/consents", tags=["her own view"])
 
 
 @router.post(
@@ -142,5 +144,39 @@ async def withdraw_consent(
         consent_id=consent_id,
         reason=body.reason if body else None,
         request_id=request_id,
+    )
+    return ConsentRead.of(consent, today_nl())
+
+
+@patient_router.get(
+    "",
+    response_model=ConsentList,
+    summary="Her own consents (the woman herself)",
+    description="Every consent recorded for the woman the token is bound to (`patient:self`: its `sub` is the "
+    "keyed hash of her BSN), by any organisation, newest first. Never another woman's. Her read is audited "
+    "with her as the actor.",
+    responses=problem_responses(),
+)
+async def list_patient_consents(patient: Patient, unit_of_work: UnitOfWorkDep, request_id: RequestId) -> ConsentList:
+    found = await handlers.list_patient_consents(unit_of_work, patient=patient, request_id=request_id)
+    today = today_nl()
+    return ConsentList(items=[ConsentRead.of(c, today) for c in found])
+
+
+@patient_router.post(
+    "/{consent_id}/withdraw",
+    response_model=ConsentRead,
+    summary="Withdraw her own consent (the woman herself)",
+    description="The same withdrawal as the recording organisation's (meldingen under it are retracted and their "
+    'personal data removed), recorded as `withdrawn_by: {"type": "patient"}`, which the organisation sees '
+    "on the consent. Another woman's consent is 404, like a missing one. Withdrawing again is 200 and changes "
+    "nothing.",
+    responses=problem_responses("not-found"),
+)
+async def withdraw_patient_consent(
+    consent_id: IdInPath, patient: Patient, unit_of_work: UnitOfWorkDep, request_id: RequestId
+) -> ConsentRead:
+    consent = await handlers.withdraw_patient_consent(
+        unit_of_work, patient=patient, consent_id=consent_id, request_id=request_id
     )
     return ConsentRead.of(consent, today_nl())

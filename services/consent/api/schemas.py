@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.consent.domain.model import Consent, ConsentStatus
+from services.consent.domain.model import Consent, ConsentStatus, WithdrawnBy
 from shared.contracts.base import StrictModel
 from shared.contracts.consent import (
     ConsentCheck,
@@ -74,6 +74,10 @@ class RecordedBy(BaseModel):
     sub: str
 
 
+class WithdrawnByRead(BaseModel):
+    type: WithdrawnBy = Field(description="`organisation`: the one that recorded it; `patient`: the woman herself")
+
+
 CONSENT_EXAMPLE: dict[str, Any] = {
     "id": "6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10",
     "patient": {"bsn": "999999990"},
@@ -88,6 +92,7 @@ CONSENT_EXAMPLE: dict[str, Any] = {
     "recorded_by": {"org_id": "12345678", "org_type": "verloskundige", "sub": "m.jansen"},
     "created_at": "2026-11-20T10:15:02Z",
     "withdrawn_at": None,
+    "withdrawn_by": None,
 }
 
 
@@ -107,6 +112,9 @@ class ConsentRead(BaseModel):
     recorded_by: RecordedBy
     created_at: datetime
     withdrawn_at: datetime | None
+    withdrawn_by: WithdrawnByRead | None = Field(
+        None, description='who withdrew it: `{"type": "patient"}` when the woman did so herself; null: not withdrawn'
+    )
 
     @classmethod
     def of(cls, consent: Consent, today: date) -> ConsentRead:
@@ -126,6 +134,11 @@ class ConsentRead(BaseModel):
             ),
             created_at=consent.created_at,
             withdrawn_at=consent.withdrawn_at,
+            withdrawn_by=(
+                WithdrawnByRead(type=WithdrawnBy(consent.withdrawn_by or WithdrawnBy.organisation))
+                if consent.withdrawn_at is not None
+                else None
+            ),
         )
 
 

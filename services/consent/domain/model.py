@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hmac
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime
 from enum import StrEnum
@@ -15,6 +17,11 @@ class ConsentStatus(StrEnum):
     active = "active"
     withdrawn = "withdrawn"
     expired = "expired"
+
+
+class WithdrawnBy(StrEnum):
+    organisation = "organisation"  # the organisation that recorded it
+    patient = "patient"  # the woman herself, in her own view
 
 
 class InvalidConsent(ValidationFailed):
@@ -50,6 +57,7 @@ class Consent:
     # Which risk domains the patient agreed may be shared (None: all), and what she was told before she agreed.
     risk_domains: tuple[str, ...] | None = None
     informed_about: tuple[str, ...] = ()
+    withdrawn_by: str | None = None  # a WithdrawnBy, once withdrawn
 
     @classmethod
     def record(
@@ -101,11 +109,16 @@ class Consent:
             return ConsentStatus.expired
         return ConsentStatus.active
 
-    def withdraw(self, *, now: datetime, reason: str | None) -> Consent:
-        """Withdrawn from `now` on; withdrawing again changes nothing."""
+    def withdraw(self, *, now: datetime, reason: str | None, by: WithdrawnBy = WithdrawnBy.organisation) -> Consent:
+        """Withdrawn from `now` on, by the recording organisation or the woman herself; withdrawing again
+        changes nothing (the first withdrawal and who made it stand)."""
         if self.withdrawn_at is not None:
             return self
-        return replace(self, withdrawn_at=now, withdrawal_reason=reason)
+        return replace(self, withdrawn_at=now, withdrawal_reason=reason, withdrawn_by=by.value)
+
+    def belongs_to(self, bsn_ref: str, ref_of: Callable[[str], str]) -> bool:
+        """Whether this consent is hers: `bsn_ref` is her keyed BSN, `ref_of` the keyed hash."""
+        return hmac.compare_digest(ref_of(self.bsn), bsn_ref)
 
     def check(
         self,

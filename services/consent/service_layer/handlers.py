@@ -6,7 +6,7 @@ from datetime import date
 
 from sqlalchemy.exc import IntegrityError
 
-from services.consent.domain.model import Consent, new_consent_id
+from services.consent.domain.model import Consent, WithdrawnBy, new_consent_id
 from services.consent.service_layer.unit_of_work import ConsentUnitOfWork, UnitOfWorkFactory
 from shared.auth import Principal
 from shared.clock import now, today_nl
@@ -120,24 +120,65 @@ async def withdraw_consent(
     """Withdraw a consent and announce it (`consent.withdrawn`, through the outbox). A repeat changes nothing."""
     async with unit_of_work() as uow:
         consent = await _own_consent(uow, consent_id, principal, "withdraw", request_id)
-        if consent.withdrawn_at is not None:
-            return consent
-        consent = consent.withdraw(now=now(), reason=reason)
-        assert consent.withdrawn_at is not None
-        await uow.consents.save_withdrawal(consent)
-        await uow.outbox.add(
-            exchange=EVENTS_EXCHANGE,
-            routing_key=CONSENT_WITHDRAWN,
-            message_type=CONSENT_WITHDRAWN,
-            body=ConsentWithdrawn(
-                consent_id=consent.id, org_id=consent.recorded_by_org_id, withdrawn_at=consent.withdrawn_at
-            ),
-            correlation_id=request_id,
-            request_id=request_id,
-        )
-        uow.audit.record(principal, "withdraw", RESOURCE, consent.id, patient_bsn=consent.bsn, request_id=request_id)
-        await uow.commit()
+        return await _withdraw(uow, consent, principal, reason, WithdrawnBy.organisation, request_id)
+
+
+async def _withdraw(
+    uow: ConsentUnitOfWork,
+    consent: Consent,
+    principal: Principal,
+    reason: str | None,
+    by: WithdrawnBy,
+    request_id: str | None,
+) -> Consent:
+    """The one withdrawal, whoever makes it: the same event, so routing retracts and purges alike."""
+    if consent.withdrawn_at is not None:
         return consent
+    consent = consent.withdraw(now=now(), reason=reason, by=by)
+    assert consent.withdrawn_at is not None
+    await uow.consents.save_withdrawal(consent)
+    await uow.outbox.add(
+        exchange=EVENTS_EXCHANGE,
+        routing_key=CONSENT_WITHDRAWN,
+        message_type=CONSENT_WITHDRAWN,
+        body=ConsentWithdrawn(
+            consent_id=consent.id, org_id=consent.recorded_by_org_id, withdrawn_at=consent.withdrawn_at
+        ),
+        correlation_id=request_id,
+        request_id=request_id,
+    )
+    uow.audit.record(principal, "withdraw", RESOURCE, consent.id, patient_bsn=consent.bsn, request_id=request_id)
+    await uow.commit()
+    return consent
+
+
+# --- her own view: a patient token (`sub` the keyed hash of her BSN) reads and withdraws only her consents ---
+
+
+async def list_patient_consents(
+    unit_of_work: UnitOfWorkFactory, *, patient: Principal, request_id: str | None
+) -> list[Consent]:
+    """Every consent recorded for the woman herself, by any organisation; her read is audited with her as actor."""
+    async with unit_of_work() as uow:
+        found = await uow.consents.of_patient(patient.sub)
+        uow.audit.record(
+            patient, "search", RESOURCE, None, patient_bsn=None, patient_ref=patient.sub, request_id=request_id
+        )
+        await uow.commit()
+        return found
+
+
+async def withdraw_patient_consent(
+    unit_of_work: UnitOfWorkFactory, *, patient: Principal, consent_id: str, request_id: str | None
+) -> Consent:
+    """The woman withdraws one of her consents herself: the same withdrawal as the organisation's, recorded as hers.
+    Another woman's consent is answered like a missing one."""
+    async with unit_of_work() as uow:
+        consent = await uow.consents.get(consent_id)
+        if consent is None or not consent.belongs_to(patient.sub, uow.consents.cipher.bsn_ref):
+            uow.audit.refuse(patient, "withdraw", RESOURCE, consent_id, request_id=request_id, outcome="not-found")
+            raise NotFound("no consent with this id for you")
+        return await _withdraw(uow, consent, patient, None, WithdrawnBy.patient, request_id)
 
 
 async def search_consents(

@@ -154,6 +154,21 @@ class MeldingRepository:
         query = newest_first(query, at=meldingen.c.created_at, item_id=meldingen.c.id, cursor=cursor, limit=limit)
         return [_record(row) for row in await self.session.execute(query)]
 
+    async def of_patient(self, *, consent_ids: list[str], bsn_ref: str) -> list[MeldingRecord]:
+        """The meldingen sent under her consents, newest first: each names her (keyed hash), or no longer names
+        anyone because its personal data is gone (withdrawn, cancelled, past retention)."""
+        if not consent_ids:
+            return []
+        query = (
+            select(meldingen)
+            .where(
+                meldingen.c.consent_id.in_(consent_ids),
+                or_(meldingen.c.bsn_ref == bsn_ref, meldingen.c.bsn_ref.is_(None)),
+            )
+            .order_by(meldingen.c.created_at.desc(), meldingen.c.id)
+        )
+        return [_record(row) for row in await self.session.execute(query)]
+
     async def deliveries(self, melding_ids: list[str]) -> dict[str, list[Delivery]]:
         out: dict[str, list[Delivery]] = {m: [] for m in melding_ids}
         query = (

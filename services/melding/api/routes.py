@@ -6,8 +6,17 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from services.melding.api.deps import ConsentClientDep, MeldingReader, MeldingWriter, UnitOfWorkDep
-from services.melding.api.schemas import ACCEPTED_EXAMPLE, MeldingCancel, MeldingCreate, MeldingPage, MeldingRead
+from services.melding.api.deps import ConsentClientDep, MeldingReader, MeldingWriter, Patient, UnitOfWorkDep
+from services.melding.api.schemas import (
+    ACCEPTED_EXAMPLE,
+    MeldingCancel,
+    MeldingCreate,
+    MeldingPage,
+    MeldingRead,
+    MeldingSeenList,
+    MeldingSeenRead,
+    RecipientSeenRead,
+)
 from services.melding.domain.model import MeldingStatus
 from services.melding.service_layer import handlers
 from shared.api import CursorQuery, IdInPath, RequestId
@@ -17,6 +26,7 @@ from shared.idempotency import IdempotencyKey, fingerprint
 from shared.problems import problem_responses
 
 router = APIRouter(prefix="/v1/meldingen", tags=["meldingen"])
+patient_router = APIRouter(prefix="/v1/self/meldingen", tags=["her own view"])
 
 
 @router.post(
@@ -135,3 +145,45 @@ async def cancel_melding(
         unit_of_work, principal=principal, melding_id=melding_id, reason=body.reason, request_id=request_id
     )
     return MeldingRead.model_validate(view.document(), context={"stored": True})
+
+
+@patient_router.get(
+    "",
+    response_model=MeldingSeenList,
+    summary="The meldingen about her (the woman herself)",
+    description="Every melding sent under a consent of the woman the `patient:self` token is bound to (the consent "
+    "service says which are hers, asked with her token): sender organisation, date, status, and per recipient "
+    "organisation its name, status, the risk domains and note it received, contact date and outcome. A cancelled "
+    "or withdrawn melding shows that it was, without content. Never another woman's. Audited with her as actor.",
+    responses=problem_responses("unavailable"),
+)
+async def list_patient_meldingen(
+    patient: Patient, unit_of_work: UnitOfWorkDep, consent_client: ConsentClientDep, request_id: RequestId
+) -> MeldingSeenList:
+    seen = await handlers.list_patient_meldingen(unit_of_work, consent_client, patient=patient, request_id=request_id)
+    return MeldingSeenList(
+        items=[
+            MeldingSeenRead(
+                id=m.id,
+                sent_at=m.sent_at,
+                sender={"org_id": m.sender_org_id, "org_type": m.sender_org_type},
+                status=m.status,
+                content_shown=m.content_shown,
+                risk_domains=list(m.risk_domains),
+                recipients=[
+                    RecipientSeenRead(
+                        org_id=r.org_id,
+                        org_name=r.org_name,
+                        recipient_type=r.recipient_type,
+                        status=r.status,
+                        risk_domains=list(r.risk_domains),
+                        note=r.note,
+                        contact_at=r.contact_at,
+                        outcome=r.outcome,
+                    )
+                    for r in m.recipients
+                ],
+            )
+            for m in seen
+        ]
+    )

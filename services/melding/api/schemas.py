@@ -247,3 +247,50 @@ FIGURES_EXAMPLE: dict[str, Any] = {
     "gemeente_names": None,
     "periods": [_example_period("2027-01", 31), _example_period("2027-02", 28)],
 }
+
+
+# --- her own view -----------------------------------------------------------------------------------------------
+
+
+class RecipientSeenRead(BaseModel):
+    org_id: str = Field(description="the recipient organisation's id (names it in her access log)")
+    org_name: str = Field(description="the recipient organisation's name")
+    recipient_type: str
+    status: str
+    risk_domains: list[str] = Field(description="what this organisation received of the risk domains")
+    note: str | None = Field(description="the note it received (null when not shown)")
+    contact_at: date | None
+    outcome: str | None
+
+
+class MeldingSeenRead(BaseModel):
+    id: str
+    sent_at: datetime
+    sender: dict[str, str] = Field(description="`org_id` and `org_type` of the sending organisation")
+    status: MeldingStatus
+    content_shown: bool = Field(description="false for a cancelled or withdrawn melding, or one past retention")
+    risk_domains: list[str]
+    recipients: list[RecipientSeenRead]
+
+
+SEEN_EXAMPLE: dict[str, Any] = {
+    "id": "2d7a6f0c-1c1e-4f7e-9c1e-0d7f3b2a9e10",
+    "sent_at": "2026-11-21T10:00:00Z",
+    "sender": {"org_id": "12345678", "org_type": "verloskundige"},
+    "status": "delivered",
+    "content_shown": True,
+    "risk_domains": ["verslaving", "financien-schulden"],
+    "recipients": [
+        {
+            "org_id": "00000555", "org_name": "GGD Amsterdam JGZ", "recipient_type": "jgz", "status": "contact_made",
+            "risk_domains": ["verslaving"], "note": "Cliënte gebruikt methadon.", "contact_at": "2026-12-01",
+            "outcome": None,
+        }
+    ],
+}  # fmt: skip
+
+
+class MeldingSeenList(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"items": [SEEN_EXAMPLE]}]})
+
+    items: list[MeldingSeenRead] = Field(description="newest first")

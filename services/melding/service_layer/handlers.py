@@ -22,6 +22,7 @@ from services.melding.domain.model import (
     SkippedRef,
     bsn_in,
 )
+from services.melding.domain.patient_view import MeldingSeen, what_she_sees
 from services.melding.service_layer.unit_of_work import MeldingUnitOfWork, UnitOfWorkFactory
 from services.melding.service_layer.views import MeldingView
 from shared.auth import PLATFORM, Principal
@@ -495,3 +496,27 @@ async def remove_personal_data(
         request_id=request_id,
         outcome=outcome,
     )
+
+
+# --- her own view ---------------------------------------------------------------------------------------------
+
+
+async def list_patient_meldingen(
+    unit_of_work: UnitOfWorkFactory, consent_client: ConsentClient, *, patient: Principal, request_id: str | None
+) -> list[MeldingSeen]:
+    """The meldingen about the woman herself, as she sees them. Which consents are hers the consent service says,
+    asked with her own token; her read is audited with her as the actor."""
+    consent_ids = await consent_client.patient_consent_ids(patient.token, request_id=request_id)
+    async with unit_of_work() as uow:
+        records = await uow.meldingen.of_patient(consent_ids=consent_ids, bsn_ref=patient.sub)
+        deliveries = await uow.meldingen.deliveries([r.id for r in records])
+        for record in records:
+            uow.audit.record(
+                patient, "read", "melding", record.id, patient_bsn=None, patient_ref=patient.sub, request_id=request_id
+            )
+        if not records:
+            uow.audit.record(
+                patient, "search", "melding", None, patient_bsn=None, patient_ref=patient.sub, request_id=request_id
+            )
+        await uow.commit()
+        return [what_she_sees(r, deliveries[r.id]) for r in records]

@@ -85,3 +85,32 @@ def test_check_reasons() -> None:
 
 def test_another_organisation_learns_nothing_about_the_patient() -> None:
     assert check(record(), org_id="87654321", bsn="123456782") is CheckReason.other_organisation
+
+
+def test_a_withdrawal_records_who_made_it_and_the_first_one_stands() -> None:
+    from services.consent.domain.model import WithdrawnBy
+
+    consent = _consent_for_patient_tests()
+    by_her = consent.withdraw(now=datetime(2026, 11, 21, tzinfo=UTC), reason=None, by=WithdrawnBy.patient)
+    assert by_her.withdrawn_by == "patient"
+    again = by_her.withdraw(now=datetime(2026, 11, 22, tzinfo=UTC), reason="x", by=WithdrawnBy.organisation)
+    assert again.withdrawn_by == "patient" and again.withdrawn_at == by_her.withdrawn_at
+    assert consent.withdraw(now=datetime(2026, 11, 21, tzinfo=UTC), reason=None).withdrawn_by == "organisation"
+
+
+def test_a_consent_belongs_to_the_woman_whose_keyed_bsn_matches() -> None:
+    consent = _consent_for_patient_tests()
+
+    def ref(bsn: str) -> str:
+        return f"ref-{bsn}"
+
+    assert consent.belongs_to("ref-999999990", ref)
+    assert not consent.belongs_to("ref-123456782", ref)
+
+
+def _consent_for_patient_tests() -> Consent:
+    return Consent.record(
+        bsn="999999990", recipient_types=["jgz"], purpose="kansrijke-start-melding", method="verbal",
+        given_at=date(2026, 11, 20), valid_until=None, org_id="12345678", org_type="verloskundige", sub="m",
+        today=date(2026, 11, 20), now=datetime(2026, 11, 20, tzinfo=UTC),
+    )  # fmt: skip

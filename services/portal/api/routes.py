@@ -1,0 +1,253 @@
+"""The portal's pages: parse, call a use case, render. No rules here."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import parse_qs
+
+import httpx
+import jinja2
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.templating import Jinja2Templates
+
+from services.portal.adapters.oidc import OAuthError, Provider
+from services.portal.adapters.platform import Platform
+from services.portal.adapters.sessions import ROTATE
+from services.portal.api.security import LoginLimiter, csrf_token, csrf_valid
+from services.portal.domain.login import LoggedIn, login_decision
+from services.portal.service_layer import her_view
+from shared.crypto import FieldCipher
+from shared.errors import NotFound
+
+# Every value is escaped (autoescape), whatever the template: a note a care provider wrote is text, never markup.
+TEMPLATES = Jinja2Templates(
+    env=jinja2.Environment(loader=jinja2.FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True)
+)
+UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+PATIENT_REF = "patient_ref"
+
+router = APIRouter(include_in_schema=False)
+
+
+class LoginRequired(Exception):
+    """No session with a logged-in woman: to the start page."""
+
+
+def page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    logged_in = PATIENT_REF in request.session
+    context.update(
+        # only her forms post: an anonymous visitor gets no session (and no server memory) for reading a page
+        csrf=csrf_token(request.session) if logged_in else "",
+        logged_in=logged_in,
+        path=request.url.path,
+    )
+    response: HTMLResponse = TEMPLATES.TemplateResponse(request, template, context, status_code=status_code)
+    return response
+
+
+def _patient_ref(request: Request) -> str:
+    ref = request.session.get(PATIENT_REF)
+    if not isinstance(ref, str):
+        raise LoginRequired
+    return ref
+
+
+def _platform(request: Request) -> Platform:
+    platform: Platform = request.app.state.platform
+    return platform
+
+
+PatientRef = Annotated[str, Depends(_patient_ref)]
+PlatformDep = Annotated[Platform, Depends(_platform)]
+
+
+def _provider(request: Request) -> Provider:
+    provider: Provider = request.app.state.provider
+    return provider
+
+
+def _client(request: Request) -> str:
+    return request.client.host if request.client else "-"
+
+
+def _limited(request: Request) -> HTMLResponse | None:
+    limiter: LoginLimiter = request.app.state.login_limiter
+    if limiter.allow(_client(request)):
+        return None
+    return page(
+        request,
+        "error.html",
+        429,
+        title="Even wachten",
+        message="U heeft het vaak achter elkaar geprobeerd. Wacht een minuut en probeer het dan opnieuw.",
+    )
+
+
+@router.get("/")
+async def start(request: Request) -> Response:
+    if PATIENT_REF in request.session:
+        return RedirectResponse("/mijn", status_code=303)
+    return page(request, "start.html", title="Mijn Kansrijke Start")
+
+
+@router.get("/inloggen")
+async def log_in(request: Request) -> Response:
+    if refused := _limited(request):
+        return refused
+    settings = request.app.state.settings
+    return await _provider(request).start_login(request, f"{settings.public_url}/auth/callback")
+
+
+@router.get("/auth/callback")
+async def logged_in(request: Request) -> Response:
+    if refused := _limited(request):
+        return refused
+    settings = request.app.state.settings
+    try:
+        claims, id_token = await _provider(request).finish_login(request)
+    except OAuthError:
+        return page(
+            request,
+            "error.html",
+            400,
+            title="Inloggen is niet gelukt",
+            message="Het inloggen is niet gelukt of afgebroken. Probeer het opnieuw.",
+        )
+    decision = login_decision(claims, bsn_claim=settings.bsn_claim, loa_claim=settings.loa_claim)
+    if not isinstance(decision, LoggedIn):
+        request.session.clear()
+        return page(request, f"refused_{decision.reason.replace('-', '_')}.html", 403, title="Inloggen kan zo niet")
+    cipher: FieldCipher = request.app.state.cipher
+    request.session.clear()
+    request.session.update({PATIENT_REF: cipher.bsn_ref(decision.bsn), "id_token": id_token, ROTATE: True})
+    return RedirectResponse("/mijn", status_code=303)
+
+
+@router.get("/mijn")
+async def home(request: Request, patient_ref: PatientRef) -> Response:
+    return page(request, "home.html", title="Mijn Kansrijke Start")
+
+
+@router.get("/mijn/toestemmingen")
+async def consents(request: Request, patient_ref: PatientRef, platform: PlatformDep) -> Response:
+    found = await her_view.her_consents(platform, patient_ref)
+    if found.nothing_about_her:
+        return page(request, "nothing.html", title="Geen gegevens over u")
+    return page(request, "consents.html", title="Mijn toestemmingen", consents=found.rows)
+
+
+async def _submitted_csrf(request: Request) -> str | None:
+    """The form's CSRF token (a urlencoded form of one field: no multipart parser needed)."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
+        return None
+    values = parse_qs((await request.body())[:4096].decode(errors="replace")).get("csrf")
+    return values[0] if values else None
+
+
+def _consent_id(consent_id: str) -> str:
+    if not UUID.fullmatch(consent_id):
+        raise NotFound("no such consent")
+    return consent_id
+
+
+@router.get("/mijn/toestemmingen/{consent_id}/intrekken")
+async def confirm_withdrawal(
+    request: Request, consent_id: str, patient_ref: PatientRef, platform: PlatformDep
+) -> Response:
+    row = await her_view.her_consent(platform, patient_ref, _consent_id(consent_id))
+    if row is None:
+        raise NotFound("not hers")
+    if not row.can_withdraw:
+        return RedirectResponse(f"/mijn/toestemmingen/{consent_id}/ingetrokken", status_code=303)
+    return page(request, "withdraw_confirm.html", title="Toestemming intrekken", consent=row)
+
+
+@router.post("/mijn/toestemmingen/{consent_id}/intrekken")
+async def withdraw(
+    request: Request,
+    consent_id: str,
+    patient_ref: PatientRef,
+    platform: PlatformDep,
+) -> Response:
+    if not csrf_valid(request.session, await _submitted_csrf(request)):
+        return page(
+            request,
+            "error.html",
+            403,
+            title="Dat ging niet goed",
+            message="Uw verzoek is niet uitgevoerd. Ga terug en probeer het opnieuw.",
+        )
+    await her_view.withdraw(platform, patient_ref, _consent_id(consent_id))
+    return RedirectResponse(f"/mijn/toestemmingen/{consent_id}/ingetrokken", status_code=303)
+
+
+@router.get("/mijn/toestemmingen/{consent_id}/ingetrokken")
+async def withdrawal_receipt(
+    request: Request, consent_id: str, patient_ref: PatientRef, platform: PlatformDep
+) -> Response:
+    row = await her_view.her_consent(platform, patient_ref, _consent_id(consent_id))
+    if row is None or row.can_withdraw:
+        raise NotFound("not hers, or not withdrawn")
+    return page(request, "withdraw_receipt.html", title="Uw toestemming is ingetrokken", consent=row)
+
+
+@router.get("/mijn/meldingen")
+async def meldingen(request: Request, patient_ref: PatientRef, platform: PlatformDep) -> Response:
+    rows = await her_view.her_meldingen(platform, patient_ref)
+    return page(request, "meldingen.html", title="Mijn meldingen", meldingen=rows)
+
+
+@router.get("/mijn/inzage")
+async def access(request: Request, patient_ref: PatientRef, platform: PlatformDep) -> Response:
+    log = await her_view.her_access_log(platform, patient_ref)
+    return page(request, "access.html", title="Wie heeft mijn gegevens gezien", log=log)
+
+
+@router.get("/mijn/download")
+async def download(request: Request, patient_ref: PatientRef, platform: PlatformDep) -> Response:
+    copy = await her_view.her_copy(platform, patient_ref)
+    return Response(
+        json.dumps(copy, ensure_ascii=False, indent=2),
+        media_type="application/json; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="mijn-kansrijke-start.json"'},
+    )
+
+
+@router.get("/uitloggen")
+async def confirm_logout(request: Request) -> Response:
+    return page(request, "logout.html", title="Uitloggen")
+
+
+@router.post("/uitloggen")
+async def log_out(request: Request) -> Response:
+    if not csrf_valid(request.session, await _submitted_csrf(request)):
+        return page(
+            request,
+            "error.html",
+            403,
+            title="Dat ging niet goed",
+            message="U bent nog niet uitgelogd. Ga terug en probeer het opnieuw.",
+        )
+    id_token = str(request.session.get("id_token", ""))
+    request.session.clear()
+    settings = request.app.state.settings
+    back = f"{settings.public_url}/uitgelogd"
+    try:
+        at_provider = await _provider(request).logout_url(id_token, back)
+    except (OAuthError, httpx.HTTPError):
+        at_provider = None
+    return RedirectResponse(at_provider or back, status_code=303)
+
+
+@router.get("/uitgelogd")
+async def logged_out(request: Request) -> Response:
+    return page(request, "logged_out.html", title="U bent uitgelogd")
+
+
+@router.get("/health/live")
+async def live() -> dict[str, str]:
+    return {"status": "ok"}

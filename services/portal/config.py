@@ -1,0 +1,62 @@
+"""Portal settings: the OpenID Connect provider she logs in with (DigiD through a broker), the services it reads."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, model_validator
+
+from shared.settings import ServiceSettings
+
+# Hosts of a provider that can only be a developer's own (the embedded one of `kansrijk up`): never production.
+LOCAL_HOSTS = frozenset({"localhost", "127.0.0.1", "::1", "0.0.0.0"})
+
+
+class PortalSettings(ServiceSettings):
+    service_name: ClassVar[str] = "portal"
+    default_port: ClassVar[int] = 8005
+
+    port: int = Field(0, validation_alias=AliasChoices("KANSRIJK_PORTAL_PORT"))
+    # Where she reaches the portal (its redirect URI is `<public_url>/auth/callback`); default http://host:port.
+    public_url: str = Field("", validation_alias=AliasChoices("KANSRIJK_PORTAL_PUBLIC_URL"))
+
+    oidc_issuer: str = Field("", validation_alias=AliasChoices("KANSRIJK_PORTAL_OIDC_ISSUER"))
+    oidc_client_id: str = Field("kansrijk-portal", validation_alias=AliasChoices("KANSRIJK_PORTAL_OIDC_CLIENT_ID"))
+    oidc_client_secret: str = Field("", repr=False, validation_alias=AliasChoices("KANSRIJK_PORTAL_OIDC_CLIENT_SECRET"))
+    bsn_claim: str = Field("bsn", validation_alias=AliasChoices("KANSRIJK_PORTAL_BSN_CLAIM"))
+    loa_claim: str = Field("acr", validation_alias=AliasChoices("KANSRIJK_PORTAL_LOA_CLAIM"))
+
+    # The services it reads for her (default: 127.0.0.1 on their KANSRIJK_<NAME>_PORT).
+    consent_url: str = Field("", validation_alias=AliasChoices("KANSRIJK_PORTAL_CONSENT_URL"))
+    melding_url: str = Field("", validation_alias=AliasChoices("KANSRIJK_PORTAL_MELDING_URL"))
+    routing_url: str = Field("", validation_alias=AliasChoices("KANSRIJK_PORTAL_ROUTING_URL"))
+    service_timeout_seconds: float = 10.0
+    # The key the portal signs her short-lived tokens with (PEM or path); the services trust it through the
+    # issuer's JWKS. Development: the development key.
+    service_token_key: str | None = None
+    service_token_kid: str | None = None
+
+    session_idle_seconds: int = Field(900, ge=60, le=3600)
+    login_attempts_per_minute: int = Field(10, ge=1)
+
+    @model_validator(mode="after")
+    def _defaults_and_a_real_issuer_in_production(self) -> PortalSettings:
+        if not self.public_url:
+            self.public_url = f"http://{self.host}:{self.port}"
+        for name in ("consent", "melding", "routing"):
+            if not getattr(self, f"{name}_url"):
+                setattr(self, f"{name}_url", self.audit_peers.get(name, ""))
+        if self.is_development and not self.oidc_client_secret:
+            self.oidc_client_secret = "development-only"  # what the embedded provider accepts; never production
+        if not self.is_development:
+            issuer = urlsplit(self.oidc_issuer)
+            if issuer.scheme != "https" or not issuer.hostname or issuer.hostname in LOCAL_HOSTS:
+                raise ValueError("production needs KANSRIJK_PORTAL_OIDC_ISSUER: the https address of a real provider")
+            if not self.oidc_client_secret:
+                raise ValueError("production needs KANSRIJK_PORTAL_OIDC_CLIENT_SECRET")
+            if not self.service_token_key:
+                raise ValueError("production needs KANSRIJK_SERVICE_TOKEN_KEY to sign her tokens")
+            if urlsplit(self.public_url).scheme != "https":
+                raise ValueError("production needs KANSRIJK_PORTAL_PUBLIC_URL on https")
+        return self
