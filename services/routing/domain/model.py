@@ -115,6 +115,24 @@ def next_status(current: DeliveryStatus, reported: DeliveryStatus) -> DeliverySt
     return reported
 
 
+class WhenStopped(StrEnum):
+    """What becomes of a delivery when its melding is stopped (cancelled by the sender, consent withdrawn)."""
+
+    retract = "retract"  # live at its recipient: a retraction goes out, and our copy loses its content
+    clear = "clear"  # returned: it stays returned (final); our copy loses its content
+    keep = "keep"  # retracted already: nothing left to do
+
+
+def when_stopped(status: DeliveryStatus) -> WhenStopped:
+    """Only live deliveries are retracted. A returned one is not live: it made way for the next delivery of its
+    type (one live delivery per melding and type), and it stays what its recipient made it."""
+    if status is DeliveryStatus.retracted:
+        return WhenStopped.keep
+    if status is DeliveryStatus.returned:
+        return WhenStopped.clear
+    return WhenStopped.retract
+
+
 def check_contact_at(contact_at: date, *, delivered_on: date, today: date) -> None:
     """When contact was made: not in the future, and not before the delivery."""
     if contact_at > today:

@@ -41,6 +41,7 @@ from shared.clock import as_nl_date, now, today_nl
 from shared.contracts.consent import ConsentCheckResult
 from shared.contracts.events import ConsentWithdrawn
 from shared.contracts.melding import MeldingAccepted, MeldingCancelled
+from shared.contracts.subscriptions import ROUTING_WITHDRAWALS
 from shared.contracts.vocabulary import NOT_REPORTED, DeliveryStatus
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.identifiers import postcode_area
@@ -95,9 +96,32 @@ async def on_melding_accepted(uow: RoutingUnitOfWork, event: IncomingEvent) -> N
 
 
 async def on_consent_withdrawn(uow: RoutingUnitOfWork, event: IncomingEvent) -> None:
+    """Apply a withdrawal to every melding under the consent. A melding that could not be stopped does not
+    hold up the others: the withdrawal commits for them, and the event is kept as a dead letter (alerted on,
+    `GET /v1/dead-letters`) for an operator to replay once the cause is fixed — a replay applies it again,
+    which changes nothing for the meldingen already stopped."""
     withdrawn = ConsentWithdrawn.model_validate(event.body)
-    retracted = await withdraw_consent(uow, withdrawn.consent_id, request_id=event.request_id)
-    log.info("consent_withdrawn_applied", consent_id=withdrawn.consent_id, retracted=retracted)
+    done = await withdraw_consent(uow, withdrawn.consent_id, request_id=event.request_id)
+    if done.not_stopped:
+        await uow.routing.add_dead_letter(
+            DeadLetter(
+                id=str(uuid.uuid4()),
+                queue=ROUTING_WITHDRAWALS.name,
+                message_id=str(uuid.uuid4()),  # its own: the event itself counts as processed
+                message_type=event.type,
+                body=json.dumps(event.body),
+                body_encoding="utf-8",
+                correlation_id=event.correlation_id,
+                reason=f"not-stopped: {len(done.not_stopped)} melding(en)",
+                died_at=now(),
+            )
+        )
+    log.info(
+        "consent_withdrawn_applied",
+        consent_id=withdrawn.consent_id,
+        retracted=done.retracted,
+        not_stopped=len(done.not_stopped),
+    )
 
 
 async def reroute(

@@ -20,6 +20,10 @@ from services.routing.domain.model import (
     merge_ranges,
     message_again,
     next_status,
+    when_stopped,
+)
+from services.routing.domain.model import (
+    WhenStopped as W,
 )
 from shared.contracts.vocabulary import DeliveryStatus as D
 from shared.errors import Conflict, ValidationFailed
@@ -131,3 +135,14 @@ def test_a_full_delivery_is_given_again_with_its_content_while_it_is_held_and_th
     assert retracted["href"] == "/v1/deliveries/d-1" and "patient" not in retracted
     thin = message_again(_logged(full=False), None)  # a thin organisation's: as it went on the queue
     assert thin == {**_logged(full=False).body, "type": "melding.delivered", "message_id": "d-1"}
+
+
+def test_stopping_a_melding_retracts_only_its_live_deliveries_and_leaves_a_returned_one_returned() -> None:
+    assert {s: when_stopped(s) for s in D} == {
+        D.queued: W.retract,
+        D.received: W.retract,
+        D.contact_made: W.retract,
+        D.closed: W.retract,
+        D.returned: W.clear,  # it made way for the next delivery of its type: two rows must not both be live
+        D.retracted: W.keep,
+    }
