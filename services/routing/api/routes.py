@@ -45,6 +45,8 @@ log = structlog.get_logger(__name__)
 router = APIRouter()
 OrgId = OrgIdInPath
 MAX_SEQUENCE = 2**31 - 1  # the column's range (PostgreSQL integer)
+# Every recipient route: the token's org_type must be the organisation's type in the directory.
+AS_REGISTERED = " A token whose `org_type` is not your organisation's type in the directory is 403."
 
 
 # --- directory --------------------------------------------------------------------------------------
@@ -337,7 +339,7 @@ async def replay_dead_letter(
     response_model=None,
     summary="Your organisation's deliveries",
     description="Newest first, each as its queue message (`melding.delivered`, or the retraction) with "
-    "`status`. Pass `next_cursor` back as `cursor`.",
+    "`status`. Pass `next_cursor` back as `cursor`." + AS_REGISTERED,
     responses={**problem_responses("validation"), 200: {"model": DeliveryPage}},
 )
 async def list_deliveries(
@@ -361,11 +363,14 @@ async def list_deliveries(
     summary="Your organisation's queue",
     description="The queue your deliveries wait on (`kansrijk.deliveries.<org_id>`, a quorum queue bound to "
     "the direct exchange `kansrijk.deliveries` with your `org_id`), and your organisation as the directory "
-    "knows it. 404 while the directory does not know your organisation: a consumer should not start then.",
+    "knows it. 404 while the directory does not know your organisation: a consumer should not start then."
+    + AS_REGISTERED,
     responses=problem_responses("not-found"),
 )
-async def recipient_queue(principal: DeliveryReader, unit_of_work: UnitOfWorkDep) -> dict[str, Any]:
-    return await handlers.recipient_queue(unit_of_work, principal=principal)
+async def recipient_queue(
+    principal: DeliveryReader, unit_of_work: UnitOfWorkDep, request_id: RequestId
+) -> dict[str, Any]:
+    return await handlers.recipient_queue(unit_of_work, principal=principal, request_id=request_id)
 
 
 @router.get(
@@ -374,7 +379,8 @@ async def recipient_queue(principal: DeliveryReader, unit_of_work: UnitOfWorkDep
     response_model=RecipientMessagesPage,
     summary="Messages on your queue after a sequence number, again",
     description="Every message on your queue carries `sequence`, 1, 2, 3, … without gaps. Seeing a gap (or "
-    "starting afresh), fetch what followed the last number you hold. Reading is audited like a delivery's.",
+    "starting afresh), fetch what followed the last number you hold. Reading is audited like a delivery's."
+    + AS_REGISTERED,
     responses=problem_responses("validation"),
 )
 async def recipient_messages(
@@ -394,7 +400,7 @@ async def recipient_messages(
     tags=["deliveries"],
     response_model=None,
     summary="Fetch a delivery again",
-    description="The same body as the queue message: a recipient that lost a message fetches it here.",
+    description="The same body as the queue message: a recipient that lost a message fetches it here." + AS_REGISTERED,
     responses={**problem_responses("not-found"), 200: {"model": DeliveryDocument}},
 )
 async def get_delivery(
@@ -414,7 +420,7 @@ async def get_delivery(
     description="`received` → `contact_made` (with `contact_at`, default today) → `closed` (with an `outcome`), "
     "forward only; or `returned` with a `reason` before `contact_made` — it then waits for an operator. The "
     "same status again is 200 and changes nothing; going back, or any change to a retracted or returned "
-    "delivery, is 409. The sender sees it within seconds.",
+    "delivery, is 409. The sender sees it within seconds." + AS_REGISTERED,
     responses={**problem_responses("not-found", "conflict", "validation"), 200: {"model": DeliveryDocument}},
 )
 async def report_status(

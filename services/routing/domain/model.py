@@ -11,7 +11,7 @@ from typing import Any
 
 from shared.contracts.melding import MeldingAccepted
 from shared.contracts.vocabulary import DeliveryMode, DeliveryStatus
-from shared.errors import Conflict, ValidationFailed
+from shared.errors import Conflict, Forbidden, ValidationFailed
 
 
 class RoutingStatus(StrEnum):
@@ -82,6 +82,14 @@ def check_organisation_id(org_id: str, org_type: str) -> None:
         ", or wijkteam-<name> for a wijkteam without one" if org_type == "wijkteam" else ""
     )
     raise ValidationFailed("org_id", f"a {org_type} organisation is identified by {expected}")
+
+
+def check_acting_as(registered_type: str | None, token_type: str) -> None:
+    """A recipient acts as the kind of organisation the directory has it as: a token carrying a JGZ's
+    `org_id` with `org_type: wijkteam` (or the other way round) is refused. `registered_type` None: the
+    directory does not know the organisation (it holds no deliveries; what it asks for is not found)."""
+    if registered_type is not None and registered_type != token_type:
+        raise Forbidden(f"your token's org_type ({token_type}) is not your organisation's type in the directory")
 
 
 @dataclass(frozen=True)

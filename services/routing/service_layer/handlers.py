@@ -16,9 +16,11 @@ from services.routing.domain.model import (
     Candidate,
     DeadLetter,
     DeliveryRecord,
+    Organisation,
     Returned,
     RoutedMelding,
     RoutingStatus,
+    check_acting_as,
     check_contact_at,
     choose,
     intake_check_is_fresh,
@@ -43,7 +45,7 @@ from shared.contracts.events import ConsentWithdrawn
 from shared.contracts.melding import MeldingAccepted, MeldingCancelled
 from shared.contracts.subscriptions import ROUTING_WITHDRAWALS
 from shared.contracts.vocabulary import NOT_REPORTED, DeliveryStatus
-from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.identifiers import postcode_area
 from shared.messaging.consumer import IncomingEvent
 from shared.messaging.topology import DELIVERIES_EXCHANGE, organisation_queue
@@ -250,6 +252,7 @@ async def list_deliveries(
     request_id: str | None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     async with unit_of_work() as uow:
+        await _acting_as_registered(uow, principal, "read", request_id)
         found = await uow.routing.deliveries_page(org_id=principal.org_id, status=status, cursor=cursor, limit=limit)
         more = len(found) > limit
         found = found[:limit]
@@ -258,6 +261,24 @@ async def list_deliveries(
         await uow.commit()
     next_cursor = encode_cursor(found[-1].created_at, found[-1].delivery_id) if more and found else None
     return [d.document() for d in found], next_cursor
+
+
+async def _acting_as_registered(
+    uow: RoutingUnitOfWork,
+    principal: Principal,
+    action: str,
+    request_id: str | None,
+    delivery_id: str | None = None,
+) -> Organisation | None:
+    """The caller's organisation as the directory has it, if it acts as that kind of organisation (403
+    otherwise, audited: a token with another's type is a probe worth tracing)."""
+    organisation = await uow.directory.organisation(principal.org_id)
+    try:
+        check_acting_as(organisation.type if organisation else None, principal.org_type)
+    except Forbidden:
+        uow.audit.refuse(principal, action, "delivery", delivery_id, request_id=request_id, outcome="wrong-org-type")
+        raise
+    return organisation
 
 
 async def _own_delivery(
@@ -277,10 +298,12 @@ async def _own_delivery(
     return delivery
 
 
-async def recipient_queue(unit_of_work: UnitOfWorkFactory, *, principal: Principal) -> dict[str, Any]:
+async def recipient_queue(
+    unit_of_work: UnitOfWorkFactory, *, principal: Principal, request_id: str | None = None
+) -> dict[str, Any]:
     """The caller's organisation as the directory knows it, and the queue its deliveries wait on."""
     async with unit_of_work() as uow:
-        organisation = await uow.directory.organisation(principal.org_id)
+        organisation = await _acting_as_registered(uow, principal, "read", request_id)
     if organisation is None:
         raise NotFound(
             "your organisation is not in the platform's directory: ask the coalition's functional "
@@ -302,6 +325,7 @@ async def recipient_messages(
 ) -> dict[str, Any]:
     """The caller's queue again from `after_sequence` on, each read audited as a delivery's."""
     async with unit_of_work() as uow:
+        await _acting_as_registered(uow, principal, "read", request_id)
         found = await uow.routing.recipient_messages_after(principal.org_id, after_sequence, limit)
         items = []
         for logged, delivery in found:
@@ -317,6 +341,7 @@ async def get_delivery(
     unit_of_work: UnitOfWorkFactory, *, principal: Principal, delivery_id: str, request_id: str | None
 ) -> dict[str, Any]:
     async with unit_of_work() as uow:
+        await _acting_as_registered(uow, principal, "read", request_id, delivery_id)
         delivery = await _own_delivery(uow, principal, delivery_id, "read", request_id)
         uow.audit.record(principal, "read", "delivery", delivery_id, patient_bsn=delivery.bsn, request_id=request_id)
         await uow.commit()
@@ -339,6 +364,7 @@ async def report_status(
     the day of contact (default today), `closed` its outcome (default `not-reported`), `returned` its reason:
     the melding then waits for an operator (GET /v1/unroutable)."""
     async with unit_of_work() as uow:
+        await _acting_as_registered(uow, principal, "status-change", request_id, delivery_id)
         if status is DeliveryStatus.returned and (consent_id := await uow.routing.consent_of(delivery_id=delivery_id)):
             # A return changes the melding (its returns, its status): first the lock every change of a
             # melding's routing takes, in the order routing and withdrawal take it (consent, then delivery),

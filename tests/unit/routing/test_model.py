@@ -13,6 +13,7 @@ from services.routing.domain.model import (
     LoggedMessage,
     Pc4Range,
     RoutingStatus,
+    check_acting_as,
     check_organisation_id,
     choose,
     consent_refusal,
@@ -26,7 +27,7 @@ from services.routing.domain.model import (
     WhenStopped as W,
 )
 from shared.contracts.vocabulary import DeliveryStatus as D
-from shared.errors import Conflict, ValidationFailed
+from shared.errors import Conflict, Forbidden, ValidationFailed
 
 TODAY = date(2026, 12, 1)
 
@@ -146,3 +147,11 @@ def test_stopping_a_melding_retracts_only_its_live_deliveries_and_leaves_a_retur
         D.returned: W.clear,  # it made way for the next delivery of its type: two rows must not both be live
         D.retracted: W.keep,
     }
+
+
+def test_a_recipient_acts_only_as_the_type_the_directory_has_it_as() -> None:
+    check_acting_as("jgz", "jgz")
+    check_acting_as(None, "wijkteam")  # unknown to the directory: it holds nothing to find
+    for registered, token in (("jgz", "wijkteam"), ("wijkteam", "jgz")):
+        with pytest.raises(Forbidden):
+            check_acting_as(registered, token)
