@@ -418,9 +418,13 @@ async def get_delivery(
     status_code=status.HTTP_200_OK,
     summary="Report back on a delivery",
     description="`received` → `contact_made` (with `contact_at`, default today) → `closed` (with an `outcome`), "
-    "forward only; or `returned` with a `reason` before `contact_made` — it then waits for an operator. The "
-    "same status again is 200 and changes nothing; going back, or any change to a retracted or returned "
-    "delivery, is 409. The sender sees it within seconds." + AS_REGISTERED,
+    "forward only; or `returned` with a `reason` before `contact_made` — it then waits for an operator. "
+    "Closing with `phb-done` or `support-started` needs the day of contact: an earlier `contact_made`, or "
+    "`contact_at` on the `closed` report (which records the contact; 422 without either); other outcomes may "
+    "close straight from `received`. The same report again is 200 and changes nothing; the same status "
+    "saying something else (another outcome, contact day, reason or note) is 409, as is going back or any "
+    "change to a retracted or returned delivery: nothing is accepted and then dropped. The sender sees it "
+    "within seconds." + AS_REGISTERED,
     responses={**problem_responses("not-found", "conflict", "validation"), 200: {"model": DeliveryDocument}},
 )
 async def report_status(

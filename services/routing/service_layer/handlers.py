@@ -17,15 +17,15 @@ from services.routing.domain.model import (
     DeadLetter,
     DeliveryRecord,
     Organisation,
+    Report,
     Returned,
     RoutedMelding,
     RoutingStatus,
+    answer_report,
     check_acting_as,
-    check_contact_at,
     choose,
     intake_check_is_fresh,
     message_again,
-    next_status,
 )
 from services.routing.service_layer.routing import (
     Answer,
@@ -44,7 +44,7 @@ from shared.contracts.consent import ConsentCheckResult
 from shared.contracts.events import ConsentWithdrawn
 from shared.contracts.melding import MeldingAccepted, MeldingCancelled
 from shared.contracts.subscriptions import ROUTING_WITHDRAWALS
-from shared.contracts.vocabulary import NOT_REPORTED, DeliveryStatus
+from shared.contracts.vocabulary import DeliveryStatus
 from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.identifiers import postcode_area
 from shared.messaging.consumer import IncomingEvent
@@ -360,9 +360,9 @@ async def report_status(
     outcome: str | None = None,
     returned_reason: str | None = None,
 ) -> dict[str, Any]:
-    """A recipient reports back. Forward only; the same status again changes nothing. `contact_made` carries
-    the day of contact (default today), `closed` its outcome (default `not-reported`), `returned` its reason:
-    the melding then waits for an operator (GET /v1/unroutable)."""
+    """A recipient reports back; what it may report is the domain's (domain/model.py::answer_report): forward
+    only, the same report again changes nothing, a repeat that says something else is 409. `returned`: the
+    melding then waits for an operator (GET /v1/unroutable)."""
     async with unit_of_work() as uow:
         await _acting_as_registered(uow, principal, "status-change", request_id, delivery_id)
         if status is DeliveryStatus.returned and (consent_id := await uow.routing.consent_of(delivery_id=delivery_id)):
@@ -373,11 +373,14 @@ async def report_status(
         # Locked until commit: concurrent reports on one delivery (and its retraction) take turns, so each
         # sees the status the one before it left and the status only moves forward.
         delivery = await _own_delivery(uow, principal, delivery_id, "status-change", request_id, for_update=True)
-        new = next_status(delivery.status, status)
-        if new is None:
+        report = Report(status, note=note, contact_at=contact_at, outcome=outcome, returned_reason=returned_reason)
+        answered = answer_report(delivery, report, today=today_nl(), delivered_on=as_nl_date(delivery.created_at))
+        if answered is None:  # the same report again
             return delivery.document()
-        at = now()
-        answer = _answer(new, delivery, contact_at=contact_at, outcome=outcome, returned_reason=returned_reason)
+        at, new = now(), answered.status
+        answer = Answer(
+            contact_at=answered.contact_at, outcome=answered.outcome, returned_reason=answered.returned_reason
+        )
         await uow.routing.set_delivery_status(
             delivery_id,
             new,
@@ -399,33 +402,6 @@ async def report_status(
         )
         await uow.commit()
         return replace(delivery, status=new, status_note=note, updated_at=at).document()
-
-
-def _answer(
-    status: DeliveryStatus,
-    delivery: DeliveryRecord,
-    *,
-    contact_at: date | None,
-    outcome: str | None,
-    returned_reason: str | None,
-) -> Answer:
-    """What goes with a reported status; the fields of other statuses are refused (422)."""
-    if contact_at is not None and status is not DeliveryStatus.contact_made:
-        raise ValidationFailed("contact_at", "contact_at goes with status contact_made")
-    if outcome is not None and status is not DeliveryStatus.closed:
-        raise ValidationFailed("outcome", "outcome goes with status closed")
-    if (returned_reason is not None) != (status is DeliveryStatus.returned):
-        raise ValidationFailed("reason", "a returned melding needs its reason, and only a returned one has one")
-    if status is DeliveryStatus.contact_made:
-        today = today_nl()
-        day = contact_at or today
-        check_contact_at(day, delivered_on=as_nl_date(delivery.created_at), today=today)
-        return Answer(contact_at=day)
-    # A later status carries the day of contact too: events may be handled out of order, and the one that
-    # wins on the sender's side (the later status) must not lose what the earlier one said.
-    if status is DeliveryStatus.closed:
-        return Answer(contact_at=delivery.contact_at, outcome=outcome or NOT_REPORTED)
-    return Answer(contact_at=delivery.contact_at, returned_reason=returned_reason)
 
 
 # --- dead letters ---------------------------------------------------------------------------------
