@@ -5,7 +5,9 @@
 - a rejected delivery replayed from the dead letters reaches its recipient again, under its own message id;
 - retries of one POST with one Idempotency-Key at the same moment: one melding, every answer its 202;
 - operators routing one returned melding again at the same moment: it goes out once more, not twice;
-- the JGZ and the wijkteam returning one melding at the same moment: both returns are kept.
+- the JGZ and the wijkteam returning one melding at the same moment: both returns are kept;
+- the sender cancelling a returned melding while an operator routes it again: whichever comes first, no
+  recipient keeps it.
 """
 
 from __future__ import annotations
@@ -310,3 +312,83 @@ async def test_both_recipients_returning_one_melding_at_once_are_both_recorded(
     returns = {i["melding_id"]: {r["org_id"] for r in i["returned"]} for i in waiting}
     lost = [m for m in meldingen if returns.get(m) != {jgz, wijkteam}]
     assert lost == [], f"{len(lost)} of {len(meldingen)} meldingen lost a return"
+
+
+async def test_a_cancellation_racing_the_operators_reroute_of_a_returned_melding_leaves_no_recipient_holding_it(
+    system: Clients, tokens: Tokens, amqp: aio_pika.abc.AbstractChannel
+) -> None:
+    """Found by attack (26 of 30): a melding its JGZ returned, cancelled by its sender while an operator routes
+    it to another JGZ. When the reroute came first, the cancellation died on the unique index of live
+    deliveries and the second JGZ kept her data. Whichever comes first now, nothing is left anywhere."""
+    jgz = await _jgz_for_amsterdam(system, tokens)
+    await put_gemeente(system, tokens, "GM0362", "Amstelveen", [("1180", "1189")])
+    other = new_org_id()
+    await put_organisation(system, tokens, other, "jgz", gemeenten=["GM0362"])
+    queue, meldingen = RecipientQueue(amqp, jgz), []
+    for _ in range(3):  # 3 x 10 races
+        batch = []
+        for _ in range(AT_ONCE):
+            consent_id, bsn = await consented_patient(system, tokens, types=["jgz"])
+            sent = await send(system, tokens, melding_body(consent_id, bsn, recipient_types=["jgz"]))
+            assert sent.status_code == 202, sent.text
+            batch.append(sent.json()["id"])
+        for _ in batch:
+            returned = await system["routing"].post(
+                f"/v1/deliveries/{(await queue.next()).message_id}/status",
+                headers=recipient(tokens, jgz),
+                json={"status": "returned", "reason": "no-capacity"},
+            )
+            assert returned.status_code == 200, returned.text
+
+        async def all_waiting(batch: list[str] = batch) -> bool:
+            items = (await system["routing"].get("/v1/unroutable", headers=admin(tokens))).json()["items"]
+            return {i["melding_id"] for i in items} >= set(batch)
+
+        await eventually(all_waiting)
+        answers = await asyncio.gather(
+            *(
+                request
+                for melding_id in batch
+                for request in (
+                    system["routing"].post(
+                        f"/v1/unroutable/{melding_id}/reroute", headers=admin(tokens), json={"org_id": other}
+                    ),
+                    system["melding"].post(
+                        f"/v1/meldingen/{melding_id}/cancel", headers=sender(tokens), json={"reason": "other"}
+                    ),
+                )
+            )
+        )
+        assert {a.status_code for a in answers} <= {200, 404}, [a.text for a in answers if a.status_code >= 300]
+        meldingen += batch
+
+    async def kept() -> list[str]:
+        """The races whose melding a recipient still holds: not cancelled at the sender, or a delivery not
+        returned or retracted, or routing's copy at the second JGZ not retracted and emptied."""
+        at_other = {
+            d["melding_id"]
+            for d in (
+                await system["routing"].get("/v1/deliveries", params={"limit": 100}, headers=recipient(tokens, other))
+            ).json()["items"]
+            if d["status"] != "retracted" or "patient" in d
+        }
+        held = []
+        for melding_id in meldingen:
+            view = (await system["melding"].get(f"/v1/meldingen/{melding_id}", headers=sender(tokens))).json()
+            live = [d for d in view["deliveries"] if d["status"] not in ("returned", "retracted")]
+            if view["status"] != "cancelled" or view["patient"] is not None or live or melding_id in at_other:
+                held.append(f"{melding_id}: {view['status']}, live deliveries: {len(live)}")
+        return held
+
+    async def settled() -> bool:
+        return not await kept()
+
+    try:
+        await eventually(settled, timeout=60, interval=1)
+    except AssertionError:
+        left = await kept()
+        raise AssertionError(
+            f"{len(left)} of {len(meldingen)} races left her data with a recipient: {left[:3]}"
+        ) from None
+    letters = (await system["routing"].get("/v1/dead-letters", headers=admin(tokens))).json()["items"]
+    assert not [d for d in letters if d["correlation_id"] in meldingen]

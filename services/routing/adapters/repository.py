@@ -838,18 +838,18 @@ class RoutingRepository:
             .values(accepted=None, purged_at=at)
         )
         for delivery in await self.deliveries_of(melding.melding_id):
-            if delivery.status is DeliveryStatus.retracted:
-                continue
-            document = {
-                "delivery_id": delivery.delivery_id,
-                "melding_id": melding.melding_id,
-                "purged_at": at.isoformat(),
-            }
-            await self.session.execute(
-                update(deliveries)
-                .where(deliveries.c.delivery_id == delivery.delivery_id)
-                .values(message=json.dumps(document), status_note=None)
-            )
+            if delivery.status is not DeliveryStatus.retracted:
+                await self.clear_delivery(delivery, at)
+
+    async def clear_delivery(self, delivery: DeliveryRecord, at: datetime) -> None:
+        """The delivery's personal content goes; it keeps an anonymous document (ids, when it was removed) and
+        its status."""
+        document = {"delivery_id": delivery.delivery_id, "melding_id": delivery.melding_id, "purged_at": at.isoformat()}
+        await self.session.execute(
+            update(deliveries)
+            .where(deliveries.c.delivery_id == delivery.delivery_id)
+            .values(message=json.dumps(document), status_note=None)
+        )
 
     # --- dead letters -----------------------------------------------------------------------------------
 

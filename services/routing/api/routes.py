@@ -52,6 +52,8 @@ log = structlog.get_logger(__name__)
 router = APIRouter()
 OrgId = OrgIdInPath
 MAX_SEQUENCE = 2**31 - 1  # the column's range (PostgreSQL integer)
+# Every recipient route: the token's org_type must be the organisation's type in the directory.
+AS_REGISTERED = " A token whose `org_type` is not your organisation's type in the directory is 403."
 
 
 # --- directory --------------------------------------------------------------------------------------
@@ -334,7 +336,7 @@ async def replay_dead_letter(
     response_model=None,
     summary="Your organisation's deliveries",
     description="Newest first, each as its queue message (`melding.delivered`, or the retraction) with "
-    "`status`. Pass `next_cursor` back as `cursor`.",
+    "`status`. Pass `next_cursor` back as `cursor`." + AS_REGISTERED,
     responses={**problem_responses("validation"), 200: {"model": DeliveryPage}},
 )
 async def list_deliveries(
@@ -360,13 +362,13 @@ async def list_deliveries(
     "the direct exchange `kansrijk.deliveries` with your `org_id`), the broker it is on (`broker`: protocol, "
     "host, port and virtual host to connect to, as GET /asyncapi.json's server; your user and password come "
     "from the coalition's operators), and your organisation as the directory knows it. 404 while the "
-    "directory does not know your organisation: a consumer should not start then.",
+    "directory does not know your organisation: a consumer should not start then." + AS_REGISTERED,
     responses=problem_responses("not-found"),
 )
 async def recipient_queue(
-    principal: DeliveryReader, unit_of_work: UnitOfWorkDep, broker: PublicBrokerDep
+    principal: DeliveryReader, unit_of_work: UnitOfWorkDep, broker: PublicBrokerDep, request_id: RequestId
 ) -> dict[str, Any]:
-    queue = await handlers.recipient_queue(unit_of_work, principal=principal)
+    queue = await handlers.recipient_queue(unit_of_work, principal=principal, request_id=request_id)
     return {**queue, "broker": asdict(broker)}
 
 
@@ -376,7 +378,8 @@ async def recipient_queue(
     response_model=RecipientMessagesPage,
     summary="Messages on your queue after a sequence number, again",
     description="Every message on your queue carries `sequence`, 1, 2, 3, … without gaps. Seeing a gap (or "
-    "starting afresh), fetch what followed the last number you hold. Reading is audited like a delivery's.",
+    "starting afresh), fetch what followed the last number you hold. Reading is audited like a delivery's."
+    + AS_REGISTERED,
     responses=problem_responses("validation"),
 )
 async def recipient_messages(
@@ -396,7 +399,7 @@ async def recipient_messages(
     tags=["deliveries"],
     response_model=None,
     summary="Fetch a delivery again",
-    description="The same body as the queue message: a recipient that lost a message fetches it here.",
+    description="The same body as the queue message: a recipient that lost a message fetches it here." + AS_REGISTERED,
     responses={**problem_responses("not-found"), 200: {"model": DeliveryDocument}},
 )
 async def get_delivery(
@@ -414,9 +417,13 @@ async def get_delivery(
     status_code=status.HTTP_200_OK,
     summary="Report back on a delivery",
     description="`received` → `contact_made` (with `contact_at`, default today) → `closed` (with an `outcome`), "
-    "forward only; or `returned` with a `reason` before `contact_made` — it then waits for an operator. The "
-    "same status again is 200 and changes nothing; going back, or any change to a retracted or returned "
-    "delivery, is 409. The sender sees it within seconds.",
+    "forward only; or `returned` with a `reason` before `contact_made` — it then waits for an operator. "
+    "Closing with `phb-done` or `support-started` needs the day of contact: an earlier `contact_made`, or "
+    "`contact_at` on the `closed` report (which records the contact; 422 without either); other outcomes may "
+    "close straight from `received`. The same report again is 200 and changes nothing; the same status "
+    "saying something else (another outcome, contact day, reason or note) is 409, as is going back or any "
+    "change to a retracted or returned delivery: nothing is accepted and then dropped. The sender sees it "
+    "within seconds." + AS_REGISTERED,
     responses={**problem_responses("not-found", "conflict", "validation"), 200: {"model": DeliveryDocument}},
 )
 async def report_status(

@@ -468,6 +468,8 @@ class StatusReport(Strict):
                 {"status": "received"},
                 {"status": "contact_made", "contact_at": "2027-01-05", "note": "Huisbezoek gepland op 3 december."},
                 {"status": "closed", "outcome": "phb-done"},
+                {"status": "closed", "outcome": "support-started", "contact_at": "2027-01-05"},
+                {"status": "closed", "outcome": "declined"},
                 {"status": "returned", "reason": "wrong-recipient", "note": "Adres valt onder Amstelveen."},
             ]
         },
@@ -476,9 +478,15 @@ class StatusReport(Strict):
     status: Literal["received", "contact_made", "closed", "returned"]
     note: str | None = Field(None, max_length=500)
     contact_at: IsoDate | None = Field(
-        None, description="with contact_made: the day (default today; not future, not before delivery)"
+        None,
+        description="the day contact was made (not future, not before delivery): with contact_made (default "
+        "today), or with closed, which then records the contact; once recorded it cannot change (409)",
     )
-    outcome: Outcome | None = Field(None, description="with closed: what came of it (absent: not-reported)")
+    outcome: Outcome | None = Field(
+        None,
+        description="with closed: what came of it (absent: not-reported); phb-done and support-started need "
+        "the day of contact, from an earlier contact_made or contact_at on this report (422 otherwise)",
+    )
     reason: ReturnReason | None = Field(None, description="with returned (before contact_made): why")
 
 

@@ -10,8 +10,8 @@ from enum import StrEnum
 from typing import Any
 
 from shared.contracts.melding import MeldingAccepted
-from shared.contracts.vocabulary import DeliveryMode, DeliveryStatus
-from shared.errors import Conflict, ValidationFailed
+from shared.contracts.vocabulary import NOT_REPORTED, DeliveryMode, DeliveryStatus
+from shared.errors import Conflict, Forbidden, ValidationFailed
 
 
 class RoutingStatus(StrEnum):
@@ -84,6 +84,14 @@ def check_organisation_id(org_id: str, org_type: str) -> None:
     raise ValidationFailed("org_id", f"a {org_type} organisation is identified by {expected}")
 
 
+def check_acting_as(registered_type: str | None, token_type: str) -> None:
+    """A recipient acts as the kind of organisation the directory has it as: a token carrying a JGZ's
+    `org_id` with `org_type: wijkteam` (or the other way round) is refused. `registered_type` None: the
+    directory does not know the organisation (it holds no deliveries; what it asks for is not found)."""
+    if registered_type is not None and registered_type != token_type:
+        raise Forbidden(f"your token's org_type ({token_type}) is not your organisation's type in the directory")
+
+
 @dataclass(frozen=True)
 class Candidate:
     org_id: str
@@ -113,6 +121,107 @@ def next_status(current: DeliveryStatus, reported: DeliveryStatus) -> DeliverySt
     if reported is not DeliveryStatus.returned and reported.rank < current.rank:
         raise Conflict(f"a delivery cannot go back from {current.value} to {reported.value}")
     return reported
+
+
+class WhenStopped(StrEnum):
+    """What becomes of a delivery when its melding is stopped (cancelled by the sender, consent withdrawn)."""
+
+    retract = "retract"  # live at its recipient: a retraction goes out, and our copy loses its content
+    clear = "clear"  # returned: it stays returned (final); our copy loses its content
+    keep = "keep"  # retracted already: nothing left to do
+
+
+def when_stopped(status: DeliveryStatus) -> WhenStopped:
+    """Only live deliveries are retracted. A returned one is not live: it made way for the next delivery of its
+    type (one live delivery per melding and type), and it stays what its recipient made it."""
+    if status is DeliveryStatus.retracted:
+        return WhenStopped.keep
+    if status is DeliveryStatus.returned:
+        return WhenStopped.clear
+    return WhenStopped.retract
+
+
+# Outcomes that say contact was made: closing with one needs the day of contact.
+OUTCOMES_AFTER_CONTACT = frozenset({"phb-done", "support-started"})
+
+
+@dataclass(frozen=True)
+class Report:
+    """What a recipient reports on a delivery (`POST /v1/deliveries/{id}/status`)."""
+
+    status: DeliveryStatus
+    note: str | None = None
+    contact_at: date | None = None
+    outcome: str | None = None
+    returned_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class Answered:
+    """What a report changes: the delivery's new status and the answer it carries (a later status carries the
+    day of contact too: events may be handled out of order, and the later one must not lose it)."""
+
+    status: DeliveryStatus
+    contact_at: date | None = None
+    outcome: str | None = None
+    returned_reason: str | None = None
+
+
+def answer_report(delivery: DeliveryRecord, report: Report, *, today: date, delivered_on: date) -> Answered | None:
+    """The change a report makes, or None when it is the same report again (200, nothing changes).
+
+    Forward only (`next_status`). `contact_made` carries its day (default today); `closed` its outcome
+    (default `not-reported`) and may carry `contact_at`, which records the contact; closing with an outcome
+    that says contact was made (`phb-done`, `support-started`) needs that day, from an earlier
+    `contact_made` or on this report (422). Nothing is accepted and then dropped: a report of the status the
+    delivery has already that says something else (another day, outcome, reason or note) is 409, and so is
+    a contact day other than the one recorded. A field left out of a repeat says nothing, and contradicts
+    nothing."""
+    if report.contact_at is not None and report.status not in (DeliveryStatus.contact_made, DeliveryStatus.closed):
+        raise ValidationFailed("contact_at", "contact_at goes with status contact_made or closed")
+    if report.outcome is not None and report.status is not DeliveryStatus.closed:
+        raise ValidationFailed("outcome", "outcome goes with status closed")
+    if (report.returned_reason is not None) != (report.status is DeliveryStatus.returned):
+        raise ValidationFailed("reason", "a returned melding needs its reason, and only a returned one has one")
+    new = next_status(delivery.status, report.status)
+    if report.contact_at is not None:
+        check_contact_at(report.contact_at, delivered_on=delivered_on, today=today)
+        if delivery.contact_at is not None and report.contact_at != delivery.contact_at:
+            raise Conflict(f"contact was recorded on {delivery.contact_at.isoformat()}: it cannot change")
+    if new is None:
+        _check_same_report(delivery, report)
+        return None
+    if new is DeliveryStatus.contact_made:
+        return Answered(new, contact_at=report.contact_at or today)
+    if new is DeliveryStatus.closed:
+        contact_at, outcome = report.contact_at or delivery.contact_at, report.outcome or NOT_REPORTED
+        if outcome in OUTCOMES_AFTER_CONTACT and contact_at is None:
+            raise ValidationFailed(
+                "contact_at",
+                f"closing with outcome {outcome} needs the day contact was made: report contact_made first, "
+                "or send contact_at with closed",
+            )
+        return Answered(new, contact_at=contact_at, outcome=outcome)
+    return Answered(new, contact_at=delivery.contact_at, returned_reason=report.returned_reason)
+
+
+def _check_same_report(delivery: DeliveryRecord, report: Report) -> None:
+    """The status again: 200 if it says what the delivery says already, else 409 (it would be dropped)."""
+    said = {
+        "contact_at": report.contact_at,
+        "outcome": report.outcome,
+        "reason": report.returned_reason,
+        "note": report.note,
+    }
+    kept = {
+        "contact_at": delivery.contact_at,
+        "outcome": delivery.outcome,
+        "reason": delivery.returned_reason,
+        "note": delivery.status_note,
+    }
+    for name, value in said.items():
+        if value is not None and value != kept[name]:
+            raise Conflict(f"this delivery is {delivery.status.value} already, with another {name} (or none)")
 
 
 def check_contact_at(contact_at: date, *, delivered_on: date, today: date) -> None:

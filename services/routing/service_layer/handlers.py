@@ -16,14 +16,16 @@ from services.routing.domain.model import (
     Candidate,
     DeadLetter,
     DeliveryRecord,
+    Organisation,
+    Report,
     Returned,
     RoutedMelding,
     RoutingStatus,
-    check_contact_at,
+    answer_report,
+    check_acting_as,
     choose,
     intake_check_is_fresh,
     message_again,
-    next_status,
 )
 from services.routing.service_layer.routing import (
     Answer,
@@ -43,8 +45,9 @@ from shared.clock import as_nl_date, now, today_nl
 from shared.contracts.consent import ConsentCheckResult
 from shared.contracts.events import ConsentWithdrawn
 from shared.contracts.melding import MeldingAccepted, MeldingCancelled
-from shared.contracts.vocabulary import NOT_REPORTED, DeliveryStatus
-from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.contracts.subscriptions import ROUTING_WITHDRAWALS
+from shared.contracts.vocabulary import DeliveryStatus
+from shared.errors import Conflict, Forbidden, NotFound, ValidationFailed
 from shared.identifiers import postcode_area
 from shared.messaging.consumer import IncomingEvent
 from shared.messaging.topology import DELIVERIES_EXCHANGE, organisation_queue
@@ -97,9 +100,32 @@ async def on_melding_accepted(uow: RoutingUnitOfWork, event: IncomingEvent) -> N
 
 
 async def on_consent_withdrawn(uow: RoutingUnitOfWork, event: IncomingEvent) -> None:
+    """Apply a withdrawal to every melding under the consent. A melding that could not be stopped does not
+    hold up the others: the withdrawal commits for them, and the event is kept as a dead letter (alerted on,
+    `GET /v1/dead-letters`) for an operator to replay once the cause is fixed — a replay applies it again,
+    which changes nothing for the meldingen already stopped."""
     withdrawn = ConsentWithdrawn.model_validate(event.body)
-    retracted = await withdraw_consent(uow, withdrawn.consent_id, request_id=event.request_id)
-    log.info("consent_withdrawn_applied", consent_id=withdrawn.consent_id, retracted=retracted)
+    done = await withdraw_consent(uow, withdrawn.consent_id, request_id=event.request_id)
+    if done.not_stopped:
+        await uow.routing.add_dead_letter(
+            DeadLetter(
+                id=str(uuid.uuid4()),
+                queue=ROUTING_WITHDRAWALS.name,
+                message_id=str(uuid.uuid4()),  # its own: the event itself counts as processed
+                message_type=event.type,
+                body=json.dumps(event.body),
+                body_encoding="utf-8",
+                correlation_id=event.correlation_id,
+                reason=f"not-stopped: {len(done.not_stopped)} melding(en)",
+                died_at=now(),
+            )
+        )
+    log.info(
+        "consent_withdrawn_applied",
+        consent_id=withdrawn.consent_id,
+        retracted=done.retracted,
+        not_stopped=len(done.not_stopped),
+    )
 
 
 async def reroute(
@@ -211,6 +237,7 @@ async def list_deliveries(
     request_id: str | None,
 ) -> tuple[list[dict[str, Any]], str | None]:
     async with unit_of_work() as uow:
+        await _acting_as_registered(uow, principal, "read", request_id)
         found = await uow.routing.deliveries_page(org_id=principal.org_id, status=status, cursor=cursor, limit=limit)
         more = len(found) > limit
         found = found[:limit]
@@ -219,6 +246,24 @@ async def list_deliveries(
         await uow.commit()
     next_cursor = encode_cursor(found[-1].created_at, found[-1].delivery_id) if more and found else None
     return [d.document() for d in found], next_cursor
+
+
+async def _acting_as_registered(
+    uow: RoutingUnitOfWork,
+    principal: Principal,
+    action: str,
+    request_id: str | None,
+    delivery_id: str | None = None,
+) -> Organisation | None:
+    """The caller's organisation as the directory has it, if it acts as that kind of organisation (403
+    otherwise, audited: a token with another's type is a probe worth tracing)."""
+    organisation = await uow.directory.organisation(principal.org_id)
+    try:
+        check_acting_as(organisation.type if organisation else None, principal.org_type)
+    except Forbidden:
+        uow.audit.refuse(principal, action, "delivery", delivery_id, request_id=request_id, outcome="wrong-org-type")
+        raise
+    return organisation
 
 
 async def _own_delivery(
@@ -238,10 +283,12 @@ async def _own_delivery(
     return delivery
 
 
-async def recipient_queue(unit_of_work: UnitOfWorkFactory, *, principal: Principal) -> dict[str, Any]:
+async def recipient_queue(
+    unit_of_work: UnitOfWorkFactory, *, principal: Principal, request_id: str | None = None
+) -> dict[str, Any]:
     """The caller's organisation as the directory knows it, and the queue its deliveries wait on."""
     async with unit_of_work() as uow:
-        organisation = await uow.directory.organisation(principal.org_id)
+        organisation = await _acting_as_registered(uow, principal, "read", request_id)
     if organisation is None:
         raise NotFound(
             "your organisation is not in the platform's directory: ask the coalition's functional "
@@ -263,6 +310,7 @@ async def recipient_messages(
 ) -> dict[str, Any]:
     """The caller's queue again from `after_sequence` on, each read audited as a delivery's."""
     async with unit_of_work() as uow:
+        await _acting_as_registered(uow, principal, "read", request_id)
         found = await uow.routing.recipient_messages_after(principal.org_id, after_sequence, limit)
         items = []
         for logged, delivery in found:
@@ -278,6 +326,7 @@ async def get_delivery(
     unit_of_work: UnitOfWorkFactory, *, principal: Principal, delivery_id: str, request_id: str | None
 ) -> dict[str, Any]:
     async with unit_of_work() as uow:
+        await _acting_as_registered(uow, principal, "read", request_id, delivery_id)
         delivery = await _own_delivery(uow, principal, delivery_id, "read", request_id)
         uow.audit.record(principal, "read", "delivery", delivery_id, patient_bsn=delivery.bsn, request_id=request_id)
         await uow.commit()
@@ -296,10 +345,11 @@ async def report_status(
     outcome: str | None = None,
     returned_reason: str | None = None,
 ) -> dict[str, Any]:
-    """A recipient reports back. Forward only; the same status again changes nothing. `contact_made` carries
-    the day of contact (default today), `closed` its outcome (default `not-reported`), `returned` its reason:
-    the melding then waits for an operator (GET /v1/unroutable)."""
+    """A recipient reports back; what it may report is the domain's (domain/model.py::answer_report): forward
+    only, the same report again changes nothing, a repeat that says something else is 409. `returned`: the
+    melding then waits for an operator (GET /v1/unroutable)."""
     async with unit_of_work() as uow:
+        await _acting_as_registered(uow, principal, "status-change", request_id, delivery_id)
         if status is DeliveryStatus.returned and (consent_id := await uow.routing.consent_of(delivery_id=delivery_id)):
             # A return changes the melding (its returns, its status): first the lock every change of a
             # melding's routing takes, in the order routing and withdrawal take it (consent, then delivery),
@@ -308,11 +358,14 @@ async def report_status(
         # Locked until commit: concurrent reports on one delivery (and its retraction) take turns, so each
         # sees the status the one before it left and the status only moves forward.
         delivery = await _own_delivery(uow, principal, delivery_id, "status-change", request_id, for_update=True)
-        new = next_status(delivery.status, status)
-        if new is None:
+        report = Report(status, note=note, contact_at=contact_at, outcome=outcome, returned_reason=returned_reason)
+        answered = answer_report(delivery, report, today=today_nl(), delivered_on=as_nl_date(delivery.created_at))
+        if answered is None:  # the same report again
             return delivery.document()
-        at = now()
-        answer = _answer(new, delivery, contact_at=contact_at, outcome=outcome, returned_reason=returned_reason)
+        at, new = now(), answered.status
+        answer = Answer(
+            contact_at=answered.contact_at, outcome=answered.outcome, returned_reason=answered.returned_reason
+        )
         await uow.routing.set_delivery_status(
             delivery_id,
             new,
@@ -334,33 +387,6 @@ async def report_status(
         )
         await uow.commit()
         return replace(delivery, status=new, status_note=note, updated_at=at).document()
-
-
-def _answer(
-    status: DeliveryStatus,
-    delivery: DeliveryRecord,
-    *,
-    contact_at: date | None,
-    outcome: str | None,
-    returned_reason: str | None,
-) -> Answer:
-    """What goes with a reported status; the fields of other statuses are refused (422)."""
-    if contact_at is not None and status is not DeliveryStatus.contact_made:
-        raise ValidationFailed("contact_at", "contact_at goes with status contact_made")
-    if outcome is not None and status is not DeliveryStatus.closed:
-        raise ValidationFailed("outcome", "outcome goes with status closed")
-    if (returned_reason is not None) != (status is DeliveryStatus.returned):
-        raise ValidationFailed("reason", "a returned melding needs its reason, and only a returned one has one")
-    if status is DeliveryStatus.contact_made:
-        today = today_nl()
-        day = contact_at or today
-        check_contact_at(day, delivered_on=as_nl_date(delivery.created_at), today=today)
-        return Answer(contact_at=day)
-    # A later status carries the day of contact too: events may be handled out of order, and the one that
-    # wins on the sender's side (the later status) must not lose what the earlier one said.
-    if status is DeliveryStatus.closed:
-        return Answer(contact_at=delivery.contact_at, outcome=outcome or NOT_REPORTED)
-    return Answer(contact_at=delivery.contact_at, returned_reason=returned_reason)
 
 
 # --- dead letters ---------------------------------------------------------------------------------

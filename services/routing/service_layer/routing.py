@@ -20,7 +20,14 @@ from datetime import date, datetime
 import structlog
 from pydantic import BaseModel
 
-from services.routing.domain.model import Candidate, DeliveryRecord, RoutedMelding, RoutingStatus
+from services.routing.domain.model import (
+    Candidate,
+    DeliveryRecord,
+    RoutedMelding,
+    RoutingStatus,
+    WhenStopped,
+    when_stopped,
+)
 from services.routing.domain.planning import (
     MeldingToRoute,
     PlannedDelivery,
@@ -62,6 +69,7 @@ from shared.contracts.melding import (
     SkippedType,
 )
 from shared.contracts.vocabulary import DeliveryStatus
+from shared.db import is_database_unavailable
 from shared.identifiers import postcode_area
 from shared.messaging.topology import EVENTS_EXCHANGE
 
@@ -419,15 +427,35 @@ async def _announce(
     )
 
 
-async def withdraw_consent(uow: RoutingUnitOfWork, consent_id: str, *, request_id: str | None) -> int:
-    """Nothing more goes out under this consent; every delivery made under it is retracted. Returns how many."""
+@dataclass(frozen=True)
+class Withdrawal:
+    """What a withdrawal did: how many deliveries it retracted, and the meldingen it could not stop."""
+
+    retracted: int
+    not_stopped: tuple[str, ...] = ()
+
+
+async def withdraw_consent(uow: RoutingUnitOfWork, consent_id: str, *, request_id: str | None) -> Withdrawal:
+    """Nothing more goes out under this consent; every live delivery made under it is retracted.
+
+    Each melding is stopped in a savepoint of its own: one that cannot be stopped (a defect) is rolled back
+    alone, logged and returned, and never holds up the others of the withdrawal."""
     await uow.routing.lock_consent(consent_id)
     at = now()
     await uow.routing.mark_consent_withdrawn(consent_id, at)
-    retracted = 0
+    retracted, not_stopped = 0, []
     for melding in await uow.routing.meldingen_of_consent(consent_id):
-        retracted += await _stop(uow, melding, RoutingStatus.withdrawn, at, request_id=request_id)
-    return retracted
+        try:
+            async with uow.savepoint():
+                stopped = await _stop(uow, melding, RoutingStatus.withdrawn, at, request_id=request_id)
+        except Exception as exc:  # isolated: the others of this withdrawal go on
+            if is_database_unavailable(exc):
+                raise  # not this melding's fault: the whole withdrawal waits and is tried again
+            log.error("melding_not_stopped", melding_id=melding.melding_id, error_type=type(exc).__name__)
+            not_stopped.append(melding.melding_id)
+            continue
+        retracted += stopped
+    return Withdrawal(retracted, tuple(not_stopped))
 
 
 async def cancel_melding(
@@ -454,12 +482,19 @@ async def _stop(
     request_id: str | None,
     cancel_reason: str | None = None,
 ) -> int:
-    """Close the melding (its personal data goes) and retract every delivery made of it. Returns how many."""
+    """Close the melding (its personal data goes) and retract every live delivery made of it; a returned one
+    stays returned and loses its content (domain/model.py::when_stopped). Returns how many were retracted.
+
+    What is written comes first, what is staged for the commit (queue messages, audit records) last: a
+    failure half-way, rolled back to the caller's savepoint, leaves nothing of this melding staged."""
     bsn = melding.accepted.content.patient.bsn if melding.accepted else None
     await uow.routing.close(melding.melding_id, status, at)
-    retracted = 0
+    retracted: list[tuple[DeliveryRecord, MeldingRetracted]] = []
     for delivery in await uow.routing.deliveries_of(melding.melding_id):
-        if delivery.status is DeliveryStatus.retracted:
+        action = when_stopped(delivery.status)
+        if action is WhenStopped.clear:
+            await uow.routing.clear_delivery(delivery, at)
+        if action is not WhenStopped.retract:
             continue
         retraction = MeldingRetracted(
             delivery_id=delivery.delivery_id,
@@ -470,10 +505,12 @@ async def _stop(
         )
         # The personal content goes: the recipient deletes it, and so do we.
         await uow.routing.retract_delivery(delivery.delivery_id, retraction.model_dump(mode="json"), at)
+        await announce_status(uow, delivery, DeliveryStatus.retracted, at, request_id=request_id)
+        retracted.append((delivery, retraction))
+    for delivery, retraction in retracted:
         _to_recipient(
             uow, delivery.org_id, MELDING_RETRACTED, retraction, f"retract:{delivery.delivery_id}", request_id
         )
-        await announce_status(uow, delivery, DeliveryStatus.retracted, at, request_id=request_id)
         uow.audit.record(
             ROUTING,
             "retract",
@@ -483,8 +520,7 @@ async def _stop(
             request_id=request_id,
             outcome=retraction.reason,
         )
-        retracted += 1
-    return retracted
+    return len(retracted)
 
 
 async def announce_status(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from functools import partial
 from typing import Self
 
@@ -35,6 +36,14 @@ class RoutingUnitOfWork(UnitOfWork):
         self.recipients = RecipientQueue(self)
         self.audit = AuditLog(self, audit, SERVICE)
         return self
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """A part of this transaction that may fail on its own: on an exception what it wrote is rolled back
+        (the exception goes on), and the rest of the transaction can still commit. What is staged in memory
+        for the commit (queue messages, audit records) is not rolled back: stage it last, after the writes."""
+        async with self.session.begin_nested():
+            yield
 
 
 UnitOfWorkFactory = Callable[[], RoutingUnitOfWork]

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
@@ -206,6 +207,13 @@ class FakeRoutingRepository:
             updated_at=at,
         )
 
+    async def clear_delivery(self, delivery: DeliveryRecord, at: datetime) -> None:
+        document = {"delivery_id": delivery.delivery_id, "melding_id": delivery.melding_id, "purged_at": at.isoformat()}
+        self.deliveries[delivery.delivery_id] = replace(self.deliveries[delivery.delivery_id], message=document)
+
+    async def add_dead_letter(self, letter: DeadLetter) -> None:
+        self.letters[letter.id] = letter
+
     async def dead_letter(self, dead_letter_id: str, *, for_update: bool = False) -> DeadLetter | None:
         return self.letters.get(dead_letter_id)
 
@@ -219,3 +227,13 @@ class FakeRoutingUnitOfWork(FakeUnitOfWorkBase):
         self.routing = FakeRoutingRepository()
         self.directory = directory or FakeDirectory()
         self.recipients = RecipientQueue(self)  # type: ignore[arg-type]  # the real numbering, on the fakes
+
+    @asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        """As the database's: on an exception, what was written inside is undone."""
+        saved = (dict(self.routing.meldingen), dict(self.routing.deliveries), list(self.outbox.messages))
+        try:
+            yield
+        except BaseException:
+            self.routing.meldingen, self.routing.deliveries, self.outbox.messages = saved
+            raise

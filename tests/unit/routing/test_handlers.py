@@ -370,3 +370,66 @@ async def test_messages_of_one_commit_are_numbered_in_the_order_they_were_staged
     await handlers.on_melding_accepted(uow, event(accepted()))  # type: ignore[arg-type]
     await uow.commit()
     assert uow.outbox.of_type(MELDING_DELIVERED)[-1].body["sequence"] == 4
+
+
+def withdrawal(message_id: str = "w-1") -> IncomingEvent:
+    withdrawn = {"consent_id": CONSENT_ID, "org_id": "10000001", "withdrawn_at": datetime.now(UTC).isoformat()}
+    return IncomingEvent(message_id, "consent.withdrawn", withdrawn)
+
+
+async def test_stopping_a_melding_retracts_its_live_delivery_and_leaves_the_returned_one_returned_and_empty() -> None:
+    uow, delivery_id = await _delivered()
+    melding_id = uow.routing.deliveries[delivery_id].melding_id
+    assert (await report(uow, delivery_id, DeliveryStatus.received))["status"] == "received"
+    await report_answer(uow, delivery_id, DeliveryStatus.returned, returned_reason="no-capacity")
+    other = Candidate("87654322", "GGD Amstelland JGZ", False)
+    async with uow:
+        await route(uow, melding_id, None, request_id=None, chosen={"jgz": other})  # type: ignore[arg-type]
+        await uow.commit()
+    [second] = [d for d in uow.routing.deliveries if d != delivery_id]
+
+    await handlers.on_consent_withdrawn(uow, withdrawal())  # type: ignore[arg-type]
+    await uow.commit()
+    first, again = uow.routing.deliveries[delivery_id], uow.routing.deliveries[second]
+    assert (first.status, again.status) == (DeliveryStatus.returned, DeliveryStatus.retracted)
+    assert "patient" not in first.message and "patient" not in again.message
+    assert [m.routing_key for m in uow.outbox.of_type(MELDING_RETRACTED)] == [other.org_id]
+    assert uow.routing.meldingen[melding_id].status is RoutingStatus.withdrawn
+
+
+async def test_a_melding_that_cannot_be_stopped_does_not_hold_up_the_others_of_a_withdrawal_and_is_kept_to_replay(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    uow = served()
+    first, second = accepted(), accepted()
+    for melding in (first, second):
+        await handlers.on_melding_accepted(uow, event(melding))  # type: ignore[arg-type]
+    await uow.commit()
+    by_melding = {d.melding_id: d.delivery_id for d in uow.routing.deliveries.values()}
+    retract = uow.routing.retract_delivery
+
+    async def fails_for_the_first(delivery_id: str, retraction: dict, at: datetime) -> None:
+        await retract(delivery_id, retraction, at)  # written, then the defect: all of it must be undone
+        if delivery_id == by_melding[first.melding_id]:
+            raise RuntimeError("a defect")
+
+    monkeypatch.setattr(uow.routing, "retract_delivery", fails_for_the_first)
+    await handlers.on_consent_withdrawn(uow, withdrawal())  # type: ignore[arg-type]
+    await uow.commit()
+
+    stuck, stopped = uow.routing.meldingen[first.melding_id], uow.routing.meldingen[second.melding_id]
+    assert stopped.status is RoutingStatus.withdrawn and stopped.accepted is None
+    assert uow.routing.deliveries[by_melding[second.melding_id]].status is DeliveryStatus.retracted
+    assert stuck.status is RoutingStatus.routed and stuck.accepted is not None  # untouched, not half-stopped
+    assert uow.routing.deliveries[by_melding[first.melding_id]].status is DeliveryStatus.queued
+    assert [m.body["delivery_id"] for m in uow.outbox.of_type(MELDING_RETRACTED)] == [by_melding[second.melding_id]]
+    [letter] = uow.routing.letters.values()
+    assert (letter.queue, letter.message_type) == ("kansrijk.routing.withdrawals", "consent.withdrawn")
+    assert letter.message_id != "w-1" and BSN not in letter.body  # its own id: the event itself was processed
+
+    monkeypatch.setattr(uow.routing, "retract_delivery", retract)  # the defect fixed, an operator replays it
+    await handlers.on_consent_withdrawn(uow, withdrawal(letter.message_id or ""))  # type: ignore[arg-type]
+    await uow.commit()
+    assert uow.routing.meldingen[first.melding_id].status is RoutingStatus.withdrawn
+    assert {d.status for d in uow.routing.deliveries.values()} == {DeliveryStatus.retracted}
+    assert len(uow.outbox.of_type(MELDING_RETRACTED)) == 2  # the one stopped before is not retracted again

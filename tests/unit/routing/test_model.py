@@ -8,11 +8,15 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from services.routing.domain.model import (
+    Answered,
     Candidate,
     DeliveryRecord,
     LoggedMessage,
     Pc4Range,
+    Report,
     RoutingStatus,
+    answer_report,
+    check_acting_as,
     check_organisation_id,
     choose,
     consent_refusal,
@@ -20,9 +24,13 @@ from services.routing.domain.model import (
     merge_ranges,
     message_again,
     next_status,
+    when_stopped,
+)
+from services.routing.domain.model import (
+    WhenStopped as W,
 )
 from shared.contracts.vocabulary import DeliveryStatus as D
-from shared.errors import Conflict, ValidationFailed
+from shared.errors import Conflict, Forbidden, ValidationFailed
 
 TODAY = date(2026, 12, 1)
 
@@ -131,3 +139,84 @@ def test_a_full_delivery_is_given_again_with_its_content_while_it_is_held_and_th
     assert retracted["href"] == "/v1/deliveries/d-1" and "patient" not in retracted
     thin = message_again(_logged(full=False), None)  # a thin organisation's: as it went on the queue
     assert thin == {**_logged(full=False).body, "type": "melding.delivered", "message_id": "d-1"}
+
+
+def test_stopping_a_melding_retracts_only_its_live_deliveries_and_leaves_a_returned_one_returned() -> None:
+    assert {s: when_stopped(s) for s in D} == {
+        D.queued: W.retract,
+        D.received: W.retract,
+        D.contact_made: W.retract,
+        D.closed: W.retract,
+        D.returned: W.clear,  # it made way for the next delivery of its type: two rows must not both be live
+        D.retracted: W.keep,
+    }
+
+
+def test_a_recipient_acts_only_as_the_type_the_directory_has_it_as() -> None:
+    check_acting_as("jgz", "jgz")
+    check_acting_as(None, "wijkteam")  # unknown to the directory: it holds nothing to find
+    for registered, token in (("jgz", "wijkteam"), ("wijkteam", "jgz")):
+        with pytest.raises(Forbidden):
+            check_acting_as(registered, token)
+
+
+def _delivery(status: D, **answer: object) -> DeliveryRecord:
+    at = datetime(2026, 11, 20, 10, tzinfo=UTC)
+    return DeliveryRecord("d-1", "m-1", "87654321", "GGD", "jgz", status, {}, at, at, **answer)  # type: ignore[arg-type]
+
+
+def _answer(delivery: DeliveryRecord, status: D, **report: object) -> object:
+    return answer_report(delivery, Report(status, **report), today=TODAY, delivered_on=date(2026, 11, 20))  # type: ignore[arg-type]
+
+
+CONTACT = date(2026, 11, 25)
+
+
+@pytest.mark.parametrize("outcome", ["phb-done", "support-started"])
+def test_closing_with_an_outcome_after_contact_needs_the_day_of_contact(outcome: str) -> None:
+    received = _delivery(D.received)
+    with pytest.raises(ValidationFailed):  # straight from received, without a day: the day would be lost
+        _answer(received, D.closed, outcome=outcome)
+    closed = _answer(received, D.closed, outcome=outcome, contact_at=CONTACT)  # the report records the contact
+    assert closed == Answered(D.closed, contact_at=CONTACT, outcome=outcome)
+    after_contact = _answer(_delivery(D.contact_made, contact_at=CONTACT), D.closed, outcome=outcome)
+    assert after_contact == Answered(D.closed, contact_at=CONTACT, outcome=outcome)
+    with pytest.raises(ValidationFailed):  # the day is checked as contact_made's is
+        _answer(received, D.closed, outcome=outcome, contact_at=date(2099, 1, 1))
+
+
+@pytest.mark.parametrize("outcome", ["declined", "no-contact", "moved", "other", None])
+def test_other_outcomes_close_straight_from_received(outcome: str | None) -> None:
+    assert _answer(_delivery(D.received), D.closed, outcome=outcome) == Answered(
+        D.closed, outcome=outcome or "not-reported"
+    )
+
+
+def test_the_same_report_twice_changes_nothing_and_one_that_says_otherwise_is_a_conflict() -> None:
+    closed = _delivery(D.closed, contact_at=CONTACT, outcome="phb-done", status_note="Gezin ondersteund.")
+    assert _answer(closed, D.closed, outcome="phb-done", contact_at=CONTACT) is None
+    assert _answer(closed, D.closed, outcome="phb-done", note="Gezin ondersteund.") is None
+    assert _answer(closed, D.closed) is None  # what a repeat leaves out it does not contradict
+    for other in ({"outcome": "declined"}, {"contact_at": date(2026, 11, 24)}, {"note": "Anders."}):
+        with pytest.raises(Conflict):
+            _answer(closed, D.closed, **other)
+    declined = _delivery(D.closed, outcome="declined")
+    with pytest.raises(Conflict):  # no day was recorded: one now would be dropped
+        _answer(declined, D.closed, outcome="declined", contact_at=CONTACT)
+
+
+def test_contact_made_twice_with_another_day_is_a_conflict_and_so_is_closing_with_another_day() -> None:
+    made = _delivery(D.contact_made, contact_at=CONTACT)
+    assert _answer(made, D.contact_made, contact_at=CONTACT) is None
+    assert _answer(made, D.contact_made) is None
+    with pytest.raises(Conflict):
+        _answer(made, D.contact_made, contact_at=date(2026, 11, 24))
+    with pytest.raises(Conflict):
+        _answer(made, D.closed, outcome="phb-done", contact_at=date(2026, 11, 24))
+
+
+def test_a_return_again_with_another_reason_is_a_conflict() -> None:
+    returned = _delivery(D.returned, returned_reason="no-capacity")
+    assert _answer(returned, D.returned, returned_reason="no-capacity") is None
+    with pytest.raises(Conflict):
+        _answer(returned, D.returned, returned_reason="wrong-recipient")
