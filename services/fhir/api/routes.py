@@ -22,7 +22,9 @@ from services.fhir.domain.search import TaskSearch
 from services.fhir.domain.subscription import subscription_resource
 from services.fhir.service_layer import handlers
 from shared.api import IdInPath, RequestId, reads_own_query
+from shared.auth import Principal, current_principal
 from shared.contracts.base import has_unstorable_text
+from shared.edge import expensive
 
 router = APIRouter(prefix="/fhir", tags=["fhir"])
 
@@ -30,7 +32,9 @@ PUBLISHED = "2026-12-02"
 FORM = "application/x-www-form-urlencoded"
 
 
-def caller(request: Request) -> Caller:
+def caller(request: Request, _verified: Annotated[Principal, Depends(current_principal)]) -> Caller:
+    """The caller's token, passed on to the v1 APIs; verified here first (shared.edge: before the body is
+    read), so that no unauthenticated request costs the facade a parse."""
     return Caller(request.headers.get("authorization"), getattr(request.state, "request_id", None))
 
 
@@ -149,6 +153,7 @@ async def update_consent(consent_id: IdInPath, request: Request, who: CallerDep)
 
 
 @router.post("", summary="A melding as a transaction Bundle (POST /v1/meldingen)")
+@expensive
 async def transaction(request: Request, who: CallerDep) -> FhirResponse:
     sent = melding.melding_request(await _resource_body(request))
     key = request.headers.get("idempotency-key") or sent.bundle_key
@@ -165,6 +170,7 @@ async def read_task(task_id: IdInPath, request: Request, who: CallerDep) -> Fhir
 
 @router.get("/Task", summary="Search your Tasks by status and _lastUpdated")
 @reads_own_query
+@expensive
 async def search_tasks(request: Request, who: CallerDep) -> FhirResponse:
     search = TaskSearch.of(request.query_params.multi_items())
     params: dict[str, Any] = {"limit": search.count}

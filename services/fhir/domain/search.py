@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from services.fhir.domain.outcome import FhirError
@@ -97,4 +97,8 @@ def _bound(value: str) -> Bound:
         moment = moment.replace(tzinfo=NL)
     if moment.tzinfo is None:
         raise _bad("_lastUpdated needs a time zone offset (or Z)")
+    try:
+        moment.astimezone(UTC)  # at the calendar's edge (0001-01-01T00:00:00+14:00) this overflows
+    except OverflowError:
+        raise _bad("_lastUpdated lies outside the calendar when moved to UTC") from None
     return Bound(comparator, moment)

@@ -38,6 +38,7 @@ from services.routing.api.schemas import (
 from services.routing.service_layer import directory, handlers
 from shared.api import CursorQuery, IdInPath, OrgIdInPath, RequestId
 from shared.contracts.vocabulary import DeliveryStatus
+from shared.edge import expensive
 from shared.identifiers import GemeenteCode, Postcode
 from shared.problems import problem_responses
 
@@ -377,6 +378,7 @@ async def recipient_queue(principal: DeliveryReader, unit_of_work: UnitOfWorkDep
     "starting afresh), fetch what followed the last number you hold. Reading is audited like a delivery's.",
     responses=problem_responses("validation"),
 )
+@expensive
 async def recipient_messages(
     principal: DeliveryReader,
     unit_of_work: UnitOfWorkDep,
