@@ -272,3 +272,17 @@ async def test_a_database_pool_with_no_free_connection_is_503_with_retry_after(
         assert {_status_of(r) for r in responses} == {"unavailable"}
         served = await melding.get("/v1/meldingen", params={"limit": 100}, headers=sender(tokens))
         assert served.status_code == 200, served.text
+
+
+async def test_the_fhir_facade_takes_a_body_the_size_of_a_real_bundle_not_a_megabyte(
+    services: Clients, tokens: Tokens
+) -> None:
+    bundle = melding_bundle("6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10")
+    bundle["padding"] = "x" * 100_000  # the 634 KB Bundles found cost the facade seconds of CPU each
+    response = await services["fhir"].post(
+        "/fhir", content=json.dumps(bundle).encode(), headers={**FHIR, **sender(tokens)}
+    )
+    assert response.status_code == 413, response.text
+    assert response.json()["issue"][0]["code"] == "too-long"
+    limit = services["fhir"].app.state.settings.max_body_bytes  # type: ignore[attr-defined]
+    assert 10 * len(json.dumps(melding_bundle("6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10"))) < limit <= 65_536
