@@ -32,6 +32,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from shared.auth import bearer_scheme, current_principal
 from shared.errors import DomainError, ValidationFailed
+from shared.problems import problem_responses
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -167,3 +168,5 @@ def adopt_edge(app: FastAPI, routers: list[APIRouter], per_organisation: int) ->
         for route in router.routes:
             if type(route) is APIRoute:
                 route.__class__ = EdgeRoute
+            if isinstance(route, APIRoute) and route.endpoint in _EXPENSIVE and 429 not in route.responses:
+                route.responses[429] = problem_responses("too-many-requests")[429]  # in the OpenAPI document
