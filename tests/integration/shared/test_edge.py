@@ -17,7 +17,7 @@ from sqlalchemy import text
 from services.registry import SERVICES
 from shared.edge import MAX_JSON_DEPTH, json_depth
 from tests.conftest import service_settings
-from tests.e2e.flow import recipient, sender
+from tests.e2e.flow import melding_body, recipient, sender
 from tests.fhir_examples import FHIR_JSON, consent_example, melding_bundle
 from tests.support import RunEnvironment, Tokens
 
@@ -286,3 +286,26 @@ async def test_the_fhir_facade_takes_a_body_the_size_of_a_real_bundle_not_a_mega
     assert response.json()["issue"][0]["code"] == "too-long"
     limit = services["fhir"].app.state.settings.max_body_bytes  # type: ignore[attr-defined]
     assert 10 * len(json.dumps(melding_bundle("6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10"))) < limit <= 65_536
+
+
+@pytest.mark.parametrize(
+    ("service", "path", "body"),
+    [
+        ("consent", "/v1/consents", {"given_at": "2026-11-01", "valid_until": "9999-12-31"}),
+        ("consent", "/v1/consents", {"given_at": "1850-01-01"}),
+        ("melding", "/v1/meldingen", {"patient": {"birth_date": "0001-01-01"}}),
+    ],
+)
+async def test_a_day_outside_the_supported_years_is_422_in_a_v1_body(
+    services: Clients, tokens: Tokens, service: str, path: str, body: dict[str, Any]
+) -> None:
+    if service == "consent":
+        sent = {"patient": {"bsn": "999999990"}, "recipient_types": ["jgz"], "method": "verbal", **body}
+        headers = _token(tokens, "consent:write")
+    else:
+        sent = melding_body("6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10", recipient_types=["jgz"])
+        sent["patient"]["birth_date"] = body["patient"]["birth_date"]
+        headers = _token(tokens, "melding:write")
+    response = await services[service].post(path, json=sent, headers=headers)
+    assert response.status_code == 422, response.text
+    assert "supported years" in response.text
