@@ -141,10 +141,10 @@ class EdgeRoute(APIRoute):
         if self._needs_caller():
             request = Request(scope)
             principal = await current_principal(request, await bearer_scheme(request))
-        limits: OrganisationLimits = scope["app"].state.organisation_limits
+        limits: OrganisationLimits | None = getattr(scope["app"].state, "organisation_limits", None)
         held = (
             limits.slot(self.path, principal.org_id)
-            if principal is not None and self.endpoint in _EXPENSIVE
+            if limits is not None and principal is not None and self.endpoint in _EXPENSIVE
             else contextlib.nullcontext()
         )
         with held:
