@@ -165,7 +165,7 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         # The exception text may carry input; log only its type, never the message.
-        log.error("unhandled_error", error_type=type(exc).__name__)
+        log.error("unhandled_error", error_type=getattr(exc, "error_type", type(exc).__name__))
         return problem_response("internal", "Internal error", "An unexpected error occurred.", request=request)
 
     async def on_database_error(request: Request, exc: Exception) -> JSONResponse:

@@ -54,3 +54,29 @@ async def test_no_span_holds_the_path_or_query_a_client_sent(
         leaked = [p for p in PERSONAL if any(p in t for t in texts)]
         assert not leaked, (span.name, leaked, dict(span.attributes or {}))
     assert any(s.attributes and s.attributes.get("http.target") == "unmatched" for s in spans)
+
+
+async def test_an_unexpected_error_quoting_input_reaches_no_span_and_is_a_500_problem(
+    environment: RunEnvironment,
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    settings = service_settings(environment, "consent", environment.database_urls["consent"])
+    app = SERVICES["consent"].parts.create_app(settings, run_workers=False, tracer_provider=provider)
+
+    async def failing() -> None:
+        raise KeyError(f"no patient {BSN} at {POSTCODE}")  # a bug whose message quotes input
+
+    app.add_api_route("/v1/failing", failing)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://consent") as client:
+        response = await client.get("/v1/failing")
+    await app.state.database.dispose()
+    assert response.status_code == 500
+    assert response.json()["type"] == "urn:kansrijk:problem:internal"
+    [span] = [s for s in exporter.get_finished_spans() if s.name == "GET /v1/failing"]
+    texts = [str(span.status.description), *map(str, (span.attributes or {}).values())]
+    texts += [f"{e.name} {dict(e.attributes or {})}" for e in span.events]
+    assert any("KeyError" in t for t in texts)  # the type is kept, for the operator
+    assert not [t for t in texts if BSN in t or POSTCODE in t], texts
