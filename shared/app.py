@@ -23,6 +23,7 @@ from shared.clients.consent import ConsentClient
 from shared.contracts.subscriptions import EventQueue
 from shared.crypto import cipher_for
 from shared.db import Database, UnitOfWork
+from shared.edge import adopt_edge
 from shared.messaging.broker import Broker
 from shared.messaging.consumer import Handler, IdempotentConsumer, Prepare
 from shared.messaging.outbox import OutboxRelay, report_backlog
@@ -169,6 +170,7 @@ def build_runtime(
         cipher=cipher_for(settings),
         pool_size=settings.database_pool_size,
         max_overflow=settings.database_max_overflow,
+        pool_timeout=settings.database_pool_timeout_seconds,
     )
     return ServiceRuntime(
         settings=settings,
@@ -251,6 +253,7 @@ def create_service_app(
     instrument_app(app, runtime.tracer_provider)
     runtime.metrics.scrapers.append(partial(report_backlog, runtime.database, outbox, runtime.metrics))
     app.state.routers = routers
+    adopt_edge(app, routers, settings.expensive_requests_per_org)
     for router in routers:
         app.include_router(router)
     return app

@@ -352,6 +352,9 @@ async def current_principal(
 ) -> Principal:
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
         raise Unauthorized("an Authorization: Bearer token is required")
+    known = getattr(request.state, "principal", None)
+    if isinstance(known, Principal) and known.token == credentials.credentials:
+        return known  # verified already, before the body was read (shared.edge)
     verifier: TokenVerifier = request.app.state.token_verifier
     principal = await verifier.verify(credentials.credentials)
     request.state.principal = principal

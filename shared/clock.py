@@ -47,6 +47,17 @@ def start_of_nl_day(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=NL).astimezone(UTC)
 
 
+# The years a time or a day a client sends may fall in: wide enough for any birth date, consent or due date
+# the platform meets, and far from the calendar's edges (years 1 and 9999), where moving a time to UTC or
+# adding a period to a day overflows into a 500.
+FIRST_YEAR, LAST_YEAR = 1900, 2199
+
+
+def _year_in_range(year: int) -> None:
+    if not FIRST_YEAR <= year <= LAST_YEAR:
+        raise ValueError(f"lies outside the supported years {FIRST_YEAR}-{LAST_YEAR}")
+
+
 def as_utc_instant(value: datetime) -> datetime:
     """An instant in UTC, for a time a client sent; ValueError for a naive one or one no database stores.
 
@@ -55,12 +66,9 @@ def as_utc_instant(value: datetime) -> datetime:
     """
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValueError("must carry a UTC offset, e.g. 2026-01-01T00:00:00Z")
-    try:
-        instant = value.astimezone(UTC)
-    except OverflowError as exc:
-        raise ValueError("lies outside the supported range of years 1-9999") from exc
-    if not 1 <= instant.year <= 9998:
-        raise ValueError("lies outside the supported range of years 1-9998")
+    _year_in_range(value.year)  # before the conversion: at the calendar's edge it overflows
+    instant = value.astimezone(UTC)
+    _year_in_range(instant.year)
     return instant
 
 
@@ -97,5 +105,15 @@ def _iso_date_text(value: object) -> object:
     raise ValueError("must be a date as YYYY-MM-DD")
 
 
-# A day a client sends (a body field): ISO 8601 `YYYY-MM-DD` and nothing else.
-IsoDate = Annotated[date, BeforeValidator(_iso_date_text), WithJsonSchema({"type": "string", "format": "date"})]
+def _day_in_range(day: date) -> date:
+    _year_in_range(day.year)
+    return day
+
+
+# A day a client sends (a body field): ISO 8601 `YYYY-MM-DD` and nothing else, within the supported years.
+IsoDate = Annotated[
+    date,
+    BeforeValidator(_iso_date_text),
+    AfterValidator(_day_in_range),
+    WithJsonSchema({"type": "string", "format": "date"}),
+]

@@ -14,6 +14,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
@@ -31,10 +32,11 @@ NAMING_CONVENTION = {
 
 def is_database_unavailable(exc: BaseException) -> bool:
     """A fault of the database being there (restarting, unreachable, a dropped connection, SQLite busy),
-    not of the data: worth waiting out and retrying, never a reason to give up on a message or a request."""
+    not of the data: worth waiting out and retrying, never a reason to give up on a message or a request.
+    A pool with no free connection within its timeout (`PoolTimeout`, not a DBAPIError) is one too."""
     if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    return isinstance(exc, (OperationalError, InterfaceError, ConnectionError, TimeoutError)) or (
+    return isinstance(exc, (OperationalError, InterfaceError, ConnectionError, TimeoutError, PoolTimeout)) or (
         isinstance(exc, OSError) and not isinstance(exc, FileNotFoundError)
     )
 
@@ -123,7 +125,13 @@ class Database:
     """
 
     def __init__(
-        self, url: str, *, cipher: FieldCipher | None = None, pool_size: int = 10, max_overflow: int = 10
+        self,
+        url: str,
+        *,
+        cipher: FieldCipher | None = None,
+        pool_size: int = 10,
+        max_overflow: int = 10,
+        pool_timeout: float = 30.0,
     ) -> None:
         parsed = make_url(url)
         self.url = url
@@ -135,7 +143,9 @@ class Database:
             _prepare_sqlite(self.engine)
         else:
             # Sized for a small machine; a pooled connection is checked as it is taken (see _check_on_checkout).
-            self.engine = create_async_engine(url, pool_size=pool_size, max_overflow=max_overflow, hide_parameters=True)
+            self.engine = create_async_engine(
+                url, pool_size=pool_size, max_overflow=max_overflow, pool_timeout=pool_timeout, hide_parameters=True
+            )
             _check_on_checkout(self.engine)
         # The key ring of its encrypted columns (shared.crypto.EncryptedText) and of BSN lookups.
         attach_cipher(self.engine, cipher)

@@ -227,6 +227,16 @@ class Metrics:
                 structlog.get_logger(__name__).warning("metrics_refresh_failed", error_type=type(exc).__name__)
 
 
+class UnexpectedError(Exception):
+    """An exception no handler answered, without its message: the message may quote input (a BSN), and the
+    tracing middleware outside would put it in the span (its status and an `exception` event). `error_type`
+    names the original's type; the original stays the `__context__`, for the logs' frames."""
+
+    def __init__(self, original: BaseException) -> None:
+        self.error_type = type(original).__name__
+        super().__init__(f"{type(original).__module__}.{type(original).__qualname__}")
+
+
 class RequestContextMiddleware:
     """`X-Request-ID` in and out, bound to every log line of the request; one access line per request.
 
@@ -259,6 +269,8 @@ class RequestContextMiddleware:
 
         try:
             await self.app(scope, receive, send_with_id)
+        except Exception as exc:  # noqa: BLE001 - re-raised without its message, answered 500 as before
+            raise UnexpectedError(exc) from None
         finally:
             elapsed = time.perf_counter() - started
             route_path = _route_template(scope)

@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from shared.db import is_database_unavailable
@@ -40,6 +41,7 @@ STATUS_BY_SLUG = {
     "method-not-allowed": 405,
     "payload-too-large": 413,
     "unsupported-media-type": 415,
+    "too-many-requests": 429,
 }
 
 
@@ -114,7 +116,7 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
 def install_problem_handlers(app: FastAPI) -> None:
     async def on_domain_error(request: Request, exc: DomainError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.slug == "unauthorized" else None
-        if exc.slug == "unavailable":
+        if exc.slug in ("unavailable", "too-many-requests"):
             headers = {"Retry-After": RETRY_AFTER_SECONDS}
         errors = None
         if isinstance(exc, ValidationFailed):
@@ -163,19 +165,25 @@ def install_problem_handlers(app: FastAPI) -> None:
 
     async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
         # The exception text may carry input; log only its type, never the message.
-        log.error("unhandled_error", error_type=type(exc).__name__)
+        log.error("unhandled_error", error_type=getattr(exc, "error_type", type(exc).__name__))
         return problem_response("internal", "Internal error", "An unexpected error occurred.", request=request)
 
     async def on_database_error(request: Request, exc: Exception) -> JSONResponse:
         if not is_database_unavailable(exc):
             return await on_unexpected(request, exc)
-        # Restarting or unreachable: the transaction was rolled back, so the client can safely try again.
-        log.warning("database_unavailable", error_type=type(exc).__name__)
+        # Restarting, unreachable, or every pooled connection busy (the pool's timeout passed): the
+        # transaction was rolled back, so the client can safely try again.
+        busy = isinstance(exc, PoolTimeout)
+        log.warning("database_busy" if busy else "database_unavailable", error_type=type(exc).__name__)
         return problem_response(
             "unavailable",
             "Service unavailable",
-            "The service's database cannot be reached just now; nothing was stored. "
-            "Retry the request (with the same Idempotency-Key).",
+            (
+                "The service's database connections are all in use just now"
+                if busy
+                else "The service's database cannot be reached just now"
+            )
+            + "; nothing was stored. Retry the request (with the same Idempotency-Key).",
             request=request,
             headers={"Retry-After": RETRY_AFTER_SECONDS},
         )
@@ -185,6 +193,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, on_http_error)  # type: ignore[arg-type]
     app.add_exception_handler(DBAPIError, on_database_error)
     app.add_exception_handler(OSError, on_database_error)
+    app.add_exception_handler(PoolTimeout, on_database_error)
     app.add_exception_handler(Exception, on_unexpected)
 
 
@@ -201,6 +210,7 @@ EXAMPLE_DETAILS = {
     "payload-too-large": "the request body may hold at most 1048576 bytes",
     "unsupported-media-type": "this endpoint reads JSON: send the body with Content-Type: application/json",
     "method-not-allowed": "Method Not Allowed",
+    "too-many-requests": "your organisation has 4 such requests running already: retry when one is done",
     "internal": "An unexpected error occurred.",
 }
 EXAMPLE_ERRORS = [

@@ -57,6 +57,9 @@ class ServiceSettings(BaseSettings):
     # every service counts against the server's max_connections (100 by default): size per deployment.
     database_pool_size: int = Field(10, ge=1)
     database_max_overflow: int = Field(10, ge=0)
+    # How long a request waits for a free connection when all are in use; then it is answered 503 with
+    # Retry-After (never 500): the client retries, the service is not overrun.
+    database_pool_timeout_seconds: float = Field(10.0, gt=0)
 
     # Outbox relay
     outbox_batch_size: int = 100
@@ -86,6 +89,10 @@ class ServiceSettings(BaseSettings):
     http_request_timeout_seconds: float = Field(30.0, gt=0)
     http_keep_alive_seconds: int = Field(5, ge=1)
     http_max_connections: int = Field(1000, ge=10)
+    # The expensive endpoints (shared.edge `@expensive`: a FHIR Bundle, the FHIR Task search, the recipient's
+    # message feed, the figures) run at most this many requests of one organisation at once, per process;
+    # one more is answered 429 with Retry-After.
+    expensive_requests_per_org: int = Field(4, ge=1)
 
     # Traces (shared.tracing): `none` makes no spans; `otlp` exports over OTLP/HTTP to
     # `tracing_otlp_endpoint` (or the standard OTEL_EXPORTER_OTLP_* variables); `console` prints them.

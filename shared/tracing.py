@@ -8,7 +8,9 @@ the relay publishes it with the message; a consumer continues the trace of the m
 Off by default (`KANSRIJK_TRACING_EXPORTER=none`: no spans are made at all); `otlp` exports over OTLP/HTTP
 (the endpoint from `KANSRIJK_TRACING_OTLP_ENDPOINT` or the standard `OTEL_EXPORTER_OTLP_*` variables),
 `console` prints them. No span carries personal data: the spans are named by route templates and message
-types, ids are the platform's own UUIDs, and query strings (a postcode in `GET /v1/route`) are dropped.
+types, ids are the platform's own UUIDs, and a request's span holds its route's template where the
+instrumentation would put the path and the URL (`/fhir/Patient/<BSN>` is a path a client may send), with
+no query string (a postcode in `GET /v1/route`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping, MutableMapping
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
@@ -59,17 +62,34 @@ def instrument_app(app: FastAPI, provider: trace.TracerProvider) -> None:
         app,
         tracer_provider=provider,
         excluded_urls=UNTRACED_PATHS,
-        server_request_hook=_without_query,
+        server_request_hook=_route_not_path,
         exclude_spans=["receive", "send"],  # the ASGI message spans say nothing an operator needs
     )
 
 
-def _without_query(span: Any, scope: Mapping[str, Any]) -> None:
-    """A query string may carry personal data (a postcode): the span keeps the path only."""
-    if span is not None and span.is_recording() and scope.get("query_string"):
-        span.set_attribute("http.target", scope.get("path", ""))
-        for key in ("url.query", "http.url", "url.full"):  # as the instrumentation set them: with the query
-            span.set_attribute(key, "(query dropped)")
+# What the instrumentation fills with the path a client sent, and the full URL (old and new conventions).
+_PATH_ATTRIBUTES = ("http.target", "url.path")
+_URL_ATTRIBUTES = ("http.url", "url.full")
+
+
+def _route_not_path(span: Any, scope: Mapping[str, Any]) -> None:
+    """A span names the route's template, never the path or the query a client sent: a path may hold a BSN
+    (`/fhir/Patient/<BSN>`), a query a postcode. The instrumentation has matched the route by now (its
+    `http.route`); a path that matches no route is `unmatched`, as in the access log."""
+    if span is None or not span.is_recording():
+        return
+    attributes: Mapping[str, Any] = getattr(span, "attributes", None) or {}
+    template = str(attributes.get("http.route") or "unmatched")
+    span.set_attribute("http.target", template)
+    for key in _PATH_ATTRIBUTES[1:]:
+        if key in attributes:
+            span.set_attribute(key, template)
+    for key in _URL_ATTRIBUTES:
+        if key in attributes:
+            origin = urlsplit(str(attributes[key]))
+            span.set_attribute(key, f"{origin.scheme}://{origin.netloc}/{template.lstrip('/')}")
+    if "url.query" in attributes:
+        span.set_attribute("url.query", "(dropped)")
 
 
 def current_context() -> dict[str, str] | None:

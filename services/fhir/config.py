@@ -19,6 +19,10 @@ class FhirSettings(ServiceSettings):
     melding_port: int = Field(8002, validation_alias=AliasChoices("KANSRIJK_MELDING_PORT"))
     consent_url: str = Field("", description="default: http://127.0.0.1:<KANSRIJK_CONSENT_PORT>")
     melding_url: str = Field("", description="default: http://127.0.0.1:<KANSRIJK_MELDING_PORT>")
+    # A melding's Bundle is a few kilobytes (about 12 with every field at its longest, escaped): 64 KiB holds
+    # any real one with room to spare, and keeps the facade from parsing megabytes of FHIR for a client.
+    max_body_bytes: int = Field(65_536, ge=1024, validation_alias=AliasChoices("KANSRIJK_FHIR_MAX_BODY_BYTES"))
+
     # How long the facade waits for a v1 API; a melding's intake itself waits for the consent check.
     v1_timeout_seconds: float = Field(15.0, gt=0)
 

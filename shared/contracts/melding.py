@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationInfo
 
-from shared.clock import today_nl
+from shared.clock import FIRST_YEAR, today_nl
 from shared.contracts.base import StrictModel
 from shared.contracts.consent import ConsentScope
 from shared.contracts.vocabulary import CancelReason, DeliveryStatus, RecipientType, RiskDomain
@@ -49,6 +49,8 @@ def _in_the_past(day: date, info: ValidationInfo) -> date:
         return day
     if day >= today_nl():
         raise ValueError("must lie in the past")
+    if day.year < FIRST_YEAR:
+        raise ValueError(f"lies before the supported years ({FIRST_YEAR} on)")
     return day
 
 

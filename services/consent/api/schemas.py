@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from services.consent.domain.model import Consent, ConsentStatus, WithdrawnBy
+from shared.clock import IsoDate
 from shared.contracts.base import StrictModel
 from shared.contracts.consent import (
     ConsentCheck,
@@ -62,8 +63,8 @@ class ConsentCreate(Strict):
     )
     purpose: Literal["kansrijke-start-melding"] = "kansrijke-start-melding"
     method: Literal["verbal", "written"]
-    given_at: date = Field(description="The day the patient gave consent; not in the future.")
-    valid_until: date | None = Field(
+    given_at: IsoDate = Field(description="The day the patient gave consent; not in the future.")
+    valid_until: IsoDate | None = Field(
         None, description="Last day the consent holds (inclusive). Default: one year after given_at."
     )
 

@@ -25,7 +25,9 @@ from services.fhir.domain.search import TaskSearch
 from services.fhir.domain.subscription import status_bundle, subscription_resource
 from services.fhir.service_layer import handlers, tasks
 from shared.api import IdInPath, RequestId, reads_own_query
+from shared.auth import Principal, current_principal
 from shared.contracts.base import has_unstorable_text
+from shared.edge import expensive
 from shared.identifiers import UUID_PATTERN
 
 
@@ -49,7 +51,9 @@ VersionInPath = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$", max_length=16)]
 FORM = "application/x-www-form-urlencoded"
 
 
-def caller(request: Request) -> Caller:
+def caller(request: Request, _verified: Annotated[Principal, Depends(current_principal)]) -> Caller:
+    """The caller's token, passed on to the v1 APIs; verified here first (shared.edge: before the body is
+    read), so that no unauthenticated request costs the facade a parse."""
     return Caller(request.headers.get("authorization"), getattr(request.state, "request_id", None))
 
 
@@ -184,6 +188,7 @@ async def update_consent(consent_id: IdInPath, request: Request, who: CallerDep)
 
 @router.post("", summary="A melding as a transaction Bundle (POST /v1/meldingen)")
 @router.post("/", include_in_schema=False)  # the base as FHIR clients write it, with its slash
+@expensive
 async def transaction(request: Request, who: CallerDep) -> FhirResponse:
     sent = melding.melding_request(await _resource_body(request))
     header_key = request.headers.get("idempotency-key")
@@ -242,6 +247,7 @@ async def _melding(request: Request, who: Caller, melding_id: str) -> dict[str, 
     "Bundle's self link leaves them out).",
 )
 @reads_own_query
+@expensive
 async def search_tasks(request: Request, who: CallerDep) -> FhirResponse:
     search = TaskSearch.of(
         request.query_params.multi_items(), lenient=preferences(request.headers.get("prefer")).lenient

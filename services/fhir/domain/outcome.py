@@ -24,6 +24,7 @@ ISSUE_BY_SLUG = {
     "method-not-allowed": "not-supported",
     "payload-too-large": "too-long",
     "unsupported-media-type": "not-supported",
+    "too-many-requests": "throttled",
     "internal": "exception",
 }
 

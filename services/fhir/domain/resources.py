@@ -16,7 +16,7 @@ from fhir_core.fhirabstractmodel import FHIRAbstractModel
 from pydantic import ValidationError
 
 from services.fhir.domain.outcome import FhirError, invalid
-from shared.clock import NL
+from shared.clock import NL, as_utc_instant
 
 M = TypeVar("M", bound=FHIRAbstractModel)
 
@@ -57,11 +57,15 @@ def emit(data: dict[str, Any]) -> dict[str, Any]:
 
 
 def day_of(value: date | datetime | str | None, expression: str) -> date:
-    """A FHIR date or dateTime as the day it is in the Netherlands."""
-    if isinstance(value, datetime):
-        return (value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(NL).date()
-    if isinstance(value, date):
-        return value
+    """A FHIR date or dateTime as the day it is in the Netherlands; 422 for one outside the supported years
+    (at the calendar's edge, `0001-01-01T00:00:00+14:00`, moving it to UTC would overflow)."""
+    try:
+        if isinstance(value, datetime):
+            return as_utc_instant(value if value.tzinfo else value.replace(tzinfo=UTC)).astimezone(NL).date()
+        if isinstance(value, date):
+            return as_utc_instant(datetime(value.year, value.month, value.day, tzinfo=UTC)).date()
+    except ValueError as exc:
+        raise invalid(f"{expression} {exc}", expression, code="value") from None
     raise invalid(f"{expression} is required (a date)", expression, code="required")
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.fhir.domain.outcome import FhirError
@@ -207,6 +207,16 @@ def last_updated(value: str) -> Range:
 
 def _moments(text: str) -> tuple[datetime, datetime]:
     """The first moment of the range `text` names and the first one after it (a dateTime: itself, twice)."""
+    try:
+        start, end = _range_of(text)
+        # at the calendar's edge (0001-01-01T00:00:00+14:00, or a day after 9999-12-31) this overflows
+        start.astimezone(UTC), (end + timedelta(days=1)).astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise _bad("_lastUpdated lies outside the calendar") from None
+    return start, end
+
+
+def _range_of(text: str) -> tuple[datetime, datetime]:
     if _DAY.match(text):
         parts = [int(p) for p in text.split("-")]
         year, month, day = parts[0], (parts[1:2] or [1])[0], (parts[2:3] or [1])[0]

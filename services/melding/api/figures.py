@@ -13,6 +13,7 @@ from services.melding.service_layer.figures import programme_figures
 from shared.api import RequestId
 from shared.auth import Principal, require_scope
 from shared.clock import IsoDate
+from shared.edge import expensive
 from shared.identifiers import GemeenteCode
 from shared.problems import problem_responses
 
@@ -35,6 +36,7 @@ FiguresReader = Annotated[Principal, Depends(require_scope("figures:read"))]
     "country, with `by_gemeente`. Every request is recorded in the audit log.",
     responses={**problem_responses("validation"), 200: {"content": {"application/json": {"example": FIGURES_EXAMPLE}}}},
 )
+@expensive
 async def get_figures(
     principal: FiguresReader,
     unit_of_work: UnitOfWorkDep,

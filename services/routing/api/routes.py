@@ -45,6 +45,7 @@ from services.routing.api.schemas import (
 from services.routing.service_layer import directory, handlers, operations
 from shared.api import CursorQuery, IdInPath, OrgIdInPath, RequestId
 from shared.contracts.vocabulary import DeliveryStatus
+from shared.edge import expensive
 from shared.identifiers import GemeenteCode, Postcode
 from shared.problems import problem_responses
 
@@ -382,6 +383,7 @@ async def recipient_queue(
     + AS_REGISTERED,
     responses=problem_responses("validation"),
 )
+@expensive
 async def recipient_messages(
     principal: DeliveryReader,
     unit_of_work: UnitOfWorkDep,

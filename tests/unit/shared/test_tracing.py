@@ -8,7 +8,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from shared.settings import ServiceSettings
-from shared.tracing import _without_query, continued, current_context, tracer_provider_for
+from shared.tracing import _route_not_path, continued, current_context, tracer_provider_for
 
 
 def test_tracing_is_off_unless_an_exporter_is_set() -> None:
@@ -36,12 +36,27 @@ def test_a_consumer_continues_the_trace_it_is_handed_and_hands_it_on() -> None:
     assert onward is not None and format(consumed.context.span_id, "016x") in onward["traceparent"]
 
 
-def test_a_query_string_is_dropped_from_the_server_span() -> None:
+def test_the_server_span_keeps_the_route_template_not_the_path_nor_the_query() -> None:
     exporter = InMemorySpanExporter()
     provider = TracerProvider()
     provider.add_span_processor(SimpleSpanProcessor(exporter))
-    with provider.get_tracer("test").start_as_current_span("GET /v1/route") as span:
+    tracer = provider.get_tracer("test")
+    with tracer.start_as_current_span("GET /v1/route") as span:
+        span.set_attribute("http.route", "/v1/route")
         span.set_attribute("http.target", "/v1/route?postcode=1011AB")
-        _without_query(span, {"path": "/v1/route", "query_string": b"postcode=1011AB"})
-    [finished] = exporter.get_finished_spans()
-    assert "1011AB" not in str(dict(finished.attributes or {}))
+        span.set_attribute("http.url", "http://routing/v1/route?postcode=1011AB")
+        _route_not_path(span, {"path": "/v1/route", "query_string": b"postcode=1011AB"})
+    with tracer.start_as_current_span("GET") as span:  # a path no route matches
+        span.set_attribute("http.target", "/fhir/Patient/999999990")
+        span.set_attribute("url.path", "/fhir/Patient/999999990")
+        span.set_attribute("url.full", "http://fhir/fhir/Patient/999999990")
+        _route_not_path(span, {"path": "/fhir/Patient/999999990", "query_string": b""})
+    [routed, unmatched] = exporter.get_finished_spans()
+    assert routed.attributes is not None and unmatched.attributes is not None
+    assert routed.attributes["http.target"] == "/v1/route"
+    assert routed.attributes["http.url"] == "http://routing/v1/route"
+    assert unmatched.attributes["http.target"] == unmatched.attributes["url.path"] == "unmatched"
+    assert unmatched.attributes["url.full"] == "http://fhir/unmatched"
+    for span in (routed, unmatched):
+        assert "1011AB" not in str(dict(span.attributes or {}))
+        assert "999999990" not in str(dict(span.attributes or {}))
