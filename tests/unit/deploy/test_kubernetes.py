@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 from services.cli import app as cli
 from services.portal.api.routes import router as portal_router
 from services.registry import SERVICES, WEB
+from shared.server import server_config
 from tests.unit.deploy.test_compose import SETTING_NAMES
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -304,3 +305,32 @@ def test_the_portal_keeps_her_on_the_pod_that_holds_her_session() -> None:
     assert annotations["nginx.ingress.kubernetes.io/affinity"] == "cookie"
     assert annotations["nginx.ingress.kubernetes.io/session-cookie-secure"] == "true"
     assert annotations["nginx.ingress.kubernetes.io/session-cookie-samesite"] == "Lax"
+
+
+async def test_behind_the_ingress_the_portal_limits_logins_per_woman_not_per_controller(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Her logins are limited per client address. Behind ingress-nginx every request comes from a controller
+    pod: unless the portal believes the controller's X-Forwarded-For, ten logins a minute are all the country
+    gets from one controller pod."""
+    [container] = _containers(of_kind("Deployment")["portal"])
+    for variable in container["env"]:
+        if not variable["name"].startswith("KANSRIJK_") and "value" in variable:
+            monkeypatch.setenv(variable["name"], variable["value"])
+    seen: list[str] = []
+
+    async def app(scope: dict[str, Any], _receive: Any, _send: Any) -> None:
+        seen.append(scope["client"][0])
+
+    # Only the ingress controller's pods reach the portal (the policies), so it may be trusted.
+    for name in SERVICES:
+        assert not _allowed(_pod_labels("portal"), pod=_pod_labels(name))
+    config = server_config(app, WEB["portal"].settings())
+    config.load()
+    for woman in ("203.0.113.7", "198.51.100.23"):
+        scope = {
+            "type": "http", "client": ("10.42.3.17", 41000), "scheme": "http",
+            "headers": [(b"x-forwarded-for", woman.encode()), (b"x-forwarded-proto", b"https")],
+        }  # fmt: skip
+        await config.loaded_app(scope, None, None)
+    assert seen == ["203.0.113.7", "198.51.100.23"]
