@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import urlsplit
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
 from services.cli import app as cli
-from services.portal.config import PortalSettings
 from services.registry import SERVICES, WEB
 from shared.settings import ServiceSettings
 
@@ -100,7 +100,9 @@ def test_the_portal_runs_in_compose_on_its_own_port_beside_the_services_it_reads
     assert "kansrijk-data:/data" in portal["volumes"]  # the development signing key the services trust
 
 
-def test_the_portal_and_the_browser_reach_the_development_provider_at_one_issuer() -> None:
+def test_the_portal_and_the_browser_reach_the_development_provider_at_one_issuer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     """The mock provider names itself after the Host it is called on: the portal (server side) and her
     browser must call it at the same address, which must be the issuer the portal is given."""
     portal = COMPOSE["services"]["portal"]
@@ -113,10 +115,11 @@ def test_the_portal_and_the_browser_reach_the_development_provider_at_one_issuer
     assert provider["command"] == ["login-provider", "--host", "0.0.0.0", "--port", str(issuer.port)]
     result = CliRunner().invoke(cli, ["login-provider", "--help"])
     assert result.exit_code == 0 and "--host" in result.output and "--port" in result.output
-    settings = PortalSettings(
-        **{"KANSRIJK_ENVIRONMENT": "development", **portal["environment"], "KANSRIJK_DATA_DIR": "/tmp/x"}
-    )
+    for variable, value in portal["environment"].items():
+        monkeypatch.setenv(variable, value)
+    settings = WEB["portal"].settings()  # as the portal reads them in its container
     assert settings.oidc_issuer == portal["environment"]["KANSRIJK_PORTAL_OIDC_ISSUER"] and settings.is_development
+    assert settings.public_url == portal["environment"]["KANSRIJK_PORTAL_PUBLIC_URL"]
 
 
 def _stages(dockerfile: str) -> dict[str, str]:
