@@ -18,6 +18,9 @@ class PortalSettings(ServiceSettings):
     default_port: ClassVar[int] = 8005
 
     port: int = Field(0, validation_alias=AliasChoices("KANSRIJK_PORTAL_PORT"))
+    # No broker: it only reads the services' APIs. Empty, so that production asks no AMQP credentials of it
+    # (the shared default's `guest` password is refused there).
+    amqp_url: str = ""
     # Where she reaches the portal (its redirect URI is `<public_url>/auth/callback`); default http://host:port.
     public_url: str = Field("", validation_alias=AliasChoices("KANSRIJK_PORTAL_PUBLIC_URL"))
 

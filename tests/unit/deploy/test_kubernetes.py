@@ -13,7 +13,9 @@ import yaml
 from typer.testing import CliRunner
 
 from services.cli import app as cli
-from services.registry import SERVICES
+from services.portal.api.routes import router as portal_router
+from services.registry import SERVICES, WEB
+from shared.server import server_config
 from tests.unit.deploy.test_compose import SETTING_NAMES
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -167,9 +169,168 @@ def test_nothing_reaches_a_pod_unless_a_policy_says_so() -> None:
     assert policies["default-deny-ingress"]["spec"] == {"podSelector": {}, "policyTypes": ["Ingress"]}
     for name in SERVICES:
         assert f"{name}-db-from-{name}" in policies
-    [ingress] = of_kind("Ingress").values()
-    routes = {p["path"]: p["backend"]["service"]["name"] for p in ingress["spec"]["rules"][0]["http"]["paths"]}
+    ingresses = of_kind("Ingress")
+    routes = {
+        p["path"]: p["backend"]["service"]["name"] for p in ingresses["kansrijk"]["spec"]["rules"][0]["http"]["paths"]
+    }
     assert routes == {
         "/v1/consents": "consent", "/v1/meldingen": "melding", "/v1/deliveries": "routing", "/asyncapi.json": "routing",
         "/fhir": "fhir",
     }  # fmt: skip
+    [portal_rule] = ingresses["kansrijk-portal"]["spec"]["rules"]
+    assert [(p["path"], p["backend"]["service"]["name"]) for p in portal_rule["http"]["paths"]] == [("/", "portal")]
+    assert set(ingresses) == {"kansrijk", "kansrijk-portal"}
+
+
+# --- the portal: a web application of the registry, no database, broker or workers of its own ----------------
+
+
+def _selects(selector: dict[str, Any], labels: dict[str, str]) -> bool:
+    """Whether a label selector (matchLabels and `In` matchExpressions, the only forms used here) selects labels."""
+    if any(labels.get(key) != value for key, value in selector.get("matchLabels", {}).items()):
+        return False
+    for expression in selector.get("matchExpressions", []):
+        assert expression["operator"] == "In", expression
+        if labels.get(expression["key"]) not in expression["values"]:
+            return False
+    return True
+
+
+def _pod_labels(component: str) -> dict[str, str]:
+    deployment = of_kind("Deployment")[component if component == "portal" else f"{component}-api"]
+    return dict(deployment["spec"]["template"]["metadata"]["labels"])
+
+
+def _allowed(to: dict[str, str], *, pod: dict[str, str] | None = None, namespace: str | None = None) -> bool:
+    """Whether some NetworkPolicy lets a pod (of this namespace) or a namespace reach the pod labelled `to`."""
+    for policy in of_kind("NetworkPolicy").values():
+        if not _selects(policy["spec"]["podSelector"], to):
+            continue
+        for rule in policy["spec"].get("ingress", []):
+            for peer in rule.get("from", []):
+                if pod is not None and "podSelector" in peer and _selects(peer["podSelector"], pod):
+                    return True
+                if namespace and _selects(
+                    peer.get("namespaceSelector", {"matchLabels": {"-": "-"}}),
+                    {"kubernetes.io/metadata.name": namespace},
+                ):
+                    return True
+    return False
+
+
+def test_the_policy_evaluation_can_say_no() -> None:
+    assert _allowed({"cnpg.io/cluster": "melding-db"}, pod=_pod_labels("melding"))
+    assert not _allowed({"cnpg.io/cluster": "melding-db"}, pod=_pod_labels("routing"))
+    assert not _allowed(_pod_labels("portal"), pod=_pod_labels("consent"))
+
+
+def test_the_portal_runs_as_the_cli_serves_it_with_no_database_or_broker() -> None:
+    entry = WEB["portal"]
+    port = entry.settings().port
+    deployment = of_kind("Deployment")["portal"]
+    [container] = _containers(deployment)
+    assert container["args"] == ["serve", "portal", "--host", "0.0.0.0", "--port", str(port)]
+    help_text = CliRunner().invoke(cli, ["serve", "portal", "--help"])
+    assert help_text.exit_code == 0 and "--host" in help_text.output and "--port" in help_text.output
+    assert container["ports"] == [{"name": "http", "containerPort": port}]
+    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"]["path"] == "/health/live"  # the route the portal has
+    assert "/health/live" in {getattr(route, "path", "") for route in portal_router.routes}
+    service = of_kind("Service")["portal"]
+    assert service["spec"]["ports"][0]["port"] == port
+    assert service["spec"]["selector"] == deployment["spec"]["template"]["metadata"]["labels"]
+    names = {e["name"] for e in container["env"]}
+    assert not any(n.endswith("_DATABASE_URL") or n == "KANSRIJK_AMQP_URL" for n in names)
+    assert "portal-db" not in {d["metadata"]["name"] for d in DOCUMENTS if d["kind"] == "Cluster"}
+
+
+def test_the_portal_accepts_this_configuration_in_production_and_names_a_real_provider(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    [config] = of_kind("ConfigMap").values()
+    for variable, value in config["data"].items():
+        monkeypatch.setenv(variable, value)
+    [container] = _containers(of_kind("Deployment")["portal"])
+    secrets = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"] if "valueFrom" in e}
+    # Her login provider's client secret, her tokens' signing key and the BSN hash key come from the vault.
+    assert secrets["KANSRIJK_PORTAL_OIDC_CLIENT_SECRET"] == {
+        "name": "kansrijk-keys",
+        "key": "portal-oidc-client-secret",
+    }
+    assert secrets["KANSRIJK_SERVICE_TOKEN_KEY"] == {"name": "kansrijk-keys", "key": "portal-service-token-key"}
+    assert secrets["KANSRIJK_BSN_HASH_KEY"] == {"name": "kansrijk-keys", "key": "bsn-hash-key"}
+    monkeypatch.setenv("KANSRIJK_ENCRYPTION_KEYS", "k1=" + "A" * 43 + "=")
+    monkeypatch.setenv("KANSRIJK_BSN_HASH_KEY", "B" * 44)
+    monkeypatch.setenv("KANSRIJK_PORTAL_OIDC_CLIENT_SECRET", "from-the-vault")
+    monkeypatch.setenv("KANSRIJK_SERVICE_TOKEN_KEY", "/run/secrets/portal.pem")
+    settings = WEB["portal"].settings()
+    assert not settings.is_development
+    assert settings.oidc_issuer.startswith("https://")
+    for name in ("consent", "melding", "routing"):
+        port = of_kind("Service")[name]["spec"]["ports"][0]["port"]
+        assert getattr(settings, f"{name}_url") == f"http://{name}.kansrijk.svc:{port}"
+    [rule] = of_kind("Ingress")["kansrijk-portal"]["spec"]["rules"]
+    assert settings.public_url == f"https://{rule['host']}"
+    assert [rule["host"]] == of_kind("Ingress")["kansrijk-portal"]["spec"]["tls"][0]["hosts"]
+
+
+def test_the_portal_without_its_provider_secret_does_not_start(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The example Secret is not applied: a forgotten client secret must stop the portal, not run it open."""
+    [config] = of_kind("ConfigMap").values()
+    for variable, value in config["data"].items():
+        monkeypatch.setenv(variable, value)
+    monkeypatch.setenv("KANSRIJK_ENCRYPTION_KEYS", "k1=" + "A" * 43 + "=")
+    monkeypatch.setenv("KANSRIJK_BSN_HASH_KEY", "B" * 44)
+    monkeypatch.setenv("KANSRIJK_SERVICE_TOKEN_KEY", "/run/secrets/portal.pem")
+    with pytest.raises(ValueError, match="KANSRIJK_PORTAL_OIDC_CLIENT_SECRET"):
+        WEB["portal"].settings()
+
+
+def test_her_browser_reaches_the_portal_and_the_portal_reaches_what_it_reads() -> None:
+    portal = _pod_labels("portal")
+    assert _allowed(portal, namespace="ingress-nginx")
+    for name in ("consent", "melding", "routing"):
+        assert _allowed(_pod_labels(name), pod=portal), f"the portal cannot reach {name}"
+    assert not _allowed(_pod_labels("fhir"), pod=portal)  # it reads nothing there
+    for name in SERVICES:  # and never a database
+        db = {"cnpg.io/cluster": f"{name}-db"}
+        assert not _allowed(db, pod=portal)
+
+
+def test_the_portal_keeps_her_on_the_pod_that_holds_her_session() -> None:
+    """Sessions live in each portal pod's memory and there are two pods: without affinity, the return from
+    her login provider lands on the other pod half the time and she cannot log in."""
+    assert of_kind("Deployment")["portal"]["spec"]["replicas"] >= 2
+    annotations = of_kind("Ingress")["kansrijk-portal"]["metadata"]["annotations"]
+    assert annotations["nginx.ingress.kubernetes.io/affinity"] == "cookie"
+    assert annotations["nginx.ingress.kubernetes.io/session-cookie-secure"] == "true"
+    assert annotations["nginx.ingress.kubernetes.io/session-cookie-samesite"] == "Lax"
+
+
+async def test_behind_the_ingress_the_portal_limits_logins_per_woman_not_per_controller(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Her logins are limited per client address. Behind ingress-nginx every request comes from a controller
+    pod: unless the portal believes the controller's X-Forwarded-For, ten logins a minute are all the country
+    gets from one controller pod."""
+    [container] = _containers(of_kind("Deployment")["portal"])
+    for variable in container["env"]:
+        if not variable["name"].startswith("KANSRIJK_") and "value" in variable:
+            monkeypatch.setenv(variable["name"], variable["value"])
+    seen: list[str] = []
+
+    async def app(scope: dict[str, Any], _receive: Any, _send: Any) -> None:
+        seen.append(scope["client"][0])
+
+    # Only the ingress controller's pods reach the portal (the policies), so it may be trusted.
+    for name in SERVICES:
+        assert not _allowed(_pod_labels("portal"), pod=_pod_labels(name))
+    config = server_config(app, WEB["portal"].settings())
+    config.load()
+    for woman in ("203.0.113.7", "198.51.100.23"):
+        scope = {
+            "type": "http", "client": ("10.42.3.17", 41000), "scheme": "http",
+            "headers": [(b"x-forwarded-for", woman.encode()), (b"x-forwarded-proto", b"https")],
+        }  # fmt: skip
+        await config.loaded_app(scope, None, None)
+    assert seen == ["203.0.113.7", "198.51.100.23"]

@@ -170,6 +170,14 @@ def test_production_with_a_real_provider_starts(tmp_path: Path) -> None:
     assert not settings.is_development
 
 
+def test_production_needs_no_broker_it_never_uses(tmp_path: Path) -> None:
+    """The portal has no broker: a deployment gives it no AMQP credentials (least privilege), and the shared
+    refusal of the placeholder `guest` password must not stop it for a URL it never opens."""
+    without_broker = {k: v for k, v in _production(tmp_path).items() if k != "amqp_url"}
+    settings = PortalSettings(**without_broker, oidc_issuer="https://digid-broker.gemeente.example.nl")
+    assert not settings.is_development
+
+
 def _production(tmp_path: Path) -> dict[str, Any]:
     return {
         "environment": "production", "data_dir": tmp_path, "jwt_issuer": "https://issuer.example.nl",
