@@ -1,4 +1,4 @@
--- One database per service (DESIGN.md: no service reads another's database).
+-- One database per service (no service reads another's database).
 CREATE DATABASE consent;
 CREATE DATABASE melding;
 CREATE DATABASE routing;

@@ -1,4 +1,4 @@
-"""`kansrijk`: run, migrate and try the platform (CONTRACT.md, "Running it")."""
+"""`kansrijk`: run, migrate and try the platform (the contract, "Running it")."""
 
 from __future__ import annotations
 

@@ -126,7 +126,7 @@ class ServiceSettings(BaseSettings):
     @model_validator(mode="after")
     def _idempotency_kept_a_day(self) -> ServiceSettings:
         if self.idempotency_retention_hours < 24:
-            raise ValueError("idempotency keys must be kept at least 24 hours (CONTRACT.md)")
+            raise ValueError("idempotency keys must be kept at least 24 hours (the contract)")
         return self
 
     @property

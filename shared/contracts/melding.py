@@ -1,5 +1,5 @@
 """The melding as it travels: intake validation, the events between melding and routing, and the message
-on a recipient's queue (CONTRACT.md). Shared because both services speak it; owned by neither's database."""
+on a recipient's queue (the contract). Shared because both services speak it; owned by neither's database."""
 
 from __future__ import annotations
 
@@ -247,7 +247,7 @@ class DeliverySender(BaseModel):
 
 
 class MeldingDelivered(BaseModel):
-    """`melding.delivered` on `kansrijk.deliveries.<org_id>` (CONTRACT.md, the recipient's queue)."""
+    """`melding.delivered` on `kansrijk.deliveries.<org_id>` (the contract, the recipient's queue)."""
 
     delivery_id: str
     melding_id: str

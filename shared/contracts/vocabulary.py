@@ -14,7 +14,7 @@ RecipientType = Literal["jgz", "wijkteam"]
 SENDER_TYPES = ("huisarts", "verloskundige", "gynaecoloog", "volwassenen-ggz", "verslavingszorg")
 RECIPIENT_TYPES = ("jgz", "wijkteam")
 
-# The risk domains a signalling instrument (ALPHA-NL, R4U) covers; a melding carries one or more (DESIGN.md).
+# The risk domains a signalling instrument (ALPHA-NL, R4U) covers; a melding carries one or more.
 MEDICAL_RISK_DOMAINS = ("verslaving", "psychiatrie", "lvb", "medisch-obstetrisch")
 SOCIAL_RISK_DOMAINS = (
     "huiselijk-geweld", "financien-schulden", "huisvesting", "sociaal-netwerk", "opvoeding-eerdere-kinderen",
@@ -34,7 +34,7 @@ RiskDomain = Literal[
     "ongeplande-zwangerschap",
     "overig",
 ]
-# What the professional explained before the patient consented (CONTRACT.md v1.1, consent scope and evidence):
+# What the professional explained before the patient consented (contract v1.1, consent scope and evidence):
 # the purpose, the recipients, the data shared, how to withdraw, and the prenatal home visit (phb).
 InformedAbout = Literal["purpose", "recipients", "data", "withdrawal", "phb"]
 
@@ -73,11 +73,11 @@ class DeliveryStatus(StrEnum):
 _ORDER = list(DeliveryStatus)
 
 
-# The recipient's answer (CONTRACT.md v1.1): why it sent a melding back, and what came of one it closed.
+# The recipient's answer (contract v1.1): why it sent a melding back, and what came of one it closed.
 ReturnReason = Literal["wrong-recipient", "insufficient-information", "no-capacity"]
 Outcome = Literal["phb-done", "support-started", "declined", "no-contact", "moved", "other"]
 NOT_REPORTED = "not-reported"  # the outcome of a delivery closed without one (a v1 recipient)
 CancelReason = Literal["pregnancy-ended", "sent-in-error", "patient-moved", "other"]
-# How an organisation receives its deliveries (CONTRACT.md v1.1): the melding on its queue (`full`), or ids
+# How an organisation receives its deliveries (contract v1.1): the melding on its queue (`full`), or ids
 # and an `href` to fetch it with its token (`thin`: no personal data in RabbitMQ).
 DeliveryMode = Literal["full", "thin"]

@@ -17,7 +17,7 @@ DELIVERY_LIMIT = 5
 
 
 def organisation_queue(org_id: str) -> str:
-    """The quorum queue a recipient organisation's deliveries wait on (CONTRACT.md, the recipient's queue)."""
+    """The quorum queue a recipient organisation's deliveries wait on (the contract, the recipient's queue)."""
     return f"{DELIVERIES_EXCHANGE}.{org_id}"
 
 

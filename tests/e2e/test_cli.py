@@ -1,4 +1,4 @@
-"""The commands of CONTRACT.md "Running it", as a newcomer runs them: real processes, real HTTP."""
+"""The commands of the contract "Running it", as a newcomer runs them: real processes, real HTTP."""
 
 from __future__ import annotations
 

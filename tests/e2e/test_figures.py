@@ -1,4 +1,4 @@
-"""Programme figures end to end (CONTRACT.md v1.1, "Programme figures"): meldingen made through the API —
+"""Programme figures end to end (contract v1.1, "Programme figures"): meldingen made through the API —
 answered, withdrawn (their personal data removed at once), cancelled — counted per gemeente and for the
 country, with every small number suppressed, for a token with `figures:read` only."""
 

@@ -1,4 +1,4 @@
-"""The melding flow end to end (CONTRACT.md: melding, routing, the recipient's queue): real HTTP between the
+"""The melding flow end to end (the contract: melding, routing, the recipient's queue): real HTTP between the
 services, real RabbitMQ, the run's real databases."""
 
 from __future__ import annotations

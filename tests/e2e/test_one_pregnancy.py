@@ -1,4 +1,4 @@
-"""One pregnancy, not duplicates (CONTRACT.md v1.1, "Sender cancellation and repeated meldingen")."""
+"""One pregnancy, not duplicates (contract v1.1, "Sender cancellation and repeated meldingen")."""
 
 from __future__ import annotations
 

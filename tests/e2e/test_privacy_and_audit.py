@@ -184,7 +184,7 @@ async def test_a_melding_past_its_purpose_keeps_only_an_anonymous_skeleton(
 async def test_a_withdrawn_meldings_personal_data_goes_at_once(
     system: Clients, tokens: Tokens, stack_databases: dict[str, str], environment: RunEnvironment
 ) -> None:
-    """CONTRACT.md v1.1: removed in the transaction that records the withdrawal, not at the next purge."""
+    """contract v1.1: removed in the transaction that records the withdrawal, not at the next purge."""
     from services.registry import SERVICES
 
     ids = await _delivered(system, tokens)

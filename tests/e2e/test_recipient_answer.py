@@ -1,4 +1,4 @@
-"""The recipient's answer and the sender's cancellation end to end (CONTRACT.md v1.1: "The recipient's
+"""The recipient's answer and the sender's cancellation end to end (contract v1.1: "The recipient's
 answer", "Sender cancellation"): contact deadlines with one reminder, returns an operator routes again,
 outcomes the sender sees, and cancellations that retract with their reason."""
 

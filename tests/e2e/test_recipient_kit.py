@@ -1,4 +1,4 @@
-"""The recipient's kit end to end (CONTRACT.md v1.1, "Recipients: sequence, thin delivery, AsyncAPI"): every
+"""The recipient's kit end to end (contract v1.1, "Recipients: sequence, thin delivery, AsyncAPI"): every
 message on a recipient's queue numbered without gaps, the messages fetched again after a number, thin
 delivery with the content fetched by token, and the AsyncAPI document served by routing."""
 

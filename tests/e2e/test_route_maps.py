@@ -1,4 +1,4 @@
-"""Route maps and consent scope end to end (CONTRACT.md v1.1: "Consent scope and evidence", "Route maps"):
+"""Route maps and consent scope end to end (contract v1.1: "Consent scope and evidence", "Route maps"):
 each recipient receives only its share, in its queue message, its API and routing's stored copy."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The consent API's request and response bodies (CONTRACT.md, consent service)."""
+"""The consent API's request and response bodies (the contract, consent service)."""
 
 from __future__ import annotations
 
@@ -54,7 +54,7 @@ class ConsentCreate(Strict):
     patient: PatientRef
     recipient_types: RecipientTypes
     risk_domains: RiskDomains | None = Field(
-        None, description="The risk domains the patient agrees may be shared (DESIGN.md codes); absent: all."
+        None, description="The risk domains the patient agrees may be shared (the risk-domain codes); absent: all."
     )
     informed_about: InformedAboutCodes = Field(
         default_factory=list,

@@ -1,4 +1,4 @@
-"""`GET /v1/figures`: the programme's figures for a gemeente or the country (CONTRACT.md v1.1)."""
+"""`GET /v1/figures`: the programme's figures for a gemeente or the country (contract v1.1)."""
 
 from __future__ import annotations
 

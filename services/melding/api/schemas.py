@@ -1,4 +1,4 @@
-"""The melding API's bodies (CONTRACT.md, melding service). The content types live in shared.contracts."""
+"""The melding API's bodies (the contract, melding service). The content types live in shared.contracts."""
 
 from __future__ import annotations
 

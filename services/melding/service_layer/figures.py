@@ -1,4 +1,4 @@
-"""Programme figures for gemeenten and coalities (CONTRACT.md v1.1, "Programme figures"): one use case, for
+"""Programme figures for gemeenten and coalities (contract v1.1, "Programme figures"): one use case, for
 `GET /v1/figures` and `kansrijk report` alike. The counting and suppression are the domain's
 (`domain/figures.py`); this loads the skeletons of the whole periods asked for and records who asked."""
 

@@ -460,7 +460,7 @@ async def cancel_melding(
 
 async def on_consent_withdrawn(uow: MeldingUnitOfWork, event: IncomingEvent) -> None:
     """Withdraw the consent's meldingen and remove their personal data in this same transaction
-    (CONTRACT.md: "Withdrawal removes personal data at once"); intake refuses the consent from now on."""
+    (the contract: "Withdrawal removes personal data at once"); intake refuses the consent from now on."""
     withdrawn = ConsentWithdrawn.model_validate(event.body)
     at = now()
     # Holding the consent's lock: a melding whose intake commits after this sees the withdrawal and is refused.

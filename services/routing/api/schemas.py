@@ -1,4 +1,4 @@
-"""The routing API's bodies (CONTRACT.md, routing service)."""
+"""The routing API's bodies (the contract, routing service)."""
 
 from __future__ import annotations
 
@@ -385,7 +385,7 @@ class BrokerRead(BaseModel):
 
 
 class RecipientQueueRead(BaseModel):
-    """Where a recipient organisation's deliveries wait for it (CONTRACT.md, the recipient's queue)."""
+    """Where a recipient organisation's deliveries wait for it (the contract, the recipient's queue)."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -415,7 +415,7 @@ class RecipientQueueRead(BaseModel):
 
 
 class RecipientMessagesPage(BaseModel):
-    """What went on your queue after a sequence number, again (CONTRACT.md v1.1, "Recipients: sequence")."""
+    """What went on your queue after a sequence number, again (contract v1.1, "Recipients: sequence")."""
 
     model_config = ConfigDict(
         json_schema_extra={
@@ -607,18 +607,18 @@ _RISK_DOMAINS: TypeAdapter[list[Any]] = TypeAdapter(RiskDomains)
 
 
 def risk_domains_in(text: str | None) -> list[str] | None:
-    """`?risk_domains=verslaving,huisvesting`: known codes (DESIGN.md), no repeats; 422 otherwise."""
+    """`?risk_domains=verslaving,huisvesting`: known codes, no repeats; 422 otherwise."""
     if text is None:
         return None
     try:
         return _RISK_DOMAINS.validate_python([part.strip() for part in text.split(",")])
     except ValidationError as exc:
-        raise ValidationFailed("risk_domains", "comma-separated risk domain codes (DESIGN.md), each once") from exc
+        raise ValidationFailed("risk_domains", "comma-separated risk domain codes, each once") from exc
 
 
 class RecipientRulePut(Strict):
     risk_domains: Literal["all"] | RiskDomains = Field(
-        description='"all", or the risk domains this recipient type receives (DESIGN.md codes)'
+        description='"all", or the risk domains this recipient type receives (the risk-domain codes)'
     )
     note: StrictBool = Field(True, description="whether the free-text note goes along")
 

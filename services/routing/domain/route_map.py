@@ -44,7 +44,7 @@ class RouteMap:
         return self.effective_from is None
 
 
-# A gemeente without a route map: every type receives every domain and the note (CONTRACT.md v1.1).
+# A gemeente without a route map: every type receives every domain and the note (contract v1.1).
 DEFAULT_ROUTE_MAP = RouteMap(
     effective_from=None, recipients={"jgz": RecipientRule(), "wijkteam": RecipientRule()}, contact_deadline={}
 )

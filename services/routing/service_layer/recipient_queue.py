@@ -1,7 +1,7 @@
 """Messages for recipients' queues, numbered per organisation when their transaction commits.
 
 Every message on `kansrijk.deliveries.<org_id>` (delivery, retraction, reminder) carries `sequence`: 1, 2,
-3, … per organisation, without gaps, in commit order (CONTRACT.md v1.1, "Recipients: sequence"). A use case
+3, … per organisation, without gaps, in commit order (contract v1.1, "Recipients: sequence"). A use case
 stages a message here; just before its transaction commits, the messages get their numbers — the
 organisation's counter row is incremented and stays locked until the commit, so a concurrent transaction
 (another routing replica) waits and continues after the last number, and a rollback gives its numbers

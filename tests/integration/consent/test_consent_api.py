@@ -1,4 +1,4 @@
-"""Every consent endpoint of CONTRACT.md, on the run's real database."""
+"""Every consent endpoint of the contract, on the run's real database."""
 
 from __future__ import annotations
 

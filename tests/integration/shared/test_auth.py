@@ -1,4 +1,4 @@
-"""Authentication and authorisation exactly as CONTRACT.md says: 401 for a bad token, 403 for a missing scope."""
+"""Authentication and authorisation exactly as the contract says: 401 for a bad token, 403 for a missing scope."""
 
 from __future__ import annotations
 

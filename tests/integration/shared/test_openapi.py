@@ -1,4 +1,4 @@
-"""`/docs` shows every endpoint with an example request and its error responses (CONTRACT.md, every service)."""
+"""`/docs` shows every endpoint with an example request and its error responses (the contract, every service)."""
 
 from __future__ import annotations
 

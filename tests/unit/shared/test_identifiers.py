@@ -1,4 +1,4 @@
-"""BSN, postcode and gemeente code rules (DESIGN.md, domain reference)."""
+"""BSN, postcode and gemeente code rules."""
 
 import pytest
 from hypothesis import given

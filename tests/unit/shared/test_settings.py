@@ -1,4 +1,4 @@
-"""Every service reads the environment of CONTRACT.md ("Running it")."""
+"""Every service reads the environment of the contract ("Running it")."""
 
 from pathlib import Path
 
