@@ -54,7 +54,8 @@ def protect(
     """The cells to hide (see the module's docstring). Every cell a relation names must be in `counts`."""
     hidden = {cell for cell, count in counts.items() if 0 < count < threshold}
     hidden.update(unpublished)
-    ties = list(relations)
+    # A total of 0 has parts of 0: such a relation gives nothing away, and there are many in a sparse table.
+    ties = [relation for relation in relations if counts[relation.total] > 0]
     of_cell: dict[C, list[int]] = defaultdict(list)
     for index, relation in enumerate(ties):
         of_cell[relation.total].append(index)
