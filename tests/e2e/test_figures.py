@@ -141,9 +141,9 @@ async def test_figures_count_what_came_of_the_meldingen_and_hide_every_small_num
     assert set(period["by_status"].values()) == {None}
     assert period["by_risk_domain"]["verslaving"] == 12 and period["by_risk_domain"]["financien-schulden"] == 12
     assert period["by_risk_domain"]["psychiatrie"] is None  # 3
-    assert period["by_recipient_type"] == {"jgz": 15, "wijkteam": None}
-    assert period["outcomes"]["phb-done"] == 10 and period["outcomes"]["declined"] is None
-    assert period["returned"] is None  # 0
+    assert period["by_recipient_type"] == {"jgz": 15, "wijkteam": 0}  # a true 0 points to nobody
+    assert period["outcomes"]["phb-done"] == 10 and period["outcomes"]["declined"] == 0
+    assert period["returned"] == 0
     assert period["contact_within_deadline"] == 1.0  # 11 of the 11 whose deadline was met or passed
     assert period["days_to_contact"] == {"p50": 0.0, "p90": 0.0}  # contact the day of the melding
     assert period["by_gemeente"] is None

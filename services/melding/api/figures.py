@@ -31,8 +31,9 @@ FiguresReader = Annotated[Principal, Depends(require_scope("figures:read"))]
     "contact deadline, the days to contact and the outcomes. Counted from the anonymous skeleton of every "
     "melding (also after its personal data is removed). `from` and `to` widen to whole periods (the answer "
     f"says which). Every count below {SUPPRESSION_THRESHOLD}, and every figure derived from fewer meldingen, "
-    "is `null`; where parts add up to a total (sender types, statuses, gemeenten), further parts are hidden "
-    "so that the total minus the shown parts never gives a small number. Without `gemeente`: the whole "
+    "is `null`; a true 0 is 0 unless it would give a hidden count away. Each year is protected as one table "
+    "(every gemeente and the country, per month, quarter and year, every breakdown), so that no combination of "
+    "answers works a hidden count out or narrows it down; every answer is a slice of it. Without `gemeente`: the whole "
     "country, with `by_gemeente`. Every request is recorded in the audit log.",
     responses={**problem_responses("validation"), 200: {"content": {"application/json": {"example": FIGURES_EXAMPLE}}}},
 )

@@ -2,12 +2,12 @@
 counted from their anonymous skeleton, with every small number suppressed. No I/O here.
 
 Suppression (docs/security.md, "Programme figures"):
-- every count below `SUPPRESSION_THRESHOLD` is `None`, and so is every figure derived from fewer meldingen;
-- where parts add up to a published total (sender types, statuses, gemeenten), more parts are hidden until
-  the hidden ones add up to 0 or at least the threshold, so the total minus the shown parts never gives a
-  small number;
-- a share is shown only when neither the part nor the rest is a small number (a share of 11/12 is a count
-  of 1);
+- each year is one protected table (`YearTable`): every gemeente, the meldingen without one and the country,
+  per month, quarter and year, for every breakdown, protected once with secondary suppression across those
+  margins (`protection.protect`); every answer about the year is a slice of it, so no set of answers holds
+  numbers the protection did not weigh together;
+- every count below `SUPPRESSION_THRESHOLD` is `None`; a true 0 is 0 unless it would give a hidden count away;
+- a share or the days to contact are shown only where the protected table shows the counts they come from;
 - periods are whole calendar months, quarters or years, so two questions never differ by a few days.
 """
 
@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from datetime import date, timedelta
 from enum import StrEnum
 from typing import Any, NamedTuple, get_args
 
 from services.melding.domain.model import MeldingStatus
+from services.melding.domain.protection import Relation, protect
 from shared.contracts.vocabulary import (
     MEDICAL_RISK_DOMAINS,
     NOT_REPORTED,
@@ -161,29 +162,6 @@ def period_starts(first: date, last: date, interval: Interval) -> list[date]:
 # --- suppression -----------------------------------------------------------------------------------------
 
 
-def shown(count: int, threshold: int = SUPPRESSION_THRESHOLD) -> int | None:
-    """A count as published: None below the threshold."""
-    return count if count >= threshold else None
-
-
-def shown_parts(counts: Mapping[str, int], threshold: int = SUPPRESSION_THRESHOLD) -> dict[str, int | None]:
-    """The parts of a published total (each melding in exactly one part), as published.
-
-    Parts below the threshold are hidden; then, while the hidden parts add up to a small number (1 to
-    threshold - 1), which the total minus the shown parts would give away, the smallest shown part is hidden
-    too (ties: the first in order). Parts keep their order; an all-zero group is all None.
-    """
-    out: dict[str, int | None] = {key: shown(count, threshold) for key, count in counts.items()}
-    hidden = sum(count for key, count in counts.items() if out[key] is None)
-    visible = sorted((key for key in counts if out[key] is not None), key=lambda key: counts[key])  # stable
-    for smallest in visible:
-        if not 0 < hidden < threshold:
-            break
-        out[smallest] = None
-        hidden += counts[smallest]
-    return out
-
-
 def shown_share(part: int, whole: int, threshold: int = SUPPRESSION_THRESHOLD) -> float | None:
     """`part / whole`, rounded to 2 decimals, unless either the part or the rest is a small number."""
     rest = whole - part
@@ -200,43 +178,143 @@ def shown_percentiles(values: Sequence[int], threshold: int = SUPPRESSION_THRESH
     return {"p50": round(deciles[4], 1), "p90": round(deciles[8], 1)}
 
 
-# --- the figures -----------------------------------------------------------------------------------------
+# --- the protected table of a year ------------------------------------------------------------------------
+
+NATION = "NL"  # the country's row (no CBS gemeente code looks like it)
+WITHOUT = ""  # the row of meldingen no address could place in a gemeente
+YEAR = "Y"
+QUARTERS = {f"Q{q}": tuple(f"{month:02d}" for month in range(3 * q - 2, 3 * q + 1)) for q in range(1, 5)}
+MONTH_KEYS = tuple(month for months in QUARTERS.values() for month in months)
+# Counted but never published as counts: the share with contact in time and the days to contact are shown
+# only where the protected table shows these.
+IN_TIME, LATE, CONTACT = ("contact", "in_time"), ("contact", "late"), ("contact", "made")
+# The breakdowns whose parts add up to `meldingen` (each melding in exactly one part).
+PARTITIONS = {"by_sender_type": SENDER_TYPES, "by_status": MELDING_STATUSES}
+# The breakdowns where a melding can count in several parts, or in none: tables of their own.
+SEVERAL = {"by_risk_domain": RISK_DOMAINS, "by_recipient_type": RECIPIENT_TYPES, "outcomes": OUTCOMES}
+MEASURES: tuple[tuple[str, str], ...] = (
+    ("meldingen", ""),
+    *((field, key) for field, keys in (*PARTITIONS.items(), *SEVERAL.items()) for key in keys),
+    ("returned", ""),
+    IN_TIME,
+    LATE,
+    CONTACT,
+)
+
+Cell = tuple[str, str, str, str]  # (field, key, gemeente code or NATION or WITHOUT, month "01".."12", "Q1".."Q4", "Y")
 
 
-def _counted(keys: Iterable[str], values: Iterable[str]) -> dict[str, int]:
-    counter = Counter(values)
-    return {key: counter.get(key, 0) for key in keys}
+def _time_node(start: date, interval: Interval) -> str:
+    if interval is Interval.year:
+        return YEAR
+    if interval is Interval.quarter:
+        return f"Q{(start.month - 1) // 3 + 1}"
+    return f"{start.month:02d}"
 
 
-def period_figures(
-    label: str, facts: Sequence[MeldingFacts], today: date, *, gemeenten: Sequence[str] | None = None
-) -> dict[str, Any]:
-    """One period's figures, suppressed. With `gemeenten` (the country's figures), also `by_gemeente` over
-    those codes and `without_gemeente` (no address routing could place), parts of one total."""
-    verdicts = [v for v in (m.contact_in_time(today) for m in facts) if v is not None]
-    days = [d for d in (m.days_to_contact() for m in facts) if d is not None]
-    figures: dict[str, Any] = {
-        "period": label,
-        "meldingen": shown(len(facts)),
-        "by_sender_type": shown_parts(_counted(SENDER_TYPES, (m.sender_type for m in facts))),
-        "by_risk_domain": {
-            k: shown(n) for k, n in _counted(RISK_DOMAINS, (d for m in facts for d in m.risk_domains)).items()
-        },
-        "by_recipient_type": {
-            k: shown(n) for k, n in _counted(RECIPIENT_TYPES, (t for m in facts for t in m.recipient_types)).items()
-        },
-        "by_status": shown_parts(_counted(MELDING_STATUSES, (m.status for m in facts))),
-        "returned": shown(sum(m.returned for m in facts)),
-        "contact_within_deadline": shown_share(sum(verdicts), len(verdicts)),
-        "days_to_contact": shown_percentiles(days),
-        "outcomes": {k: shown(n) for k, n in _counted(OUTCOMES, (o for m in facts for o in m.outcomes)).items()},
-    }
-    if gemeenten is not None:
-        placed = _counted([*gemeenten, ""], (m.gemeente_code or "" for m in facts))
-        parts = shown_parts(placed)
-        figures["without_gemeente"] = parts.pop("")
-        figures["by_gemeente"] = parts
-    return figures
+class YearTable:
+    """One year's counts of every gemeente (and the country) per month, quarter and the year, for every
+    breakdown, protected once: every answer about that year is a slice of it, so no two answers hold
+    numbers that the protection did not consider together (docs/security.md, "Programme figures")."""
+
+    def __init__(self, facts: Iterable[MeldingFacts], today: date, threshold: int = SUPPRESSION_THRESHOLD) -> None:
+        leaf_counts: Counter[Cell] = Counter()
+        self._days: dict[tuple[str, str], list[int]] = {}
+        for m in facts:
+            row, month = m.gemeente_code or WITHOUT, f"{m.created_on.month:02d}"
+            measures = [("meldingen", ""), ("by_sender_type", m.sender_type), ("by_status", m.status)]
+            measures += [("by_risk_domain", d) for d in set(m.risk_domains)]
+            measures += [("by_recipient_type", t) for t in set(m.recipient_types)]
+            measures += [("outcomes", o) for o in m.outcomes]
+            if m.returned:
+                measures.append(("returned", ""))
+            verdict = m.contact_in_time(today)
+            if verdict is not None:
+                measures.append(IN_TIME if verdict else LATE)
+            days = m.days_to_contact()
+            if days is not None:
+                measures.append(CONTACT)
+                self._days.setdefault((row, month), []).append(days)
+            for field, key in measures:
+                leaf_counts[field, key, row, month] += 1
+        self.rows = sorted({row for (_, _, row, _) in leaf_counts})
+        self.threshold = threshold
+        counts: dict[Cell, int] = {}
+        relations: list[Relation[Cell]] = []
+        unpublished: list[Cell] = []
+        for field, key in MEASURES:
+            for row in (*self.rows, NATION):
+                for month in MONTH_KEYS:
+                    cell = (field, key, row, month)
+                    if row == NATION:
+                        parts = [(field, key, leaf, month) for leaf in self.rows]
+                        counts[cell] = sum(counts[part] for part in parts)
+                        relations.append(Relation(cell, parts))
+                    else:
+                        counts[cell] = leaf_counts[cell]
+                for quarter, months in QUARTERS.items():
+                    parts = [(field, key, row, month) for month in months]
+                    counts[field, key, row, quarter] = sum(counts[part] for part in parts)
+                    relations.append(Relation((field, key, row, quarter), parts))
+                parts = [(field, key, row, quarter) for quarter in QUARTERS]
+                counts[field, key, row, YEAR] = sum(counts[part] for part in parts)
+                relations.append(Relation((field, key, row, YEAR), parts))
+                if row == NATION:  # the country's quarters and year are the sums of its gemeenten's too
+                    for time in (*QUARTERS, YEAR):
+                        relations.append(
+                            Relation((field, key, row, time), [(field, key, leaf, time) for leaf in self.rows])
+                        )
+                if row == WITHOUT and field != "meldingen":
+                    unpublished.extend((field, key, row, time) for time in (*MONTH_KEYS, *QUARTERS, YEAR))
+        for row in (*self.rows, NATION):
+            for time in (*MONTH_KEYS, *QUARTERS, YEAR):
+                total = ("meldingen", "", row, time)
+                for field, keys in PARTITIONS.items():
+                    relations.append(Relation(total, [(field, key, row, time) for key in keys]))
+                for field, keys in SEVERAL.items():
+                    relations.append(Relation(total, [(field, key, row, time) for key in keys], adds_up=False))
+        self.counts = counts
+        self.hidden = protect(counts, relations, threshold=threshold, unpublished=unpublished)
+
+    def count(self, field: str, key: str, row: str, time: str) -> int:
+        """The true count (0 for a gemeente without meldingen this year)."""
+        return self.counts.get((field, key, row, time), 0)
+
+    def shown(self, field: str, key: str, row: str, time: str) -> int | None:
+        """The count as published: None where the protection hides it."""
+        cell = (field, key, row, time)
+        return None if cell in self.hidden else self.counts.get(cell, 0)
+
+    def days(self, row: str, time: str) -> list[int]:
+        rows = self.rows if row == NATION else [row]
+        months = MONTH_KEYS if time == YEAR else QUARTERS.get(time, (time,))
+        return [d for r in rows for month in months for d in self._days.get((r, month), ())]
+
+    def period(self, label: str, row: str, time: str, *, gemeenten: Sequence[str] | None = None) -> dict[str, Any]:
+        """One period's figures of one row (a gemeente, or NATION with `by_gemeente` over `gemeenten`)."""
+
+        def breakdown(field: str, keys: Iterable[str]) -> dict[str, int | None]:
+            return {key: self.shown(field, key, row, time) for key in keys}
+
+        in_time, late = self.count(*IN_TIME, row, time), self.count(*LATE, row, time)
+        protected = all(self.shown(*measure, row, time) is not None for measure in (IN_TIME, LATE))
+        contact_shown = self.shown(*CONTACT, row, time) is not None
+        figures: dict[str, Any] = {
+            "period": label,
+            "meldingen": self.shown("meldingen", "", row, time),
+            "by_sender_type": breakdown("by_sender_type", SENDER_TYPES),
+            "by_risk_domain": breakdown("by_risk_domain", RISK_DOMAINS),
+            "by_recipient_type": breakdown("by_recipient_type", RECIPIENT_TYPES),
+            "by_status": breakdown("by_status", MELDING_STATUSES),
+            "returned": self.shown("returned", "", row, time),
+            "contact_within_deadline": shown_share(in_time, in_time + late, self.threshold) if protected else None,
+            "days_to_contact": shown_percentiles(self.days(row, time) if contact_shown else [], self.threshold),
+            "outcomes": breakdown("outcomes", OUTCOMES),
+        }
+        if gemeenten is not None:
+            figures["without_gemeente"] = self.shown("meldingen", "", WITHOUT, time)
+            figures["by_gemeente"] = {code: self.shown("meldingen", "", code, time) for code in gemeenten}
+        return figures
 
 
 def figures(
@@ -246,22 +324,27 @@ def figures(
     interval: Interval,
     today: date,
     *,
-    national: bool,
+    gemeente: str | None,
 ) -> list[dict[str, Any]]:
-    """The figures of every period in `first`..`last` (aligned), oldest first. The country's list every
-    gemeente that has a melding in the range, in every period."""
+    """The figures of every period in `first`..`last` (aligned), oldest first, of `gemeente` or (None) the
+    country. `facts` must hold every melding, of every gemeente, of each whole year the range touches: each
+    year is protected as one table. The country's list every gemeente that has a melding in the range."""
     starts = period_starts(first, last, interval)
-    by_period: dict[date, list[MeldingFacts]] = {start: [] for start in starts}
+    start, end = aligned(first, last, interval)
+    by_year: dict[int, list[MeldingFacts]] = {year: [] for year in range(start.year, end.year + 1)}
+    listed: set[str] = set()
     for melding in facts:
-        start = period_start(melding.created_on, interval)
-        if start in by_period:
-            by_period[start].append(melding)
-    gemeenten = sorted({m.gemeente_code for ms in by_period.values() for m in ms if m.gemeente_code})
+        if melding.created_on.year in by_year:
+            by_year[melding.created_on.year].append(melding)
+            if start <= melding.created_on <= end and melding.gemeente_code:
+                listed.add(melding.gemeente_code)
+    tables = {year: YearTable(ms, today) for year, ms in by_year.items() if any(s.year == year for s in starts)}
+    gemeenten = sorted(listed) if gemeente is None else None
     return [
-        period_figures(
-            period_label(start, interval), by_period[start], today, gemeenten=gemeenten if national else None
+        tables[s.year].period(
+            period_label(s, interval), gemeente or NATION, _time_node(s, interval), gemeenten=gemeenten
         )
-        for start in starts
+        for s in starts
     ]
 
 

@@ -4,7 +4,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 from typing import Any
 
 from services.melding.domain.figures import SUPPRESSION_THRESHOLD, Interval, checked_range, figures
@@ -28,10 +28,12 @@ async def programme_figures(
     start, end = checked_range(first, last, interval)
     national = gemeente_code is None
     async with unit_of_work() as uow:
+        # Every gemeente's meldingen of the whole years: each year is protected as one table, the same for
+        # every question about it, and the country's margins tie the gemeenten together.
         facts = await uow.meldingen.figure_facts(
-            start_of_nl_day(start), start_of_nl_day(end + timedelta(days=1)), gemeente_code
+            start_of_nl_day(date(start.year, 1, 1)), start_of_nl_day(date(end.year + 1, 1, 1)), None
         )
-        periods = figures(facts, start, end, interval, today_nl(), national=national)
+        periods = figures(facts, start, end, interval, today_nl(), gemeente=gemeente_code)
         listed = sorted(periods[0]["by_gemeente"]) if national else [gemeente_code]
         names = await uow.meldingen.gemeente_names(listed)
         uow.audit.record(principal, "read", "figures", gemeente_code or "NL", patient_bsn=None, request_id=request_id)

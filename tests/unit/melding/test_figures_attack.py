@@ -1,0 +1,231 @@
+"""The programme figures attacked the way they were broken: ask every question a `figures:read` holder can ask
+about a year, write down every number shown, and let an integer program work out what the hidden numbers can
+be. Each hidden count (not 0) must stay anything in a range at least `SUPPRESSION_THRESHOLD` wide: never
+recovered exactly, never narrowed to "between 3 and 5".
+
+The attacker knows the published numbers and how they add up: the meldingen of a gemeente and month are
+split over sender types and over statuses; a risk domain, recipient type, outcome or return counts each
+melding at most once (and every melding names at least one risk domain and one recipient type); quarters
+are the sums of their months, the year of its quarters, the country of its gemeenten and the meldingen no
+gemeente could be found for. Its unknowns are the counts per gemeente and month, whole numbers from 0.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+from collections.abc import Iterator
+from datetime import date, timedelta
+from typing import Any
+
+import highspy
+import pytest
+
+from services.melding.domain.figures import (
+    MELDING_STATUSES,
+    OUTCOMES,
+    RISK_DOMAINS,
+    SUPPRESSION_THRESHOLD,
+    DeliveryFacts,
+    Interval,
+    MeldingFacts,
+    figures,
+)
+from shared.contracts.vocabulary import RECIPIENT_TYPES, SENDER_TYPES
+from shared.contracts.vocabulary import DeliveryStatus as D
+
+YEAR = 2026
+TODAY = date(2027, 3, 1)  # every deadline of the year has passed
+GEMEENTEN = {"GM0363": 0.6, "GM0518": 0.27, "GM1680": 0.1, None: 0.03}  # Amsterdam, Den Haag, Aa en Hunze, unplaced
+PARTITIONS = {"by_sender_type": SENDER_TYPES, "by_status": MELDING_STATUSES}
+SEVERAL = {
+    "by_risk_domain": RISK_DOMAINS,
+    "by_recipient_type": RECIPIENT_TYPES,
+    "outcomes": OUTCOMES,
+    "returned": ("",),
+}
+AT_LEAST_ONE = ("by_risk_domain", "by_recipient_type")  # every melding names one or more
+WITHOUT = "(none)"
+COUNTRY = "(country)"
+MONTHS = tuple(range(1, 13))
+
+
+def _weighted(rng: random.Random, weights: dict[Any, float]) -> Any:
+    return rng.choices(list(weights), weights=list(weights.values()))[0]
+
+
+def programme(seed: int, size: int) -> list[MeldingFacts]:
+    """`size` meldingen over a year: most in one city, few in a village, many small counts."""
+    rng = random.Random(seed)
+    senders = {"verloskundige": 45, "huisarts": 30, "gynaecoloog": 15, "volwassenen-ggz": 6, "verslavingszorg": 4}
+    statuses = {"delivered": 85, "withdrawn": 5, "cancelled": 4, "not_delivered": 3, "unroutable": 3}
+    domains = dict(zip(RISK_DOMAINS, (14, 8, 5, 10, 7, 9, 6, 8, 4, 5, 3, 2), strict=True))
+    outcomes = {"phb-done": 50, "support-started": 25, "declined": 10, "no-contact": 7, "moved": 3, "other": 5}
+    facts = []
+    for _ in range(size):
+        created = date(YEAR, 1, 1) + timedelta(days=rng.randrange(365))
+        status = _weighted(rng, statuses)
+        types = ("jgz", "wijkteam") if rng.random() < 0.3 else (rng.choice(RECIPIENT_TYPES),)
+        deliveries = []
+        if status == "delivered":
+            for _type in types:
+                due = created + timedelta(days=14)
+                if rng.random() < 0.08:
+                    deliveries.append(DeliveryFacts(D.returned, due, None, None))
+                    continue
+                contact = created + timedelta(days=rng.randrange(25)) if rng.random() < 0.85 else None
+                outcome = _weighted(rng, outcomes) if contact and rng.random() < 0.8 else None
+                deliveries.append(DeliveryFacts(D.closed if outcome else D.received, due, contact, outcome))
+        facts.append(
+            MeldingFacts(
+                created_on=created,
+                gemeente_code=_weighted(rng, GEMEENTEN),
+                sender_type=_weighted(rng, senders),
+                status=status,
+                risk_domains=tuple(rng.sample(list(domains), k=rng.choice((1, 1, 2, 2, 3)), counts=None)),
+                recipient_types=types,
+                deliveries=tuple(deliveries),
+            )
+        )
+    return facts
+
+
+# --- every question, every number shown ---------------------------------------------------------------------
+
+Cell = tuple[str, str, str, tuple[int, ...]]  # field, key, gemeente (or COUNTRY / WITHOUT), months
+
+
+def _months(label: str) -> tuple[int, ...]:
+    if "-Q" in label:
+        quarter = int(label[-1])
+        return tuple(range(3 * quarter - 2, 3 * quarter + 1))
+    if "-" in label:
+        return (int(label[-2:]),)
+    return MONTHS
+
+
+def _questions(codes: list[str]) -> Iterator[tuple[str | None, date, date, Interval]]:
+    """Every gemeente and the country, by month, quarter and year, over the year and over sub-ranges."""
+    ranges = [(date(YEAR, 1, 1), date(YEAR, 12, 31)), (date(YEAR, 3, 1), date(YEAR, 8, 31)),
+              (date(YEAR, 11, 1), date(YEAR + 1, 1, 31)), (date(YEAR - 1, 12, 1), date(YEAR, 2, 28))]  # fmt: skip
+    for gemeente in (*codes, None):
+        for first, last in ranges:
+            for interval in Interval:
+                yield gemeente, first, last, interval
+
+
+def published(facts: list[MeldingFacts]) -> tuple[dict[Cell, int | None], set[Cell]]:
+    """Every number of every answer about the year, by what it counts (shown where any answer shows it), and
+    the cells one answer shows and another hides."""
+    codes = sorted({m.gemeente_code for m in facts if m.gemeente_code})
+    seen: dict[Cell, int | None] = {}
+    differing: set[Cell] = set()
+
+    def note(cell: Cell, value: int | None) -> None:
+        if cell in seen and seen[cell] != value:
+            differing.add(cell)
+        if seen.get(cell) is None:
+            seen[cell] = value
+
+    for gemeente, first, last, interval in _questions(codes):
+        for period in figures(facts, first, last, interval, TODAY, gemeente=gemeente):
+            if not period["period"].startswith(str(YEAR)):
+                continue
+            row, months = gemeente or COUNTRY, _months(period["period"])
+            note(("meldingen", "", row, months), period["meldingen"])
+            note(("returned", "", row, months), period["returned"])
+            for field in (*PARTITIONS, "by_risk_domain", "by_recipient_type", "outcomes"):
+                for key, value in period[field].items():
+                    note((field, key, row, months), value)
+            if gemeente is None:
+                note(("meldingen", "", WITHOUT, months), period["without_gemeente"])
+                for code, value in period["by_gemeente"].items():
+                    note(("meldingen", "", code, months), value)
+    return seen, differing
+
+
+# --- the attacker ------------------------------------------------------------------------------------------
+
+
+class Attacker:
+    """An integer program of the unknown counts per gemeente and month consistent with every shown number
+    (HiGHS, in process: the same program re-solved for each hidden cell)."""
+
+    def __init__(self, rows: list[str], shown: dict[Cell, int]) -> None:
+        self.rows = rows
+        self.program = highspy.Highs()
+        self.program.setOptionValue("output_flag", False)
+        self.atoms: dict[tuple[str, str, str, int], Any] = {}
+        fields = {"meldingen": ("",), **PARTITIONS, **SEVERAL}
+        for row in rows:
+            for month in MONTHS:
+                for field, keys in fields.items():
+                    for key in keys:
+                        self.atoms[field, key, row, month] = self.program.addIntegral(lb=0, ub=1000)
+                total = self.atoms["meldingen", "", row, month]
+                for field, keys in PARTITIONS.items():
+                    self.program.addConstr(self.program.qsum(self.atoms[field, k, row, month] for k in keys) == total)
+                for field, keys in SEVERAL.items():
+                    for key in keys:
+                        self.program.addConstr(self.atoms[field, key, row, month] <= total)
+                    if field in AT_LEAST_ONE:
+                        self.program.addConstr(
+                            self.program.qsum(self.atoms[field, k, row, month] for k in keys) >= total
+                        )
+        for cell, value in shown.items():
+            self.program.addConstr(self.expression(cell) == value)
+
+    def expression(self, cell: Cell) -> Any:
+        field, key, row, months = cell
+        rows = self.rows if row == COUNTRY else [row]
+        return self.program.qsum(self.atoms[field, key, r, month] for r in rows for month in months)
+
+    def extreme(self, cell: Cell, *, most: bool) -> int:
+        """The most (or the least) the cell can be, given everything shown."""
+        (self.program.maximize if most else self.program.minimize)(self.expression(cell))
+        assert self.program.getModelStatus() == highspy.HighsModelStatus.kOptimal
+        return round(self.program.getInfo().objective_function_value)
+
+
+def true_counts(facts: list[MeldingFacts]) -> Counter[tuple[str, str, str, int]]:
+    """What the attacker is after: the count of every atom."""
+    counts: Counter[tuple[str, str, str, int]] = Counter()
+    for m in facts:
+        row, month = m.gemeente_code or WITHOUT, m.created_on.month
+        measures = [("meldingen", ""), ("by_sender_type", m.sender_type), ("by_status", m.status)]
+        measures += [("by_risk_domain", d) for d in set(m.risk_domains)]
+        measures += [("by_recipient_type", t) for t in set(m.recipient_types)]
+        measures += [("outcomes", o) for o in m.outcomes] + ([("returned", "")] if m.returned else [])
+        for field, key in measures:
+            counts[field, key, row, month] += 1
+    return counts
+
+
+@pytest.mark.parametrize(("seed", "size"), [(60, 60)])
+def test_no_hidden_count_can_be_worked_out_from_every_answer_about_a_year(seed: int, size: int) -> None:
+    facts = programme(seed, size)
+    answers, differing = published(facts)
+    rows = [*sorted({m.gemeente_code for m in facts if m.gemeente_code}), WITHOUT]
+    attacker = Attacker(rows, {cell: value for cell, value in answers.items() if value is not None})
+    truth = true_counts(facts)
+
+    def true(cell: Cell) -> int:
+        field, key, row, months = cell
+        return sum(truth[field, key, r, m] for r in (rows if row == COUNTRY else [row]) for m in months)
+
+    for cell, value in answers.items():
+        assert value is None or value == true(cell), cell  # counts stay exact
+    hidden = [cell for cell, value in answers.items() if value is None and true(cell) > 0]
+    assert len(hidden) > 50  # the data set is one of many small numbers
+    narrowed = []
+    for cell in hidden:
+        value, most = true(cell), attacker.extreme(cell, most=True)
+        assert most >= value
+        if most >= value + SUPPRESSION_THRESHOLD:
+            continue  # the least is at most the true count: the range is wide enough (one solve saved)
+        least = attacker.extreme(cell, most=False)
+        assert least <= value
+        if most - least < SUPPRESSION_THRESHOLD:
+            narrowed.append(f"{cell[2]} {cell[3]} {cell[0]} {cell[1]} = {value}: {least}..{most}")
+    assert not narrowed, f"{len(narrowed)} of {len(hidden)} hidden counts narrowed down:\n" + "\n".join(narrowed)
+    assert not differing, f"shown in one answer, hidden in another: {sorted(differing)}"

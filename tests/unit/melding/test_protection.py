@@ -1,0 +1,68 @@
+"""Secondary suppression over linked tables (services/melding/domain/protection.py)."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from services.melding.domain.protection import Relation, protect
+
+
+def _one(total: str, counts: dict[str, int]) -> set[str]:
+    everything = {total: sum(counts.values()), **counts}
+    return protect(everything, [Relation(total, list(counts))], threshold=10)
+
+
+def test_small_counts_are_hidden_with_the_smallest_other_until_the_rest_hides_ten() -> None:
+    assert _one("t", {"a": 18, "b": 3}) == {"a", "b"}  # 21 - 18 would give the 3 away
+    assert _one("t", {"a": 18, "b": 12, "c": 3}) == {"b", "c"}
+    assert _one("t", {"a": 18, "b": 6, "c": 5}) == {"b", "c"}  # two small ones make 11: enough
+    assert _one("t", {"a": 18, "b": 0, "c": 0}) == set()  # a 0 points to nobody
+
+
+def test_a_zero_beside_a_hidden_count_is_hidden() -> None:
+    # 20 = 11 + 9 + 0: showing the 0 says where the rest is.
+    assert _one("t", {"a": 11, "b": 9, "c": 0}) == {"a", "b", "c"}
+
+
+def test_a_hidden_total_needs_a_hidden_part() -> None:
+    counts = {"q": 5, "m1": 5, "m2": 0, "y": 5}
+    hidden = protect(counts, [Relation("q", ["m1", "m2"]), Relation("y", ["q"])], threshold=10)
+    assert hidden == {"q", "m1", "m2", "y"}
+    # A total of 12 hidden for another relation's sake, its parts all shown: one of them goes too.
+    counts = {"q": 12, "m1": 12, "m2": 0, "y": 13, "q2": 1}
+    hidden = protect(counts, [Relation("q", ["m1", "m2"]), Relation("y", ["q", "q2"])], threshold=10)
+    assert {"q", "q2"} <= hidden and hidden & {"m1", "m2"}
+
+
+def test_a_hidden_total_whose_shown_parts_give_it_away_is_no_hiding_place() -> None:
+    # The year 16 = Q1 (15, all in January, shown) + Q3 (1): hiding Q1 as Q3's partner would not do,
+    # January says Q1 is at least 15, so Q3 is at most 1. January goes too, or the year.
+    counts = {"y": 16, "q1": 15, "q3": 1, "jan": 15, "feb": 0}
+    relations = [Relation("y", ["q1", "q3"]), Relation("q1", ["jan", "feb"])]
+    hidden = protect(counts, relations, threshold=10)
+    assert {"q1", "q3"} <= hidden and ("jan" in hidden or "y" in hidden)
+
+
+def test_inequality_links_hide_only_the_zeros_beside_a_hidden_total() -> None:
+    # 4 meldingen, all for verslaving: the 0s of the other domains would say each of them names it.
+    counts = {"t": 4, "verslaving": 4, "lvb": 0}
+    hidden = protect(counts, [Relation("t", ["verslaving", "lvb"], adds_up=False)], threshold=10)
+    assert hidden == {"t", "verslaving", "lvb"}
+    counts = {"t": 14, "verslaving": 4, "lvb": 0}
+    hidden = protect(counts, [Relation("t", ["verslaving", "lvb"], adds_up=False)], threshold=10)
+    assert hidden == {"verslaving"}
+
+
+def test_unpublished_cells_count_as_hidden() -> None:
+    counts = {"t": 30, "a": 15, "b": 15}
+    assert protect(counts, [Relation("t", ["a", "b"])], threshold=10, unpublished=["b"]) == {"a", "b"}
+
+
+@given(st.dictionaries(st.sampled_from("abcdefgh"), st.integers(min_value=0, max_value=40), min_size=1))
+def test_the_total_minus_the_shown_parts_is_never_a_small_number(counts: dict[str, int]) -> None:
+    hidden = _one("t", counts)
+    total = sum(counts.values())
+    rest = total - sum(v for k, v in counts.items() if k not in hidden)
+    assert all(counts[k] == 0 or counts[k] >= 10 for k in counts if k not in hidden)
+    assert "t" in hidden or rest == 0 or (rest >= 10 and len(hidden) >= 2)
