@@ -126,8 +126,9 @@ def _as_the_base(name: str, port: int, document: dict[str, Any]) -> str:
 
 
 def test_the_services_share_one_shape_and_differ_only_in_their_values() -> None:
-    """One base (deploy/kubernetes/base) and per service its name, port and database (services/<name>/): a change to
-    one service's processes that is not in its values is a change to all four, made once in the base."""
+    """One base (deploy/kubernetes/base: web, backend) and per service its name, port and database
+    (services/<name>/): a change to one service's processes that is not in its values is a change to all four,
+    made once in the base."""
     shapes: dict[tuple[str, str], set[str]] = {}
     for name, entry in SERVICES.items():
         port = entry.settings().port
@@ -142,6 +143,25 @@ def test_the_services_share_one_shape_and_differ_only_in_their_values() -> None:
     api = {name: _containers(of_kind("Deployment")[f"{name}-api"])[0] for name in SERVICES}
     signing = {name for name, container in api.items() if "KANSRIJK_SERVICE_TOKEN_KEY" in str(container["env"])}
     assert signing == {"melding", "routing"}
+
+
+def test_the_portal_is_a_web_process_of_the_same_shape_as_the_services_apis() -> None:
+    """The portal differs from a service's API only in what services/portal/ says: its name and port, its
+    variables, a readiness that is liveness, and no workers, migrations or metrics scraping."""
+
+    def shape(deployment: dict[str, Any], name: str, port: int) -> str:
+        document = yaml.safe_load(yaml.safe_dump(deployment))
+        template = document["spec"]["template"]
+        template["metadata"].pop("annotations", None)
+        [container] = template["spec"]["containers"]
+        del container["env"], container["args"], container["readinessProbe"]["httpGet"]["path"]
+        return yaml.safe_dump(document).replace(name, "SERVICE-api").replace(f": {port}\n", ": 0\n")
+
+    melding_port, portal_port = SERVICES["melding"].settings().port, WEB["portal"].settings().port
+    deployments = of_kind("Deployment")
+    assert shape(deployments["portal"], "portal", portal_port) == shape(
+        deployments["melding-api"], "melding-api", melding_port
+    )
 
 
 def test_every_variable_is_a_setting_and_every_secret_key_exists() -> None:
