@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 COLUMNS = [
     "accepted",
@@ -34,7 +35,7 @@ COLUMNS = [
 
 
 def table(path: Path) -> str:
-    latest: dict[str, dict] = {}
+    latest: dict[str, dict[str, Any]] = {}
     for line in path.read_text().splitlines():
         if line.strip():
             row = json.loads(line)

