@@ -34,6 +34,7 @@ from shared.clock import today_nl
 from shared.contracts.vocabulary import SENDER_TYPES, SOCIAL_RISK_DOMAINS
 from shared.db import Database
 from shared.identifiers import sample_bsns as bsns
+from tests.faults import report as fault_report
 from tests.faults.cluster import RabbitCluster
 from tests.support import (
     AMQP_BASE,
@@ -847,11 +848,12 @@ class FaultRun:
 
 
 def report(counts: Counts, path: Path) -> None:
-    """Print the counts and append them to the run's report (docs/reliability.md's table is made from it)."""
+    """Print the counts, append them to the run's report and rewrite its table (tests/faults/report.py)."""
     print(("PASS " if counts.passed else "FAIL ") + counts.line())
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as out:
         out.write(json.dumps({**asdict(counts), "passed": counts.passed}) + "\n")
+    print(f"table of the latest counts per scenario: {fault_report.write(path)}")
 
 
 def _machine_cpu() -> tuple[int, int] | None:

