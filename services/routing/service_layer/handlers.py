@@ -393,7 +393,7 @@ async def report_status(
 
 
 async def store_dead_letter(unit_of_work: UnitOfWorkFactory, command: KeepDeadLetter) -> None:
-    """Keep a message that failed processing, for an operator to read and replay."""
+    """Keep a message that failed processing, for an operator to read and replay: once per death."""
     try:
         body, encoding = command.body.decode("utf-8"), "utf-8"
         if "\x00" in body:  # PostgreSQL text holds no NUL
@@ -401,6 +401,11 @@ async def store_dead_letter(unit_of_work: UnitOfWorkFactory, command: KeepDeadLe
     except UnicodeDecodeError:
         body, encoding = base64.b64encode(command.body).decode(), "base64"
     async with unit_of_work() as uow:
+        # The ack after this commit can be lost (a reconnect, a restart): the broker then delivers the same
+        # dead letter again, to this keeper or another replica's, and it is kept once.
+        if not await uow.routing.first_death(command.key, now()):
+            log.info("dead_letter_duplicate_dropped", message_id=command.message_id)
+            return
         await uow.routing.add_dead_letter(
             DeadLetter(
                 id=str(uuid.uuid4()),
