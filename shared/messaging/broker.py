@@ -78,11 +78,18 @@ class FailoverConnection(RobustConnection):
         super().__init__(URL(urls[0]), **kwargs)
         self.node_urls = [URL(u) for u in urls]
         self.failovers = 0  # how often `url` moved on
+        self._left: object = None  # the transport whose loss moved `url` last
         self.close_callbacks.add(self._next_node)
 
     def _next_node(self, _connection: object, _exc: BaseException | None = None) -> None:
         if self.close_called:  # closed by us: nothing to reconnect to
             return
+        # A failed attempt has no transport; a lost one is reported once or, when restoring the channels
+        # failed right after connecting, twice: it moves `url` on once.
+        if self.transport is not None:
+            if self.transport is self._left:
+                return
+            self._left = self.transport
         self.failovers += 1
         self.url = self.node_urls[self.failovers % len(self.node_urls)]
 
