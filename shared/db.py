@@ -249,6 +249,18 @@ class UnitOfWork:
                 after()
 
 
+async def insert_once(session: AsyncSession, table: Table, **values: Any) -> bool:
+    """Insert the row unless its key is taken (ON CONFLICT DO NOTHING); True if this call inserted it.
+
+    Unlike catching IntegrityError, the transaction stays usable on PostgreSQL; a concurrent insert of the
+    same key waits for the other transaction and then finds the key taken.
+    """
+    assert session.bind is not None
+    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    result = await session.execute(insert(table).values(**values).on_conflict_do_nothing())
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
 async def lock_row_creating(session: AsyncSession, table: Table, **key: Any) -> Row[Any]:
     """The row of `table` with this key (created empty if missing), locked until the transaction ends.
 
@@ -258,8 +270,7 @@ async def lock_row_creating(session: AsyncSession, table: Table, **key: Any) -> 
     """
     assert session.bind is not None
     dialect = session.bind.dialect.name
-    insert = pg_insert if dialect == "postgresql" else sqlite_insert
-    await session.execute(insert(table).values(**key).on_conflict_do_nothing())
+    await insert_once(session, table, **key)
     query = select(table).where(*(table.c[name] == value for name, value in key.items()))
     if dialect == "postgresql":
         query = query.with_for_update()

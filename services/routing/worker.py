@@ -12,6 +12,7 @@ from aio_pika.abc import AbstractIncomingMessage
 from services.routing.adapters.orm import audit, outbox, processed_messages
 from services.routing.adapters.queues import declare_organisation_queue
 from services.routing.config import RoutingSettings
+from services.routing.domain.commands import KeepDeadLetter
 from services.routing.service_layer import handlers, retention
 from services.routing.service_layer.unit_of_work import RoutingUnitOfWork
 from shared.app import ServiceRuntime, Worker, event_consumer, housekeeping, outbox_relay, retention_rules
@@ -92,7 +93,7 @@ def workers(runtime: Runtime) -> list[Worker]:
 
         async def on_message(message: AbstractIncomingMessage) -> None:
             try:
-                await handlers.store_dead_letter(runtime.unit_of_work, message)
+                await handlers.store_dead_letter(runtime.unit_of_work, dead_letter(message))
             except Exception as exc:  # noqa: BLE001 - the database is away: keep it on the queue, without a hot loop
                 log.error("dead_letter_not_stored", error_type=type(exc).__name__)
                 await asyncio.sleep(1.0)
@@ -146,6 +147,17 @@ def workers(runtime: Runtime) -> list[Worker]:
             runtime, rules(runtime.settings), purge=partial(retention.purge, runtime.unit_of_work, runtime.settings)
         ),
     ]
+
+
+def dead_letter(message: AbstractIncomingMessage) -> KeepDeadLetter:
+    """The edge: a message from the dead-letter queue becomes the service layer's command."""
+    return KeepDeadLetter.from_headers(
+        message.headers or {},
+        message_id=message.message_id,
+        message_type=message.type,
+        correlation_id=message.correlation_id,
+        body=message.body,
+    )
 
 
 def rules(settings: ServiceSettings) -> list[Retention]:

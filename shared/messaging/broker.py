@@ -69,17 +69,29 @@ def node_urls(url: str, nodes: Sequence[str] = ()) -> list[str]:
 class FailoverConnection(RobustConnection):
     """A robust connection over a cluster's nodes: every (re)connection attempt goes to the next node, so a
     lost node is left for one that is up. aiormq connects to one URL, and aio-pika's robust connection
-    reconnects to the one it has; this turns the URL before each attempt (aio-pika 9-10's connect step)."""
+    reconnects to `url`; this moves `url` on to the next node whenever the connection closes or an attempt
+    fails. Public API only: aio-pika calls `close_callbacks` for a lost connection and for a failed attempt
+    alike, before the robust connection's next attempt (tests/integration/shared/test_resilience.py holds
+    an upgrade to that)."""
 
     def __init__(self, urls: Sequence[str], **kwargs: Any) -> None:
         super().__init__(URL(urls[0]), **kwargs)
         self.node_urls = [URL(u) for u in urls]
-        self._attempts = 0
+        self.failovers = 0  # how often `url` moved on
+        self._left: object = None  # the transport whose loss moved `url` last
+        self.close_callbacks.add(self._next_node)
 
-    async def _RobustConnection__connect_transport(self) -> None:  # aio-pika's (name-mangled) connect step
-        self.url = self.node_urls[self._attempts % len(self.node_urls)]
-        self._attempts += 1
-        await super()._RobustConnection__connect_transport()  # type: ignore[misc]
+    def _next_node(self, _connection: object, _exc: BaseException | None = None) -> None:
+        if self.close_called:  # closed by us: nothing to reconnect to
+            return
+        # A failed attempt has no transport; a lost one is reported once or, when restoring the channels
+        # failed right after connecting, twice: it moves `url` on once.
+        if self.transport is not None:
+            if self.transport is self._left:
+                return
+            self._left = self.transport
+        self.failovers += 1
+        self.url = self.node_urls[self.failovers % len(self.node_urls)]
 
 
 async def connect_failover(urls: Sequence[str], *, timeout: float = 10, **kwargs: Any) -> FailoverConnection:

@@ -24,6 +24,7 @@ from services.routing.adapters.orm import (
     organisation_gemeenten,
     organisation_ranges,
     organisations,
+    processed_messages,
     recipient_messages,
     recipient_sequences,
     route_maps,
@@ -52,8 +53,10 @@ from services.routing.domain.route_map import RecipientRule, RouteMap
 from shared.contracts.melding import STORED, MeldingAccepted
 from shared.contracts.vocabulary import DeliveryStatus
 from shared.crypto import FieldCipher
-from shared.db import lock_row_creating
+from shared.db import insert_once, lock_row_creating
 from shared.pagination import newest_first
+
+DEAD_LETTER_KEEPER = "routing-dead-letters"  # its name among the consumers in processed_messages
 
 
 def _gemeente(row: Any) -> GemeenteRecord:
@@ -852,6 +855,13 @@ class RoutingRepository:
         )
 
     # --- dead letters -----------------------------------------------------------------------------------
+
+    async def first_death(self, key: str, at: datetime) -> bool:
+        """Record this death of a message (KeepDeadLetter.key) as the dead-letter keeper's processed message;
+        False if it was recorded before: the same dead letter, delivered again."""
+        return await insert_once(
+            self.session, processed_messages, consumer=DEAD_LETTER_KEEPER, message_id=key, processed_at=at
+        )
 
     async def add_dead_letter(self, letter: DeadLetter) -> None:
         await self.session.execute(

@@ -10,8 +10,8 @@ from datetime import date, timedelta
 from typing import Any
 
 import structlog
-from aio_pika.abc import AbstractIncomingMessage
 
+from services.routing.domain.commands import KeepDeadLetter
 from services.routing.domain.model import (
     Candidate,
     DeadLetter,
@@ -392,28 +392,30 @@ async def report_status(
 # --- dead letters ---------------------------------------------------------------------------------
 
 
-async def store_dead_letter(unit_of_work: UnitOfWorkFactory, message: AbstractIncomingMessage) -> None:
-    """Keep a message that failed processing, for an operator to read and replay."""
-    headers = dict(message.headers or {})
-    queue = headers.get("x-first-death-queue") or ""
-    reason = headers.get("x-first-death-reason") or ""
+async def store_dead_letter(unit_of_work: UnitOfWorkFactory, command: KeepDeadLetter) -> None:
+    """Keep a message that failed processing, for an operator to read and replay: once per death."""
     try:
-        body, encoding = message.body.decode("utf-8"), "utf-8"
+        body, encoding = command.body.decode("utf-8"), "utf-8"
         if "\x00" in body:  # PostgreSQL text holds no NUL
-            raise UnicodeDecodeError("utf-8", message.body, 0, 1, "NUL byte")
+            raise UnicodeDecodeError("utf-8", command.body, 0, 1, "NUL byte")
     except UnicodeDecodeError:
-        body, encoding = base64.b64encode(message.body).decode(), "base64"
+        body, encoding = base64.b64encode(command.body).decode(), "base64"
     async with unit_of_work() as uow:
+        # The ack after this commit can be lost (a reconnect, a restart): the broker then delivers the same
+        # dead letter again, to this keeper or another replica's, and it is kept once.
+        if not await uow.routing.first_death(command.key, now()):
+            log.info("dead_letter_duplicate_dropped", message_id=command.message_id)
+            return
         await uow.routing.add_dead_letter(
             DeadLetter(
                 id=str(uuid.uuid4()),
-                queue=queue.decode() if isinstance(queue, bytes) else str(queue),
-                message_id=message.message_id,
-                message_type=message.type,
+                queue=command.queue,
+                message_id=command.message_id,
+                message_type=command.message_type,
                 body=body,
                 body_encoding=encoding,
-                correlation_id=message.correlation_id,
-                reason=reason.decode() if isinstance(reason, bytes) else str(reason),
+                correlation_id=command.correlation_id,
+                reason=command.reason,
                 died_at=now(),
             )
         )

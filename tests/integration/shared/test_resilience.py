@@ -263,6 +263,36 @@ async def test_a_broker_with_a_node_list_connects_to_a_node_that_is_up_and_moves
         await second.close()
 
 
+async def test_a_failover_connection_skips_a_node_that_is_down_on_its_way_to_one_that_is_up(
+    environment: RunEnvironment,
+) -> None:
+    """Three nodes: the one in use goes, the next is down too, the third is up. The connection moves on at
+    the lost connection and again at the failed attempt: both reach aio-pika's public `close_callbacks`
+    (an upgrade that stopped calling it for a failed attempt would strand the connection on the down node)."""
+    from shared.messaging.broker import FailoverConnection
+
+    first, down, third = TcpProxy(), TcpProxy(), TcpProxy()
+    await first.open()
+    await third.open()
+    urls = [environment.amqp_url_via(proxy.port) for proxy in (first, down, third)]
+    connection = FailoverConnection(urls, reconnect_interval=0.2)
+    try:
+        await connection.connect(timeout=10)
+        assert connection.url.port == first.port
+        await first.close()  # the node in use goes; the next one is down as well
+        started = time.monotonic()
+        while not (connection.connected.is_set() and connection.url.port == third.port):
+            assert time.monotonic() - started < 30, f"stuck on port {connection.url.port}"
+            await asyncio.sleep(0.1)
+        assert connection.failovers >= 2  # away from the lost node, and on past the one that is down
+        channel = await connection.channel()
+        await channel.default_exchange.publish(aio_pika.Message(b"{}"), routing_key="nowhere", timeout=5)
+    finally:
+        await connection.close()
+        for proxy in (first, down, third):
+            await proxy.close()
+
+
 def test_the_node_list_setting_is_host_and_port_pairs() -> None:
     from shared.messaging.broker import node_urls
     from shared.settings import ServiceSettings

@@ -59,6 +59,7 @@ class FakeRoutingRepository:
         self.meldingen: dict[str, RoutedMelding] = {}
         self.deliveries: dict[str, DeliveryRecord] = {}
         self.letters: dict[str, DeadLetter] = {}
+        self.deaths: set[str] = set()  # dead-letter keys seen
         self.cancelled: dict[str, str] = {}
         self.sequences: dict[str, int] = {}
         self.logged: list[LoggedMessage] = []
@@ -210,6 +211,11 @@ class FakeRoutingRepository:
     async def clear_delivery(self, delivery: DeliveryRecord, at: datetime) -> None:
         document = {"delivery_id": delivery.delivery_id, "melding_id": delivery.melding_id, "purged_at": at.isoformat()}
         self.deliveries[delivery.delivery_id] = replace(self.deliveries[delivery.delivery_id], message=document)
+
+    async def first_death(self, key: str, at: datetime) -> bool:
+        first = key not in self.deaths
+        self.deaths.add(key)
+        return first
 
     async def add_dead_letter(self, letter: DeadLetter) -> None:
         self.letters[letter.id] = letter
