@@ -28,7 +28,7 @@ def document(count: int, *, national: bool) -> dict[str, Any]:
         "interval": "month",
         "suppression_threshold": SUPPRESSION_THRESHOLD,
         "gemeente_names": {"GM0363": "Amsterdam"} if national and count else ({} if national else None),
-        "periods": figures(facts, FIRST, LAST, Interval.month, TODAY, national=national),
+        "periods": figures(facts, FIRST, LAST, Interval.month, TODAY, gemeente=None if national else "GM0363"),
     }
 
 
