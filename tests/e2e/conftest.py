@@ -81,6 +81,7 @@ async def portal(stack: dict[str, str], environment: RunEnvironment, login_provi
         data_dir=environment.data_dir,
         port=_free_port(),
         oidc_issuer=login_provider,
+        console_oidc_issuer=login_provider,
         consent_url=stack["consent"],
         melding_url=stack["melding"],
         routing_url=stack["routing"],

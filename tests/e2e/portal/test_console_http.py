@@ -1,0 +1,129 @@
+"""The console (/beheer/) over plain HTTP (no browser): a person of an organisation signs in through the embedded
+provider with roles; without an operator role she gets a 403 page that shows nothing; an operator sees a returned
+melding with names and the reason and sends it to another organisation, whose queue receives it. The browser test
+(tests/e2e/test_console.py) walks the same way with Chromium."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import parse_qs, urlsplit
+
+import aio_pika
+import httpx
+
+from services.routing.api.schemas import UnroutableList
+from tests.e2e.flow import (
+    BSN,
+    RecipientQueue,
+    admin,
+    body_of,
+    melding_body,
+    new_org_id,
+    put_gemeente,
+    put_organisation,
+    recipient,
+    record_consent,
+    send,
+)
+from tests.e2e.portal.test_portal_http import csrf_of
+from tests.support import Tokens
+
+Clients = dict[str, httpx.AsyncClient]
+
+
+async def sign_in(browser: httpx.AsyncClient, portal: str, roles: list[str], org: str = "90000011") -> httpx.Response:
+    """What a person of an organisation does: start at the console, fill in the provider's form, come back."""
+    to_provider = await browser.get(f"{portal}/beheer/inloggen")
+    assert to_provider.status_code in (302, 303), to_provider.text
+    authorize = to_provider.headers["location"]
+    asked = parse_qs(urlsplit(authorize).query)
+    assert asked["client_id"] == ["kansrijk-console"] and asked["code_challenge_method"] == ["S256"]
+    form = await browser.get(authorize)
+    assert form.status_code == 200 and 'name="role"' in form.text
+    back = await browser.post(authorize, data={"name": "Fatima de Beheerder", "org": org, "role": roles})
+    assert back.status_code in (302, 303), back.text
+    return await browser.get(back.headers["location"])
+
+
+async def returned_melding(system: Clients, tokens: Tokens, amqp: aio_pika.abc.AbstractChannel) -> tuple[str, str, str]:
+    """A melding the JGZ that received it sent back as the wrong recipient; another JGZ serves another part of
+    the gemeente."""
+    await put_gemeente(system, tokens, "GM0363", "Amsterdam", [("1011", "1109")])
+    first = new_org_id()
+    await put_organisation(system, tokens, first, "jgz", ranges=[("1011", "1050")], name=f"GGD Amsterdam JGZ {first}")
+    consent_id = await record_consent(system, tokens, types=["jgz"])
+    sent = await send(system, tokens, melding_body(consent_id, recipient_types=["jgz"]))
+    assert sent.status_code == 202, sent.text
+    delivery_id = (await RecipientQueue(amqp, first).next()).message_id
+    second = new_org_id()
+    await put_organisation(system, tokens, second, "jgz", ranges=[("1051", "1109")], name=f"JGZ Zuid {second}")
+    returned = await system["routing"].post(
+        f"/v1/deliveries/{delivery_id}/status",
+        headers=recipient(tokens, first),
+        json={"status": "returned", "reason": "wrong-recipient"},
+    )
+    assert returned.status_code == 200, returned.text
+    return str(sent.json()["id"]), first, second
+
+
+async def test_without_an_operator_role_no_operator_page_and_nothing_leaked(
+    system: Clients, tokens: Tokens, amqp: aio_pika.abc.AbstractChannel, portal: str
+) -> None:
+    melding_id, first, _ = await returned_melding(system, tokens, amqp)
+    async with httpx.AsyncClient() as nobody:
+        refused = await sign_in(nobody, portal, roles=[])
+        assert refused.status_code == 403 and "Geen toegang" in refused.text
+        cookie = refused.headers.get("set-cookie", "")
+        assert "kansrijk_sessie" not in cookie or "Max-Age=0" in cookie  # no session kept for her
+        page = await nobody.get(f"{portal}/beheer/wachtend")
+        assert page.status_code == 303 and page.headers["location"] == "/beheer/"
+    async with httpx.AsyncClient() as coordinator:
+        landed = await sign_in(coordinator, portal, roles=["coordinator"])
+        assert landed.status_code == 303 and landed.headers["location"] == "/beheer/"
+        home = await coordinator.get(f"{portal}/beheer/")
+        assert "Wachtende meldingen" not in home.text
+        for path in ("/beheer/wachtend", f"/beheer/wachtend/{melding_id}/versturen/jgz"):
+            page = await coordinator.get(portal + path)
+            assert page.status_code == 403 and "Geen toegang" in page.text
+            assert melding_id not in page.text and first not in page.text and "Amsterdam" not in page.text
+        csrf = csrf_of((await coordinator.get(f"{portal}/beheer/uitloggen")).text)
+        posted = await coordinator.post(
+            f"{portal}/beheer/wachtend/{melding_id}/versturen/jgz", data={"csrf": csrf, "org_id": first}
+        )
+        assert posted.status_code == 403
+    still = UnroutableList.model_validate((await system["routing"].get("/v1/unroutable", headers=admin(tokens))).json())
+    assert melding_id in {item.melding_id for item in still.items}
+
+
+async def test_an_operator_sees_a_returned_melding_with_names_and_sends_it_to_another_organisation(
+    system: Clients, tokens: Tokens, amqp: aio_pika.abc.AbstractChannel, portal: str
+) -> None:
+    melding_id, first, second = await returned_melding(system, tokens, amqp)
+    async with httpx.AsyncClient() as operator:
+        await sign_in(operator, portal, roles=["beheerder"], org="90000011")
+        waiting = await operator.get(f"{portal}/beheer/wachtend")
+        assert waiting.status_code == 200, waiting.text
+        row = re.search(rf"<tr>\s*<td><code>{melding_id}</code>.*?</tr>", waiting.text, re.S)
+        assert row, "the returned melding is not listed"
+        assert "Amsterdam (GM0363)" in row.group(0)
+        assert f"Teruggestuurd door GGD Amsterdam JGZ {first}" in row.group(0)
+        assert "niet de juiste ontvanger" in row.group(0)
+        assert BSN not in waiting.text
+        picker = await operator.get(f"{portal}/beheer/wachtend/{melding_id}/versturen/jgz")
+        assert picker.status_code == 200
+        assert f'value="{second}"' in picker.text and f'value="{first}"' not in picker.text  # never back to it
+        forged = await operator.post(
+            f"{portal}/beheer/wachtend/{melding_id}/versturen/jgz", data={"csrf": "x", "org_id": second}
+        )
+        assert forged.status_code == 403
+        not_offered = await operator.post(
+            f"{portal}/beheer/wachtend/{melding_id}/versturen/jgz", data={"csrf": csrf_of(picker.text), "org_id": first}
+        )
+        assert not_offered.status_code == 422 and "Kies een organisatie" in not_offered.text
+        sent = await operator.post(
+            f"{portal}/beheer/wachtend/{melding_id}/versturen/jgz",
+            data={"csrf": csrf_of(picker.text), "org_id": second},
+        )
+        assert sent.status_code == 200 and f"verstuurd naar JGZ Zuid {second}" in sent.text
+    assert body_of(await RecipientQueue(amqp, second).next())["melding_id"] == melding_id
+    assert await RecipientQueue(amqp, first).empty()

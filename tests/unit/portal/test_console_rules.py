@@ -1,0 +1,129 @@
+"""The console's rules: roles to scopes at sign-in, and the waiting meldingen as an operator reads them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from services.portal.domain.console import (
+    DEFAULT_ROLE_SCOPES,
+    NoAccess,
+    Staff,
+    candidates,
+    console_access,
+    waited,
+    waiting_list,
+)
+
+NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
+
+
+def access(claims: dict) -> Staff | NoAccess:
+    return console_access(claims, roles_claim="roles", org_claim="org_id", role_scopes=DEFAULT_ROLE_SCOPES)
+
+
+def test_roles_map_to_scopes_and_name_the_person_and_her_organisation() -> None:
+    staff = access({"sub": "abc", "org_id": "12345678", "name": "Fatima", "roles": ["beheerder", "coordinator"]})
+    assert staff == Staff("abc", "12345678", "Fatima", frozenset({"routing:admin", "figures:read"}))
+    assert Staff.from_session(staff.as_session()) == staff
+
+
+@pytest.mark.parametrize(
+    ("claims", "reason"),
+    [
+        ({"sub": "abc", "org_id": "1", "roles": []}, "no-role"),
+        ({"sub": "abc", "org_id": "1", "roles": ["unknown", 7]}, "no-role"),
+        ({"sub": "abc", "org_id": "1", "roles": {"beheerder": True}}, "no-role"),
+        ({"sub": "abc", "org_id": "1"}, "no-role"),
+        ({"sub": "abc", "roles": ["beheerder"]}, "no-organisation"),
+        ({"sub": "abc", "org_id": "a b", "roles": ["beheerder"]}, "no-organisation"),
+        ({"org_id": "1", "roles": ["beheerder"]}, "no-subject"),
+    ],
+)
+def test_without_a_known_role_an_organisation_or_a_subject_no_access(claims: dict, reason: str) -> None:
+    assert access(claims) == NoAccess(reason)
+
+
+def test_a_role_string_separated_by_spaces_or_commas_is_read_and_a_mapping_cannot_grant_other_scopes() -> None:
+    staff = access({"sub": "abc", "org_id": "1", "roles": "coordinator, privacy-officer"})
+    assert isinstance(staff, Staff) and staff.scopes == {"figures:read", "audit:read"}
+    wide = console_access(
+        {"sub": "abc", "org_id": "1", "roles": ["x"]},
+        roles_claim="roles",
+        org_claim="org_id",
+        role_scopes={"x": ["patient:self", "delivery:read"]},
+    )
+    assert wide == NoAccess("no-role")
+
+
+def test_waited_in_words() -> None:
+    assert waited(NOW - timedelta(minutes=1), NOW) == "1 minuut"
+    assert waited(NOW - timedelta(hours=5), NOW) == "5 uur"
+    assert waited(NOW - timedelta(days=3, hours=2), NOW) == "3 dagen"
+    assert waited(NOW + timedelta(minutes=5), NOW) == "0 minuten"
+
+
+UNROUTABLE = {
+    "melding_id": "m-1",
+    "gemeente_code": "GM0363",
+    "gemeente_name": "Amsterdam",
+    "requested_types": ["jgz", "wijkteam"],
+    "unroutable_types": ["wijkteam"],
+    "returned": [
+        {
+            "recipient_type": "jgz",
+            "org_id": "111",
+            "org_name": "GGD Amsterdam JGZ",
+            "reason": "wrong-recipient",
+            "returned_at": "2026-12-06T12:00:00+00:00",
+        }
+    ],
+    "waiting_since": "2026-12-01T12:00:00+00:00",
+}
+OVERDUE = {
+    "delivery_id": "d-1",
+    "melding_id": "m-2",
+    "org_id": "222",
+    "org_name": "Wijkteam Noord",
+    "recipient_type": "wijkteam",
+    "gemeente_code": "GM0363",
+    "gemeente_name": "Amsterdam",
+    "contact_due_at": "2026-12-05T12:00:00+00:00",
+    "status": "received",
+}
+
+
+def test_unroutable_returned_and_overdue_in_one_list_with_names_why_and_how_long() -> None:
+    rows = waiting_list([UNROUTABLE], [OVERDUE], NOW)
+    assert [(r.kind, r.recipient_type) for r in rows] == [
+        ("unroutable", "wijkteam"),
+        ("overdue", "wijkteam"),
+        ("returned", "jgz"),
+    ]
+    unroutable, overdue, returned = rows
+    assert unroutable.gemeente == "Amsterdam (GM0363)" and unroutable.waited == "6 dagen"
+    assert "Geen actieve organisatie" in unroutable.why
+    assert returned.why == "Teruggestuurd door GGD Amsterdam JGZ op 06-12-2026 12:00: niet de juiste ontvanger."
+    assert returned.waited == "24 uur" and returned.can_send  # since it was returned, not since it was routed
+    assert "Wijkteam Noord" in overdue.why and not overdue.can_send
+
+
+def test_the_picker_offers_active_organisations_of_the_type_serving_the_gemeente_never_one_that_returned_it() -> None:
+    organisations = [
+        {"org_id": "111", "name": "GGD Amsterdam JGZ", "type": "jgz", "active": True, "gemeenten": ["GM0363"]},
+        {"org_id": "333", "name": "JGZ Zuid", "type": "jgz", "active": True, "gemeenten": ["GM0363"]},
+        {"org_id": "444", "name": "JGZ oud", "type": "jgz", "active": False, "gemeenten": ["GM0363"]},
+        {"org_id": "555", "name": "JGZ Amstelveen", "type": "jgz", "active": True, "gemeenten": ["GM0362"]},
+        {"org_id": "666", "name": "Wijkteam Oost", "type": "wijkteam", "active": True, "gemeenten": ["GM0363"]},
+        {"org_id": "777", "name": "JGZ Centrum", "type": "jgz", "active": True, "gemeenten": [],
+         "postcode_ranges": [{"from": "1051", "to": "1060"}]},
+        {"org_id": "888", "name": "JGZ Diemen", "type": "jgz", "active": True, "gemeenten": [],
+         "postcode_ranges": [{"from": "1110", "to": "1112"}]},
+    ]  # fmt: skip
+    assert [o["org_id"] for o in candidates(UNROUTABLE, "jgz", organisations, [{"from": "1011", "to": "1109"}])] == [
+        "777",
+        "333",
+    ]
+    assert [o["org_id"] for o in candidates(UNROUTABLE, "jgz", organisations)] == ["333"]
+    assert [o["org_id"] for o in candidates(UNROUTABLE, "wijkteam", organisations)] == ["666"]
