@@ -127,3 +127,9 @@ async def test_an_operator_sees_a_returned_melding_with_names_and_sends_it_to_an
         assert sent.status_code == 200 and f"verstuurd naar JGZ Zuid {second}" in sent.text
     assert body_of(await RecipientQueue(amqp, second).next())["melding_id"] == melding_id
     assert await RecipientQueue(amqp, first).empty()
+    # every action is audited with the person as the actor: her sub, her organisation
+    audit = await system["routing"].get("/v1/audit", headers=admin(tokens), params={"org_id": "90000011"})
+    assert audit.status_code == 200, audit.text
+    [rerouted] = [r for r in audit.json()["items"] if r["resource_id"] == melding_id]
+    assert rerouted["action"] == "update" and rerouted["resource_type"] == "melding-routing"
+    assert rerouted["actor_sub"].startswith("staff-") and rerouted["actor_org_type"] == "operator"
