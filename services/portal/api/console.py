@@ -3,6 +3,7 @@ person's behalf, render. The rules are in services/portal/domain/console.py."""
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qs
@@ -16,17 +17,25 @@ from services.portal.adapters.sessions import ROTATE
 from services.portal.api.routes import TEMPLATES, UUID, _limited
 from services.portal.api.security import csrf_token, csrf_valid
 from services.portal.domain.console import (
+    FormError,
     NoAccess,
     Staff,
     candidates,
     console_access,
+    duration_words,
+    form_prefill,
+    route_map_from_form,
+    route_map_table,
     type_name,
     waiting_list,
     waiting_types,
 )
+from shared.contracts.vocabulary import MEDICAL_RISK_DOMAINS, RECIPIENT_TYPES, SOCIAL_RISK_DOMAINS
 from shared.errors import NotFound
 
 STAFF = "staff"
+RISK_DOMAINS = (*MEDICAL_RISK_DOMAINS, *SOCIAL_RISK_DOMAINS)
+GEMEENTE_CODE = re.compile(r"^GM[0-9]{4}$")
 
 router = APIRouter(include_in_schema=False)
 
@@ -88,6 +97,13 @@ async def _form(request: Request) -> dict[str, str]:
         return {}
     parsed = parse_qs((await request.body())[:8192].decode(errors="replace"))
     return {key: values[0] for key, values in parsed.items()}
+
+
+async def _form_lists(request: Request) -> dict[str, list[str]]:
+    """A urlencoded form with repeated fields (checkboxes)."""
+    if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
+        return {}
+    return parse_qs((await request.body())[:65536].decode(errors="replace"))
 
 
 def _refused(request: Request) -> HTMLResponse:
@@ -256,3 +272,114 @@ async def replay(request: Request, dead_letter_id: str, staff: Operator, platfor
         raise NotFound("no such dead letter")
     await platform.as_staff(staff, "routing", "POST", f"/v1/dead-letters/{dead_letter_id}/replay")
     return RedirectResponse("/beheer/wachtend", status_code=303)
+
+
+# --- routekaarten -------------------------------------------------------------------------------------------------
+
+
+def _gemeente_code(code: str) -> str:
+    if not GEMEENTE_CODE.fullmatch(code):
+        raise NotFound("no such gemeente")
+    return code
+
+
+@router.get("/beheer/routekaarten")
+async def route_maps(request: Request, staff: Operator, platform: PlatformDep) -> Response:
+    _, gemeenten = await platform.as_staff(staff, "routing", "GET", "/v1/gemeenten")
+    return console_page(request, "route_maps.html", title="Routekaarten", gemeenten=gemeenten["items"])
+
+
+async def _route_map_page(
+    request: Request, staff: Staff, platform: Platform, code: str, *, preview: Any = None, preview_error: str = ""
+) -> Response:
+    _, gemeente = await platform.as_staff(staff, "routing", "GET", f"/v1/gemeenten/{code}")
+    _, maps = await platform.as_staff(staff, "routing", "GET", f"/v1/gemeenten/{code}/route-map")
+    current = maps.get("current")
+    return console_page(
+        request,
+        "route_map.html",
+        422 if preview_error else 200,
+        title=f"Routekaart {gemeente['name']}",
+        gemeente=gemeente,
+        table=route_map_table(current, RISK_DOMAINS, RECIPIENT_TYPES),
+        versions=[route_map_table(v, RISK_DOMAINS, RECIPIENT_TYPES) for v in maps.get("versions") or []],
+        current_from=str(current["effective_from"]) if current else None,
+        risk_domains=RISK_DOMAINS,
+        type_name=type_name,
+        preview=preview,
+        preview_error=preview_error,
+        duration_words=duration_words,
+    )
+
+
+@router.get("/beheer/routekaarten/{code}")
+async def route_map(request: Request, code: str, staff: Operator, platform: PlatformDep) -> Response:
+    return await _route_map_page(request, staff, platform, _gemeente_code(code))
+
+
+@router.post("/beheer/routekaarten/{code}/voorbeeld")
+async def route_preview(request: Request, code: str, staff: Operator, platform: PlatformDep) -> Response:
+    """The preview is a POST: a postcode an operator types never lands in a URL (nor in access logs)."""
+    form = await _form_lists(request)
+    if not csrf_valid(request.session, (form.get("csrf") or [""])[0]):
+        return _refused(request)
+    code = _gemeente_code(code)
+    postcode = (form.get("postcode") or [""])[0].replace(" ", "").upper()
+    domains = [d for d in form.get("risk_domain", []) if d in RISK_DOMAINS]
+    if not re.fullmatch(r"[1-9][0-9]{3}([A-Z]{2})?", postcode):
+        return await _route_map_page(
+            request, staff, platform, code, preview_error="Vul een postcode in, zoals 1011 AB."
+        )
+    query = f"postcode={postcode}" + (f"&risk_domains={','.join(domains)}" if domains else "")
+    status, answer = await platform.as_staff(staff, "routing", "GET", f"/v1/route?{query}")
+    if status != 200:
+        return await _route_map_page(request, staff, platform, code, preview_error=str(answer.get("detail", status)))
+    return await _route_map_page(request, staff, platform, code, preview=answer)
+
+
+async def _edit_page(
+    request: Request, staff: Staff, platform: Platform, code: str, values: dict[str, Any], error: str = ""
+) -> Response:
+    _, gemeente = await platform.as_staff(staff, "routing", "GET", f"/v1/gemeenten/{code}")
+    return console_page(
+        request,
+        "route_map_edit.html",
+        422 if error else 200,
+        title=f"Nieuwe versie van de routekaart {gemeente['name']}",
+        gemeente=gemeente,
+        values=values,
+        risk_domains=RISK_DOMAINS,
+        recipient_types=RECIPIENT_TYPES,
+        type_name=type_name,
+        error=error,
+    )
+
+
+@router.get("/beheer/routekaarten/{code}/nieuw")
+async def edit_route_map(request: Request, code: str, staff: Operator, platform: PlatformDep) -> Response:
+    code = _gemeente_code(code)
+    _, maps = await platform.as_staff(staff, "routing", "GET", f"/v1/gemeenten/{code}/route-map")
+    values = form_prefill(maps.get("current"), RISK_DOMAINS, RECIPIENT_TYPES)
+    values["effective_from"] = ""  # a new version: she names its first day
+    return await _edit_page(request, staff, platform, code, values)
+
+
+@router.post("/beheer/routekaarten/{code}/nieuw")
+async def save_route_map(request: Request, code: str, staff: Operator, platform: PlatformDep) -> Response:
+    form = await _form_lists(request)
+    if not csrf_valid(request.session, (form.get("csrf") or [""])[0]):
+        return _refused(request)
+    code = _gemeente_code(code)
+    body = route_map_from_form(form, RISK_DOMAINS, RECIPIENT_TYPES)
+    if isinstance(body, FormError):
+        values = form_prefill(None, RISK_DOMAINS, RECIPIENT_TYPES)
+        return await _edit_page(request, staff, platform, code, values, body.message)
+    status, answer = await platform.as_staff(staff, "routing", "PUT", f"/v1/gemeenten/{code}/route-map", json=body)
+    if status not in (200, 201):
+        problem = answer or {}
+        detail = "; ".join(f"{e.get('field', '')}: {e.get('message', '')}" for e in problem.get("errors") or [])
+        message = "De routekaart is niet opgeslagen: " + (detail or str(problem.get("detail", status)))
+        return await _edit_page(
+            request, staff, platform, code, form_prefill(body, RISK_DOMAINS, RECIPIENT_TYPES), message
+        )
+    return RedirectResponse(f"/beheer/routekaarten/{code}", status_code=303)

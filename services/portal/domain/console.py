@@ -235,3 +235,142 @@ def candidates(
 def waiting_types(item: Mapping[str, Any]) -> set[str]:
     """The types an operator may send this melding on for: unroutable ones and returned ones."""
     return {*(item.get("unroutable_types") or []), *(r["recipient_type"] for r in item.get("returned") or [])}
+
+
+# --- route maps (routekaarten) ----------------------------------------------------------------------------------
+
+DEFAULT_DEADLINE_DAYS = {"regular": 14, "urgent": 2}
+URGENCY_NAMES = {"regular": "gewoon", "urgent": "spoed"}
+DURATION = re.compile(r"^P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?(?:(\d+)S)?)?$")
+
+
+def duration_words(value: Any) -> str:
+    """An ISO 8601 duration as the API answers it (`P14D`, `PT12H`) in Dutch words."""
+    found = DURATION.fullmatch(str(value))
+    if not found or not any(found.groups()):
+        return str(value)
+    days, hours, minutes = (int(part or 0) for part in found.groups()[:3])
+    words = []
+    if days:
+        words.append(f"{days} {'dag' if days == 1 else 'dagen'}")
+    if hours:
+        words.append(f"{hours} uur")
+    if minutes:
+        words.append(f"{minutes} {'minuut' if minutes == 1 else 'minuten'}")
+    return " en ".join(words) or "0 dagen"
+
+
+def duration_days(value: Any) -> int | None:
+    found = DURATION.fullmatch(str(value))
+    if not found or any(found.groups()[1:]):
+        return None
+    return int(found.group(1) or 0)
+
+
+@dataclass(frozen=True)
+class RouteMapRow:
+    risk_domain: str
+    receives: dict[str, bool]  # per recipient type
+
+
+@dataclass(frozen=True)
+class RouteMapTable:
+    effective_from: str | None  # None: no version, the default applies
+    types: tuple[str, ...]
+    rows: list[RouteMapRow]
+    note: dict[str, bool]
+    deadlines: dict[str, str]  # per urgency, in words
+
+
+def route_map_table(
+    version: Mapping[str, Any] | None, risk_domains: Iterable[str], recipient_types: Iterable[str]
+) -> RouteMapTable:
+    """A route map version as a table: risk domain × recipient type, the note, the deadlines. No version: the
+    default (everything to every type, deadlines 14 and 2 days)."""
+    types, domains = tuple(recipient_types), list(risk_domains)
+    if version is None:
+        everything = {t: {"risk_domains": "all", "note": True} for t in types}
+        recipients: Mapping[str, Any] = everything
+        deadlines = {u: duration_words(f"P{d}D") for u, d in DEFAULT_DEADLINE_DAYS.items()}
+    else:
+        recipients = version.get("recipients") or {}
+        deadlines = {u: duration_words(v) for u, v in (version.get("contact_deadline") or {}).items()}
+
+    def receives(recipient_type: str, domain: str) -> bool:
+        rule = recipients.get(recipient_type)
+        if rule is None:
+            return False
+        return rule["risk_domains"] == "all" or domain in rule["risk_domains"]
+
+    return RouteMapTable(
+        effective_from=str(version["effective_from"]) if version else None,
+        types=types,
+        rows=[RouteMapRow(domain, {t: receives(t, domain) for t in types}) for domain in domains],
+        note={t: bool(recipients.get(t, {}).get("note")) for t in types},
+        deadlines={URGENCY_NAMES.get(u, u): words for u, words in deadlines.items()},
+    )
+
+
+@dataclass(frozen=True)
+class FormError:
+    field: str
+    message: str
+
+
+def route_map_from_form(
+    form: Mapping[str, list[str]], risk_domains: Iterable[str], recipient_types: Iterable[str]
+) -> dict[str, Any] | FormError:
+    """The body of `PUT /v1/gemeenten/{code}/route-map` from the edit form's fields: `effective_from`; per type
+    `{type}:receives` (a checkbox), `{type}:note`, and per domain `{type}:{domain}`; `deadline:regular` and
+    `deadline:urgent` in days. Only the form's own shape is checked here; the routing service checks the rest
+    (as for any client) and its answer is shown on the form."""
+
+    def one(name: str) -> str:
+        return (form.get(name) or [""])[0].strip()
+
+    effective_from = one("effective_from")
+    if not effective_from:
+        return FormError("effective_from", "Vul de datum in vanaf wanneer deze versie geldt.")
+    domains = list(risk_domains)
+    recipients: dict[str, Any] = {}
+    for recipient_type in recipient_types:
+        if not one(f"{recipient_type}:receives"):
+            continue
+        chosen = [d for d in domains if one(f"{recipient_type}:{d}")]
+        recipients[recipient_type] = {
+            "risk_domains": "all" if len(chosen) == len(domains) else chosen,
+            "note": bool(one(f"{recipient_type}:note")),
+        }
+    deadlines: dict[str, str] = {}
+    for urgency in DEFAULT_DEADLINE_DAYS:
+        days = one(f"deadline:{urgency}")
+        if not days.isdigit() or not 0 < int(days) <= 365:
+            name = URGENCY_NAMES[urgency]
+            return FormError(f"deadline:{urgency}", f"Vul de termijn bij {name} in als een aantal dagen (1 tot 365).")
+        deadlines[urgency] = f"P{int(days)}D"
+    return {"effective_from": effective_from, "recipients": recipients, "contact_deadline": deadlines}
+
+
+def form_prefill(
+    version: Mapping[str, Any] | None, risk_domains: Iterable[str], recipient_types: Iterable[str]
+) -> dict[str, Any]:
+    """The edit form's values from a version (as the API answers it, or as the form made it); none: the default."""
+    domains, types_wanted = list(risk_domains), list(recipient_types)
+    recipients: Mapping[str, Any] = (
+        (version.get("recipients") or {})
+        if version
+        else {t: {"risk_domains": "all", "note": True} for t in types_wanted}
+    )
+    types: dict[str, Any] = {}
+    for recipient_type in types_wanted:
+        rule: Mapping[str, Any] | None = recipients.get(recipient_type)
+        chosen: set[str] = set()
+        if rule is not None:
+            chosen = set(domains) if rule["risk_domains"] == "all" else set(rule["risk_domains"])
+        types[recipient_type] = {"receives": rule is not None, "note": bool(rule and rule["note"]), "domains": chosen}
+    deadlines = (version or {}).get("contact_deadline") or {}
+    return {
+        "effective_from": str((version or {}).get("effective_from") or ""),
+        "types": types,
+        "deadline": {u: duration_days(deadlines[u]) if u in deadlines else d for u, d in DEFAULT_DEADLINE_DAYS.items()},
+    }

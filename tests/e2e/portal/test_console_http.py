@@ -133,3 +133,40 @@ async def test_an_operator_sees_a_returned_melding_with_names_and_sends_it_to_an
     [rerouted] = [r for r in audit.json()["items"] if r["resource_id"] == melding_id]
     assert rerouted["action"] == "update" and rerouted["resource_type"] == "melding-routing"
     assert rerouted["actor_sub"].startswith("staff-") and rerouted["actor_org_type"] == "operator"
+
+
+async def test_an_operator_edits_a_route_map_with_the_apis_checks_and_the_preview_changes(
+    system: Clients, tokens: Tokens, portal: str
+) -> None:
+    await put_gemeente(system, tokens, "GM0363", "Amsterdam", [("1011", "1109")])
+    wijkteam = new_org_id()
+    await put_organisation(system, tokens, wijkteam, "wijkteam", gemeenten=["GM0363"], name="Wijkteam Centrum")
+    async with httpx.AsyncClient() as operator:
+        await sign_in(operator, portal, roles=["beheerder"])
+        page = await operator.get(f"{portal}/beheer/routekaarten/GM0363")
+        assert page.status_code == 200 and "Er is geen routekaart" in page.text
+        preview = {"csrf": csrf_of(page.text), "postcode": "1011 AB", "risk_domain": ["verslaving"]}
+        before = await operator.post(f"{portal}/beheer/routekaarten/GM0363/voorbeeld", data=preview)
+        assert before.status_code == 200 and "Wijkteam Centrum" in before.text
+        assert "1011" not in str(before.url)  # the postcode travels in the body, not the URL
+        form = await operator.get(f"{portal}/beheer/routekaarten/GM0363/nieuw")
+        assert form.status_code == 200
+        new_version = {
+            "csrf": csrf_of(form.text),
+            "effective_from": "2026-01-01",
+            "jgz:receives": "1", "jgz:note": "1", "jgz:verslaving": "1",
+            "wijkteam:receives": "1", "wijkteam:huisvesting": "1",
+            "deadline:regular": "10", "deadline:urgent": "1",
+        }  # fmt: skip
+        refused = await operator.post(
+            f"{portal}/beheer/routekaarten/GM0363/nieuw", data={**new_version, "effective_from": "1 januari"}
+        )
+        assert refused.status_code == 422 and "niet opgeslagen" in refused.text  # the API's check, on the form
+        saved = await operator.post(f"{portal}/beheer/routekaarten/GM0363/nieuw", data=new_version)
+        assert saved.status_code == 303 and saved.headers["location"] == "/beheer/routekaarten/GM0363"
+        page = await operator.get(f"{portal}/beheer/routekaarten/GM0363")
+        assert "Deze versie geldt sinds 2026-01-01" in page.text and "10 dagen" in page.text
+        after = await operator.post(f"{portal}/beheer/routekaarten/GM0363/voorbeeld", data=preview)
+        assert "Niets (volgens de routekaart)" in after.text  # the wijkteam no longer gets verslaving
+    versions = await system["routing"].get("/v1/gemeenten/GM0363/route-map", headers=admin(tokens))
+    assert versions.json()["current"]["recipients"]["wijkteam"] == {"risk_domains": ["huisvesting"], "note": False}

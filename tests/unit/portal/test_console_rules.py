@@ -8,10 +8,15 @@ import pytest
 
 from services.portal.domain.console import (
     DEFAULT_ROLE_SCOPES,
+    FormError,
     NoAccess,
     Staff,
     candidates,
     console_access,
+    duration_words,
+    form_prefill,
+    route_map_from_form,
+    route_map_table,
     waited,
     waiting_list,
 )
@@ -127,3 +132,57 @@ def test_the_picker_offers_active_organisations_of_the_type_serving_the_gemeente
     ]
     assert [o["org_id"] for o in candidates(UNROUTABLE, "jgz", organisations)] == ["333"]
     assert [o["org_id"] for o in candidates(UNROUTABLE, "wijkteam", organisations)] == ["666"]
+
+
+DOMAINS = ("verslaving", "huisvesting", "overig")
+TYPES = ("jgz", "wijkteam")
+
+
+def test_a_route_map_as_a_table_of_domain_by_type_with_note_and_deadlines_in_words() -> None:
+    version = {
+        "effective_from": "2027-01-01",
+        "recipients": {
+            "jgz": {"risk_domains": "all", "note": True},
+            "wijkteam": {"risk_domains": ["huisvesting"], "note": False},
+        },
+        "contact_deadline": {"regular": "P14D", "urgent": "PT12H"},
+    }  # fmt: skip
+    table = route_map_table(version, DOMAINS, TYPES)
+    assert [(r.risk_domain, r.receives) for r in table.rows] == [
+        ("verslaving", {"jgz": True, "wijkteam": False}),
+        ("huisvesting", {"jgz": True, "wijkteam": True}),
+        ("overig", {"jgz": True, "wijkteam": False}),
+    ]
+    assert table.note == {"jgz": True, "wijkteam": False}
+    assert table.deadlines == {"gewoon": "14 dagen", "spoed": "12 uur"}
+    default = route_map_table(None, DOMAINS, TYPES)
+    assert default.effective_from is None and all(all(r.receives.values()) for r in default.rows)
+    assert duration_words("P1DT2H") == "1 dag en 2 uur" and duration_words("nonsense") == "nonsense"
+
+
+def test_the_edit_form_makes_the_apis_body_and_back() -> None:
+    form = {
+        "effective_from": ["2027-01-01"],
+        "jgz:receives": ["1"], "jgz:note": ["1"],
+        "jgz:verslaving": ["1"], "jgz:huisvesting": ["1"], "jgz:overig": ["1"],
+        "wijkteam:receives": ["1"], "wijkteam:huisvesting": ["1"],
+        "deadline:regular": ["10"], "deadline:urgent": ["1"],
+    }  # fmt: skip
+    body = route_map_from_form(form, DOMAINS, TYPES)
+    assert body == {
+        "effective_from": "2027-01-01",
+        "recipients": {
+            "jgz": {"risk_domains": "all", "note": True},
+            "wijkteam": {"risk_domains": ["huisvesting"], "note": False},
+        },
+        "contact_deadline": {"regular": "P10D", "urgent": "P1D"},
+    }  # fmt: skip
+    values = form_prefill(body, DOMAINS, TYPES)
+    assert values["types"]["wijkteam"] == {"receives": True, "note": False, "domains": {"huisvesting"}}
+    assert values["deadline"] == {"regular": 10, "urgent": 1}
+    assert route_map_from_form({**form, "deadline:urgent": ["-1"]}, DOMAINS, TYPES) == FormError(
+        "deadline:urgent", "Vul de termijn bij spoed in als een aantal dagen (1 tot 365)."
+    )
+    assert isinstance(route_map_from_form({**form, "effective_from": [""]}, DOMAINS, TYPES), FormError)
+    without_wijkteam = route_map_from_form({k: v for k, v in form.items() if k != "wijkteam:receives"}, DOMAINS, TYPES)
+    assert isinstance(without_wijkteam, dict) and set(without_wijkteam["recipients"]) == {"jgz"}
