@@ -2,9 +2,10 @@
 provider, a person picking her roles there.
 
 An operator signs in, sees a returned melding with the gemeente's and organisations' names and the reason, sends it
-to another organisation — and that organisation's queue receives it; she edits a route map and the preview changes.
-A person without an operator role gets a 403 page that shows nothing. axe-core finds no violation on any page;
-each page is saved as a screenshot under var/screenshots/console/ (git-ignored).
+to another organisation — and that organisation's queue receives it; she edits a route map and the preview
+changes; she finds an organisation in the directory. A person without an operator role gets a 403 page that shows
+nothing. axe-core finds no violation on any page; each page is saved as a screenshot under
+var/screenshots/console/ (git-ignored).
 """
 
 from __future__ import annotations
@@ -99,9 +100,16 @@ async def test_an_operator_sends_a_returned_melding_on_and_edits_a_route_map(
             after = await page.get_by_role("status").inner_text()
             assert after != before and "Niets (volgens de routekaart)" in after
             await pages.check(page, "routekaart-voorbeeld")
+
+            await page.get_by_role("link", name="Organisaties").first.click()
+            await page.get_by_label("Zoek op naam", exact=False).fill("Zuid")
+            await page.get_by_role("button", name="Zoeken").click()
+            await page.wait_for_load_state()
+            assert await page.get_by_role("row").filter(has_text=f"JGZ Zuid {second}").count() == 1
+            await pages.check(page, "organisaties")
         finally:
             await browser.close()
-    assert len(pages.checked) >= 9
+    assert len(pages.checked) >= 10
 
 
 async def test_a_person_without_an_operator_role_sees_no_operator_page(
@@ -122,7 +130,12 @@ async def test_a_person_without_an_operator_role_sees_no_operator_page(
             coordinator = await (await browser.new_context(locale="nl-NL")).new_page()
             await sign_in(coordinator, portal, ["coordinator"])
             assert await coordinator.get_by_role("link", name="Wachtende meldingen").count() == 0
-            for path in ("/beheer/wachtend", "/beheer/routekaarten", "/beheer/routekaarten/GM0363"):
+            for path in (
+                "/beheer/wachtend",
+                "/beheer/routekaarten",
+                "/beheer/routekaarten/GM0363",
+                "/beheer/organisaties",
+            ):
                 answer = await coordinator.goto(portal + path)
                 assert answer is not None and answer.status == 403
                 content = await coordinator.content()

@@ -24,6 +24,8 @@ from services.portal.domain.console import (
     console_access,
     duration_words,
     form_prefill,
+    organisation_rows,
+    reactivated,
     route_map_from_form,
     route_map_table,
     type_name,
@@ -35,6 +37,7 @@ from shared.errors import NotFound
 
 STAFF = "staff"
 RISK_DOMAINS = (*MEDICAL_RISK_DOMAINS, *SOCIAL_RISK_DOMAINS)
+ORG_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 GEMEENTE_CODE = re.compile(r"^GM[0-9]{4}$")
 
 router = APIRouter(include_in_schema=False)
@@ -383,3 +386,41 @@ async def save_route_map(request: Request, code: str, staff: Operator, platform:
             request, staff, platform, code, form_prefill(body, RISK_DOMAINS, RECIPIENT_TYPES), message
         )
     return RedirectResponse(f"/beheer/routekaarten/{code}", status_code=303)
+
+
+# --- organisaties -------------------------------------------------------------------------------------------------
+
+
+@router.get("/beheer/organisaties")
+async def organisations(request: Request, staff: Operator, platform: PlatformDep, q: str = "") -> Response:
+    _, found = await platform.as_staff(staff, "routing", "GET", "/v1/organisations")
+    _, gemeenten = await platform.as_staff(staff, "routing", "GET", "/v1/gemeenten")
+    names = {g["code"]: g["name"] for g in gemeenten["items"]}
+    return console_page(
+        request,
+        "organisations.html",
+        title="Organisaties",
+        rows=organisation_rows(found["items"], names, q[:100]),
+        q=q[:100],
+        type_name=type_name,
+        message=request.query_params.get("melding", ""),
+    )
+
+
+@router.post("/beheer/organisaties/{org_id}/{change}")
+async def change_organisation(
+    request: Request, org_id: str, change: str, staff: Operator, platform: PlatformDep
+) -> Response:
+    if not csrf_valid(request.session, (await _form(request)).get("csrf")):
+        return _refused(request)
+    if not ORG_ID.fullmatch(org_id) or change not in ("activeren", "deactiveren"):
+        raise NotFound("no such organisation")
+    if change == "deactiveren":
+        await platform.as_staff(staff, "routing", "DELETE", f"/v1/organisations/{org_id}")
+        return RedirectResponse("/beheer/organisaties?melding=gedeactiveerd", status_code=303)
+    _, organisation = await platform.as_staff(staff, "routing", "GET", f"/v1/organisations/{org_id}")
+    status, _answer = await platform.as_staff(
+        staff, "routing", "PUT", f"/v1/organisations/{org_id}", json=reactivated(organisation)
+    )
+    outcome = "geactiveerd" if status in (200, 201) else "niet-geactiveerd"
+    return RedirectResponse(f"/beheer/organisaties?melding={outcome}", status_code=303)

@@ -374,3 +374,39 @@ def form_prefill(
         "types": types,
         "deadline": {u: duration_days(deadlines[u]) if u in deadlines else d for u, d in DEFAULT_DEADLINE_DAYS.items()},
     }
+
+
+# --- organisations -----------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OrganisationRow:
+    org_id: str
+    name: str
+    type: str
+    active: bool
+    coverage: str  # gemeenten by name, postcode ranges
+
+
+def organisation_rows(
+    organisations: Iterable[Mapping[str, Any]], gemeente_names: Mapping[str, str], query: str = ""
+) -> list[OrganisationRow]:
+    """The directory as a table, by name; `query` (any case) matches a name, an organisation number, a type or a
+    gemeente's name or code."""
+    wanted = query.strip().casefold()
+    rows = []
+    for org in organisations:
+        gemeenten = [f"{gemeente_names.get(code, code)} ({code})" for code in org.get("gemeenten") or []]
+        ranges = [f"postcodes {r['from']} tot {r['to']}" for r in org.get("postcode_ranges") or []]
+        coverage = "; ".join([*gemeenten, *ranges]) or "nergens"
+        row = OrganisationRow(str(org["org_id"]), str(org["name"]), str(org["type"]), bool(org["active"]), coverage)
+        haystack = f"{row.name} {row.org_id} {row.type} {type_name(row.type)} {row.coverage}".casefold()
+        if not wanted or wanted in haystack:
+            rows.append(row)
+    return sorted(rows, key=lambda row: (row.name.casefold(), row.org_id))
+
+
+def reactivated(organisation: Mapping[str, Any]) -> dict[str, Any]:
+    """The body of `PUT /v1/organisations/{id}` that activates an organisation again as it was."""
+    fields = ("name", "type", "gemeenten", "postcode_ranges", "delivery_mode")
+    return {**{name: organisation[name] for name in fields if name in organisation}, "active": True}

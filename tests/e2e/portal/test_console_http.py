@@ -170,3 +170,28 @@ async def test_an_operator_edits_a_route_map_with_the_apis_checks_and_the_previe
         assert "Niets (volgens de routekaart)" in after.text  # the wijkteam no longer gets verslaving
     versions = await system["routing"].get("/v1/gemeenten/GM0363/route-map", headers=admin(tokens))
     assert versions.json()["current"]["recipients"]["wijkteam"] == {"risk_domains": ["huisvesting"], "note": False}
+
+
+async def test_an_operator_finds_an_organisation_and_deactivates_and_activates_it(
+    system: Clients, tokens: Tokens, portal: str
+) -> None:
+    await put_gemeente(system, tokens, "GM0363", "Amsterdam", [("1011", "1109")])
+    jgz = new_org_id()
+    await put_organisation(system, tokens, jgz, "jgz", gemeenten=["GM0363"], name="GGD Amsterdam JGZ")
+    async with httpx.AsyncClient() as operator:
+        await sign_in(operator, portal, roles=["beheerder"])
+        found = await operator.get(f"{portal}/beheer/organisaties", params={"q": "amsterdam"})
+        assert found.status_code == 200 and "GGD Amsterdam JGZ" in found.text and "Amsterdam (GM0363)" in found.text
+        nothing = await operator.get(f"{portal}/beheer/organisaties", params={"q": "wijkteam"})
+        assert "Geen organisatie gevonden" in nothing.text
+        csrf = csrf_of(found.text)
+        forged = await operator.post(f"{portal}/beheer/organisaties/{jgz}/deactiveren", data={"csrf": "x"})
+        assert forged.status_code == 403
+        off = await operator.post(f"{portal}/beheer/organisaties/{jgz}/deactiveren", data={"csrf": csrf})
+        assert off.status_code == 303
+        directory = await system["routing"].get(f"/v1/organisations/{jgz}", headers=admin(tokens))
+        assert directory.json()["active"] is False
+        on = await operator.post(f"{portal}/beheer/organisaties/{jgz}/activeren", data={"csrf": csrf})
+        assert on.status_code == 303 and on.headers["location"].endswith("melding=geactiveerd")
+        directory = await system["routing"].get(f"/v1/organisations/{jgz}", headers=admin(tokens))
+        assert directory.json()["active"] is True and directory.json()["gemeenten"] == ["GM0363"]

@@ -15,6 +15,8 @@ from services.portal.domain.console import (
     console_access,
     duration_words,
     form_prefill,
+    organisation_rows,
+    reactivated,
     route_map_from_form,
     route_map_table,
     waited,
@@ -186,3 +188,24 @@ def test_the_edit_form_makes_the_apis_body_and_back() -> None:
     assert isinstance(route_map_from_form({**form, "effective_from": [""]}, DOMAINS, TYPES), FormError)
     without_wijkteam = route_map_from_form({k: v for k, v in form.items() if k != "wijkteam:receives"}, DOMAINS, TYPES)
     assert isinstance(without_wijkteam, dict) and set(without_wijkteam["recipients"]) == {"jgz"}
+
+
+def test_the_directory_by_name_searchable_with_coverage_by_gemeente_name_and_postcode_range() -> None:
+    organisations = [
+        {"org_id": "2", "name": "JGZ Zuid", "type": "jgz", "active": True, "gemeenten": [],
+         "postcode_ranges": [{"from": "1051", "to": "1109"}]},
+        {"org_id": "1", "name": "GGD Amsterdam JGZ", "type": "jgz", "active": False, "gemeenten": ["GM0363"],
+         "postcode_ranges": [], "delivery_mode": "full", "queue": "q"},
+    ]  # fmt: skip
+    rows = organisation_rows(organisations, {"GM0363": "Amsterdam"})
+    assert [(r.name, r.coverage, r.active) for r in rows] == [
+        ("GGD Amsterdam JGZ", "Amsterdam (GM0363)", False),
+        ("JGZ Zuid", "postcodes 1051 tot 1109", True),
+    ]
+    assert [r.org_id for r in organisation_rows(organisations, {"GM0363": "Amsterdam"}, "amsterdam")] == ["1"]
+    assert [r.org_id for r in organisation_rows(organisations, {}, "ZUID")] == ["2"]
+    assert organisation_rows(organisations, {}, "wijkteam") == []
+    assert reactivated(organisations[1]) == {
+        "name": "GGD Amsterdam JGZ", "type": "jgz", "gemeenten": ["GM0363"], "postcode_ranges": [],
+        "delivery_mode": "full", "active": True,
+    }  # fmt: skip
