@@ -5,14 +5,16 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import HTMLResponse
 
 from services.melding.api.deps import UnitOfWorkDep
+from services.melding.api.report import render_report
 from services.melding.api.schemas import FIGURES_EXAMPLE, FiguresRead
 from services.melding.domain.figures import SUPPRESSION_THRESHOLD, Interval
 from services.melding.service_layer.figures import programme_figures
 from shared.api import RequestId
 from shared.auth import Principal, require_scope
-from shared.clock import IsoDate
+from shared.clock import IsoDate, now
 from shared.identifiers import GemeenteCode
 from shared.problems import problem_responses
 
@@ -53,3 +55,33 @@ async def get_figures(
         interval=interval,
         request_id=request_id,
     )
+
+
+@router.get(
+    "/report",
+    response_class=HTMLResponse,
+    summary="The programme figures as the report page",
+    description="The same figures as `GET /v1/figures`, as the self-contained HTML page in Dutch that `kansrijk "
+    "report` writes (one renderer for both): charts as inline SVG, suppressed figures as `x`, no script. The "
+    "console offers it as a download. Every request is recorded in the audit log.",
+    responses=problem_responses("validation"),
+)
+async def get_figures_report(
+    principal: FiguresReader,
+    unit_of_work: UnitOfWorkDep,
+    request_id: RequestId,
+    first: Annotated[IsoDate, Query(alias="from", description="first day (YYYY-MM-DD), widened to its period")],
+    last: Annotated[IsoDate, Query(alias="to", description="last day (YYYY-MM-DD), widened to its period")],
+    gemeente: Annotated[GemeenteCode | None, Query(description="CBS gemeente code; omit for the country")] = None,
+    interval: Annotated[Interval, Query()] = Interval.month,
+) -> HTMLResponse:
+    document = await programme_figures(
+        unit_of_work,
+        principal=principal,
+        gemeente_code=gemeente,
+        first=first,
+        last=last,
+        interval=interval,
+        request_id=request_id,
+    )
+    return HTMLResponse(render_report(document, now()))

@@ -94,13 +94,13 @@ class Platform:
         return {"Authorization": f"Bearer {token}"}
 
     async def as_staff(
-        self, staff: Staff, service: str, method: str, path: str, *, json: Any = None
+        self, staff: Staff, service: str, method: str, path: str, *, json: Any = None, params: Any = None
     ) -> tuple[int, Any]:
         """The service's answer (status, JSON body) to a 2xx or 4xx; a 404 is NotFound; anything else
         Unavailable."""
         try:
             response = await self.http.request(
-                method, self.urls[service] + path, headers=self._staff_headers(staff), json=json
+                method, self.urls[service] + path, headers=self._staff_headers(staff), json=json, params=params
             )
         except httpx.HTTPError as exc:
             log.warning("service_unreachable", service=service, error_type=type(exc).__name__)
@@ -111,6 +111,19 @@ class Platform:
             log.error("service_refused", service=service, status=response.status_code)
             raise Unavailable(f"the {service} service answered {response.status_code}")
         return response.status_code, response.json() if response.content else None
+
+    async def staff_page(self, staff: Staff, service: str, path: str, params: dict[str, str]) -> tuple[int, bytes]:
+        """A page a service renders (not JSON), read on her behalf: its status and bytes (a 4xx's problem
+        document too)."""
+        try:
+            response = await self.http.get(self.urls[service] + path, headers=self._staff_headers(staff), params=params)
+        except httpx.HTTPError as exc:
+            log.warning("service_unreachable", service=service, error_type=type(exc).__name__)
+            raise Unavailable(f"the {service} service did not answer") from exc
+        if response.status_code >= 500 or response.status_code in (401, 403, 404):
+            log.error("service_refused", service=service, status=response.status_code)
+            raise Unavailable(f"the {service} service answered {response.status_code}")
+        return response.status_code, response.content
 
     async def aclose(self) -> None:
         await self.http.aclose()

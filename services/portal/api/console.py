@@ -23,6 +23,8 @@ from services.portal.domain.console import (
     candidates,
     console_access,
     duration_words,
+    figures_csv,
+    figures_view,
     form_prefill,
     organisation_rows,
     reactivated,
@@ -32,6 +34,7 @@ from services.portal.domain.console import (
     waiting_list,
     waiting_types,
 )
+from shared.clock import today_nl
 from shared.contracts.vocabulary import MEDICAL_RISK_DOMAINS, RECIPIENT_TYPES, SOCIAL_RISK_DOMAINS
 from shared.errors import NotFound
 
@@ -71,6 +74,12 @@ def _staff(request: Request) -> Staff:
     return staff
 
 
+def _coordinator(staff: Annotated[Staff, Depends(_staff)]) -> Staff:
+    if not staff.may("figures:read"):
+        raise NoRole
+    return staff
+
+
 def _operator(staff: Annotated[Staff, Depends(_staff)]) -> Staff:
     if not staff.may("routing:admin"):
         raise NoRole
@@ -91,6 +100,7 @@ def _provider(request: Request) -> Provider:
 
 StaffDep = Annotated[Staff, Depends(_staff)]
 Operator = Annotated[Staff, Depends(_operator)]
+Coordinator = Annotated[Staff, Depends(_coordinator)]
 PlatformDep = Annotated[Platform, Depends(_platform)]
 
 
@@ -424,3 +434,88 @@ async def change_organisation(
     )
     outcome = "geactiveerd" if status in (200, 201) else "niet-geactiveerd"
     return RedirectResponse(f"/beheer/organisaties?melding={outcome}", status_code=303)
+
+
+# --- cijfers ------------------------------------------------------------------------------------------------------
+
+INTERVALS = {"maand": "month", "kwartaal": "quarter", "jaar": "year"}
+ISO_DAY = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def _figures_query(request: Request) -> tuple[dict[str, str], str]:
+    """The figures' query from the page's form (defaults: this quarter, by month, the country); an error in words."""
+    today = today_nl()
+    quarter_start = today.replace(month=(today.month - 1) // 3 * 3 + 1, day=1)
+    asked = request.query_params
+    gemeente = asked.get("gemeente", "").strip().upper()
+    first, last = asked.get("van", quarter_start.isoformat()), asked.get("tot", today.isoformat())
+    interval = asked.get("interval", "maand")
+    query = {"from": first, "to": last, "interval": INTERVALS.get(interval, "")}
+    if gemeente:
+        query["gemeente"] = gemeente
+    if gemeente and not GEMEENTE_CODE.fullmatch(gemeente):
+        return query, "Vul een gemeentecode in zoals GM0363, of laat het veld leeg voor heel Nederland."
+    if not (ISO_DAY.fullmatch(first) and ISO_DAY.fullmatch(last)) or interval not in INTERVALS:
+        return query, "Vul de periode in als JJJJ-MM-DD en kies per maand, kwartaal of jaar."
+    return query, ""
+
+
+@router.get("/beheer/cijfers")
+async def figures(request: Request, staff: Coordinator, platform: PlatformDep) -> Response:
+    query, error = _figures_query(request)
+    document: Any = None
+    if not error:
+        status, answer = await platform.as_staff(staff, "melding", "GET", "/v1/figures", params=query)
+        if status == 200:
+            document = answer
+        else:
+            error = "Deze cijfers kunnen zo niet: " + str((answer or {}).get("detail", status))
+    form = {
+        "gemeente": query.get("gemeente", ""),
+        "van": query["from"],
+        "tot": query["to"],
+        "interval": {v: k for k, v in INTERVALS.items()}.get(query["interval"], "maand"),
+    }
+    return console_page(
+        request,
+        "figures.html",
+        422 if error else 200,
+        title="Cijfers",
+        form=form,
+        error=error,
+        document=document,
+        view=figures_view(document, today_nl()) if document else None,
+        query_string=str(request.query_params),
+        type_name=type_name,
+    )
+
+
+@router.get("/beheer/cijfers.csv")
+async def figures_download(request: Request, staff: Coordinator, platform: PlatformDep) -> Response:
+    query, error = _figures_query(request)
+    if error:
+        return console_page(request, "error.html", 422, title="Cijfers", message=error)
+    status, answer = await platform.as_staff(staff, "melding", "GET", "/v1/figures", params=query)
+    if status != 200:
+        return console_page(request, "error.html", 422, title="Cijfers", message=str(answer.get("detail", status)))
+    return Response(
+        figures_csv(answer),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="kansrijke-start-cijfers.csv"'},
+    )
+
+
+@router.get("/beheer/cijfers/rapport.html")
+async def figures_report(request: Request, staff: Coordinator, platform: PlatformDep) -> Response:
+    """The report page `kansrijk report` writes, rendered by the melding service (one renderer), as a download."""
+    query, error = _figures_query(request)
+    if error:
+        return console_page(request, "error.html", 422, title="Cijfers", message=error)
+    status, body = await platform.staff_page(staff, "melding", "/v1/figures/report", query)
+    if status != 200:
+        return console_page(request, "error.html", 422, title="Cijfers", message="Deze cijfers kunnen zo niet.")
+    return Response(
+        body,
+        media_type="text/html; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="kansrijke-start-rapport.html"'},
+    )

@@ -8,10 +8,12 @@ every audited action names her as the actor.
 
 from __future__ import annotations
 
+import csv
+import io
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 # The scopes the console can act with, and the roles that grant them by default.
@@ -410,3 +412,100 @@ def reactivated(organisation: Mapping[str, Any]) -> dict[str, Any]:
     """The body of `PUT /v1/organisations/{id}` that activates an organisation again as it was."""
     fields = ("name", "type", "gemeenten", "postcode_ranges", "delivery_mode")
     return {**{name: organisation[name] for name in fields if name in organisation}, "active": True}
+
+
+# --- cijfers (programme figures) ---------------------------------------------------------------------------------
+
+HIDDEN = "x"  # CBS's sign for "geheim": a count below the threshold, or one that would reveal one
+MONTH_NAMES = ("jan", "feb", "mrt", "apr", "mei", "jun", "jul", "aug", "sep", "okt", "nov", "dec")
+
+
+def cell(value: Any) -> str:
+    """A figure as shown: a hidden one as `x`, a true 0 as `0` — never the one for the other."""
+    if value is None:
+        return HIDDEN
+    if isinstance(value, float):
+        return f"{round(value * 100)}%"
+    return str(value)
+
+
+def period_end(label: str) -> date:
+    """The last day of `2027-01`, `2027-Q1` or `2027`."""
+    if "-Q" in label:
+        year, quarter = label.split("-Q")
+        month = int(quarter) * 3
+    elif "-" in label:
+        year, month_text = label.split("-")
+        month = int(month_text)
+    else:
+        year, month = label, 12
+    first_of_next = date(int(year) + month // 12, month % 12 + 1, 1)
+    return first_of_next - timedelta(days=1)
+
+
+def period_name(label: str) -> str:
+    if "-Q" in label:
+        year, quarter = label.split("-Q")
+        return f"K{quarter} {year}"
+    if "-" in label:
+        year, month = label.split("-")
+        return f"{MONTH_NAMES[int(month) - 1]} {year}"
+    return label
+
+
+@dataclass(frozen=True)
+class FiguresRow:
+    period: str
+    unfinished: bool  # the period is not over yet: its figures still grow
+    meldingen: str
+    by_recipient_type: dict[str, str]
+    returned: str
+    contact_within_deadline: str
+
+
+@dataclass(frozen=True)
+class FiguresView:
+    rows: list[FiguresRow]
+    total: str  # meldingen over the whole period; "ten minste N" when some periods are hidden
+    recipient_types: tuple[str, ...]
+    nothing_shown: bool
+
+
+def figures_view(document: Mapping[str, Any], today: date) -> FiguresView:
+    periods = list(document.get("periods") or [])
+    types = tuple(sorted({t for p in periods for t in (p.get("by_recipient_type") or {})}))
+    rows = [
+        FiguresRow(
+            period=period_name(p["period"]),
+            unfinished=period_end(p["period"]) >= today,
+            meldingen=cell(p.get("meldingen")),
+            by_recipient_type={t: cell((p.get("by_recipient_type") or {}).get(t)) for t in types},
+            returned=cell(p.get("returned")),
+            contact_within_deadline=cell(p.get("contact_within_deadline")),
+        )
+        for p in periods
+    ]
+    counts = [p.get("meldingen") for p in periods]
+    shown = sum(c for c in counts if isinstance(c, int))
+    if all(isinstance(c, int) for c in counts):
+        total = str(shown)
+    else:
+        total = f"ten minste {shown}" if shown else HIDDEN
+    return FiguresView(rows, total, types, nothing_shown=all(c is None for c in counts))
+
+
+def figures_csv(document: Mapping[str, Any]) -> str:
+    """Every figure as a CSV line: period, part, key, value (`x` hidden, `0` a true 0)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["periode", "onderdeel", "sleutel", "waarde"])
+    for period in document.get("periods") or []:
+        for part, value in period.items():
+            if part == "period":
+                continue
+            if isinstance(value, dict):
+                for key, inner in value.items():
+                    writer.writerow([period["period"], part, key, HIDDEN if inner is None else inner])
+            else:
+                writer.writerow([period["period"], part, "", HIDDEN if value is None else value])
+    return out.getvalue()

@@ -6,6 +6,7 @@ melding with names and the reason and sends it to another organisation, whose qu
 from __future__ import annotations
 
 import re
+from datetime import date
 from urllib.parse import parse_qs, urlsplit
 
 import aio_pika
@@ -195,3 +196,30 @@ async def test_an_operator_finds_an_organisation_and_deactivates_and_activates_i
         assert on.status_code == 303 and on.headers["location"].endswith("melding=geactiveerd")
         directory = await system["routing"].get(f"/v1/organisations/{jgz}", headers=admin(tokens))
         assert directory.json()["active"] is True and directory.json()["gemeenten"] == ["GM0363"]
+
+
+async def test_a_coordinator_picks_a_gemeente_and_a_quarter_and_downloads_the_csv_and_the_report(
+    system: Clients, tokens: Tokens, amqp: aio_pika.abc.AbstractChannel, portal: str
+) -> None:
+    await returned_melding(system, tokens, amqp)  # one melding: below the threshold, hidden
+    today = date.today()
+    quarter = f"{today.year}-{(today.month - 1) // 3 * 3 + 1:02d}-01"
+    asked = {"gemeente": "GM0363", "van": quarter, "tot": today.isoformat(), "interval": "kwartaal"}
+    async with httpx.AsyncClient() as coordinator:
+        await sign_in(coordinator, portal, roles=["coordinator"])
+        page = await coordinator.get(f"{portal}/beheer/cijfers", params=asked)
+        assert page.status_code == 200, page.text
+        assert "Amsterdam" in page.text and "K" in page.text and "loopt nog" in page.text  # this quarter
+        assert "Meldingen in de hele periode: <strong>x</strong>" in page.text  # 1 melding: hidden, never "1"
+        csv_file = await coordinator.get(f"{portal}/beheer/cijfers.csv", params=asked)
+        assert csv_file.status_code == 200 and csv_file.headers["content-type"].startswith("text/csv")
+        assert csv_file.text.splitlines()[0] == "periode,onderdeel,sleutel,waarde"
+        assert ",meldingen,,x" in csv_file.text
+        report = await coordinator.get(f"{portal}/beheer/cijfers/rapport.html", params=asked)
+        assert report.status_code == 200 and "attachment" in report.headers["content-disposition"]
+        assert "<html" in report.text and "Amsterdam" in report.text
+        wrong = await coordinator.get(f"{portal}/beheer/cijfers", params={**asked, "gemeente": "Amsterdam"})
+        assert wrong.status_code == 422 and "gemeentecode" in wrong.text
+    async with httpx.AsyncClient() as operator:
+        await sign_in(operator, portal, roles=["beheerder"])
+        assert (await operator.get(f"{portal}/beheer/cijfers", params=asked)).status_code == 403

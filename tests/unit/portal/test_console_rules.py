@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
@@ -14,8 +14,12 @@ from services.portal.domain.console import (
     candidates,
     console_access,
     duration_words,
+    figures_csv,
+    figures_view,
     form_prefill,
     organisation_rows,
+    period_end,
+    period_name,
     reactivated,
     route_map_from_form,
     route_map_table,
@@ -209,3 +213,47 @@ def test_the_directory_by_name_searchable_with_coverage_by_gemeente_name_and_pos
         "name": "GGD Amsterdam JGZ", "type": "jgz", "gemeenten": ["GM0363"], "postcode_ranges": [],
         "delivery_mode": "full", "active": True,
     }  # fmt: skip
+
+
+FIGURES = {
+    "gemeente": {"code": "GM0363", "name": "Amsterdam"},
+    "from": "2026-10-01",
+    "to": "2026-12-31",
+    "interval": "month",
+    "suppression_threshold": 10,
+    "periods": [
+        {"period": "2026-10", "meldingen": 12, "by_recipient_type": {"jgz": 12, "wijkteam": 0}, "returned": 0,
+         "contact_within_deadline": 0.5, "days_to_contact": {"p50": 4.0, "p90": None}},
+        {"period": "2026-11", "meldingen": None, "by_recipient_type": {"jgz": None, "wijkteam": None},
+         "returned": None, "contact_within_deadline": None},
+        {"period": "2026-12", "meldingen": 0, "by_recipient_type": {"jgz": 0, "wijkteam": 0}, "returned": 0,
+         "contact_within_deadline": None},
+    ],
+}  # fmt: skip
+
+
+def test_figures_show_a_true_0_as_0_and_a_hidden_one_as_x_with_a_total_and_the_unfinished_period_marked() -> None:
+    view = figures_view(FIGURES, date(2026, 12, 7))
+    assert [(r.period, r.meldingen, r.unfinished) for r in view.rows] == [
+        ("okt 2026", "12", False),
+        ("nov 2026", "x", False),
+        ("dec 2026", "0", True),
+    ]
+    assert (
+        view.rows[0].by_recipient_type == {"jgz": "12", "wijkteam": "0"}
+        and view.rows[0].contact_within_deadline == "50%"
+    )
+    assert view.total == "ten minste 12" and not view.nothing_shown
+    shown = figures_view({**FIGURES, "periods": [FIGURES["periods"][0], FIGURES["periods"][2]]}, date(2027, 1, 1))
+    assert shown.total == "12" and not any(r.unfinished for r in shown.rows)
+    hidden = figures_view({**FIGURES, "periods": [FIGURES["periods"][1]]}, date(2027, 1, 1))
+    assert hidden.total == "x" and hidden.nothing_shown
+    assert period_end("2026-Q4") == date(2026, 12, 31) and period_end("2027") == date(2027, 12, 31)
+    assert period_end("2027-02") == date(2027, 2, 28) and period_name("2026-Q4") == "K4 2026"
+
+
+def test_figures_as_csv_keep_x_and_0_apart() -> None:
+    lines = figures_csv(FIGURES).splitlines()
+    assert lines[0] == "periode,onderdeel,sleutel,waarde"
+    assert "2026-10,by_recipient_type,wijkteam,0" in lines and "2026-11,meldingen,,x" in lines
+    assert "2026-10,days_to_contact,p90,x" in lines
