@@ -10,6 +10,7 @@ var/screenshots/console/ (git-ignored).
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -141,5 +142,41 @@ async def test_a_person_without_an_operator_role_sees_no_operator_page(
                 content = await coordinator.content()
                 assert melding_id not in content and first not in content and "Amsterdam" not in content
             await pages.check(coordinator, "geen-toegang")
+        finally:
+            await browser.close()
+
+
+async def test_a_coordinator_picks_a_gemeente_and_a_quarter_sees_the_chart_and_downloads_the_csv(
+    system: Clients, tokens: Tokens, amqp: aio_pika.abc.AbstractChannel, portal: str, chromium_path: str, tmp_path: Path
+) -> None:
+    from playwright.async_api import async_playwright
+
+    await returned_melding(system, tokens, amqp)
+    today = date.today()
+    pages = Pages(SCREENSHOTS)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            page = await (await browser.new_context(locale="nl-NL", accept_downloads=True)).new_page()
+            await sign_in(page, portal, ["coordinator"])
+            await page.get_by_role("link", name="Cijfers").first.click()
+            await page.get_by_role("textbox", name="Gemeente", exact=False).fill("GM0363")
+            quarter_start = f"{today.year}-{(today.month - 1) // 3 * 3 + 1:02d}-01"
+            await page.get_by_role("textbox", name="Van (JJJJ-MM-DD)").fill(quarter_start)
+            await page.get_by_role("textbox", name="Tot en met (JJJJ-MM-DD)").fill(today.isoformat())
+            await page.get_by_role("combobox", name="Per").select_option("kwartaal")
+            await page.get_by_role("button", name="Toon de cijfers").click()
+            await page.wait_for_load_state()
+            assert "Amsterdam" in await page.get_by_role("heading", level=2).inner_text()
+            assert await page.get_by_role("img", name="Staafdiagram", exact=False).count() == 1
+            assert "(loopt nog)" in await page.get_by_role("table").inner_text()
+            await pages.check(page, "cijfers")
+            async with page.expect_download() as download_info:
+                await page.get_by_role("link", name="Cijfers downloaden (CSV)").click()
+            download = await download_info.value
+            await download.save_as(tmp_path / "cijfers.csv")
+            assert (tmp_path / "cijfers.csv").read_text().startswith("periode,onderdeel,sleutel,waarde")
+            await page.emulate_media(media="print")
+            await page.screenshot(path=str(SCREENSHOTS / "cijfers-afdruk.png"), full_page=True)
         finally:
             await browser.close()

@@ -469,6 +469,7 @@ class FiguresView:
     total: str  # meldingen over the whole period; "ten minste N" when some periods are hidden
     recipient_types: tuple[str, ...]
     nothing_shown: bool
+    bars: list[int]  # per period, the bar's height in 0..160 (a hidden count draws none); the axis stays sane
 
 
 def figures_view(document: Mapping[str, Any], today: date) -> FiguresView:
@@ -491,7 +492,9 @@ def figures_view(document: Mapping[str, Any], today: date) -> FiguresView:
         total = str(shown)
     else:
         total = f"ten minste {shown}" if shown else HIDDEN
-    return FiguresView(rows, total, types, nothing_shown=all(c is None for c in counts))
+    largest = max([c for c in counts if isinstance(c, int)] + [1])
+    bars = [round(c / largest * 160) if isinstance(c, int) else 0 for c in counts]
+    return FiguresView(rows, total, types, nothing_shown=all(c is None for c in counts), bars=bars)
 
 
 def figures_csv(document: Mapping[str, Any]) -> str:

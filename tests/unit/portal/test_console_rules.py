@@ -244,10 +244,11 @@ def test_figures_show_a_true_0_as_0_and_a_hidden_one_as_x_with_a_total_and_the_u
         and view.rows[0].contact_within_deadline == "50%"
     )
     assert view.total == "ten minste 12" and not view.nothing_shown
+    assert view.bars == [160, 0, 0]
     shown = figures_view({**FIGURES, "periods": [FIGURES["periods"][0], FIGURES["periods"][2]]}, date(2027, 1, 1))
     assert shown.total == "12" and not any(r.unfinished for r in shown.rows)
     hidden = figures_view({**FIGURES, "periods": [FIGURES["periods"][1]]}, date(2027, 1, 1))
-    assert hidden.total == "x" and hidden.nothing_shown
+    assert hidden.total == "x" and hidden.nothing_shown and hidden.bars == [0]
     assert period_end("2026-Q4") == date(2026, 12, 31) and period_end("2027") == date(2027, 12, 31)
     assert period_end("2027-02") == date(2027, 2, 28) and period_name("2026-Q4") == "K4 2026"
 
