@@ -142,6 +142,15 @@ async def test_a_person_without_an_operator_role_sees_no_operator_page(
                 content = await coordinator.content()
                 assert melding_id not in content and first not in content and "Amsterdam" not in content
             await pages.check(coordinator, "geen-toegang")
+
+            officer = await (await browser.new_context(locale="nl-NL")).new_page()
+            await sign_in(officer, portal, ["privacy-officer"])
+            await officer.get_by_role("link", name="Toegang").first.click()
+            await officer.get_by_label("Burgerservicenummer van de cliënte").fill(BSN)
+            await officer.get_by_role("button", name="Zoeken").click()
+            await officer.wait_for_load_state()
+            assert await officer.get_by_role("table").count() == 1 and BSN not in await officer.content()
+            await pages.check(officer, "toegang")
         finally:
             await browser.close()
 

@@ -37,6 +37,7 @@ from services.portal.domain.console import (
 from shared.clock import today_nl
 from shared.contracts.vocabulary import MEDICAL_RISK_DOMAINS, RECIPIENT_TYPES, SOCIAL_RISK_DOMAINS
 from shared.errors import NotFound
+from shared.identifiers import is_valid_bsn
 
 STAFF = "staff"
 RISK_DOMAINS = (*MEDICAL_RISK_DOMAINS, *SOCIAL_RISK_DOMAINS)
@@ -80,6 +81,12 @@ def _coordinator(staff: Annotated[Staff, Depends(_staff)]) -> Staff:
     return staff
 
 
+def _auditor(staff: Annotated[Staff, Depends(_staff)]) -> Staff:
+    if not staff.may("audit:read"):
+        raise NoRole
+    return staff
+
+
 def _operator(staff: Annotated[Staff, Depends(_staff)]) -> Staff:
     if not staff.may("routing:admin"):
         raise NoRole
@@ -101,6 +108,7 @@ def _provider(request: Request) -> Provider:
 StaffDep = Annotated[Staff, Depends(_staff)]
 Operator = Annotated[Staff, Depends(_operator)]
 Coordinator = Annotated[Staff, Depends(_coordinator)]
+Auditor = Annotated[Staff, Depends(_auditor)]
 PlatformDep = Annotated[Platform, Depends(_platform)]
 
 
@@ -518,4 +526,30 @@ async def figures_report(request: Request, staff: Coordinator, platform: Platfor
         body,
         media_type="text/html; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="kansrijke-start-rapport.html"'},
+    )
+
+
+# --- toegang (the audit log, for a privacy officer) ---------------------------------------------------------------
+
+
+@router.get("/beheer/toegang")
+async def access_search_form(request: Request, staff: Auditor) -> Response:
+    return console_page(request, "access.html", title="Toegang: wie zag wiens gegevens")
+
+
+@router.post("/beheer/toegang")
+async def access_search(request: Request, staff: Auditor, platform: PlatformDep) -> Response:
+    """The BSN travels in the form's body and on to the services' body: never in a URL; the page never shows it."""
+    form = await _form(request)
+    if not csrf_valid(request.session, form.get("csrf")):
+        return _refused(request)
+    bsn = form.get("bsn", "").replace(" ", "")
+    if not is_valid_bsn(bsn):
+        return console_page(
+            request, "access.html", 422, title="Toegang: wie zag wiens gegevens",
+            error="Dit is geen geldig burgerservicenummer (9 cijfers die de elfproef doorstaan).",
+        )  # fmt: skip
+    _, answer = await platform.as_staff(staff, "consent", "POST", "/v1/audit/_search", json={"bsn": bsn})
+    return console_page(
+        request, "access.html", title="Toegang: wie zag wiens gegevens", records=answer["items"], searched=True
     )

@@ -223,3 +223,20 @@ async def test_a_coordinator_picks_a_gemeente_and_a_quarter_and_downloads_the_cs
     async with httpx.AsyncClient() as operator:
         await sign_in(operator, portal, roles=["beheerder"])
         assert (await operator.get(f"{portal}/beheer/cijfers", params=asked)).status_code == 403
+
+
+async def test_a_privacy_officer_searches_the_audit_log_by_bsn_and_the_bsn_stays_off_the_page_and_urls(
+    system: Clients, tokens: Tokens, amqp: aio_pika.abc.AbstractChannel, portal: str
+) -> None:
+    await returned_melding(system, tokens, amqp)
+    async with httpx.AsyncClient() as officer:
+        await sign_in(officer, portal, roles=["privacy-officer"])
+        form = await officer.get(f"{portal}/beheer/toegang")
+        assert form.status_code == 200
+        wrong = await officer.post(f"{portal}/beheer/toegang", data={"csrf": csrf_of(form.text), "bsn": "123456789"})
+        assert wrong.status_code == 422 and "geen geldig burgerservicenummer" in wrong.text
+        found = await officer.post(f"{portal}/beheer/toegang", data={"csrf": csrf_of(form.text), "bsn": BSN})
+        assert found.status_code == 200 and "Vastgelegde toegang" in found.text
+        assert "verloskundige" in found.text and "jgz" in found.text  # the sender's and the recipient's accesses
+        assert BSN not in found.text and BSN not in str(found.url)
+        assert (await officer.get(f"{portal}/beheer/wachtend")).status_code == 403
