@@ -57,15 +57,9 @@ async def get_figures(
     )
 
 
-@router.get(
-    "/report",
-    response_class=HTMLResponse,
-    summary="The programme figures as the report page",
-    description="The same figures as `GET /v1/figures`, as the self-contained HTML page in Dutch that `kansrijk "
-    "report` writes (one renderer for both): charts as inline SVG, suppressed figures as `x`, no script. The "
-    "console offers it as a download. Every request is recorded in the audit log.",
-    responses=problem_responses("validation"),
-)
+# The report page, for the console's download (docs/console.md): HTML, so outside the OpenAPI document of JSON
+# answers; its problems are the JSON ones of `GET /v1/figures`.
+@router.get("/report", response_class=HTMLResponse, include_in_schema=False)
 async def get_figures_report(
     principal: FiguresReader,
     unit_of_work: UnitOfWorkDep,
@@ -75,6 +69,8 @@ async def get_figures_report(
     gemeente: Annotated[GemeenteCode | None, Query(description="CBS gemeente code; omit for the country")] = None,
     interval: Annotated[Interval, Query()] = Interval.month,
 ) -> HTMLResponse:
+    """The same figures as `GET /v1/figures`, as the page `kansrijk report` writes (one renderer for both):
+    charts as inline SVG, suppressed figures as `x`, no script. Every request is recorded in the audit log."""
     document = await programme_figures(
         unit_of_work,
         principal=principal,
