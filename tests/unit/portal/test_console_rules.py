@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
+from services.portal.config import PortalSettings
 from services.portal.domain.console import (
     DEFAULT_ROLE_SCOPES,
     FormError,
@@ -26,6 +28,7 @@ from services.portal.domain.console import (
     waited,
     waiting_list,
 )
+from tests.unit.portal.test_views import _production
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 
@@ -258,3 +261,19 @@ def test_figures_as_csv_keep_x_and_0_apart() -> None:
     assert lines[0] == "periode,onderdeel,sleutel,waarde"
     assert "2026-10,by_recipient_type,wijkteam,0" in lines and "2026-11,meldingen,,x" in lines
     assert "2026-10,days_to_contact,p90,x" in lines
+
+
+@pytest.mark.parametrize("issuer", ["http://login.example.nl", "https://localhost", "https://127.0.0.1:8443"])
+def test_production_refuses_a_console_provider_that_is_not_real(tmp_path: Path, issuer: str) -> None:
+    with pytest.raises(ValueError, match="KANSRIJK_CONSOLE_OIDC_ISSUER"):
+        PortalSettings(**_production(tmp_path), oidc_issuer="https://digid.example.nl", console_oidc_issuer=issuer)
+    with pytest.raises(ValueError, match="KANSRIJK_CONSOLE_OIDC_CLIENT_SECRET"):
+        PortalSettings(
+            **_production(tmp_path), oidc_issuer="https://digid.example.nl", console_oidc_issuer="https://id.example.nl"
+        )
+
+
+def test_a_role_mapping_cannot_grant_a_scope_the_console_does_not_act_with(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="KANSRIJK_CONSOLE_ROLE_SCOPES"):
+        PortalSettings(data_dir=tmp_path, console_role_scopes={"beheerder": ["routing:admin", "patient:self"]})
+    assert PortalSettings(data_dir=tmp_path).console_role_scopes["coordinator"] == ["figures:read"]
