@@ -5,7 +5,9 @@ melding with names and the reason and sends it to another organisation, whose qu
 
 from __future__ import annotations
 
+import json
 import re
+import uuid
 from datetime import date
 from urllib.parse import parse_qs, urlsplit
 
@@ -18,6 +20,7 @@ from tests.e2e.flow import (
     RecipientQueue,
     admin,
     body_of,
+    eventually,
     melding_body,
     new_org_id,
     put_gemeente,
@@ -240,3 +243,37 @@ async def test_a_privacy_officer_searches_the_audit_log_by_bsn_and_the_bsn_stays
         assert "verloskundige" in found.text and "jgz" in found.text  # the sender's and the recipient's accesses
         assert BSN not in found.text and BSN not in str(found.url)
         assert (await officer.get(f"{portal}/beheer/wachtend")).status_code == 403
+
+
+async def test_an_operator_replays_a_dead_letter_from_the_waiting_page_audited_under_her_name(
+    system: Clients, tokens: Tokens, amqp: aio_pika.abc.AbstractChannel, portal: str
+) -> None:
+    message_id = f"poison-{uuid.uuid4()}"
+    poison = aio_pika.Message(
+        json.dumps({"melding_id": "x", "status": "teleported"}).encode(),
+        message_id=message_id,
+        type="delivery.status_changed",
+        content_type="application/json",
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+    )
+    exchange = await amqp.get_exchange("kansrijk.events", ensure=False)
+    await exchange.publish(poison, routing_key="delivery.status_changed")
+
+    async def dead() -> list[dict]:
+        answer = await system["routing"].get("/v1/dead-letters", headers=admin(tokens))
+        return [d for d in answer.json()["items"] if d["message_id"] == message_id]
+
+    [letter] = await eventually(dead, timeout=30)
+    async with httpx.AsyncClient() as operator:
+        await sign_in(operator, portal, roles=["beheerder"], org="90000012")
+        page = await operator.get(f"{portal}/beheer/wachtend")
+        assert f'action="/beheer/dead-letters/{letter["id"]}/opnieuw"' in page.text
+        forged = await operator.post(f"{portal}/beheer/dead-letters/{letter['id']}/opnieuw", data={"csrf": "x"})
+        assert forged.status_code == 403
+        replayed = await operator.post(
+            f"{portal}/beheer/dead-letters/{letter['id']}/opnieuw", data={"csrf": csrf_of(page.text)}
+        )
+        assert replayed.status_code == 303
+    audit = await system["routing"].get("/v1/audit", headers=admin(tokens), params={"org_id": "90000012"})
+    [record] = [r for r in audit.json()["items"] if r["resource_id"] == letter["id"] and r["action"] == "update"]
+    assert record["resource_type"] == "dead-letter" and record["actor_sub"].startswith("staff-")
