@@ -188,6 +188,8 @@ def up() -> None:
         web_apps = []  # production without a provider for her: the portal would refuse to start
     if with_login_provider:
         environment["KANSRIJK_PORTAL_OIDC_ISSUER"] = f"http://127.0.0.1:{login_port}"
+        # the console's people sign in there too (its form asks for a name, an organisation and roles)
+        environment.setdefault("KANSRIJK_CONSOLE_OIDC_ISSUER", f"http://127.0.0.1:{login_port}")
     settings |= {name: WEB[name].settings() for name in web_apps}
     for name, service_settings in settings.items():
         _refuse_taken_port(name, service_settings)

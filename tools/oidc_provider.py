@@ -1,6 +1,8 @@
 """The embedded OpenID Connect provider for development, the demo and the tests: a real provider (PyPI's
 `oidc-provider-mock`: discovery, JWKS, authorization code with PKCE and nonce, RP-initiated logout) whose login
-form asks a tester for a BSN and a DigiD level instead of a password.
+form asks a tester for a BSN and a DigiD level instead of a password — or, for the console's client, a name, an
+organisation number and roles (the claims `name`, `org_id`, `roles`), standing in for an organisation's Entra ID
+or Keycloak.
 
 It stands in for the DigiD broker a gemeente offers; the portal talks to it exactly as to that broker, so there
 is no login bypass inside the product. Never run it where real people log in: anyone may be anyone here.
@@ -8,6 +10,7 @@ is no login bypass inside the product. Never run it where real people log in: an
 
 from __future__ import annotations
 
+import hashlib
 import html
 import io
 import threading
@@ -28,6 +31,10 @@ LEVELS = {
     "substantieel": "urn:oasis:names:tc:SAML:2.0:ac:classes:Smartcard",
     "hoog": "urn:oasis:names:tc:SAML:2.0:ac:classes:SmartcardPKI",
 }
+
+# The console's client (services/portal/config.py): its testers pick a name, an organisation and roles.
+CONSOLE_CLIENT_ID = "kansrijk-console"
+CONSOLE_ROLES = ("beheerder", "coordinator", "privacy-officer")
 
 StartResponse = Callable[..., Any]
 
@@ -51,6 +58,28 @@ def _form(query: str, error: str = "") -> bytes:
 </main></body></html>""".encode()
 
 
+def _staff_form(query: str, error: str = "") -> bytes:
+    roles = "".join(
+        f'<p><input type="checkbox" id="role-{role}" name="role" value="{role}">'
+        f' <label for="role-{role}">{role}</label></p>'
+        for role in CONSOLE_ROLES
+    )
+    notice = f'<p role="alert">{html.escape(error)}</p>' if error else ""
+    return f"""<!doctype html>
+<html lang="nl"><head><meta charset="utf-8"><title>Testinlog organisatie (ontwikkeling)</title></head>
+<body><main>
+<h1>Testinlog organisatie (alleen voor ontwikkeling en tests)</h1>
+<p>Dit is niet de inlog van uw organisatie. Kies wie u bent, bij welke organisatie en met welke rollen.</p>
+{notice}
+<form method="post" action="/oauth2/authorize?{html.escape(query)}">
+  <p><label for="name">Naam</label><br><input id="name" name="name" required></p>
+  <p><label for="org">Organisatienummer</label><br><input id="org" name="org" required></p>
+  <fieldset><legend>Rollen</legend>{roles}</fieldset>
+  <p><button type="submit">Inloggen</button></p>
+</form>
+</main></body></html>""".encode()
+
+
 class TestLogin:
     """WSGI middleware: the provider's authorization form becomes "BSN and level"; the subject it logs in is
     registered with those claims (`bsn`, `acr`) first, through the provider's own `PUT /users/{sub}`."""
@@ -69,6 +98,8 @@ class TestLogin:
         form = parse_qs(environ["wsgi.input"].read(length).decode())
         if "action" in form:  # "deny" and the like: the provider's own handling
             return self._forward(environ, start_response, urlencode({k: v[0] for k, v in form.items()}))
+        if _is_console(query):
+            return self._staff_login(environ, start_response, query, form)
         bsn = (form.get("bsn") or [""])[0].strip()
         level = (form.get("level") or [""])[0]
         if not bsn.isdigit() or level not in LEVELS:
@@ -76,6 +107,21 @@ class TestLogin:
             return [_form(query, "Vul een burgerservicenummer (cijfers) in en kies een niveau.")]
         subject = f"test-{bsn}-{level}"
         registered = self._users.put(f"/users/{quote(subject)}", json={"bsn": bsn, "acr": LEVELS[level]})
+        if registered.status_code != 204:
+            raise RuntimeError(f"the provider refused the test user ({registered.status_code})")
+        return self._forward(environ, start_response, urlencode({"sub": subject}))
+
+    def _staff_login(
+        self, environ: dict[str, Any], start_response: StartResponse, query: str, form: dict[str, list[str]]
+    ) -> Iterable[bytes]:
+        name = (form.get("name") or [""])[0].strip()
+        org = (form.get("org") or [""])[0].strip()
+        roles = [role for role in form.get("role", []) if role in CONSOLE_ROLES]
+        if not name or not org:
+            start_response("400 Bad Request", [("Content-Type", "text/html; charset=utf-8")])
+            return [_staff_form(query, "Vul een naam en een organisatienummer in.")]
+        subject = f"staff-{hashlib.sha256(f'{name}|{org}|{roles}'.encode()).hexdigest()[:16]}"
+        registered = self._users.put(f"/users/{quote(subject)}", json={"name": name, "org_id": org, "roles": roles})
         if registered.status_code != 204:
             raise RuntimeError(f"the provider refused the test user ({registered.status_code})")
         return self._forward(environ, start_response, urlencode({"sub": subject}))
@@ -93,13 +139,17 @@ class TestLogin:
             start_response(status[0], status[1])
             return [body]
         start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
-        return [_form(query)]
+        return [_staff_form(query) if _is_console(query) else _form(query)]
 
     def _forward(self, environ: dict[str, Any], start_response: StartResponse, body: str) -> Iterable[bytes]:
         raw = body.encode()
         environ = {**environ, "wsgi.input": io.BytesIO(raw), "CONTENT_LENGTH": str(len(raw))}
         environ["CONTENT_TYPE"] = "application/x-www-form-urlencoded"
         return self.app(environ, start_response)  # type: ignore[no-any-return]
+
+
+def _is_console(query: str) -> bool:
+    return parse_qs(query).get("client_id") == [CONSOLE_CLIENT_ID]
 
 
 def provider_app() -> TestLogin:

@@ -7,6 +7,7 @@ from urllib.parse import urlsplit
 
 from pydantic import AliasChoices, Field, model_validator
 
+from services.portal.domain.console import CONSOLE_SCOPES, DEFAULT_ROLE_SCOPES
 from shared.settings import ServiceSettings
 
 # Hosts of a provider that can only be a developer's own (the embedded one of `kansrijk up`): never production.
@@ -30,6 +31,22 @@ class PortalSettings(ServiceSettings):
     bsn_claim: str = Field("bsn", validation_alias=AliasChoices("KANSRIJK_PORTAL_BSN_CLAIM"))
     loa_claim: str = Field("acr", validation_alias=AliasChoices("KANSRIJK_PORTAL_LOA_CLAIM"))
 
+    # The console (/beheer/): people of an organisation sign in with their own provider (Entra ID, Keycloak);
+    # a role in `console_roles_claim` grants the scopes `console_role_scopes` names for it. No issuer: no console.
+    console_oidc_issuer: str = Field("", validation_alias=AliasChoices("KANSRIJK_CONSOLE_OIDC_ISSUER"))
+    console_oidc_client_id: str = Field(
+        "kansrijk-console", validation_alias=AliasChoices("KANSRIJK_CONSOLE_OIDC_CLIENT_ID")
+    )
+    console_oidc_client_secret: str = Field(
+        "", repr=False, validation_alias=AliasChoices("KANSRIJK_CONSOLE_OIDC_CLIENT_SECRET")
+    )
+    console_roles_claim: str = Field("roles", validation_alias=AliasChoices("KANSRIJK_CONSOLE_ROLES_CLAIM"))
+    console_org_claim: str = Field("org_id", validation_alias=AliasChoices("KANSRIJK_CONSOLE_ORG_CLAIM"))
+    console_role_scopes: dict[str, list[str]] = Field(
+        default_factory=lambda: {role: list(scopes) for role, scopes in DEFAULT_ROLE_SCOPES.items()},
+        validation_alias=AliasChoices("KANSRIJK_CONSOLE_ROLE_SCOPES"),
+    )
+
     # The services it reads for her (default: 127.0.0.1 on their KANSRIJK_<NAME>_PORT).
     consent_url: str = Field("", validation_alias=AliasChoices("KANSRIJK_PORTAL_CONSENT_URL"))
     melding_url: str = Field("", validation_alias=AliasChoices("KANSRIJK_PORTAL_MELDING_URL"))
@@ -52,12 +69,26 @@ class PortalSettings(ServiceSettings):
                 setattr(self, f"{name}_url", self.audit_peers.get(name, ""))
         if self.is_development and not self.oidc_client_secret:
             self.oidc_client_secret = "development-only"  # what the embedded provider accepts; never production
+        if self.is_development and not self.console_oidc_client_secret:
+            self.console_oidc_client_secret = "development-only"
+        for role, scopes in self.console_role_scopes.items():
+            if unknown := set(scopes) - CONSOLE_SCOPES:
+                raise ValueError(
+                    f"KANSRIJK_CONSOLE_ROLE_SCOPES: role {role!r} names scopes the console does not "
+                    f"grant: {sorted(unknown)}"
+                )
         if not self.is_development:
             issuer = urlsplit(self.oidc_issuer)
             if issuer.scheme != "https" or not issuer.hostname or issuer.hostname in LOCAL_HOSTS:
                 raise ValueError("production needs KANSRIJK_PORTAL_OIDC_ISSUER: the https address of a real provider")
             if not self.oidc_client_secret:
                 raise ValueError("production needs KANSRIJK_PORTAL_OIDC_CLIENT_SECRET")
+            if self.console_oidc_issuer:
+                console = urlsplit(self.console_oidc_issuer)
+                if console.scheme != "https" or not console.hostname or console.hostname in LOCAL_HOSTS:
+                    raise ValueError("production needs KANSRIJK_CONSOLE_OIDC_ISSUER on https at a real provider")
+                if not self.console_oidc_client_secret:
+                    raise ValueError("production needs KANSRIJK_CONSOLE_OIDC_CLIENT_SECRET")
             if not self.service_token_key:
                 raise ValueError("production needs KANSRIJK_SERVICE_TOKEN_KEY to sign her tokens")
             if urlsplit(self.public_url).scheme != "https":

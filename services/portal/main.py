@@ -20,6 +20,7 @@ from fastapi.staticfiles import StaticFiles
 from services.portal.adapters.oidc import Provider
 from services.portal.adapters.platform import Platform
 from services.portal.adapters.sessions import SessionMiddleware, SessionStore
+from services.portal.api import console
 from services.portal.api.routes import LoginRequired, page, router
 from services.portal.api.security import LoginLimiter, SecurityHeadersMiddleware, content_security_policy
 from services.portal.config import PortalSettings
@@ -68,17 +69,41 @@ def create_app(
     app.state.provider = Provider(
         issuer=settings.oidc_issuer, client_id=settings.oidc_client_id, client_secret=settings.oidc_client_secret
     )
+    # The console (/beheer/): its people sign in with their organisation's provider; none configured, no console.
+    app.state.console_provider = (
+        Provider(
+            issuer=settings.console_oidc_issuer,
+            client_id=settings.console_oidc_client_id,
+            client_secret=settings.console_oidc_client_secret,
+            scope="openid profile",  # her name, to greet her and to show whom the session is for
+        )
+        if settings.console_oidc_issuer
+        else None
+    )
     app.state.login_limiter = LoginLimiter(settings.login_attempts_per_minute)
-    issuer = urlsplit(settings.oidc_issuer)
+    form_targets = {
+        f"{u.scheme}://{u.netloc}"
+        for u in map(urlsplit, [settings.oidc_issuer, settings.console_oidc_issuer])
+        if u.netloc
+    }
     app.state.sessions = SessionStore(settings.session_idle_seconds)
     app.add_middleware(SessionMiddleware, store=app.state.sessions, secure=not settings.is_development)
     app.add_middleware(
         SecurityHeadersMiddleware,
-        csp=content_security_policy([f"{issuer.scheme}://{issuer.netloc}"]),
+        csp=content_security_policy(sorted(form_targets)),
         https=not settings.is_development,
     )
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     app.include_router(router)
+    app.include_router(console.router)
+
+    @app.exception_handler(console.StaffLoginRequired)
+    async def to_console_start(_request: Request, _exc: console.StaffLoginRequired) -> Response:
+        return RedirectResponse("/beheer/", status_code=303)
+
+    @app.exception_handler(console.NoRole)
+    async def no_role(request: Request, _exc: console.NoRole) -> Response:
+        return console.console_page(request, "forbidden.html", 403, title="Geen toegang")
 
     @app.exception_handler(LoginRequired)
     async def to_start(_request: Request, _exc: LoginRequired) -> Response:
@@ -86,6 +111,10 @@ def create_app(
 
     @app.exception_handler(NotFound)
     async def not_found(request: Request, _exc: NotFound) -> Response:
+        if request.url.path.startswith("/beheer"):
+            return console.console_page(
+                request, "error.html", 404, title="Niet gevonden", message="Deze pagina bestaat niet (meer)."
+            )
         return page(request, "error.html", 404, title="Niet gevonden", message="Deze pagina bestaat niet (meer).")
 
     @app.exception_handler(404)

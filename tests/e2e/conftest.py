@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
+import shutil
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import aio_pika
 import pytest
@@ -58,6 +61,20 @@ async def amqp(environment: RunEnvironment) -> AsyncIterator[aio_pika.abc.Abstra
     await connection.close()
 
 
+# --- a browser for the portal's and the console's pages ---------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else shutil.which("chromium")
+
+
+@pytest.fixture
+def chromium_path() -> str:
+    if CHROMIUM is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("Chromium is missing: CI must drive the portal in a browser (.ci/run installs it)")
+        pytest.skip("needs Chromium (apt-get install -y chromium)")
+    return CHROMIUM
+
+
 # --- the portal (her own view), served for real beside the stack, with the embedded login provider ---------------
 
 
@@ -81,6 +98,7 @@ async def portal(stack: dict[str, str], environment: RunEnvironment, login_provi
         data_dir=environment.data_dir,
         port=_free_port(),
         oidc_issuer=login_provider,
+        console_oidc_issuer=login_provider,
         consent_url=stack["consent"],
         melding_url=stack["melding"],
         routing_url=stack["routing"],

@@ -9,14 +9,11 @@ screenshot under var/screenshots/portal/ (git-ignored).
 from __future__ import annotations
 
 import json
-import os
-import shutil
 from pathlib import Path
 from typing import Any
 
 import aio_pika
 import httpx
-import pytest
 
 from tests.e2e.flow import (
     BSN,
@@ -34,7 +31,6 @@ from tests.e2e.flow import (
 )
 from tests.support import Tokens
 
-CHROMIUM = "/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else shutil.which("chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
     "--disable-sync",
@@ -45,30 +41,22 @@ SECOND_WOMAN = "123456782"
 Clients = dict[str, httpx.AsyncClient]
 
 
-@pytest.fixture
-def chromium_path() -> str:
-    if CHROMIUM is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("Chromium is missing: CI must drive the portal in a browser (.ci/run installs it)")
-        pytest.skip("needs Chromium (apt-get install -y chromium)")
-    return CHROMIUM
-
-
 class Pages:
     """Every page she sees: checked by axe-core (no violation allowed) and saved as a screenshot."""
 
-    def __init__(self) -> None:
+    def __init__(self, screenshots: Path = SCREENSHOTS) -> None:
         from axe_playwright_python.async_playwright import Axe
 
         self.axe = Axe()
         self.checked: list[str] = []
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        self.screenshots = screenshots
+        screenshots.mkdir(parents=True, exist_ok=True)
 
     async def check(self, page: Any, name: str) -> None:
         results = await self.axe.run(page)
         violations = results.response["violations"]
         assert not violations, f"{name}: axe-core found {[(v['id'], v['help']) for v in violations]}"
-        await page.screenshot(path=str(SCREENSHOTS / f"{len(self.checked) + 1:02d}-{name}.png"), full_page=True)
+        await page.screenshot(path=str(self.screenshots / f"{len(self.checked) + 1:02d}-{name}.png"), full_page=True)
         self.checked.append(name)
 
 

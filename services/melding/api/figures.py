@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
+from fastapi.responses import HTMLResponse
 
 from services.melding.api.deps import UnitOfWorkDep
+from services.melding.api.report import render_report
 from services.melding.api.schemas import FIGURES_EXAMPLE, FiguresRead
 from services.melding.domain.figures import SUPPRESSION_THRESHOLD, Interval
 from services.melding.service_layer.figures import programme_figures
 from shared.api import RequestId
 from shared.auth import Principal, require_scope
-from shared.clock import IsoDate
+from shared.clock import IsoDate, now
 from shared.edge import expensive
 from shared.identifiers import GemeenteCode
 from shared.problems import problem_responses
@@ -56,3 +60,31 @@ async def get_figures(
         interval=interval,
         request_id=request_id,
     )
+
+
+# The report page, for the console's download (docs/console.md): HTML, so outside the OpenAPI document of JSON
+# answers; its problems are the JSON ones of `GET /v1/figures`.
+@router.get("/report", response_class=HTMLResponse, include_in_schema=False)
+@expensive
+async def get_figures_report(
+    principal: FiguresReader,
+    unit_of_work: UnitOfWorkDep,
+    request_id: RequestId,
+    first: Annotated[IsoDate, Query(alias="from", description="first day (YYYY-MM-DD), widened to its period")],
+    last: Annotated[IsoDate, Query(alias="to", description="last day (YYYY-MM-DD), widened to its period")],
+    gemeente: Annotated[GemeenteCode | None, Query(description="CBS gemeente code; omit for the country")] = None,
+    interval: Annotated[Interval, Query()] = Interval.month,
+) -> HTMLResponse:
+    """The same figures as `GET /v1/figures`, as the page `kansrijk report` writes (one renderer for both):
+    charts as inline SVG, suppressed figures as `x`, no script. Every request is recorded in the audit log."""
+    document = await programme_figures(
+        unit_of_work,
+        principal=principal,
+        gemeente_code=gemeente,
+        first=first,
+        last=last,
+        interval=interval,
+        request_id=request_id,
+    )
+    # matplotlib's object API (no pyplot state) renders in a worker thread, off the event loop
+    return HTMLResponse(await asyncio.to_thread(render_report, document, now()))

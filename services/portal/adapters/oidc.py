@@ -15,7 +15,7 @@ __all__ = ["OAuthError", "Provider"]
 
 
 class Provider:
-    def __init__(self, *, issuer: str, client_id: str, client_secret: str) -> None:
+    def __init__(self, *, issuer: str, client_id: str, client_secret: str, scope: str = "openid") -> None:
         self.issuer = issuer.rstrip("/")
         self.client_id = client_id
         self._oauth = OAuth()
@@ -24,7 +24,7 @@ class Provider:
             client_id=client_id,
             client_secret=client_secret,
             server_metadata_url=f"{self.issuer}/.well-known/openid-configuration",
-            client_kwargs={"scope": "openid", "code_challenge_method": "S256"},
+            client_kwargs={"scope": scope, "code_challenge_method": "S256"},
         )
 
     @property

@@ -91,6 +91,7 @@ RESOURCES = {
     "consent": "uw toestemming",
     "melding": "de melding over u",
     "delivery": "de melding over u",
+    "melding-routing": "aan wie de melding over u ging",  # an operator sent it on to an organisation
     "audit_log": "het overzicht van wie uw gegevens zag",
 }
 

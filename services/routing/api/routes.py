@@ -259,7 +259,7 @@ async def list_unroutable(_: Admin, unit_of_work: UnitOfWorkDep) -> dict[str, An
 )
 async def reroute(
     melding_id: IdInPath,
-    _: Admin,
+    principal: Admin,
     unit_of_work: UnitOfWorkDep,
     client: ConsentClientDep,
     request_id: RequestId,
@@ -272,6 +272,7 @@ async def reroute(
         request_id=request_id,
         org_id=body.org_id if body is not None else None,
         by_operator=True,
+        principal=principal,
     )
     return RerouteResult(melding_id=melding_id, status=routed.status, reason=routed.reason)
 
@@ -322,9 +323,11 @@ async def list_dead_letters(
     responses=problem_responses("not-found", "conflict"),
 )
 async def replay_dead_letter(
-    dead_letter_id: IdInPath, _: Admin, unit_of_work: UnitOfWorkDep, request_id: RequestId
+    dead_letter_id: IdInPath, principal: Admin, unit_of_work: UnitOfWorkDep, request_id: RequestId
 ) -> DeadLetterRead:
-    row = await handlers.replay_dead_letter(unit_of_work, dead_letter_id=dead_letter_id, request_id=request_id)
+    row = await handlers.replay_dead_letter(
+        unit_of_work, dead_letter_id=dead_letter_id, request_id=request_id, principal=principal
+    )
     return DeadLetterRead.model_validate(row, from_attributes=True)
 
 

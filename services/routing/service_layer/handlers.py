@@ -136,6 +136,7 @@ async def reroute(
     request_id: str | None,
     org_id: str | None = None,
     by_operator: bool = False,
+    principal: Principal | None = None,
 ) -> Routed:
     """Route one waiting melding again now. `by_operator`: an operator acts on it, so a type a recipient
     returned is routed too — to `org_id` when given (an active organisation of a returned type), else by
@@ -150,6 +151,9 @@ async def reroute(
     answer = await check_consent(client, accepted, request_id)
     async with unit_of_work() as uow:
         routed = await route_explained(uow, melding_id, answer, request_id=request_id, chosen=chosen)
+        if principal is not None:  # an operator's act (the API, the console): audited with her as the actor
+            bsn = accepted.content.patient.bsn
+            uow.audit.record(principal, "update", "melding-routing", melding_id, patient_bsn=bsn, request_id=request_id)
         await uow.commit()
     return routed
 
@@ -454,7 +458,7 @@ def _bsn_in(body: str) -> str | None:
 
 
 async def replay_dead_letter(
-    unit_of_work: UnitOfWorkFactory, *, dead_letter_id: str, request_id: str | None
+    unit_of_work: UnitOfWorkFactory, *, dead_letter_id: str, request_id: str | None, principal: Principal | None = None
 ) -> DeadLetter:
     """Put a dead letter back on the queue it died in, with its own message id (consumers still dedupe)."""
     async with unit_of_work() as uow:
@@ -480,6 +484,10 @@ async def replay_dead_letter(
         )
         at = now()
         await uow.routing.mark_replayed(dead_letter_id, at)
+        if principal is not None:
+            uow.audit.record(
+                principal, "update", "dead-letter", dead_letter_id, patient_bsn=None, request_id=request_id
+            )
         await uow.commit()
         return replace(letter, replayed_at=at)
 
