@@ -55,9 +55,9 @@ async def test_a_short_bench_measures_every_figure_and_every_melding_arrives(
     ):
         assert isinstance(figures[name], float) and math.isfinite(figures[name]) and figures[name] > 0, name
     services = set(SERVICES)
-    assert (
-        set(figures["memory_mb"]) == set(figures["cpu_ms_per_melding"]) == set(figures["idle_cpu_percent"]) == services
-    )
+    assert set(figures["memory_mb"]) == set(figures["cpu_ms_per_melding"]) == services
+    # `kansrijk up` also serves the portal: idle, it costs like any service
+    assert set(figures["idle_cpu_percent"]) == services | set(WEB)
     assert figures["throughput_meldingen"] > 0 and figures["e2e_meldingen"] == 5
     # Correctness is not a speed figure: every melding of every phase arrived, and none was refused.
     assert result["verdicts"]["all_delivered"], figures
