@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from services.registry import WEB
 from tests.e2e.test_cli import ROOT, cli_env
 from tests.support import SERVICES, RunEnvironment
 
