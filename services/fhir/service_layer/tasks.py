@@ -11,6 +11,7 @@ from typing import Any
 
 from services.fhir.domain.melding import task_resource
 from services.fhir.domain.search import MAX_COUNT, TaskSearch
+from shared.clock import FIRST_YEAR, LAST_YEAR
 from shared.pagination import encode_cursor
 
 # One page of `GET /v1/meldingen` for these query parameters (a v1 error is raised, as the routes answer it).
@@ -53,8 +54,11 @@ async def _scan(
     params: dict[str, Any] = {}
     if search.melding_statuses:
         params["status"] = list(search.melding_statuses)
-    if search.updated_since is not None:
-        params["updated_since"] = search.updated_since.isoformat()
+    since = search.updated_since
+    if since is not None and since.year > LAST_YEAR:
+        return [], None  # nothing changed after the last year the platform takes a time in
+    if since is not None and since.year >= FIRST_YEAR:  # (before the first: every melding)
+        params["updated_since"] = since.isoformat()
     # the first page just large enough when every melding matches; the facade's filter may need more after it
     limit = min(MAX_COUNT, wanted + 1) if wanted is not None else MAX_COUNT
     matches: list[tuple[dict[str, Any], dict[str, Any]]] = []
