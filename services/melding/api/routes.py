@@ -19,6 +19,7 @@ from services.melding.api.schemas import (
 )
 from services.melding.domain.model import MeldingStatus
 from services.melding.service_layer import handlers
+from services.melding.service_layer.views import MeldingView, MeldingViewPage
 from shared.api import CursorQuery, IdInPath, RequestId
 from shared.clock import Instant
 from shared.contracts.melding import MeldingContent
@@ -56,7 +57,7 @@ async def send_melding(
     consent_client: ConsentClientDep,
     request_id: RequestId,
     idempotency_key: IdempotencyKey = None,
-) -> MeldingRead:
+) -> MeldingView:
     content = MeldingContent.model_validate(body.model_dump(exclude={"consent_id"}), context={"stored": True})
     sent = await handlers.send_melding(
         unit_of_work,
@@ -69,7 +70,7 @@ async def send_melding(
         request_id=request_id,
     )
     response.headers["Location"] = f"/v1/meldingen/{sent.melding.record.id}"
-    return MeldingRead.model_validate(sent.melding.document(), context={"stored": True})
+    return sent.melding
 
 
 @router.get(
@@ -94,8 +95,8 @@ async def list_meldingen(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: CursorQuery = None,
-) -> MeldingPage:
-    items, next_cursor = await handlers.list_meldingen(
+) -> MeldingViewPage:
+    return await handlers.list_meldingen(
         unit_of_work,
         principal=principal,
         statuses=frozenset(status_filter or ()),
@@ -103,10 +104,6 @@ async def list_meldingen(
         cursor=cursor,
         limit=limit,
         request_id=request_id,
-    )
-    return MeldingPage(
-        items=[MeldingRead.model_validate(i.document(), context={"stored": True}) for i in items],
-        next_cursor=next_cursor,
     )
 
 
@@ -119,9 +116,9 @@ async def list_meldingen(
 )
 async def get_melding(
     melding_id: IdInPath, principal: MeldingReader, unit_of_work: UnitOfWorkDep, request_id: RequestId
-) -> MeldingRead:
+) -> MeldingView:
     view = await handlers.get_melding(unit_of_work, principal=principal, melding_id=melding_id, request_id=request_id)
-    return MeldingRead.model_validate(view.document(), context={"stored": True})
+    return view
 
 
 @router.post(
@@ -140,11 +137,11 @@ async def cancel_melding(
     principal: MeldingWriter,
     unit_of_work: UnitOfWorkDep,
     request_id: RequestId,
-) -> MeldingRead:
+) -> MeldingView:
     view = await handlers.cancel_melding(
         unit_of_work, principal=principal, melding_id=melding_id, reason=body.reason, request_id=request_id
     )
-    return MeldingRead.model_validate(view.document(), context={"stored": True})
+    return view
 
 
 @patient_router.get(

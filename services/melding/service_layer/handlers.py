@@ -24,7 +24,7 @@ from services.melding.domain.model import (
 )
 from services.melding.domain.patient_view import MeldingSeen, what_she_sees
 from services.melding.service_layer.unit_of_work import MeldingUnitOfWork, UnitOfWorkFactory
-from services.melding.service_layer.views import MeldingView
+from services.melding.service_layer.views import MeldingView, MeldingViewPage
 from shared.auth import PLATFORM, Principal
 from shared.clients.consent import ConsentClient
 from shared.clock import now
@@ -273,7 +273,7 @@ async def list_meldingen(
     cursor: str | None,
     limit: int,
     request_id: str | None,
-) -> tuple[list[MeldingView], str | None]:
+) -> MeldingViewPage:
     """The caller's organisation's meldingen, newest first: in one of `statuses` (any when empty), changed at
     or after `updated_since`."""
     async with unit_of_work() as uow:
@@ -289,7 +289,7 @@ async def list_meldingen(
             uow.audit.record(principal, "read", "melding", item.record.id, patient_bsn=item.bsn, request_id=request_id)
         await uow.commit()
     next_cursor = encode_cursor(records[-1].created_at, records[-1].id) if more and records else None
-    return items, next_cursor
+    return MeldingViewPage(items, next_cursor)
 
 
 # --- events from routing and consent -----------------------------------------------------------------
