@@ -68,6 +68,7 @@ class GemeentePut(Strict):
 
 class GemeenteRead(BaseModel):
     model_config = ConfigDict(
+        from_attributes=True,
         json_schema_extra={
             "examples": [
                 {
@@ -78,7 +79,7 @@ class GemeenteRead(BaseModel):
                     "ended_at": None,
                 }
             ]
-        }
+        },
     )
 
     code: str
@@ -89,6 +90,8 @@ class GemeenteRead(BaseModel):
 
 
 class GemeenteList(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     items: list[GemeenteRead]
 
 
@@ -123,6 +126,7 @@ class OrganisationPut(Strict):
 
 class OrganisationRead(BaseModel):
     model_config = ConfigDict(
+        from_attributes=True,
         json_schema_extra={
             "examples": [
                 {
@@ -138,7 +142,7 @@ class OrganisationRead(BaseModel):
                     "updated_at": "2026-11-02T09:00:00Z",
                 }
             ]
-        }
+        },
     )
 
     org_id: str
@@ -154,6 +158,8 @@ class OrganisationRead(BaseModel):
 
 
 class OrganisationList(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     items: list[OrganisationRead]
 
 
@@ -217,6 +223,8 @@ class RoutePreview(BaseModel):
 
 
 class ReturnedRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     recipient_type: str
     org_id: str = Field(description="the organisation that sent it back")
     org_name: str | None = Field(description="its name as the melding was delivered to it")
@@ -226,6 +234,7 @@ class ReturnedRead(BaseModel):
 
 class UnroutableItem(BaseModel):
     model_config = ConfigDict(
+        from_attributes=True,
         json_schema_extra={
             "examples": [
                 {
@@ -255,7 +264,7 @@ class UnroutableItem(BaseModel):
                     "waiting_since": "2026-11-20T10:16:41Z",
                 },
             ]
-        }
+        },
     )
 
     melding_id: str
@@ -270,6 +279,8 @@ class UnroutableItem(BaseModel):
 
 
 class UnroutableList(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     items: list[UnroutableItem]
 
 
@@ -304,6 +315,8 @@ class Reroute(Strict):
 
 
 class OverdueItem(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     delivery_id: str
     melding_id: str
     org_id: str
@@ -317,6 +330,7 @@ class OverdueItem(BaseModel):
 
 class OverdueList(BaseModel):
     model_config = ConfigDict(
+        from_attributes=True,
         json_schema_extra={
             "examples": [
                 {
@@ -335,7 +349,7 @@ class OverdueList(BaseModel):
                     ]
                 }
             ]
-        }
+        },
     )
 
     items: list[OverdueItem]

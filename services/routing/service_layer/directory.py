@@ -12,6 +12,7 @@ from typing import Any
 
 from services.routing.adapters.repository import DirectoryRepository
 from services.routing.domain.model import (
+    GemeenteRecord,
     Organisation,
     Pc4Range,
     SkipReason,
@@ -22,6 +23,7 @@ from services.routing.domain.model import (
 )
 from services.routing.domain.route_map import DEFAULT_DEADLINES, RecipientRule, RouteMap, in_force
 from services.routing.service_layer.unit_of_work import UnitOfWorkFactory
+from services.routing.service_layer.views import GemeenteView, Items, OrganisationView, Saved, ranges_read
 from shared.clock import now, today_nl
 from shared.contracts.vocabulary import DeliveryMode
 from shared.errors import Conflict, NotFound, ValidationFailed
@@ -29,90 +31,72 @@ from shared.identifiers import postcode_area, validate_gemeente_code, validate_p
 from shared.messaging.topology import organisation_queue
 
 
-@dataclass(frozen=True)
-class Saved:
-    document: dict[str, Any]
-    created: bool
+def _gemeente_view(row: GemeenteRecord, ranges: list[Pc4Range]) -> GemeenteView:
+    return GemeenteView(
+        code=row.code, name=row.name, postcode_ranges=ranges_read(ranges), source=row.source, ended_at=row.ended_at
+    )
 
 
-def _ranges_document(ranges: list[Pc4Range]) -> list[dict[str, str]]:
-    return [{"from": r.start, "to": r.end} for r in ranges]
-
-
-async def gemeente_document(repository: DirectoryRepository, code: str) -> dict[str, Any]:
+async def gemeente_view(repository: DirectoryRepository, code: str) -> GemeenteView:
     row = await repository.gemeente(code)
     if row is None:
         raise NotFound("no gemeente with this code")
-    ranges = (await repository.ranges_of_gemeenten([code])).get(code, [])
-    return {
-        "code": row.code,
-        "name": row.name,
-        "postcode_ranges": _ranges_document(ranges),
-        "source": row.source,
-        "ended_at": row.ended_at,
-    }
+    return _gemeente_view(row, (await repository.ranges_of_gemeenten([code])).get(code, []))
 
 
-async def put_gemeente(unit_of_work: UnitOfWorkFactory, *, code: str, name: str, ranges: list[Pc4Range]) -> Saved:
+async def put_gemeente(
+    unit_of_work: UnitOfWorkFactory, *, code: str, name: str, ranges: list[Pc4Range]
+) -> Saved[GemeenteView]:
     async with unit_of_work() as uow:
         repository = uow.directory
         taken = await repository.gemeente_ranges_overlapping(ranges, except_code=code)
         if taken:
             raise Conflict(f"these postcode areas already lie in gemeente {', '.join(taken)}")
         created = await repository.save_gemeente(code=code, name=name, ranges=ranges, source="manual", at=now())
-        document = await gemeente_document(repository, code)
+        view = await gemeente_view(repository, code)
         await uow.commit()
-        return Saved(document, created)
+        return Saved(view, created)
 
 
-async def get_gemeente(unit_of_work: UnitOfWorkFactory, code: str) -> dict[str, Any]:
+async def get_gemeente(unit_of_work: UnitOfWorkFactory, code: str) -> GemeenteView:
     async with unit_of_work() as uow:
-        return await gemeente_document(uow.directory, code)
+        return await gemeente_view(uow.directory, code)
 
 
-async def list_gemeenten(unit_of_work: UnitOfWorkFactory) -> list[dict[str, Any]]:
+async def list_gemeenten(unit_of_work: UnitOfWorkFactory) -> Items[GemeenteView]:
     async with unit_of_work() as uow:
         repository = uow.directory
         ranges = await repository.ranges_of_gemeenten()
-        return [
-            {
-                "code": g.code,
-                "name": g.name,
-                "postcode_ranges": _ranges_document(ranges.get(g.code, [])),
-                "source": g.source,
-                "ended_at": g.ended_at,
-            }
-            for g in await repository.all_gemeenten()
-        ]
+        return Items([_gemeente_view(g, ranges.get(g.code, [])) for g in await repository.all_gemeenten()])
 
 
-async def organisation_documents(
+async def organisation_views(
     repository: DirectoryRepository, organisations: list[Organisation]
-) -> list[dict[str, Any]]:
+) -> list[OrganisationView]:
     coverage = await repository.coverage([o.org_id for o in organisations])
     return [
-        {
-            "org_id": r.org_id,
-            "name": r.name,
-            "type": r.type,
-            "active": r.active,
-            "delivery_mode": r.delivery_mode,
-            "gemeenten": coverage[r.org_id][0],
-            "postcode_ranges": _ranges_document(coverage[r.org_id][1]),
-            "queue": organisation_queue(r.org_id),
-            "created_at": r.created_at,
-            "updated_at": r.updated_at,
-        }
+        OrganisationView(
+            org_id=r.org_id,
+            name=r.name,
+            type=r.type,
+            active=r.active,
+            delivery_mode=r.delivery_mode,
+            gemeenten=coverage[r.org_id][0],
+            postcode_ranges=ranges_read(coverage[r.org_id][1]),
+            queue=organisation_queue(r.org_id),
+            created_at=r.created_at,
+            updated_at=r.updated_at,
+        )
         for r in organisations
     ]
 
 
-async def _organisation_document(repository: DirectoryRepository, org_id: str) -> dict[str, Any]:
+async def _organisation_view(repository: DirectoryRepository, org_id: str) -> OrganisationView:
     organisation = await repository.organisation(org_id)
     if organisation is None:
         raise NotFound("no organisation with this id")
-    [document] = await organisation_documents(repository, [organisation])
-    return document
+    [view] = await organisation_views(repository, [organisation])
+    return view
 
 
 async def put_organisation(
@@ -125,7 +109,7 @@ async def put_organisation(
     ranges: list[Pc4Range],
     active: bool,
     delivery_mode: DeliveryMode = "full",
-) -> Saved:
+) -> Saved[OrganisationView]:
     """Register or change an organisation. Its `delivery_mode` applies to what is routed from now on."""
     check_organisation_id(org_id, org_type)
     async with unit_of_work() as uow:
@@ -152,32 +136,31 @@ async def put_organisation(
             at=now(),
             delivery_mode=delivery_mode,
         )
-        document = await _organisation_document(repository, org_id)
+        view = await _organisation_view(repository, org_id)
         await uow.commit()
-        return Saved(document, created)
+        return Saved(view, created)
 
 
-async def get_organisation(unit_of_work: UnitOfWorkFactory, org_id: str) -> dict[str, Any]:
+async def get_organisation(unit_of_work: UnitOfWorkFactory, org_id: str) -> OrganisationView:
+    async with unit_of_work() as uow:
+        return await _organisation_view(uow.directory, org_id)
+
+
+async def list_organisations(unit_of_work: UnitOfWorkFactory) -> Items[OrganisationView]:
     async with unit_of_work() as uow:
         repository = uow.directory
-        return await _organisation_document(repository, org_id)
+        return Items(await organisation_views(repository, await repository.all_organisations()))
 
 
-async def list_organisations(unit_of_work: UnitOfWorkFactory) -> list[dict[str, Any]]:
-    async with unit_of_work() as uow:
-        repository = uow.directory
-        return await organisation_documents(repository, await repository.all_organisations())
-
-
-async def deactivate_organisation(unit_of_work: UnitOfWorkFactory, org_id: str) -> dict[str, Any]:
+async def deactivate_organisation(unit_of_work: UnitOfWorkFactory, org_id: str) -> OrganisationView:
     async with unit_of_work() as uow:
         repository = uow.directory
         if await repository.organisation(org_id) is None:
             raise NotFound("no organisation with this id")
         await repository.deactivate(org_id, now())
-        document = await _organisation_document(repository, org_id)
+        view = await _organisation_view(repository, org_id)
         await uow.commit()
-        return document
+        return view
 
 
 async def preview_route(
@@ -252,7 +235,7 @@ def route_map_document(route_map: RouteMap) -> dict[str, Any]:
     }
 
 
-async def put_route_map(unit_of_work: UnitOfWorkFactory, code: str, route_map: RouteMap) -> Saved:
+async def put_route_map(unit_of_work: UnitOfWorkFactory, code: str, route_map: RouteMap) -> Saved[dict[str, Any]]:
     """Add a version of a gemeente's route map (or replace the one with the same `effective_from`)."""
     async with unit_of_work() as uow:
         if await uow.directory.gemeente(code) is None:

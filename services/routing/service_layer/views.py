@@ -1,0 +1,87 @@
+"""What operators read of the directory and of routing's work: typed read models.
+
+The API's `*Read` models map them by attribute (`response_model`), so each answer's shape is written once there
+and every attribute here is type-checked. No personal data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Generic, TypeVar
+
+from services.routing.domain.model import Pc4Range
+from services.routing.domain.operations import ReturnSeen
+from shared.contracts.vocabulary import DeliveryMode
+
+T = TypeVar("T")
+
+
+def ranges_read(ranges: list[Pc4Range]) -> list[dict[str, str]]:
+    """Postcode ranges as the API writes them: `{"from": "1011", "to": "1109"}`."""
+    return [{"from": r.start, "to": r.end} for r in ranges]
+
+
+@dataclass(frozen=True)
+class Saved(Generic[T]):
+    """What a PUT stored, as it reads now, and whether it was new (201) or replaced something (200)."""
+
+    view: T
+    created: bool
+
+
+@dataclass(frozen=True)
+class Items(Generic[T]):
+    """A list answer: `{"items": [...]}`."""
+
+    items: list[T]
+
+
+@dataclass(frozen=True)
+class GemeenteView:
+    code: str
+    name: str
+    postcode_ranges: list[dict[str, str]]
+    source: str
+    ended_at: datetime | None
+
+
+@dataclass(frozen=True)
+class OrganisationView:
+    org_id: str
+    name: str
+    type: str
+    active: bool
+    delivery_mode: DeliveryMode
+    gemeenten: list[str]
+    postcode_ranges: list[dict[str, str]]
+    queue: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class UnroutableView:
+    """A melding waiting for a recipient; `returned`: the types a recipient sent back."""
+
+    melding_id: str
+    gemeente_code: str | None
+    gemeente_name: str | None
+    requested_types: list[str]
+    unroutable_types: list[str]
+    returned: list[ReturnSeen]
+    waiting_since: datetime
+
+
+@dataclass(frozen=True)
+class OverdueView:
+    """A delivery past its contact deadline still without contact."""
+
+    delivery_id: str
+    melding_id: str
+    org_id: str
+    org_name: str
+    recipient_type: str
+    gemeente_code: str | None
+    gemeente_name: str | None
+    contact_due_at: datetime | None
+    status: str
