@@ -184,20 +184,21 @@ async def create_once(
     for attempt in (1, 2):
         try:
             async with unit_of_work() as uow:
+                if request is None:
+                    return await create(uow, new_id())
+                previous = await uow.idempotency.find_previous(
+                    org_id=request.org_id, key=request.key, request_fingerprint=request.fingerprint
+                )
+                if previous is not None:
+                    return await replay(uow, previous.resource_id)
                 resource_id = new_id()
-                if request is not None:
-                    previous = await uow.idempotency.find_previous(
-                        org_id=request.org_id, key=request.key, request_fingerprint=request.fingerprint
-                    )
-                    if previous is not None:
-                        return await replay(uow, previous.resource_id)
-                    await uow.idempotency.remember(
-                        org_id=request.org_id,
-                        key=request.key,
-                        request_fingerprint=request.fingerprint,
-                        status_code=request.status_code,
-                        resource_id=resource_id,
-                    )
+                await uow.idempotency.remember(
+                    org_id=request.org_id,
+                    key=request.key,
+                    request_fingerprint=request.fingerprint,
+                    status_code=request.status_code,
+                    resource_id=resource_id,
+                )
                 return await create(uow, resource_id)
         except IntegrityError:
             # A concurrent request with the same key committed first: the next round answers as it did.
