@@ -43,7 +43,15 @@ from services.routing.api.schemas import (
     risk_domains_in,
 )
 from services.routing.service_layer import directory, handlers, operations
-from services.routing.service_layer.views import GemeenteView, Items, OrganisationView, OverdueView, UnroutableView
+from services.routing.service_layer.views import (
+    GemeenteView,
+    Items,
+    OrganisationView,
+    OverdueView,
+    RouteMapVersionsView,
+    RouteMapView,
+    UnroutableView,
+)
 from shared.api import CursorQuery, IdInPath, OrgIdInPath, RequestId
 from shared.contracts.vocabulary import DeliveryStatus
 from shared.edge import expensive
@@ -119,7 +127,7 @@ async def get_gemeente(code: GemeenteCode, _: Admin, unit_of_work: UnitOfWorkDep
 )
 async def put_route_map(
     code: GemeenteCode, body: RouteMapPut, response: Response, _: Admin, unit_of_work: UnitOfWorkDep
-) -> dict[str, Any]:
+) -> RouteMapView:
     saved = await directory.put_route_map(unit_of_work, code, body.domain())
     response.status_code = 201 if saved.created else 200
     return saved.view
@@ -134,7 +142,7 @@ async def put_route_map(
     "domain and the note, deadlines P14D / P2D) and every version, oldest first.",
     responses=problem_responses("not-found", "validation"),
 )
-async def get_route_map(code: GemeenteCode, _: Admin, unit_of_work: UnitOfWorkDep) -> dict[str, Any]:
+async def get_route_map(code: GemeenteCode, _: Admin, unit_of_work: UnitOfWorkDep) -> RouteMapVersionsView:
     return await directory.get_route_map(unit_of_work, code)
 
 

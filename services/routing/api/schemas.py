@@ -680,12 +680,14 @@ class RouteMapPut(Strict):
 
 
 class RecipientRuleRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     risk_domains: Literal["all"] | list[str]
     note: bool
 
 
 class RouteMapRead(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [ROUTE_MAP_EXAMPLE]})
+    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [ROUTE_MAP_EXAMPLE]})
 
     effective_from: date
     recipients: dict[str, RecipientRuleRead]
@@ -694,7 +696,8 @@ class RouteMapRead(BaseModel):
 
 class RouteMapVersions(BaseModel):
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"current": ROUTE_MAP_EXAMPLE, "versions": [ROUTE_MAP_EXAMPLE]}]}
+        from_attributes=True,
+        json_schema_extra={"examples": [{"current": ROUTE_MAP_EXAMPLE, "versions": [ROUTE_MAP_EXAMPLE]}]},
     )
 
     current: RouteMapRead | None = Field(description="the version in force today; null: the default applies")

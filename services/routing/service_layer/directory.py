@@ -23,7 +23,16 @@ from services.routing.domain.model import (
 )
 from services.routing.domain.route_map import DEFAULT_DEADLINES, RecipientRule, RouteMap, in_force
 from services.routing.service_layer.unit_of_work import UnitOfWorkFactory
-from services.routing.service_layer.views import GemeenteView, Items, OrganisationView, Saved, ranges_read
+from services.routing.service_layer.views import (
+    GemeenteView,
+    Items,
+    OrganisationView,
+    RecipientRuleView,
+    RouteMapVersionsView,
+    RouteMapView,
+    Saved,
+    ranges_read,
+)
 from shared.clock import now, today_nl
 from shared.contracts.vocabulary import DeliveryMode
 from shared.errors import Conflict, NotFound, ValidationFailed
@@ -224,38 +233,38 @@ def _deadlines(route_map: RouteMap) -> dict[str, timedelta]:
     return {urgency: route_map.deadline_for(urgency) for urgency in DEFAULT_DEADLINES}
 
 
-def route_map_document(route_map: RouteMap) -> dict[str, Any]:
-    return {
-        "effective_from": route_map.effective_from,
-        "recipients": {
-            recipient_type: {"risk_domains": _rule_domains(rule), "note": rule.note}
+def route_map_view(route_map: RouteMap) -> RouteMapView:
+    return RouteMapView(
+        effective_from=route_map.effective_from,
+        recipients={
+            recipient_type: RecipientRuleView(risk_domains=_rule_domains(rule), note=rule.note)
             for recipient_type, rule in sorted(route_map.recipients.items())
         },
-        "contact_deadline": _deadlines(route_map),
-    }
+        contact_deadline=_deadlines(route_map),
+    )
 
 
-async def put_route_map(unit_of_work: UnitOfWorkFactory, code: str, route_map: RouteMap) -> Saved[dict[str, Any]]:
+async def put_route_map(unit_of_work: UnitOfWorkFactory, code: str, route_map: RouteMap) -> Saved[RouteMapView]:
     """Add a version of a gemeente's route map (or replace the one with the same `effective_from`)."""
     async with unit_of_work() as uow:
         if await uow.directory.gemeente(code) is None:
             raise NotFound("no gemeente with this code: PUT it (or load the CBS files) first")
         first = await uow.directory.save_route_map(code, route_map, now())
         await uow.commit()
-    return Saved(route_map_document(route_map), first)
+    return Saved(route_map_view(route_map), first)
 
 
-async def get_route_map(unit_of_work: UnitOfWorkFactory, code: str) -> dict[str, Any]:
+async def get_route_map(unit_of_work: UnitOfWorkFactory, code: str) -> RouteMapVersionsView:
     """The version in force today (None: the default applies) and every version, oldest first."""
     async with unit_of_work() as uow:
         if await uow.directory.gemeente(code) is None:
             raise NotFound("no gemeente with this code")
         versions = await uow.directory.route_maps(code)
     current = in_force(versions, today_nl())
-    return {
-        "current": None if current.is_default else route_map_document(current),
-        "versions": [route_map_document(v) for v in versions],
-    }
+    return RouteMapVersionsView(
+        current=None if current.is_default else route_map_view(current),
+        versions=[route_map_view(v) for v in versions],
+    )
 
 
 async def load_route_maps(unit_of_work: UnitOfWorkFactory, maps: dict[str, list[RouteMap]]) -> int:

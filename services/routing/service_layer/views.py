@@ -6,7 +6,7 @@ and every attribute here is type-checked. No personal data."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 from typing import Generic, TypeVar
 
 from services.routing.domain.model import Pc4Range
@@ -85,3 +85,26 @@ class OverdueView:
     gemeente_name: str | None
     contact_due_at: datetime | None
     status: str
+
+
+@dataclass(frozen=True)
+class RecipientRuleView:
+    """What a recipient type receives under a route map: `all` or these risk domains, and whether the note."""
+
+    risk_domains: str | list[str]
+    note: bool
+
+
+@dataclass(frozen=True)
+class RouteMapView:
+    effective_from: date | None
+    recipients: dict[str, RecipientRuleView]
+    contact_deadline: dict[str, timedelta]
+
+
+@dataclass(frozen=True)
+class RouteMapVersionsView:
+    """The version in force today (None: the default applies) and every version, oldest first."""
+
+    current: RouteMapView | None
+    versions: list[RouteMapView]
