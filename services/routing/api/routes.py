@@ -50,6 +50,7 @@ from services.routing.service_layer.views import (
     OverdueView,
     RouteMapVersionsView,
     RouteMapView,
+    RoutePreviewView,
     UnroutableView,
 )
 from shared.api import CursorQuery, IdInPath, OrgIdInPath, RequestId
@@ -232,7 +233,7 @@ async def route_preview(
         str | None,
         Query(min_length=1, max_length=400, pattern=r"^[a-z-]+(,[a-z-]+)*$", examples=["verslaving,huisvesting"]),
     ] = None,
-) -> dict[str, Any]:
+) -> RoutePreviewView:
     return await directory.preview_route(unit_of_work, postcode, risk_domains_in(risk_domains))
 
 

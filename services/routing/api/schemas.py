@@ -166,6 +166,8 @@ class OrganisationList(BaseModel):
 class RouteRecipient(BaseModel):
     """Who would receive a melding of this type, and its share; or that the route map skips the type."""
 
+    model_config = ConfigDict(from_attributes=True)
+
     org_id: str | None = None
     name: str | None = None
     risk_domains: list[str] | Literal["all"] | None = Field(
@@ -177,12 +179,15 @@ class RouteRecipient(BaseModel):
 
 
 class GemeenteRef(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     code: str
     name: str
 
 
 class RoutePreview(BaseModel):
     model_config = ConfigDict(
+        from_attributes=True,
         json_schema_extra={
             "examples": [
                 {
@@ -208,7 +213,7 @@ class RoutePreview(BaseModel):
                     "note": None,
                 }
             ]
-        }
+        },
     )
 
     postcode: str

@@ -24,12 +24,15 @@ from services.routing.domain.model import (
 from services.routing.domain.route_map import DEFAULT_DEADLINES, RecipientRule, RouteMap, in_force
 from services.routing.service_layer.unit_of_work import UnitOfWorkFactory
 from services.routing.service_layer.views import (
+    GemeenteName,
     GemeenteView,
     Items,
     OrganisationView,
+    PreviewRecipient,
     RecipientRuleView,
     RouteMapVersionsView,
     RouteMapView,
+    RoutePreviewView,
     Saved,
     ranges_read,
 )
@@ -174,7 +177,7 @@ async def deactivate_organisation(unit_of_work: UnitOfWorkFactory, org_id: str) 
 
 async def preview_route(
     unit_of_work: UnitOfWorkFactory, postcode: str, risk_domains: list[str] | None = None
-) -> dict[str, Any]:
+) -> RoutePreviewView:
     """Where a melding from this address would go now, and (by the route map in force) what each recipient
     type would receive of `risk_domains` (absent: what its rule admits), or that it is skipped."""
     pc4 = postcode_area(postcode)
@@ -183,12 +186,12 @@ async def preview_route(
         repository = uow.directory
         gemeente = await repository.gemeente_for_pc4(pc4)
         route_map = in_force(await repository.route_maps_in_force(gemeente.code, today) if gemeente else [], today)
-        recipients: dict[str, Any] = {}
+        recipients: dict[str, PreviewRecipient | None] = {}
         for recipient_type in ("jgz", "wijkteam"):
             rule = route_map.rule_for(recipient_type)
             admitted = rule.admitted(risk_domains) if rule is not None and risk_domains is not None else None
             if rule is None or admitted == ():
-                recipients[recipient_type] = {"skipped": SkipReason.route_map.value}
+                recipients[recipient_type] = PreviewRecipient(skipped=SkipReason.route_map.value)
                 continue
             chosen = choose(
                 await repository.candidates(
@@ -196,30 +199,30 @@ async def preview_route(
                 )
             )
             recipients[recipient_type] = (
-                {
-                    "org_id": chosen.org_id,
-                    "name": chosen.name,
-                    "risk_domains": list(admitted) if admitted is not None else _rule_domains(rule),
-                    "note": rule.note,
-                    "contact_deadline": _deadlines(route_map),
-                }
+                PreviewRecipient(
+                    org_id=chosen.org_id,
+                    name=chosen.name,
+                    risk_domains=list(admitted) if admitted is not None else _rule_domains(rule),
+                    note=rule.note,
+                    contact_deadline=_deadlines(route_map),
+                )
                 if chosen
                 else None
             )
         straddling = await repository.straddling(pc4)
-    document: dict[str, Any] = {
-        "postcode": postcode,
-        "gemeente": {"code": gemeente.code, "name": gemeente.name} if gemeente else None,
-        "route_map_effective_from": route_map.effective_from,
-        "recipients": recipients,
-    }
-    if len(straddling) > 1:
-        document["note"] = (
+    return RoutePreviewView(
+        postcode=postcode,
+        gemeente=GemeenteName(gemeente.code, gemeente.name) if gemeente else None,
+        route_map_effective_from=route_map.effective_from,
+        recipients=recipients,
+        note=(
             f"postcode area {pc4} straddles a gemeente border: routed to the gemeente with the "
             f"largest share of its addresses ({straddling[0].share:.2%}); for the other addresses "
             "this may be wrong"
         )
-    return document
+        if len(straddling) > 1
+        else None,
+    )
 
 
 # --- route maps -------------------------------------------------------------------------------------

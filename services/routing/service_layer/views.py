@@ -108,3 +108,32 @@ class RouteMapVersionsView:
 
     current: RouteMapView | None
     versions: list[RouteMapView]
+
+
+@dataclass(frozen=True)
+class GemeenteName:
+    code: str
+    name: str
+
+
+@dataclass(frozen=True)
+class PreviewRecipient:
+    """Who would receive a melding of this type and its share, or (`skipped`) that the route map gives it none."""
+
+    org_id: str | None = None
+    name: str | None = None
+    risk_domains: str | list[str] | None = None
+    note: bool | None = None
+    contact_deadline: dict[str, timedelta] | None = None
+    skipped: str | None = None
+
+
+@dataclass(frozen=True)
+class RoutePreviewView:
+    """Where a melding from this address would go now; `note` when its postcode area straddles a border."""
+
+    postcode: str
+    gemeente: GemeenteName | None
+    route_map_effective_from: date | None
+    recipients: dict[str, PreviewRecipient | None]
+    note: str | None = None
