@@ -14,8 +14,6 @@ from services.melding.api.schemas import (
     MeldingPage,
     MeldingRead,
     MeldingSeenList,
-    MeldingSeenRead,
-    RecipientSeenRead,
 )
 from services.melding.domain.model import MeldingStatus
 from services.melding.service_layer import handlers
@@ -158,29 +156,4 @@ async def list_patient_meldingen(
     patient: Patient, unit_of_work: UnitOfWorkDep, consent_client: ConsentClientDep, request_id: RequestId
 ) -> MeldingSeenList:
     seen = await handlers.list_patient_meldingen(unit_of_work, consent_client, patient=patient, request_id=request_id)
-    return MeldingSeenList(
-        items=[
-            MeldingSeenRead(
-                id=m.id,
-                sent_at=m.sent_at,
-                sender={"org_id": m.sender_org_id, "org_type": m.sender_org_type},
-                status=m.status,
-                content_shown=m.content_shown,
-                risk_domains=list(m.risk_domains),
-                recipients=[
-                    RecipientSeenRead(
-                        org_id=r.org_id,
-                        org_name=r.org_name,
-                        recipient_type=r.recipient_type,
-                        status=r.status,
-                        risk_domains=list(r.risk_domains),
-                        note=r.note,
-                        contact_at=r.contact_at,
-                        outcome=r.outcome,
-                    )
-                    for r in m.recipients
-                ],
-            )
-            for m in seen
-        ]
-    )
+    return MeldingSeenList(items=list(seen))

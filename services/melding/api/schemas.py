@@ -262,6 +262,8 @@ FIGURES_EXAMPLE: dict[str, Any] = {
 
 
 class RecipientSeenRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     org_id: str = Field(description="the recipient organisation's id (names it in her access log)")
     org_name: str = Field(description="the recipient organisation's name")
     recipient_type: str
@@ -273,6 +275,8 @@ class RecipientSeenRead(BaseModel):
 
 
 class MeldingSeenRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: str
     sent_at: datetime
     sender: dict[str, str] = Field(description="`org_id` and `org_type` of the sending organisation")
