@@ -300,30 +300,21 @@ def token(
     ] = 3600,
 ) -> None:
     """Print a signed development JWT that services running with the development settings accept."""
-    from shared.auth import issue_token, load_or_create_dev_key
+    from shared.auth import DevelopmentOnly, development_token
 
     if org_type not in ORG_TYPES:
         raise typer.BadParameter(f"org_type must be one of {', '.join(sorted(ORG_TYPES))}", param_hint="--org-type")
     unknown = [s for s in scope.split() if s not in SCOPES]
     if unknown:
         raise typer.BadParameter(f"unknown scope(s) {' '.join(unknown)}", param_hint="--scope")
-    settings = ServiceSettings()
-    if not settings.is_development:
-        err.print("[red]kansrijk token signs with the development key; production tokens come from the issuer[/]")
-        raise typer.Exit(2)
-    key = load_or_create_dev_key(settings.dev_key_dir)
-    typer.echo(
-        issue_token(
-            key,
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
-            org_id=org_id,
-            org_type=org_type,
-            scopes=scope,
-            sub=sub,
-            ttl_seconds=ttl,
+    try:
+        token = development_token(
+            ServiceSettings(), org_id=org_id, org_type=org_type, scopes=scope, sub=sub, ttl_seconds=ttl
         )
-    )
+    except DevelopmentOnly:
+        err.print("[red]kansrijk token signs with the development key; production tokens come from the issuer[/]")
+        raise typer.Exit(2) from None
+    typer.echo(token)
 
 
 directory_app = typer.Typer(
@@ -548,21 +539,15 @@ def consume(
 
 
 def _dev_token(settings: ServiceSettings, **claims: str) -> str:
-    from shared.auth import issue_token, load_or_create_dev_key
+    from shared.auth import DevelopmentOnly, development_token
 
-    if not settings.is_development:
+    try:
+        return development_token(
+            settings, org_id=claims["org_id"], org_type=claims["org_type"], scopes=claims["scopes"], sub=claims["sub"]
+        )
+    except DevelopmentOnly:
         err.print("[red]give --token (or KANSRIJK_TOKEN): development tokens exist only in development[/]")
-        raise typer.Exit(2)
-    key = load_or_create_dev_key(settings.dev_key_dir)
-    return issue_token(
-        key,
-        issuer=settings.jwt_issuer,
-        audience=settings.jwt_audience,
-        org_id=claims["org_id"],
-        org_type=claims["org_type"],
-        scopes=claims["scopes"],
-        sub=claims["sub"],
-    )
+        raise typer.Exit(2) from None
 
 
 def _recipient_queue(base_url: str, token: str, org_id: str) -> dict[str, Any]:

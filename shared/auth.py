@@ -129,6 +129,36 @@ def issue_token(
     return str(jwt.encode(claims, key.private_pem.decode(), algorithm=key.algorithm, headers={"kid": key.kid}))
 
 
+class DevelopmentOnly(Exception):
+    """A development token was asked for outside development."""
+
+
+def development_token(
+    settings: ServiceSettings,
+    *,
+    org_id: str,
+    org_type: str,
+    scopes: list[str] | str,
+    sub: str = "dev-user",
+    ttl_seconds: int = 3600,
+) -> str:
+    """A token signed with the development key, which services running with these settings accept: the one
+    way the CLI, the demo, the benchmark and the tests mint one. Outside development tokens come from the
+    issuer, so this raises `DevelopmentOnly` there."""
+    if not settings.is_development:
+        raise DevelopmentOnly("development tokens exist only in development")
+    return issue_token(
+        load_or_create_dev_key(settings.dev_key_dir),
+        issuer=settings.jwt_issuer,
+        audience=settings.jwt_audience,
+        org_id=org_id,
+        org_type=org_type,
+        scopes=scopes,
+        sub=sub,
+        ttl_seconds=ttl_seconds,
+    )
+
+
 class ServiceTokens:
     """Tokens a service presents to another (`org_type: service`), signed by its own key and cached."""
 

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from types import TracebackType
+from typing import Annotated, Protocol, Self, TypeVar
 
 from fastapi import Header
 from pydantic import BaseModel
 from sqlalchemy import Column, Integer, MetaData, PrimaryKeyConstraint, String, Table, select
+from sqlalchemy.exc import IntegrityError
 
 from shared.clock import now as utcnow
 from shared.db import UnitOfWork, UTCDateTime
@@ -124,3 +127,81 @@ class IdempotencyKeys:
             status_code=status_code,
             resource_id=resource_id,
         )
+
+
+@dataclass(frozen=True)
+class IdempotentRequest:
+    """A create asked with an Idempotency-Key: the asking organisation, the key, the request's fingerprint
+    and the status the first answer had (201, 202)."""
+
+    org_id: str
+    key: str
+    fingerprint: str
+    status_code: int
+
+
+class KeyedUnitOfWork(Protocol):
+    """A service's unit of work that keeps Idempotency-Keys on its transaction."""
+
+    idempotency: IdempotencyKeys
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+
+U = TypeVar("U", bound=KeyedUnitOfWork)
+T = TypeVar("T")
+
+
+async def replay_of(
+    unit_of_work: Callable[[], U], request: IdempotentRequest, replay: Callable[[U, str], Awaitable[T]]
+) -> T | None:
+    """The first answer to this key, read in a transaction of its own (409 for another request), or None if
+    the key is new: for a create that asks another service first and must not ask it again on a retry."""
+    async with unit_of_work() as uow:
+        previous = await uow.idempotency.find_previous(
+            org_id=request.org_id, key=request.key, request_fingerprint=request.fingerprint
+        )
+        return None if previous is None else await replay(uow, previous.resource_id)
+
+
+async def create_once(
+    unit_of_work: Callable[[], U],
+    request: IdempotentRequest | None,
+    *,
+    new_id: Callable[[], str],
+    create: Callable[[U, str], Awaitable[T]],
+    replay: Callable[[U, str], Awaitable[T]],
+) -> T:
+    """The one idempotent create: in one transaction, a key seen before answers with its resource (`replay`),
+    a new key is stored first — so a concurrent request with the same key waits on it, then fails — and then
+    `create` stores the resource under `new_id()` and commits (raising, or returning without commit, stores
+    nothing, the key neither). When the concurrent request with the same key committed first, this one
+    answers as it did. Without a key it is a plain create."""
+    for attempt in (1, 2):
+        try:
+            async with unit_of_work() as uow:
+                if request is None:
+                    return await create(uow, new_id())
+                previous = await uow.idempotency.find_previous(
+                    org_id=request.org_id, key=request.key, request_fingerprint=request.fingerprint
+                )
+                if previous is not None:
+                    return await replay(uow, previous.resource_id)
+                resource_id = new_id()
+                await uow.idempotency.remember(
+                    org_id=request.org_id,
+                    key=request.key,
+                    request_fingerprint=request.fingerprint,
+                    status_code=request.status_code,
+                    resource_id=resource_id,
+                )
+                return await create(uow, resource_id)
+        except IntegrityError:
+            # A concurrent request with the same key committed first: the next round answers as it did.
+            if request is None or attempt == 2:
+                raise
+    raise AssertionError("unreachable")

@@ -8,16 +8,16 @@ not weakened; idempotency keys are kept longer than the contract's 24 hours.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy import Column, Table, delete, func, select
 
 from shared.clock import now
-from shared.db import Database
+from shared.db import Database, UnitOfWork
 
 log = structlog.get_logger(__name__)
 
@@ -30,6 +30,33 @@ class Retention:
 
 
 Purge = Callable[..., Coroutine[Any, Any, dict[str, int]]]  # a service's purge(dry_run=…) of personal data
+
+PURGE_BATCH = 200
+U = TypeVar("U", bound=UnitOfWork)
+T = TypeVar("T")
+
+
+async def purge_due(
+    unit_of_work: Callable[[], U],
+    lock_due: Callable[[U, int], Awaitable[Sequence[T]]],
+    remove: Callable[[U, T, datetime], Awaitable[None]],
+    *,
+    batch: int = PURGE_BATCH,
+) -> int:
+    """The personal-data purge loop every service runs: `lock_due` locks up to `batch` items whose data is due
+    (so two workers never purge one twice), `remove` removes one (and audits it), one transaction per batch,
+    until a batch comes back short. Returns how many were purged."""
+    purged = 0
+    while True:
+        async with unit_of_work() as uow:
+            due = await lock_due(uow, batch)
+            at = now()
+            for item in due:
+                await remove(uow, item, at)
+            await uow.commit()
+        purged += len(due)
+        if len(due) < batch:
+            return purged
 
 
 async def prune(database: Database, rules: list[Retention], *, dry_run: bool = False) -> dict[str, int]:

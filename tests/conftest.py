@@ -60,7 +60,7 @@ async def environment(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator
 
 @pytest.fixture(scope="session")
 def tokens(environment: RunEnvironment) -> Tokens:
-    return Tokens(environment.dev_key)
+    return Tokens(environment.data_dir)
 
 
 def consent_settings(environment: RunEnvironment, **overrides: object) -> ConsentSettings:

@@ -21,9 +21,10 @@ import asyncpg
 import pytest
 from sqlalchemy import MetaData, text
 
-from shared.auth import SigningKey, issue_token, load_or_create_dev_key
+from shared.auth import SigningKey, development_token, load_or_create_dev_key
 from shared.crypto import FieldCipher, load_or_create_dev_cipher
 from shared.db import Database
+from shared.settings import ServiceSettings
 
 SERVICES = ("consent", "melding", "routing", "fhir")
 BACKEND = os.environ.get("KANSRIJK_TEST_DATABASE", "sqlite")
@@ -148,10 +149,10 @@ async def empty_tables(database: Database) -> None:
 
 
 class Tokens:
-    """Development tokens for this run's services."""
+    """Development tokens for this run's services, minted as `kansrijk token` mints them."""
 
-    def __init__(self, key: SigningKey, issuer: str = "kansrijk-dev", audience: str = "kansrijk") -> None:
-        self.key, self.issuer, self.audience = key, issuer, audience
+    def __init__(self, data_dir: Path) -> None:
+        self.settings = ServiceSettings(data_dir=data_dir)
 
     def bearer(
         self,
@@ -162,10 +163,8 @@ class Tokens:
         sub: str = "test-user",
         ttl: int = 600,
     ) -> dict[str, str]:
-        token = issue_token(
-            self.key,
-            issuer=self.issuer,
-            audience=self.audience,
+        token = development_token(
+            self.settings,
             org_id=org_id,
             org_type=org_type,
             scopes=scopes,

@@ -23,7 +23,7 @@ from services.routing.api.route_map_file import read_route_maps
 from services.routing.config import public_broker
 from services.routing.service_layer.directory import load_cbs, load_route_maps
 from services.routing.service_layer.unit_of_work import unit_of_work_factory
-from shared.auth import issue_token, load_or_create_dev_key
+from shared.auth import development_token
 from shared.clock import today_nl
 from shared.crypto import cipher_for
 from shared.db import Database
@@ -97,18 +97,9 @@ async def run_demo(console: Console) -> None:
         )
         for name in SERVICES
     }
-    key = load_or_create_dev_key(base.dev_key_dir)
 
     def token(org_id: str, org_type: str, scopes: str) -> dict[str, str]:
-        jwt = issue_token(
-            key,
-            issuer=base.jwt_issuer,
-            audience=base.jwt_audience,
-            org_id=org_id,
-            org_type=org_type,
-            scopes=scopes,
-            sub="demo",
-        )
+        jwt = development_token(base, org_id=org_id, org_type=org_type, scopes=scopes, sub="demo")
         return {"Authorization": f"Bearer {jwt}"}
 
     suffix = uuid.uuid4().hex[:6]

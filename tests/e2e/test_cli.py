@@ -555,7 +555,7 @@ async def _registered_jgz(stack: dict[str, str], environment: RunEnvironment) ->
     from tests.support import Tokens
 
     jgz = str(uuid.uuid4().int)[:8]
-    admin = Tokens(environment.dev_key).bearer(org_id="ops", org_type="operator", scopes="routing:admin")
+    admin = Tokens(environment.data_dir).bearer(org_id="ops", org_type="operator", scopes="routing:admin")
     async with httpx.AsyncClient(base_url=stack["routing"]) as client:
         await client.put("/v1/gemeenten/GM0363", headers=admin, json={"name": "Amsterdam"})
         made = await client.put(

@@ -28,7 +28,7 @@ import aiohttp
 import httpx
 
 from services.registry import SERVICES
-from shared.auth import issue_token, load_or_create_dev_key
+from shared.auth import development_token
 from shared.clock import today_nl
 from shared.contracts.subscriptions import SUBSCRIPTIONS
 from shared.identifiers import sample_bsns
@@ -124,13 +124,10 @@ def _tokens(data_dir: Path) -> dict[str, dict[str, str]]:
     from services.consent.config import ConsentSettings
 
     settings = ConsentSettings(data_dir=data_dir)
-    key = load_or_create_dev_key(settings.dev_key_dir)
 
     def bearer(org_id: str, org_type: str, scopes: str) -> dict[str, str]:
-        token = issue_token(
-            key,
-            issuer=settings.jwt_issuer,
-            audience=settings.jwt_audience,
+        token = development_token(
+            settings,
             org_id=org_id,
             org_type=org_type,
             scopes=scopes,

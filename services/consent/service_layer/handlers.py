@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import date
 
-from sqlalchemy.exc import IntegrityError
-
 from services.consent.domain.model import Consent, WithdrawnBy, new_consent_id
 from services.consent.service_layer.unit_of_work import ConsentUnitOfWork, UnitOfWorkFactory
 from shared.auth import Principal
@@ -13,6 +11,7 @@ from shared.clock import now, today_nl
 from shared.contracts.events import CONSENT_WITHDRAWN, ConsentWithdrawn
 from shared.contracts.vocabulary import CheckReason
 from shared.errors import NotFound
+from shared.idempotency import IdempotentRequest, create_once
 from shared.messaging.topology import EVENTS_EXCHANGE
 
 RESOURCE = "consent"
@@ -35,55 +34,40 @@ async def record_consent(
     request_id: str | None,
 ) -> Consent:
     """Record a consent for the caller's organisation; a retry with the same key returns the first one."""
-    for attempt in (1, 2):
-        try:
-            async with unit_of_work() as uow:
-                if idempotency_key is not None:
-                    previous = await uow.idempotency.find_previous(
-                        org_id=principal.org_id,
-                        key=idempotency_key,
-                        request_fingerprint=request_fingerprint,
-                    )
-                    if previous is not None:
-                        consent = await uow.consents.get(previous.resource_id)
-                        assert consent is not None  # consents are never deleted
-                        return consent
-                    # The key first: a concurrent request with the same key waits here, then fails.
-                    consent_id = new_consent_id()
-                    await uow.idempotency.remember(
-                        org_id=principal.org_id,
-                        key=idempotency_key,
-                        request_fingerprint=request_fingerprint,
-                        status_code=201,
-                        resource_id=consent_id,
-                    )
-                else:
-                    consent_id = new_consent_id()
-                consent = Consent.record(
-                    consent_id=consent_id,
-                    bsn=bsn,
-                    recipient_types=recipient_types,
-                    purpose=purpose,
-                    method=method,
-                    given_at=given_at,
-                    valid_until=valid_until,
-                    risk_domains=risk_domains,
-                    informed_about=informed_about,
-                    org_id=principal.org_id,
-                    org_type=principal.org_type,
-                    sub=principal.sub,
-                    today=today_nl(),
-                    now=now(),
-                )
-                await uow.consents.add(consent)
-                uow.audit.record(principal, "create", RESOURCE, consent.id, patient_bsn=bsn, request_id=request_id)
-                await uow.commit()
-                return consent
-        except IntegrityError:
-            # A concurrent request with the same key committed first: answer as it did.
-            if idempotency_key is None or attempt == 2:
-                raise
-    raise AssertionError("unreachable")
+
+    async def create(uow: ConsentUnitOfWork, consent_id: str) -> Consent:
+        consent = Consent.record(
+            consent_id=consent_id,
+            bsn=bsn,
+            recipient_types=recipient_types,
+            purpose=purpose,
+            method=method,
+            given_at=given_at,
+            valid_until=valid_until,
+            risk_domains=risk_domains,
+            informed_about=informed_about,
+            org_id=principal.org_id,
+            org_type=principal.org_type,
+            sub=principal.sub,
+            today=today_nl(),
+            now=now(),
+        )
+        await uow.consents.add(consent)
+        uow.audit.record(principal, "create", RESOURCE, consent.id, patient_bsn=bsn, request_id=request_id)
+        await uow.commit()
+        return consent
+
+    async def replay(uow: ConsentUnitOfWork, consent_id: str) -> Consent:
+        consent = await uow.consents.get(consent_id)
+        assert consent is not None  # consents are never deleted
+        return consent
+
+    request = (
+        None
+        if idempotency_key is None
+        else IdempotentRequest(principal.org_id, idempotency_key, request_fingerprint, status_code=201)
+    )
+    return await create_once(unit_of_work, request, new_id=new_consent_id, create=create, replay=replay)
 
 
 async def _own_consent(

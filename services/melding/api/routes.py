@@ -14,11 +14,10 @@ from services.melding.api.schemas import (
     MeldingPage,
     MeldingRead,
     MeldingSeenList,
-    MeldingSeenRead,
-    RecipientSeenRead,
 )
 from services.melding.domain.model import MeldingStatus
 from services.melding.service_layer import handlers
+from services.melding.service_layer.views import MeldingView, MeldingViewPage
 from shared.api import CursorQuery, IdInPath, RequestId
 from shared.clock import Instant
 from shared.contracts.melding import MeldingContent
@@ -56,7 +55,7 @@ async def send_melding(
     consent_client: ConsentClientDep,
     request_id: RequestId,
     idempotency_key: IdempotencyKey = None,
-) -> MeldingRead:
+) -> MeldingView:
     content = MeldingContent.model_validate(body.model_dump(exclude={"consent_id"}), context={"stored": True})
     sent = await handlers.send_melding(
         unit_of_work,
@@ -69,7 +68,7 @@ async def send_melding(
         request_id=request_id,
     )
     response.headers["Location"] = f"/v1/meldingen/{sent.melding.record.id}"
-    return MeldingRead.model_validate(sent.melding.document(), context={"stored": True})
+    return sent.melding
 
 
 @router.get(
@@ -94,8 +93,8 @@ async def list_meldingen(
     ] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: CursorQuery = None,
-) -> MeldingPage:
-    items, next_cursor = await handlers.list_meldingen(
+) -> MeldingViewPage:
+    return await handlers.list_meldingen(
         unit_of_work,
         principal=principal,
         statuses=frozenset(status_filter or ()),
@@ -103,10 +102,6 @@ async def list_meldingen(
         cursor=cursor,
         limit=limit,
         request_id=request_id,
-    )
-    return MeldingPage(
-        items=[MeldingRead.model_validate(i.document(), context={"stored": True}) for i in items],
-        next_cursor=next_cursor,
     )
 
 
@@ -119,9 +114,9 @@ async def list_meldingen(
 )
 async def get_melding(
     melding_id: IdInPath, principal: MeldingReader, unit_of_work: UnitOfWorkDep, request_id: RequestId
-) -> MeldingRead:
+) -> MeldingView:
     view = await handlers.get_melding(unit_of_work, principal=principal, melding_id=melding_id, request_id=request_id)
-    return MeldingRead.model_validate(view.document(), context={"stored": True})
+    return view
 
 
 @router.post(
@@ -140,11 +135,11 @@ async def cancel_melding(
     principal: MeldingWriter,
     unit_of_work: UnitOfWorkDep,
     request_id: RequestId,
-) -> MeldingRead:
+) -> MeldingView:
     view = await handlers.cancel_melding(
         unit_of_work, principal=principal, melding_id=melding_id, reason=body.reason, request_id=request_id
     )
-    return MeldingRead.model_validate(view.document(), context={"stored": True})
+    return view
 
 
 @patient_router.get(
@@ -161,29 +156,4 @@ async def list_patient_meldingen(
     patient: Patient, unit_of_work: UnitOfWorkDep, consent_client: ConsentClientDep, request_id: RequestId
 ) -> MeldingSeenList:
     seen = await handlers.list_patient_meldingen(unit_of_work, consent_client, patient=patient, request_id=request_id)
-    return MeldingSeenList(
-        items=[
-            MeldingSeenRead(
-                id=m.id,
-                sent_at=m.sent_at,
-                sender={"org_id": m.sender_org_id, "org_type": m.sender_org_type},
-                status=m.status,
-                content_shown=m.content_shown,
-                risk_domains=list(m.risk_domains),
-                recipients=[
-                    RecipientSeenRead(
-                        org_id=r.org_id,
-                        org_name=r.org_name,
-                        recipient_type=r.recipient_type,
-                        status=r.status,
-                        risk_domains=list(r.risk_domains),
-                        note=r.note,
-                        contact_at=r.contact_at,
-                        outcome=r.outcome,
-                    )
-                    for r in m.recipients
-                ],
-            )
-            for m in seen
-        ]
-    )
+    return MeldingSeenList(items=list(seen))

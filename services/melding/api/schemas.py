@@ -38,6 +38,8 @@ class MeldingCreate(MeldingContent):
 
 
 class DeliveryRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     delivery_id: str
     org_id: str
     org_name: str
@@ -55,11 +57,15 @@ class DeliveryRead(BaseModel):
 
 
 class SkippedTypeRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     recipient_type: str
     reason: str = Field(description="`route-map`: the gemeente's route map gives this type none of these domains")
 
 
 class HistoryEntry(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     at: datetime
     event: str
     detail: str | None
@@ -121,8 +127,9 @@ ACCEPTED_EXAMPLE: dict[str, Any] = {
 }
 
 
+# Maps the service layer's `MeldingView` by attribute (a docstring here would change the published schema).
 class MeldingRead(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [READ_EXAMPLE]})
+    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [READ_EXAMPLE]})
 
     id: str
     status: MeldingStatus
@@ -160,6 +167,8 @@ class MeldingCancel(StrictModel):
 
 
 class MeldingPage(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     items: list[MeldingRead]
     next_cursor: str | None
 
@@ -253,6 +262,8 @@ FIGURES_EXAMPLE: dict[str, Any] = {
 
 
 class RecipientSeenRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     org_id: str = Field(description="the recipient organisation's id (names it in her access log)")
     org_name: str = Field(description="the recipient organisation's name")
     recipient_type: str
@@ -264,6 +275,8 @@ class RecipientSeenRead(BaseModel):
 
 
 class MeldingSeenRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     id: str
     sent_at: datetime
     sender: dict[str, str] = Field(description="`org_id` and `org_type` of the sending organisation")

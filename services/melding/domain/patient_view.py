@@ -40,6 +40,11 @@ class MeldingSeen:
     risk_domains: tuple[str, ...]
     recipients: tuple[RecipientSeen, ...]
 
+    @property
+    def sender(self) -> dict[str, str]:
+        """The sending organisation as she reads it: its id and type."""
+        return {"org_id": self.sender_org_id, "org_type": self.sender_org_type}
+
 
 def what_she_sees(record: MeldingRecord, deliveries: list[Delivery]) -> MeldingSeen:
     """A melding as the woman it is about sees it."""

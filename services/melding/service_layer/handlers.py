@@ -11,8 +11,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import NoReturn
 
-from sqlalchemy.exc import IntegrityError
-
 from services.melding.domain.model import (
     Delivery,
     GemeenteRef,
@@ -24,7 +22,7 @@ from services.melding.domain.model import (
 )
 from services.melding.domain.patient_view import MeldingSeen, what_she_sees
 from services.melding.service_layer.unit_of_work import MeldingUnitOfWork, UnitOfWorkFactory
-from services.melding.service_layer.views import MeldingView
+from services.melding.service_layer.views import MeldingView, MeldingViewPage
 from shared.auth import PLATFORM, Principal
 from shared.clients.consent import ConsentClient
 from shared.clock import now
@@ -48,6 +46,7 @@ from shared.contracts.melding import (
 )
 from shared.contracts.vocabulary import DeliveryStatus
 from shared.errors import ConsentRequired, NotFound, RepeatedMelding
+from shared.idempotency import IdempotentRequest, create_once, replay_of
 from shared.messaging.consumer import IncomingEvent
 from shared.messaging.topology import EVENTS_EXCHANGE
 from shared.pagination import encode_cursor
@@ -80,10 +79,13 @@ async def send_melding(
     request_id: str | None,
 ) -> Sent:
     """Check consent, then store the melding and its `melding.accepted` event in one transaction."""
-    if (
-        idempotency_key is not None
-        and (replay := await _replay(unit_of_work, principal, idempotency_key, request_fingerprint)) is not None
-    ):
+    request = (
+        None
+        if idempotency_key is None
+        else IdempotentRequest(principal.org_id, idempotency_key, request_fingerprint, status_code=202)
+    )
+    # A retry is answered before the consent service is asked again: it said yes to the first.
+    if request is not None and (replay := await replay_of(unit_of_work, request, _replay)) is not None:
         return replay
 
     # Over HTTP, outside any transaction: a slow consent service holds no database lock.
@@ -97,121 +99,86 @@ async def send_melding(
     )
     if not answer.allowed or answer.consent is None:
         await _refuse(unit_of_work, principal, content, request_id, reason=answer.reason or "refused")
+    consent = answer.consent
 
-    try:
-        sent = await _store(
-            unit_of_work,
-            principal=principal,
-            consent=answer.consent,
-            content=content,
-            idempotency_key=idempotency_key,
-            request_fingerprint=request_fingerprint,
-            request_id=request_id,
+    async def store(uow: MeldingUnitOfWork, melding_id: str) -> Sent | None:
+        return await _store(
+            uow, melding_id, principal=principal, consent=consent, content=content, request_id=request_id
         )
-    except IntegrityError:
-        if idempotency_key is None:
-            raise
-        # A concurrent retry with the same key won: answer as it did.
-        replay = await _replay(unit_of_work, principal, idempotency_key, request_fingerprint)
-        assert replay is not None
-        return replay
+
+    sent = await create_once(unit_of_work, request, new_id=lambda: str(uuid.uuid4()), create=store, replay=_replay)
     if sent is None:
         await _refuse(unit_of_work, principal, content, request_id, reason="withdrawn")
     return sent
 
 
-async def _replay(
-    unit_of_work: UnitOfWorkFactory, principal: Principal, key: str, request_fingerprint: str
-) -> Sent | None:
-    """The first answer to this Idempotency-Key (409 for another body), or None if the key is new."""
-    async with unit_of_work() as uow:
-        previous = await uow.idempotency.find_previous(
-            org_id=principal.org_id, key=key, request_fingerprint=request_fingerprint
-        )
-        return None if previous is None else Sent(await _read(uow, previous.resource_id))
+async def _replay(uow: MeldingUnitOfWork, melding_id: str) -> Sent:
+    """The first answer to an Idempotency-Key: the melding it created, as it reads now."""
+    return Sent(await _read(uow, melding_id))
 
 
 async def _store(
-    unit_of_work: UnitOfWorkFactory,
+    uow: MeldingUnitOfWork,
+    melding_id: str,
     *,
     principal: Principal,
     consent: ConsentScope,
     content: MeldingContent,
-    idempotency_key: str | None,
-    request_fingerprint: str,
     request_id: str | None,
 ) -> Sent | None:
     """The melding, its `melding.accepted` event and its audit record in one transaction; None (nothing
     stored) if the consent's withdrawal reached this service since the consent service said yes."""
-    melding_id = str(uuid.uuid4())
     accepted_at = now()
     sender = Sender(org_id=principal.org_id, org_type=principal.org_type, sub=principal.sub)
-    async with unit_of_work() as uow:
-        # Intake and the consent's withdrawal take one lock in turn: either the withdrawal came first and
-        # refuses this melding here, or it comes after and finds the melding committed, and withdraws it.
-        if (await uow.meldingen.lock_consent(consent.id)).withdrawn_at is not None:
-            return None
-        # One organisation, one open melding per patient and recipient type (the JGZ handles one pregnancy,
-        # not two cases): checked holding this organisation's lock for the patient.
-        await uow.meldingen.lock_patient(principal.org_id, content.patient.bsn)
-        # A retry with the same Idempotency-Key that ran alongside this request and committed while this one
-        # waited for the lock: this one is that melding's replay, not a second melding (nor a 409 for it).
-        if idempotency_key is not None and (
-            previous := await uow.idempotency.find_previous(
-                org_id=principal.org_id, key=idempotency_key, request_fingerprint=request_fingerprint
-            )
-        ):
-            return Sent(await _read(uow, previous.resource_id))
-        existing = await uow.meldingen.open_melding_for(
-            principal.org_id, content.patient.bsn, list(content.recipient_types)
-        )
-        if existing is not None:
-            uow.audit.refuse(
-                principal,
-                "create",
-                "melding",
-                None,
-                patient_bsn=content.patient.bsn,
-                request_id=request_id,
-                outcome="refused:repeated",
-            )
-            raise RepeatedMelding(f"/v1/meldingen/{existing}")
-        if idempotency_key is not None:
-            await uow.idempotency.remember(
-                org_id=principal.org_id,
-                key=idempotency_key,
-                request_fingerprint=request_fingerprint,
-                status_code=202,
-                resource_id=melding_id,
-            )
-        record, accepted = await uow.meldingen.add(
-            melding_id=melding_id,
-            sender=SenderRef(**sender.model_dump()),
-            consent=consent.model_dump(mode="json"),
-            content=content.model_dump(mode="json"),
-            at=accepted_at,
-        )
-        await uow.outbox.add(
-            exchange=EVENTS_EXCHANGE,
-            routing_key=MELDING_ACCEPTED,
-            message_type=MELDING_ACCEPTED,
-            body=MeldingAccepted(
-                melding_id=melding_id, accepted_at=accepted_at, sender=sender, consent=consent, content=content
-            ),
-            correlation_id=melding_id,
-            request_id=request_id,
-            message_id=f"accepted:{melding_id}",
-        )
-        uow.audit.record(
+    # Intake and the consent's withdrawal take one lock in turn: either the withdrawal came first and
+    # refuses this melding here, or it comes after and finds the melding committed, and withdraws it.
+    if (await uow.meldingen.lock_consent(consent.id)).withdrawn_at is not None:
+        return None
+    # One organisation, one open melding per patient and recipient type (the JGZ handles one pregnancy,
+    # not two cases): checked holding this organisation's lock for the patient.
+    await uow.meldingen.lock_patient(principal.org_id, content.patient.bsn)
+    existing = await uow.meldingen.open_melding_for(
+        principal.org_id, content.patient.bsn, list(content.recipient_types)
+    )
+    if existing is not None:
+        uow.audit.refuse(
             principal,
             "create",
             "melding",
-            melding_id,
+            None,
             patient_bsn=content.patient.bsn,
             request_id=request_id,
-            consent_checked=True,
+            outcome="refused:repeated",
         )
-        await uow.commit()
+        raise RepeatedMelding(f"/v1/meldingen/{existing}")
+    record, accepted = await uow.meldingen.add(
+        melding_id=melding_id,
+        sender=SenderRef(**sender.model_dump()),
+        consent=consent.model_dump(mode="json"),
+        content=content.model_dump(mode="json"),
+        at=accepted_at,
+    )
+    await uow.outbox.add(
+        exchange=EVENTS_EXCHANGE,
+        routing_key=MELDING_ACCEPTED,
+        message_type=MELDING_ACCEPTED,
+        body=MeldingAccepted(
+            melding_id=melding_id, accepted_at=accepted_at, sender=sender, consent=consent, content=content
+        ),
+        correlation_id=melding_id,
+        request_id=request_id,
+        message_id=f"accepted:{melding_id}",
+    )
+    uow.audit.record(
+        principal,
+        "create",
+        "melding",
+        melding_id,
+        patient_bsn=content.patient.bsn,
+        request_id=request_id,
+        consent_checked=True,
+    )
+    await uow.commit()
     # As a read right after the commit shows it, without reading back what was just written.
     return Sent(MeldingView(record, [], [accepted]))
 
@@ -273,7 +240,7 @@ async def list_meldingen(
     cursor: str | None,
     limit: int,
     request_id: str | None,
-) -> tuple[list[MeldingView], str | None]:
+) -> MeldingViewPage:
     """The caller's organisation's meldingen, newest first: in one of `statuses` (any when empty), changed at
     or after `updated_since`."""
     async with unit_of_work() as uow:
@@ -289,7 +256,7 @@ async def list_meldingen(
             uow.audit.record(principal, "read", "melding", item.record.id, patient_bsn=item.bsn, request_id=request_id)
         await uow.commit()
     next_cursor = encode_cursor(records[-1].created_at, records[-1].id) if more and records else None
-    return items, next_cursor
+    return MeldingViewPage(items, next_cursor)
 
 
 # --- events from routing and consent -----------------------------------------------------------------

@@ -7,14 +7,13 @@ dates, gemeente, risk domains, recipient types, statuses — for the programme's
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from services.melding.service_layer.handlers import remove_personal_data
-from services.melding.service_layer.unit_of_work import UnitOfWorkFactory
-from shared.clock import now, today_nl
+from services.melding.service_layer.unit_of_work import MeldingUnitOfWork, UnitOfWorkFactory
+from shared.clock import today_nl
+from shared.retention import purge_due
 from shared.settings import ServiceSettings
-
-BATCH = 200
 
 
 def _cutoff(settings: ServiceSettings) -> date:
@@ -27,14 +26,11 @@ async def purge(unit_of_work: UnitOfWorkFactory, settings: ServiceSettings, *, d
     if dry_run:
         async with unit_of_work() as uow:
             return {"meldingen (personal data)": await uow.meldingen.count_personal_data_due(cutoff)}
-    purged = 0
-    while True:
-        async with unit_of_work() as uow:
-            ids = await uow.meldingen.lock_personal_data_due(cutoff, BATCH)
-            at = now()
-            for melding_id in ids:
-                await remove_personal_data(uow, melding_id, at, why="retention", outcome="purged", request_id=None)
-            await uow.commit()
-        purged += len(ids)
-        if len(ids) < BATCH:
-            return {"meldingen (personal data)": purged}
+
+    async def lock_due(uow: MeldingUnitOfWork, batch: int) -> list[str]:
+        return await uow.meldingen.lock_personal_data_due(cutoff, batch)
+
+    async def remove(uow: MeldingUnitOfWork, melding_id: str, at: datetime) -> None:
+        await remove_personal_data(uow, melding_id, at, why="retention", outcome="purged", request_id=None)
+
+    return {"meldingen (personal data)": await purge_due(unit_of_work, lock_due, remove)}

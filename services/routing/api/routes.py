@@ -43,6 +43,16 @@ from services.routing.api.schemas import (
     risk_domains_in,
 )
 from services.routing.service_layer import directory, handlers, operations
+from services.routing.service_layer.views import (
+    GemeenteView,
+    Items,
+    OrganisationView,
+    OverdueView,
+    RouteMapVersionsView,
+    RouteMapView,
+    RoutePreviewView,
+    UnroutableView,
+)
 from shared.api import CursorQuery, IdInPath, OrgIdInPath, RequestId
 from shared.contracts.vocabulary import DeliveryStatus
 from shared.edge import expensive
@@ -72,12 +82,12 @@ AS_REGISTERED = " A token whose `org_type` is not your organisation's type in th
 )
 async def put_gemeente(
     code: GemeenteCode, body: GemeentePut, response: Response, _: Admin, unit_of_work: UnitOfWorkDep
-) -> dict[str, Any]:
+) -> GemeenteView:
     saved = await directory.put_gemeente(
         unit_of_work, code=code, name=body.name, ranges=[r.domain() for r in body.postcode_ranges]
     )
     response.status_code = 201 if saved.created else 200
-    return saved.document
+    return saved.view
 
 
 @router.get(
@@ -88,8 +98,8 @@ async def put_gemeente(
     description="Every gemeente in the directory with its postcode areas; merged-away ones carry `ended_at`.",
     responses=problem_responses(),
 )
-async def list_gemeenten(_: Admin, unit_of_work: UnitOfWorkDep) -> dict[str, Any]:
-    return {"items": await directory.list_gemeenten(unit_of_work)}
+async def list_gemeenten(_: Admin, unit_of_work: UnitOfWorkDep) -> Items[GemeenteView]:
+    return await directory.list_gemeenten(unit_of_work)
 
 
 @router.get(
@@ -100,7 +110,7 @@ async def list_gemeenten(_: Admin, unit_of_work: UnitOfWorkDep) -> dict[str, Any
     description="A gemeente and its postcode areas.",
     responses=problem_responses("not-found", "validation"),
 )
-async def get_gemeente(code: GemeenteCode, _: Admin, unit_of_work: UnitOfWorkDep) -> dict[str, Any]:
+async def get_gemeente(code: GemeenteCode, _: Admin, unit_of_work: UnitOfWorkDep) -> GemeenteView:
     return await directory.get_gemeente(unit_of_work, code)
 
 
@@ -118,10 +128,10 @@ async def get_gemeente(code: GemeenteCode, _: Admin, unit_of_work: UnitOfWorkDep
 )
 async def put_route_map(
     code: GemeenteCode, body: RouteMapPut, response: Response, _: Admin, unit_of_work: UnitOfWorkDep
-) -> dict[str, Any]:
+) -> RouteMapView:
     saved = await directory.put_route_map(unit_of_work, code, body.domain())
     response.status_code = 201 if saved.created else 200
-    return saved.document
+    return saved.view
 
 
 @router.get(
@@ -133,7 +143,7 @@ async def put_route_map(
     "domain and the note, deadlines P14D / P2D) and every version, oldest first.",
     responses=problem_responses("not-found", "validation"),
 )
-async def get_route_map(code: GemeenteCode, _: Admin, unit_of_work: UnitOfWorkDep) -> dict[str, Any]:
+async def get_route_map(code: GemeenteCode, _: Admin, unit_of_work: UnitOfWorkDep) -> RouteMapVersionsView:
     return await directory.get_route_map(unit_of_work, code)
 
 
@@ -152,7 +162,7 @@ async def get_route_map(code: GemeenteCode, _: Admin, unit_of_work: UnitOfWorkDe
 )
 async def put_organisation(
     org_id: OrgId, body: OrganisationPut, response: Response, _: Admin, unit_of_work: UnitOfWorkDep, broker: BrokerDep
-) -> dict[str, Any]:
+) -> OrganisationView:
     saved = await directory.put_organisation(
         unit_of_work,
         org_id=org_id,
@@ -165,7 +175,7 @@ async def put_organisation(
     )
     await declare_organisation_queue(broker, org_id)
     response.status_code = 201 if saved.created else 200
-    return saved.document
+    return saved.view
 
 
 @router.get(
@@ -176,8 +186,8 @@ async def put_organisation(
     description="Every recipient organisation, active or not.",
     responses=problem_responses(),
 )
-async def list_organisations(_: Admin, unit_of_work: UnitOfWorkDep) -> dict[str, Any]:
-    return {"items": await directory.list_organisations(unit_of_work)}
+async def list_organisations(_: Admin, unit_of_work: UnitOfWorkDep) -> Items[OrganisationView]:
+    return await directory.list_organisations(unit_of_work)
 
 
 @router.get(
@@ -188,7 +198,7 @@ async def list_organisations(_: Admin, unit_of_work: UnitOfWorkDep) -> dict[str,
     description="One recipient organisation and what it serves.",
     responses=problem_responses("not-found", "validation"),
 )
-async def get_organisation(org_id: OrgId, _: Admin, unit_of_work: UnitOfWorkDep) -> dict[str, Any]:
+async def get_organisation(org_id: OrgId, _: Admin, unit_of_work: UnitOfWorkDep) -> OrganisationView:
     return await directory.get_organisation(unit_of_work, org_id)
 
 
@@ -200,7 +210,7 @@ async def get_organisation(org_id: OrgId, _: Admin, unit_of_work: UnitOfWorkDep)
     description="It receives nothing more; its history and deliveries stay.",
     responses=problem_responses("not-found", "validation"),
 )
-async def delete_organisation(org_id: OrgId, _: Admin, unit_of_work: UnitOfWorkDep) -> dict[str, Any]:
+async def delete_organisation(org_id: OrgId, _: Admin, unit_of_work: UnitOfWorkDep) -> OrganisationView:
     return await directory.deactivate_organisation(unit_of_work, org_id)
 
 
@@ -223,7 +233,7 @@ async def route_preview(
         str | None,
         Query(min_length=1, max_length=400, pattern=r"^[a-z-]+(,[a-z-]+)*$", examples=["verslaving,huisvesting"]),
     ] = None,
-) -> dict[str, Any]:
+) -> RoutePreviewView:
     return await directory.preview_route(unit_of_work, postcode, risk_domains_in(risk_domains))
 
 
@@ -241,8 +251,8 @@ async def route_preview(
     "waits for an operator.",
     responses=problem_responses(),
 )
-async def list_unroutable(_: Admin, unit_of_work: UnitOfWorkDep) -> dict[str, Any]:
-    return {"items": await operations.list_unroutable(unit_of_work)}
+async def list_unroutable(_: Admin, unit_of_work: UnitOfWorkDep) -> Items[UnroutableView]:
+    return Items(await operations.list_unroutable(unit_of_work))
 
 
 @router.post(
@@ -288,8 +298,8 @@ async def reroute(
     "`kansrijk_overdue_deliveries` on /metrics counts them.",
     responses=problem_responses(),
 )
-async def list_overdue(_: Admin, unit_of_work: UnitOfWorkDep) -> dict[str, Any]:
-    return {"items": await operations.list_overdue(unit_of_work)}
+async def list_overdue(_: Admin, unit_of_work: UnitOfWorkDep) -> Items[OverdueView]:
+    return Items(await operations.list_overdue(unit_of_work))
 
 
 @router.get(

@@ -68,6 +68,7 @@ class GemeentePut(Strict):
 
 class GemeenteRead(BaseModel):
     model_config = ConfigDict(
+        from_attributes=True,
         json_schema_extra={
             "examples": [
                 {
@@ -78,7 +79,7 @@ class GemeenteRead(BaseModel):
                     "ended_at": None,
                 }
             ]
-        }
+        },
     )
 
     code: str
@@ -89,6 +90,8 @@ class GemeenteRead(BaseModel):
 
 
 class GemeenteList(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     items: list[GemeenteRead]
 
 
@@ -123,6 +126,7 @@ class OrganisationPut(Strict):
 
 class OrganisationRead(BaseModel):
     model_config = ConfigDict(
+        from_attributes=True,
         json_schema_extra={
             "examples": [
                 {
@@ -138,7 +142,7 @@ class OrganisationRead(BaseModel):
                     "updated_at": "2026-11-02T09:00:00Z",
                 }
             ]
-        }
+        },
     )
 
     org_id: str
@@ -154,11 +158,15 @@ class OrganisationRead(BaseModel):
 
 
 class OrganisationList(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     items: list[OrganisationRead]
 
 
 class RouteRecipient(BaseModel):
     """Who would receive a melding of this type, and its share; or that the route map skips the type."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     org_id: str | None = None
     name: str | None = None
@@ -171,12 +179,15 @@ class RouteRecipient(BaseModel):
 
 
 class GemeenteRef(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     code: str
     name: str
 
 
 class RoutePreview(BaseModel):
     model_config = ConfigDict(
+        from_attributes=True,
         json_schema_extra={
             "examples": [
                 {
@@ -202,7 +213,7 @@ class RoutePreview(BaseModel):
                     "note": None,
                 }
             ]
-        }
+        },
     )
 
     postcode: str
@@ -217,6 +228,8 @@ class RoutePreview(BaseModel):
 
 
 class ReturnedRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     recipient_type: str
     org_id: str = Field(description="the organisation that sent it back")
     org_name: str | None = Field(description="its name as the melding was delivered to it")
@@ -226,6 +239,7 @@ class ReturnedRead(BaseModel):
 
 class UnroutableItem(BaseModel):
     model_config = ConfigDict(
+        from_attributes=True,
         json_schema_extra={
             "examples": [
                 {
@@ -255,7 +269,7 @@ class UnroutableItem(BaseModel):
                     "waiting_since": "2026-11-20T10:16:41Z",
                 },
             ]
-        }
+        },
     )
 
     melding_id: str
@@ -270,6 +284,8 @@ class UnroutableItem(BaseModel):
 
 
 class UnroutableList(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     items: list[UnroutableItem]
 
 
@@ -304,6 +320,8 @@ class Reroute(Strict):
 
 
 class OverdueItem(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     delivery_id: str
     melding_id: str
     org_id: str
@@ -317,6 +335,7 @@ class OverdueItem(BaseModel):
 
 class OverdueList(BaseModel):
     model_config = ConfigDict(
+        from_attributes=True,
         json_schema_extra={
             "examples": [
                 {
@@ -335,7 +354,7 @@ class OverdueList(BaseModel):
                     ]
                 }
             ]
-        }
+        },
     )
 
     items: list[OverdueItem]
@@ -666,12 +685,14 @@ class RouteMapPut(Strict):
 
 
 class RecipientRuleRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     risk_domains: Literal["all"] | list[str]
     note: bool
 
 
 class RouteMapRead(BaseModel):
-    model_config = ConfigDict(json_schema_extra={"examples": [ROUTE_MAP_EXAMPLE]})
+    model_config = ConfigDict(from_attributes=True, json_schema_extra={"examples": [ROUTE_MAP_EXAMPLE]})
 
     effective_from: date
     recipients: dict[str, RecipientRuleRead]
@@ -680,7 +701,8 @@ class RouteMapRead(BaseModel):
 
 class RouteMapVersions(BaseModel):
     model_config = ConfigDict(
-        json_schema_extra={"examples": [{"current": ROUTE_MAP_EXAMPLE, "versions": [ROUTE_MAP_EXAMPLE]}]}
+        from_attributes=True,
+        json_schema_extra={"examples": [{"current": ROUTE_MAP_EXAMPLE, "versions": [ROUTE_MAP_EXAMPLE]}]},
     )
 
     current: RouteMapRead | None = Field(description="the version in force today; null: the default applies")

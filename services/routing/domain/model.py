@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from enum import StrEnum
@@ -47,6 +47,12 @@ class Returned:
     recipient_type: str
     org_id: str
     reason: str
+
+
+def types_for_an_operator(returned: Iterable[Returned]) -> set[str]:
+    """The types a recipient sent back: they wait for an operator to name an organisation, not for the
+    directory (routing them again on a schedule would race the operator, and ask consent every round)."""
+    return {r.recipient_type for r in returned}
 
 
 @dataclass(frozen=True)
@@ -307,6 +313,15 @@ class RoutedMelding:
     skipped_types: tuple[Skipped, ...] = ()
     not_delivered_reason: NotDeliveredReason | None = None
     returned: tuple[Returned, ...] = ()  # sent back by a recipient: waiting for an operator
+
+    def waiting_for_the_directory(self) -> list[str]:
+        """The unroutable types a directory change may route: those no recipient sent back."""
+        for_operator = types_for_an_operator(self.returned)
+        return [t for t in self.unroutable_types if t not in for_operator]
+
+    def waits_for(self, recipient_type: str) -> bool:
+        """Whether an operator may name an organisation of this type: it was returned or found none."""
+        return recipient_type in types_for_an_operator(self.returned) | set(self.unroutable_types)
 
     def never_again(self) -> dict[str, set[str]]:
         """Per type, the organisations automatic routing must not choose: they returned it as wrong recipient."""

@@ -120,11 +120,11 @@ def plan_routing(
     for recipient_type in melding.recipient_types:
         if recipient_type in delivered_types:
             continue
-        rule = route_map.rule_for(recipient_type)
-        admitted = rule.admitted(melding.risk_domains) if rule is not None else ()
-        if rule is None or not admitted:
+        share = route_map.share_for(recipient_type, melding.risk_domains)
+        if share is None:
             skipped.append(Skipped(recipient_type, SkipReason.route_map))
             continue
+        rule, admitted = share
         excluded = (never_again or {}).get(recipient_type, ())
         serving = candidates.get(recipient_type, ())
         allowed = [c for c in serving if c.org_id not in excluded]
@@ -194,9 +194,8 @@ def types_needing_candidates(
 ) -> list[str]:
     """The recipient types worth looking up in the directory: requested, not delivered yet, and admitted by
     the route map for at least one of the melding's domains."""
-    out = []
-    for recipient_type in melding.recipient_types:
-        rule = route_map.rule_for(recipient_type)
-        if recipient_type not in delivered_types and rule is not None and rule.admitted(melding.risk_domains):
-            out.append(recipient_type)
-    return out
+    return [
+        recipient_type
+        for recipient_type in melding.recipient_types
+        if recipient_type not in delivered_types and route_map.share_for(recipient_type, melding.risk_domains)
+    ]

@@ -36,6 +36,13 @@ class RouteMap:
     def rule_for(self, recipient_type: str) -> RecipientRule | None:
         return self.recipients.get(recipient_type)
 
+    def share_for(self, recipient_type: str, domains: Sequence[str]) -> tuple[RecipientRule, tuple[str, ...]] | None:
+        """This type's rule and what it admits of the melding's domains; None when the route map gives the type
+        none of them (the type is skipped)."""
+        rule = self.rule_for(recipient_type)
+        admitted = rule.admitted(domains) if rule is not None else ()
+        return (rule, admitted) if rule is not None and admitted else None
+
     def deadline_for(self, urgency: str) -> timedelta:
         return self.contact_deadline.get(urgency, DEFAULT_DEADLINES[urgency])
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from services.routing.adapters.repository import DirectoryRepository
 from services.routing.domain.model import (
+    GemeenteRecord,
     Organisation,
     Pc4Range,
     SkipReason,
@@ -22,6 +23,19 @@ from services.routing.domain.model import (
 )
 from services.routing.domain.route_map import DEFAULT_DEADLINES, RecipientRule, RouteMap, in_force
 from services.routing.service_layer.unit_of_work import UnitOfWorkFactory
+from services.routing.service_layer.views import (
+    GemeenteName,
+    GemeenteView,
+    Items,
+    OrganisationView,
+    PreviewRecipient,
+    RecipientRuleView,
+    RouteMapVersionsView,
+    RouteMapView,
+    RoutePreviewView,
+    Saved,
+    ranges_read,
+)
 from shared.clock import now, today_nl
 from shared.contracts.vocabulary import DeliveryMode
 from shared.errors import Conflict, NotFound, ValidationFailed
@@ -29,90 +43,72 @@ from shared.identifiers import postcode_area, validate_gemeente_code, validate_p
 from shared.messaging.topology import organisation_queue
 
 
-@dataclass(frozen=True)
-class Saved:
-    document: dict[str, Any]
-    created: bool
+def _gemeente_view(row: GemeenteRecord, ranges: list[Pc4Range]) -> GemeenteView:
+    return GemeenteView(
+        code=row.code, name=row.name, postcode_ranges=ranges_read(ranges), source=row.source, ended_at=row.ended_at
+    )
 
 
-def _ranges_document(ranges: list[Pc4Range]) -> list[dict[str, str]]:
-    return [{"from": r.start, "to": r.end} for r in ranges]
-
-
-async def gemeente_document(repository: DirectoryRepository, code: str) -> dict[str, Any]:
+async def gemeente_view(repository: DirectoryRepository, code: str) -> GemeenteView:
     row = await repository.gemeente(code)
     if row is None:
         raise NotFound("no gemeente with this code")
-    ranges = (await repository.ranges_of_gemeenten([code])).get(code, [])
-    return {
-        "code": row.code,
-        "name": row.name,
-        "postcode_ranges": _ranges_document(ranges),
-        "source": row.source,
-        "ended_at": row.ended_at,
-    }
+    return _gemeente_view(row, (await repository.ranges_of_gemeenten([code])).get(code, []))
 
 
-async def put_gemeente(unit_of_work: UnitOfWorkFactory, *, code: str, name: str, ranges: list[Pc4Range]) -> Saved:
+async def put_gemeente(
+    unit_of_work: UnitOfWorkFactory, *, code: str, name: str, ranges: list[Pc4Range]
+) -> Saved[GemeenteView]:
     async with unit_of_work() as uow:
         repository = uow.directory
         taken = await repository.gemeente_ranges_overlapping(ranges, except_code=code)
         if taken:
             raise Conflict(f"these postcode areas already lie in gemeente {', '.join(taken)}")
         created = await repository.save_gemeente(code=code, name=name, ranges=ranges, source="manual", at=now())
-        document = await gemeente_document(repository, code)
+        view = await gemeente_view(repository, code)
         await uow.commit()
-        return Saved(document, created)
+        return Saved(view, created)
 
 
-async def get_gemeente(unit_of_work: UnitOfWorkFactory, code: str) -> dict[str, Any]:
+async def get_gemeente(unit_of_work: UnitOfWorkFactory, code: str) -> GemeenteView:
     async with unit_of_work() as uow:
-        return await gemeente_document(uow.directory, code)
+        return await gemeente_view(uow.directory, code)
 
 
-async def list_gemeenten(unit_of_work: UnitOfWorkFactory) -> list[dict[str, Any]]:
+async def list_gemeenten(unit_of_work: UnitOfWorkFactory) -> Items[GemeenteView]:
     async with unit_of_work() as uow:
         repository = uow.directory
         ranges = await repository.ranges_of_gemeenten()
-        return [
-            {
-                "code": g.code,
-                "name": g.name,
-                "postcode_ranges": _ranges_document(ranges.get(g.code, [])),
-                "source": g.source,
-                "ended_at": g.ended_at,
-            }
-            for g in await repository.all_gemeenten()
-        ]
+        return Items([_gemeente_view(g, ranges.get(g.code, [])) for g in await repository.all_gemeenten()])
 
 
-async def organisation_documents(
+async def organisation_views(
     repository: DirectoryRepository, organisations: list[Organisation]
-) -> list[dict[str, Any]]:
+) -> list[OrganisationView]:
     coverage = await repository.coverage([o.org_id for o in organisations])
     return [
-        {
-            "org_id": r.org_id,
-            "name": r.name,
-            "type": r.type,
-            "active": r.active,
-            "delivery_mode": r.delivery_mode,
-            "gemeenten": coverage[r.org_id][0],
-            "postcode_ranges": _ranges_document(coverage[r.org_id][1]),
-            "queue": organisation_queue(r.org_id),
-            "created_at": r.created_at,
-            "updated_at": r.updated_at,
-        }
+        OrganisationView(
+            org_id=r.org_id,
+            name=r.name,
+            type=r.type,
+            active=r.active,
+            delivery_mode=r.delivery_mode,
+            gemeenten=coverage[r.org_id][0],
+            postcode_ranges=ranges_read(coverage[r.org_id][1]),
+            queue=organisation_queue(r.org_id),
+            created_at=r.created_at,
+            updated_at=r.updated_at,
+        )
         for r in organisations
     ]
 
 
-async def _organisation_document(repository: DirectoryRepository, org_id: str) -> dict[str, Any]:
+async def _organisation_view(repository: DirectoryRepository, org_id: str) -> OrganisationView:
     organisation = await repository.organisation(org_id)
     if organisation is None:
         raise NotFound("no organisation with this id")
-    [document] = await organisation_documents(repository, [organisation])
-    return document
+    [view] = await organisation_views(repository, [organisation])
+    return view
 
 
 async def put_organisation(
@@ -125,7 +121,7 @@ async def put_organisation(
     ranges: list[Pc4Range],
     active: bool,
     delivery_mode: DeliveryMode = "full",
-) -> Saved:
+) -> Saved[OrganisationView]:
     """Register or change an organisation. Its `delivery_mode` applies to what is routed from now on."""
     check_organisation_id(org_id, org_type)
     async with unit_of_work() as uow:
@@ -152,37 +148,36 @@ async def put_organisation(
             at=now(),
             delivery_mode=delivery_mode,
         )
-        document = await _organisation_document(repository, org_id)
+        view = await _organisation_view(repository, org_id)
         await uow.commit()
-        return Saved(document, created)
+        return Saved(view, created)
 
 
-async def get_organisation(unit_of_work: UnitOfWorkFactory, org_id: str) -> dict[str, Any]:
+async def get_organisation(unit_of_work: UnitOfWorkFactory, org_id: str) -> OrganisationView:
+    async with unit_of_work() as uow:
+        return await _organisation_view(uow.directory, org_id)
+
+
+async def list_organisations(unit_of_work: UnitOfWorkFactory) -> Items[OrganisationView]:
     async with unit_of_work() as uow:
         repository = uow.directory
-        return await _organisation_document(repository, org_id)
+        return Items(await organisation_views(repository, await repository.all_organisations()))
 
 
-async def list_organisations(unit_of_work: UnitOfWorkFactory) -> list[dict[str, Any]]:
-    async with unit_of_work() as uow:
-        repository = uow.directory
-        return await organisation_documents(repository, await repository.all_organisations())
-
-
-async def deactivate_organisation(unit_of_work: UnitOfWorkFactory, org_id: str) -> dict[str, Any]:
+async def deactivate_organisation(unit_of_work: UnitOfWorkFactory, org_id: str) -> OrganisationView:
     async with unit_of_work() as uow:
         repository = uow.directory
         if await repository.organisation(org_id) is None:
             raise NotFound("no organisation with this id")
         await repository.deactivate(org_id, now())
-        document = await _organisation_document(repository, org_id)
+        view = await _organisation_view(repository, org_id)
         await uow.commit()
-        return document
+        return view
 
 
 async def preview_route(
     unit_of_work: UnitOfWorkFactory, postcode: str, risk_domains: list[str] | None = None
-) -> dict[str, Any]:
+) -> RoutePreviewView:
     """Where a melding from this address would go now, and (by the route map in force) what each recipient
     type would receive of `risk_domains` (absent: what its rule admits), or that it is skipped."""
     pc4 = postcode_area(postcode)
@@ -191,12 +186,12 @@ async def preview_route(
         repository = uow.directory
         gemeente = await repository.gemeente_for_pc4(pc4)
         route_map = in_force(await repository.route_maps_in_force(gemeente.code, today) if gemeente else [], today)
-        recipients: dict[str, Any] = {}
+        recipients: dict[str, PreviewRecipient | None] = {}
         for recipient_type in ("jgz", "wijkteam"):
             rule = route_map.rule_for(recipient_type)
             admitted = rule.admitted(risk_domains) if rule is not None and risk_domains is not None else None
             if rule is None or admitted == ():
-                recipients[recipient_type] = {"skipped": SkipReason.route_map.value}
+                recipients[recipient_type] = PreviewRecipient(skipped=SkipReason.route_map.value)
                 continue
             chosen = choose(
                 await repository.candidates(
@@ -204,30 +199,30 @@ async def preview_route(
                 )
             )
             recipients[recipient_type] = (
-                {
-                    "org_id": chosen.org_id,
-                    "name": chosen.name,
-                    "risk_domains": list(admitted) if admitted is not None else _rule_domains(rule),
-                    "note": rule.note,
-                    "contact_deadline": _deadlines(route_map),
-                }
+                PreviewRecipient(
+                    org_id=chosen.org_id,
+                    name=chosen.name,
+                    risk_domains=list(admitted) if admitted is not None else _rule_domains(rule),
+                    note=rule.note,
+                    contact_deadline=_deadlines(route_map),
+                )
                 if chosen
                 else None
             )
         straddling = await repository.straddling(pc4)
-    document: dict[str, Any] = {
-        "postcode": postcode,
-        "gemeente": {"code": gemeente.code, "name": gemeente.name} if gemeente else None,
-        "route_map_effective_from": route_map.effective_from,
-        "recipients": recipients,
-    }
-    if len(straddling) > 1:
-        document["note"] = (
+    return RoutePreviewView(
+        postcode=postcode,
+        gemeente=GemeenteName(gemeente.code, gemeente.name) if gemeente else None,
+        route_map_effective_from=route_map.effective_from,
+        recipients=recipients,
+        note=(
             f"postcode area {pc4} straddles a gemeente border: routed to the gemeente with the "
             f"largest share of its addresses ({straddling[0].share:.2%}); for the other addresses "
             "this may be wrong"
         )
-    return document
+        if len(straddling) > 1
+        else None,
+    )
 
 
 # --- route maps -------------------------------------------------------------------------------------
@@ -241,38 +236,38 @@ def _deadlines(route_map: RouteMap) -> dict[str, timedelta]:
     return {urgency: route_map.deadline_for(urgency) for urgency in DEFAULT_DEADLINES}
 
 
-def route_map_document(route_map: RouteMap) -> dict[str, Any]:
-    return {
-        "effective_from": route_map.effective_from,
-        "recipients": {
-            recipient_type: {"risk_domains": _rule_domains(rule), "note": rule.note}
+def route_map_view(route_map: RouteMap) -> RouteMapView:
+    return RouteMapView(
+        effective_from=route_map.effective_from,
+        recipients={
+            recipient_type: RecipientRuleView(risk_domains=_rule_domains(rule), note=rule.note)
             for recipient_type, rule in sorted(route_map.recipients.items())
         },
-        "contact_deadline": _deadlines(route_map),
-    }
+        contact_deadline=_deadlines(route_map),
+    )
 
 
-async def put_route_map(unit_of_work: UnitOfWorkFactory, code: str, route_map: RouteMap) -> Saved:
+async def put_route_map(unit_of_work: UnitOfWorkFactory, code: str, route_map: RouteMap) -> Saved[RouteMapView]:
     """Add a version of a gemeente's route map (or replace the one with the same `effective_from`)."""
     async with unit_of_work() as uow:
         if await uow.directory.gemeente(code) is None:
             raise NotFound("no gemeente with this code: PUT it (or load the CBS files) first")
         first = await uow.directory.save_route_map(code, route_map, now())
         await uow.commit()
-    return Saved(route_map_document(route_map), first)
+    return Saved(route_map_view(route_map), first)
 
 
-async def get_route_map(unit_of_work: UnitOfWorkFactory, code: str) -> dict[str, Any]:
+async def get_route_map(unit_of_work: UnitOfWorkFactory, code: str) -> RouteMapVersionsView:
     """The version in force today (None: the default applies) and every version, oldest first."""
     async with unit_of_work() as uow:
         if await uow.directory.gemeente(code) is None:
             raise NotFound("no gemeente with this code")
         versions = await uow.directory.route_maps(code)
     current = in_force(versions, today_nl())
-    return {
-        "current": None if current.is_default else route_map_document(current),
-        "versions": [route_map_document(v) for v in versions],
-    }
+    return RouteMapVersionsView(
+        current=None if current.is_default else route_map_view(current),
+        versions=[route_map_view(v) for v in versions],
+    )
 
 
 async def load_route_maps(unit_of_work: UnitOfWorkFactory, maps: dict[str, list[RouteMap]]) -> int:

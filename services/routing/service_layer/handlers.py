@@ -165,8 +165,7 @@ async def _chosen(uow: RoutingUnitOfWork, melding: RoutedMelding, org_id: str | 
     organisation = await uow.directory.organisation(org_id)
     if organisation is None or not organisation.active:
         raise ValidationFailed("org_id", "no active organisation with this id")
-    returned_types = {r.recipient_type for r in melding.returned} | set(melding.unroutable_types)
-    if organisation.type not in returned_types:
+    if not melding.waits_for(organisation.type):
         raise Conflict(f"this melding waits for no {organisation.type} organisation")
     return {
         organisation.type: Candidate(
@@ -217,8 +216,7 @@ async def has_new_recipient(uow: RoutingUnitOfWork, melding: RoutedMelding) -> b
         return False
     pc4 = postcode_area(melding.accepted.content.patient.address.postcode)
     gemeente = await uow.directory.gemeente_for_pc4(pc4)
-    for_operator = {r.recipient_type for r in melding.returned}
-    for recipient_type in (t for t in melding.unroutable_types if t not in for_operator):
+    for recipient_type in melding.waiting_for_the_directory():
         if choose(
             await uow.directory.candidates(
                 org_type=recipient_type, pc4=pc4, gemeente_code=gemeente.code if gemeente else None

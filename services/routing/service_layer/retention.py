@@ -11,12 +11,13 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from services.routing.service_layer.unit_of_work import UnitOfWorkFactory
+from services.routing.domain.model import RoutedMelding
+from services.routing.service_layer.unit_of_work import RoutingUnitOfWork, UnitOfWorkFactory
 from shared.auth import PLATFORM
 from shared.clock import now, today_nl
+from shared.retention import purge_due
 from shared.settings import ServiceSettings
 
-BATCH = 200
 MELDINGEN, DEAD_LETTERS = "routed meldingen (personal data)", "replayed dead letters"
 
 
@@ -37,27 +38,18 @@ async def purge(unit_of_work: UnitOfWorkFactory, settings: ServiceSettings, *, d
                 MELDINGEN: await uow.routing.count_personal_data_due(cutoff),
                 DEAD_LETTERS: await uow.routing.count_replayed_dead_letters(before=replayed_before),
             }
-    purged = 0
-    while True:
-        async with unit_of_work() as uow:
-            due = await uow.routing.lock_personal_data_due(cutoff, BATCH)
-            at = now()
-            for melding in due:
-                await uow.routing.remove_personal_data(melding, at)
-                bsn = melding.accepted.content.patient.bsn if melding.accepted else None
-                uow.audit.record(
-                    PLATFORM,
-                    "update",
-                    "melding",
-                    melding.melding_id,
-                    patient_bsn=bsn,
-                    request_id=None,
-                    outcome="purged",
-                )
-            await uow.commit()
-        purged += len(due)
-        if len(due) < BATCH:
-            break
+
+    async def lock_due(uow: RoutingUnitOfWork, batch: int) -> list[RoutedMelding]:
+        return await uow.routing.lock_personal_data_due(cutoff, batch)
+
+    async def remove(uow: RoutingUnitOfWork, melding: RoutedMelding, at: datetime) -> None:
+        await uow.routing.remove_personal_data(melding, at)
+        bsn = melding.accepted.content.patient.bsn if melding.accepted else None
+        uow.audit.record(
+            PLATFORM, "update", "melding", melding.melding_id, patient_bsn=bsn, request_id=None, outcome="purged"
+        )
+
+    purged = await purge_due(unit_of_work, lock_due, remove)
     async with unit_of_work() as uow:
         letters = await uow.routing.delete_replayed_dead_letters(before=replayed_before)
         await uow.commit()

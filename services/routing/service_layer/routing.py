@@ -26,6 +26,7 @@ from services.routing.domain.model import (
     RoutedMelding,
     RoutingStatus,
     WhenStopped,
+    types_for_an_operator,
     when_stopped,
 )
 from services.routing.domain.planning import (
@@ -167,7 +168,7 @@ async def route_explained(
     melding_to_route = _to_route(accepted)
     delivered_types = {d.recipient_type for d in live}
     if chosen is None:  # a returned type waits for an operator
-        delivered_types |= {r.recipient_type for r in returned}
+        delivered_types |= types_for_an_operator(returned)
     candidates = {
         recipient_type: await uow.directory.candidates(
             org_type=recipient_type, pc4=pc4, gemeente_code=gemeente.code if gemeente else None
@@ -417,6 +418,8 @@ def _to_recipient(
 async def _announce(
     uow: RoutingUnitOfWork, message_type: str, event: BaseModel, melding_id: str, request_id: str | None
 ) -> None:
+    """Stage an event on the events exchange, published with the transaction (the outbox): the one way routing
+    tells the others what happened to a melding."""
     await uow.outbox.add(
         exchange=EVENTS_EXCHANGE,
         routing_key=message_type,
@@ -546,11 +549,4 @@ async def announce_status(
         outcome=answer.outcome,
         returned_reason=answer.returned_reason,
     )
-    await uow.outbox.add(
-        exchange=EVENTS_EXCHANGE,
-        routing_key=DELIVERY_STATUS_CHANGED,
-        message_type=DELIVERY_STATUS_CHANGED,
-        body=event,
-        correlation_id=delivery.melding_id,
-        request_id=request_id,
-    )
+    await _announce(uow, DELIVERY_STATUS_CHANGED, event, delivery.melding_id, request_id)

@@ -13,7 +13,15 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from shared.auth import SigningKey, TokenVerifier, issue_token, jwks_document, load_or_create_dev_key
+from shared.auth import (
+    DevelopmentOnly,
+    SigningKey,
+    TokenVerifier,
+    development_token,
+    issue_token,
+    jwks_document,
+    load_or_create_dev_key,
+)
 from shared.crypto import new_key_ring_entry
 from shared.errors import Unauthorized
 from shared.settings import ServiceSettings
@@ -433,3 +441,18 @@ async def test_an_organisation_reads_only_the_audit_records_of_its_own_accesses(
     operator = tokens.bearer(org_id="ops", org_type="operator", scopes="audit:read")
     everyone = (await consent_client.get("/v1/audit", headers=operator)).json()["items"]
     assert {mine, theirs} <= {r["actor_org_id"] for r in everyone}
+
+
+async def test_a_development_token_verifies_in_development_and_is_refused_outside_it(tmp_path: object) -> None:
+    """The one way the CLI, demo, benchmark and tests mint a token: accepted by a development service."""
+    settings = ServiceSettings(data_dir=tmp_path)
+    token = development_token(settings, org_id="11112222", org_type="jgz", scopes=["delivery:read"], sub="me")
+    principal = await TokenVerifier(settings).verify(token)
+    assert (principal.org_id, principal.org_type, principal.sub) == ("11112222", "jgz", "me")
+    with pytest.raises(DevelopmentOnly):
+        development_token(
+            production_settings(tmp_path, jwt_public_key=es256_key().public_pem.decode()),
+            org_id="11112222",
+            org_type="jgz",
+            scopes="delivery:read",
+        )

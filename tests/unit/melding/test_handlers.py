@@ -187,9 +187,9 @@ async def test_a_melding_routing_sends_to_no_one_is_not_delivered_with_its_reaso
     skipped = [{"recipient_type": t, "reason": "route-map"} for t in ("jgz", "wijkteam")]
     told = {"melding_id": melding_id, "gemeente": None, "reason": "route-map", "skipped_types": skipped}
     await handlers.on_melding_not_delivered(uow, event("melding.not_delivered", told))  # type: ignore[arg-type]
-    view = (await handlers.get_melding(uow, principal=principal(), melding_id=melding_id, request_id=None)).document()  # type: ignore[arg-type]
-    assert (view["status"], view["not_delivered_reason"]) == ("not_delivered", "route-map")
-    assert view["skipped_types"] == skipped and view["history"][-1]["event"] == "not_delivered"
+    view = await handlers.get_melding(uow, principal=principal(), melding_id=melding_id, request_id=None)  # type: ignore[arg-type]
+    assert (view.status, view.not_delivered_reason) == ("not_delivered", "route-map")
+    assert [vars(s) for s in view.skipped_types] == skipped and view.history[-1].event == "not_delivered"
 
 
 async def test_each_delivery_shows_its_share_of_the_risk_domains() -> None:
@@ -204,8 +204,8 @@ async def test_each_delivery_shows_its_share_of_the_risk_domains() -> None:
         "skipped_types": [],
     }
     await handlers.on_melding_routed(uow, event("melding.routed", routed))  # type: ignore[arg-type]
-    view = (await handlers.get_melding(uow, principal=principal(), melding_id=melding_id, request_id=None)).document()  # type: ignore[arg-type]
-    assert view["deliveries"][0]["risk_domains"] == ["financien-schulden"]
+    view = await handlers.get_melding(uow, principal=principal(), melding_id=melding_id, request_id=None)  # type: ignore[arg-type]
+    assert view.deliveries[0].risk_domains == ("financien-schulden",)
 
 
 async def test_a_second_open_melding_for_the_same_patient_and_type_is_a_conflict_until_the_first_ends() -> None:
@@ -230,8 +230,7 @@ async def test_a_cancellation_removes_personal_data_and_tells_routing_once() -> 
             reason="pregnancy-ended",
             request_id=None,
         )
-    document = view.document()
-    assert document["status"] == "cancelled" and document["patient"] is None and document["note"] is None
+    assert view.status == "cancelled" and view.patient is None and view.note is None
     assert len(uow.outbox.of_type("melding.cancelled")) == 1
     with pytest.raises(NotFound):
         await handlers.cancel_melding(

@@ -14,6 +14,8 @@ from services.routing.domain.model import (
     LoggedMessage,
     Pc4Range,
     Report,
+    Returned,
+    RoutedMelding,
     RoutingStatus,
     answer_report,
     check_acting_as,
@@ -220,3 +222,24 @@ def test_a_return_again_with_another_reason_is_a_conflict() -> None:
     assert _answer(returned, D.returned, returned_reason="no-capacity") is None
     with pytest.raises(Conflict):
         _answer(returned, D.returned, returned_reason="wrong-recipient")
+
+
+def test_a_returned_type_waits_for_an_operator_and_a_type_no_one_serves_for_the_directory() -> None:
+    """The returned-type rule, said once: the scheduled reroute passes returned types by, an operator may name
+    an organisation for a returned or unroutable type and for no other."""
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    melding = RoutedMelding(
+        melding_id="m-1",
+        consent_id="c-1",
+        sender_org_id="12345678",
+        status=RoutingStatus.waiting,
+        accepted=None,
+        requested_types=("jgz", "wijkteam", "huisarts"),
+        unroutable_types=("jgz", "wijkteam"),
+        gemeente_code="GM0363",
+        created_at=at,
+        updated_at=at,
+        returned=(Returned("jgz", "22222222", "wrong-recipient"),),
+    )
+    assert melding.waiting_for_the_directory() == ["wijkteam"]
+    assert [t for t in ("jgz", "wijkteam", "huisarts") if melding.waits_for(t)] == ["jgz", "wijkteam"]

@@ -11,6 +11,7 @@ from services.routing.domain.planning import (
     RoutingPlan,
     SkipReason,
     plan_routing,
+    types_needing_candidates,
 )
 from services.routing.domain.route_map import DEFAULT_ROUTE_MAP, RecipientRule, RouteMap, in_force
 
@@ -147,3 +148,13 @@ def test_the_version_in_force_is_the_latest_that_has_started() -> None:
     assert in_force([COALITION, later], TODAY) is COALITION
     assert in_force([COALITION, later], TODAY + timedelta(days=1)) is later
     assert in_force([later], TODAY) is DEFAULT_ROUTE_MAP
+
+
+def test_the_route_map_says_once_what_a_type_receives_or_that_it_is_skipped() -> None:
+    """`share_for` is the one allow check: planning and the candidate lookup both ask it."""
+    rule = COALITION.rule_for("wijkteam")
+    assert COALITION.share_for("wijkteam", ["verslaving", *SOCIAL]) == (rule, tuple(SOCIAL))
+    assert COALITION.share_for("wijkteam", ["verslaving"]) is None
+    assert COALITION.share_for("huisarts", list(SOCIAL)) is None
+    to_route = melding(domains=("verslaving",))
+    assert types_needing_candidates(to_route, COALITION, delivered_types=()) == ["jgz"]
