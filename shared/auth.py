@@ -194,12 +194,16 @@ class ServiceTokens:
         return self._token
 
 
+def pem_text(value: str) -> str:
+    """A key setting's PEM: the setting itself when it holds one, else the file it names."""
+    return value if value.lstrip().startswith("-----BEGIN") else Path(value).read_text()
+
+
 def signing_key_for(settings: Any) -> SigningKey:
     """The key a service signs its own tokens with: `service_token_key` (PEM or path), or in development the
     development key."""
     if settings.service_token_key:
-        text = settings.service_token_key
-        pem = (text if text.lstrip().startswith("-----BEGIN") else Path(text).read_text()).encode()
+        pem = pem_text(settings.service_token_key).encode()
         private = serialization.load_pem_private_key(pem, password=None)
         algorithm = "RS256" if isinstance(private, rsa.RSAPrivateKey) else "ES256"
         public_pem = private.public_key().public_bytes(
@@ -248,9 +252,7 @@ class TokenVerifier:
         self._http = http
         self._parsed: dict[tuple[str, str], Any] = {}
         if settings.jwt_public_key:
-            text = settings.jwt_public_key
-            pem = text if text.lstrip().startswith("-----BEGIN") else Path(text).read_text()
-            self._static_keys.append(pem)
+            self._static_keys.append(pem_text(settings.jwt_public_key))
         if settings.is_development and not self._static_keys and not self._jwks_url:
             self._static_keys.append(load_or_create_dev_key(settings.dev_key_dir).public_pem.decode())
 

@@ -28,6 +28,8 @@ class PortalSettings(ServiceSettings):
     oidc_issuer: str = Field("", validation_alias=AliasChoices("KANSRIJK_PORTAL_OIDC_ISSUER"))
     oidc_client_id: str = Field("kansrijk-portal", validation_alias=AliasChoices("KANSRIJK_PORTAL_OIDC_CLIENT_ID"))
     oidc_client_secret: str = Field("", repr=False, validation_alias=AliasChoices("KANSRIJK_PORTAL_OIDC_CLIENT_SECRET"))
+    # private_key_jwt instead of the secret (PEM or path; RS256): the provider holds the public key
+    oidc_private_key: str = Field("", repr=False, validation_alias=AliasChoices("KANSRIJK_PORTAL_OIDC_PRIVATE_KEY"))
     bsn_claim: str = Field("bsn", validation_alias=AliasChoices("KANSRIJK_PORTAL_BSN_CLAIM"))
     loa_claim: str = Field("acr", validation_alias=AliasChoices("KANSRIJK_PORTAL_LOA_CLAIM"))
 
@@ -67,7 +69,7 @@ class PortalSettings(ServiceSettings):
         for name in ("consent", "melding", "routing"):
             if not getattr(self, f"{name}_url"):
                 setattr(self, f"{name}_url", self.audit_peers.get(name, ""))
-        if self.is_development and not self.oidc_client_secret:
+        if self.is_development and not self.oidc_client_secret and not self.oidc_private_key:
             self.oidc_client_secret = "development-only"  # what the embedded provider accepts; never production
         if self.is_development and not self.console_oidc_client_secret:
             self.console_oidc_client_secret = "development-only"
@@ -81,8 +83,10 @@ class PortalSettings(ServiceSettings):
             issuer = urlsplit(self.oidc_issuer)
             if issuer.scheme != "https" or not issuer.hostname or issuer.hostname in LOCAL_HOSTS:
                 raise ValueError("production needs KANSRIJK_PORTAL_OIDC_ISSUER: the https address of a real provider")
-            if not self.oidc_client_secret:
-                raise ValueError("production needs KANSRIJK_PORTAL_OIDC_CLIENT_SECRET")
+            if not self.oidc_client_secret and not self.oidc_private_key:
+                raise ValueError(
+                    "production needs KANSRIJK_PORTAL_OIDC_CLIENT_SECRET or KANSRIJK_PORTAL_OIDC_PRIVATE_KEY"
+                )
             if self.console_oidc_issuer:
                 console = urlsplit(self.console_oidc_issuer)
                 if console.scheme != "https" or not console.hostname or console.hostname in LOCAL_HOSTS:

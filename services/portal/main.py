@@ -24,7 +24,7 @@ from services.portal.api import console
 from services.portal.api.routes import LoginRequired, page, router
 from services.portal.api.security import LoginLimiter, SecurityHeadersMiddleware, content_security_policy
 from services.portal.config import PortalSettings
-from shared.auth import signing_key_for
+from shared.auth import pem_text, signing_key_for
 from shared.crypto import cipher_for
 from shared.errors import NotFound, Unavailable
 from shared.observability import configure_logging
@@ -67,7 +67,10 @@ def create_app(
     app.state.platform = platform
     app.state.cipher = cipher_for(settings)
     app.state.provider = Provider(
-        issuer=settings.oidc_issuer, client_id=settings.oidc_client_id, client_secret=settings.oidc_client_secret
+        issuer=settings.oidc_issuer,
+        client_id=settings.oidc_client_id,
+        client_secret=settings.oidc_client_secret,
+        private_key_pem=pem_text(settings.oidc_private_key) if settings.oidc_private_key else "",
     )
     # The console (/beheer/): its people sign in with their organisation's provider; none configured, no console.
     app.state.console_provider = (

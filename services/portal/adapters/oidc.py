@@ -1,6 +1,7 @@
 """Login with DigiD through an OpenID Connect provider (a broker, NL GOV profile), by authlib: the authorization
 code flow with PKCE (S256), `state` and `nonce`, the ID token verified against the provider's keys; and
-RP-initiated logout."""
+RP-initiated logout. The portal authenticates itself at the token endpoint with its client secret, or with
+`private_key_jwt` (a JWT signed with its private key, as the NL GOV profile prefers) when it has a key."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from authlib.integrations.starlette_client import OAuth, OAuthError
+from authlib.oauth2.rfc7523 import PrivateKeyJWT
 from starlette.requests import Request
 from starlette.responses import RedirectResponse
 
@@ -15,16 +17,23 @@ __all__ = ["OAuthError", "Provider"]
 
 
 class Provider:
-    def __init__(self, *, issuer: str, client_id: str, client_secret: str, scope: str = "openid") -> None:
+    def __init__(
+        self, *, issuer: str, client_id: str, client_secret: str, private_key_pem: str = "", scope: str = "openid"
+    ) -> None:
         self.issuer = issuer.rstrip("/")
         self.client_id = client_id
         self._oauth = OAuth()
+        client_kwargs: dict[str, Any] = {"scope": scope, "code_challenge_method": "S256"}
+        authentication: dict[str, Any] = {"client_secret": client_secret}
+        if private_key_pem:  # private_key_jwt: the key signs a client assertion (RS256), no shared secret
+            client_kwargs["token_endpoint_auth_method"] = PrivateKeyJWT.name
+            authentication = {"client_secret": private_key_pem, "client_auth_methods": [PrivateKeyJWT()]}
         self._oauth.register(
             "provider",
             client_id=client_id,
-            client_secret=client_secret,
             server_metadata_url=f"{self.issuer}/.well-known/openid-configuration",
-            client_kwargs={"scope": scope, "code_challenge_method": "S256"},
+            client_kwargs=client_kwargs,
+            **authentication,
         )
 
     @property
