@@ -18,10 +18,11 @@ from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
 from enum import StrEnum
+from itertools import combinations
 from typing import Any, NamedTuple, get_args
 
 from services.melding.domain.model import MeldingStatus
-from services.melding.domain.protection import Relation, protect
+from services.melding.domain.protection import Relation, follows_from_shown, protect
 from shared.contracts.vocabulary import (
     MEDICAL_RISK_DOMAINS,
     NOT_REPORTED,
@@ -188,10 +189,17 @@ MONTH_KEYS = tuple(month for months in QUARTERS.values() for month in months)
 # Counted but never published as counts: the share with contact in time and the days to contact are shown
 # only where the protected table shows these.
 IN_TIME, LATE, CONTACT = ("contact", "in_time"), ("contact", "late"), ("contact", "made")
+# Which recipient types a melding asks for, as one part each: `jgz`, `wijkteam`, `jgz+wijkteam`. Every
+# melding names one or more, so `by_recipient_type` is not a table of its own (`jgz + wijkteam >= meldingen`
+# would bound a hidden type by the other): the table protects this partition, never published, and shows a
+# recipient type only where its count follows from the partition's shown cells.
+RECIPIENT_SETS = tuple(
+    "+".join(types) for size in range(1, len(RECIPIENT_TYPES) + 1) for types in combinations(RECIPIENT_TYPES, size)
+)
 # The breakdowns whose parts add up to `meldingen` (each melding in exactly one part).
-PARTITIONS = {"by_sender_type": SENDER_TYPES, "by_status": MELDING_STATUSES}
+PARTITIONS = {"by_sender_type": SENDER_TYPES, "by_status": MELDING_STATUSES, "recipient_sets": RECIPIENT_SETS}
 # The breakdowns where a melding can count in several parts, or in none: tables of their own.
-SEVERAL = {"by_risk_domain": RISK_DOMAINS, "by_recipient_type": RECIPIENT_TYPES, "outcomes": OUTCOMES}
+SEVERAL = {"by_risk_domain": RISK_DOMAINS, "outcomes": OUTCOMES}
 MEASURES: tuple[tuple[str, str], ...] = (
     ("meldingen", ""),
     *((field, key) for field, keys in (*PARTITIONS.items(), *SEVERAL.items()) for key in keys),
@@ -224,7 +232,9 @@ class YearTable:
             row, month = m.gemeente_code or WITHOUT, f"{m.created_on.month:02d}"
             measures = [("meldingen", ""), ("by_sender_type", m.sender_type), ("by_status", m.status)]
             measures += [("by_risk_domain", d) for d in set(m.risk_domains)]
-            measures += [("by_recipient_type", t) for t in set(m.recipient_types)]
+            asked = [t for t in RECIPIENT_TYPES if t in m.recipient_types]
+            if asked:  # the consent names one or more
+                measures.append(("recipient_sets", "+".join(asked)))
             measures += [("outcomes", o) for o in m.outcomes]
             if m.returned:
                 measures.append(("returned", ""))
@@ -275,6 +285,20 @@ class YearTable:
                     relations.append(Relation(total, [(field, key, row, time) for key in keys], adds_up=False))
         self.counts = counts
         self.hidden = protect(counts, relations, threshold=threshold, unpublished=unpublished)
+        self._recipient_types()
+
+    def _recipient_types(self) -> None:
+        """Each recipient type's count, the sum of the recipient sets that hold it, shown only where that
+        sum follows from the shown cells of the protected partition (`follows_from_shown`)."""
+        for row in (*self.rows, NATION):
+            for time in (*MONTH_KEYS, *QUARTERS, YEAR):
+                parts = [("recipient_sets", key, row, time) for key in RECIPIENT_SETS]
+                for recipient_type in RECIPIENT_TYPES:
+                    summed = [cell for cell in parts if recipient_type in cell[1].split("+")]
+                    cell = ("by_recipient_type", recipient_type, row, time)
+                    self.counts[cell] = sum(self.counts[part] for part in summed)
+                    if not follows_from_shown(("meldingen", "", row, time), parts, summed, self.hidden):
+                        self.hidden.add(cell)
 
     def count(self, field: str, key: str, row: str, time: str) -> int:
         """The true count (0 for a gemeente without meldingen this year)."""

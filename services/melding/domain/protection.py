@@ -29,7 +29,7 @@ integer-programming attack in tests/unit/melding/test_figures_attack.py.
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
 from typing import Generic, NamedTuple, TypeVar
 
 C = TypeVar("C", bound=Hashable)  # a cell's key
@@ -126,3 +126,14 @@ def _smallest(cells: Sequence[C], counts: Mapping[C, int], hidden: set[C], fallb
     if shown:
         return [min(shown, key=lambda cell: counts[cell])]
     return [] if fallback is None else [fallback]
+
+
+def follows_from_shown(total: C, parts: Collection[C], summed: Collection[C], hidden: Collection[C]) -> bool:
+    """Whether the sum of `summed` — some of the `parts` of a partition of `total` — can be worked out from
+    the shown cells: all of `summed` are shown, or the total and every other part are. Such a sum tells the
+    reader nothing the protected table does not already say, so it can be published; any other sum of
+    hidden cells could give one of them away (a melding asks for jgz only, wijkteam only or both: `jgz`
+    is `jgz only + both`, and shown beside the meldingen it says how many asked for wijkteam only)."""
+    if not any(cell in hidden for cell in summed):
+        return True
+    return total not in hidden and not any(part in hidden for part in parts if part not in summed)

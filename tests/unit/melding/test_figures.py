@@ -154,12 +154,32 @@ def test_a_period_counts_its_meldingen_and_suppresses_every_small_number() -> No
     assert jan["by_status"] == dict.fromkeys(jan["by_status"], None)
     assert jan["by_risk_domain"]["verslaving"] == 12 and jan["by_risk_domain"]["psychiatrie"] is None
     assert jan["by_risk_domain"]["lvb"] == 0  # a true 0 points to nobody
-    assert jan["by_recipient_type"] == {"jgz": 15, "wijkteam": 10}
+    # 15 meldingen, 10 for both types, 5 for jgz only: 15 jgz and 10 wijkteam would give the 5 away.
+    assert jan["by_recipient_type"] == {"jgz": None, "wijkteam": None}
     assert jan["outcomes"]["phb-done"] == 12 and jan["outcomes"]["declined"] == 0
     assert jan["contact_within_deadline"] == 1.0
     assert jan["days_to_contact"] == {"p50": 1.5, "p90": 3.9}  # 0,0,0,1,1,1,2,2,3,3,4,4
     assert "by_gemeente" not in jan
     assert feb["days_to_contact"] == {"p50": None, "p90": None}  # no contact yet
+
+
+def test_a_recipient_type_is_shown_only_where_the_protected_partition_gives_it() -> None:
+    # 30 meldingen: 15 for jgz only, 12 for wijkteam only, 3 for both. jgz 18 and wijkteam 15 beside the 30
+    # would say that 3 asked for both (18 + 15 - 30): the 3 is hidden with the 12, so jgz (15 + 3) is too;
+    # wijkteam (12 + 3) is 30 - 15, which the shown partition says anyway.
+    facts = [
+        *(melding(types=("jgz",)) for _ in range(15)),
+        *(melding(types=("wijkteam",)) for _ in range(12)),
+        *(melding(types=("jgz", "wijkteam")) for _ in range(3)),
+    ]
+    for interval in Interval:
+        (first, *_) = figures(facts, date(2027, 1, 1), date(2027, 1, 31), interval, TODAY, gemeente="GM0363")
+        assert first["meldingen"] == 30
+        assert first["by_recipient_type"] == {"jgz": None, "wijkteam": 15}
+    # Without the overlap every part is shown, and so is every type.
+    facts = [*(melding(types=("jgz",)) for _ in range(15)), *(melding(types=("jgz", "wijkteam")) for _ in range(12))]
+    (jan,) = figures(facts, date(2027, 1, 1), date(2027, 1, 31), Interval.month, TODAY, gemeente="GM0363")
+    assert jan["by_recipient_type"] == {"jgz": 27, "wijkteam": 12}
 
 
 def test_a_gemeente_without_meldingen_has_zeros() -> None:

@@ -4,8 +4,9 @@ be. Each hidden count (not 0) must stay anything in a range at least `SUPPRESSIO
 recovered exactly, never narrowed to "between 3 and 5".
 
 The attacker knows the published numbers and how they add up: the meldingen of a gemeente and month are
-split over sender types and over statuses; a risk domain, recipient type, outcome or return counts each
-melding at most once (and every melding names at least one risk domain and one recipient type); quarters
+split over sender types, over statuses and over the recipient types asked for (jgz only, wijkteam only or
+both: `jgz` counts the first and the last); a risk domain, outcome or return counts each melding at most
+once (and every melding names at least one risk domain); quarters
 are the sums of their months, the year of its quarters, the country of its gemeenten and the meldingen no
 gemeente could be found for. Its unknowns are the counts per gemeente and month, whole numbers from 0.
 """
@@ -38,13 +39,10 @@ YEAR = 2026
 TODAY = date(2027, 3, 1)  # every deadline of the year has passed
 GEMEENTEN = {"GM0363": 0.6, "GM0518": 0.27, "GM1680": 0.1, None: 0.03}  # Amsterdam, Den Haag, Aa en Hunze, unplaced
 PARTITIONS = {"by_sender_type": SENDER_TYPES, "by_status": MELDING_STATUSES}
-SEVERAL = {
-    "by_risk_domain": RISK_DOMAINS,
-    "by_recipient_type": RECIPIENT_TYPES,
-    "outcomes": OUTCOMES,
-    "returned": ("",),
-}
-AT_LEAST_ONE = ("by_risk_domain", "by_recipient_type")  # every melding names one or more
+SEVERAL = {"by_risk_domain": RISK_DOMAINS, "outcomes": OUTCOMES, "returned": ("",)}
+AT_LEAST_ONE = ("by_risk_domain",)  # every melding names one or more
+# Every melding asks for jgz only, wijkteam only or both: the attacker's unknowns are those three.
+RECIPIENT_SETS = {"jgz": ("jgz",), "wijkteam": ("wijkteam",), "jgz+wijkteam": RECIPIENT_TYPES}
 WITHOUT = "(none)"
 COUNTRY = "(country)"
 MONTHS = tuple(range(1, 13))
@@ -172,6 +170,11 @@ class Attacker:
                         self.program.addConstr(
                             self.program.qsum(self.atoms[field, k, row, month] for k in keys) >= total
                         )
+                sets = {key: self.program.addIntegral(lb=0, ub=1000) for key in RECIPIENT_SETS}
+                self.program.addConstr(self.program.qsum(sets.values()) == total)
+                for recipient_type in RECIPIENT_TYPES:
+                    asking = [sets[key] for key, types in RECIPIENT_SETS.items() if recipient_type in types]
+                    self.atoms["by_recipient_type", recipient_type, row, month] = self.program.qsum(asking)
         for cell, value in shown.items():
             self.program.addConstr(self.expression(cell) == value)
 
@@ -201,7 +204,7 @@ def true_counts(facts: list[MeldingFacts]) -> Counter[tuple[str, str, str, int]]
     return counts
 
 
-@pytest.mark.parametrize(("seed", "size"), [(60, 60)])
+@pytest.mark.parametrize(("seed", "size"), [(60, 60), (100, 100)])
 def test_no_hidden_count_can_be_worked_out_from_every_answer_about_a_year(seed: int, size: int) -> None:
     facts = programme(seed, size)
     answers, differing = published(facts)

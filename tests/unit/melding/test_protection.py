@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.melding.domain.protection import Relation, protect
+from services.melding.domain.protection import Relation, follows_from_shown, protect
 
 
 def _one(total: str, counts: dict[str, int]) -> set[str]:
@@ -66,3 +66,14 @@ def test_the_total_minus_the_shown_parts_is_never_a_small_number(counts: dict[st
     rest = total - sum(v for k, v in counts.items() if k not in hidden)
     assert all(counts[k] == 0 or counts[k] >= 10 for k in counts if k not in hidden)
     assert "t" in hidden or rest == 0 or (rest >= 10 and len(hidden) >= 2)
+
+
+def test_a_sum_of_parts_is_shown_only_where_the_shown_cells_give_it() -> None:
+    # meldingen = jgz only + wijkteam only + both; jgz = jgz only + both.
+    parts, jgz = ["a", "b", "c"], ["a", "c"]
+    assert follows_from_shown("t", parts, jgz, hidden=set())
+    assert follows_from_shown("t", parts, jgz, hidden={"b"})  # a and c are shown
+    assert follows_from_shown("t", parts, jgz, hidden={"a", "c"})  # t - b
+    assert not follows_from_shown("t", parts, jgz, hidden={"b", "c"})  # would give c + a, so c
+    assert not follows_from_shown("t", parts, jgz, hidden={"t", "a", "c"})  # would give the hidden total
+    assert not follows_from_shown("t", parts, jgz, hidden={"a", "b", "c"})
