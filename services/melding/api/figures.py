@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query
@@ -22,6 +23,20 @@ from shared.problems import problem_responses
 
 router = APIRouter(prefix="/v1/figures", tags=["figures"])
 FiguresReader = Annotated[Principal, Depends(require_scope("figures:read"))]
+
+
+@dataclass(frozen=True)
+class FiguresAsked:
+    """The query both the figures and their report page take: which gemeente (or the country), which days, per
+    which period."""
+
+    first: Annotated[IsoDate, Query(alias="from", description="first day (YYYY-MM-DD), widened to its period")]
+    last: Annotated[IsoDate, Query(alias="to", description="last day (YYYY-MM-DD), widened to its period")]
+    gemeente: Annotated[GemeenteCode | None, Query(description="CBS gemeente code; omit for the country")] = None
+    interval: Annotated[Interval, Query()] = Interval.month
+
+    def arguments(self) -> dict[str, Any]:
+        return {"gemeente_code": self.gemeente, "first": self.first, "last": self.last, "interval": self.interval}
 
 
 @router.get(
@@ -45,20 +60,9 @@ async def get_figures(
     principal: FiguresReader,
     unit_of_work: UnitOfWorkDep,
     request_id: RequestId,
-    first: Annotated[IsoDate, Query(alias="from", description="first day (YYYY-MM-DD), widened to its period")],
-    last: Annotated[IsoDate, Query(alias="to", description="last day (YYYY-MM-DD), widened to its period")],
-    gemeente: Annotated[GemeenteCode | None, Query(description="CBS gemeente code; omit for the country")] = None,
-    interval: Annotated[Interval, Query()] = Interval.month,
+    asked: Annotated[FiguresAsked, Depends()],
 ) -> dict[str, Any]:
-    return await programme_figures(
-        unit_of_work,
-        principal=principal,
-        gemeente_code=gemeente,
-        first=first,
-        last=last,
-        interval=interval,
-        request_id=request_id,
-    )
+    return await programme_figures(unit_of_work, principal=principal, request_id=request_id, **asked.arguments())
 
 
 # The report page, for the console's download (docs/console.md): HTML, so outside the OpenAPI document of JSON
@@ -69,21 +73,10 @@ async def get_figures_report(
     principal: FiguresReader,
     unit_of_work: UnitOfWorkDep,
     request_id: RequestId,
-    first: Annotated[IsoDate, Query(alias="from", description="first day (YYYY-MM-DD), widened to its period")],
-    last: Annotated[IsoDate, Query(alias="to", description="last day (YYYY-MM-DD), widened to its period")],
-    gemeente: Annotated[GemeenteCode | None, Query(description="CBS gemeente code; omit for the country")] = None,
-    interval: Annotated[Interval, Query()] = Interval.month,
+    asked: Annotated[FiguresAsked, Depends()],
 ) -> HTMLResponse:
     """The same figures as `GET /v1/figures`, as the page `kansrijk report` writes (one renderer for both):
     charts as inline SVG, suppressed figures as `x`, no script. Every request is recorded in the audit log."""
-    document = await programme_figures(
-        unit_of_work,
-        principal=principal,
-        gemeente_code=gemeente,
-        first=first,
-        last=last,
-        interval=interval,
-        request_id=request_id,
-    )
+    document = await programme_figures(unit_of_work, principal=principal, request_id=request_id, **asked.arguments())
     # matplotlib's object API (no pyplot state) renders in a worker thread, off the event loop
     return HTMLResponse(await asyncio.to_thread(render_report, document, now()))
