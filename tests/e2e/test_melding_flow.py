@@ -388,6 +388,7 @@ async def test_an_unroutable_melding_waits_and_is_delivered_after_a_directory_ch
     again = await system["routing"].post(f"/v1/unroutable/{melding['id']}/reroute", headers=_admin(tokens))
     assert again.status_code == 200 and again.json()["status"] == "waiting", again.text
     assert again.json()["reason"].startswith("no active jgz organisation serves gemeente Rotterdam (GM0599)")
+    assert again.json()["waiting"] == [{"recipient_type": "jgz", "reason": "no-organisation"}]
 
     rotterdam_jgz = new_org_id()
     await put_organisation(system, tokens, rotterdam_jgz, "jgz", gemeenten=["GM0599"], name="CJG Rijnmond")

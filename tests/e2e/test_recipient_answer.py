@@ -144,6 +144,7 @@ async def test_a_returned_melding_waits_for_an_operator_who_sends_it_elsewhere(
     assert by_directory.json()["reason"].startswith(
         "every active jgz organisation serving gemeente Amsterdam (GM0363) returned it as the wrong recipient"
     )
+    assert by_directory.json()["waiting"] == [{"recipient_type": "jgz", "reason": "returned-by-all"}]
     wrong_type = await system["routing"].post(
         f"/v1/unroutable/{melding_id}/reroute", headers=admin(tokens), json={"org_id": "wijkteam-nergens"}
     )
@@ -151,7 +152,8 @@ async def test_a_returned_melding_waits_for_an_operator_who_sends_it_elsewhere(
     named = await system["routing"].post(
         f"/v1/unroutable/{melding_id}/reroute", headers=admin(tokens), json={"org_id": amstelveen}
     )
-    assert named.status_code == 200 and named.json() == {"melding_id": melding_id, "status": "routed", "reason": None}
+    assert named.status_code == 200
+    assert named.json() == {"melding_id": melding_id, "status": "routed", "reason": None, "waiting": []}
     assert body_of(await RecipientQueue(amqp, amstelveen).next())["melding_id"] == melding_id
     assert await RecipientQueue(amqp, jgz).empty()
 

@@ -39,6 +39,7 @@ from services.routing.api.schemas import (
     RouteMapVersions,
     RoutePreview,
     StatusReport,
+    StillWaiting,
     UnroutableList,
     risk_domains_in,
 )
@@ -284,7 +285,10 @@ async def reroute(
         by_operator=True,
         principal=principal,
     )
-    return RerouteResult(melding_id=melding_id, status=routed.status, reason=routed.reason)
+    waiting = [StillWaiting(recipient_type=w.recipient_type, reason=w.reason.value) for w in routed.waiting]
+    if routed.reason is None:  # not waiting (any more)
+        waiting = []
+    return RerouteResult(melding_id=melding_id, status=routed.status, reason=routed.reason, waiting=waiting)
 
 
 @router.get(

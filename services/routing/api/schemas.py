@@ -289,6 +289,14 @@ class UnroutableList(BaseModel):
     items: list[UnroutableItem]
 
 
+class StillWaiting(BaseModel):
+    recipient_type: str
+    reason: Literal["no-organisation", "returned-by-all"] = Field(
+        description="no-organisation: no active organisation of the type serves the address; returned-by-all: "
+        "every one that does returned it as the wrong recipient"
+    )
+
+
 class RerouteResult(BaseModel):
     model_config = ConfigDict(
         json_schema_extra={
@@ -299,6 +307,7 @@ class RerouteResult(BaseModel):
                     "status": "waiting",
                     "reason": "every active jgz organisation serving gemeente Amsterdam (GM0363) returned it as "
                     "the wrong recipient: name one with `org_id`, or register the right one",
+                    "waiting": [{"recipient_type": "jgz", "reason": "returned-by-all"}],
                 },
             ]
         }
@@ -309,6 +318,9 @@ class RerouteResult(BaseModel):
         description="routed, waiting (still no recipient for some type), withdrawn, cancelled or not_delivered"
     )
     reason: str | None = Field(None, description="with waiting: why, per type still waiting — and what would route it")
+    waiting: list[StillWaiting] = Field(
+        default_factory=list, description="with waiting: per type still waiting, why as a code (`reason` in words)"
+    )
 
 
 class Reroute(Strict):
