@@ -10,13 +10,13 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse
 
 from services.melding.api.deps import UnitOfWorkDep
-from services.melding.api.report import render_report
+from services.melding.api.report import charts_svg, render_report
 from services.melding.api.schemas import FIGURES_EXAMPLE, FiguresRead
 from services.melding.domain.figures import SUPPRESSION_THRESHOLD, Interval
 from services.melding.service_layer.figures import programme_figures
 from shared.api import RequestId
 from shared.auth import Principal, require_scope
-from shared.clock import IsoDate, now
+from shared.clock import IsoDate, now, today_nl
 from shared.edge import expensive
 from shared.identifiers import GemeenteCode
 from shared.problems import problem_responses
@@ -80,3 +80,20 @@ async def get_figures_report(
     document = await programme_figures(unit_of_work, principal=principal, request_id=request_id, **asked.arguments())
     # matplotlib's object API (no pyplot state) renders in a worker thread, off the event loop
     return HTMLResponse(await asyncio.to_thread(render_report, document, now()))
+
+
+# The page's charts, each an SVG document of its own, for the console's Cijfers page (an `<img>` each: its strict
+# CSP allows no inline SVG with matplotlib's style attributes). One request for all: the figures are read once.
+# Outside the OpenAPI document, like the page.
+@router.get("/charts", include_in_schema=False)
+@expensive
+async def get_figures_charts(
+    principal: FiguresReader,
+    unit_of_work: UnitOfWorkDep,
+    request_id: RequestId,
+    asked: Annotated[FiguresAsked, Depends()],
+) -> dict[str, dict[str, str]]:
+    """The charts of the report page over the same figures (one renderer), by name: suppressed figures as `x`,
+    a true 0 as `0`. Every request is recorded in the audit log."""
+    document = await programme_figures(unit_of_work, principal=principal, request_id=request_id, **asked.arguments())
+    return {"charts": await asyncio.to_thread(charts_svg, document, today_nl())}

@@ -16,77 +16,41 @@ from datetime import date, datetime
 from typing import Any
 
 from services.melding.domain.figures import SUPPRESSION_THRESHOLD, shows_nothing
+from shared.figures_nl import (
+    CHARTS,
+    HIDDEN,
+    INTERVALS,
+    OUTCOMES,
+    RISK_DOMAINS,
+    SENDER_TYPES,
+    STATUSES,
+    UNFINISHED_NOTE,
+    by_gemeente,
+    chart_names,
+    count,
+    day,
+    percent,
+    period_name,
+    rows,
+    sections,
+    total,
+    unfinished,
+)
 
-SENDER_TYPES = {
-    "huisarts": "Huisarts",
-    "verloskundige": "Verloskundige",
-    "gynaecoloog": "Gynaecoloog",
-    "volwassenen-ggz": "Volwassenen-ggz",
-    "verslavingszorg": "Verslavingszorg",
-}
-RISK_DOMAINS = {
-    "verslaving": "Verslaving",
-    "psychiatrie": "Psychiatrie",
-    "lvb": "Licht verstandelijke beperking",
-    "medisch-obstetrisch": "Medisch-obstetrisch",
-    "huiselijk-geweld": "Huiselijk geweld",
-    "financien-schulden": "Financiën en schulden",
-    "huisvesting": "Huisvesting",
-    "sociaal-netwerk": "Sociaal netwerk",
-    "opvoeding-eerdere-kinderen": "Opvoeding eerdere kinderen",
-    "jong-ouderschap": "Jong ouderschap",
-    "ongeplande-zwangerschap": "Ongeplande zwangerschap",
-    "overig": "Overig",
-}
-RECIPIENT_TYPES = {"jgz": "JGZ", "wijkteam": "Wijkteam"}
-STATUSES = {
-    "accepted": "Nog niet gerouteerd",
-    "delivered": "Bezorgd",
-    "unroutable": "Wacht op ontvanger",
-    "not_delivered": "Niet bezorgd",
-    "cancelled": "Geannuleerd door afzender",
-    "withdrawn": "Toestemming ingetrokken",
-}
-OUTCOMES = {
-    "phb-done": "Prenataal huisbezoek gedaan",
-    "support-started": "Ondersteuning gestart",
-    "declined": "Cliënte wilde geen hulp",
-    "no-contact": "Geen contact gekregen",
-    "moved": "Verhuisd",
-    "other": "Anders",
-    "not-reported": "Niet gemeld",
-}
-MONTHS = ("januari", "februari", "maart", "april", "mei", "juni", "juli", "augustus", "september", "oktober",
-          "november", "december")  # fmt: skip
-HIDDEN = "x"  # CBS: "geheim"
 HIDDEN_COLOUR = "#c8c8c8"
 PALETTE = ("#1f5fa8", "#e07b00", "#2a9d55", "#c0392b", "#7b4fa3", "#8c6d31", "#d35fa0", "#5b5b5b")
 
 
-def _day(value: date) -> str:
-    return f"{value.day} {MONTHS[value.month - 1]} {value.year}"
-
-
-def _period_name(label: str) -> str:
-    """`2027-01` -> `jan 2027`, `2027-Q1` -> `K1 2027`, `2027` -> `2027`."""
-    if "-Q" in label:
-        year, quarter = label.split("-Q")
-        return f"K{quarter} {year}"
-    if "-" in label:
-        year, month = label.split("-")
-        return f"{MONTHS[int(month) - 1][:3]} {year}"
-    return label
-
-
-def _count(value: int | float | None, suffix: str = "") -> str:
-    return HIDDEN if value is None else f"{value:g}{suffix}".replace(".", ",")
+# Chart text in points at print size: a chart prints at about the size it is drawn (an A4 page less its margins
+# is 18 cm, 7 inches wide), so 9 points stay legible on paper.
+TITLE_SIZE, TEXT_SIZE = 12, 9
 
 
 # --- charts ----------------------------------------------------------------------------------------------
 
 
 def _svg(figure: Any, n: int) -> str:
-    """The figure as an inline `<svg>` element: text drawn as paths, ids unique to this chart, no metadata."""
+    """The figure as an `<svg>` element: text drawn as paths, ids unique to this chart, no metadata."""
     import matplotlib
 
     out = io.StringIO()
@@ -110,12 +74,23 @@ def _new_figure(width: float, height: float) -> tuple[Any, Any]:
     return figure, axes
 
 
-def _stacked(periods: Sequence[Mapping[str, Any]], field: str, labels: Mapping[str, str], title: str) -> Any:
-    """Bars per period, stacked by the parts of `meldingen`; what is not shown is one grey part."""
+def _periods_axis(axes: Any, periods: Sequence[Mapping[str, Any]], today: date) -> None:
+    """Period names on the x axis, the unfinished one marked `*` and said under the chart."""
+    axes.tick_params(axis="x", labelrotation=45 if len(periods) > 6 else 0, labelsize=TEXT_SIZE)
+    axes.tick_params(axis="y", labelsize=TEXT_SIZE)
+    if any(unfinished(p["period"], today) for p in periods):
+        axes.set_xlabel(UNFINISHED_NOTE, loc="left", fontsize=TEXT_SIZE)
+
+
+def _stacked(
+    periods: Sequence[Mapping[str, Any]], field: str, labels: Mapping[str, str], title: str, today: date
+) -> Any:
+    """Bars per period, stacked by the parts of `meldingen`; what is not shown is one grey part. Above each bar
+    its meldingen: a true 0 as `0`, a hidden count as `x`."""
     from matplotlib.ticker import MaxNLocator
 
     figure, axes = _new_figure(max(6.0, 0.55 * len(periods) + 3), 3.6)
-    names = [_period_name(p["period"]) for p in periods]
+    names = [period_name(p["period"], today) for p in periods]
     bottoms = [0] * len(periods)
     for colour, (key, label) in zip(PALETTE, labels.items(), strict=False):
         values = [p[field].get(key) or 0 for p in periods]
@@ -125,84 +100,109 @@ def _stacked(periods: Sequence[Mapping[str, Any]], field: str, labels: Mapping[s
     rest = [(p["meldingen"] or 0) - b for p, b in zip(periods, bottoms, strict=True)]
     axes.bar(names, rest, bottom=bottoms, color=HIDDEN_COLOUR, label="Niet getoond (kleine aantallen)")
     for x, p in enumerate(periods):
-        if p["meldingen"] is None:
-            axes.annotate(HIDDEN, (x, 0), ha="center", va="bottom", color="#555555")
+        axes.annotate(
+            count(p["meldingen"]), (x, p["meldingen"] or 0), ha="center", va="bottom", fontsize=TEXT_SIZE,
+            color="#222222",
+        )  # fmt: skip
     # A counts axis starts at 0, in whole meldingen; with nothing shown it still spans the hidden range (not
-    # matplotlib's -0.05..0.05 around an empty chart).
-    axes.set_ylim(bottom=0, top=None if any(bottoms) or any(rest) else SUPPRESSION_THRESHOLD)
+    # matplotlib's -0.05..0.05 around an empty chart). Headroom above the tallest bar for its number.
+    tallest = max([p["meldingen"] or 0 for p in periods] + [0])
+    axes.set_ylim(bottom=0, top=tallest * 1.15 if tallest else SUPPRESSION_THRESHOLD)
     axes.yaxis.set_major_locator(MaxNLocator(integer=True))
-    axes.set_title(title, loc="left", fontsize=11)
-    axes.set_ylabel("meldingen")
-    axes.legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    axes.tick_params(axis="x", labelrotation=45 if len(periods) > 6 else 0, labelsize=8)
+    whole = total([p["meldingen"] for p in periods])
+    axes.set_title(f"{title} (hele periode: {whole})", loc="left", fontsize=TITLE_SIZE)
+    axes.set_ylabel("meldingen", fontsize=TEXT_SIZE)
+    axes.legend(fontsize=TEXT_SIZE, frameon=False, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    _periods_axis(axes, periods, today)
     return figure
 
 
-def _heatmap(rows: Mapping[str, Sequence[int | None]], columns: Sequence[str], title: str) -> Any:
+def _heatmap(
+    periods: Sequence[Mapping[str, Any]], counts: Mapping[str, Sequence[int | None]], title: str, today: date
+) -> Any:
     """A grid of counts (rows × periods), each cell with its number; a hidden one grey with `x`."""
     import numpy as np
     from matplotlib import colormaps
 
-    figure, axes = _new_figure(max(6.0, 0.7 * len(columns) + 4), 0.32 * len(rows) + 1.4)
-    values = np.ma.masked_invalid(np.array([[np.nan if v is None else v for v in row] for row in rows.values()], float))
+    figure, axes = _new_figure(max(6.0, 0.7 * len(periods) + 4), 0.34 * len(counts) + 1.6)
+    values = np.ma.masked_invalid(
+        np.array([[np.nan if v is None else v for v in row] for row in counts.values()], float)
+    )
     cmap = colormaps["Blues"].with_extremes(bad=HIDDEN_COLOUR)
     top = max(1.0, float(values.max()) if values.count() else 1.0)
     axes.imshow(values, cmap=cmap, aspect="auto", vmin=0, vmax=top * 1.15)
-    for y, row in enumerate(rows.values()):
+    for y, row in enumerate(counts.values()):
         for x, value in enumerate(row):
             dark = value is not None and value > 0.6 * top
-            axes.text(x, y, _count(value), ha="center", va="center", fontsize=8, color="white" if dark else "#222222")
-    axes.set_xticks(range(len(columns)), [_period_name(c) for c in columns], fontsize=8)
-    axes.set_yticks(range(len(rows)), list(rows), fontsize=8)
+            axes.text(
+                x, y, count(value), ha="center", va="center", fontsize=TEXT_SIZE, color="white" if dark else "#222222"
+            )
+    axes.set_xticks(range(len(periods)), [period_name(p["period"], today) for p in periods])
+    axes.set_yticks(range(len(counts)), list(counts), fontsize=TEXT_SIZE)
     axes.spines[["left", "bottom"]].set_visible(False)
-    axes.set_title(title, loc="left", fontsize=11)
+    axes.set_title(title, loc="left", fontsize=TITLE_SIZE)
+    _periods_axis(axes, periods, today)
     return figure
 
 
-def _contact(periods: Sequence[Mapping[str, Any]]) -> Any:
+def _contact(periods: Sequence[Mapping[str, Any]], today: date) -> Any:
     figure, axes = _new_figure(max(6.0, 0.55 * len(periods) + 3), 3.0)
-    names = [_period_name(p["period"]) for p in periods]
+    names = [period_name(p["period"], today) for p in periods]
     shares = [p["contact_within_deadline"] for p in periods]
     axes.bar(names, [100 * s if s is not None else 0 for s in shares], color=PALETTE[2])
     for x, share in enumerate(shares):
-        axes.annotate(_percent(share), (x, 100 * (share or 0)), ha="center", va="bottom", fontsize=8)
+        axes.annotate(percent(share), (x, 100 * (share or 0)), ha="center", va="bottom", fontsize=TEXT_SIZE)
     axes.set_ylim(0, 110)
-    axes.set_ylabel("% binnen de termijn")
-    axes.set_title("Contact binnen de afgesproken termijn", loc="left", fontsize=11)
-    axes.tick_params(axis="x", labelrotation=45 if len(periods) > 6 else 0, labelsize=8)
+    axes.set_ylabel("% binnen de termijn", fontsize=TEXT_SIZE)
+    axes.set_title(CHARTS["contact"], loc="left", fontsize=TITLE_SIZE)
+    _periods_axis(axes, periods, today)
     return figure
+
+
+def chart(document: Mapping[str, Any], name: str, today: date) -> Any:
+    """One of the report's charts (a matplotlib figure) by its name in CHARTS; KeyError for another name."""
+    periods: list[dict[str, Any]] = document["periods"]
+    if name not in chart_names(document):
+        raise KeyError(name)
+    if name == "afzenders":
+        return _stacked(periods, "by_sender_type", SENDER_TYPES, CHARTS[name], today)
+    if name == "risicodomeinen":
+        return _heatmap(periods, rows(periods, "by_risk_domain", RISK_DOMAINS), CHARTS[name], today)
+    if name == "stand":
+        return _stacked(periods, "by_status", STATUSES, CHARTS[name], today)
+    if name == "contact":
+        return _contact(periods, today)
+    if name == "uitkomsten":
+        return _heatmap(periods, rows(periods, "outcomes", OUTCOMES), CHARTS[name], today)
+    return _heatmap(periods, by_gemeente(document), CHARTS[name], today)
+
+
+def charts(document: Mapping[str, Any], today: date) -> list[Any]:
+    """The report's charts (matplotlib figures), in the page's order."""
+    return [chart(document, name, today) for name in chart_names(document)]
+
+
+def chart_svg(document: Mapping[str, Any], name: str, today: date) -> str:
+    """One chart as an SVG document of its own (for an `<img>`: the console's Cijfers page)."""
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + _svg(chart(document, name, today), 0)
+
+
+def charts_svg(document: Mapping[str, Any], today: date) -> dict[str, str]:
+    """Every chart of the document as an SVG document of its own, by name, in the page's order."""
+    return {name: chart_svg(document, name, today) for name in chart_names(document)}
 
 
 # --- the page --------------------------------------------------------------------------------------------
 
 
-def _rows(periods: Sequence[Mapping[str, Any]], field: str, labels: Mapping[str, str]) -> dict[str, list[Any]]:
-    return {label: [p[field].get(key) for p in periods] for key, label in labels.items()}
-
-
-def _shown(rows: Mapping[str, Sequence[int | None]]) -> dict[str, list[str]]:
-    return {label: [_count(v) for v in values] for label, values in rows.items()}
-
-
-def _percent(share: float | None) -> str:
-    return _count(None if share is None else round(100 * share), "%")
-
-
-def _contact_rows(periods: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
-    return {
-        "Teruggestuurd door ontvanger": [_count(p["returned"]) for p in periods],
-        "Contact binnen de termijn": [_percent(p["contact_within_deadline"]) for p in periods],
-        "Dagen tot contact (mediaan)": [_count(p["days_to_contact"]["p50"]) for p in periods],
-        "Dagen tot contact (90e percentiel)": [_count(p["days_to_contact"]["p90"]) for p in periods],
-    }
-
-
-def _table(periods: Sequence[Mapping[str, Any]], sections: Sequence[tuple[str, Mapping[str, list[str]]]]) -> str:
-    head = "".join(f"<th>{html.escape(_period_name(p['period']))}</th>" for p in periods)
+def _table(
+    periods: Sequence[Mapping[str, Any]], shown: Sequence[tuple[str, Mapping[str, list[str]]]], today: date
+) -> str:
+    head = "".join(f"<th>{html.escape(period_name(p['period'], today))}</th>" for p in periods)
     body = []
-    for section, rows in sections:
+    for section, named in shown:
         body.append(f'<tr class="section"><th colspan="{len(periods) + 1}">{html.escape(section)}</th></tr>')
-        for label, values in rows.items():
+        for label, values in named.items():
             cells = "".join(f"<td>{html.escape(str(v))}</td>" for v in values)
             body.append(f"<tr><th>{html.escape(label)}</th>{cells}</tr>")
     return f"<table><thead><tr><th></th>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
@@ -220,40 +220,18 @@ tbody th { text-align: left; font-weight: normal; } tr.section th { text-align: 
        background: #f3f5f8; }
 .note { background: #f3f5f8; border-left: 4px solid #1f5fa8; padding: 0.6rem 1rem; }
 footer { color: #555; font-size: 0.85rem; margin-top: 2rem; border-top: 1px solid #ddd; padding-top: 0.6rem; }
+@media print {
+  @page { size: A4; margin: 15mm; }
+  body { margin: 0; padding: 0; max-width: none; font-size: 10pt; color: #000; }
+  .chart { overflow: visible; break-inside: avoid; } table { font-size: 8.5pt; } tr { break-inside: avoid; }
+  .note { border-left-color: #000; }
+}
 """
-
-
-def _by_gemeente(document: Mapping[str, Any]) -> dict[str, list[int | None]]:
-    """The country's meldingen per gemeente (named), and those no gemeente could be found for."""
-    periods = document["periods"]
-    names: dict[str, str] = document.get("gemeente_names") or {}
-    rows: dict[str, list[int | None]] = {
-        f"{names.get(code, code)} ({code})": [p["by_gemeente"].get(code) for p in periods]
-        for code in sorted(periods[0]["by_gemeente"] if periods else (), key=lambda c: names.get(c, c))
-    }
-    rows["Zonder gemeente (adres niet gevonden)"] = [p["without_gemeente"] for p in periods]
-    return rows
-
-
-def charts(document: Mapping[str, Any]) -> list[Any]:
-    """The report's charts (matplotlib figures), in the page's order."""
-    periods: list[dict[str, Any]] = document["periods"]
-    columns = [p["period"] for p in periods]
-    out = [
-        _stacked(periods, "by_sender_type", SENDER_TYPES, "Meldingen per periode, naar afzender"),
-        _heatmap(_rows(periods, "by_risk_domain", RISK_DOMAINS), columns, "Meldingen per risicodomein"),
-        _stacked(periods, "by_status", STATUSES, "Stand van zaken van de meldingen"),
-        _contact(periods),
-        _heatmap(_rows(periods, "outcomes", OUTCOMES), columns, "Uitkomst volgens de ontvanger"),
-    ]
-    if not document["gemeente"]:
-        out.append(_heatmap(_by_gemeente(document), columns, "Meldingen per gemeente"))
-    return out
 
 
 def _nothing_shown(threshold: int, interval: str) -> str:
     return f"""<p class="note"><strong>Er is in deze periode niets te tonen.</strong> Er zijn geen meldingen
-gedaan, of zo weinig (minder dan {threshold} per {_INTERVALS[interval]}) dat elk cijfer verborgen blijft. Kies een
+gedaan, of zo weinig (minder dan {threshold} per {INTERVALS[interval]}) dat elk cijfer verborgen blijft. Kies een
 langere periode, tel per kwartaal of per jaar, of bekijk heel Nederland.</p>"""
 
 
@@ -264,18 +242,11 @@ def render_report(document: Mapping[str, Any], generated_at: datetime) -> str:
     gemeente = document["gemeente"]
     where = f"{gemeente['name'] or gemeente['code']} ({gemeente['code']})" if gemeente else "heel Nederland"
     start, end = (date.fromisoformat(str(document[k])) for k in ("from", "to"))
-    sections: list[tuple[str, Mapping[str, list[str]]]] = [
-        ("Totaal", {"Meldingen": [_count(p["meldingen"]) for p in periods]}),
-        ("Afzender", _shown(_rows(periods, "by_sender_type", SENDER_TYPES))),
-        ("Risicodomein", _shown(_rows(periods, "by_risk_domain", RISK_DOMAINS))),
-        ("Gevraagde ontvanger", _shown(_rows(periods, "by_recipient_type", RECIPIENT_TYPES))),
-        ("Stand van zaken", _shown(_rows(periods, "by_status", STATUSES))),
-        ("Contact", _contact_rows(periods)),
-        ("Uitkomst", _shown(_rows(periods, "outcomes", OUTCOMES))),
-    ]
-    figures = "".join(f'<div class="chart">{_svg(chart, n)}</div>' for n, chart in enumerate(charts(document), 1))
-    if not gemeente:
-        sections.append(("Gemeente", _shown(_by_gemeente(document))))
+    today = generated_at.date()
+    figures = "".join(
+        f'<div class="chart">{_svg(figure, n)}</div>' for n, figure in enumerate(charts(document, today), 1)
+    )
+    still_open = any(unfinished(p["period"], today) for p in periods)
     return f"""<!DOCTYPE html>
 <html lang="nl">
 <head>
@@ -287,22 +258,24 @@ def render_report(document: Mapping[str, Any], generated_at: datetime) -> str:
 </head>
 <body>
 <h1>Kansrijke Start — meldingen in {html.escape(where)}</h1>
-<p class="period">Periode: {_day(start)} tot en met {_day(end)}, per {_INTERVALS[document["interval"]]}.
-Gemaakt op {_day(generated_at.date())}.</p>
+<p class="period">Periode: {day(start)} tot en met {day(end)}, per {INTERVALS[document["interval"]]}.
+Gemaakt op {day(generated_at.date())}.</p>
 {_nothing_shown(threshold, document["interval"]) if shows_nothing(periods) else ""}
 <p>Hoeveel zwangere vrouwen met een verhoogd risico via het platform Kansrijke Start zijn gemeld bij de JGZ of
 het wijkteam, door wie, om welke risico's, of er op tijd contact was en wat ervan kwam. Geteld over alle
 meldingen die in de periode zijn gedaan, ook die waarvan de persoonsgegevens al zijn verwijderd.</p>
+<p>Meldingen in de hele periode: <strong>{total([p["meldingen"] for p in periods])}</strong>.
+{html.escape(UNFINISHED_NOTE) if still_open else ""}</p>
 <p class="note"><strong>Kleine aantallen zijn niet getoond ({HIDDEN}).</strong> Elk aantal onder de
 {threshold}, en elk cijfer dat berekend is uit minder dan {threshold} meldingen, staat er niet: in een kleine
-gemeente kan een klein aantal naar een persoon wijzen. Waar delen samen een totaal vormen (afzenders, stand van
-zaken, gemeenten) zijn zo nodig ook grotere delen weggelaten, zodat het totaal min de getoonde delen nooit een
-klein aantal oplevert. Een percentage staat er alleen als zowel de meldingen met als die zonder contact binnen
-de termijn geen klein aantal zijn.</p>
+gemeente kan een klein aantal naar een persoon wijzen. Een 0 is echt nul. Waar delen samen een totaal vormen
+(afzenders, stand van zaken, gemeenten) zijn zo nodig ook grotere delen weggelaten, zodat het totaal min de
+getoonde delen nooit een klein aantal oplevert. Een percentage staat er alleen als zowel de meldingen met als die
+zonder contact binnen de termijn geen klein aantal zijn.</p>
 <h2>Grafieken</h2>
 {figures}
 <h2>Alle cijfers</h2>
-{_table(periods, sections)}
+{_table(periods, sections(document), today)}
 <p>{HIDDEN} = niet getoond: een klein aantal, of af te leiden uit een klein aantal.
 Een melding kan meer risicodomeinen, ontvangers en uitkomsten hebben: die rijen tellen niet op tot het totaal.</p>
 <footer>Gemeenten en postcodegebieden: Bron: CBS (Wijk- en Buurtkaart, CC BY 4.0).
@@ -310,6 +283,3 @@ Cijfers: platform Kansrijke Start, {html.escape(where)}.</footer>
 </body>
 </html>
 """
-
-
-_INTERVALS = {"month": "maand", "quarter": "kwartaal", "year": "jaar"}

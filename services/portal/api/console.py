@@ -3,10 +3,14 @@ person's behalf, render. The rules are in services/portal/domain/console.py."""
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -30,6 +34,7 @@ from services.portal.domain.console import (
     reactivated,
     route_map_from_form,
     route_map_table,
+    still_waiting,
     type_name,
     waiting_list,
     waiting_types,
@@ -37,6 +42,7 @@ from services.portal.domain.console import (
 from shared.clock import today_nl
 from shared.contracts.vocabulary import MEDICAL_RISK_DOMAINS, RECIPIENT_TYPES, SOCIAL_RISK_DOMAINS
 from shared.errors import NotFound
+from shared.figures_nl import CHARTS
 from shared.identifiers import is_valid_bsn
 
 STAFF = "staff"
@@ -282,7 +288,8 @@ async def send_to_recipient(
     if status != 200:
         message = "De melding kon niet worden verstuurd: " + str((answer or {}).get("detail", status))
         return await _picker(request, staff, platform, melding_id, recipient_type, error=message)
-    return console_page(request, "sent.html", title="Verstuurd", answer=answer, org=chosen)
+    reasons = still_waiting(answer.get("waiting") or [], item.get("gemeente_name") or item.get("gemeente_code"))
+    return console_page(request, "sent.html", title="Verstuurd", answer=answer, org=chosen, reasons=reasons)
 
 
 @router.post("/beheer/dead-letters/{dead_letter_id}/opnieuw")
@@ -468,16 +475,21 @@ def _figures_query(request: Request) -> tuple[dict[str, str], str]:
     return query, ""
 
 
+async def _figures(request: Request, staff: Staff, platform: Platform) -> tuple[dict[str, str], Any, str]:
+    """The figures the page's form asks for, read on her behalf: the query, the document (None on an error) and
+    the error in words."""
+    query, error = _figures_query(request)
+    if error:
+        return query, None, error
+    status, answer = await platform.as_staff(staff, "melding", "GET", "/v1/figures", params=query)
+    if status != 200:
+        return query, None, "Deze cijfers kunnen zo niet: " + str((answer or {}).get("detail", status))
+    return query, answer, ""
+
+
 @router.get("/beheer/cijfers")
 async def figures(request: Request, staff: Coordinator, platform: PlatformDep) -> Response:
-    query, error = _figures_query(request)
-    document: Any = None
-    if not error:
-        status, answer = await platform.as_staff(staff, "melding", "GET", "/v1/figures", params=query)
-        if status == 200:
-            document = answer
-        else:
-            error = "Deze cijfers kunnen zo niet: " + str((answer or {}).get("detail", status))
+    query, document, error = await _figures(request, staff, platform)
     form = {
         "gemeente": query.get("gemeente", ""),
         "van": query["from"],
@@ -493,21 +505,17 @@ async def figures(request: Request, staff: Coordinator, platform: PlatformDep) -
         error=error,
         document=document,
         view=figures_view(document, today_nl()) if document else None,
-        query_string=str(request.query_params),
-        type_name=type_name,
+        query_string=urlencode({k: v for k, v in form.items() if v}),  # the form's fields only: no personal data
     )
 
 
 @router.get("/beheer/cijfers.csv")
 async def figures_download(request: Request, staff: Coordinator, platform: PlatformDep) -> Response:
-    query, error = _figures_query(request)
+    _query, document, error = await _figures(request, staff, platform)
     if error:
         return console_page(request, "error.html", 422, title="Cijfers", message=error)
-    status, answer = await platform.as_staff(staff, "melding", "GET", "/v1/figures", params=query)
-    if status != 200:
-        return console_page(request, "error.html", 422, title="Cijfers", message=str(answer.get("detail", status)))
     return Response(
-        figures_csv(answer),
+        figures_csv(document),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="kansrijke-start-cijfers.csv"'},
     )
@@ -527,6 +535,73 @@ async def figures_report(request: Request, staff: Coordinator, platform: Platfor
         media_type="text/html; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="kansrijke-start-rapport.html"'},
     )
+
+
+# A chart is an image of its own (the page's CSP allows no inline SVG with matplotlib's style attributes); its own
+# policy lets its styles apply when it is opened by itself, and runs nothing.
+CHART_POLICY = "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"
+
+
+class ChartCache:
+    """The charts of one figures query for one person, drawn once for the page's images together: the first
+    image asks the melding service for all of them (one read of the figures, one audit record) and the others
+    wait for that answer. Figures only, never personal data; kept a few minutes, for a few queries."""
+
+    def __init__(self, seconds: float = 300.0, size: int = 32) -> None:
+        self.seconds, self.size = seconds, size
+        self._entries: OrderedDict[tuple[str, ...], tuple[float, asyncio.Future[dict[str, str]]]] = OrderedDict()
+
+    async def charts(self, key: tuple[str, ...], draw: Callable[[], Awaitable[dict[str, str]]]) -> dict[str, str]:
+        now = time.monotonic()
+        entry = self._entries.get(key)
+        if entry is None or entry[0] <= now:
+            entry = (now + self.seconds, asyncio.ensure_future(draw()))
+            self._entries[key] = entry
+            while len(self._entries) > self.size:
+                self._entries.popitem(last=False)
+        try:
+            return await asyncio.shield(entry[1])
+        except Exception:
+            if self._entries.get(key) is entry:  # a failure is not kept: the next image asks again
+                del self._entries[key]
+            raise
+
+
+def _chart_cache(request: Request) -> ChartCache:
+    cache: ChartCache | None = getattr(request.app.state, "console_charts", None)
+    if cache is None:
+        cache = request.app.state.console_charts = ChartCache()
+    return cache
+
+
+class ChartsUnavailable(Exception):
+    """The melding service did not draw these charts (a 4xx): the image answers 422."""
+
+
+@router.get("/beheer/cijfers/grafiek/{name}.svg")
+async def figures_chart(request: Request, name: str, staff: Coordinator, platform: PlatformDep) -> Response:
+    """One chart of the report, drawn by the melding service (the renderer of `kansrijk report`), for an `<img>`
+    on the Cijfers page. Its query is the page's: gemeente code, period, interval."""
+    query, error = _figures_query(request)
+    if name not in CHARTS:
+        raise NotFound("no such chart")
+    if error:
+        return console_page(request, "error.html", 422, title="Cijfers", message=error)
+
+    async def draw() -> dict[str, str]:
+        status, answer = await platform.as_staff(staff, "melding", "GET", "/v1/figures/charts", params=query)
+        if status != 200:
+            raise ChartsUnavailable
+        return dict(answer["charts"])
+
+    key = (staff.sub, staff.org_id, *sorted(f"{k}={v}" for k, v in query.items()))
+    try:
+        drawn = await _chart_cache(request).charts(key, draw)
+    except ChartsUnavailable:
+        return console_page(request, "error.html", 422, title="Cijfers", message="Deze cijfers kunnen zo niet.")
+    if name not in drawn:  # e.g. by gemeente, for a gemeente's own figures
+        raise NotFound("no such chart for these figures")
+    return Response(drawn[name], media_type="image/svg+xml", headers={"Content-Security-Policy": CHART_POLICY})
 
 
 # --- toegang (the audit log, for a privacy officer) ---------------------------------------------------------------

@@ -13,8 +13,10 @@ import io
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any
+
+from shared.figures_nl import CHARTS, HIDDEN, chart_names, period_name, sections, total, unfinished
 
 # The scopes the console can act with, and the roles that grant them by default.
 CONSOLE_SCOPES = frozenset({"routing:admin", "figures:read", "audit:read"})
@@ -106,6 +108,15 @@ TYPE_NAMES = {
 }
 RETURN_REASONS = {
     "wrong-recipient": "niet de juiste ontvanger",
+    "insufficient-information": "te weinig informatie",
+    "no-capacity": "geen plek",
+}
+# Why a reroute left a melding waiting, per type (`waiting[].reason` of the reroute's answer), in plain Dutch.
+STILL_WAITING = {
+    "no-organisation": "er is geen actieve organisatie van dit type die voor {where} werkt. Registreer er een bij "
+    "Organisaties, of kies zelf een organisatie.",
+    "returned-by-all": "elke actieve organisatie van dit type die voor {where} werkt, heeft de melding "
+    "teruggestuurd als niet de juiste ontvanger. Kies zelf een organisatie, of registreer de juiste bij Organisaties.",
 }
 
 
@@ -146,6 +157,17 @@ def _gemeente(item: Mapping[str, Any]) -> str:
     if name and code:
         return f"{name} ({code})"
     return str(name or code or "onbekend")
+
+
+def still_waiting(waiting: Iterable[Mapping[str, Any]], gemeente: str | None) -> list[str]:
+    """Why a reroute left the melding waiting, per type, in plain Dutch (the API's codes, not its English text);
+    `gemeente`: the name of the address's gemeente, None when its postcode lies in none."""
+    where = f"gemeente {gemeente}" if gemeente else "dit adres (de postcode ligt in geen bekende gemeente)"
+    said = []
+    for w in waiting:
+        text = STILL_WAITING.get(str(w.get("reason")), "er is nog geen organisatie van dit type voor {where}.")
+        said.append(f"Voor {type_name(str(w.get('recipient_type', '')))}: " + text.format(where=where))
+    return said or ["er is nog geen organisatie gevonden."]
 
 
 def _at(value: Any) -> datetime:
@@ -416,85 +438,39 @@ def reactivated(organisation: Mapping[str, Any]) -> dict[str, Any]:
 
 # --- cijfers (programme figures) ---------------------------------------------------------------------------------
 
-HIDDEN = "x"  # CBS's sign for "geheim": a count below the threshold, or one that would reveal one
-MONTH_NAMES = ("jan", "feb", "mrt", "apr", "mei", "jun", "jul", "aug", "sep", "okt", "nov", "dec")
 
-
-def cell(value: Any) -> str:
-    """A figure as shown: a hidden one as `x`, a true 0 as `0` — never the one for the other."""
-    if value is None:
-        return HIDDEN
-    if isinstance(value, float):
-        return f"{round(value * 100)}%"
-    return str(value)
-
-
-def period_end(label: str) -> date:
-    """The last day of `2027-01`, `2027-Q1` or `2027`."""
-    if "-Q" in label:
-        year, quarter = label.split("-Q")
-        month = int(quarter) * 3
-    elif "-" in label:
-        year, month_text = label.split("-")
-        month = int(month_text)
-    else:
-        year, month = label, 12
-    first_of_next = date(int(year) + month // 12, month % 12 + 1, 1)
-    return first_of_next - timedelta(days=1)
-
-
-def period_name(label: str) -> str:
-    if "-Q" in label:
-        year, quarter = label.split("-Q")
-        return f"K{quarter} {year}"
-    if "-" in label:
-        year, month = label.split("-")
-        return f"{MONTH_NAMES[int(month) - 1]} {year}"
-    return label
+@dataclass(frozen=True)
+class FiguresColumn:
+    period: str  # its name, `K4 2026*` when not over yet
+    unfinished: bool  # the period is not over yet: its figures still grow
 
 
 @dataclass(frozen=True)
-class FiguresRow:
-    period: str
-    unfinished: bool  # the period is not over yet: its figures still grow
-    meldingen: str
-    by_recipient_type: dict[str, str]
-    returned: str
-    contact_within_deadline: str
+class Chart:
+    name: str  # in the chart's address: /beheer/cijfers/grafiek/<name>.svg
+    title: str
 
 
 @dataclass(frozen=True)
 class FiguresView:
-    rows: list[FiguresRow]
-    total: str  # meldingen over the whole period; "ten minste N" when some periods are hidden
-    recipient_types: tuple[str, ...]
+    columns: list[FiguresColumn]
+    total: str  # meldingen over the whole period; "ten minste N" when some periods are hidden, x when all are
     nothing_shown: bool
-    bars: list[int]  # per period, the bar's height in 0..160 (a hidden count draws none); the axis stays sane
+    sections: list[tuple[str, dict[str, list[str]]]]  # every figure as shown (`x` hidden, `0` a true 0)
+    charts: list[Chart]  # the report's charts for these figures, each with the table above as its text
 
 
 def figures_view(document: Mapping[str, Any], today: date) -> FiguresView:
+    """The figures of `GET /v1/figures` as the Cijfers page shows them: the report's charts and its table."""
     periods = list(document.get("periods") or [])
-    types = tuple(sorted({t for p in periods for t in (p.get("by_recipient_type") or {})}))
-    rows = [
-        FiguresRow(
-            period=period_name(p["period"]),
-            unfinished=period_end(p["period"]) >= today,
-            meldingen=cell(p.get("meldingen")),
-            by_recipient_type={t: cell((p.get("by_recipient_type") or {}).get(t)) for t in types},
-            returned=cell(p.get("returned")),
-            contact_within_deadline=cell(p.get("contact_within_deadline")),
-        )
-        for p in periods
-    ]
     counts = [p.get("meldingen") for p in periods]
-    shown = sum(c for c in counts if isinstance(c, int))
-    if all(isinstance(c, int) for c in counts):
-        total = str(shown)
-    else:
-        total = f"ten minste {shown}" if shown else HIDDEN
-    largest = max([c for c in counts if isinstance(c, int)] + [1])
-    bars = [round(c / largest * 160) if isinstance(c, int) else 0 for c in counts]
-    return FiguresView(rows, total, types, nothing_shown=all(c is None for c in counts), bars=bars)
+    return FiguresView(
+        columns=[FiguresColumn(period_name(p["period"], today), unfinished(p["period"], today)) for p in periods],
+        total=total(counts),
+        nothing_shown=all(c is None for c in counts),
+        sections=sections(document),
+        charts=[Chart(name, CHARTS[name]) for name in chart_names(document)],
+    )
 
 
 def figures_csv(document: Mapping[str, Any]) -> str:

@@ -20,6 +20,7 @@ from tests.e2e.flow import (
     RecipientQueue,
     admin,
     body_of,
+    consented_patient,
     eventually,
     melding_body,
     new_org_id,
@@ -139,6 +140,45 @@ async def test_an_operator_sees_a_returned_melding_with_names_and_sends_it_to_an
     assert rerouted["actor_sub"].startswith("staff-") and rerouted["actor_org_type"] == "operator"
 
 
+async def test_a_melding_still_waiting_after_the_operators_send_says_why_in_dutch(
+    system: Clients, tokens: Tokens, amqp: aio_pika.abc.AbstractChannel, portal: str
+) -> None:
+    """For JGZ and wijkteam in a gemeente without a wijkteam: sent on to another JGZ, it still waits for a wijkteam,
+    and the console says so in Dutch (from the reroute's codes, not its English `reason`)."""
+    await put_gemeente(system, tokens, "GM0014", "Groningen", [("9711", "9747")])
+    first, second = new_org_id(), new_org_id()
+    await put_organisation(system, tokens, first, "jgz", ranges=[("9711", "9720")], name=f"GGD Groningen JGZ {first}")
+    consent_id, bsn = await consented_patient(system, tokens, types=["jgz", "wijkteam"])
+    body = melding_body(consent_id, bsn)
+    body["patient"]["address"] = {"postcode": "9712 AB", "house_number": "3", "city": "Groningen"}
+    sent = await send(system, tokens, body)
+    assert sent.status_code == 202, sent.text
+    melding_id = str(sent.json()["id"])
+    delivery_id = (await RecipientQueue(amqp, first).next()).message_id
+    await put_organisation(system, tokens, second, "jgz", ranges=[("9721", "9747")], name=f"JGZ Stad {second}")
+    returned = await system["routing"].post(
+        f"/v1/deliveries/{delivery_id}/status",
+        headers=recipient(tokens, first),
+        json={"status": "returned", "reason": "wrong-recipient"},
+    )
+    assert returned.status_code == 200, returned.text
+    async with httpx.AsyncClient() as operator:
+        await sign_in(operator, portal, roles=["beheerder"])
+        picker = await operator.get(f"{portal}/beheer/wachtend/{melding_id}/versturen/jgz")
+        assert picker.status_code == 200, picker.text
+        answer = await operator.post(
+            f"{portal}/beheer/wachtend/{melding_id}/versturen/jgz",
+            data={"csrf": csrf_of(picker.text), "org_id": second},
+        )
+    assert answer.status_code == 200, answer.text
+    assert "De melding wacht nog." in answer.text
+    assert (
+        "Voor wijkteam: er is geen actieve organisatie van dit type die voor gemeente Groningen werkt." in answer.text
+    )
+    assert "organisation" not in answer.text and "serves" not in answer.text  # none of the API's English
+    assert body_of(await RecipientQueue(amqp, second).next())["melding_id"] == melding_id
+
+
 async def test_an_operator_edits_a_route_map_with_the_apis_checks_and_the_preview_changes(
     system: Clients, tokens: Tokens, portal: str
 ) -> None:
@@ -218,6 +258,27 @@ async def test_a_coordinator_picks_a_gemeente_and_a_quarter_and_downloads_the_cs
         assert csv_file.status_code == 200 and csv_file.headers["content-type"].startswith("text/csv")
         assert csv_file.text.splitlines()[0] == "periode,onderdeel,sleutel,waarde"
         assert ",meldingen,,x" in csv_file.text
+        charts = re.findall(
+            r'<img src="(/beheer/cijfers/grafiek/[a-z]+\.svg\?[^"]+)" alt="Grafiek: ([^"]+)"', page.text
+        )
+        assert [src.split("/")[-1].split(".")[0] for src, _ in charts] == [
+            "afzenders", "risicodomeinen", "stand", "contact", "uitkomsten"
+        ]  # fmt: skip
+        for src, alt in charts:
+            image = await coordinator.get(portal + src.replace("&amp;", "&"))
+            assert image.status_code == 200 and image.headers["content-type"] == "image/svg+xml", (src, image.text)
+            assert image.text.startswith("<?xml") and "<script" not in image.text and "tabel Alle cijfers" in alt
+            assert "style-src 'unsafe-inline'" in image.headers["content-security-policy"]
+            assert "gemeente=GM0363" in src and "van=" in src and "interval=kwartaal" in src
+        assert '<th scope="rowgroup" colspan="2">Risicodomein</th>' in page.text
+        no_such = await coordinator.get(f"{portal}/beheer/cijfers/grafiek/gemeenten.svg", params=asked)
+        assert no_such.status_code == 404  # a gemeente's figures have no chart by gemeente
+        country = await coordinator.get(
+            f"{portal}/beheer/cijfers/grafiek/gemeenten.svg", params={**asked, "gemeente": ""}
+        )
+        assert country.status_code == 200 and country.headers["content-type"] == "image/svg+xml"
+        bad = await coordinator.get(f"{portal}/beheer/cijfers/grafiek/stand.svg", params={**asked, "van": "gisteren"})
+        assert bad.status_code == 422
         report = await coordinator.get(f"{portal}/beheer/cijfers/rapport.html", params=asked)
         assert report.status_code == 200 and "attachment" in report.headers["content-disposition"]
         assert "<html" in report.text and "Amsterdam" in report.text
@@ -226,6 +287,7 @@ async def test_a_coordinator_picks_a_gemeente_and_a_quarter_and_downloads_the_cs
     async with httpx.AsyncClient() as operator:
         await sign_in(operator, portal, roles=["beheerder"])
         assert (await operator.get(f"{portal}/beheer/cijfers", params=asked)).status_code == 403
+        assert (await operator.get(f"{portal}/beheer/cijfers/grafiek/stand.svg", params=asked)).status_code == 403
 
 
 async def test_a_privacy_officer_searches_the_audit_log_by_bsn_and_the_bsn_stays_off_the_page_and_urls(

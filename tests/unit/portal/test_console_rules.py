@@ -20,14 +20,14 @@ from services.portal.domain.console import (
     figures_view,
     form_prefill,
     organisation_rows,
-    period_end,
-    period_name,
     reactivated,
     route_map_from_form,
     route_map_table,
+    still_waiting,
     waited,
     waiting_list,
 )
+from shared.figures_nl import period_end, period_name
 from tests.unit.portal.test_views import _production
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
@@ -218,6 +218,16 @@ def test_the_directory_by_name_searchable_with_coverage_by_gemeente_name_and_pos
     }  # fmt: skip
 
 
+def period(label: str, meldingen: int | None, **parts: object) -> dict[str, object]:
+    """A period of `GET /v1/figures`: every breakdown empty (hidden) unless given."""
+    hidden = {"p50": None, "p90": None}
+    return {
+        "period": label, "meldingen": meldingen, "by_sender_type": {}, "by_risk_domain": {}, "by_status": {},
+        "outcomes": {}, "by_recipient_type": {"jgz": None, "wijkteam": None}, "returned": None,
+        "contact_within_deadline": None, "days_to_contact": hidden, **parts,
+    }  # fmt: skip
+
+
 FIGURES = {
     "gemeente": {"code": "GM0363", "name": "Amsterdam"},
     "from": "2026-10-01",
@@ -225,35 +235,65 @@ FIGURES = {
     "interval": "month",
     "suppression_threshold": 10,
     "periods": [
-        {"period": "2026-10", "meldingen": 12, "by_recipient_type": {"jgz": 12, "wijkteam": 0}, "returned": 0,
-         "contact_within_deadline": 0.5, "days_to_contact": {"p50": 4.0, "p90": None}},
-        {"period": "2026-11", "meldingen": None, "by_recipient_type": {"jgz": None, "wijkteam": None},
-         "returned": None, "contact_within_deadline": None},
-        {"period": "2026-12", "meldingen": 0, "by_recipient_type": {"jgz": 0, "wijkteam": 0}, "returned": 0,
-         "contact_within_deadline": None},
+        period("2026-10", 12, by_recipient_type={"jgz": 12, "wijkteam": 0}, returned=0, contact_within_deadline=0.5,
+               days_to_contact={"p50": 4.0, "p90": None}),
+        period("2026-11", None),
+        period("2026-12", 0, by_recipient_type={"jgz": 0, "wijkteam": 0}, returned=0),
     ],
 }  # fmt: skip
 
 
 def test_figures_show_a_true_0_as_0_and_a_hidden_one_as_x_with_a_total_and_the_unfinished_period_marked() -> None:
     view = figures_view(FIGURES, date(2026, 12, 7))
-    assert [(r.period, r.meldingen, r.unfinished) for r in view.rows] == [
-        ("okt 2026", "12", False),
-        ("nov 2026", "x", False),
-        ("dec 2026", "0", True),
+    assert [(c.period, c.unfinished) for c in view.columns] == [
+        ("okt 2026", False),
+        ("nov 2026", False),
+        ("dec 2026*", True),
     ]
-    assert (
-        view.rows[0].by_recipient_type == {"jgz": "12", "wijkteam": "0"}
-        and view.rows[0].contact_within_deadline == "50%"
-    )
+    sections = dict(view.sections)
+    assert sections["Totaal"] == {"Meldingen": ["12", "x", "0"]}
+    assert sections["Gevraagde ontvanger"] == {"JGZ": ["12", "x", "0"], "Wijkteam": ["0", "x", "0"]}
+    assert sections["Contact"]["Contact binnen de termijn"] == ["50%", "x", "x"]
+    assert sections["Contact"]["Dagen tot contact (mediaan)"] == ["4", "x", "x"]
     assert view.total == "ten minste 12" and not view.nothing_shown
-    assert view.bars == [160, 0, 0]
+    assert "Gemeente" not in sections  # a gemeente's own figures: no breakdown by gemeente
+    assert [c.name for c in view.charts] == ["afzenders", "risicodomeinen", "stand", "contact", "uitkomsten"]
     shown = figures_view({**FIGURES, "periods": [FIGURES["periods"][0], FIGURES["periods"][2]]}, date(2027, 1, 1))
-    assert shown.total == "12" and not any(r.unfinished for r in shown.rows)
+    assert shown.total == "12" and not any(c.unfinished for c in shown.columns)
     hidden = figures_view({**FIGURES, "periods": [FIGURES["periods"][1]]}, date(2027, 1, 1))
-    assert hidden.total == "x" and hidden.nothing_shown and hidden.bars == [0]
+    assert hidden.total == "x" and hidden.nothing_shown
+    country = figures_view(
+        {**FIGURES, "gemeente": None, "gemeente_names": {"GM0363": "Amsterdam"},
+         "periods": [period("2027", 40, by_gemeente={"GM0363": 31}, without_gemeente=None)]},
+        date(2027, 3, 1),
+    )  # fmt: skip
+    assert dict(country.sections)["Gemeente"] == {
+        "Amsterdam (GM0363)": ["31"], "Zonder gemeente (adres niet gevonden)": ["x"]
+    }  # fmt: skip
+    assert country.charts[-1].name == "gemeenten" and country.columns[0].period == "2027*"
     assert period_end("2026-Q4") == date(2026, 12, 31) and period_end("2027") == date(2027, 12, 31)
     assert period_end("2027-02") == date(2027, 2, 28) and period_name("2026-Q4") == "K4 2026"
+    assert period_name("2027-03") == "mrt 2027" and period_name("2027-03", date(2027, 3, 31)) == "mrt 2027*"
+
+
+def test_why_a_rerouted_melding_still_waits_is_said_in_dutch_per_type_from_the_apis_codes() -> None:
+    returned = still_waiting([{"recipient_type": "jgz", "reason": "returned-by-all"}], "Amsterdam")
+    assert returned == [
+        "Voor jeugdgezondheidszorg (JGZ): elke actieve organisatie van dit type die voor gemeente Amsterdam werkt, "
+        "heeft de melding teruggestuurd als niet de juiste ontvanger. Kies zelf een organisatie, of registreer de "
+        "juiste bij Organisaties."
+    ]
+    (nobody, other) = still_waiting(
+        [{"recipient_type": "wijkteam", "reason": "no-organisation"}, {"recipient_type": "jgz", "reason": "new"}],
+        None,
+    )
+    assert nobody.startswith("Voor wijkteam: er is geen actieve organisatie van dit type die voor dit adres (de ")
+    assert other == "Voor jeugdgezondheidszorg (JGZ): er is nog geen organisatie van dit type voor dit adres " + (
+        "(de postcode ligt in geen bekende gemeente)."
+    )
+    assert still_waiting([], "Amsterdam") == ["er is nog geen organisatie gevonden."]
+    for said in (*returned, nobody, other):
+        assert not any(word in said for word in ("every", "organisation", "serves", "register", "org_id"))
 
 
 def test_figures_as_csv_keep_x_and_0_apart() -> None:
