@@ -233,7 +233,10 @@ class IdempotentConsumer(Generic[U]):
             except PoisonMessage as exc:
                 log.error("message_rejected", consumer=self.name, reason=str(exc), message_type=message.type)
                 self._count_failure(exc)
-                await message.reject(requeue=False)  # dead-lettered at once
+                try:
+                    await message.reject(requeue=False)  # dead-lettered at once
+                except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as reject_failed:
+                    log.warning("message_not_rejected", consumer=self.name, error_type=type(reject_failed).__name__)
         if deliveries:
             await self._apply(deliveries)
 
@@ -302,7 +305,11 @@ class IdempotentConsumer(Generic[U]):
             attempt=attempt + 1,
         )
         await asyncio.sleep(min(0.2 * 2**attempt, 5.0))
-        await message.nack(requeue=True)
+        try:
+            await message.nack(requeue=True)
+        except (aio_pika.exceptions.AMQPError, ConnectionError, RuntimeError) as nack_failed:
+            # The channel went: the broker gives the message back by itself. The batch's others go on.
+            log.warning("message_not_given_back", consumer=self.name, error_type=type(nack_failed).__name__)
 
     async def process(self, events: Sequence[IncomingEvent[Any]]) -> set[str]:
         """Apply each event once, all in one transaction. Returns the ids applied now (the others had
