@@ -143,7 +143,7 @@ def event_consumer(
     prepare: dict[str, Prepare] | None = None,
 ) -> IdempotentConsumer[U]:
     """A consumer of one of the service's queues: each message handled once (`processed` remembers its id),
-    in the service's own transaction, with its metrics and traces."""
+    in batches, each in one of the service's own transactions, with its metrics and traces."""
     return IdempotentConsumer(
         runtime.unit_of_work,
         runtime.broker,
@@ -154,6 +154,8 @@ def event_consumer(
         queue=queue,
         handlers=handlers,
         prepare=prepare,
+        batch_size=runtime.settings.consumer_batch_size,
+        batch_wait=runtime.settings.consumer_batch_wait_ms / 1000,
     )
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import DateTime, MetaData, Row, Table, event, select, text
+from sqlalchemy import Column, DateTime, MetaData, Row, Table, event, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -259,6 +259,20 @@ async def insert_once(session: AsyncSession, table: Table, **values: Any) -> boo
     insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
     result = await session.execute(insert(table).values(**values).on_conflict_do_nothing())
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def insert_new(
+    session: AsyncSession, table: Table, rows: list[dict[str, Any]], *, returning: Column[Any]
+) -> set[Any]:
+    """Insert the rows whose key is free, in one statement (`INSERT … ON CONFLICT DO NOTHING RETURNING`);
+    returns `returning`'s values of the rows this call inserted. A concurrent insert of the same key waits
+    for the other transaction and then finds the key taken, as with `insert_once`."""
+    assert session.bind is not None
+    if not rows:
+        return set()
+    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    result = await session.execute(insert(table).values(rows).on_conflict_do_nothing().returning(returning))
+    return set(result.scalars())
 
 
 async def lock_row_creating(session: AsyncSession, table: Table, **key: Any) -> Row[Any]:

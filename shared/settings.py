@@ -69,6 +69,11 @@ class ServiceSettings(BaseSettings):
     publish_timeout_seconds: float = 5.0
     outbox_lease_seconds: float = 12.0
 
+    # Event consumers (shared.messaging.consumer): a consumer applies what its prefetch holds, up to
+    # `consumer_batch_size` messages, in one transaction, waiting at most `consumer_batch_wait_ms` for more.
+    consumer_batch_size: int = Field(50, ge=1)
+    consumer_batch_wait_ms: float = Field(5.0, ge=0)
+
     # Housekeeping (shared.retention): how long rows that served delivery or deduplication are kept.
     outbox_retention_hours: float = 168.0
     processed_retention_hours: float = 168.0

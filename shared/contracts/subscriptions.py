@@ -14,7 +14,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.contracts.events import CONSENT_WITHDRAWN
+from pydantic import BaseModel
+
+from shared.contracts.events import CONSENT_WITHDRAWN, ConsentWithdrawn
 from shared.contracts.melding import (
     DELIVERY_OVERDUE,
     DELIVERY_STATUS_CHANGED,
@@ -24,7 +26,28 @@ from shared.contracts.melding import (
     MELDING_NOT_DELIVERED,
     MELDING_ROUTED,
     MELDING_UNROUTABLE,
+    DeliveryOverdue,
+    DeliveryStatusChanged,
+    MeldingAccepted,
+    MeldingCancelled,
+    MeldingChanged,
+    MeldingNotDelivered,
+    MeldingRouted,
+    MeldingUnroutable,
 )
+
+# Each event type's body: the model a consumer decodes it into, once, at its edge (shared.messaging.consumer).
+EVENT_CONTRACTS: dict[str, type[BaseModel]] = {
+    CONSENT_WITHDRAWN: ConsentWithdrawn,
+    MELDING_ACCEPTED: MeldingAccepted,
+    MELDING_ROUTED: MeldingRouted,
+    MELDING_UNROUTABLE: MeldingUnroutable,
+    MELDING_NOT_DELIVERED: MeldingNotDelivered,
+    MELDING_CANCELLED: MeldingCancelled,
+    DELIVERY_STATUS_CHANGED: DeliveryStatusChanged,
+    DELIVERY_OVERDUE: DeliveryOverdue,
+    MELDING_CHANGED: MeldingChanged,
+}
 
 
 @dataclass(frozen=True)

@@ -75,10 +75,10 @@ async def delete_subscription(
         await uow.commit()
 
 
-async def on_melding_changed(uow: FhirUnitOfWork, event: IncomingEvent) -> None:
+async def on_melding_changed(uow: FhirUnitOfWork, event: IncomingEvent[MeldingChanged]) -> None:
     """A melding's status (or a delivery's) changed: every active Subscription of its sender gets the next
     event, numbered per Subscription, waiting in the notifications table until its endpoint took it."""
-    changed = MeldingChanged.model_validate(event.body)
+    changed = event.message
     for subscription_id in await uow.subscriptions.active_for(changed.sender_org_id):
         number = await uow.subscriptions.next_event_number(subscription_id)
         await uow.subscriptions.add_notification(subscription_id, Event(number, changed.melding_id, changed.at))

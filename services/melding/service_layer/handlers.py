@@ -288,8 +288,8 @@ def _skipped(skipped: list[SkippedType]) -> list[SkippedRef]:
     return [SkippedRef(recipient_type=s.recipient_type, reason=s.reason) for s in skipped]
 
 
-async def on_melding_routed(uow: MeldingUnitOfWork, event: IncomingEvent) -> None:
-    routed = MeldingRouted.model_validate(event.body)
+async def on_melding_routed(uow: MeldingUnitOfWork, event: IncomingEvent[MeldingRouted]) -> None:
+    routed = event.message
     melding = await uow.meldingen.lock(routed.melding_id)
     if melding is None:
         return  # not ours (cannot happen unless the databases were reset): nothing to update
@@ -303,8 +303,8 @@ async def on_melding_routed(uow: MeldingUnitOfWork, event: IncomingEvent) -> Non
     )
 
 
-async def on_melding_unroutable(uow: MeldingUnitOfWork, event: IncomingEvent) -> None:
-    unroutable = MeldingUnroutable.model_validate(event.body)
+async def on_melding_unroutable(uow: MeldingUnitOfWork, event: IncomingEvent[MeldingUnroutable]) -> None:
+    unroutable = event.message
     melding = await uow.meldingen.lock(unroutable.melding_id)
     if melding is None:
         return
@@ -323,9 +323,9 @@ async def on_melding_unroutable(uow: MeldingUnitOfWork, event: IncomingEvent) ->
     )
 
 
-async def on_melding_not_delivered(uow: MeldingUnitOfWork, event: IncomingEvent) -> None:
+async def on_melding_not_delivered(uow: MeldingUnitOfWork, event: IncomingEvent[MeldingNotDelivered]) -> None:
     """Routing sends it to no one: the route map skipped every type, or the consent had expired."""
-    not_delivered = MeldingNotDelivered.model_validate(event.body)
+    not_delivered = event.message
     melding = await uow.meldingen.lock(not_delivered.melding_id)
     if melding is None:
         return
@@ -355,8 +355,8 @@ async def _record_routing(
     await uow.save(melding, at)
 
 
-async def on_delivery_status_changed(uow: MeldingUnitOfWork, event: IncomingEvent) -> None:
-    changed = DeliveryStatusChanged.model_validate(event.body)
+async def on_delivery_status_changed(uow: MeldingUnitOfWork, event: IncomingEvent[DeliveryStatusChanged]) -> None:
+    changed = event.message
     melding = await uow.meldingen.lock(changed.melding_id)
     if melding is None:
         return
@@ -370,9 +370,9 @@ async def on_delivery_status_changed(uow: MeldingUnitOfWork, event: IncomingEven
     await uow.save(melding, changed.at)
 
 
-async def on_delivery_overdue(uow: MeldingUnitOfWork, event: IncomingEvent) -> None:
+async def on_delivery_overdue(uow: MeldingUnitOfWork, event: IncomingEvent[DeliveryOverdue]) -> None:
     """A delivery passed its contact deadline without contact: the sender sees `overdue`."""
-    overdue = DeliveryOverdue.model_validate(event.body)
+    overdue = event.message
     if await uow.meldingen.lock(overdue.melding_id) is None:
         return
     if await uow.meldingen.mark_overdue(overdue.delivery.delivery_id, overdue.at):
@@ -425,10 +425,10 @@ async def cancel_melding(
         return view
 
 
-async def on_consent_withdrawn(uow: MeldingUnitOfWork, event: IncomingEvent) -> None:
+async def on_consent_withdrawn(uow: MeldingUnitOfWork, event: IncomingEvent[ConsentWithdrawn]) -> None:
     """Withdraw the consent's meldingen and remove their personal data in this same transaction
     (the contract: "Withdrawal removes personal data at once"); intake refuses the consent from now on."""
-    withdrawn = ConsentWithdrawn.model_validate(event.body)
+    withdrawn = event.message
     at = now()
     # Holding the consent's lock: a melding whose intake commits after this sees the withdrawal and is refused.
     await uow.meldingen.record_withdrawal(withdrawn.consent_id, at)

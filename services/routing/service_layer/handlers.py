@@ -61,7 +61,7 @@ log = structlog.get_logger(__name__)
 
 
 async def prepare_accepted(
-    client: ConsentClient, event: IncomingEvent, *, recheck_after: timedelta
+    client: ConsentClient, event: IncomingEvent[MeldingAccepted], *, recheck_after: timedelta
 ) -> ConsentCheckResult | None:
     """Before the transaction: ask the consent service again if the melding waited since its intake check.
 
@@ -70,14 +70,14 @@ async def prepare_accepted(
     reaches routing as `consent.withdrawn`. One that waited longer than `recheck_after` (a backlog after
     an outage) is asked about again, so a withdrawal still on its way cannot let it out.
     """
-    accepted = MeldingAccepted.model_validate(event.body, context={"stored": True})
+    accepted = event.message
     if intake_check_is_fresh(accepted.accepted_at, now(), within=recheck_after):
         return None
     return await check_consent(client, accepted, event.request_id)
 
 
-async def on_melding_accepted(uow: RoutingUnitOfWork, event: IncomingEvent) -> None:
-    accepted = MeldingAccepted.model_validate(event.body, context={"stored": True})
+async def on_melding_accepted(uow: RoutingUnitOfWork, event: IncomingEvent[MeldingAccepted]) -> None:
+    accepted = event.message
     new = None
     if not await uow.routing.has_melding(accepted.melding_id):
         at = now()
@@ -99,12 +99,12 @@ async def on_melding_accepted(uow: RoutingUnitOfWork, event: IncomingEvent) -> N
     await route(uow, accepted.melding_id, event.prepared, request_id=event.request_id, new=new)
 
 
-async def on_consent_withdrawn(uow: RoutingUnitOfWork, event: IncomingEvent) -> None:
+async def on_consent_withdrawn(uow: RoutingUnitOfWork, event: IncomingEvent[ConsentWithdrawn]) -> None:
     """Apply a withdrawal to every melding under the consent. A melding that could not be stopped does not
     hold up the others: the withdrawal commits for them, and the event is kept as a dead letter (alerted on,
     `GET /v1/dead-letters`) for an operator to replay once the cause is fixed — a replay applies it again,
     which changes nothing for the meldingen already stopped."""
-    withdrawn = ConsentWithdrawn.model_validate(event.body)
+    withdrawn = event.message
     done = await withdraw_consent(uow, withdrawn.consent_id, request_id=event.request_id)
     if done.not_stopped:
         await uow.routing.add_dead_letter(
@@ -113,7 +113,7 @@ async def on_consent_withdrawn(uow: RoutingUnitOfWork, event: IncomingEvent) -> 
                 queue=ROUTING_WITHDRAWALS.name,
                 message_id=str(uuid.uuid4()),  # its own: the event itself counts as processed
                 message_type=event.type,
-                body=json.dumps(event.body),
+                body=withdrawn.model_dump_json(),
                 body_encoding="utf-8",
                 correlation_id=event.correlation_id,
                 reason=f"not-stopped: {len(done.not_stopped)} melding(en)",
@@ -174,8 +174,8 @@ async def _chosen(uow: RoutingUnitOfWork, melding: RoutedMelding, org_id: str | 
     }
 
 
-async def on_melding_cancelled(uow: RoutingUnitOfWork, event: IncomingEvent) -> None:
-    cancelled = MeldingCancelled.model_validate(event.body)
+async def on_melding_cancelled(uow: RoutingUnitOfWork, event: IncomingEvent[MeldingCancelled]) -> None:
+    cancelled = event.message
     retracted = await cancel_melding(
         uow, cancelled.melding_id, cancelled.consent_id, cancelled.reason, request_id=event.request_id
     )

@@ -45,12 +45,12 @@ async def _subscribe(unit_of_work: UnitOfWorkFactory, org_id: str = SENDER) -> s
     return view.id
 
 
-def _changed(org_id: str = SENDER) -> IncomingEvent:
-    body = MeldingChanged(melding_id=str(uuid.uuid4()), sender_org_id=org_id, status="delivered", at=AT)
-    return IncomingEvent(message_id=str(uuid.uuid4()), type=MELDING_CHANGED, body=body.model_dump(mode="json"))
+def _changed(org_id: str = SENDER) -> IncomingEvent[MeldingChanged]:
+    changed = MeldingChanged(melding_id=str(uuid.uuid4()), sender_org_id=org_id, status="delivered", at=AT)
+    return IncomingEvent(message_id=str(uuid.uuid4()), type=MELDING_CHANGED, message=changed)
 
 
-async def _apply(unit_of_work: UnitOfWorkFactory, event: IncomingEvent) -> None:
+async def _apply(unit_of_work: UnitOfWorkFactory, event: IncomingEvent[MeldingChanged]) -> None:
     for attempt in range(50):  # SQLite: a writer that finds the database locked tries again
         try:
             async with unit_of_work() as uow:

@@ -107,6 +107,7 @@ async def test_a_consumer_waits_out_a_database_outage_instead_of_dead_lettering(
             name=f"test-{uuid.uuid4().hex[:6]}",
             queue=EventQueue("kansrijk.test.db-outage", ("test.happened",)),
             handlers={"test.happened": handler},
+            contracts={"test.happened": dict},
         )
         stop = asyncio.Event()
         task = asyncio.create_task(consumer.run(stop))

@@ -10,7 +10,8 @@ import pytest
 from services.melding.domain.model import MeldingStatus
 from services.melding.service_layer import handlers
 from shared.contracts.consent import ConsentCheckResult, ConsentScope
-from shared.contracts.melding import MELDING_ACCEPTED, MeldingContent
+from shared.contracts.melding import MELDING_ACCEPTED, STORED, MeldingContent
+from shared.contracts.subscriptions import EVENT_CONTRACTS
 from shared.contracts.vocabulary import CheckReason
 from shared.errors import ConsentRequired, NotFound, RepeatedMelding
 from shared.messaging.consumer import IncomingEvent
@@ -44,8 +45,10 @@ async def send(uow: FakeMeldingUnitOfWork, client: FakeConsentClient, key: str |
     )
 
 
-def event(message_type: str, body: dict[str, Any]) -> IncomingEvent:
-    return IncomingEvent(message_id=f"{message_type}-1", type=message_type, body=body)
+def event(message_type: str, body: dict[str, Any]) -> IncomingEvent[Any]:
+    """As the consumer hands it over: the body decoded into its type's contract."""
+    message = EVENT_CONTRACTS[message_type].model_validate(body, context=STORED)
+    return IncomingEvent(message_id=f"{message_type}-1", type=message_type, message=message)
 
 
 async def test_an_allowed_melding_is_stored_announced_and_audited_in_one_commit() -> None:

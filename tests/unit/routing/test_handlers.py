@@ -13,6 +13,7 @@ from services.routing.domain.route_map import RecipientRule, RouteMap
 from services.routing.service_layer import handlers
 from services.routing.service_layer.routing import mark_overdue, route
 from shared.contracts.consent import ConsentScope
+from shared.contracts.events import ConsentWithdrawn
 from shared.contracts.melding import (
     DELIVERY_OVERDUE,
     DELIVERY_STATUS_CHANGED,
@@ -23,6 +24,7 @@ from shared.contracts.melding import (
     MELDING_ROUTED,
     MELDING_UNROUTABLE,
     MeldingAccepted,
+    MeldingCancelled,
     MeldingContent,
     Sender,
 )
@@ -50,10 +52,8 @@ def accepted(recipient_types: list[str] | None = None) -> MeldingAccepted:
     )
 
 
-def event(message: MeldingAccepted) -> IncomingEvent:
-    return IncomingEvent(
-        message_id=f"accepted:{message.melding_id}", type="melding.accepted", body=message.model_dump(mode="json")
-    )
+def event(message: MeldingAccepted) -> IncomingEvent[MeldingAccepted]:
+    return IncomingEvent(message_id=f"accepted:{message.melding_id}", type="melding.accepted", message=message)
 
 
 def served() -> FakeRoutingUnitOfWork:
@@ -105,7 +105,8 @@ async def test_a_withdrawal_after_delivery_retracts_it_and_drops_its_personal_co
     uow, melding = served(), accepted()
     await handlers.on_melding_accepted(uow, event(melding))  # type: ignore[arg-type]
     withdrawn = {"consent_id": CONSENT_ID, "org_id": "10000001", "withdrawn_at": datetime.now(UTC).isoformat()}
-    await handlers.on_consent_withdrawn(uow, IncomingEvent("w-1", "consent.withdrawn", withdrawn))  # type: ignore[arg-type]
+    message = ConsentWithdrawn.model_validate(withdrawn)
+    await handlers.on_consent_withdrawn(uow, IncomingEvent("w-1", "consent.withdrawn", message))  # type: ignore[arg-type]
     await uow.commit()
     [delivery] = uow.routing.deliveries.values()
     assert delivery.status is DeliveryStatus.retracted and "patient" not in delivery.message
@@ -326,7 +327,8 @@ async def test_a_cancellation_retracts_with_its_reason_and_one_that_came_first_l
         "reason": "pregnancy-ended",
         "cancelled_at": datetime.now(UTC).isoformat(),
     }
-    await handlers.on_melding_cancelled(uow, IncomingEvent("c-1", "melding.cancelled", cancelled))  # type: ignore[arg-type]
+    message = MeldingCancelled.model_validate(cancelled)
+    await handlers.on_melding_cancelled(uow, IncomingEvent("c-1", "melding.cancelled", message))  # type: ignore[arg-type]
     await uow.commit()
     [retraction] = uow.outbox.of_type(MELDING_RETRACTED)
     assert (retraction.body["reason"], retraction.body["cancel_reason"]) == ("cancelled-by-sender", "pregnancy-ended")
@@ -334,7 +336,8 @@ async def test_a_cancellation_retracts_with_its_reason_and_one_that_came_first_l
 
     early, melding = served(), accepted()
     first = {**cancelled, "melding_id": melding.melding_id}
-    await handlers.on_melding_cancelled(early, IncomingEvent("c-2", "melding.cancelled", first))  # type: ignore[arg-type]
+    message = MeldingCancelled.model_validate(first)
+    await handlers.on_melding_cancelled(early, IncomingEvent("c-2", "melding.cancelled", message))  # type: ignore[arg-type]
     await handlers.on_melding_accepted(early, event(melding))  # type: ignore[arg-type]
     await early.commit()
     assert early.routing.meldingen[melding.melding_id].status is RoutingStatus.cancelled
@@ -372,9 +375,9 @@ async def test_messages_of_one_commit_are_numbered_in_the_order_they_were_staged
     assert uow.outbox.of_type(MELDING_DELIVERED)[-1].body["sequence"] == 4
 
 
-def withdrawal(message_id: str = "w-1") -> IncomingEvent:
+def withdrawal(message_id: str = "w-1") -> IncomingEvent[ConsentWithdrawn]:
     withdrawn = {"consent_id": CONSENT_ID, "org_id": "10000001", "withdrawn_at": datetime.now(UTC).isoformat()}
-    return IncomingEvent(message_id, "consent.withdrawn", withdrawn)
+    return IncomingEvent(message_id, "consent.withdrawn", ConsentWithdrawn.model_validate(withdrawn))
 
 
 async def test_stopping_a_melding_retracts_its_live_delivery_and_leaves_the_returned_one_returned_and_empty() -> None:

@@ -30,8 +30,10 @@ def test_every_services_consumer_matches_its_subscription() -> None:
 
         class settings:
             consent_recheck_after_seconds = 30.0
+            consumer_batch_size, consumer_batch_wait_ms = 50, 5.0
 
     consumers = [factory(Runtime()) for factory in (melding_consumer, routing_consumer, withdrawals_consumer)]  # type: ignore[arg-type]
     assert sorted(c.queue.name for c in consumers) == sorted(q.name for q in SUBSCRIPTIONS)
     for consumer in consumers:
         assert set(consumer.queue.event_types) <= set(consumer.handlers)
+        assert set(consumer.handlers) <= set(consumer.contracts)  # each type decoded once, at the edge
