@@ -300,7 +300,7 @@ async def running(app) -> AsyncIterator[None]:
         yield
 
 
-async def collect(queue, *, expected: int, timeout: float, settle: float = 0.5) -> list:
+async def collect(queue, *, expected: int, timeout: float, settle: float = 0.5) -> list[Any]:
     """Messages from `queue` until `expected` arrived and `settle` seconds pass quietly, or `timeout`."""
     import aio_pika
 

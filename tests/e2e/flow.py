@@ -74,7 +74,7 @@ async def put_organisation(
     ranges: list[tuple[str, str]] = (),
     name: str = "",
     delivery_mode: str = "full",
-) -> dict:
+) -> dict[str, Any]:
     response = await system["routing"].put(
         f"/v1/organisations/{org_id}",
         headers=admin(tokens),

@@ -4,6 +4,7 @@ services, real RabbitMQ, the run's real databases."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import aio_pika
 import httpx
@@ -100,7 +101,7 @@ async def test_a_melding_reaches_the_right_jgz_and_wijkteam_with_the_contract_me
     assert again.json()["status"] == "queued"
 
 
-async def _with_status(system: Clients, tokens: Tokens, melding_id: str, status: str) -> dict | None:
+async def _with_status(system: Clients, tokens: Tokens, melding_id: str, status: str) -> dict[str, Any] | None:
     melding = await melding_status(system, tokens, melding_id)
     return melding if melding["status"] == status else None
 
@@ -321,7 +322,7 @@ async def test_status_flows_back_to_the_sender_forward_only(
     bad = await system["routing"].post(url, headers=headers, json={"status": "queued"})
     assert bad.status_code == 422
 
-    async def contact_made() -> dict | None:
+    async def contact_made() -> dict[str, Any] | None:
         view = await melding_status(system, tokens, melding["id"])
         return view if view["deliveries"] and view["deliveries"][0]["status"] == "contact_made" else None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import date, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -41,7 +42,9 @@ async def count(database: Database, table: object) -> int:
         return (await uow.session.execute(select(func.count()).select_from(table))).scalar_one()  # type: ignore[arg-type]
 
 
-async def record(client: httpx.AsyncClient, tokens: Tokens, org_id: str = SENDER, **overrides: object) -> dict:
+async def record(
+    client: httpx.AsyncClient, tokens: Tokens, org_id: str = SENDER, **overrides: object
+) -> dict[str, Any]:
     response = await client.post(
         "/v1/consents", json=consent_body(**overrides), headers=tokens.bearer(org_id=org_id, scopes=WRITE)
     )
@@ -107,7 +110,7 @@ INVALID = [
 
 @pytest.mark.parametrize(("field", "change"), INVALID, ids=[f"{f}:{list(c.values())[-1]}" for f, c in INVALID])
 async def test_each_validation_rule_is_a_422_naming_the_field_and_stores_nothing(
-    consent_client: httpx.AsyncClient, tokens: Tokens, consent_db: Database, field: str, change: dict
+    consent_client: httpx.AsyncClient, tokens: Tokens, consent_db: Database, field: str, change: dict[str, Any]
 ) -> None:
     response = await consent_client.post(
         "/v1/consents", json=consent_body(**change), headers={**tokens.bearer(scopes=WRITE), "Idempotency-Key": "k1"}
@@ -374,7 +377,9 @@ async def test_check_answers_every_reason(consent_client: httpx.AsyncClient, tok
     await consent_client.post(f"/v1/consents/{withdrawn['id']}/withdraw", headers=tokens.bearer(scopes=WRITE))
     service = tokens.bearer(org_id="platform", org_type="service", scopes="consent:check")
 
-    async def check(consent_id: str, *, bsn: str = BSN, org_id: str = SENDER, types: list[str] | None = None) -> dict:
+    async def check(
+        consent_id: str, *, bsn: str = BSN, org_id: str = SENDER, types: list[str] | None = None
+    ) -> dict[str, Any]:
         response = await consent_client.post(
             "/v1/consents/check",
             headers=service,

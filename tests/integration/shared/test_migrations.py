@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -37,7 +38,7 @@ async def table_names(url: str) -> set[str]:
         await database.dispose()
 
 
-async def schema_differences(url: str, service: str) -> list:
+async def schema_differences(url: str, service: str) -> list[Any]:
     database = Database(url)
     try:
         async with database.engine.connect() as connection:

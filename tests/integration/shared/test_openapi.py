@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 import pytest
 
@@ -14,7 +16,7 @@ def app_for(service: str):
     return REGISTRY[service].app_factory()(run_workers=False)
 
 
-def operations(spec: dict):
+def operations(spec: dict[str, Any]):
     for path, item in spec["paths"].items():
         for method, operation in item.items():
             yield path, method, operation
@@ -52,7 +54,7 @@ async def test_every_v1_operation_is_secured_documented_and_has_an_example(servi
     assert checked > 0
 
 
-def _validator(spec: dict, schema: dict):
+def _validator(spec: dict[str, Any], schema: dict[str, Any]):
     import jsonschema_rs
 
     return jsonschema_rs.validator_for({**schema, "components": spec["components"]})

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import jsonschema_rs
 import pytest
@@ -18,7 +19,7 @@ from tools.asyncapi import TARGET, render
 DOCUMENT = json.loads(json.dumps(asyncapi_document()))
 
 
-def payload_errors(key: str, body: dict) -> list[str]:
+def payload_errors(key: str, body: dict[str, Any]) -> list[str]:
     schema = {"$ref": f"#/components/schemas/{MESSAGES[key][1].__name__}", "components": DOCUMENT["components"]}
     return [error.message for error in jsonschema_rs.validator_for(schema).iter_errors(body)]
 

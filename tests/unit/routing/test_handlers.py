@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -127,7 +128,7 @@ async def _delivered() -> tuple[FakeRoutingUnitOfWork, str]:
 
 async def report(
     uow: FakeRoutingUnitOfWork, delivery_id: str, status: DeliveryStatus, org_id: str = JGZ.org_id
-) -> dict:
+) -> dict[str, Any]:
     return await handlers.report_status(
         uow,  # type: ignore[arg-type]
         principal=principal(org_id=org_id, org_type="jgz"),
@@ -246,7 +247,9 @@ async def test_a_consent_expired_before_routing_is_not_delivered_and_audited() -
     assert uow.audit.records[-1].outcome == "refused:expired"
 
 
-async def report_answer(uow: FakeRoutingUnitOfWork, delivery_id: str, status: DeliveryStatus, **answer: object) -> dict:
+async def report_answer(
+    uow: FakeRoutingUnitOfWork, delivery_id: str, status: DeliveryStatus, **answer: object
+) -> dict[str, Any]:
     return await handlers.report_status(
         uow,  # type: ignore[arg-type]
         principal=principal(org_id=JGZ.org_id, org_type="jgz"),
@@ -408,7 +411,7 @@ async def test_a_melding_that_cannot_be_stopped_does_not_hold_up_the_others_of_a
     by_melding = {d.melding_id: d.delivery_id for d in uow.routing.deliveries.values()}
     retract = uow.routing.retract_delivery
 
-    async def fails_for_the_first(delivery_id: str, retraction: dict, at: datetime) -> None:
+    async def fails_for_the_first(delivery_id: str, retraction: dict[str, Any], at: datetime) -> None:
         await retract(delivery_id, retraction, at)  # written, then the defect: all of it must be undone
         if delivery_id == by_melding[first.melding_id]:
             raise RuntimeError("a defect")
