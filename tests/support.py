@@ -14,7 +14,7 @@ import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import asyncpg
@@ -25,6 +25,10 @@ from shared.auth import SigningKey, development_token, load_or_create_dev_key
 from shared.crypto import FieldCipher, load_or_create_dev_cipher
 from shared.db import Database
 from shared.settings import ServiceSettings
+
+if TYPE_CHECKING:
+    from aio_pika.abc import AbstractIncomingMessage, AbstractQueue
+    from fastapi import FastAPI
 
 SERVICES = ("consent", "melding", "routing", "fhir")
 BACKEND = os.environ.get("KANSRIJK_TEST_DATABASE", "sqlite")
@@ -294,17 +298,17 @@ _HANDED_OUT: set[int] = set()
 
 
 @contextlib.asynccontextmanager
-async def running(app) -> AsyncIterator[None]:
+async def running(app: FastAPI) -> AsyncIterator[None]:
     """Run an app's lifespan (workers included) around a block."""
     async with app.router.lifespan_context(app):
         yield
 
 
-async def collect(queue, *, expected: int, timeout: float, settle: float = 0.5) -> list[Any]:
+async def collect(
+    queue: AbstractQueue, *, expected: int, timeout: float, settle: float = 0.5
+) -> list[AbstractIncomingMessage]:
     """Messages from `queue` until `expected` arrived and `settle` seconds pass quietly, or `timeout`."""
-    import aio_pika
-
-    received: list[aio_pika.abc.AbstractIncomingMessage] = []
+    received: list[AbstractIncomingMessage] = []
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     quiet_until: float | None = None

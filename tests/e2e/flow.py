@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import aio_pika
 import httpx
@@ -17,6 +17,8 @@ from services.routing.api.asyncapi import MESSAGES, asyncapi_document
 from shared.clock import today_nl
 from shared.identifiers import sample_bsns
 from tests.support import Tokens
+
+T = TypeVar("T")
 
 BSN = "999999990"
 SENDER = "10000001"
@@ -70,8 +72,8 @@ async def put_organisation(
     org_id: str,
     org_type: str,
     *,
-    gemeenten: list[str] = (),
-    ranges: list[tuple[str, str]] = (),
+    gemeenten: Sequence[str] = (),
+    ranges: Sequence[tuple[str, str]] = (),
     name: str = "",
     delivery_mode: str = "full",
 ) -> dict[str, Any]:
@@ -88,7 +90,8 @@ async def put_organisation(
         },
     )
     assert response.status_code in (200, 201), response.text
-    return response.json()
+    organisation: dict[str, Any] = response.json()
+    return organisation
 
 
 async def record_consent(
@@ -112,7 +115,8 @@ async def record_consent(
         },
     )
     assert response.status_code == 201, response.text
-    return response.json()["id"]
+    consent_id: str = response.json()["id"]
+    return consent_id
 
 
 _OTHER_PATIENTS = iter(sample_bsns(5000, seed=uuid.uuid4().int % 2**32))
@@ -162,10 +166,10 @@ async def send(
     return await system["melding"].post("/v1/meldingen", headers=headers, json=body)
 
 
-async def eventually(probe: Callable[[], Awaitable[Any]], *, timeout: float = 15.0, interval: float = 0.2) -> Any:
+async def eventually(probe: Callable[[], Awaitable[T | None]], *, timeout: float = 15.0, interval: float = 0.2) -> T:
     """The probe's first truthy answer within `timeout`; fails with the last answer otherwise."""
     deadline = asyncio.get_running_loop().time() + timeout
-    last: Any = None
+    last: T | None = None
     while asyncio.get_running_loop().time() < deadline:
         last = await probe()
         if last:
@@ -179,7 +183,8 @@ async def melding_status(
 ) -> dict[str, Any]:
     response = await system["melding"].get(f"/v1/meldingen/{melding_id}", headers=sender(tokens, org_id))
     assert response.status_code == 200, response.text
-    return response.json()
+    view: dict[str, Any] = response.json()
+    return view
 
 
 class RecipientQueue:
@@ -231,4 +236,5 @@ def assert_in_asyncapi(message: aio_pika.abc.AbstractIncomingMessage) -> None:
 
 
 def body_of(message: aio_pika.abc.AbstractIncomingMessage) -> dict[str, Any]:
-    return json.loads(message.body)
+    body: dict[str, Any] = json.loads(message.body)
+    return body

@@ -219,7 +219,7 @@ def test_the_directory_by_name_searchable_with_coverage_by_gemeente_name_and_pos
     }  # fmt: skip
 
 
-FIGURES = {
+FIGURES: dict[str, Any] = {
     "gemeente": {"code": "GM0363", "name": "Amsterdam"},
     "from": "2026-10-01",
     "to": "2026-12-31",

@@ -13,7 +13,7 @@ CONSENT = {
     "recorded_by": {"org_id": "12345678", "org_type": "verloskundige", "sub": "m.jansen"},
     "withdrawn_at": "2026-11-25T09:00:00Z", "withdrawn_by": {"type": "patient"},
 }  # fmt: skip
-MELDING = {
+MELDING: dict[str, Any] = {
     "id": "m-1", "sent_at": "2026-11-21T10:00:00Z", "sender": {"org_id": "12345678", "org_type": "verloskundige"},
     "status": "delivered", "content_shown": True, "risk_domains": ["verslaving"],
     "recipients": [{
