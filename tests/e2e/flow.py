@@ -187,6 +187,12 @@ async def melding_status(
     return view
 
 
+async def status_is(system: dict[str, httpx.AsyncClient], tokens: Tokens, melding_id: str, status: str) -> bool:
+    """Whether the sender sees the melding in `status` now (a probe for `eventually`)."""
+    seen: str = (await melding_status(system, tokens, melding_id))["status"]
+    return seen == status
+
+
 class RecipientQueue:
     """An organisation's queue, read the way a recipient's consumer reads it."""
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aio_pika
@@ -142,7 +143,7 @@ async def test_a_poison_message_ends_in_the_dead_letters_and_can_be_replayed(
     assert (await system["routing"].post("/v1/dead-letters/nope/replay", headers=admin(tokens))).status_code == 404
 
 
-async def _two(dead) -> list[dict[str, Any]] | None:
+async def _two(dead: Callable[..., Awaitable[list[dict[str, Any]]]]) -> list[dict[str, Any]] | None:
     letters = await dead(include_replayed=True)
     return letters if len(letters) == 2 else None
 

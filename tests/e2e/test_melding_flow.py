@@ -4,6 +4,7 @@ services, real RabbitMQ, the run's real databases."""
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 from typing import Any
 
 import aio_pika
@@ -209,7 +210,7 @@ async def test_the_consent_service_unreachable_is_503_and_nothing_is_stored(
 
 # --- validation ---------------------------------------------------------------------------------------
 
-INVALID = {
+INVALID: dict[str, dict[str, Any]] = {
     "patient.bsn": {"patient": {**melding_body("c")["patient"], "bsn": "999999991"}},
     "patient.address.postcode": {
         "patient": {**melding_body("c")["patient"], "address": {"postcode": "1011 SA", "house_number": "1"}}
@@ -425,7 +426,7 @@ async def test_a_waiting_melding_past_its_purpose_is_purged_and_holds_up_no_othe
         sent = await send(system, tokens, body)
         assert sent.status_code == 202, sent.text
         waiting[name] = sent.json()["id"]
-        await eventually(lambda n=name: _with_status(system, tokens, waiting[n], "unroutable"))
+        await eventually(partial(_with_status, system, tokens, waiting[name], "unroutable"))
 
     database = environment.database(stack_databases["routing"])
     try:

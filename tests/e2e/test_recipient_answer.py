@@ -30,6 +30,7 @@ from tests.e2e.flow import (
     record_consent,
     send,
     sender,
+    status_is,
 )
 from tests.e2e.test_operator_metrics import sample
 from tests.support import RunEnvironment, Tokens
@@ -104,6 +105,7 @@ async def test_a_delivery_past_its_deadline_gets_one_reminder_and_everyone_sees_
         await database.dispose()
     assert await queue.empty(wait=2)
 
+    assert delivered.message_id is not None
     contact = await _report(system, tokens, jgz, delivered.message_id, status="contact_made")
     assert contact.status_code == 200, contact.text
     assert (await system["routing"].get("/v1/overdue", headers=admin(tokens))).json()["items"] == []
@@ -185,7 +187,7 @@ async def test_a_cancellation_before_delivery_lets_nothing_out(system: Clients, 
     melding_id = await _send_to_jgz(system, tokens)  # no JGZ yet: it waits
 
     async def waiting() -> bool:
-        return (await melding_status(system, tokens, melding_id))["status"] == "unroutable"
+        return await status_is(system, tokens, melding_id, "unroutable")
 
     await eventually(waiting)
     cancelled = await system["melding"].post(

@@ -27,6 +27,7 @@ from tests.e2e.flow import (
     record_consent,
     send,
     sender,
+    status_is,
 )
 from tests.support import RunEnvironment, Tokens
 
@@ -247,7 +248,7 @@ async def test_a_consent_that_expired_while_the_melding_waited_is_not_delivered(
     melding_id = (await send(system, tokens, melding_body(consent_id, recipient_types=["jgz"]))).json()["id"]
 
     async def waiting() -> bool:
-        return (await melding_status(system, tokens, melding_id))["status"] == "unroutable"
+        return await status_is(system, tokens, melding_id, "unroutable")
 
     await eventually(waiting)
     database = environment.database(stack_databases["consent"])
