@@ -226,7 +226,9 @@ async def rabbit_cluster() -> AsyncIterator[RabbitCluster]:
         await cluster.stop()
 
 
-async def test_a_rabbitmq_cluster_loses_the_node_that_leads_most_queues(rabbit_cluster, make_run) -> None:
+async def test_a_rabbitmq_cluster_loses_the_node_that_leads_most_queues(
+    rabbit_cluster: RabbitCluster, make_run: MakeRun
+) -> None:
     """Quorum queues on three nodes; the services and recipients know the node list (KANSRIJK_AMQP_NODES).
     (The cluster is asked for first, so that it is torn down after the run that uses it.)
     While traffic flows, `kill -9` of the node leading the most queues; 15 s later it is started again."""

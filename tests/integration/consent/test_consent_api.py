@@ -49,7 +49,8 @@ async def record(
         "/v1/consents", json=consent_body(**overrides), headers=tokens.bearer(org_id=org_id, scopes=WRITE)
     )
     assert response.status_code == 201, response.text
-    return response.json()
+    created: dict[str, Any] = response.json()
+    return created
 
 
 # --- record ----------------------------------------------------------------------------------------
@@ -90,7 +91,7 @@ def _future(days: int) -> str:
     return (today_nl() + timedelta(days=days)).isoformat()
 
 
-INVALID = [
+INVALID: list[tuple[str, dict[str, Any]]] = [
     ("patient.bsn", {"patient": {"bsn": "999999991"}}),
     ("patient.bsn", {"patient": {"bsn": "12345678"}}),
     ("patient", {"patient": None}),
@@ -246,7 +247,12 @@ async def test_a_malformed_idempotency_key_is_a_422(
     consent_client: httpx.AsyncClient, tokens: Tokens, key: str
 ) -> None:
     response = await consent_client.post(
-        "/v1/consents", json=consent_body(), headers={**tokens.bearer(scopes=WRITE), "Idempotency-Key": key.encode()}
+        "/v1/consents",
+        json=consent_body(),
+        headers=[
+            *((k.encode(), v.encode()) for k, v in tokens.bearer(scopes=WRITE).items()),
+            (b"Idempotency-Key", key.encode()),
+        ],
     )
     assert response.status_code == 422
     assert "Idempotency-Key" in [e["field"] for e in response.json()["errors"]]
@@ -386,7 +392,8 @@ async def test_check_answers_every_reason(consent_client: httpx.AsyncClient, tok
             json={"consent_id": consent_id, "bsn": bsn, "org_id": org_id, "recipient_types": types or ["jgz"]},
         )
         assert response.status_code == 200, response.text
-        return response.json()
+        answer: dict[str, Any] = response.json()
+        return answer
 
     assert await check(jgz_only["id"]) == {
         "allowed": True,

@@ -161,7 +161,9 @@ async def test_meldingen_from_before_the_figures_get_their_skeleton_and_lose_the
         try:
             async with unit_of_work_factory(database)() as uow:
                 kept, purged = [await uow.meldingen.get(m) for m in ("kept", "purged")]
-                refs = dict((await uow.session.execute(text("SELECT id, bsn_ref FROM meldingen"))).all())
+                refs: dict[str, str | None] = dict(
+                    (await uow.session.execute(text("SELECT id, bsn_ref FROM meldingen"))).all()
+                )
         finally:
             await database.dispose()
         skeleton = {k: content[k] for k in ("pregnancy", "risk_domains", "recipient_types", "urgency")}
