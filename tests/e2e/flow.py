@@ -16,12 +16,14 @@ import jsonschema_rs
 from services.routing.api.asyncapi import MESSAGES, asyncapi_document
 from shared.clock import today_nl
 from shared.identifiers import sample_bsns
+
+# The samples live in tests/samples.py (unit tests use them too); the end-to-end tests find them here as before.
+from tests.samples import BSN as BSN
+from tests.samples import SENDER as SENDER
+from tests.samples import melding_body as melding_body
 from tests.support import Tokens
 
 T = TypeVar("T")
-
-BSN = "999999990"
-SENDER = "10000001"
 
 
 def new_org_id() -> str:
@@ -129,27 +131,6 @@ async def consented_patient(
     and recipient type, so a test that sends several meldingen sends them for several patients."""
     bsn = next(_OTHER_PATIENTS)
     return await record_consent(system, tokens, bsn=bsn, types=types, org_id=org_id), bsn
-
-
-def melding_body(consent_id: str, bsn: str = BSN, **overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "consent_id": consent_id,
-        "patient": {
-            "bsn": bsn,
-            "name": {"given": "Sanne", "family": "de Vries"},
-            "birth_date": "1998-03-14",
-            "address": {"postcode": "1011 ab", "house_number": "12", "house_number_suffix": "A", "city": "Amsterdam"},
-            "phone": "0612345678",
-        },
-        "pregnancy": {"expected_due_date": (today_nl() + timedelta(days=160)).isoformat()},
-        "risk_domains": ["verslaving", "financien-schulden"],
-        "recipient_types": ["jgz", "wijkteam"],
-        "urgency": "regular",
-        "note": "Cliënte gebruikt methadon; schulden bij meerdere schuldeisers.",
-        "contact": {"name": "M. Jansen, verloskundige", "phone": "0201234567"},
-    }
-    body.update(overrides)
-    return body
 
 
 async def send(

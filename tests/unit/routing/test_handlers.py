@@ -30,7 +30,7 @@ from shared.contracts.melding import (
 from shared.contracts.vocabulary import DeliveryStatus
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.messaging.consumer import IncomingEvent
-from tests.e2e.flow import BSN, melding_body
+from tests.samples import BSN, melding_body
 from tests.unit.fakes import principal
 from tests.unit.routing.fakes import FakeDirectory, FakeRoutingUnitOfWork
 
