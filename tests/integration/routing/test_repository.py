@@ -17,7 +17,7 @@ from services.routing.service_layer.unit_of_work import UnitOfWorkFactory, unit_
 from shared.contracts.consent import ConsentScope
 from shared.contracts.melding import MeldingAccepted, MeldingContent, MeldingReminder, Sender
 from shared.contracts.vocabulary import DeliveryStatus
-from tests.e2e.flow import melding_body
+from tests.samples import melding_body
 from tests.support import RunEnvironment, empty_tables
 
 AT = datetime(2026, 12, 1, 10, tzinfo=UTC)

@@ -87,7 +87,7 @@ async def test_a_melding_goes_to_the_serving_organisations_queue_with_its_delive
 async def test_a_melding_no_one_serves_waits_and_is_announced_unroutable_once() -> None:
     uow, melding = FakeRoutingUnitOfWork(FakeDirectory(AMSTERDAM)), accepted()
     await handlers.on_melding_accepted(uow, event(melding))  # type: ignore[arg-type]
-    await handlers.on_melding_accepted(uow, event(melding))  # the same event again (a redelivery)
+    await handlers.on_melding_accepted(uow, event(melding))  # type: ignore[arg-type]  # the same event again
     assert uow.routing.meldingen[melding.melding_id].status is RoutingStatus.waiting
     assert uow.routing.meldingen[melding.melding_id].unroutable_types == ("jgz",)
     assert len(uow.outbox.of_type(MELDING_UNROUTABLE)) == 1 and not uow.routing.deliveries
@@ -291,7 +291,8 @@ async def test_a_returned_melding_waits_for_an_operator_and_never_goes_back_to_w
     await report_answer(uow, delivery_id, DeliveryStatus.returned, returned_reason="wrong-recipient")
     melding = uow.routing.meldingen[melding_id]
     assert melding.status is RoutingStatus.waiting and melding.never_again() == {"jgz": {JGZ.org_id}}
-    assert not await handlers.has_new_recipient(uow, melding)  # the automatic reroute leaves it to the operator
+    # the automatic reroute leaves it to the operator
+    assert not await handlers.has_new_recipient(uow, melding)  # type: ignore[arg-type]
     with pytest.raises(Conflict):  # returned is final for its recipient
         await report_answer(uow, delivery_id, DeliveryStatus.received)
     # The operator routes it again by the directory: JGZ is the only candidate and returned it, so it waits.
@@ -311,7 +312,7 @@ async def test_a_delivery_past_its_deadline_is_reminded_once() -> None:
     uow, delivery_id = await _delivered()
     due = uow.routing.deliveries[delivery_id].contact_due_at
     assert due is not None
-    assert await mark_overdue(uow, due - timedelta(seconds=1)) == 0  # not yet  # type: ignore[arg-type]
+    assert await mark_overdue(uow, due - timedelta(seconds=1)) == 0  # type: ignore[arg-type]  # not yet
     assert await mark_overdue(uow, due + timedelta(seconds=1)) == 1  # type: ignore[arg-type]
     assert await mark_overdue(uow, due + timedelta(seconds=2)) == 0  # type: ignore[arg-type]
     await uow.commit()
