@@ -6,9 +6,8 @@ repository fails here, not silently in a unit test that then proves nothing."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -17,25 +16,31 @@ from services.routing.service_layer.unit_of_work import unit_of_work_factory
 from shared.contracts.vocabulary import DeliveryStatus
 from tests.integration.routing.test_repository import melding
 from tests.support import RunEnvironment, empty_tables
+from tests.unit.routing.contract import RoutingTransaction
 from tests.unit.routing.fakes import FakeRoutingUnitOfWork
 
 AT = datetime(2026, 12, 1, 10, tzinfo=UTC)
 
+Transactions = Callable[[], RoutingTransaction]
+
 
 @pytest.fixture(params=["fake", "real"])
-async def unit_of_work(request: pytest.FixtureRequest, environment: RunEnvironment) -> AsyncIterator[Any]:
+async def unit_of_work(request: pytest.FixtureRequest, environment: RunEnvironment) -> AsyncIterator[Transactions]:
     """A factory of units of work whose `routing` is the fake repository or the real one (each transaction
-    of the fake sees the one store, as each of the real one sees the database)."""
+    of the fake sees the one store, as each of the real one sees the database). Both are typed as the
+    contract's Protocol here: this is where mypy holds the fake and the real repository to it."""
     if request.param == "fake":
-        yield FakeRoutingUnitOfWork()
+        fake: Transactions = FakeRoutingUnitOfWork()  # the fake unit of work is its own factory
+        yield fake
         return
     database = environment.database(environment.database_urls["routing"])
     await empty_tables(database)
-    yield unit_of_work_factory(database)
+    real: Transactions = unit_of_work_factory(database)
+    yield real
     await database.dispose()
 
 
-async def test_a_melding_reads_back_as_it_was_added_and_an_unknown_one_is_none(unit_of_work: Any) -> None:
+async def test_a_melding_reads_back_as_it_was_added_and_an_unknown_one_is_none(unit_of_work: Transactions) -> None:
     stored = melding(date(2027, 5, 1))
     async with unit_of_work() as uow:
         await uow.routing.add_melding(stored)
@@ -48,7 +53,7 @@ async def test_a_melding_reads_back_as_it_was_added_and_an_unknown_one_is_none(u
         assert await uow.routing.melding("unknown") is None and not await uow.routing.has_melding("unknown")
 
 
-async def test_set_routed_changes_status_types_and_gemeente(unit_of_work: Any) -> None:
+async def test_set_routed_changes_status_types_and_gemeente(unit_of_work: Transactions) -> None:
     stored = melding(date(2027, 5, 1))
     async with unit_of_work() as uow:
         await uow.routing.add_melding(stored)
@@ -69,7 +74,9 @@ async def test_set_routed_changes_status_types_and_gemeente(unit_of_work: Any) -
         assert [m.melding_id for m in await uow.routing.meldingen_of_consent("c-1")] == [stored.melding_id]
 
 
-async def test_a_delivery_reads_back_and_its_status_changes_keep_what_was_answered_before(unit_of_work: Any) -> None:
+async def test_a_delivery_reads_back_and_its_status_changes_keep_what_was_answered_before(
+    unit_of_work: Transactions,
+) -> None:
     stored = melding(date(2027, 5, 1))
     delivery_id = str(uuid.uuid4())
     delivery = DeliveryRecord(
@@ -97,7 +104,7 @@ async def test_a_delivery_reads_back_and_its_status_changes_keep_what_was_answer
         assert await uow.routing.delivery("unknown") is None
 
 
-async def test_a_cancellation_is_recorded_once_and_may_come_before_its_melding(unit_of_work: Any) -> None:
+async def test_a_cancellation_is_recorded_once_and_may_come_before_its_melding(unit_of_work: Transactions) -> None:
     async with unit_of_work() as uow:
         assert await uow.routing.cancellation("m-early") is None
         assert await uow.routing.record_cancellation("m-early", "sent-in-error", AT)
@@ -107,7 +114,7 @@ async def test_a_cancellation_is_recorded_once_and_may_come_before_its_melding(u
         assert await uow.routing.cancellation("m-early") == "sent-in-error"
 
 
-async def test_a_consent_is_not_withdrawn_until_marked_and_a_death_is_first_once(unit_of_work: Any) -> None:
+async def test_a_consent_is_not_withdrawn_until_marked_and_a_death_is_first_once(unit_of_work: Transactions) -> None:
     async with unit_of_work() as uow:
         assert (await uow.routing.lock_consent("c-9")).withdrawn_at is None
         await uow.routing.mark_consent_withdrawn("c-9", AT)
@@ -118,7 +125,7 @@ async def test_a_consent_is_not_withdrawn_until_marked_and_a_death_is_first_once
         assert (await uow.routing.lock_consent("c-9")).withdrawn_at == AT
 
 
-async def test_sequences_count_on_per_organisation(unit_of_work: Any) -> None:
+async def test_sequences_count_on_per_organisation(unit_of_work: Transactions) -> None:
     async with unit_of_work() as uow:
         assert await uow.routing.take_sequences("org-a", 3) == 3
         assert await uow.routing.take_sequences("org-a", 2) == 5
