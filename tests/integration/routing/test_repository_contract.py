@@ -14,8 +14,8 @@ import pytest
 from services.routing.domain.model import DeliveryRecord, RoutingStatus
 from services.routing.service_layer.unit_of_work import unit_of_work_factory
 from shared.contracts.vocabulary import DeliveryStatus
+from shared.db import Database
 from tests.integration.routing.test_repository import melding
-from tests.support import RunEnvironment, empty_tables
 from tests.unit.routing.contract import RoutingTransaction
 from tests.unit.routing.fakes import FakeRoutingUnitOfWork
 
@@ -25,7 +25,7 @@ Transactions = Callable[[], RoutingTransaction]
 
 
 @pytest.fixture(params=["fake", "real"])
-async def unit_of_work(request: pytest.FixtureRequest, environment: RunEnvironment) -> AsyncIterator[Transactions]:
+async def unit_of_work(request: pytest.FixtureRequest, rolled_back_routing: Database) -> AsyncIterator[Transactions]:
     """A factory of units of work whose `routing` is the fake repository or the real one (each transaction
     of the fake sees the one store, as each of the real one sees the database). Both are typed as the
     contract's Protocol here: this is where mypy holds the fake and the real repository to it."""
@@ -33,11 +33,8 @@ async def unit_of_work(request: pytest.FixtureRequest, environment: RunEnvironme
         fake: Transactions = FakeRoutingUnitOfWork()  # the fake unit of work is its own factory
         yield fake
         return
-    database = environment.database(environment.database_urls["routing"])
-    await empty_tables(database)
-    real: Transactions = unit_of_work_factory(database)
+    real: Transactions = unit_of_work_factory(rolled_back_routing)
     yield real
-    await database.dispose()
 
 
 async def test_a_melding_reads_back_as_it_was_added_and_an_unknown_one_is_none(unit_of_work: Transactions) -> None:
