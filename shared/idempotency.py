@@ -140,10 +140,21 @@ class IdempotentRequest:
     status_code: int
 
 
+class KeyStore(Protocol):
+    """What a create needs of the Idempotency-Keys: `IdempotencyKeys`, or a unit test's in-memory keys."""
+
+    async def find_previous(self, *, org_id: str, key: str, request_fingerprint: str) -> StoredResponse | None: ...
+
+    async def remember(
+        self, *, org_id: str, key: str, request_fingerprint: str, status_code: int, resource_id: str
+    ) -> None: ...
+
+
 class KeyedUnitOfWork(Protocol):
     """A service's unit of work that keeps Idempotency-Keys on its transaction."""
 
-    idempotency: IdempotencyKeys
+    @property
+    def idempotency(self) -> KeyStore: ...
 
     async def __aenter__(self) -> Self: ...
 

@@ -11,13 +11,14 @@ import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, TypeVar
+from types import TracebackType
+from typing import Any, Protocol, Self, TypeVar
 
 import structlog
 from sqlalchemy import Column, Table, delete, func, select
 
 from shared.clock import now
-from shared.db import Database, UnitOfWork
+from shared.db import Database
 
 log = structlog.get_logger(__name__)
 
@@ -32,7 +33,21 @@ class Retention:
 Purge = Callable[..., Coroutine[Any, Any, dict[str, int]]]  # a service's purge(dry_run=…) of personal data
 
 PURGE_BATCH = 200
-U = TypeVar("U", bound=UnitOfWork)
+
+
+class Transaction(Protocol):
+    """What the purge loop needs of a unit of work: a transaction it can commit (a unit test's fake too)."""
+
+    async def __aenter__(self) -> Self: ...
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None: ...
+
+    async def commit(self) -> None: ...
+
+
+U = TypeVar("U", bound=Transaction)
 T = TypeVar("T")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
@@ -64,7 +65,7 @@ def tokens(environment: RunEnvironment) -> Tokens:
 
 
 def consent_settings(environment: RunEnvironment, **overrides: object) -> ConsentSettings:
-    values: dict[str, object] = {
+    values: dict[str, Any] = {
         "data_dir": environment.data_dir,
         "amqp_url": environment.amqp_url,
         "database_url": environment.database_urls["consent"],
@@ -97,10 +98,10 @@ async def consent_client(environment: RunEnvironment, consent_db: Database) -> A
 # --- the whole system, over real HTTP and real RabbitMQ ---------------------------------------------------
 
 
-def service_settings(environment: RunEnvironment, name: str, database_url: str, **overrides: object):
+def service_settings(environment: RunEnvironment, name: str, database_url: str, **overrides: object) -> Any:
     from services.registry import SERVICES
 
-    values: dict[str, object] = {
+    values: dict[str, Any] = {
         "data_dir": environment.data_dir,
         "amqp_url": environment.amqp_url,
         "database_url": database_url,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import aio_pika
 import httpx
@@ -16,10 +16,14 @@ import jsonschema_rs
 from services.routing.api.asyncapi import MESSAGES, asyncapi_document
 from shared.clock import today_nl
 from shared.identifiers import sample_bsns
+
+# The samples live in tests/samples.py (unit tests use them too); the end-to-end tests find them here as before.
+from tests.samples import BSN as BSN
+from tests.samples import SENDER as SENDER
+from tests.samples import melding_body as melding_body
 from tests.support import Tokens
 
-BSN = "999999990"
-SENDER = "10000001"
+T = TypeVar("T")
 
 
 def new_org_id() -> str:
@@ -70,11 +74,11 @@ async def put_organisation(
     org_id: str,
     org_type: str,
     *,
-    gemeenten: list[str] = (),
-    ranges: list[tuple[str, str]] = (),
+    gemeenten: Sequence[str] = (),
+    ranges: Sequence[tuple[str, str]] = (),
     name: str = "",
     delivery_mode: str = "full",
-) -> dict:
+) -> dict[str, Any]:
     response = await system["routing"].put(
         f"/v1/organisations/{org_id}",
         headers=admin(tokens),
@@ -88,7 +92,8 @@ async def put_organisation(
         },
     )
     assert response.status_code in (200, 201), response.text
-    return response.json()
+    organisation: dict[str, Any] = response.json()
+    return organisation
 
 
 async def record_consent(
@@ -112,7 +117,8 @@ async def record_consent(
         },
     )
     assert response.status_code == 201, response.text
-    return response.json()["id"]
+    consent_id: str = response.json()["id"]
+    return consent_id
 
 
 _OTHER_PATIENTS = iter(sample_bsns(5000, seed=uuid.uuid4().int % 2**32))
@@ -125,27 +131,6 @@ async def consented_patient(
     and recipient type, so a test that sends several meldingen sends them for several patients."""
     bsn = next(_OTHER_PATIENTS)
     return await record_consent(system, tokens, bsn=bsn, types=types, org_id=org_id), bsn
-
-
-def melding_body(consent_id: str, bsn: str = BSN, **overrides: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "consent_id": consent_id,
-        "patient": {
-            "bsn": bsn,
-            "name": {"given": "Sanne", "family": "de Vries"},
-            "birth_date": "1998-03-14",
-            "address": {"postcode": "1011 ab", "house_number": "12", "house_number_suffix": "A", "city": "Amsterdam"},
-            "phone": "0612345678",
-        },
-        "pregnancy": {"expected_due_date": (today_nl() + timedelta(days=160)).isoformat()},
-        "risk_domains": ["verslaving", "financien-schulden"],
-        "recipient_types": ["jgz", "wijkteam"],
-        "urgency": "regular",
-        "note": "Cliënte gebruikt methadon; schulden bij meerdere schuldeisers.",
-        "contact": {"name": "M. Jansen, verloskundige", "phone": "0201234567"},
-    }
-    body.update(overrides)
-    return body
 
 
 async def send(
@@ -162,10 +147,10 @@ async def send(
     return await system["melding"].post("/v1/meldingen", headers=headers, json=body)
 
 
-async def eventually(probe: Callable[[], Awaitable[Any]], *, timeout: float = 15.0, interval: float = 0.2) -> Any:
+async def eventually(probe: Callable[[], Awaitable[T | None]], *, timeout: float = 15.0, interval: float = 0.2) -> T:
     """The probe's first truthy answer within `timeout`; fails with the last answer otherwise."""
     deadline = asyncio.get_running_loop().time() + timeout
-    last: Any = None
+    last: T | None = None
     while asyncio.get_running_loop().time() < deadline:
         last = await probe()
         if last:
@@ -179,7 +164,14 @@ async def melding_status(
 ) -> dict[str, Any]:
     response = await system["melding"].get(f"/v1/meldingen/{melding_id}", headers=sender(tokens, org_id))
     assert response.status_code == 200, response.text
-    return response.json()
+    view: dict[str, Any] = response.json()
+    return view
+
+
+async def status_is(system: dict[str, httpx.AsyncClient], tokens: Tokens, melding_id: str, status: str) -> bool:
+    """Whether the sender sees the melding in `status` now (a probe for `eventually`)."""
+    seen: str = (await melding_status(system, tokens, melding_id))["status"]
+    return seen == status
 
 
 class RecipientQueue:
@@ -231,4 +223,5 @@ def assert_in_asyncapi(message: aio_pika.abc.AbstractIncomingMessage) -> None:
 
 
 def body_of(message: aio_pika.abc.AbstractIncomingMessage) -> dict[str, Any]:
-    return json.loads(message.body)
+    body: dict[str, Any] = json.loads(message.body)
+    return body

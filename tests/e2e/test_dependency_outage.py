@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import aio_pika
@@ -245,5 +246,5 @@ async def test_a_starting_routing_worker_applies_the_waiting_withdrawals_before_
         )
         async with routing.serving():
             for melding_id in waiting:
-                assert await eventually(lambda m=melding_id: _status_is(routing, m, "withdrawn"), timeout=30)
+                assert await eventually(partial(_status_is, routing, melding_id, "withdrawn"), timeout=30)
             assert await routing.delivered(timeout=2) is None, "delivered (and retracted) after its withdrawal"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import aio_pika
 import httpx
@@ -122,7 +124,7 @@ async def test_a_poison_message_ends_in_the_dead_letters_and_can_be_replayed(
     exchange = await amqp.get_exchange("kansrijk.events", ensure=False)
     await exchange.publish(poison, routing_key="delivery.status_changed")
 
-    async def dead(include_replayed: bool = False) -> list[dict]:
+    async def dead(include_replayed: bool = False) -> list[dict[str, Any]]:
         response = await system["routing"].get(
             "/v1/dead-letters", headers=admin(tokens), params={"include_replayed": str(include_replayed).lower()}
         )
@@ -141,7 +143,7 @@ async def test_a_poison_message_ends_in_the_dead_letters_and_can_be_replayed(
     assert (await system["routing"].post("/v1/dead-letters/nope/replay", headers=admin(tokens))).status_code == 404
 
 
-async def _two(dead) -> list[dict] | None:
+async def _two(dead: Callable[..., Awaitable[list[dict[str, Any]]]]) -> list[dict[str, Any]] | None:
     letters = await dead(include_replayed=True)
     return letters if len(letters) == 2 else None
 
@@ -156,7 +158,7 @@ async def test_an_unreadable_message_is_dead_lettered_at_once(
         routing_key="melding.accepted",
     )
 
-    async def dead() -> list[dict]:
+    async def dead() -> list[dict[str, Any]]:
         response = await system["routing"].get("/v1/dead-letters", headers=admin(tokens))
         return [d for d in response.json()["items"] if d["message_id"] == message_id]
 

@@ -67,14 +67,14 @@ def mutated(draw: st.DrawFn, document: dict[str, Any]) -> dict[str, Any]:
         if not paths:
             break
         path = draw(st.sampled_from(paths))
-        parent = out
+        parent: Any = out  # a dict or a list, as the path goes
         for step in path[:-1]:
             parent = parent[step]
         key = path[-1]
         action = draw(st.sampled_from(["text", "text", "text", "repeat", "remove", "junk", "unknown"]))
         if action == "text":
             parent[key] = draw(TEXT) if isinstance(parent[key], str) else draw(JUNK)
-        elif action == "repeat" and isinstance(parent, list):
+        elif action == "repeat" and isinstance(parent, list) and isinstance(key, int):
             parent.append(copy.deepcopy(parent[key]))
         elif action == "remove":
             del parent[key]
@@ -95,15 +95,16 @@ def single_mutations(document: dict[str, Any]) -> list[dict[str, Any]]:
     for path in _paths(document):
         for change in ("remove", "repeat", *range(len(COVERAGE_VALUES))):
             copied = copy.deepcopy(document)
-            parent = copied
+            parent: Any = copied  # a dict or a list, as the path goes
             for step in path[:-1]:
                 parent = parent[step]
             if change == "remove":
                 del parent[path[-1]]
             elif change == "repeat":
-                if not isinstance(parent, list):
+                last = path[-1]
+                if not isinstance(parent, list) or not isinstance(last, int):
                     continue
-                parent.append(copy.deepcopy(parent[path[-1]]))
+                parent.append(copy.deepcopy(parent[last]))
             else:
                 parent[path[-1]] = COVERAGE_VALUES[int(change)]
             out.append(copied)
@@ -157,7 +158,7 @@ def _fuzz(base_url: str, tokens: Tokens, consent_id: str, task_id: str) -> list[
                 )
             )
             @settings(max_examples=EXAMPLES, deadline=None, database=None, derandomize=True)
-            def search(params: list[tuple[str, str]]) -> None:
+            def search(params: list[tuple[str, str | int | float | bool | None]]) -> None:
                 response = client.get("/fhir/Task", params=params, headers=sender(tokens))
                 _answered_without_a_server_error(response, "GET /fhir/Task")
 

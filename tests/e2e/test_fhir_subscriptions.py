@@ -15,6 +15,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import aio_pika
@@ -112,6 +113,10 @@ async def _subscribe(fhir: httpx.AsyncClient, tokens: Tokens, endpoint: Endpoint
     return body
 
 
+def _more_events_than(endpoint: Any, count: int) -> bool:
+    return len(endpoint.events()) > count
+
+
 async def until(condition: Callable[[], bool], timeout: float) -> None:
     """Wait until `condition()` holds (fails after `timeout`)."""
 
@@ -166,7 +171,7 @@ async def test_a_subscriber_hears_of_every_status_change_of_its_tasks_in_order_a
             before = len(endpoint.events())
             extra = {"outcome": "phb-done"} if status == "closed" else {}
             await _report(system, tokens, jgz, delivery_id, status=status, **extra)
-            await until(lambda before=before: len(endpoint.events()) > before, timeout=10)
+            await until(partial(_more_events_than, endpoint, before), timeout=10)
         events = endpoint.events()
         assert [n for n, _ in events] == list(range(1, len(events) + 1))  # numbered, in order, none missed
         assert {t for _, t in events} == {task_id}
@@ -177,9 +182,9 @@ async def test_a_subscriber_hears_of_every_status_change_of_its_tasks_in_order_a
         read = await system["fhir"].get(f"/fhir/Subscription/{made['id']}", headers=sender(tokens))
         assert read.status_code == 200 and read.json()["status"] == "active"
         # the R4 Backport's $status, which the CapabilityStatement names, is served
-        status = await system["fhir"].get(f"/fhir/Subscription/{made['id']}/$status", headers=sender(tokens))
-        assert status.status_code == 200 and status.json()["type"] == "searchset", status.text
-        parameters = {p["name"]: p for p in status.json()["entry"][0]["resource"]["parameter"]}
+        answer = await system["fhir"].get(f"/fhir/Subscription/{made['id']}/$status", headers=sender(tokens))
+        assert answer.status_code == 200 and answer.json()["type"] == "searchset", answer.text
+        parameters = {p["name"]: p for p in answer.json()["entry"][0]["resource"]["parameter"]}
         assert parameters["status"]["valueCode"] == "active" and parameters["type"]["valueCode"] == "query-status"
         # its criteria, run as a search by the same client, find the Task
         criteria = read.json()["criteria"]

@@ -265,8 +265,8 @@ async def test_the_report_is_one_page_in_dutch_with_charts_that_loads_nothing_an
         assert "<script" not in text and "<link" not in text and "@import" not in text
         assert set(re.findall(r"https?://[^\s\"')<]+", text)) <= {"http://www.w3.org/2000/svg",
                                                                    "http://www.w3.org/1999/xlink"}  # fmt: skip
-        asked, painted = await _in_chromium(page, tmp_path / f"{page.stem}.png")
-        assert asked == [page.as_uri()], "the page loaded something besides itself"
+        fetched, painted = await _in_chromium(page, tmp_path / f"{page.stem}.png")
+        assert fetched == [page.as_uri()], "the page loaded something besides itself"
         assert len(painted) == charts and all(_painted(chart) > 0.04 for chart in painted), "a chart is blank"
         # The contact chart's green bar (100 %) and the risk domains' heat map (two cells of 12) are painted.
         assert _share_near(painted[3], (0x2A, 0x9D, 0x55)) > 0.05

@@ -4,6 +4,8 @@ services, real RabbitMQ, the run's real databases."""
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
+from typing import Any
 
 import aio_pika
 import httpx
@@ -100,7 +102,7 @@ async def test_a_melding_reaches_the_right_jgz_and_wijkteam_with_the_contract_me
     assert again.json()["status"] == "queued"
 
 
-async def _with_status(system: Clients, tokens: Tokens, melding_id: str, status: str) -> dict | None:
+async def _with_status(system: Clients, tokens: Tokens, melding_id: str, status: str) -> dict[str, Any] | None:
     melding = await melding_status(system, tokens, melding_id)
     return melding if melding["status"] == status else None
 
@@ -208,7 +210,7 @@ async def test_the_consent_service_unreachable_is_503_and_nothing_is_stored(
 
 # --- validation ---------------------------------------------------------------------------------------
 
-INVALID = {
+INVALID: dict[str, dict[str, Any]] = {
     "patient.bsn": {"patient": {**melding_body("c")["patient"], "bsn": "999999991"}},
     "patient.address.postcode": {
         "patient": {**melding_body("c")["patient"], "address": {"postcode": "1011 SA", "house_number": "1"}}
@@ -321,7 +323,7 @@ async def test_status_flows_back_to_the_sender_forward_only(
     bad = await system["routing"].post(url, headers=headers, json={"status": "queued"})
     assert bad.status_code == 422
 
-    async def contact_made() -> dict | None:
+    async def contact_made() -> dict[str, Any] | None:
         view = await melding_status(system, tokens, melding["id"])
         return view if view["deliveries"] and view["deliveries"][0]["status"] == "contact_made" else None
 
@@ -425,7 +427,7 @@ async def test_a_waiting_melding_past_its_purpose_is_purged_and_holds_up_no_othe
         sent = await send(system, tokens, body)
         assert sent.status_code == 202, sent.text
         waiting[name] = sent.json()["id"]
-        await eventually(lambda n=name: _with_status(system, tokens, waiting[n], "unroutable"))
+        await eventually(partial(_with_status, system, tokens, waiting[name], "unroutable"))
 
     database = environment.database(stack_databases["routing"])
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import timedelta
+from typing import Any
 
 import httpx
 from sqlalchemy import text
@@ -191,7 +192,7 @@ async def test_a_withdrawn_meldings_personal_data_goes_at_once(
     withdrawn = await system["consent"].post(f"/v1/consents/{ids['consent_id']}/withdraw", headers=sender(tokens))
     assert withdrawn.status_code == 200
 
-    async def withdrawn_view() -> dict | None:
+    async def withdrawn_view() -> dict[str, Any] | None:
         view = (await system["melding"].get(f"/v1/meldingen/{ids['melding_id']}", headers=sender(tokens))).json()
         return view if view["status"] == "withdrawn" else None
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
+from typing import Any
 
 import aio_pika
 import httpx
@@ -205,7 +206,7 @@ async def test_a_rejected_delivery_replayed_from_the_dead_letters_reaches_the_re
     first = await eventually(lambda: queue.get(no_ack=False, fail=False, timeout=5), timeout=20)
     await first.reject(requeue=False)  # the recipient's consumer could not take it: dead-lettered
 
-    async def letter() -> dict | None:
+    async def letter() -> dict[str, Any] | None:
         items = (await system["routing"].get("/v1/dead-letters", headers=admin(tokens))).json()["items"]
         return next((d for d in items if d["message_id"] == first.message_id), None)
 

@@ -45,7 +45,7 @@ async def _send(system: Clients, tokens: Tokens) -> tuple[str, str, str]:
     return str(sent.json()["id"]), consent_id, bsn
 
 
-async def _messages(system: Clients, tokens: Tokens, org_id: str, **params: object) -> httpx.Response:
+async def _messages(system: Clients, tokens: Tokens, org_id: str, **params: str | int) -> httpx.Response:
     return await system["routing"].get("/v1/deliveries/messages", headers=recipient(tokens, org_id), params=params)
 
 
@@ -89,7 +89,13 @@ async def test_every_message_on_a_queue_is_numbered_and_a_gap_is_filled_from_the
     page = (await _messages(system, tokens, jgz, after_sequence=0, limit=1)).json()
     assert [i["sequence"] for i in page["items"]] == [1] and page["next"] == 1
     assert (await _messages(system, tokens, new_org_id())).json() == {"items": [], "next": 0}
-    for bad in ({"after_sequence": -1}, {"after_sequence": 2**31}, {"after_sequence": "x"}, {"limit": 0}):
+    bad_pages: list[dict[str, str | int]] = [
+        {"after_sequence": -1},
+        {"after_sequence": 2**31},
+        {"after_sequence": "x"},
+        {"limit": 0},
+    ]
+    for bad in bad_pages:
         refused = await _messages(system, tokens, jgz, **bad)
         assert refused.status_code == 422 and refused.headers["content-type"] == "application/problem+json"
 

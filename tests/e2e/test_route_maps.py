@@ -4,6 +4,7 @@ each recipient receives only its share, in its queue message, its API and routin
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import aio_pika
 import httpx
@@ -26,6 +27,7 @@ from tests.e2e.flow import (
     record_consent,
     send,
     sender,
+    status_is,
 )
 from tests.support import RunEnvironment, Tokens
 
@@ -34,7 +36,9 @@ SOCIAL = ["huiselijk-geweld", "financien-schulden", "huisvesting", "sociaal-netw
 NOTE = "Cliënte gebruikt methadon; schulden bij meerdere schuldeisers."
 
 
-def route_map(effective_from: str | None = None, wijkteam: list[str] | str = SOCIAL, note: bool = False) -> dict:
+def route_map(
+    effective_from: str | None = None, wijkteam: list[str] | str = SOCIAL, note: bool = False
+) -> dict[str, Any]:
     return {
         "effective_from": effective_from or (today_nl() - timedelta(days=30)).isoformat(),
         "recipients": {
@@ -57,8 +61,8 @@ async def coalition(system: Clients, tokens: Tokens) -> dict[str, str]:
     return orgs
 
 
-async def _delivered_to(system: Clients, tokens: Tokens, melding_id: str, count: int) -> dict:
-    async def routed() -> dict | None:
+async def _delivered_to(system: Clients, tokens: Tokens, melding_id: str, count: int) -> dict[str, Any]:
+    async def routed() -> dict[str, Any] | None:
         view = await melding_status(system, tokens, melding_id)
         return view if len(view["deliveries"]) == count else None
 
@@ -121,7 +125,7 @@ async def test_a_melding_every_type_of_which_is_skipped_is_not_delivered(
     body = melding_body(consent_id, risk_domains=["psychiatrie"], recipient_types=["wijkteam"])
     melding_id = (await send(system, tokens, body)).json()["id"]
 
-    async def not_delivered() -> dict | None:
+    async def not_delivered() -> dict[str, Any] | None:
         view = await melding_status(system, tokens, melding_id)
         return view if view["status"] == "not_delivered" else None
 
@@ -190,7 +194,7 @@ async def test_the_route_preview_shows_each_share_or_the_skip(
     ],
 )
 async def test_a_bad_route_map_is_422_and_nothing_is_stored(
-    system: Clients, tokens: Tokens, coalition: dict[str, str], bad: dict
+    system: Clients, tokens: Tokens, coalition: dict[str, str], bad: dict[str, Any]
 ) -> None:
     body = {"effective_from": "2030-01-01", **bad}
     response = await system["routing"].put("/v1/gemeenten/GM0363/route-map", headers=admin(tokens), json=body)
@@ -244,7 +248,7 @@ async def test_a_consent_that_expired_while_the_melding_waited_is_not_delivered(
     melding_id = (await send(system, tokens, melding_body(consent_id, recipient_types=["jgz"]))).json()["id"]
 
     async def waiting() -> bool:
-        return (await melding_status(system, tokens, melding_id))["status"] == "unroutable"
+        return await status_is(system, tokens, melding_id, "unroutable")
 
     await eventually(waiting)
     database = environment.database(stack_databases["consent"])
@@ -259,7 +263,7 @@ async def test_a_consent_that_expired_while_the_melding_waited_is_not_delivered(
         await database.dispose()
     await put_organisation(system, tokens, new_org_id(), "jgz", gemeenten=["GM0363"])
 
-    async def not_delivered() -> dict | None:
+    async def not_delivered() -> dict[str, Any] | None:
         view = await melding_status(system, tokens, melding_id)
         return view if view["status"] == "not_delivered" else None
 

@@ -10,13 +10,23 @@ from collections.abc import AsyncIterator
 
 import aio_pika
 import httpx
+from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.conftest import service_settings
-from tests.e2e.flow import BSN, admin, eventually, melding_body, melding_status, recipient, record_consent, send
+from tests.e2e.flow import (
+    BSN,
+    admin,
+    eventually,
+    melding_body,
+    recipient,
+    record_consent,
+    send,
+    status_is,
+)
 from tests.support import RunEnvironment, Tokens, _free_port, create_database, drop_database, scratch_vhost
 from tools.stack import run_stack
 
@@ -28,10 +38,11 @@ async def traced_system(
     environment: RunEnvironment, exporter: InMemorySpanExporter
 ) -> AsyncIterator[tuple[dict[str, httpx.AsyncClient], str]]:
     """The three services in a vhost and databases of their own, each exporting its spans to `exporter`."""
-    providers = {}
+    providers: dict[str, trace.TracerProvider] = {}
     for name in SERVICES:
-        providers[name] = TracerProvider(resource=Resource.create({"service.name": f"kansrijk-{name}"}))
-        providers[name].add_span_processor(SimpleSpanProcessor(exporter))
+        provider = TracerProvider(resource=Resource.create({"service.name": f"kansrijk-{name}"}))
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        providers[name] = provider
     databases = {name: await create_database(environment, name, suffix="_traced") for name in SERVICES}
     ports = {name: _free_port() for name in SERVICES}
     try:
@@ -99,7 +110,7 @@ async def test_one_melding_is_one_trace_across_the_three_services_and_no_span_ca
         assert received.status_code == 200
 
         async def known_as_delivered() -> bool:
-            return (await melding_status(system, tokens, melding_id))["status"] == "delivered"
+            return await status_is(system, tokens, melding_id, "delivered")
 
         await eventually(known_as_delivered)
         await eventually(lambda: _async(any(s.name == "consume melding.routed" for s in exporter.get_finished_spans())))
@@ -129,8 +140,8 @@ async def test_one_melding_is_one_trace_across_the_three_services_and_no_span_ca
         body["patient"]["address"]["postcode"], "1011AB", body["patient"]["phone"], body["note"], "verslaving",
     ]  # fmt: skip
     for span in spans:
-        texts = [span.name, *map(str, span.attributes.values()), *(e.name for e in span.events)]
-        texts += [str(v) for e in span.events for v in e.attributes.values()]
+        texts = [span.name, *map(str, (span.attributes or {}).values()), *(e.name for e in span.events)]
+        texts += [str(v) for e in span.events for v in (e.attributes or {}).values()]
         leaked = [p for p in personal if p and any(p in t for t in texts)]
         assert not leaked, (span.name, leaked)
 

@@ -18,7 +18,7 @@ import sys
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import asdict, dataclass, field
 from datetime import timedelta
 from functools import partial
@@ -562,7 +562,9 @@ class FaultRun:
 
     # -- traffic -----------------------------------------------------------------------------------------
 
-    async def send_all(self, during: Callable[[], Awaitable[None]] | None = None, *, fault_at: float = 0.3) -> None:
+    async def send_all(
+        self, during: Callable[[], Coroutine[Any, Any, None]] | None = None, *, fault_at: float = 0.3
+    ) -> None:
         """Send every patient's melding at the steady rate; run `during` (the fault) once `fault_at` of them went."""
         tasks: list[asyncio.Task[None]] = []
         start, cpu_before = time.monotonic(), _machine_cpu()
@@ -678,9 +680,10 @@ class FaultRun:
         database = Database(self.database_urls[service])
         try:
             async with database.engine.connect() as connection:
-                return (
+                unsent: int = (
                     await connection.execute(text("SELECT count(*) FROM outbox WHERE sent_at IS NULL"))
                 ).scalar_one()
+                return unsent
         finally:
             await database.dispose()
 

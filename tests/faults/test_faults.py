@@ -42,7 +42,7 @@ def fault_size(request: pytest.FixtureRequest) -> tuple[int, float]:
 @pytest.fixture
 async def make_run(
     environment: RunEnvironment, tokens: Tokens, tmp_path: Path, fault_size: tuple[int, float]
-) -> AsyncIterator[Callable[..., Awaitable[FaultRun]]]:
+) -> AsyncIterator[MakeRun]:
     runs: list[FaultRun] = []
 
     async def make(scenario: str, *, replicas: int = 1, cluster: RabbitCluster | None = None) -> FaultRun:
@@ -64,6 +64,9 @@ async def make_run(
     yield make
     for run in runs:
         await run.stop()
+
+
+MakeRun = Callable[..., Awaitable[FaultRun]]
 
 
 def check(run: FaultRun, counts: Counts) -> None:
@@ -89,13 +92,13 @@ async def hold_then_kill(run: FaultRun, label: str, in_flight: Callable[[], Awai
     assert held > 0, "the kill did not find work in flight; the scenario proved nothing"
 
 
-async def test_kill_9_melding_service_between_accepting_and_publishing(make_run) -> None:
+async def test_kill_9_melding_service_between_accepting_and_publishing(make_run: MakeRun) -> None:
     run = await make_run("1 kill -9 melding service")
     await run.send_all(lambda: hold_then_kill(run, "melding", lambda: run.unsent("melding")))
     check(run, await run.settle_and_count())
 
 
-async def test_kill_9_routing_worker_in_the_middle_of_a_batch(make_run) -> None:
+async def test_kill_9_routing_worker_in_the_middle_of_a_batch(make_run: MakeRun) -> None:
     run = await make_run("2 kill -9 routing worker")
 
     async def taken_not_acked() -> int:
@@ -106,7 +109,7 @@ async def test_kill_9_routing_worker_in_the_middle_of_a_batch(make_run) -> None:
     check(run, await run.settle_and_count())
 
 
-async def test_kill_9_consent_service_while_ehrs_retry_with_their_idempotency_key(make_run) -> None:
+async def test_kill_9_consent_service_while_ehrs_retry_with_their_idempotency_key(make_run: MakeRun) -> None:
     run = await make_run("3 kill -9 consent service")
 
     async def fault() -> None:
@@ -123,7 +126,7 @@ async def test_kill_9_consent_service_while_ehrs_retry_with_their_idempotency_ke
     assert counts.retried_posts > 0, "no EHR had to retry: the consent service was never missed"
 
 
-async def test_rabbitmq_restart_while_the_apis_keep_accepting(make_run) -> None:
+async def test_rabbitmq_restart_while_the_apis_keep_accepting(make_run: MakeRun) -> None:
     run = await make_run("4 RabbitMQ restart")
 
     async def fault() -> None:
@@ -143,7 +146,7 @@ async def test_rabbitmq_restart_while_the_apis_keep_accepting(make_run) -> None:
 
 
 @pytest.mark.postgres_only
-async def test_postgresql_restart_immediate(make_run) -> None:
+async def test_postgresql_restart_immediate(make_run: MakeRun) -> None:
     run = await make_run("5 PostgreSQL restart")
 
     async def fault() -> None:
@@ -158,7 +161,7 @@ async def test_postgresql_restart_immediate(make_run) -> None:
     check(run, await run.settle_and_count())
 
 
-async def test_network_faults_between_the_services_and_rabbitmq(make_run) -> None:
+async def test_network_faults_between_the_services_and_rabbitmq(make_run: MakeRun) -> None:
     run = await make_run("6 network: blackhole, latency, resets")
     proxies = [p.proxy for group in run.processes.values() for p in group]
 
@@ -185,7 +188,7 @@ async def test_network_faults_between_the_services_and_rabbitmq(make_run) -> Non
     assert counts.fault["connections_reset"] > 0
 
 
-async def test_two_replicas_of_everything_with_a_rolling_restart(make_run) -> None:
+async def test_two_replicas_of_everything_with_a_rolling_restart(make_run: MakeRun) -> None:
     run = await make_run("7 two replicas, rolling SIGTERM restart", replicas=2)
 
     async def fault() -> None:
@@ -223,7 +226,9 @@ async def rabbit_cluster() -> AsyncIterator[RabbitCluster]:
         await cluster.stop()
 
 
-async def test_a_rabbitmq_cluster_loses_the_node_that_leads_most_queues(rabbit_cluster, make_run) -> None:
+async def test_a_rabbitmq_cluster_loses_the_node_that_leads_most_queues(
+    rabbit_cluster: RabbitCluster, make_run: MakeRun
+) -> None:
     """Quorum queues on three nodes; the services and recipients know the node list (KANSRIJK_AMQP_NODES).
     (The cluster is asked for first, so that it is torn down after the run that uses it.)
     While traffic flows, `kill -9` of the node leading the most queues; 15 s later it is started again."""

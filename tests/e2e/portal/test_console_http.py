@@ -9,6 +9,7 @@ import json
 import re
 import uuid
 from datetime import date
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import aio_pika
@@ -321,7 +322,7 @@ async def test_an_operator_replays_a_dead_letter_from_the_waiting_page_audited_u
     exchange = await amqp.get_exchange("kansrijk.events", ensure=False)
     await exchange.publish(poison, routing_key="delivery.status_changed")
 
-    async def dead() -> list[dict]:
+    async def dead() -> list[dict[str, Any]]:
         answer = await system["routing"].get("/v1/dead-letters", headers=admin(tokens))
         return [d for d in answer.json()["items"] if d["message_id"] == message_id]
 

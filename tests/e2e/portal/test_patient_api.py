@@ -3,6 +3,8 @@ her and who accessed her data, and withdraws a consent herself — and never any
 
 from __future__ import annotations
 
+from typing import Any
+
 import aio_pika
 import httpx
 
@@ -56,7 +58,7 @@ async def test_she_reads_her_consents_and_meldingen_and_withdraws_herself(
     assert consents.status_code == 200, consents.text
     assert {c["id"] for c in consents.json()["items"]} == {kept, withdrawn}  # both organisations'
 
-    async def delivered() -> list[dict] | None:
+    async def delivered() -> list[dict[str, Any]] | None:
         items = (await system["melding"].get("/v1/self/meldingen", headers=her)).json()["items"]
         return items if items and items[0]["recipients"] else None
 
@@ -76,7 +78,7 @@ async def test_she_reads_her_consents_and_meldingen_and_withdraws_herself(
     assert seen_by_org.json()["status"] == "withdrawn"
     assert seen_by_org.json()["withdrawn_by"] == {"type": "patient"}
 
-    async def withdrawn_melding() -> dict | None:
+    async def withdrawn_melding() -> dict[str, Any] | None:
         (item,) = (await system["melding"].get("/v1/self/meldingen", headers=her)).json()["items"]
         return item if item["status"] == "withdrawn" else None
 

@@ -9,6 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 
 from tests.e2e.flow import BSN, consented_patient, record_consent
+from tests.support import Tokens
 
 Clients = dict[str, httpx.AsyncClient]
 
@@ -35,7 +36,7 @@ def csrf_of(page: str) -> str:
     return found.group(1)
 
 
-async def test_she_logs_in_sees_her_consents_and_withdraws_one(system: Clients, tokens, portal: str) -> None:
+async def test_she_logs_in_sees_her_consents_and_withdraws_one(system: Clients, tokens: Tokens, portal: str) -> None:
     first = await record_consent(system, tokens, types=["jgz"])
     await record_consent(system, tokens, types=["wijkteam"])
     async with httpx.AsyncClient() as browser:
@@ -78,7 +79,7 @@ async def test_a_login_at_level_midden_is_refused_with_an_explanation(portal: st
         assert (await browser.get(f"{portal}/mijn/toestemmingen")).status_code == 303  # not logged in
 
 
-async def test_a_woman_without_data_sees_only_that_there_is_none(system: Clients, tokens, portal: str) -> None:
+async def test_a_woman_without_data_sees_only_that_there_is_none(system: Clients, tokens: Tokens, portal: str) -> None:
     await record_consent(system, tokens, types=["jgz"])  # someone else's
     _, other_bsn = await consented_patient(system, tokens, types=["jgz"])
     async with httpx.AsyncClient() as browser:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import date, timedelta
+from typing import Any
 
 import httpx
 import pytest
@@ -41,12 +42,15 @@ async def count(database: Database, table: object) -> int:
         return (await uow.session.execute(select(func.count()).select_from(table))).scalar_one()  # type: ignore[arg-type]
 
 
-async def record(client: httpx.AsyncClient, tokens: Tokens, org_id: str = SENDER, **overrides: object) -> dict:
+async def record(
+    client: httpx.AsyncClient, tokens: Tokens, org_id: str = SENDER, **overrides: object
+) -> dict[str, Any]:
     response = await client.post(
         "/v1/consents", json=consent_body(**overrides), headers=tokens.bearer(org_id=org_id, scopes=WRITE)
     )
     assert response.status_code == 201, response.text
-    return response.json()
+    created: dict[str, Any] = response.json()
+    return created
 
 
 # --- record ----------------------------------------------------------------------------------------
@@ -87,7 +91,7 @@ def _future(days: int) -> str:
     return (today_nl() + timedelta(days=days)).isoformat()
 
 
-INVALID = [
+INVALID: list[tuple[str, dict[str, Any]]] = [
     ("patient.bsn", {"patient": {"bsn": "999999991"}}),
     ("patient.bsn", {"patient": {"bsn": "12345678"}}),
     ("patient", {"patient": None}),
@@ -107,7 +111,7 @@ INVALID = [
 
 @pytest.mark.parametrize(("field", "change"), INVALID, ids=[f"{f}:{list(c.values())[-1]}" for f, c in INVALID])
 async def test_each_validation_rule_is_a_422_naming_the_field_and_stores_nothing(
-    consent_client: httpx.AsyncClient, tokens: Tokens, consent_db: Database, field: str, change: dict
+    consent_client: httpx.AsyncClient, tokens: Tokens, consent_db: Database, field: str, change: dict[str, Any]
 ) -> None:
     response = await consent_client.post(
         "/v1/consents", json=consent_body(**change), headers={**tokens.bearer(scopes=WRITE), "Idempotency-Key": "k1"}
@@ -243,7 +247,12 @@ async def test_a_malformed_idempotency_key_is_a_422(
     consent_client: httpx.AsyncClient, tokens: Tokens, key: str
 ) -> None:
     response = await consent_client.post(
-        "/v1/consents", json=consent_body(), headers={**tokens.bearer(scopes=WRITE), "Idempotency-Key": key.encode()}
+        "/v1/consents",
+        json=consent_body(),
+        headers=[
+            *((k.encode(), v.encode()) for k, v in tokens.bearer(scopes=WRITE).items()),
+            (b"Idempotency-Key", key.encode()),
+        ],
     )
     assert response.status_code == 422
     assert "Idempotency-Key" in [e["field"] for e in response.json()["errors"]]
@@ -374,14 +383,17 @@ async def test_check_answers_every_reason(consent_client: httpx.AsyncClient, tok
     await consent_client.post(f"/v1/consents/{withdrawn['id']}/withdraw", headers=tokens.bearer(scopes=WRITE))
     service = tokens.bearer(org_id="platform", org_type="service", scopes="consent:check")
 
-    async def check(consent_id: str, *, bsn: str = BSN, org_id: str = SENDER, types: list[str] | None = None) -> dict:
+    async def check(
+        consent_id: str, *, bsn: str = BSN, org_id: str = SENDER, types: list[str] | None = None
+    ) -> dict[str, Any]:
         response = await consent_client.post(
             "/v1/consents/check",
             headers=service,
             json={"consent_id": consent_id, "bsn": bsn, "org_id": org_id, "recipient_types": types or ["jgz"]},
         )
         assert response.status_code == 200, response.text
-        return response.json()
+        answer: dict[str, Any] = response.json()
+        return answer
 
     assert await check(jgz_only["id"]) == {
         "allowed": True,

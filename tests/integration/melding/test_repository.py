@@ -1,8 +1,13 @@
-"""The melding repository on the run's real database: rows in, domain objects out, nothing lost between."""
+"""The melding repository on the run's real database: rows in, domain objects out, nothing lost between.
+
+The tests that take `unit_of_work` run twice: on the in-memory fake the unit tests use
+(tests/unit/melding/fakes.py) and on the real repository, each test's writes rolled back at its end. mypy holds
+both to one Protocol (tests/unit/melding/contract.py), these tests hold them to one behaviour. The tests that
+take `real_unit_of_work` read what only the database has (SQL of its own, figures)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -10,10 +15,12 @@ from sqlalchemy import select
 
 from services.melding.adapters.orm import meldingen
 from services.melding.domain.model import Delivery, GemeenteRef, MeldingStatus, SenderRef, SkippedRef
-from services.melding.service_layer.unit_of_work import MeldingUnitOfWork, UnitOfWorkFactory, unit_of_work_factory
+from services.melding.service_layer.unit_of_work import UnitOfWorkFactory, unit_of_work_factory
 from shared.clock import start_of_nl_day
 from shared.contracts.vocabulary import DeliveryStatus
-from tests.support import RunEnvironment, empty_tables
+from shared.db import Database
+from tests.unit.melding.contract import MeldingTransaction
+from tests.unit.melding.fakes import FakeMeldingUnitOfWork
 
 AT = datetime(2026, 12, 1, 10, tzinfo=UTC)
 CONTENT = {
@@ -26,15 +33,27 @@ CONTENT = {
 }
 
 
+Transactions = Callable[[], MeldingTransaction]
+
+
+@pytest.fixture(params=["fake", "real"])
+async def unit_of_work(request: pytest.FixtureRequest, rolled_back_melding: Database) -> AsyncIterator[Transactions]:
+    """The fake's units of work (each sees the one store) or the real ones, typed as the contract's Protocol:
+    this is where mypy holds the fake and the real repository to it."""
+    if request.param == "fake":
+        fake: Transactions = FakeMeldingUnitOfWork()  # the fake unit of work is its own factory
+        yield fake
+        return
+    real: Transactions = unit_of_work_factory(rolled_back_melding)
+    yield real
+
+
 @pytest.fixture
-async def unit_of_work(environment: RunEnvironment) -> AsyncIterator[UnitOfWorkFactory]:
-    database = environment.database(environment.database_urls["melding"])
-    await empty_tables(database)
-    yield unit_of_work_factory(database)
-    await database.dispose()
+def real_unit_of_work(rolled_back_melding: Database) -> UnitOfWorkFactory:
+    return unit_of_work_factory(rolled_back_melding)
 
 
-async def _add(uow: MeldingUnitOfWork, melding_id: str = "m-1") -> None:
+async def _add(uow: MeldingTransaction, melding_id: str = "m-1") -> None:
     await uow.meldingen.add(
         melding_id=melding_id,
         sender=SenderRef("10000001", "verloskundige", "m.jansen"),
@@ -45,7 +64,7 @@ async def _add(uow: MeldingUnitOfWork, melding_id: str = "m-1") -> None:
 
 
 async def test_a_melding_reads_back_as_it_was_written_and_its_state_moves_with_the_model(
-    unit_of_work: UnitOfWorkFactory,
+    unit_of_work: Transactions,
 ) -> None:
     async with unit_of_work() as uow:
         await _add(uow)
@@ -79,7 +98,7 @@ async def test_a_melding_reads_back_as_it_was_written_and_its_state_moves_with_t
 
 
 async def test_removing_personal_data_leaves_the_skeleton_and_is_due_only_once(
-    unit_of_work: UnitOfWorkFactory,
+    unit_of_work: Transactions,
 ) -> None:
     async with unit_of_work() as uow:
         await _add(uow)
@@ -102,14 +121,23 @@ async def test_removing_personal_data_leaves_the_skeleton_and_is_due_only_once(
         assert record.skeleton == {k: CONTENT[k] for k in ("pregnancy", "risk_domains", "recipient_types", "urgency")}
         assert await uow.meldingen.count_personal_data_due(cutoff) == 0
         assert await uow.meldingen.lock_not_withdrawn("c-1") == []
-        # Not even the keyed hash of the BSN is left: the skeleton is anonymous, not a pseudonym.
+
+
+async def test_removing_personal_data_leaves_not_even_the_keyed_hash_of_the_bsn(
+    real_unit_of_work: UnitOfWorkFactory,
+) -> None:
+    """The skeleton is anonymous, not a pseudonym."""
+    async with real_unit_of_work() as uow:
+        await _add(uow)
+        assert (await uow.session.execute(select(meldingen.c.bsn_ref))).scalar_one() is not None
+        assert await uow.meldingen.remove_personal_data("m-1", AT) == CONTENT
         assert (await uow.session.execute(select(meldingen.c.bsn_ref))).scalar_one() is None
 
 
-async def test_figure_facts_are_the_skeletons_of_the_range_on_dutch_days(unit_of_work: UnitOfWorkFactory) -> None:
+async def test_figure_facts_are_the_skeletons_of_the_range_on_dutch_days(real_unit_of_work: UnitOfWorkFactory) -> None:
     """23:30 UTC on 31 January is 1 February in the Netherlands: it counts in February."""
     edge = datetime(2027, 1, 31, 23, 30, tzinfo=UTC)
-    async with unit_of_work() as uow:
+    async with real_unit_of_work() as uow:
         march = datetime(2027, 3, 1, tzinfo=UTC)  # 01:00 on 1 March in the Netherlands
         for melding_id, at in (("jan", edge - timedelta(hours=1)), ("feb", edge), ("mar", march)):
             await uow.meldingen.add(
@@ -129,7 +157,7 @@ async def test_figure_facts_are_the_skeletons_of_the_range_on_dutch_days(unit_of
         await uow.meldingen.remove_personal_data("feb", edge)  # counted after the purge all the same
         await uow.commit()
     since, before = start_of_nl_day(date(2027, 2, 1)), start_of_nl_day(date(2027, 3, 1))
-    async with unit_of_work() as uow:
+    async with real_unit_of_work() as uow:
         [feb] = await uow.meldingen.figure_facts(since, before, "GM0363")
         assert await uow.meldingen.figure_facts(since, before, "GM0599") == []
         assert await uow.meldingen.gemeente_names(["GM0363", "GM0599"]) == {"GM0363": "Amsterdam"}
@@ -141,7 +169,7 @@ async def test_figure_facts_are_the_skeletons_of_the_range_on_dutch_days(unit_of
 
 
 async def test_a_page_of_meldingen_is_filtered_by_status_and_last_change_before_it_is_cut(
-    unit_of_work: UnitOfWorkFactory,
+    unit_of_work: Transactions,
 ) -> None:
     async with unit_of_work() as uow:
         for number in range(6):

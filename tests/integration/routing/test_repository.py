@@ -17,14 +17,23 @@ from services.routing.service_layer.unit_of_work import UnitOfWorkFactory, unit_
 from shared.contracts.consent import ConsentScope
 from shared.contracts.melding import MeldingAccepted, MeldingContent, MeldingReminder, Sender
 from shared.contracts.vocabulary import DeliveryStatus
-from tests.e2e.flow import melding_body
+from shared.db import Database
+from tests.samples import melding_body
 from tests.support import RunEnvironment, empty_tables
 
 AT = datetime(2026, 12, 1, 10, tzinfo=UTC)
 
 
 @pytest.fixture
-async def unit_of_work(environment: RunEnvironment) -> AsyncIterator[UnitOfWorkFactory]:
+def unit_of_work(rolled_back_routing: Database) -> UnitOfWorkFactory:
+    """Routing's units of work on one connection: what the test commits is rolled back when it ends."""
+    return unit_of_work_factory(rolled_back_routing)
+
+
+@pytest.fixture
+async def concurrent_units_of_work(environment: RunEnvironment) -> AsyncIterator[UnitOfWorkFactory]:
+    """Routing's units of work each on a connection of its own, committing for real (transactions that race
+    cannot share one connection): the tables are emptied first."""
     database = environment.database(environment.database_urls["routing"])
     await empty_tables(database)
     yield unit_of_work_factory(database)
@@ -172,7 +181,7 @@ async def _stage_and_commit(unit_of_work: UnitOfWorkFactory, orgs: list[str], *,
 
 
 async def test_concurrent_transactions_number_each_organisations_messages_without_gaps_or_repeats(
-    unit_of_work: UnitOfWorkFactory,
+    concurrent_units_of_work: UnitOfWorkFactory,
 ) -> None:
     """Transactions that stage for two organisations in opposite orders (and audit before or after), some
     rolled back, fired together
@@ -181,12 +190,12 @@ async def test_concurrent_transactions_number_each_organisations_messages_withou
     first, second, rounds = "87654321", "wijkteam-centrum", 60
     plan = [([first, second] if i % 2 else [second, first, first], i % 7 == 3) for i in range(rounds)]
     results = await asyncio.gather(
-        *(_stage_and_commit(unit_of_work, orgs, fail=fail) for orgs, fail in plan), return_exceptions=True
+        *(_stage_and_commit(concurrent_units_of_work, orgs, fail=fail) for orgs, fail in plan), return_exceptions=True
     )
     failures = [r for r in results if isinstance(r, BaseException)]
     assert all(isinstance(f, RuntimeError) for f in failures), failures  # only the deliberate rollbacks
     committed = [orgs for orgs, fail in plan if not fail]
-    async with unit_of_work() as uow:
+    async with concurrent_units_of_work() as uow:
         for org_id in (first, second):
             logged = await uow.routing.recipient_messages_after(org_id, 0, 10_000)
             expected = sum(orgs.count(org_id) for orgs in committed)

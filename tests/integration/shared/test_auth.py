@@ -7,6 +7,7 @@ import hashlib
 import hmac
 import json
 import time
+from typing import Any
 
 import httpx
 import pytest
@@ -54,7 +55,10 @@ def claims(**overrides: object) -> dict[str, object]:
 def sign(key: SigningKey, **overrides: object) -> str:
     from jose import jwt
 
-    return jwt.encode(claims(**overrides), key.private_pem.decode(), algorithm=key.algorithm, headers={"kid": key.kid})
+    token: str = jwt.encode(
+        claims(**overrides), key.private_pem.decode(), algorithm=key.algorithm, headers={"kid": key.kid}
+    )
+    return token
 
 
 async def assert_unauthorized(client: httpx.AsyncClient, headers: dict[str, str]) -> dict[str, object]:
@@ -62,7 +66,7 @@ async def assert_unauthorized(client: httpx.AsyncClient, headers: dict[str, str]
     assert response.status_code == 401, response.text
     assert response.headers["content-type"] == "application/problem+json"
     assert response.headers["www-authenticate"] == "Bearer"
-    problem = response.json()
+    problem: dict[str, object] = response.json()
     assert problem["type"] == "urn:kansrijk:problem:unauthorized"
     return problem
 
@@ -172,7 +176,7 @@ def es256_key() -> SigningKey:
 
 
 def production_settings(tmp_path: object, **overrides: object) -> ServiceSettings:
-    values: dict[str, object] = {
+    values: dict[str, Any] = {
         "environment": "production",
         "jwt_issuer": "https://issuer.example",
         "amqp_url": "amqp://kansrijk:s3cr3t-value@mq/",
@@ -300,12 +304,13 @@ async def test_token_lifetime_iat_and_nbf_are_honoured(tmp_path: object, case: s
     key = es256_key()
     verifier = TokenVerifier(production_settings(tmp_path, jwt_public_key=key.public_pem.decode()))
     now = int(time.time())
-    overrides: dict[str, object] = {
+    by_case: dict[str, dict[str, object]] = {
         "lifetime over 12 hours": {"iat": now, "exp": now + 12 * 3600 + 120},
         "issued in the future": {"iat": now + 600, "exp": now + 900},
         "not yet valid": {"nbf": now + 600},
         "without iat": {"iat": None},
-    }[case]
+    }
+    overrides = by_case[case]
     values = claims(iss="https://issuer.example", **overrides)
     values = {k: v for k, v in values.items() if v is not None}
     from jose import jwt

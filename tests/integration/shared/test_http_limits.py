@@ -73,7 +73,6 @@ async def _served(environment: RunEnvironment, **limits: object) -> AsyncIterato
     port = _free_port()
     settings = consent_settings(environment, port=port, **limits)
     server = uvicorn.Server(server_config(create_app(settings, run_workers=False), settings))
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.02)

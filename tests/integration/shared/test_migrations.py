@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -37,7 +38,7 @@ async def table_names(url: str) -> set[str]:
         await database.dispose()
 
 
-async def schema_differences(url: str, service: str) -> list:
+async def schema_differences(url: str, service: str) -> list[Any]:
     database = Database(url)
     try:
         async with database.engine.connect() as connection:
@@ -160,7 +161,9 @@ async def test_meldingen_from_before_the_figures_get_their_skeleton_and_lose_the
         try:
             async with unit_of_work_factory(database)() as uow:
                 kept, purged = [await uow.meldingen.get(m) for m in ("kept", "purged")]
-                refs = dict((await uow.session.execute(text("SELECT id, bsn_ref FROM meldingen"))).all())
+                refs: dict[str, str | None] = dict(
+                    (await uow.session.execute(text("SELECT id, bsn_ref FROM meldingen"))).all()
+                )
         finally:
             await database.dispose()
         skeleton = {k: content[k] for k in ("pregnancy", "risk_domains", "recipient_types", "urgency")}

@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
 import httpx
 import pytest
 
 from tests.support import SERVICES
 
+if TYPE_CHECKING:
+    import jsonschema_rs
+    from fastapi import FastAPI
 
-def app_for(service: str):
+
+def app_for(service: str) -> FastAPI:
     from services.registry import SERVICES as REGISTRY
 
-    return REGISTRY[service].app_factory()(run_workers=False)
+    app: FastAPI = REGISTRY[service].app_factory()(run_workers=False)
+    return app
 
 
-def operations(spec: dict):
+def operations(spec: dict[str, Any]) -> Iterator[tuple[str, str, dict[str, Any]]]:
     for path, item in spec["paths"].items():
         for method, operation in item.items():
             yield path, method, operation
@@ -44,6 +52,7 @@ async def test_every_v1_operation_is_secured_documented_and_has_an_example(servi
             ref = body["schema"].get("$ref") or next(
                 (s["$ref"] for s in body["schema"].get("anyOf", []) if "$ref" in s), None
             )
+            assert ref is not None, f"{where}: its request body names no schema"
             schema = schemas[ref.rsplit("/", 1)[1]]
             assert schema.get("examples"), f"{where} has no example request"
             assert "application/problem+json" in operation["responses"]["422"]["content"], f"{where}: no 422 problem"
@@ -52,7 +61,7 @@ async def test_every_v1_operation_is_secured_documented_and_has_an_example(servi
     assert checked > 0
 
 
-def _validator(spec: dict, schema: dict):
+def _validator(spec: dict[str, Any], schema: dict[str, Any]) -> jsonschema_rs.Validator:
     import jsonschema_rs
 
     return jsonschema_rs.validator_for({**schema, "components": spec["components"]})

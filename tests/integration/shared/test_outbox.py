@@ -48,7 +48,7 @@ async def record_and_withdraw(client: httpx.AsyncClient, tokens: Tokens, request
         json={"patient": {"bsn": BSN}, "recipient_types": ["jgz"], "method": "written", "given_at": "2026-11-01"},
     )
     assert created.status_code == 201
-    consent_id = created.json()["id"]
+    consent_id: str = created.json()["id"]
     withdrawn = await client.post(
         f"/v1/consents/{consent_id}/withdraw", headers={**headers, "X-Request-ID": request_id}
     )

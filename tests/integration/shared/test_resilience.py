@@ -7,6 +7,7 @@ import asyncio
 import json
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 import aio_pika
@@ -18,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 from services.consent.config import ConsentSettings
 from services.consent.main import create_app as create_consent_app
 from shared.contracts.subscriptions import EventQueue
-from shared.db import Database
+from shared.db import Database, UnitOfWork
 from shared.messaging.broker import Broker
 from shared.messaging.consumer import IdempotentConsumer, IncomingEvent
 from shared.messaging.topology import DEAD_LETTER_QUEUE, EVENTS_EXCHANGE
@@ -93,7 +94,7 @@ async def test_a_consumer_waits_out_a_database_outage_instead_of_dead_lettering(
     outage_ends = time.monotonic() + 9
     applied: list[str] = []
 
-    async def handler(uow, event: IncomingEvent) -> None:
+    async def handler(uow: UnitOfWork, event: IncomingEvent) -> None:
         if time.monotonic() < outage_ends:
             raise OperationalError("SELECT 1", {}, ConnectionResetError("the database system is shutting down"))
         applied.append(event.message_id)
@@ -189,12 +190,13 @@ async def test_pooled_connections_postgresql_closed_are_replaced_without_an_erro
         pings: list[str] = []
         from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_connection
 
-        real_ping = AsyncAdapt_asyncpg_connection.ping
+        real_ping: Callable[[AsyncAdapt_asyncpg_connection], None] = AsyncAdapt_asyncpg_connection.ping
 
         def failing_ping(self: AsyncAdapt_asyncpg_connection) -> None:
             # Only this test's connections count: the running stack's relays in this process ping theirs too
             # (the patched limit holds for every engine), which made this test fail now and then in CI.
-            if self._connection.get_server_pid() not in second | set(ours):
+            # (SQLAlchemy types `_connection` as its own protocol; it is asyncpg's Connection)
+            if self._connection.get_server_pid() not in second | set(ours):  # type: ignore[attr-defined]
                 real_ping(self)
                 return
             pings.append("ping")
@@ -246,16 +248,16 @@ async def test_a_broker_with_a_node_list_connects_to_a_node_that_is_up_and_moves
     try:
         await broker.connect(attempts=3)
         assert broker.is_connected and broker.connection is not None
-        assert broker.connection.url.port == second.port
+        assert _port(broker) == second.port
         channel = await broker.channel()
         await first.open()
         await second.close()  # the node in use goes away: the connection moves on
         started = time.monotonic()
         while time.monotonic() - started < 30:
-            if broker.is_connected and broker.connection.url.port == first.port:
+            if broker.is_connected and _port(broker) == first.port:
                 break
             await asyncio.sleep(0.25)
-        assert broker.is_connected and broker.connection.url.port == first.port, "no failover to the other node"
+        assert broker.is_connected and _port(broker) == first.port, "no failover to the other node"
         confirmed = await channel.default_exchange.publish(aio_pika.Message(b"{}"), routing_key="nowhere", timeout=5)
         assert confirmed is not None  # the same (robust) channel publishes on the new node
     finally:
@@ -305,3 +307,9 @@ def test_the_node_list_setting_is_host_and_port_pairs() -> None:
     ]  # fmt: skip
     with pytest.raises(ValueError, match="host:port"):
         ServiceSettings(amqp_nodes="just-a-host")
+
+
+def _port(broker: Broker) -> int | None:
+    """The port of the node the broker is connected to."""
+    assert isinstance(broker.connection, aio_pika.RobustConnection)
+    return broker.connection.url.port

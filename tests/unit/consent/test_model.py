@@ -4,7 +4,8 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from services.consent.domain.model import CheckReason, Consent, ConsentStatus, InvalidConsent, one_year_after
+from services.consent.domain.model import Consent, ConsentStatus, InvalidConsent, one_year_after
+from shared.contracts.vocabulary import CheckReason
 
 TODAY = date(2026, 11, 23)
 NOW = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)

@@ -19,7 +19,7 @@ COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 
 def environment_names(settings_class: type[ServiceSettings]) -> set[str]:
     """The environment variables a settings class reads: its aliases, or the prefixed field names."""
-    names = set()
+    names: set[str] = set()
     for name, info in settings_class.model_fields.items():
         alias = info.validation_alias
         choices = getattr(alias, "choices", None) or ([alias] if isinstance(alias, str) else [])
@@ -27,7 +27,8 @@ def environment_names(settings_class: type[ServiceSettings]) -> set[str]:
     return names
 
 
-SETTING_NAMES = set().union(*(environment_names(e.settings_class()) for e in (*SERVICES.values(), *WEB.values())))
+SETTINGS_CLASSES = [e.settings_class for e in SERVICES.values()] + [e.settings_class for e in WEB.values()]
+SETTING_NAMES = set().union(*(environment_names(settings_class()) for settings_class in SETTINGS_CLASSES))
 
 
 def test_compose_names_every_service_and_web_application_of_the_registry() -> None:

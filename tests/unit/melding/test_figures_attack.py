@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import date, timedelta
 from typing import Any
 
@@ -48,7 +48,7 @@ COUNTRY = "(country)"
 MONTHS = tuple(range(1, 13))
 
 
-def _weighted(rng: random.Random, weights: dict[Any, float]) -> Any:
+def _weighted(rng: random.Random, weights: Mapping[Any, float]) -> Any:
     return rng.choices(list(weights), weights=list(weights.values()))[0]
 
 
@@ -151,7 +151,7 @@ class Attacker:
 
     def __init__(self, rows: list[str], shown: dict[Cell, int]) -> None:
         self.rows = rows
-        self.program = highspy.Highs()
+        self.program = highspy.Highs()  # type: ignore[no-untyped-call]  # highspy ships no annotations for it
         self.program.setOptionValue("output_flag", False)
         self.atoms: dict[tuple[str, str, str, int], Any] = {}
         fields = {"meldingen": ("",), **PARTITIONS, **SEVERAL}

@@ -15,7 +15,7 @@ from shared.contracts.subscriptions import EVENT_CONTRACTS
 from shared.contracts.vocabulary import CheckReason
 from shared.errors import ConsentRequired, NotFound, RepeatedMelding
 from shared.messaging.consumer import IncomingEvent
-from tests.e2e.flow import BSN, melding_body
+from tests.samples import BSN, melding_body
 from tests.unit.fakes import FakeConsentClient, principal
 from tests.unit.melding.fakes import FakeMeldingUnitOfWork
 

@@ -25,7 +25,8 @@ def test_a_first_delivery_makes_it_delivered() -> None:
 def test_routing_finding_no_recipient_makes_it_unroutable_until_a_delivery_exists() -> None:
     melding = new()
     melding.routing_found_no_recipient()
-    assert melding.status is MeldingStatus.unroutable
+    before_delivery = melding.status
+    assert before_delivery is MeldingStatus.unroutable
     melding.report_delivery("d-1", D.queued)
     assert melding.status is MeldingStatus.delivered
 

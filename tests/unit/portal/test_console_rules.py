@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,7 +34,7 @@ from tests.unit.portal.test_views import _production
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 
 
-def access(claims: dict) -> Staff | NoAccess:
+def access(claims: dict[str, Any]) -> Staff | NoAccess:
     return console_access(claims, roles_claim="roles", org_claim="org_id", role_scopes=DEFAULT_ROLE_SCOPES)
 
 
@@ -55,7 +56,7 @@ def test_roles_map_to_scopes_and_name_the_person_and_her_organisation() -> None:
         ({"org_id": "1", "roles": ["beheerder"]}, "no-subject"),
     ],
 )
-def test_without_a_known_role_an_organisation_or_a_subject_no_access(claims: dict, reason: str) -> None:
+def test_without_a_known_role_an_organisation_or_a_subject_no_access(claims: dict[str, Any], reason: str) -> None:
     assert access(claims) == NoAccess(reason)
 
 
@@ -228,7 +229,7 @@ def period(label: str, meldingen: int | None, **parts: object) -> dict[str, obje
     }  # fmt: skip
 
 
-FIGURES = {
+FIGURES: dict[str, Any] = {
     "gemeente": {"code": "GM0363", "name": "Amsterdam"},
     "from": "2026-10-01",
     "to": "2026-12-31",

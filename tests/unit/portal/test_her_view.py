@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from services.portal.domain.her_view import access_log, consent_rows, melding_rows, organisation
 
 CONSENT = {
@@ -11,7 +13,7 @@ CONSENT = {
     "recorded_by": {"org_id": "12345678", "org_type": "verloskundige", "sub": "m.jansen"},
     "withdrawn_at": "2026-11-25T09:00:00Z", "withdrawn_by": {"type": "patient"},
 }  # fmt: skip
-MELDING = {
+MELDING: dict[str, Any] = {
     "id": "m-1", "sent_at": "2026-11-21T10:00:00Z", "sender": {"org_id": "12345678", "org_type": "verloskundige"},
     "status": "delivered", "content_shown": True, "risk_domains": ["verslaving"],
     "recipients": [{
@@ -21,7 +23,9 @@ MELDING = {
 }  # fmt: skip
 
 
-def record(actor_type: str, actor_id: str, action: str, resource: str, resource_id: str | None, at: str) -> dict:
+def record(
+    actor_type: str, actor_id: str, action: str, resource: str, resource_id: str | None, at: str
+) -> dict[str, Any]:
     return {
         "at": at, "service": "melding", "actor_org_id": actor_id, "actor_org_type": actor_type, "action": action,
         "resource_type": resource, "resource_id": resource_id, "outcome": "success",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from services.portal.domain.login import Level, LoggedIn, Refused, level_of, login_decision
@@ -10,7 +12,7 @@ SMARTCARD = "urn:oasis:names:tc:SAML:2.0:ac:classes:Smartcard"
 SMS = "urn:oasis:names:tc:SAML:2.0:ac:classes:MobileTwoFactorContract"
 
 
-def decide(claims: dict, bsn_claim: str = "bsn", loa_claim: str = "acr") -> LoggedIn | Refused:
+def decide(claims: dict[str, Any], bsn_claim: str = "bsn", loa_claim: str = "acr") -> LoggedIn | Refused:
     return login_decision(claims, bsn_claim=bsn_claim, loa_claim=loa_claim)
 
 

@@ -68,7 +68,7 @@ class FakeRoutingRepository:
         self.sequences[org_id] = self.sequences.get(org_id, 0) + count
         return self.sequences[org_id]
 
-    async def log_recipient_messages(self, messages: list[LoggedMessage], at: datetime) -> None:
+    async def log_recipient_messages(self, messages: Sequence[LoggedMessage], at: datetime) -> None:
         self.logged.extend(messages)
 
     async def lock_consent(self, consent_id: str) -> ConsentState:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -31,7 +32,7 @@ from shared.contracts.melding import (
 from shared.contracts.vocabulary import DeliveryStatus
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.messaging.consumer import IncomingEvent
-from tests.e2e.flow import BSN, melding_body
+from tests.samples import BSN, melding_body
 from tests.unit.fakes import principal
 from tests.unit.routing.fakes import FakeDirectory, FakeRoutingUnitOfWork
 
@@ -86,7 +87,7 @@ async def test_a_melding_goes_to_the_serving_organisations_queue_with_its_delive
 async def test_a_melding_no_one_serves_waits_and_is_announced_unroutable_once() -> None:
     uow, melding = FakeRoutingUnitOfWork(FakeDirectory(AMSTERDAM)), accepted()
     await handlers.on_melding_accepted(uow, event(melding))  # type: ignore[arg-type]
-    await handlers.on_melding_accepted(uow, event(melding))  # the same event again (a redelivery)
+    await handlers.on_melding_accepted(uow, event(melding))  # type: ignore[arg-type]  # the same event again
     assert uow.routing.meldingen[melding.melding_id].status is RoutingStatus.waiting
     assert uow.routing.meldingen[melding.melding_id].unroutable_types == ("jgz",)
     assert len(uow.outbox.of_type(MELDING_UNROUTABLE)) == 1 and not uow.routing.deliveries
@@ -128,7 +129,7 @@ async def _delivered() -> tuple[FakeRoutingUnitOfWork, str]:
 
 async def report(
     uow: FakeRoutingUnitOfWork, delivery_id: str, status: DeliveryStatus, org_id: str = JGZ.org_id
-) -> dict:
+) -> dict[str, Any]:
     return await handlers.report_status(
         uow,  # type: ignore[arg-type]
         principal=principal(org_id=org_id, org_type="jgz"),
@@ -247,7 +248,9 @@ async def test_a_consent_expired_before_routing_is_not_delivered_and_audited() -
     assert uow.audit.records[-1].outcome == "refused:expired"
 
 
-async def report_answer(uow: FakeRoutingUnitOfWork, delivery_id: str, status: DeliveryStatus, **answer: object) -> dict:
+async def report_answer(
+    uow: FakeRoutingUnitOfWork, delivery_id: str, status: DeliveryStatus, **answer: object
+) -> dict[str, Any]:
     return await handlers.report_status(
         uow,  # type: ignore[arg-type]
         principal=principal(org_id=JGZ.org_id, org_type="jgz"),
@@ -289,7 +292,8 @@ async def test_a_returned_melding_waits_for_an_operator_and_never_goes_back_to_w
     await report_answer(uow, delivery_id, DeliveryStatus.returned, returned_reason="wrong-recipient")
     melding = uow.routing.meldingen[melding_id]
     assert melding.status is RoutingStatus.waiting and melding.never_again() == {"jgz": {JGZ.org_id}}
-    assert not await handlers.has_new_recipient(uow, melding)  # the automatic reroute leaves it to the operator
+    # the automatic reroute leaves it to the operator
+    assert not await handlers.has_new_recipient(uow, melding)  # type: ignore[arg-type]
     with pytest.raises(Conflict):  # returned is final for its recipient
         await report_answer(uow, delivery_id, DeliveryStatus.received)
     # The operator routes it again by the directory: JGZ is the only candidate and returned it, so it waits.
@@ -309,7 +313,7 @@ async def test_a_delivery_past_its_deadline_is_reminded_once() -> None:
     uow, delivery_id = await _delivered()
     due = uow.routing.deliveries[delivery_id].contact_due_at
     assert due is not None
-    assert await mark_overdue(uow, due - timedelta(seconds=1)) == 0  # not yet  # type: ignore[arg-type]
+    assert await mark_overdue(uow, due - timedelta(seconds=1)) == 0  # type: ignore[arg-type]  # not yet
     assert await mark_overdue(uow, due + timedelta(seconds=1)) == 1  # type: ignore[arg-type]
     assert await mark_overdue(uow, due + timedelta(seconds=2)) == 0  # type: ignore[arg-type]
     await uow.commit()
@@ -411,7 +415,7 @@ async def test_a_melding_that_cannot_be_stopped_does_not_hold_up_the_others_of_a
     by_melding = {d.melding_id: d.delivery_id for d in uow.routing.deliveries.values()}
     retract = uow.routing.retract_delivery
 
-    async def fails_for_the_first(delivery_id: str, retraction: dict, at: datetime) -> None:
+    async def fails_for_the_first(delivery_id: str, retraction: dict[str, Any], at: datetime) -> None:
         await retract(delivery_id, retraction, at)  # written, then the defect: all of it must be undone
         if delivery_id == by_melding[first.melding_id]:
             raise RuntimeError("a defect")

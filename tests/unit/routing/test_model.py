@@ -4,6 +4,7 @@ and when the consent a melding was accepted under no longer lets it go out."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -128,7 +129,7 @@ def _logged(full: bool, message_type: str = "melding.delivered") -> LoggedMessag
     return LoggedMessage("87654321", 7, "d-1", message_type, "d-1", thin, full)
 
 
-def _held(message: dict) -> DeliveryRecord:
+def _held(message: dict[str, Any]) -> DeliveryRecord:
     at = datetime(2026, 11, 20, tzinfo=UTC)
     return DeliveryRecord("d-1", "m-1", "87654321", "GGD", "jgz", D.queued, message, at, at)
 

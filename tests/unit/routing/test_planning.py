@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from services.routing.domain.model import Candidate, RoutingStatus
+from services.routing.domain.model import Candidate, NotDeliveredReason, RoutingStatus, SkipReason
 from services.routing.domain.planning import (
     MeldingToRoute,
-    NotDeliveredReason,
     RoutingPlan,
-    SkipReason,
     plan_routing,
     types_needing_candidates,
 )

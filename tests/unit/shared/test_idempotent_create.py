@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Awaitable, Callable
 
 import pytest
 from sqlalchemy.exc import IntegrityError
@@ -16,7 +17,7 @@ REQUEST = IdempotentRequest("12345678", "key-1", "fingerprint-1", status_code=20
 
 class Store:
     def __init__(self) -> None:
-        self.uow, self.created = FakeUnitOfWorkBase(), []
+        self.uow, self.created = FakeUnitOfWorkBase(), list[str]()
         self.ids = (f"r-{n}" for n in itertools.count(1))
 
     async def create(self, uow: FakeUnitOfWorkBase, resource_id: str) -> str:
@@ -26,9 +27,13 @@ class Store:
     async def replay(self, uow: FakeUnitOfWorkBase, resource_id: str) -> str:
         return f"replayed {resource_id}"
 
-    async def send(self, request: IdempotentRequest | None, create=None) -> str:  # type: ignore[no-untyped-def]
+    async def send(
+        self,
+        request: IdempotentRequest | None,
+        create: Callable[[FakeUnitOfWorkBase, str], Awaitable[str]] | None = None,
+    ) -> str:
         return await create_once(
-            lambda: self.uow,  # type: ignore[arg-type,return-value]
+            lambda: self.uow,
             request,
             new_id=lambda: next(self.ids),
             create=create or self.create,
@@ -40,7 +45,7 @@ async def test_a_retry_with_the_same_key_answers_with_the_first_resource_and_cre
     store = Store()
     assert await store.send(REQUEST) == "r-1"
     assert await store.send(REQUEST) == "replayed r-1"
-    assert await replay_of(lambda: store.uow, REQUEST, store.replay) == "replayed r-1"  # type: ignore[arg-type,return-value]
+    assert await replay_of(lambda: store.uow, REQUEST, store.replay) == "replayed r-1"
     kept = store.uow.idempotency.keys[("12345678", "key-1")]
     assert store.created == ["r-1"] and kept == ("fingerprint-1", StoredResponse(201, "r-1"))
     assert await store.send(None) == "r-2" and store.created == ["r-1", "r-2"]
@@ -51,7 +56,7 @@ async def test_the_same_key_with_another_request_is_a_conflict() -> None:
     await store.send(REQUEST)
     with pytest.raises(IdempotencyConflict):
         await store.send(IdempotentRequest("12345678", "key-1", "fingerprint-2", status_code=201))
-    assert await replay_of(lambda: Store().uow, REQUEST, store.replay) is None  # type: ignore[arg-type,return-value]
+    assert await replay_of(lambda: Store().uow, REQUEST, store.replay) is None
 
 
 async def test_when_a_concurrent_request_with_the_key_committed_first_this_one_answers_as_it_did() -> None:

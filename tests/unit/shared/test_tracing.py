@@ -57,6 +57,6 @@ def test_the_server_span_keeps_the_route_template_not_the_path_nor_the_query() -
     assert routed.attributes["http.url"] == "http://routing/v1/route"
     assert unmatched.attributes["http.target"] == unmatched.attributes["url.path"] == "unmatched"
     assert unmatched.attributes["url.full"] == "http://fhir/unmatched"
-    for span in (routed, unmatched):
-        assert "1011AB" not in str(dict(span.attributes or {}))
-        assert "999999990" not in str(dict(span.attributes or {}))
+    for finished in (routed, unmatched):
+        assert "1011AB" not in str(dict(finished.attributes or {}))
+        assert "999999990" not in str(dict(finished.attributes or {}))
