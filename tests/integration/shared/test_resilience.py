@@ -94,7 +94,7 @@ async def test_a_consumer_waits_out_a_database_outage_instead_of_dead_lettering(
     outage_ends = time.monotonic() + 9
     applied: list[str] = []
 
-    async def handler(uow: UnitOfWork, event: IncomingEvent) -> None:
+    async def handler(uow: UnitOfWork, event: IncomingEvent[Any]) -> None:
         if time.monotonic() < outage_ends:
             raise OperationalError("SELECT 1", {}, ConnectionResetError("the database system is shutting down"))
         applied.append(event.message_id)
