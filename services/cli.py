@@ -412,8 +412,8 @@ def directory_route_maps(
 
     from rich.markup import escape
 
-    from services.routing.api.route_map_file import RouteMapFileError, read_route_maps
     from services.routing.service_layer.directory import load_route_maps
+    from services.routing.service_layer.route_map_file import RouteMapFileError, read_route_maps
     from services.routing.service_layer.unit_of_work import unit_of_work_factory
     from shared import migrations
     from shared.crypto import cipher_for
@@ -706,7 +706,7 @@ def report(
     for a coalition coordinator to open or mail: charts, a table, small numbers suppressed."""
     import asyncio
 
-    from services.melding.api.report import render_report
+    from services.melding.adapters.report import render_report
     from services.melding.domain.figures import shows_nothing
     from shared.clock import now
     from shared.identifiers import validate_gemeente_code

@@ -34,7 +34,6 @@ from services.routing.api.schemas import (
     RecipientQueueRead,
     Reroute,
     RerouteResult,
-    RouteMapPut,
     RouteMapRead,
     RouteMapVersions,
     RoutePreview,
@@ -43,6 +42,7 @@ from services.routing.api.schemas import (
     risk_domains_in,
 )
 from services.routing.service_layer import directory, handlers, operations
+from services.routing.service_layer.route_map_input import RouteMapPut
 from services.routing.service_layer.views import (
     GemeenteView,
     Items,

@@ -1,4 +1,4 @@
-"""`kansrijk report`'s page (services/melding/api/report.py) for a period with nothing to show."""
+"""`kansrijk report`'s page (services/melding/adapters/report.py) for a period with nothing to show."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from services.melding.api.report import charts, render_report
+from services.melding.adapters.report import charts, render_report
 from services.melding.domain.figures import SUPPRESSION_THRESHOLD, Interval, MeldingFacts, figures, shows_nothing
 
 FIRST, LAST, TODAY = date(2027, 1, 1), date(2027, 6, 30), date(2027, 7, 15)
