@@ -1,0 +1,52 @@
+"""`kansrijk`: run, migrate and try the platform (the contract, "Running it").
+
+One small module per group of commands, each reaching the services through `services/registry.py` and their
+service layers only (import-linter, pyproject.toml). Commands of other distributions plug in through the entry
+point group `kansrijk.commands` (a `typer.Typer` whose commands join these): the development tools' `bench`,
+`demo`, `consume` and `login-provider` (tools/pyproject.toml); the product itself never imports them.
+
+What a command needs beyond typer, rich and the settings is imported inside it: `kansrijk up` and `kansrijk
+token` start in a fraction of the time the web and database stack takes to import (docs/performance.md,
+"Start-up").
+"""
+
+from __future__ import annotations
+
+from importlib.metadata import entry_points
+
+import typer
+
+from services.cli import audit, directory, purge, report, run, token
+from services.cli.common import err
+
+PLUGINS = "kansrijk.commands"
+
+app = typer.Typer(
+    help="Kansrijke Start meldingen: consent-checked meldingen to JGZ and wijkteams.",
+    no_args_is_help=True,
+    add_completion=False,
+)
+for commands in (run.app, token.app, directory.app, audit.app, purge.app, report.app):
+    app.add_typer(commands)
+
+
+def plugged_in() -> list[str]:
+    """The names of the installed distributions' command groups (`kansrijk.commands`), each added to `app`;
+    one that fails to load is named on stderr and left out, so the product's own commands still run."""
+    loaded = []
+    for point in entry_points(group=PLUGINS):
+        try:
+            commands = point.load()
+        except Exception as exc:  # noqa: BLE001 - a broken plug-in must not take `kansrijk serve` down with it
+            err.print(f"[yellow]![/] commands {point.name} ({point.value}) not loaded: {type(exc).__name__}: {exc}")
+            continue
+        app.add_typer(commands)
+        loaded.append(point.name)
+    return loaded
+
+
+PLUGGED_IN = plugged_in()
+
+
+def main() -> None:
+    app()
