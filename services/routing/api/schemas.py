@@ -360,6 +360,7 @@ class OverdueList(BaseModel):
 
 class DeadLetterRead(BaseModel):
     model_config = ConfigDict(
+        from_attributes=True,
         json_schema_extra={
             "examples": [
                 {
@@ -374,7 +375,7 @@ class DeadLetterRead(BaseModel):
                     "replayed_at": None,
                 }
             ]
-        }
+        },
     )
 
     id: str
@@ -389,11 +390,15 @@ class DeadLetterRead(BaseModel):
 
 
 class DeadLetterList(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     items: list[DeadLetterRead]
 
 
 class BrokerRead(BaseModel):
     """Where a recipient connects: never a user or password (each recipient has its own)."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     protocol: Literal["amqp", "amqps"] = Field(description="amqps: TLS")
     host: str
@@ -405,6 +410,7 @@ class RecipientQueueRead(BaseModel):
     """Where a recipient organisation's deliveries wait for it (the contract, the recipient's queue)."""
 
     model_config = ConfigDict(
+        from_attributes=True,
         json_schema_extra={
             "examples": [
                 {
@@ -418,7 +424,7 @@ class RecipientQueueRead(BaseModel):
                     "broker": {"protocol": "amqps", "host": "mq.kansrijkestart.nl", "port": 5671, "vhost": "kansrijk"},
                 }
             ]
-        }
+        },
     )
 
     org_id: str
@@ -435,6 +441,7 @@ class RecipientMessagesPage(BaseModel):
     """What went on your queue after a sequence number, again (contract v1.1, "Recipients: sequence")."""
 
     model_config = ConfigDict(
+        from_attributes=True,
         json_schema_extra={
             "examples": [
                 {
@@ -465,7 +472,7 @@ class RecipientMessagesPage(BaseModel):
                     "next": 43,
                 }
             ]
-        }
+        },
     )
 
     items: list[dict[str, Any]] = Field(
