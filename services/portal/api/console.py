@@ -180,24 +180,7 @@ STAFF_AUDIENCE = Audience(
 )
 
 
-@router.get("/beheer/inloggen")
-async def console_log_in(request: Request) -> Response:
-    return await login.start(request, STAFF_AUDIENCE)
-
-
-@router.get("/beheer/auth/callback")
-async def console_logged_in(request: Request) -> Response:
-    return await login.finish(request, STAFF_AUDIENCE)
-
-
-@router.get("/beheer/uitloggen")
-async def console_confirm_logout(request: Request) -> Response:
-    return login.confirm_logout(request, STAFF_AUDIENCE)
-
-
-@router.post("/beheer/uitloggen")
-async def console_log_out(request: Request) -> Response:
-    return await login.log_out(request, STAFF_AUDIENCE)
+router.include_router(login.routes(STAFF_AUDIENCE))
 
 
 # --- wachtende meldingen ------------------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
-from fastapi import Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from services.portal.adapters.oidc import OAuthError, Provider
@@ -114,3 +114,27 @@ async def log_out(request: Request, audience: Audience) -> Response:
     except (OAuthError, httpx.HTTPError):
         at_provider = None
     return RedirectResponse(at_provider or back, status_code=303)
+
+
+def routes(audience: Audience) -> APIRouter:
+    """The four addresses of an audience's flow, under its prefix: `/inloggen`, `/auth/callback` (the
+    provider's redirect) and `/uitloggen` (the confirmation page, and its form's POST)."""
+    router = APIRouter(prefix=audience.prefix, include_in_schema=False)
+
+    @router.get("/inloggen")
+    async def log_in(request: Request) -> Response:
+        return await start(request, audience)
+
+    @router.get("/auth/callback")
+    async def logged_in(request: Request) -> Response:
+        return await finish(request, audience)
+
+    @router.get("/uitloggen")
+    async def confirm(request: Request) -> Response:
+        return confirm_logout(request, audience)
+
+    @router.post("/uitloggen")
+    async def out(request: Request) -> Response:
+        return await log_out(request, audience)
+
+    return router

@@ -99,14 +99,7 @@ HER = Audience(
 )
 
 
-@router.get("/inloggen")
-async def log_in(request: Request) -> Response:
-    return await login.start(request, HER)
-
-
-@router.get("/auth/callback")
-async def logged_in(request: Request) -> Response:
-    return await login.finish(request, HER)
+router.include_router(login.routes(HER))
 
 
 @router.get("/mijn")
@@ -189,16 +182,6 @@ async def download(request: Request, patient_ref: PatientRef, platform: Platform
         media_type="application/json; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="mijn-kansrijke-start.json"'},
     )
-
-
-@router.get("/uitloggen")
-async def confirm_logout(request: Request) -> Response:
-    return login.confirm_logout(request, HER)
-
-
-@router.post("/uitloggen")
-async def log_out(request: Request) -> Response:
-    return await login.log_out(request, HER)
 
 
 @router.get("/uitgelogd")
