@@ -14,12 +14,12 @@ import typer
 from rich.console import Console
 from yarl import URL
 
+from services.cli.common import err
+from services.cli.run import LOGIN_PROVIDER_PORT
 from services.registry import SERVICES
 from shared.settings import ServiceSettings
 
 app = typer.Typer()
-err = Console(stderr=True, soft_wrap=True)
-LOGIN_PROVIDER_PORT = 8006
 
 
 @app.command("login-provider")

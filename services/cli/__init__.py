@@ -30,9 +30,9 @@ for commands in (run.app, token.app, directory.app, audit.app, purge.app, report
     app.add_typer(commands)
 
 
-def plugged_in() -> list[str]:
-    """The names of the installed distributions' command groups (`kansrijk.commands`), each added to `app`;
-    one that fails to load is named on stderr and left out, so the product's own commands still run."""
+def plug_in() -> list[str]:
+    """Add the installed distributions' command groups (`kansrijk.commands`) to `app`; their names. One that
+    fails to load is named on stderr and left out, so that the product's own commands still run."""
     loaded = []
     for point in entry_points(group=PLUGINS):
         try:
@@ -45,8 +45,6 @@ def plugged_in() -> list[str]:
     return loaded
 
 
-PLUGGED_IN = plugged_in()
-
-
 def main() -> None:
+    plug_in()
     app()
