@@ -50,7 +50,7 @@ def plug_in() -> list[str]:
     for point in entry_points(group=PLUGINS):
         try:
             commands = point.load()
-        except Exception as exc:  # noqa: BLE001 - a broken plug-in must not take `kansrijk serve` down with it
+        except Exception as exc:  # noqa: BLE001 - a broken plug-in must not take `kansrijk --help` down with it
             err.print(f"[yellow]![/] commands {point.name} ({point.value}) not loaded: {type(exc).__name__}: {exc}")
             continue
         app.add_typer(commands)
