@@ -19,9 +19,9 @@ from rich.panel import Panel
 from rich.table import Table
 
 from services.registry import SERVICES
-from services.routing.api.route_map_file import read_route_maps
 from services.routing.config import public_broker
 from services.routing.service_layer.directory import load_cbs, load_route_maps
+from services.routing.service_layer.route_map_file import read_route_maps
 from services.routing.service_layer.unit_of_work import unit_of_work_factory
 from shared.auth import development_token
 from shared.clock import today_nl

@@ -10,10 +10,10 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse
 
 from services.melding.api.deps import UnitOfWorkDep
-from services.melding.api.report import charts_svg, render_report
 from services.melding.api.schemas import FIGURES_EXAMPLE, FiguresRead
 from services.melding.domain.figures import SUPPRESSION_THRESHOLD, Interval
 from services.melding.service_layer.figures import programme_figures
+from services.melding.service_layer.report import charts_svg, render_report
 from shared.api import RequestId
 from shared.auth import Principal, require_scope
 from shared.clock import IsoDate, now, today_nl

@@ -15,10 +15,11 @@ from urllib.parse import parse_qs, urlencode
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from services.portal.adapters.oidc import OAuthError, Provider
+from services.portal.adapters.oidc import Provider
 from services.portal.adapters.platform import Platform
-from services.portal.adapters.sessions import ROTATE
-from services.portal.api.routes import TEMPLATES, UUID, _limited
+from services.portal.api import login
+from services.portal.api.login import Audience
+from services.portal.api.routes import TEMPLATES, UUID
 from services.portal.api.security import csrf_token, csrf_valid
 from services.portal.domain.console import (
     FormError,
@@ -158,53 +159,34 @@ async def console_slash() -> Response:
     return RedirectResponse("/beheer/", status_code=308)
 
 
-@router.get("/beheer/inloggen")
-async def console_log_in(request: Request) -> Response:
-    if refused := _limited(request):
-        return refused
+def _admit(request: Request, claims: dict[str, Any]) -> dict[str, Any] | HTMLResponse:
+    """A person of an organisation with a role the console knows; the session keeps who and what they may."""
     settings = request.app.state.settings
-    return await _provider(request).start_login(request, f"{settings.public_url}/beheer/auth/callback")
-
-
-@router.get("/beheer/auth/callback")
-async def console_logged_in(request: Request) -> Response:
-    if refused := _limited(request):
-        return refused
-    settings = request.app.state.settings
-    try:
-        claims, id_token = await _provider(request).finish_login(request)
-    except OAuthError:
-        return console_page(
-            request,
-            "error.html",
-            400,
-            title="Inloggen is niet gelukt",
-            message="Het inloggen is niet gelukt of afgebroken. Probeer het opnieuw.",
-        )
     decision = console_access(
         claims,
         roles_claim=settings.console_roles_claim,
         org_claim=settings.console_org_claim,
         role_scopes=settings.console_role_scopes,
     )
-    request.session.clear()
     if isinstance(decision, NoAccess):
+        request.session.clear()
         return console_page(request, "forbidden.html", 403, title="Geen toegang")
-    request.session.update({STAFF: decision.as_session(), "console_id_token": id_token, ROTATE: True})
-    return RedirectResponse("/beheer/", status_code=303)
+    return {STAFF: decision.as_session()}
 
 
-@router.get("/beheer/uitloggen")
-async def console_confirm_logout(request: Request) -> Response:
-    return console_page(request, "logout.html", title="Uitloggen")
+STAFF_AUDIENCE = Audience(
+    prefix="/beheer",
+    home="/beheer/",
+    provider=_provider,
+    page=console_page,
+    admit=_admit,
+    id_token_key="console_id_token",
+    logged_out="/beheer/",
+    end_provider_session=False,
+)
 
 
-@router.post("/beheer/uitloggen")
-async def console_log_out(request: Request) -> Response:
-    if not csrf_valid(request.session, (await _form(request)).get("csrf")):
-        return _refused(request)
-    request.session.clear()
-    return RedirectResponse("/beheer/", status_code=303)
+router.include_router(login.routes(STAFF_AUDIENCE))
 
 
 # --- wachtende meldingen ------------------------------------------------------------------------------------------

@@ -6,18 +6,17 @@ import json
 import re
 from pathlib import Path
 from typing import Annotated, Any
-from urllib.parse import parse_qs
 
-import httpx
 import jinja2
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 
-from services.portal.adapters.oidc import OAuthError, Provider
+from services.portal.adapters.oidc import Provider
 from services.portal.adapters.platform import Platform
-from services.portal.adapters.sessions import ROTATE
-from services.portal.api.security import LoginLimiter, csrf_token, csrf_valid
+from services.portal.api import login
+from services.portal.api.login import Audience
+from services.portal.api.security import csrf_token, csrf_valid
 from services.portal.domain.login import LoggedIn, login_decision
 from services.portal.service_layer import her_view
 from shared.crypto import FieldCipher
@@ -70,23 +69,6 @@ def _provider(request: Request) -> Provider:
     return provider
 
 
-def _client(request: Request) -> str:
-    return request.client.host if request.client else "-"
-
-
-def _limited(request: Request) -> HTMLResponse | None:
-    limiter: LoginLimiter = request.app.state.login_limiter
-    if limiter.allow(_client(request)):
-        return None
-    return page(
-        request,
-        "error.html",
-        429,
-        title="Even wachten",
-        message="U heeft het vaak achter elkaar geprobeerd. Wacht een minuut en probeer het dan opnieuw.",
-    )
-
-
 @router.get("/")
 async def start(request: Request) -> Response:
     if PATIENT_REF in request.session:
@@ -94,37 +76,30 @@ async def start(request: Request) -> Response:
     return page(request, "start.html", title="Mijn Kansrijke Start")
 
 
-@router.get("/inloggen")
-async def log_in(request: Request) -> Response:
-    if refused := _limited(request):
-        return refused
+def _admit(request: Request, claims: dict[str, Any]) -> dict[str, Any] | HTMLResponse:
+    """Her BSN at a high enough DigiD level: the session keeps a reference to it, never the BSN itself."""
     settings = request.app.state.settings
-    return await _provider(request).start_login(request, f"{settings.public_url}/auth/callback")
-
-
-@router.get("/auth/callback")
-async def logged_in(request: Request) -> Response:
-    if refused := _limited(request):
-        return refused
-    settings = request.app.state.settings
-    try:
-        claims, id_token = await _provider(request).finish_login(request)
-    except OAuthError:
-        return page(
-            request,
-            "error.html",
-            400,
-            title="Inloggen is niet gelukt",
-            message="Het inloggen is niet gelukt of afgebroken. Probeer het opnieuw.",
-        )
     decision = login_decision(claims, bsn_claim=settings.bsn_claim, loa_claim=settings.loa_claim)
     if not isinstance(decision, LoggedIn):
-        request.session.clear()
+        request.session.clear()  # her refusal page is rendered without a session
         return page(request, f"refused_{decision.reason.replace('-', '_')}.html", 403, title="Inloggen kan zo niet")
     cipher: FieldCipher = request.app.state.cipher
-    request.session.clear()
-    request.session.update({PATIENT_REF: cipher.bsn_ref(decision.bsn), "id_token": id_token, ROTATE: True})
-    return RedirectResponse("/mijn", status_code=303)
+    return {PATIENT_REF: cipher.bsn_ref(decision.bsn)}
+
+
+HER = Audience(
+    prefix="",
+    home="/mijn",
+    provider=_provider,
+    page=page,
+    admit=_admit,
+    id_token_key="id_token",
+    logged_out="/uitgelogd",
+    end_provider_session=True,
+)
+
+
+router.include_router(login.routes(HER))
 
 
 @router.get("/mijn")
@@ -138,14 +113,6 @@ async def consents(request: Request, patient_ref: PatientRef, platform: Platform
     if found.nothing_about_her:
         return page(request, "nothing.html", title="Geen gegevens over u")
     return page(request, "consents.html", title="Mijn toestemmingen", consents=found.rows)
-
-
-async def _submitted_csrf(request: Request) -> str | None:
-    """The form's CSRF token (a urlencoded form of one field: no multipart parser needed)."""
-    if request.headers.get("content-type", "").split(";")[0].strip() != "application/x-www-form-urlencoded":
-        return None
-    values = parse_qs((await request.body())[:4096].decode(errors="replace")).get("csrf")
-    return values[0] if values else None
 
 
 def _consent_id(consent_id: str) -> str:
@@ -173,7 +140,7 @@ async def withdraw(
     patient_ref: PatientRef,
     platform: PlatformDep,
 ) -> Response:
-    if not csrf_valid(request.session, await _submitted_csrf(request)):
+    if not csrf_valid(request.session, await login.submitted_csrf(request)):
         return page(
             request,
             "error.html",
@@ -215,32 +182,6 @@ async def download(request: Request, patient_ref: PatientRef, platform: Platform
         media_type="application/json; charset=utf-8",
         headers={"Content-Disposition": 'attachment; filename="mijn-kansrijke-start.json"'},
     )
-
-
-@router.get("/uitloggen")
-async def confirm_logout(request: Request) -> Response:
-    return page(request, "logout.html", title="Uitloggen")
-
-
-@router.post("/uitloggen")
-async def log_out(request: Request) -> Response:
-    if not csrf_valid(request.session, await _submitted_csrf(request)):
-        return page(
-            request,
-            "error.html",
-            403,
-            title="Dat ging niet goed",
-            message="U bent nog niet uitgelogd. Ga terug en probeer het opnieuw.",
-        )
-    id_token = str(request.session.get("id_token", ""))
-    request.session.clear()
-    settings = request.app.state.settings
-    back = f"{settings.public_url}/uitgelogd"
-    try:
-        at_provider = await _provider(request).logout_url(id_token, back)
-    except (OAuthError, httpx.HTTPError):
-        at_provider = None
-    return RedirectResponse(at_provider or back, status_code=303)
 
 
 @router.get("/uitgelogd")

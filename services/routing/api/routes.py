@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Annotated, Any
 
 import structlog
@@ -34,7 +33,6 @@ from services.routing.api.schemas import (
     RecipientQueueRead,
     Reroute,
     RerouteResult,
-    RouteMapPut,
     RouteMapRead,
     RouteMapVersions,
     RoutePreview,
@@ -43,12 +41,17 @@ from services.routing.api.schemas import (
     UnroutableList,
     risk_domains_in,
 )
+from services.routing.domain.model import DeadLetter
 from services.routing.service_layer import directory, handlers, operations
+from services.routing.service_layer.route_map_input import RouteMapPut
 from services.routing.service_layer.views import (
     GemeenteView,
     Items,
     OrganisationView,
     OverdueView,
+    Page,
+    RecipientMessagesView,
+    RecipientQueueView,
     RouteMapVersionsView,
     RouteMapView,
     RoutePreviewView,
@@ -320,11 +323,12 @@ async def list_dead_letters(
     request_id: RequestId,
     include_replayed: bool = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> dict[str, Any]:
-    rows = await handlers.list_dead_letters(
-        unit_of_work, principal=principal, include_replayed=include_replayed, limit=limit, request_id=request_id
+) -> Items[DeadLetter]:
+    return Items(
+        await handlers.list_dead_letters(
+            unit_of_work, principal=principal, include_replayed=include_replayed, limit=limit, request_id=request_id
+        )
     )
-    return {"items": [DeadLetterRead.model_validate(r, from_attributes=True) for r in rows]}
 
 
 @router.post(
@@ -338,11 +342,10 @@ async def list_dead_letters(
 )
 async def replay_dead_letter(
     dead_letter_id: IdInPath, principal: Admin, unit_of_work: UnitOfWorkDep, request_id: RequestId
-) -> DeadLetterRead:
-    row = await handlers.replay_dead_letter(
+) -> DeadLetter:
+    return await handlers.replay_dead_letter(
         unit_of_work, dead_letter_id=dead_letter_id, request_id=request_id, principal=principal
     )
-    return DeadLetterRead.model_validate(row, from_attributes=True)
 
 
 # --- recipients -----------------------------------------------------------------------------------
@@ -364,11 +367,11 @@ async def list_deliveries(
     status_filter: Annotated[DeliveryStatus | None, Query(alias="status")] = None,
     limit: Annotated[int, Query(ge=1, le=100)] = 20,
     cursor: CursorQuery = None,
-) -> dict[str, Any]:
-    items, next_cursor = await handlers.list_deliveries(
+) -> Page[dict[str, Any]]:
+    # No response_model: each item is the stored queue message itself, not re-validated (DeliveryDocument).
+    return await handlers.list_deliveries(
         unit_of_work, principal=principal, status=status_filter, cursor=cursor, limit=limit, request_id=request_id
     )
-    return {"items": items, "next_cursor": next_cursor}
 
 
 @router.get(
@@ -385,9 +388,8 @@ async def list_deliveries(
 )
 async def recipient_queue(
     principal: DeliveryReader, unit_of_work: UnitOfWorkDep, broker: PublicBrokerDep, request_id: RequestId
-) -> dict[str, Any]:
-    queue = await handlers.recipient_queue(unit_of_work, principal=principal, request_id=request_id)
-    return {**queue, "broker": asdict(broker)}
+) -> RecipientQueueView:
+    return await handlers.recipient_queue(unit_of_work, principal=principal, broker=broker, request_id=request_id)
 
 
 @router.get(
@@ -407,7 +409,7 @@ async def recipient_messages(
     request_id: RequestId,
     after_sequence: Annotated[int, Query(ge=0, le=MAX_SEQUENCE, description="the last sequence you hold")] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
-) -> dict[str, Any]:
+) -> RecipientMessagesView:
     return await handlers.recipient_messages(
         unit_of_work, principal=principal, after_sequence=after_sequence, limit=limit, request_id=request_id
     )

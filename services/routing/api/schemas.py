@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
     BaseModel,
-    BeforeValidator,
     ConfigDict,
     Field,
     RootModel,
@@ -19,7 +17,7 @@ from pydantic import (
 )
 
 from services.routing.domain.model import Pc4Range
-from services.routing.domain.route_map import RecipientRule, RouteMap
+from services.routing.service_layer.route_map_input import ROUTE_MAP_EXAMPLE
 from shared.clock import IsoDate
 from shared.contracts.base import StrictModel
 from shared.contracts.consent import RiskDomains
@@ -374,6 +372,7 @@ class OverdueList(BaseModel):
 
 class DeadLetterRead(BaseModel):
     model_config = ConfigDict(
+        from_attributes=True,
         json_schema_extra={
             "examples": [
                 {
@@ -388,7 +387,7 @@ class DeadLetterRead(BaseModel):
                     "replayed_at": None,
                 }
             ]
-        }
+        },
     )
 
     id: str
@@ -403,11 +402,15 @@ class DeadLetterRead(BaseModel):
 
 
 class DeadLetterList(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
     items: list[DeadLetterRead]
 
 
 class BrokerRead(BaseModel):
     """Where a recipient connects: never a user or password (each recipient has its own)."""
+
+    model_config = ConfigDict(from_attributes=True)
 
     protocol: Literal["amqp", "amqps"] = Field(description="amqps: TLS")
     host: str
@@ -419,6 +422,7 @@ class RecipientQueueRead(BaseModel):
     """Where a recipient organisation's deliveries wait for it (the contract, the recipient's queue)."""
 
     model_config = ConfigDict(
+        from_attributes=True,
         json_schema_extra={
             "examples": [
                 {
@@ -432,7 +436,7 @@ class RecipientQueueRead(BaseModel):
                     "broker": {"protocol": "amqps", "host": "mq.kansrijkestart.nl", "port": 5671, "vhost": "kansrijk"},
                 }
             ]
-        }
+        },
     )
 
     org_id: str
@@ -449,6 +453,7 @@ class RecipientMessagesPage(BaseModel):
     """What went on your queue after a sequence number, again (contract v1.1, "Recipients: sequence")."""
 
     model_config = ConfigDict(
+        from_attributes=True,
         json_schema_extra={
             "examples": [
                 {
@@ -479,7 +484,7 @@ class RecipientMessagesPage(BaseModel):
                     "next": 43,
                 }
             ]
-        }
+        },
     )
 
     items: list[dict[str, Any]] = Field(
@@ -616,24 +621,6 @@ class DeliveryPage(BaseModel):
 
 # --- route maps -----------------------------------------------------------------------------------
 
-_DURATION = re.compile(r"^P(?=[0-9T])([0-9]+W)?([0-9]+D)?(T(?=[0-9])([0-9]+H)?([0-9]+M)?([0-9]+S)?)?$")
-
-
-def _iso_duration(value: object) -> object:
-    if not isinstance(value, str) or not _DURATION.fullmatch(value):
-        raise ValueError("must be an ISO 8601 duration in weeks, days, hours, minutes or seconds (e.g. P14D, PT4H)")
-    return value
-
-
-def _positive(value: timedelta) -> timedelta:
-    if value <= timedelta(0):
-        raise ValueError("must be longer than zero")
-    return value
-
-
-IsoDuration = Annotated[timedelta, BeforeValidator(_iso_duration), AfterValidator(_positive)]
-
-
 _RISK_DOMAINS: TypeAdapter[list[Any]] = TypeAdapter(RiskDomains)
 
 
@@ -645,55 +632,6 @@ def risk_domains_in(text: str | None) -> list[str] | None:
         return _RISK_DOMAINS.validate_python([part.strip() for part in text.split(",")])
     except ValidationError as exc:
         raise ValidationFailed("risk_domains", "comma-separated risk domain codes, each once") from exc
-
-
-class RecipientRulePut(Strict):
-    risk_domains: Literal["all"] | RiskDomains = Field(
-        description='"all", or the risk domains this recipient type receives (the risk-domain codes)'
-    )
-    note: StrictBool = Field(True, description="whether the free-text note goes along")
-
-
-class ContactDeadlinePut(Strict):
-    regular: IsoDuration = Field(timedelta(days=14), description="ISO 8601 duration, default P14D")
-    urgent: IsoDuration = Field(timedelta(days=2), description="ISO 8601 duration, default P2D")
-
-
-ROUTE_MAP_EXAMPLE: dict[str, Any] = {
-    "effective_from": "2027-01-01",
-    "recipients": {
-        "jgz": {"risk_domains": "all", "note": True},
-        "wijkteam": {
-            "risk_domains": ["huiselijk-geweld", "financien-schulden", "huisvesting", "sociaal-netwerk"],
-            "note": False,
-        },
-    },
-    "contact_deadline": {"regular": "P14D", "urgent": "P2D"},
-}
-
-
-class RouteMapPut(Strict):
-    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [ROUTE_MAP_EXAMPLE]})
-
-    effective_from: IsoDate = Field(
-        description="the first day this version applies (YYYY-MM-DD); before it, the previous one"
-    )
-    recipients: dict[RecipientType, RecipientRulePut] = Field(
-        description="per recipient type what it receives; a type absent here receives nothing in this gemeente"
-    )
-    contact_deadline: ContactDeadlinePut = Field(default_factory=ContactDeadlinePut)
-
-    def domain(self) -> RouteMap:
-        return RouteMap(
-            effective_from=self.effective_from,
-            recipients={
-                recipient_type: RecipientRule(
-                    risk_domains=None if rule.risk_domains == "all" else frozenset(rule.risk_domains), note=rule.note
-                )
-                for recipient_type, rule in self.recipients.items()
-            },
-            contact_deadline={"regular": self.contact_deadline.regular, "urgent": self.contact_deadline.urgent},
-        )
 
 
 class RecipientRuleRead(BaseModel):

@@ -11,6 +11,7 @@ from typing import Any
 
 import structlog
 
+from services.routing.config import PublicBroker
 from services.routing.domain.commands import KeepDeadLetter
 from services.routing.domain.model import (
     Candidate,
@@ -39,6 +40,7 @@ from services.routing.service_layer.routing import (
     withdraw_consent,
 )
 from services.routing.service_layer.unit_of_work import RoutingUnitOfWork, UnitOfWorkFactory
+from services.routing.service_layer.views import Page, RecipientMessagesView, RecipientQueueView
 from shared.auth import Principal
 from shared.clients.consent import ConsentClient
 from shared.clock import as_nl_date, now, today_nl
@@ -237,7 +239,8 @@ async def list_deliveries(
     cursor: str | None,
     limit: int,
     request_id: str | None,
-) -> tuple[list[dict[str, Any]], str | None]:
+) -> Page[dict[str, Any]]:
+    """The organisation's deliveries, newest first, each as its queue message (its stored document)."""
     async with unit_of_work() as uow:
         await _acting_as_registered(uow, principal, "read", request_id)
         found = await uow.routing.deliveries_page(org_id=principal.org_id, status=status, cursor=cursor, limit=limit)
@@ -247,7 +250,7 @@ async def list_deliveries(
             uow.audit.record(principal, "read", "delivery", d.delivery_id, patient_bsn=d.bsn, request_id=request_id)
         await uow.commit()
     next_cursor = encode_cursor(found[-1].created_at, found[-1].delivery_id) if more and found else None
-    return [d.document() for d in found], next_cursor
+    return Page([d.document() for d in found], next_cursor)
 
 
 async def _acting_as_registered(
@@ -286,9 +289,9 @@ async def _own_delivery(
 
 
 async def recipient_queue(
-    unit_of_work: UnitOfWorkFactory, *, principal: Principal, request_id: str | None = None
-) -> dict[str, Any]:
-    """The caller's organisation as the directory knows it, and the queue its deliveries wait on."""
+    unit_of_work: UnitOfWorkFactory, *, principal: Principal, broker: PublicBroker, request_id: str | None = None
+) -> RecipientQueueView:
+    """The caller's organisation as the directory knows it, and the queue its deliveries wait on (on `broker`)."""
     async with unit_of_work() as uow:
         organisation = await _acting_as_registered(uow, principal, "read", request_id)
     if organisation is None:
@@ -296,20 +299,21 @@ async def recipient_queue(
             "your organisation is not in the platform's directory: ask the coalition's functional "
             "administrator to register it (PUT /v1/organisations/{org_id})"
         )
-    return {
-        "org_id": organisation.org_id,
-        "name": organisation.name,
-        "type": organisation.type,
-        "active": organisation.active,
-        "queue": organisation_queue(organisation.org_id),
-        "exchange": DELIVERIES_EXCHANGE,
-        "routing_key": organisation.org_id,
-    }
+    return RecipientQueueView(
+        org_id=organisation.org_id,
+        name=organisation.name,
+        type=organisation.type,
+        active=organisation.active,
+        queue=organisation_queue(organisation.org_id),
+        exchange=DELIVERIES_EXCHANGE,
+        routing_key=organisation.org_id,
+        broker=broker,
+    )
 
 
 async def recipient_messages(
     unit_of_work: UnitOfWorkFactory, *, principal: Principal, after_sequence: int, limit: int, request_id: str | None
-) -> dict[str, Any]:
+) -> RecipientMessagesView:
     """The caller's queue again from `after_sequence` on, each read audited as a delivery's."""
     async with unit_of_work() as uow:
         await _acting_as_registered(uow, principal, "read", request_id)
@@ -321,7 +325,7 @@ async def recipient_messages(
             uow.audit.record(principal, "read", "delivery", logged.delivery_id, patient_bsn=bsn, request_id=request_id)
             items.append(item)
         await uow.commit()
-    return {"items": items, "next": found[-1][0].sequence if found else after_sequence}
+    return RecipientMessagesView(items, found[-1][0].sequence if found else after_sequence)
 
 
 async def get_delivery(

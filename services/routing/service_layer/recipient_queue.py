@@ -16,19 +16,18 @@ the delivery, which loses its content on retraction and at the retention purge l
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from pydantic import BaseModel
 
+from services.routing.adapters.repository import RoutingRepository
 from services.routing.domain.model import LoggedMessage
 from shared.clock import now
-from shared.db import HOOK_NUMBERING
+from shared.db import HOOK_NUMBERING, UnitOfWork
+from shared.messaging.outbox import Outbox
 from shared.messaging.topology import DELIVERIES_EXCHANGE
-
-if TYPE_CHECKING:
-    from services.routing.service_layer.unit_of_work import RoutingUnitOfWork
-    from shared.db import UnitOfWork
 
 KEY = "recipient-queue"
 
@@ -45,10 +44,25 @@ class _Staged:
     request_id: str | None
 
 
+class _Transaction(Protocol):
+    """What the queue needs of the unit of work it is bound to (routing's, `RoutingUnitOfWork`, which owns
+    the queue: described here rather than imported, so the two modules do not import each other)."""
+
+    @property
+    def routing(self) -> RoutingRepository: ...
+
+    @property
+    def outbox(self) -> Outbox: ...
+
+    def before_commit(
+        self, key: str, hook: Callable[[UnitOfWork, str], Awaitable[None]], *, order: int = 0
+    ) -> None: ...
+
+
 class RecipientQueue:
     """The recipients' queues as a use case sees them, bound to its unit of work."""
 
-    def __init__(self, uow: RoutingUnitOfWork) -> None:
+    def __init__(self, uow: _Transaction) -> None:
         self.uow = uow
         self._staged: list[_Staged] = []
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
+from services.routing.config import PublicBroker
 from services.routing.domain.model import Pc4Range
 from services.routing.domain.operations import ReturnSeen
 from shared.contracts.vocabulary import DeliveryMode
@@ -34,6 +35,37 @@ class Items(Generic[T]):
     """A list answer: `{"items": [...]}`."""
 
     items: list[T]
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    """A page of a list: `{"items": [...], "next_cursor": ...}`; `next_cursor` is passed back as `cursor`."""
+
+    items: list[T]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True)
+class RecipientQueueView:
+    """A recipient organisation as the directory knows it, its queue, and the broker it reads that on."""
+
+    org_id: str
+    name: str
+    type: str
+    active: bool
+    queue: str
+    exchange: str
+    routing_key: str
+    broker: PublicBroker
+
+
+@dataclass(frozen=True)
+class RecipientMessagesView:
+    """A recipient's queue again after a sequence number: each message as it went on the queue (the contract's
+    schemas, with its AMQP `type` and `message_id`), and the last sequence given."""
+
+    items: list[dict[str, Any]]
+    next: int
 
 
 @dataclass(frozen=True)

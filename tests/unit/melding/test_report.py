@@ -1,4 +1,4 @@
-"""`kansrijk report`'s page (services/melding/api/report.py) for a period with nothing to show."""
+"""`kansrijk report`'s page (services.melding.service_layer.report.py) for a period with nothing to show."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from services.melding.api.report import chart, chart_svg, charts, render_report
 from services.melding.domain.figures import SUPPRESSION_THRESHOLD, Interval, MeldingFacts, figures, shows_nothing
+from services.melding.service_layer.report import chart, chart_svg, charts, render_report
 from shared.figures_nl import UNFINISHED_NOTE, chart_names
 
 FIRST, LAST, TODAY = date(2027, 1, 1), date(2027, 6, 30), date(2027, 7, 15)

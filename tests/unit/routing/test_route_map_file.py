@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from services.routing.api.route_map_file import RouteMapFileError, read_route_maps
+from services.routing.service_layer.route_map_file import RouteMapFileError, read_route_maps
 
 HEADER = "gemeente,effective_from,recipient_type,risk_domains,note,regular,urgent\n"
 

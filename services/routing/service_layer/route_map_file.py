@@ -27,8 +27,8 @@ from typing import Any, get_args
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
-from services.routing.api.schemas import IsoDuration, RouteMapPut
 from services.routing.domain.route_map import RouteMap
+from services.routing.service_layer.route_map_input import IsoDuration, RouteMapPut
 from shared.clock import IsoDate
 from shared.contracts.vocabulary import RECIPIENT_TYPES, RiskDomain
 from shared.identifiers import validate_gemeente_code
