@@ -16,6 +16,7 @@ from datetime import date, datetime
 from typing import Any
 
 from services.melding.domain.figures import SUPPRESSION_THRESHOLD, shows_nothing
+from shared.clock import as_nl_date
 from shared.figures_nl import (
     CHARTS,
     HIDDEN,
@@ -242,7 +243,7 @@ def render_report(document: Mapping[str, Any], generated_at: datetime) -> str:
     gemeente = document["gemeente"]
     where = f"{gemeente['name'] or gemeente['code']} ({gemeente['code']})" if gemeente else "heel Nederland"
     start, end = (date.fromisoformat(str(document[k])) for k in ("from", "to"))
-    today = generated_at.date()
+    today = as_nl_date(generated_at)  # the period still running is the Dutch one, also just after midnight
     figures = "".join(
         f'<div class="chart">{_svg(figure, n)}</div>' for n, figure in enumerate(charts(document, today), 1)
     )
@@ -259,7 +260,7 @@ def render_report(document: Mapping[str, Any], generated_at: datetime) -> str:
 <body>
 <h1>Kansrijke Start — meldingen in {html.escape(where)}</h1>
 <p class="period">Periode: {day(start)} tot en met {day(end)}, per {INTERVALS[document["interval"]]}.
-Gemaakt op {day(generated_at.date())}.</p>
+Gemaakt op {day(today)}.</p>
 {_nothing_shown(threshold, document["interval"]) if shows_nothing(periods) else ""}
 <p>Hoeveel zwangere vrouwen met een verhoogd risico via het platform Kansrijke Start zijn gemeld bij de JGZ of
 het wijkteam, door wie, om welke risico's, of er op tijd contact was en wat ervan kwam. Geteld over alle

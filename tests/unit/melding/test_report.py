@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -87,3 +87,12 @@ def test_each_chart_is_also_an_svg_document_of_its_own_and_a_gemeente_has_no_cha
     assert "<script" not in svg and "<metadata" not in svg and 'href="http' not in svg
     with pytest.raises(KeyError):
         chart(local, "gemeenten", TODAY)
+
+
+def test_the_period_still_running_is_the_dutch_one_also_just_after_midnight() -> None:
+    """At 00:30 on 1 July in the Netherlands (22:30 UTC on 30 June) June is over: no period is marked `*`."""
+    figures_document = document(SUPPRESSION_THRESHOLD, national=False)
+    just_after_midnight = render_report(figures_document, datetime(2027, 6, 30, 22, 30, tzinfo=UTC))
+    assert UNFINISHED_NOTE not in just_after_midnight
+    an_hour_before = render_report(figures_document, datetime(2027, 6, 30, 20, 30, tzinfo=UTC))
+    assert UNFINISHED_NOTE in an_hour_before
