@@ -21,6 +21,7 @@ from services.cli import audit, directory, purge, report, run, token
 from services.cli.common import err
 
 PLUGINS = "kansrijk.commands"
+_plugged_in: list[str] = []
 
 app = typer.Typer(
     help="Kansrijke Start meldingen: consent-checked meldingen to JGZ and wijkteams.",
@@ -45,15 +46,20 @@ def own_commands() -> set[str]:
 
 def plug_in() -> list[str]:
     """Add the installed distributions' command groups (`kansrijk.commands`) to `app`; their names. One that
-    fails to load is named on stderr and left out, so that the product's own commands still run."""
+    fails to load is named on stderr and left out, so that the product's own commands still run. Asked again,
+    it adds nothing twice."""
     loaded = []
     for point in entry_points(group=PLUGINS):
+        if point.name in _plugged_in:
+            loaded.append(point.name)
+            continue
         try:
             commands = point.load()
         except Exception as exc:  # noqa: BLE001 - a broken plug-in must not take `kansrijk --help` down with it
             err.print(f"[yellow]![/] commands {point.name} ({point.value}) not loaded: {type(exc).__name__}: {exc}")
             continue
         app.add_typer(commands)
+        _plugged_in.append(point.name)
         loaded.append(point.name)
     return loaded
 

@@ -10,6 +10,7 @@ import yaml
 from typer.testing import CliRunner
 
 from services.cli import app as cli
+from services.cli import plug_in
 from services.registry import SERVICES, WEB
 from shared.settings import ServiceSettings
 
@@ -114,6 +115,7 @@ def test_the_portal_and_the_browser_reach_the_development_provider_at_one_issuer
     # Loopback in the shared network stack is the provider for the portal; the same port is published to her.
     assert issuer.scheme == "http" and issuer.hostname == "127.0.0.1" and issuer.port in _published(provider)
     assert provider["command"] == ["login-provider", "--host", "0.0.0.0", "--port", str(issuer.port)]
+    plug_in()  # login-provider is a development tool (tools/pyproject.toml), added to `kansrijk` as its main() does
     result = CliRunner().invoke(cli, ["login-provider", "--help"])
     assert result.exit_code == 0 and "--host" in result.output and "--port" in result.output
     for variable, value in portal["environment"].items():
