@@ -283,7 +283,8 @@ class OutboxRelay:
     # -- running -------------------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self.broker.connect()
+        if not await _connected(self.broker, stop):
+            return  # stopped before the broker was there: nothing was handed off, the sweeps find the rest
         self.database.hand_off_to(self.table.name, self)
         self._taking = True
         delay = 0.5
@@ -429,6 +430,23 @@ class OutboxRelay:
         )
         # An Ack is the broker's promise the message is stored; a returned (unroutable) message is not.
         return isinstance(confirmation, Basic.Ack)
+
+
+async def _connected(broker: Broker, stop: asyncio.Event) -> bool:
+    """Connect (the broker retries with backoff), unless told to stop first. True once connected."""
+    connecting, stopping = asyncio.ensure_future(broker.connect()), asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not connecting.done():
+            connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await connecting
+    if connecting.cancelled():
+        return False
+    connecting.result()  # raises what connecting raised, as before
+    return True
 
 
 async def _wait_any(stop: asyncio.Event, wake: asyncio.Event | None, timeout: float) -> None:

@@ -284,3 +284,21 @@ async def test_a_rollback_hands_off_nothing_and_stages_nothing(environment: RunE
         assert row.locked_until is not None and row.sent_at is None, "staged under the receiver's lease"
     finally:
         await database.dispose()
+
+
+async def test_a_relay_told_to_stop_before_the_broker_is_there_stops_at_once(environment: RunEnvironment) -> None:
+    proxy = TcpProxy()  # not listening: the broker is away
+    database = environment.database(environment.database_urls["consent"])
+    broker = Broker(environment.amqp_url_via(proxy.port), client_name="test-never-connected")
+    relay = OutboxRelay(database, broker, outbox, service="consent")
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await asyncio.sleep(0.5)
+        assert relay.lease_until() is None, "no hand-off while the broker is away: rows wait for the sweep"
+        stop.set()
+        await asyncio.wait_for(task, timeout=5)  # not held in the broker's backoff until shutdown's grace ends
+    finally:
+        await broker.close()
+        await database.dispose()
+        await proxy.close()
