@@ -116,8 +116,9 @@ def housekeeping(runtime: ServiceRuntime[Any, Any], rules: list[Retention], *, p
     return pruning_worker(runtime.database, rules, every_seconds=runtime.settings.prune_interval_seconds, purge=purge)
 
 
-def outbox_relay(runtime: ServiceRuntime[Any, Any], table: Table) -> OutboxRelay:
-    """The service's outbox relay, configured from its settings."""
+def outbox_relay(runtime: ServiceRuntime[Any, Any], table: Table, *, sweep: bool = True) -> OutboxRelay:
+    """The service's outbox relay, configured from its settings. `sweep=False`: it publishes only what its own
+    process commits (an API run without workers, whose worker process sweeps)."""
     settings = runtime.settings
     return OutboxRelay(
         runtime.database,
@@ -126,9 +127,11 @@ def outbox_relay(runtime: ServiceRuntime[Any, Any], table: Table) -> OutboxRelay
         service=settings.service_name,
         metrics=runtime.metrics,
         batch_size=settings.outbox_batch_size,
-        poll_seconds=settings.outbox_poll_seconds,
+        sweep_seconds=settings.outbox_sweep_seconds,
         publish_timeout=settings.publish_timeout_seconds,
         lease_seconds=settings.outbox_lease_seconds,
+        sweep=sweep,
+        kill_after_commit=settings.is_development and settings.fault_kill_after_commit,
         tracer=runtime.tracer,
     )
 
@@ -217,6 +220,8 @@ def create_service_app(
                 relays.append(asyncio.create_task(worker(stop_relays)))
             else:
                 work.append(asyncio.create_task(worker(stop_work)))
+        if not run_workers and settings.outbox_hand_off_in_api:
+            relays.append(asyncio.create_task(outbox_relay(runtime, outbox, sweep=False).run(stop_relays)))
         log.info("service_started", workers=len(work) + len(relays))
         try:
             yield

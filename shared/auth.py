@@ -18,6 +18,7 @@ import json
 import re
 import time
 import uuid
+from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,8 +239,16 @@ def issue_patient_token(
 # --- verification -------------------------------------------------------------------------------
 
 
+# Verified tokens kept, by their SHA-256, until they expire: an EHR sends the same token with every request
+# for its lifetime, and a signature check (RS256, ES256) plus the claims' checks cost more than the rest of
+# a small request's authentication. Bounded: the least recently used is dropped first.
+VERIFIED_CACHE_SIZE = 4096
+
+
 class TokenVerifier:
-    """Verifies bearer tokens against the trusted keys of the settings."""
+    """Verifies bearer tokens against the trusted keys of the settings. A token that verified is remembered by
+    its hash until its `exp` (never longer), so its next request skips the signature check; a token that did
+    not verify is never remembered."""
 
     def __init__(self, settings: ServiceSettings, http: httpx.AsyncClient | None = None) -> None:
         self.issuer = settings.jwt_issuer
@@ -251,6 +260,7 @@ class TokenVerifier:
         self._jwks_fetched_at = float("-inf")
         self._http = http
         self._parsed: dict[tuple[str, str], Any] = {}
+        self._verified: OrderedDict[bytes, tuple[float, Principal]] = OrderedDict()
         if settings.jwt_public_key:
             self._static_keys.append(pem_text(settings.jwt_public_key))
         if settings.is_development and not self._static_keys and not self._jwks_url:
@@ -292,6 +302,20 @@ class TokenVerifier:
         return self._parsed[cache_key]
 
     async def verify(self, token: str) -> Principal:
+        digest = hashlib.sha256(token.encode()).digest()
+        cached = self._verified.get(digest)
+        if cached is not None:
+            if time.time() < cached[0]:
+                self._verified.move_to_end(digest)
+                return cached[1]
+            del self._verified[digest]  # expired: verified again (and refused, past the leeway)
+        principal, expires = await self._verify(token)
+        self._verified[digest] = (expires, principal)
+        if len(self._verified) > VERIFIED_CACHE_SIZE:
+            self._verified.popitem(last=False)
+        return principal
+
+    async def _verify(self, token: str) -> tuple[Principal, float]:
         try:
             header = jwt.get_unverified_header(token)
         except JWTError as exc:
@@ -331,7 +355,7 @@ class TokenVerifier:
         if claims is None:
             raise Unauthorized("the token's signature does not verify against a trusted key")
         _check_lifetime(claims)
-        return _principal_from_claims(claims, token)
+        return _principal_from_claims(claims, token), float(claims["exp"])
 
 
 def _check_lifetime(claims: dict[str, Any]) -> None:

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Protocol, Self
 
 from sqlalchemy import Column, DateTime, MetaData, Row, Table, event, select, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -151,7 +151,7 @@ class Database:
         attach_cipher(self.engine, cipher)
         self._cipher = cipher
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
-        self._after_commit_hooks: list[Callable[[], None]] = []
+        self._hand_offs: dict[str, HandOff] = {}
 
     @property
     def cipher(self) -> FieldCipher:
@@ -159,9 +159,16 @@ class Database:
             raise CipherError("this database has no field cipher: build it with Database(url, cipher=...)")
         return self._cipher
 
-    def on_commit(self, hook: Callable[[], None]) -> None:
-        """Call `hook` after every commit of a unit of work that asked for it (see `UnitOfWork.notify`)."""
-        self._after_commit_hooks.append(hook)
+    def hand_off_to(self, table: str, receiver: HandOff | None) -> None:
+        """Rows staged in `table` go to `receiver` after their COMMIT (the outbox relay); None: to nobody."""
+        if receiver is None:
+            self._hand_offs.pop(table, None)
+        else:
+            self._hand_offs[table] = receiver
+
+    def hand_off(self, table: str) -> HandOff | None:
+        """Who takes the rows staged in `table` after COMMIT in this process, if anybody does."""
+        return self._hand_offs.get(table)
 
     def unit_of_work(self) -> UnitOfWork:
         return UnitOfWork(self)
@@ -172,6 +179,16 @@ class Database:
 
     async def dispose(self) -> None:
         await self.engine.dispose()
+
+
+class HandOff(Protocol):
+    """Takes rows a transaction staged, once it committed (shared.messaging.outbox.OutboxRelay)."""
+
+    def lease_until(self) -> datetime | None:
+        """Until when rows staged now are the receiver's to publish; None if it takes none now."""
+
+    def take(self, rows: list[dict[str, Any]]) -> None:
+        """The rows as staged, after their COMMIT (synchronous: it only queues them)."""
 
 
 # The order of the before-commit hooks that take locks (UnitOfWork.before_commit).
@@ -188,7 +205,7 @@ class UnitOfWork:
 
     def __init__(self, database: Database) -> None:
         self.database = database
-        self._notify = False
+        self._handed: list[tuple[HandOff, list[dict[str, Any]]]] = []
         self._session: AsyncSession | None = None
         # What is written at commit, last in the transaction (the audit records, see shared.audit).
         self.staged: dict[str, Any] = {}
@@ -204,13 +221,14 @@ class UnitOfWork:
 
     async def __aenter__(self) -> Self:
         self._session = self.database.sessionmaker()
-        self._notify = False
+        self._handed = []
         self.staged, self._before_commit, self._after_close = {}, {}, []
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
+        self._handed = []  # rolled back: nothing was staged
         try:
             await self.session.rollback()
         finally:
@@ -225,9 +243,10 @@ class UnitOfWork:
         """Run `hook()` once this transaction has ended, committed or rolled back."""
         self._after_close.append(hook)
 
-    def notify_after_commit(self) -> None:
-        """Ask for the database's commit hooks (the outbox relay's wake-up) to run after this commit."""
-        self._notify = True
+    def hand_off_after_commit(self, receiver: HandOff, rows: list[dict[str, Any]]) -> None:
+        """Give `rows` (staged in this transaction) to `receiver` once this transaction committed; never if
+        it rolls back."""
+        self._handed.append((receiver, rows))
 
     def before_commit(self, key: str, hook: Callable[[UnitOfWork, str], Awaitable[None]], *, order: int = 0) -> None:
         """Run `hook(self, key)` once, just before the next commit (hooks of one key are registered once).
@@ -242,11 +261,10 @@ class UnitOfWork:
         hooks, self._before_commit = self._before_commit, {}
         for key, (_, before) in sorted(hooks.items(), key=lambda item: item[1][0]):
             await before(self, key)
+        handed, self._handed = self._handed, []
         await self.session.commit()
-        if self._notify:
-            self._notify = False
-            for after in self.database._after_commit_hooks:
-                after()
+        for receiver, rows in handed:
+            receiver.take(rows)
 
 
 async def insert_once(session: AsyncSession, table: Table, **values: Any) -> bool:

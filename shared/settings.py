@@ -63,11 +63,19 @@ class ServiceSettings(BaseSettings):
 
     # Outbox relay
     outbox_batch_size: int = 100
-    outbox_poll_seconds: float = 1.0
+    # The relay publishes what its own process commits at once (the hand-off); its sweep, which publishes
+    # what a crash or a failed publish left, runs every `outbox_sweep_seconds` (default: the lease).
+    outbox_sweep_seconds: float | None = Field(None, gt=0)
     # A confirm from a healthy broker takes milliseconds. The lease is how long a relay that died holding
     # rows delays them (another relay takes them over after it); it is at least twice the publish timeout.
     publish_timeout_seconds: float = 5.0
     outbox_lease_seconds: float = 12.0
+    # The fault suite only (refused outside development): the process kills itself (SIGKILL) right after
+    # the first COMMIT that staged a message, before its relay publishes it - the sweep must deliver it.
+    fault_kill_after_commit: bool = False
+    # `kansrijk serve --no-workers` (the API apart from its worker): the API process still publishes what it
+    # commits itself (its relay takes hand-offs and does not sweep; the worker's relay sweeps).
+    outbox_hand_off_in_api: bool = True
 
     # Event consumers (shared.messaging.consumer): a consumer applies what its prefetch holds, up to
     # `consumer_batch_size` messages, in one transaction, waiting at most `consumer_batch_wait_ms` for more.
@@ -148,6 +156,8 @@ class ServiceSettings(BaseSettings):
             if name != self.service_name and name not in self.audit_peers:
                 port = os.environ.get(f"KANSRIJK_{name.upper()}_PORT", str(default_port))
                 self.audit_peers[name] = f"http://127.0.0.1:{port}"
+        if self.fault_kill_after_commit and not self.is_development:
+            raise ValueError("KANSRIJK_FAULT_KILL_AFTER_COMMIT is for the fault suite, in development only")
         if not self.is_development:
             for name, url in (("amqp_url", self.amqp_url), ("database_url", self.database_url)):
                 password = urlsplit(url).password

@@ -70,7 +70,7 @@ def consent_settings(environment: RunEnvironment, **overrides: object) -> Consen
         "amqp_url": environment.amqp_url,
         "database_url": environment.database_urls["consent"],
         "publish_timeout_seconds": 3.0,
-        "outbox_poll_seconds": 0.2,
+        "outbox_sweep_seconds": 0.2,
     }
     values.update(overrides)
     return ConsentSettings(**values)
@@ -106,7 +106,7 @@ def service_settings(environment: RunEnvironment, name: str, database_url: str, 
         "amqp_url": environment.amqp_url,
         "database_url": database_url,
         "publish_timeout_seconds": 3.0,
-        "outbox_poll_seconds": 0.2,
+        "outbox_sweep_seconds": 0.2,
     }
     values.update(overrides)
     return SERVICES[name].settings(**values)

@@ -224,14 +224,27 @@ def bench(
     figures_meldingen: Annotated[
         int, typer.Option(help="meldingen for the programme figures phase (a year of national volume)", min=100)
     ] = 50_000,
+    against: Annotated[
+        str | None,
+        typer.Option(help="bench this commit first (a scratch worktree), then the work tree: both, and ratios"),
+    ] = None,
 ) -> None:
     """Measure the system against its own infrastructure on this machine (PostgreSQL, RabbitMQ): baselines,
     end-to-end throughput, API and end-to-end latency, peak memory. Prints one table (docs/performance.md)."""
     import asyncio
+    from functools import partial
 
     from rich.table import Table
 
-    from tools.bench import BenchOptions, BenchUnavailable, run_bench, table_rows, timestamp, write_json
+    from tools.bench import (
+        BenchOptions,
+        BenchUnavailable,
+        report_tables,
+        run_bench,
+        run_bench_against,
+        timestamp,
+        write_json,
+    )
 
     options = BenchOptions(
         duration=duration,
@@ -242,17 +255,20 @@ def bench(
         figures_meldingen=figures_meldingen,
     )
     try:
-        result = asyncio.run(run_bench(options, progress=lambda line: err.print(f"[dim]…[/] {line}")))
+        progress = partial(err.print, "[dim]…[/]")
+        bench = run_bench(options, progress) if against is None else run_bench_against(against, options, progress)
+        result = asyncio.run(bench)
     except BenchUnavailable as exc:
         err.print(f"[red]✗[/] {exc}")
         raise typer.Exit(2) from None
     result["measured_at"] = timestamp()
-    table = Table(title=f"kansrijk bench — {result['measured_at']}, {duration:g} s per phase")
-    for column in ("figure", "value", "ratio to the baselines", "target"):
-        table.add_column(column)
-    for row in table_rows(result):
-        table.add_row(*row)
-    Console(width=160).print(table)
+    for title, columns, rows in report_tables(result):
+        table = Table(title=title or f"kansrijk bench — {result['measured_at']}, {duration:g} s per phase")
+        for column in columns:
+            table.add_column(column)
+        for row in rows:
+            table.add_row(*row)
+        Console(width=160).print(table)
     if json_file is not None:
         write_json(result, json_file)
     if check and not all(result["verdicts"].values()):

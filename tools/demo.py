@@ -86,7 +86,7 @@ async def run_demo(console: Console) -> None:
     shutil.rmtree(demo_dir, ignore_errors=True)  # a fresh, self-contained run each time
     ports = {name: _free_port() for name in SERVICES}
     consent_url = f"http://127.0.0.1:{ports['consent']}"
-    common: dict[str, Any] = {"data_dir": base.data_dir, "log_level": "WARNING", "outbox_poll_seconds": 0.2}
+    common: dict[str, Any] = {"data_dir": base.data_dir, "log_level": "WARNING", "outbox_sweep_seconds": 0.2}
     settings = {
         name: SERVICES[name].settings(
             **common,

@@ -1,11 +1,16 @@
 """The transactional outbox: messages are written in the caller's transaction and published by a relay.
 
-A state change and the message announcing it commit together or not at all. The relay claims a batch
-of unsent rows with a short lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so several relays never
-claim the same rows; SQLite serialises writers), publishes the batch with publisher confirms — all of
-it in flight at once, each publish with a timeout — and marks a row sent only after its confirm. A row
-whose publish failed, or whose relay died mid-way, is published again when its lease runs out:
-delivery is at-least-once and every message carries a stable `message_id` for consumers to dedupe.
+A state change and the message announcing it commit together or not at all. The hand-off: a row is
+staged with a lease (`locked_until`) held by the relay of the process that writes it, and after COMMIT
+the unit of work hands exactly those rows to that relay in memory — no claim query — which publishes
+them with publisher confirms, all in flight at once, each with a timeout, and marks the confirmed ones
+sent with one statement per batch. The sweep publishes what a crash (or a failed publish) left: one
+statement claims unsent rows whose lease ran out (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so several
+relays never claim the same rows; SQLite serialises writers) and returns them. It runs when the relay
+starts and then once per sweep period (the lease, by default), not at every commit: an outbox the
+hand-off keeps empty is not polled. A row staged while no relay of its process takes hand-offs (the
+broker away, `kansrijk serve` without a relay) has no lease and waits for the sweep. Delivery is
+at-least-once and every message carries a stable `message_id` for consumers to dedupe.
 """
 
 from __future__ import annotations
@@ -13,6 +18,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import signal
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -103,10 +111,18 @@ class Outbox:
         return str(row["id"])
 
     async def add_rows(self, rows: list[dict[str, Any]]) -> None:
-        """Stage several messages (`row()`s) in one statement."""
-        if rows:
-            await self.uow.session.execute(self.table.insert(), rows)
-            self.uow.notify_after_commit()
+        """Stage several messages (`row()`s) in one statement. If this process's relay takes hand-offs, they
+        are staged under its lease and handed to it after COMMIT; otherwise the sweep finds them."""
+        if not rows:
+            return
+        receiver = self.uow.database.hand_off(self.table.name)
+        until = receiver.lease_until() if receiver is not None else None
+        if until is not None:
+            for row in rows:
+                row["locked_until"], row["attempts"] = until, 1
+        await self.uow.session.execute(self.table.insert(), rows)
+        if receiver is not None and until is not None:
+            self.uow.hand_off_after_commit(receiver, rows)
 
     def row(
         self,
@@ -184,10 +200,34 @@ class _Row:
     mandatory: bool
     created_at: Any
     trace_context: str | None = None
+    locked_until: Any = None
+
+
+_COLUMNS = (
+    "id",
+    "exchange",
+    "routing_key",
+    "message_type",
+    "body",
+    "correlation_id",
+    "request_id",
+    "mandatory",
+    "created_at",
+    "trace_context",
+)
+
+# Rows handed off and not yet published, at most: beyond it (the broker slower than the commits) new rows are
+# staged without a lease and left to the sweep, so the relay's memory stays bounded.
+MAX_HANDED = 10_000
 
 
 class OutboxRelay:
-    """Publishes a service's outbox. Run one or several; `run()` ends after a last flush when stopped."""
+    """Publishes a service's outbox: what its own process commits (the hand-off), and, with `sweep`, what is
+    left unsent (a crash, a failed publish, another process). `run()` ends after a last flush when stopped.
+
+    `kill_after_commit` is for the fault suite only (shared.settings refuses it outside development): the
+    process kills itself (SIGKILL) right after the first COMMIT that staged a message, before publishing.
+    """
 
     def __init__(
         self,
@@ -198,9 +238,11 @@ class OutboxRelay:
         service: str,
         metrics: Metrics | None = None,
         batch_size: int = 100,
-        poll_seconds: float = 1.0,
+        sweep_seconds: float | None = None,
         publish_timeout: float = 10.0,
         lease_seconds: float = 12.0,
+        sweep: bool = True,
+        kill_after_commit: bool = False,
         tracer: trace.Tracer | None = None,
     ) -> None:
         self.database = database
@@ -209,31 +251,60 @@ class OutboxRelay:
         self.service = service
         self.metrics = metrics
         self.batch_size = batch_size
-        self.poll_seconds = poll_seconds
         self.publish_timeout = publish_timeout
         self.lease = timedelta(seconds=max(lease_seconds, publish_timeout * 2))
+        self.sweep_seconds = self.lease.total_seconds() if sweep_seconds is None else sweep_seconds
+        self.sweep = sweep
+        self.kill_after_commit = kill_after_commit
         self.tracer = tracer or trace.NoOpTracer()
         self.published = 0  # confirmed by the broker, by this relay
+        self.sweeps = 0  # sweep statements run
+        self._handed: list[_Row] = []
+        self._taking = False
+        self._sweep_at = 0.0  # time.monotonic() of the next sweep: at once when started
         self._wake = asyncio.Event()
         self._exchanges: dict[str, AbstractExchange] = {}
-        database.on_commit(self._wake.set)  # a commit that staged a message wakes the relay at once
+
+    # -- the hand-off (shared.db.HandOff) ------------------------------------------------------------------
+
+    def lease_until(self) -> datetime | None:
+        if not self._taking or not self.broker.is_connected or len(self._handed) >= MAX_HANDED:
+            return None
+        return utcnow() + self.lease
+
+    def take(self, rows: list[dict[str, Any]]) -> None:
+        if self.kill_after_commit:
+            os.kill(os.getpid(), signal.SIGKILL)
+        self._handed.extend(
+            _Row(**{name: row[name] for name in _COLUMNS}, locked_until=row["locked_until"]) for row in rows
+        )
+        self._wake.set()
+
+    # -- running -------------------------------------------------------------------------------------------
 
     async def run(self, stop: asyncio.Event) -> None:
-        await self.broker.connect()
+        if not await _connected(self.broker, stop):
+            return  # stopped before the broker was there: nothing was handed off, the sweeps find the rest
+        self.database.hand_off_to(self.table.name, self)
+        self._taking = True
         delay = 0.5
-        while not stop.is_set():
-            try:
-                claimed = await self.relay_once()
-                delay = 0.5
-            except Exception as exc:  # noqa: BLE001 - database or broker away: back off and go on
-                log.warning("outbox_relay_error", error_type=type(exc).__name__, retry_in_s=delay)
-                claimed = 0
-                await _wait_any(stop, None, delay)
-                delay = min(delay * 2, 10.0)
-                continue
-            if claimed < self.batch_size:
-                await _wait_any(stop, self._wake, self.poll_seconds)
-                self._wake.clear()
+        try:
+            while not stop.is_set():
+                try:
+                    busy = await self.relay_once()
+                    delay = 0.5
+                except Exception as exc:  # noqa: BLE001 - database or broker away: back off and go on
+                    log.warning("outbox_relay_error", error_type=type(exc).__name__, retry_in_s=delay)
+                    await _wait_any(stop, None, delay)
+                    delay = min(delay * 2, 10.0)
+                    continue
+                if not busy:
+                    wait = self._sweep_at - time.monotonic() if self.sweep else 3600.0
+                    await _wait_any(stop, self._wake, max(wait, 0.0))
+                    self._wake.clear()
+        finally:
+            self._taking = False
+            self.database.hand_off_to(self.table.name, None)
         # Stopping: publish what was committed up to now, once, so a clean shutdown leaves nothing behind.
         try:
             await asyncio.wait_for(self._flush(), timeout=self.publish_timeout)
@@ -241,16 +312,61 @@ class OutboxRelay:
             log.warning("outbox_final_flush_incomplete", error_type=type(exc).__name__)
 
     async def _flush(self) -> None:
-        while await self.relay_once() == self.batch_size:
+        while self._handed:
+            await self._publish_handed()
+        while self.sweep and await self.sweep_once() == self.batch_size:
             pass
 
-    async def relay_once(self) -> int:
-        """Claim, publish and mark one batch. Returns how many rows were claimed."""
+    async def relay_once(self) -> bool:
+        """Publish what was handed off, and sweep if it is time. True if there is more to do at once."""
+        if self._handed:
+            await self._publish_handed()
+        if self.sweep and time.monotonic() >= self._sweep_at:
+            claimed = await self.sweep_once()
+            if claimed == self.batch_size:
+                return True  # more is left: sweep again at once
+        return bool(self._handed)
+
+    async def _publish_handed(self) -> None:
+        rows, self._handed = self._handed[: self.batch_size], self._handed[self.batch_size :]
+        if not self.broker.is_connected:
+            return  # the lease runs out and the sweep publishes them (this process's or another's)
+        # A row whose lease is about to run out may be swept by another relay: left to the sweeps.
+        margin = utcnow() + timedelta(seconds=self.publish_timeout)
+        await self._publish_batch([row for row in rows if row.locked_until is None or row.locked_until > margin])
+
+    async def sweep_once(self) -> int:
+        """Claim unsent rows whose lease ran out (one statement), publish and mark them. Returns how many."""
+        self._sweep_at = time.monotonic() + self.sweep_seconds
         if not self.broker.is_connected:
             return 0
-        rows = await self._claim()
+        t = self.table
+        now = utcnow()
+        due = (
+            select(t.c.id)
+            .where(t.c.sent_at.is_(None), or_(t.c.locked_until.is_(None), t.c.locked_until < now))
+            .order_by(t.c.created_at)
+            .limit(self.batch_size)
+        )
+        if not self.database.is_sqlite:
+            due = due.with_for_update(skip_locked=True)
+        claim = (
+            update(t)
+            .where(t.c.id.in_(due))
+            .values(locked_until=now + self.lease, attempts=t.c.attempts + 1)
+            .returning(*(t.c[name] for name in _COLUMNS))
+        )
+        async with self.database.unit_of_work() as uow:
+            rows = [_Row(**r._mapping) for r in await uow.session.execute(claim)]
+            await uow.commit()
+        self.sweeps += 1
+        rows.sort(key=lambda row: row.created_at)
+        await self._publish_batch(rows)
+        return len(rows)
+
+    async def _publish_batch(self, rows: list[_Row]) -> None:
         if not rows:
-            return 0
+            return
         results = await asyncio.gather(*(self._publish(row) for row in rows), return_exceptions=True)
         sent = [row.id for row, ok in zip(rows, results, strict=True) if ok is True]
         failed = len(rows) - len(sent)
@@ -276,46 +392,8 @@ class OutboxRelay:
                         .values(locked_until=utcnow() + RETRY_UNCONFIRMED_AFTER)
                     )
                     await uow.commit()
+            self._sweep_at = min(self._sweep_at, time.monotonic() + RETRY_UNCONFIRMED_AFTER.total_seconds())
             log.warning("outbox_publish_unconfirmed", count=failed)
-        return len(rows)
-
-    async def _claim(self) -> list[_Row]:
-        t = self.table
-        now = utcnow()
-        pending = (
-            select(t.c.id)
-            .where(t.c.sent_at.is_(None), or_(t.c.locked_until.is_(None), t.c.locked_until < now))
-            .order_by(t.c.created_at)
-            .limit(self.batch_size)
-        )
-        if not self.database.is_sqlite:
-            pending = pending.with_for_update(skip_locked=True)
-        async with self.database.unit_of_work() as uow:
-            ids = list((await uow.session.execute(pending)).scalars())
-            if not ids:
-                return []
-            await uow.session.execute(
-                update(t).where(t.c.id.in_(ids)).values(locked_until=now + self.lease, attempts=t.c.attempts + 1)
-            )
-            result = await uow.session.execute(
-                select(
-                    t.c.id,
-                    t.c.exchange,
-                    t.c.routing_key,
-                    t.c.message_type,
-                    t.c.body,
-                    t.c.correlation_id,
-                    t.c.request_id,
-                    t.c.mandatory,
-                    t.c.created_at,
-                    t.c.trace_context,
-                )
-                .where(t.c.id.in_(ids))
-                .order_by(t.c.created_at)
-            )
-            rows = [_Row(**r._mapping) for r in result]
-            await uow.commit()
-        return rows
 
     async def _exchange(self, name: str) -> AbstractExchange:
         if name not in self._exchanges:
@@ -352,6 +430,23 @@ class OutboxRelay:
         )
         # An Ack is the broker's promise the message is stored; a returned (unroutable) message is not.
         return isinstance(confirmation, Basic.Ack)
+
+
+async def _connected(broker: Broker, stop: asyncio.Event) -> bool:
+    """Connect (the broker retries with backoff), unless told to stop first. True once connected."""
+    connecting, stopping = asyncio.ensure_future(broker.connect()), asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({connecting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not connecting.done():
+            connecting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await connecting
+    if connecting.cancelled():
+        return False
+    connecting.result()  # raises what connecting raised, as before
+    return True
 
 
 async def _wait_any(stop: asyncio.Event, wake: asyncio.Event | None, timeout: float) -> None:

@@ -234,7 +234,7 @@ async def system_with_a_facade_process(
                 "KANSRIJK_CONSENT_URL": consent_url,
                 "KANSRIJK_MELDING_URL": f"http://127.0.0.1:{ports['melding']}",
                 "KANSRIJK_NOTIFICATION_POLL_SECONDS": "0.2",
-                "KANSRIJK_OUTBOX_POLL_SECONDS": "0.2",
+                "KANSRIJK_OUTBOX_SWEEP_SECONDS": "0.2",
                 **fhir_env,
             }
             facade = FacadeProcess(env, f"http://127.0.0.1:{ports['fhir']}")

@@ -8,6 +8,9 @@ lost = duplicated = unexpected = 0, every withdrawn melding retracted, queues an
 the end, and recovery within 60 s. The counts are printed and appended to `var/faults/report.jsonl`, and
 the table of each scenario's latest counts is written to `var/faults/report.md` (the run prints the path).
 
+Scenario 9 arms the melding service (KANSRIJK_FAULT_KILL_AFTER_COMMIT, development only) to kill itself
+right after a COMMIT that staged a message, before its relay publishes it: the sweep must deliver it, once.
+
 Scenarios 4 and 5 restart this machine's RabbitMQ app and PostgreSQL cluster (as the issue asks):
 don't run the suite against a broker or database others are using (`-m "not faults"` leaves it out).
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import time
@@ -206,6 +210,61 @@ async def test_two_replicas_of_everything_with_a_rolling_restart(make_run: MakeR
 
     await run.send_all(fault, fault_at=0.2)
     check(run, await run.settle_and_count())
+
+
+async def test_kill_9_right_after_a_commit_before_its_publish_the_sweep_delivers_it_once(make_run: MakeRun) -> None:
+    """The outbox hand-off's gap: the melding service committed a melding and its message, and dies (SIGKILL,
+    by its own hand: KANSRIJK_FAULT_KILL_AFTER_COMMIT, development only) before its relay published it. No
+    process holds the row in memory any more; the restarted service's sweep publishes it once its lease ran
+    out. Restarts nothing shared (only the run's own melding process)."""
+    run = await make_run("9 kill -9 after COMMIT, before the publish")
+
+    async def fault() -> None:
+        melding = run.processes["melding"][0]
+        assert melding.process is not None
+        run.fault_begins()
+        assert await melding.terminate() in (0, -15)  # a clean stop: everything committed is published
+        melding.env["KANSRIJK_FAULT_KILL_AFTER_COMMIT"] = "true"
+        try:
+            melding.start()  # armed: it kills itself after its first COMMIT that staged a message
+            for _ in range(1200):
+                if melding.process.poll() is not None:
+                    break
+                await asyncio.sleep(0.1)
+            if melding.process.poll() is None:
+                melding.process.kill()
+                melding.process.wait()
+                raise AssertionError(melding.failure("armed, but no commit killed it within 120 s"))
+            melding.exits.append(melding.process.returncode)
+        finally:
+            del melding.env["KANSRIJK_FAULT_KILL_AFTER_COMMIT"]
+        unsent, leased = await run.unsent("melding"), await leased_unsent(run.database_urls["melding"])
+        await run.restart(melding)
+        run.fault_ends(exit_code=melding.exits[-1], unsent_at_kill=unsent, leased_unsent_at_kill=leased)
+
+    await run.send_all(fault)
+    counts = await run.settle_and_count()
+    check(run, counts)
+    assert counts.fault["exit_code"] == -signal.SIGKILL, "the process did not die by SIGKILL after its commit"
+    # Rows committed under the dead process's lease: handed off (or claimed by its sweep) and never published.
+    assert counts.fault["leased_unsent_at_kill"] > 0, "nothing leased was left unpublished: the scenario proved nothing"
+
+
+async def leased_unsent(database_url: str) -> int:
+    """Unsent outbox rows whose lease has not run out: held by a relay (in this scenario, a dead one)."""
+    from sqlalchemy import func, select
+
+    from services.melding.adapters.orm import outbox
+    from shared.clock import now
+    from shared.db import Database
+
+    database = Database(database_url)
+    try:
+        async with database.engine.connect() as connection:
+            query = select(func.count()).where(outbox.c.sent_at.is_(None), outbox.c.locked_until > now())
+            return int((await connection.execute(query)).scalar_one())
+    finally:
+        await database.dispose()
 
 
 def _run(*argv: str) -> None:

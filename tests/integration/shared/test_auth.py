@@ -13,6 +13,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
+from jose import jwt as jose_jwt
 
 from shared.auth import (
     DevelopmentOnly,
@@ -461,3 +462,58 @@ async def test_a_development_token_verifies_in_development_and_is_refused_outsid
             org_type="jgz",
             scopes="delivery:read",
         )
+
+
+async def test_a_verified_token_is_remembered_by_its_hash_until_it_expires_and_a_bad_one_never(
+    tmp_path: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+
+    key = es256_key()
+    verifier = TokenVerifier(production_settings(tmp_path, jwt_public_key=key.public_pem.decode()))
+    decoded = 0
+    real_decode = jose_jwt.decode
+
+    def counting_decode(*args: object, **kwargs: object) -> object:
+        nonlocal decoded
+        decoded += 1
+        return real_decode(*args, **kwargs)
+
+    monkeypatch.setattr(jose_jwt, "decode", counting_decode)  # the module shared.auth verifies with
+
+    def token(org_id: str = "11112222") -> str:
+        return issue_token(
+            key, issuer="https://issuer.example", audience="kansrijk", org_id=org_id, org_type="jgz", scopes="x:y"
+        )
+
+    good = token()
+    first, second = await verifier.verify(good), await verifier.verify(good)
+    assert first == second and first.org_id == "11112222" and decoded == 1, "the second request skips the check"
+    assert list(verifier._verified) == [hashlib.sha256(good.encode()).digest()], "looked up by the token's hash"
+
+    tampered = good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB")
+    for _ in range(2):
+        with pytest.raises(Unauthorized):
+            await verifier.verify(tampered)
+    assert decoded == 3, "a token that did not verify is checked every time"
+
+    # Past its exp the remembered token is forgotten and checked again (whose own clock refuses an expired one:
+    # test_expired_token_is_401; here only our clock moved).
+    later = time.time() + 3600
+    monkeypatch.setattr("shared.auth.time.time", lambda: later)
+    await verifier.verify(good)
+    assert decoded == 4, "an expired entry is never served from memory"
+
+
+async def test_the_remembered_tokens_are_bounded(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    import shared.auth
+
+    monkeypatch.setattr(shared.auth, "VERIFIED_CACHE_SIZE", 2)
+    key = es256_key()
+    verifier = TokenVerifier(production_settings(tmp_path, jwt_public_key=key.public_pem.decode()))
+    for org_id in ("11110001", "11110002", "11110003"):
+        await verifier.verify(
+            issue_token(
+                key, issuer="https://issuer.example", audience="kansrijk", org_id=org_id, org_type="jgz", scopes="x"
+            )
+        )
+    assert len(verifier._verified) == 2

@@ -146,7 +146,8 @@ async def test_an_outbox_message_the_broker_has_not_confirmed_shows_as_backlog_w
     from tests.conftest import consent_settings
     from tests.support import running
 
-    app = create_app(consent_settings(environment), run_workers=False)  # no relay: nothing leaves the outbox
+    # No relay at all (not even the API's hand-off): nothing leaves the outbox.
+    app = create_app(consent_settings(environment, outbox_hand_off_in_api=False), run_workers=False)
     async with running(app), httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://c") as client:
         headers = tokens.bearer(scopes="consent:write consent:read")
         created = await client.post(

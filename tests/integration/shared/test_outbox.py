@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import aio_pika
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select, update
 
 from services.consent.adapters.orm import outbox
 from services.consent.main import create_app as create_consent_app
@@ -127,7 +130,7 @@ async def test_two_relays_running_at_once_publish_each_event_once(
         database = environment.database(environment.database_urls["consent"])
         broker = Broker(environment.amqp_url, client_name=f"test-relay-{name}")
         resources.append((database, broker))
-        relays.append(OutboxRelay(database, broker, outbox, service="consent", batch_size=10, poll_seconds=0.05))
+        relays.append(OutboxRelay(database, broker, outbox, service="consent", batch_size=10, sweep_seconds=0.05))
     tasks = [asyncio.create_task(relay.run(stop)) for relay in relays]
     try:
         messages = await collect(queue, expected=total, timeout=60, settle=1.0)
@@ -147,3 +150,157 @@ async def test_two_relays_running_at_once_publish_each_event_once(
     async with consent_db.unit_of_work() as uow:
         unsent = (await uow.session.execute(select(outbox.c.id).where(outbox.c.sent_at.is_(None)))).all()
     assert unsent == []
+
+
+# --- the hand-off: the writer publishes its own rows after COMMIT, the sweep what a crash left ------------
+
+
+class Recorder:
+    """A hand-off receiver that takes rows and publishes nothing: a writer that "died" after its COMMIT."""
+
+    def __init__(self, lease: timedelta) -> None:
+        self.lease = lease
+        self.taken: list[dict[str, Any]] = []
+
+    def lease_until(self) -> datetime:
+        return datetime.now(UTC) + self.lease
+
+    def take(self, rows: list[dict[str, Any]]) -> None:
+        self.taken.extend(rows)
+
+
+@contextlib.asynccontextmanager
+async def relay_on(environment: RunEnvironment, **options: Any) -> AsyncIterator[tuple[OutboxRelay, Database]]:
+    database = environment.database(environment.database_urls["consent"])
+    broker = Broker(environment.amqp_url, client_name="test-hand-off")
+    relay = OutboxRelay(database, broker, outbox, service="consent", **options)
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        for _ in range(200):  # started: its first sweep ran, it takes hand-offs
+            if relay.sweeps and relay.lease_until() is not None:
+                break
+            await asyncio.sleep(0.05)
+        assert relay.lease_until() is not None, "the relay never started taking hand-offs"
+        yield relay, database
+    finally:
+        stop.set()
+        await task
+        await broker.close()
+        await database.dispose()
+
+
+async def test_a_staged_row_is_published_once_after_commit_without_a_claim_query(
+    environment: RunEnvironment, consent_db: Database, amqp: aio_pika.abc.AbstractChannel
+) -> None:
+    routing_key = f"test.hand-off.{uuid.uuid4().hex}"
+    queue = await bound_queue(amqp, routing_key)
+    async with relay_on(environment, sweep_seconds=3600) as (relay, database):
+        statements: list[str] = []
+
+        def record(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+            statements.append(" ".join(statement.split()).upper())
+
+        event.listen(database.engine.sync_engine, "before_cursor_execute", record)
+        try:
+            async with database.unit_of_work() as uow:
+                message_id = await Outbox(uow, outbox).add(
+                    exchange=EVENTS_EXCHANGE, routing_key=routing_key, message_type="test.event", body={"n": 1}
+                )
+                await uow.commit()
+            [message] = await collect(queue, expected=1, timeout=15, settle=0.5)
+            for _ in range(100):  # marked sent after the confirm
+                if relay.published == 1:
+                    break
+                await asyncio.sleep(0.05)
+            sweeps = relay.sweeps
+        finally:
+            event.remove(database.engine.sync_engine, "before_cursor_execute", record)
+    assert message.message_id == message_id and json.loads(message.body) == {"n": 1}
+    assert relay.published == 1 and sweeps == 1, "published by the hand-off, not by a sweep"
+    on_outbox = [s for s in statements if " OUTBOX" in s]
+    assert [s.split()[0] for s in on_outbox] == ["INSERT", "UPDATE"], on_outbox
+    assert "SENT_AT" in on_outbox[1] and "RETURNING" not in on_outbox[1], "the mark, not a claim"
+    assert not any(s.startswith("SELECT") for s in on_outbox)
+    async with consent_db.unit_of_work() as uow:
+        row = (await uow.session.execute(select(outbox).where(outbox.c.id == message_id))).one()
+    assert row.sent_at is not None and row.attempts == 1
+
+
+async def test_a_row_whose_writer_died_after_commit_is_published_by_the_sweep_once_its_lease_ran_out(
+    environment: RunEnvironment, consent_db: Database, amqp: aio_pika.abc.AbstractChannel
+) -> None:
+    routing_key = f"test.sweep.{uuid.uuid4().hex}"
+    queue = await bound_queue(amqp, routing_key)
+    writer = environment.database(environment.database_urls["consent"])
+    dead = Recorder(lease=timedelta(hours=1))
+    writer.hand_off_to(outbox.name, dead)
+    try:
+        async with writer.unit_of_work() as uow:
+            message_id = await Outbox(uow, outbox).add(
+                exchange=EVENTS_EXCHANGE, routing_key=routing_key, message_type="test.event", body={"n": 2}
+            )
+            await uow.commit()
+    finally:
+        await writer.dispose()
+    assert [row["id"] for row in dead.taken] == [message_id]  # handed off, and never published
+
+    async with relay_on(environment, sweep_seconds=3600) as (relay, _database):
+        assert await relay.sweep_once() == 0, "the lease still holds: the sweep leaves the row alone"
+        async with consent_db.unit_of_work() as uow:  # the lease runs out
+            await uow.session.execute(
+                update(outbox)
+                .where(outbox.c.id == message_id)
+                .values(locked_until=datetime.now(UTC) - timedelta(seconds=1))
+            )
+            await uow.commit()
+        assert await relay.sweep_once() == 1
+        assert await relay.sweep_once() == 0, "swept once"
+        messages = await collect(queue, expected=1, timeout=15, settle=1.0)
+    assert [m.message_id for m in messages] == [message_id]
+    async with consent_db.unit_of_work() as uow:
+        row = (await uow.session.execute(select(outbox).where(outbox.c.id == message_id))).one()
+    assert row.sent_at is not None and row.attempts == 2
+
+
+async def test_a_rollback_hands_off_nothing_and_stages_nothing(environment: RunEnvironment) -> None:
+    database = environment.database(environment.database_urls["consent"])
+    receiver = Recorder(lease=timedelta(seconds=30))
+    database.hand_off_to(outbox.name, receiver)
+    try:
+        async with database.unit_of_work() as uow:
+            message_id = await Outbox(uow, outbox).add(
+                exchange=EVENTS_EXCHANGE, routing_key="test.rollback", message_type="test.event", body={"n": 3}
+            )
+            # leaves without commit: rolled back
+        assert receiver.taken == []
+        async with database.unit_of_work() as uow:
+            assert (await uow.session.execute(select(outbox).where(outbox.c.id == message_id))).first() is None
+            committed_id = await Outbox(uow, outbox).add(
+                exchange=EVENTS_EXCHANGE, routing_key="test.rollback", message_type="test.event", body={"n": 4}
+            )
+            await uow.commit()
+        assert [row["id"] for row in receiver.taken] == [committed_id]
+        async with database.unit_of_work() as uow:
+            row = (await uow.session.execute(select(outbox).where(outbox.c.id == committed_id))).one()
+        assert row.locked_until is not None and row.sent_at is None, "staged under the receiver's lease"
+    finally:
+        await database.dispose()
+
+
+async def test_a_relay_told_to_stop_before_the_broker_is_there_stops_at_once(environment: RunEnvironment) -> None:
+    proxy = TcpProxy()  # not listening: the broker is away
+    database = environment.database(environment.database_urls["consent"])
+    broker = Broker(environment.amqp_url_via(proxy.port), client_name="test-never-connected")
+    relay = OutboxRelay(database, broker, outbox, service="consent")
+    stop = asyncio.Event()
+    task = asyncio.create_task(relay.run(stop))
+    try:
+        await asyncio.sleep(0.5)
+        assert relay.lease_until() is None, "no hand-off while the broker is away: rows wait for the sweep"
+        stop.set()
+        await asyncio.wait_for(task, timeout=5)  # not held in the broker's backoff until shutdown's grace ends
+    finally:
+        await broker.close()
+        await database.dispose()
+        await proxy.close()

@@ -56,3 +56,28 @@ def test_the_database_pool_is_sized_by_the_environment(monkeypatch: pytest.Monke
 
     pool = build_runtime(SERVICES["melding"].settings(), unit_of_work_factory).database.engine.pool
     assert (pool.size(), pool._max_overflow) == (4, 2)  # type: ignore[attr-defined]
+
+
+def test_the_fault_suites_kill_after_commit_is_refused_outside_development(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from pydantic import ValidationError
+
+    from shared.app import build_runtime, outbox_relay
+    from shared.messaging.outbox import outbox_table
+
+    monkeypatch.setenv("KANSRIJK_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv("KANSRIJK_FAULT_KILL_AFTER_COMMIT", "true")
+    armed = SERVICES["consent"].settings()
+    assert armed.fault_kill_after_commit and armed.is_development
+    from services.consent.service_layer.unit_of_work import unit_of_work_factory
+    from shared.db import new_metadata
+
+    runtime = build_runtime(armed, unit_of_work_factory)
+    assert outbox_relay(runtime, outbox_table(new_metadata())).kill_after_commit
+    monkeypatch.setenv("KANSRIJK_ENVIRONMENT", "production")
+    with pytest.raises(ValidationError, match="KANSRIJK_FAULT_KILL_AFTER_COMMIT"):
+        SERVICES["consent"].settings()
+    monkeypatch.delenv("KANSRIJK_FAULT_KILL_AFTER_COMMIT")
+    with pytest.raises(ValidationError, match="in production"):  # what production asks for otherwise
+        SERVICES["consent"].settings()
