@@ -144,6 +144,7 @@ def event_consumer(
     queue: EventQueue,
     handlers: dict[str, Handler[U]],
     prepare: dict[str, Prepare] | None = None,
+    after_commit: Callable[[], None] | None = None,
 ) -> IdempotentConsumer[U]:
     """A consumer of one of the service's queues: each message handled once (`processed` remembers its id),
     in batches, each in one of the service's own transactions, with its metrics and traces."""
@@ -159,6 +160,7 @@ def event_consumer(
         prepare=prepare,
         batch_size=runtime.settings.consumer_batch_size,
         batch_wait=runtime.settings.consumer_batch_wait_ms / 1000,
+        after_commit=after_commit,
     )
 
 

@@ -31,7 +31,7 @@ class FhirSettings(ServiceSettings):
     # is retried (with backoff) before its Subscription goes to `error`. A lease: how long a notifier that
     # died while sending holds its notifications.
     public_url: str = ""
-    notification_poll_seconds: float = Field(1.0, gt=0)
+    notification_poll_seconds: float = Field(5.0, gt=0)  # retries and heartbeats; a new notification wakes it
     notification_timeout_seconds: float = Field(5.0, gt=0)
     notification_retry_hours: float = Field(24.0, gt=0)
     notification_lease_seconds: float = Field(30.0, gt=0)

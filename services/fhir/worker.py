@@ -25,20 +25,24 @@ def rules(settings: ServiceSettings) -> list[Retention]:
     return [*retention_rules(settings, outbox=outbox, audit=audit, processed=processed_messages), sent]
 
 
-def consumer(runtime: Runtime) -> IdempotentConsumer[FhirUnitOfWork]:
+def consumer(runtime: Runtime, notifier: Notifier | None = None) -> IdempotentConsumer[FhirUnitOfWork]:
+    """`melding.changed` into the notifications due; each commit wakes the notifier, which otherwise looks only
+    every KANSRIJK_NOTIFICATION_POLL_SECONDS (for retries and heartbeats)."""
     return event_consumer(
         runtime,
         processed_messages,
         name="fhir",
         queue=FHIR_EVENTS,
         handlers={MELDING_CHANGED: handlers.on_melding_changed},
+        after_commit=notifier.wake if notifier is not None else None,
     )
 
 
 def workers(runtime: Runtime) -> list[Worker]:
+    notifier = Notifier(runtime.unit_of_work, runtime.settings)
     return [
         outbox_relay(runtime, outbox).run,
-        consumer(runtime).run,
-        Notifier(runtime.unit_of_work, runtime.settings).run,
+        consumer(runtime, notifier).run,
+        notifier.run,
         housekeeping(runtime, rules(runtime.settings)),
     ]

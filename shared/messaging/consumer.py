@@ -119,7 +119,10 @@ class IdempotentConsumer(Generic[U]):
         batch_wait: float = 0.005,
         metrics: Metrics | None = None,
         tracer: trace.Tracer | None = None,
+        after_commit: Callable[[], None] | None = None,
     ) -> None:
+        """`after_commit` is called after each transaction that applied a message (e.g. to wake a worker that
+        acts on what the handlers stored, instead of polling for it)."""
         # Every type the queue is bound to has its handler (more may be handled: leftovers of a retired binding).
         if missing := set(queue.event_types) - set(handlers):
             raise ValueError(f"consumer {name!r} has no handler for {', '.join(sorted(missing))} bound to {queue.name}")
@@ -141,6 +144,7 @@ class IdempotentConsumer(Generic[U]):
         self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         self._held = 0  # taken from the broker and not yet acked or given back
         self._consuming = asyncio.Event()
+        self.after_commit = after_commit
 
     async def declare(self) -> None:
         connection = await self.broker.connect()
@@ -334,6 +338,8 @@ class IdempotentConsumer(Generic[U]):
                     await self._handle_one(uow, event)
             if new:
                 await uow.commit()
+        if new and self.after_commit is not None:
+            self.after_commit()
         return new
 
     async def _handle_one(self, uow: U, event: IncomingEvent[Any]) -> None:

@@ -17,7 +17,6 @@ status counts); a Subscription whose stored header cannot be sent fails alone.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 from collections import Counter
 from collections.abc import Callable
@@ -57,6 +56,12 @@ class Notifier:
         )
         self.in_flight: dict[str, asyncio.Task[None]] = {}  # by subscription id
         self.per_organisation: Counter[str] = Counter()
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Something may be due now (a notification was stored, an attempt ended): look at once rather than at
+        the next poll."""
+        self._wake.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         try:
@@ -66,8 +71,8 @@ class Notifier:
                 except Exception as exc:  # noqa: BLE001 - the database away: the next round
                     level = "warning" if is_database_unavailable(exc) else "error"
                     getattr(log, level)("notifier_round_failed", error_type=type(exc).__name__)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), self.settings.notification_poll_seconds)
+                await _woken_or_stopped(stop, self._wake, self.settings.notification_poll_seconds)
+                self._wake.clear()
         finally:
             for task in list(self.in_flight.values()):
                 task.cancel()
@@ -112,6 +117,7 @@ class Notifier:
             self.per_organisation[org_id] -= 1
             if self.per_organisation[org_id] <= 0:
                 del self.per_organisation[org_id]
+            self.wake()  # a place is free: what waited for it may start
 
         task.add_done_callback(done)
         return True
@@ -186,3 +192,12 @@ class Notifier:
         except (httpx.HTTPError, httpx.InvalidURL, UnicodeError) as exc:
             return type(exc).__name__
         return None if response.is_success else f"HTTP {response.status_code}"
+
+
+async def _woken_or_stopped(stop: asyncio.Event, wake: asyncio.Event, timeout: float) -> None:
+    waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waits, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiting in waits:
+            waiting.cancel()

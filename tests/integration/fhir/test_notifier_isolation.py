@@ -230,3 +230,23 @@ async def test_a_stored_header_that_cannot_be_sent_fails_only_its_own_subscripti
         async with unit_of_work() as uow:
             failed = await uow.subscriptions.claim(broken[0], datetime.now(UTC) + timedelta(hours=1), timedelta(0), 1)
         assert failed[1] >= 1  # its attempt failed (and waits for its retry), nothing else did
+
+
+async def test_with_an_hour_between_looks_a_new_notification_goes_out_when_the_consumer_wakes_the_notifier(
+    unit_of_work: UnitOfWorkFactory, environment: RunEnvironment
+) -> None:
+    """The notifier does not poll for new work: the consumer's commit wakes it (`after_commit`, services/fhir/
+    worker.py), and an attempt that ends wakes it for what waited for its place."""
+    async with Taker().serving() as good:
+        async with notifier_running(unit_of_work, environment, notification_poll_seconds=3600.0) as notifier:
+            await asyncio.sleep(0.3)  # its first round has looked and found nothing: now it waits an hour
+            first = await subscribe(unit_of_work, OTHER, good.url, [])
+            await asyncio.sleep(0.5)
+            assert not good.arrived, "nothing woke it: it waits for its next look"
+            notifier.wake()
+            await arrives(good, first)
+            # Two of one organisation at once at most: the third starts when one of the first two has ended.
+            more = [await subscribe(unit_of_work, SENDER, good.url, []) for _ in range(3)]
+            notifier.wake()
+            for subscription_id in more:
+                await arrives(good, subscription_id)

@@ -35,6 +35,10 @@ class Run:
     database: Database
     effect: str  # the `consumer` column of the rows the handler writes: its effect, committed with the batch
     batches: list[list[str]] = field(default_factory=list)  # the ids of each transaction the consumer tried
+    woken: int = 0  # calls of the consumer's `after_commit`
+
+    def wake(self) -> None:
+        self.woken += 1
 
     async def publish(self, message_id: str, body: dict[str, Any]) -> None:
         exchange = await self.channel.get_exchange(EVENTS_EXCHANGE, ensure=False)
@@ -96,6 +100,7 @@ async def consuming(environment: RunEnvironment, name: str) -> AsyncIterator[Run
         channel = await (await broker.connect()).channel()
         await declare_topology(channel, (queue,))
         run = Run(consumer, channel, database, effect)
+        consumer.after_commit = run.wake
         process = consumer.process
 
         async def counted(events: Sequence[IncomingEvent[Any]]) -> set[str]:
@@ -166,6 +171,9 @@ async def test_a_batch_with_a_duplicate_a_redelivery_and_a_poison_message_applie
         # Every good message applied once, the one committed before not again, the poison one not at all.
         assert await run.effects() == sorted([new_redelivered, *good])
         assert dead + await run.take(DEAD_LETTER_QUEUE) == [poison]
+        # `after_commit` once per transaction that applied something: the five applied one by one, not the failed
+        # batch, not the copies, not the poison one's attempts.
+        assert run.woken == 5
         assert await run.take(run.consumer.queue_name) == []
         async with run.database.engine.connect() as connection:
             recorded = await connection.execute(
