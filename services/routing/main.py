@@ -11,7 +11,7 @@ from services.routing.adapters.orm import audit, outbox
 from services.routing.api import asyncapi
 from services.routing.api.routes import router
 from services.routing.config import RoutingSettings
-from services.routing.service_layer import handlers
+from services.routing.service_layer import queries
 from services.routing.service_layer.unit_of_work import unit_of_work_factory
 from services.routing.worker import workers
 from shared.api import audit_router
@@ -35,7 +35,7 @@ def create_app(
     settings = settings or RoutingSettings()
     runtime = build_runtime(settings, unit_of_work_factory, tracer_provider=tracer_provider)
     attach_consent_client(runtime, settings)
-    runtime.metrics.scrapers.append(partial(handlers.report_gauges, runtime.unit_of_work, runtime.metrics))
+    runtime.metrics.scrapers.append(partial(queries.report_gauges, runtime.unit_of_work, runtime.metrics))
     return create_service_app(
         runtime,
         title="Kansrijke Start — routing service",

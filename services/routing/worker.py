@@ -13,7 +13,7 @@ from services.routing.adapters.orm import audit, outbox, processed_messages
 from services.routing.adapters.queues import declare_organisation_queue
 from services.routing.config import RoutingSettings
 from services.routing.domain.commands import KeepDeadLetter
-from services.routing.service_layer import handlers, retention
+from services.routing.service_layer import events, retention
 from services.routing.service_layer.unit_of_work import RoutingUnitOfWork
 from shared.app import ServiceRuntime, Worker, event_consumer, housekeeping, outbox_relay, retention_rules
 from shared.contracts.events import CONSENT_WITHDRAWN
@@ -37,10 +37,10 @@ def consumer(runtime: Runtime) -> IdempotentConsumer[RoutingUnitOfWork]:
         processed_messages,
         name="routing",
         queue=ROUTING_EVENTS,
-        handlers={MELDING_ACCEPTED: handlers.on_melding_accepted, CONSENT_WITHDRAWN: handlers.on_consent_withdrawn},
+        handlers={MELDING_ACCEPTED: events.on_melding_accepted, CONSENT_WITHDRAWN: events.on_consent_withdrawn},
         prepare={
             MELDING_ACCEPTED: partial(
-                handlers.prepare_accepted,
+                events.prepare_accepted,
                 runtime.consent,
                 recheck_after=timedelta(seconds=runtime.settings.consent_recheck_after_seconds),
             )
@@ -55,7 +55,7 @@ def withdrawals_consumer(runtime: Runtime) -> IdempotentConsumer[RoutingUnitOfWo
         processed_messages,
         name="routing-withdrawals",
         queue=ROUTING_WITHDRAWALS,
-        handlers={CONSENT_WITHDRAWN: handlers.on_consent_withdrawn, MELDING_CANCELLED: handlers.on_melding_cancelled},
+        handlers={CONSENT_WITHDRAWN: events.on_consent_withdrawn, MELDING_CANCELLED: events.on_melding_cancelled},
     )
 
 
@@ -93,7 +93,7 @@ def workers(runtime: Runtime) -> list[Worker]:
 
         async def on_message(message: AbstractIncomingMessage) -> None:
             try:
-                await handlers.store_dead_letter(runtime.unit_of_work, dead_letter(message))
+                await events.store_dead_letter(runtime.unit_of_work, dead_letter(message))
             except Exception as exc:  # noqa: BLE001 - the database is away: keep it on the queue, without a hot loop
                 log.error("dead_letter_not_stored", error_type=type(exc).__name__)
                 await asyncio.sleep(1.0)
@@ -112,7 +112,7 @@ def workers(runtime: Runtime) -> list[Worker]:
         while not stop.is_set():
             try:
                 await ensure_organisation_queues()
-                routed = await handlers.reroute_waiting(runtime.unit_of_work, runtime.consent)
+                routed = await events.reroute_waiting(runtime.unit_of_work, runtime.consent)
                 if routed:
                     log.info("waiting_meldingen_routed", count=routed)
             except Exception as exc:  # noqa: BLE001 - consent service or database away: try again next round
@@ -127,7 +127,7 @@ def workers(runtime: Runtime) -> list[Worker]:
         it survives restarts, and several replicas running it remind once (see routing.mark_overdue)."""
         while not stop.is_set():
             try:
-                marked = await handlers.mark_overdue_deliveries(runtime.unit_of_work)
+                marked = await events.mark_overdue_deliveries(runtime.unit_of_work)
                 if marked:
                     log.info("deliveries_overdue", count=marked)
             except Exception as exc:  # noqa: BLE001 - the database is away: try again next round

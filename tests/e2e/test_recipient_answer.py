@@ -12,7 +12,7 @@ import aio_pika
 import httpx
 import pytest
 
-from services.routing.service_layer import handlers as routing_handlers
+from services.routing.service_layer import events
 from services.routing.service_layer.unit_of_work import unit_of_work_factory
 from shared.clock import today_nl
 from tests.e2e.flow import (
@@ -100,7 +100,7 @@ async def test_a_delivery_past_its_deadline_gets_one_reminder_and_everyone_sees_
     # Another routing replica (or this one, restarted) finds it marked: no second reminder.
     database = environment.database(stack_databases["routing"])
     try:
-        assert await routing_handlers.mark_overdue_deliveries(unit_of_work_factory(database)) == 0
+        assert await events.mark_overdue_deliveries(unit_of_work_factory(database)) == 0
     finally:
         await database.dispose()
     assert await queue.empty(wait=2)

@@ -42,7 +42,7 @@ from services.routing.api.schemas import (
     risk_domains_in,
 )
 from services.routing.domain.model import DeadLetter
-from services.routing.service_layer import directory, handlers, operations
+from services.routing.service_layer import commands, directory, operations, queries
 from services.routing.service_layer.route_map_input import RouteMapPut
 from services.routing.service_layer.views import (
     GemeenteView,
@@ -279,7 +279,7 @@ async def reroute(
     request_id: RequestId,
     body: Reroute | None = None,
 ) -> RerouteResult:
-    routed = await handlers.reroute(
+    routed = await commands.reroute(
         unit_of_work,
         client,
         melding_id,
@@ -325,7 +325,7 @@ async def list_dead_letters(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> Items[DeadLetter]:
     return Items(
-        await handlers.list_dead_letters(
+        await queries.list_dead_letters(
             unit_of_work, principal=principal, include_replayed=include_replayed, limit=limit, request_id=request_id
         )
     )
@@ -343,7 +343,7 @@ async def list_dead_letters(
 async def replay_dead_letter(
     dead_letter_id: IdInPath, principal: Admin, unit_of_work: UnitOfWorkDep, request_id: RequestId
 ) -> DeadLetter:
-    return await handlers.replay_dead_letter(
+    return await commands.replay_dead_letter(
         unit_of_work, dead_letter_id=dead_letter_id, request_id=request_id, principal=principal
     )
 
@@ -369,7 +369,7 @@ async def list_deliveries(
     cursor: CursorQuery = None,
 ) -> Page[dict[str, Any]]:
     # No response_model: each item is the stored queue message itself, not re-validated (DeliveryDocument).
-    return await handlers.list_deliveries(
+    return await queries.list_deliveries(
         unit_of_work, principal=principal, status=status_filter, cursor=cursor, limit=limit, request_id=request_id
     )
 
@@ -389,7 +389,7 @@ async def list_deliveries(
 async def recipient_queue(
     principal: DeliveryReader, unit_of_work: UnitOfWorkDep, broker: PublicBrokerDep, request_id: RequestId
 ) -> RecipientQueueView:
-    return await handlers.recipient_queue(unit_of_work, principal=principal, broker=broker, request_id=request_id)
+    return await queries.recipient_queue(unit_of_work, principal=principal, broker=broker, request_id=request_id)
 
 
 @router.get(
@@ -410,7 +410,7 @@ async def recipient_messages(
     after_sequence: Annotated[int, Query(ge=0, le=MAX_SEQUENCE, description="the last sequence you hold")] = 0,
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> RecipientMessagesView:
-    return await handlers.recipient_messages(
+    return await queries.recipient_messages(
         unit_of_work, principal=principal, after_sequence=after_sequence, limit=limit, request_id=request_id
     )
 
@@ -426,9 +426,7 @@ async def recipient_messages(
 async def get_delivery(
     delivery_id: IdInPath, principal: DeliveryReader, unit_of_work: UnitOfWorkDep, request_id: RequestId
 ) -> dict[str, Any]:
-    return await handlers.get_delivery(
-        unit_of_work, principal=principal, delivery_id=delivery_id, request_id=request_id
-    )
+    return await queries.get_delivery(unit_of_work, principal=principal, delivery_id=delivery_id, request_id=request_id)
 
 
 @router.post(
@@ -454,7 +452,7 @@ async def report_status(
     unit_of_work: UnitOfWorkDep,
     request_id: RequestId,
 ) -> dict[str, Any]:
-    return await handlers.report_status(
+    return await commands.report_status(
         unit_of_work,
         principal=principal,
         delivery_id=delivery_id,

@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from services.routing.domain.commands import KeepDeadLetter
-from services.routing.service_layer import handlers
+from services.routing.service_layer import events
 from services.routing.service_layer.unit_of_work import UnitOfWorkFactory, unit_of_work_factory
 from tests.support import RunEnvironment, empty_tables
 
@@ -40,14 +40,14 @@ async def kept(unit_of_work: UnitOfWorkFactory) -> list[str | None]:
 
 
 async def test_a_dead_letter_delivered_twice_is_kept_once(unit_of_work: UnitOfWorkFactory) -> None:
-    await handlers.store_dead_letter(unit_of_work, letter("m-1"))
-    await handlers.store_dead_letter(unit_of_work, letter("m-1"))  # redelivered: the ack after the commit was lost
+    await events.store_dead_letter(unit_of_work, letter("m-1"))
+    await events.store_dead_letter(unit_of_work, letter("m-1"))  # redelivered: the ack after the commit was lost
     assert await kept(unit_of_work) == ["m-1"]
 
 
 async def test_the_same_message_dead_again_is_kept_again(unit_of_work: UnitOfWorkFactory) -> None:
-    await handlers.store_dead_letter(unit_of_work, letter("m-1"))
-    await handlers.store_dead_letter(unit_of_work, letter("m-1", died_at="2026-12-01T11:00:00+00:00"))  # replayed
+    await events.store_dead_letter(unit_of_work, letter("m-1"))
+    await events.store_dead_letter(unit_of_work, letter("m-1", died_at="2026-12-01T11:00:00+00:00"))  # replayed
     assert await kept(unit_of_work) == ["m-1", "m-1"]
 
 
@@ -56,6 +56,6 @@ async def test_a_dead_letter_delivered_to_two_keepers_at_once_is_kept_once_every
 ) -> None:
     rounds = 20
     for n in range(rounds):
-        await asyncio.gather(*(handlers.store_dead_letter(unit_of_work, letter(f"m-{n}")) for _ in range(2)))
+        await asyncio.gather(*(events.store_dead_letter(unit_of_work, letter(f"m-{n}")) for _ in range(2)))
     found = await kept(unit_of_work)
     assert sorted(found, key=str) == sorted((f"m-{n}" for n in range(rounds)), key=str)

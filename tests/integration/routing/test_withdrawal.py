@@ -14,7 +14,7 @@ from sqlalchemy import select
 from services.routing.adapters.orm import deliveries, outbox
 from services.routing.adapters.repository import RoutingRepository
 from services.routing.domain.model import DeliveryRecord, RoutingStatus
-from services.routing.service_layer import handlers
+from services.routing.service_layer import events
 from services.routing.service_layer.unit_of_work import UnitOfWorkFactory, unit_of_work_factory
 from shared.contracts.events import ConsentWithdrawn
 from shared.contracts.vocabulary import DeliveryStatus
@@ -76,7 +76,7 @@ async def test_a_database_error_stopping_one_melding_rolls_back_that_melding_alo
     monkeypatch.setattr(RoutingRepository, "retract_delivery", with_a_database_error)
     body = {"consent_id": "c-1", "org_id": "10000001", "withdrawn_at": datetime.now(UTC).isoformat()}
     async with unit_of_work() as uow:
-        await handlers.on_consent_withdrawn(
+        await events.on_consent_withdrawn(
             uow, IncomingEvent("w-1", "consent.withdrawn", ConsentWithdrawn.model_validate(body))
         )
         await uow.commit()

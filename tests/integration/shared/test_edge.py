@@ -195,11 +195,11 @@ async def _until(condition: Callable[[], bool]) -> None:
 async def test_one_organisation_runs_only_its_share_of_the_message_feed_at_once_429_and_others_are_unaffected(
     environment: RunEnvironment, tokens: Tokens, monkeypatch: pytest.MonkeyPatch, per_org: int
 ) -> None:
-    from services.routing.service_layer import handlers
+    from services.routing.service_layer import queries
 
     extra = 5
     async with _clients(environment, expensive_requests_per_org=per_org) as clients:
-        release, inside = _hold(monkeypatch, handlers, "recipient_messages")
+        release, inside = _hold(monkeypatch, queries, "recipient_messages")
         feed = clients["routing"]
 
         def fetch(org_id: str) -> asyncio.Task[httpx.Response]:
