@@ -135,15 +135,17 @@ class Outbox:
         request_id: str | None = None,
         mandatory: bool = True,
         message_id: str | None = None,
+        staged_in: dict[str, str] | None = None,
     ) -> dict[str, Any]:
-        """A message as the outbox keeps it, with the trace context it is staged in (for `add_rows`)."""
+        """A message as the outbox keeps it, with the trace context it is staged in (for `add_rows`):
+        `staged_in`, for a message made later than its use case ran (numbered at commit), else the current one."""
         if isinstance(body, str):
             text = body  # already the exact bytes to publish (a replayed dead letter)
         elif isinstance(body, BaseModel):
             text = json.dumps(body.model_dump(mode="json"), separators=(",", ":"), sort_keys=True)
         else:
             text = json.dumps(body, separators=(",", ":"), sort_keys=True)
-        traced = current_context()
+        traced = staged_in or current_context()
         return {
             "id": message_id or str(uuid.uuid4()),
             "exchange": exchange,

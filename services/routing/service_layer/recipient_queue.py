@@ -28,6 +28,7 @@ from shared.clock import now
 from shared.db import HOOK_NUMBERING, UnitOfWork
 from shared.messaging.outbox import Outbox
 from shared.messaging.topology import DELIVERIES_EXCHANGE
+from shared.tracing import current_context
 
 KEY = "recipient-queue"
 
@@ -42,6 +43,7 @@ class _Staged:
     delivery_id: str
     correlation_id: str
     request_id: str | None
+    staged_in: dict[str, str] | None  # the trace context of the use case that staged it (a consumer's span)
 
 
 class _Transaction(Protocol):
@@ -82,7 +84,17 @@ class RecipientQueue:
         `message_id` (recipients drop duplicates by it). `kept`: what the log may keep instead (a full
         delivery's thin form: the log holds no personal data)."""
         self._staged.append(
-            _Staged(org_id, message_type, message, kept or message, message_id, delivery_id, correlation_id, request_id)
+            _Staged(
+                org_id,
+                message_type,
+                message,
+                kept or message,
+                message_id,
+                delivery_id,
+                correlation_id,
+                request_id,
+                current_context(),  # numbered at commit, outside the span of the message that caused it
+            )
         )
         self.uow.before_commit(KEY, self._number, order=HOOK_NUMBERING)
 
@@ -104,6 +116,7 @@ class RecipientQueue:
                         message_id=s.message_id,
                         correlation_id=s.correlation_id,
                         request_id=s.request_id,
+                        staged_in=s.staged_in,
                         # The queue exists from the organisation's PUT on: a missing one is a retry, not a loss.
                         mandatory=True,
                     )
