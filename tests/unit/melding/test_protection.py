@@ -44,6 +44,22 @@ def test_a_hidden_total_whose_shown_parts_give_it_away_is_no_hiding_place() -> N
     assert {"q1", "q3"} <= hidden and ("jan" in hidden or "y" in hidden)
 
 
+def test_hidden_parts_bounded_by_their_own_totals_are_no_hiding_place_for_each_other() -> None:
+    # The country's 111 = a gemeente's 85 (shown) + a small gemeente's 16 + the 10 without a gemeente. The
+    # 16 and the 10 are hidden for their own rows' sake (18 and 11 there, beside a 2 and a 1); together
+    # they hold 26, but the 10 is at most 11, so the 16 lies in 15..18. The 85 is hidden too.
+    counts = {"nl": 111, "a": 85, "s": 16, "w": 10, "s_row": 18, "s_other": 2, "w_row": 11, "w_other": 1}
+    relations = [
+        Relation("nl", ["a", "s", "w"]),
+        Relation("s_row", ["s", "s_other"]),
+        Relation("w_row", ["w", "w_other"]),
+    ]
+    assert protect(counts, relations, threshold=10) == {"s", "s_other", "w", "w_other", "a"}
+    # With room enough (beside a 9, the 10 could be up to 19, so the 16 anything in 7..18), nothing more is.
+    counts |= {"w_row": 19, "w_other": 9}
+    assert protect(counts, relations, threshold=10) == {"s", "s_other", "w", "w_other"}
+
+
 def test_inequality_links_hide_only_the_zeros_beside_a_hidden_total() -> None:
     # 4 meldingen, all for verslaving: the 0s of the other domains would say each of them names it.
     counts = {"t": 4, "verslaving": 4, "lvb": 0}
