@@ -25,8 +25,9 @@ leaves enough unknown behind:
 Hiding a cell can break another relation it is part of, so this runs until no relation needs anything more
 (each step hides a cell, so it ends); relations under a hidden total go first, the large ones (the country's,
 of every gemeente) last, and each relation's sum of shown parts is kept as cells are hidden rather than
-summed again. The rules look at one relation at a time (with bounds from its neighbours): a sum over several
-rows and columns at once can still narrow a hidden count (docs/security.md, "Programme figures").
+summed again. The rules look at one relation at a time (with bounds from its neighbours); a `Grid` looks at
+a two-way table as a whole (the reader adds rows and columns up at once), after the relations have settled,
+and the relations settle again for what it hid.
 
 The rules are those of the "hypercube" family of heuristics (τ-ARGUS, GHMITER, as CBS and Destatis use them):
 they do not solve the optimal suppression problem, and what shows how far they hold for the figures' table
@@ -53,27 +54,45 @@ class Relation(NamedTuple, Generic[C]):
     adds_up: bool = True
 
 
+class Grid(NamedTuple, Generic[C]):
+    """A two-way table: `rows` are relations whose parts line up with the parts of `margin`, and each part of
+    `margin` is the sum of the row parts in its place (the country's statuses are the sums of the gemeenten's).
+    The reader can add rows and columns up at once: where the margin's total is shown, the hidden part of
+    the margin is known, and so is that of every row whose total is shown and whose hidden parts all lie
+    in the margin's hidden places; what is left lies in the other rows and must be 0 or at least
+    `threshold`, or else a part of a known row outside those places (or its total) is hidden too."""
+
+    margin: Relation[C]
+    rows: Sequence[Relation[C]]
+
+
 def protect(
     counts: Mapping[C, int],
     relations: Iterable[Relation[C]],
     *,
     threshold: int,
     unpublished: Iterable[C] = (),
+    grids: Iterable[Grid[C]] = (),
 ) -> set[C]:
-    """The cells to hide (see the module's docstring). Every cell a relation names must be in `counts`."""
+    """The cells to hide (see the module's docstring, and `Grid`). Every cell a relation or grid names must be
+    in `counts`."""
     # A year of the country's meldingen makes 100,000s of small lists and tuples here, none of them in a
     # cycle: the cyclic garbage collector, run again and again over them, would take a third of the time.
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _protect(counts, relations, threshold, unpublished)
+        return _protect(counts, relations, threshold, unpublished, grids)
     finally:
         if collecting:
             gc.enable()
 
 
 def _protect(
-    counts: Mapping[C, int], relations: Iterable[Relation[C]], threshold: int, unpublished: Iterable[C]
+    counts: Mapping[C, int],
+    relations: Iterable[Relation[C]],
+    threshold: int,
+    unpublished: Iterable[C],
+    grids: Iterable[Grid[C]],
 ) -> set[C]:
     cells = list(counts)
     number = {cell: at for at, cell in enumerate(cells)}
@@ -90,6 +109,15 @@ def _protect(
         if counts[r.total] > 0
     ]
     book = _Book([counts[cell] for cell in cells], ties, hidden, threshold)
+    tables = [
+        (
+            number[grid.margin.total],
+            tuple(number[part] for part in grid.margin.parts),
+            [(number[row.total], tuple(number[part] for part in row.parts)) for row in grid.rows],
+        )
+        for grid in grids
+        if counts[grid.margin.total] > 0
+    ]
     # Relations whose total is hidden go first: what they hide (a part of the hidden total) frees the total to
     # be another relation's hiding place, where the other relation would otherwise hide a shown sibling. Large
     # relations (the country's, of every gemeente) go last: the small ones settle first, so a large one is
@@ -108,18 +136,35 @@ def _protect(
     for index in range(len(ties)):
         enqueue(index)
     queued = bytearray(b"\x01" * len(ties))
-    while first or small or large:
-        index = (first or small or large).popleft()
-        queued[index] = 0
-        more = book.next_to_hide(index)
+
+    def settle() -> None:
+        while first or small or large:
+            index = (first or small or large).popleft()
+            queued[index] = 0
+            more = book.next_to_hide(index)
+            if not more:
+                continue
+            for at in more:
+                book.hide(at)
+            for other in (*(o for at in more for o in (*book.part_of[at], *book.total_of[at])), index):
+                if not queued[other]:  # this relation too: it may need more still
+                    queued[other] = 1
+                    enqueue(other)
+
+    settle()
+    # The grids once every relation is settled (each is a sum over a whole table), then the relations again
+    # for what a grid hid, until neither needs more.
+    while True:
+        more = [at for table in tables for at in book.grid_needs(*table)]
         if not more:
-            continue
+            break
         for at in more:
             book.hide(at)
-        for other in (*(o for at in more for o in (*book.part_of[at], *book.total_of[at])), index):
-            if not queued[other]:  # this relation too: it may need more still
-                queued[other] = 1
-                enqueue(other)
+            for other in (*book.part_of[at], *book.total_of[at]):
+                if not queued[other]:
+                    queued[other] = 1
+                    enqueue(other)
+        settle()
     return {cell for at, cell in enumerate(cells) if hidden[at]}
 
 
@@ -225,6 +270,29 @@ class _Book:
             if min(high, hidden_sum - (low_sum - low)) - max(low, hidden_sum - others_most) < threshold:
                 return False
         return True
+
+    def grid_needs(self, total: int, margin: tuple[int, ...], rows: list[tuple[int, tuple[int, ...]]]) -> list[int]:
+        """What a `Grid` needs hidden: nothing, or one cell of a row whose hidden part the reader knows."""
+        counts, hidden = self.counts, self.hidden
+        if hidden[total]:
+            return []
+        places = [place for place, part in enumerate(margin) if hidden[part]]
+        left = sum(counts[margin[place]] for place in places)
+        if left == 0:
+            return []
+        outside = [place for place in range(len(margin)) if not hidden[margin[place]]]
+        best: tuple[int, int] | None = None  # (count, cell): the least to hide to make a known row unknown
+        for row_total, parts in rows:
+            if hidden[row_total] or any(hidden[parts[place]] for place in outside):
+                continue  # the reader does not know what of this row lies in the hidden places
+            left -= sum(counts[parts[place]] for place in places)
+            shown = [(counts[parts[place]], parts[place]) for place in outside if counts[parts[place]] > 0]
+            candidate = min(shown, default=(counts[row_total], row_total))
+            if best is None or candidate < best:
+                best = candidate
+        if left == 0 or left >= self.threshold or best is None:
+            return []
+        return [best[1]]
 
     def smallest(self, cells: Sequence[int]) -> list[int]:
         """The shown cell with the smallest count (the first of equals), if any."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.melding.domain.protection import Relation, follows_from_shown, protect
+from services.melding.domain.protection import Grid, Relation, follows_from_shown, protect
 
 
 def _one(total: str, counts: dict[str, int]) -> set[str]:
@@ -58,6 +58,26 @@ def test_hidden_parts_bounded_by_their_own_totals_are_no_hiding_place_for_each_o
     # With room enough (beside a 9, the 10 could be up to 19, so the 16 anything in 7..18), nothing more is.
     counts |= {"w_row": 19, "w_other": 9}
     assert protect(counts, relations, threshold=10) == {"s", "s_other", "w", "w_other"}
+
+
+def test_a_grid_hides_a_part_of_a_row_whose_hidden_part_is_known() -> None:
+    # Gemeenten a, s1, s2 × delivered, cancelled, withdrawn, with the country's sums. Shown: a's 60 and its
+    # 50 delivered, the country's 74 and 61 delivered. So the country's 13 not delivered, less a's 10, leave
+    # 3 for s1 and s2: s1's 1 cancelled lies in 0..3, though every relation on its own leaves enough unknown.
+    rows = {"a": (50, 4, 6), "s1": (5, 1, 0), "s2": (6, 0, 2)}
+    counts: dict[str, int] = {}
+    for row, values in rows.items():
+        counts[row] = sum(values)
+        counts |= {f"{row}_{status}": value for status, value in zip("dcw", values, strict=True)}
+    counts |= {f"nl_{status}": sum(counts[f"{row}_{status}"] for row in rows) for status in "dcw"}
+    counts["nl"] = sum(counts[row] for row in rows)
+    by_row = [Relation(row, [f"{row}_{status}" for status in "dcw"]) for row in (*rows, "nl")]
+    by_status = [Relation(f"nl_{status}", [f"{row}_{status}" for row in rows]) for status in "dcw"]
+    relations = [*by_row, *by_status, Relation("nl", list(rows))]
+    hidden = protect(counts, relations, threshold=10)
+    assert "a_d" not in hidden and {"a", "nl", "nl_d"}.isdisjoint(hidden)
+    hidden = protect(counts, relations, threshold=10, grids=[Grid(by_row[-1], by_row[:-1])])
+    assert hidden == {"a_c", "a_w", "s1", "s1_d", "s1_c", "s1_w", "s2", "s2_d", "s2_c", "s2_w", "nl_c", "nl_w", "a_d"}
 
 
 def test_inequality_links_hide_only_the_zeros_beside_a_hidden_total() -> None:
