@@ -4,8 +4,9 @@ counted from their anonymous skeleton, with every small number suppressed. No I/
 Suppression (docs/security.md, "Programme figures"):
 - each year is one protected table (`YearTable`): every gemeente, the meldingen without one and the country,
   per month, quarter and year, for every breakdown, protected once with secondary suppression across those
-  margins (`protection.protect`); every answer about the year is a slice of it, so no set of answers holds
-  numbers the protection did not weigh together;
+  margins (`protection.protect`), and each table of gemeenten × a partition (statuses, sender types,
+  recipient sets) also as a whole (`protection.Grid`); every answer about the year is a slice of it, so no
+  set of answers holds numbers the protection did not weigh together;
 - every count below `SUPPRESSION_THRESHOLD` is `None`; a true 0 is 0 unless it would give a hidden count away;
 - a share or the days to contact are shown only where the protected table shows the counts they come from;
 - periods are whole calendar months, quarters or years, so two questions never differ by a few days.
