@@ -183,23 +183,31 @@ class Attacker:
         rows = self.rows if row == COUNTRY else [row]
         return self.program.qsum(self.atoms[field, key, r, month] for r in rows for month in months)
 
-    def far_from(self, cells: dict[Cell, int], rounds: int = 6) -> set[Cell]:
-        """Cells that can lie at least `SUPPRESSION_THRESHOLD` from their true counts (`cells`), found a few
-        solves at a time: a solution consistent with everything shown where a cell lies that far from its true
-        count shows that its range is that wide (the truth is a solution too). Pushes every cell up, then
-        down, then in random directions."""
+    def far_from(self, cells: dict[Cell, int], rounds: int = 60) -> set[Cell]:
+        """Cells that can lie at least `SUPPRESSION_THRESHOLD` from their true counts (`cells`), found many at a
+        time: a solution consistent with everything shown where a cell lies that far from its true count shows
+        that its range is that wide (the truth is a solution too). Pushes the cells not yet found up, down and
+        in random directions, until a few pushes in a row find none."""
         rng = random.Random(0)
         far: set[Cell] = set()
         expressions = {cell: self.expression(cell) for cell in cells}
+        fruitless = 0
         for round_ in range(rounds):
-            signs = [1 if round_ == 0 else -1 if round_ == 1 else rng.choice((1, -1)) for _ in cells]
+            left = [cell for cell in cells if cell not in far]
+            if not left or fruitless == 5:
+                break
+            signs = [1 if round_ == 0 else -1 if round_ == 1 else rng.choice((1, -1)) for _ in left]
             self.program.maximize(
-                self.program.qsum(sign * e for sign, e in zip(signs, expressions.values(), strict=True))
+                self.program.qsum(sign * expressions[cell] for sign, cell in zip(signs, left, strict=True))
             )
             assert self.program.getModelStatus() == highspy.HighsModelStatus.kOptimal
-            for cell, expression in expressions.items():
-                if abs(self.program.val(expression) - cells[cell]) >= SUPPRESSION_THRESHOLD - 0.5:
-                    far.add(cell)
+            found = {
+                cell
+                for cell in left
+                if abs(self.program.val(expressions[cell]) - cells[cell]) >= SUPPRESSION_THRESHOLD - 0.5
+            }
+            far |= found
+            fruitless = 0 if found else fruitless + 1
         return far
 
     def extreme(self, cell: Cell, *, most: bool) -> int:
