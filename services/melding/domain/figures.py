@@ -4,8 +4,9 @@ counted from their anonymous skeleton, with every small number suppressed. No I/
 Suppression (docs/security.md, "Programme figures"):
 - each year is one protected table (`YearTable`): every gemeente, the meldingen without one and the country,
   per month, quarter and year, for every breakdown, protected once with secondary suppression across those
-  margins (`protection.protect`); every answer about the year is a slice of it, so no set of answers holds
-  numbers the protection did not weigh together;
+  margins (`protection.protect`), and each table of gemeenten × a partition (statuses, sender types,
+  recipient sets) also as a whole (`protection.Grid`); every answer about the year is a slice of it, so no
+  set of answers holds numbers the protection did not weigh together;
 - every count below `SUPPRESSION_THRESHOLD` is `None`; a true 0 is 0 unless it would give a hidden count away;
 - a share or the days to contact are shown only where the protected table shows the counts they come from;
 - periods are whole calendar months, quarters or years, so two questions never differ by a few days.
@@ -22,7 +23,7 @@ from itertools import combinations
 from typing import Any, NamedTuple, get_args
 
 from services.melding.domain.model import MeldingStatus
-from services.melding.domain.protection import Relation, follows_from_shown, protect
+from services.melding.domain.protection import Grid, Relation, follows_from_shown, protect
 from shared.contracts.vocabulary import (
     MEDICAL_RISK_DOMAINS,
     NOT_REPORTED,
@@ -283,8 +284,22 @@ class YearTable:
                     relations.append(Relation(total, [(field, key, row, time) for key in keys]))
                 for field, keys in SEVERAL.items():
                     relations.append(Relation(total, [(field, key, row, time) for key in keys], adds_up=False))
+        # Gemeenten × the parts of a partition, both ways: the country's statuses are the sums of the
+        # gemeenten's, and the country's meldingen the sum of theirs.
+        grids: list[Grid[Cell]] = []
+        for time in (*MONTH_KEYS, *QUARTERS, YEAR):
+            total, rows = ("meldingen", "", NATION, time), self.rows
+            for field, keys in PARTITIONS.items():
+                by_row = [
+                    Relation(("meldingen", "", row, time), [(field, key, row, time) for key in keys]) for row in rows
+                ]
+                grids.append(Grid(Relation(total, [(field, key, NATION, time) for key in keys]), by_row))
+                by_key = [
+                    Relation((field, key, NATION, time), [(field, key, row, time) for row in rows]) for key in keys
+                ]
+                grids.append(Grid(Relation(total, [("meldingen", "", row, time) for row in rows]), by_key))
         self.counts = counts
-        self.hidden = protect(counts, relations, threshold=threshold, unpublished=unpublished)
+        self.hidden = protect(counts, relations, threshold=threshold, unpublished=unpublished, grids=grids)
         self._recipient_types()
 
     def _recipient_types(self) -> None:

@@ -12,6 +12,9 @@ leaves enough unknown behind:
 - where a relation's total is shown and some of its parts are hidden, at least two parts are hidden and they
   add up to 0 or to at least `threshold` meldingen the reader cannot place — a hidden part counts only for
   what its own shown parts do not give away (a hidden quarter whose one busy month is shown hides nothing);
+  and each hidden part that is not 0 keeps a range of at least `threshold`, the others bounded by what the
+  shown cells say of them: at least the sum of their own shown parts, at most a shown total they are part
+  of less its shown parts (two hidden parts of 16 and 10 hide nothing when the 10 is at most 11);
 - where a relation's total is hidden, at least one of its parts is hidden too, or the total would be the sum
   of the shown parts;
 - a 0 beside a hidden count (in a relation with a hidden part that is not 0, or under a hidden total that is
@@ -20,16 +23,23 @@ leaves enough unknown behind:
   only when the relation has no part left to hide.
 
 Hiding a cell can break another relation it is part of, so this runs until no relation needs anything more
-(each step hides a cell, so it ends); relations under a hidden total go first. The rules are those of the
-"hypercube" family of heuristics (τ-ARGUS, GHMITER, as CBS and Destatis use them): they do not solve the
-optimal suppression problem, and what shows they suffice for the figures' table shape is the
-integer-programming attack in tests/unit/melding/test_figures_attack.py.
+(each step hides a cell, so it ends); relations under a hidden total go first, the large ones (the country's,
+of every gemeente) last, and each relation's sum of shown parts is kept as cells are hidden rather than
+summed again. The rules look at one relation at a time (with bounds from its neighbours); a `Grid` looks at
+a two-way table as a whole (the reader adds rows and columns up at once), after the relations have settled,
+and the relations settle again for what it hid.
+
+The rules are those of the "hypercube" family of heuristics (τ-ARGUS, GHMITER, as CBS and Destatis use them):
+they do not solve the optimal suppression problem, and what shows how far they hold for the figures' table
+shape is the integer-programming attack in tests/unit/melding/test_figures_attack.py.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict, deque
-from collections.abc import Callable, Collection, Hashable, Iterable, Mapping, Sequence
+import gc
+import math
+from collections import deque
+from collections.abc import Collection, Hashable, Iterable, Mapping, Sequence
 from typing import Generic, NamedTuple, TypeVar
 
 C = TypeVar("C", bound=Hashable)  # a cell's key
@@ -44,88 +54,250 @@ class Relation(NamedTuple, Generic[C]):
     adds_up: bool = True
 
 
+class Grid(NamedTuple, Generic[C]):
+    """A two-way table: `rows` are relations whose parts line up with the parts of `margin`, and each part of
+    `margin` is the sum of the row parts in its place (the country's statuses are the sums of the gemeenten's).
+    The reader can add rows and columns up at once: where the margin's total is shown, the hidden part of
+    the margin is known, and so is that of every row whose total is shown and whose hidden parts all lie
+    in the margin's hidden places; what is left lies in the other rows and must be 0 or at least
+    `threshold`, or else a part of a known row outside those places (or its total) is hidden too."""
+
+    margin: Relation[C]
+    rows: Sequence[Relation[C]]
+
+
 def protect(
     counts: Mapping[C, int],
     relations: Iterable[Relation[C]],
     *,
     threshold: int,
     unpublished: Iterable[C] = (),
+    grids: Iterable[Grid[C]] = (),
 ) -> set[C]:
-    """The cells to hide (see the module's docstring). Every cell a relation names must be in `counts`."""
-    hidden = {cell for cell, count in counts.items() if 0 < count < threshold}
-    hidden.update(unpublished)
-    # A total of 0 has parts of 0: such a relation gives nothing away, and there are many in a sparse table.
-    ties = [relation for relation in relations if counts[relation.total] > 0]
-    of_cell: dict[C, list[int]] = defaultdict(list)
-    for index, relation in enumerate(ties):
-        of_cell[relation.total].append(index)
-        for part in relation.parts:
-            of_cell[part].append(index)
-    made_of: dict[C, list[Relation[C]]] = defaultdict(list)
-    for relation in ties:
-        if relation.adds_up:
-            made_of[relation.total].append(relation)
-
-    def partly_known(cell: C) -> int:
-        """What the shown parts of a hidden cell say it is at least."""
-        return max((sum(counts[p] for p in r.parts if p not in hidden) for r in made_of.get(cell, ())), default=0)
-
-    # Relations whose total is hidden go first: what they hide (a part of the hidden total) frees the total to
-    # be another relation's hiding place, where the other relation would otherwise hide a shown sibling.
-    first: deque[int] = deque(i for i, r in enumerate(ties) if r.total in hidden)
-    then: deque[int] = deque(i for i, r in enumerate(ties) if r.total not in hidden)
-    queued = set(range(len(ties)))
-    while first or then:
-        index = first.popleft() if first else then.popleft()
-        queued.discard(index)
-        more = _next_to_hide(ties[index], counts, hidden, threshold, partly_known)
-        hidden.update(more)
-        for other in (*(o for cell in more for o in of_cell[cell]), index) if more else ():
-            if other not in queued:  # this relation too: it may need more still
-                queued.add(other)
-                (first if ties[other].total in hidden else then).append(other)
-    return hidden
+    """The cells to hide (see the module's docstring, and `Grid`). Every cell a relation or grid names must be
+    in `counts`."""
+    # A year of the country's meldingen makes 100,000s of small lists and tuples here, none of them in a
+    # cycle: the cyclic garbage collector, run again and again over them, would take a third of the time.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        return _protect(counts, relations, threshold, unpublished, grids)
+    finally:
+        if collecting:
+            gc.enable()
 
 
-def _next_to_hide(
-    relation: Relation[C],
+def _protect(
     counts: Mapping[C, int],
-    hidden: set[C],
+    relations: Iterable[Relation[C]],
     threshold: int,
-    partly_known: Callable[[C], int],
-) -> list[C]:
-    """The next cells this relation needs hidden; none when it leaves enough unknown."""
-    hidden_parts = [part for part in relation.parts if part in hidden]
-    hiding = relation.total in hidden and counts[relation.total] > 0
-    if hiding or (relation.adds_up and any(counts[part] > 0 for part in hidden_parts)):
-        # A 0 shown beside a hidden count bounds it: 0 + 0 + x = 12 - 9 says x is 3.
-        zeros = [part for part in relation.parts if part not in hidden and counts[part] == 0]
-        if zeros:
-            return zeros
-    if not relation.adds_up:
-        return []
-    if relation.total in hidden:
-        return [] if hidden_parts else _smallest(relation.parts, counts, hidden)
-    # What the reader cannot tell apart: the hidden parts, less what their own shown parts give away (a
-    # hidden quarter whose only melding month is shown is no hiding place).
-    if not hidden_parts:
-        return []
-    unknown = 0
-    for part in hidden_parts:  # summed only as far as needed: the country's relations have 300+ parts
-        unknown += counts[part] - partly_known(part)
-        if unknown >= threshold and len(hidden_parts) >= 2:
+    unpublished: Iterable[C],
+    grids: Iterable[Grid[C]],
+) -> set[C]:
+    cells = list(counts)
+    number = {cell: at for at, cell in enumerate(cells)}
+    hidden = bytearray(len(cells))
+    for at, cell in enumerate(cells):
+        if 0 < counts[cell] < threshold:
+            hidden[at] = 1
+    for cell in unpublished:
+        hidden[number[cell]] = 1
+    # A total of 0 has parts of 0: such a relation gives nothing away, and there are many in a sparse table.
+    ties = [
+        _Tie(number[r.total], tuple(number[part] for part in r.parts), r.adds_up)
+        for r in relations
+        if counts[r.total] > 0
+    ]
+    book = _Book([counts[cell] for cell in cells], ties, hidden, threshold)
+    tables = [
+        (
+            number[grid.margin.total],
+            tuple(number[part] for part in grid.margin.parts),
+            [(number[row.total], tuple(number[part] for part in row.parts)) for row in grid.rows],
+        )
+        for grid in grids
+        if counts[grid.margin.total] > 0
+    ]
+    # Relations whose total is hidden go first: what they hide (a part of the hidden total) frees the total to
+    # be another relation's hiding place, where the other relation would otherwise hide a shown sibling. Large
+    # relations (the country's, of every gemeente) go last: the small ones settle first, so a large one is
+    # looked at a few times rather than once for every cell of it that a small one hides.
+    first: deque[int] = deque()
+    small: deque[int] = deque()
+    large: deque[int] = deque()
+
+    def enqueue(index: int) -> None:
+        tie = ties[index]
+        if hidden[tie.total]:
+            first.append(index)
+        else:
+            (large if len(tie.parts) > _LARGE else small).append(index)
+
+    for index in range(len(ties)):
+        enqueue(index)
+    queued = bytearray(b"\x01" * len(ties))
+
+    def settle() -> None:
+        while first or small or large:
+            index = (first or small or large).popleft()
+            queued[index] = 0
+            more = book.next_to_hide(index)
+            if not more:
+                continue
+            for at in more:
+                book.hide(at)
+            for other in (*(o for at in more for o in (*book.part_of[at], *book.total_of[at])), index):
+                if not queued[other]:  # this relation too: it may need more still
+                    queued[other] = 1
+                    enqueue(other)
+
+    settle()
+    # The grids once every relation is settled (each is a sum over a whole table), then the relations again
+    # for what a grid hid, until neither needs more.
+    while True:
+        more = [at for table in tables for at in book.grid_needs(*table)]
+        if not more:
+            break
+        for at in more:
+            book.hide(at)
+            for other in (*book.part_of[at], *book.total_of[at]):
+                if not queued[other]:
+                    queued[other] = 1
+                    enqueue(other)
+        settle()
+    return {cell for at, cell in enumerate(cells) if hidden[at]}
+
+
+_LARGE = 20  # parts
+
+
+class _Tie(NamedTuple):
+    """A relation, its cells by number."""
+
+    total: int
+    parts: tuple[int, ...]
+    adds_up: bool
+
+
+class _Book:
+    """What the reader knows of each relation, kept up to date as cells are hidden (a relation of the country
+    has 300+ parts: summing them again each time one is hidden would take seconds). Cells by number."""
+
+    def __init__(self, counts: list[int], ties: list[_Tie], hidden: bytearray, threshold: int) -> None:
+        self.counts, self.ties, self.hidden, self.threshold = counts, ties, hidden, threshold
+        self.total_of: list[list[int]] = [[] for _ in counts]  # the relations it is the total of
+        self.made_of: list[list[int]] = [[] for _ in counts]  # those that add up
+        self.part_of: list[list[int]] = [[] for _ in counts]  # the relations it is a part of
+        self.shown_sum: list[int] = []  # per relation, the sum of its shown parts
+        for index, tie in enumerate(ties):
+            self.total_of[tie.total].append(index)
+            if tie.adds_up:
+                self.made_of[tie.total].append(index)
+            shown = 0
+            for part in tie.parts:
+                self.part_of[part].append(index)
+                if not hidden[part]:
+                    shown += counts[part]
+            self.shown_sum.append(shown)
+
+    def hide(self, cell: int) -> None:
+        if self.hidden[cell]:
+            return
+        self.hidden[cell] = 1
+        count = self.counts[cell]
+        for index in self.part_of[cell]:
+            self.shown_sum[index] -= count
+
+    def least(self, cell: int) -> int:
+        """What the shown parts of a hidden cell say it is at least."""
+        return max((self.shown_sum[index] for index in self.made_of[cell]), default=0)
+
+    def most(self, cell: int) -> float:
+        """What the shown totals the cell is a part of say it is at most: a shown total less its shown parts
+        (or, for a part of a relation that does not add up, the shown total)."""
+        bound = math.inf
+        for index in self.part_of[cell]:
+            tie = self.ties[index]
+            if not self.hidden[tie.total]:
+                total = self.counts[tie.total]
+                bound = min(bound, total - self.shown_sum[index] if tie.adds_up else total)
+        return bound
+
+    def next_to_hide(self, index: int) -> list[int]:
+        """The next cells this relation needs hidden; none when it leaves enough unknown."""
+        tie, counts, hidden = self.ties[index], self.counts, self.hidden
+        hidden_parts = [part for part in tie.parts if hidden[part]]
+        hiding = hidden[tie.total] and counts[tie.total] > 0
+        if hiding or (tie.adds_up and any(counts[part] > 0 for part in hidden_parts)):
+            # A 0 shown beside a hidden count bounds it: 0 + 0 + x = 12 - 9 says x is 3.
+            if len(hidden_parts) < len(tie.parts):
+                zeros = [part for part in tie.parts if not hidden[part] and counts[part] == 0]
+                if zeros:
+                    return zeros
+        if not tie.adds_up:
             return []
-    if unknown == 0:
-        return []
-    return _smallest(relation.parts, counts, hidden, fallback=relation.total)
+        if hidden[tie.total]:
+            return [] if hidden_parts else self.smallest(tie.parts)
+        if not hidden_parts or self.enough_unknown(index, hidden_parts):
+            return []
+        return self.smallest(tie.parts) or [tie.total]
 
+    def enough_unknown(self, index: int, hidden_parts: list[int]) -> bool:
+        """Whether the hidden parts of a relation with a shown total leave each of them (not 0) a range of at
+        least `threshold`. The reader knows their sum; each part lies between what its own shown parts say it
+        is at least and what the other shown totals it is a part of say it is at most; so one part lies
+        between the sum less the most the others can be and the sum less the least they can be. (A
+        gemeente's 16 hidden beside the 10 of the meldingen no gemeente was found for, 11 of those in all,
+        are not hidden by them: the gemeente's lie between 26 - 11 and its own total, 18.)"""
+        counts, threshold = self.counts, self.threshold
+        if len(hidden_parts) < 2:
+            return all(counts[part] == 0 for part in hidden_parts)
+        hidden_sum = counts[self.ties[index].total] - self.shown_sum[index]
+        lows = [self.least(part) for part in hidden_parts]
+        low_sum = sum(lows)
+        if hidden_sum - low_sum < threshold:
+            return False  # fewer than `threshold` meldingen the reader cannot place
+        highs = [self.most(part) for part in hidden_parts]
+        unbounded = highs.count(math.inf)
+        high_sum = sum(high for high in highs if high != math.inf)
+        for part, low, high in zip(hidden_parts, lows, highs, strict=True):
+            if counts[part] == 0:
+                continue
+            if high == math.inf:
+                others_most = math.inf if unbounded > 1 else high_sum
+            else:
+                others_most = math.inf if unbounded else high_sum - high
+            if min(high, hidden_sum - (low_sum - low)) - max(low, hidden_sum - others_most) < threshold:
+                return False
+        return True
 
-def _smallest(cells: Sequence[C], counts: Mapping[C, int], hidden: set[C], fallback: C | None = None) -> list[C]:
-    """The shown cell with the smallest count (the first of equals); else `fallback`."""
-    shown = [cell for cell in cells if cell not in hidden]
-    if shown:
-        return [min(shown, key=lambda cell: counts[cell])]
-    return [] if fallback is None else [fallback]
+    def grid_needs(self, total: int, margin: tuple[int, ...], rows: list[tuple[int, tuple[int, ...]]]) -> list[int]:
+        """What a `Grid` needs hidden: nothing, or one cell of a row whose hidden part the reader knows."""
+        counts, hidden = self.counts, self.hidden
+        if hidden[total]:
+            return []
+        places = [place for place, part in enumerate(margin) if hidden[part]]
+        left = sum(counts[margin[place]] for place in places)
+        if left == 0:
+            return []
+        outside = [place for place in range(len(margin)) if not hidden[margin[place]]]
+        best: tuple[int, int] | None = None  # (count, cell): the least to hide to make a known row unknown
+        for row_total, parts in rows:
+            if hidden[row_total] or any(hidden[parts[place]] for place in outside):
+                continue  # the reader does not know what of this row lies in the hidden places
+            left -= sum(counts[parts[place]] for place in places)
+            shown = [(counts[parts[place]], parts[place]) for place in outside if counts[parts[place]] > 0]
+            candidate = min(shown, default=(counts[row_total], row_total))
+            if best is None or candidate < best:
+                best = candidate
+        if left == 0 or left >= self.threshold or best is None:
+            return []
+        return [best[1]]
+
+    def smallest(self, cells: Sequence[int]) -> list[int]:
+        """The shown cell with the smallest count (the first of equals), if any."""
+        shown = [cell for cell in cells if not self.hidden[cell]]
+        return [min(shown, key=self.counts.__getitem__)] if shown else []
 
 
 def follows_from_shown(total: C, parts: Collection[C], summed: Collection[C], hidden: Collection[C]) -> bool:

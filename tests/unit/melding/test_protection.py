@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.melding.domain.protection import Relation, follows_from_shown, protect
+from services.melding.domain.protection import Grid, Relation, follows_from_shown, protect
 
 
 def _one(total: str, counts: dict[str, int]) -> set[str]:
@@ -42,6 +42,42 @@ def test_a_hidden_total_whose_shown_parts_give_it_away_is_no_hiding_place() -> N
     relations = [Relation("y", ["q1", "q3"]), Relation("q1", ["jan", "feb"])]
     hidden = protect(counts, relations, threshold=10)
     assert {"q1", "q3"} <= hidden and ("jan" in hidden or "y" in hidden)
+
+
+def test_hidden_parts_bounded_by_their_own_totals_are_no_hiding_place_for_each_other() -> None:
+    # The country's 111 = a gemeente's 85 (shown) + a small gemeente's 16 + the 10 without a gemeente. The
+    # 16 and the 10 are hidden for their own rows' sake (18 and 11 there, beside a 2 and a 1); together
+    # they hold 26, but the 10 is at most 11, so the 16 lies in 15..18. The 85 is hidden too.
+    counts = {"nl": 111, "a": 85, "s": 16, "w": 10, "s_row": 18, "s_other": 2, "w_row": 11, "w_other": 1}
+    relations = [
+        Relation("nl", ["a", "s", "w"]),
+        Relation("s_row", ["s", "s_other"]),
+        Relation("w_row", ["w", "w_other"]),
+    ]
+    assert protect(counts, relations, threshold=10) == {"s", "s_other", "w", "w_other", "a"}
+    # With room enough (beside a 9, the 10 could be up to 19, so the 16 anything in 7..18), nothing more is.
+    counts |= {"w_row": 19, "w_other": 9}
+    assert protect(counts, relations, threshold=10) == {"s", "s_other", "w", "w_other"}
+
+
+def test_a_grid_hides_a_part_of_a_row_whose_hidden_part_is_known() -> None:
+    # Gemeenten a, s1, s2 × delivered, cancelled, withdrawn, with the country's sums. Shown: a's 60 and its
+    # 50 delivered, the country's 74 and 61 delivered. So the country's 13 not delivered, less a's 10, leave
+    # 3 for s1 and s2: s1's 1 cancelled lies in 0..3, though every relation on its own leaves enough unknown.
+    rows = {"a": (50, 4, 6), "s1": (5, 1, 0), "s2": (6, 0, 2)}
+    counts: dict[str, int] = {}
+    for row, values in rows.items():
+        counts[row] = sum(values)
+        counts |= {f"{row}_{status}": value for status, value in zip("dcw", values, strict=True)}
+    counts |= {f"nl_{status}": sum(counts[f"{row}_{status}"] for row in rows) for status in "dcw"}
+    counts["nl"] = sum(counts[row] for row in rows)
+    by_row = [Relation(row, [f"{row}_{status}" for status in "dcw"]) for row in (*rows, "nl")]
+    by_status = [Relation(f"nl_{status}", [f"{row}_{status}" for row in rows]) for status in "dcw"]
+    relations = [*by_row, *by_status, Relation("nl", list(rows))]
+    hidden = protect(counts, relations, threshold=10)
+    assert "a_d" not in hidden and {"a", "nl", "nl_d"}.isdisjoint(hidden)
+    hidden = protect(counts, relations, threshold=10, grids=[Grid(by_row[-1], by_row[:-1])])
+    assert hidden == {"a_c", "a_w", "s1", "s1_d", "s1_c", "s1_w", "s2", "s2_d", "s2_c", "s2_w", "nl_c", "nl_w", "a_d"}
 
 
 def test_inequality_links_hide_only_the_zeros_beside_a_hidden_total() -> None:
