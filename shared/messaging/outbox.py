@@ -326,7 +326,8 @@ class OutboxRelay:
         if self.sweep and time.monotonic() >= self._sweep_at:
             claimed = await self.sweep_once()
             if claimed == self.batch_size:
-                return True  # more is left: sweep again at once
+                self._sweep_at = time.monotonic()  # more is left (a backlog: the broker was away): sweep again at once
+                return True
         return bool(self._handed)
 
     async def _publish_handed(self) -> None:

@@ -263,6 +263,30 @@ async def test_a_row_whose_writer_died_after_commit_is_published_by_the_sweep_on
     assert row.sent_at is not None and row.attempts == 2
 
 
+async def test_a_backlog_larger_than_a_batch_is_swept_batch_after_batch_not_one_batch_a_sweep_period(
+    environment: RunEnvironment, amqp: aio_pika.abc.AbstractChannel
+) -> None:
+    """What was staged while no relay could take it (the broker away: no lease, no hand-off) is all published once
+    the broker is back, however many batches it takes, not a batch per sweep period."""
+    routing_key = f"test.backlog.{uuid.uuid4().hex}"
+    queue = await bound_queue(amqp, routing_key)
+    writer = environment.database(environment.database_urls["consent"])  # no relay: nothing is handed off
+    try:
+        async with writer.unit_of_work() as uow:
+            staged = [
+                await Outbox(uow, outbox).add(
+                    exchange=EVENTS_EXCHANGE, routing_key=routing_key, message_type="test.event", body={"n": n}
+                )
+                for n in range(25)
+            ]
+            await uow.commit()
+    finally:
+        await writer.dispose()
+    async with relay_on(environment, sweep_seconds=3600, batch_size=10):
+        messages = await collect(queue, expected=25, timeout=15, settle=0.5)
+    assert sorted(m.message_id or "" for m in messages) == sorted(staged)
+
+
 async def test_a_rollback_hands_off_nothing_and_stages_nothing(environment: RunEnvironment) -> None:
     database = environment.database(environment.database_urls["consent"])
     receiver = Recorder(lease=timedelta(seconds=30))
