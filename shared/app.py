@@ -25,7 +25,7 @@ from shared.crypto import cipher_for
 from shared.db import Database, UnitOfWork
 from shared.edge import adopt_edge
 from shared.messaging.broker import Broker
-from shared.messaging.consumer import Handler, IdempotentConsumer, Prepare
+from shared.messaging.consumer import Handlers, IdempotentConsumer, Prepare
 from shared.messaging.outbox import OutboxRelay, report_backlog
 from shared.observability import Metrics, configure_logging, install_observability
 from shared.openapi import install_openapi
@@ -142,7 +142,7 @@ def event_consumer(
     *,
     name: str,
     queue: EventQueue,
-    handlers: dict[str, Handler[U]],
+    handlers: Handlers[U],
     prepare: dict[str, Prepare] | None = None,
     after_commit: Callable[[], None] | None = None,
 ) -> IdempotentConsumer[U]:

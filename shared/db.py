@@ -307,3 +307,18 @@ async def lock_row_creating(session: AsyncSession, table: Table, **key: Any) -> 
     if dialect == "postgresql":
         query = query.with_for_update()
     return (await session.execute(query)).one()
+
+
+async def lock_rows_creating(session: AsyncSession, table: Table, column: str, keys: set[str]) -> list[Row[Any]]:
+    """`lock_row_creating` for several rows of a one-column key at once, in two statements: the missing
+    rows created (`insert_new`), then every row locked in key order — the order every transaction locks
+    them in, so two batches that share keys wait for each other instead of deadlocking."""
+    if not keys:
+        return []
+    assert session.bind is not None
+    ordered = sorted(keys)
+    await insert_new(session, table, [{column: key} for key in ordered], returning=table.c[column])
+    query = select(table).where(table.c[column].in_(ordered)).order_by(table.c[column])
+    if session.bind.dialect.name == "postgresql":
+        query = query.with_for_update()
+    return list((await session.execute(query)).all())

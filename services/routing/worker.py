@@ -19,7 +19,7 @@ from shared.app import ServiceRuntime, Worker, event_consumer, housekeeping, out
 from shared.contracts.events import CONSENT_WITHDRAWN
 from shared.contracts.melding import MELDING_ACCEPTED, MELDING_CANCELLED
 from shared.contracts.subscriptions import ROUTING_EVENTS, ROUTING_WITHDRAWALS
-from shared.messaging.consumer import IdempotentConsumer
+from shared.messaging.consumer import Batched, IdempotentConsumer
 from shared.messaging.topology import DEAD_LETTER_QUEUE
 from shared.retention import Retention
 from shared.settings import ServiceSettings
@@ -37,7 +37,10 @@ def consumer(runtime: Runtime) -> IdempotentConsumer[RoutingUnitOfWork]:
         processed_messages,
         name="routing",
         queue=ROUTING_EVENTS,
-        handlers={MELDING_ACCEPTED: events.on_melding_accepted, CONSENT_WITHDRAWN: events.on_consent_withdrawn},
+        handlers={
+            MELDING_ACCEPTED: Batched(events.on_meldingen_accepted),
+            CONSENT_WITHDRAWN: events.on_consent_withdrawn,
+        },
         prepare={
             MELDING_ACCEPTED: partial(
                 events.prepare_accepted,

@@ -19,8 +19,10 @@ and, past the delivery limit, dead-letters it (see `topology`), so a poison mess
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Generic, TypeVar
@@ -74,11 +76,25 @@ class IncomingEvent(Generic[M]):
     headers: dict[str, Any] = field(default_factory=dict)
     prepared: Any = None  # what the type's `prepare` step found before the transaction
     redelivered: bool = False  # the broker delivered it before (to us or to a consumer that died)
+    # The message's consume span, current inside: what a batch handler stages for this message, it stages in it.
+    traced: Callable[[], AbstractContextManager[None]] = field(default=nullcontext, compare=False, repr=False)
 
 
 U = TypeVar("U", bound=UnitOfWork)
 # A handler applies an event in the service's own unit of work (its repositories, outbox and audit log).
 Handler = Callable[[U, IncomingEvent[Any]], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Batched(Generic[U]):
+    """A handler that applies the events of its type set-based: the consumer hands it each run of consecutive
+    events of that type in a batch at once (a batch of one is a run of one). It enters `event.traced()`
+    around what it does for each event, so that what it stages carries that message's trace."""
+
+    handle: Callable[[U, list[IncomingEvent[Any]]], Awaitable[None]]
+
+
+Handlers = dict[str, Handler[U] | Batched[U]]
 # Work that must not run inside the transaction (an HTTP call): its result reaches the handler as `prepared`.
 Prepare = Callable[[IncomingEvent[Any]], Awaitable[Any]]
 # A message type's decoder: the JSON body to the typed message (raises ValueError, e.g. ValidationError).
@@ -112,7 +128,7 @@ class IdempotentConsumer(Generic[U]):
         *,
         name: str,
         queue: EventQueue,
-        handlers: dict[str, Handler[U]],
+        handlers: Handlers[U],
         prepare: dict[str, Prepare] | None = None,
         contracts: Mapping[str, Decode] | None = None,
         batch_size: int = 50,
@@ -333,21 +349,32 @@ class IdempotentConsumer(Generic[U]):
                 [{"consumer": self.name, "message_id": message_id, "processed_at": at} for message_id in unique],
                 returning=self.table.c.message_id,
             )
-            for event in unique.values():
-                if event.message_id in new:
-                    await self._handle_one(uow, event)
+            for run in _runs([event for event in unique.values() if event.message_id in new]):
+                await self._handle_run(uow, run)
             if new:
                 await uow.commit()
         if new and self.after_commit is not None:
             self.after_commit()
         return new
 
-    async def _handle_one(self, uow: U, event: IncomingEvent[Any]) -> None:
-        handler = self.handlers[event.type]  # _decode let only handled types through
+    async def _handle_run(self, uow: U, run: list[IncomingEvent[Any]]) -> None:
+        """Apply consecutive events of one type: all at once by a `Batched` handler, else one after another."""
+        handler = self.handlers[run[0].type]  # _decode let only handled types through
+        run = [replace(event, traced=partial(self._span, event)) for event in run]
+        if isinstance(handler, Batched):
+            await handler.handle(uow, run)
+            return
+        for event in run:
+            with event.traced():
+                await handler(uow, event)
+
+    @contextlib.contextmanager
+    def _span(self, event: IncomingEvent[Any]) -> Iterator[None]:
+        """The event's consume span (a child of its producer's), with its request id on the log lines."""
         structlog.contextvars.bind_contextvars(request_id=event.request_id or event.correlation_id)
         try:
             with continued(self.tracer, f"consume {event.type}", event.headers, trace.SpanKind.CONSUMER):
-                await handler(uow, event)
+                yield
         finally:
             structlog.contextvars.unbind_contextvars("request_id")
 
@@ -412,3 +439,15 @@ class IdempotentConsumer(Generic[U]):
             headers=headers,
             redelivered=bool(message.redelivered),
         )
+
+
+def _runs(events: list[IncomingEvent[Any]]) -> list[list[IncomingEvent[Any]]]:
+    """The events in arrival order, cut into runs of one type (an event is never applied before one that
+    came before it)."""
+    runs: list[list[IncomingEvent[Any]]] = []
+    for event in events:
+        if runs and runs[-1][0].type == event.type:
+            runs[-1].append(event)
+        else:
+            runs.append([event])
+    return runs

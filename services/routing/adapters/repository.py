@@ -8,7 +8,7 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, bindparam, delete, func, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -33,6 +33,7 @@ from services.routing.adapters.orm import (
 )
 from services.routing.domain.model import (
     Candidate,
+    CandidateQuery,
     ConsentState,
     DeadLetter,
     DeliveryRecord,
@@ -40,9 +41,11 @@ from services.routing.domain.model import (
     LoggedMessage,
     NotDeliveredReason,
     Organisation,
+    PatientDelivery,
     Pc4Range,
     Returned,
     RoutedMelding,
+    RoutingOutcome,
     RoutingStatus,
     Skipped,
     SkipReason,
@@ -53,7 +56,7 @@ from services.routing.domain.route_map import RecipientRule, RouteMap
 from shared.contracts.melding import STORED, MeldingAccepted
 from shared.contracts.vocabulary import DeliveryStatus
 from shared.crypto import FieldCipher
-from shared.db import insert_once, lock_row_creating
+from shared.db import insert_once, lock_rows_creating
 from shared.pagination import newest_first
 
 DEAD_LETTER_KEEPER = "routing-dead-letters"  # its name among the consumers in processed_messages
@@ -251,14 +254,23 @@ class DirectoryRepository:
         )
 
     async def gemeente_for_pc4(self, pc4: str) -> GemeenteRecord | None:
+        return (await self.gemeenten_for_pc4s({pc4})).get(pc4)
+
+    async def gemeenten_for_pc4s(self, pc4s: Collection[str]) -> dict[str, GemeenteRecord]:
+        """The gemeente (in force) each postcode area lies in, in one statement; areas in none are left out."""
+        if not pc4s:
+            return {}
         query = (
-            select(gemeenten)
+            select(gemeenten, gemeente_ranges.c.from_pc4, gemeente_ranges.c.to_pc4)
             .join(gemeente_ranges, gemeente_ranges.c.gemeente_code == gemeenten.c.code)
-            .where(gemeente_ranges.c.from_pc4 <= pc4, gemeente_ranges.c.to_pc4 >= pc4, gemeenten.c.ended_at.is_(None))
-            .limit(1)
+            .where(gemeenten.c.ended_at.is_(None), _containing(gemeente_ranges, pc4s))
         )
-        row = (await self.session.execute(query)).first()
-        return _gemeente(row) if row is not None else None
+        found: dict[str, GemeenteRecord] = {}
+        for row in await self.session.execute(query):
+            for pc4 in pc4s:
+                if row.from_pc4 <= pc4 <= row.to_pc4:
+                    found.setdefault(pc4, _gemeente(row))
+        return found
 
     async def straddling(self, pc4: str) -> list[StraddlingArea]:
         query = select(straddling_areas).where(straddling_areas.c.pc4 == pc4).order_by(straddling_areas.c.share.desc())
@@ -272,13 +284,22 @@ class DirectoryRepository:
 
     async def route_maps_in_force(self, code: str, today: date) -> list[RouteMap]:
         """The versions that have taken effect by `today` (the latest of them is in force), at most one."""
+        return (await self.route_maps_in_force_for({code}, today)).get(code, [])
+
+    async def route_maps_in_force_for(self, codes: Collection[str], today: date) -> dict[str, list[RouteMap]]:
+        """`route_maps_in_force` of several gemeenten, in one statement; gemeenten without one are left out."""
+        if not codes:
+            return {}
         query = (
             select(route_maps)
-            .where(route_maps.c.gemeente_code == code, route_maps.c.effective_from <= today)
-            .order_by(route_maps.c.effective_from.desc())
-            .limit(1)
+            .where(route_maps.c.gemeente_code.in_(sorted(codes)), route_maps.c.effective_from <= today)
+            .order_by(route_maps.c.gemeente_code, route_maps.c.effective_from.desc())
         )
-        return [_route_map(row) for row in await self.session.execute(query)]
+        found: dict[str, list[RouteMap]] = {}
+        for row in await self.session.execute(query):
+            if row.gemeente_code not in found:  # the latest that took effect
+                found[row.gemeente_code] = [_route_map(row)]
+        return found
 
     async def save_route_map(self, code: str, route_map: RouteMap, at: datetime) -> bool:
         """Add a version, or replace the one with the same `effective_from`. Returns True if the gemeente had
@@ -403,28 +424,43 @@ class DirectoryRepository:
         )
 
     async def candidates(self, *, org_type: str, pc4: str, gemeente_code: str | None) -> list[Candidate]:
-        active = [organisations.c.type == org_type, organisations.c.active == 1]
-        out = [
-            Candidate(r.org_id, r.name, True, r.delivery_mode)
-            for r in await self.session.execute(
-                select(organisations.c.org_id, organisations.c.name, organisations.c.delivery_mode)
-                .join(organisation_ranges, organisation_ranges.c.org_id == organisations.c.org_id)
-                .where(*active, organisation_ranges.c.from_pc4 <= pc4, organisation_ranges.c.to_pc4 >= pc4)
+        key = (org_type, pc4, gemeente_code)
+        return (await self.candidates_for({key}))[key]
+
+    async def candidates_for(self, queries: Collection[CandidateQuery]) -> dict[CandidateQuery, list[Candidate]]:
+        """The active organisations of each (type, postcode area, gemeente): first those whose postcode ranges
+        hold the area, then those serving the whole gemeente. Two statements, however many queries."""
+        out: dict[CandidateQuery, list[Candidate]] = {q: [] for q in queries}
+        if not queries:
+            return out
+        org = (organisations.c.org_id, organisations.c.name, organisations.c.delivery_mode, organisations.c.type)
+        active = (organisations.c.type.in_(sorted({t for t, _, _ in queries})), organisations.c.active == 1)
+        by_range = (
+            select(*org, organisation_ranges.c.from_pc4, organisation_ranges.c.to_pc4)
+            .join(organisation_ranges, organisation_ranges.c.org_id == organisations.c.org_id)
+            .where(*active, _containing(organisation_ranges, {pc4 for _, pc4, _ in queries}))
+        )
+        for r in await self.session.execute(by_range):
+            for org_type, pc4, code in queries:
+                if r.type == org_type and r.from_pc4 <= pc4 <= r.to_pc4:
+                    out[org_type, pc4, code].append(Candidate(r.org_id, r.name, True, r.delivery_mode))
+        codes = sorted({code for _, _, code in queries if code})
+        if codes:
+            by_gemeente = (
+                select(*org, organisation_gemeenten.c.gemeente_code)
+                .join(organisation_gemeenten, organisation_gemeenten.c.org_id == organisations.c.org_id)
+                .where(*active, organisation_gemeenten.c.gemeente_code.in_(codes))
             )
-        ]
-        if gemeente_code:
-            out += [
-                Candidate(r.org_id, r.name, False, r.delivery_mode)
-                for r in await self.session.execute(
-                    select(organisations.c.org_id, organisations.c.name, organisations.c.delivery_mode)
-                    .join(organisation_gemeenten, organisation_gemeenten.c.org_id == organisations.c.org_id)
-                    .where(*active, organisation_gemeenten.c.gemeente_code == gemeente_code)
-                )
-            ]
+            for g in await self.session.execute(by_gemeente):
+                for org_type, pc4, code in queries:
+                    if g.type == org_type and g.gemeente_code == code:
+                        out[org_type, pc4, code].append(Candidate(g.org_id, g.name, False, g.delivery_mode))
         return out
 
 
-PREGNANCY_WINDOW_DAYS = 60  # two expected due dates this close are one pregnancy
+def _containing(ranges: Any, pc4s: Collection[str]) -> ColumnElement[bool]:
+    """A postcode range table's rows that hold any of these areas."""
+    return or_(*(and_(ranges.c.from_pc4 <= pc4, ranges.c.to_pc4 >= pc4) for pc4 in sorted(pc4s)))
 
 
 def _skipped_json(skipped: Sequence[Skipped]) -> str:
@@ -442,8 +478,21 @@ class RoutingRepository:
 
     async def lock_consent(self, consent_id: str) -> ConsentState:
         """The consent's state, locked: routing and withdrawal of one consent never interleave."""
-        row = await lock_row_creating(self.session, consent_states, consent_id=consent_id)
-        return ConsentState(consent_id=row.consent_id, withdrawn_at=row.withdrawn_at)
+        return (await self.lock_consents({consent_id}))[consent_id]
+
+    async def lock_consents(self, consent_ids: set[str]) -> dict[str, ConsentState]:
+        """`lock_consent` of several, in two statements, locked in one order (no deadlock between batches)."""
+        rows = await lock_rows_creating(self.session, consent_states, "consent_id", consent_ids)
+        return {row.consent_id: ConsentState(consent_id=row.consent_id, withdrawn_at=row.withdrawn_at) for row in rows}
+
+    async def consents_of(self, melding_ids: Collection[str]) -> dict[str, str]:
+        """The consent each melding was sent under, by melding id (ids routing does not know are left out)."""
+        if not melding_ids:
+            return {}
+        query = select(routed_meldingen.c.melding_id, routed_meldingen.c.consent_id).where(
+            routed_meldingen.c.melding_id.in_(sorted(melding_ids))
+        )
+        return {row.melding_id: row.consent_id for row in await self.session.execute(query)}
 
     async def consent_of(self, *, melding_id: str | None = None, delivery_id: str | None = None) -> str | None:
         """The consent a melding (or the melding of a delivery) was sent under: what to lock before changing
@@ -469,71 +518,110 @@ class RoutingRepository:
         row = (await self.session.execute(query)).first()
         return _melding(row) if row is not None else None
 
-    async def has_melding(self, melding_id: str) -> bool:
-        query = select(routed_meldingen.c.melding_id).where(routed_meldingen.c.melding_id == melding_id)
-        return (await self.session.execute(query)).first() is not None
+    async def meldingen_by_id(self, melding_ids: Collection[str]) -> dict[str, RoutedMelding]:
+        """Several meldingen by id, in one statement (ids routing does not know are left out)."""
+        if not melding_ids:
+            return {}
+        query = select(routed_meldingen).where(routed_meldingen.c.melding_id.in_(sorted(melding_ids)))
+        return {row.melding_id: _melding(row) for row in await self.session.execute(query)}
+
+    async def known_meldingen(self, melding_ids: Collection[str]) -> set[str]:
+        """Which of these meldingen routing has taken before."""
+        if not melding_ids:
+            return set()
+        query = select(routed_meldingen.c.melding_id).where(routed_meldingen.c.melding_id.in_(sorted(melding_ids)))
+        return set((await self.session.execute(query)).scalars())
+
+    async def add_meldingen(self, meldingen: Sequence[RoutedMelding]) -> None:
+        """Store meldingen routing has just taken, in one statement."""
+        if not meldingen:
+            return
+        cipher = self._cipher()
+        rows = []
+        for melding in meldingen:
+            assert melding.accepted is not None
+            rows.append(
+                {
+                    "melding_id": melding.melding_id,
+                    "consent_id": melding.consent_id,
+                    "sender_org_id": melding.sender_org_id,
+                    "status": melding.status.value,
+                    "accepted": melding.accepted.model_dump_json(),
+                    "requested_types": ",".join(melding.requested_types),
+                    "unroutable_types": ",".join(melding.unroutable_types),
+                    "created_at": melding.created_at,
+                    "updated_at": melding.updated_at,
+                    "expected_due_date": melding.accepted.content.pregnancy.expected_due_date,
+                    "bsn_ref": cipher.bsn_ref(melding.accepted.content.patient.bsn),
+                }
+            )
+        await self.session.execute(routed_meldingen.insert(), rows)
 
     async def add_melding(self, melding: RoutedMelding) -> None:
-        assert melding.accepted is not None
-        await self.session.execute(
-            routed_meldingen.insert().values(
-                melding_id=melding.melding_id,
-                consent_id=melding.consent_id,
-                sender_org_id=melding.sender_org_id,
-                status=melding.status.value,
-                accepted=melding.accepted.model_dump_json(),
-                requested_types=",".join(melding.requested_types),
-                unroutable_types=",".join(melding.unroutable_types),
-                created_at=melding.created_at,
-                updated_at=melding.updated_at,
-                expected_due_date=melding.accepted.content.pregnancy.expected_due_date,
-                bsn_ref=self._cipher().bsn_ref(melding.accepted.content.patient.bsn),
-            )
-        )
+        await self.add_meldingen([melding])
 
-    async def related_deliveries(self, accepted: MeldingAccepted, org_id: str) -> list[str]:
-        """Earlier deliveries to `org_id` of the same patient's pregnancy sent by other organisations (matched
-        by the keyed BSN hash, expected due dates within 60 days), not retracted: one pregnancy, not two cases."""
-        due = accepted.content.pregnancy.expected_due_date
-        window = timedelta(days=PREGNANCY_WINDOW_DAYS)
+    async def patient_deliveries(
+        self, patients: Sequence[MeldingAccepted], org_ids: Collection[str]
+    ) -> dict[str, list[PatientDelivery]]:
+        """Per melding (by id), the deliveries to these organisations of its patient's meldingen (matched by
+        the keyed BSN hash), not retracted, oldest first, in one statement: what `related_deliveries` (the
+        domain's rule) chooses from."""
+        if not patients or not org_ids:
+            return {}
+        cipher = self._cipher()
+        refs = {accepted.melding_id: cipher.bsn_ref(accepted.content.patient.bsn) for accepted in patients}
         query = (
-            select(deliveries.c.delivery_id)
+            select(
+                deliveries.c.delivery_id,
+                deliveries.c.org_id,
+                routed_meldingen.c.melding_id,
+                routed_meldingen.c.sender_org_id,
+                routed_meldingen.c.expected_due_date,
+                routed_meldingen.c.bsn_ref,
+            )
             .join(routed_meldingen, routed_meldingen.c.melding_id == deliveries.c.melding_id)
             .where(
-                routed_meldingen.c.bsn_ref == self._cipher().bsn_ref(accepted.content.patient.bsn),
-                routed_meldingen.c.melding_id != accepted.melding_id,
-                routed_meldingen.c.sender_org_id != accepted.sender.org_id,
-                routed_meldingen.c.expected_due_date.between(due - window, due + window),
-                deliveries.c.org_id == org_id,
+                routed_meldingen.c.bsn_ref.in_(sorted(set(refs.values()))),
+                deliveries.c.org_id.in_(sorted(org_ids)),
                 deliveries.c.status != DeliveryStatus.retracted.value,
             )
             .order_by(deliveries.c.created_at)
         )
-        return list((await self.session.execute(query)).scalars())
+        by_ref: dict[str, list[PatientDelivery]] = {}
+        for row in await self.session.execute(query):
+            by_ref.setdefault(row.bsn_ref, []).append(
+                PatientDelivery(row.delivery_id, row.org_id, row.melding_id, row.sender_org_id, row.expected_due_date)
+            )
+        return {melding_id: by_ref.get(ref, []) for melding_id, ref in refs.items()}
 
-    async def set_routed(
-        self,
-        melding_id: str,
-        status: RoutingStatus,
-        *,
-        unroutable_types: Sequence[str],
-        skipped: Sequence[Skipped],
-        gemeente_code: str | None,
-        at: datetime,
-    ) -> None:
-        """What a routing attempt found: routed, or waiting for the types no organisation serves yet; and
-        the types the route map skipped."""
-        await self.session.execute(
+    async def set_routed(self, outcomes: Sequence[RoutingOutcome], at: datetime) -> None:
+        """What routing attempts found, one per melding: routed, or waiting for the types no organisation
+        serves yet; and the types the route map skipped. One statement (executed for every row)."""
+        if not outcomes:
+            return
+        statement = (
             update(routed_meldingen)
-            .where(routed_meldingen.c.melding_id == melding_id)
+            .where(routed_meldingen.c.melding_id == bindparam("b_melding_id"))
             .values(
-                status=status.value,
-                unroutable_types=",".join(unroutable_types),
-                skipped_types=_skipped_json(skipped),
-                gemeente_code=gemeente_code,
-                updated_at=at,
+                status=bindparam("b_status"),
+                unroutable_types=bindparam("b_unroutable"),
+                skipped_types=bindparam("b_skipped"),
+                gemeente_code=bindparam("b_gemeente"),
+                updated_at=bindparam("b_at", type_=routed_meldingen.c.updated_at.type),
             )
         )
+        rows = [
+            {
+                "b_melding_id": o.melding_id,
+                "b_status": o.status.value,
+                "b_unroutable": ",".join(o.unroutable_types),
+                "b_skipped": _skipped_json(o.skipped),
+                "b_gemeente": o.gemeente_code,
+                "b_at": at,
+            }
+            for o in outcomes
+        ]
+        await self.session.execute(statement, rows)
 
     async def close(
         self,
@@ -576,24 +664,45 @@ class RoutingRepository:
     # --- deliveries -------------------------------------------------------------------------------------
 
     async def deliveries_of(self, melding_id: str) -> list[DeliveryRecord]:
-        query = select(deliveries).where(deliveries.c.melding_id == melding_id).order_by(deliveries.c.recipient_type)
-        return [_delivery(row) for row in await self.session.execute(query)]
+        return (await self.deliveries_of_meldingen({melding_id})).get(melding_id, [])
+
+    async def deliveries_of_meldingen(self, melding_ids: Collection[str]) -> dict[str, list[DeliveryRecord]]:
+        """Each melding's deliveries by recipient type, in one statement (meldingen without any left out)."""
+        if not melding_ids:
+            return {}
+        query = (
+            select(deliveries)
+            .where(deliveries.c.melding_id.in_(sorted(melding_ids)))
+            .order_by(deliveries.c.melding_id, deliveries.c.recipient_type)
+        )
+        found: dict[str, list[DeliveryRecord]] = {}
+        for row in await self.session.execute(query):
+            found.setdefault(row.melding_id, []).append(_delivery(row))
+        return found
 
     async def add_delivery(self, delivery: DeliveryRecord) -> None:
-        await self.session.execute(
-            deliveries.insert().values(
-                delivery_id=delivery.delivery_id,
-                melding_id=delivery.melding_id,
-                org_id=delivery.org_id,
-                org_name=delivery.org_name,
-                recipient_type=delivery.recipient_type,
-                status=delivery.status.value,
-                message=json.dumps(delivery.message, separators=(",", ":")),
-                created_at=delivery.created_at,
-                updated_at=delivery.updated_at,
-                contact_due_at=delivery.contact_due_at,
-            )
-        )
+        await self.add_deliveries([delivery])
+
+    async def add_deliveries(self, records: Sequence[DeliveryRecord]) -> None:
+        """Store new deliveries, in one statement."""
+        if not records:
+            return
+        rows = [
+            {
+                "delivery_id": delivery.delivery_id,
+                "melding_id": delivery.melding_id,
+                "org_id": delivery.org_id,
+                "org_name": delivery.org_name,
+                "recipient_type": delivery.recipient_type,
+                "status": delivery.status.value,
+                "message": json.dumps(delivery.message, separators=(",", ":")),
+                "created_at": delivery.created_at,
+                "updated_at": delivery.updated_at,
+                "contact_due_at": delivery.contact_due_at,
+            }
+            for delivery in records
+        ]
+        await self.session.execute(deliveries.insert(), rows)
 
     # --- the recipients' queues: numbered messages ----------------------------------------------------
 
@@ -768,6 +877,13 @@ class RoutingRepository:
         return [(_delivery(row), row.gemeente_code) for row in await self.session.execute(query)]
 
     # --- the sender's cancellation ------------------------------------------------------------------------
+
+    async def cancelled_among(self, melding_ids: Collection[str]) -> set[str]:
+        """Which of these meldingen their sender cancelled (read holding their consents' locks)."""
+        if not melding_ids:
+            return set()
+        query = select(cancellations.c.melding_id).where(cancellations.c.melding_id.in_(sorted(melding_ids)))
+        return set((await self.session.execute(query)).scalars())
 
     async def cancellation(self, melding_id: str) -> str | None:
         """The sender's reason if it cancelled the melding. Read holding the consent's lock, which the

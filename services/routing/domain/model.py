@@ -432,3 +432,46 @@ class StraddlingArea:
     pc4: str
     gemeente_code: str
     share: float
+
+
+@dataclass(frozen=True)
+class RoutingOutcome:
+    """What one routing attempt found for a melding that goes on (routed, or waiting): stored per melding."""
+
+    melding_id: str
+    status: RoutingStatus
+    unroutable_types: tuple[str, ...]
+    skipped: tuple[Skipped, ...]
+    gemeente_code: str | None
+
+
+# Which organisations could take a type for a postcode area (in a gemeente): (org_type, pc4, gemeente_code).
+CandidateQuery = tuple[str, str, str | None]
+
+PREGNANCY_WINDOW = timedelta(days=60)  # two expected due dates this close are one pregnancy
+
+
+@dataclass(frozen=True)
+class PatientDelivery:
+    """A delivery made of one of the patient's meldingen (who sent it, for which expected due date): what
+    tells whether a new delivery to the same organisation is the same pregnancy told by someone else."""
+
+    delivery_id: str
+    org_id: str
+    melding_id: str
+    sender_org_id: str
+    expected_due_date: date
+
+
+def related_deliveries(earlier: Iterable[PatientDelivery], accepted: MeldingAccepted, org_id: str) -> list[str]:
+    """Of the patient's earlier deliveries (not retracted), those to `org_id` of the same pregnancy sent by
+    another organisation: the recipient sees one pregnancy, not two cases."""
+    due = accepted.content.pregnancy.expected_due_date
+    return [
+        d.delivery_id
+        for d in earlier
+        if d.org_id == org_id
+        and d.melding_id != accepted.melding_id
+        and d.sender_org_id != accepted.sender.org_id
+        and abs(d.expected_due_date - due) <= PREGNANCY_WINDOW
+    ]

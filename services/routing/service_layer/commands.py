@@ -20,9 +20,10 @@ from services.routing.service_layer.queries import acting_as_registered, own_del
 from services.routing.service_layer.routing import (
     Answer,
     Routed,
+    RouteRequest,
     announce_status,
     check_consent,
-    route_explained,
+    route,
 )
 from services.routing.service_layer.unit_of_work import RoutingUnitOfWork, UnitOfWorkFactory
 from shared.auth import Principal
@@ -54,7 +55,7 @@ async def reroute(
         chosen = await _chosen(uow, melding, org_id) if by_operator else None
     answer = await check_consent(client, accepted, request_id)
     async with unit_of_work() as uow:
-        routed = await route_explained(uow, melding_id, answer, request_id=request_id, chosen=chosen)
+        [routed] = await route(uow, [RouteRequest(melding_id, answer, request_id, chosen=chosen)])
         if principal is not None:  # an operator's act (the API, the console): audited with her as the actor
             bsn = accepted.content.patient.bsn
             uow.audit.record(principal, "update", "melding-routing", melding_id, patient_bsn=bsn, request_id=request_id)

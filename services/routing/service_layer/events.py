@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import base64
 import uuid
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 import structlog
 
@@ -20,6 +21,7 @@ from services.routing.domain.model import (
 )
 from services.routing.service_layer.commands import reroute
 from services.routing.service_layer.routing import (
+    RouteRequest,
     cancel_melding,
     check_consent,
     mark_overdue,
@@ -56,27 +58,45 @@ async def prepare_accepted(
     return await check_consent(client, accepted, event.request_id)
 
 
-async def on_melding_accepted(uow: RoutingUnitOfWork, event: IncomingEvent[MeldingAccepted]) -> None:
-    accepted = event.message
-    new = None
-    if not await uow.routing.has_melding(accepted.melding_id):
-        at = now()
-        await uow.routing.add_melding(
-            RoutedMelding(
-                melding_id=accepted.melding_id,
-                consent_id=accepted.consent.id,
-                sender_org_id=accepted.sender.org_id,
-                status=RoutingStatus.new,
-                accepted=accepted,
-                requested_types=tuple(accepted.content.recipient_types),
-                unroutable_types=(),
-                gemeente_code=None,
-                created_at=at,
-                updated_at=at,
+async def on_meldingen_accepted(uow: RoutingUnitOfWork, events: Sequence[IncomingEvent[MeldingAccepted]]) -> None:
+    """Take and route the meldingen of a batch together: the ones routing has not seen are stored in one
+    statement and routed without being read back; one seen before (its event came again) is routed as it
+    stands. The same melding twice in one batch is routed once."""
+    firsts: dict[str, IncomingEvent[MeldingAccepted]] = {}
+    for event in events:
+        firsts.setdefault(event.message.melding_id, event)
+    known = await uow.routing.known_meldingen(firsts)
+    at = now()
+    new = [event.message for melding_id, event in firsts.items() if melding_id not in known]
+    await uow.routing.add_meldingen([_taken(accepted, at) for accepted in new])
+    await route(
+        uow,
+        [
+            RouteRequest(
+                melding_id,
+                event.prepared,
+                event.request_id,
+                new=None if melding_id in known else event.message,
+                traced=event.traced,
             )
-        )
-        new = accepted
-    await route(uow, accepted.melding_id, event.prepared, request_id=event.request_id, new=new)
+            for melding_id, event in firsts.items()
+        ],
+    )
+
+
+def _taken(accepted: MeldingAccepted, at: datetime) -> RoutedMelding:
+    return RoutedMelding(
+        melding_id=accepted.melding_id,
+        consent_id=accepted.consent.id,
+        sender_org_id=accepted.sender.org_id,
+        status=RoutingStatus.new,
+        accepted=accepted,
+        requested_types=tuple(accepted.content.recipient_types),
+        unroutable_types=(),
+        gemeente_code=None,
+        created_at=at,
+        updated_at=at,
+    )
 
 
 async def on_consent_withdrawn(uow: RoutingUnitOfWork, event: IncomingEvent[ConsentWithdrawn]) -> None:

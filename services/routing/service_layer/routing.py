@@ -14,18 +14,27 @@ messages commit together.
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
 from datetime import date, datetime
+from typing import Any
 
 import structlog
 from pydantic import BaseModel
 
 from services.routing.domain.model import (
     Candidate,
+    CandidateQuery,
+    ConsentState,
     DeliveryRecord,
+    PatientDelivery,
+    Returned,
     RoutedMelding,
+    RoutingOutcome,
     RoutingStatus,
     WhenStopped,
+    related_deliveries,
     types_for_an_operator,
     when_stopped,
 )
@@ -38,7 +47,7 @@ from services.routing.domain.planning import (
     types_needing_candidates,
     why_waiting,
 )
-from services.routing.domain.route_map import in_force
+from services.routing.domain.route_map import RouteMap, in_force
 from services.routing.service_layer.unit_of_work import RoutingUnitOfWork
 from shared.auth import Principal
 from shared.clients.consent import ConsentClient
@@ -107,91 +116,137 @@ class Routed:
         return why_waiting(self.waiting, (self.gemeente.code, self.gemeente.name) if self.gemeente else None)
 
 
-async def route(
-    uow: RoutingUnitOfWork,
-    melding_id: str,
-    answer: ConsentCheckResult | None,
-    *,
-    request_id: str | None,
-    new: MeldingAccepted | None = None,
-    chosen: dict[str, Candidate] | None = None,
-) -> RoutingStatus:
-    """Route one melding now (see `route_explained`); returns its routing status."""
-    routed = await route_explained(uow, melding_id, answer, request_id=request_id, new=new, chosen=chosen)
-    return routed.status
+@dataclass(frozen=True)
+class RouteRequest:
+    """One melding to route now. `answer`: the consent service's, when it was asked (a melding that waited);
+    routing's own record is consulted either way. `new`: the melding as this transaction just stored it
+    (nothing to read back: status "new", no deliveries yet). `chosen`: an operator routes it again (after a
+    return), naming the organisation per type or (empty) leaving it to the directory; without it, a type a
+    recipient returned waits for the operator. `traced`: the span what it causes is staged in (the consumed
+    message's)."""
+
+    melding_id: str
+    answer: ConsentCheckResult | None = None
+    request_id: str | None = None
+    new: MeldingAccepted | None = None
+    chosen: dict[str, Candidate] | None = None
+    traced: Callable[[], AbstractContextManager[None]] = nullcontext
 
 
-async def route_explained(
-    uow: RoutingUnitOfWork,
-    melding_id: str,
-    answer: ConsentCheckResult | None,
-    *,
-    request_id: str | None,
-    new: MeldingAccepted | None = None,
-    chosen: dict[str, Candidate] | None = None,
-) -> Routed:
-    """Route one melding now, as far as the consent, the route map and the directory allow: load what the
-    decision needs, let the domain plan it (domain/planning.py::plan_routing), persist the plan. Returns
-    the melding's routing status and, if it still waits, why.
+@dataclass(frozen=True)
+class _Routable:
+    """A melding that may go out, with what its plan needs of its past."""
 
-    `answer` is the consent service's, when it was asked (a melding that waited); routing's own record
-    is consulted either way. `new`: the melding as this transaction just stored it (nothing to read back:
-    status "new", no deliveries yet). `chosen`: an operator routes it again (after a return), naming the
-    organisation per type or (empty) leaving it to the directory; without it, a type a recipient returned
-    waits for the operator.
+    request: RouteRequest
+    accepted: MeldingAccepted
+    consent: ConsentState
+    reported_unroutable: tuple[str, ...] = ()
+    returned: tuple[Returned, ...] = ()
+    never_again: dict[str, set[str]] = field(default_factory=dict)
+    delivered: tuple[DeliveryRecord, ...] = ()  # live ones: not returned
+
+
+@dataclass(frozen=True)
+class _Planned:
+    routable: _Routable
+    plan: RoutingPlan
+    gemeente: Gemeente | None
+
+
+async def route(uow: RoutingUnitOfWork, requests: Sequence[RouteRequest]) -> list[Routed]:
+    """Route meldingen now, each as far as the consent, the route map and the directory allow: load what the
+    decisions need — for all of them at once, a statement per kind of record (`= ANY`), not per melding — let
+    the domain plan each (domain/planning.py::plan_routing), persist the plans together. Returns, in the
+    requests' order, each melding's routing status and, if it still waits, why. One melding is a batch of one.
     """
-    if new is None:
-        consent_id = await uow.routing.consent_of(melding_id=melding_id)
-        assert consent_id is not None
-        # The lock first (also what a cancellation, a withdrawal and a return take), then the melding as the
-        # lock leaves it: a return committed meanwhile is among its returns.
-        consent = await uow.routing.lock_consent(consent_id)
-        melding = await uow.routing.melding(melding_id)
-        assert melding is not None
-        if melding.accepted is None:  # withdrawn, not delivered, or purged by retention: it never goes out
-            return Routed(melding.status)
-        accepted, status, reported_unroutable = melding.accepted, melding.status, melding.unroutable_types
-        returned, never_again = melding.returned, melding.never_again()
-    else:
-        consent = await uow.routing.lock_consent(new.consent.id)
-        accepted, status, reported_unroutable, returned, never_again = new, RoutingStatus.new, (), (), {}
-    if not status.routable:
-        return Routed(status)
-    cancelled = await uow.routing.cancellation(melding_id) is not None
-    delivered = [] if new is not None else await uow.routing.deliveries_of(melding_id)
-    live = [d for d in delivered if d.status is not DeliveryStatus.returned]
-    today = today_nl()
-    pc4 = postcode_area(accepted.content.patient.address.postcode)
-    gemeente = await uow.directory.gemeente_for_pc4(pc4)
-    versions = await uow.directory.route_maps_in_force(gemeente.code, today) if gemeente else []
-    route_map = in_force(versions, today)
-    melding_to_route = _to_route(accepted)
-    delivered_types = {d.recipient_type for d in live}
-    if chosen is None:  # a returned type waits for an operator
-        delivered_types |= types_for_an_operator(returned)
-    candidates = {
-        recipient_type: await uow.directory.candidates(
-            org_type=recipient_type, pc4=pc4, gemeente_code=gemeente.code if gemeente else None
+    routed: dict[str, Routed] = {}
+    routable = await _routable(uow, requests, routed)
+    planned = await _plan(uow, routable)
+    await _carry_out(uow, planned)
+    for p in planned:
+        routed[p.routable.request.melding_id] = Routed(p.plan.status, p.plan.waiting, p.gemeente)
+    return [routed[r.melding_id] for r in requests]
+
+
+async def _routable(
+    uow: RoutingUnitOfWork, requests: Sequence[RouteRequest], routed: dict[str, Routed]
+) -> list[_Routable]:
+    """The requests' meldingen that may go out, under their consents' locks; the others' status in `routed`."""
+    stored_ids = [r.melding_id for r in requests if r.new is None]
+    consent_of = await uow.routing.consents_of(stored_ids)
+    # The locks first (also what a cancellation, a withdrawal and a return take), then the meldingen as the
+    # locks leave them: a return committed meanwhile is among their returns.
+    consents = await uow.routing.lock_consents(
+        {r.new.consent.id for r in requests if r.new is not None} | set(consent_of.values())
+    )
+    stored = await uow.routing.meldingen_by_id(stored_ids)
+    delivered = await uow.routing.deliveries_of_meldingen(stored_ids)
+    out: list[_Routable] = []
+    for request in requests:
+        if request.new is not None:
+            out.append(_Routable(request, request.new, consents[request.new.consent.id]))
+            continue
+        melding = stored[request.melding_id]
+        # None: withdrawn, not delivered, or purged by retention: it never goes out.
+        if melding.accepted is None or not melding.status.routable:
+            routed[request.melding_id] = Routed(melding.status)
+            continue
+        live = tuple(d for d in delivered.get(request.melding_id, []) if d.status is not DeliveryStatus.returned)
+        out.append(
+            _Routable(
+                request,
+                melding.accepted,
+                consents[consent_of[request.melding_id]],
+                melding.unroutable_types,
+                melding.returned,
+                melding.never_again(),
+                live,
+            )
         )
-        for recipient_type in types_needing_candidates(melding_to_route, route_map, delivered_types)
-    }
-    plan = plan_routing(
-        melding_to_route,
-        withdrawn=consent.withdrawn_at is not None,
-        consent_answer=answer.reason if answer is not None and not answer.allowed else None,
-        route_map=route_map,
-        candidates=candidates,
-        delivered_types=delivered_types,
-        today=today,
-        cancelled=cancelled,
-        never_again=never_again,
-        chosen=chosen,
-    )
-    where = Gemeente(code=gemeente.code, name=gemeente.name) if gemeente else None
-    await _carry_out(
-        uow, plan, accepted, where, delivered=live, reported_unroutable=reported_unroutable, request_id=request_id
-    )
-    return Routed(plan.status, plan.waiting, where)
+    return out
+
+
+async def _plan(uow: RoutingUnitOfWork, routable: list[_Routable]) -> list[_Planned]:
+    if not routable:
+        return []
+    cancelled = await uow.routing.cancelled_among([r.request.melding_id for r in routable])
+    today = today_nl()
+    pc4 = {r.request.melding_id: postcode_area(r.accepted.content.patient.address.postcode) for r in routable}
+    gemeenten = await uow.directory.gemeenten_for_pc4s(set(pc4.values()))
+    route_maps = await uow.directory.route_maps_in_force_for({g.code for g in gemeenten.values()}, today)
+    asked: dict[str, tuple[MeldingToRoute, RouteMap, set[str], list[CandidateQuery]]] = {}
+    for r in routable:
+        gemeente = gemeenten.get(pc4[r.request.melding_id])
+        route_map = in_force(route_maps.get(gemeente.code, []) if gemeente else [], today)
+        melding_to_route = _to_route(r.accepted)
+        delivered_types = {d.recipient_type for d in r.delivered}
+        if r.request.chosen is None:  # a returned type waits for an operator
+            delivered_types |= types_for_an_operator(r.returned)
+        queries = [
+            (recipient_type, pc4[r.request.melding_id], gemeente.code if gemeente else None)
+            for recipient_type in types_needing_candidates(melding_to_route, route_map, delivered_types)
+        ]
+        asked[r.request.melding_id] = (melding_to_route, route_map, delivered_types, queries)
+    candidates = await uow.directory.candidates_for({q for *_, queries in asked.values() for q in queries})
+    planned = []
+    for r in routable:
+        to_route, its_route_map, types_done, queries = asked[r.request.melding_id]
+        answer = r.request.answer
+        plan = plan_routing(
+            to_route,
+            withdrawn=r.consent.withdrawn_at is not None,
+            consent_answer=answer.reason if answer is not None and not answer.allowed else None,
+            route_map=its_route_map,
+            candidates={q[0]: candidates[q] for q in queries},
+            delivered_types=types_done,
+            today=today,
+            cancelled=r.request.melding_id in cancelled,
+            never_again=r.never_again,
+            chosen=r.request.chosen,
+        )
+        gemeente = gemeenten.get(pc4[r.request.melding_id])
+        planned.append(_Planned(r, plan, Gemeente(code=gemeente.code, name=gemeente.name) if gemeente else None))
+    return planned
 
 
 def _to_route(accepted: MeldingAccepted) -> MeldingToRoute:
@@ -206,88 +261,130 @@ def _to_route(accepted: MeldingAccepted) -> MeldingToRoute:
     )
 
 
-async def _carry_out(
-    uow: RoutingUnitOfWork,
-    plan: RoutingPlan,
-    accepted: MeldingAccepted,
-    gemeente: Gemeente | None,
-    *,
-    delivered: list[DeliveryRecord],
-    reported_unroutable: tuple[str, ...],
-    request_id: str | None,
-) -> None:
-    """Persist a plan: the deliveries and their messages, the melding's new state, and what the sender is told."""
-    melding_id, at = accepted.melding_id, now()
-    skipped = [SkippedType(recipient_type=s.recipient_type, reason=s.reason.value) for s in plan.skipped]
-    if plan.status in (RoutingStatus.withdrawn, RoutingStatus.cancelled):
+async def _carry_out(uow: RoutingUnitOfWork, planned: list[_Planned]) -> None:
+    """Persist the plans: the deliveries and their messages, the meldingen's new states, and what the senders
+    are told — the deliveries, the states and the announcements each in one statement for all of them."""
+    at = now()
+    going = [p for p in planned if p.plan.deliveries]
+    earlier = await uow.routing.patient_deliveries(
+        [p.routable.accepted for p in going], {d.org_id for p in going for d in p.plan.deliveries}
+    )
+    made_now: dict[str, list[PatientDelivery]] = {}  # by BSN: this batch's deliveries, not yet stored
+    records: list[DeliveryRecord] = []
+    outcomes: list[RoutingOutcome] = []
+    announcements: list[dict[str, Any]] = []
+    for p in planned:
+        with p.routable.request.traced():
+            if p.plan.status in (RoutingStatus.withdrawn, RoutingStatus.cancelled, RoutingStatus.not_delivered):
+                await _close(uow, p, at)
+                continue
+            accepted, bsn = p.routable.accepted, p.routable.accepted.content.patient.bsn
+            made = []
+            for planned_delivery in p.plan.deliveries:
+                patient = [*earlier.get(accepted.melding_id, []), *made_now.get(bsn, [])]
+                related = related_deliveries(patient, accepted, planned_delivery.org_id)
+                record, delivery = _deliver(uow, p, planned_delivery, related, at)
+                records.append(record)
+                made.append(delivery)
+                made_now.setdefault(bsn, []).append(
+                    PatientDelivery(
+                        record.delivery_id,
+                        record.org_id,
+                        accepted.melding_id,
+                        accepted.sender.org_id,
+                        accepted.content.pregnancy.expected_due_date,
+                    )
+                )
+            outcomes.append(
+                RoutingOutcome(
+                    accepted.melding_id,
+                    p.plan.status,
+                    p.plan.unroutable,
+                    p.plan.skipped,
+                    p.gemeente.code if p.gemeente else None,
+                )
+            )
+            if (announced := _announcement(p, made)) is not None:
+                message_type, event = announced
+                announcements.append(
+                    _event_row(uow, message_type, event, accepted.melding_id, p.routable.request.request_id)
+                )
+    await uow.routing.add_deliveries(records)
+    await uow.routing.set_routed(outcomes, at)
+    await uow.outbox.add_rows(announcements)
+
+
+async def _close(uow: RoutingUnitOfWork, p: _Planned, at: datetime) -> None:
+    """A melding that goes nowhere (withdrawn, cancelled, not to be delivered): closed, and the sender told."""
+    plan, accepted, request = p.plan, p.routable.accepted, p.routable.request
+    melding_id, gemeente = accepted.melding_id, p.gemeente
+    if plan.status is not RoutingStatus.not_delivered:
         await uow.routing.close(melding_id, plan.status, at)
         return
-    if plan.status is RoutingStatus.not_delivered:
-        assert plan.not_delivered_reason is not None
-        if plan.consent_refusal is not None:
-            # The consent no longer allows it (expired since intake): nothing goes out.
-            log.warning("routing_refused_by_consent", melding_id=melding_id, reason=plan.consent_refusal)
-            uow.audit.record(
-                ROUTING,
-                "deliver",
-                "melding",
-                melding_id,
-                patient_bsn=accepted.content.patient.bsn,
-                request_id=request_id,
-                outcome=f"refused:{plan.consent_refusal}",
-                consent_checked=False,
-            )
-        await uow.routing.close(
+    assert plan.not_delivered_reason is not None
+    if plan.consent_refusal is not None:
+        # The consent no longer allows it (expired since intake): nothing goes out.
+        log.warning("routing_refused_by_consent", melding_id=melding_id, reason=plan.consent_refusal)
+        uow.audit.record(
+            ROUTING,
+            "deliver",
+            "melding",
             melding_id,
-            RoutingStatus.not_delivered,
-            at,
-            reason=plan.not_delivered_reason,
-            skipped=plan.skipped,
-            gemeente_code=gemeente.code if gemeente else None,
+            patient_bsn=accepted.content.patient.bsn,
+            request_id=request.request_id,
+            outcome=f"refused:{plan.consent_refusal}",
+            consent_checked=False,
         )
-        not_delivered = MeldingNotDelivered(
-            melding_id=melding_id, gemeente=gemeente, reason=plan.not_delivered_reason.value, skipped_types=skipped
-        )
-        await _announce(uow, MELDING_NOT_DELIVERED, not_delivered, melding_id, request_id)
-        return
-
-    made = [await _deliver(uow, planned, accepted, gemeente, at, request_id) for planned in plan.deliveries]
-    await uow.routing.set_routed(
+    await uow.routing.close(
         melding_id,
-        plan.status,
-        unroutable_types=plan.unroutable,
+        RoutingStatus.not_delivered,
+        at,
+        reason=plan.not_delivered_reason,
         skipped=plan.skipped,
         gemeente_code=gemeente.code if gemeente else None,
-        at=at,
     )
+    not_delivered = MeldingNotDelivered(
+        melding_id=melding_id,
+        gemeente=gemeente,
+        reason=plan.not_delivered_reason.value,
+        skipped_types=_skipped_types(plan),
+    )
+    await _announce(uow, MELDING_NOT_DELIVERED, not_delivered, melding_id, request.request_id)
+
+
+def _skipped_types(plan: RoutingPlan) -> list[SkippedType]:
+    return [SkippedType(recipient_type=s.recipient_type, reason=s.reason.value) for s in plan.skipped]
+
+
+def _announcement(p: _Planned, made: list[RoutedDelivery]) -> tuple[str, BaseModel] | None:
+    """What the sender is told of a routing attempt that went on: where it went, or (once per outcome: a
+    melding that keeps waiting is not announced again at every retry) that it waits."""
+    plan, melding_id, delivered = p.plan, p.routable.accepted.melding_id, p.routable.delivered
     if made:
-        earlier = [_routed(d) for d in delivered]
-        routed = MeldingRouted(
+        return MELDING_ROUTED, MeldingRouted(
             melding_id=melding_id,
-            gemeente=gemeente,
-            deliveries=earlier + made,
+            gemeente=p.gemeente,
+            deliveries=[_routed(d) for d in delivered] + made,
             unroutable_types=list(plan.unroutable),
-            skipped_types=skipped,
+            skipped_types=_skipped_types(plan),
         )
-        await _announce(uow, MELDING_ROUTED, routed, melding_id, request_id)
-    elif not delivered and plan.unroutable != reported_unroutable:
-        # Said once per outcome: a melding that keeps waiting is not announced again at every retry.
-        waiting = MeldingUnroutable(
-            melding_id=melding_id, gemeente=gemeente, unroutable_types=list(plan.unroutable), skipped_types=skipped
+    if not delivered and plan.unroutable != p.routable.reported_unroutable:
+        return MELDING_UNROUTABLE, MeldingUnroutable(
+            melding_id=melding_id,
+            gemeente=p.gemeente,
+            unroutable_types=list(plan.unroutable),
+            skipped_types=_skipped_types(plan),
         )
-        await _announce(uow, MELDING_UNROUTABLE, waiting, melding_id, request_id)
+    return None
 
 
-async def _deliver(
-    uow: RoutingUnitOfWork,
-    planned: PlannedDelivery,
-    accepted: MeldingAccepted,
-    gemeente: Gemeente | None,
-    at: datetime,
-    request_id: str | None,
-) -> RoutedDelivery:
+def _deliver(
+    uow: RoutingUnitOfWork, p: _Planned, planned: PlannedDelivery, related: list[str], at: datetime
+) -> tuple[DeliveryRecord, RoutedDelivery]:
     """One delivery: its message carries only the recipient's share (the admitted risk domains, the note only
-    where allowed), and so does routing's stored copy. Staged on the organisation's queue, audited."""
+    where allowed), and so does routing's stored copy. Staged on the organisation's queue, audited; the
+    caller stores the record."""
+    accepted, gemeente, request_id = p.routable.accepted, p.gemeente, p.routable.request.request_id
     content, melding_id = accepted.content, accepted.melding_id
     delivery = RoutedDelivery(
         delivery_id=str(uuid.uuid4()),
@@ -312,7 +409,7 @@ async def _deliver(
             org_id=accepted.sender.org_id, org_type=accepted.sender.org_type, contact=content.contact
         ),
         consent=accepted.consent,
-        related_deliveries=await uow.routing.related_deliveries(accepted, planned.org_id),
+        related_deliveries=related,
     )
     thin = MeldingDeliveredThin(
         delivery_id=delivery.delivery_id,
@@ -323,19 +420,17 @@ async def _deliver(
         urgency=content.urgency,
         href=f"/v1/deliveries/{delivery.delivery_id}",
     )
-    await uow.routing.add_delivery(
-        DeliveryRecord(
-            delivery_id=delivery.delivery_id,
-            melding_id=melding_id,
-            org_id=planned.org_id,
-            org_name=planned.org_name,
-            recipient_type=planned.recipient_type,
-            status=DeliveryStatus.queued,
-            message=message.model_dump(mode="json"),
-            created_at=at,
-            updated_at=at,
-            contact_due_at=delivery.contact_due_at,
-        )
+    record = DeliveryRecord(
+        delivery_id=delivery.delivery_id,
+        melding_id=melding_id,
+        org_id=planned.org_id,
+        org_name=planned.org_name,
+        recipient_type=planned.recipient_type,
+        status=DeliveryStatus.queued,
+        message=message.model_dump(mode="json"),
+        created_at=at,
+        updated_at=at,
+        contact_due_at=delivery.contact_due_at,
     )
     # A thin organisation's queue carries no personal data; the log keeps the thin form either way.
     queued = thin if planned.delivery_mode == "thin" else message
@@ -349,7 +444,7 @@ async def _deliver(
         request_id=request_id,
         consent_checked=True,
     )
-    return delivery
+    return record, delivery
 
 
 @dataclass(frozen=True)
@@ -420,7 +515,14 @@ async def _announce(
 ) -> None:
     """Stage an event on the events exchange, published with the transaction (the outbox): the one way routing
     tells the others what happened to a melding."""
-    await uow.outbox.add(
+    await uow.outbox.add_rows([_event_row(uow, message_type, event, melding_id, request_id)])
+
+
+def _event_row(
+    uow: RoutingUnitOfWork, message_type: str, event: BaseModel, melding_id: str, request_id: str | None
+) -> dict[str, Any]:
+    """An event for the events exchange as the outbox keeps it (`_announce`; a batch adds its rows at once)."""
+    return uow.outbox.row(
         exchange=EVENTS_EXCHANGE,
         routing_key=message_type,
         message_type=message_type,

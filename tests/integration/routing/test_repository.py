@@ -11,7 +11,14 @@ import pytest
 from sqlalchemy import select
 
 from services.routing.adapters.orm import outbox
-from services.routing.domain.model import DeliveryRecord, RoutedMelding, RoutingStatus, Skipped, SkipReason
+from services.routing.domain.model import (
+    DeliveryRecord,
+    RoutedMelding,
+    RoutingOutcome,
+    RoutingStatus,
+    Skipped,
+    SkipReason,
+)
 from services.routing.service_layer.routing import ROUTING
 from services.routing.service_layer.unit_of_work import UnitOfWorkFactory, unit_of_work_factory
 from shared.contracts.consent import ConsentScope
@@ -82,12 +89,16 @@ async def test_a_routed_melding_and_its_delivery_read_back_typed(unit_of_work: U
         await uow.routing.add_melding(stored)
         await uow.routing.add_delivery(delivery)
         await uow.routing.set_routed(
-            stored.melding_id,
-            RoutingStatus.waiting,
-            unroutable_types=["wijkteam"],
-            skipped=[Skipped("jgz", SkipReason.route_map)],
-            gemeente_code="GM0363",
-            at=AT,
+            [
+                RoutingOutcome(
+                    stored.melding_id,
+                    RoutingStatus.waiting,
+                    tuple(["wijkteam"]),
+                    tuple([Skipped("jgz", SkipReason.route_map)]),
+                    "GM0363",
+                )
+            ],
+            AT,
         )
         await uow.commit()
     async with unit_of_work() as uow:

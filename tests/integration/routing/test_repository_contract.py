@@ -11,7 +11,7 @@ from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
-from services.routing.domain.model import DeliveryRecord, RoutingStatus
+from services.routing.domain.model import DeliveryRecord, RoutingOutcome, RoutingStatus
 from services.routing.service_layer.unit_of_work import unit_of_work_factory
 from shared.contracts.vocabulary import DeliveryStatus
 from shared.db import Database
@@ -44,10 +44,12 @@ async def test_a_melding_reads_back_as_it_was_added_and_an_unknown_one_is_none(u
         await uow.commit()
     async with unit_of_work() as uow:
         read = await uow.routing.melding(stored.melding_id)
-        assert read is not None and await uow.routing.has_melding(stored.melding_id)
+        assert read is not None and await uow.routing.known_meldingen([stored.melding_id, "unknown"]) == {
+            stored.melding_id
+        }
         assert (read.melding_id, read.consent_id, read.status) == (stored.melding_id, "c-1", RoutingStatus.new)
         assert read.requested_types == ("jgz", "wijkteam") and read.accepted == stored.accepted
-        assert await uow.routing.melding("unknown") is None and not await uow.routing.has_melding("unknown")
+        assert await uow.routing.melding("unknown") is None
 
 
 async def test_set_routed_changes_status_types_and_gemeente(unit_of_work: Transactions) -> None:
@@ -55,12 +57,8 @@ async def test_set_routed_changes_status_types_and_gemeente(unit_of_work: Transa
     async with unit_of_work() as uow:
         await uow.routing.add_melding(stored)
         await uow.routing.set_routed(
-            stored.melding_id,
-            RoutingStatus.waiting,
-            unroutable_types=["wijkteam"],
-            skipped=[],
-            gemeente_code="GM0363",
-            at=AT + timedelta(minutes=1),
+            [RoutingOutcome(stored.melding_id, RoutingStatus.waiting, tuple(["wijkteam"]), tuple([]), "GM0363")],
+            AT + timedelta(minutes=1),
         )
         await uow.commit()
     async with unit_of_work() as uow:

@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from services.routing.adapters.orm import deliveries, outbox
 from services.routing.adapters.repository import RoutingRepository
-from services.routing.domain.model import DeliveryRecord, RoutingStatus
+from services.routing.domain.model import DeliveryRecord, RoutingOutcome, RoutingStatus
 from services.routing.service_layer import events
 from services.routing.service_layer.unit_of_work import UnitOfWorkFactory, unit_of_work_factory
 from shared.contracts.events import ConsentWithdrawn
@@ -38,9 +38,7 @@ async def _delivered(unit_of_work: UnitOfWorkFactory) -> dict[str, str]:
         for _ in range(2):
             stored = melding(date(2027, 5, 1))
             await uow.routing.add_melding(stored)
-            await uow.routing.set_routed(
-                stored.melding_id, RoutingStatus.routed, unroutable_types=[], skipped=[], gemeente_code=None, at=AT
-            )
+            await uow.routing.set_routed([RoutingOutcome(stored.melding_id, RoutingStatus.routed, (), (), None)], AT)
             delivery_id = str(uuid.uuid4())
             await uow.routing.add_delivery(
                 DeliveryRecord(

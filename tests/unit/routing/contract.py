@@ -8,13 +8,14 @@ work with `# type: ignore[arg-type]`; the Protocols are what keeps that fake hon
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import date, datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
 
 from services.routing.domain.model import (
     Candidate,
+    CandidateQuery,
     ConsentState,
     DeadLetter,
     DeliveryRecord,
@@ -22,8 +23,10 @@ from services.routing.domain.model import (
     LoggedMessage,
     NotDeliveredReason,
     Organisation,
+    PatientDelivery,
     Returned,
     RoutedMelding,
+    RoutingOutcome,
     RoutingStatus,
     Skipped,
 )
@@ -37,28 +40,29 @@ class RoutingRecords(Protocol):
 
     async def lock_consent(self, consent_id: str) -> ConsentState: ...
 
+    async def lock_consents(self, consent_ids: set[str]) -> dict[str, ConsentState]: ...
+
+    async def consents_of(self, melding_ids: Collection[str]) -> dict[str, str]: ...
+
     async def consent_of(self, *, melding_id: str | None = None, delivery_id: str | None = None) -> str | None: ...
 
     async def mark_consent_withdrawn(self, consent_id: str, at: datetime) -> None: ...
 
     async def melding(self, melding_id: str) -> RoutedMelding | None: ...
 
-    async def has_melding(self, melding_id: str) -> bool: ...
+    async def meldingen_by_id(self, melding_ids: Collection[str]) -> dict[str, RoutedMelding]: ...
+
+    async def known_meldingen(self, melding_ids: Collection[str]) -> set[str]: ...
 
     async def add_melding(self, melding: RoutedMelding) -> None: ...
 
-    async def related_deliveries(self, accepted: MeldingAccepted, org_id: str) -> list[str]: ...
+    async def add_meldingen(self, meldingen: Sequence[RoutedMelding]) -> None: ...
 
-    async def set_routed(
-        self,
-        melding_id: str,
-        status: RoutingStatus,
-        *,
-        unroutable_types: Sequence[str],
-        skipped: Sequence[Skipped],
-        gemeente_code: str | None,
-        at: datetime,
-    ) -> None: ...
+    async def patient_deliveries(
+        self, patients: Sequence[MeldingAccepted], org_ids: Collection[str]
+    ) -> dict[str, list[PatientDelivery]]: ...
+
+    async def set_routed(self, outcomes: Sequence[RoutingOutcome], at: datetime) -> None: ...
 
     async def close(
         self,
@@ -77,7 +81,11 @@ class RoutingRecords(Protocol):
 
     async def deliveries_of(self, melding_id: str) -> list[DeliveryRecord]: ...
 
+    async def deliveries_of_meldingen(self, melding_ids: Collection[str]) -> dict[str, list[DeliveryRecord]]: ...
+
     async def add_delivery(self, delivery: DeliveryRecord) -> None: ...
+
+    async def add_deliveries(self, records: Sequence[DeliveryRecord]) -> None: ...
 
     async def take_sequences(self, org_id: str, count: int) -> int: ...
 
@@ -105,6 +113,8 @@ class RoutingRecords(Protocol):
 
     async def cancellation(self, melding_id: str) -> str | None: ...
 
+    async def cancelled_among(self, melding_ids: Collection[str]) -> set[str]: ...
+
     async def record_cancellation(self, melding_id: str, reason: str, at: datetime) -> bool: ...
 
     async def retract_delivery(self, delivery_id: str, retraction: dict[str, Any], at: datetime) -> None: ...
@@ -125,13 +135,19 @@ class DirectoryRecords(Protocol):
 
     async def gemeente_for_pc4(self, pc4: str) -> GemeenteRecord | None: ...
 
+    async def gemeenten_for_pc4s(self, pc4s: Collection[str]) -> dict[str, GemeenteRecord]: ...
+
     async def route_maps_in_force(self, code: str, today: date) -> list[RouteMap]: ...
+
+    async def route_maps_in_force_for(self, codes: Collection[str], today: date) -> dict[str, list[RouteMap]]: ...
 
     async def organisation(self, org_id: str) -> Organisation | None: ...
 
     async def active_org_ids(self) -> list[str]: ...
 
     async def candidates(self, *, org_type: str, pc4: str, gemeente_code: str | None) -> list[Candidate]: ...
+
+    async def candidates_for(self, queries: Collection[CandidateQuery]) -> dict[CandidateQuery, list[Candidate]]: ...
 
 
 class RoutingTransaction(Protocol):

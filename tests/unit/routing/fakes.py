@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import date, datetime
@@ -10,6 +10,7 @@ from typing import Any
 
 from services.routing.domain.model import (
     Candidate,
+    CandidateQuery,
     ConsentState,
     DeadLetter,
     DeliveryRecord,
@@ -17,13 +18,16 @@ from services.routing.domain.model import (
     LoggedMessage,
     NotDeliveredReason,
     Organisation,
+    PatientDelivery,
     Returned,
     RoutedMelding,
+    RoutingOutcome,
     RoutingStatus,
     Skipped,
 )
 from services.routing.domain.route_map import RouteMap
 from services.routing.service_layer.recipient_queue import RecipientQueue
+from shared.contracts.melding import MeldingAccepted
 from shared.contracts.vocabulary import DeliveryStatus
 from tests.unit.fakes import FakeUnitOfWorkBase
 
@@ -40,11 +44,20 @@ class FakeDirectory:
         started = [m for m in self.route_maps if m.effective_from is not None and m.effective_from <= today]
         return sorted(started, key=lambda m: m.effective_from or today)[-1:]
 
+    async def route_maps_in_force_for(self, codes: Collection[str], today: date) -> dict[str, list[RouteMap]]:
+        return {code: found for code in codes if (found := await self.route_maps_in_force(code, today))}
+
     async def gemeente_for_pc4(self, pc4: str) -> GemeenteRecord | None:
         return self.gemeente
 
+    async def gemeenten_for_pc4s(self, pc4s: Collection[str]) -> dict[str, GemeenteRecord]:
+        return {pc4: self.gemeente for pc4 in pc4s if self.gemeente is not None}
+
     async def candidates(self, *, org_type: str, pc4: str, gemeente_code: str | None) -> list[Candidate]:
         return list(self.serving.get(org_type, []))
+
+    async def candidates_for(self, queries: Collection[CandidateQuery]) -> dict[CandidateQuery, list[Candidate]]:
+        return {q: list(self.serving.get(q[0], [])) for q in queries}
 
     async def organisation(self, org_id: str) -> Organisation | None:
         return None
@@ -74,6 +87,12 @@ class FakeRoutingRepository:
     async def lock_consent(self, consent_id: str) -> ConsentState:
         return ConsentState(consent_id, self.consents.setdefault(consent_id, None))
 
+    async def lock_consents(self, consent_ids: set[str]) -> dict[str, ConsentState]:
+        return {consent_id: await self.lock_consent(consent_id) for consent_id in consent_ids}
+
+    async def consents_of(self, melding_ids: Collection[str]) -> dict[str, str]:
+        return {i: self.meldingen[i].consent_id for i in melding_ids if i in self.meldingen}
+
     async def mark_consent_withdrawn(self, consent_id: str, at: datetime) -> None:
         self.consents[consent_id] = at
 
@@ -87,30 +106,29 @@ class FakeRoutingRepository:
     async def melding(self, melding_id: str) -> RoutedMelding | None:
         return self.meldingen.get(melding_id)
 
-    async def has_melding(self, melding_id: str) -> bool:
-        return melding_id in self.meldingen
+    async def meldingen_by_id(self, melding_ids: Collection[str]) -> dict[str, RoutedMelding]:
+        return {i: self.meldingen[i] for i in melding_ids if i in self.meldingen}
+
+    async def known_meldingen(self, melding_ids: Collection[str]) -> set[str]:
+        return {i for i in melding_ids if i in self.meldingen}
 
     async def add_melding(self, melding: RoutedMelding) -> None:
         self.meldingen[melding.melding_id] = melding
 
-    async def set_routed(
-        self,
-        melding_id: str,
-        status: RoutingStatus,
-        *,
-        unroutable_types: Sequence[str],
-        skipped: Sequence[Skipped],
-        gemeente_code: str | None,
-        at: datetime,
-    ) -> None:
-        self.meldingen[melding_id] = replace(
-            self.meldingen[melding_id],
-            status=status,
-            unroutable_types=tuple(unroutable_types),
-            skipped_types=tuple(skipped),
-            gemeente_code=gemeente_code,
-            updated_at=at,
-        )
+    async def add_meldingen(self, meldingen: Sequence[RoutedMelding]) -> None:
+        for melding in meldingen:
+            await self.add_melding(melding)
+
+    async def set_routed(self, outcomes: Sequence[RoutingOutcome], at: datetime) -> None:
+        for o in outcomes:
+            self.meldingen[o.melding_id] = replace(
+                self.meldingen[o.melding_id],
+                status=o.status,
+                unroutable_types=o.unroutable_types,
+                skipped_types=o.skipped,
+                gemeente_code=o.gemeente_code,
+                updated_at=at,
+            )
 
     async def close(
         self,
@@ -143,8 +161,15 @@ class FakeRoutingRepository:
             (d for d in self.deliveries.values() if d.melding_id == melding_id), key=lambda d: d.recipient_type
         )
 
+    async def deliveries_of_meldingen(self, melding_ids: Collection[str]) -> dict[str, list[DeliveryRecord]]:
+        return {i: found for i in melding_ids if (found := await self.deliveries_of(i))}
+
     async def add_delivery(self, delivery: DeliveryRecord) -> None:
         self.deliveries[delivery.delivery_id] = delivery
+
+    async def add_deliveries(self, records: Sequence[DeliveryRecord]) -> None:
+        for delivery in records:
+            await self.add_delivery(delivery)
 
     async def delivery(self, delivery_id: str, *, for_update: bool = False) -> DeliveryRecord | None:
         return self.deliveries.get(delivery_id)
@@ -187,11 +212,16 @@ class FakeRoutingRepository:
     async def mark_overdue(self, delivery_id: str, at: datetime) -> None:
         self.deliveries[delivery_id] = replace(self.deliveries[delivery_id], overdue_at=at)
 
-    async def related_deliveries(self, accepted: Any, org_id: str) -> list[str]:
-        return []
+    async def patient_deliveries(
+        self, patients: Sequence[MeldingAccepted], org_ids: Collection[str]
+    ) -> dict[str, list[PatientDelivery]]:
+        return {}
 
     async def cancellation(self, melding_id: str) -> str | None:
         return self.cancelled.get(melding_id)
+
+    async def cancelled_among(self, melding_ids: Collection[str]) -> set[str]:
+        return {i for i in melding_ids if i in self.cancelled}
 
     async def record_cancellation(self, melding_id: str, reason: str, at: datetime) -> bool:
         if melding_id in self.cancelled:
