@@ -18,7 +18,7 @@ from shared.contracts.melding import (
     MELDING_UNROUTABLE,
 )
 from shared.contracts.subscriptions import MELDING_EVENTS
-from shared.messaging.consumer import IdempotentConsumer
+from shared.messaging.consumer import Batched, IdempotentConsumer
 from shared.retention import Retention
 from shared.settings import ServiceSettings
 
@@ -32,7 +32,7 @@ def consumer(runtime: Runtime) -> IdempotentConsumer[MeldingUnitOfWork]:
         name="melding",
         queue=MELDING_EVENTS,
         handlers={
-            MELDING_ROUTED: handlers.on_melding_routed,
+            MELDING_ROUTED: Batched(handlers.on_meldingen_routed),
             MELDING_UNROUTABLE: handlers.on_melding_unroutable,
             MELDING_NOT_DELIVERED: handlers.on_melding_not_delivered,
             DELIVERY_OVERDUE: handlers.on_delivery_overdue,

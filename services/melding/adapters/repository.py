@@ -4,11 +4,11 @@ objects here, at the edge: nothing above this module sees a row, a JSON text or 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, DateTime, Row, func, or_, select, type_coerce, update
+from sqlalchemy import ColumnElement, DateTime, Row, bindparam, func, or_, select, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.melding.adapters.orm import (
@@ -27,6 +27,7 @@ from services.melding.domain.model import (
     Melding,
     MeldingRecord,
     MeldingStatus,
+    RoutingReport,
     SenderRef,
     SkippedRef,
     bsn_in,
@@ -199,44 +200,99 @@ class MeldingRepository:
         Events about one melding (routed, a delivery's status) may be handled at the same moment; each
         reads then writes, so they must take turns (SQLite's BEGIN IMMEDIATE already does).
         """
-        row = (
-            await self.session.execute(select(*_STATE).where(meldingen.c.id == melding_id).with_for_update())
-        ).first()
-        if row is None:
-            return None
-        return await self._state(row)
+        return (await self.lock_all({melding_id})).get(melding_id)
 
-    async def _state(self, row: Any) -> Melding:
-        statuses = select(melding_deliveries.c.delivery_id, melding_deliveries.c.status).where(
-            melding_deliveries.c.melding_id == row.id
-        )
-        return Melding(
-            id=row.id,
-            status=MeldingStatus(row.status),
-            withdrawn_at=row.withdrawn_at,
-            routing_reported_unroutable=bool(row.routing_reported_unroutable),
-            not_delivered_reason=row.not_delivered_reason,
-            cancelled_at=row.cancelled_at,
-            cancel_reason=row.cancel_reason,
-            sender_org_id=row.sender_org_id,
-            deliveries={d.delivery_id: DeliveryStatus(d.status) for d in await self.session.execute(statuses)},
-        )
+    async def lock_all(self, melding_ids: Collection[str]) -> dict[str, Melding]:
+        """`lock` of several meldingen, in two statements; their rows are locked in id order (the order every
+        batch takes them in: two never deadlock). Unknown ids are left out."""
+        if not melding_ids:
+            return {}
+        ids = sorted(melding_ids)
+        rows = (
+            await self.session.execute(
+                select(*_STATE).where(meldingen.c.id.in_(ids)).order_by(meldingen.c.id).with_for_update()
+            )
+        ).all()
+        statuses = select(
+            melding_deliveries.c.melding_id, melding_deliveries.c.delivery_id, melding_deliveries.c.status
+        ).where(melding_deliveries.c.melding_id.in_([row.id for row in rows]))
+        deliveries: dict[str, dict[str, DeliveryStatus]] = {row.id: {} for row in rows}
+        if rows:
+            for d in await self.session.execute(statuses):
+                deliveries[d.melding_id][d.delivery_id] = DeliveryStatus(d.status)
+        return {
+            row.id: Melding(
+                id=row.id,
+                status=MeldingStatus(row.status),
+                withdrawn_at=row.withdrawn_at,
+                routing_reported_unroutable=bool(row.routing_reported_unroutable),
+                not_delivered_reason=row.not_delivered_reason,
+                cancelled_at=row.cancelled_at,
+                cancel_reason=row.cancel_reason,
+                sender_org_id=row.sender_org_id,
+                deliveries=deliveries[row.id],
+            )
+            for row in rows
+        }
 
     async def save(self, melding: Melding, at: datetime) -> None:
-        """Write what the model's rules changed: its status, withdrawal and routing's verdict."""
-        await self.session.execute(
+        await self.save_all([melding], at)
+
+    async def save_all(self, saved: Sequence[Melding], at: datetime) -> None:
+        """Write what the model's rules changed of each: its status, withdrawal and routing's verdict (one
+        statement, executed for every melding)."""
+        if not saved:
+            return
+        statement = (
             update(meldingen)
-            .where(meldingen.c.id == melding.id)
+            .where(meldingen.c.id == bindparam("b_id"))
             .values(
-                status=melding.status.value,
-                withdrawn_at=melding.withdrawn_at,
-                routing_reported_unroutable=int(melding.routing_reported_unroutable),
-                not_delivered_reason=melding.not_delivered_reason,
-                cancelled_at=melding.cancelled_at,
-                cancel_reason=melding.cancel_reason,
-                updated_at=at,
+                status=bindparam("b_status"),
+                withdrawn_at=bindparam("b_withdrawn_at", type_=meldingen.c.withdrawn_at.type),
+                routing_reported_unroutable=bindparam("b_unroutable"),
+                not_delivered_reason=bindparam("b_not_delivered"),
+                cancelled_at=bindparam("b_cancelled_at", type_=meldingen.c.cancelled_at.type),
+                cancel_reason=bindparam("b_cancel_reason"),
+                updated_at=bindparam("b_at", type_=meldingen.c.updated_at.type),
             )
         )
+        rows = [
+            {
+                "b_id": melding.id,
+                "b_status": melding.status.value,
+                "b_withdrawn_at": melding.withdrawn_at,
+                "b_unroutable": int(melding.routing_reported_unroutable),
+                "b_not_delivered": melding.not_delivered_reason,
+                "b_cancelled_at": melding.cancelled_at,
+                "b_cancel_reason": melding.cancel_reason,
+                "b_at": at,
+            }
+            for melding in saved
+        ]
+        await self.session.execute(statement, rows)
+
+    async def add_deliveries(self, new: Sequence[tuple[str, Delivery]]) -> None:
+        """Deliveries this service did not know yet, by melding id, in one statement."""
+        if not new:
+            return
+        rows = [
+            {
+                "delivery_id": delivery.delivery_id,
+                "melding_id": melding_id,
+                "org_id": delivery.org_id,
+                "org_name": delivery.org_name,
+                "recipient_type": delivery.recipient_type,
+                "status": delivery.status.value,
+                "updated_at": delivery.updated_at,
+                "risk_domains": ",".join(delivery.risk_domains),
+                "contact_due_at": delivery.contact_due_at,
+                "contact_at": delivery.contact_at,
+                "outcome": delivery.outcome,
+                "returned_reason": delivery.returned_reason,
+            }
+            for melding_id, delivery in new
+        ]
+        await self.session.execute(melding_deliveries.insert(), rows)
 
     async def save_delivery(self, melding_id: str, delivery: Delivery) -> None:
         """Insert a delivery, or move a known one to `delivery.status` with what the recipient answered."""
@@ -279,30 +335,49 @@ class MeldingRepository:
         )
         return bool(changed.rowcount)  # type: ignore[attr-defined]
 
-    async def set_routing(
-        self,
-        melding_id: str,
-        *,
-        gemeente: GemeenteRef | None,
-        unroutable_types: list[str],
-        skipped: list[SkippedRef],
-        at: datetime,
-    ) -> None:
-        """What routing reported: the gemeente, the types waiting for an organisation, the types skipped."""
-        values: dict[str, Any] = {
-            "unroutable_types": ",".join(sorted(unroutable_types)),
-            "skipped_types": json.dumps([{"recipient_type": s.recipient_type, "reason": s.reason} for s in skipped]),
-            "updated_at": at,
-        }
-        if gemeente:
-            values.update(gemeente_code=gemeente.code, gemeente_name=gemeente.name)
-        await self.session.execute(update(meldingen).where(meldingen.c.id == melding_id).values(**values))
+    async def set_routing(self, reports: Sequence[RoutingReport], at: datetime) -> None:
+        """What routing reported of each melding: the gemeente (kept when it names none), the types waiting for
+        an organisation, the types skipped. One statement, executed for every report."""
+        if not reports:
+            return
+        statement = (
+            update(meldingen)
+            .where(meldingen.c.id == bindparam("b_id"))
+            .values(
+                unroutable_types=bindparam("b_unroutable"),
+                skipped_types=bindparam("b_skipped"),
+                gemeente_code=func.coalesce(
+                    bindparam("b_code", type_=meldingen.c.gemeente_code.type), meldingen.c.gemeente_code
+                ),
+                gemeente_name=func.coalesce(
+                    bindparam("b_name", type_=meldingen.c.gemeente_name.type), meldingen.c.gemeente_name
+                ),
+                updated_at=bindparam("b_at", type_=meldingen.c.updated_at.type),
+            )
+        )
+        rows = [
+            {
+                "b_id": r.melding_id,
+                "b_unroutable": ",".join(sorted(r.unroutable_types)),
+                "b_skipped": json.dumps([{"recipient_type": s.recipient_type, "reason": s.reason} for s in r.skipped]),
+                "b_code": r.gemeente.code if r.gemeente else None,
+                "b_name": r.gemeente.name if r.gemeente else None,
+                "b_at": at,
+            }
+            for r in reports
+        ]
+        await self.session.execute(statement, rows)
 
     async def add_history(self, melding_id: str, at: datetime, event: str, detail: str | None) -> HistoryEntry:
-        await self.session.execute(
-            melding_history.insert().values(melding_id=melding_id, at=at, event=event, detail=detail)
-        )
-        return HistoryEntry(at=at, event=event, detail=detail)
+        entry = HistoryEntry(at=at, event=event, detail=detail)
+        await self.add_histories([(melding_id, entry)])
+        return entry
+
+    async def add_histories(self, entries: Sequence[tuple[str, HistoryEntry]]) -> None:
+        """History entries, by melding id, in one statement."""
+        if entries:
+            rows = [{"melding_id": i, "at": e.at, "event": e.event, "detail": e.detail} for i, e in entries]
+            await self.session.execute(melding_history.insert(), rows)
 
     # --- repeated meldingen ------------------------------------------------------------------------------
 
@@ -346,12 +421,9 @@ class MeldingRepository:
 
     async def lock_not_withdrawn(self, consent_id: str) -> list[Melding]:
         """The consent's meldingen that are not withdrawn yet, locked."""
-        query = (
-            select(*_STATE)
-            .where(meldingen.c.consent_id == consent_id, meldingen.c.withdrawn_at.is_(None))
-            .with_for_update()
-        )
-        return [await self._state(row) for row in list(await self.session.execute(query))]
+        query = select(meldingen.c.id).where(meldingen.c.consent_id == consent_id, meldingen.c.withdrawn_at.is_(None))
+        # Read holding the consent's lock (record_withdrawal): none of them is withdrawn meanwhile.
+        return list((await self.lock_all(set((await self.session.execute(query)).scalars()))).values())
 
     async def remove_personal_data(self, melding_id: str, at: datetime) -> dict[str, Any] | None:
         """Remove a melding's personal data, keeping its anonymous skeleton. Returns the content removed (None

@@ -194,6 +194,17 @@ class HistoryEntry:
 
 
 @dataclass(frozen=True)
+class RoutingReport:
+    """What routing reported of a melding, as its sender sees it: the gemeente (None: not known, keep what
+    was), the types still waiting for an organisation, the types the route map skipped."""
+
+    melding_id: str
+    gemeente: GemeenteRef | None
+    unroutable_types: list[str]
+    skipped: list[SkippedRef]
+
+
+@dataclass(frozen=True)
 class ConsentState:
     """What this service knows of a consent: whether its withdrawal has arrived."""
 

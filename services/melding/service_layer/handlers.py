@@ -7,6 +7,7 @@ transaction. The status rules are the domain's (`domain/model.py::Melding`).
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import NoReturn
@@ -14,8 +15,10 @@ from typing import NoReturn
 from services.melding.domain.model import (
     Delivery,
     GemeenteRef,
+    HistoryEntry,
     Melding,
     MeldingStatus,
+    RoutingReport,
     SenderRef,
     SkippedRef,
     bsn_in,
@@ -288,19 +291,34 @@ def _skipped(skipped: list[SkippedType]) -> list[SkippedRef]:
     return [SkippedRef(recipient_type=s.recipient_type, reason=s.reason) for s in skipped]
 
 
-async def on_melding_routed(uow: MeldingUnitOfWork, event: IncomingEvent[MeldingRouted]) -> None:
-    routed = event.message
-    melding = await uow.meldingen.lock(routed.melding_id)
-    if melding is None:
-        return  # not ours (cannot happen unless the databases were reset): nothing to update
+async def on_meldingen_routed(uow: MeldingUnitOfWork, events: Sequence[IncomingEvent[MeldingRouted]]) -> None:
+    """Where routing sent a batch of meldingen, as their senders see it — set-based: the meldingen locked and
+    read in one go, their new deliveries, history, routing reports and states written in a statement each."""
+    meldingen = await uow.meldingen.lock_all({event.message.melding_id for event in events})
     at = now()
-    for d in routed.deliveries:
-        if (status := melding.report_delivery(d.delivery_id, DeliveryStatus.queued)) is not None:
-            await uow.meldingen.save_delivery(melding.id, _delivery(d, status, at))
-    names = ", ".join(f"{d.recipient_type}: {d.org_name}" for d in routed.deliveries)
-    await _record_routing(
-        uow, melding, at, "routed", names[:200] or None, routed.gemeente, routed.unroutable_types, routed.skipped_types
-    )
+    new: list[tuple[str, Delivery]] = []
+    history: list[tuple[str, HistoryEntry]] = []
+    reports: list[RoutingReport] = []
+    for event in events:
+        routed = event.message
+        melding = meldingen.get(routed.melding_id)
+        if melding is None:
+            continue  # not ours (cannot happen unless the databases were reset): nothing to update
+        with event.traced():
+            for d in routed.deliveries:
+                known = d.delivery_id in melding.deliveries
+                if (status := melding.report_delivery(d.delivery_id, DeliveryStatus.queued)) is not None:
+                    if known:  # routed again after a return: a delivery seen before keeps its row
+                        await uow.meldingen.save_delivery(melding.id, _delivery(d, status, at))
+                    else:
+                        new.append((melding.id, _delivery(d, status, at)))
+            names = ", ".join(f"{d.recipient_type}: {d.org_name}" for d in routed.deliveries)
+            history.append((melding.id, HistoryEntry(at, "routed", names[:200] or None)))
+            reports.append(_report(melding, routed.gemeente, routed.unroutable_types, routed.skipped_types))
+    await uow.meldingen.add_deliveries(new)
+    await uow.meldingen.add_histories(history)
+    await uow.meldingen.set_routing(reports, at)
+    await uow.save_all([meldingen[r.melding_id] for r in reports], at)
 
 
 async def on_melding_unroutable(uow: MeldingUnitOfWork, event: IncomingEvent[MeldingUnroutable]) -> None:
@@ -311,16 +329,8 @@ async def on_melding_unroutable(uow: MeldingUnitOfWork, event: IncomingEvent[Mel
     at = now()
     melding.routing_found_no_recipient()
     detail = "no recipient yet for " + ", ".join(unroutable.unroutable_types)
-    await _record_routing(
-        uow,
-        melding,
-        at,
-        "unroutable",
-        detail,
-        unroutable.gemeente,
-        unroutable.unroutable_types,
-        unroutable.skipped_types,
-    )
+    report = _report(melding, unroutable.gemeente, unroutable.unroutable_types, unroutable.skipped_types)
+    await _record_routing(uow, melding, at, "unroutable", detail, report)
 
 
 async def on_melding_not_delivered(uow: MeldingUnitOfWork, event: IncomingEvent[MeldingNotDelivered]) -> None:
@@ -331,27 +341,23 @@ async def on_melding_not_delivered(uow: MeldingUnitOfWork, event: IncomingEvent[
         return
     at = now()
     melding.routing_delivered_to_no_one(not_delivered.reason)
-    await _record_routing(
-        uow, melding, at, "not_delivered", not_delivered.reason, not_delivered.gemeente, [], not_delivered.skipped_types
-    )
+    report = _report(melding, not_delivered.gemeente, [], not_delivered.skipped_types)
+    await _record_routing(uow, melding, at, "not_delivered", not_delivered.reason, report)
+
+
+def _report(
+    melding: Melding, gemeente: Gemeente | None, unroutable_types: list[str], skipped: list[SkippedType]
+) -> RoutingReport:
+    return RoutingReport(melding.id, _gemeente(gemeente), unroutable_types, _skipped(skipped))
 
 
 async def _record_routing(
-    uow: MeldingUnitOfWork,
-    melding: Melding,
-    at: datetime,
-    event: str,
-    detail: str | None,
-    gemeente: Gemeente | None,
-    unroutable_types: list[str],
-    skipped: list[SkippedType],
+    uow: MeldingUnitOfWork, melding: Melding, at: datetime, event: str, detail: str | None, report: RoutingReport
 ) -> None:
     """What routing reported, as the sender sees it: a history entry, the gemeente and the types waiting or
     skipped, and the melding's status as its rules have moved it."""
     await uow.meldingen.add_history(melding.id, at, event, detail)
-    await uow.meldingen.set_routing(
-        melding.id, gemeente=_gemeente(gemeente), unroutable_types=unroutable_types, skipped=_skipped(skipped), at=at
-    )
+    await uow.meldingen.set_routing([report], at)
     await uow.save(melding, at)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from functools import partial
 from typing import Self, cast
@@ -39,22 +39,26 @@ class MeldingUnitOfWork(UnitOfWork):
         return self
 
     async def save(self, melding: Melding, at: datetime) -> None:
-        """Write what the model's rules changed, and say that the melding changed: one `melding.changed`
+        await self.save_all([melding], at)
+
+    async def save_all(self, saved: Sequence[Melding], at: datetime) -> None:
+        """Write what the model's rules changed, and say that the meldingen changed: one `melding.changed`
         per melding and transaction (ids only), staged just before the commit, for those who follow the
         sender's meldingen (the FHIR facade's subscriptions)."""
-        await self.meldingen.save(melding, at)
-        self._changed[melding.id] = MeldingChanged(
-            melding_id=melding.id, sender_org_id=melding.sender_org_id, status=melding.status.value, at=at
-        )
+        await self.meldingen.save_all(saved, at)
+        for melding in saved:
+            self._changed[melding.id] = MeldingChanged(
+                melding_id=melding.id, sender_org_id=melding.sender_org_id, status=melding.status.value, at=at
+            )
         self.before_commit(MELDING_CHANGED, _stage_changes)
 
 
 async def _stage_changes(unit_of_work: UnitOfWork, _key: str) -> None:
     uow = cast(MeldingUnitOfWork, unit_of_work)
     changed, uow._changed = uow._changed, {}
-    for event in changed.values():
-        # Not `mandatory`: where no FHIR facade runs, no queue takes these, and that is as it should be.
-        await uow.outbox.add(
+    # Not `mandatory`: where no FHIR facade runs, no queue takes these, and that is as it should be.
+    rows = [
+        uow.outbox.row(
             exchange=EVENTS_EXCHANGE,
             routing_key=MELDING_CHANGED,
             message_type=MELDING_CHANGED,
@@ -62,6 +66,9 @@ async def _stage_changes(unit_of_work: UnitOfWork, _key: str) -> None:
             correlation_id=event.melding_id,
             mandatory=False,
         )
+        for event in changed.values()
+    ]
+    await uow.outbox.add_rows(rows)
 
 
 UnitOfWorkFactory = Callable[[], MeldingUnitOfWork]

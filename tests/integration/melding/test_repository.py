@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from services.melding.adapters.orm import meldingen
-from services.melding.domain.model import Delivery, GemeenteRef, MeldingStatus, SenderRef, SkippedRef
+from services.melding.domain.model import Delivery, GemeenteRef, MeldingStatus, RoutingReport, SenderRef, SkippedRef
 from services.melding.service_layer.unit_of_work import UnitOfWorkFactory, unit_of_work_factory
 from shared.clock import start_of_nl_day
 from shared.contracts.vocabulary import DeliveryStatus
@@ -75,13 +75,10 @@ async def test_a_melding_reads_back_as_it_was_written_and_its_state_moves_with_t
         status = melding.report_delivery("d-1", DeliveryStatus.queued)
         assert status is DeliveryStatus.queued
         await uow.meldingen.save_delivery("m-1", Delivery("d-1", "87654321", "GGD", "jgz", status, AT, ("lvb",)))
-        await uow.meldingen.set_routing(
-            "m-1",
-            gemeente=GemeenteRef("GM0363", "Amsterdam"),
-            unroutable_types=["wijkteam"],
-            skipped=[SkippedRef("jgz", "route-map")],
-            at=AT,
+        report = RoutingReport(
+            "m-1", GemeenteRef("GM0363", "Amsterdam"), ["wijkteam"], [SkippedRef("jgz", "route-map")]
         )
+        await uow.meldingen.set_routing([report], AT)
         await uow.meldingen.save(melding, AT + timedelta(seconds=1))
         await uow.commit()
     async with unit_of_work() as uow:
@@ -147,9 +144,7 @@ async def test_figure_facts_are_the_skeletons_of_the_range_on_dutch_days(real_un
                 content=CONTENT,
                 at=at,
             )
-            await uow.meldingen.set_routing(
-                melding_id, gemeente=GemeenteRef("GM0363", "Amsterdam"), unroutable_types=[], skipped=[], at=at
-            )
+            await uow.meldingen.set_routing([RoutingReport(melding_id, GemeenteRef("GM0363", "Amsterdam"), [], [])], at)
         due = datetime(2027, 2, 14, 22, 59, tzinfo=UTC)  # 23:59 on 14 February in the Netherlands
         delivery = Delivery("d-feb", "87654321", "GGD", "jgz", DeliveryStatus.closed, edge, contact_due_at=due,
                             contact_at=date(2027, 2, 3), outcome="phb-done")  # fmt: skip

@@ -5,6 +5,7 @@ signatures. mypy holds the fake and the real repository to this Protocol
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from datetime import date, datetime
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -12,13 +13,12 @@ from typing import Any, Protocol, Self
 from services.melding.domain.model import (
     ConsentState,
     Delivery,
-    GemeenteRef,
     HistoryEntry,
     Melding,
     MeldingRecord,
     MeldingStatus,
+    RoutingReport,
     SenderRef,
-    SkippedRef,
 )
 
 
@@ -47,23 +47,23 @@ class MeldingRecords(Protocol):
 
     async def lock(self, melding_id: str) -> Melding | None: ...
 
+    async def lock_all(self, melding_ids: Collection[str]) -> dict[str, Melding]: ...
+
     async def save(self, melding: Melding, at: datetime) -> None: ...
+
+    async def save_all(self, saved: Sequence[Melding], at: datetime) -> None: ...
+
+    async def add_deliveries(self, new: Sequence[tuple[str, Delivery]]) -> None: ...
 
     async def save_delivery(self, melding_id: str, delivery: Delivery) -> None: ...
 
     async def mark_overdue(self, delivery_id: str, at: datetime) -> bool: ...
 
-    async def set_routing(
-        self,
-        melding_id: str,
-        *,
-        gemeente: GemeenteRef | None,
-        unroutable_types: list[str],
-        skipped: list[SkippedRef],
-        at: datetime,
-    ) -> None: ...
+    async def set_routing(self, reports: Sequence[RoutingReport], at: datetime) -> None: ...
 
     async def add_history(self, melding_id: str, at: datetime, event: str, detail: str | None) -> HistoryEntry: ...
+
+    async def add_histories(self, entries: Sequence[tuple[str, HistoryEntry]]) -> None: ...
 
     async def lock_patient(self, org_id: str, bsn: str) -> None: ...
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Sequence
 from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
@@ -9,13 +10,12 @@ from typing import Any
 from services.melding.domain.model import (
     ConsentState,
     Delivery,
-    GemeenteRef,
     HistoryEntry,
     Melding,
     MeldingRecord,
     MeldingStatus,
+    RoutingReport,
     SenderRef,
-    SkippedRef,
     bsn_in,
     due_date_in,
     skeleton_of,
@@ -79,9 +79,21 @@ class FakeMeldingRepository:
             return None
         return replace(state, deliveries=dict(state.deliveries))  # the caller works on its own copy, as on a row
 
+    async def lock_all(self, melding_ids: Collection[str]) -> dict[str, Melding]:
+        return {i: found for i in sorted(melding_ids) if (found := await self.lock(i)) is not None}
+
     async def save(self, melding: Melding, at: datetime) -> None:
         self.states[melding.id] = replace(melding, deliveries=dict(melding.deliveries))
         self.records[melding.id] = replace(self.records[melding.id], updated_at=at)
+
+    async def save_all(self, saved: Sequence[Melding], at: datetime) -> None:
+        for melding in saved:
+            await self.save(melding, at)
+
+    async def add_deliveries(self, new: Sequence[tuple[str, Delivery]]) -> None:
+        for melding_id, delivery in new:
+            assert delivery.delivery_id not in self.delivery_rows[melding_id]
+            self.delivery_rows[melding_id][delivery.delivery_id] = delivery
 
     async def save_delivery(self, melding_id: str, delivery: Delivery) -> None:
         known = self.delivery_rows[melding_id].get(delivery.delivery_id)
@@ -105,27 +117,24 @@ class FakeMeldingRepository:
                 return True
         return False
 
-    async def set_routing(
-        self,
-        melding_id: str,
-        *,
-        gemeente: GemeenteRef | None,
-        unroutable_types: list[str],
-        skipped: list[SkippedRef],
-        at: datetime,
-    ) -> None:
-        record = self.records[melding_id]
-        self.records[melding_id] = replace(
-            record,
-            gemeente=gemeente or record.gemeente,
-            unroutable_types=tuple(sorted(unroutable_types)),
-            skipped_types=tuple(skipped),
-        )
+    async def set_routing(self, reports: Sequence[RoutingReport], at: datetime) -> None:
+        for r in reports:
+            record = self.records[r.melding_id]
+            self.records[r.melding_id] = replace(
+                record,
+                gemeente=r.gemeente or record.gemeente,
+                unroutable_types=tuple(sorted(r.unroutable_types)),
+                skipped_types=tuple(r.skipped),
+            )
 
     async def add_history(self, melding_id: str, at: datetime, event: str, detail: str | None) -> HistoryEntry:
         entry = HistoryEntry(at=at, event=event, detail=detail)
         self.history_rows[melding_id].append(entry)
         return entry
+
+    async def add_histories(self, entries: Sequence[tuple[str, HistoryEntry]]) -> None:
+        for melding_id, entry in entries:
+            self.history_rows[melding_id].append(entry)
 
     async def lock_patient(self, org_id: str, bsn: str) -> None:
         return None
@@ -183,5 +192,8 @@ class FakeMeldingUnitOfWork(FakeUnitOfWorkBase):
         self._changed: dict[str, Any] = {}
 
     async def save(self, melding: Melding, at: datetime) -> None:
+        await self.save_all([melding], at)
+
+    async def save_all(self, saved: Sequence[Melding], at: datetime) -> None:
         """The real unit of work's: the repository's save, and one `melding.changed` staged per melding."""
-        await MeldingUnitOfWork.save(self, melding, at)  # type: ignore[arg-type]
+        await MeldingUnitOfWork.save_all(self, saved, at)  # type: ignore[arg-type]

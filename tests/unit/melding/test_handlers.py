@@ -119,7 +119,7 @@ async def test_routing_then_reports_move_the_melding_and_its_delivery_forward_on
     uow = FakeMeldingUnitOfWork()
     melding_id = (await send(uow, FakeConsentClient(ALLOWED))).melding.record.id
     routed = {"melding_id": melding_id, "gemeente": None, "deliveries": [_delivery()], "unroutable_types": []}
-    await handlers.on_melding_routed(uow, event("melding.routed", routed))  # type: ignore[arg-type]
+    await handlers.on_meldingen_routed(uow, [event("melding.routed", routed)])  # type: ignore[arg-type]
     assert uow.meldingen.states[melding_id].status is MeldingStatus.delivered
     at = datetime.now(UTC)
     for status, when in (("closed", at), ("received", at - timedelta(minutes=1))):  # out of order
@@ -138,7 +138,7 @@ async def test_each_transaction_that_changes_a_melding_says_so_once_with_ids_onl
     melding_id = (await send(uow, FakeConsentClient(ALLOWED))).melding.record.id
     staged = len(uow.outbox.messages)
     routed = {"melding_id": melding_id, "gemeente": None, "deliveries": [_delivery()], "unroutable_types": []}
-    await handlers.on_melding_routed(uow, event("melding.routed", routed))  # type: ignore[arg-type]
+    await handlers.on_meldingen_routed(uow, [event("melding.routed", routed)])  # type: ignore[arg-type]
     changed = {
         "melding_id": melding_id,
         "delivery": _delivery(),
@@ -163,7 +163,7 @@ async def test_unroutable_until_a_delivery_is_made() -> None:
     await handlers.on_melding_unroutable(uow, event("melding.unroutable", waiting))  # type: ignore[arg-type]
     assert uow.meldingen.states[melding_id].status is MeldingStatus.unroutable
     routed = {"melding_id": melding_id, "gemeente": None, "deliveries": [_delivery()], "unroutable_types": ["wijkteam"]}
-    await handlers.on_melding_routed(uow, event("melding.routed", routed))  # type: ignore[arg-type]
+    await handlers.on_meldingen_routed(uow, [event("melding.routed", routed)])  # type: ignore[arg-type]
     assert uow.meldingen.states[melding_id].status is MeldingStatus.delivered
     assert uow.meldingen.records[melding_id].unroutable_types == ("wijkteam",)
 
@@ -206,7 +206,7 @@ async def test_each_delivery_shows_its_share_of_the_risk_domains() -> None:
         "unroutable_types": [],
         "skipped_types": [],
     }
-    await handlers.on_melding_routed(uow, event("melding.routed", routed))  # type: ignore[arg-type]
+    await handlers.on_meldingen_routed(uow, [event("melding.routed", routed)])  # type: ignore[arg-type]
     view = await handlers.get_melding(uow, principal=principal(), melding_id=melding_id, request_id=None)  # type: ignore[arg-type]
     assert view.deliveries[0].risk_domains == ("financien-schulden",)
 
