@@ -21,10 +21,9 @@ from services.melding.domain.model import (
     bsn_in,
 )
 from services.melding.domain.patient_view import MeldingSeen, what_she_sees
-from services.melding.service_layer.unit_of_work import MeldingUnitOfWork, UnitOfWorkFactory
+from services.melding.service_layer.ports import FullTransactionFactory, MeldingTransaction, TransactionFactory
 from services.melding.service_layer.views import MeldingView, MeldingViewPage
 from shared.auth import PLATFORM, Principal
-from shared.clients.consent import ConsentClient
 from shared.clock import now
 from shared.contracts.consent import ConsentScope
 from shared.contracts.events import ConsentWithdrawn
@@ -50,6 +49,7 @@ from shared.idempotency import IdempotentRequest, create_once, replay_of
 from shared.messaging.consumer import IncomingEvent
 from shared.messaging.topology import EVENTS_EXCHANGE
 from shared.pagination import encode_cursor
+from shared.ports import ConsentPort
 
 CONSENT_REFUSALS = {
     "not-found": "no consent with this id",
@@ -68,8 +68,8 @@ class Sent:
 
 
 async def send_melding(
-    unit_of_work: UnitOfWorkFactory,
-    consent_client: ConsentClient,
+    unit_of_work: TransactionFactory,
+    consent_client: ConsentPort,
     *,
     principal: Principal,
     consent_id: str,
@@ -101,7 +101,7 @@ async def send_melding(
         await _refuse(unit_of_work, principal, content, request_id, reason=answer.reason or "refused")
     consent = answer.consent
 
-    async def store(uow: MeldingUnitOfWork, melding_id: str) -> Sent | None:
+    async def store(uow: MeldingTransaction, melding_id: str) -> Sent | None:
         return await _store(
             uow, melding_id, principal=principal, consent=consent, content=content, request_id=request_id
         )
@@ -112,13 +112,13 @@ async def send_melding(
     return sent
 
 
-async def _replay(uow: MeldingUnitOfWork, melding_id: str) -> Sent:
+async def _replay(uow: MeldingTransaction, melding_id: str) -> Sent:
     """The first answer to an Idempotency-Key: the melding it created, as it reads now."""
     return Sent(await _read(uow, melding_id))
 
 
 async def _store(
-    uow: MeldingUnitOfWork,
+    uow: MeldingTransaction,
     melding_id: str,
     *,
     principal: Principal,
@@ -184,7 +184,7 @@ async def _store(
 
 
 async def _refuse(
-    unit_of_work: UnitOfWorkFactory,
+    unit_of_work: TransactionFactory,
     principal: Principal,
     content: MeldingContent,
     request_id: str | None,
@@ -206,7 +206,7 @@ async def _refuse(
     raise ConsentRequired(CONSENT_REFUSALS.get(reason, "the consent does not allow this melding"))
 
 
-async def _read(uow: MeldingUnitOfWork, melding_id: str) -> MeldingView:
+async def _read(uow: MeldingTransaction, melding_id: str) -> MeldingView:
     record = await uow.meldingen.get(melding_id)
     assert record is not None
     deliveries = await uow.meldingen.deliveries([melding_id])
@@ -215,7 +215,7 @@ async def _read(uow: MeldingUnitOfWork, melding_id: str) -> MeldingView:
 
 
 async def get_melding(
-    unit_of_work: UnitOfWorkFactory, *, principal: Principal, melding_id: str, request_id: str | None
+    unit_of_work: TransactionFactory, *, principal: Principal, melding_id: str, request_id: str | None
 ) -> MeldingView:
     """One melding of the caller's organisation, with its deliveries and history."""
     async with unit_of_work() as uow:
@@ -232,7 +232,7 @@ async def get_melding(
 
 
 async def list_meldingen(
-    unit_of_work: UnitOfWorkFactory,
+    unit_of_work: TransactionFactory,
     *,
     principal: Principal,
     statuses: frozenset[MeldingStatus] = frozenset(),
@@ -288,7 +288,7 @@ def _skipped(skipped: list[SkippedType]) -> list[SkippedRef]:
     return [SkippedRef(recipient_type=s.recipient_type, reason=s.reason) for s in skipped]
 
 
-async def on_melding_routed(uow: MeldingUnitOfWork, event: IncomingEvent[MeldingRouted]) -> None:
+async def on_melding_routed(uow: MeldingTransaction, event: IncomingEvent[MeldingRouted]) -> None:
     routed = event.message
     melding = await uow.meldingen.lock(routed.melding_id)
     if melding is None:
@@ -303,7 +303,7 @@ async def on_melding_routed(uow: MeldingUnitOfWork, event: IncomingEvent[Melding
     )
 
 
-async def on_melding_unroutable(uow: MeldingUnitOfWork, event: IncomingEvent[MeldingUnroutable]) -> None:
+async def on_melding_unroutable(uow: MeldingTransaction, event: IncomingEvent[MeldingUnroutable]) -> None:
     unroutable = event.message
     melding = await uow.meldingen.lock(unroutable.melding_id)
     if melding is None:
@@ -323,7 +323,7 @@ async def on_melding_unroutable(uow: MeldingUnitOfWork, event: IncomingEvent[Mel
     )
 
 
-async def on_melding_not_delivered(uow: MeldingUnitOfWork, event: IncomingEvent[MeldingNotDelivered]) -> None:
+async def on_melding_not_delivered(uow: MeldingTransaction, event: IncomingEvent[MeldingNotDelivered]) -> None:
     """Routing sends it to no one: the route map skipped every type, or the consent had expired."""
     not_delivered = event.message
     melding = await uow.meldingen.lock(not_delivered.melding_id)
@@ -337,7 +337,7 @@ async def on_melding_not_delivered(uow: MeldingUnitOfWork, event: IncomingEvent[
 
 
 async def _record_routing(
-    uow: MeldingUnitOfWork,
+    uow: MeldingTransaction,
     melding: Melding,
     at: datetime,
     event: str,
@@ -355,7 +355,7 @@ async def _record_routing(
     await uow.save(melding, at)
 
 
-async def on_delivery_status_changed(uow: MeldingUnitOfWork, event: IncomingEvent[DeliveryStatusChanged]) -> None:
+async def on_delivery_status_changed(uow: MeldingTransaction, event: IncomingEvent[DeliveryStatusChanged]) -> None:
     changed = event.message
     melding = await uow.meldingen.lock(changed.melding_id)
     if melding is None:
@@ -370,7 +370,7 @@ async def on_delivery_status_changed(uow: MeldingUnitOfWork, event: IncomingEven
     await uow.save(melding, changed.at)
 
 
-async def on_delivery_overdue(uow: MeldingUnitOfWork, event: IncomingEvent[DeliveryOverdue]) -> None:
+async def on_delivery_overdue(uow: MeldingTransaction, event: IncomingEvent[DeliveryOverdue]) -> None:
     """A delivery passed its contact deadline without contact: the sender sees `overdue`."""
     overdue = event.message
     if await uow.meldingen.lock(overdue.melding_id) is None:
@@ -381,7 +381,7 @@ async def on_delivery_overdue(uow: MeldingUnitOfWork, event: IncomingEvent[Deliv
 
 
 async def cancel_melding(
-    unit_of_work: UnitOfWorkFactory, *, principal: Principal, melding_id: str, reason: str, request_id: str | None
+    unit_of_work: TransactionFactory, *, principal: Principal, melding_id: str, reason: str, request_id: str | None
 ) -> MeldingView:
     """The sender cancels its melding (the pregnancy ended, sent in error, …): nothing more is delivered,
     every recipient gets a retraction with the reason, and its personal data goes at once. Cancelling
@@ -425,7 +425,7 @@ async def cancel_melding(
         return view
 
 
-async def on_consent_withdrawn(uow: MeldingUnitOfWork, event: IncomingEvent[ConsentWithdrawn]) -> None:
+async def on_consent_withdrawn(uow: MeldingTransaction, event: IncomingEvent[ConsentWithdrawn]) -> None:
     """Withdraw the consent's meldingen and remove their personal data in this same transaction
     (the contract: "Withdrawal removes personal data at once"); intake refuses the consent from now on."""
     withdrawn = event.message
@@ -447,7 +447,7 @@ async def on_consent_withdrawn(uow: MeldingUnitOfWork, event: IncomingEvent[Cons
 
 
 async def remove_personal_data(
-    uow: MeldingUnitOfWork, melding_id: str, at: datetime, *, why: str, outcome: str, request_id: str | None
+    uow: MeldingTransaction, melding_id: str, at: datetime, *, why: str, outcome: str, request_id: str | None
 ) -> None:
     """Remove a melding's personal data (its anonymous skeleton stays), noted in its history and audited."""
     content = await uow.meldingen.remove_personal_data(melding_id, at)
@@ -469,7 +469,7 @@ async def remove_personal_data(
 
 
 async def list_patient_meldingen(
-    unit_of_work: UnitOfWorkFactory, consent_client: ConsentClient, *, patient: Principal, request_id: str | None
+    unit_of_work: FullTransactionFactory, consent_client: ConsentPort, *, patient: Principal, request_id: str | None
 ) -> list[MeldingSeen]:
     """The meldingen about the woman herself, as she sees them. Which consents are hers the consent service says,
     asked with her own token; her read is audited with her as the actor."""

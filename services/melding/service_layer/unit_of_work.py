@@ -5,11 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 from functools import partial
-from typing import Self, cast
+from typing import Self
 
 from services.melding.adapters.orm import audit, idempotency_keys, outbox
 from services.melding.adapters.repository import MeldingRepository
 from services.melding.domain.model import Melding
+from services.melding.service_layer.ports import MeldingTransaction
 from shared.audit import AuditLog
 from shared.contracts.melding import MELDING_CHANGED, MeldingChanged
 from shared.db import Database, UnitOfWork
@@ -20,6 +21,35 @@ from shared.messaging.topology import EVENTS_EXCHANGE
 SERVICE = "melding"
 
 
+class ChangedMeldingen:
+    """Says which meldingen a transaction changed: one `melding.changed` per melding and transaction (ids only),
+    staged in the outbox just before the commit, for those who follow the sender's meldingen (the FHIR
+    facade's subscriptions). The fake unit of work of the unit tests carries the same."""
+
+    def __init__(self, uow: MeldingTransaction) -> None:
+        self.uow = uow
+        self._changed: dict[str, MeldingChanged] = {}
+
+    def note(self, melding: Melding, at: datetime) -> None:
+        self._changed[melding.id] = MeldingChanged(
+            melding_id=melding.id, sender_org_id=melding.sender_org_id, status=melding.status.value, at=at
+        )
+        self.uow.before_commit(MELDING_CHANGED, self._stage)
+
+    async def _stage(self, _uow: object, _key: str) -> None:
+        changed, self._changed = self._changed, {}
+        for event in changed.values():
+            # Not `mandatory`: where no FHIR facade runs, no queue takes these, and that is as it should be.
+            await self.uow.outbox.add(
+                exchange=EVENTS_EXCHANGE,
+                routing_key=MELDING_CHANGED,
+                message_type=MELDING_CHANGED,
+                body=event,
+                correlation_id=event.melding_id,
+                mandatory=False,
+            )
+
+
 class MeldingUnitOfWork(UnitOfWork):
     """`meldingen`, `outbox`, `audit` and `idempotency`, all on this transaction; nothing is written unless
     `commit()` is called."""
@@ -28,6 +58,7 @@ class MeldingUnitOfWork(UnitOfWork):
     outbox: Outbox
     audit: AuditLog
     idempotency: IdempotencyKeys
+    changes: ChangedMeldingen
 
     async def __aenter__(self) -> Self:
         await super().__aenter__()
@@ -35,33 +66,13 @@ class MeldingUnitOfWork(UnitOfWork):
         self.outbox = Outbox(self, outbox)
         self.audit = AuditLog(self, audit, SERVICE)
         self.idempotency = IdempotencyKeys(self, idempotency_keys)
-        self._changed: dict[str, MeldingChanged] = {}
+        self.changes = ChangedMeldingen(self)
         return self
 
     async def save(self, melding: Melding, at: datetime) -> None:
-        """Write what the model's rules changed, and say that the melding changed: one `melding.changed`
-        per melding and transaction (ids only), staged just before the commit, for those who follow the
-        sender's meldingen (the FHIR facade's subscriptions)."""
+        """Write what the model's rules changed, and say that the melding changed (`ChangedMeldingen`)."""
         await self.meldingen.save(melding, at)
-        self._changed[melding.id] = MeldingChanged(
-            melding_id=melding.id, sender_org_id=melding.sender_org_id, status=melding.status.value, at=at
-        )
-        self.before_commit(MELDING_CHANGED, _stage_changes)
-
-
-async def _stage_changes(unit_of_work: UnitOfWork, _key: str) -> None:
-    uow = cast(MeldingUnitOfWork, unit_of_work)
-    changed, uow._changed = uow._changed, {}
-    for event in changed.values():
-        # Not `mandatory`: where no FHIR facade runs, no queue takes these, and that is as it should be.
-        await uow.outbox.add(
-            exchange=EVENTS_EXCHANGE,
-            routing_key=MELDING_CHANGED,
-            message_type=MELDING_CHANGED,
-            body=event,
-            correlation_id=event.melding_id,
-            mandatory=False,
-        )
+        self.changes.note(melding, at)
 
 
 UnitOfWorkFactory = Callable[[], MeldingUnitOfWork]

@@ -39,9 +39,8 @@ from services.routing.domain.planning import (
     why_waiting,
 )
 from services.routing.domain.route_map import in_force
-from services.routing.service_layer.unit_of_work import RoutingUnitOfWork
+from services.routing.service_layer.ports import RoutingTransaction
 from shared.auth import Principal
-from shared.clients.consent import ConsentClient
 from shared.clock import now, today_nl
 from shared.contracts.consent import ConsentCheckResult
 from shared.contracts.melding import (
@@ -73,6 +72,7 @@ from shared.contracts.vocabulary import DeliveryStatus
 from shared.db import is_database_unavailable
 from shared.identifiers import postcode_area
 from shared.messaging.topology import EVENTS_EXCHANGE
+from shared.ports import ConsentPort
 
 log = structlog.get_logger(__name__)
 
@@ -80,7 +80,7 @@ log = structlog.get_logger(__name__)
 ROUTING = Principal(sub="routing-service", org_id="kansrijk-platform", org_type="service", scopes=frozenset())
 
 
-async def check_consent(client: ConsentClient, accepted: MeldingAccepted, request_id: str | None) -> ConsentCheckResult:
+async def check_consent(client: ConsentPort, accepted: MeldingAccepted, request_id: str | None) -> ConsentCheckResult:
     return await client.check(
         consent_id=accepted.consent.id,
         bsn=accepted.content.patient.bsn,
@@ -108,7 +108,7 @@ class Routed:
 
 
 async def route(
-    uow: RoutingUnitOfWork,
+    uow: RoutingTransaction,
     melding_id: str,
     answer: ConsentCheckResult | None,
     *,
@@ -122,7 +122,7 @@ async def route(
 
 
 async def route_explained(
-    uow: RoutingUnitOfWork,
+    uow: RoutingTransaction,
     melding_id: str,
     answer: ConsentCheckResult | None,
     *,
@@ -207,7 +207,7 @@ def _to_route(accepted: MeldingAccepted) -> MeldingToRoute:
 
 
 async def _carry_out(
-    uow: RoutingUnitOfWork,
+    uow: RoutingTransaction,
     plan: RoutingPlan,
     accepted: MeldingAccepted,
     gemeente: Gemeente | None,
@@ -279,7 +279,7 @@ async def _carry_out(
 
 
 async def _deliver(
-    uow: RoutingUnitOfWork,
+    uow: RoutingTransaction,
     planned: PlannedDelivery,
     accepted: MeldingAccepted,
     gemeente: Gemeente | None,
@@ -372,7 +372,7 @@ def _routed(delivery: DeliveryRecord) -> RoutedDelivery:
     )
 
 
-async def mark_overdue(uow: RoutingUnitOfWork, at: datetime, *, limit: int = 100) -> int:
+async def mark_overdue(uow: RoutingTransaction, at: datetime, *, limit: int = 100) -> int:
     """Deliveries past their contact deadline without contact become overdue: a `melding.reminder` on the
     recipient's queue (message id `reminder-<delivery_id>`), `delivery.overdue` to the sender. Marked in the
     same transaction, so each delivery is reminded once, whichever replica runs this. Returns how many."""
@@ -392,7 +392,7 @@ async def mark_overdue(uow: RoutingUnitOfWork, at: datetime, *, limit: int = 100
 
 
 def _to_recipient(
-    uow: RoutingUnitOfWork,
+    uow: RoutingTransaction,
     org_id: str,
     message_type: str,
     message: MeldingDelivered | MeldingDeliveredThin | MeldingRetracted | MeldingReminder,
@@ -416,7 +416,7 @@ def _to_recipient(
 
 
 async def _announce(
-    uow: RoutingUnitOfWork, message_type: str, event: BaseModel, melding_id: str, request_id: str | None
+    uow: RoutingTransaction, message_type: str, event: BaseModel, melding_id: str, request_id: str | None
 ) -> None:
     """Stage an event on the events exchange, published with the transaction (the outbox): the one way routing
     tells the others what happened to a melding."""
@@ -438,7 +438,7 @@ class Withdrawal:
     not_stopped: tuple[str, ...] = ()
 
 
-async def withdraw_consent(uow: RoutingUnitOfWork, consent_id: str, *, request_id: str | None) -> Withdrawal:
+async def withdraw_consent(uow: RoutingTransaction, consent_id: str, *, request_id: str | None) -> Withdrawal:
     """Nothing more goes out under this consent; every live delivery made under it is retracted.
 
     Each melding is stopped in a savepoint of its own: one that cannot be stopped (a defect) is rolled back
@@ -462,7 +462,7 @@ async def withdraw_consent(uow: RoutingUnitOfWork, consent_id: str, *, request_i
 
 
 async def cancel_melding(
-    uow: RoutingUnitOfWork, melding_id: str, consent_id: str, reason: str, *, request_id: str | None
+    uow: RoutingTransaction, melding_id: str, consent_id: str, reason: str, *, request_id: str | None
 ) -> int:
     """The sender cancelled the melding: nothing more goes out, and what went out is retracted with its
     reason. It may arrive before the melding (another queue): then routing finds it when the melding comes."""
@@ -477,7 +477,7 @@ async def cancel_melding(
 
 
 async def _stop(
-    uow: RoutingUnitOfWork,
+    uow: RoutingTransaction,
     melding: RoutedMelding,
     status: RoutingStatus,
     at: datetime,
@@ -527,7 +527,7 @@ async def _stop(
 
 
 async def announce_status(
-    uow: RoutingUnitOfWork,
+    uow: RoutingTransaction,
     delivery: DeliveryRecord,
     status: DeliveryStatus,
     at: datetime,

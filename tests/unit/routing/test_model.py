@@ -163,13 +163,13 @@ def test_a_recipient_acts_only_as_the_type_the_directory_has_it_as() -> None:
             check_acting_as(registered, token)
 
 
-def _delivery(status: D, **answer: object) -> DeliveryRecord:
+def _delivery(status: D, **answer: Any) -> DeliveryRecord:
     at = datetime(2026, 11, 20, 10, tzinfo=UTC)
-    return DeliveryRecord("d-1", "m-1", "87654321", "GGD", "jgz", status, {}, at, at, **answer)  # type: ignore[arg-type]
+    return DeliveryRecord("d-1", "m-1", "87654321", "GGD", "jgz", status, {}, at, at, **answer)
 
 
-def _answer(delivery: DeliveryRecord, status: D, **report: object) -> object:
-    return answer_report(delivery, Report(status, **report), today=TODAY, delivered_on=date(2026, 11, 20))  # type: ignore[arg-type]
+def _answer(delivery: DeliveryRecord, status: D, **report: Any) -> object:
+    return answer_report(delivery, Report(status, **report), today=TODAY, delivered_on=date(2026, 11, 20))
 
 
 CONTACT = date(2026, 11, 25)
