@@ -32,6 +32,10 @@ class Transaction(Protocol):
 
     async def commit(self) -> None: ...
 
+
+class HookedTransaction(Transaction, Protocol):
+    """A unit of work that runs what a use case staged just before it commits (`shared.db.UnitOfWork`)."""
+
     def before_commit(self, key: str, hook: CommitHook, *, order: int = 0) -> None:
         """Run `hook(self, key)` once, just before the next commit (`shared.db.UnitOfWork.before_commit`)."""
 

@@ -26,7 +26,7 @@ from services.melding.domain.model import (
     SkippedRef,
 )
 from shared.idempotency import KeyStore
-from shared.ports import AuditTrail, StagingOutbox, Transaction
+from shared.ports import AuditTrail, HookedTransaction, StagingOutbox
 
 
 class MeldingRecords(Protocol):
@@ -101,7 +101,7 @@ class MeldingArchive(MeldingRecords, Protocol):
     async def gemeente_names(self, codes: list[str | None]) -> dict[str, str]: ...
 
 
-class MeldingTransaction(Transaction, Protocol):
+class MeldingTransaction(HookedTransaction, Protocol):
     """One transaction of the melding service's unit of work, as its use cases use it."""
 
     @property

@@ -37,7 +37,7 @@ from services.routing.domain.operations import ReturnedDelivery
 from services.routing.domain.route_map import RouteMap
 from shared.contracts.melding import MeldingAccepted
 from shared.contracts.vocabulary import DeliveryStatus
-from shared.ports import AuditTrail, StagingOutbox, Transaction
+from shared.ports import AuditTrail, HookedTransaction, StagingOutbox
 
 
 class RoutingRecords(Protocol):
@@ -252,7 +252,7 @@ class RecipientMessages(Protocol):
     ) -> None: ...
 
 
-class RoutingTransaction(Transaction, Protocol):
+class RoutingTransaction(HookedTransaction, Protocol):
     """One transaction of routing's unit of work, as the commands and event handlers use it."""
 
     @property
