@@ -11,14 +11,14 @@ import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from types import TracebackType
-from typing import Any, Protocol, Self, TypeVar
+from typing import Any, TypeVar
 
 import structlog
 from sqlalchemy import Column, Table, delete, func, select
 
 from shared.clock import now
 from shared.db import Database
+from shared.ports import Transaction
 
 log = structlog.get_logger(__name__)
 
@@ -35,19 +35,7 @@ Purge = Callable[..., Coroutine[Any, Any, dict[str, int]]]  # a service's purge(
 PURGE_BATCH = 200
 
 
-class Transaction(Protocol):
-    """What the purge loop needs of a unit of work: a transaction it can commit (a unit test's fake too)."""
-
-    async def __aenter__(self) -> Self: ...
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None: ...
-
-    async def commit(self) -> None: ...
-
-
-U = TypeVar("U", bound=Transaction)
+U = TypeVar("U", bound=Transaction)  # what the purge loop needs of a unit of work: a transaction it can commit
 T = TypeVar("T")
 
 

@@ -75,6 +75,7 @@ class FakeAudit:
         request_id: str | None,
         outcome: str = "success",
         consent_checked: bool | None = None,
+        patient_ref: str | None = None,
     ) -> None:
         self.records.append(
             AuditEntry(principal, action, resource_type, resource_id, patient_bsn, outcome, consent_checked, False)
@@ -156,6 +157,9 @@ class FakeConsentClient:
     async def check(self, **_: Any) -> ConsentCheckResult:
         self.checks += 1
         return self.answer
+
+    async def patient_consent_ids(self, patient_token: str, *, request_id: str | None = None) -> list[str]:
+        return []  # her own view reads through the real repository only (FullMeldingTransaction)
 
 
 def principal(org_id: str = "10000001", org_type: str = "verloskundige") -> Principal:

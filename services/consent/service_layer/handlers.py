@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 from services.consent.domain.model import Consent, WithdrawnBy, new_consent_id
-from services.consent.service_layer.unit_of_work import ConsentUnitOfWork, UnitOfWorkFactory
+from services.consent.service_layer.ports import ConsentTransaction, TransactionFactory
 from shared.auth import Principal
 from shared.clock import now, today_nl
 from shared.contracts.events import CONSENT_WITHDRAWN, ConsentWithdrawn
@@ -18,7 +18,7 @@ RESOURCE = "consent"
 
 
 async def record_consent(
-    unit_of_work: UnitOfWorkFactory,
+    unit_of_work: TransactionFactory,
     *,
     principal: Principal,
     bsn: str,
@@ -35,7 +35,7 @@ async def record_consent(
 ) -> Consent:
     """Record a consent for the caller's organisation; a retry with the same key returns the first one."""
 
-    async def create(uow: ConsentUnitOfWork, consent_id: str) -> Consent:
+    async def create(uow: ConsentTransaction, consent_id: str) -> Consent:
         consent = Consent.record(
             consent_id=consent_id,
             bsn=bsn,
@@ -57,7 +57,7 @@ async def record_consent(
         await uow.commit()
         return consent
 
-    async def replay(uow: ConsentUnitOfWork, consent_id: str) -> Consent:
+    async def replay(uow: ConsentTransaction, consent_id: str) -> Consent:
         consent = await uow.consents.get(consent_id)
         assert consent is not None  # consents are never deleted
         return consent
@@ -71,7 +71,7 @@ async def record_consent(
 
 
 async def _own_consent(
-    uow: ConsentUnitOfWork, consent_id: str, principal: Principal, action: str, request_id: str | None
+    uow: ConsentTransaction, consent_id: str, principal: Principal, action: str, request_id: str | None
 ) -> Consent:
     consent = await uow.consents.get(consent_id)
     # Another organisation's consent is answered exactly like a missing one: its existence is not revealed.
@@ -83,7 +83,7 @@ async def _own_consent(
 
 
 async def get_consent(
-    unit_of_work: UnitOfWorkFactory, *, principal: Principal, consent_id: str, request_id: str | None
+    unit_of_work: TransactionFactory, *, principal: Principal, consent_id: str, request_id: str | None
 ) -> Consent:
     """One consent recorded by the caller's organisation."""
     async with unit_of_work() as uow:
@@ -94,7 +94,7 @@ async def get_consent(
 
 
 async def withdraw_consent(
-    unit_of_work: UnitOfWorkFactory,
+    unit_of_work: TransactionFactory,
     *,
     principal: Principal,
     consent_id: str,
@@ -108,7 +108,7 @@ async def withdraw_consent(
 
 
 async def _withdraw(
-    uow: ConsentUnitOfWork,
+    uow: ConsentTransaction,
     consent: Consent,
     principal: Principal,
     reason: str | None,
@@ -140,7 +140,7 @@ async def _withdraw(
 
 
 async def list_patient_consents(
-    unit_of_work: UnitOfWorkFactory, *, patient: Principal, request_id: str | None
+    unit_of_work: TransactionFactory, *, patient: Principal, request_id: str | None
 ) -> list[Consent]:
     """Every consent recorded for the woman herself, by any organisation; her read is audited with her as actor."""
     async with unit_of_work() as uow:
@@ -153,7 +153,7 @@ async def list_patient_consents(
 
 
 async def withdraw_patient_consent(
-    unit_of_work: UnitOfWorkFactory, *, patient: Principal, consent_id: str, request_id: str | None
+    unit_of_work: TransactionFactory, *, patient: Principal, consent_id: str, request_id: str | None
 ) -> Consent:
     """The woman withdraws one of her consents herself: the same withdrawal as the organisation's, recorded as hers.
     Another woman's consent is answered like a missing one."""
@@ -166,7 +166,7 @@ async def withdraw_patient_consent(
 
 
 async def search_consents(
-    unit_of_work: UnitOfWorkFactory, *, principal: Principal, bsn: str, request_id: str | None
+    unit_of_work: TransactionFactory, *, principal: Principal, bsn: str, request_id: str | None
 ) -> list[Consent]:
     """The caller's organisation's consents for one patient."""
     async with unit_of_work() as uow:
@@ -177,7 +177,7 @@ async def search_consents(
 
 
 async def check_consent(
-    unit_of_work: UnitOfWorkFactory,
+    unit_of_work: TransactionFactory,
     *,
     principal: Principal,
     consent_id: str,

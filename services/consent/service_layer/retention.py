@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from services.consent.service_layer.unit_of_work import UnitOfWorkFactory
+from services.consent.service_layer.ports import TransactionFactory
 from shared.audit import AUDIT_RETENTION
 from shared.clock import now, today_nl
 from shared.settings import ServiceSettings
 
 
-async def purge(unit_of_work: UnitOfWorkFactory, settings: ServiceSettings, *, dry_run: bool = False) -> dict[str, int]:
+async def purge(
+    unit_of_work: TransactionFactory, settings: ServiceSettings, *, dry_run: bool = False
+) -> dict[str, int]:
     kept = timedelta(days=settings.personal_data_retention_days) + AUDIT_RETENTION
     withdrawn_before, valid_before = now() - AUDIT_RETENTION, today_nl() - kept
     async with unit_of_work() as uow:

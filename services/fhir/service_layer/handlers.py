@@ -10,7 +10,7 @@ from prometheus_client import Gauge
 from services.fhir.config import FhirSettings
 from services.fhir.domain.outcome import FhirError, invalid
 from services.fhir.domain.subscription import Event, SubscriptionView, subscription_request
-from services.fhir.service_layer.unit_of_work import FhirUnitOfWork, UnitOfWorkFactory
+from services.fhir.service_layer.ports import FhirTransaction, TransactionFactory
 from shared.auth import Principal
 from shared.clock import now
 from shared.contracts.melding import MeldingChanged
@@ -21,7 +21,7 @@ RESOURCE = "Subscription"
 
 
 async def create_subscription(
-    unit_of_work: UnitOfWorkFactory,
+    unit_of_work: TransactionFactory,
     data: Any,
     *,
     principal: Principal,
@@ -56,7 +56,7 @@ async def create_subscription(
 
 
 async def read_subscription(
-    unit_of_work: UnitOfWorkFactory, subscription_id: str, *, principal: Principal
+    unit_of_work: TransactionFactory, subscription_id: str, *, principal: Principal
 ) -> SubscriptionView:
     async with unit_of_work() as uow:
         view = await uow.subscriptions.get(subscription_id, principal.org_id)
@@ -66,7 +66,7 @@ async def read_subscription(
 
 
 async def delete_subscription(
-    unit_of_work: UnitOfWorkFactory, subscription_id: str, *, principal: Principal, request_id: str | None
+    unit_of_work: TransactionFactory, subscription_id: str, *, principal: Principal, request_id: str | None
 ) -> None:
     async with unit_of_work() as uow:
         if not await uow.subscriptions.delete(subscription_id, principal.org_id):
@@ -75,7 +75,7 @@ async def delete_subscription(
         await uow.commit()
 
 
-async def on_melding_changed(uow: FhirUnitOfWork, event: IncomingEvent[MeldingChanged]) -> None:
+async def on_melding_changed(uow: FhirTransaction, event: IncomingEvent[MeldingChanged]) -> None:
     """A melding's status (or a delivery's) changed: every active Subscription of its sender gets the next
     event, numbered per Subscription, waiting in the notifications table until its endpoint took it."""
     changed = event.message
@@ -108,7 +108,7 @@ class NotificationGauges:
         )
         self.service = metrics.service
 
-    async def refresh(self, unit_of_work: UnitOfWorkFactory) -> None:
+    async def refresh(self, unit_of_work: TransactionFactory) -> None:
         async with unit_of_work() as uow:
             pending, oldest, in_error = await uow.subscriptions.backlog(now())
         self.pending.labels(self.service).set(pending)

@@ -31,7 +31,7 @@ from services.fhir.config import FhirSettings
 from services.fhir.domain.codes import FHIR_JSON
 from services.fhir.domain.endpoint import EndpointRefused, HeaderRefused, parse_headers
 from services.fhir.domain.subscription import Event, delivery_error, notification_bundle, retry_after, take_turns
-from services.fhir.service_layer.unit_of_work import FhirUnitOfWork, UnitOfWorkFactory
+from services.fhir.service_layer.ports import FhirTransaction, TransactionFactory
 from shared.clock import now as clock_now
 from shared.db import is_database_unavailable
 
@@ -43,7 +43,7 @@ BATCH = 50  # subscriptions looked at per round; events per notification
 class Notifier:
     def __init__(
         self,
-        unit_of_work: UnitOfWorkFactory,
+        unit_of_work: TransactionFactory,
         settings: FhirSettings,
         *,
         http: httpx.AsyncClient | None = None,
@@ -148,7 +148,9 @@ class Notifier:
                 await self._failed(uow, subscription_id, events[0], tried + 1, error)
             await uow.commit()
 
-    async def _failed(self, uow: FhirUnitOfWork, subscription_id: str, first: Event, attempts: int, error: str) -> None:
+    async def _failed(
+        self, uow: FhirTransaction, subscription_id: str, first: Event, attempts: int, error: str
+    ) -> None:
         now = self.now()
         if now - first.at > timedelta(hours=self.settings.notification_retry_hours):
             await uow.subscriptions.set_error(subscription_id, delivery_error(first.at))

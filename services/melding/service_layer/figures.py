@@ -8,7 +8,7 @@ from datetime import date
 from typing import Any
 
 from services.melding.domain.figures import SUPPRESSION_THRESHOLD, Interval, checked_range, figures, shows_nothing
-from services.melding.service_layer.unit_of_work import UnitOfWorkFactory
+from services.melding.service_layer.ports import FullTransactionFactory
 from shared.auth import Principal
 from shared.clock import start_of_nl_day, today_nl
 
@@ -16,7 +16,7 @@ __all__ = ["Interval", "programme_figures", "shows_nothing"]  # what its callers
 
 
 async def programme_figures(
-    unit_of_work: UnitOfWorkFactory,
+    unit_of_work: FullTransactionFactory,
     *,
     principal: Principal,
     gemeente_code: str | None,

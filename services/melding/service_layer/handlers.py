@@ -24,10 +24,9 @@ from services.melding.domain.model import (
     bsn_in,
 )
 from services.melding.domain.patient_view import MeldingSeen, what_she_sees
-from services.melding.service_layer.unit_of_work import MeldingUnitOfWork, UnitOfWorkFactory
+from services.melding.service_layer.ports import FullTransactionFactory, MeldingTransaction, TransactionFactory
 from services.melding.service_layer.views import MeldingView, MeldingViewPage
 from shared.auth import PLATFORM, Principal
-from shared.clients.consent import ConsentClient
 from shared.clock import now
 from shared.contracts.consent import ConsentScope
 from shared.contracts.events import ConsentWithdrawn
@@ -53,6 +52,7 @@ from shared.idempotency import IdempotentRequest, create_once, replay_of
 from shared.messaging.consumer import IncomingEvent
 from shared.messaging.topology import EVENTS_EXCHANGE
 from shared.pagination import encode_cursor
+from shared.ports import ConsentPort
 
 CONSENT_REFUSALS = {
     "not-found": "no consent with this id",
@@ -71,8 +71,8 @@ class Sent:
 
 
 async def send_melding(
-    unit_of_work: UnitOfWorkFactory,
-    consent_client: ConsentClient,
+    unit_of_work: TransactionFactory,
+    consent_client: ConsentPort,
     *,
     principal: Principal,
     consent_id: str,
@@ -104,7 +104,7 @@ async def send_melding(
         await _refuse(unit_of_work, principal, content, request_id, reason=answer.reason or "refused")
     consent = answer.consent
 
-    async def store(uow: MeldingUnitOfWork, melding_id: str) -> Sent | None:
+    async def store(uow: MeldingTransaction, melding_id: str) -> Sent | None:
         return await _store(
             uow, melding_id, principal=principal, consent=consent, content=content, request_id=request_id
         )
@@ -115,13 +115,13 @@ async def send_melding(
     return sent
 
 
-async def _replay(uow: MeldingUnitOfWork, melding_id: str) -> Sent:
+async def _replay(uow: MeldingTransaction, melding_id: str) -> Sent:
     """The first answer to an Idempotency-Key: the melding it created, as it reads now."""
     return Sent(await _read(uow, melding_id))
 
 
 async def _store(
-    uow: MeldingUnitOfWork,
+    uow: MeldingTransaction,
     melding_id: str,
     *,
     principal: Principal,
@@ -187,7 +187,7 @@ async def _store(
 
 
 async def _refuse(
-    unit_of_work: UnitOfWorkFactory,
+    unit_of_work: TransactionFactory,
     principal: Principal,
     content: MeldingContent,
     request_id: str | None,
@@ -209,7 +209,7 @@ async def _refuse(
     raise ConsentRequired(CONSENT_REFUSALS.get(reason, "the consent does not allow this melding"))
 
 
-async def _read(uow: MeldingUnitOfWork, melding_id: str) -> MeldingView:
+async def _read(uow: MeldingTransaction, melding_id: str) -> MeldingView:
     record = await uow.meldingen.get(melding_id)
     assert record is not None
     deliveries = await uow.meldingen.deliveries([melding_id])
@@ -218,7 +218,7 @@ async def _read(uow: MeldingUnitOfWork, melding_id: str) -> MeldingView:
 
 
 async def get_melding(
-    unit_of_work: UnitOfWorkFactory, *, principal: Principal, melding_id: str, request_id: str | None
+    unit_of_work: TransactionFactory, *, principal: Principal, melding_id: str, request_id: str | None
 ) -> MeldingView:
     """One melding of the caller's organisation, with its deliveries and history."""
     async with unit_of_work() as uow:
@@ -235,7 +235,7 @@ async def get_melding(
 
 
 async def list_meldingen(
-    unit_of_work: UnitOfWorkFactory,
+    unit_of_work: TransactionFactory,
     *,
     principal: Principal,
     statuses: frozenset[MeldingStatus] = frozenset(),
@@ -291,7 +291,7 @@ def _skipped(skipped: list[SkippedType]) -> list[SkippedRef]:
     return [SkippedRef(recipient_type=s.recipient_type, reason=s.reason) for s in skipped]
 
 
-async def on_meldingen_routed(uow: MeldingUnitOfWork, events: Sequence[IncomingEvent[MeldingRouted]]) -> None:
+async def on_meldingen_routed(uow: MeldingTransaction, events: Sequence[IncomingEvent[MeldingRouted]]) -> None:
     """Where routing sent a batch of meldingen, as their senders see it — set-based: the meldingen locked and
     read in one go, their new deliveries, history, routing reports and states written in a statement each."""
     meldingen = await uow.meldingen.lock_all({event.message.melding_id for event in events})
@@ -321,7 +321,7 @@ async def on_meldingen_routed(uow: MeldingUnitOfWork, events: Sequence[IncomingE
     await uow.save_all([meldingen[r.melding_id] for r in reports], at)
 
 
-async def on_melding_unroutable(uow: MeldingUnitOfWork, event: IncomingEvent[MeldingUnroutable]) -> None:
+async def on_melding_unroutable(uow: MeldingTransaction, event: IncomingEvent[MeldingUnroutable]) -> None:
     unroutable = event.message
     melding = await uow.meldingen.lock(unroutable.melding_id)
     if melding is None:
@@ -333,7 +333,7 @@ async def on_melding_unroutable(uow: MeldingUnitOfWork, event: IncomingEvent[Mel
     await _record_routing(uow, melding, at, "unroutable", detail, report)
 
 
-async def on_melding_not_delivered(uow: MeldingUnitOfWork, event: IncomingEvent[MeldingNotDelivered]) -> None:
+async def on_melding_not_delivered(uow: MeldingTransaction, event: IncomingEvent[MeldingNotDelivered]) -> None:
     """Routing sends it to no one: the route map skipped every type, or the consent had expired."""
     not_delivered = event.message
     melding = await uow.meldingen.lock(not_delivered.melding_id)
@@ -352,7 +352,7 @@ def _report(
 
 
 async def _record_routing(
-    uow: MeldingUnitOfWork, melding: Melding, at: datetime, event: str, detail: str | None, report: RoutingReport
+    uow: MeldingTransaction, melding: Melding, at: datetime, event: str, detail: str | None, report: RoutingReport
 ) -> None:
     """What routing reported, as the sender sees it: a history entry, the gemeente and the types waiting or
     skipped, and the melding's status as its rules have moved it."""
@@ -361,7 +361,7 @@ async def _record_routing(
     await uow.save(melding, at)
 
 
-async def on_delivery_status_changed(uow: MeldingUnitOfWork, event: IncomingEvent[DeliveryStatusChanged]) -> None:
+async def on_delivery_status_changed(uow: MeldingTransaction, event: IncomingEvent[DeliveryStatusChanged]) -> None:
     changed = event.message
     melding = await uow.meldingen.lock(changed.melding_id)
     if melding is None:
@@ -376,7 +376,7 @@ async def on_delivery_status_changed(uow: MeldingUnitOfWork, event: IncomingEven
     await uow.save(melding, changed.at)
 
 
-async def on_delivery_overdue(uow: MeldingUnitOfWork, event: IncomingEvent[DeliveryOverdue]) -> None:
+async def on_delivery_overdue(uow: MeldingTransaction, event: IncomingEvent[DeliveryOverdue]) -> None:
     """A delivery passed its contact deadline without contact: the sender sees `overdue`."""
     overdue = event.message
     if await uow.meldingen.lock(overdue.melding_id) is None:
@@ -387,7 +387,7 @@ async def on_delivery_overdue(uow: MeldingUnitOfWork, event: IncomingEvent[Deliv
 
 
 async def cancel_melding(
-    unit_of_work: UnitOfWorkFactory, *, principal: Principal, melding_id: str, reason: str, request_id: str | None
+    unit_of_work: TransactionFactory, *, principal: Principal, melding_id: str, reason: str, request_id: str | None
 ) -> MeldingView:
     """The sender cancels its melding (the pregnancy ended, sent in error, …): nothing more is delivered,
     every recipient gets a retraction with the reason, and its personal data goes at once. Cancelling
@@ -431,7 +431,7 @@ async def cancel_melding(
         return view
 
 
-async def on_consent_withdrawn(uow: MeldingUnitOfWork, event: IncomingEvent[ConsentWithdrawn]) -> None:
+async def on_consent_withdrawn(uow: MeldingTransaction, event: IncomingEvent[ConsentWithdrawn]) -> None:
     """Withdraw the consent's meldingen and remove their personal data in this same transaction
     (the contract: "Withdrawal removes personal data at once"); intake refuses the consent from now on."""
     withdrawn = event.message
@@ -453,7 +453,7 @@ async def on_consent_withdrawn(uow: MeldingUnitOfWork, event: IncomingEvent[Cons
 
 
 async def remove_personal_data(
-    uow: MeldingUnitOfWork, melding_id: str, at: datetime, *, why: str, outcome: str, request_id: str | None
+    uow: MeldingTransaction, melding_id: str, at: datetime, *, why: str, outcome: str, request_id: str | None
 ) -> None:
     """Remove a melding's personal data (its anonymous skeleton stays), noted in its history and audited."""
     content = await uow.meldingen.remove_personal_data(melding_id, at)
@@ -475,7 +475,7 @@ async def remove_personal_data(
 
 
 async def list_patient_meldingen(
-    unit_of_work: UnitOfWorkFactory, consent_client: ConsentClient, *, patient: Principal, request_id: str | None
+    unit_of_work: FullTransactionFactory, consent_client: ConsentPort, *, patient: Principal, request_id: str | None
 ) -> list[MeldingSeen]:
     """The meldingen about the woman herself, as she sees them. Which consents are hers the consent service says,
     asked with her own token; her read is audited with her as the actor."""

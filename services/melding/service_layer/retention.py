@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from services.melding.service_layer.handlers import remove_personal_data
-from services.melding.service_layer.unit_of_work import MeldingUnitOfWork, UnitOfWorkFactory
+from services.melding.service_layer.ports import MeldingTransaction, TransactionFactory
 from shared.clock import today_nl
 from shared.retention import purge_due
 from shared.settings import ServiceSettings
@@ -20,17 +20,19 @@ def _cutoff(settings: ServiceSettings) -> date:
     return today_nl() - timedelta(days=settings.personal_data_retention_days)
 
 
-async def purge(unit_of_work: UnitOfWorkFactory, settings: ServiceSettings, *, dry_run: bool = False) -> dict[str, int]:
+async def purge(
+    unit_of_work: TransactionFactory, settings: ServiceSettings, *, dry_run: bool = False
+) -> dict[str, int]:
     """Remove the personal data that is due; with `dry_run`, only count it. Returns counts per kind."""
     cutoff = _cutoff(settings)
     if dry_run:
         async with unit_of_work() as uow:
             return {"meldingen (personal data)": await uow.meldingen.count_personal_data_due(cutoff)}
 
-    async def lock_due(uow: MeldingUnitOfWork, batch: int) -> list[str]:
+    async def lock_due(uow: MeldingTransaction, batch: int) -> list[str]:
         return await uow.meldingen.lock_personal_data_due(cutoff, batch)
 
-    async def remove(uow: MeldingUnitOfWork, melding_id: str, at: datetime) -> None:
+    async def remove(uow: MeldingTransaction, melding_id: str, at: datetime) -> None:
         await remove_personal_data(uow, melding_id, at, why="retention", outcome="purged", request_id=None)
 
     return {"meldingen (personal data)": await purge_due(unit_of_work, lock_due, remove)}

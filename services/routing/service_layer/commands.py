@@ -16,6 +16,7 @@ from services.routing.domain.model import (
     RoutedMelding,
     answer_report,
 )
+from services.routing.service_layer.ports import RoutingTransaction, TransactionFactory
 from services.routing.service_layer.queries import acting_as_registered, own_delivery
 from services.routing.service_layer.routing import (
     Answer,
@@ -25,17 +26,16 @@ from services.routing.service_layer.routing import (
     check_consent,
     route,
 )
-from services.routing.service_layer.unit_of_work import RoutingUnitOfWork, UnitOfWorkFactory
 from shared.auth import Principal
-from shared.clients.consent import ConsentClient
 from shared.clock import as_nl_date, now, today_nl
 from shared.contracts.vocabulary import DeliveryStatus
 from shared.errors import Conflict, NotFound, ValidationFailed
+from shared.ports import ConsentPort
 
 
 async def reroute(
-    unit_of_work: UnitOfWorkFactory,
-    client: ConsentClient,
+    unit_of_work: TransactionFactory,
+    client: ConsentPort,
     melding_id: str,
     *,
     request_id: str | None,
@@ -63,7 +63,7 @@ async def reroute(
     return routed
 
 
-async def _chosen(uow: RoutingUnitOfWork, melding: RoutedMelding, org_id: str | None) -> dict[str, Candidate]:
+async def _chosen(uow: RoutingTransaction, melding: RoutedMelding, org_id: str | None) -> dict[str, Candidate]:
     """The operator's choice for a returned type, checked: an active organisation of that type."""
     if org_id is None:
         return {}
@@ -80,7 +80,7 @@ async def _chosen(uow: RoutingUnitOfWork, melding: RoutedMelding, org_id: str | 
 
 
 async def report_status(
-    unit_of_work: UnitOfWorkFactory,
+    unit_of_work: TransactionFactory,
     *,
     principal: Principal,
     delivery_id: str,
@@ -136,7 +136,7 @@ async def report_status(
 
 
 async def replay_dead_letter(
-    unit_of_work: UnitOfWorkFactory, *, dead_letter_id: str, request_id: str | None, principal: Principal | None = None
+    unit_of_work: TransactionFactory, *, dead_letter_id: str, request_id: str | None, principal: Principal | None = None
 ) -> DeadLetter:
     """Put a dead letter back on the queue it died in, with its own message id (consumers still dedupe)."""
     async with unit_of_work() as uow:

@@ -10,7 +10,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from services.routing.adapters.repository import DirectoryRepository
 from services.routing.domain.model import (
     GemeenteRecord,
     Organisation,
@@ -22,7 +21,7 @@ from services.routing.domain.model import (
     merge_ranges,
 )
 from services.routing.domain.route_map import DEFAULT_DEADLINES, RecipientRule, RouteMap, in_force
-from services.routing.service_layer.unit_of_work import UnitOfWorkFactory
+from services.routing.service_layer.ports import DirectoryRegister, FullTransactionFactory
 from services.routing.service_layer.views import (
     GemeenteName,
     GemeenteView,
@@ -49,7 +48,7 @@ def _gemeente_view(row: GemeenteRecord, ranges: list[Pc4Range]) -> GemeenteView:
     )
 
 
-async def gemeente_view(repository: DirectoryRepository, code: str) -> GemeenteView:
+async def gemeente_view(repository: DirectoryRegister, code: str) -> GemeenteView:
     row = await repository.gemeente(code)
     if row is None:
         raise NotFound("no gemeente with this code")
@@ -57,7 +56,7 @@ async def gemeente_view(repository: DirectoryRepository, code: str) -> GemeenteV
 
 
 async def put_gemeente(
-    unit_of_work: UnitOfWorkFactory, *, code: str, name: str, ranges: list[Pc4Range]
+    unit_of_work: FullTransactionFactory, *, code: str, name: str, ranges: list[Pc4Range]
 ) -> Saved[GemeenteView]:
     async with unit_of_work() as uow:
         repository = uow.directory
@@ -70,12 +69,12 @@ async def put_gemeente(
         return Saved(view, created)
 
 
-async def get_gemeente(unit_of_work: UnitOfWorkFactory, code: str) -> GemeenteView:
+async def get_gemeente(unit_of_work: FullTransactionFactory, code: str) -> GemeenteView:
     async with unit_of_work() as uow:
         return await gemeente_view(uow.directory, code)
 
 
-async def list_gemeenten(unit_of_work: UnitOfWorkFactory) -> Items[GemeenteView]:
+async def list_gemeenten(unit_of_work: FullTransactionFactory) -> Items[GemeenteView]:
     async with unit_of_work() as uow:
         repository = uow.directory
         ranges = await repository.ranges_of_gemeenten()
@@ -83,7 +82,7 @@ async def list_gemeenten(unit_of_work: UnitOfWorkFactory) -> Items[GemeenteView]
 
 
 async def organisation_views(
-    repository: DirectoryRepository, organisations: list[Organisation]
+    repository: DirectoryRegister, organisations: list[Organisation]
 ) -> list[OrganisationView]:
     coverage = await repository.coverage([o.org_id for o in organisations])
     return [
@@ -103,7 +102,7 @@ async def organisation_views(
     ]
 
 
-async def _organisation_view(repository: DirectoryRepository, org_id: str) -> OrganisationView:
+async def _organisation_view(repository: DirectoryRegister, org_id: str) -> OrganisationView:
     organisation = await repository.organisation(org_id)
     if organisation is None:
         raise NotFound("no organisation with this id")
@@ -112,7 +111,7 @@ async def _organisation_view(repository: DirectoryRepository, org_id: str) -> Or
 
 
 async def put_organisation(
-    unit_of_work: UnitOfWorkFactory,
+    unit_of_work: FullTransactionFactory,
     *,
     org_id: str,
     name: str,
@@ -153,18 +152,18 @@ async def put_organisation(
         return Saved(view, created)
 
 
-async def get_organisation(unit_of_work: UnitOfWorkFactory, org_id: str) -> OrganisationView:
+async def get_organisation(unit_of_work: FullTransactionFactory, org_id: str) -> OrganisationView:
     async with unit_of_work() as uow:
         return await _organisation_view(uow.directory, org_id)
 
 
-async def list_organisations(unit_of_work: UnitOfWorkFactory) -> Items[OrganisationView]:
+async def list_organisations(unit_of_work: FullTransactionFactory) -> Items[OrganisationView]:
     async with unit_of_work() as uow:
         repository = uow.directory
         return Items(await organisation_views(repository, await repository.all_organisations()))
 
 
-async def deactivate_organisation(unit_of_work: UnitOfWorkFactory, org_id: str) -> OrganisationView:
+async def deactivate_organisation(unit_of_work: FullTransactionFactory, org_id: str) -> OrganisationView:
     async with unit_of_work() as uow:
         repository = uow.directory
         if await repository.organisation(org_id) is None:
@@ -176,7 +175,7 @@ async def deactivate_organisation(unit_of_work: UnitOfWorkFactory, org_id: str) 
 
 
 async def preview_route(
-    unit_of_work: UnitOfWorkFactory, postcode: str, risk_domains: list[str] | None = None
+    unit_of_work: FullTransactionFactory, postcode: str, risk_domains: list[str] | None = None
 ) -> RoutePreviewView:
     """Where a melding from this address would go now, and (by the route map in force) what each recipient
     type would receive of `risk_domains` (absent: what its rule admits), or that it is skipped."""
@@ -247,7 +246,7 @@ def route_map_view(route_map: RouteMap) -> RouteMapView:
     )
 
 
-async def put_route_map(unit_of_work: UnitOfWorkFactory, code: str, route_map: RouteMap) -> Saved[RouteMapView]:
+async def put_route_map(unit_of_work: FullTransactionFactory, code: str, route_map: RouteMap) -> Saved[RouteMapView]:
     """Add a version of a gemeente's route map (or replace the one with the same `effective_from`)."""
     async with unit_of_work() as uow:
         if await uow.directory.gemeente(code) is None:
@@ -257,7 +256,7 @@ async def put_route_map(unit_of_work: UnitOfWorkFactory, code: str, route_map: R
     return Saved(route_map_view(route_map), first)
 
 
-async def get_route_map(unit_of_work: UnitOfWorkFactory, code: str) -> RouteMapVersionsView:
+async def get_route_map(unit_of_work: FullTransactionFactory, code: str) -> RouteMapVersionsView:
     """The version in force today (None: the default applies) and every version, oldest first."""
     async with unit_of_work() as uow:
         if await uow.directory.gemeente(code) is None:
@@ -270,7 +269,7 @@ async def get_route_map(unit_of_work: UnitOfWorkFactory, code: str) -> RouteMapV
     )
 
 
-async def load_route_maps(unit_of_work: UnitOfWorkFactory, maps: dict[str, list[RouteMap]]) -> int:
+async def load_route_maps(unit_of_work: FullTransactionFactory, maps: dict[str, list[RouteMap]]) -> int:
     """Many gemeenten's route maps in one transaction (`kansrijk directory route-maps`): all or nothing.
     Returns how many versions were saved."""
     at, saved = now(), 0
@@ -347,7 +346,7 @@ def cbs_edition(gemeenten_file: Path) -> str | None:
 
 
 async def load_cbs(
-    unit_of_work: UnitOfWorkFactory, *, gemeenten_file: Path, postcodes_file: Path, edition: str
+    unit_of_work: FullTransactionFactory, *, gemeenten_file: Path, postcodes_file: Path, edition: str
 ) -> LoadReport:
     """Load an edition of the CBS files over the directory: gemeenten that merged away end (history stays)."""
     names, areas = read_cbs_files(gemeenten_file, postcodes_file)

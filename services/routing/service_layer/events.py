@@ -20,6 +20,7 @@ from services.routing.domain.model import (
     intake_check_is_fresh,
 )
 from services.routing.service_layer.commands import reroute
+from services.routing.service_layer.ports import RoutingTransaction, TransactionFactory
 from services.routing.service_layer.routing import (
     RouteRequest,
     cancel_melding,
@@ -28,8 +29,6 @@ from services.routing.service_layer.routing import (
     route,
     withdraw_consent,
 )
-from services.routing.service_layer.unit_of_work import RoutingUnitOfWork, UnitOfWorkFactory
-from shared.clients.consent import ConsentClient
 from shared.clock import now
 from shared.contracts.consent import ConsentCheckResult
 from shared.contracts.events import ConsentWithdrawn
@@ -38,12 +37,13 @@ from shared.contracts.subscriptions import ROUTING_WITHDRAWALS
 from shared.errors import NotFound
 from shared.identifiers import postcode_area
 from shared.messaging.consumer import IncomingEvent
+from shared.ports import ConsentPort
 
 log = structlog.get_logger(__name__)
 
 
 async def prepare_accepted(
-    client: ConsentClient, event: IncomingEvent[MeldingAccepted], *, recheck_after: timedelta
+    client: ConsentPort, event: IncomingEvent[MeldingAccepted], *, recheck_after: timedelta
 ) -> ConsentCheckResult | None:
     """Before the transaction: ask the consent service again if the melding waited since its intake check.
 
@@ -58,7 +58,7 @@ async def prepare_accepted(
     return await check_consent(client, accepted, event.request_id)
 
 
-async def on_meldingen_accepted(uow: RoutingUnitOfWork, events: Sequence[IncomingEvent[MeldingAccepted]]) -> None:
+async def on_meldingen_accepted(uow: RoutingTransaction, events: Sequence[IncomingEvent[MeldingAccepted]]) -> None:
     """Take and route the meldingen of a batch together: the ones routing has not seen are stored in one
     statement and routed without being read back; one seen before (its event came again) is routed as it
     stands. The same melding twice in one batch is routed once."""
@@ -99,7 +99,7 @@ def _taken(accepted: MeldingAccepted, at: datetime) -> RoutedMelding:
     )
 
 
-async def on_consent_withdrawn(uow: RoutingUnitOfWork, event: IncomingEvent[ConsentWithdrawn]) -> None:
+async def on_consent_withdrawn(uow: RoutingTransaction, event: IncomingEvent[ConsentWithdrawn]) -> None:
     """Apply a withdrawal to every melding under the consent. A melding that could not be stopped does not
     hold up the others: the withdrawal commits for them, and the event is kept as a dead letter (alerted on,
     `GET /v1/dead-letters`) for an operator to replay once the cause is fixed — a replay applies it again,
@@ -128,7 +128,7 @@ async def on_consent_withdrawn(uow: RoutingUnitOfWork, event: IncomingEvent[Cons
     )
 
 
-async def on_melding_cancelled(uow: RoutingUnitOfWork, event: IncomingEvent[MeldingCancelled]) -> None:
+async def on_melding_cancelled(uow: RoutingTransaction, event: IncomingEvent[MeldingCancelled]) -> None:
     cancelled = event.message
     retracted = await cancel_melding(
         uow, cancelled.melding_id, cancelled.consent_id, cancelled.reason, request_id=event.request_id
@@ -136,7 +136,7 @@ async def on_melding_cancelled(uow: RoutingUnitOfWork, event: IncomingEvent[Meld
     log.info("melding_cancellation_applied", melding_id=cancelled.melding_id, retracted=retracted)
 
 
-async def store_dead_letter(unit_of_work: UnitOfWorkFactory, command: KeepDeadLetter) -> None:
+async def store_dead_letter(unit_of_work: TransactionFactory, command: KeepDeadLetter) -> None:
     """Keep a message that failed processing, for an operator to read and replay: once per death."""
     try:
         body, encoding = command.body.decode("utf-8"), "utf-8"
@@ -166,7 +166,7 @@ async def store_dead_letter(unit_of_work: UnitOfWorkFactory, command: KeepDeadLe
         await uow.commit()
 
 
-async def mark_overdue_deliveries(unit_of_work: UnitOfWorkFactory) -> int:
+async def mark_overdue_deliveries(unit_of_work: TransactionFactory) -> int:
     """One round of the contact-deadline check (the worker runs it every `overdue_interval_seconds`)."""
     async with unit_of_work() as uow:
         marked = await mark_overdue(uow, now())
@@ -174,7 +174,7 @@ async def mark_overdue_deliveries(unit_of_work: UnitOfWorkFactory) -> int:
     return marked
 
 
-async def reroute_waiting(unit_of_work: UnitOfWorkFactory, client: ConsentClient) -> int:
+async def reroute_waiting(unit_of_work: TransactionFactory, client: ConsentPort) -> int:
     """Route again every waiting melding the directory now covers better. Returns how many were routed.
 
     Runs on a schedule, so a directory change reaches waiting meldingen within one interval. The
@@ -192,7 +192,7 @@ async def reroute_waiting(unit_of_work: UnitOfWorkFactory, client: ConsentClient
     return routed
 
 
-async def has_new_recipient(uow: RoutingUnitOfWork, melding: RoutedMelding) -> bool:
+async def has_new_recipient(uow: RoutingTransaction, melding: RoutedMelding) -> bool:
     """Does the directory now serve a type this melding waits for? (Types the route map skipped do not wait;
     a type a recipient returned waits for an operator, not for the directory: routing it again on the
     schedule would only race the operator who does — and ask the consent service every round.)"""

@@ -4,11 +4,11 @@ the names of the gemeenten and organisations beside their codes (no personal dat
 from __future__ import annotations
 
 from services.routing.domain.operations import returns_seen
-from services.routing.service_layer.unit_of_work import UnitOfWorkFactory
+from services.routing.service_layer.ports import FullTransactionFactory
 from services.routing.service_layer.views import OverdueView, UnroutableView
 
 
-async def list_unroutable(unit_of_work: UnitOfWorkFactory, *, limit: int = 1000) -> list[UnroutableView]:
+async def list_unroutable(unit_of_work: FullTransactionFactory, *, limit: int = 1000) -> list[UnroutableView]:
     """Meldingen waiting for a recipient, oldest first; a returned one with who returned it, why and when."""
     async with unit_of_work() as uow:
         waiting = await uow.routing.waiting(limit=limit)
@@ -28,7 +28,7 @@ async def list_unroutable(unit_of_work: UnitOfWorkFactory, *, limit: int = 1000)
     ]
 
 
-async def list_overdue(unit_of_work: UnitOfWorkFactory, *, limit: int = 1000) -> list[OverdueView]:
+async def list_overdue(unit_of_work: FullTransactionFactory, *, limit: int = 1000) -> list[OverdueView]:
     """Deliveries past their contact deadline still without contact, oldest deadline first."""
     async with unit_of_work() as uow:
         found = await uow.routing.overdue(limit)

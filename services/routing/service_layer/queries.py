@@ -15,7 +15,7 @@ from services.routing.domain.model import (
     check_acting_as,
     message_again,
 )
-from services.routing.service_layer.unit_of_work import RoutingUnitOfWork, UnitOfWorkFactory
+from services.routing.service_layer.ports import FullTransactionFactory, RoutingTransaction
 from services.routing.service_layer.views import Page, RecipientMessagesView, RecipientQueueView
 from shared.auth import Principal
 from shared.contracts.vocabulary import DeliveryStatus
@@ -26,7 +26,7 @@ from shared.pagination import encode_cursor
 
 
 async def list_deliveries(
-    unit_of_work: UnitOfWorkFactory,
+    unit_of_work: FullTransactionFactory,
     *,
     principal: Principal,
     status: DeliveryStatus | None,
@@ -48,7 +48,7 @@ async def list_deliveries(
 
 
 async def acting_as_registered(
-    uow: RoutingUnitOfWork,
+    uow: RoutingTransaction,
     principal: Principal,
     action: str,
     request_id: str | None,
@@ -66,7 +66,7 @@ async def acting_as_registered(
 
 
 async def own_delivery(
-    uow: RoutingUnitOfWork,
+    uow: RoutingTransaction,
     principal: Principal,
     delivery_id: str,
     action: str,
@@ -83,7 +83,7 @@ async def own_delivery(
 
 
 async def recipient_queue(
-    unit_of_work: UnitOfWorkFactory, *, principal: Principal, broker: PublicBroker, request_id: str | None = None
+    unit_of_work: FullTransactionFactory, *, principal: Principal, broker: PublicBroker, request_id: str | None = None
 ) -> RecipientQueueView:
     """The caller's organisation as the directory knows it, and the queue its deliveries wait on (on `broker`)."""
     async with unit_of_work() as uow:
@@ -106,7 +106,12 @@ async def recipient_queue(
 
 
 async def recipient_messages(
-    unit_of_work: UnitOfWorkFactory, *, principal: Principal, after_sequence: int, limit: int, request_id: str | None
+    unit_of_work: FullTransactionFactory,
+    *,
+    principal: Principal,
+    after_sequence: int,
+    limit: int,
+    request_id: str | None,
 ) -> RecipientMessagesView:
     """The caller's queue again from `after_sequence` on, each read audited as a delivery's."""
     async with unit_of_work() as uow:
@@ -123,7 +128,7 @@ async def recipient_messages(
 
 
 async def get_delivery(
-    unit_of_work: UnitOfWorkFactory, *, principal: Principal, delivery_id: str, request_id: str | None
+    unit_of_work: FullTransactionFactory, *, principal: Principal, delivery_id: str, request_id: str | None
 ) -> dict[str, Any]:
     async with unit_of_work() as uow:
         await acting_as_registered(uow, principal, "read", request_id, delivery_id)
@@ -134,7 +139,7 @@ async def get_delivery(
 
 
 async def list_dead_letters(
-    unit_of_work: UnitOfWorkFactory,
+    unit_of_work: FullTransactionFactory,
     *,
     principal: Principal,
     include_replayed: bool,
@@ -164,7 +169,7 @@ def _bsn_in(body: str) -> str | None:
     return bsn if isinstance(bsn, str) and len(bsn) == 9 and bsn.isdigit() else None
 
 
-async def report_gauges(unit_of_work: UnitOfWorkFactory, metrics: Metrics) -> None:
+async def report_gauges(unit_of_work: FullTransactionFactory, metrics: Metrics) -> None:
     """Set routing's gauges for /metrics: meldingen waiting for a recipient, dead letters not replayed,
     deliveries past their contact deadline."""
     async with unit_of_work() as uow:

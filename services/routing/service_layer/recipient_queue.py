@@ -16,18 +16,17 @@ the delivery, which loses its content on retraction and at the retention purge l
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
 from pydantic import BaseModel
 
-from services.routing.adapters.repository import RoutingRepository
 from services.routing.domain.model import LoggedMessage
+from services.routing.service_layer.ports import RoutingRecords
 from shared.clock import now
 from shared.db import HOOK_NUMBERING, UnitOfWork
-from shared.messaging.outbox import Outbox
 from shared.messaging.topology import DELIVERIES_EXCHANGE
+from shared.ports import CommitHook, StagingOutbox
 from shared.tracing import current_context
 
 KEY = "recipient-queue"
@@ -51,14 +50,12 @@ class _Transaction(Protocol):
     the queue: described here rather than imported, so the two modules do not import each other)."""
 
     @property
-    def routing(self) -> RoutingRepository: ...
+    def routing(self) -> RoutingRecords: ...
 
     @property
-    def outbox(self) -> Outbox: ...
+    def outbox(self) -> StagingOutbox: ...
 
-    def before_commit(
-        self, key: str, hook: Callable[[UnitOfWork, str], Awaitable[None]], *, order: int = 0
-    ) -> None: ...
+    def before_commit(self, key: str, hook: CommitHook, *, order: int = 0) -> None: ...
 
 
 class RecipientQueue:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from services.routing.domain.model import RoutedMelding
-from services.routing.service_layer.unit_of_work import RoutingUnitOfWork, UnitOfWorkFactory
+from services.routing.service_layer.ports import FullRoutingTransaction, FullTransactionFactory
 from shared.auth import PLATFORM
 from shared.clock import now, today_nl
 from shared.retention import purge_due
@@ -29,7 +29,9 @@ def _limits(settings: ServiceSettings) -> tuple[date, datetime]:
     )
 
 
-async def purge(unit_of_work: UnitOfWorkFactory, settings: ServiceSettings, *, dry_run: bool = False) -> dict[str, int]:
+async def purge(
+    unit_of_work: FullTransactionFactory, settings: ServiceSettings, *, dry_run: bool = False
+) -> dict[str, int]:
     """Remove the personal data that is due; with `dry_run`, only count it. Returns counts per kind."""
     cutoff, replayed_before = _limits(settings)
     if dry_run:
@@ -39,10 +41,10 @@ async def purge(unit_of_work: UnitOfWorkFactory, settings: ServiceSettings, *, d
                 DEAD_LETTERS: await uow.routing.count_replayed_dead_letters(before=replayed_before),
             }
 
-    async def lock_due(uow: RoutingUnitOfWork, batch: int) -> list[RoutedMelding]:
+    async def lock_due(uow: FullRoutingTransaction, batch: int) -> list[RoutedMelding]:
         return await uow.routing.lock_personal_data_due(cutoff, batch)
 
-    async def remove(uow: RoutingUnitOfWork, melding: RoutedMelding, at: datetime) -> None:
+    async def remove(uow: FullRoutingTransaction, melding: RoutedMelding, at: datetime) -> None:
         await uow.routing.remove_personal_data(melding, at)
         bsn = melding.accepted.content.patient.bsn if melding.accepted else None
         uow.audit.record(

@@ -48,9 +48,8 @@ from services.routing.domain.planning import (
     why_waiting,
 )
 from services.routing.domain.route_map import RouteMap, in_force
-from services.routing.service_layer.unit_of_work import RoutingUnitOfWork
+from services.routing.service_layer.ports import RoutingTransaction
 from shared.auth import Principal
-from shared.clients.consent import ConsentClient
 from shared.clock import now, today_nl
 from shared.contracts.consent import ConsentCheckResult
 from shared.contracts.melding import (
@@ -82,6 +81,7 @@ from shared.contracts.vocabulary import DeliveryStatus
 from shared.db import is_database_unavailable
 from shared.identifiers import postcode_area
 from shared.messaging.topology import EVENTS_EXCHANGE
+from shared.ports import ConsentPort
 
 log = structlog.get_logger(__name__)
 
@@ -89,7 +89,7 @@ log = structlog.get_logger(__name__)
 ROUTING = Principal(sub="routing-service", org_id="kansrijk-platform", org_type="service", scopes=frozenset())
 
 
-async def check_consent(client: ConsentClient, accepted: MeldingAccepted, request_id: str | None) -> ConsentCheckResult:
+async def check_consent(client: ConsentPort, accepted: MeldingAccepted, request_id: str | None) -> ConsentCheckResult:
     return await client.check(
         consent_id=accepted.consent.id,
         bsn=accepted.content.patient.bsn,
@@ -153,7 +153,7 @@ class _Planned:
     gemeente: Gemeente | None
 
 
-async def route(uow: RoutingUnitOfWork, requests: Sequence[RouteRequest]) -> list[Routed]:
+async def route(uow: RoutingTransaction, requests: Sequence[RouteRequest]) -> list[Routed]:
     """Route meldingen now, each as far as the consent, the route map and the directory allow: load what the
     decisions need — for all of them at once, a statement per kind of record (`= ANY`), not per melding — let
     the domain plan each (domain/planning.py::plan_routing), persist the plans together. Returns, in the
@@ -169,7 +169,7 @@ async def route(uow: RoutingUnitOfWork, requests: Sequence[RouteRequest]) -> lis
 
 
 async def _routable(
-    uow: RoutingUnitOfWork, requests: Sequence[RouteRequest], routed: dict[str, Routed]
+    uow: RoutingTransaction, requests: Sequence[RouteRequest], routed: dict[str, Routed]
 ) -> list[_Routable]:
     """The requests' meldingen that may go out, under their consents' locks; the others' status in `routed`."""
     stored_ids = [r.melding_id for r in requests if r.new is None]
@@ -206,7 +206,7 @@ async def _routable(
     return out
 
 
-async def _plan(uow: RoutingUnitOfWork, routable: list[_Routable]) -> list[_Planned]:
+async def _plan(uow: RoutingTransaction, routable: list[_Routable]) -> list[_Planned]:
     if not routable:
         return []
     cancelled = await uow.routing.cancelled_among([r.request.melding_id for r in routable])
@@ -261,7 +261,7 @@ def _to_route(accepted: MeldingAccepted) -> MeldingToRoute:
     )
 
 
-async def _carry_out(uow: RoutingUnitOfWork, planned: list[_Planned]) -> None:
+async def _carry_out(uow: RoutingTransaction, planned: list[_Planned]) -> None:
     """Persist the plans: the deliveries and their messages, the meldingen's new states, and what the senders
     are told — the deliveries, the states and the announcements each in one statement for all of them."""
     at = now()
@@ -314,7 +314,7 @@ async def _carry_out(uow: RoutingUnitOfWork, planned: list[_Planned]) -> None:
     await uow.outbox.add_rows(announcements)
 
 
-async def _close(uow: RoutingUnitOfWork, p: _Planned, at: datetime) -> None:
+async def _close(uow: RoutingTransaction, p: _Planned, at: datetime) -> None:
     """A melding that goes nowhere (withdrawn, cancelled, not to be delivered): closed, and the sender told."""
     plan, accepted, request = p.plan, p.routable.accepted, p.routable.request
     melding_id, gemeente = accepted.melding_id, p.gemeente
@@ -379,7 +379,7 @@ def _announcement(p: _Planned, made: list[RoutedDelivery]) -> tuple[str, BaseMod
 
 
 def _deliver(
-    uow: RoutingUnitOfWork, p: _Planned, planned: PlannedDelivery, related: list[str], at: datetime
+    uow: RoutingTransaction, p: _Planned, planned: PlannedDelivery, related: list[str], at: datetime
 ) -> tuple[DeliveryRecord, RoutedDelivery]:
     """One delivery: its message carries only the recipient's share (the admitted risk domains, the note only
     where allowed), and so does routing's stored copy. Staged on the organisation's queue, audited; the
@@ -467,7 +467,7 @@ def _routed(delivery: DeliveryRecord) -> RoutedDelivery:
     )
 
 
-async def mark_overdue(uow: RoutingUnitOfWork, at: datetime, *, limit: int = 100) -> int:
+async def mark_overdue(uow: RoutingTransaction, at: datetime, *, limit: int = 100) -> int:
     """Deliveries past their contact deadline without contact become overdue: a `melding.reminder` on the
     recipient's queue (message id `reminder-<delivery_id>`), `delivery.overdue` to the sender. Marked in the
     same transaction, so each delivery is reminded once, whichever replica runs this. Returns how many."""
@@ -487,7 +487,7 @@ async def mark_overdue(uow: RoutingUnitOfWork, at: datetime, *, limit: int = 100
 
 
 def _to_recipient(
-    uow: RoutingUnitOfWork,
+    uow: RoutingTransaction,
     org_id: str,
     message_type: str,
     message: MeldingDelivered | MeldingDeliveredThin | MeldingRetracted | MeldingReminder,
@@ -511,7 +511,7 @@ def _to_recipient(
 
 
 async def _announce(
-    uow: RoutingUnitOfWork, message_type: str, event: BaseModel, melding_id: str, request_id: str | None
+    uow: RoutingTransaction, message_type: str, event: BaseModel, melding_id: str, request_id: str | None
 ) -> None:
     """Stage an event on the events exchange, published with the transaction (the outbox): the one way routing
     tells the others what happened to a melding."""
@@ -519,7 +519,7 @@ async def _announce(
 
 
 def _event_row(
-    uow: RoutingUnitOfWork, message_type: str, event: BaseModel, melding_id: str, request_id: str | None
+    uow: RoutingTransaction, message_type: str, event: BaseModel, melding_id: str, request_id: str | None
 ) -> dict[str, Any]:
     """An event for the events exchange as the outbox keeps it (`_announce`; a batch adds its rows at once)."""
     return uow.outbox.row(
@@ -540,7 +540,7 @@ class Withdrawal:
     not_stopped: tuple[str, ...] = ()
 
 
-async def withdraw_consent(uow: RoutingUnitOfWork, consent_id: str, *, request_id: str | None) -> Withdrawal:
+async def withdraw_consent(uow: RoutingTransaction, consent_id: str, *, request_id: str | None) -> Withdrawal:
     """Nothing more goes out under this consent; every live delivery made under it is retracted.
 
     Each melding is stopped in a savepoint of its own: one that cannot be stopped (a defect) is rolled back
@@ -564,7 +564,7 @@ async def withdraw_consent(uow: RoutingUnitOfWork, consent_id: str, *, request_i
 
 
 async def cancel_melding(
-    uow: RoutingUnitOfWork, melding_id: str, consent_id: str, reason: str, *, request_id: str | None
+    uow: RoutingTransaction, melding_id: str, consent_id: str, reason: str, *, request_id: str | None
 ) -> int:
     """The sender cancelled the melding: nothing more goes out, and what went out is retracted with its
     reason. It may arrive before the melding (another queue): then routing finds it when the melding comes."""
@@ -579,7 +579,7 @@ async def cancel_melding(
 
 
 async def _stop(
-    uow: RoutingUnitOfWork,
+    uow: RoutingTransaction,
     melding: RoutedMelding,
     status: RoutingStatus,
     at: datetime,
@@ -629,7 +629,7 @@ async def _stop(
 
 
 async def announce_status(
-    uow: RoutingUnitOfWork,
+    uow: RoutingTransaction,
     delivery: DeliveryRecord,
     status: DeliveryStatus,
     at: datetime,

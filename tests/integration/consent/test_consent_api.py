@@ -9,7 +9,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 
 from services.consent.adapters.orm import audit, consents, idempotency_keys, outbox
 from services.consent.domain.model import Consent
@@ -37,9 +37,9 @@ def consent_body(**overrides: object) -> dict[str, object]:
     return body
 
 
-async def count(database: Database, table: object) -> int:
+async def count(database: Database, table: Table) -> int:
     async with database.unit_of_work() as uow:
-        return (await uow.session.execute(select(func.count()).select_from(table))).scalar_one()  # type: ignore[arg-type]
+        return (await uow.session.execute(select(func.count()).select_from(table))).scalar_one()
 
 
 async def record(

@@ -2,8 +2,8 @@
 
 The tests that take `unit_of_work` run twice: on the in-memory fake the unit tests use
 (tests/unit/melding/fakes.py) and on the real repository, each test's writes rolled back at its end. mypy holds
-both to one Protocol (tests/unit/melding/contract.py), these tests hold them to one behaviour. The tests that
-take `real_unit_of_work` read what only the database has (SQL of its own, figures)."""
+both to the use cases' Protocol (services/melding/service_layer/ports.py), these tests hold them to one
+behaviour. The tests that take `real_unit_of_work` read what only the database has (SQL of its own, figures)."""
 
 from __future__ import annotations
 
@@ -15,11 +15,11 @@ from sqlalchemy import select
 
 from services.melding.adapters.orm import meldingen
 from services.melding.domain.model import Delivery, GemeenteRef, MeldingStatus, RoutingReport, SenderRef, SkippedRef
+from services.melding.service_layer.ports import MeldingTransaction
 from services.melding.service_layer.unit_of_work import UnitOfWorkFactory, unit_of_work_factory
 from shared.clock import start_of_nl_day
 from shared.contracts.vocabulary import DeliveryStatus
 from shared.db import Database
-from tests.unit.melding.contract import MeldingTransaction
 from tests.unit.melding.fakes import FakeMeldingUnitOfWork
 
 AT = datetime(2026, 12, 1, 10, tzinfo=UTC)
@@ -38,7 +38,7 @@ Transactions = Callable[[], MeldingTransaction]
 
 @pytest.fixture(params=["fake", "real"])
 async def unit_of_work(request: pytest.FixtureRequest, rolled_back_melding: Database) -> AsyncIterator[Transactions]:
-    """The fake's units of work (each sees the one store) or the real ones, typed as the contract's Protocol:
+    """The fake's units of work (each sees the one store) or the real ones, typed as the use cases' Protocol:
     this is where mypy holds the fake and the real repository to it."""
     if request.param == "fake":
         fake: Transactions = FakeMeldingUnitOfWork()  # the fake unit of work is its own factory

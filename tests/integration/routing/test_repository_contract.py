@@ -12,11 +12,11 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from services.routing.domain.model import DeliveryRecord, RoutingOutcome, RoutingStatus
+from services.routing.service_layer.ports import RoutingTransaction
 from services.routing.service_layer.unit_of_work import unit_of_work_factory
 from shared.contracts.vocabulary import DeliveryStatus
 from shared.db import Database
 from tests.integration.routing.test_repository import melding
-from tests.unit.routing.contract import RoutingTransaction
 from tests.unit.routing.fakes import FakeRoutingUnitOfWork
 
 AT = datetime(2026, 12, 1, 10, tzinfo=UTC)
@@ -28,7 +28,8 @@ Transactions = Callable[[], RoutingTransaction]
 async def unit_of_work(request: pytest.FixtureRequest, rolled_back_routing: Database) -> AsyncIterator[Transactions]:
     """A factory of units of work whose `routing` is the fake repository or the real one (each transaction
     of the fake sees the one store, as each of the real one sees the database). Both are typed as the
-    contract's Protocol here: this is where mypy holds the fake and the real repository to it."""
+    use cases' Protocol (services/routing/service_layer/ports.py) here: this is where mypy holds the fake and
+    the real repository to it."""
     if request.param == "fake":
         fake: Transactions = FakeRoutingUnitOfWork()  # the fake unit of work is its own factory
         yield fake

@@ -20,7 +20,7 @@ from services.melding.domain.model import (
     due_date_in,
     skeleton_of,
 )
-from services.melding.service_layer.unit_of_work import MeldingUnitOfWork
+from services.melding.service_layer.unit_of_work import ChangedMeldingen
 from shared.contracts.vocabulary import DeliveryStatus
 from tests.unit.fakes import FakeUnitOfWorkBase
 
@@ -189,11 +189,12 @@ class FakeMeldingUnitOfWork(FakeUnitOfWorkBase):
     def __init__(self) -> None:
         super().__init__()
         self.meldingen = FakeMeldingRepository()
-        self._changed: dict[str, Any] = {}
+        self.changes = ChangedMeldingen(self)  # the real one: one `melding.changed` per melding, at commit
 
     async def save(self, melding: Melding, at: datetime) -> None:
         await self.save_all([melding], at)
 
     async def save_all(self, saved: Sequence[Melding], at: datetime) -> None:
-        """The real unit of work's: the repository's save, and one `melding.changed` staged per melding."""
-        await MeldingUnitOfWork.save_all(self, saved, at)  # type: ignore[arg-type]
+        """As the real unit of work's: the repository's save, and the meldingen noted as changed."""
+        await self.meldingen.save_all(saved, at)
+        self.changes.note(saved, at)

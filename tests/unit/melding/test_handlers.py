@@ -34,8 +34,8 @@ def content() -> MeldingContent:
 
 async def send(uow: FakeMeldingUnitOfWork, client: FakeConsentClient, key: str | None = None) -> handlers.Sent:
     return await handlers.send_melding(
-        uow,  # type: ignore[arg-type]
-        client,  # type: ignore[arg-type]
+        uow,
+        client,
         principal=principal(),
         consent_id=CONSENT_ID,
         content=content(),
@@ -103,7 +103,7 @@ async def test_another_organisations_melding_is_not_found_and_the_probe_is_audit
     sent = await send(uow, FakeConsentClient(ALLOWED))
     with pytest.raises(NotFound):
         await handlers.get_melding(
-            uow,  # type: ignore[arg-type]
+            uow,
             principal=principal(org_id="20000002"),
             melding_id=sent.melding.record.id,
             request_id=None,
@@ -119,12 +119,12 @@ async def test_routing_then_reports_move_the_melding_and_its_delivery_forward_on
     uow = FakeMeldingUnitOfWork()
     melding_id = (await send(uow, FakeConsentClient(ALLOWED))).melding.record.id
     routed = {"melding_id": melding_id, "gemeente": None, "deliveries": [_delivery()], "unroutable_types": []}
-    await handlers.on_meldingen_routed(uow, [event("melding.routed", routed)])  # type: ignore[arg-type]
+    await handlers.on_meldingen_routed(uow, [event("melding.routed", routed)])
     assert uow.meldingen.states[melding_id].status is MeldingStatus.delivered
     at = datetime.now(UTC)
     for status, when in (("closed", at), ("received", at - timedelta(minutes=1))):  # out of order
         changed = {"melding_id": melding_id, "delivery": _delivery(), "status": status, "at": when.isoformat()}
-        await handlers.on_delivery_status_changed(uow, event("delivery.status_changed", changed))  # type: ignore[arg-type]
+        await handlers.on_delivery_status_changed(uow, event("delivery.status_changed", changed))
     [delivery] = uow.meldingen.delivery_rows[melding_id].values()
     assert delivery.status.value == "closed"
     events = [h.event for h in uow.meldingen.history_rows[melding_id]]
@@ -138,14 +138,14 @@ async def test_each_transaction_that_changes_a_melding_says_so_once_with_ids_onl
     melding_id = (await send(uow, FakeConsentClient(ALLOWED))).melding.record.id
     staged = len(uow.outbox.messages)
     routed = {"melding_id": melding_id, "gemeente": None, "deliveries": [_delivery()], "unroutable_types": []}
-    await handlers.on_meldingen_routed(uow, [event("melding.routed", routed)])  # type: ignore[arg-type]
+    await handlers.on_meldingen_routed(uow, [event("melding.routed", routed)])
     changed = {
         "melding_id": melding_id,
         "delivery": _delivery(),
         "status": "received",
         "at": datetime.now(UTC).isoformat(),
     }
-    await handlers.on_delivery_status_changed(uow, event("delivery.status_changed", changed))  # type: ignore[arg-type]
+    await handlers.on_delivery_status_changed(uow, event("delivery.status_changed", changed))
     await uow.commit()  # both in one transaction: one event
     said = [m for m in uow.outbox.messages[staged:] if m.message_type == "melding.changed"]
     assert [(m.body["melding_id"], m.body["sender_org_id"], m.body["status"]) for m in said] == [
@@ -160,10 +160,10 @@ async def test_unroutable_until_a_delivery_is_made() -> None:
     uow = FakeMeldingUnitOfWork()
     melding_id = (await send(uow, FakeConsentClient(ALLOWED))).melding.record.id
     waiting = {"melding_id": melding_id, "gemeente": None, "unroutable_types": ["jgz", "wijkteam"]}
-    await handlers.on_melding_unroutable(uow, event("melding.unroutable", waiting))  # type: ignore[arg-type]
+    await handlers.on_melding_unroutable(uow, event("melding.unroutable", waiting))
     assert uow.meldingen.states[melding_id].status is MeldingStatus.unroutable
     routed = {"melding_id": melding_id, "gemeente": None, "deliveries": [_delivery()], "unroutable_types": ["wijkteam"]}
-    await handlers.on_meldingen_routed(uow, [event("melding.routed", routed)])  # type: ignore[arg-type]
+    await handlers.on_meldingen_routed(uow, [event("melding.routed", routed)])
     assert uow.meldingen.states[melding_id].status is MeldingStatus.delivered
     assert uow.meldingen.records[melding_id].unroutable_types == ("wijkteam",)
 
@@ -172,7 +172,7 @@ async def test_a_withdrawal_withdraws_the_meldingen_and_removes_their_personal_d
     uow = FakeMeldingUnitOfWork()
     melding_id = (await send(uow, FakeConsentClient(ALLOWED))).melding.record.id
     withdrawn = {"consent_id": CONSENT_ID, "org_id": "10000001", "withdrawn_at": datetime.now(UTC).isoformat()}
-    await handlers.on_consent_withdrawn(uow, event("consent.withdrawn", withdrawn))  # type: ignore[arg-type]
+    await handlers.on_consent_withdrawn(uow, event("consent.withdrawn", withdrawn))
     record = uow.meldingen.records[melding_id]
     assert uow.meldingen.states[melding_id].status is MeldingStatus.withdrawn
     assert record.content is None and record.purged_at is not None
@@ -180,7 +180,7 @@ async def test_a_withdrawal_withdraws_the_meldingen_and_removes_their_personal_d
     purge = uow.audit.records[-1]
     assert (purge.action, purge.outcome, purge.patient_bsn) == ("update", "purged:consent-withdrawn", BSN)
     # A repeated event finds nothing left to withdraw or purge.
-    await handlers.on_consent_withdrawn(uow, event("consent.withdrawn", withdrawn))  # type: ignore[arg-type]
+    await handlers.on_consent_withdrawn(uow, event("consent.withdrawn", withdrawn))
     assert [h.event for h in uow.meldingen.history_rows[melding_id]].count("purged") == 1
 
 
@@ -189,8 +189,8 @@ async def test_a_melding_routing_sends_to_no_one_is_not_delivered_with_its_reaso
     melding_id = (await send(uow, FakeConsentClient(ALLOWED))).melding.record.id
     skipped = [{"recipient_type": t, "reason": "route-map"} for t in ("jgz", "wijkteam")]
     told = {"melding_id": melding_id, "gemeente": None, "reason": "route-map", "skipped_types": skipped}
-    await handlers.on_melding_not_delivered(uow, event("melding.not_delivered", told))  # type: ignore[arg-type]
-    view = await handlers.get_melding(uow, principal=principal(), melding_id=melding_id, request_id=None)  # type: ignore[arg-type]
+    await handlers.on_melding_not_delivered(uow, event("melding.not_delivered", told))
+    view = await handlers.get_melding(uow, principal=principal(), melding_id=melding_id, request_id=None)
     assert (view.status, view.not_delivered_reason) == ("not_delivered", "route-map")
     assert [vars(s) for s in view.skipped_types] == skipped and view.history[-1].event == "not_delivered"
 
@@ -206,8 +206,8 @@ async def test_each_delivery_shows_its_share_of_the_risk_domains() -> None:
         "unroutable_types": [],
         "skipped_types": [],
     }
-    await handlers.on_meldingen_routed(uow, [event("melding.routed", routed)])  # type: ignore[arg-type]
-    view = await handlers.get_melding(uow, principal=principal(), melding_id=melding_id, request_id=None)  # type: ignore[arg-type]
+    await handlers.on_meldingen_routed(uow, [event("melding.routed", routed)])
+    view = await handlers.get_melding(uow, principal=principal(), melding_id=melding_id, request_id=None)
     assert view.deliveries[0].risk_domains == ("financien-schulden",)
 
 
@@ -218,7 +218,7 @@ async def test_a_second_open_melding_for_the_same_patient_and_type_is_a_conflict
         await send(uow, client, key="k-2")
     assert repeated.value.existing == f"/v1/meldingen/{first}" and len(uow.meldingen.records) == 1
     assert uow.audit.records[-1].outcome == "refused:repeated"
-    await handlers.cancel_melding(uow, principal=principal(), melding_id=first, reason="sent-in-error", request_id=None)  # type: ignore[arg-type]
+    await handlers.cancel_melding(uow, principal=principal(), melding_id=first, reason="sent-in-error", request_id=None)
     assert (await send(uow, client, key="k-3")).melding.record.id != first
 
 
@@ -227,7 +227,7 @@ async def test_a_cancellation_removes_personal_data_and_tells_routing_once() -> 
     melding_id = (await send(uow, FakeConsentClient(ALLOWED))).melding.record.id
     for _ in range(2):
         view = await handlers.cancel_melding(
-            uow,  # type: ignore[arg-type]
+            uow,
             principal=principal(),
             melding_id=melding_id,
             reason="pregnancy-ended",
@@ -237,7 +237,7 @@ async def test_a_cancellation_removes_personal_data_and_tells_routing_once() -> 
     assert len(uow.outbox.of_type("melding.cancelled")) == 1
     with pytest.raises(NotFound):
         await handlers.cancel_melding(
-            uow,  # type: ignore[arg-type]
+            uow,
             principal=principal(org_id="20000002"),
             melding_id=melding_id,
             reason="other",

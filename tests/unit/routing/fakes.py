@@ -262,7 +262,7 @@ class FakeRoutingUnitOfWork(FakeUnitOfWorkBase):
         super().__init__()
         self.routing = FakeRoutingRepository()
         self.directory = directory or FakeDirectory()
-        self.recipients = RecipientQueue(self)  # type: ignore[arg-type]  # the real numbering, on the fakes
+        self.recipients = RecipientQueue(self)  # the real numbering, on the fakes
 
     @asynccontextmanager
     async def savepoint(self) -> AsyncIterator[None]:

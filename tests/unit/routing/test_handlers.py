@@ -65,7 +65,7 @@ def served() -> FakeRoutingUnitOfWork:
 
 async def test_a_melding_goes_to_the_serving_organisations_queue_with_its_delivery_audited() -> None:
     uow, melding = served(), accepted()
-    await events.on_meldingen_accepted(uow, [event(melding)])  # type: ignore[arg-type]
+    await events.on_meldingen_accepted(uow, [event(melding)])
     assert not uow.outbox.of_type(MELDING_DELIVERED)  # numbered at commit: nothing before it
     await uow.commit()  # as the consumer does
     [delivery] = uow.routing.deliveries.values()
@@ -86,8 +86,8 @@ async def test_a_melding_goes_to_the_serving_organisations_queue_with_its_delive
 
 async def test_a_melding_no_one_serves_waits_and_is_announced_unroutable_once() -> None:
     uow, melding = FakeRoutingUnitOfWork(FakeDirectory(AMSTERDAM)), accepted()
-    await events.on_meldingen_accepted(uow, [event(melding)])  # type: ignore[arg-type]
-    await events.on_meldingen_accepted(uow, [event(melding)])  # type: ignore[arg-type]  # the same event again
+    await events.on_meldingen_accepted(uow, [event(melding)])
+    await events.on_meldingen_accepted(uow, [event(melding)])  # the same event again
     assert uow.routing.meldingen[melding.melding_id].status is RoutingStatus.waiting
     assert uow.routing.meldingen[melding.melding_id].unroutable_types == ("jgz",)
     assert len(uow.outbox.of_type(MELDING_UNROUTABLE)) == 1 and not uow.routing.deliveries
@@ -96,7 +96,7 @@ async def test_a_melding_no_one_serves_waits_and_is_announced_unroutable_once() 
 async def test_a_withdrawal_that_came_first_lets_nothing_out() -> None:
     uow, melding = served(), accepted()
     await uow.routing.mark_consent_withdrawn(CONSENT_ID, datetime.now(UTC))
-    await events.on_meldingen_accepted(uow, [event(melding)])  # type: ignore[arg-type]
+    await events.on_meldingen_accepted(uow, [event(melding)])
     stored = uow.routing.meldingen[melding.melding_id]
     assert stored.status is RoutingStatus.withdrawn and stored.accepted is None
     assert not uow.routing.deliveries and not uow.outbox.messages
@@ -104,10 +104,10 @@ async def test_a_withdrawal_that_came_first_lets_nothing_out() -> None:
 
 async def test_a_withdrawal_after_delivery_retracts_it_and_drops_its_personal_content() -> None:
     uow, melding = served(), accepted()
-    await events.on_meldingen_accepted(uow, [event(melding)])  # type: ignore[arg-type]
+    await events.on_meldingen_accepted(uow, [event(melding)])
     withdrawn = {"consent_id": CONSENT_ID, "org_id": "10000001", "withdrawn_at": datetime.now(UTC).isoformat()}
     message = ConsentWithdrawn.model_validate(withdrawn)
-    await events.on_consent_withdrawn(uow, IncomingEvent("w-1", "consent.withdrawn", message))  # type: ignore[arg-type]
+    await events.on_consent_withdrawn(uow, IncomingEvent("w-1", "consent.withdrawn", message))
     await uow.commit()
     [delivery] = uow.routing.deliveries.values()
     assert delivery.status is DeliveryStatus.retracted and "patient" not in delivery.message
@@ -121,7 +121,7 @@ async def test_a_withdrawal_after_delivery_retracts_it_and_drops_its_personal_co
 
 async def _delivered() -> tuple[FakeRoutingUnitOfWork, str]:
     uow = served()
-    await events.on_meldingen_accepted(uow, [event(accepted())])  # type: ignore[arg-type]
+    await events.on_meldingen_accepted(uow, [event(accepted())])
     await uow.commit()
     [delivery_id] = uow.routing.deliveries
     return uow, delivery_id
@@ -131,7 +131,7 @@ async def report(
     uow: FakeRoutingUnitOfWork, delivery_id: str, status: DeliveryStatus, org_id: str = JGZ.org_id
 ) -> dict[str, Any]:
     return await commands.report_status(
-        uow,  # type: ignore[arg-type]
+        uow,
         principal=principal(org_id=org_id, org_type="jgz"),
         delivery_id=delivery_id,
         status=status,
@@ -175,7 +175,7 @@ async def test_a_dead_letter_is_replayed_once_under_its_own_message_id() -> None
     )
     uow.routing.letters[letter.id] = letter
     for _ in range(2):
-        replayed = await commands.replay_dead_letter(uow, dead_letter_id="l-1", request_id=None)  # type: ignore[arg-type]
+        replayed = await commands.replay_dead_letter(uow, dead_letter_id="l-1", request_id=None)
         assert replayed.replayed_at is not None
     [message] = uow.outbox.messages
     assert (message.exchange, message.routing_key, message.message_id) == ("", letter.queue, "accepted:m-1")
@@ -197,7 +197,7 @@ def coalition() -> FakeRoutingUnitOfWork:
 
 async def test_the_route_map_gives_each_recipient_only_its_share_in_message_and_stored_copy() -> None:
     uow, melding = coalition(), accepted(["jgz", "wijkteam"])  # verslaving + financien-schulden, with a note
-    await events.on_meldingen_accepted(uow, [event(melding)])  # type: ignore[arg-type]
+    await events.on_meldingen_accepted(uow, [event(melding)])
     await uow.commit()
     messages = {m.routing_key: m.body for m in uow.outbox.of_type(MELDING_DELIVERED)}
     assert messages[JGZ.org_id]["sequence"] == messages[WIJKTEAM.org_id]["sequence"] == 1  # each its own count
@@ -220,7 +220,7 @@ async def test_a_type_the_route_map_excludes_is_skipped_and_the_other_delivered(
     uow = coalition()
     melding = accepted(["jgz", "wijkteam"])
     melding.content.risk_domains = ["verslaving"]
-    await events.on_meldingen_accepted(uow, [event(melding)])  # type: ignore[arg-type]
+    await events.on_meldingen_accepted(uow, [event(melding)])
     assert [d.recipient_type for d in uow.routing.deliveries.values()] == ["jgz"]
     [routed] = uow.outbox.of_type(MELDING_ROUTED)
     assert routed.body["skipped_types"] == [{"recipient_type": "wijkteam", "reason": "route-map"}]
@@ -231,7 +231,7 @@ async def test_every_type_skipped_is_not_delivered_and_the_sender_is_told() -> N
     uow = coalition()
     melding = accepted(["wijkteam"])
     melding.content.risk_domains = ["psychiatrie"]
-    await events.on_meldingen_accepted(uow, [event(melding)])  # type: ignore[arg-type]
+    await events.on_meldingen_accepted(uow, [event(melding)])
     stored = uow.routing.meldingen[melding.melding_id]
     assert stored.status is RoutingStatus.not_delivered and stored.accepted is None  # nothing left to send
     [told] = uow.outbox.of_type(MELDING_NOT_DELIVERED)
@@ -242,23 +242,31 @@ async def test_every_type_skipped_is_not_delivered_and_the_sender_is_told() -> N
 async def test_a_consent_expired_before_routing_is_not_delivered_and_audited() -> None:
     uow, melding = served(), accepted()
     melding.consent.valid_until = date(2020, 1, 1)
-    await events.on_meldingen_accepted(uow, [event(melding)])  # type: ignore[arg-type]
+    await events.on_meldingen_accepted(uow, [event(melding)])
     [told] = uow.outbox.of_type(MELDING_NOT_DELIVERED)
     assert told.body["reason"] == "consent-expired" and not uow.routing.deliveries
     assert uow.audit.records[-1].outcome == "refused:expired"
 
 
 async def report_answer(
-    uow: FakeRoutingUnitOfWork, delivery_id: str, status: DeliveryStatus, **answer: object
+    uow: FakeRoutingUnitOfWork,
+    delivery_id: str,
+    status: DeliveryStatus,
+    *,
+    contact_at: date | None = None,
+    outcome: str | None = None,
+    returned_reason: str | None = None,
 ) -> dict[str, Any]:
     return await commands.report_status(
-        uow,  # type: ignore[arg-type]
+        uow,
         principal=principal(org_id=JGZ.org_id, org_type="jgz"),
         delivery_id=delivery_id,
         status=status,
         note=None,
         request_id=None,
-        **answer,  # type: ignore[arg-type]
+        contact_at=contact_at,
+        outcome=outcome,
+        returned_reason=returned_reason,
     )
 
 
@@ -293,17 +301,17 @@ async def test_a_returned_melding_waits_for_an_operator_and_never_goes_back_to_w
     melding = uow.routing.meldingen[melding_id]
     assert melding.status is RoutingStatus.waiting and melding.never_again() == {"jgz": {JGZ.org_id}}
     # the automatic reroute leaves it to the operator
-    assert not await events.has_new_recipient(uow, melding)  # type: ignore[arg-type]
+    assert not await events.has_new_recipient(uow, melding)
     with pytest.raises(Conflict):  # returned is final for its recipient
         await report_answer(uow, delivery_id, DeliveryStatus.received)
     # The operator routes it again by the directory: JGZ is the only candidate and returned it, so it waits.
     other = Candidate("44444444", "JGZ Zuid", False)
     async with uow:
-        [routed] = await route(uow, [RouteRequest(melding_id, chosen={})])  # type: ignore[arg-type]
+        [routed] = await route(uow, [RouteRequest(melding_id, chosen={})])
     assert routed.status is RoutingStatus.waiting
     uow.directory.serving["jgz"].append(other)
     async with uow:
-        [routed] = await route(uow, [RouteRequest(melding_id, chosen={})])  # type: ignore[arg-type]
+        [routed] = await route(uow, [RouteRequest(melding_id, chosen={})])
     assert routed.status is RoutingStatus.routed
     live = [d for d in uow.routing.deliveries.values() if d.status is not DeliveryStatus.returned]
     assert [d.org_id for d in live] == [other.org_id]
@@ -313,9 +321,9 @@ async def test_a_delivery_past_its_deadline_is_reminded_once() -> None:
     uow, delivery_id = await _delivered()
     due = uow.routing.deliveries[delivery_id].contact_due_at
     assert due is not None
-    assert await mark_overdue(uow, due - timedelta(seconds=1)) == 0  # type: ignore[arg-type]  # not yet
-    assert await mark_overdue(uow, due + timedelta(seconds=1)) == 1  # type: ignore[arg-type]
-    assert await mark_overdue(uow, due + timedelta(seconds=2)) == 0  # type: ignore[arg-type]
+    assert await mark_overdue(uow, due - timedelta(seconds=1)) == 0  # not yet
+    assert await mark_overdue(uow, due + timedelta(seconds=1)) == 1
+    assert await mark_overdue(uow, due + timedelta(seconds=2)) == 0
     await uow.commit()
     [reminder] = uow.outbox.of_type(MELDING_REMINDER)
     assert (reminder.message_id, reminder.routing_key) == (f"reminder-{delivery_id}", JGZ.org_id)
@@ -332,7 +340,7 @@ async def test_a_cancellation_retracts_with_its_reason_and_one_that_came_first_l
         "cancelled_at": datetime.now(UTC).isoformat(),
     }
     message = MeldingCancelled.model_validate(cancelled)
-    await events.on_melding_cancelled(uow, IncomingEvent("c-1", "melding.cancelled", message))  # type: ignore[arg-type]
+    await events.on_melding_cancelled(uow, IncomingEvent("c-1", "melding.cancelled", message))
     await uow.commit()
     [retraction] = uow.outbox.of_type(MELDING_RETRACTED)
     assert (retraction.body["reason"], retraction.body["cancel_reason"]) == ("cancelled-by-sender", "pregnancy-ended")
@@ -341,8 +349,8 @@ async def test_a_cancellation_retracts_with_its_reason_and_one_that_came_first_l
     early, melding = served(), accepted()
     first = {**cancelled, "melding_id": melding.melding_id}
     message = MeldingCancelled.model_validate(first)
-    await events.on_melding_cancelled(early, IncomingEvent("c-2", "melding.cancelled", message))  # type: ignore[arg-type]
-    await events.on_meldingen_accepted(early, [event(melding)])  # type: ignore[arg-type]
+    await events.on_melding_cancelled(early, IncomingEvent("c-2", "melding.cancelled", message))
+    await events.on_meldingen_accepted(early, [event(melding)])
     await early.commit()
     assert early.routing.meldingen[melding.melding_id].status is RoutingStatus.cancelled
     assert not early.routing.deliveries and not early.outbox.of_type(MELDING_DELIVERED)
@@ -351,7 +359,7 @@ async def test_a_cancellation_retracts_with_its_reason_and_one_that_came_first_l
 async def test_a_thin_organisations_queue_carries_no_personal_data_and_the_rest_keep_the_full_melding() -> None:
     uow, melding = coalition(), accepted(["jgz", "wijkteam"])
     uow.directory.serving["wijkteam"] = [replace(WIJKTEAM, delivery_mode="thin")]
-    await events.on_meldingen_accepted(uow, [event(melding)])  # type: ignore[arg-type]
+    await events.on_meldingen_accepted(uow, [event(melding)])
     await uow.commit()
     messages = {m.routing_key: m.body for m in uow.outbox.of_type(MELDING_DELIVERED)}
     thin, full = messages[WIJKTEAM.org_id], messages[JGZ.org_id]
@@ -368,13 +376,13 @@ async def test_a_thin_organisations_queue_carries_no_personal_data_and_the_rest_
 async def test_messages_of_one_commit_are_numbered_in_the_order_they_were_staged_after_the_organisations_last() -> None:
     uow = served()
     for _ in range(3):
-        await events.on_meldingen_accepted(uow, [event(accepted())])  # type: ignore[arg-type]
+        await events.on_meldingen_accepted(uow, [event(accepted())])
     assert not uow.routing.logged
     await uow.commit()
     staged = [m.message_id for m in uow.outbox.of_type(MELDING_DELIVERED)]
     assert [m.body["sequence"] for m in uow.outbox.of_type(MELDING_DELIVERED)] == [1, 2, 3]
     assert [m.message_id for m in uow.routing.logged] == staged
-    await events.on_meldingen_accepted(uow, [event(accepted())])  # type: ignore[arg-type]
+    await events.on_meldingen_accepted(uow, [event(accepted())])
     await uow.commit()
     assert uow.outbox.of_type(MELDING_DELIVERED)[-1].body["sequence"] == 4
 
@@ -391,11 +399,11 @@ async def test_stopping_a_melding_retracts_its_live_delivery_and_leaves_the_retu
     await report_answer(uow, delivery_id, DeliveryStatus.returned, returned_reason="no-capacity")
     other = Candidate("87654322", "GGD Amstelland JGZ", False)
     async with uow:
-        await route(uow, [RouteRequest(melding_id, chosen={"jgz": other})])  # type: ignore[arg-type]
+        await route(uow, [RouteRequest(melding_id, chosen={"jgz": other})])
         await uow.commit()
     [second] = [d for d in uow.routing.deliveries if d != delivery_id]
 
-    await events.on_consent_withdrawn(uow, withdrawal())  # type: ignore[arg-type]
+    await events.on_consent_withdrawn(uow, withdrawal())
     await uow.commit()
     first, again = uow.routing.deliveries[delivery_id], uow.routing.deliveries[second]
     assert (first.status, again.status) == (DeliveryStatus.returned, DeliveryStatus.retracted)
@@ -410,7 +418,7 @@ async def test_a_melding_that_cannot_be_stopped_does_not_hold_up_the_others_of_a
     uow = served()
     first, second = accepted(), accepted()
     for melding in (first, second):
-        await events.on_meldingen_accepted(uow, [event(melding)])  # type: ignore[arg-type]
+        await events.on_meldingen_accepted(uow, [event(melding)])
     await uow.commit()
     by_melding = {d.melding_id: d.delivery_id for d in uow.routing.deliveries.values()}
     retract = uow.routing.retract_delivery
@@ -421,7 +429,7 @@ async def test_a_melding_that_cannot_be_stopped_does_not_hold_up_the_others_of_a
             raise RuntimeError("a defect")
 
     monkeypatch.setattr(uow.routing, "retract_delivery", fails_for_the_first)
-    await events.on_consent_withdrawn(uow, withdrawal())  # type: ignore[arg-type]
+    await events.on_consent_withdrawn(uow, withdrawal())
     await uow.commit()
 
     stuck, stopped = uow.routing.meldingen[first.melding_id], uow.routing.meldingen[second.melding_id]
@@ -435,7 +443,7 @@ async def test_a_melding_that_cannot_be_stopped_does_not_hold_up_the_others_of_a
     assert letter.message_id != "w-1" and BSN not in letter.body  # its own id: the event itself was processed
 
     monkeypatch.setattr(uow.routing, "retract_delivery", retract)  # the defect fixed, an operator replays it
-    await events.on_consent_withdrawn(uow, withdrawal(letter.message_id or ""))  # type: ignore[arg-type]
+    await events.on_consent_withdrawn(uow, withdrawal(letter.message_id or ""))
     await uow.commit()
     assert uow.routing.meldingen[first.melding_id].status is RoutingStatus.withdrawn
     assert {d.status for d in uow.routing.deliveries.values()} == {DeliveryStatus.retracted}

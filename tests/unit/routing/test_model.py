@@ -163,13 +163,13 @@ def test_a_recipient_acts_only_as_the_type_the_directory_has_it_as() -> None:
             check_acting_as(registered, token)
 
 
-def _delivery(status: D, **answer: object) -> DeliveryRecord:
+def _delivery(status: D, **answer: Any) -> DeliveryRecord:
     at = datetime(2026, 11, 20, 10, tzinfo=UTC)
-    return DeliveryRecord("d-1", "m-1", "87654321", "GGD", "jgz", status, {}, at, at, **answer)  # type: ignore[arg-type]
+    return DeliveryRecord("d-1", "m-1", "87654321", "GGD", "jgz", status, {}, at, at, **answer)
 
 
-def _answer(delivery: DeliveryRecord, status: D, **report: object) -> object:
-    return answer_report(delivery, Report(status, **report), today=TODAY, delivered_on=date(2026, 11, 20))  # type: ignore[arg-type]
+def _answer(delivery: DeliveryRecord, status: D, **report: Any) -> object:
+    return answer_report(delivery, Report(status, **report), today=TODAY, delivered_on=date(2026, 11, 20))
 
 
 CONTACT = date(2026, 11, 25)
@@ -244,3 +244,21 @@ def test_a_returned_type_waits_for_an_operator_and_a_type_no_one_serves_for_the_
     )
     assert melding.waiting_for_the_directory() == ["wijkteam"]
     assert [t for t in ("jgz", "wijkteam", "huisarts") if melding.waits_for(t)] == ["jgz", "wijkteam"]
+
+
+def test_related_deliveries_are_the_same_pregnancy_at_the_same_organisation_from_another_sender() -> None:
+    from services.routing.domain.model import PatientDelivery, related_deliveries
+    from tests.unit.routing.test_handlers import accepted
+
+    new = accepted()  # sent by 10000001
+    due, day = new.content.pregnancy.expected_due_date, timedelta(days=1)
+    earlier = [
+        PatientDelivery("same-pregnancy", "87654321", "m-1", "10000002", due + 60 * day),
+        PatientDelivery("too-far", "87654321", "m-2", "10000002", due + 61 * day),
+        PatientDelivery("same-sender", "87654321", "m-3", "10000001", due),
+        PatientDelivery("other-organisation", "12345678", "m-4", "10000002", due),
+        PatientDelivery("itself", "87654321", new.melding_id, "10000002", due),
+        PatientDelivery("before-edge", "87654321", "m-5", "10000003", due - 60 * day),
+        PatientDelivery("too-early", "87654321", "m-6", "10000003", due - 61 * day),
+    ]
+    assert related_deliveries(earlier, new, "87654321") == ["same-pregnancy", "before-edge"]

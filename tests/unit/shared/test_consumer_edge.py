@@ -54,8 +54,8 @@ def opened() -> Any:
 def consumer() -> IdempotentConsumer[Any]:
     return IdempotentConsumer(
         opened,
-        None,  # type: ignore[arg-type]
-        None,  # type: ignore[arg-type]
+        None,  # type: ignore[arg-type]  # no broker: what does not decode is settled on the message itself
+        None,  # type: ignore[arg-type]  # no processed-messages table: no transaction is opened
         name="test",
         queue=EventQueue("kansrijk.test.edge", (CONSENT_WITHDRAWN,)),
         handlers={CONSENT_WITHDRAWN: handler},
@@ -67,7 +67,7 @@ WITHDRAWN = {"consent_id": "c-1", "org_id": "10000001", "withdrawn_at": datetime
 
 def test_a_message_is_decoded_once_into_its_contracts_model() -> None:
     message = Message(json.dumps(WITHDRAWN).encode(), headers={"x-request-id": b"ehr-1"})
-    event = consumer()._decode(message)  # type: ignore[arg-type]
+    event = consumer()._decode(message)  # type: ignore[arg-type]  # Message stands in for aio-pika's
     assert isinstance(event.message, ConsentWithdrawn) and event.message.consent_id == "c-1"
     assert (event.type, event.request_id, event.message_id) == (CONSENT_WITHDRAWN, "ehr-1", message.message_id)
 
@@ -96,8 +96,8 @@ def test_a_handled_type_without_a_contract_does_not_start() -> None:
     with pytest.raises(ValueError, match="no contract"):
         IdempotentConsumer(
             opened,
-            None,  # type: ignore[arg-type]
-            None,  # type: ignore[arg-type]
+            None,  # type: ignore[arg-type]  # no broker: it refuses to start before it connects
+            None,  # type: ignore[arg-type]  # no processed-messages table: nothing is read
             name="test",
             queue=EventQueue("kansrijk.test.edge", ("test.happened",)),
             handlers={"test.happened": handler},

@@ -17,7 +17,7 @@ async def _handler(uow: Any, event: Any) -> None:
 def test_a_consumer_without_a_handler_for_a_bound_type_does_not_start() -> None:
     queue = EventQueue("kansrijk.test.events", ("a.happened", "b.happened"))
     with pytest.raises(ValueError, match=r"no handler for b\.happened"):
-        IdempotentConsumer(lambda: None, None, None, name="test", queue=queue, handlers={"a.happened": _handler})  # type: ignore[arg-type]
+        IdempotentConsumer(lambda: None, None, None, name="test", queue=queue, handlers={"a.happened": _handler})  # type: ignore[arg-type]  # nothing that connects: it refuses first
 
 
 def test_every_services_consumer_matches_its_subscription() -> None:
@@ -32,7 +32,7 @@ def test_every_services_consumer_matches_its_subscription() -> None:
             consent_recheck_after_seconds = 30.0
             consumer_batch_size, consumer_batch_wait_ms = 50, 5.0
 
-    consumers = [factory(Runtime()) for factory in (melding_consumer, routing_consumer, withdrawals_consumer)]  # type: ignore[arg-type]
+    consumers = [factory(Runtime()) for factory in (melding_consumer, routing_consumer, withdrawals_consumer)]  # type: ignore[arg-type]  # a stand-in runtime
     assert sorted(c.queue.name for c in consumers) == sorted(q.name for q in SUBSCRIPTIONS)
     for consumer in consumers:
         assert set(consumer.queue.event_types) <= set(consumer.handlers)

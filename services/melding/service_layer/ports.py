@@ -1,15 +1,19 @@
-"""What the melding service's in-memory fake promises of the real repository
-(services/melding/adapters/repository.py): the methods the unit tests drive the use cases through, with the real
-signatures. mypy holds the fake and the real repository to this Protocol
-(tests/integration/melding/test_repository_contract.py assigns both to it and runs one test set on both)."""
+"""What the melding service's use cases need of their unit of work, as Protocols: the real one
+(`service_layer/unit_of_work.py`, with `adapters/repository.py`) and the in-memory fake of the unit tests
+(`tests/unit/melding/fakes.py`) both satisfy them, and mypy checks that they do.
+
+Two sizes. `MeldingTransaction` is what sending, cancelling, reading a melding, the event handlers and the
+purge work in, and what the fake implements in full. `FullMeldingTransaction` adds what only the real
+repository answers: her own view (found by her keyed hash) and the programme figures (the skeletons of
+whole years), tested on the database (tests/integration/melding/)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import date, datetime
-from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol
 
+from services.melding.domain.figures import MeldingFacts
 from services.melding.domain.model import (
     ConsentState,
     Delivery,
@@ -20,6 +24,8 @@ from services.melding.domain.model import (
     RoutingReport,
     SenderRef,
 )
+from shared.idempotency import KeyStore
+from shared.ports import AuditTrail, HookedTransaction, StagingOutbox
 
 
 class MeldingRecords(Protocol):
@@ -82,16 +88,46 @@ class MeldingRecords(Protocol):
     async def lock_personal_data_due(self, cutoff: date, limit: int) -> list[str]: ...
 
 
-class MeldingTransaction(Protocol):
-    """One transaction of the melding service's unit of work, as far as the repository contract goes."""
+class MeldingArchive(MeldingRecords, Protocol):
+    """All of the melding service's records: also her own meldingen and the programme figures' facts."""
+
+    async def of_patient(self, *, consent_ids: list[str], bsn_ref: str) -> list[MeldingRecord]: ...
+
+    async def figure_facts(
+        self, since: datetime, before: datetime, gemeente_code: str | None
+    ) -> list[MeldingFacts]: ...
+
+    async def gemeente_names(self, codes: list[str | None]) -> dict[str, str]: ...
+
+
+class MeldingTransaction(HookedTransaction, Protocol):
+    """One transaction of the melding service's unit of work, as its use cases use it."""
 
     @property
     def meldingen(self) -> MeldingRecords: ...
 
-    async def __aenter__(self) -> Self: ...
+    @property
+    def outbox(self) -> StagingOutbox: ...
 
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None: ...
+    @property
+    def audit(self) -> AuditTrail: ...
 
-    async def commit(self) -> None: ...
+    @property
+    def idempotency(self) -> KeyStore: ...
+
+    async def save(self, melding: Melding, at: datetime) -> None:
+        """Write what the model's rules changed, and stage `melding.changed` for it (once per transaction)."""
+
+    async def save_all(self, saved: Sequence[Melding], at: datetime) -> None:
+        """`save` of several meldingen, in one statement."""
+
+
+class FullMeldingTransaction(MeldingTransaction, Protocol):
+    """One transaction of the melding service's unit of work with all of its repository (the real one's)."""
+
+    @property
+    def meldingen(self) -> MeldingArchive: ...
+
+
+TransactionFactory = Callable[[], MeldingTransaction]
+FullTransactionFactory = Callable[[], FullMeldingTransaction]
