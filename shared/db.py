@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self
 
-from sqlalchemy import Column, DateTime, MetaData, Row, Table, event, select, text
+from sqlalchemy import Column, DateTime, MetaData, Row, Table, event, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -297,28 +297,25 @@ async def lock_row_creating(session: AsyncSession, table: Table, **key: Any) -> 
     """The row of `table` with this key (created empty if missing), locked until the transaction ends.
 
     What two transactions must not interleave on (intake and a withdrawal of one consent) takes this lock
-    first: on PostgreSQL a row lock (`FOR UPDATE`), on SQLite the write lock `BEGIN IMMEDIATE` already holds.
-    Creating the row first means there is always a row to lock, even for the first of the two.
+    first. One statement: `INSERT … ON CONFLICT DO UPDATE … RETURNING` creates the row if it is missing and
+    otherwise writes its key over itself, which locks it (on PostgreSQL a row lock, as `FOR UPDATE` would; on
+    SQLite the write lock `BEGIN IMMEDIATE` already holds). Creating it means there is always a row to lock,
+    even for the first of two transactions.
     """
-    assert session.bind is not None
-    dialect = session.bind.dialect.name
-    await insert_once(session, table, **key)
-    query = select(table).where(*(table.c[name] == value for name, value in key.items()))
-    if dialect == "postgresql":
-        query = query.with_for_update()
-    return (await session.execute(query)).one()
+    [row] = await lock_rows_creating(session, table, [key])
+    return row
 
 
-async def lock_rows_creating(session: AsyncSession, table: Table, column: str, keys: set[str]) -> list[Row[Any]]:
-    """`lock_row_creating` for several rows of a one-column key at once, in two statements: the missing
-    rows created (`insert_new`), then every row locked in key order — the order every transaction locks
-    them in, so two batches that share keys wait for each other instead of deadlocking."""
+async def lock_rows_creating(session: AsyncSession, table: Table, keys: Sequence[dict[str, Any]]) -> list[Row[Any]]:
+    """`lock_row_creating` of several keys (each the same primary-key columns) in one statement, locked in key
+    order — the order every transaction locks them in, so two batches that share keys wait for each other
+    instead of deadlocking."""
     if not keys:
         return []
     assert session.bind is not None
-    ordered = sorted(keys)
-    await insert_new(session, table, [{column: key} for key in ordered], returning=table.c[column])
-    query = select(table).where(table.c[column].in_(ordered)).order_by(table.c[column])
-    if session.bind.dialect.name == "postgresql":
-        query = query.with_for_update()
-    return list((await session.execute(query)).all())
+    columns = sorted(keys[0])
+    ordered = sorted({tuple(key[c] for c in columns) for key in keys})
+    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
+    rows = insert(table).values([dict(zip(columns, values, strict=True)) for values in ordered])
+    upsert = rows.on_conflict_do_update(index_elements=columns, set_={columns[0]: rows.excluded[columns[0]]})
+    return list((await session.execute(upsert.returning(*table.c))).all())

@@ -481,8 +481,8 @@ class RoutingRepository:
         return (await self.lock_consents({consent_id}))[consent_id]
 
     async def lock_consents(self, consent_ids: set[str]) -> dict[str, ConsentState]:
-        """`lock_consent` of several, in two statements, locked in one order (no deadlock between batches)."""
-        rows = await lock_rows_creating(self.session, consent_states, "consent_id", consent_ids)
+        """`lock_consent` of several, in one statement, locked in one order (no deadlock between batches)."""
+        rows = await lock_rows_creating(self.session, consent_states, [{"consent_id": c} for c in consent_ids])
         return {row.consent_id: ConsentState(consent_id=row.consent_id, withdrawn_at=row.withdrawn_at) for row in rows}
 
     async def consents_of(self, melding_ids: Collection[str]) -> dict[str, str]:
