@@ -11,7 +11,7 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.responses import HTMLResponse
 
 from services.melding.api.deps import UnitOfWorkDep
-from services.melding.api.schemas import FIGURES_EXAMPLE, FiguresRead, RegionRead
+from services.melding.api.schemas import FIGURES_EXAMPLE, REGIONS_EXAMPLE, FiguresRead, RegionRead
 from services.melding.domain.figures import SUPPRESSION_THRESHOLD, Interval
 from services.melding.service_layer.figures import ggd_regions, programme_figures
 from services.melding.service_layer.report import charts_svg, render_report
@@ -92,7 +92,7 @@ async def get_figures(
     description="Every GGD region (CBS code and name) with the CBS codes of the gemeenten it holds, as "
     "`GET /v1/figures?region=` takes them: the CBS GGD regions of 2022 over the gemeenten of 2025, a gemeente "
     "split over two regions counted in the one with most of its addresses. Bron: CBS.",
-    responses=problem_responses(),
+    responses={**problem_responses(), 200: {"content": {"application/json": {"example": REGIONS_EXAMPLE}}}},
 )
 async def get_figure_regions(_principal: FiguresReader) -> list[dict[str, Any]]:
     return [

@@ -277,6 +277,14 @@ FIGURES_EXAMPLE: dict[str, Any] = {
 }
 
 
+REGIONS_EXAMPLE: list[dict[str, Any]] = [
+    {"code": "GG3406", "name": "GGD Amsterdam",
+     "gemeenten": ["GM0358", "GM0362", "GM0363", "GM0384", "GM0437", "GM0451"]},
+    {"code": "GG7014", "name": "GGD Haaglanden",
+     "gemeenten": ["GM0503", "GM0518", "GM0603", "GM0629", "GM0637", "GM1783", "GM1842", "GM1916", "GM1926"]},
+]  # fmt: skip
+
+
 # --- her own view -----------------------------------------------------------------------------------------------
 
 
