@@ -234,7 +234,8 @@ class YearTable:
     does not know). Each level is tied to the one below by relations, and each table of an area's parts × a
     partition is protected as a whole (`protection.Grid`) — the gemeenten of a region, the gemeenten of the
     country and the regions of the country — so that a region's answer cannot be differenced against its
-    gemeenten's or the country's."""
+    gemeenten's or the country's. Where a region's relation needs one more cell hidden, the region's total
+    yields rather than another gemeente (`Relation.total_first`, docs/security.md says why)."""
 
     def __init__(
         self,
@@ -288,7 +289,7 @@ class YearTable:
                     if row in areas:
                         parts = [(field, key, leaf, month) for leaf in areas[row]]
                         counts[cell] = sum(counts[part] for part in parts)
-                        relations.append(Relation(cell, parts))
+                        relations.append(Relation(cell, parts, total_first=row in self.regions))
                     else:
                         counts[cell] = leaf_counts[cell]
                 for quarter, months in QUARTERS.items():
@@ -300,9 +301,8 @@ class YearTable:
                 relations.append(Relation((field, key, row, YEAR), parts))
                 if row in areas:  # an area's quarters and year are the sums of its gemeenten's too
                     for time in (*QUARTERS, YEAR):
-                        relations.append(
-                            Relation((field, key, row, time), [(field, key, leaf, time) for leaf in areas[row]])
-                        )
+                        parts = [(field, key, leaf, time) for leaf in areas[row]]
+                        relations.append(Relation((field, key, row, time), parts, total_first=row in self.regions))
                 if row == NATION and self.regions:  # and the country's the sums of its regions'
                     for time in times:
                         relations.append(Relation((field, key, row, time), [(field, key, up, time) for up in upper]))
