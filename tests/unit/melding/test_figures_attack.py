@@ -201,37 +201,50 @@ class Attacker:
         field, key, row, months = cell
         return self.program.qsum(self.atoms[field, key, r, month] for r in _rows_of(row, self.rows) for month in months)
 
-    def far_from(self, cells: dict[Cell, int], rounds: int = 60) -> set[Cell]:
-        """Cells that can lie at least `SUPPRESSION_THRESHOLD` from their true counts (`cells`), found many at a
-        time: a solution consistent with everything shown where a cell lies that far from its true count shows
-        that its range is that wide (the truth is a solution too). Pushes the cells not yet found up, down and
-        in random directions, until a few pushes in a row find none."""
+    def track(self, cells: dict[Cell, int]) -> None:
+        """Watch these cells (with their true counts): every solution found widens the span of values each is
+        seen to take, and a span of `SUPPRESSION_THRESHOLD` shows its range is that wide (each solution is
+        consistent with everything shown, the truth too)."""
+        self.expressions = {cell: self.expression(cell) for cell in cells}
+        self.spans = {cell: [float(value), float(value)] for cell, value in cells.items()}
+
+    def wide(self, cell: Cell) -> bool:
+        low, high = self.spans[cell]
+        return high - low >= SUPPRESSION_THRESHOLD - 0.5
+
+    def _seen(self) -> set[Cell]:
+        """Widen the spans of the watched cells not yet wide by the solution just found; those now wide."""
+        assert self.program.getModelStatus() == highspy.HighsModelStatus.kOptimal
+        found = set()
+        for cell, span in self.spans.items():
+            if span[1] - span[0] >= SUPPRESSION_THRESHOLD - 0.5:
+                continue
+            value = self.program.val(self.expressions[cell])
+            span[0], span[1] = min(span[0], value), max(span[1], value)
+            if span[1] - span[0] >= SUPPRESSION_THRESHOLD - 0.5:
+                found.add(cell)
+        return found
+
+    def push(self, rounds: int = 60) -> None:
+        """Push the watched cells not yet wide up, down and in random directions, many at a time, until a few
+        pushes in a row widen none."""
         rng = random.Random(0)
-        far: set[Cell] = set()
-        expressions = {cell: self.expression(cell) for cell in cells}
         fruitless = 0
         for round_ in range(rounds):
-            left = [cell for cell in cells if cell not in far]
+            left = [cell for cell in self.spans if not self.wide(cell)]
             if not left or fruitless == 5:
                 break
             signs = [1 if round_ == 0 else -1 if round_ == 1 else rng.choice((1, -1)) for _ in left]
             self.program.maximize(
-                self.program.qsum(sign * expressions[cell] for sign, cell in zip(signs, left, strict=True))
+                self.program.qsum(sign * self.expressions[cell] for sign, cell in zip(signs, left, strict=True))
             )
-            assert self.program.getModelStatus() == highspy.HighsModelStatus.kOptimal
-            found = {
-                cell
-                for cell in left
-                if abs(self.program.val(expressions[cell]) - cells[cell]) >= SUPPRESSION_THRESHOLD - 0.5
-            }
-            far |= found
-            fruitless = 0 if found else fruitless + 1
-        return far
+            fruitless = 0 if self._seen() else fruitless + 1
 
     def extreme(self, cell: Cell, *, most: bool) -> int:
-        """The most (or the least) the cell can be, given everything shown."""
-        (self.program.maximize if most else self.program.minimize)(self.expression(cell))
-        assert self.program.getModelStatus() == highspy.HighsModelStatus.kOptimal
+        """The most (or the least) the cell can be, given everything shown (its solution widens the spans of
+        every watched cell)."""
+        (self.program.maximize if most else self.program.minimize)(self.expressions[cell])
+        self._seen()
         return round(self.program.getInfo().objective_function_value)
 
 
@@ -275,12 +288,15 @@ def test_no_hidden_count_can_be_worked_out_from_every_answer_about_a_year(seed: 
     hidden = [cell for cell, value in answers.items() if value is None and true(cell) > 0]
     assert len(hidden) > 50  # the data set is one of many small numbers
     narrowed = []
-    far = attacker.far_from({cell: true(cell) for cell in hidden})
-    for cell in (cell for cell in hidden if cell not in far):
+    attacker.track({cell: true(cell) for cell in hidden})
+    attacker.push()
+    for cell in hidden:
+        if attacker.wide(cell):
+            continue  # two solutions consistent with everything shown lie that far apart
         value, most = true(cell), attacker.extreme(cell, most=True)
         assert most >= value
-        if most >= value + SUPPRESSION_THRESHOLD:
-            continue  # the least is at most the true count: the range is wide enough (one solve saved)
+        if attacker.wide(cell):
+            continue
         least = attacker.extreme(cell, most=False)
         assert least <= value
         if most - least < SUPPRESSION_THRESHOLD:
