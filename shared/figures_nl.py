@@ -56,7 +56,7 @@ MONTH_ABBREVIATIONS = ("jan", "feb", "mrt", "apr", "mei", "jun", "jul", "aug", "
 INTERVALS = {"month": "maand", "quarter": "kwartaal", "year": "jaar"}
 
 # The report's charts, in its order, by the name the console's chart address uses; `gemeenten` only for the
-# country (a gemeente's own figures have no breakdown by gemeente).
+# country and a region (a gemeente's own figures have no breakdown by gemeente).
 CHARTS = {
     "afzenders": "Meldingen per periode, naar afzender",
     "risicodomeinen": "Meldingen per risicodomein",
@@ -72,6 +72,16 @@ UNFINISHED_NOTE = "* Deze periode loopt nog: de cijfers kunnen nog groeien."
 def chart_names(document: Mapping[str, Any]) -> list[str]:
     """The charts a figures document has, in the report's order."""
     return [name for name in CHARTS if name != "gemeenten" or not document.get("gemeente")]
+
+
+def area(document: Mapping[str, Any]) -> str:
+    """Whose figures: `Amsterdam (GM0363)`, `GGD Amsterdam (GG3406)` or `heel Nederland`."""
+    gemeente, region = document.get("gemeente"), document.get("region")
+    if gemeente:
+        return f"{gemeente['name'] or gemeente['code']} ({gemeente['code']})"
+    if region:
+        return f"{region['name']} ({region['code']})"
+    return "heel Nederland"
 
 
 def day(value: date) -> str:
@@ -136,14 +146,16 @@ def rows(periods: Sequence[Mapping[str, Any]], field: str, labels: Mapping[str, 
 
 
 def by_gemeente(document: Mapping[str, Any]) -> dict[str, list[int | None]]:
-    """The country's meldingen per gemeente (named), and those no gemeente could be found for."""
+    """The meldingen of the country (or a region) per gemeente, named, and the country's those no gemeente
+    could be found for."""
     periods = document["periods"]
     names: dict[str, str] = document.get("gemeente_names") or {}
     named: dict[str, list[int | None]] = {
         f"{names.get(code, code)} ({code})": [p["by_gemeente"].get(code) for p in periods]
         for code in sorted(periods[0]["by_gemeente"] if periods else (), key=lambda c: names.get(c, c))
     }
-    named["Zonder gemeente (adres niet gevonden)"] = [p["without_gemeente"] for p in periods]
+    if not document.get("region"):
+        named["Zonder gemeente (adres niet gevonden)"] = [p["without_gemeente"] for p in periods]
     return named
 
 

@@ -1,4 +1,4 @@
-"""Dutch identifiers: BSN, postcode, gemeente code — as functions and as pydantic field types.
+"""Dutch identifiers: BSN, postcode, gemeente code, GGD region code — as functions and as pydantic field types.
 
 Error messages never repeat the value: a BSN must not reach an error body or a log line.
 """
@@ -19,6 +19,7 @@ _BSN_FORMAT = re.compile(r"^[0-9]{9}$")
 _POSTCODE_FORMAT = re.compile(r"^([1-9][0-9]{3}) ?([A-Za-z]{2})$")
 _POSTCODE_FORBIDDEN_LETTERS = frozenset({"SA", "SD", "SS"})
 _GEMEENTE_FORMAT = re.compile(r"^GM[0-9]{4}$")
+_GGD_REGION_FORMAT = re.compile(r"^GG[0-9]{4}$")
 _PC4_FORMAT = re.compile(r"^[1-9][0-9]{3}$")
 
 
@@ -81,6 +82,14 @@ def validate_gemeente_code(value: str) -> str:
     return normalised
 
 
+def validate_ggd_region_code(value: str) -> str:
+    """`gg3406` -> `GG3406`; ValueError for anything that is not a CBS GGD region code."""
+    normalised = value.strip().upper() if isinstance(value, str) else value
+    if not isinstance(normalised, str) or not _GGD_REGION_FORMAT.fullmatch(normalised):
+        raise ValueError("not a valid CBS GGD region code: GG followed by 4 digits, e.g. GG3406")
+    return normalised
+
+
 # The patterns are documented in the OpenAPI (what a client or a fuzzer generates from) and enforced by the
 # validators, which say in their own words what is wrong (a BSN's elfproef, a postcode's SA/SD/SS).
 Bsn = Annotated[
@@ -109,6 +118,15 @@ GemeenteCode = Annotated[
         examples=["GM0363"],
         description="CBS gemeente code (`gm0363` is read as `GM0363`)",
         json_schema_extra={"pattern": "^[Gg][Mm][0-9]{4}$"},
+    ),
+]
+GgdRegionCode = Annotated[
+    str,
+    BeforeValidator(validate_ggd_region_code),
+    Field(
+        examples=["GG3406"],
+        description="CBS GGD region code (`gg3406` is read as `GG3406`)",
+        json_schema_extra={"pattern": "^[Gg][Gg][0-9]{4}$"},
     ),
 ]
 PostcodeArea = Annotated[

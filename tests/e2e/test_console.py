@@ -193,3 +193,52 @@ async def test_a_coordinator_picks_a_gemeente_and_a_quarter_sees_the_charts_and_
             await page.screenshot(path=str(SCREENSHOTS / "cijfers-afdruk.png"), full_page=True)
         finally:
             await browser.close()
+
+
+async def test_a_coordinator_picks_a_ggd_region_and_sees_its_charts_by_gemeente(
+    system: Clients, tokens: Tokens, amqp: aio_pika.abc.AbstractChannel, portal: str, chromium_path: str, tmp_path: Path
+) -> None:
+    from playwright.async_api import async_playwright
+
+    await returned_melding(system, tokens, amqp)  # a melding in Amsterdam, of GGD Amsterdam
+    today = date.today()
+    pages = Pages(SCREENSHOTS)
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=chromium_path, args=CHROMIUM_ARGS)
+        try:
+            page = await (await browser.new_context(locale="nl-NL", accept_downloads=True)).new_page()
+            await sign_in(page, portal, ["coordinator"])
+            await page.get_by_role("link", name="Cijfers").first.click()
+            picker = page.get_by_role("combobox", name="Of een GGD-regio")
+            assert "GGD Amsterdam" in await picker.inner_text() and "GGD Fryslân" in await picker.inner_text()
+            await picker.select_option(label="GGD Amsterdam")
+            await page.get_by_role("textbox", name="Van (JJJJ-MM-DD)").fill(f"{today.year}-01-01")
+            await page.get_by_role("textbox", name="Tot en met (JJJJ-MM-DD)").fill(today.isoformat())
+            await page.get_by_role("combobox", name="Per").select_option("jaar")
+            await page.get_by_role("button", name="Toon de cijfers").click()
+            await page.wait_for_load_state()
+            assert "GGD Amsterdam" in await page.get_by_role("heading", level=2).inner_text()
+            assert await picker.input_value() == "GG3406"  # the form keeps what she picked
+            charts = page.get_by_role("img", name="Grafiek:", exact=False)
+            assert await charts.count() == 6  # the report's charts, and the region's by gemeente
+            for n in range(await charts.count()):
+                assert await charts.nth(n).evaluate("img => img.decode().then(() => img.naturalWidth > 0, () => false)")
+            table = await page.get_by_role("table").inner_text()
+            assert "Amsterdam (GM0363)" in table and "Ouder-Amstel (GM0437)" in table
+            assert "Zonder gemeente" not in table and "Rotterdam" not in table
+            await pages.check(page, "cijfers-regio")
+            async with page.expect_download() as download_info:
+                await page.get_by_role("link", name="Cijfers downloaden (CSV)").click()
+            await (await download_info.value).save_as(tmp_path / "regio.csv")
+            lines = (tmp_path / "regio.csv").read_text().splitlines()
+            assert any(line.startswith(f"{today.year},by_gemeente,GM0437,") for line in lines)
+
+            # A gemeente and a region at once is one too many: said in words, nothing asked of the service.
+            await page.get_by_role("textbox", name="Gemeente", exact=False).fill("GM0363")
+            await page.get_by_role("button", name="Toon de cijfers").click()
+            await page.wait_for_load_state()
+            assert "niet allebei" in await page.get_by_role("alert").inner_text()
+            await pages.check(page, "cijfers-regio-en-gemeente")
+        finally:
+            await browser.close()
+    assert len(pages.checked) == 2

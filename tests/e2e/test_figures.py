@@ -34,6 +34,7 @@ from tests.support import RunEnvironment, Tokens
 
 Clients = dict[str, httpx.AsyncClient]
 GEMEENTE, NAME, POSTCODES = "GM1680", "Aa en Hunze", ("9450", "9469")  # no other test routes here
+REGION = "GG0706"  # GGD Drenthe
 
 
 def coordinator(tokens: Tokens) -> dict[str, str]:
@@ -157,8 +158,23 @@ async def test_figures_count_what_came_of_the_meldingen_and_hide_every_small_num
     assert body["gemeente"] == {"code": GEMEENTE, "name": NAME} and body["suppression_threshold"] == 10
     assert body["from"] == f"{today_nl().year}-01-01" and body["to"] == f"{today_nl().year}-12-31"
 
+    # Its GGD region: the same table's region level, every gemeente of it listed by name.
+    region = await _figures(system, tokens, region=REGION.lower())
+    assert region.status_code == 200, region.text
+    assert region.json()["region"] == {"code": REGION, "name": "GGD Drenthe"} and region.json()["gemeente"] is None
+    (regional,) = region.json()["periods"]
+    assert regional["meldingen"] == 15 and regional["by_gemeente"][GEMEENTE] == 15
+    assert len(regional["by_gemeente"]) == 12 and set(regional["by_gemeente"].values()) == {0, 15}
+    assert regional["without_gemeente"] is None and region.json()["gemeente_names"]["GM0106"] == "Assen"
+    listed = await system["melding"].get("/v1/figures/regions", headers=coordinator(tokens))
+    assert listed.status_code == 200 and len(listed.json()) == 25
+    assert {"code": REGION, "name": "GGD Drenthe"}.items() <= next(
+        r for r in listed.json() if r["code"] == REGION
+    ).items()
+
     audit = await system["melding"].get("/v1/audit", headers=admin(tokens), params={"action": "read"})
-    assert any(r["resource_type"] == "figures" and r["resource_id"] == GEMEENTE for r in audit.json()["items"])
+    read = {r["resource_id"] for r in audit.json()["items"] if r["resource_type"] == "figures"}
+    assert {GEMEENTE, REGION} <= read
 
 
 async def test_figures_need_their_scope_and_sound_parameters(system: Clients, tokens: Tokens) -> None:
@@ -174,10 +190,19 @@ async def test_figures_need_their_scope_and_sound_parameters(system: Clients, to
         {"from": today, "to": today, "gemeente": "GM0363\x00"},
         {"from": today, "to": today, "interval": "week"},
         {"from": "1700000000", "to": today},
+        {"from": today, "to": today, "region": "GG12"},
+        {"from": today, "to": today, "region": "GG9999"},  # no such region
+        {"from": today, "to": today, "gemeente": "GM0363", "region": "GG3406"},  # one or the other
     ):
         response = await system["melding"].get("/v1/figures", headers=coordinator(tokens), params=params)
         assert response.status_code == 422, (params, response.text)
         assert response.headers["content-type"].startswith("application/problem+json")
+    unknown = await system["melding"].get(
+        "/v1/figures", headers=coordinator(tokens), params={"from": today, "to": today, "region": "GG9999"}
+    )
+    assert "GG9999 is not a GGD region" in unknown.json()["detail"]
+    regions = await system["melding"].get("/v1/figures/regions", headers=sender(tokens))
+    assert regions.status_code == 403
 
 
 # --- the report a coordinator opens ------------------------------------------------------------------------
@@ -251,8 +276,22 @@ async def test_the_report_is_one_page_in_dutch_with_charts_that_loads_nothing_an
         "report", *period, "--url", stack["melding"], "--token", token, "--out", str(country), env=env
     )
     assert asked.returncode == 0, asked.stderr
+    regional = tmp_path / "regio.html"
+    made = await run_cli("report", "--region", REGION, *period, "--out", str(regional), env=env)
+    assert made.returncode == 0, made.stderr
+    asked = await run_cli(
+        "report", "--region", REGION, *period, "--url", stack["melding"], "--token", token, "--out",
+        str(tmp_path / "regio-url.html"), env=env,
+    )  # fmt: skip
+    assert asked.returncode == 0, asked.stderr
     refused = await run_cli("report", *period, "--gemeente", "GM12", "--out", str(tmp_path / "x.html"), env=env)
     assert refused.returncode == 2 and "GM" in refused.stderr
+    both = await run_cli(
+        "report", *period, "--gemeente", GEMEENTE, "--region", REGION, "--out", str(tmp_path / "x.html"), env=env
+    )
+    assert both.returncode == 2 and "not both" in both.stderr
+    unknown = await run_cli("report", *period, "--region", "GG9999", "--out", str(tmp_path / "x.html"), env=env)
+    assert unknown.returncode == 2 and "GG9999" in unknown.stderr
     unmigrated = {**env, "KANSRIJK_MELDING_DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'new.db'}"}
     told = await run_cli("report", *period, "--out", str(tmp_path / "x.html"), env=unmigrated)
     assert told.returncode == 1 and "kansrijk migrate melding" in told.stderr and "Traceback" not in told.stderr
@@ -272,3 +311,6 @@ async def test_the_report_is_one_page_in_dutch_with_charts_that_loads_nothing_an
         assert _share_near(painted[3], (0x2A, 0x9D, 0x55)) > 0.05
         assert _share_bluish(painted[1]) > 0.05
     assert "Aa en Hunze (GM1680)" in country.read_text(encoding="utf-8")
+    text = regional.read_text(encoding="utf-8")
+    assert "meldingen in GGD Drenthe (GG0706)" in text and "Aa en Hunze (GM1680)" in text and "Assen (GM0106)" in text
+    assert "Zonder gemeente" not in text

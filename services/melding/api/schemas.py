@@ -202,7 +202,9 @@ class PeriodFigures(BaseModel):
     days_to_contact: ContactDays = Field(description="`null` when fewer meldingen than the threshold had contact")
     outcomes: dict[str, int | None] = Field(description=f"meldingen a recipient closed with each outcome; {_COUNTS}")
     by_gemeente: dict[str, int | None] | None = Field(
-        None, description=f"the country's figures only: by gemeente code; parts of `meldingen`; {_COUNTS}"
+        None,
+        description="the country's and a region's figures only: by gemeente code (the country's: every gemeente "
+        f"with a melding in the range; a region's: every gemeente it holds); parts of `meldingen`; {_COUNTS}",
     )
     without_gemeente: int | None = Field(
         None, description="the country's figures only: meldingen whose address no gemeente was found for"
@@ -211,19 +213,35 @@ class PeriodFigures(BaseModel):
 
 class FiguresGemeente(BaseModel):
     code: str
-    name: str | None = Field(description="as routing reported it (CBS); `null` if no melding went there yet")
+    name: str | None = Field(
+        description="as routing reported it (CBS), else as the GGD regions' reference data names it; `null` for "
+        "a code neither knows"
+    )
+
+
+class FiguresRegion(BaseModel):
+    code: str = Field(description="CBS GGD region code")
+    name: str = Field(description="CBS GGD region name")
+
+
+class RegionRead(BaseModel):
+    code: str = Field(description="CBS GGD region code, as `GET /v1/figures?region=` takes it")
+    name: str = Field(description="CBS GGD region name")
+    gemeenten: list[str] = Field(description="the CBS codes of the gemeenten it holds")
 
 
 class FiguresRead(BaseModel):
     model_config = ConfigDict(populate_by_name=True)
 
-    gemeente: FiguresGemeente | None = Field(description="`null`: the whole country")
+    gemeente: FiguresGemeente | None = Field(description="`null`: a region or the whole country")
+    region: FiguresRegion | None = Field(None, description="a region's figures only: which GGD region")
     from_: date = Field(alias="from", description="first day of the first whole period")
     to: date = Field(description="last day of the last whole period")
     interval: str
     suppression_threshold: int = Field(description="counts below it, and figures derived from fewer, are `null`")
     gemeente_names: dict[str, str] | None = Field(
-        None, description="the country's figures only: the name (CBS) of every gemeente code in `by_gemeente`"
+        None,
+        description="the country's and a region's figures only: the name (CBS) of every gemeente code in `by_gemeente`",
     )
     periods: list[PeriodFigures]
 
@@ -249,6 +267,7 @@ def _example_period(label: str, total: int) -> dict[str, Any]:
 
 FIGURES_EXAMPLE: dict[str, Any] = {
     "gemeente": {"code": "GM0363", "name": "Amsterdam"},
+    "region": None,
     "from": "2027-01-01",
     "to": "2027-02-28",
     "interval": "month",
@@ -256,6 +275,14 @@ FIGURES_EXAMPLE: dict[str, Any] = {
     "gemeente_names": None,
     "periods": [_example_period("2027-01", 31), _example_period("2027-02", 28)],
 }
+
+
+REGIONS_EXAMPLE: list[dict[str, Any]] = [
+    {"code": "GG3406", "name": "GGD Amsterdam",
+     "gemeenten": ["GM0358", "GM0362", "GM0363", "GM0384", "GM0437", "GM0451"]},
+    {"code": "GG7014", "name": "GGD Haaglanden",
+     "gemeenten": ["GM0503", "GM0518", "GM0603", "GM0629", "GM0637", "GM1783", "GM1842", "GM1916", "GM1926"]},
+]  # fmt: skip
 
 
 # --- her own view -----------------------------------------------------------------------------------------------

@@ -1,10 +1,11 @@
-"""Programme figures: what came of the meldingen of a gemeente (or the country) per month, quarter or year,
+"""Programme figures: what came of the meldingen of a gemeente, a GGD region or the country per month, quarter or year,
 counted from their anonymous skeleton, with every small number suppressed. No I/O here.
 
 Suppression (docs/security.md, "Programme figures"):
-- each year is one protected table (`YearTable`): every gemeente, the meldingen without one and the country,
-  per month, quarter and year, for every breakdown, protected once with secondary suppression across those
-  margins (`protection.protect`), and each table of gemeenten × a partition (statuses, sender types,
+- each year is one protected table (`YearTable`): every gemeente, the meldingen without one, every GGD region
+  and the country, per month, quarter and year, for every breakdown, protected once with secondary
+  suppression across those margins (`protection.protect`), and each table of an area's parts (a region's
+  gemeenten, the country's gemeenten, the country's regions) × a partition (statuses, sender types,
   recipient sets) also as a whole (`protection.Grid`); every answer about the year is a slice of it, so no
   set of answers holds numbers the protection did not weigh together;
 - every count below `SUPPRESSION_THRESHOLD` is `None`; a true 0 is 0 unless it would give a hidden count away;
@@ -24,6 +25,7 @@ from typing import Any, NamedTuple, get_args
 
 from services.melding.domain.model import MeldingStatus
 from services.melding.domain.protection import Grid, Relation, follows_from_shown, protect
+from services.melding.domain.regions import NO_REGIONS, Regions
 from shared.contracts.vocabulary import (
     MEDICAL_RISK_DOMAINS,
     NOT_REPORTED,
@@ -210,7 +212,8 @@ MEASURES: tuple[tuple[str, str], ...] = (
     CONTACT,
 )
 
-Cell = tuple[str, str, str, str]  # (field, key, gemeente code or NATION or WITHOUT, month "01".."12", "Q1".."Q4", "Y")
+# (field, key, gemeente code or region code or NATION or WITHOUT, month "01".."12", "Q1".."Q4", "Y")
+Cell = tuple[str, str, str, str]
 
 
 def _time_node(start: date, interval: Interval) -> str:
@@ -222,11 +225,26 @@ def _time_node(start: date, interval: Interval) -> str:
 
 
 class YearTable:
-    """One year's counts of every gemeente (and the country) per month, quarter and the year, for every
-    breakdown, protected once: every answer about that year is a slice of it, so no two answers hold
-    numbers that the protection did not consider together (docs/security.md, "Programme figures")."""
+    """One year's counts of every gemeente, every GGD region and the country per month, quarter and the year,
+    for every breakdown, protected once: every answer about that year is a slice of it, so no two answers hold
+    numbers that the protection did not consider together (docs/security.md, "Programme figures").
 
-    def __init__(self, facts: Iterable[MeldingFacts], today: date, threshold: int = SUPPRESSION_THRESHOLD) -> None:
+    The areas are a hierarchy: a region is the sum of its gemeenten, the country the sum of its gemeenten and
+    also of its regions (with the meldingen no gemeente was found for, and those of a gemeente `region_of`
+    does not know). Each level is tied to the one below by relations, and each table of an area's parts × a
+    partition is protected as a whole (`protection.Grid`) — the gemeenten of a region, the gemeenten of the
+    country and the regions of the country — so that a region's answer cannot be differenced against its
+    gemeenten's or the country's. Where a region's relation needs one more cell hidden, the region's total
+    yields rather than another gemeente (`Relation.total_first`, docs/security.md says why)."""
+
+    def __init__(
+        self,
+        facts: Iterable[MeldingFacts],
+        today: date,
+        threshold: int = SUPPRESSION_THRESHOLD,
+        *,
+        region_of: Mapping[str, str] | None = None,
+    ) -> None:
         leaf_counts: Counter[Cell] = Counter()
         self._days: dict[tuple[str, str], list[int]] = {}
         for m in facts:
@@ -250,17 +268,28 @@ class YearTable:
                 leaf_counts[field, key, row, month] += 1
         self.rows = sorted({row for (_, _, row, _) in leaf_counts})
         self.threshold = threshold
+        region_of = region_of or {}
+        # The regions with a melding this year, by their gemeenten with one; the country's upper level: those
+        # regions and every row in none.
+        self.regions: dict[str, list[str]] = {}
+        for row in self.rows:
+            if row in region_of:
+                self.regions.setdefault(region_of[row], []).append(row)
+        upper = [*self.regions, *(row for row in self.rows if row not in region_of)]
+        # Each area above the gemeenten, with the rows it is the sum of.
+        areas: dict[str, list[str]] = {**self.regions, NATION: self.rows}
+        times = (*MONTH_KEYS, *QUARTERS, YEAR)
         counts: dict[Cell, int] = {}
         relations: list[Relation[Cell]] = []
         unpublished: list[Cell] = []
         for field, key in MEASURES:
-            for row in (*self.rows, NATION):
+            for row in (*self.rows, *areas):
                 for month in MONTH_KEYS:
                     cell = (field, key, row, month)
-                    if row == NATION:
-                        parts = [(field, key, leaf, month) for leaf in self.rows]
+                    if row in areas:
+                        parts = [(field, key, leaf, month) for leaf in areas[row]]
                         counts[cell] = sum(counts[part] for part in parts)
-                        relations.append(Relation(cell, parts))
+                        relations.append(Relation(cell, parts, total_first=row in self.regions))
                     else:
                         counts[cell] = leaf_counts[cell]
                 for quarter, months in QUARTERS.items():
@@ -270,34 +299,39 @@ class YearTable:
                 parts = [(field, key, row, quarter) for quarter in QUARTERS]
                 counts[field, key, row, YEAR] = sum(counts[part] for part in parts)
                 relations.append(Relation((field, key, row, YEAR), parts))
-                if row == NATION:  # the country's quarters and year are the sums of its gemeenten's too
+                if row in areas:  # an area's quarters and year are the sums of its gemeenten's too
                     for time in (*QUARTERS, YEAR):
-                        relations.append(
-                            Relation((field, key, row, time), [(field, key, leaf, time) for leaf in self.rows])
-                        )
+                        parts = [(field, key, leaf, time) for leaf in areas[row]]
+                        relations.append(Relation((field, key, row, time), parts, total_first=row in self.regions))
+                if row == NATION and self.regions:  # and the country's the sums of its regions'
+                    for time in times:
+                        relations.append(Relation((field, key, row, time), [(field, key, up, time) for up in upper]))
                 if row == WITHOUT and field != "meldingen":
-                    unpublished.extend((field, key, row, time) for time in (*MONTH_KEYS, *QUARTERS, YEAR))
-        for row in (*self.rows, NATION):
-            for time in (*MONTH_KEYS, *QUARTERS, YEAR):
+                    unpublished.extend((field, key, row, time) for time in times)
+        for row in (*self.rows, *areas):
+            for time in times:
                 total = ("meldingen", "", row, time)
                 for field, keys in PARTITIONS.items():
                     relations.append(Relation(total, [(field, key, row, time) for key in keys]))
                 for field, keys in SEVERAL.items():
                     relations.append(Relation(total, [(field, key, row, time) for key in keys], adds_up=False))
-        # Gemeenten × the parts of a partition, both ways: the country's statuses are the sums of the
-        # gemeenten's, and the country's meldingen the sum of theirs.
+        # An area's parts × the parts of a partition, both ways: the country's statuses are the sums of the
+        # gemeenten's (and of the regions'), and the country's meldingen the sum of theirs.
+        tables = [*areas.items(), *([(NATION, upper)] if self.regions else [])]
         grids: list[Grid[Cell]] = []
-        for time in (*MONTH_KEYS, *QUARTERS, YEAR):
-            total, rows = ("meldingen", "", NATION, time), self.rows
-            for field, keys in PARTITIONS.items():
-                by_row = [
-                    Relation(("meldingen", "", row, time), [(field, key, row, time) for key in keys]) for row in rows
-                ]
-                grids.append(Grid(Relation(total, [(field, key, NATION, time) for key in keys]), by_row))
-                by_key = [
-                    Relation((field, key, NATION, time), [(field, key, row, time) for row in rows]) for key in keys
-                ]
-                grids.append(Grid(Relation(total, [("meldingen", "", row, time) for row in rows]), by_key))
+        for time in times:
+            for area, rows in tables:
+                total = ("meldingen", "", area, time)
+                for field, keys in PARTITIONS.items():
+                    by_row = [
+                        Relation(("meldingen", "", row, time), [(field, key, row, time) for key in keys])
+                        for row in rows
+                    ]
+                    grids.append(Grid(Relation(total, [(field, key, area, time) for key in keys]), by_row))
+                    by_key = [
+                        Relation((field, key, area, time), [(field, key, row, time) for row in rows]) for key in keys
+                    ]
+                    grids.append(Grid(Relation(total, [("meldingen", "", row, time) for row in rows]), by_key))
         self.counts = counts
         self.hidden = protect(counts, relations, threshold=threshold, unpublished=unpublished, grids=grids)
         self._recipient_types()
@@ -305,7 +339,7 @@ class YearTable:
     def _recipient_types(self) -> None:
         """Each recipient type's count, the sum of the recipient sets that hold it, shown only where that
         sum follows from the shown cells of the protected partition (`follows_from_shown`)."""
-        for row in (*self.rows, NATION):
+        for row in (*self.rows, *self.regions, NATION):
             for time in (*MONTH_KEYS, *QUARTERS, YEAR):
                 parts = [("recipient_sets", key, row, time) for key in RECIPIENT_SETS]
                 for recipient_type in RECIPIENT_TYPES:
@@ -325,12 +359,13 @@ class YearTable:
         return None if cell in self.hidden else self.counts.get(cell, 0)
 
     def days(self, row: str, time: str) -> list[int]:
-        rows = self.rows if row == NATION else [row]
+        rows = self.rows if row == NATION else self.regions.get(row, []) if _is_region(row) else [row]
         months = MONTH_KEYS if time == YEAR else QUARTERS.get(time, (time,))
         return [d for r in rows for month in months for d in self._days.get((r, month), ())]
 
     def period(self, label: str, row: str, time: str, *, gemeenten: Sequence[str] | None = None) -> dict[str, Any]:
-        """One period's figures of one row (a gemeente, or NATION with `by_gemeente` over `gemeenten`)."""
+        """One period's figures of one row: a gemeente, or a region or NATION with `by_gemeente` over
+        `gemeenten` (NATION also with `without_gemeente`)."""
 
         def breakdown(field: str, keys: Iterable[str]) -> dict[str, int | None]:
             return {key: self.shown(field, key, row, time) for key in keys}
@@ -351,9 +386,13 @@ class YearTable:
             "outcomes": breakdown("outcomes", OUTCOMES),
         }
         if gemeenten is not None:
-            figures["without_gemeente"] = self.shown("meldingen", "", WITHOUT, time)
+            figures["without_gemeente"] = self.shown("meldingen", "", WITHOUT, time) if row == NATION else None
             figures["by_gemeente"] = {code: self.shown("meldingen", "", code, time) for code in gemeenten}
         return figures
+
+
+def _is_region(row: str) -> bool:
+    return row.startswith("GG")
 
 
 def figures(
@@ -364,10 +403,16 @@ def figures(
     today: date,
     *,
     gemeente: str | None,
+    region: str | None = None,
+    regions: Regions = NO_REGIONS,
 ) -> list[dict[str, Any]]:
-    """The figures of every period in `first`..`last` (aligned), oldest first, of `gemeente` or (None) the
-    country. `facts` must hold every melding, of every gemeente, of each whole year the range touches: each
-    year is protected as one table. The country's list every gemeente that has a melding in the range."""
+    """The figures of every period in `first`..`last` (aligned), oldest first, of `gemeente`, of `region` (a
+    code of `regions`) or, with neither, of the country. `facts` must hold every melding, of every gemeente,
+    of each whole year the range touches: each year is protected as one table, with the regions of `regions`
+    as the level between the gemeenten and the country. The country's list every gemeente that has a melding
+    in the range; a region's every gemeente it holds."""
+    if gemeente is not None and region is not None:
+        raise ValueError("figures of a gemeente or of a region, not both")
     starts = period_starts(first, last, interval)
     start, end = aligned(first, last, interval)
     by_year: dict[int, list[MeldingFacts]] = {year: [] for year in range(start.year, end.year + 1)}
@@ -377,12 +422,18 @@ def figures(
             by_year[melding.created_on.year].append(melding)
             if start <= melding.created_on <= end and melding.gemeente_code:
                 listed.add(melding.gemeente_code)
-    tables = {year: YearTable(ms, today) for year, ms in by_year.items() if any(s.year == year for s in starts)}
-    gemeenten = sorted(listed) if gemeente is None else None
+    tables = {
+        year: YearTable(ms, today, region_of=regions.region_of)
+        for year, ms in by_year.items()
+        if any(s.year == year for s in starts)
+    }
+    gemeenten: list[str] | None
+    if region is not None:
+        row, gemeenten = region, list(regions.by_code[region].gemeenten)
+    else:
+        row, gemeenten = gemeente or NATION, (sorted(listed) if gemeente is None else None)
     return [
-        tables[s.year].period(
-            period_label(s, interval), gemeente or NATION, _time_node(s, interval), gemeenten=gemeenten
-        )
+        tables[s.year].period(period_label(s, interval), row, _time_node(s, interval), gemeenten=gemeenten)
         for s in starts
     ]
 

@@ -20,7 +20,7 @@ leaves enough unknown behind:
 - a 0 beside a hidden count (in a relation with a hidden part that is not 0, or under a hidden total that is
   not 0) is hidden too: `0 + 0 + x = 12 - 9` says that x is 3;
 - to satisfy a relation, the smallest shown part is hidden next (the least information lost), and the total
-  only when the relation has no part left to hide.
+  only when the relation has no part left to hide — or first, for a relation marked `total_first`.
 
 Hiding a cell can break another relation it is part of, so this runs until no relation needs anything more
 (each step hides a cell, so it ends); relations under a hidden total go first, the large ones (the country's,
@@ -47,11 +47,15 @@ C = TypeVar("C", bound=Hashable)  # a cell's key
 
 class Relation(NamedTuple, Generic[C]):
     """`total` is the sum of `parts` (each part counted once); or, not `adds_up`, each part is at most the
-    total and the parts together at least it (a melding names one or more risk domains)."""
+    total and the parts together at least it (a melding names one or more risk domains). `total_first`: where
+    the relation needs another cell hidden, its total goes before any part (a region's total before one more
+    of its gemeenten: a part hidden here needs partners in its own relations, months, quarters and other
+    regions' too, and on a year of national volume that cascade hid most gemeenten's year totals)."""
 
     total: C
     parts: Sequence[C]
     adds_up: bool = True
+    total_first: bool = False
 
 
 class Grid(NamedTuple, Generic[C]):
@@ -104,7 +108,7 @@ def _protect(
         hidden[number[cell]] = 1
     # A total of 0 has parts of 0: such a relation gives nothing away, and there are many in a sparse table.
     ties = [
-        _Tie(number[r.total], tuple(number[part] for part in r.parts), r.adds_up)
+        _Tie(number[r.total], tuple(number[part] for part in r.parts), r.adds_up, r.total_first)
         for r in relations
         if counts[r.total] > 0
     ]
@@ -177,6 +181,7 @@ class _Tie(NamedTuple):
     total: int
     parts: tuple[int, ...]
     adds_up: bool
+    total_first: bool
 
 
 class _Book:
@@ -240,6 +245,8 @@ class _Book:
             return [] if hidden_parts else self.smallest(tie.parts)
         if not hidden_parts or self.enough_unknown(index, hidden_parts):
             return []
+        if tie.total_first:
+            return [tie.total]
         return self.smallest(tie.parts) or [tie.total]
 
     def enough_unknown(self, index: int, hidden_parts: list[int]) -> bool:

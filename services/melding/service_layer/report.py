@@ -26,6 +26,7 @@ from shared.figures_nl import (
     SENDER_TYPES,
     STATUSES,
     UNFINISHED_NOTE,
+    area,
     by_gemeente,
     chart_names,
     count,
@@ -38,6 +39,7 @@ from shared.figures_nl import (
     unfinished,
 )
 
+SOURCE_OF_REGIONS = ", GGD-regio's"
 HIDDEN_COLOUR = "#c8c8c8"
 PALETTE = ("#1f5fa8", "#e07b00", "#2a9d55", "#c0392b", "#7b4fa3", "#8c6d31", "#d35fa0", "#5b5b5b")
 
@@ -240,8 +242,7 @@ def render_report(document: Mapping[str, Any], generated_at: datetime) -> str:
     """The figures document of `GET /v1/figures` as one HTML page in Dutch."""
     periods: list[dict[str, Any]] = document["periods"]
     threshold = document["suppression_threshold"]
-    gemeente = document["gemeente"]
-    where = f"{gemeente['name'] or gemeente['code']} ({gemeente['code']})" if gemeente else "heel Nederland"
+    where = area(document)
     start, end = (date.fromisoformat(str(document[k])) for k in ("from", "to"))
     today = as_nl_date(generated_at)  # the period still running is the Dutch one, also just after midnight
     figures = "".join(
@@ -279,7 +280,8 @@ zonder contact binnen de termijn geen klein aantal zijn.</p>
 {_table(periods, sections(document), today)}
 <p>{HIDDEN} = niet getoond: een klein aantal, of af te leiden uit een klein aantal.
 Een melding kan meer risicodomeinen, ontvangers en uitkomsten hebben: die rijen tellen niet op tot het totaal.</p>
-<footer>Gemeenten en postcodegebieden: Bron: CBS (Wijk- en Buurtkaart, CC BY 4.0).
+<footer>Gemeenten{SOURCE_OF_REGIONS if document.get("region") else ""} en postcodegebieden: Bron: CBS (Wijk- en
+Buurtkaart, CC BY 4.0).
 Cijfers: platform Kansrijke Start, {html.escape(where)}.</footer>
 </body>
 </html>

@@ -33,6 +33,7 @@ from services.portal.domain.console import (
     form_prefill,
     organisation_rows,
     reactivated,
+    region_choices,
     route_map_from_form,
     route_map_table,
     still_waiting,
@@ -50,6 +51,7 @@ STAFF = "staff"
 RISK_DOMAINS = (*MEDICAL_RISK_DOMAINS, *SOCIAL_RISK_DOMAINS)
 ORG_ID = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
 GEMEENTE_CODE = re.compile(r"^GM[0-9]{4}$")
+REGION_CODE = re.compile(r"^GG[0-9]{4}$")
 
 router = APIRouter(include_in_schema=False)
 
@@ -445,13 +447,20 @@ def _figures_query(request: Request) -> tuple[dict[str, str], str]:
     quarter_start = today.replace(month=(today.month - 1) // 3 * 3 + 1, day=1)
     asked = request.query_params
     gemeente = asked.get("gemeente", "").strip().upper()
+    region = asked.get("regio", "").strip().upper()
     first, last = asked.get("van", quarter_start.isoformat()), asked.get("tot", today.isoformat())
     interval = asked.get("interval", "maand")
     query = {"from": first, "to": last, "interval": INTERVALS.get(interval, "")}
     if gemeente:
         query["gemeente"] = gemeente
+    if region:
+        query["region"] = region
     if gemeente and not GEMEENTE_CODE.fullmatch(gemeente):
-        return query, "Vul een gemeentecode in zoals GM0363, of laat het veld leeg voor heel Nederland."
+        return query, "Vul een gemeentecode in zoals GM0363, of laat het veld leeg voor een regio of heel Nederland."
+    if region and not REGION_CODE.fullmatch(region):
+        return query, "Kies een GGD-regio uit de lijst, of geen regio voor een gemeente of heel Nederland."
+    if gemeente and region:
+        return query, "Kies een gemeente of een GGD-regio, niet allebei."
     if not (ISO_DAY.fullmatch(first) and ISO_DAY.fullmatch(last)) or interval not in INTERVALS:
         return query, "Vul de periode in als JJJJ-MM-DD en kies per maand, kwartaal of jaar."
     return query, ""
@@ -472,8 +481,10 @@ async def _figures(request: Request, staff: Staff, platform: Platform) -> tuple[
 @router.get("/beheer/cijfers")
 async def figures(request: Request, staff: Coordinator, platform: PlatformDep) -> Response:
     query, document, error = await _figures(request, staff, platform)
+    status, regions = await platform.as_staff(staff, "melding", "GET", "/v1/figures/regions")
     form = {
         "gemeente": query.get("gemeente", ""),
+        "regio": query.get("region", ""),
         "van": query["from"],
         "tot": query["to"],
         "interval": {v: k for k, v in INTERVALS.items()}.get(query["interval"], "maand"),
@@ -484,6 +495,7 @@ async def figures(request: Request, staff: Coordinator, platform: PlatformDep) -
         422 if error else 200,
         title="Cijfers",
         form=form,
+        regions=region_choices(regions) if status == 200 else [],
         error=error,
         document=document,
         view=figures_view(document, today_nl()) if document else None,
@@ -563,7 +575,7 @@ class ChartsUnavailable(Exception):
 @router.get("/beheer/cijfers/grafiek/{name}.svg")
 async def figures_chart(request: Request, name: str, staff: Coordinator, platform: PlatformDep) -> Response:
     """One chart of the report, drawn by the melding service (the renderer of `kansrijk report`), for an `<img>`
-    on the Cijfers page. Its query is the page's: gemeente code, period, interval."""
+    on the Cijfers page. Its query is the page's: gemeente or region code, period, interval."""
     query, error = _figures_query(request)
     if name not in CHARTS:
         raise NotFound("no such chart")

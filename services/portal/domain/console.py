@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import re
+import unicodedata
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -473,14 +474,32 @@ def figures_view(document: Mapping[str, Any], today: date) -> FiguresView:
     )
 
 
+def region_choices(regions: Iterable[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """The GGD regions of `GET /v1/figures/regions` for the Cijfers page's picker: (code, name), by name as a
+    Dutch reader sorts (`GGD Fryslân` among the F's, the `GGD` prefix aside)."""
+
+    def key(region: Mapping[str, Any]) -> str:
+        name = str(region["name"])
+        return unicodedata.normalize("NFKD", name.removeprefix("GGD ")).casefold()
+
+    return [(str(r["code"]), str(r["name"])) for r in sorted(regions, key=key)]
+
+
 def figures_csv(document: Mapping[str, Any]) -> str:
-    """Every figure as a CSV line: period, part, key, value (`x` hidden, `0` a true 0)."""
+    """Every figure as a CSV line: period, part, key, value (`x` hidden, `0` a true 0). The breakdown by
+    gemeente only where there is one (the country's, a region's), the meldingen without a gemeente only in the
+    country's."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(["periode", "onderdeel", "sleutel", "waarde"])
+    skipped = {"period"}
+    if document.get("gemeente"):
+        skipped |= {"by_gemeente", "without_gemeente"}
+    elif document.get("region"):
+        skipped.add("without_gemeente")
     for period in document.get("periods") or []:
         for part, value in period.items():
-            if part == "period":
+            if part in skipped:
                 continue
             if isinstance(value, dict):
                 for key, inner in value.items():

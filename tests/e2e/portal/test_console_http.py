@@ -291,6 +291,42 @@ async def test_a_coordinator_picks_a_gemeente_and_a_quarter_and_downloads_the_cs
         assert (await operator.get(f"{portal}/beheer/cijfers/grafiek/stand.svg", params=asked)).status_code == 403
 
 
+async def test_a_coordinator_picks_a_ggd_region_by_name_and_gets_its_figures_charts_csv_and_report(
+    system: Clients, tokens: Tokens, amqp: aio_pika.abc.AbstractChannel, portal: str
+) -> None:
+    await returned_melding(system, tokens, amqp)  # one melding in Amsterdam: below the threshold, hidden
+    today = date.today()
+    asked = {"regio": "GG3406", "van": f"{today.year}-01-01", "tot": today.isoformat(), "interval": "jaar"}
+    async with httpx.AsyncClient() as coordinator:
+        await sign_in(coordinator, portal, roles=["coordinator"])
+        form = await coordinator.get(f"{portal}/beheer/cijfers")
+        assert form.status_code == 200 and '<option value="GG3406">GGD Amsterdam</option>' in form.text
+        assert form.text.count('<option value="GG') == 25
+        page = await coordinator.get(f"{portal}/beheer/cijfers", params=asked)
+        assert page.status_code == 200, page.text
+        assert '<option value="GG3406" selected>GGD Amsterdam</option>' in page.text
+        assert "GGD Amsterdam, " in page.text and "Ouder-Amstel (GM0437)" in page.text
+        assert "Zonder gemeente" not in page.text and "Meldingen in de hele periode: <strong>x</strong>" in page.text
+        charts = re.findall(r'<img src="(/beheer/cijfers/grafiek/[a-z]+\.svg\?[^"]+)"', page.text)
+        assert [src.split("/")[-1].split(".")[0] for src in charts][-1] == "gemeenten" and len(charts) == 6
+        for src in charts:
+            assert "regio=GG3406" in src
+            image = await coordinator.get(portal + src.replace("&amp;", "&"))
+            assert image.status_code == 200 and image.headers["content-type"] == "image/svg+xml", (src, image.text)
+        csv_file = await coordinator.get(f"{portal}/beheer/cijfers.csv", params=asked)
+        assert csv_file.status_code == 200 and f"{today.year},by_gemeente,GM0437,0" in csv_file.text.splitlines()
+        assert ",without_gemeente," not in csv_file.text
+        report = await coordinator.get(f"{portal}/beheer/cijfers/rapport.html", params=asked)
+        assert report.status_code == 200 and "GGD Amsterdam (GG3406)" in report.text
+        for wrong, said in (
+            ({"regio": "GG9999"}, "is not a GGD region"),  # the service's word: no such region
+            ({"regio": "Amsterdam"}, "Kies een GGD-regio uit de lijst"),
+            ({"gemeente": "GM0363"}, "niet allebei"),
+        ):
+            refused = await coordinator.get(f"{portal}/beheer/cijfers", params={**asked, **wrong})
+            assert refused.status_code == 422 and said in refused.text, wrong
+
+
 async def test_a_privacy_officer_searches_the_audit_log_by_bsn_and_the_bsn_stays_off_the_page_and_urls(
     system: Clients, tokens: Tokens, amqp: aio_pika.abc.AbstractChannel, portal: str
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
 import pytest
 
@@ -18,6 +19,7 @@ from services.melding.domain.figures import (
     shown_percentiles,
     shown_share,
 )
+from services.melding.domain.regions import NO_REGIONS, Regions
 from shared.contracts.vocabulary import DeliveryStatus as D
 from shared.errors import ValidationFailed
 
@@ -225,3 +227,71 @@ def test_a_share_and_the_days_to_contact_follow_the_protected_counts() -> None:
     assert jan["contact_within_deadline"] is None and jan["days_to_contact"] == {"p50": None, "p90": None}
     (quarter,) = figures(facts, date(2027, 1, 1), date(2027, 3, 31), Interval.quarter, TODAY, gemeente="GM0363")
     assert quarter["contact_within_deadline"] == 1.0 and quarter["days_to_contact"]["p50"] is not None
+
+
+# --- GGD regions -------------------------------------------------------------------------------------------
+
+REGIONS = Regions.from_rows(
+    [
+        ("GM0358", "Aalsmeer", "GG3406", "GGD Amsterdam"),
+        ("GM0362", "Amstelveen", "GG3406", "GGD Amsterdam"),
+        ("GM0363", "Amsterdam", "GG3406", "GGD Amsterdam"),
+        ("GM0437", "Ouder-Amstel", "GG3406", "GGD Amsterdam"),
+        ("GM0518", "'s-Gravenhage", "GG7014", "GGD Haaglanden"),
+    ]
+)
+
+
+def _year(
+    facts: list[MeldingFacts], regions: Regions = REGIONS, *, gemeente: str | None = None, region: str | None = None
+) -> dict[str, Any]:
+    (year,) = figures(
+        facts, date(2027, 1, 1), date(2027, 12, 31), Interval.year, TODAY, gemeente=gemeente, region=region,
+        regions=regions,
+    )  # fmt: skip
+    return year
+
+
+def test_a_regions_figures_are_those_of_its_gemeenten_each_listed() -> None:
+    facts = [
+        *(melding(gemeente="GM0363") for _ in range(15)),
+        *(melding(gemeente="GM0362", sender_type="huisarts") for _ in range(12)),
+        *(melding(gemeente="GM0518") for _ in range(20)),
+        *(melding(gemeente=None) for _ in range(10)),
+    ]
+    region = _year(facts, region="GG3406")
+    assert region["meldingen"] == 27
+    assert region["by_gemeente"] == {"GM0358": 0, "GM0362": 12, "GM0363": 15, "GM0437": 0}
+    assert region["without_gemeente"] is None  # the country's alone
+    assert _year(facts, region="GG7014")["meldingen"] == 20
+    country = _year(facts)
+    assert country["meldingen"] == 57 and country["without_gemeente"] == 10
+    with pytest.raises(ValueError, match="not both"):
+        figures(facts, date(2027, 1, 1), date(2027, 1, 1), Interval.year, TODAY, gemeente="GM0363", region="GG3406")
+
+
+def test_a_regions_total_less_its_city_never_gives_its_village_away() -> None:
+    """Amsterdam 25, Ouder-Amstel 3, Den Haag 12. For the country alone Den Haag is the 3's partner and
+    Amsterdam is shown; GGD Amsterdam's 28 beside it would say Ouder-Amstel had 3. With the regions a level of
+    the table, the region's relation hides its total (a region yields before its gemeenten do)."""
+    facts = [
+        *(melding(gemeente="GM0363") for _ in range(25)),
+        *(melding(gemeente="GM0437") for _ in range(3)),
+        *(melding(gemeente="GM0518") for _ in range(12)),
+    ]
+    assert _year(facts, regions=NO_REGIONS, gemeente="GM0363")["meldingen"] == 25  # what the regions change
+    region, city = _year(facts, region="GG3406"), _year(facts, gemeente="GM0363")
+    assert region["by_gemeente"]["GM0437"] is None and _year(facts, gemeente="GM0437")["meldingen"] is None
+    assert region["meldingen"] is None and city["meldingen"] == 25
+    assert region["by_gemeente"]["GM0363"] == city["meldingen"]  # one table: the same cell in both answers
+    # And the country's less the other regions' is no way round it either.
+    country = _year(facts)
+    shown = [v for v in (region["meldingen"], _year(facts, region="GG7014")["meldingen"]) if v is not None]
+    assert country["meldingen"] is None or len(shown) < 2 or city["meldingen"] is None
+
+
+def test_a_region_without_meldingen_has_zeros_and_a_gemeente_outside_every_region_counts_in_the_country() -> None:
+    facts = [*(melding(gemeente="GM0014") for _ in range(12)), *(melding(gemeente="GM0363") for _ in range(11))]
+    region = _year(facts, region="GG7014")
+    assert region["meldingen"] == 0 and region["by_gemeente"] == {"GM0518": 0}
+    assert _year(facts)["meldingen"] == 23 and _year(facts, region="GG3406")["meldingen"] == 11

@@ -7,8 +7,10 @@ The attacker knows the published numbers and how they add up: the meldingen of a
 split over sender types, over statuses and over the recipient types asked for (jgz only, wijkteam only or
 both: `jgz` counts the first and the last); a risk domain, outcome or return counts each melding at most
 once (and every melding names at least one risk domain); quarters
-are the sums of their months, the year of its quarters, the country of its gemeenten and the meldingen no
-gemeente could be found for. Its unknowns are the counts per gemeente and month, whole numbers from 0.
+are the sums of their months, the year of its quarters, a GGD region of its gemeenten, the country of its
+gemeenten and the meldingen no gemeente could be found for. Its unknowns are the counts per gemeente and month,
+whole numbers from 0. A region holds a city and a village (the region less the city would be the village), and
+one holds a single gemeente (the region is the gemeente).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 import highspy
 import pytest
 
+from services.melding.adapters.regions import shipped_regions
 from services.melding.domain.figures import (
     MELDING_STATUSES,
     OUTCOMES,
@@ -37,7 +40,9 @@ from shared.contracts.vocabulary import DeliveryStatus as D
 
 YEAR = 2026
 TODAY = date(2027, 3, 1)  # every deadline of the year has passed
-GEMEENTEN = {"GM0363": 0.6, "GM0518": 0.27, "GM1680": 0.1, None: 0.03}  # Amsterdam, Den Haag, Aa en Hunze, unplaced
+# Amsterdam and Ouder-Amstel (GGD Amsterdam), Den Haag (GGD Haaglanden), unplaced.
+GEMEENTEN = {"GM0363": 0.6, "GM0518": 0.27, "GM0437": 0.1, None: 0.03}
+REGIONS = shipped_regions()
 PARTITIONS = {"by_sender_type": SENDER_TYPES, "by_status": MELDING_STATUSES}
 SEVERAL = {"by_risk_domain": RISK_DOMAINS, "outcomes": OUTCOMES, "returned": ("",)}
 AT_LEAST_ONE = ("by_risk_domain",)  # every melding names one or more
@@ -90,7 +95,7 @@ def programme(seed: int, size: int) -> list[MeldingFacts]:
 
 # --- every question, every number shown ---------------------------------------------------------------------
 
-Cell = tuple[str, str, str, tuple[int, ...]]  # field, key, gemeente (or COUNTRY / WITHOUT), months
+Cell = tuple[str, str, str, tuple[int, ...]]  # field, key, gemeente (or region / COUNTRY / WITHOUT), months
 
 
 def _months(label: str) -> tuple[int, ...]:
@@ -102,14 +107,18 @@ def _months(label: str) -> tuple[int, ...]:
     return MONTHS
 
 
-def _questions(codes: list[str]) -> Iterator[tuple[str | None, date, date, Interval]]:
-    """Every gemeente and the country, by month, quarter and year, over the year and over sub-ranges."""
+def _questions(codes: list[str]) -> Iterator[tuple[dict[str, str | None], date, date, Interval]]:
+    """Every gemeente, every region of one and the country, by month, quarter and year, over the year and over
+    sub-ranges."""
     ranges = [(date(YEAR, 1, 1), date(YEAR, 12, 31)), (date(YEAR, 3, 1), date(YEAR, 8, 31)),
               (date(YEAR, 11, 1), date(YEAR + 1, 1, 31)), (date(YEAR - 1, 12, 1), date(YEAR, 2, 28))]  # fmt: skip
-    for gemeente in (*codes, None):
+    regions = sorted({REGIONS.region_of[code] for code in codes})
+    areas: list[dict[str, str | None]] = [{"gemeente": code} for code in codes]
+    areas += [{"gemeente": None, "region": region} for region in regions] + [{"gemeente": None}]
+    for area in areas:
         for first, last in ranges:
             for interval in Interval:
-                yield gemeente, first, last, interval
+                yield area, first, last, interval
 
 
 def published(facts: list[MeldingFacts]) -> tuple[dict[Cell, int | None], set[Cell]]:
@@ -125,20 +134,30 @@ def published(facts: list[MeldingFacts]) -> tuple[dict[Cell, int | None], set[Ce
         if seen.get(cell) is None:
             seen[cell] = value
 
-    for gemeente, first, last, interval in _questions(codes):
-        for period in figures(facts, first, last, interval, TODAY, gemeente=gemeente):
+    for area, first, last, interval in _questions(codes):
+        for period in figures(
+            facts, first, last, interval, TODAY, gemeente=area["gemeente"], region=area.get("region"), regions=REGIONS
+        ):
             if not period["period"].startswith(str(YEAR)):
                 continue
-            row, months = gemeente or COUNTRY, _months(period["period"])
+            row, months = area["gemeente"] or area.get("region") or COUNTRY, _months(period["period"])
+            # A region of one gemeente (in this data) counts what that gemeente counts: one cell, which every
+            # answer must show or hide alike, and one hidden count for the attacker to weigh, not two.
+            alone = [code for code in codes if REGIONS.region_of[code] == row]
+            row = alone[0] if len(alone) == 1 else row
             note(("meldingen", "", row, months), period["meldingen"])
             note(("returned", "", row, months), period["returned"])
             for field in (*PARTITIONS, "by_risk_domain", "by_recipient_type", "outcomes"):
                 for key, value in period[field].items():
                     note((field, key, row, months), value)
-            if gemeente is None:
+            if row == COUNTRY:
                 note(("meldingen", "", WITHOUT, months), period["without_gemeente"])
+            if row == COUNTRY or area.get("region"):
                 for code, value in period["by_gemeente"].items():
-                    note(("meldingen", "", code, months), value)
+                    if code in codes:  # the region's other gemeenten: 0, and no unknown of the attacker's
+                        note(("meldingen", "", code, months), value)
+                    else:
+                        assert value == 0, (row, code)
     return seen, differing
 
 
@@ -180,41 +199,62 @@ class Attacker:
 
     def expression(self, cell: Cell) -> Any:
         field, key, row, months = cell
-        rows = self.rows if row == COUNTRY else [row]
-        return self.program.qsum(self.atoms[field, key, r, month] for r in rows for month in months)
+        return self.program.qsum(self.atoms[field, key, r, month] for r in _rows_of(row, self.rows) for month in months)
 
-    def far_from(self, cells: dict[Cell, int], rounds: int = 60) -> set[Cell]:
-        """Cells that can lie at least `SUPPRESSION_THRESHOLD` from their true counts (`cells`), found many at a
-        time: a solution consistent with everything shown where a cell lies that far from its true count shows
-        that its range is that wide (the truth is a solution too). Pushes the cells not yet found up, down and
-        in random directions, until a few pushes in a row find none."""
+    def track(self, cells: dict[Cell, int]) -> None:
+        """Watch these cells (with their true counts): every solution found widens the span of values each is
+        seen to take, and a span of `SUPPRESSION_THRESHOLD` shows its range is that wide (each solution is
+        consistent with everything shown, the truth too)."""
+        self.expressions = {cell: self.expression(cell) for cell in cells}
+        self.spans = {cell: [float(value), float(value)] for cell, value in cells.items()}
+
+    def wide(self, cell: Cell) -> bool:
+        low, high = self.spans[cell]
+        return high - low >= SUPPRESSION_THRESHOLD - 0.5
+
+    def _seen(self) -> set[Cell]:
+        """Widen the spans of the watched cells not yet wide by the solution just found; those now wide."""
+        assert self.program.getModelStatus() == highspy.HighsModelStatus.kOptimal
+        found = set()
+        for cell, span in self.spans.items():
+            if span[1] - span[0] >= SUPPRESSION_THRESHOLD - 0.5:
+                continue
+            value = self.program.val(self.expressions[cell])
+            span[0], span[1] = min(span[0], value), max(span[1], value)
+            if span[1] - span[0] >= SUPPRESSION_THRESHOLD - 0.5:
+                found.add(cell)
+        return found
+
+    def push(self, rounds: int = 60) -> None:
+        """Push the watched cells not yet wide up, down and in random directions, many at a time, until a few
+        pushes in a row widen none."""
         rng = random.Random(0)
-        far: set[Cell] = set()
-        expressions = {cell: self.expression(cell) for cell in cells}
         fruitless = 0
         for round_ in range(rounds):
-            left = [cell for cell in cells if cell not in far]
+            left = [cell for cell in self.spans if not self.wide(cell)]
             if not left or fruitless == 5:
                 break
             signs = [1 if round_ == 0 else -1 if round_ == 1 else rng.choice((1, -1)) for _ in left]
             self.program.maximize(
-                self.program.qsum(sign * expressions[cell] for sign, cell in zip(signs, left, strict=True))
+                self.program.qsum(sign * self.expressions[cell] for sign, cell in zip(signs, left, strict=True))
             )
-            assert self.program.getModelStatus() == highspy.HighsModelStatus.kOptimal
-            found = {
-                cell
-                for cell in left
-                if abs(self.program.val(expressions[cell]) - cells[cell]) >= SUPPRESSION_THRESHOLD - 0.5
-            }
-            far |= found
-            fruitless = 0 if found else fruitless + 1
-        return far
+            fruitless = 0 if self._seen() else fruitless + 1
 
     def extreme(self, cell: Cell, *, most: bool) -> int:
-        """The most (or the least) the cell can be, given everything shown."""
-        (self.program.maximize if most else self.program.minimize)(self.expression(cell))
-        assert self.program.getModelStatus() == highspy.HighsModelStatus.kOptimal
+        """The most (or the least) the cell can be, given everything shown (its solution widens the spans of
+        every watched cell)."""
+        (self.program.maximize if most else self.program.minimize)(self.expressions[cell])
+        self._seen()
         return round(self.program.getInfo().objective_function_value)
+
+
+def _rows_of(row: str, rows: list[str]) -> list[str]:
+    """The gemeenten (and WITHOUT) whose counts a row adds up: the country all, a region its own."""
+    if row == COUNTRY:
+        return rows
+    if row in REGIONS.by_code:
+        return [r for r in rows if REGIONS.region_of.get(r) == row]
+    return [row]
 
 
 def true_counts(facts: list[MeldingFacts]) -> Counter[tuple[str, str, str, int]]:
@@ -241,19 +281,22 @@ def test_no_hidden_count_can_be_worked_out_from_every_answer_about_a_year(seed: 
 
     def true(cell: Cell) -> int:
         field, key, row, months = cell
-        return sum(truth[field, key, r, m] for r in (rows if row == COUNTRY else [row]) for m in months)
+        return sum(truth[field, key, r, m] for r in _rows_of(row, rows) for m in months)
 
     for cell, value in answers.items():
         assert value is None or value == true(cell), cell  # counts stay exact
     hidden = [cell for cell, value in answers.items() if value is None and true(cell) > 0]
     assert len(hidden) > 50  # the data set is one of many small numbers
     narrowed = []
-    far = attacker.far_from({cell: true(cell) for cell in hidden})
-    for cell in (cell for cell in hidden if cell not in far):
+    attacker.track({cell: true(cell) for cell in hidden})
+    attacker.push()
+    for cell in hidden:
+        if attacker.wide(cell):
+            continue  # two solutions consistent with everything shown lie that far apart
         value, most = true(cell), attacker.extreme(cell, most=True)
         assert most >= value
-        if most >= value + SUPPRESSION_THRESHOLD:
-            continue  # the least is at most the true count: the range is wide enough (one solve saved)
+        if attacker.wide(cell):
+            continue
         least = attacker.extreme(cell, most=False)
         assert least <= value
         if most - least < SUPPRESSION_THRESHOLD:

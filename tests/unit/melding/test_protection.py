@@ -113,3 +113,18 @@ def test_a_sum_of_parts_is_shown_only_where_the_shown_cells_give_it() -> None:
     assert not follows_from_shown("t", parts, jgz, hidden={"b", "c"})  # would give c + a, so c
     assert not follows_from_shown("t", parts, jgz, hidden={"t", "a", "c"})  # would give the hidden total
     assert not follows_from_shown("t", parts, jgz, hidden={"a", "b", "c"})
+
+
+def test_a_relation_marked_total_first_hides_its_total_rather_than_another_part() -> None:
+    # A region of a city (25) and a village (3): hiding the city as the 3's partner would need partners for
+    # the city in its own months and quarters; the region's total goes instead.
+    counts = {"region": 28, "city": 25, "village": 3}
+    assert protect(counts, [Relation("region", ["city", "village"])], threshold=10) == {"city", "village"}
+    marked = Relation("region", ["city", "village"], total_first=True)
+    assert protect(counts, [marked], threshold=10) == {"region", "village"}
+    # Two hidden parts that leave enough unknown need nothing more, marked or not.
+    counts = {"region": 40, "city": 25, "village": 7, "town": 8}
+    assert protect(counts, [Relation("region", ["city", "village", "town"], total_first=True)], threshold=10) == {
+        "village",
+        "town",
+    }

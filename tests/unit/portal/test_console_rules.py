@@ -22,13 +22,14 @@ from services.portal.domain.console import (
     form_prefill,
     organisation_rows,
     reactivated,
+    region_choices,
     route_map_from_form,
     route_map_table,
     still_waiting,
     waited,
     waiting_list,
 )
-from shared.figures_nl import period_end, period_name
+from shared.figures_nl import area, period_end, period_name
 from tests.unit.portal.test_views import _production
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
@@ -318,3 +319,33 @@ def test_a_role_mapping_cannot_grant_a_scope_the_console_does_not_act_with(tmp_p
     with pytest.raises(ValueError, match="KANSRIJK_CONSOLE_ROLE_SCOPES"):
         PortalSettings(data_dir=tmp_path, console_role_scopes={"beheerder": ["routing:admin", "patient:self"]})
     assert PortalSettings(data_dir=tmp_path).console_role_scopes["coordinator"] == ["figures:read"]
+
+
+def test_a_regions_figures_break_down_by_its_gemeenten_and_its_csv_only_has_what_applies() -> None:
+    region = {
+        **FIGURES, "gemeente": None, "region": {"code": "GG3406", "name": "GGD Amsterdam"},
+        "gemeente_names": {"GM0363": "Amsterdam", "GM0437": "Ouder-Amstel"},
+        "periods": [period("2027", 40, by_gemeente={"GM0363": 31, "GM0437": None}, without_gemeente=None)],
+    }  # fmt: skip
+    view = figures_view(region, date(2027, 3, 1))
+    # Its gemeenten by name; no line for the meldingen without a gemeente (the country's alone).
+    assert dict(view.sections)["Gemeente"] == {"Amsterdam (GM0363)": ["31"], "Ouder-Amstel (GM0437)": ["x"]}
+    assert view.charts[-1].name == "gemeenten" and area(region) == "GGD Amsterdam (GG3406)"
+    lines = figures_csv(region).splitlines()
+    assert "2027,by_gemeente,GM0363,31" in lines and "2027,by_gemeente,GM0437,x" in lines
+    assert not any(",without_gemeente," in line for line in lines)
+    gemeente = figures_csv({**FIGURES, "periods": [period("2027", 12, by_gemeente=None, without_gemeente=None)]})
+    assert not any(",by_gemeente," in line or ",without_gemeente," in line for line in gemeente.splitlines())
+
+
+def test_the_region_picker_lists_the_regions_by_name_as_a_dutch_reader_sorts_them() -> None:
+    regions = [
+        {"code": "GG7206", "name": "GGD Fryslân", "gemeenten": ["GM0080"]},
+        {"code": "GG4816", "name": "Dienst Gezondheid & Jeugd ZHZ", "gemeenten": ["GM0505"]},
+        {"code": "GG3406", "name": "GGD Amsterdam", "gemeenten": ["GM0363"]},
+        {"code": "GG2209", "name": "GGD Flevoland", "gemeenten": ["GM0034"]},
+    ]
+    assert region_choices(regions) == [
+        ("GG3406", "GGD Amsterdam"), ("GG4816", "Dienst Gezondheid & Jeugd ZHZ"), ("GG2209", "GGD Flevoland"),
+        ("GG7206", "GGD Fryslân"),
+    ]  # fmt: skip
