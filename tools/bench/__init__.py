@@ -103,6 +103,7 @@ async def run_bench(options: BenchOptions, progress: Any = print) -> dict[str, A
         "idle_cpu_max_percent": max(start_up.idle_cpu_percent.values()),
         "figures_meldingen": timing.meldingen,
         "figures_country_ms": timing.country_ms,
+        "figures_country_again_ms": timing.country_again_ms,
         "figures_gemeente_ms": timing.gemeente_ms,
     }
     figures["throughput_vs_b_api"] = figures["throughput_per_s"] / b_api.per_second
@@ -320,7 +321,7 @@ def table_rows(result: dict[str, Any]) -> list[tuple[str, str, str, str]]:
         (
             f"GET /v1/figures, the country per month for a year ({f['figures_meldingen']} meldingen)",
             f"{f['figures_country_ms']:.0f} ms",
-            f"one gemeente {f['figures_gemeente_ms']:.0f} ms",
+            f"asked again {f['figures_country_again_ms']:.0f} ms, one gemeente {f['figures_gemeente_ms']:.0f} ms",
             verdict("figures_country_ms"),
         ),
     ]

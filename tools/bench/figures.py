@@ -35,8 +35,9 @@ READER = Principal(sub="bench", org_id="kansrijk-bench", org_type="operator", sc
 @dataclass(frozen=True)
 class FiguresTiming:
     meldingen: int
-    country_ms: float  # median of REPEATS, the whole country per month over the year
-    gemeente_ms: float  # the same for the largest gemeente
+    country_ms: float  # the first question, the whole country per month over the year: it protects the year
+    country_again_ms: float  # median of the REPEATS after it: the year's protected table is kept (YearTables)
+    gemeente_ms: float  # median of REPEATS for the largest gemeente (the year already protected)
     load_s: float  # how long writing the meldingen took (not a target)
 
 
@@ -112,7 +113,7 @@ async def measure_figures(database_url: str, count: int, cipher: FieldCipher, se
             await connection.execute(text("ANALYZE meldingen, melding_deliveries"))
         load_s = time.perf_counter() - started
 
-        async def timed(gemeente: str | None) -> float:
+        async def timed(gemeente: str | None) -> list[float]:
             spent = []
             for _ in range(REPEATS):
                 started = time.perf_counter()
@@ -126,10 +127,15 @@ async def measure_figures(database_url: str, count: int, cipher: FieldCipher, se
                     request_id=None,
                 )
                 spent.append(1000 * (time.perf_counter() - started))
-            return statistics.median(spent)
+            return spent
 
+        first, *again = await timed(None)
         return FiguresTiming(
-            meldingen=count, country_ms=await timed(None), gemeente_ms=await timed(GEMEENTEN[0]), load_s=load_s
+            meldingen=count,
+            country_ms=first,
+            country_again_ms=statistics.median(again),
+            gemeente_ms=statistics.median(await timed(GEMEENTEN[0])),
+            load_s=load_s,
         )
     finally:
         await database.dispose()

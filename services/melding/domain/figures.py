@@ -16,7 +16,7 @@ Suppression (docs/security.md, "Programme figures"):
 from __future__ import annotations
 
 import statistics
-from collections import Counter
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, timedelta
 from enum import StrEnum
@@ -395,6 +395,30 @@ def _is_region(row: str) -> bool:
     return row.startswith("GG")
 
 
+class YearTables:
+    """Protected year tables, kept while their facts stay the same: protecting a year is most of what a figures
+    answer costs, and a coordinator's page asks about one year several times (the figures, each chart, the
+    CSV). A table is found again by the year's facts themselves (compared in full, not by a hash), the day and
+    the regions; the least recently used of `size` goes."""
+
+    def __init__(self, size: int = 2) -> None:
+        self.size = size
+        self._kept: OrderedDict[tuple[date, int, tuple[MeldingFacts, ...]], tuple[Regions, YearTable]] = OrderedDict()
+
+    def table(self, facts: list[MeldingFacts], today: date, regions: Regions) -> YearTable:
+        key = (today, id(regions), tuple(facts))
+        found = self._kept.get(key)
+        if found is not None and found[0] is regions:  # the same regions object, not one at a reused id
+            self._kept.move_to_end(key)
+            return found[1]
+        table = YearTable(facts, today, region_of=regions.region_of)
+        if self.size > 0:
+            self._kept[key] = (regions, table)
+            while len(self._kept) > self.size:
+                self._kept.popitem(last=False)
+        return table
+
+
 def figures(
     facts: Iterable[MeldingFacts],
     first: date,
@@ -405,12 +429,13 @@ def figures(
     gemeente: str | None,
     region: str | None = None,
     regions: Regions = NO_REGIONS,
+    tables: YearTables | None = None,
 ) -> list[dict[str, Any]]:
     """The figures of every period in `first`..`last` (aligned), oldest first, of `gemeente`, of `region` (a
     code of `regions`) or, with neither, of the country. `facts` must hold every melding, of every gemeente,
     of each whole year the range touches: each year is protected as one table, with the regions of `regions`
     as the level between the gemeenten and the country. The country's list every gemeente that has a melding
-    in the range; a region's every gemeente it holds."""
+    in the range; a region's every gemeente it holds. `tables`: where protected years are kept between calls."""
     if gemeente is not None and region is not None:
         raise ValueError("figures of a gemeente or of a region, not both")
     starts = period_starts(first, last, interval)
@@ -422,10 +447,9 @@ def figures(
             by_year[melding.created_on.year].append(melding)
             if start <= melding.created_on <= end and melding.gemeente_code:
                 listed.add(melding.gemeente_code)
-    tables = {
-        year: YearTable(ms, today, region_of=regions.region_of)
-        for year, ms in by_year.items()
-        if any(s.year == year for s in starts)
+    kept = tables or YearTables(size=0)
+    protected = {
+        year: kept.table(ms, today, regions) for year, ms in by_year.items() if any(s.year == year for s in starts)
     }
     gemeenten: list[str] | None
     if region is not None:
@@ -433,7 +457,7 @@ def figures(
     else:
         row, gemeenten = gemeente or NATION, (sorted(listed) if gemeente is None else None)
     return [
-        tables[s.year].period(period_label(s, interval), row, _time_node(s, interval), gemeenten=gemeenten)
+        protected[s.year].period(period_label(s, interval), row, _time_node(s, interval), gemeenten=gemeenten)
         for s in starts
     ]
 

@@ -8,7 +8,14 @@ from datetime import date
 from typing import Any
 
 from services.melding.adapters.regions import shipped_regions
-from services.melding.domain.figures import SUPPRESSION_THRESHOLD, Interval, checked_range, figures, shows_nothing
+from services.melding.domain.figures import (
+    SUPPRESSION_THRESHOLD,
+    Interval,
+    YearTables,
+    checked_range,
+    figures,
+    shows_nothing,
+)
 from services.melding.domain.regions import Regions
 from services.melding.service_layer.ports import FullTransactionFactory
 from shared.auth import Principal
@@ -16,6 +23,10 @@ from shared.clock import start_of_nl_day, today_nl
 from shared.errors import ValidationFailed
 
 __all__ = ["Interval", "ggd_regions", "programme_figures", "shows_nothing"]  # what its callers (`kansrijk report`) need
+
+
+# This process's protected years: the charts, the CSV and the page of one question protect its years once.
+_YEAR_TABLES = YearTables()
 
 
 def ggd_regions() -> Regions:
@@ -52,7 +63,15 @@ async def programme_figures(
             start_of_nl_day(date(start.year, 1, 1)), start_of_nl_day(date(end.year + 1, 1, 1)), None
         )
         periods = figures(
-            facts, start, end, interval, today_nl(), gemeente=gemeente_code, region=region_code, regions=regions
+            facts,
+            start,
+            end,
+            interval,
+            today_nl(),
+            gemeente=gemeente_code,
+            region=region_code,
+            regions=regions,
+            tables=_YEAR_TABLES,
         )
         listed = [gemeente_code] if gemeente_code is not None else sorted(periods[0]["by_gemeente"])
         # The names routing reported with the meldingen; the reference data's (CBS) for a gemeente without one.

@@ -11,6 +11,7 @@ from services.melding.domain.figures import (
     DeliveryFacts,
     Interval,
     MeldingFacts,
+    YearTables,
     aligned,
     checked_range,
     figures,
@@ -295,3 +296,19 @@ def test_a_region_without_meldingen_has_zeros_and_a_gemeente_outside_every_regio
     region = _year(facts, region="GG7014")
     assert region["meldingen"] == 0 and region["by_gemeente"] == {"GM0518": 0}
     assert _year(facts)["meldingen"] == 23 and _year(facts, region="GG3406")["meldingen"] == 11
+
+
+def test_a_protected_year_is_kept_while_its_facts_the_day_and_the_regions_are_the_same() -> None:
+    facts = [*(melding(gemeente="GM0363") for _ in range(15)), *(melding(gemeente="GM0518") for _ in range(4))]
+    kept = YearTables(size=2)
+    first = kept.table(facts, TODAY, REGIONS)
+    assert kept.table(list(facts), TODAY, REGIONS) is first  # equal facts, read again: the same table
+    assert kept.table([*facts, melding(gemeente="GM0518")], TODAY, REGIONS) is not first  # one more melding
+    assert kept.table(facts, TODAY + timedelta(days=1), REGIONS) is not first  # another day
+    assert kept.table(facts, TODAY, NO_REGIONS) is not first  # other regions
+    assert kept.table(facts, TODAY, REGIONS) is not first  # the least recently used went (size 2)
+    # Kept or not, the answers are the same.
+    args = (date(2027, 1, 1), date(2027, 12, 31), Interval.quarter, TODAY)
+    assert figures(facts, *args, gemeente=None, regions=REGIONS, tables=kept) == figures(
+        facts, *args, gemeente=None, regions=REGIONS
+    )
