@@ -13,7 +13,7 @@ from services.fhir.service_layer.unit_of_work import FhirUnitOfWork
 from shared.app import ServiceRuntime, Worker, event_consumer, housekeeping, outbox_relay, retention_rules
 from shared.contracts.melding import MELDING_CHANGED
 from shared.contracts.subscriptions import FHIR_EVENTS
-from shared.messaging.consumer import IdempotentConsumer
+from shared.messaging.consumer import Batched, IdempotentConsumer
 from shared.retention import Retention
 from shared.settings import ServiceSettings
 
@@ -33,7 +33,7 @@ def consumer(runtime: Runtime, notifier: Notifier | None = None) -> IdempotentCo
         processed_messages,
         name="fhir",
         queue=FHIR_EVENTS,
-        handlers={MELDING_CHANGED: handlers.on_melding_changed},
+        handlers={MELDING_CHANGED: Batched(handlers.on_meldingen_changed)},
         after_commit=notifier.wake if notifier is not None else None,
     )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client import Gauge
@@ -75,13 +76,23 @@ async def delete_subscription(
         await uow.commit()
 
 
-async def on_melding_changed(uow: FhirTransaction, event: IncomingEvent[MeldingChanged]) -> None:
-    """A melding's status (or a delivery's) changed: every active Subscription of its sender gets the next
-    event, numbered per Subscription, waiting in the notifications table until its endpoint took it."""
-    changed = event.message
-    for subscription_id in await uow.subscriptions.active_for(changed.sender_org_id):
-        number = await uow.subscriptions.next_event_number(subscription_id)
-        await uow.subscriptions.add_notification(subscription_id, Event(number, changed.melding_id, changed.at))
+async def on_meldingen_changed(uow: FhirTransaction, events: Sequence[IncomingEvent[MeldingChanged]]) -> None:
+    """Meldingen's statuses (or their deliveries') changed: every active Subscription of each one's sender
+    gets the next event, numbered per Subscription in the batch's order, waiting in the notifications table
+    until its endpoint took it. The subscriptions are read in one statement, each one's numbers taken in one
+    (in id order: the order every transaction locks them in), the notifications written in one."""
+    active = await uow.subscriptions.active_of({event.message.sender_org_id for event in events})
+    changes: dict[str, list[MeldingChanged]] = {}
+    for event in events:
+        for subscription_id in active.get(event.message.sender_org_id, []):
+            changes.setdefault(subscription_id, []).append(event.message)
+    numbered: list[tuple[str, Event]] = []
+    for subscription_id in sorted(changes):
+        its = changes[subscription_id]
+        last = await uow.subscriptions.take_event_numbers(subscription_id, len(its))
+        for number, changed in enumerate(its, start=last - len(its) + 1):
+            numbered.append((subscription_id, Event(number, changed.melding_id, changed.at)))
+    await uow.subscriptions.add_notifications(numbered)
 
 
 class NotificationGauges:

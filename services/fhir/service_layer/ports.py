@@ -4,7 +4,7 @@ a unit test hands a use case (mypy checks both)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from datetime import datetime, timedelta
 from typing import Protocol
 
@@ -27,6 +27,12 @@ class SubscriptionRecords(Protocol):
     async def delete(self, subscription_id: str, org_id: str) -> bool: ...
 
     async def active_for(self, org_id: str) -> list[str]: ...
+
+    async def active_of(self, org_ids: Collection[str]) -> dict[str, list[str]]: ...
+
+    async def take_event_numbers(self, subscription_id: str, count: int) -> int: ...
+
+    async def add_notifications(self, events: Sequence[tuple[str, Event]]) -> None: ...
 
     async def next_event_number(self, subscription_id: str) -> int: ...
 

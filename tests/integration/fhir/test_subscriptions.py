@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from services.fhir.adapters.orm import notifications
 from services.fhir.domain.subscription import SubscriptionRequest
-from services.fhir.service_layer.handlers import on_melding_changed
+from services.fhir.service_layer.handlers import on_meldingen_changed
 from services.fhir.service_layer.unit_of_work import UnitOfWorkFactory, unit_of_work_factory
 from shared.contracts.melding import MELDING_CHANGED, MeldingChanged
 from shared.messaging.consumer import IncomingEvent
@@ -50,11 +50,11 @@ def _changed(org_id: str = SENDER) -> IncomingEvent[MeldingChanged]:
     return IncomingEvent(message_id=str(uuid.uuid4()), type=MELDING_CHANGED, message=changed)
 
 
-async def _apply(unit_of_work: UnitOfWorkFactory, event: IncomingEvent[MeldingChanged]) -> None:
+async def _apply(unit_of_work: UnitOfWorkFactory, *events: IncomingEvent[MeldingChanged]) -> None:
     for attempt in range(50):  # SQLite: a writer that finds the database locked tries again
         try:
             async with unit_of_work() as uow:
-                await on_melding_changed(uow, event)
+                await on_meldingen_changed(uow, list(events))
                 await uow.commit()
             return
         except Exception as exc:
@@ -79,6 +79,34 @@ async def test_concurrent_changes_are_numbered_per_subscription_without_gaps_or_
             view = await uow.subscriptions.get(subscription_id, SENDER)
             assert view is not None and view.events == 120
         assert not [r for r in rows if r.subscription_id == theirs]  # another sender's changes are not theirs
+
+
+async def test_concurrent_batches_of_changes_are_numbered_in_each_batchs_order_without_gaps_or_repeats(
+    unit_of_work: UnitOfWorkFactory,
+) -> None:
+    ours = [await _subscribe(unit_of_work) for _ in range(2)]
+    theirs = await _subscribe(unit_of_work, org_id="20000002")
+    rounds = []
+    for _ in range(3):  # the race, fired again and again
+        # Batches as a consumer takes them: ours and theirs mixed, of several sizes, applied side by side.
+        events = [_changed() if n % 3 else _changed("20000002") for n in range(25)]
+        batches = [events[0:1], events[1:3], events[3:8], events[8:16], events[16:25]]
+        rounds.append(batches)
+        await asyncio.gather(*(_apply(unit_of_work, *batch) for batch in batches))
+    async with unit_of_work() as uow:
+        query = select(notifications.c.subscription_id, notifications.c.task_id, notifications.c.event_number)
+        number_of = {(r.subscription_id, r.task_id): r.event_number for r in await uow.session.execute(query)}
+    for subscription_id, org_id in ((ours[0], SENDER), (ours[1], SENDER), (theirs, "20000002")):
+        batches_of_org = [
+            [e.message.melding_id for e in batch if e.message.sender_org_id == org_id]
+            for batches in rounds
+            for batch in batches
+        ]
+        numbers = sorted(n for (s, _), n in number_of.items() if s == subscription_id)
+        assert numbers == list(range(1, sum(map(len, batches_of_org)) + 1)), "a gap or a repeat in the numbers"
+        for melding_ids in batches_of_org:  # a batch's numbers are taken together, in its order
+            got = [number_of[subscription_id, melding_id] for melding_id in melding_ids]
+            assert got == list(range(got[0], got[0] + len(got)) if got else [])
 
 
 async def test_a_late_failure_report_does_not_undo_a_notification_another_notifier_sent(
