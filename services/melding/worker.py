@@ -36,7 +36,7 @@ def consumer(runtime: Runtime) -> IdempotentConsumer[MeldingUnitOfWork]:
             MELDING_UNROUTABLE: handlers.on_melding_unroutable,
             MELDING_NOT_DELIVERED: handlers.on_melding_not_delivered,
             DELIVERY_OVERDUE: handlers.on_delivery_overdue,
-            DELIVERY_STATUS_CHANGED: handlers.on_delivery_status_changed,
+            DELIVERY_STATUS_CHANGED: Batched(handlers.on_delivery_statuses_changed),
             CONSENT_WITHDRAWN: handlers.on_consent_withdrawn,
         },
     )

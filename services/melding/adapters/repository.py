@@ -236,9 +236,9 @@ class MeldingRepository:
         }
 
     async def save(self, melding: Melding, at: datetime) -> None:
-        await self.save_all([melding], at)
+        await self.save_all([(melding, at)])
 
-    async def save_all(self, saved: Sequence[Melding], at: datetime) -> None:
+    async def save_all(self, saved: Sequence[tuple[Melding, datetime]]) -> None:
         """Write what the model's rules changed of each: its status, withdrawal and routing's verdict (one
         statement, executed for every melding)."""
         if not saved:
@@ -267,7 +267,7 @@ class MeldingRepository:
                 "b_cancel_reason": melding.cancel_reason,
                 "b_at": at,
             }
-            for melding in saved
+            for melding, at in saved
         ]
         await self.session.execute(statement, rows)
 
@@ -294,37 +294,42 @@ class MeldingRepository:
         ]
         await self.session.execute(melding_deliveries.insert(), rows)
 
-    async def save_delivery(self, melding_id: str, delivery: Delivery) -> None:
-        """Insert a delivery, or move a known one to `delivery.status` with what the recipient answered."""
-        answer = {
-            name: value
-            for name, value in (
-                ("contact_at", delivery.contact_at),
-                ("outcome", delivery.outcome),
-                ("returned_reason", delivery.returned_reason),
-            )
-            if value is not None
-        }
-        changed = await self.session.execute(
+    async def update_deliveries(self, changed: Sequence[Delivery]) -> None:
+        """Move known deliveries to their new status with what the recipient answered (an answer not given
+        keeps what was), in one statement executed for every delivery."""
+        if not changed:
+            return
+        statement = (
             update(melding_deliveries)
-            .where(melding_deliveries.c.delivery_id == delivery.delivery_id)
-            .values(status=delivery.status.value, updated_at=delivery.updated_at, **answer)
-        )
-        if changed.rowcount == 0:  # type: ignore[attr-defined]
-            await self.session.execute(
-                melding_deliveries.insert().values(
-                    delivery_id=delivery.delivery_id,
-                    melding_id=melding_id,
-                    org_id=delivery.org_id,
-                    org_name=delivery.org_name,
-                    recipient_type=delivery.recipient_type,
-                    status=delivery.status.value,
-                    updated_at=delivery.updated_at,
-                    risk_domains=",".join(delivery.risk_domains),
-                    contact_due_at=delivery.contact_due_at,
-                    **answer,
-                )
+            .where(melding_deliveries.c.delivery_id == bindparam("b_id"))
+            .values(
+                status=bindparam("b_status"),
+                updated_at=bindparam("b_at", type_=melding_deliveries.c.updated_at.type),
+                contact_at=func.coalesce(
+                    bindparam("b_contact_at", type_=melding_deliveries.c.contact_at.type),
+                    melding_deliveries.c.contact_at,
+                ),
+                outcome=func.coalesce(
+                    bindparam("b_outcome", type_=melding_deliveries.c.outcome.type), melding_deliveries.c.outcome
+                ),
+                returned_reason=func.coalesce(
+                    bindparam("b_returned", type_=melding_deliveries.c.returned_reason.type),
+                    melding_deliveries.c.returned_reason,
+                ),
             )
+        )
+        rows = [
+            {
+                "b_id": d.delivery_id,
+                "b_status": d.status.value,
+                "b_at": d.updated_at,
+                "b_contact_at": d.contact_at,
+                "b_outcome": d.outcome,
+                "b_returned": d.returned_reason,
+            }
+            for d in changed
+        ]
+        await self.session.execute(statement, rows)
 
     async def mark_overdue(self, delivery_id: str, at: datetime) -> bool:
         """The delivery passed its contact deadline; False if it was marked before."""

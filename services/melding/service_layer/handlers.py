@@ -297,6 +297,7 @@ async def on_meldingen_routed(uow: MeldingTransaction, events: Sequence[Incoming
     meldingen = await uow.meldingen.lock_all({event.message.melding_id for event in events})
     at = now()
     new: list[tuple[str, Delivery]] = []
+    known: list[Delivery] = []  # routed again after a return: a delivery seen before keeps its row
     history: list[tuple[str, HistoryEntry]] = []
     reports: list[RoutingReport] = []
     for event in events:
@@ -306,19 +307,21 @@ async def on_meldingen_routed(uow: MeldingTransaction, events: Sequence[Incoming
             continue  # not ours (cannot happen unless the databases were reset): nothing to update
         with event.traced():
             for d in routed.deliveries:
-                known = d.delivery_id in melding.deliveries
+                seen = d.delivery_id in melding.deliveries
                 if (status := melding.report_delivery(d.delivery_id, DeliveryStatus.queued)) is not None:
-                    if known:  # routed again after a return: a delivery seen before keeps its row
-                        await uow.meldingen.save_delivery(melding.id, _delivery(d, status, at))
+                    delivery = _delivery(d, status, at)
+                    if seen:
+                        known.append(delivery)
                     else:
-                        new.append((melding.id, _delivery(d, status, at)))
+                        new.append((melding.id, delivery))
             names = ", ".join(f"{d.recipient_type}: {d.org_name}" for d in routed.deliveries)
             history.append((melding.id, HistoryEntry(at, "routed", names[:200] or None)))
             reports.append(_report(melding, routed.gemeente, routed.unroutable_types, routed.skipped_types))
     await uow.meldingen.add_deliveries(new)
+    await uow.meldingen.update_deliveries(known)
     await uow.meldingen.add_histories(history)
     await uow.meldingen.set_routing(reports, at)
-    await uow.save_all([meldingen[r.melding_id] for r in reports], at)
+    await uow.save_all([(meldingen[r.melding_id], at) for r in reports])
 
 
 async def on_melding_unroutable(uow: MeldingTransaction, event: IncomingEvent[MeldingUnroutable]) -> None:
@@ -361,19 +364,40 @@ async def _record_routing(
     await uow.save(melding, at)
 
 
-async def on_delivery_status_changed(uow: MeldingTransaction, event: IncomingEvent[DeliveryStatusChanged]) -> None:
-    changed = event.message
-    melding = await uow.meldingen.lock(changed.melding_id)
-    if melding is None:
-        return
-    status = melding.report_delivery(changed.delivery.delivery_id, changed.status)
-    if status is None:
-        return  # an older or repeated report: the delivery is further along already
-    await uow.meldingen.save_delivery(melding.id, _delivery(changed.delivery, status, changed.at, changed))
-    said = changed.outcome or changed.returned_reason
-    detail = f"{changed.delivery.recipient_type}: {changed.delivery.org_name}" + (f" ({said})" if said else "")
-    await uow.meldingen.add_history(melding.id, changed.at, f"delivery_{status.value}", detail[:200])
-    await uow.save(melding, changed.at)
+async def on_delivery_statuses_changed(
+    uow: MeldingTransaction, events: Sequence[IncomingEvent[DeliveryStatusChanged]]
+) -> None:
+    """What recipients reported of a batch of deliveries, as the senders see it — set-based: the meldingen
+    locked and read in one go, the deliveries moved, the history and the meldingen's states written in a
+    statement each. An older or repeated report changes nothing (the delivery is further along already)."""
+    meldingen = await uow.meldingen.lock_all({event.message.melding_id for event in events})
+    new: list[tuple[str, Delivery]] = []
+    known: list[Delivery] = []
+    history: list[tuple[str, HistoryEntry]] = []
+    saved: dict[str, tuple[Melding, datetime]] = {}
+    for event in events:
+        changed = event.message
+        melding = meldingen.get(changed.melding_id)
+        if melding is None:
+            continue
+        with event.traced():
+            seen = changed.delivery.delivery_id in melding.deliveries
+            status = melding.report_delivery(changed.delivery.delivery_id, changed.status)
+            if status is None:
+                continue
+            delivery = _delivery(changed.delivery, status, changed.at, changed)
+            if seen:
+                known.append(delivery)
+            else:  # a status that overtook its melding.routed (another queue)
+                new.append((melding.id, delivery))
+            said = changed.outcome or changed.returned_reason
+            detail = f"{changed.delivery.recipient_type}: {changed.delivery.org_name}" + (f" ({said})" if said else "")
+            history.append((melding.id, HistoryEntry(changed.at, f"delivery_{status.value}", detail[:200])))
+            saved[melding.id] = (melding, changed.at)
+    await uow.meldingen.add_deliveries(new)
+    await uow.meldingen.update_deliveries(known)
+    await uow.meldingen.add_histories(history)
+    await uow.save_all(list(saved.values()))
 
 
 async def on_delivery_overdue(uow: MeldingTransaction, event: IncomingEvent[DeliveryOverdue]) -> None:

@@ -57,11 +57,11 @@ class MeldingRecords(Protocol):
 
     async def save(self, melding: Melding, at: datetime) -> None: ...
 
-    async def save_all(self, saved: Sequence[Melding], at: datetime) -> None: ...
+    async def save_all(self, saved: Sequence[tuple[Melding, datetime]]) -> None: ...
 
     async def add_deliveries(self, new: Sequence[tuple[str, Delivery]]) -> None: ...
 
-    async def save_delivery(self, melding_id: str, delivery: Delivery) -> None: ...
+    async def update_deliveries(self, changed: Sequence[Delivery]) -> None: ...
 
     async def mark_overdue(self, delivery_id: str, at: datetime) -> bool: ...
 
@@ -118,8 +118,8 @@ class MeldingTransaction(HookedTransaction, Protocol):
     async def save(self, melding: Melding, at: datetime) -> None:
         """Write what the model's rules changed, and stage `melding.changed` for it (once per transaction)."""
 
-    async def save_all(self, saved: Sequence[Melding], at: datetime) -> None:
-        """`save` of several meldingen, in one statement."""
+    async def save_all(self, saved: Sequence[tuple[Melding, datetime]]) -> None:
+        """`save` of several meldingen (each with its time), in one statement."""
 
 
 class FullMeldingTransaction(MeldingTransaction, Protocol):

@@ -30,8 +30,8 @@ class ChangedMeldingen:
         self.uow = uow
         self._changed: dict[str, MeldingChanged] = {}
 
-    def note(self, meldingen: Sequence[Melding], at: datetime) -> None:
-        for melding in meldingen:
+    def note(self, meldingen: Sequence[tuple[Melding, datetime]]) -> None:
+        for melding, at in meldingen:
             self._changed[melding.id] = MeldingChanged(
                 melding_id=melding.id, sender_org_id=melding.sender_org_id, status=melding.status.value, at=at
             )
@@ -74,12 +74,12 @@ class MeldingUnitOfWork(UnitOfWork):
         return self
 
     async def save(self, melding: Melding, at: datetime) -> None:
-        await self.save_all([melding], at)
+        await self.save_all([(melding, at)])
 
-    async def save_all(self, saved: Sequence[Melding], at: datetime) -> None:
+    async def save_all(self, saved: Sequence[tuple[Melding, datetime]]) -> None:
         """Write what the model's rules changed, and say that the meldingen changed (`ChangedMeldingen`)."""
-        await self.meldingen.save_all(saved, at)
-        self.changes.note(saved, at)
+        await self.meldingen.save_all(saved)
+        self.changes.note(saved)
 
 
 UnitOfWorkFactory = Callable[[], MeldingUnitOfWork]

@@ -74,7 +74,7 @@ async def test_a_melding_reads_back_as_it_was_written_and_its_state_moves_with_t
         assert melding is not None and melding.status is MeldingStatus.accepted and melding.deliveries == {}
         status = melding.report_delivery("d-1", DeliveryStatus.queued)
         assert status is DeliveryStatus.queued
-        await uow.meldingen.save_delivery("m-1", Delivery("d-1", "87654321", "GGD", "jgz", status, AT, ("lvb",)))
+        await uow.meldingen.add_deliveries([("m-1", Delivery("d-1", "87654321", "GGD", "jgz", status, AT, ("lvb",)))])
         report = RoutingReport(
             "m-1", GemeenteRef("GM0363", "Amsterdam"), ["wijkteam"], [SkippedRef("jgz", "route-map")]
         )
@@ -148,7 +148,7 @@ async def test_figure_facts_are_the_skeletons_of_the_range_on_dutch_days(real_un
         due = datetime(2027, 2, 14, 22, 59, tzinfo=UTC)  # 23:59 on 14 February in the Netherlands
         delivery = Delivery("d-feb", "87654321", "GGD", "jgz", DeliveryStatus.closed, edge, contact_due_at=due,
                             contact_at=date(2027, 2, 3), outcome="phb-done")  # fmt: skip
-        await uow.meldingen.save_delivery("feb", delivery)
+        await uow.meldingen.add_deliveries([("feb", delivery)])
         await uow.meldingen.remove_personal_data("feb", edge)  # counted after the purge all the same
         await uow.commit()
     since, before = start_of_nl_day(date(2027, 2, 1)), start_of_nl_day(date(2027, 3, 1))

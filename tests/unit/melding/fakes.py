@@ -86,8 +86,8 @@ class FakeMeldingRepository:
         self.states[melding.id] = replace(melding, deliveries=dict(melding.deliveries))
         self.records[melding.id] = replace(self.records[melding.id], updated_at=at)
 
-    async def save_all(self, saved: Sequence[Melding], at: datetime) -> None:
-        for melding in saved:
+    async def save_all(self, saved: Sequence[tuple[Melding, datetime]]) -> None:
+        for melding, at in saved:
             await self.save(melding, at)
 
     async def add_deliveries(self, new: Sequence[tuple[str, Delivery]]) -> None:
@@ -95,12 +95,11 @@ class FakeMeldingRepository:
             assert delivery.delivery_id not in self.delivery_rows[melding_id]
             self.delivery_rows[melding_id][delivery.delivery_id] = delivery
 
-    async def save_delivery(self, melding_id: str, delivery: Delivery) -> None:
-        known = self.delivery_rows[melding_id].get(delivery.delivery_id)
-        self.delivery_rows[melding_id][delivery.delivery_id] = (
-            delivery
-            if known is None
-            else replace(
+    async def update_deliveries(self, changed: Sequence[Delivery]) -> None:
+        for delivery in changed:
+            [rows] = [rows for rows in self.delivery_rows.values() if delivery.delivery_id in rows]
+            known = rows[delivery.delivery_id]
+            rows[delivery.delivery_id] = replace(
                 known,
                 status=delivery.status,
                 updated_at=delivery.updated_at,
@@ -108,7 +107,6 @@ class FakeMeldingRepository:
                 outcome=delivery.outcome or known.outcome,
                 returned_reason=delivery.returned_reason or known.returned_reason,
             )
-        )
 
     async def mark_overdue(self, delivery_id: str, at: datetime) -> bool:
         for rows in self.delivery_rows.values():
@@ -192,9 +190,9 @@ class FakeMeldingUnitOfWork(FakeUnitOfWorkBase):
         self.changes = ChangedMeldingen(self)  # the real one: one `melding.changed` per melding, at commit
 
     async def save(self, melding: Melding, at: datetime) -> None:
-        await self.save_all([melding], at)
+        await self.save_all([(melding, at)])
 
-    async def save_all(self, saved: Sequence[Melding], at: datetime) -> None:
+    async def save_all(self, saved: Sequence[tuple[Melding, datetime]]) -> None:
         """As the real unit of work's: the repository's save, and the meldingen noted as changed."""
-        await self.meldingen.save_all(saved, at)
-        self.changes.note(saved, at)
+        await self.meldingen.save_all(saved)
+        self.changes.note(saved)

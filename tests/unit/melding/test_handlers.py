@@ -124,7 +124,7 @@ async def test_routing_then_reports_move_the_melding_and_its_delivery_forward_on
     at = datetime.now(UTC)
     for status, when in (("closed", at), ("received", at - timedelta(minutes=1))):  # out of order
         changed = {"melding_id": melding_id, "delivery": _delivery(), "status": status, "at": when.isoformat()}
-        await handlers.on_delivery_status_changed(uow, event("delivery.status_changed", changed))
+        await handlers.on_delivery_statuses_changed(uow, [event("delivery.status_changed", changed)])
     [delivery] = uow.meldingen.delivery_rows[melding_id].values()
     assert delivery.status.value == "closed"
     events = [h.event for h in uow.meldingen.history_rows[melding_id]]
@@ -145,7 +145,7 @@ async def test_each_transaction_that_changes_a_melding_says_so_once_with_ids_onl
         "status": "received",
         "at": datetime.now(UTC).isoformat(),
     }
-    await handlers.on_delivery_status_changed(uow, event("delivery.status_changed", changed))
+    await handlers.on_delivery_statuses_changed(uow, [event("delivery.status_changed", changed)])
     await uow.commit()  # both in one transaction: one event
     said = [m for m in uow.outbox.messages[staged:] if m.message_type == "melding.changed"]
     assert [(m.body["melding_id"], m.body["sender_org_id"], m.body["status"]) for m in said] == [
