@@ -11,7 +11,7 @@ import socket
 import struct
 import subprocess
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -19,7 +19,7 @@ from urllib.parse import quote
 
 import asyncpg
 import pytest
-from sqlalchemy import MetaData, text
+from sqlalchemy import MetaData, event, text
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from shared.auth import SigningKey, development_token, load_or_create_dev_key
@@ -381,3 +381,20 @@ def ts_example_installed() -> Path:
         subprocess.run([NPM, "ci", "--no-audit", "--no-fund"], cwd=TS_EXAMPLE, check=True, capture_output=True)
         stamp.write_bytes(lock)
     return TS_EXAMPLE
+
+
+@contextlib.contextmanager
+def counted_statements(database: Database) -> Iterator[list[str]]:
+    """The SQL statements sent on `database` inside the block, by their first word (an executemany is one):
+    what a set-based use case promises is that their number does not grow with its batch."""
+    seen: list[str] = []
+
+    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        seen.append(statement.split(None, 1)[0].upper())
+
+    engine = database.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", count)

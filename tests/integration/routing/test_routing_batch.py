@@ -5,12 +5,11 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import select
 from stdnum.nl import bsn as bsn_numbers
 
 from services.routing.adapters.orm import deliveries
@@ -23,6 +22,7 @@ from shared.db import Database
 from shared.messaging.consumer import IncomingEvent
 from tests.integration.routing.test_repository import AT
 from tests.samples import melding_body
+from tests.support import counted_statements
 
 JGZ, WIJKTEAM = "87654321", "12345678"
 
@@ -94,21 +94,6 @@ async def _route(unit_of_work: UnitOfWorkFactory, batch: list[MeldingAccepted]) 
         await uow.commit()
 
 
-@contextmanager
-def _statements(database: Database) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
-        seen.append(statement.split(None, 1)[0].upper())
-
-    engine = database.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
-
-
 async def _outcome(unit_of_work: UnitOfWorkFactory, batch: list[MeldingAccepted]) -> list[Any]:
     """Per melding: its status and, per delivery, the recipient and how many related deliveries it names."""
     out = []
@@ -125,9 +110,9 @@ async def _outcome(unit_of_work: UnitOfWorkFactory, batch: list[MeldingAccepted]
 
 async def test_a_batch_costs_the_statements_of_one_melding(unit_of_work: UnitOfWorkFactory, database: Database) -> None:
     patients = _bsns()
-    with _statements(database) as one:
+    with counted_statements(database) as one:
         await _route(unit_of_work, [_accepted(next(patients), "10000001")])
-    with _statements(database) as eight:
+    with counted_statements(database) as eight:
         await _route(unit_of_work, _batch(patients))
     assert len(one) > 5, one  # it was counted
     assert len(eight) == len(one), (one, eight)
