@@ -9,7 +9,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self
 
-from sqlalchemy import Column, DateTime, MetaData, Row, Table, event, text
+from sqlalchemy import Column, ColumnElement, DateTime, MetaData, Row, Table, event, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -293,20 +293,24 @@ async def insert_new(
     return set(result.scalars())
 
 
-async def lock_row_creating(session: AsyncSession, table: Table, **key: Any) -> Row[Any]:
+async def lock_row_creating(
+    session: AsyncSession, table: Table, *, also: Sequence[ColumnElement[Any]] = (), **key: Any
+) -> Row[Any]:
     """The row of `table` with this key (created empty if missing), locked until the transaction ends.
 
     What two transactions must not interleave on (intake and a withdrawal of one consent) takes this lock
     first. One statement: `INSERT … ON CONFLICT DO UPDATE … RETURNING` creates the row if it is missing and
     otherwise writes its key over itself, which locks it (on PostgreSQL a row lock, as `FOR UPDATE` would; on
     SQLite the write lock `BEGIN IMMEDIATE` already holds). Creating it means there is always a row to lock,
-    even for the first of two transactions.
+    even for the first of two transactions. `also`: more to return with the row (a scalar subquery, say).
     """
-    [row] = await lock_rows_creating(session, table, [key])
+    [row] = await lock_rows_creating(session, table, [key], also=also)
     return row
 
 
-async def lock_rows_creating(session: AsyncSession, table: Table, keys: Sequence[dict[str, Any]]) -> list[Row[Any]]:
+async def lock_rows_creating(
+    session: AsyncSession, table: Table, keys: Sequence[dict[str, Any]], *, also: Sequence[ColumnElement[Any]] = ()
+) -> list[Row[Any]]:
     """`lock_row_creating` of several keys (each the same primary-key columns) in one statement, locked in key
     order — the order every transaction locks them in, so two batches that share keys wait for each other
     instead of deadlocking."""
@@ -318,4 +322,4 @@ async def lock_rows_creating(session: AsyncSession, table: Table, keys: Sequence
     insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
     rows = insert(table).values([dict(zip(columns, values, strict=True)) for values in ordered])
     upsert = rows.on_conflict_do_update(index_elements=columns, set_={columns[0]: rows.excluded[columns[0]]})
-    return list((await session.execute(upsert.returning(*table.c))).all())
+    return list((await session.execute(upsert.returning(*table.c, *also))).all())

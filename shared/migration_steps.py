@@ -279,3 +279,19 @@ def add_outbox_trace_context() -> None:
 def drop_outbox_trace_context() -> None:
     with op.batch_alter_table("outbox") as batch:
         batch.drop_column("trace_context")
+
+
+# --- the consent feed (shared.consent_feed): when a service last heard the consent service's heartbeat ---
+
+
+def create_consent_feed() -> None:
+    op.create_table(
+        "consent_feed",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("heard_at", UTCDateTime(), nullable=False, comment="the last consent.heartbeat applied"),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_consent_feed")),
+    )
+
+
+def drop_consent_feed() -> None:
+    op.drop_table("consent_feed")

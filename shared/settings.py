@@ -82,6 +82,13 @@ class ServiceSettings(BaseSettings):
     consumer_batch_size: int = Field(50, ge=1)
     consumer_batch_wait_ms: float = Field(5.0, ge=0)
 
+    # The consent feed (shared.consent_feed): the consent service sends `consent.heartbeat` every
+    # `consent_heartbeat_seconds` (0: none); the melding service decides on its own record of consents, and routing
+    # on its own record of withdrawals, while the last heartbeat they applied is at most
+    # `consent_feed_max_lag_seconds` old, and ask the consent service otherwise (0: always ask).
+    consent_heartbeat_seconds: float = Field(1.0, ge=0)
+    consent_feed_max_lag_seconds: float = Field(2.0, ge=0)
+
     # Housekeeping (shared.retention): how long rows that served delivery or deduplication are kept.
     outbox_retention_hours: float = 168.0
     processed_retention_hours: float = 168.0

@@ -1,4 +1,5 @@
-"""The melding service's background work: its outbox relay and the consumer of routing's and consent's events."""
+"""The melding service's background work: its outbox relay, the consumer of routing's events and that of the
+consent service's (its record of consents)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from services.melding.config import MeldingSettings
 from services.melding.service_layer import handlers, retention
 from services.melding.service_layer.unit_of_work import MeldingUnitOfWork
 from shared.app import ServiceRuntime, Worker, event_consumer, housekeeping, outbox_relay, retention_rules
-from shared.contracts.events import CONSENT_WITHDRAWN
+from shared.contracts.events import CONSENT_HEARTBEAT, CONSENT_RECORDED, CONSENT_WITHDRAWN
 from shared.contracts.melding import (
     DELIVERY_OVERDUE,
     DELIVERY_STATUS_CHANGED,
@@ -17,7 +18,7 @@ from shared.contracts.melding import (
     MELDING_ROUTED,
     MELDING_UNROUTABLE,
 )
-from shared.contracts.subscriptions import MELDING_EVENTS
+from shared.contracts.subscriptions import MELDING_CONSENTS, MELDING_EVENTS
 from shared.messaging.consumer import Batched, IdempotentConsumer
 from shared.retention import Retention
 from shared.settings import ServiceSettings
@@ -37,7 +38,23 @@ def consumer(runtime: Runtime) -> IdempotentConsumer[MeldingUnitOfWork]:
             MELDING_NOT_DELIVERED: handlers.on_melding_not_delivered,
             DELIVERY_OVERDUE: handlers.on_delivery_overdue,
             DELIVERY_STATUS_CHANGED: Batched(handlers.on_delivery_statuses_changed),
+            # Left on this queue by a version that bound withdrawals here.
             CONSENT_WITHDRAWN: handlers.on_consent_withdrawn,
+        },
+    )
+
+
+def consents_consumer(runtime: Runtime) -> IdempotentConsumer[MeldingUnitOfWork]:
+    """This service's record of consents (decision 6), on its own queue: never behind routing's events."""
+    return event_consumer(
+        runtime,
+        processed_messages,
+        name="melding-consents",
+        queue=MELDING_CONSENTS,
+        handlers={
+            CONSENT_RECORDED: Batched(handlers.on_consents_recorded),
+            CONSENT_WITHDRAWN: handlers.on_consent_withdrawn,
+            CONSENT_HEARTBEAT: Batched(handlers.on_consent_heartbeats),
         },
     )
 
@@ -51,6 +68,7 @@ def rules(settings: ServiceSettings) -> list[Retention]:
 def workers(runtime: Runtime) -> list[Worker]:
     return [
         outbox_relay(runtime, outbox).run,
+        consents_consumer(runtime).run,
         consumer(runtime).run,
         housekeeping(
             runtime, rules(runtime.settings), purge=partial(retention.purge, runtime.unit_of_work, runtime.settings)

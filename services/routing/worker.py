@@ -9,14 +9,15 @@ from functools import partial
 import structlog
 from aio_pika.abc import AbstractIncomingMessage
 
-from services.routing.adapters.orm import audit, outbox, processed_messages
+from services.routing.adapters.orm import audit, consent_feed, outbox, processed_messages
 from services.routing.adapters.queues import declare_organisation_queue
 from services.routing.config import RoutingSettings
 from services.routing.domain.commands import KeepDeadLetter
 from services.routing.service_layer import events, retention
 from services.routing.service_layer.unit_of_work import RoutingUnitOfWork
 from shared.app import ServiceRuntime, Worker, event_consumer, housekeeping, outbox_relay, retention_rules
-from shared.contracts.events import CONSENT_WITHDRAWN
+from shared.consent_feed import FeedClock
+from shared.contracts.events import CONSENT_HEARTBEAT, CONSENT_WITHDRAWN
 from shared.contracts.melding import MELDING_ACCEPTED, MELDING_CANCELLED
 from shared.contracts.subscriptions import ROUTING_EVENTS, ROUTING_WITHDRAWALS
 from shared.messaging.consumer import Batched, IdempotentConsumer
@@ -46,6 +47,11 @@ def consumer(runtime: Runtime) -> IdempotentConsumer[RoutingUnitOfWork]:
                 events.prepare_accepted,
                 runtime.consent,
                 recheck_after=timedelta(seconds=runtime.settings.consent_recheck_after_seconds),
+                feed_is_current=FeedClock(
+                    runtime.database,
+                    consent_feed,
+                    max_lag=timedelta(seconds=runtime.settings.consent_feed_max_lag_seconds),
+                ).current,
             )
         },
     )
@@ -58,7 +64,11 @@ def withdrawals_consumer(runtime: Runtime) -> IdempotentConsumer[RoutingUnitOfWo
         processed_messages,
         name="routing-withdrawals",
         queue=ROUTING_WITHDRAWALS,
-        handlers={CONSENT_WITHDRAWN: events.on_consent_withdrawn, MELDING_CANCELLED: events.on_melding_cancelled},
+        handlers={
+            CONSENT_WITHDRAWN: events.on_consent_withdrawn,
+            MELDING_CANCELLED: events.on_melding_cancelled,
+            CONSENT_HEARTBEAT: Batched(events.on_consent_heartbeats),
+        },
     )
 
 

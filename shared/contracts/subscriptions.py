@@ -16,7 +16,14 @@ from dataclasses import dataclass
 
 from pydantic import BaseModel
 
-from shared.contracts.events import CONSENT_WITHDRAWN, ConsentWithdrawn
+from shared.contracts.events import (
+    CONSENT_HEARTBEAT,
+    CONSENT_RECORDED,
+    CONSENT_WITHDRAWN,
+    ConsentHeartbeat,
+    ConsentRecorded,
+    ConsentWithdrawn,
+)
 from shared.contracts.melding import (
     DELIVERY_OVERDUE,
     DELIVERY_STATUS_CHANGED,
@@ -38,7 +45,9 @@ from shared.contracts.melding import (
 
 # Each event type's body: the model a consumer decodes it into, once, at its edge (shared.messaging.consumer).
 EVENT_CONTRACTS: dict[str, type[BaseModel]] = {
+    CONSENT_RECORDED: ConsentRecorded,
     CONSENT_WITHDRAWN: ConsentWithdrawn,
+    CONSENT_HEARTBEAT: ConsentHeartbeat,
     MELDING_ACCEPTED: MeldingAccepted,
     MELDING_ROUTED: MeldingRouted,
     MELDING_UNROUTABLE: MeldingUnroutable,
@@ -65,17 +74,24 @@ MELDING_EVENTS = EventQueue(
         MELDING_NOT_DELIVERED,
         DELIVERY_STATUS_CHANGED,
         DELIVERY_OVERDUE,
-        CONSENT_WITHDRAWN,
     ),
+    retired=(CONSENT_WITHDRAWN,),
 )
+# The melding service's record of consents, on a queue of its own so that no backlog of routing's events holds
+# it back: intake decides on it while it is current (the heartbeats say so), and asks the consent service
+# otherwise. Withdrawals were bound to kansrijk.melding.events before.
+MELDING_CONSENTS = EventQueue("kansrijk.melding.consents", (CONSENT_RECORDED, CONSENT_WITHDRAWN, CONSENT_HEARTBEAT))
 # Meldingen to route. Withdrawals were bound here before they got a queue of their own.
 ROUTING_EVENTS = EventQueue("kansrijk.routing.events", (MELDING_ACCEPTED,), retired=(CONSENT_WITHDRAWN,))
 # What stops meldingen — withdrawals and the sender's cancellations — on a queue of their own: a backlog of
 # meldingen never holds one back, and routing applies every waiting one before it routes (its consent
 # re-check is its own record of them).
-ROUTING_WITHDRAWALS = EventQueue("kansrijk.routing.withdrawals", (CONSENT_WITHDRAWN, MELDING_CANCELLED))
+# The heartbeats tell routing that its record of withdrawals is current however old the melding it routes.
+ROUTING_WITHDRAWALS = EventQueue(
+    "kansrijk.routing.withdrawals", (CONSENT_WITHDRAWN, MELDING_CANCELLED, CONSENT_HEARTBEAT)
+)
 
-SUBSCRIPTIONS = (MELDING_EVENTS, ROUTING_EVENTS, ROUTING_WITHDRAWALS)
+SUBSCRIPTIONS = (MELDING_EVENTS, MELDING_CONSENTS, ROUTING_EVENTS, ROUTING_WITHDRAWALS)
 
 # The FHIR facade's queue: what changed of which sender's meldingen, for its subscriptions. Declared by the
 # facade alone, unlike those above: where no facade runs nothing must pile up. Nothing is missed by not

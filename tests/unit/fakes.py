@@ -99,11 +99,15 @@ class FakeAudit:
 
 
 class FakeIdempotencyKeys:
+    """Keys remembered in a transaction count once it commits; one that ends without a commit forgets them, as
+    a rollback would (a create that stored nothing must not leave its key)."""
+
     def __init__(self) -> None:
         self.keys: dict[tuple[str, str], tuple[str, StoredResponse]] = {}
+        self.pending: dict[tuple[str, str], tuple[str, StoredResponse]] = {}
 
     async def find_previous(self, *, org_id: str, key: str, request_fingerprint: str) -> StoredResponse | None:
-        found = self.keys.get((org_id, key))
+        found = self.pending.get((org_id, key)) or self.keys.get((org_id, key))
         if found is None:
             return None
         if found[0] != request_fingerprint:
@@ -113,7 +117,7 @@ class FakeIdempotencyKeys:
     async def remember(
         self, *, org_id: str, key: str, request_fingerprint: str, status_code: int, resource_id: str
     ) -> None:
-        self.keys[(org_id, key)] = (request_fingerprint, StoredResponse(status_code, resource_id))
+        self.pending[(org_id, key)] = (request_fingerprint, StoredResponse(status_code, resource_id))
 
 
 class FakeUnitOfWorkBase:
@@ -133,7 +137,7 @@ class FakeUnitOfWorkBase:
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        return None
+        self.idempotency.pending.clear()
 
     def before_commit(self, key: str, hook: Any, *, order: int = 0) -> None:
         self._before_commit.setdefault(key, hook)
@@ -142,6 +146,8 @@ class FakeUnitOfWorkBase:
         hooks, self._before_commit = self._before_commit, {}
         for key, hook in hooks.items():
             await hook(self, key)
+        self.idempotency.keys.update(self.idempotency.pending)
+        self.idempotency.pending.clear()
         self.commits += 1
 
     def __call__(self) -> Self:  # the unit of work is its own factory: every transaction sees one store

@@ -9,6 +9,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime
 from enum import StrEnum
 
+from shared.consent_rules import refusal
 from shared.contracts.vocabulary import CheckReason
 from shared.errors import ValidationFailed
 
@@ -134,17 +135,15 @@ class Consent:
 
         The organisation is compared first, so that another organisation learns nothing of the patient.
         """
-        if org_id != self.recorded_by_org_id:
-            return CheckReason.other_organisation
-        if bsn != self.bsn:
-            return CheckReason.other_patient
-        status = self.status(today)
-        if status is ConsentStatus.withdrawn:
-            return CheckReason.withdrawn
-        if status is ConsentStatus.expired:
-            return CheckReason.expired
-        if not set(recipient_types) <= set(self.recipient_types):
-            return CheckReason.out_of_scope
-        if self.risk_domains is not None and not set(risk_domains or ()) <= set(self.risk_domains):
-            return CheckReason.out_of_scope
-        return None
+        return refusal(
+            recorded_by=self.recorded_by_org_id,
+            org_id=org_id,
+            same_patient=bsn == self.bsn,
+            withdrawn=self.withdrawn_at is not None,
+            valid_until=self.valid_until,
+            today=today,
+            consented_types=self.recipient_types,
+            consented_domains=self.risk_domains,
+            recipient_types=recipient_types,
+            risk_domains=risk_domains,
+        )

@@ -8,7 +8,7 @@ from services.consent.domain.model import Consent, WithdrawnBy, new_consent_id
 from services.consent.service_layer.ports import ConsentTransaction, TransactionFactory
 from shared.auth import Principal
 from shared.clock import now, today_nl
-from shared.contracts.events import CONSENT_WITHDRAWN, ConsentWithdrawn
+from shared.contracts.events import CONSENT_RECORDED, CONSENT_WITHDRAWN, ConsentRecorded, ConsentWithdrawn
 from shared.contracts.vocabulary import CheckReason
 from shared.errors import NotFound
 from shared.idempotency import IdempotentRequest, create_once
@@ -53,6 +53,25 @@ async def record_consent(
             now=now(),
         )
         await uow.consents.add(consent)
+        # The melding service checks meldingen against its own record of consents, made of these events.
+        await uow.outbox.add(
+            exchange=EVENTS_EXCHANGE,
+            routing_key=CONSENT_RECORDED,
+            message_type=CONSENT_RECORDED,
+            body=ConsentRecorded(
+                consent_id=consent.id,
+                org_id=consent.recorded_by_org_id,
+                patient_ref=uow.consents.cipher.bsn_ref(consent.bsn),
+                recipient_types=list(consent.recipient_types),
+                risk_domains=None if consent.risk_domains is None else list(consent.risk_domains),
+                informed_about=list(consent.informed_about),
+                valid_until=consent.valid_until,
+                recorded_at=consent.created_at,
+            ),
+            correlation_id=request_id,
+            request_id=request_id,
+            message_id=f"recorded:{consent.id}",
+        )
         uow.audit.record(principal, "create", RESOURCE, consent.id, patient_bsn=bsn, request_id=request_id)
         await uow.commit()
         return consent

@@ -3,6 +3,7 @@
 from sqlalchemy import Column, Date, ForeignKey, Index, Integer, PrimaryKeyConstraint, String, Table, Text
 
 from shared.audit import audit_tables
+from shared.consent_feed import consent_feed_table
 from shared.crypto import EncryptedText
 from shared.db import UTCDateTime, new_metadata
 from shared.idempotency import idempotency_table
@@ -98,7 +99,12 @@ consent_states = Table(
     metadata,
     Column("consent_id", String(64), primary_key=True, comment="locked by intake and withdrawal alike"),
     Column("withdrawn_at", UTCDateTime(), nullable=True),
+    # What `consent.recorded` told (decision 6); NULL: not heard of, intake asks the consent service.
+    Column("org_id", String(64), nullable=True),
+    Column("patient_ref", String(64), nullable=True, comment="keyed hash of the BSN"),
+    Column("scope", Text, nullable=True, comment="JSON: recipient_types, risk_domains, informed_about, valid_until"),
 )
+consent_feed = consent_feed_table(metadata)
 
 outbox = outbox_table(metadata)
 processed_messages = processed_messages_table(metadata)

@@ -9,9 +9,12 @@ from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import ColumnElement, DateTime, Row, bindparam, func, or_, select, type_coerce, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.melding.adapters.orm import (
+    consent_feed,
     consent_states,
     melding_deliveries,
     melding_history,
@@ -27,6 +30,7 @@ from services.melding.domain.model import (
     Melding,
     MeldingRecord,
     MeldingStatus,
+    RecordedConsent,
     RoutingReport,
     SenderRef,
     SkippedRef,
@@ -35,6 +39,8 @@ from services.melding.domain.model import (
     skeleton_of,
 )
 from shared.clock import as_nl_date
+from shared.consent_feed import heard_at_query, record_heartbeat
+from shared.contracts.events import ConsentRecorded
 from shared.contracts.vocabulary import DeliveryStatus
 from shared.crypto import FieldCipher
 from shared.db import lock_row_creating
@@ -411,9 +417,54 @@ class MeldingRepository:
     # --- consent and personal data ---------------------------------------------------------------------
 
     async def lock_consent(self, consent_id: str) -> ConsentState:
-        """The consent's state, locked: an intake and the consent's withdrawal never interleave."""
-        row = await lock_row_creating(self.session, consent_states, consent_id=consent_id)
-        return ConsentState(consent_id=row.consent_id, withdrawn_at=row.withdrawn_at)
+        """The consent's state, locked: an intake and the consent's withdrawal never interleave. With it, in the
+        same statement, what the consent allows and when the consent feed was last heard."""
+        row = await lock_row_creating(
+            self.session, consent_states, also=[heard_at_query(consent_feed).label("heard_at")], consent_id=consent_id
+        )
+        return ConsentState(
+            consent_id=row.consent_id,
+            withdrawn_at=row.withdrawn_at,
+            recorded=_recorded(row),
+            heard_at=row.heard_at,
+        )
+
+    def patient_ref(self, bsn: str) -> str:
+        """The keyed hash of a BSN, as `consent.recorded` carries it."""
+        return self._cipher().bsn_ref(bsn)
+
+    async def record_consents(self, recorded: Sequence[ConsentRecorded]) -> None:
+        """What each consent allows, as `consent.recorded` told it, in one statement. Its withdrawal, when that
+        arrived first, stays."""
+        if not recorded:
+            return
+        rows = [
+            {
+                "consent_id": r.consent_id,
+                "org_id": r.org_id,
+                "patient_ref": r.patient_ref,
+                "scope": json.dumps(
+                    {
+                        "recipient_types": r.recipient_types,
+                        "risk_domains": r.risk_domains,
+                        "informed_about": r.informed_about,
+                        "valid_until": r.valid_until.isoformat(),
+                    }
+                ),
+            }
+            for r in {r.consent_id: r for r in recorded}.values()
+        ]
+        insert = pg_insert if self.session.bind.dialect.name == "postgresql" else sqlite_insert  # type: ignore[union-attr]
+        statement = insert(consent_states).values(rows)
+        await self.session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[consent_states.c.consent_id],
+                set_={c: statement.excluded[c] for c in ("org_id", "patient_ref", "scope")},
+            )
+        )
+
+    async def record_heartbeat(self, at: datetime) -> None:
+        await record_heartbeat(self.session, consent_feed, at)
 
     async def record_withdrawal(self, consent_id: str, at: datetime) -> None:
         """Remember that the consent is withdrawn (holding its lock: intake refuses it from now on)."""
@@ -522,3 +573,19 @@ class MeldingRepository:
             .order_by(func.max(meldingen.c.created_at))
         )
         return {row.gemeente_code: row.gemeente_name for row in await self.session.execute(query)}
+
+
+def _recorded(row: Row[Any]) -> RecordedConsent | None:
+    """What `consent.recorded` told of a consent (None: not heard of it)."""
+    if row.org_id is None or row.patient_ref is None or row.scope is None:
+        return None
+    scope = json.loads(row.scope)
+    domains = scope["risk_domains"]
+    return RecordedConsent(
+        org_id=row.org_id,
+        patient_ref=row.patient_ref,
+        recipient_types=tuple(scope["recipient_types"]),
+        risk_domains=None if domains is None else tuple(domains),
+        informed_about=tuple(scope["informed_about"]),
+        valid_until=date.fromisoformat(scope["valid_until"]),
+    )

@@ -6,7 +6,14 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 
-from services.melding.api.deps import ConsentClientDep, MeldingReader, MeldingWriter, Patient, UnitOfWorkDep
+from services.melding.api.deps import (
+    ConsentClientDep,
+    ConsentMaxLag,
+    MeldingReader,
+    MeldingWriter,
+    Patient,
+    UnitOfWorkDep,
+)
 from services.melding.api.schemas import (
     ACCEPTED_EXAMPLE,
     MeldingCancel,
@@ -53,6 +60,7 @@ async def send_melding(
     principal: MeldingWriter,
     unit_of_work: UnitOfWorkDep,
     consent_client: ConsentClientDep,
+    consent_max_lag: ConsentMaxLag,
     request_id: RequestId,
     idempotency_key: IdempotencyKey = None,
 ) -> MeldingView:
@@ -66,6 +74,7 @@ async def send_melding(
         idempotency_key=idempotency_key,
         request_fingerprint=fingerprint("POST /v1/meldingen", body),
         request_id=request_id,
+        consent_max_lag=consent_max_lag,
     )
     response.headers["Location"] = f"/v1/meldingen/{sent.melding.record.id}"
     return sent.melding

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import hmac
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from shared.contracts.vocabulary import DeliveryStatus
+from shared.consent_rules import feed_is_current, refusal
+from shared.contracts.consent import ConsentScope
+from shared.contracts.vocabulary import CheckReason, DeliveryStatus
 
 
 class MeldingStatus(StrEnum):
@@ -205,8 +209,87 @@ class RoutingReport:
 
 
 @dataclass(frozen=True)
+class RecordedConsent:
+    """A consent as `consent.recorded` told this service: what the consent rule needs, the patient as her keyed
+    hash."""
+
+    org_id: str
+    patient_ref: str
+    recipient_types: tuple[str, ...]
+    risk_domains: tuple[str, ...] | None
+    informed_about: tuple[str, ...]
+    valid_until: date
+
+
+@dataclass(frozen=True)
+class AskConsentService:
+    """This service cannot decide on its own record: it has not heard of the consent, or its record is not
+    current (`shared.consent_feed`). The consent service is asked, as before decision 6."""
+
+    why: str  # "unknown" | "not-current": for the log and the metrics, nothing of the patient
+
+
+@dataclass(frozen=True)
 class ConsentState:
-    """What this service knows of a consent: whether its withdrawal has arrived."""
+    """What this service knows of a consent: whether its withdrawal has arrived, what it allows (`recorded`,
+    None: never heard of it) and when the consent feed was last heard (`heard_at`)."""
 
     consent_id: str
     withdrawn_at: datetime | None
+    recorded: RecordedConsent | None = None
+    heard_at: datetime | None = None
+
+    def verdict(
+        self,
+        *,
+        org_id: str,
+        patient_ref: str,
+        recipient_types: Sequence[str],
+        risk_domains: Sequence[str],
+        today: date,
+        now: datetime,
+        max_lag: timedelta,
+    ) -> CheckReason | AskConsentService | None:
+        """The consent rule on this service's own record: None (it may go), a refusal, or ask the consent service.
+        `patient_ref`: the keyed hash of the melding's BSN.
+
+        A withdrawal that has arrived refuses whatever else is known. A refusal on what a consent was recorded
+        with (another organisation, another patient, its scope, its last day) stands however old the record: a
+        consent never changes but by its withdrawal. Only a yes needs the record to be current: a withdrawal may
+        still be on its way."""
+        if self.withdrawn_at is not None:
+            return CheckReason.withdrawn
+        if self.recorded is None:
+            return AskConsentService("unknown")
+        recorded = self.recorded
+        reason = refusal(
+            recorded_by=recorded.org_id,
+            org_id=org_id,
+            same_patient=hmac.compare_digest(patient_ref, recorded.patient_ref),
+            withdrawn=False,
+            valid_until=recorded.valid_until,
+            today=today,
+            consented_types=recorded.recipient_types,
+            consented_domains=recorded.risk_domains,
+            recipient_types=recipient_types,
+            risk_domains=risk_domains,
+        )
+        if reason is not None:
+            return reason
+        if not feed_is_current(self.heard_at, now, max_lag=max_lag):
+            return AskConsentService("not-current")
+        return None
+
+    def scope(self) -> ConsentScope:
+        """What a melding under this consent carries of it (as the consent service's answer would)."""
+        assert self.recorded is not None
+        recorded = self.recorded
+        return ConsentScope.model_validate(
+            {
+                "id": self.consent_id,
+                "recipient_types": recorded.recipient_types,
+                "risk_domains": recorded.risk_domains,
+                "informed_about": recorded.informed_about,
+                "valid_until": recorded.valid_until,
+            }
+        )

@@ -7,12 +7,14 @@ transaction. The status rules are the domain's (`domain/model.py::Melding`).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import NoReturn
 
 from services.melding.domain.model import (
+    AskConsentService,
+    ConsentState,
     Delivery,
     GemeenteRef,
     HistoryEntry,
@@ -27,9 +29,9 @@ from services.melding.domain.patient_view import MeldingSeen, what_she_sees
 from services.melding.service_layer.ports import FullTransactionFactory, MeldingTransaction, TransactionFactory
 from services.melding.service_layer.views import MeldingView, MeldingViewPage
 from shared.auth import PLATFORM, Principal
-from shared.clock import now
+from shared.clock import as_nl_date, now
 from shared.contracts.consent import ConsentScope
-from shared.contracts.events import ConsentWithdrawn
+from shared.contracts.events import ConsentHeartbeat, ConsentRecorded, ConsentWithdrawn
 from shared.contracts.melding import (
     MELDING_ACCEPTED,
     MELDING_CANCELLED,
@@ -48,7 +50,7 @@ from shared.contracts.melding import (
 )
 from shared.contracts.vocabulary import DeliveryStatus
 from shared.errors import ConsentRequired, NotFound, RepeatedMelding
-from shared.idempotency import IdempotentRequest, create_once, replay_of
+from shared.idempotency import IdempotentRequest, create_once
 from shared.messaging.consumer import IncomingEvent
 from shared.messaging.topology import EVENTS_EXCHANGE
 from shared.pagination import encode_cursor
@@ -80,39 +82,59 @@ async def send_melding(
     idempotency_key: str | None,
     request_fingerprint: str,
     request_id: str | None,
+    consent_max_lag: timedelta = timedelta(0),
 ) -> Sent:
-    """Check consent, then store the melding and its `melding.accepted` event in one transaction."""
+    """Check consent, then store the melding and its `melding.accepted` event in one transaction.
+
+    The check is this service's own, on its record of consents (decision 6), in the transaction that stores the
+    melding, holding the consent's lock: while that record is current (its consent feed heard within
+    `consent_max_lag`). A consent it has not heard of, or a yes on a record that is not current, is asked of the
+    consent service instead, over HTTP and outside any transaction, and the melding is stored on its answer."""
     request = (
         None
         if idempotency_key is None
         else IdempotentRequest(principal.org_id, idempotency_key, request_fingerprint, status_code=202)
     )
-    # A retry is answered before the consent service is asked again: it said yes to the first.
-    if request is not None and (replay := await replay_of(unit_of_work, request, _replay)) is not None:
-        return replay
 
-    # Over HTTP, outside any transaction: a slow consent service holds no database lock.
-    answer = await consent_client.check(
-        consent_id=consent_id,
-        bsn=content.patient.bsn,
-        org_id=principal.org_id,
-        recipient_types=list(content.recipient_types),
-        risk_domains=list(content.risk_domains),
-        request_id=request_id,
-    )
-    if not answer.allowed or answer.consent is None:
-        await _refuse(unit_of_work, principal, content, request_id, reason=answer.reason or "refused")
-    consent = answer.consent
+    def store_with(answer: ConsentScope | None) -> Callable[[MeldingTransaction, str], Awaitable[Stored]]:
+        async def store(uow: MeldingTransaction, melding_id: str) -> Stored:
+            return await _store(
+                uow,
+                melding_id,
+                principal=principal,
+                consent_id=consent_id,
+                answer=answer,
+                content=content,
+                request_id=request_id,
+                max_lag=consent_max_lag,
+            )
 
-    async def store(uow: MeldingTransaction, melding_id: str) -> Sent | None:
-        return await _store(
-            uow, melding_id, principal=principal, consent=consent, content=content, request_id=request_id
+        return store
+
+    new_id = lambda: str(uuid.uuid4())  # noqa: E731
+    # A retry with its Idempotency-Key is answered with its first melding before anything is checked.
+    stored = await create_once(unit_of_work, request, new_id=new_id, create=store_with(None), replay=_replay)
+    if isinstance(stored, AskConsentService):
+        answer = await consent_client.check(
+            consent_id=consent_id,
+            bsn=content.patient.bsn,
+            org_id=principal.org_id,
+            recipient_types=list(content.recipient_types),
+            risk_domains=list(content.risk_domains),
+            request_id=request_id,
         )
-
-    sent = await create_once(unit_of_work, request, new_id=lambda: str(uuid.uuid4()), create=store, replay=_replay)
-    if sent is None:
+        if not answer.allowed or answer.consent is None:
+            await _refuse(unit_of_work, principal, content, request_id, reason=answer.reason or "refused")
+        stored = await create_once(
+            unit_of_work, request, new_id=new_id, create=store_with(answer.consent), replay=_replay
+        )
+    if stored is None or isinstance(stored, AskConsentService):  # the latter never: with an answer none is asked
         await _refuse(unit_of_work, principal, content, request_id, reason="withdrawn")
-    return sent
+    return stored
+
+
+# What storing a melding came to: stored, withdrawn meanwhile (None), or the consent service must be asked.
+Stored = Sent | AskConsentService | None
 
 
 async def _replay(uow: MeldingTransaction, melding_id: str) -> Sent:
@@ -125,18 +147,27 @@ async def _store(
     melding_id: str,
     *,
     principal: Principal,
-    consent: ConsentScope,
+    consent_id: str,
+    answer: ConsentScope | None,
     content: MeldingContent,
     request_id: str | None,
-) -> Sent | None:
-    """The melding, its `melding.accepted` event and its audit record in one transaction; None (nothing
-    stored) if the consent's withdrawal reached this service since the consent service said yes."""
+    max_lag: timedelta,
+) -> Stored:
+    """The melding, its `melding.accepted` event and its audit records in one transaction. Checked on this
+    service's record of consents unless the consent service `answer`ed; None (nothing stored) if the consent's
+    withdrawal reached this service; `AskConsentService` (nothing stored) if the record cannot decide."""
     accepted_at = now()
     sender = Sender(org_id=principal.org_id, org_type=principal.org_type, sub=principal.sub)
     # Intake and the consent's withdrawal take one lock in turn: either the withdrawal came first and
     # refuses this melding here, or it comes after and finds the melding committed, and withdraws it.
-    if (await uow.meldingen.lock_consent(consent.id)).withdrawn_at is not None:
+    state = await uow.meldingen.lock_consent(consent_id)
+    if state.withdrawn_at is not None:
         return None
+    consent = (
+        answer if answer is not None else _checked(uow, state, principal, content, request_id, accepted_at, max_lag)
+    )
+    if isinstance(consent, AskConsentService):
+        return consent
     # One organisation, one open melding per patient and recipient type (the JGZ handles one pregnancy,
     # not two cases): checked holding this organisation's lock for the patient.
     await uow.meldingen.lock_patient(principal.org_id, content.patient.bsn)
@@ -184,6 +215,43 @@ async def _store(
     await uow.commit()
     # As a read right after the commit shows it, without reading back what was just written.
     return Sent(MeldingView(record, [], [accepted]))
+
+
+def _checked(
+    uow: MeldingTransaction,
+    state: ConsentState,
+    principal: Principal,
+    content: MeldingContent,
+    request_id: str | None,
+    at: datetime,
+    max_lag: timedelta,
+) -> ConsentScope | AskConsentService:
+    """The consent rule on this service's own record (the consent service's check, audited as it audits it):
+    the consent's scope if the melding may go, `AskConsentService` if the record cannot say; a refusal is
+    audited and raised (403 consent-required), nothing stored."""
+    verdict = state.verdict(
+        org_id=principal.org_id,
+        patient_ref=uow.meldingen.patient_ref(content.patient.bsn),
+        recipient_types=list(content.recipient_types),
+        risk_domains=list(content.risk_domains),
+        today=as_nl_date(at),
+        now=at,
+        max_lag=max_lag,
+    )
+    if isinstance(verdict, AskConsentService):
+        return verdict
+    bsn = content.patient.bsn
+    if verdict is not None:
+        outcome = f"refused:{verdict.value}"
+        # Written in a transaction of their own once this one (which stores nothing) has rolled back.
+        uow.audit.refuse(principal, "check", "consent", state.consent_id, patient_bsn=bsn, request_id=request_id,
+                         outcome=outcome, consent_checked=False)  # fmt: skip
+        uow.audit.refuse(principal, "create", "melding", None, patient_bsn=bsn, request_id=request_id,
+                         outcome=outcome, consent_checked=False)  # fmt: skip
+        raise ConsentRequired(CONSENT_REFUSALS.get(verdict.value, "the consent does not allow this melding"))
+    uow.audit.record(principal, "check", "consent", state.consent_id, patient_bsn=bsn, request_id=request_id,
+                     outcome="allowed", consent_checked=True)  # fmt: skip
+    return state.scope()
 
 
 async def _refuse(
@@ -453,6 +521,16 @@ async def cancel_melding(
         view = await _read(uow, melding_id)
         await uow.commit()
         return view
+
+
+async def on_consents_recorded(uow: MeldingTransaction, events: Sequence[IncomingEvent[ConsentRecorded]]) -> None:
+    """Keep what each new consent allows: intake checks meldingen under it on this record (decision 6)."""
+    await uow.meldingen.record_consents([event.message for event in events])
+
+
+async def on_consent_heartbeats(uow: MeldingTransaction, events: Sequence[IncomingEvent[ConsentHeartbeat]]) -> None:
+    """The consent feed was heard: every consent event published before the latest of these has been applied."""
+    await uow.meldingen.record_heartbeat(max(event.message.at for event in events))
 
 
 async def on_consent_withdrawn(uow: MeldingTransaction, event: IncomingEvent[ConsentWithdrawn]) -> None:

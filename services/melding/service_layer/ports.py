@@ -24,6 +24,7 @@ from services.melding.domain.model import (
     RoutingReport,
     SenderRef,
 )
+from shared.contracts.events import ConsentRecorded
 from shared.idempotency import KeyStore
 from shared.ports import AuditTrail, HookedTransaction, StagingOutbox
 
@@ -76,6 +77,12 @@ class MeldingRecords(Protocol):
     async def open_melding_for(self, org_id: str, bsn: str, recipient_types: list[str]) -> str | None: ...
 
     async def lock_consent(self, consent_id: str) -> ConsentState: ...
+
+    def patient_ref(self, bsn: str) -> str: ...
+
+    async def record_consents(self, recorded: Sequence[ConsentRecorded]) -> None: ...
+
+    async def record_heartbeat(self, at: datetime) -> None: ...
 
     async def record_withdrawal(self, consent_id: str, at: datetime) -> None: ...
 

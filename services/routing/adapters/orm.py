@@ -16,6 +16,7 @@ from sqlalchemy import (
 )
 
 from shared.audit import audit_tables
+from shared.consent_feed import consent_feed_table
 from shared.crypto import EncryptedText
 from shared.db import UTCDateTime, new_metadata
 from shared.messaging.consumer import processed_messages_table
@@ -149,6 +150,7 @@ consent_states = Table(
     Column("consent_id", String(64), primary_key=True, comment="locked by routing and withdrawal alike"),
     Column("withdrawn_at", UTCDateTime(), nullable=True),
 )
+consent_feed = consent_feed_table(metadata)
 
 deliveries = Table(
     "deliveries",

@@ -15,6 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from services.routing.adapters.orm import (
     cancellations,
+    consent_feed,
     consent_states,
     dead_letters,
     deliveries,
@@ -53,6 +54,7 @@ from services.routing.domain.model import (
 )
 from services.routing.domain.operations import ReturnedDelivery
 from services.routing.domain.route_map import RecipientRule, RouteMap
+from shared.consent_feed import record_heartbeat
 from shared.contracts.melding import STORED, MeldingAccepted
 from shared.contracts.vocabulary import DeliveryStatus
 from shared.crypto import FieldCipher
@@ -510,6 +512,10 @@ class RoutingRepository:
         await self.session.execute(
             update(consent_states).where(consent_states.c.consent_id == consent_id).values(withdrawn_at=at)
         )
+
+    async def record_heartbeat(self, at: datetime) -> None:
+        """The consent feed was heard at `at`: every withdrawal published before it has been applied."""
+        await record_heartbeat(self.session, consent_feed, at)
 
     # --- meldingen --------------------------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import base64
 import uuid
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 
 import structlog
@@ -31,7 +31,7 @@ from services.routing.service_layer.routing import (
 )
 from shared.clock import now
 from shared.contracts.consent import ConsentCheckResult
-from shared.contracts.events import ConsentWithdrawn
+from shared.contracts.events import ConsentHeartbeat, ConsentWithdrawn
 from shared.contracts.melding import MeldingAccepted, MeldingCancelled
 from shared.contracts.subscriptions import ROUTING_WITHDRAWALS
 from shared.errors import NotFound
@@ -43,19 +43,30 @@ log = structlog.get_logger(__name__)
 
 
 async def prepare_accepted(
-    client: ConsentPort, event: IncomingEvent[MeldingAccepted], *, recheck_after: timedelta
+    client: ConsentPort,
+    event: IncomingEvent[MeldingAccepted],
+    *,
+    recheck_after: timedelta,
+    feed_is_current: Callable[[], Awaitable[bool]],
 ) -> ConsentCheckResult | None:
-    """Before the transaction: ask the consent service again if the melding waited since its intake check.
+    """Before the transaction: ask the consent service again if a withdrawal may be on its way to routing.
 
-    A melding routed right after intake (the normal case) is checked against routing's own record in the
-    transaction (see `route`): the consent service answered for it moments ago, and any withdrawal since
-    reaches routing as `consent.withdrawn`. One that waited longer than `recheck_after` (a backlog after
-    an outage) is asked about again, so a withdrawal still on its way cannot let it out.
+    A melding is checked against routing's own record of withdrawals in the transaction (see `route`), which
+    is enough when that record is current: the melding was checked at intake moments ago (within
+    `recheck_after`: any withdrawal since reaches routing as `consent.withdrawn`), or routing heard the consent
+    feed lately (`feed_is_current`: every withdrawal published before that heartbeat has been applied, however
+    long the melding waited in a backlog). Otherwise (routing cut off from the withdrawals, after an outage) it
+    is asked about again, so a withdrawal still on its way cannot let it out.
     """
     accepted = event.message
-    if intake_check_is_fresh(accepted.accepted_at, now(), within=recheck_after):
+    if intake_check_is_fresh(accepted.accepted_at, now(), within=recheck_after) or await feed_is_current():
         return None
     return await check_consent(client, accepted, event.request_id)
+
+
+async def on_consent_heartbeats(uow: RoutingTransaction, events: Sequence[IncomingEvent[ConsentHeartbeat]]) -> None:
+    """The consent feed was heard: every withdrawal published before the latest of these has been applied."""
+    await uow.routing.record_heartbeat(max(event.message.at for event in events))
 
 
 async def on_meldingen_accepted(uow: RoutingTransaction, events: Sequence[IncomingEvent[MeldingAccepted]]) -> None:

@@ -15,6 +15,7 @@ from services.consent.adapters.orm import audit, consents, idempotency_keys, out
 from services.consent.domain.model import Consent
 from services.consent.service_layer.unit_of_work import ConsentUnitOfWork
 from shared.clock import now, today_nl
+from shared.contracts.events import CONSENT_RECORDED, CONSENT_WITHDRAWN
 from shared.db import Database
 from tests.support import Tokens
 
@@ -40,6 +41,13 @@ def consent_body(**overrides: object) -> dict[str, object]:
 async def count(database: Database, table: Table) -> int:
     async with database.unit_of_work() as uow:
         return (await uow.session.execute(select(func.count()).select_from(table))).scalar_one()
+
+
+async def withdrawals(database: Database) -> int:
+    """`consent.withdrawn` events staged in the outbox (each recorded consent stages its `consent.recorded`)."""
+    async with database.unit_of_work() as uow:
+        query = select(func.count()).select_from(outbox).where(outbox.c.message_type == CONSENT_WITHDRAWN)
+        return (await uow.session.execute(query)).scalar_one()
 
 
 async def record(
@@ -281,7 +289,7 @@ async def test_another_organisation_gets_404_for_read_and_withdraw(
         assert response.json()["type"] == "urn:kansrijk:problem:not-found"
         # indistinguishable from a consent that does not exist
         assert response.json()["detail"] == unknown.json()["detail"]
-    assert await count(consent_db, outbox) == 0
+    assert await withdrawals(consent_db) == 0
     mine = await consent_client.get(f"/v1/consents/{created['id']}", headers=tokens.bearer(scopes="consent:read"))
     assert mine.json()["status"] == "active"
 
@@ -344,6 +352,21 @@ async def test_an_expired_consent_reads_as_expired(
     assert check.json() == {"allowed": False, "consent": None, "reason": "expired"}
 
 
+async def test_a_recorded_consent_stages_one_consent_recorded_with_her_keyed_bsn_not_her_bsn(
+    consent_client: httpx.AsyncClient, tokens: Tokens, consent_db: Database
+) -> None:
+    created = await record(consent_client, tokens, risk_domains=["verslaving"])
+    async with consent_db.unit_of_work() as uow:
+        rows = (await uow.session.execute(select(outbox.c.message_type, outbox.c.id, outbox.c.body))).all()
+    [(message_type, message_id, body)] = rows
+    assert (message_type, message_id) == (CONSENT_RECORDED, f"recorded:{created['id']}")
+    assert BSN not in body
+    event = json.loads(body)
+    assert event["consent_id"] == created["id"] and event["org_id"] == SENDER
+    assert len(event["patient_ref"]) == 64 and event["patient_ref"] != BSN
+    assert (event["recipient_types"], event["risk_domains"]) == (["jgz", "wijkteam"], ["verslaving"])
+
+
 # --- withdraw --------------------------------------------------------------------------------------
 
 
@@ -360,7 +383,7 @@ async def test_withdrawal_sets_status_and_stages_one_event(
     again = await consent_client.post(f"/v1/consents/{created['id']}/withdraw", headers=headers)
     assert again.status_code == 200
     assert again.json() == first.json()
-    assert await count(consent_db, outbox) == 1
+    assert await withdrawals(consent_db) == 1
 
 
 async def test_withdrawal_reason_is_bounded(
@@ -371,7 +394,7 @@ async def test_withdrawal_reason_is_bounded(
         f"/v1/consents/{created['id']}/withdraw", json={"reason": "x" * 501}, headers=tokens.bearer(scopes=WRITE)
     )
     assert response.status_code == 422
-    assert await count(consent_db, outbox) == 0
+    assert await withdrawals(consent_db) == 0
 
 
 # --- check -------------------------------------------------------------------------------------------

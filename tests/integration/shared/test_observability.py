@@ -160,5 +160,6 @@ async def test_an_outbox_message_the_broker_has_not_confirmed_shows_as_backlog_w
         metrics = (await client.get("/metrics")).text
     backlog = [line for line in metrics.splitlines() if line.startswith("kansrijk_outbox_backlog{")]
     oldest = [line for line in metrics.splitlines() if line.startswith("kansrijk_outbox_oldest_unsent_seconds{")]
-    assert backlog == ['kansrijk_outbox_backlog{service="consent"} 1.0']
+    # consent.recorded and consent.withdrawn
+    assert backlog == ['kansrijk_outbox_backlog{service="consent"} 2.0']
     assert len(oldest) == 1 and float(oldest[0].rsplit(" ", 1)[1]) >= 1.0

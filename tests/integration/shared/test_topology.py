@@ -8,7 +8,9 @@ from shared.messaging.topology import EVENTS_EXCHANGE, declare_quorum_queue, dec
 from tests.support import RunEnvironment, scratch_vhost
 
 
-async def test_withdrawals_leave_the_routing_events_queue_for_their_own(environment: RunEnvironment) -> None:
+async def test_withdrawals_leave_the_routing_and_melding_events_queues_for_their_own(
+    environment: RunEnvironment,
+) -> None:
     async with scratch_vhost(environment, "topology") as amqp_url:
         connection = await aio_pika.connect_robust(amqp_url)
         try:
@@ -20,6 +22,12 @@ async def test_withdrawals_leave_the_routing_events_queue_for_their_own(environm
                 "kansrijk.routing.events",
                 exchange=EVENTS_EXCHANGE,
                 routing_keys=["melding.accepted", "consent.withdrawn"],
+            )
+            await declare_quorum_queue(
+                channel,
+                "kansrijk.melding.events",
+                exchange=EVENTS_EXCHANGE,
+                routing_keys=["melding.routed", "consent.withdrawn"],
             )
             await declare_topology(channel)
             await declare_topology(channel)  # and again, as every service does when it starts: no error
@@ -33,7 +41,12 @@ async def test_withdrawals_leave_the_routing_events_queue_for_their_own(environm
             )
             queues = {
                 name: await channel.declare_queue(name, passive=True)
-                for name in ("kansrijk.routing.events", "kansrijk.routing.withdrawals", "kansrijk.melding.events")
+                for name in (
+                    "kansrijk.routing.events",
+                    "kansrijk.routing.withdrawals",
+                    "kansrijk.melding.events",
+                    "kansrijk.melding.consents",
+                )
             }
             got = {}
             for name, queue in queues.items():
@@ -45,7 +58,8 @@ async def test_withdrawals_leave_the_routing_events_queue_for_their_own(environm
             assert got == {
                 "kansrijk.routing.events": "a1",
                 "kansrijk.routing.withdrawals": "w1",
-                "kansrijk.melding.events": "w1",
+                "kansrijk.melding.events": None,
+                "kansrijk.melding.consents": "w1",
             }
         finally:
             await connection.close()

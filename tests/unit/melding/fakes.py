@@ -14,6 +14,7 @@ from services.melding.domain.model import (
     Melding,
     MeldingRecord,
     MeldingStatus,
+    RecordedConsent,
     RoutingReport,
     SenderRef,
     bsn_in,
@@ -21,6 +22,7 @@ from services.melding.domain.model import (
     skeleton_of,
 )
 from services.melding.service_layer.unit_of_work import ChangedMeldingen
+from shared.contracts.events import ConsentRecorded
 from shared.contracts.vocabulary import DeliveryStatus
 from tests.unit.fakes import FakeUnitOfWorkBase
 
@@ -32,6 +34,8 @@ class FakeMeldingRepository:
         self.delivery_rows: dict[str, dict[str, Delivery]] = {}
         self.history_rows: dict[str, list[HistoryEntry]] = {}
         self.consents: dict[str, datetime | None] = {}
+        self.recorded: dict[str, RecordedConsent] = {}
+        self.heard_at: datetime | None = None
 
     async def add(
         self, *, melding_id: str, sender: SenderRef, consent: dict[str, Any], content: dict[str, Any], at: datetime
@@ -151,7 +155,26 @@ class FakeMeldingRepository:
         return None
 
     async def lock_consent(self, consent_id: str) -> ConsentState:
-        return ConsentState(consent_id, self.consents.setdefault(consent_id, None))
+        return ConsentState(
+            consent_id, self.consents.setdefault(consent_id, None), self.recorded.get(consent_id), self.heard_at
+        )
+
+    def patient_ref(self, bsn: str) -> str:
+        return f"ref:{bsn}"  # a stand-in for the keyed hash: what matters is that one BSN gives one ref
+
+    async def record_consents(self, recorded: Sequence[ConsentRecorded]) -> None:
+        for r in recorded:
+            self.recorded[r.consent_id] = RecordedConsent(
+                org_id=r.org_id,
+                patient_ref=r.patient_ref,
+                recipient_types=tuple(r.recipient_types),
+                risk_domains=None if r.risk_domains is None else tuple(r.risk_domains),
+                informed_about=tuple(r.informed_about),
+                valid_until=r.valid_until,
+            )
+
+    async def record_heartbeat(self, at: datetime) -> None:
+        self.heard_at = at if self.heard_at is None else max(self.heard_at, at)
 
     async def record_withdrawal(self, consent_id: str, at: datetime) -> None:
         if self.consents.get(consent_id) is None:

@@ -69,6 +69,7 @@ class FakeDirectory:
 class FakeRoutingRepository:
     def __init__(self) -> None:
         self.consents: dict[str, datetime | None] = {}
+        self.heard_at: datetime | None = None
         self.meldingen: dict[str, RoutedMelding] = {}
         self.deliveries: dict[str, DeliveryRecord] = {}
         self.letters: dict[str, DeadLetter] = {}
@@ -95,6 +96,9 @@ class FakeRoutingRepository:
 
     async def mark_consent_withdrawn(self, consent_id: str, at: datetime) -> None:
         self.consents[consent_id] = at
+
+    async def record_heartbeat(self, at: datetime) -> None:
+        self.heard_at = at if self.heard_at is None else max(self.heard_at, at)
 
     async def consent_of(self, *, melding_id: str | None = None, delivery_id: str | None = None) -> str | None:
         if delivery_id is not None:

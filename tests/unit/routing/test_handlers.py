@@ -13,8 +13,8 @@ from services.routing.domain.model import Candidate, DeadLetter, GemeenteRecord,
 from services.routing.domain.route_map import RecipientRule, RouteMap
 from services.routing.service_layer import commands, events
 from services.routing.service_layer.routing import RouteRequest, mark_overdue, route
-from shared.contracts.consent import ConsentScope
-from shared.contracts.events import ConsentWithdrawn
+from shared.contracts.consent import ConsentCheckResult, ConsentScope
+from shared.contracts.events import ConsentHeartbeat, ConsentWithdrawn
 from shared.contracts.melding import (
     DELIVERY_OVERDUE,
     DELIVERY_STATUS_CHANGED,
@@ -33,7 +33,7 @@ from shared.contracts.vocabulary import DeliveryStatus
 from shared.errors import Conflict, NotFound, ValidationFailed
 from shared.messaging.consumer import IncomingEvent
 from tests.samples import BSN, melding_body
-from tests.unit.fakes import principal
+from tests.unit.fakes import FakeConsentClient, principal
 from tests.unit.routing.fakes import FakeDirectory, FakeRoutingUnitOfWork
 
 CONSENT_ID = "6f0c1c1e-2d7a-4f7e-9c1e-0d7f3b2a9e10"
@@ -448,3 +448,40 @@ async def test_a_melding_that_cannot_be_stopped_does_not_hold_up_the_others_of_a
     assert uow.routing.meldingen[first.melding_id].status is RoutingStatus.withdrawn
     assert {d.status for d in uow.routing.deliveries.values()} == {DeliveryStatus.retracted}
     assert len(uow.outbox.of_type(MELDING_RETRACTED)) == 2  # the one stopped before is not retracted again
+
+
+# --- the consent re-check before routing: only while routing may be behind on withdrawals -----------------
+
+
+@pytest.mark.parametrize(
+    ("waited", "feed_current", "asked"),
+    [
+        (timedelta(seconds=1), False, False),  # checked at intake a moment ago
+        (timedelta(minutes=5), True, False),  # a backlog, but every withdrawal published has been applied
+        (timedelta(minutes=5), False, True),  # a backlog, and routing cut off from the withdrawals: ask again
+    ],
+)
+async def test_a_melding_is_checked_again_only_when_a_withdrawal_may_be_on_its_way(
+    waited: timedelta, feed_current: bool, asked: bool
+) -> None:
+    client = FakeConsentClient(ConsentCheckResult(allowed=True))
+    message = accepted().model_copy(update={"accepted_at": datetime.now(UTC) - waited})
+
+    async def current() -> bool:
+        return feed_current
+
+    answer = await events.prepare_accepted(
+        client, event(message), recheck_after=timedelta(seconds=30), feed_is_current=current
+    )
+    assert client.checks == int(asked) and (answer is not None) is asked
+
+
+async def test_routing_hears_the_consent_feed_in_batches_and_never_backwards() -> None:
+    uow = FakeRoutingUnitOfWork()
+    at = datetime.now(UTC)
+    beats = [
+        IncomingEvent(f"hb-{n}", "consent.heartbeat", ConsentHeartbeat(at=at - timedelta(seconds=n))) for n in (3, 0, 1)
+    ]
+    await events.on_consent_heartbeats(uow, beats)
+    await events.on_consent_heartbeats(uow, beats[:1])
+    assert uow.routing.heard_at == at

@@ -22,6 +22,7 @@ class Store:
 
     async def create(self, uow: FakeUnitOfWorkBase, resource_id: str) -> str:
         self.created.append(resource_id)
+        await uow.commit()  # as a real create does: without it, neither the resource nor its key is kept
         return resource_id
 
     async def replay(self, uow: FakeUnitOfWorkBase, resource_id: str) -> str:

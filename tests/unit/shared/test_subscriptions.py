@@ -21,18 +21,20 @@ def test_a_consumer_without_a_handler_for_a_bound_type_does_not_start() -> None:
 
 
 def test_every_services_consumer_matches_its_subscription() -> None:
+    from services.melding.worker import consents_consumer
     from services.melding.worker import consumer as melding_consumer
     from services.routing.worker import consumer as routing_consumer
     from services.routing.worker import withdrawals_consumer
 
     class Runtime:  # what the consumers read of a runtime, and nothing that connects
-        unit_of_work = broker = metrics = consent = tracer = None
+        unit_of_work = broker = metrics = consent = tracer = database = None
 
         class settings:
-            consent_recheck_after_seconds = 30.0
+            consent_recheck_after_seconds, consent_feed_max_lag_seconds = 30.0, 2.0
             consumer_batch_size, consumer_batch_wait_ms = 50, 5.0
 
-    consumers = [factory(Runtime()) for factory in (melding_consumer, routing_consumer, withdrawals_consumer)]  # type: ignore[arg-type]  # a stand-in runtime
+    factories = (melding_consumer, consents_consumer, routing_consumer, withdrawals_consumer)
+    consumers = [factory(Runtime()) for factory in factories]  # type: ignore[arg-type]  # a stand-in runtime
     assert sorted(c.queue.name for c in consumers) == sorted(q.name for q in SUBSCRIPTIONS)
     for consumer in consumers:
         assert set(consumer.queue.event_types) <= set(consumer.handlers)
