@@ -84,8 +84,9 @@ class FeedClock:
 
 class HeartbeatWorker:
     """The consent service's heartbeat: `consent.heartbeat` every `every_seconds`, on the exchange its outbox
-    publishes to. Not through the outbox: it is about now, and one lost is replaced by the next; each expires
-    on the queues after a few periods, so a stopped consumer does not find a pile of them."""
+    publishes to. Not through the outbox: it is about now, and one lost is replaced by the next. Each expires
+    on the queues after a minute, so a consumer stopped for long does not find a pile of them; routing's
+    dead-letter keeper drops the expired ones (they are dead-lettered like any expired message)."""
 
     def __init__(self, broker: Broker, *, every_seconds: float) -> None:
         self.broker, self.every_seconds = broker, every_seconds
@@ -94,7 +95,7 @@ class HeartbeatWorker:
     async def run(self, stop: asyncio.Event) -> None:
         if self.every_seconds <= 0:
             return
-        expires = max(5.0, 5 * self.every_seconds)
+        expires = max(60.0, 10 * self.every_seconds)
         while not stop.is_set():
             try:
                 await self.beat(expires)
@@ -106,7 +107,7 @@ class HeartbeatWorker:
             except TimeoutError:
                 pass
 
-    async def beat(self, expires: float = 5.0) -> None:
+    async def beat(self, expires: float = 60.0) -> None:
         at = now()
         channel = await self.broker.channel()
         exchange = await channel.get_exchange(EVENTS_EXCHANGE, ensure=False)

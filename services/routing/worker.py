@@ -105,6 +105,10 @@ def workers(runtime: Runtime) -> list[Worker]:
         queue = await channel.declare_queue(DEAD_LETTER_QUEUE, durable=True, arguments={"x-queue-type": "quorum"})
 
         async def on_message(message: AbstractIncomingMessage) -> None:
+            if message.type == CONSENT_HEARTBEAT:
+                # A heartbeat that expired unheard (its consumer was down): nothing was lost, nothing to replay.
+                await message.ack()
+                return
             try:
                 await events.store_dead_letter(runtime.unit_of_work, dead_letter(message))
             except Exception as exc:  # noqa: BLE001 - the database is away: keep it on the queue, without a hot loop
