@@ -171,6 +171,26 @@ async def test_an_unreadable_message_is_dead_lettered_at_once(
     assert refused.status_code == 409
 
 
+async def test_an_expired_heartbeat_is_not_kept_as_a_dead_letter(
+    system: Clients, tokens: Tokens, amqp: aio_pika.abc.AbstractChannel
+) -> None:
+    dead_letters = await amqp.get_exchange("kansrijk.dead-letter", ensure=False)
+    beat_id, after_id = f"heartbeat:{uuid.uuid4()}", f"after-{uuid.uuid4()}"
+    # As the broker dead-letters a heartbeat whose consumer was down past its expiry, then a real failure.
+    await dead_letters.publish(
+        aio_pika.Message(b'{"at": "2026-12-07T12:00:00+00:00"}', message_id=beat_id, type="consent.heartbeat"),
+        routing_key="consent.heartbeat",
+    )
+    await dead_letters.publish(aio_pika.Message(b"{}", message_id=after_id, type="melding.accepted"), routing_key="x")
+
+    async def kept() -> set[str] | None:
+        response = await system["routing"].get("/v1/dead-letters", headers=admin(tokens))
+        ids = {d["message_id"] for d in response.json()["items"]}
+        return ids if after_id in ids else None
+
+    assert beat_id not in await eventually(kept, timeout=20)
+
+
 async def test_cbs_reference_data_routes_a_straddling_postcode_to_the_largest_share_and_says_so(
     system: Clients, tokens: Tokens, stack_databases: dict[str, str]
 ) -> None:
