@@ -100,7 +100,12 @@ consent_states = Table(
     Column("consent_id", String(64), primary_key=True, comment="locked by intake and withdrawal alike"),
     Column("withdrawn_at", UTCDateTime(), nullable=True),
     # What `consent.recorded` told (decision 6); NULL: not heard of, intake asks the consent service.
-    Column("org_id", String(64), nullable=True),
+    Column(
+        "org_id",
+        String(64),
+        nullable=True,
+        comment="the recording organisation; NULL: not heard of (intake asks the consent service)",
+    ),
     Column("patient_ref", String(64), nullable=True, comment="keyed hash of the BSN"),
     Column("scope", Text, nullable=True, comment="JSON: recipient_types, risk_domains, informed_about, valid_until"),
 )
