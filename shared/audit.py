@@ -6,14 +6,23 @@ back leaves none. Accesses that are refused (another organisation's resource, no
 by `record_refusal` in a transaction of their own once the refused request's transaction (which rolls
 back) has ended.
 
-Records of one service form chains: each record carries its `chain`, its `seq` in that chain (1, 2, 3,
-…), the hash of the previous record of the chain and its own hash over its fields. A writer locks one of
-the `AUDIT_CHAINS` heads in `audit_chain` (last in the transaction, so no lock-order deadlock with the data
-it describes) — the lowest-numbered one no other transaction holds (`SKIP LOCKED`), so concurrent accesses
-never queue behind each other's commit, and uncontended ones all stay on chain 1. Deleting, reordering or
-editing a record breaks its chain, which `verify` (`kansrijk audit verify`) reports. The database refuses
-UPDATE and DELETE on `audit_log` (triggers, see the migrations), except the deletion of records past
-the 5-year retention.
+Records of one service form chains: each record carries its `chain`, its `seq` in that chain (1, 2, 3, …), the
+hash of the previous record of the chain and its own hash over its fields. Each chain's head (its last `seq`
+and hash) is a row of `audit_chain`, one of `AUDIT_CHAINS`. A process remembers the heads it saw committed,
+and which chains its open transactions are writing. At commit (last in the transaction, so no lock-order
+deadlock with the data it describes) a transaction takes the lowest-numbered known head none of its process's
+other transactions holds, numbers and hashes its records in Python, and appends them in one statement on
+PostgreSQL that moves that head only if it is still what the process knew and no other transaction holds it
+(`FOR UPDATE SKIP LOCKED`), inserting the records only if it moved. If it did not (a stale head: another
+process wrote that chain; or a held one), nothing is written: the transaction locks the lowest-numbered free
+head in one SELECT (the one that failed left to the other process), learns it, and appends there. So an append
+is one round trip when the head is known (two when none is, three when it was stale); concurrent accesses
+never queue behind each other's commit; and a chain never forks (its head moves from the value the records
+were hashed on, under the head's lock, and `UNIQUE (chain, seq)` stands behind that). A transaction that rolls
+back leaves the heads its process knows as they were. SQLite (one writer at a time) uses chain 1 only, in two
+statements. Deleting, reordering or editing a record breaks its chain, which `verify` (`kansrijk audit
+verify`) reports. The database refuses UPDATE and DELETE on `audit_log` (triggers, see the migrations), except
+the deletion of records past the 5-year retention, which leaves the heads alone.
 
 The patient is stored twice: `patient_bsn` encrypted (shown to `audit:read`), `patient_ref` a keyed
 hash (searched by, `POST /v1/audit/_search`).
@@ -21,9 +30,12 @@ hash (searched by, `POST /v1/audit/_search`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import uuid
+import weakref
+from collections import Counter
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -39,12 +51,16 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     and_,
+    cast,
     or_,
     select,
+    true,
     update,
+    values,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.sql import column as value_column
 
 from shared.auth import Principal
 from shared.clock import now as utcnow
@@ -239,37 +255,179 @@ class AuditLog:
         self.uow.after_close(write)
 
 
+# --- writing -------------------------------------------------------------------------------------------
+
+APPEND_CHUNK = 1000  # records per statement: 18 parameters each, well under PostgreSQL's 32,767
+
+
+@dataclass
+class _Heads:
+    """What this process knows of one audit log's chain heads: each chain's (seq, hash) as of a COMMIT it saw
+    (its own, or a head it read), and which chains its transactions are writing to now. A known head may be
+    stale (another process wrote that chain since): the append then changes nothing and is retried."""
+
+    known: dict[int, tuple[int, str]] = field(default_factory=dict)
+    held: Counter[int] = field(default_factory=Counter)
+
+    def pick(self, single_writer: bool) -> int | None:
+        """The lowest-numbered chain whose head is known and that no transaction of this process holds.
+        (SQLite has one writer at a time: chain 1 always.)"""
+        if single_writer:
+            return 1 if 1 in self.known else None
+        return next((chain for chain in sorted(self.known) if not self.held[chain]), None)
+
+    def advance(self, chain: int, head: tuple[int, str]) -> None:
+        """After the COMMIT that moved `chain` to `head` (unless the process already knows a later one)."""
+        if self.known.get(chain, (0, GENESIS))[0] < head[0]:
+            self.known[chain] = head
+
+    def release(self, chain: int) -> None:
+        self.held[chain] -= 1
+        if self.held[chain] <= 0:
+            del self.held[chain]
+
+
+_HEADS: weakref.WeakKeyDictionary[Database, dict[str, _Heads]] = weakref.WeakKeyDictionary()
+
+
+def _heads_of(database: Database, chain: Table) -> _Heads:
+    return _HEADS.setdefault(database, {}).setdefault(chain.name, _Heads())
+
+
 async def _write_staged(uow: UnitOfWork, key: str) -> None:
+    """Chain the staged records onto a head this process knows and append them in one statement; if that head
+    was stale (another process wrote the chain) or is held by another process's transaction, lock a free
+    head, learn it, and append there."""
     staged: _Staged = uow.staged.pop(key)
-    log, chain = staged.tables.log, staged.tables.chain
+    heads = _heads_of(uow.database, staged.tables.chain)
+    single_writer = uow.database.is_sqlite
+    chain = heads.pick(single_writer)
+    avoid: set[int] = set()
+    for _attempt in range(2):
+        if chain is None:  # nothing usable known (or it just failed): one SELECT, which locks the head
+            locked = await _lock_free_head(uow, staged.tables.chain, avoid | set(heads.held), single_writer)
+            chain = locked.id
+            heads.known[chain] = (locked.seq, locked.hash)  # committed: this transaction holds its lock
+        old = heads.known[chain]
+        new = _chain(staged.records, chain, old)
+        heads.held[chain] += 1
+        try:
+            appended = await _append(uow, staged.tables, chain, old, new, staged.records)
+        except BaseException:
+            heads.release(chain)
+            raise
+        if appended:  # held until this transaction ends; known to have moved once it committed
+            uow.after_close(functools.partial(_release, heads, chain))
+            uow.after_commit(functools.partial(heads.advance, chain, new))
+            return
+        heads.release(chain)
+        heads.known.pop(chain, None)  # stale, or another process's transaction is writing it: ask when needed
+        avoid.add(chain)
+        chain = None
+    raise RuntimeError("the audit chain head this transaction locked moved under it")  # pragma: no cover
+
+
+async def _release(heads: _Heads, chain: int) -> None:
+    heads.release(chain)
+
+
+def _chain(records: list[dict[str, Any]], chain: int, head: tuple[int, str]) -> tuple[int, str]:
+    """Number and hash `records` as the successors of `head` on `chain`; returns the chain's new head."""
+    seq, previous = head
+    for record in records:
+        seq += 1
+        record.update(chain=chain, seq=seq, prev_hash=previous)
+        record["hash"] = previous = record_hash(record)
+    return seq, previous
+
+
+async def _append(
+    uow: UnitOfWork,
+    tables: AuditTables,
+    chain: int,
+    old: tuple[int, str],
+    new: tuple[int, str],
+    records: list[dict[str, Any]],
+) -> bool:
+    """Move `chain`'s head from `old` to `new` and insert `records`, if the head is still `old` and no other
+    transaction holds it; False (nothing written) otherwise.
+
+    PostgreSQL, one statement per APPEND_CHUNK records: `WITH head AS (SELECT … WHERE id AND seq AND hash
+    FOR UPDATE SKIP LOCKED), moved AS (UPDATE audit_chain … FROM head RETURNING id) INSERT INTO audit_log …
+    SELECT … FROM moved JOIN (VALUES …) ON true`. The lock is taken on the newest version of the head (READ COMMITTED
+    re-checks a row another transaction changed since the statement began), so a stale head matches nothing
+    and a held one is skipped rather than waited for: two appends never both follow one head (and the
+    UNIQUE (chain, seq) would refuse the second if they did).
+
+    SQLite cannot put an UPDATE … RETURNING in a CTE: there the guarded UPDATE and the INSERT are two
+    statements, safe because `BEGIN IMMEDIATE` holds the only write lock from the transaction's start."""
+    log, heads = tables.log, tables.chain
     session = uow.session
-    head = await _free_head(uow, chain)
-    if head is None:  # a new (or emptied) log: create the heads; of two first writers one creates them
+    if uow.database.is_sqlite:
+        guarded = await session.execute(
+            update(heads)
+            .where(heads.c.id == chain, heads.c.seq == old[0], heads.c.hash == old[1])
+            .values(seq=new[0], hash=new[1])
+        )
+        if not guarded.rowcount:  # type: ignore[attr-defined]  # an UPDATE's Result is a CursorResult
+            return False
+        await session.execute(log.insert(), records)
+        return True
+    names = [c.name for c in log.columns]
+    for start in range(0, len(records), APPEND_CHUNK):
+        chunk = records[start : start + APPEND_CHUNK]
+        before = (chunk[0]["seq"] - 1, chunk[0]["prev_hash"])
+        after = (chunk[-1]["seq"], chunk[-1]["hash"])
+        assert start or before == old
+        head = (
+            select(heads.c.id)
+            .where(heads.c.id == chain, heads.c.seq == before[0], heads.c.hash == before[1])
+            .with_for_update(skip_locked=True)
+            .cte("head")
+        )
+        moved = (
+            update(heads)
+            .where(heads.c.id == head.c.id)
+            .values(seq=after[0], hash=after[1])
+            .returning(heads.c.id)
+            .cte("moved")
+        )
+        rows = values(*[value_column(c.name, c.type) for c in log.columns], name="record").data(
+            [tuple(record.get(name) for name in names) for record in chunk]
+        )
+        # VALUES writes a None as a bare NULL, which PostgreSQL takes for text: a nullable column says its type.
+        typed = [cast(rows.c[c.name], c.type) if c.nullable else rows.c[c.name] for c in log.columns]
+        appended = select(*typed).select_from(moved.join(rows, true()))
+        result = await session.execute(log.insert().from_select(names, appended))
+        if result.rowcount != len(chunk):  # type: ignore[attr-defined]  # an INSERT's Result is a CursorResult
+            if start:  # pragma: no cover  # this transaction holds the head since its first chunk
+                raise RuntimeError("the audit chain head this transaction holds moved under it")
+            return False
+    assert after == new
+    return True
+
+
+async def _lock_free_head(uow: UnitOfWork, chain: Table, avoid: set[int], single_writer: bool) -> Any:
+    """Lock and read the lowest-numbered head no transaction holds, outside `avoid` (the chains this process's
+    transactions are writing, and one that just proved stale); if every head is held, wait for chain 1.
+    A new (or emptied) log gets its heads here; of two first writers one creates them."""
+    heads = select(chain).order_by(chain.c.id).limit(1)
+    if not single_writer:
+        free = (
+            await uow.session.execute(heads.where(chain.c.id.not_in(avoid)).with_for_update(skip_locked=True))
+        ).first()
+        if free is not None:
+            return free
+    head = (await uow.session.execute(heads.with_for_update())).first()
+    if head is None:
         insert = pg_insert if uow.database.engine.dialect.name == "postgresql" else sqlite_insert
-        await session.execute(
+        await uow.session.execute(
             insert(chain)
             .values([{"id": n, "seq": 0, "hash": GENESIS} for n in range(1, AUDIT_CHAINS + 1)])
             .on_conflict_do_nothing()
         )
-        head = (await session.execute(select(chain).where(chain.c.id == 1).with_for_update())).one()
-    seq, previous = head.seq, head.hash
-    for record in staged.records:
-        seq += 1
-        record.update(chain=head.id, seq=seq, prev_hash=previous)
-        record["hash"] = previous = record_hash(record)
-    await session.execute(log.insert(), staged.records)
-    await session.execute(update(chain).where(chain.c.id == head.id).values(seq=seq, hash=previous))
-
-
-async def _free_head(uow: UnitOfWork, chain: Table) -> Any:
-    """Lock the lowest-numbered head no other transaction holds; wait for chain 1 only if all are held.
-    (SQLite has one writer at a time: chain 1 always.)"""
-    heads = select(chain).order_by(chain.c.id).limit(1)
-    if not uow.database.is_sqlite:
-        free = (await uow.session.execute(heads.with_for_update(skip_locked=True))).first()
-        if free is not None:
-            return free
-    return (await uow.session.execute(heads.with_for_update())).first()
+        head = (await uow.session.execute(heads.with_for_update())).one()
+    return head
 
 
 # --- reading -------------------------------------------------------------------------------------------

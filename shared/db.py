@@ -192,7 +192,7 @@ class HandOff(Protocol):
 
 
 # The order of the before-commit hooks that take locks (UnitOfWork.before_commit).
-HOOK_AUDIT = 1  # the audit records, on a free chain head (shared.audit)
+HOOK_AUDIT = 1  # the audit records, on a chain head no other transaction holds (shared.audit)
 HOOK_NUMBERING = 2  # a recipient's queue messages, numbered on its counter: last, the shortest hold
 
 
@@ -206,6 +206,7 @@ class UnitOfWork:
     def __init__(self, database: Database) -> None:
         self.database = database
         self._handed: list[tuple[HandOff, list[dict[str, Any]]]] = []
+        self._after_commit: list[Callable[[], None]] = []
         self._session: AsyncSession | None = None
         # What is written at commit, last in the transaction (the audit records, see shared.audit).
         self.staged: dict[str, Any] = {}
@@ -221,14 +222,14 @@ class UnitOfWork:
 
     async def __aenter__(self) -> Self:
         self._session = self.database.sessionmaker()
-        self._handed = []
+        self._handed, self._after_commit = [], []
         self.staged, self._before_commit, self._after_close = {}, {}, []
         return self
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self._handed = []  # rolled back: nothing was staged
+        self._handed, self._after_commit = [], []  # rolled back: nothing was staged
         try:
             await self.session.rollback()
         finally:
@@ -248,6 +249,11 @@ class UnitOfWork:
         it rolls back."""
         self._handed.append((receiver, rows))
 
+    def after_commit(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` once this transaction committed; never if it rolls back (what a process may only
+        believe of the database once it is so: the audit chain heads it knows, see shared.audit)."""
+        self._after_commit.append(callback)
+
     def before_commit(self, key: str, hook: Callable[[UnitOfWork, str], Awaitable[None]], *, order: int = 0) -> None:
         """Run `hook(self, key)` once, just before the next commit (hooks of one key are registered once).
 
@@ -262,7 +268,10 @@ class UnitOfWork:
         for key, (_, before) in sorted(hooks.items(), key=lambda item: item[1][0]):
             await before(self, key)
         handed, self._handed = self._handed, []
+        callbacks, self._after_commit = self._after_commit, []
         await self.session.commit()
+        for callback in callbacks:
+            callback()
         for receiver, rows in handed:
             receiver.take(rows)
 

@@ -110,6 +110,7 @@ async def _outcome(unit_of_work: UnitOfWorkFactory, batch: list[MeldingAccepted]
 
 async def test_a_batch_costs_the_statements_of_one_melding(unit_of_work: UnitOfWorkFactory, database: Database) -> None:
     patients = _bsns()
+    await _route(unit_of_work, [_accepted(next(patients), "10000001")])  # the process learns its audit head
     with counted_statements(database) as one:
         await _route(unit_of_work, [_accepted(next(patients), "10000001")])
     with counted_statements(database) as eight:
