@@ -44,21 +44,29 @@ class ConsentClient:
         timeout: float = 5.0,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        # aiohttp (and its two SSL contexts) is imported here, not with the module: the services that only
-        # read this module's types (consent, fhir, the CLI) start ~0.1 s sooner (docs/performance.md).
-        from httpx_aiohttp import HttpxAiohttpClient
-
         self.tokens = tokens
-        # httpx's interface, aiohttp's connection pool: the check is on every melding's path, and httpcore's
-        # pool and anyio streams cost about twice the CPU per call. Errors still arrive as httpx's.
-        self.http = HttpxAiohttpClient(
-            base_url=base_url,
-            timeout=timeout,
-            transport=transport,
-            limits=httpx.Limits(
-                max_connections=10, max_keepalive_connections=10, keepalive_expiry=IDLE_CONNECTION_SECONDS
-            ),
-        )
+        self._base_url, self._timeout, self._transport = base_url, timeout, transport
+        self._http: httpx.AsyncClient | None = None
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """Built at the first call, not with the service: aiohttp's import (two SSL contexts loading the CA
+        store) is a tenth of a second of CPU that `kansrijk up` to ready does not need (docs/performance.md);
+        the first consent check pays it once."""
+        if self._http is None:
+            from httpx_aiohttp import HttpxAiohttpClient
+
+            # httpx's interface, aiohttp's connection pool: the check is on every melding's path, and httpcore's
+            # pool and anyio streams cost about twice the CPU per call. Errors still arrive as httpx's.
+            self._http = HttpxAiohttpClient(
+                base_url=self._base_url,
+                timeout=self._timeout,
+                transport=self._transport,
+                limits=httpx.Limits(
+                    max_connections=10, max_keepalive_connections=10, keepalive_expiry=IDLE_CONNECTION_SECONDS
+                ),
+            )
+        return self._http
 
     async def check(
         self,
@@ -115,4 +123,5 @@ class ConsentClient:
         return [str(item["id"]) for item in response.json()["items"]]
 
     async def aclose(self) -> None:
-        await self.http.aclose()
+        if self._http is not None:
+            await self._http.aclose()
