@@ -9,15 +9,18 @@ CapabilityStatement) are the same in both.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from services.fhir.domain.outcome import FhirError, invalid
 from shared.clock import NL, as_utc_instant
 
+if TYPE_CHECKING:
+    from fhir_core.fhirabstractmodel import FHIRAbstractModel
 
-def _model(resource_type: str) -> Any:
+
+def _model(resource_type: str) -> type[FHIRAbstractModel]:
     """fhir.resources' model of a resource type. The package is imported at the first resource read or
     written, not with the service: it is a tenth of a second of the facade's start-up (docs/performance.md)."""
     from fhir.resources.R4B import get_fhir_model_class
