@@ -64,8 +64,8 @@ from sqlalchemy.sql import column as value_column
 
 from shared.auth import Principal
 from shared.clock import now as utcnow
-from shared.crypto import EncryptedText, FieldCipher
-from shared.db import HOOK_AUDIT, Database, UnitOfWork, UTCDateTime
+from shared.crypto import FieldCipher
+from shared.db import HOOK_AUDIT, Database, EncryptedText, UnitOfWork, UTCDateTime
 
 AUDIT_RETENTION = timedelta(days=5 * 365 + 2)  # NEN 7513 / WGBO practice: five years
 GENESIS = "0" * 64

@@ -24,12 +24,10 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
-from sqlalchemy import Text
-from sqlalchemy.types import TypeDecorator
 
 if TYPE_CHECKING:
     from shared.settings import ServiceSettings
@@ -156,35 +154,3 @@ def cipher_for(settings: ServiceSettings) -> FieldCipher:
     if settings.is_development:
         return load_or_create_dev_cipher(settings.dev_key_dir)
     raise CipherError("KANSRIJK_ENCRYPTION_KEYS and KANSRIJK_BSN_HASH_KEY are required outside development")
-
-
-# --- the column type ------------------------------------------------------------------------------
-
-
-def attach_cipher(engine: Any, cipher: FieldCipher | None) -> None:
-    """Give an engine's encrypted columns their key ring (each engine its own: tests run several)."""
-    engine.sync_engine.dialect.kansrijk_cipher = cipher
-
-
-def _cipher_of(dialect: Any) -> FieldCipher:
-    cipher = getattr(dialect, "kansrijk_cipher", None)
-    if cipher is None:
-        raise CipherError("this database has no field cipher: build it with Database(url, cipher=...)")
-    return cast(FieldCipher, cipher)
-
-
-class EncryptedText(TypeDecorator[str]):
-    """Text stored encrypted under the engine's key ring; `purpose` (table.column) is authenticated with it."""
-
-    impl = Text
-    cache_ok = True
-
-    def __init__(self, purpose: str) -> None:
-        super().__init__()
-        self.purpose = purpose
-
-    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
-        return None if value is None else _cipher_of(dialect).encrypt(value, self.purpose)
-
-    def process_result_value(self, value: str | None, dialect: Any) -> str | None:
-        return None if value is None else _cipher_of(dialect).decrypt(value, self.purpose)

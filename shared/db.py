@@ -7,9 +7,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Protocol, Self
+from typing import Any, Protocol, Self, cast
 
-from sqlalchemy import Column, ColumnElement, DateTime, MetaData, Row, Table, event, text
+from sqlalchemy import Column, ColumnElement, DateTime, MetaData, Row, Table, Text, event, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -18,7 +18,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
-from shared.crypto import CipherError, FieldCipher, attach_cipher
+from shared.crypto import CipherError, FieldCipher
 
 # Constraint names fixed once, so that migrations are stable on every database (fastapi-best-practices).
 NAMING_CONVENTION = {
@@ -91,6 +91,37 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
+def attach_cipher(engine: Any, cipher: FieldCipher | None) -> None:
+    """Give an engine's encrypted columns their key ring (each engine its own: tests run several)."""
+    engine.sync_engine.dialect.kansrijk_cipher = cipher
+
+
+def _cipher_of(dialect: Any) -> FieldCipher:
+    cipher = getattr(dialect, "kansrijk_cipher", None)
+    if cipher is None:
+        raise CipherError("this database has no field cipher: build it with Database(url, cipher=...)")
+    return cast(FieldCipher, cipher)
+
+
+class EncryptedText(TypeDecorator[str]):
+    """Text stored encrypted under the engine's key ring (`shared.crypto.FieldCipher`); `purpose`
+    (table.column) is authenticated with it. Here rather than in `shared.crypto`, so that what only encrypts
+    (the portal) does not import SQLAlchemy."""
+
+    impl = Text
+    cache_ok = True
+
+    def __init__(self, purpose: str) -> None:
+        super().__init__()
+        self.purpose = purpose
+
+    def process_bind_param(self, value: str | None, dialect: Any) -> str | None:
+        return None if value is None else _cipher_of(dialect).encrypt(value, self.purpose)
+
+    def process_result_value(self, value: str | None, dialect: Any) -> str | None:
+        return None if value is None else _cipher_of(dialect).decrypt(value, self.purpose)
+
+
 def new_metadata() -> MetaData:
     """A service's metadata, with the shared naming convention."""
     return MetaData(naming_convention=NAMING_CONVENTION)
@@ -147,7 +178,7 @@ class Database:
                 url, pool_size=pool_size, max_overflow=max_overflow, pool_timeout=pool_timeout, hide_parameters=True
             )
             _check_on_checkout(self.engine)
-        # The key ring of its encrypted columns (shared.crypto.EncryptedText) and of BSN lookups.
+        # The key ring of its encrypted columns (EncryptedText) and of BSN lookups.
         attach_cipher(self.engine, cipher)
         self._cipher = cipher
         self.sessionmaker = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)

@@ -15,8 +15,8 @@ from typing import Any
 import sqlalchemy as sa
 from alembic import context, op
 
-from shared.crypto import EncryptedText, FieldCipher
-from shared.db import UTCDateTime
+from shared.crypto import FieldCipher
+from shared.db import EncryptedText, UTCDateTime
 
 
 def cipher() -> FieldCipher | None:

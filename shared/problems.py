@@ -14,11 +14,8 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from shared.db import is_database_unavailable
 from shared.errors import PROBLEM_PREFIX, DomainError, RepeatedMelding, ValidationFailed
 
 PROBLEM_MEDIA_TYPE = "application/problem+json"
@@ -114,6 +111,13 @@ def validation_errors(exc: RequestValidationError) -> list[dict[str, str]]:
 
 
 def install_problem_handlers(app: FastAPI) -> None:
+    # The database's errors are imported here, not with the module: the portal answers problems too but
+    # has no database, and SQLAlchemy is a tenth of a second of its start-up (docs/performance.md).
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+    from shared.db import is_database_unavailable
+
     async def on_domain_error(request: Request, exc: DomainError) -> JSONResponse:
         headers = {"WWW-Authenticate": "Bearer"} if exc.slug == "unauthorized" else None
         if exc.slug in ("unavailable", "too-many-requests"):

@@ -193,9 +193,16 @@ def _stop_children(children: dict[str, subprocess.Popen[bytes]]) -> None:
 
 
 def _listening(settings: ServiceSettings) -> bool:
-    import httpx
+    # The standard library's plain HTTP, not `httpx.get`: that builds a client, and with it an SSL context
+    # loading the CA store, at every call — five times a round while the children start, which took a second
+    # of CPU from them on two cores (docs/performance.md, "Start-up").
+    import http.client
 
+    connection = http.client.HTTPConnection(settings.host, settings.port, timeout=0.5)
     try:
-        return httpx.get(f"http://{settings.host}:{settings.port}/health/live", timeout=0.5).status_code == 200
-    except httpx.HTTPError:
+        connection.request("GET", "/health/live")
+        return connection.getresponse().status == 200
+    except (OSError, http.client.HTTPException):
         return False
+    finally:
+        connection.close()

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import aiohttp
 import httpx
 import structlog
-from httpx_aiohttp import HttpxAiohttpClient
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt
 
 from shared.auth import ServiceTokens
@@ -25,7 +23,16 @@ IDLE_CONNECTION_SECONDS = 2.0
 def _closed_under_us(exc: BaseException) -> bool:
     """The server closed a reused keep-alive connection before answering (it had timed out as idle): the
     request was never processed, so asking again on a fresh connection is safe — a check changes nothing."""
+    import aiohttp
+
     return isinstance(exc.__cause__ or exc, aiohttp.ServerDisconnectedError)
+
+
+def _unanswered() -> tuple[type[BaseException], ...]:
+    """What a call that got no answer raises (the transport maps most to httpx's)."""
+    import aiohttp
+
+    return (httpx.HTTPError, aiohttp.ClientError, TimeoutError)
 
 
 class ConsentClient:
@@ -38,16 +45,28 @@ class ConsentClient:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.tokens = tokens
-        # httpx's interface, aiohttp's connection pool: the check is on every melding's path, and httpcore's
-        # pool and anyio streams cost about twice the CPU per call. Errors still arrive as httpx's.
-        self.http = HttpxAiohttpClient(
-            base_url=base_url,
-            timeout=timeout,
-            transport=transport,
-            limits=httpx.Limits(
-                max_connections=10, max_keepalive_connections=10, keepalive_expiry=IDLE_CONNECTION_SECONDS
-            ),
-        )
+        self._base_url, self._timeout, self._transport = base_url, timeout, transport
+        self._http: httpx.AsyncClient | None = None
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """Built at the first call, not with the service: aiohttp's import (two SSL contexts loading the CA
+        store) is a tenth of a second of CPU that `kansrijk up` to ready does not need (docs/performance.md);
+        the first consent check pays it once."""
+        if self._http is None:
+            from httpx_aiohttp import HttpxAiohttpClient
+
+            # httpx's interface, aiohttp's connection pool: the check is on every melding's path, and httpcore's
+            # pool and anyio streams cost about twice the CPU per call. Errors still arrive as httpx's.
+            self._http = HttpxAiohttpClient(
+                base_url=self._base_url,
+                timeout=self._timeout,
+                transport=self._transport,
+                limits=httpx.Limits(
+                    max_connections=10, max_keepalive_connections=10, keepalive_expiry=IDLE_CONNECTION_SECONDS
+                ),
+            )
+        return self._http
 
     async def check(
         self,
@@ -77,7 +96,7 @@ class ConsentClient:
             ):
                 with attempt:
                     response = await self.http.post("/v1/consents/check", headers=headers, json=body)
-        except (httpx.HTTPError, aiohttp.ClientError, TimeoutError) as exc:  # the transport maps most to httpx's
+        except _unanswered() as exc:
             log.warning("consent_service_unreachable", error_type=type(exc).__name__)
             raise Unavailable("the consent service did not answer; retry with the same Idempotency-Key") from exc
         if response.status_code != 200:
@@ -95,7 +114,7 @@ class ConsentClient:
         inject(headers)
         try:
             response = await self.http.get("/v1/self/consents", headers=headers)
-        except (httpx.HTTPError, aiohttp.ClientError, TimeoutError) as exc:
+        except _unanswered() as exc:
             log.warning("consent_service_unreachable", error_type=type(exc).__name__)
             raise Unavailable("the consent service did not answer; retry later") from exc
         if response.status_code != 200:
@@ -104,4 +123,5 @@ class ConsentClient:
         return [str(item["id"]) for item in response.json()["items"]]
 
     async def aclose(self) -> None:
-        await self.http.aclose()
+        if self._http is not None:
+            await self._http.aclose()

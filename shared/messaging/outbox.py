@@ -49,8 +49,7 @@ from sqlalchemy import (
 )
 
 from shared.clock import now as utcnow
-from shared.crypto import EncryptedText
-from shared.db import Database, UnitOfWork, UTCDateTime
+from shared.db import Database, EncryptedText, UnitOfWork, UTCDateTime
 from shared.messaging.broker import Broker
 from shared.observability import Metrics
 from shared.tracing import continued, current_context

@@ -3,8 +3,7 @@
 from sqlalchemy import Column, Date, Index, String, Table
 
 from shared.audit import audit_tables
-from shared.crypto import EncryptedText
-from shared.db import UTCDateTime, new_metadata
+from shared.db import EncryptedText, UTCDateTime, new_metadata
 from shared.idempotency import idempotency_table
 from shared.messaging.outbox import outbox_table
 

@@ -5,8 +5,7 @@ calls: nothing is lost while the facade or an endpoint is down), and the frame e
 from sqlalchemy import Column, ForeignKey, Index, Integer, String, Table
 
 from shared.audit import audit_tables
-from shared.crypto import EncryptedText
-from shared.db import UTCDateTime, new_metadata
+from shared.db import EncryptedText, UTCDateTime, new_metadata
 from shared.messaging.consumer import processed_messages_table
 from shared.messaging.outbox import outbox_table
 

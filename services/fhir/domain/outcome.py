@@ -7,8 +7,6 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from fhir.resources.R4B.operationoutcome import OperationOutcome
-
 from shared.errors import PROBLEM_PREFIX
 
 # The v1 problem types and the FHIR issue type (http://hl7.org/fhir/issue-type) each is.
@@ -56,6 +54,8 @@ def issue(code: str, diagnostics: str, expression: str | None = None, *, details
 
 
 def operation_outcome(issues: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    from fhir.resources.R4B.operationoutcome import OperationOutcome  # at the first error: start-up is quicker
+
     resource = OperationOutcome.model_validate({"resourceType": "OperationOutcome", "issue": list(issues)})
     return resource.model_dump(mode="json")
 

@@ -9,16 +9,23 @@ CapabilityStatement) are the same in both.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any
 
-from fhir.resources.R4B import get_fhir_model_class
-from fhir_core.fhirabstractmodel import FHIRAbstractModel
 from pydantic import ValidationError
 
 from services.fhir.domain.outcome import FhirError, invalid
 from shared.clock import NL, as_utc_instant
 
-M = TypeVar("M", bound=FHIRAbstractModel)
+if TYPE_CHECKING:
+    from fhir_core.fhirabstractmodel import FHIRAbstractModel
+
+
+def _model(resource_type: str) -> type[FHIRAbstractModel]:
+    """fhir.resources' model of a resource type. The package is imported at the first resource read or
+    written, not with the service: it is a tenth of a second of the facade's start-up (docs/performance.md)."""
+    from fhir.resources.R4B import get_fhir_model_class
+
+    return get_fhir_model_class(resource_type)
 
 
 def parse(data: Any, resource_type: str) -> Any:
@@ -28,7 +35,7 @@ def parse(data: Any, resource_type: str) -> Any:
     if data.get("resourceType") != resource_type:
         raise invalid(f"expected resourceType {resource_type}", f"{resource_type}.resourceType", code="structure")
     try:
-        return get_fhir_model_class(resource_type).model_validate(data)
+        return _model(resource_type).model_validate(data)
     except ValidationError as exc:
         raise _structure_error(resource_type, exc) from None
     except (TypeError, ValueError, KeyError, AttributeError):
@@ -52,7 +59,7 @@ def _structure_error(resource_type: str, exc: ValidationError) -> FhirError:
 
 def emit(data: dict[str, Any]) -> dict[str, Any]:
     """A resource the facade sends, validated by its model and in its JSON form."""
-    resource = get_fhir_model_class(data["resourceType"]).model_validate(data)
+    resource = _model(data["resourceType"]).model_validate(data)
     return resource.model_dump(mode="json")
 
 

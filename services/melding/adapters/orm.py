@@ -4,8 +4,7 @@ from sqlalchemy import Column, Date, ForeignKey, Index, Integer, PrimaryKeyConst
 
 from shared.audit import audit_tables
 from shared.consent_feed import consent_feed_table
-from shared.crypto import EncryptedText
-from shared.db import UTCDateTime, new_metadata
+from shared.db import EncryptedText, UTCDateTime, new_metadata
 from shared.idempotency import idempotency_table
 from shared.messaging.consumer import processed_messages_table
 from shared.messaging.outbox import outbox_table

@@ -7,8 +7,7 @@ Revises: 0004
 import sqlalchemy as sa
 from alembic import op
 
-from shared.crypto import EncryptedText
-from shared.db import UTCDateTime
+from shared.db import EncryptedText, UTCDateTime
 
 revision = "0005"
 down_revision = "0004"
