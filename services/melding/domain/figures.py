@@ -218,8 +218,8 @@ MEASURES: tuple[tuple[str, str], ...] = (
     CONTACT,
 )
 
-# (field, key, gemeente code or region code or NATION or WITHOUT, month "01".."12", "Q1".."Q4", "Y")
-Cell = tuple[str, str, str, str]
+# What a melding counts towards in its row and month: (field, key), a measure or not one (an unknown status).
+Counted = dict[tuple[str, int], list[tuple[str, str]]]  # (gemeente code or WITHOUT, month 0..11)
 # A row's times, in the order of its cells in the year table: the months, the quarters, the year.
 TIMES = (*MONTH_KEYS, *QUARTERS, YEAR)
 _TIME_AT = {time: at for at, time in enumerate(TIMES)}
@@ -259,12 +259,12 @@ class YearTable:
         with without_cycle_collection():  # 100,000s of relations and lists, none in a cycle
             self._protect(self._count(facts, today), region_of or {})
 
-    def _count(self, facts: Iterable[MeldingFacts], today: date) -> Counter[Cell]:
-        """The counts of each gemeente (and of the meldingen without one) per month."""
-        leaf_counts: Counter[Cell] = Counter()
+    def _count(self, facts: Iterable[MeldingFacts], today: date) -> Counted:
+        """What each melding of a gemeente (or without one) and month counts towards, to be counted at once."""
+        counted: Counted = {}
         self._days: dict[tuple[str, str], list[int]] = {}
         for m in facts:
-            row, month = m.gemeente_code or WITHOUT, f"{m.created_on.month:02d}"
+            row, month = m.gemeente_code or WITHOUT, m.created_on.month - 1
             measures = [("meldingen", ""), ("by_sender_type", m.sender_type), ("by_status", m.status)]
             measures += [("by_risk_domain", d) for d in set(m.risk_domains)]
             asked = [t for t in RECIPIENT_TYPES if t in m.recipient_types]
@@ -279,13 +279,16 @@ class YearTable:
             days = m.days_to_contact()
             if days is not None:
                 measures.append(CONTACT)
-                self._days.setdefault((row, month), []).append(days)
-            for field, key in measures:
-                leaf_counts[field, key, row, month] += 1
-        return leaf_counts
+                self._days.setdefault((row, MONTH_KEYS[month]), []).append(days)
+            bucket = counted.get((row, month))
+            if bucket is None:
+                counted[row, month] = measures
+            else:
+                bucket += measures
+        return counted
 
-    def _protect(self, leaf_counts: Counter[Cell], region_of: Mapping[str, str]) -> None:
-        self.rows = sorted({row for (_, _, row, _) in leaf_counts})
+    def _protect(self, counted: Counted, region_of: Mapping[str, str]) -> None:
+        self.rows = sorted({row for row, _ in counted})
         # The regions with a melding this year, by their gemeenten with one; the country's upper level: those
         # regions and every row in none.
         self.regions: dict[str, list[str]] = {}
@@ -304,8 +307,12 @@ class YearTable:
         width = len(TIMES)
         self._span = span = len(lines) * width  # cells per measure
         counts = [0] * (len(MEASURES) * span)
-        for (field, key, row, leaf_month), count in leaf_counts.items():
-            counts[_MEASURE_AT[field, key] * span + line_at[row] * width + _TIME_AT[leaf_month]] = count
+        for (row, month), measures in counted.items():
+            first = line_at[row] * width + month
+            for measure, count in Counter(measures).items():
+                at = _MEASURE_AT.get(measure)
+                if at is not None:
+                    counts[at * span + first] = count
         members = {area: [line_at[row] * width for row in rows] for area, rows in areas.items()}
         up = [line_at[row] * width for row in upper]
         quarters = [(_TIME_AT[quarter], [_TIME_AT[month] for month in months]) for quarter, months in QUARTERS.items()]

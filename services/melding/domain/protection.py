@@ -216,6 +216,7 @@ class _Book:
         # not adding up, its shown total); inf while its total is hidden. Kept as cells are hidden, so that
         # what bounds a cell is one `min` over its relations (`most`), not a walk through their totals.
         self.room: list[float] = []
+        self.adds_up = bytearray(tie.adds_up for tie in ties)
         for index, tie in enumerate(ties):
             self.total_of[tie.total].append(index)
             if tie.adds_up:
@@ -233,10 +234,10 @@ class _Book:
         if self.hidden[cell]:
             return
         self.hidden[cell] = 1
-        count, ties, shown_sum, room = self.counts[cell], self.ties, self.shown_sum, self.room
+        count, adds_up, shown_sum, room = self.counts[cell], self.adds_up, self.shown_sum, self.room
         for index in self.part_of[cell]:
             shown_sum[index] -= count
-            if ties[index].adds_up:
+            if adds_up[index]:
                 room[index] += count  # inf stays inf
         for index in self.total_of[cell]:
             room[index] = math.inf
