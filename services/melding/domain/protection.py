@@ -229,27 +229,70 @@ class _Book:
             self.shown_sum.append(shown)
             total = counts[tie.total]
             self.room.append(math.inf if hidden[tie.total] else total - shown if tie.adds_up else total)
+        # Each cell's `least` and `most`, kept between looks at its relations (a relation is looked at again
+        # each time one of its cells is hidden, and most of its parts' bounds have not moved since). A cell's
+        # `most` is the room of one of its relations, and rooms only grow as cells are hidden: it can change
+        # only when that relation's room does, so the relation keeps the cells it bounds (`bounding`) and
+        # marks them stale then. Likewise `least`, the shown sum of one relation the cell is the total of:
+        # shown sums only shrink (`raising`).
+        self.high: list[float] = [math.inf] * len(counts)
+        self.low: list[int] = [0] * len(counts)
+        self.high_stale = bytearray(b"\x01") * len(counts)
+        self.low_stale = bytearray(b"\x01") * len(counts)
+        self.bounding: dict[int, list[int]] = {}  # relation: the cells whose `most` its room is
+        self.raising: dict[int, list[int]] = {}  # relation: the cells whose `least` its shown sum is
 
     def hide(self, cell: int) -> None:
         if self.hidden[cell]:
             return
         self.hidden[cell] = 1
         count, adds_up, shown_sum, room = self.counts[cell], self.adds_up, self.shown_sum, self.room
-        for index in self.part_of[cell]:
-            shown_sum[index] -= count
-            if adds_up[index]:
-                room[index] += count  # inf stays inf
+        if count:  # a 0 moves no sum and no room
+            for index in self.part_of[cell]:
+                shown_sum[index] -= count
+                self._stale(self.raising, self.low_stale, index)
+                if adds_up[index]:
+                    room[index] += count  # inf stays inf
+                    self._stale(self.bounding, self.high_stale, index)
         for index in self.total_of[cell]:
-            room[index] = math.inf
+            if room[index] != math.inf:
+                room[index] = math.inf
+                self._stale(self.bounding, self.high_stale, index)
+
+    @staticmethod
+    def _stale(kept: dict[int, list[int]], stale: bytearray, index: int) -> None:
+        """Marks the bounds `index` gave stale (its room or its shown sum moved)."""
+        cells = kept.pop(index, None)
+        if cells:
+            for cell in cells:
+                stale[cell] = 1
 
     def least(self, cell: int) -> int:
-        """What the shown parts of a hidden cell say it is at least."""
-        return max(map(self.shown_sum.__getitem__, self.made_of[cell]), default=0)
+        """What the shown parts of a hidden cell say it is at least: the largest shown sum of a relation it
+        is the total of (kept: see `__init__`)."""
+        if self.low_stale[cell]:
+            relations = self.made_of[cell]
+            if relations:
+                shown_sum = self.shown_sum
+                index = max(relations, key=shown_sum.__getitem__)
+                self.low[cell] = shown_sum[index]
+                self.raising.setdefault(index, []).append(cell)
+            self.low_stale[cell] = 0
+        return self.low[cell]
 
     def most(self, cell: int) -> float:
         """What the shown totals the cell is a part of say it is at most: a shown total less its shown parts
-        (or, for a part of a relation that does not add up, the shown total)."""
-        return min(map(self.room.__getitem__, self.part_of[cell]), default=math.inf)
+        (or, for a part of a relation that does not add up, the shown total); the least room of its
+        relations (kept: see `__init__`)."""
+        if self.high_stale[cell]:
+            relations = self.part_of[cell]
+            if relations:
+                room = self.room
+                index = min(relations, key=room.__getitem__)
+                self.high[cell] = room[index]
+                self.bounding.setdefault(index, []).append(cell)
+            self.high_stale[cell] = 0
+        return self.high[cell]
 
     def next_to_hide(self, index: int) -> list[int]:
         """The next cells this relation needs hidden; none when it leaves enough unknown."""
@@ -284,20 +327,15 @@ class _Book:
         if len(hidden_parts) < 2:
             return all(counts[part] == 0 for part in hidden_parts)
         hidden_sum = counts[self.ties[index].total] - self.shown_sum[index]
-        # `least` and `most` of each part, inline: this runs for every relation each time one of its cells
-        # is hidden, over 300+ parts for the country's.
-        made_of, part_of, at_least, at_most = (
-            self.made_of,
-            self.part_of,
-            self.shown_sum.__getitem__,
-            self.room.__getitem__,
-        )
-        lows = [max(map(at_least, made_of[part]), default=0) for part in hidden_parts]
+        # Each part's `least` and `most`, as kept where they have not moved (a call each would cost more).
+        kept_low, low_stale, least = self.low, self.low_stale, self.least
+        lows = [least(part) if low_stale[part] else kept_low[part] for part in hidden_parts]
         low_sum = sum(lows)
         if hidden_sum - low_sum < threshold:
             return False  # fewer than `threshold` meldingen the reader cannot place
         inf = math.inf
-        highs = [min(map(at_most, part_of[part]), default=inf) for part in hidden_parts]
+        kept_high, high_stale, most = self.high, self.high_stale, self.most
+        highs = [most(part) if high_stale[part] else kept_high[part] for part in hidden_parts]
         unbounded = highs.count(inf)
         high_sum = sum(high for high in highs if high != inf)
         for part, low, high in zip(hidden_parts, lows, highs, strict=True):
