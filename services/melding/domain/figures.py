@@ -24,7 +24,13 @@ from itertools import combinations
 from typing import Any, NamedTuple, get_args
 
 from services.melding.domain.model import MeldingStatus
-from services.melding.domain.protection import Grid, Relation, follows_from_shown, protect
+from services.melding.domain.protection import (
+    Grid,
+    Relation,
+    follows_from_shown,
+    protect_numbered,
+    without_cycle_collection,
+)
 from services.melding.domain.regions import NO_REGIONS, Regions
 from shared.contracts.vocabulary import (
     MEDICAL_RISK_DOMAINS,
@@ -212,8 +218,12 @@ MEASURES: tuple[tuple[str, str], ...] = (
     CONTACT,
 )
 
-# (field, key, gemeente code or region code or NATION or WITHOUT, month "01".."12", "Q1".."Q4", "Y")
-Cell = tuple[str, str, str, str]
+# What a melding counts towards in its row and month: (field, key), a measure or not one (an unknown status).
+Counted = dict[tuple[str, int], list[tuple[str, str]]]  # (gemeente code or WITHOUT, month 0..11)
+# A row's times, in the order of its cells in the year table: the months, the quarters, the year.
+TIMES = (*MONTH_KEYS, *QUARTERS, YEAR)
+_TIME_AT = {time: at for at, time in enumerate(TIMES)}
+_MEASURE_AT = {measure: at for at, measure in enumerate(MEASURES)}
 
 
 def _time_node(start: date, interval: Interval) -> str:
@@ -245,10 +255,16 @@ class YearTable:
         *,
         region_of: Mapping[str, str] | None = None,
     ) -> None:
-        leaf_counts: Counter[Cell] = Counter()
+        self.threshold = threshold
+        with without_cycle_collection():  # 100,000s of relations and lists, none in a cycle
+            self._protect(self._count(facts, today), region_of or {})
+
+    def _count(self, facts: Iterable[MeldingFacts], today: date) -> Counted:
+        """What each melding of a gemeente (or without one) and month counts towards, to be counted at once."""
+        counted: Counted = {}
         self._days: dict[tuple[str, str], list[int]] = {}
         for m in facts:
-            row, month = m.gemeente_code or WITHOUT, f"{m.created_on.month:02d}"
+            row, month = m.gemeente_code or WITHOUT, m.created_on.month - 1
             measures = [("meldingen", ""), ("by_sender_type", m.sender_type), ("by_status", m.status)]
             measures += [("by_risk_domain", d) for d in set(m.risk_domains)]
             asked = [t for t in RECIPIENT_TYPES if t in m.recipient_types]
@@ -263,12 +279,16 @@ class YearTable:
             days = m.days_to_contact()
             if days is not None:
                 measures.append(CONTACT)
-                self._days.setdefault((row, month), []).append(days)
-            for field, key in measures:
-                leaf_counts[field, key, row, month] += 1
-        self.rows = sorted({row for (_, _, row, _) in leaf_counts})
-        self.threshold = threshold
-        region_of = region_of or {}
+                self._days.setdefault((row, MONTH_KEYS[month]), []).append(days)
+            bucket = counted.get((row, month))
+            if bucket is None:
+                counted[row, month] = measures
+            else:
+                bucket += measures
+        return counted
+
+    def _protect(self, counted: Counted, region_of: Mapping[str, str]) -> None:
+        self.rows = sorted({row for row, _ in counted})
         # The regions with a melding this year, by their gemeenten with one; the country's upper level: those
         # regions and every row in none.
         self.regions: dict[str, list[str]] = {}
@@ -278,85 +298,129 @@ class YearTable:
         upper = [*self.regions, *(row for row in self.rows if row not in region_of)]
         # Each area above the gemeenten, with the rows it is the sum of.
         areas: dict[str, list[str]] = {**self.regions, NATION: self.rows}
-        times = (*MONTH_KEYS, *QUARTERS, YEAR)
-        counts: dict[Cell, int] = {}
-        relations: list[Relation[Cell]] = []
-        unpublished: list[Cell] = []
-        for field, key in MEASURES:
-            for row in (*self.rows, *areas):
-                for month in MONTH_KEYS:
-                    cell = (field, key, row, month)
-                    if row in areas:
-                        parts = [(field, key, leaf, month) for leaf in areas[row]]
-                        counts[cell] = sum(counts[part] for part in parts)
-                        relations.append(Relation(cell, parts, total_first=row in self.regions))
-                    else:
-                        counts[cell] = leaf_counts[cell]
-                for quarter, months in QUARTERS.items():
-                    parts = [(field, key, row, month) for month in months]
-                    counts[field, key, row, quarter] = sum(counts[part] for part in parts)
-                    relations.append(Relation((field, key, row, quarter), parts))
-                parts = [(field, key, row, quarter) for quarter in QUARTERS]
-                counts[field, key, row, YEAR] = sum(counts[part] for part in parts)
-                relations.append(Relation((field, key, row, YEAR), parts))
-                if row in areas:  # an area's quarters and year are the sums of its gemeenten's too
-                    for time in (*QUARTERS, YEAR):
-                        parts = [(field, key, leaf, time) for leaf in areas[row]]
-                        relations.append(Relation((field, key, row, time), parts, total_first=row in self.regions))
+        # Every cell by number (`protect_numbered`: a cell is named a million times in the relations, and a
+        # tuple of strings built and looked up for each took seconds): measure by measure, each measure's
+        # rows — the gemeenten, then the areas — and each row's `TIMES`. A row's cell at a time is its first
+        # cell + the time's place, and a measure's cell of a row is the measure's first cell + the row's.
+        lines = (*self.rows, *areas)
+        self._line_at = line_at = {row: at for at, row in enumerate(lines)}
+        width = len(TIMES)
+        self._span = span = len(lines) * width  # cells per measure
+        counts = [0] * (len(MEASURES) * span)
+        for (row, month), measures in counted.items():
+            first = line_at[row] * width + month
+            for measure, count in Counter(measures).items():
+                at = _MEASURE_AT.get(measure)
+                if at is not None:
+                    counts[at * span + first] = count
+        members = {area: [line_at[row] * width for row in rows] for area, rows in areas.items()}
+        up = [line_at[row] * width for row in upper]
+        quarters = [(_TIME_AT[quarter], [_TIME_AT[month] for month in months]) for quarter, months in QUARTERS.items()]
+        year = _TIME_AT[YEAR]
+        higher = [*(at for at, _ in quarters), year]  # the times an area is the sum of its gemeenten's also
+        relations: list[Relation[int]] = []
+        unpublished: list[int] = []
+        for measure_at, (field, _) in enumerate(MEASURES):
+            base = measure_at * span
+            for line, row in enumerate(lines):
+                first = base + line * width
+                parts_of = members.get(row)
+                region = row in self.regions
+                if parts_of is not None:
+                    for month in range(len(MONTH_KEYS)):
+                        parts = [base + member + month for member in parts_of]
+                        counts[first + month] = sum([counts[part] for part in parts])
+                        relations.append(Relation(first + month, parts, total_first=region))
+                for quarter, months in quarters:
+                    parts = [first + month for month in months]
+                    counts[first + quarter] = sum([counts[part] for part in parts])
+                    relations.append(Relation(first + quarter, parts))
+                parts = [first + quarter for quarter, _ in quarters]
+                counts[first + year] = sum([counts[part] for part in parts])
+                relations.append(Relation(first + year, parts))
+                if parts_of is not None:  # an area's quarters and year are the sums of its gemeenten's too
+                    for time in higher:
+                        parts = [base + member + time for member in parts_of]
+                        relations.append(Relation(first + time, parts, total_first=region))
                 if row == NATION and self.regions:  # and the country's the sums of its regions'
-                    for time in times:
-                        relations.append(Relation((field, key, row, time), [(field, key, up, time) for up in upper]))
+                    for time in range(width):
+                        relations.append(Relation(first + time, [base + member + time for member in up]))
                 if row == WITHOUT and field != "meldingen":
-                    unpublished.extend((field, key, row, time) for time in times)
-        for row in (*self.rows, *areas):
-            for time in times:
-                total = ("meldingen", "", row, time)
-                for field, keys in PARTITIONS.items():
-                    relations.append(Relation(total, [(field, key, row, time) for key in keys]))
-                for field, keys in SEVERAL.items():
-                    relations.append(Relation(total, [(field, key, row, time) for key in keys], adds_up=False))
+                    unpublished.extend(range(first, first + width))
+        meldingen = _MEASURE_AT["meldingen", ""] * span
+        partitions = [[_MEASURE_AT[field, key] * span for key in keys] for field, keys in PARTITIONS.items()]
+        several = [[_MEASURE_AT[field, key] * span for key in keys] for field, keys in SEVERAL.items()]
+        for line in range(len(lines)):
+            for time in range(width):
+                at = line * width + time
+                for bases in partitions:
+                    relations.append(Relation(meldingen + at, [base + at for base in bases]))
+                for bases in several:
+                    relations.append(Relation(meldingen + at, [base + at for base in bases], adds_up=False))
         # An area's parts × the parts of a partition, both ways: the country's statuses are the sums of the
         # gemeenten's (and of the regions'), and the country's meldingen the sum of theirs.
-        tables = [*areas.items(), *([(NATION, upper)] if self.regions else [])]
-        grids: list[Grid[Cell]] = []
-        for time in times:
-            for area, rows in tables:
-                total = ("meldingen", "", area, time)
-                for field, keys in PARTITIONS.items():
+        tables = [*((line_at[area] * width, parts_of) for area, parts_of in members.items())]
+        if self.regions:
+            tables.append((line_at[NATION] * width, up))
+        grids: list[Grid[int]] = []
+        for time in range(width):
+            for area, places in tables:
+                total = meldingen + area + time
+                for bases in partitions:
                     by_row = [
-                        Relation(("meldingen", "", row, time), [(field, key, row, time) for key in keys])
-                        for row in rows
+                        Relation(meldingen + place + time, [base + place + time for base in bases]) for place in places
                     ]
-                    grids.append(Grid(Relation(total, [(field, key, area, time) for key in keys]), by_row))
-                    by_key = [
-                        Relation((field, key, area, time), [(field, key, row, time) for row in rows]) for key in keys
-                    ]
-                    grids.append(Grid(Relation(total, [("meldingen", "", row, time) for row in rows]), by_key))
-        self.counts = counts
-        self.hidden = protect(counts, relations, threshold=threshold, unpublished=unpublished, grids=grids)
-        self._recipient_types()
+                    grids.append(Grid(Relation(total, [base + area + time for base in bases]), by_row))
+                    by_key = [Relation(base + area + time, [base + place + time for place in places]) for base in bases]
+                    grids.append(Grid(Relation(total, [meldingen + place + time for place in places]), by_key))
+        self._counts = counts
+        self._hidden = protect_numbered(
+            counts, relations, threshold=self.threshold, unpublished=unpublished, grids=grids
+        )
+        self._recipient_types(lines)
 
-    def _recipient_types(self) -> None:
+    def _recipient_types(self, lines: Sequence[str]) -> None:
         """Each recipient type's count, the sum of the recipient sets that hold it, shown only where that
         sum follows from the shown cells of the protected partition (`follows_from_shown`)."""
-        for row in (*self.rows, *self.regions, NATION):
-            for time in (*MONTH_KEYS, *QUARTERS, YEAR):
-                parts = [("recipient_sets", key, row, time) for key in RECIPIENT_SETS]
+        self._recipients: dict[tuple[str, str, str], int] = {}  # (recipient type, row, time)
+        self._recipients_hidden: set[tuple[str, str, str]] = set()
+        counts, hidden, width, span = self._counts, self._hidden, len(TIMES), self._span
+        sets = [(_MEASURE_AT["recipient_sets", key] * span, key.split("+")) for key in RECIPIENT_SETS]
+        meldingen = _MEASURE_AT["meldingen", ""] * span
+        for line, row in enumerate(lines):
+            for at, time in enumerate(TIMES, start=line * width):
+                total, parts = meldingen + at, [base + at for base, _ in sets]
+                near = {cell for cell in (total, *parts) if hidden[cell]}
                 for recipient_type in RECIPIENT_TYPES:
-                    summed = [cell for cell in parts if recipient_type in cell[1].split("+")]
-                    cell = ("by_recipient_type", recipient_type, row, time)
-                    self.counts[cell] = sum(self.counts[part] for part in summed)
-                    if not follows_from_shown(("meldingen", "", row, time), parts, summed, self.hidden):
-                        self.hidden.add(cell)
+                    summed = [part for part, (_, types) in zip(parts, sets, strict=True) if recipient_type in types]
+                    place = (recipient_type, row, time)
+                    self._recipients[place] = sum(counts[part] for part in summed)
+                    if not follows_from_shown(total, parts, summed, near):
+                        self._recipients_hidden.add(place)
+
+    def _cell(self, field: str, key: str, row: str, time: str) -> int | None:
+        """The number of a cell of the protected table; None for a row without meldingen this year."""
+        measure, line = _MEASURE_AT.get((field, key)), self._line_at.get(row)
+        if measure is None or line is None:
+            return None
+        return measure * self._span + line * len(TIMES) + _TIME_AT[time]
 
     def count(self, field: str, key: str, row: str, time: str) -> int:
         """The true count (0 for a gemeente without meldingen this year)."""
-        return self.counts.get((field, key, row, time), 0)
+        if field == "by_recipient_type":
+            return self._recipients.get((key, row, time), 0)
+        cell = self._cell(field, key, row, time)
+        return 0 if cell is None else self._counts[cell]
 
     def shown(self, field: str, key: str, row: str, time: str) -> int | None:
         """The count as published: None where the protection hides it."""
-        cell = (field, key, row, time)
-        return None if cell in self.hidden else self.counts.get(cell, 0)
+        if field == "by_recipient_type":
+            place = (key, row, time)
+            return None if place in self._recipients_hidden else self._recipients.get(place, 0)
+        cell = self._cell(field, key, row, time)
+        if cell is None:
+            return 0
+        return None if self._hidden[cell] else self._counts[cell]
 
     def days(self, row: str, time: str) -> list[int]:
         rows = self.rows if row == NATION else self.regions.get(row, []) if _is_region(row) else [row]

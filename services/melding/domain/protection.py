@@ -39,7 +39,9 @@ from __future__ import annotations
 import gc
 import math
 from collections import deque
-from collections.abc import Collection, Hashable, Iterable, Mapping, Sequence
+from collections.abc import Collection, Hashable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from itertools import compress
 from typing import Generic, NamedTuple, TypeVar
 
 C = TypeVar("C", bound=Hashable)  # a cell's key
@@ -80,45 +82,70 @@ def protect(
 ) -> set[C]:
     """The cells to hide (see the module's docstring, and `Grid`). Every cell a relation or grid names must be
     in `counts`."""
-    # A year of the country's meldingen makes 100,000s of small lists and tuples here, none of them in a
-    # cycle: the cyclic garbage collector, run again and again over them, would take a third of the time.
+    with without_cycle_collection():
+        cells = list(counts)
+        number = {cell: at for at, cell in enumerate(cells)}
+        numbered = number.__getitem__
+
+        def renumbered(relation: Relation[C]) -> Relation[int]:
+            return Relation(
+                number[relation.total], tuple(map(numbered, relation.parts)), relation.adds_up, relation.total_first
+            )
+
+        hidden = _protect(
+            [counts[cell] for cell in cells],
+            [renumbered(relation) for relation in relations],
+            threshold,
+            map(numbered, unpublished),
+            [Grid(renumbered(grid.margin), [renumbered(row) for row in grid.rows]) for grid in grids],
+        )
+        return {cell for cell, flag in zip(cells, hidden, strict=True) if flag}
+
+
+def protect_numbered(
+    counts: Sequence[int],
+    relations: Iterable[Relation[int]],
+    *,
+    threshold: int,
+    unpublished: Iterable[int] = (),
+    grids: Iterable[Grid[int]] = (),
+) -> bytearray:
+    """`protect` for a table whose cells are the numbers 0 .. len(counts) - 1, `counts[cell]` the count of
+    each: the same cells hidden, as a flag per cell (1: hidden). A year of the figures' table names its
+    cells a million times in its relations; numbered from the start, none of them is looked up."""
+    with without_cycle_collection():
+        return _protect(counts, relations, threshold, unpublished, grids)
+
+
+@contextmanager
+def without_cycle_collection() -> Iterator[None]:
+    """Runs its block with the cyclic garbage collector off (as it was after). A year of the country's
+    meldingen makes 100,000s of small lists and tuples for its table, none of them in a cycle: the collector,
+    run again and again over them, would take a third of the time."""
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _protect(counts, relations, threshold, unpublished, grids)
+        yield
     finally:
         if collecting:
             gc.enable()
 
 
 def _protect(
-    counts: Mapping[C, int],
-    relations: Iterable[Relation[C]],
+    counts: Sequence[int],
+    relations: Iterable[Relation[int]],
     threshold: int,
-    unpublished: Iterable[C],
-    grids: Iterable[Grid[C]],
-) -> set[C]:
-    cells = list(counts)
-    number = {cell: at for at, cell in enumerate(cells)}
-    hidden = bytearray(len(cells))
-    for at, cell in enumerate(cells):
-        if 0 < counts[cell] < threshold:
-            hidden[at] = 1
+    unpublished: Iterable[int],
+    grids: Iterable[Grid[int]],
+) -> bytearray:
+    hidden = bytearray(1 if 0 < count < threshold else 0 for count in counts)
     for cell in unpublished:
-        hidden[number[cell]] = 1
+        hidden[cell] = 1
     # A total of 0 has parts of 0: such a relation gives nothing away, and there are many in a sparse table.
-    ties = [
-        _Tie(number[r.total], tuple(number[part] for part in r.parts), r.adds_up, r.total_first)
-        for r in relations
-        if counts[r.total] > 0
-    ]
-    book = _Book([counts[cell] for cell in cells], ties, hidden, threshold)
+    ties = [relation for relation in relations if counts[relation.total] > 0]
+    book = _Book(list(counts), ties, hidden, threshold)
     tables = [
-        (
-            number[grid.margin.total],
-            tuple(number[part] for part in grid.margin.parts),
-            [(number[row.total], tuple(number[part] for part in row.parts)) for row in grid.rows],
-        )
+        (grid.margin.total, grid.margin.parts, [(row.total, row.parts) for row in grid.rows])
         for grid in grids
         if counts[grid.margin.total] > 0
     ]
@@ -169,31 +196,27 @@ def _protect(
                     queued[other] = 1
                     enqueue(other)
         settle()
-    return {cell for at, cell in enumerate(cells) if hidden[at]}
+    return hidden
 
 
 _LARGE = 20  # parts
-
-
-class _Tie(NamedTuple):
-    """A relation, its cells by number."""
-
-    total: int
-    parts: tuple[int, ...]
-    adds_up: bool
-    total_first: bool
 
 
 class _Book:
     """What the reader knows of each relation, kept up to date as cells are hidden (a relation of the country
     has 300+ parts: summing them again each time one is hidden would take seconds). Cells by number."""
 
-    def __init__(self, counts: list[int], ties: list[_Tie], hidden: bytearray, threshold: int) -> None:
+    def __init__(self, counts: list[int], ties: list[Relation[int]], hidden: bytearray, threshold: int) -> None:
         self.counts, self.ties, self.hidden, self.threshold = counts, ties, hidden, threshold
         self.total_of: list[list[int]] = [[] for _ in counts]  # the relations it is the total of
         self.made_of: list[list[int]] = [[] for _ in counts]  # those that add up
         self.part_of: list[list[int]] = [[] for _ in counts]  # the relations it is a part of
         self.shown_sum: list[int] = []  # per relation, the sum of its shown parts
+        # Per relation, the most it says each of its parts can be: its shown total less its shown parts (or,
+        # not adding up, its shown total); inf while its total is hidden. Kept as cells are hidden, so that
+        # what bounds a cell is one `min` over its relations (`most`), not a walk through their totals.
+        self.room: list[float] = []
+        self.adds_up = bytearray(tie.adds_up for tie in ties)
         for index, tie in enumerate(ties):
             self.total_of[tie.total].append(index)
             if tie.adds_up:
@@ -204,50 +227,94 @@ class _Book:
                 if not hidden[part]:
                     shown += counts[part]
             self.shown_sum.append(shown)
+            total = counts[tie.total]
+            self.room.append(math.inf if hidden[tie.total] else total - shown if tie.adds_up else total)
+        # Each cell's `least` and `most`, kept between looks at its relations (a relation is looked at again
+        # each time one of its cells is hidden, and most of its parts' bounds have not moved since). A cell's
+        # `most` is the room of one of its relations, and rooms only grow as cells are hidden: it can change
+        # only when that relation's room does, so the relation keeps the cells it bounds (`bounding`) and
+        # marks them stale then. Likewise `least`, the shown sum of one relation the cell is the total of:
+        # shown sums only shrink (`raising`).
+        self.high: list[float] = [math.inf] * len(counts)
+        self.low: list[int] = [0] * len(counts)
+        self.high_stale = bytearray(b"\x01") * len(counts)
+        self.low_stale = bytearray(b"\x01") * len(counts)
+        self.bounding: dict[int, list[int]] = {}  # relation: the cells whose `most` its room is
+        self.raising: dict[int, list[int]] = {}  # relation: the cells whose `least` its shown sum is
 
     def hide(self, cell: int) -> None:
         if self.hidden[cell]:
             return
         self.hidden[cell] = 1
-        count = self.counts[cell]
-        for index in self.part_of[cell]:
-            self.shown_sum[index] -= count
+        count, adds_up, shown_sum, room = self.counts[cell], self.adds_up, self.shown_sum, self.room
+        if count:  # a 0 moves no sum and no room
+            for index in self.part_of[cell]:
+                shown_sum[index] -= count
+                self._stale(self.raising, self.low_stale, index)
+                if adds_up[index]:
+                    room[index] += count  # inf stays inf
+                    self._stale(self.bounding, self.high_stale, index)
+        for index in self.total_of[cell]:
+            if room[index] != math.inf:
+                room[index] = math.inf
+                self._stale(self.bounding, self.high_stale, index)
+
+    @staticmethod
+    def _stale(kept: dict[int, list[int]], stale: bytearray, index: int) -> None:
+        """Marks the bounds `index` gave stale (its room or its shown sum moved)."""
+        cells = kept.pop(index, None)
+        if cells:
+            for cell in cells:
+                stale[cell] = 1
 
     def least(self, cell: int) -> int:
-        """What the shown parts of a hidden cell say it is at least."""
-        return max((self.shown_sum[index] for index in self.made_of[cell]), default=0)
+        """What the shown parts of a hidden cell say it is at least: the largest shown sum of a relation it
+        is the total of (kept: see `__init__`)."""
+        if self.low_stale[cell]:
+            relations = self.made_of[cell]
+            if relations:
+                shown_sum = self.shown_sum
+                index = max(relations, key=shown_sum.__getitem__)
+                self.low[cell] = shown_sum[index]
+                self.raising.setdefault(index, []).append(cell)
+            self.low_stale[cell] = 0
+        return self.low[cell]
 
     def most(self, cell: int) -> float:
         """What the shown totals the cell is a part of say it is at most: a shown total less its shown parts
-        (or, for a part of a relation that does not add up, the shown total)."""
-        bound = math.inf
-        for index in self.part_of[cell]:
-            tie = self.ties[index]
-            if not self.hidden[tie.total]:
-                total = self.counts[tie.total]
-                bound = min(bound, total - self.shown_sum[index] if tie.adds_up else total)
-        return bound
+        (or, for a part of a relation that does not add up, the shown total); the least room of its
+        relations (kept: see `__init__`)."""
+        if self.high_stale[cell]:
+            relations = self.part_of[cell]
+            if relations:
+                room = self.room
+                index = min(relations, key=room.__getitem__)
+                self.high[cell] = room[index]
+                self.bounding.setdefault(index, []).append(cell)
+            self.high_stale[cell] = 0
+        return self.high[cell]
 
     def next_to_hide(self, index: int) -> list[int]:
         """The next cells this relation needs hidden; none when it leaves enough unknown."""
         tie, counts, hidden = self.ties[index], self.counts, self.hidden
-        hidden_parts = [part for part in tie.parts if hidden[part]]
+        parts = tie.parts
+        hidden_parts = list(compress(parts, map(hidden.__getitem__, parts)))
         hiding = hidden[tie.total] and counts[tie.total] > 0
         if hiding or (tie.adds_up and any(counts[part] > 0 for part in hidden_parts)):
             # A 0 shown beside a hidden count bounds it: 0 + 0 + x = 12 - 9 says x is 3.
-            if len(hidden_parts) < len(tie.parts):
-                zeros = [part for part in tie.parts if not hidden[part] and counts[part] == 0]
+            if len(hidden_parts) < len(parts):
+                zeros = [part for part in parts if not hidden[part] and counts[part] == 0]
                 if zeros:
                     return zeros
         if not tie.adds_up:
             return []
         if hidden[tie.total]:
-            return [] if hidden_parts else self.smallest(tie.parts)
+            return [] if hidden_parts else self.smallest(parts)
         if not hidden_parts or self.enough_unknown(index, hidden_parts):
             return []
         if tie.total_first:
             return [tie.total]
-        return self.smallest(tie.parts) or [tie.total]
+        return self.smallest(parts) or [tie.total]
 
     def enough_unknown(self, index: int, hidden_parts: list[int]) -> bool:
         """Whether the hidden parts of a relation with a shown total leave each of them (not 0) a range of at
@@ -260,25 +327,29 @@ class _Book:
         if len(hidden_parts) < 2:
             return all(counts[part] == 0 for part in hidden_parts)
         hidden_sum = counts[self.ties[index].total] - self.shown_sum[index]
-        lows = [self.least(part) for part in hidden_parts]
+        # Each part's `least` and `most`, as kept where they have not moved (a call each would cost more).
+        kept_low, low_stale, least = self.low, self.low_stale, self.least
+        lows = [least(part) if low_stale[part] else kept_low[part] for part in hidden_parts]
         low_sum = sum(lows)
         if hidden_sum - low_sum < threshold:
             return False  # fewer than `threshold` meldingen the reader cannot place
-        highs = [self.most(part) for part in hidden_parts]
-        unbounded = highs.count(math.inf)
-        high_sum = sum(high for high in highs if high != math.inf)
+        inf = math.inf
+        kept_high, high_stale, most = self.high, self.high_stale, self.most
+        highs = [most(part) if high_stale[part] else kept_high[part] for part in hidden_parts]
+        unbounded = highs.count(inf)
+        high_sum = sum(high for high in highs if high != inf)
         for part, low, high in zip(hidden_parts, lows, highs, strict=True):
             if counts[part] == 0:
                 continue
-            if high == math.inf:
-                others_most = math.inf if unbounded > 1 else high_sum
+            if high == inf:
+                others_most = inf if unbounded > 1 else high_sum
             else:
-                others_most = math.inf if unbounded else high_sum - high
+                others_most = inf if unbounded else high_sum - high
             if min(high, hidden_sum - (low_sum - low)) - max(low, hidden_sum - others_most) < threshold:
                 return False
         return True
 
-    def grid_needs(self, total: int, margin: tuple[int, ...], rows: list[tuple[int, tuple[int, ...]]]) -> list[int]:
+    def grid_needs(self, total: int, margin: Sequence[int], rows: list[tuple[int, Sequence[int]]]) -> list[int]:
         """What a `Grid` needs hidden: nothing, or one cell of a row whose hidden part the reader knows."""
         counts, hidden = self.counts, self.hidden
         if hidden[total]:

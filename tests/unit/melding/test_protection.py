@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
+from unittest.mock import patch
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from services.melding.domain.protection import Grid, Relation, follows_from_shown, protect
+from services.melding.domain.protection import Grid, Relation, _Book, follows_from_shown, protect, protect_numbered
 
 
 def _one(total: str, counts: dict[str, int]) -> set[str]:
@@ -128,3 +131,51 @@ def test_a_relation_marked_total_first_hides_its_total_rather_than_another_part(
         "village",
         "town",
     }
+
+
+def _linked_table(leaves: list[list[int]]) -> tuple[dict[str, int], list[Relation[str]]]:
+    """Rows of six months, each row's two quarters and year, and the country's sum of the rows at each time."""
+    counts: dict[str, int] = {}
+    relations: list[Relation[str]] = []
+    for row, months in enumerate([*leaves, None]):
+        for month in range(6):
+            cell = f"{row}m{month}"
+            if months is None:  # the country
+                parts = [f"{other}m{month}" for other in range(len(leaves))]
+                counts[cell] = sum(counts[part] for part in parts)
+                relations.append(Relation(cell, parts))
+            else:
+                counts[cell] = months[month]
+        for quarter in range(2):
+            parts = [f"{row}m{month}" for month in range(3 * quarter, 3 * quarter + 3)]
+            counts[f"{row}q{quarter}"] = sum(counts[part] for part in parts)
+            relations.append(Relation(f"{row}q{quarter}", parts))
+        counts[f"{row}y"] = counts[f"{row}q0"] + counts[f"{row}q1"]
+        relations.append(Relation(f"{row}y", [f"{row}q0", f"{row}q1"]))
+    return counts, relations
+
+
+@given(st.lists(st.lists(st.integers(min_value=0, max_value=25), min_size=6, max_size=6), min_size=2, max_size=6))
+def test_the_bounds_kept_between_looks_hide_what_bounds_worked_out_afresh_hide(leaves: list[list[int]]) -> None:
+    # `_Book` keeps each cell's least and most, and marks them stale when the relation that gave them moves:
+    # worked out afresh at every look instead (the stale flags never cleared), the same cells are hidden.
+    counts, relations = _linked_table(leaves)
+    kept = protect(counts, relations, threshold=10)
+
+    def least(book: _Book, cell: int) -> int:
+        return max((book.shown_sum[index] for index in book.made_of[cell]), default=0)
+
+    def most(book: _Book, cell: int) -> float:
+        return min((book.room[index] for index in book.part_of[cell]), default=math.inf)
+
+    with patch.object(_Book, "least", least), patch.object(_Book, "most", most):
+        assert protect(counts, relations, threshold=10) == kept
+
+
+@given(st.lists(st.lists(st.integers(min_value=0, max_value=25), min_size=6, max_size=6), min_size=2, max_size=6))
+def test_numbered_cells_are_hidden_as_named_ones(leaves: list[list[int]]) -> None:
+    counts, relations = _linked_table(leaves)
+    number = {cell: at for at, cell in enumerate(counts)}
+    numbered = [Relation(number[r.total], [number[part] for part in r.parts]) for r in relations]
+    flags = protect_numbered(list(counts.values()), numbered, threshold=10)
+    assert {cell for cell, at in number.items() if flags[at]} == protect(counts, relations, threshold=10)
