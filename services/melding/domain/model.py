@@ -253,12 +253,12 @@ class ConsentState:
         """The consent rule on this service's own record: None (it may go), a refusal, or ask the consent service.
         `patient_ref`: the keyed hash of the melding's BSN.
 
-        A withdrawal that has arrived refuses whatever else is known. A refusal on what a consent was recorded
-        with (another organisation, another patient, its scope, its last day) stands however old the record: a
-        consent never changes but by its withdrawal. Only a yes needs the record to be current: a withdrawal may
-        still be on its way."""
-        if self.withdrawn_at is not None:
-            return CheckReason.withdrawn
+        The rule's own order, as the consent service applies it: another organisation is refused as such even
+        when a withdrawal has arrived (it learns nothing of the consent, not even that). A withdrawal of a consent
+        this service never heard recorded cannot be told from another organisation's: the consent service is
+        asked. A refusal on what a consent was recorded with (another organisation, another patient, withdrawn,
+        its scope, its last day) stands however old the record: a consent never changes but by its withdrawal.
+        Only a yes needs the record to be current: a withdrawal may still be on its way."""
         if self.recorded is None:
             return AskConsentService("unknown")
         recorded = self.recorded
@@ -266,7 +266,7 @@ class ConsentState:
             recorded_by=recorded.org_id,
             org_id=org_id,
             same_patient=hmac.compare_digest(patient_ref, recorded.patient_ref),
-            withdrawn=False,
+            withdrawn=self.withdrawn_at is not None,
             valid_until=recorded.valid_until,
             today=today,
             consented_types=recorded.recipient_types,

@@ -161,11 +161,15 @@ async def _store(
     # Intake and the consent's withdrawal take one lock in turn: either the withdrawal came first and
     # refuses this melding here, or it comes after and finds the melding committed, and withdraws it.
     state = await uow.meldingen.lock_consent(consent_id)
-    if state.withdrawn_at is not None:
-        return None
-    consent = (
-        answer if answer is not None else _checked(uow, state, principal, content, request_id, accepted_at, max_lag)
-    )
+    if answer is not None:
+        # The consent service said yes (so the melding's organisation is the consent's): only a withdrawal
+        # that reached this service since then refuses it.
+        if state.withdrawn_at is not None:
+            return None
+        consent: ConsentScope | AskConsentService = answer
+    else:
+        # On the record, a withdrawal refuses in the rule's own order (another organisation learns nothing).
+        consent = _checked(uow, state, principal, content, request_id, accepted_at, max_lag)
     if isinstance(consent, AskConsentService):
         return consent
     # One organisation, one open melding per patient and recipient type (the JGZ handles one pregnancy,

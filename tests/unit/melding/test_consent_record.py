@@ -82,9 +82,11 @@ def test_a_refusal_on_what_a_consent_was_recorded_with_stands_on_a_record_not_cu
     assert verdict(ConsentState(CONSENT_ID, None, state, heard_at=None), **asked) is reason  # type: ignore[arg-type]
 
 
-def test_a_withdrawal_that_arrived_refuses_whatever_else_is_known() -> None:
+def test_a_withdrawal_that_arrived_refuses_however_old_the_record() -> None:
     assert verdict(ConsentState(CONSENT_ID, NOW, recorded(), heard_at=NOW)) is CheckReason.withdrawn
-    assert verdict(ConsentState(CONSENT_ID, NOW, None, heard_at=None)) is CheckReason.withdrawn
+    assert verdict(ConsentState(CONSENT_ID, NOW, recorded(), heard_at=None)) is CheckReason.withdrawn
+    # Whose consent it was is not known here: the consent service answers (another organisation as for none).
+    assert verdict(ConsentState(CONSENT_ID, NOW, None, heard_at=None)) == AskConsentService("unknown")
 
 
 def test_the_last_day_of_a_consent_still_counts() -> None:
@@ -196,3 +198,32 @@ async def test_a_withdrawal_applied_refuses_at_once_whatever_the_record_said() -
     with pytest.raises(ConsentRequired, match="withdrawn"):
         await send(uow, client)
     assert client.checks == 0 and not uow.meldingen.records
+
+
+async def test_another_organisation_sending_under_a_withdrawn_consent_is_answered_as_for_an_unknown_one() -> None:
+    # The consent service compares the organisation first (another organisation learns nothing of the consent,
+    # not even that it was withdrawn); the record must answer the same, and audit it as the consent service would.
+    uow, client = FakeMeldingUnitOfWork(), FakeConsentClient(ALLOWED)
+    await heard(uow)
+    await uow.meldingen.record_withdrawal(CONSENT_ID, datetime.now(UTC))
+    with pytest.raises(ConsentRequired, match="no consent with this id"):
+        await handlers.send_melding(
+            uow,
+            client,
+            principal=principal(org_id="20000002"),
+            consent_id=CONSENT_ID,
+            content=content(),
+            idempotency_key=None,
+            request_fingerprint="fingerprint",
+            request_id=None,
+            consent_max_lag=LAG,
+        )
+    assert not uow.meldingen.records
+    assert {r.outcome for r in uow.audit.records} == {"refused:other-organisation"}
+
+
+def test_a_withdrawn_consent_is_refused_in_the_consent_services_order() -> None:
+    withdrawn = ConsentState(CONSENT_ID, NOW, recorded(), heard_at=NOW)
+    assert verdict(withdrawn, org_id="20000002") is CheckReason.other_organisation
+    other_patient = ConsentState(CONSENT_ID, NOW, recorded(patient_ref="ref:another"), heard_at=NOW)
+    assert verdict(other_patient) is CheckReason.other_patient
