@@ -43,7 +43,7 @@ def test_no_route_of_a_service_has_a_dependency_run_in_the_thread_pool(name: str
     routes = [route for router in app.state.routers for route in router.routes if isinstance(route, APIRoute)]
     assert routes, "the service's routes were found"
     sync = {
-        f"{sorted(route.methods)[0]} {route.path}: {found}"
+        f"{sorted(route.methods or ())[0]} {route.path}: {found}"
         for route in routes
         for found in _plain_functions(route.dependant)
     }

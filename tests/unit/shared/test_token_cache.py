@@ -64,13 +64,13 @@ async def test_a_remembered_token_is_never_served_past_its_exp(
     expires = jose_jwt.get_unverified_claims(good)["exp"]
 
     # Our clock one second before its exp: still remembered.
-    monkeypatch.setattr(shared.auth.time, "time", lambda: expires - 1.0)
+    monkeypatch.setattr("shared.auth.time.time", lambda: expires - 1.0)
     await verifier.verify(good)
     assert decoded == [good]
 
     # Past its exp (and the leeway) on every clock: checked again, and refused.
     later = expires + shared.auth.CLOCK_LEEWAY_SECONDS + 1
-    monkeypatch.setattr(shared.auth.time, "time", lambda: float(later))
+    monkeypatch.setattr("shared.auth.time.time", lambda: float(later))
     monkeypatch.setattr(jose_jwt, "timegm", lambda _: later)  # python-jose's clock
     with pytest.raises(Unauthorized, match="expired"):
         await verifier.verify(good)
