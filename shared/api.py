@@ -138,9 +138,10 @@ async def request_id(request: Request) -> str | None:
 RequestId = Annotated[str | None, Depends(request_id)]
 
 
-def unit_of_work(request: Request) -> Any:
+async def unit_of_work(request: Request) -> Any:
     """The service's factory of its units of work (built once in `create_app()`); each service's `api/deps.py`
-    gives it its own type: `Annotated[UnitOfWorkFactory, Depends(unit_of_work)]`."""
+    gives it its own type: `Annotated[UnitOfWorkFactory, Depends(unit_of_work)]`. `async`, like every
+    dependency here: FastAPI runs a plain `def` in its thread pool, a thread hop on every request."""
     return request.app.state.unit_of_work
 
 

@@ -12,6 +12,7 @@ from typing import Any, Generic, TypeVar
 
 import structlog
 from fastapi import APIRouter, Depends, FastAPI
+from fastapi.telemetry import TelemetryConfig
 from fastapi_offline import FastAPIOffline
 from opentelemetry import trace
 from sqlalchemy import Table
@@ -39,6 +40,11 @@ log = structlog.get_logger(__name__)
 
 Worker = Callable[[asyncio.Event], Coroutine[Any, Any, None]]
 DOCS_ASSETS = "/docs/assets"
+# FastAPI's own OpenTelemetry (its global providers, or an exporter of its own with FASTAPI_OTEL_AUTO_CONFIGURE)
+# is off: the service's spans come from shared.tracing, which names the route's template, never the path a
+# client sent (FastAPI's span puts it in `url.path`: `/fhir/Patient/<BSN>`); its metrics are ours
+# (shared.observability). Off, it also stops asking the global providers three questions per request.
+NO_NATIVE_TELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False, "auto_configure": False}
 
 
 S = TypeVar("S", bound=ServiceSettings)
@@ -248,6 +254,7 @@ def create_service_app(
         lifespan=lifespan,
         openapi_tags=[{"name": "operations", "description": "Health and metrics."}],
         dependencies=[Depends(reject_unknown_query_parameters), Depends(require_json_body)],
+        telemetry=NO_NATIVE_TELEMETRY,
     )
     install_openapi(app)
     app.state.runtime = runtime

@@ -241,14 +241,18 @@ def issue_patient_token(
 
 # Verified tokens kept, by their SHA-256, until they expire: an EHR sends the same token with every request
 # for its lifetime, and a signature check (RS256, ES256) plus the claims' checks cost more than the rest of
-# a small request's authentication. Bounded: the least recently used is dropped first.
+# a small request's authentication. Bounded: the least recently used is dropped first. A token verified
+# against the issuer's JWKS is kept only while that key set is: when the set is refetched (every
+# `jwks_cache_seconds`) and has changed, each token is verified again, so a key the issuer removed stops
+# working at the same refresh as it did without the cache.
 VERIFIED_CACHE_SIZE = 4096
 
 
 class TokenVerifier:
     """Verifies bearer tokens against the trusted keys of the settings. A token that verified is remembered by
-    its hash until its `exp` (never longer), so its next request skips the signature check; a token that did
-    not verify is never remembered."""
+    its hash until its `exp` (never longer) and, with a JWKS, while the key set it verified against is current
+    and unchanged, so its next request skips the signature check; a token that did not verify is never
+    remembered."""
 
     def __init__(self, settings: ServiceSettings, http: httpx.AsyncClient | None = None) -> None:
         self.issuer = settings.jwt_issuer
@@ -258,9 +262,10 @@ class TokenVerifier:
         self._jwks_ttl = settings.jwks_cache_seconds
         self._jwks: dict[str, Any] = {}
         self._jwks_fetched_at = float("-inf")
+        self._jwks_version = 0  # counts the changes of the fetched key set
         self._http = http
         self._parsed: dict[tuple[str, str], Any] = {}
-        self._verified: OrderedDict[bytes, tuple[float, Principal]] = OrderedDict()
+        self._verified: OrderedDict[bytes, tuple[float, int, Principal]] = OrderedDict()
         if settings.jwt_public_key:
             self._static_keys.append(pem_text(settings.jwt_public_key))
         if settings.is_development and not self._static_keys and not self._jwks_url:
@@ -277,7 +282,9 @@ class TokenVerifier:
         finally:
             if self._http is None:
                 await client.aclose()
-        self._jwks = {k.get("kid", ""): k for k in keys if isinstance(k, dict)}
+        fetched = {k.get("kid", ""): k for k in keys if isinstance(k, dict)}
+        if fetched != self._jwks:
+            self._jwks, self._jwks_version = fetched, self._jwks_version + 1
         self._jwks_fetched_at = time.monotonic()
 
     async def _candidate_keys(self, kid: str | None) -> list[Any]:
@@ -305,17 +312,27 @@ class TokenVerifier:
         digest = hashlib.sha256(token.encode()).digest()
         cached = self._verified.get(digest)
         if cached is not None:
-            if time.time() < cached[0]:
+            expires, keys_version, principal = cached
+            if time.time() < expires and self._keys_still_current(keys_version):
                 self._verified.move_to_end(digest)
-                return cached[1]
-            del self._verified[digest]  # expired: verified again (and refused, past the leeway)
-        principal, expires = await self._verify(token)
-        self._verified[digest] = (expires, principal)
+                return principal
+            # Expired (verified again, and refused past the leeway), or its key set is due or changed.
+            del self._verified[digest]
+        principal, expires, keys_version = await self._verify(token)
+        self._verified[digest] = (expires, keys_version, principal)
         if len(self._verified) > VERIFIED_CACHE_SIZE:
             self._verified.popitem(last=False)
         return principal
 
-    async def _verify(self, token: str) -> tuple[Principal, float]:
+    def _keys_still_current(self, keys_version: int) -> bool:
+        """Whether the keys a remembered token verified against still stand: static keys always; a JWKS while it
+        is not due for its refresh and has not changed since."""
+        if not self._jwks_url:
+            return True
+        return keys_version == self._jwks_version and time.monotonic() - self._jwks_fetched_at <= self._jwks_ttl
+
+    async def _verify(self, token: str) -> tuple[Principal, float, int]:
+        """The token's principal, its `exp`, and the version of the key set it verified against."""
         try:
             header = jwt.get_unverified_header(token)
         except JWTError as exc:
@@ -327,6 +344,7 @@ class TokenVerifier:
         if kid is not None and (not isinstance(kid, str) or not 0 < len(kid) <= 200):
             raise Unauthorized("the token's kid must be a short string")
         keys = await self._candidate_keys(kid)
+        keys_version = self._jwks_version  # no await from here on: the keys below are of this version
         claims: dict[str, Any] | None = None
         for key in keys:
             try:
@@ -355,7 +373,7 @@ class TokenVerifier:
         if claims is None:
             raise Unauthorized("the token's signature does not verify against a trusted key")
         _check_lifetime(claims)
-        return _principal_from_claims(claims, token), float(claims["exp"])
+        return _principal_from_claims(claims, token), float(claims["exp"]), keys_version
 
 
 def _check_lifetime(claims: dict[str, Any]) -> None:

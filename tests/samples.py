@@ -6,7 +6,13 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+from shared.auth import SigningKey
 from shared.clock import today_nl
+from shared.crypto import new_key_ring_entry
+from shared.settings import ServiceSettings
 
 BSN = "999999990"
 SENDER = "10000001"
@@ -32,3 +38,29 @@ def melding_body(consent_id: str, bsn: str = BSN, **overrides: Any) -> dict[str,
     }
     body.update(overrides)
     return body
+
+
+def es256_key(kid: str = "es-1") -> SigningKey:
+    """A fresh ES256 key pair, as an issuer's key (the verifier's tests)."""
+    private = ec.generate_private_key(ec.SECP256R1())
+    private_pem = private.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    public_pem = private.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return SigningKey(private_pem=private_pem, public_pem=public_pem, kid=kid, algorithm="ES256")
+
+
+def production_settings(tmp_path: object, **overrides: object) -> ServiceSettings:
+    """Settings a production service starts with (an issuer of its own, encryption keys); the key settings given."""
+    values: dict[str, Any] = {
+        "environment": "production",
+        "jwt_issuer": "https://issuer.example",
+        "amqp_url": "amqp://kansrijk:s3cr3t-value@mq/",
+        "data_dir": tmp_path,
+        "encryption_keys": new_key_ring_entry("k1"),
+        "bsn_hash_key": "a" * 43,
+    }
+    values.update(overrides)
+    return ServiceSettings(**values)

@@ -51,7 +51,7 @@ VersionInPath = Annotated[str, Path(pattern=r"^[0-9a-f]{16}$", max_length=16)]
 FORM = "application/x-www-form-urlencoded"
 
 
-def caller(request: Request, _verified: Annotated[Principal, Depends(current_principal)]) -> Caller:
+async def caller(request: Request, _verified: Annotated[Principal, Depends(current_principal)]) -> Caller:
     """The caller's token, passed on to the v1 APIs; verified here first (shared.edge: before the body is
     read), so that no unauthenticated request costs the facade a parse."""
     return Caller(request.headers.get("authorization"), getattr(request.state, "request_id", None))

@@ -7,13 +7,9 @@ import hashlib
 import hmac
 import json
 import time
-from typing import Any
 
 import httpx
 import pytest
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from jose import jwt as jose_jwt
 
 from shared.auth import (
     DevelopmentOnly,
@@ -24,9 +20,9 @@ from shared.auth import (
     jwks_document,
     load_or_create_dev_key,
 )
-from shared.crypto import new_key_ring_entry
 from shared.errors import Unauthorized
 from shared.settings import ServiceSettings
+from tests.samples import es256_key, production_settings
 from tests.support import RunEnvironment, Tokens
 
 BODY = {"bsn": "999999990"}
@@ -163,30 +159,6 @@ async def test_auth_is_checked_before_the_body_is_looked_at(consent_client: http
 
 
 # --- the verifier on its own: production key settings -------------------------------------------------
-
-
-def es256_key() -> SigningKey:
-    private = ec.generate_private_key(ec.SECP256R1())
-    private_pem = private.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    public_pem = private.public_key().public_bytes(
-        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-    )
-    return SigningKey(private_pem=private_pem, public_pem=public_pem, kid="es-1", algorithm="ES256")
-
-
-def production_settings(tmp_path: object, **overrides: object) -> ServiceSettings:
-    values: dict[str, Any] = {
-        "environment": "production",
-        "jwt_issuer": "https://issuer.example",
-        "amqp_url": "amqp://kansrijk:s3cr3t-value@mq/",
-        "data_dir": tmp_path,
-        "encryption_keys": new_key_ring_entry("k1"),
-        "bsn_hash_key": "a" * 43,
-    }
-    values.update(overrides)
-    return ServiceSettings(**values)
 
 
 async def test_es256_token_verifies_against_a_configured_public_key(tmp_path: object) -> None:
@@ -462,58 +434,3 @@ async def test_a_development_token_verifies_in_development_and_is_refused_outsid
             org_type="jgz",
             scopes="delivery:read",
         )
-
-
-async def test_a_verified_token_is_remembered_by_its_hash_until_it_expires_and_a_bad_one_never(
-    tmp_path: object, monkeypatch: pytest.MonkeyPatch
-) -> None:
-
-    key = es256_key()
-    verifier = TokenVerifier(production_settings(tmp_path, jwt_public_key=key.public_pem.decode()))
-    decoded = 0
-    real_decode = jose_jwt.decode
-
-    def counting_decode(*args: object, **kwargs: object) -> object:
-        nonlocal decoded
-        decoded += 1
-        return real_decode(*args, **kwargs)
-
-    monkeypatch.setattr(jose_jwt, "decode", counting_decode)  # the module shared.auth verifies with
-
-    def token(org_id: str = "11112222") -> str:
-        return issue_token(
-            key, issuer="https://issuer.example", audience="kansrijk", org_id=org_id, org_type="jgz", scopes="x:y"
-        )
-
-    good = token()
-    first, second = await verifier.verify(good), await verifier.verify(good)
-    assert first == second and first.org_id == "11112222" and decoded == 1, "the second request skips the check"
-    assert list(verifier._verified) == [hashlib.sha256(good.encode()).digest()], "looked up by the token's hash"
-
-    tampered = good[:-4] + ("AAAA" if not good.endswith("AAAA") else "BBBB")
-    for _ in range(2):
-        with pytest.raises(Unauthorized):
-            await verifier.verify(tampered)
-    assert decoded == 3, "a token that did not verify is checked every time"
-
-    # Past its exp the remembered token is forgotten and checked again (whose own clock refuses an expired one:
-    # test_expired_token_is_401; here only our clock moved).
-    later = time.time() + 3600
-    monkeypatch.setattr("shared.auth.time.time", lambda: later)
-    await verifier.verify(good)
-    assert decoded == 4, "an expired entry is never served from memory"
-
-
-async def test_the_remembered_tokens_are_bounded(tmp_path: object, monkeypatch: pytest.MonkeyPatch) -> None:
-    import shared.auth
-
-    monkeypatch.setattr(shared.auth, "VERIFIED_CACHE_SIZE", 2)
-    key = es256_key()
-    verifier = TokenVerifier(production_settings(tmp_path, jwt_public_key=key.public_pem.decode()))
-    for org_id in ("11110001", "11110002", "11110003"):
-        await verifier.verify(
-            issue_token(
-                key, issuer="https://issuer.example", audience="kansrijk", org_id=org_id, org_type="jgz", scopes="x"
-            )
-        )
-    assert len(verifier._verified) == 2

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import httpx
+import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+from services.registry import SERVICES
 from shared.settings import ServiceSettings
 from shared.tracing import _route_not_path, continued, current_context, tracer_provider_for
 
@@ -60,3 +65,20 @@ def test_the_server_span_keeps_the_route_template_not_the_path_nor_the_query() -
     for finished in (routed, unmatched):
         assert "1011AB" not in str(dict(finished.attributes or {}))
         assert "999999990" not in str(dict(finished.attributes or {}))
+
+
+async def test_fastapis_own_telemetry_makes_no_span_even_with_a_global_provider(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FastAPI's native OpenTelemetry would put the path a client sent in `url.path` of a span of its own, with
+    whatever global provider the process has: a service's app has it off (shared.app), whatever is configured."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(trace, "get_tracer_provider", lambda: provider)
+    entry = SERVICES["consent"]
+    app = entry.app_factory()(entry.settings(data_dir=tmp_path), run_workers=False)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://consent") as client:
+        answered = await client.get("/fhir/Patient/999999990")
+    assert answered.status_code == 404
+    assert exporter.get_finished_spans() == ()
