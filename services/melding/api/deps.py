@@ -12,7 +12,7 @@ from shared.auth import Principal, current_patient, require_scope
 __all__ = ["ConsentClientDep", "ConsentMaxLag", "MeldingReader", "MeldingWriter", "Patient", "UnitOfWorkDep"]
 
 
-def consent_max_lag(request: Request) -> timedelta:
+async def consent_max_lag(request: Request) -> timedelta:
     """How old the consent feed's last heartbeat may be for intake to decide on its own record of consents."""
     return timedelta(seconds=request.app.state.runtime.settings.consent_feed_max_lag_seconds)
 
