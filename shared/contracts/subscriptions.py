@@ -59,6 +59,11 @@ EVENT_CONTRACTS: dict[str, type[BaseModel]] = {
 }
 
 
+# Types whose message ids are not kept (`processed_messages`): applying one again changes nothing, and there
+# are many (a heartbeat a second per queue), so a record of them would only cost a statement each.
+UNRECORDED_TYPES = frozenset({CONSENT_HEARTBEAT})
+
+
 @dataclass(frozen=True)
 class EventQueue:
     name: str

@@ -36,7 +36,7 @@ from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table, se
 
 from shared.clock import now
 from shared.contracts.melding import STORED
-from shared.contracts.subscriptions import EVENT_CONTRACTS, EventQueue
+from shared.contracts.subscriptions import EVENT_CONTRACTS, UNRECORDED_TYPES, EventQueue
 from shared.db import UnitOfWork, UTCDateTime, insert_new, is_database_unavailable
 from shared.errors import Unavailable
 from shared.messaging.broker import Broker
@@ -342,13 +342,17 @@ class IdempotentConsumer(Generic[U]):
             return set()
         async with self.unit_of_work() as uow:
             at = now()
-            # First, so that a concurrent duplicate waits on these rows and then finds them taken.
-            new = await insert_new(
-                uow.session,
-                self.table,
-                [{"consumer": self.name, "message_id": message_id, "processed_at": at} for message_id in unique],
-                returning=self.table.c.message_id,
-            )
+            # First, so that a concurrent duplicate waits on these rows and then finds them taken. A type that
+            # changes nothing when applied again (UNRECORDED_TYPES: heartbeats) is applied without its id kept.
+            recorded = [message_id for message_id, event in unique.items() if event.type not in UNRECORDED_TYPES]
+            new = set(unique) - set(recorded)
+            if recorded:
+                new |= await insert_new(
+                    uow.session,
+                    self.table,
+                    [{"consumer": self.name, "message_id": message_id, "processed_at": at} for message_id in recorded],
+                    returning=self.table.c.message_id,
+                )
             for run in _runs([event for event in unique.values() if event.message_id in new]):
                 await self._handle_run(uow, run)
             if new:

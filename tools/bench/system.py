@@ -179,7 +179,22 @@ async def set_up(system: RunningSystem, data_dir: Path, *, patients: int) -> Fix
                 return bsn, answered.json()["id"]
 
         consents = await asyncio.gather(*(consent(bsn) for bsn in sample_bsns(patients, seed=2026)))
+        await _announced(client, system.urls["consent"])
     return Fixture(tokens["sender"], list(consents))
+
+
+async def _announced(client: httpx.AsyncClient, consent_url: str, timeout: float = 120.0) -> None:
+    """Until the consent service has published every consent it recorded (`consent.recorded`, its outbox empty).
+    The benchmark records its thousands of consents in a burst a few seconds before the first melding, which no
+    EHR does (a consent is given well before her melding): the phases must not measure that burst's tail, the
+    melding service asking the consent service about consents its own record has not heard of yet."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        metrics = (await client.get(f"{consent_url}/metrics")).text
+        backlog = [line for line in metrics.splitlines() if line.startswith("kansrijk_outbox_backlog{")]
+        if backlog and all(float(line.rsplit(" ", 1)[1]) == 0 for line in backlog):
+            return
+        await asyncio.sleep(0.2)
 
 
 def melding_body(fixture: Fixture, number: int) -> dict[str, Any]:

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import NoReturn
 
+import structlog
+
 from services.melding.domain.model import (
     AskConsentService,
     ConsentState,
@@ -55,6 +57,8 @@ from shared.messaging.consumer import IncomingEvent
 from shared.messaging.topology import EVENTS_EXCHANGE
 from shared.pagination import encode_cursor
 from shared.ports import ConsentPort
+
+log = structlog.get_logger(__name__)
 
 CONSENT_REFUSALS = {
     "not-found": "no consent with this id",
@@ -115,6 +119,7 @@ async def send_melding(
     # A retry with its Idempotency-Key is answered with its first melding before anything is checked.
     stored = await create_once(unit_of_work, request, new_id=new_id, create=store_with(None), replay=_replay)
     if isinstance(stored, AskConsentService):
+        log.info("consent_asked", why=stored.why)  # nothing of the patient: why the record could not decide
         answer = await consent_client.check(
             consent_id=consent_id,
             bsn=content.patient.bsn,
