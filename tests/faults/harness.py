@@ -477,6 +477,27 @@ class FaultRun:
                 patient.consent_id = response.json()["id"]
 
         await asyncio.gather(*(record(p) for p in self.patients))
+        await self._consents_heard()
+
+    async def _consents_heard(self, timeout: float = 300.0) -> None:
+        """Until the melding service's own record holds every consent just recorded and hears the consent
+        feed: the run records its consents in one burst before its first melding, which no EHR does (a consent
+        is given well before her melding), and the scenarios are about the meldingen, not that burst's tail."""
+        database = Database(self.database_urls["melding"])
+        query = text(
+            "SELECT (SELECT count(*) FROM consent_states WHERE org_id IS NOT NULL),"
+            " (SELECT heard_at FROM consent_feed WHERE id = 1)"
+        )
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                async with database.unit_of_work() as uow:
+                    known, heard_at = (await uow.session.execute(query)).one()
+                if known >= len(self.patients) and heard_at is not None:
+                    return
+                await asyncio.sleep(0.5)
+        finally:
+            await database.dispose()
 
     def _ehr(self, patient: Patient, **extra: str) -> dict[str, str]:
         """The EHR's bearer token: one per EHR for the run, as a real integration would keep it."""
