@@ -192,7 +192,7 @@ async def _announced(client: httpx.AsyncClient, consent_url: str, timeout: float
     while time.perf_counter() < deadline:
         metrics = (await client.get(f"{consent_url}/metrics")).text
         backlog = [line for line in metrics.splitlines() if line.startswith("kansrijk_outbox_backlog{")]
-        if backlog and all(float(line.rsplit(" ", 1)[1]) == 0 for line in backlog):
+        if all(float(line.rsplit(" ", 1)[1]) == 0 for line in backlog):  # (none: nothing to wait for)
             return
         await asyncio.sleep(0.2)
 
