@@ -19,6 +19,7 @@ from tests.samples import BSN
 from tests.unit.fakes import FakeConsentClient, principal
 from tests.unit.melding.fakes import FakeMeldingUnitOfWork
 from tests.unit.melding.test_handlers import ALLOWED, CONSENT_ID, content
+from tests.unit.melding.test_handlers import send as send_melding
 
 NOW = datetime(2026, 12, 7, 12, 0, tzinfo=UTC)
 LAG = timedelta(seconds=2)
@@ -121,17 +122,7 @@ async def heard(uow: FakeMeldingUnitOfWork, *, scope: list[str] | None = None, a
 
 
 async def send(uow: FakeMeldingUnitOfWork, client: FakeConsentClient, key: str | None = None) -> handlers.Sent:
-    return await handlers.send_melding(
-        uow,
-        client,
-        principal=principal(),
-        consent_id=CONSENT_ID,
-        content=content(),
-        idempotency_key=key,
-        request_fingerprint="fingerprint",
-        request_id=None,
-        consent_max_lag=LAG,
-    )
+    return await send_melding(uow, client, key, consent_max_lag=LAG)
 
 
 async def test_a_melding_under_a_consent_on_a_current_record_is_stored_without_asking_the_consent_service() -> None:

@@ -32,7 +32,12 @@ def content() -> MeldingContent:
     return MeldingContent.model_validate(body)
 
 
-async def send(uow: FakeMeldingUnitOfWork, client: FakeConsentClient, key: str | None = None) -> handlers.Sent:
+async def send(
+    uow: FakeMeldingUnitOfWork,
+    client: FakeConsentClient,
+    key: str | None = None,
+    consent_max_lag: timedelta = timedelta(0),  # 0: the record is never current, the consent service is asked
+) -> handlers.Sent:
     return await handlers.send_melding(
         uow,
         client,
@@ -42,6 +47,7 @@ async def send(uow: FakeMeldingUnitOfWork, client: FakeConsentClient, key: str |
         idempotency_key=key,
         request_fingerprint="fingerprint",
         request_id=None,
+        consent_max_lag=consent_max_lag,
     )
 
 
