@@ -11,7 +11,7 @@ import socket
 import struct
 import subprocess
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +20,7 @@ from urllib.parse import quote
 import asyncpg
 import pytest
 from sqlalchemy import MetaData, event, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
 from shared.auth import SigningKey, development_token, load_or_create_dev_key
@@ -145,6 +146,14 @@ async def rolled_back(database: Database) -> AsyncIterator[Database]:
             await outer.rollback()
 
 
+async def _truncate(database: Database, tables_of: Callable[[Any], list[str]]) -> None:
+    async with database.engine.connect() as connection:
+        names = await connection.run_sync(tables_of)
+        if names:
+            await connection.execute(text("TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " CASCADE"))
+            await connection.commit()
+
+
 async def empty_tables(database: Database) -> None:
     """Each test starts from migrated, empty tables."""
 
@@ -153,24 +162,30 @@ async def empty_tables(database: Database) -> None:
         metadata.reflect(sync_connection)
         return [t.name for t in reversed(metadata.sorted_tables) if t.name != "alembic_version"]
 
+    if database.engine.dialect.name == "postgresql":
+        # A running stack writes while a test empties its tables (the consent feed's heartbeat, every second):
+        # PostgreSQL may end one of the two as a deadlock. The stack's side retries by itself; this side too.
+        for attempt in range(5):
+            try:
+                await _truncate(database, dependants_first)
+                return
+            except DBAPIError as exc:
+                if getattr(exc.orig, "sqlstate", None) != "40P01" or attempt == 4:  # deadlock_detected
+                    raise
+                await asyncio.sleep(0.1 * (attempt + 1))
     async with database.engine.connect() as connection:
         names = await connection.run_sync(dependants_first)
         if not names:
             return
-        if connection.dialect.name == "postgresql":
-            await connection.execute(text("TRUNCATE " + ", ".join(f'"{n}"' for n in names) + " CASCADE"))
-        else:
-            # TRUNCATE skips row triggers on PostgreSQL; on SQLite the append-only triggers of the audit log
-            # are set aside while the tables are emptied, and put back as they were.
-            triggers = list(
-                await connection.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'"))
-            )
-            for name, _ in triggers:
-                await connection.execute(text(f'DROP TRIGGER "{name}"'))
-            for name in names:
-                await connection.execute(text(f'DELETE FROM "{name}"'))
-            for _, sql in triggers:
-                await connection.execute(text(sql))
+        # TRUNCATE skips row triggers on PostgreSQL; on SQLite the append-only triggers of the audit log are set
+        # aside while the tables are emptied, and put back as they were.
+        triggers = list(await connection.execute(text("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'")))
+        for name, _ in triggers:
+            await connection.execute(text(f'DROP TRIGGER "{name}"'))
+        for name in names:
+            await connection.execute(text(f'DELETE FROM "{name}"'))
+        for _, sql in triggers:
+            await connection.execute(text(sql))
         await connection.commit()
 
 
