@@ -187,7 +187,10 @@ async def system(
         database = environment.database(url)
         await empty_tables(database)
         await database.dispose()
-    clients = {name: httpx.AsyncClient(base_url=url, timeout=15) for name, url in stack.items()}
+    # An idle connection is let go well before the services close theirs (`http_keep_alive_seconds`, 5 s), as the
+    # services' own consent client does: reusing one the server is closing fails the request (httpx.ReadError).
+    limits = httpx.Limits(keepalive_expiry=2.0)
+    clients = {name: httpx.AsyncClient(base_url=url, timeout=15, limits=limits) for name, url in stack.items()}
     yield clients
     for client in clients.values():
         await client.aclose()
