@@ -60,6 +60,7 @@ class ReferenceRecipient:
         self.last_sequence = after_sequence
         self.beyond: set[int] = set()
         self._filling = asyncio.Lock()  # one gap fetch at a time
+        self.handling = 0  # messages taken from the queue and not yet handled to the end (answered, followed)
         self.consuming = asyncio.Event()
 
     async def run(
@@ -101,6 +102,7 @@ class ReferenceRecipient:
                             break
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), timeout=wait)
+                    await self.retry_gap(http)
                 with contextlib.suppress(Exception):  # bounded: on a broker that is gone it would wait for it
                     await asyncio.wait_for(queue.cancel(tag), timeout=5)
             finally:
@@ -155,6 +157,13 @@ class ReferenceRecipient:
                 await asyncio.sleep(1.0)
 
     async def handle(self, message: AbstractIncomingMessage, http: httpx.AsyncClient) -> None:
+        self.handling += 1
+        try:
+            await self._handle(message, http)
+        finally:
+            self.handling -= 1
+
+    async def _handle(self, message: AbstractIncomingMessage, http: httpx.AsyncClient) -> None:
         body = json.loads(message.body)
         try:
             kept = await self.take(message.message_id or "", message.type or "", body, http)
@@ -228,6 +237,13 @@ class ReferenceRecipient:
             async with self._filling:
                 if self.beyond:  # still (a fetch that just ended may have filled it)
                     await self.fill_gap(http)
+
+    async def retry_gap(self, http: httpx.AsyncClient) -> None:
+        """A gap whose fetch failed is tried again (every second, by `run`): no later message may come to retry
+        it, and a recipient that waits for one keeps its gap."""
+        if self.beyond and not self._filling.locked():
+            async with self._filling:
+                await self.fill_gap(http)
 
     def _handled(self, sequence: int) -> None:
         assert self.last_sequence is not None

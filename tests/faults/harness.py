@@ -760,7 +760,9 @@ class FaultRun:
             depths = await self.queue_depths()
             queues_empty = all(depth[0] == 0 for depth in depths.values())
             outbox_empty = all([await self.unsent(s) == 0 for s in self.database_urls])
-            if queues_empty and outbox_empty:
+            # An acked message may still be in its recipient's hands (its answer posted, its number noted).
+            recipients_idle = all(r.handling == 0 for r in self.recipients)
+            if queues_empty and outbox_empty and recipients_idle:
                 break
         self.fault_info["queues_left"] = {q: d for q, d in (await self.queue_depths()).items() if d[0]}
         failed = [repr(t.exception()) for t in self._recipient_tasks if t.done() and t.exception() is not None]
@@ -774,6 +776,7 @@ class FaultRun:
         each number and message id once, and its recipient must have reached n with nothing left above a
         gap. Returns (gaps, repeats) summed over the organisations."""
         gaps = repeats = 0
+        where: dict[str, dict[str, Any]] = {}
         for recipient in self.recipients:
             items: list[dict[str, Any]] = []
             async with httpx.AsyncClient(
@@ -789,10 +792,24 @@ class FaultRun:
                     after = page.json()["next"]
             numbers = [i["sequence"] for i in items]
             top = max(numbers, default=0)
-            gaps += len(set(range(1, top + 1)) - set(numbers))
-            gaps += top - (recipient.last_sequence or 0) + len(recipient.beyond)
+            missing = set(range(1, top + 1)) - set(numbers)
+            unreached = top - (recipient.last_sequence or 0) + len(recipient.beyond)
+            gaps += len(missing) + unreached
+            if missing or unreached:  # where, for whoever reads the failure: numbers and types, nothing personal
+                where[recipient.org_id] = {
+                    "numbered": top,
+                    "missing": sorted(missing)[:10],
+                    "recipient_at": recipient.last_sequence,
+                    "beyond": sorted(recipient.beyond)[:10],
+                    "handling": recipient.handling,
+                    "unreached": [
+                        (i["sequence"], i["type"]) for i in items if i["sequence"] > (recipient.last_sequence or 0)
+                    ][:10],
+                }
             repeats += len(numbers) - len(set(numbers))
             repeats += len(items) - len({i["message_id"] for i in items})
+        if where:
+            self.fault_info["sequence_gaps"] = where
         return gaps, repeats
 
     def count(self, *, queues_empty: bool, outbox_empty: bool) -> Counts:
