@@ -15,12 +15,13 @@ through is withdrawn and retracted as soon as the event arrives.
 from __future__ import annotations
 
 import asyncio
+import functools
 from datetime import datetime, timedelta
 from typing import Any
 
 import aio_pika
 import structlog
-from sqlalchemy import Column, Integer, MetaData, ScalarSelect, Table, case, select
+from sqlalchemy import Column, Executable, Integer, MetaData, ScalarSelect, Table, bindparam, case, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -49,10 +50,16 @@ def consent_feed_table(metadata: MetaData) -> Table:
 async def record_heartbeat(session: AsyncSession, table: Table, at: datetime) -> None:
     """The feed was heard at `at` (the latest of a batch's heartbeats); an older one never moves it back."""
     assert session.bind is not None
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-    row = insert(table).values(id=FEED_ROW, heard_at=at)
+    await session.execute(_heartbeat_upsert(table, session.bind.dialect.name), {"heard_at": at})
+
+
+@functools.cache
+def _heartbeat_upsert(table: Table, dialect: str) -> Executable:
+    """Built once: it runs every second in every process that keeps a record, even when nothing else happens."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    row = insert(table).values(id=FEED_ROW, heard_at=bindparam("heard_at"))
     later = case((table.c.heard_at > row.excluded.heard_at, table.c.heard_at), else_=row.excluded.heard_at)
-    await session.execute(row.on_conflict_do_update(index_elements=[table.c.id], set_={"heard_at": later}))
+    return row.on_conflict_do_update(index_elements=[table.c.id], set_={"heard_at": later})
 
 
 def heard_at_query(table: Table) -> ScalarSelect[Any]:

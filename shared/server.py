@@ -10,6 +10,7 @@ from the connection's opening) to its last; a connection that misses it is close
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from typing import Any
 
 import uvicorn
@@ -57,6 +58,39 @@ class GuardedHttpProtocol(HttpToolsProtocol):
         self._deadline = None
         if not self.transport.is_closing():
             self.transport.close()
+
+
+class Server(uvicorn.Server):
+    """uvicorn's server, woken once a second when idle instead of ten times.
+
+    uvicorn's main loop polls `should_exit` every 0.1 s and refreshes the Date header once a second; in an
+    idle service that poll was about a third of the CPU (py-spy, `kansrijk up`). Here the loop sleeps a second
+    (the Date header's resolution) and setting `should_exit` (SIGTERM, Ctrl-C, a test stopping its server)
+    wakes it at once, so shutting down is as quick as before."""
+
+    tick_seconds = 1.0
+    _wake: asyncio.Event | None = None
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def should_exit(self) -> bool:
+        return bool(self.__dict__.get("_should_exit", False))
+
+    @should_exit.setter
+    def should_exit(self, value: bool) -> None:
+        self.__dict__["_should_exit"] = value
+        if value and self._wake is not None and self._loop is not None and not self._loop.is_closed():
+            self._loop.call_soon_threadsafe(self._wake.set)  # safe from a signal handler, too
+
+    async def main_loop(self) -> None:
+        self._loop, self._wake = asyncio.get_running_loop(), asyncio.Event()
+        counter = 0
+        should_exit = await self.on_tick(counter)
+        while not should_exit:
+            counter = (counter + 10) % 864000  # uvicorn's ticks are tenths: every one of ours is a whole second
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self.tick_seconds)
+            should_exit = await self.on_tick(counter)
 
 
 def server_config(app: Any, settings: ServiceSettings, **overrides: Any) -> uvicorn.Config:

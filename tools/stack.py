@@ -6,17 +6,16 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterator
 
-import uvicorn
 from opentelemetry.trace import TracerProvider
 
 from services.registry import SERVICES
 from shared import migrations
 from shared.crypto import cipher_for
-from shared.server import server_config
+from shared.server import Server, server_config
 from shared.settings import ServiceSettings
 
 
-class _Server(uvicorn.Server):
+class _Server(Server):
     def install_signal_handlers(self) -> None:  # the host process owns its signals
         pass
 

@@ -68,15 +68,13 @@ def serve(
     ] = True,
 ) -> None:
     """Run one service — its API, outbox relay and consumers — until SIGTERM or Ctrl-C."""
-    import uvicorn
-
-    from shared.server import server_config
+    from shared.server import Server, server_config
 
     if service in WEB:  # the portal: pages over the services' APIs, no database or workers of its own
         web = WEB[service]
         web_settings: ServiceSettings = web.settings(**{k: v for k, v in {"port": port, "host": host}.items() if v})
         refuse_taken_port(service, web_settings)
-        uvicorn.Server(server_config(web.app_factory()(web_settings), web_settings)).run()
+        Server(server_config(web.app_factory()(web_settings), web_settings)).run()
         return
     entry = service_entry(service)
     overrides = {k: v for k, v in {"port": port, "host": host}.items() if v is not None}
@@ -85,7 +83,7 @@ def serve(
     if migrate_first:
         migrate_when_reachable(entry.name, settings)
     application = entry.app_factory()(settings, run_workers=workers)
-    uvicorn.Server(server_config(application, settings)).run()
+    Server(server_config(application, settings)).run()
 
 
 @app.command()

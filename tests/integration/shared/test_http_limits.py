@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from services.consent.main import create_app
-from shared.server import server_config
+from shared.server import Server, server_config
 from tests.conftest import consent_settings
 from tests.support import RunEnvironment, Tokens, _free_port
 
@@ -68,11 +68,9 @@ async def test_a_method_the_route_does_not_have_is_405_naming_the_allowed_ones(
 
 @contextlib.asynccontextmanager
 async def _served(environment: RunEnvironment, **limits: object) -> AsyncIterator[int]:
-    import uvicorn
-
     port = _free_port()
     settings = consent_settings(environment, port=port, **limits)
-    server = uvicorn.Server(server_config(create_app(settings, run_workers=False), settings))
+    server = Server(server_config(create_app(settings, run_workers=False), settings))
     task = asyncio.create_task(server.serve())
     while not server.started:
         await asyncio.sleep(0.02)
@@ -113,3 +111,21 @@ def test_the_server_configuration_carries_the_limits(environment: RunEnvironment
     config = server_config(object(), settings)
     assert (config.limit_concurrency, config.timeout_keep_alive) == (250, 7)
     assert config.http.request_timeout == 12.5  # type: ignore[union-attr]
+
+
+async def test_a_server_told_to_stop_stops_without_waiting_for_its_tick(environment: RunEnvironment) -> None:
+    """The server wakes once a second when idle (uvicorn: ten times); being told to stop wakes it at once. With
+    a tick of an hour, only that wake can end this test."""
+    port = _free_port()
+    settings = consent_settings(environment, port=port)
+    server = Server(server_config(create_app(settings, run_workers=False), settings))
+    server.tick_seconds = 3600
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+        answer = await client.get("/health/live")
+    assert answer.status_code == 200 and answer.headers["date"].endswith("GMT")  # the tick set the Date header
+    server.should_exit = True
+    await asyncio.wait_for(task, timeout=60)
+    assert task.done() and task.exception() is None
