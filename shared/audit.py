@@ -51,16 +51,17 @@ from sqlalchemy import (
     Table,
     UniqueConstraint,
     and_,
+    bindparam,
     cast,
     or_,
     select,
     true,
+    union_all,
     update,
-    values,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.sql import column as value_column
+from sqlalchemy.sql import Subquery
 
 from shared.auth import Principal
 from shared.clock import now as utcnow
@@ -392,10 +393,8 @@ async def _append(
             .returning(heads.c.id)
             .cte("moved")
         )
-        rows = values(*[value_column(c.name, c.type) for c in log.columns], name="record").data(
-            [tuple(record.get(name) for name in names) for record in chunk]
-        )
-        # VALUES writes a None as a bare NULL, which PostgreSQL takes for text: a nullable column says its type.
+        rows = _records_as_rows(log, chunk)
+        # A None is a bare NULL, which PostgreSQL takes for text: a nullable column says its type.
         typed = [cast(rows.c[c.name], c.type) if c.nullable else rows.c[c.name] for c in log.columns]
         appended = select(*typed).select_from(moved.join(rows, true()))
         result = await session.execute(log.insert().from_select(names, appended))
@@ -405,6 +404,22 @@ async def _append(
             return False
     assert after == new
     return True
+
+
+def _records_as_rows(log: Table, chunk: list[dict[str, Any]]) -> Subquery:
+    """The records as a row source of bound parameters (`SELECT $1, $2, … UNION ALL SELECT …`), one row each.
+    Not `VALUES (…), (…)`: SQLAlchemy cannot cache a statement holding its data, and compiled this one
+    again on every append."""
+    selects = [
+        select(
+            *[
+                bindparam(f"r{i}_{c.name}", record.get(c.name), type_=c.type, unique=True).label(c.name)
+                for c in log.columns
+            ]
+        )
+        for i, record in enumerate(chunk)
+    ]
+    return (selects[0] if len(selects) == 1 else union_all(*selects)).subquery("record")
 
 
 async def _lock_free_head(uow: UnitOfWork, chain: Table, avoid: set[int], single_writer: bool) -> Any:
@@ -422,9 +437,8 @@ async def _lock_free_head(uow: UnitOfWork, chain: Table, avoid: set[int], single
     if head is None:
         insert = pg_insert if uow.database.engine.dialect.name == "postgresql" else sqlite_insert
         await uow.session.execute(
-            insert(chain)
-            .values([{"id": n, "seq": 0, "hash": GENESIS} for n in range(1, AUDIT_CHAINS + 1)])
-            .on_conflict_do_nothing()
+            insert(chain).on_conflict_do_nothing(),
+            [{"id": n, "seq": 0, "hash": GENESIS} for n in range(1, AUDIT_CHAINS + 1)],
         )
         head = (await uow.session.execute(heads.with_for_update())).one()
     return head

@@ -20,6 +20,7 @@ from urllib.parse import quote
 import asyncpg
 import pytest
 from sqlalchemy import MetaData, event, text
+from sqlalchemy.engine.interfaces import CacheStats
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import async_sessionmaker
 
@@ -396,6 +397,27 @@ def ts_example_installed() -> Path:
         subprocess.run([NPM, "ci", "--no-audit", "--no-fund"], cwd=TS_EXAMPLE, check=True, capture_output=True)
         stamp.write_bytes(lock)
     return TS_EXAMPLE
+
+
+@contextlib.contextmanager
+def compiled_again(database: Database) -> Iterator[list[str]]:
+    """The statements sent on `database` inside the block that SQLAlchemy compiled instead of taking from its
+    cache: a first use, or a statement without a cache key (one that holds its data, as `.values([rows])` or
+    `VALUES` does), which is compiled again on every execution. A hot path sends none once it has run."""
+    compiled: list[str] = []
+
+    def note(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if statement.startswith(("SAVEPOINT", "RELEASE SAVEPOINT", "ROLLBACK TO SAVEPOINT")):
+            return  # the test's own rollback (tests.support.rolled_back), not the code under test
+        if context is not None and context.compiled is not None and context.cache_hit is not CacheStats.CACHE_HIT:
+            compiled.append(f"{context.cache_hit.name}: {' '.join(statement.split())[:100]}")
+
+    engine = database.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", note)
+    try:
+        yield compiled
+    finally:
+        event.remove(engine, "before_cursor_execute", note)
 
 
 @contextlib.contextmanager

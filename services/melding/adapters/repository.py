@@ -455,12 +455,13 @@ class MeldingRepository:
             for r in {r.consent_id: r for r in recorded}.values()
         ]
         insert = pg_insert if self.session.bind.dialect.name == "postgresql" else sqlite_insert  # type: ignore[union-attr]
-        statement = insert(consent_states).values(rows)
+        statement = insert(consent_states)
         await self.session.execute(
             statement.on_conflict_do_update(
                 index_elements=[consent_states.c.consent_id],
                 set_={c: statement.excluded[c] for c in ("org_id", "patient_ref", "scope")},
-            )
+            ),
+            rows,  # as parameters: one multi-row INSERT, cached (shared.db.insert_new)
         )
 
     async def record_heartbeat(self, at: datetime) -> None:

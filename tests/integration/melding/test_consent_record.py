@@ -14,7 +14,7 @@ from shared.contracts.melding import MeldingContent
 from shared.db import Database
 from shared.messaging.consumer import IncomingEvent
 from tests.samples import BSN, melding_body
-from tests.support import counted_statements
+from tests.support import compiled_again, counted_statements
 from tests.unit.fakes import FakeConsentClient, principal
 from tests.unit.melding.test_handlers import ALLOWED
 
@@ -104,3 +104,32 @@ async def test_intake_on_a_current_record_asks_no_one_and_costs_no_more_statemen
     # Deciding on the record asks no one; asking costs a transaction that stored nothing besides.
     assert costs["c-own"][0] == 0 and costs["c-asked"][0] == 1
     assert costs["c-own"][1] < costs["c-asked"][1]
+
+
+async def test_intake_sends_only_statements_sqlalchemy_has_compiled_before(rolled_back_melding: Database) -> None:
+    """Intake is the hottest path: after its first melding it compiles nothing (a statement holding its rows,
+    as the consent lock's and the audit append's did, was compiled again for every melding)."""
+    unit_of_work = unit_of_work_factory(rolled_back_melding)
+    patients = {"c-first": BSN, "c-second": OTHER_BSN}
+    async with unit_of_work() as uow:
+        records = [_recorded(c, uow.meldingen.patient_ref(bsn)) for c, bsn in patients.items()]
+        await handlers.on_consents_recorded(uow, records)
+        await handlers.on_consent_heartbeats(uow, [_beat(datetime.now(UTC))])
+        await uow.commit()
+    compiled = {}
+    for n, (consent_id, bsn) in enumerate(patients.items()):
+        body = melding_body(consent_id, bsn=bsn)
+        body.pop("consent_id")
+        with compiled_again(rolled_back_melding) as compiled[consent_id]:
+            await handlers.send_melding(
+                unit_of_work,
+                FakeConsentClient(ALLOWED),
+                principal=principal(),
+                consent_id=consent_id,
+                content=MeldingContent.model_validate(body),
+                idempotency_key=f"key-{n}",
+                request_fingerprint="f",
+                request_id=None,
+                consent_max_lag=timedelta(seconds=30),
+            )
+    assert compiled["c-second"] == [], compiled["c-second"]

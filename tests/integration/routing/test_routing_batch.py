@@ -22,7 +22,7 @@ from shared.db import Database
 from shared.messaging.consumer import IncomingEvent
 from tests.integration.routing.test_repository import AT
 from tests.samples import melding_body
-from tests.support import counted_statements
+from tests.support import compiled_again, counted_statements
 
 JGZ, WIJKTEAM = "87654321", "12345678"
 
@@ -117,6 +117,18 @@ async def test_a_batch_costs_the_statements_of_one_melding(unit_of_work: UnitOfW
         await _route(unit_of_work, _batch(patients))
     assert len(one) > 5, one  # it was counted
     assert len(eight) == len(one), (one, eight)
+
+
+async def test_a_batch_sends_only_statements_sqlalchemy_has_compiled_before(
+    unit_of_work: UnitOfWorkFactory, database: Database
+) -> None:
+    """A second batch of the same size compiles nothing: every statement has a cache key (one holding its
+    rows, as the consent locks and the audit append did, was compiled again for every batch)."""
+    patients = _bsns()
+    await _route(unit_of_work, _batch(patients))
+    with compiled_again(database) as compiled:
+        await _route(unit_of_work, _batch(patients))
+    assert compiled == [], compiled
 
 
 async def test_a_batch_routes_as_its_meldingen_one_by_one_would(unit_of_work: UnitOfWorkFactory) -> None:
