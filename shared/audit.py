@@ -61,7 +61,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.sql import Subquery
+from sqlalchemy.sql import Executable
 
 from shared.auth import Principal
 from shared.clock import now as utcnow
@@ -380,24 +380,10 @@ async def _append(
         before = (chunk[0]["seq"] - 1, chunk[0]["prev_hash"])
         after = (chunk[-1]["seq"], chunk[-1]["hash"])
         assert start or before == old
-        head = (
-            select(heads.c.id)
-            .where(heads.c.id == chain, heads.c.seq == before[0], heads.c.hash == before[1])
-            .with_for_update(skip_locked=True)
-            .cte("head")
-        )
-        moved = (
-            update(heads)
-            .where(heads.c.id == head.c.id)
-            .values(seq=after[0], hash=after[1])
-            .returning(heads.c.id)
-            .cte("moved")
-        )
-        rows = _records_as_rows(log, chunk)
-        # A None is a bare NULL, which PostgreSQL takes for text: a nullable column says its type.
-        typed = [cast(rows.c[c.name], c.type) if c.nullable else rows.c[c.name] for c in log.columns]
-        appended = select(*typed).select_from(moved.join(rows, true()))
-        result = await session.execute(log.insert().from_select(names, appended))
+        parameters = {"chain": chain, "before_seq": before[0], "before_hash": before[1]}
+        parameters |= {"after_seq": after[0], "after_hash": after[1]}
+        parameters |= {f"r{i}_{name}": record.get(name) for i, record in enumerate(chunk) for name in names}
+        result = await session.execute(_append_statement(log, heads, len(chunk)), parameters)
         if result.rowcount != len(chunk):  # type: ignore[attr-defined]  # an INSERT's Result is a CursorResult
             if start:  # pragma: no cover  # this transaction holds the head since its first chunk
                 raise RuntimeError("the audit chain head this transaction holds moved under it")
@@ -406,20 +392,34 @@ async def _append(
     return True
 
 
-def _records_as_rows(log: Table, chunk: list[dict[str, Any]]) -> Subquery:
-    """The records as a row source of bound parameters (`SELECT $1, $2, … UNION ALL SELECT …`), one row each.
-    Not `VALUES (…), (…)`: SQLAlchemy cannot cache a statement holding its data, and compiled this one
-    again on every append."""
+@functools.cache
+def _append_statement(log: Table, heads: Table, size: int) -> Executable:
+    """`_append`'s statement for `size` records, built once: all of it is bound parameters (the chain, its head
+    before and after, and each record's columns as `r<i>_<column>`), so it is neither built nor compiled
+    again for the next append. The records are a row source of `SELECT $1, $2, … UNION ALL SELECT …`, not
+    `VALUES (…), (…)`: SQLAlchemy cannot cache a statement that holds its data."""
+    head = (
+        select(heads.c.id)
+        .where(heads.c.id == bindparam("chain"))
+        .where(heads.c.seq == bindparam("before_seq"), heads.c.hash == bindparam("before_hash"))
+        .with_for_update(skip_locked=True)
+        .cte("head")
+    )
+    moved = (
+        update(heads)
+        .where(heads.c.id == head.c.id)
+        .values(seq=bindparam("after_seq"), hash=bindparam("after_hash"))
+        .returning(heads.c.id)
+        .cte("moved")
+    )
     selects = [
-        select(
-            *[
-                bindparam(f"r{i}_{c.name}", record.get(c.name), type_=c.type, unique=True).label(c.name)
-                for c in log.columns
-            ]
-        )
-        for i, record in enumerate(chunk)
+        select(*[bindparam(f"r{i}_{c.name}", type_=c.type).label(c.name) for c in log.columns]) for i in range(size)
     ]
-    return (selects[0] if len(selects) == 1 else union_all(*selects)).subquery("record")
+    rows = (selects[0] if size == 1 else union_all(*selects)).subquery("record")
+    # A None is a bare NULL, which PostgreSQL takes for text: a nullable column says its type.
+    typed = [cast(rows.c[c.name], c.type) if c.nullable else rows.c[c.name] for c in log.columns]
+    appended = select(*typed).select_from(moved.join(rows, true()))
+    return log.insert().from_select([c.name for c in log.columns], appended)
 
 
 async def _lock_free_head(uow: UnitOfWork, chain: Table, avoid: set[int], single_writer: bool) -> Any:

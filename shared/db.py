@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
@@ -9,7 +10,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Protocol, Self, cast
 
-from sqlalchemy import Column, ColumnElement, DateTime, MetaData, Row, Table, Text, event, text
+from sqlalchemy import Column, ColumnElement, DateTime, Executable, MetaData, Row, Table, Text, event, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
@@ -362,10 +363,18 @@ async def lock_rows_creating(
     assert session.bind is not None
     columns = sorted(keys[0])
     ordered = sorted({tuple(key[c] for c in columns) for key in keys})
-    insert = pg_insert if session.bind.dialect.name == "postgresql" else sqlite_insert
-    rows = insert(table)
-    upsert = rows.on_conflict_do_update(index_elements=columns, set_={columns[0]: rows.excluded[columns[0]]})
-    # The keys as parameters (one multi-row INSERT in key order, and a statement SQLAlchemy can cache: see
-    # `insert_new`).
+    # The keys as parameters: one multi-row INSERT in key order, of a statement SQLAlchemy can cache (see
+    # `insert_new`), itself built once.
     keyed = [dict(zip(columns, values, strict=True)) for values in ordered]
-    return list((await session.execute(upsert.returning(*table.c, *also), keyed)).all())
+    statement = _lock_statement(table, tuple(columns), session.bind.dialect.name, tuple(also))
+    return list((await session.execute(statement, keyed)).all())
+
+
+@functools.lru_cache(maxsize=64)  # bounded: a caller that makes a new `also` each time only misses
+def _lock_statement(table: Table, columns: tuple[str, ...], dialect: str, also: tuple[Any, ...]) -> Executable:
+    """`lock_rows_creating`'s statement, built once per table and `also` (pass the same `also` objects, made
+    once, for this to hold: a clause is known by its identity)."""
+    insert = pg_insert if dialect == "postgresql" else sqlite_insert
+    rows = insert(table)
+    upsert = rows.on_conflict_do_update(index_elements=list(columns), set_={columns[0]: rows.excluded[columns[0]]})
+    return upsert.returning(*table.c, *also)

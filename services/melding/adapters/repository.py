@@ -103,6 +103,10 @@ _STATUSES = {status.value: status for status in DeliveryStatus}
 _STOPPED = (MeldingStatus.withdrawn.value, MeldingStatus.cancelled.value, MeldingStatus.not_delivered.value)
 
 
+# Made once: the consent lock's statement is then built once too (shared.db.lock_rows_creating).
+_FEED_HEARD_AT = (heard_at_query(consent_feed).label("heard_at"),)
+
+
 class MeldingRepository:
     def __init__(self, session: AsyncSession, cipher: Callable[[], FieldCipher]) -> None:
         # The key ring, asked for only where a BSN is hashed (a directory tool's database may have none).
@@ -419,9 +423,7 @@ class MeldingRepository:
     async def lock_consent(self, consent_id: str) -> ConsentState:
         """The consent's state, locked: an intake and the consent's withdrawal never interleave. With it, in the
         same statement, what the consent allows and when the consent feed was last heard."""
-        row = await lock_row_creating(
-            self.session, consent_states, also=[heard_at_query(consent_feed).label("heard_at")], consent_id=consent_id
-        )
+        row = await lock_row_creating(self.session, consent_states, also=_FEED_HEARD_AT, consent_id=consent_id)
         return ConsentState(
             consent_id=row.consent_id,
             withdrawn_at=row.withdrawn_at,
