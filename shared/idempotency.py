@@ -21,7 +21,7 @@ from sqlalchemy import Column, Integer, MetaData, PrimaryKeyConstraint, String, 
 from sqlalchemy.exc import IntegrityError
 
 from shared.clock import now as utcnow
-from shared.db import UnitOfWork, UTCDateTime
+from shared.db import UnitOfWork, UTCDateTime, insert_once
 from shared.errors import IdempotencyConflict
 
 KEY_PATTERN = r"^[\x20-\x7E]{1,200}$"  # 1-200 printable ASCII characters
@@ -90,16 +90,18 @@ async def remember(
     request_fingerprint: str,
     status_code: int,
     resource_id: str,
-) -> None:
-    await uow.session.execute(
-        table.insert().values(
-            org_id=org_id,
-            key=key,
-            fingerprint=request_fingerprint,
-            status_code=status_code,
-            resource_id=resource_id,
-            created_at=utcnow(),
-        )
+) -> bool:
+    """Store the key's first answer unless the key is taken; True if this call stored it. A concurrent request
+    with the same key waits here for the other transaction, and finds the key taken once that one commits."""
+    return await insert_once(
+        uow.session,
+        table,
+        org_id=org_id,
+        key=key,
+        fingerprint=request_fingerprint,
+        status_code=status_code,
+        resource_id=resource_id,
+        created_at=utcnow(),
     )
 
 
@@ -117,8 +119,8 @@ class IdempotencyKeys:
 
     async def remember(
         self, *, org_id: str, key: str, request_fingerprint: str, status_code: int, resource_id: str
-    ) -> None:
-        await remember(
+    ) -> bool:
+        return await remember(
             self.uow,
             self.table,
             org_id=org_id,
@@ -147,7 +149,8 @@ class KeyStore(Protocol):
 
     async def remember(
         self, *, org_id: str, key: str, request_fingerprint: str, status_code: int, resource_id: str
-    ) -> None: ...
+    ) -> bool:
+        """Store the key's first answer; False (nothing stored) if the key is taken."""
 
 
 class KeyedUnitOfWork(Protocol):
@@ -187,32 +190,34 @@ async def create_once(
     create: Callable[[U, str], Awaitable[T]],
     replay: Callable[[U, str], Awaitable[T]],
 ) -> T:
-    """The one idempotent create: in one transaction, a key seen before answers with its resource (`replay`),
-    a new key is stored first — so a concurrent request with the same key waits on it, then fails — and then
-    `create` stores the resource under `new_id()` and commits (raising, or returning without commit, stores
-    nothing, the key neither). When the concurrent request with the same key committed first, this one
-    answers as it did. Without a key it is a plain create."""
+    """The one idempotent create, in one transaction: the key is stored first (`INSERT … ON CONFLICT DO
+    NOTHING`), then `create` stores the resource under `new_id()` and commits (raising, or returning without
+    commit, stores nothing, the key neither). A key seen before is taken: its first answer is read and given
+    again (`replay`). A concurrent request with the same key waits on the key's row until the first commits,
+    and then answers as it did. Without a key it is a plain create."""
     for attempt in (1, 2):
         try:
             async with unit_of_work() as uow:
                 if request is None:
                     return await create(uow, new_id())
-                previous = await uow.idempotency.find_previous(
-                    org_id=request.org_id, key=request.key, request_fingerprint=request.fingerprint
-                )
-                if previous is not None:
-                    return await replay(uow, previous.resource_id)
+                # The key first (one statement for a new key, the usual case); a taken one is read.
                 resource_id = new_id()
-                await uow.idempotency.remember(
+                if await uow.idempotency.remember(
                     org_id=request.org_id,
                     key=request.key,
                     request_fingerprint=request.fingerprint,
                     status_code=request.status_code,
                     resource_id=resource_id,
+                ):
+                    return await create(uow, resource_id)
+                previous = await uow.idempotency.find_previous(
+                    org_id=request.org_id, key=request.key, request_fingerprint=request.fingerprint
                 )
-                return await create(uow, resource_id)
+                if previous is not None:
+                    return await replay(uow, previous.resource_id)
+                # Taken, yet gone when read (pruned in between): the next round stores it afresh.
         except IntegrityError:
             # A concurrent request with the same key committed first: the next round answers as it did.
             if request is None or attempt == 2:
                 raise
-    raise AssertionError("unreachable")
+    raise RuntimeError("the Idempotency-Key was taken yet gone when read, twice")

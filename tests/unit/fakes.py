@@ -116,8 +116,11 @@ class FakeIdempotencyKeys:
 
     async def remember(
         self, *, org_id: str, key: str, request_fingerprint: str, status_code: int, resource_id: str
-    ) -> None:
+    ) -> bool:
+        if (org_id, key) in self.pending or (org_id, key) in self.keys:
+            return False
         self.pending[(org_id, key)] = (request_fingerprint, StoredResponse(status_code, resource_id))
+        return True
 
 
 class FakeUnitOfWorkBase:
