@@ -243,7 +243,8 @@ class ReferenceRecipient:
         it, and a recipient that waits for one keeps its gap."""
         if self.beyond and not self._filling.locked():
             async with self._filling:
-                await self.fill_gap(http)
+                if self.beyond:  # still: the lock may have been waited for, and a fetch meanwhile filled it
+                    await self.fill_gap(http)
 
     def _handled(self, sequence: int) -> None:
         assert self.last_sequence is not None
@@ -255,6 +256,8 @@ class ReferenceRecipient:
 
     async def fill_gap(self, http: httpx.AsyncClient) -> None:
         assert self.last_sequence is not None
+        if not self.beyond:
+            return  # nothing missing (any more)
         self.show("gap", {"after_sequence": self.last_sequence, "seen_up_to": max(self.beyond)})
         try:
             response = await http.get("/v1/deliveries/messages", params={"after_sequence": self.last_sequence})

@@ -63,3 +63,16 @@ async def test_without_a_gap_the_retry_asks_nothing() -> None:
         await recipient.follow(1, http)
         await recipient.retry_gap(http)
     assert (recipient.last_sequence, recipient.beyond) == (1, set())
+
+
+async def test_a_gap_fetch_that_finds_the_gap_filled_meanwhile_asks_nothing_and_goes_on() -> None:
+    """Two fetches may queue for the lock; the second finds nothing missing any more. It used to fail on an
+    empty `max()`, which ended the recipient's consumer (10,000-melding fault runs)."""
+
+    def routing(request: httpx.Request) -> httpx.Response:
+        raise AssertionError(f"asked {request.url}")
+
+    recipient = _recipient([])
+    async with httpx.AsyncClient(base_url="http://routing.test", transport=httpx.MockTransport(routing)) as http:
+        await recipient.fill_gap(http)
+    assert (recipient.last_sequence, recipient.beyond) == (0, set())
