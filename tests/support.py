@@ -412,12 +412,8 @@ def compiled_again(database: Database) -> Iterator[list[str]]:
         if context is not None and context.compiled is not None and context.cache_hit is not CacheStats.CACHE_HIT:
             compiled.append(f"{context.cache_hit.name}: {' '.join(statement.split())[:100]}")
 
-    engine = database.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", note)
-    try:
+    with _each_statement(database, note):
         yield compiled
-    finally:
-        event.remove(engine, "before_cursor_execute", note)
 
 
 @contextlib.contextmanager
@@ -429,9 +425,16 @@ def counted_statements(database: Database) -> Iterator[list[str]]:
     def count(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
         seen.append(statement.split(None, 1)[0].upper())
 
-    engine = database.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with _each_statement(database, count):
         yield seen
+
+
+@contextlib.contextmanager
+def _each_statement(database: Database, listener: Callable[..., None]) -> Iterator[None]:
+    """`listener` sees every statement sent on `database` inside the block (SQLAlchemy's before_cursor_execute)."""
+    engine = database.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", listener)
+    try:
+        yield
     finally:
-        event.remove(engine, "before_cursor_execute", count)
+        event.remove(engine, "before_cursor_execute", listener)
