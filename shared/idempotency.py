@@ -10,18 +10,18 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Annotated, Protocol, Self, TypeVar
 
 from fastapi import Header
 from pydantic import BaseModel
-from sqlalchemy import Column, Integer, MetaData, PrimaryKeyConstraint, String, Table, select
+from sqlalchemy import Column, Integer, MetaData, PrimaryKeyConstraint, String, Table, delete, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
 from shared.clock import now as utcnow
-from shared.db import UnitOfWork, UTCDateTime, insert_once
+from shared.db import UnitOfWork, UTCDateTime, insert_new
 from shared.errors import IdempotencyConflict
 
 KEY_PATTERN = r"^[\x20-\x7E]{1,200}$"  # 1-200 printable ASCII characters
@@ -93,16 +93,34 @@ async def remember(
 ) -> bool:
     """Store the key's first answer unless the key is taken; True if this call stored it. A concurrent request
     with the same key waits here for the other transaction, and finds the key taken once that one commits."""
-    return await insert_once(
-        uow.session,
-        table,
-        org_id=org_id,
-        key=key,
-        fingerprint=request_fingerprint,
-        status_code=status_code,
-        resource_id=resource_id,
-        created_at=utcnow(),
-    )
+    request = IdempotentRequest(org_id, key, request_fingerprint, status_code)
+    return bool(await remember_all(uow, table, [(request, resource_id)]))
+
+
+async def remember_all(uow: UnitOfWork, table: Table, requests: Sequence[tuple[IdempotentRequest, str]]) -> set[str]:
+    """`remember` for several requests (each with its new resource's id) in one statement: the resource ids
+    whose keys this call stored. Two requests of one batch must not share a key."""
+    at = utcnow()
+    rows = [
+        {
+            "org_id": request.org_id,
+            "key": request.key,
+            "fingerprint": request.fingerprint,
+            "status_code": request.status_code,
+            "resource_id": resource_id,
+            "created_at": at,
+        }
+        for request, resource_id in requests
+    ]
+    return await insert_new(uow.session, table, rows, returning=table.c.resource_id)
+
+
+async def forget(uow: UnitOfWork, table: Table, requests: Sequence[IdempotentRequest]) -> None:
+    """Take back keys this transaction stored for creates that in the end stored nothing (refused), in one
+    statement, so that the transaction can still commit what the others created."""
+    if requests:
+        pairs = [(request.org_id, request.key) for request in requests]
+        await uow.session.execute(delete(table).where(tuple_(table.c.org_id, table.c.key).in_(pairs)))
 
 
 class IdempotencyKeys:
@@ -130,6 +148,12 @@ class IdempotencyKeys:
             resource_id=resource_id,
         )
 
+    async def remember_all(self, requests: Sequence[tuple[IdempotentRequest, str]]) -> set[str]:
+        return await remember_all(self.uow, self.table, requests)
+
+    async def forget(self, requests: Sequence[IdempotentRequest]) -> None:
+        await forget(self.uow, self.table, requests)
+
 
 @dataclass(frozen=True)
 class IdempotentRequest:
@@ -151,6 +175,12 @@ class KeyStore(Protocol):
         self, *, org_id: str, key: str, request_fingerprint: str, status_code: int, resource_id: str
     ) -> bool:
         """Store the key's first answer; False (nothing stored) if the key is taken."""
+
+    async def remember_all(self, requests: Sequence[tuple[IdempotentRequest, str]]) -> set[str]:
+        """`remember` of several requests (no two with one key), each with its resource's id: the ids stored."""
+
+    async def forget(self, requests: Sequence[IdempotentRequest]) -> None:
+        """Take back keys this transaction stored (their creates were refused)."""
 
 
 class KeyedUnitOfWork(Protocol):

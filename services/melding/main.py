@@ -9,6 +9,7 @@ from services.melding.adapters.orm import audit, outbox
 from services.melding.api.figures import router as figures_router
 from services.melding.api.routes import patient_router, router
 from services.melding.config import MeldingSettings
+from services.melding.service_layer.intake import Intake
 from services.melding.service_layer.unit_of_work import unit_of_work_factory
 from services.melding.worker import workers
 from shared.api import audit_router
@@ -36,7 +37,7 @@ def create_app(
     settings = settings or MeldingSettings()
     runtime = build_runtime(settings, unit_of_work_factory, tracer_provider=tracer_provider)
     attach_consent_client(runtime, settings)
-    return create_service_app(
+    app = create_service_app(
         runtime,
         title="Kansrijke Start — melding service",
         description=DESCRIPTION,
@@ -45,3 +46,5 @@ def create_app(
         outbox=outbox,
         run_workers=run_workers,
     )
+    app.state.intake = Intake(runtime.unit_of_work)  # meldingen sent together are stored together
+    return app

@@ -3,6 +3,7 @@ the audit log and the Idempotency-Keys. Each service's fake unit of work adds it
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -12,7 +13,7 @@ from pydantic import BaseModel
 from shared.auth import Principal
 from shared.contracts.consent import ConsentCheckResult
 from shared.errors import IdempotencyConflict
-from shared.idempotency import StoredResponse
+from shared.idempotency import IdempotentRequest, StoredResponse
 
 
 @dataclass
@@ -121,6 +122,23 @@ class FakeIdempotencyKeys:
             return False
         self.pending[(org_id, key)] = (request_fingerprint, StoredResponse(status_code, resource_id))
         return True
+
+    async def remember_all(self, requests: Sequence[tuple[IdempotentRequest, str]]) -> set[str]:
+        return {
+            resource_id
+            for request, resource_id in requests
+            if await self.remember(
+                org_id=request.org_id,
+                key=request.key,
+                request_fingerprint=request.fingerprint,
+                status_code=request.status_code,
+                resource_id=resource_id,
+            )
+        }
+
+    async def forget(self, requests: Sequence[IdempotentRequest]) -> None:
+        for request in requests:
+            self.pending.pop((request.org_id, request.key), None)
 
 
 class FakeUnitOfWorkBase:

@@ -8,7 +8,7 @@ from collections.abc import Callable, Collection, Sequence
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, DateTime, Row, bindparam, func, or_, select, type_coerce, update
+from sqlalchemy import ColumnElement, DateTime, Row, bindparam, func, or_, select, tuple_, type_coerce, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -30,12 +30,16 @@ from services.melding.domain.model import (
     Melding,
     MeldingRecord,
     MeldingStatus,
+    NewMelding,
+    OpenAsk,
+    OpenCandidate,
     RecordedConsent,
     RoutingReport,
     SenderRef,
     SkippedRef,
     bsn_in,
     due_date_in,
+    open_melding_among,
     skeleton_of,
 )
 from shared.clock import as_nl_date
@@ -43,7 +47,7 @@ from shared.consent_feed import heard_at_query, record_heartbeat
 from shared.contracts.events import ConsentRecorded
 from shared.contracts.vocabulary import DeliveryStatus
 from shared.crypto import FieldCipher
-from shared.db import lock_row_creating
+from shared.db import lock_rows_creating
 from shared.pagination import newest_first
 
 
@@ -97,8 +101,7 @@ _STATE = (
 )
 
 
-# A melding whose every delivery has ended (or that was stopped) no longer counts as open.
-_ENDED = frozenset({DeliveryStatus.closed, DeliveryStatus.returned, DeliveryStatus.retracted})
+# A stopped melding no longer counts as open (`open_melding_among` decides the rest).
 _STATUSES = {status.value: status for status in DeliveryStatus}
 _STOPPED = (MeldingStatus.withdrawn.value, MeldingStatus.cancelled.value, MeldingStatus.not_delivered.value)
 
@@ -118,29 +121,46 @@ class MeldingRepository:
         self, *, melding_id: str, sender: SenderRef, consent: dict[str, Any], content: dict[str, Any], at: datetime
     ) -> tuple[MeldingRecord, HistoryEntry]:
         """Store a new melding and its first history entry; both as a read would return them."""
-        await self.session.execute(
-            meldingen.insert().values(
-                id=melding_id,
-                status=MeldingStatus.accepted.value,
-                sender_org_id=sender.org_id,
-                sender_org_type=sender.org_type,
-                sender_sub=sender.sub,
-                consent_id=consent["id"],
-                consent=json.dumps(consent, default=str),
-                content=json.dumps(content),
-                skeleton=json.dumps(skeleton_of(content)),
-                expected_due_date=due_date_in(content),
-                bsn_ref=self._cipher().bsn_ref(bsn) if (bsn := bsn_in(content)) else None,
-                unroutable_types="",
-                routing_reported_unroutable=0,
-                created_at=at,
-                updated_at=at,
+        [added] = await self.add_all([NewMelding(melding_id, sender, consent, content, at)])
+        return added
+
+    async def add_all(self, new: Sequence[NewMelding]) -> list[tuple[MeldingRecord, HistoryEntry]]:
+        """`add` of several meldingen: one statement for the meldingen, one for their history entries."""
+        if not new:
+            return []
+        cipher = self._cipher()
+        rows = [
+            {
+                "id": n.melding_id,
+                "status": MeldingStatus.accepted.value,
+                "sender_org_id": n.sender.org_id,
+                "sender_org_type": n.sender.org_type,
+                "sender_sub": n.sender.sub,
+                "consent_id": n.consent["id"],
+                "consent": json.dumps(n.consent, default=str),
+                "content": json.dumps(n.content),
+                "skeleton": json.dumps(skeleton_of(n.content)),
+                "expected_due_date": due_date_in(n.content),
+                "bsn_ref": cipher.bsn_ref(bsn) if (bsn := bsn_in(n.content)) else None,
+                "unroutable_types": "",
+                "routing_reported_unroutable": 0,
+                "created_at": n.at,
+                "updated_at": n.at,
+            }
+            for n in new
+        ]
+        await self.session.execute(meldingen.insert(), rows)
+        added = [
+            (
+                MeldingRecord.accepted(
+                    melding_id=n.melding_id, sender=n.sender, consent_id=n.consent["id"], content=n.content, at=n.at
+                ),
+                HistoryEntry(at=n.at, event="accepted", detail=None),
             )
-        )
-        record = MeldingRecord.accepted(
-            melding_id=melding_id, sender=sender, consent_id=consent["id"], content=content, at=at
-        )
-        return record, await self.add_history(melding_id, at, "accepted", None)
+            for n in new
+        ]
+        await self.add_histories([(record.id, entry) for record, entry in added])
+        return added
 
     async def get(self, melding_id: str) -> MeldingRecord | None:
         row = (await self.session.execute(select(meldingen).where(meldingen.c.id == melding_id))).first()
@@ -396,40 +416,59 @@ class MeldingRepository:
 
     # --- repeated meldingen ------------------------------------------------------------------------------
 
-    async def lock_patient(self, org_id: str, bsn: str) -> None:
-        """Take the lock of this organisation's meldingen for this patient (keyed hash, never the BSN)."""
-        await lock_row_creating(self.session, sender_patients, org_id=org_id, bsn_ref=self._cipher().bsn_ref(bsn))
+    async def lock_patients(self, patients: Collection[tuple[str, str]]) -> None:
+        """Take the lock of each organisation's meldingen for each patient (org_id, BSN), in one statement
+        (keyed hashes, never the BSN)."""
+        cipher = self._cipher()
+        keys = [{"org_id": org_id, "bsn_ref": cipher.bsn_ref(bsn)} for org_id, bsn in patients]
+        await lock_rows_creating(self.session, sender_patients, keys)
 
-    async def open_melding_for(self, org_id: str, bsn: str, recipient_types: list[str]) -> str | None:
-        """The id of this organisation's open melding for this patient that asked for one of `recipient_types`:
-        not withdrawn, cancelled or not delivered, and not with every delivery ended."""
-        query = select(meldingen.c.id, meldingen.c.content).where(
-            meldingen.c.sender_org_id == org_id,
-            meldingen.c.bsn_ref == self._cipher().bsn_ref(bsn),
+    async def open_meldingen_for(self, asked: Sequence[OpenAsk]) -> list[str | None]:
+        """For each (org_id, BSN, recipient types): the id of that organisation's open melding for that patient
+        that asked for one of those types (`open_melding_among`), or None. Two statements whatever the number."""
+        if not asked:
+            return []
+        cipher = self._cipher()
+        refs = {(a.org_id, cipher.bsn_ref(a.bsn)) for a in asked}
+        query = select(meldingen.c.id, meldingen.c.sender_org_id, meldingen.c.bsn_ref, meldingen.c.content).where(
+            tuple_(meldingen.c.sender_org_id, meldingen.c.bsn_ref).in_(sorted(refs)),
             meldingen.c.status.not_in(_STOPPED),
             meldingen.c.content.is_not(None),
         )
-        for row in await self.session.execute(query):
-            asked = set(json.loads(row.content).get("recipient_types") or ())
-            if not asked & set(recipient_types):
-                continue
-            statuses = {d.status for d in (await self.deliveries([row.id]))[row.id]}
-            if not statuses or not statuses <= _ENDED:
-                return str(row.id)
-        return None
+        found: dict[tuple[str, str], list[tuple[str, list[str]]]] = {}
+        for row in await self.session.execute(query.order_by(meldingen.c.id)):
+            asked_types = json.loads(row.content).get("recipient_types") or []
+            found.setdefault((row.sender_org_id, row.bsn_ref), []).append((str(row.id), asked_types))
+        ids = [melding_id for candidates in found.values() for melding_id, _ in candidates]
+        deliveries = await self.deliveries(ids) if ids else {}
+        return [
+            open_melding_among(
+                [
+                    OpenCandidate(melding_id, asked_types, [d.status for d in deliveries.get(melding_id, [])])
+                    for melding_id, asked_types in found.get((a.org_id, cipher.bsn_ref(a.bsn)), [])
+                ],
+                a.recipient_types,
+            )
+            for a in asked
+        ]
 
     # --- consent and personal data ---------------------------------------------------------------------
 
     async def lock_consent(self, consent_id: str) -> ConsentState:
         """The consent's state, locked: an intake and the consent's withdrawal never interleave. With it, in the
         same statement, what the consent allows and when the consent feed was last heard."""
-        row = await lock_row_creating(self.session, consent_states, also=_FEED_HEARD_AT, consent_id=consent_id)
-        return ConsentState(
-            consent_id=row.consent_id,
-            withdrawn_at=row.withdrawn_at,
-            recorded=_recorded(row),
-            heard_at=row.heard_at,
-        )
+        return (await self.lock_consents([consent_id]))[consent_id]
+
+    async def lock_consents(self, consent_ids: Collection[str]) -> dict[str, ConsentState]:
+        """`lock_consent` of several consents in one statement, locked in id order."""
+        keys = [{"consent_id": consent_id} for consent_id in consent_ids]
+        rows = await lock_rows_creating(self.session, consent_states, keys, also=_FEED_HEARD_AT)
+        return {
+            row.consent_id: ConsentState(
+                consent_id=row.consent_id, withdrawn_at=row.withdrawn_at, recorded=_recorded(row), heard_at=row.heard_at
+            )
+            for row in rows
+        }
 
     def patient_ref(self, bsn: str) -> str:
         """The keyed hash of a BSN, as `consent.recorded` carries it."""

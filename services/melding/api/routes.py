@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query, Response, status
 from services.melding.api.deps import (
     ConsentClientDep,
     ConsentMaxLag,
+    IntakeDep,
     MeldingReader,
     MeldingWriter,
     Patient,
@@ -58,7 +59,7 @@ async def send_melding(
     body: MeldingCreate,
     response: Response,
     principal: MeldingWriter,
-    unit_of_work: UnitOfWorkDep,
+    intake: IntakeDep,
     consent_client: ConsentClientDep,
     consent_max_lag: ConsentMaxLag,
     request_id: RequestId,
@@ -66,7 +67,7 @@ async def send_melding(
 ) -> MeldingView:
     content = MeldingContent.model_validate(body.model_dump(exclude={"consent_id"}), context={"stored": True})
     sent = await handlers.send_melding(
-        unit_of_work,
+        intake,
         consent_client,
         principal=principal,
         consent_id=body.consent_id,

@@ -191,6 +191,51 @@ class Delivery:
 
 
 @dataclass(frozen=True)
+class NewMelding:
+    """A melding to store as accepted: its id, sender, the consent it went on and its content."""
+
+    melding_id: str
+    sender: SenderRef
+    consent: dict[str, Any]
+    content: dict[str, Any]
+    at: datetime
+
+
+@dataclass(frozen=True)
+class OpenAsk:
+    """Does this organisation have an open melding for this patient that asked for one of these types?"""
+
+    org_id: str
+    bsn: str
+    recipient_types: Sequence[str]
+
+
+@dataclass(frozen=True)
+class OpenCandidate:
+    """A melding of that organisation for that patient that is not stopped: what it asked, where it stands."""
+
+    melding_id: str
+    recipient_types: Sequence[str]
+    delivery_statuses: Sequence[DeliveryStatus]
+
+
+# A melding whose every delivery has ended no longer counts as open.
+ENDED_DELIVERY = frozenset({DeliveryStatus.closed, DeliveryStatus.returned, DeliveryStatus.retracted})
+
+
+def open_melding_among(candidates: Sequence[OpenCandidate], recipient_types: Sequence[str]) -> str | None:
+    """One organisation, one open melding per patient and recipient type: the first candidate that asked for one
+    of `recipient_types` and is still open (no delivery yet, or not every delivery ended), else None."""
+    for candidate in candidates:
+        if not set(candidate.recipient_types) & set(recipient_types):
+            continue
+        statuses = set(candidate.delivery_statuses)
+        if not statuses or not statuses <= ENDED_DELIVERY:
+            return candidate.melding_id
+    return None
+
+
+@dataclass(frozen=True)
 class HistoryEntry:
     at: datetime
     event: str

@@ -6,9 +6,8 @@ transaction. The status rules are the domain's (`domain/model.py::Melding`).
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import NoReturn
 
@@ -16,43 +15,38 @@ import structlog
 
 from services.melding.domain.model import (
     AskConsentService,
-    ConsentState,
     Delivery,
     GemeenteRef,
     HistoryEntry,
     Melding,
     MeldingStatus,
     RoutingReport,
-    SenderRef,
     SkippedRef,
     bsn_in,
 )
 from services.melding.domain.patient_view import MeldingSeen, what_she_sees
+from services.melding.service_layer.intake import CONSENT_REFUSALS, Intake, NewRequest, Sent, read_melding
 from services.melding.service_layer.ports import FullTransactionFactory, MeldingTransaction, TransactionFactory
 from services.melding.service_layer.views import MeldingView, MeldingViewPage
 from shared.auth import PLATFORM, Principal
-from shared.clock import as_nl_date, now
-from shared.contracts.consent import ConsentScope
+from shared.clock import now
 from shared.contracts.events import ConsentHeartbeat, ConsentRecorded, ConsentWithdrawn
 from shared.contracts.melding import (
-    MELDING_ACCEPTED,
     MELDING_CANCELLED,
     DeliveryOverdue,
     DeliveryStatusChanged,
     Gemeente,
-    MeldingAccepted,
     MeldingCancelled,
     MeldingContent,
     MeldingNotDelivered,
     MeldingRouted,
     MeldingUnroutable,
     RoutedDelivery,
-    Sender,
     SkippedType,
 )
 from shared.contracts.vocabulary import DeliveryStatus
-from shared.errors import ConsentRequired, NotFound, RepeatedMelding
-from shared.idempotency import IdempotentRequest, create_once
+from shared.errors import ConsentRequired, NotFound
+from shared.idempotency import IdempotentRequest
 from shared.messaging.consumer import IncomingEvent
 from shared.messaging.topology import EVENTS_EXCHANGE
 from shared.pagination import encode_cursor
@@ -60,24 +54,9 @@ from shared.ports import ConsentPort
 
 log = structlog.get_logger(__name__)
 
-CONSENT_REFUSALS = {
-    "not-found": "no consent with this id",
-    # Another organisation's consent is answered exactly like a missing one: its existence is not revealed.
-    "other-organisation": "no consent with this id",
-    "other-patient": "the consent is for another patient",
-    "withdrawn": "the consent has been withdrawn",
-    "expired": "the consent has expired",
-    "out-of-scope": "the consent does not cover every requested recipient type and risk domain",
-}
-
-
-@dataclass(frozen=True)
-class Sent:
-    melding: MeldingView
-
 
 async def send_melding(
-    unit_of_work: TransactionFactory,
+    intake: Intake,
     consent_client: ConsentPort,
     *,
     principal: Principal,
@@ -88,36 +67,26 @@ async def send_melding(
     request_id: str | None,
     consent_max_lag: timedelta = timedelta(0),
 ) -> Sent:
-    """Check consent, then store the melding and its `melding.accepted` event in one transaction.
+    """Check consent, then store the melding and its `melding.accepted` event (`intake.py`: with the meldingen
+    sent beside it, in one transaction).
 
     The check is this service's own, on its record of consents (decision 6), in the transaction that stores the
     melding, holding the consent's lock: while that record is current (its consent feed heard within
     `consent_max_lag`). A consent it has not heard of, or a yes on a record that is not current, is asked of the
     consent service instead, over HTTP and outside any transaction, and the melding is stored on its answer."""
-    request = (
-        None
+    new = NewRequest(
+        principal=principal,
+        consent_id=consent_id,
+        content=content,
+        request=None
         if idempotency_key is None
-        else IdempotentRequest(principal.org_id, idempotency_key, request_fingerprint, status_code=202)
+        else IdempotentRequest(principal.org_id, idempotency_key, request_fingerprint, status_code=202),
+        request_id=request_id,
+        max_lag=consent_max_lag,
     )
-
-    def store_with(answer: ConsentScope | None) -> Callable[[MeldingTransaction, str], Awaitable[Stored]]:
-        async def store(uow: MeldingTransaction, melding_id: str) -> Stored:
-            return await _store(
-                uow,
-                melding_id,
-                principal=principal,
-                consent_id=consent_id,
-                answer=answer,
-                content=content,
-                request_id=request_id,
-                max_lag=consent_max_lag,
-            )
-
-        return store
-
-    new_id = lambda: str(uuid.uuid4())  # noqa: E731
+    unit_of_work = intake.unit_of_work
     # A retry with its Idempotency-Key is answered with its first melding before anything is checked.
-    stored = await create_once(unit_of_work, request, new_id=new_id, create=store_with(None), replay=_replay)
+    stored = await intake.store(new)
     if isinstance(stored, AskConsentService):
         log.info("consent_asked", why=stored.why)  # nothing of the patient: why the record could not decide
         answer = await consent_client.check(
@@ -130,137 +99,10 @@ async def send_melding(
         )
         if not answer.allowed or answer.consent is None:
             await _refuse(unit_of_work, principal, content, request_id, reason=answer.reason or "refused")
-        stored = await create_once(
-            unit_of_work, request, new_id=new_id, create=store_with(answer.consent), replay=_replay
-        )
+        stored = await intake.store(replace(new, answer=answer.consent))
     if stored is None or isinstance(stored, AskConsentService):  # the latter never: with an answer none is asked
         await _refuse(unit_of_work, principal, content, request_id, reason="withdrawn")
     return stored
-
-
-# What storing a melding came to: stored, withdrawn meanwhile (None), or the consent service must be asked.
-Stored = Sent | AskConsentService | None
-
-
-async def _replay(uow: MeldingTransaction, melding_id: str) -> Sent:
-    """The first answer to an Idempotency-Key: the melding it created, as it reads now."""
-    return Sent(await _read(uow, melding_id))
-
-
-async def _store(
-    uow: MeldingTransaction,
-    melding_id: str,
-    *,
-    principal: Principal,
-    consent_id: str,
-    answer: ConsentScope | None,
-    content: MeldingContent,
-    request_id: str | None,
-    max_lag: timedelta,
-) -> Stored:
-    """The melding, its `melding.accepted` event and its audit records in one transaction. Checked on this
-    service's record of consents unless the consent service `answer`ed; None (nothing stored) if the consent's
-    withdrawal reached this service; `AskConsentService` (nothing stored) if the record cannot decide."""
-    accepted_at = now()
-    sender = Sender(org_id=principal.org_id, org_type=principal.org_type, sub=principal.sub)
-    # Intake and the consent's withdrawal take one lock in turn: either the withdrawal came first and
-    # refuses this melding here, or it comes after and finds the melding committed, and withdraws it.
-    state = await uow.meldingen.lock_consent(consent_id)
-    if answer is not None:
-        # The consent service said yes (so the melding's organisation is the consent's): only a withdrawal
-        # that reached this service since then refuses it.
-        if state.withdrawn_at is not None:
-            return None
-        consent: ConsentScope | AskConsentService = answer
-    else:
-        # On the record, a withdrawal refuses in the rule's own order (another organisation learns nothing).
-        consent = _checked(uow, state, principal, content, request_id, accepted_at, max_lag)
-    if isinstance(consent, AskConsentService):
-        return consent
-    # One organisation, one open melding per patient and recipient type (the JGZ handles one pregnancy,
-    # not two cases): checked holding this organisation's lock for the patient.
-    await uow.meldingen.lock_patient(principal.org_id, content.patient.bsn)
-    existing = await uow.meldingen.open_melding_for(
-        principal.org_id, content.patient.bsn, list(content.recipient_types)
-    )
-    if existing is not None:
-        uow.audit.refuse(
-            principal,
-            "create",
-            "melding",
-            None,
-            patient_bsn=content.patient.bsn,
-            request_id=request_id,
-            outcome="refused:repeated",
-        )
-        raise RepeatedMelding(f"/v1/meldingen/{existing}")
-    record, accepted = await uow.meldingen.add(
-        melding_id=melding_id,
-        sender=SenderRef(**sender.model_dump()),
-        consent=consent.model_dump(mode="json"),
-        content=content.model_dump(mode="json"),
-        at=accepted_at,
-    )
-    await uow.outbox.add(
-        exchange=EVENTS_EXCHANGE,
-        routing_key=MELDING_ACCEPTED,
-        message_type=MELDING_ACCEPTED,
-        body=MeldingAccepted(
-            melding_id=melding_id, accepted_at=accepted_at, sender=sender, consent=consent, content=content
-        ),
-        correlation_id=melding_id,
-        request_id=request_id,
-        message_id=f"accepted:{melding_id}",
-    )
-    uow.audit.record(
-        principal,
-        "create",
-        "melding",
-        melding_id,
-        patient_bsn=content.patient.bsn,
-        request_id=request_id,
-        consent_checked=True,
-    )
-    await uow.commit()
-    # As a read right after the commit shows it, without reading back what was just written.
-    return Sent(MeldingView(record, [], [accepted]))
-
-
-def _checked(
-    uow: MeldingTransaction,
-    state: ConsentState,
-    principal: Principal,
-    content: MeldingContent,
-    request_id: str | None,
-    at: datetime,
-    max_lag: timedelta,
-) -> ConsentScope | AskConsentService:
-    """The consent rule on this service's own record (the consent service's check, audited as it audits it):
-    the consent's scope if the melding may go, `AskConsentService` if the record cannot say; a refusal is
-    audited and raised (403 consent-required), nothing stored."""
-    verdict = state.verdict(
-        org_id=principal.org_id,
-        patient_ref=uow.meldingen.patient_ref(content.patient.bsn),
-        recipient_types=list(content.recipient_types),
-        risk_domains=list(content.risk_domains),
-        today=as_nl_date(at),
-        now=at,
-        max_lag=max_lag,
-    )
-    if isinstance(verdict, AskConsentService):
-        return verdict
-    bsn = content.patient.bsn
-    if verdict is not None:
-        outcome = f"refused:{verdict.value}"
-        # Written in a transaction of their own once this one (which stores nothing) has rolled back.
-        uow.audit.refuse(principal, "check", "consent", state.consent_id, patient_bsn=bsn, request_id=request_id,
-                         outcome=outcome, consent_checked=False)  # fmt: skip
-        uow.audit.refuse(principal, "create", "melding", None, patient_bsn=bsn, request_id=request_id,
-                         outcome=outcome, consent_checked=False)  # fmt: skip
-        raise ConsentRequired(CONSENT_REFUSALS.get(verdict.value, "the consent does not allow this melding"))
-    uow.audit.record(principal, "check", "consent", state.consent_id, patient_bsn=bsn, request_id=request_id,
-                     outcome="allowed", consent_checked=True)  # fmt: skip
-    return state.scope()
 
 
 async def _refuse(
@@ -286,14 +128,6 @@ async def _refuse(
     raise ConsentRequired(CONSENT_REFUSALS.get(reason, "the consent does not allow this melding"))
 
 
-async def _read(uow: MeldingTransaction, melding_id: str) -> MeldingView:
-    record = await uow.meldingen.get(melding_id)
-    assert record is not None
-    deliveries = await uow.meldingen.deliveries([melding_id])
-    history = await uow.meldingen.history([melding_id])
-    return MeldingView(record, deliveries[melding_id], history[melding_id])
-
-
 async def get_melding(
     unit_of_work: TransactionFactory, *, principal: Principal, melding_id: str, request_id: str | None
 ) -> MeldingView:
@@ -305,7 +139,7 @@ async def get_melding(
             # Audited on its own (this transaction rolls back): probing for others' meldingen is traceable.
             uow.audit.refuse(principal, "read", "melding", melding_id, request_id=request_id, outcome="not-found")
             raise NotFound("no melding with this id for your organisation")
-        view = await _read(uow, melding_id)
+        view = await read_melding(uow, melding_id)
         uow.audit.record(principal, "read", "melding", melding_id, patient_bsn=view.bsn, request_id=request_id)
         await uow.commit()
         return view
@@ -527,7 +361,7 @@ async def cancel_melding(
                 request_id=request_id,
                 message_id=f"cancelled:{melding_id}",
             )
-        view = await _read(uow, melding_id)
+        view = await read_melding(uow, melding_id)
         await uow.commit()
         return view
 

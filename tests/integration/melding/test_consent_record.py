@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 
 from services.melding.domain.model import RecordedConsent
 from services.melding.service_layer import handlers
+from services.melding.service_layer.intake import Intake
 from services.melding.service_layer.unit_of_work import unit_of_work_factory
 from shared.contracts.events import ConsentHeartbeat, ConsentRecorded
 from shared.contracts.melding import MeldingContent
@@ -90,7 +91,7 @@ async def test_intake_on_a_current_record_asks_no_one_and_costs_no_more_statemen
         client = FakeConsentClient(ALLOWED)
         with counted_statements(rolled_back_melding) as statements:
             await handlers.send_melding(
-                unit_of_work,
+                Intake(unit_of_work),
                 client,
                 principal=principal(),
                 consent_id=consent_id,
@@ -122,7 +123,7 @@ async def test_intake_sends_only_statements_sqlalchemy_has_compiled_before(rolle
         body.pop("consent_id")
         with compiled_again(rolled_back_melding) as compiled[consent_id]:
             await handlers.send_melding(
-                unit_of_work,
+                Intake(unit_of_work),
                 FakeConsentClient(ALLOWED),
                 principal=principal(),
                 consent_id=consent_id,

@@ -14,11 +14,15 @@ from services.melding.domain.model import (
     Melding,
     MeldingRecord,
     MeldingStatus,
+    NewMelding,
+    OpenAsk,
+    OpenCandidate,
     RecordedConsent,
     RoutingReport,
     SenderRef,
     bsn_in,
     due_date_in,
+    open_melding_among,
     skeleton_of,
 )
 from services.melding.service_layer.unit_of_work import ChangedMeldingen
@@ -48,6 +52,12 @@ class FakeMeldingRepository:
         self.delivery_rows[melding_id] = {}
         self.history_rows[melding_id] = []
         return record, await self.add_history(melding_id, at, "accepted", None)
+
+    async def add_all(self, new: Sequence[NewMelding]) -> list[tuple[MeldingRecord, HistoryEntry]]:
+        return [
+            await self.add(melding_id=n.melding_id, sender=n.sender, consent=n.consent, content=n.content, at=n.at)
+            for n in new
+        ]
 
     async def get(self, melding_id: str) -> MeldingRecord | None:
         record = self.records.get(melding_id)
@@ -138,26 +148,41 @@ class FakeMeldingRepository:
         for melding_id, entry in entries:
             self.history_rows[melding_id].append(entry)
 
-    async def lock_patient(self, org_id: str, bsn: str) -> None:
+    async def lock_patients(self, patients: Collection[tuple[str, str]]) -> None:
         return None
 
-    async def open_melding_for(self, org_id: str, bsn: str, recipient_types: list[str]) -> str | None:
+    async def open_meldingen_for(self, asked: Sequence[OpenAsk]) -> list[str | None]:
         stopped = (MeldingStatus.withdrawn, MeldingStatus.cancelled, MeldingStatus.not_delivered)
-        ended = {DeliveryStatus.closed, DeliveryStatus.returned, DeliveryStatus.retracted}
-        for r in self.records.values():
-            if r.sender.org_id != org_id or r.content is None or self.states[r.id].status in stopped:
-                continue
-            if bsn_in(r.content) != bsn or not set(r.content["recipient_types"]) & set(recipient_types):
-                continue
-            statuses = {d.status for d in self.delivery_rows[r.id].values()}
-            if not statuses or not statuses <= ended:
-                return r.id
-        return None
+        return [
+            open_melding_among(
+                [
+                    OpenCandidate(
+                        r.id, r.content["recipient_types"], [d.status for d in self.delivery_rows[r.id].values()]
+                    )
+                    for r in self.records.values()
+                    if r.sender.org_id == a.org_id
+                    and r.content is not None
+                    and self.states[r.id].status not in stopped
+                    and bsn_in(r.content) == a.bsn
+                ],
+                a.recipient_types,
+            )
+            for a in asked
+        ]
+
+    def _statuses(self, melding_id: str) -> list[DeliveryStatus]:
+        return [d.status for d in self.delivery_rows[melding_id].values()]
 
     async def lock_consent(self, consent_id: str) -> ConsentState:
-        return ConsentState(
-            consent_id, self.consents.setdefault(consent_id, None), self.recorded.get(consent_id), self.heard_at
-        )
+        return (await self.lock_consents([consent_id]))[consent_id]
+
+    async def lock_consents(self, consent_ids: Collection[str]) -> dict[str, ConsentState]:
+        return {
+            consent_id: ConsentState(
+                consent_id, self.consents.setdefault(consent_id, None), self.recorded.get(consent_id), self.heard_at
+            )
+            for consent_id in consent_ids
+        }
 
     def patient_ref(self, bsn: str) -> str:
         return f"ref:{bsn}"  # a stand-in for the keyed hash: what matters is that one BSN gives one ref

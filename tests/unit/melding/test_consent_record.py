@@ -9,6 +9,7 @@ import pytest
 
 from services.melding.domain.model import AskConsentService, ConsentState, RecordedConsent
 from services.melding.service_layer import handlers
+from services.melding.service_layer.intake import Intake, Sent
 from shared.consent_rules import feed_is_current
 from shared.contracts.events import ConsentHeartbeat, ConsentRecorded
 from shared.contracts.melding import MELDING_ACCEPTED
@@ -121,7 +122,7 @@ async def heard(uow: FakeMeldingUnitOfWork, *, scope: list[str] | None = None, a
     await handlers.on_consent_heartbeats(uow, [IncomingEvent("h-1", "consent.heartbeat", beat)])
 
 
-async def send(uow: FakeMeldingUnitOfWork, client: FakeConsentClient, key: str | None = None) -> handlers.Sent:
+async def send(uow: FakeMeldingUnitOfWork, client: FakeConsentClient, key: str | None = None) -> Sent:
     return await send_melding(uow, client, key, consent_max_lag=LAG)
 
 
@@ -199,7 +200,7 @@ async def test_another_organisation_sending_under_a_withdrawn_consent_is_answere
     await uow.meldingen.record_withdrawal(CONSENT_ID, datetime.now(UTC))
     with pytest.raises(ConsentRequired, match="no consent with this id"):
         await handlers.send_melding(
-            uow,
+            Intake(uow),
             client,
             principal=principal(org_id="20000002"),
             consent_id=CONSENT_ID,

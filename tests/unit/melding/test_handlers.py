@@ -9,6 +9,7 @@ import pytest
 
 from services.melding.domain.model import MeldingStatus
 from services.melding.service_layer import handlers
+from services.melding.service_layer.intake import CONSENT_REFUSALS, Intake, Sent
 from shared.contracts.consent import ConsentCheckResult, ConsentScope
 from shared.contracts.melding import MELDING_ACCEPTED, STORED, MeldingContent
 from shared.contracts.subscriptions import EVENT_CONTRACTS
@@ -37,9 +38,9 @@ async def send(
     client: FakeConsentClient,
     key: str | None = None,
     consent_max_lag: timedelta = timedelta(0),  # 0: the record is never current, the consent service is asked
-) -> handlers.Sent:
+) -> Sent:
     return await handlers.send_melding(
-        uow,
+        Intake(uow),
         client,
         principal=principal(),
         consent_id=CONSENT_ID,
@@ -82,7 +83,7 @@ async def test_a_refused_melding_stores_nothing_and_the_refusal_is_audited(reaso
         await send(uow, FakeConsentClient(ConsentCheckResult(allowed=False, reason=reason)))
     # Another organisation's consent reads as a missing one: its existence is not revealed.
     if reason is CheckReason.other_organisation:
-        assert str(refused.value) == handlers.CONSENT_REFUSALS["not-found"]
+        assert str(refused.value) == CONSENT_REFUSALS["not-found"]
     assert not uow.meldingen.records and not uow.outbox.messages and uow.commits == 0
     [record] = uow.audit.records
     assert record.refused and record.outcome == f"refused:{reason.value}" and record.consent_checked is False

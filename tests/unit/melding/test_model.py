@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from services.melding.domain.model import Melding, MeldingStatus, skeleton_of
+from services.melding.domain.model import Melding, MeldingStatus, OpenCandidate, open_melding_among, skeleton_of
 from shared.contracts.vocabulary import DeliveryStatus as D
 
 AT = datetime(2026, 12, 1, tzinfo=UTC)
@@ -75,3 +75,27 @@ def test_the_skeleton_keeps_no_person() -> None:
         "recipient_types": ["jgz"],
         "urgency": "regular",
     }
+
+
+@pytest.mark.parametrize(
+    ("asked", "statuses", "open_for_jgz"),
+    [
+        (["jgz"], [], True),  # not delivered yet: open
+        (["jgz", "wijkteam"], [D.queued, D.closed], True),  # one delivery still going
+        (["jgz"], [D.closed, D.returned, D.retracted], False),  # every delivery ended
+        (["wijkteam"], [], False),  # asked for another type
+    ],
+)
+def test_one_open_melding_per_patient_and_recipient_type(
+    asked: list[str], statuses: list[D], open_for_jgz: bool
+) -> None:
+    candidates = [OpenCandidate("m-1", asked, statuses)]
+    assert open_melding_among(candidates, ["jgz"]) == ("m-1" if open_for_jgz else None)
+
+
+def test_the_first_open_candidate_is_the_one_named() -> None:
+    ended = OpenCandidate("m-1", ["jgz"], [D.closed])
+    assert (
+        open_melding_among([ended, OpenCandidate("m-2", ["jgz"], []), OpenCandidate("m-3", ["jgz"], [])], ["jgz"])
+        == "m-2"
+    )
