@@ -118,12 +118,14 @@ async def store_batch(unit_of_work: TransactionFactory, batch: list[NewRequest])
     async with unit_of_work() as uow:
         # The keys first: a retry is answered with its first melding before anything is checked.
         keyed: dict[int, IdempotentRequest] = {}
+        seen: set[tuple[str, str]] = set()  # a key twice in one batch (`Intake` never does it): the later waits
         for i, new in enumerate(batch):
             if new.request is not None:
-                if (new.request.org_id, new.request.key) in {(r.org_id, r.key) for r in keyed.values()}:
+                if (new.request.org_id, new.request.key) in seen:
                     outcomes[i] = _Again()
                 else:
                     keyed[i] = new.request
+                    seen.add((new.request.org_id, new.request.key))
         kept = await uow.idempotency.remember_all([(request, ids[i]) for i, request in keyed.items()])
         for i, request in keyed.items():
             if ids[i] not in kept:
