@@ -1,4 +1,4 @@
-"""The bench's verdicts and its comparison with a reference commit (`--against`): pure, no timing."""
+"""The bench's verdicts, its comparison with a reference commit (`--against`) and its fixture: pure, no timing."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 
 from tools.bench import TARGETS, verdicts
 from tools.bench.against import RATIO_TARGETS, comparison_rows, ratio, ratio_verdicts
+from tools.bench.system import Fixture, OutOfPatients, melding_body
 
 
 def figures(**changes: Any) -> dict[str, Any]:
@@ -85,3 +86,11 @@ def test_the_comparison_shows_both_columns_the_ratio_and_the_verdict() -> None:
     throughput = rows["end-to-end throughput (meldingen/s)"]
     assert throughput[1:] == ("33.0", "66.0", "2.00 ×", ">= 4 ×  MISSED")
     assert rows["API latency p50 at half load (ms)"][1:] == ("24.0", "12.0", "0.50 ×", "")
+
+
+def test_a_melding_past_the_last_patient_is_the_benchmarks_own_error_not_a_repeat() -> None:
+    """A reused patient would be the system's 409 (one open melding per patient) and read as its error."""
+    fixture = Fixture(sender_headers={}, consents=[("111222333", "c-1"), ("123456782", "c-2")])
+    assert melding_body(fixture, 1)["patient"]["bsn"] == "123456782"
+    with pytest.raises(OutOfPatients):
+        melding_body(fixture, 2)
