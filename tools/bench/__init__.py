@@ -136,7 +136,7 @@ async def _measure_system(
     ) as system:
         # A patient per melding: one organisation has one open melding per patient and recipient type (a
         # repeat is 409), and the phases together send at most this many at the machine's pace.
-        fixture = await set_up(system, work_dir / "data", patients=1000 + int(options.duration * PATIENTS_PER_SECOND))
+        fixture = await set_up(system, work_dir / "data", patients=500 + int(options.duration * PATIENTS_PER_SECOND))
         await recipient.start()
         async with http_client(system.urls["melding"], CONCURRENCY) as client:
             sender = Sender(client, fixture)
