@@ -151,9 +151,14 @@ def event_consumer(
     handlers: Handlers[U],
     prepare: dict[str, Prepare] | None = None,
     after_commit: Callable[[], None] | None = None,
+    keeps_a_view: bool = False,
 ) -> IdempotentConsumer[U]:
     """A consumer of one of the service's queues: each message handled once (`processed` remembers its id),
-    in batches, each in one of the service's own transactions, with its metrics and traces."""
+    in batches, each in one of the service's own transactions, with its metrics and traces. `keeps_a_view`:
+    it updates a view (not a melding's way to its recipient), so it waits `consumer_view_batch_wait_ms` for a
+    fuller batch."""
+    settings = runtime.settings
+    wait_ms = settings.consumer_view_batch_wait_ms if keeps_a_view else settings.consumer_batch_wait_ms
     return IdempotentConsumer(
         runtime.unit_of_work,
         runtime.broker,
@@ -164,8 +169,8 @@ def event_consumer(
         queue=queue,
         handlers=handlers,
         prepare=prepare,
-        batch_size=runtime.settings.consumer_batch_size,
-        batch_wait=runtime.settings.consumer_batch_wait_ms / 1000,
+        batch_size=settings.consumer_batch_size,
+        batch_wait=wait_ms / 1000,
         after_commit=after_commit,
     )
 

@@ -81,6 +81,10 @@ class ServiceSettings(BaseSettings):
     # `consumer_batch_size` messages, in one transaction, waiting at most `consumer_batch_wait_ms` for more.
     consumer_batch_size: int = Field(50, ge=1)
     consumer_batch_wait_ms: float = Field(5.0, ge=0)
+    # A consumer that keeps a view up to date rather than moving a melding on (the melding service's record of
+    # what became of its meldingen, the FHIR facade's changes) waits longer for a fuller batch: no one waits on
+    # it by the millisecond, and at a moderate rate a batch of one per transaction is most of its CPU.
+    consumer_view_batch_wait_ms: float = Field(50.0, ge=0)
 
     # The consent feed (shared.consent_feed): the consent service sends `consent.heartbeat` every
     # `consent_heartbeat_seconds` (0: none); the melding service decides on its own record of consents, and routing

@@ -35,6 +35,7 @@ def consumer(runtime: Runtime, notifier: Notifier | None = None) -> IdempotentCo
         queue=FHIR_EVENTS,
         handlers={MELDING_CHANGED: Batched(handlers.on_meldingen_changed)},
         after_commit=notifier.wake if notifier is not None else None,
+        keeps_a_view=True,
     )
 
 

@@ -41,6 +41,7 @@ def consumer(runtime: Runtime) -> IdempotentConsumer[MeldingUnitOfWork]:
             # Left on this queue by a version that bound withdrawals here.
             CONSENT_WITHDRAWN: handlers.on_consent_withdrawn,
         },
+        keeps_a_view=True,  # what became of the meldingen, for their senders
     )
 
 

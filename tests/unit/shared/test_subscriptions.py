@@ -31,10 +31,13 @@ def test_every_services_consumer_matches_its_subscription() -> None:
 
         class settings:
             consent_recheck_after_seconds, consent_feed_max_lag_seconds = 30.0, 2.0
-            consumer_batch_size, consumer_batch_wait_ms = 50, 5.0
+            consumer_batch_size, consumer_batch_wait_ms, consumer_view_batch_wait_ms = 50, 5.0, 50.0
 
     factories = (melding_consumer, consents_consumer, routing_consumer, withdrawals_consumer)
     consumers = [factory(Runtime()) for factory in factories]  # type: ignore[arg-type]  # a stand-in runtime
+    # Only the consumer that keeps the senders' view waits for a fuller batch: routing's and the consent feed's
+    # are on a melding's way to its recipient, or on a withdrawal's.
+    assert [c.batch_wait for c in consumers] == [0.05, 0.005, 0.005, 0.005]
     assert sorted(c.queue.name for c in consumers) == sorted(q.name for q in SUBSCRIPTIONS)
     for consumer in consumers:
         assert set(consumer.queue.event_types) <= set(consumer.handlers)
