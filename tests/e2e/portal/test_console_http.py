@@ -193,7 +193,7 @@ async def test_an_operator_edits_a_route_map_with_the_apis_checks_and_the_previe
         preview = {"csrf": csrf_of(page.text), "postcode": "1011 AB", "risk_domain": ["verslaving"]}
         before = await operator.post(f"{portal}/beheer/routekaarten/GM0363/voorbeeld", data=preview)
         assert before.status_code == 200 and "Wijkteam Centrum" in before.text
-        assert "1011" not in str(before.url)  # the postcode travels in the body, not the URL
+        assert b"1011" not in before.url.raw_path  # the postcode is in the body, not the path (the port may hold it)
         form = await operator.get(f"{portal}/beheer/routekaarten/GM0363/nieuw")
         assert form.status_code == 200
         new_version = {
