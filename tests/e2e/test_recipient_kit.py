@@ -5,12 +5,15 @@ delivery with the content fetched by token, and the AsyncAPI document served by 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
+from collections.abc import AsyncIterator
 
 import aio_pika
 import httpx
+from aiohttp import web
 
 from tests.e2e.flow import (
     RecipientQueue,
@@ -208,3 +211,84 @@ async def test_the_typescript_example_recipient_keeps_the_contract_against_the_r
         assert got.json()["status"] == "received"
     assert not any(bsn in ran.stdout for _, _, bsn in sent)  # it printed no personal data
     assert withdrawn_melding  # (its delivery was dropped above, by its retraction)
+
+
+@contextlib.asynccontextmanager
+async def _refusing_once(target: str, path: str) -> AsyncIterator[tuple[str, list[int]]]:
+    """An HTTP front for `target` that answers the first request for `path` with 503 and forwards the rest:
+    (its URL, the statuses it answered, in order)."""
+    answered: list[int] = []
+    async with httpx.AsyncClient(base_url=target) as client:
+
+        async def forward(request: web.Request) -> web.Response:
+            if request.path == path and 503 not in answered:
+                answered.append(503)
+                return web.Response(status=503)
+            headers = {k: v for k, v in request.headers.items() if k.lower() in ("authorization", "content-type")}
+            got = await client.request(request.method, request.path_qs, headers=headers, content=await request.read())
+            answered.append(got.status_code)
+            return web.Response(status=got.status_code, body=got.content, content_type="application/json")
+
+        app = web.Application()
+        app.router.add_route("*", "/{tail:.*}", forward)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        host, port = runner.addresses[0][:2]
+        try:
+            yield f"http://{host}:{port}", answered
+        finally:
+            await runner.cleanup()
+
+
+@needs_node
+async def test_the_typescript_example_fetches_a_gap_again_when_the_fetch_failed_and_no_message_follows(
+    system: Clients, tokens: Tokens, amqp: aio_pika.abc.AbstractChannel, stack: dict[str, str],
+    environment: RunEnvironment,
+) -> None:  # fmt: skip
+    """Its gap's fetch is answered 503 and nothing more comes on its queue: a second later it fetches the gap
+    again, by itself, and keeps what it missed (a recipient that waits for a next message keeps its gap)."""
+    example = ts_example_installed()
+    build = await asyncio.to_thread(
+        subprocess.run, ["npm", "run", "build"], cwd=example, capture_output=True, text=True, timeout=300
+    )
+    assert build.returncode == 0, build.stdout + build.stderr
+    jgz = await _jgz(system, tokens)
+    queue = RecipientQueue(amqp, jgz)
+    for _ in range(3):
+        await _send(system, tokens)
+    taken = {body_of(m)["sequence"]: m for m in [await queue.next() for _ in range(3)]}
+    for sequence in (1, 3):  # its queue holds 1 and 3; it never sees 2 there
+        m = taken[sequence]
+        again = aio_pika.Message(m.body, message_id=m.message_id, type=m.type, correlation_id=m.correlation_id)
+        await amqp.default_exchange.publish(again, routing_key=f"kansrijk.deliveries.{jgz}")
+
+    token = tokens.bearer(org_id=jgz, org_type="jgz", scopes="delivery:read delivery:write")["Authorization"][7:]
+    async with _refusing_once(stack["routing"], "/v1/deliveries/messages") as (routing_url, answered):
+        env = {
+            "PATH": os.environ["PATH"],
+            "KANSRIJK_AMQP_URL": environment.amqp_url,
+            "KANSRIJK_ROUTING_URL": routing_url,
+            "KANSRIJK_ORG_ID": jgz,
+            "KANSRIJK_TOKEN": token,
+            "KANSRIJK_AFTER_SEQUENCE": "0",
+            "KANSRIJK_IDLE_SECONDS": "4",  # stops 4 s after its last queue message: the retry must come before
+        }
+        ran = await asyncio.to_thread(
+            subprocess.run, ["node", "dist/consumer.js"], cwd=example, env=env, capture_output=True, text=True,
+            timeout=120,
+        )  # fmt: skip
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    events = [json.loads(line) for line in ran.stdout.splitlines()]
+    said = [(e["event"], e.get("sequence")) for e in events if e["event"] != "reported"]
+    assert said == [
+        ("consuming", None),
+        ("delivered", 1),
+        ("delivered", 3),
+        ("gap", None),  # answered 503
+        ("gap", None),  # by itself, a second later: no message came to retry it
+        ("delivered", 2),
+        ("stopped", None),
+    ], ran.stdout
+    assert 503 in answered and events[-1]["last_sequence"] == 3 and events[-1]["held"] == 3

@@ -7,7 +7,7 @@
 //   - on `melding.retracted`, delete what it holds of the melding, and remember the retraction: a delivery
 //     that arrives after its retraction is not kept;
 //   - follow `sequence` (1, 2, 3, … per organisation): a number missing below the highest seen is fetched
-//     with GET /v1/deliveries/messages?after_sequence=N;
+//     with GET /v1/deliveries/messages?after_sequence=N, and fetched again every second while that fails;
 //   - fetch a thin delivery's content from its `href`;
 //   - report `received` with POST /v1/deliveries/{id}/status.
 // A real recipient keeps `seen`, `retracted`, `held` and the sequence durably, in its own database.
@@ -107,10 +107,24 @@ function handled(sequence: number): void {
   }
 }
 
+// One gap fetch at a time: a message's and the retry timer's would otherwise both take what is missing.
+let filling: Promise<void> | null = null;
+
+function fillGapOnce(): Promise<void> {
+  filling ??= fillGap().finally(() => (filling = null));
+  return filling;
+}
+
 async function fillGap(): Promise<void> {
+  if (beyond.size === 0) return; // filled meanwhile
   say("gap", { after_sequence: lastSequence, seen_up_to: Math.max(...beyond) });
-  const response = await routing(`/v1/deliveries/messages?after_sequence=${lastSequence}`);
-  if (response.status !== 200) return; // the next message tries again
+  let response: Response;
+  try {
+    response = await routing(`/v1/deliveries/messages?after_sequence=${lastSequence}`);
+  } catch {
+    return; // routing unreachable: the retry timer tries again
+  }
+  if (response.status !== 200) return; // the retry timer (or the next message) tries again
   const page = (await response.json()) as { items: (Body & { type: string; message_id: string })[] };
   for (const { type, message_id: messageId, ...body } of page.items) {
     if (!seen.has(messageId)) {
@@ -130,7 +144,17 @@ async function follow(sequence: number | undefined): Promise<void> {
   if (sequence === undefined) return;
   if (lastSequence === null) lastSequence = sequence - 1;
   handled(sequence);
-  if (beyond.size > 0) await fillGap();
+  while (filling !== null) await filling; // a fetch under way may fill this gap too
+  if (beyond.size > 0) await fillGapOnce();
+}
+
+// A gap whose fetch failed is tried again every second: no later message may come to retry it.
+function retryGaps(): ReturnType<typeof setInterval> {
+  return setInterval(() => {
+    if (beyond.size > 0 && filling === null) {
+      fillGapOnce().catch((error: unknown) => say("gap-failed", { error: error instanceof Error ? error.name : "error" }));
+    }
+  }, 1000);
 }
 
 async function main(): Promise<void> {
@@ -162,6 +186,7 @@ async function main(): Promise<void> {
     taken += 1;
     if (count > 0 && taken >= count) done();
   });
+  const retry = retryGaps();
   if (idleSeconds > 0) {
     const timer = setInterval(() => {
       if (Date.now() - lastActivity > idleSeconds * 1000) done();
@@ -171,6 +196,7 @@ async function main(): Promise<void> {
   } else {
     await finished;
   }
+  clearInterval(retry);
   say("stopped", { handled: taken, last_sequence: lastSequence, held: held.size });
   await channel.close();
   await connection.close();
