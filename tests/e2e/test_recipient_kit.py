@@ -10,6 +10,8 @@ import json
 import os
 import subprocess
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import aio_pika
 import httpx
@@ -50,6 +52,36 @@ async def _send(system: Clients, tokens: Tokens) -> tuple[str, str, str]:
 
 async def _messages(system: Clients, tokens: Tokens, org_id: str, **params: str | int) -> httpx.Response:
     return await system["routing"].get("/v1/deliveries/messages", headers=recipient(tokens, org_id), params=params)
+
+
+async def _built_example() -> Path:
+    """examples/recipient-typescript with its packages, compiled."""
+    example = ts_example_installed()
+    build = await asyncio.to_thread(
+        subprocess.run, ["npm", "run", "build"], cwd=example, capture_output=True, text=True, timeout=300
+    )
+    assert build.returncode == 0, build.stdout + build.stderr
+    return example
+
+
+async def _run_example(
+    example: Path, environment: RunEnvironment, routing_url: str, org_id: str, token: str, **settings: str
+) -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]:
+    """Run the TypeScript example from sequence 0 until it stops; what it printed, one event a line."""
+    env = {
+        "PATH": os.environ["PATH"],
+        "KANSRIJK_AMQP_URL": environment.amqp_url,
+        "KANSRIJK_ROUTING_URL": routing_url,
+        "KANSRIJK_ORG_ID": org_id,
+        "KANSRIJK_TOKEN": token,
+        "KANSRIJK_AFTER_SEQUENCE": "0",
+        **settings,
+    }
+    ran = await asyncio.to_thread(
+        subprocess.run, ["node", "dist/consumer.js"], cwd=example, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    return ran, [json.loads(line) for line in ran.stdout.splitlines()]
 
 
 async def test_every_message_on_a_queue_is_numbered_and_a_gap_is_filled_from_the_messages_endpoint(
@@ -157,11 +189,7 @@ async def test_the_typescript_example_recipient_keeps_the_contract_against_the_r
 ) -> None:  # fmt: skip
     """examples/recipient-typescript, built and run: it fetches thin deliveries, fills a sequence gap from
     the messages endpoint, drops a duplicate, keeps a retraction and reports `received`."""
-    example = ts_example_installed()
-    build = await asyncio.to_thread(
-        subprocess.run, ["npm", "run", "build"], cwd=example, capture_output=True, text=True, timeout=300
-    )
-    assert build.returncode == 0, build.stdout + build.stderr
+    example = await _built_example()
     jgz = await _jgz(system, tokens, delivery_mode="thin")
     queue = RecipientQueue(amqp, jgz)
     sent = [await _send(system, tokens) for _ in range(3)]
@@ -177,20 +205,7 @@ async def test_the_typescript_example_recipient_keeps_the_contract_against_the_r
         await amqp.default_exchange.publish(again, routing_key=f"kansrijk.deliveries.{jgz}")
 
     token = tokens.bearer(org_id=jgz, org_type="jgz", scopes="delivery:read delivery:write")["Authorization"][7:]
-    env = {
-        "PATH": os.environ["PATH"],
-        "KANSRIJK_AMQP_URL": environment.amqp_url,
-        "KANSRIJK_ROUTING_URL": stack["routing"],
-        "KANSRIJK_ORG_ID": jgz,
-        "KANSRIJK_TOKEN": token,
-        "KANSRIJK_AFTER_SEQUENCE": "0",
-        "KANSRIJK_COUNT": "4",
-    }
-    ran = await asyncio.to_thread(
-        subprocess.run, ["node", "dist/consumer.js"], cwd=example, env=env, capture_output=True, text=True, timeout=120
-    )
-    assert ran.returncode == 0, ran.stdout + ran.stderr
-    events = [json.loads(line) for line in ran.stdout.splitlines()]
+    ran, events = await _run_example(example, environment, stack["routing"], jgz, token, KANSRIJK_COUNT="4")
     said = [(e["event"], e.get("sequence")) for e in events if e["event"] != "reported"]
     assert said == [
         ("consuming", None),
@@ -249,11 +264,7 @@ async def test_the_typescript_example_fetches_a_gap_again_when_the_fetch_failed_
 ) -> None:  # fmt: skip
     """Its gap's fetch is answered 503 and nothing more comes on its queue: a second later it fetches the gap
     again, by itself, and keeps what it missed (a recipient that waits for a next message keeps its gap)."""
-    example = ts_example_installed()
-    build = await asyncio.to_thread(
-        subprocess.run, ["npm", "run", "build"], cwd=example, capture_output=True, text=True, timeout=300
-    )
-    assert build.returncode == 0, build.stdout + build.stderr
+    example = await _built_example()
     jgz = await _jgz(system, tokens)
     queue = RecipientQueue(amqp, jgz)
     for _ in range(3):
@@ -266,21 +277,8 @@ async def test_the_typescript_example_fetches_a_gap_again_when_the_fetch_failed_
 
     token = tokens.bearer(org_id=jgz, org_type="jgz", scopes="delivery:read delivery:write")["Authorization"][7:]
     async with _refusing_once(stack["routing"], "/v1/deliveries/messages") as (routing_url, answered):
-        env = {
-            "PATH": os.environ["PATH"],
-            "KANSRIJK_AMQP_URL": environment.amqp_url,
-            "KANSRIJK_ROUTING_URL": routing_url,
-            "KANSRIJK_ORG_ID": jgz,
-            "KANSRIJK_TOKEN": token,
-            "KANSRIJK_AFTER_SEQUENCE": "0",
-            "KANSRIJK_IDLE_SECONDS": "4",  # stops 4 s after its last queue message: the retry must come before
-        }
-        ran = await asyncio.to_thread(
-            subprocess.run, ["node", "dist/consumer.js"], cwd=example, env=env, capture_output=True, text=True,
-            timeout=120,
-        )  # fmt: skip
-    assert ran.returncode == 0, ran.stdout + ran.stderr
-    events = [json.loads(line) for line in ran.stdout.splitlines()]
+        # It stops 4 s after its last queue message: the retry must come before that.
+        ran, events = await _run_example(example, environment, routing_url, jgz, token, KANSRIJK_IDLE_SECONDS="4")
     said = [(e["event"], e.get("sequence")) for e in events if e["event"] != "reported"]
     assert said == [
         ("consuming", None),
