@@ -60,10 +60,15 @@ async function take(messageId: string, type: string, body: Body): Promise<Body |
     say("duplicate", { message_id: messageId });
     return null;
   }
+  // Claimed before anything is awaited: the retry timer's gap fetch may bring the message the queue brings.
+  seen.add(messageId);
   let kept: Body | null = null;
   if (type === "melding.delivered" && "href" in body && !("patient" in body)) {
-    const response = await routing(String(body.href)); // thin: the content by token (audited there)
-    if (response.status !== 200) throw new TryAgain();
+    const response = await routing(String(body.href)).catch(() => null); // thin: the content by token
+    if (response?.status !== 200) {
+      seen.delete(messageId); // not kept: taken again when it comes again
+      throw new TryAgain();
+    }
     body = { ...((await response.json()) as Body), sequence: body.sequence };
   }
   if (type === "melding.retracted") {
@@ -82,7 +87,6 @@ async function take(messageId: string, type: string, body: Body): Promise<Body |
     kept = body;
     say("delivered", { delivery_id: body.delivery_id, melding_id: body.melding_id, sequence: body.sequence });
   }
-  seen.add(messageId);
   return kept;
 }
 
